@@ -1,0 +1,75 @@
+# Makefile: the project's one entry point: make, make run, make check, make bench,
+# make install PREFIX=..., make clean. Each folder adds its rules through its own .mk file.
+#
+# Every object is built in three variants, each in its own tree under build/:
+#   build/rel   release: what `make` and `make install` ship (-O2, no fault points)
+#   build/tst   tests: libfiu fault points compiled in (-DFIU_ENABLE)
+#   build/asan  tests again, under AddressSanitizer + UndefinedBehaviorSanitizer
+
+BUILD   ?= build
+PREFIX  ?= /usr/local
+SHELL   := /bin/bash
+
+COMMON_CFLAGS := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Wall -Wextra -Werror \
+                 -Wshadow -Wstrict-prototypes -g -MMD -MP -Ipager
+REL_CFLAGS    := $(COMMON_CFLAGS) -O2 -fPIC -fvisibility=hidden
+TST_CFLAGS    := $(COMMON_CFLAGS) -O1 -fPIC -DFIU_ENABLE
+ASAN_FLAGS    := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ASAN_CFLAGS   := $(TST_CFLAGS) $(ASAN_FLAGS)
+EXTRA_CFLAGS  ?=
+
+# Filled in by the .mk files below.
+LIBS_REL    :=   # what `make` builds
+CHECK_BINS  :=   # test programs `make check` runs (each exits non-zero on failure)
+CHECK_SCRIPTS := # end-to-end test scripts `make check` runs after them
+BENCH_BINS  :=   # benchmark programs `make bench` runs
+CLEAN_EXTRA :=
+
+.PHONY: all setup run check bench install clean
+all: setup libs
+
+# ci/setup installs missing Debian packages; it is quick when nothing is missing.
+setup:
+	@ci/setup
+
+$(BUILD)/rel/%.o: %.c | setup
+	@mkdir -p $(@D)
+	$(CC) $(REL_CFLAGS) $(EXTRA_CFLAGS) -c $< -o $@
+
+$(BUILD)/tst/%.o: %.c | setup
+	@mkdir -p $(@D)
+	$(CC) $(TST_CFLAGS) $(EXTRA_CFLAGS) -c $< -o $@
+
+$(BUILD)/asan/%.o: %.c | setup
+	@mkdir -p $(@D)
+	$(CC) $(ASAN_CFLAGS) $(EXTRA_CFLAGS) -c $< -o $@
+
+include pager/pager.mk
+-include faults/faults.mk
+-include harness/harness.mk
+
+libs: $(LIBS_REL)
+
+run: all $(RUN_DEPS)
+	$(RUN_CMD)
+
+# The test runner prints one line per program and a closing "N passed, N failed".
+check: all $(CHECK_BINS) $(CHECK_SCRIPTS)
+	@ci/run-tests $(CHECK_BINS) $(CHECK_SCRIPTS)
+
+bench: all $(BENCH_BINS)
+	@for b in $(BENCH_BINS); do $$b || exit 1; done
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 pager/mappedpages.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/lib/libmappedpages.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/lib/libmappedpages.so $(DESTDIR)$(PREFIX)/lib/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(MP_VERSION)|g' pager/mappedpages.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mappedpages.pc
+	$(INSTALL_EXTRA)
+
+clean:
+	rm -rf $(BUILD) $(CLEAN_EXTRA)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

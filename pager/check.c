@@ -1,0 +1,148 @@
+/* check.c: mp_check, a full consistency check of an open file: every structural rule
+ * of the format re-derived from the bytes in the mapping, and the in-memory state
+ * compared with them. Each finding is reported as one sentence. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "crc32.h"
+#include "internal.h"
+
+typedef struct checker {
+  mp_pager *p;
+  mp_report_fn report;
+  void *arg;
+  unsigned count;
+  uint64_t *seen; /* pages some structure claims */
+} checker;
+
+__attribute__((format(printf, 2, 3))) static void found(checker *c, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  c->count++;
+  if (c->report) c->report(c->arg, msg);
+}
+
+/* A page a structure refers to: inside the file, allocated, claimed once. */
+static bool claim(checker *c, uint64_t id, const char *what, uint64_t total, const uint8_t *bitmap) {
+  if (id < MP_RESERVED_PAGES || id >= total) {
+    found(c, "%s refers to page %llu, outside the usable pages 3 .. %llu", what, (unsigned long long)id,
+          (unsigned long long)total - 1);
+    return false;
+  }
+  if (!(bitmap[id >> 3] >> (id & 7) & 1))
+    found(c, "%s refers to page %llu, which the bitmap says is free", what, (unsigned long long)id);
+  if (mp__bit(c->seen, id)) {
+    found(c, "page %llu is used twice (again by %s)", (unsigned long long)id, what);
+    return false;
+  }
+  mp__set(c->seen, id);
+  return true;
+}
+
+static void check_block(checker *c, uint32_t b, const uint8_t *ref, uint64_t total, const uint8_t *bitmap) {
+  mp_pager *p = c->p;
+  char what[96];
+  uint64_t pages[2] = {mp__get64(ref), mp__get64(ref + 8)};
+  uint8_t active = ref[MP_REF_ACTIVE];
+  snprintf(what, sizeof what, "directory reference %u", b);
+  bool ok = claim(c, pages[0], what, total, bitmap) & claim(c, pages[1], what, total, bitmap);
+  if (active > 1) {
+    found(c, "directory reference %u has selector %u (must be 0 or 1)", b, active);
+    return;
+  }
+  if (!ok) return;
+  const uint8_t *cur = mp__pg(p, pages[active]);
+  if (!mp__page_crc_ok(cur, p->ps)) {
+    found(c, "directory page %llu (block %u, current copy) fails its checksum", (unsigned long long)pages[active], b);
+    return;
+  }
+  if (mp__get32(cur + MP_DIR_CAPACITY) != p->dir_cap)
+    found(c, "directory page %llu has capacity %u, expected %u", (unsigned long long)pages[active],
+          mp__get32(cur + MP_DIR_CAPACITY), p->dir_cap);
+  uint32_t used = 0;
+  for (uint32_t e = 0; e < p->dir_cap; e++) {
+    mp_entry ent;
+    mp__entry_decode(mp__entry_at_c(cur, e), &ent);
+    if (!ent.in_use) continue;
+    used++;
+    snprintf(what, sizeof what, "protected page %llu", (unsigned long long)b * p->dir_cap + e);
+    bool both = claim(c, ent.page[0], what, total, bitmap) & claim(c, ent.page[1], what, total, bitmap);
+    if (both && mp__crc32(0, mp__pg(p, ent.page[ent.slot]), p->ps) != ent.crc)
+      found(c, "%s: its current copy (page %llu) does not match the checksum in its entry", what,
+            (unsigned long long)ent.page[ent.slot]);
+  }
+  if (b < p->dir_count && (p->blocks[b].used != used || p->blocks[b].page[0] != pages[0] ||
+                           p->blocks[b].page[1] != pages[1] || p->blocks[b].active != active))
+    found(c, "directory block %u in memory differs from the file", b);
+}
+
+int mp_check(mp_pager *p, mp_report_fn report, void *arg, unsigned *findings) {
+  if (!p) return MP_EINVAL;
+  checker c = {.p = p, .report = report, .arg = arg};
+  c.seen = mp__calloc(p->words ? p->words : 1, 8);
+  if (!c.seen) return MP_ENOMEM;
+  size_t ps = p->ps;
+  const uint8_t *p0 = p->map;
+
+  unsigned log2;
+  const char *why;
+  if (mp__sb_check(p0, ps, &log2, &why) != MP_OK) found(&c, "superblock: %s", why);
+  else if (log2 != p->log2) found(&c, "superblock page size changed under the open pager");
+  if (p0[13] | p0[14] | p0[15]) found(&c, "superblock bytes 13..15 are not zero");
+
+  /* Metadata: the copy page 0 selects must be whole and agree with memory. */
+  unsigned sel = p0[MP_SB_ACTIVE_META] & 1;
+  const uint8_t *meta = mp__pg(p, 1 + sel);
+  struct stat st;
+  uint64_t file_pages = fstat(p->fd, &st) == 0 ? (uint64_t)st.st_size / ps : p->map_pages;
+  if (file_pages > p->map_pages) file_pages = p->map_pages;
+  mp_meta_hdr h;
+  char reason[160];
+  bool meta_ok = mp__meta_valid(meta, ps, file_pages, &h, reason, sizeof reason);
+  if (!meta_ok) {
+    found(&c, "metadata %c (current): %s", 'A' + sel, reason);
+  } else {
+    if (mp__crc32(0, meta, ps) != mp__get32(p0 + MP_SB_META_CRC))
+      found(&c, "superblock meta_checksum does not match metadata %c", 'A' + sel);
+    if (sel != p->active_meta || h.total != p->total || h.generation != p->generation ||
+        h.free_count != p->free_count)
+      found(&c, "metadata in memory (generation %llu, %llu pages, %llu free) differs from the file "
+                "(generation %llu, %llu pages, %llu free)",
+            (unsigned long long)p->generation, (unsigned long long)p->total, (unsigned long long)p->free_count,
+            (unsigned long long)h.generation, (unsigned long long)h.total, (unsigned long long)h.free_count);
+  }
+
+  /* Directory: resolved as open resolves it (a torn but recoverable page 0 is not
+   * a finding), every reference and entry claimed once. */
+  uint8_t *fixed = mp__malloc(ps);
+  mp_p0_fix fix;
+  if (!fixed) {
+    free(c.seen);
+    return MP_ENOMEM;
+  }
+  if (mp__p0_resolve(p0, ps, fixed, &fix, &why) != MP_OK) {
+    found(&c, "page 0: %s", why);
+  } else if (meta_ok) {
+    uint32_t dc = mp__get32(fixed + MP_SB_DIR_COUNT);
+    if (dc != p->dir_count) found(&c, "%u directory blocks in the file, %u in memory", dc, p->dir_count);
+    for (uint32_t b = 0; b < dc; b++)
+      check_block(&c, b, fixed + MP_SB_REFS + (size_t)MP_REF_SIZE * b, h.total, meta + MP_META_BITMAP);
+    for (uint64_t id = MP_RESERVED_PAGES; id < h.total && id < (uint64_t)p->words * 64; id++)
+      if (mp__bit(c.seen, id) != mp__bit(p->owned, id)) {
+        found(&c, "page %llu is %s in memory but %s in the file", (unsigned long long)id,
+              mp__bit(p->owned, id) ? "owned by a protected structure" : "a regular page",
+              mp__bit(c.seen, id) ? "owned by one" : "not");
+        break;
+      }
+  }
+  free(fixed);
+  free(c.seen);
+  if (findings) *findings = c.count;
+  return MP_OK;
+}

@@ -1,0 +1,281 @@
+/* commit.c: every durable change the pager makes, in the order that keeps each
+ * crash state recoverable: metadata commits, directory changes, growth, and the
+ * work a failed call leaves pending.
+ *
+ * The protocol, and why each step is where it is:
+ *
+ * - Metadata commit: the next state is written whole into the INACTIVE metadata
+ *   page and msynced; then byte 12 of page 0 (the selector) flips and page 0 is
+ *   msynced. The superblock's meta_checksum is the CRC of a whole valid page, a
+ *   constant, so the flip changes a single byte in a single sector: a power cut
+ *   leaves either selector value, and both name a complete, durable state.
+ *
+ * - Directory change: the next version of a directory page is written into the
+ *   block's inactive copy and msynced; then the block's selector byte in page 0
+ *   flips together with the section CRC at the end of page 0. Those are two
+ *   sectors; if a cut tears them apart, recovery (layout.c) finds the one-byte
+ *   toggle that makes the CRC match.
+ *
+ * - Appending a block reference takes two page-0 writes, each one change: first
+ *   the reference bytes go into the padding past dir_count with the CRC left
+ *   alone (an intent: a CRC mismatch that zeroing the padding explains), then
+ *   dir_count + 1 with the new CRC (a mismatch that dir_count +/- 1 explains).
+ *
+ * - Mirror: after an allocation or free of a protected page, the block's inactive
+ *   copy is made equal to its current copy. Between operations the two copies then
+ *   agree on which entries are in use, so any in-use entry found only in an
+ *   inactive copy at open time is an interrupted operation, whose pages recovery
+ *   can reclaim without ever touching a page that something else owns.
+ *
+ * - A failed msync at a commit point (the page-0 write) leaves the disk holding
+ *   the old or the new version. The change is reverted in memory and page 0 is
+ *   synced again so that the disk holds the old one; if that fails too, the handle
+ *   is poisoned: the durable state is uncertain, and only a reopen can tell.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- shared preconditions ---------------------------------------------- */
+
+int mp__words_reserve(mp_pager *p, uint64_t pages) {
+  size_t need = (size_t)((pages + 63) / 64);
+  if (need <= p->words) return MP_OK;
+  uint64_t *o = mp__realloc(p->owned, need * 8);
+  if (!o) return MP_ENOMEM;
+  p->owned = o;
+  uint64_t *r = mp__realloc(p->reclaim, need * 8);
+  if (!r) return MP_ENOMEM;
+  p->reclaim = r;
+  memset(p->owned + p->words, 0, (need - p->words) * 8);
+  memset(p->reclaim + p->words, 0, (need - p->words) * 8);
+  p->words = need;
+  return MP_OK;
+}
+
+int mp__ensure_pages(mp_pager *p, uint64_t pages) {
+  int rc = mp__words_reserve(p, pages);
+  if (rc == MP_OK) rc = mp__sys_extend(p, pages * p->ps);
+  if (rc == MP_OK) rc = mp__sys_remap(p, pages);
+  return rc;
+}
+
+int mp__writable(mp_pager *p) {
+  if (p->rdonly) return MP_ERDONLY;
+  if (p->poisoned) return MP_EPOISONED;
+  return mp__settle(p);
+}
+
+bool mp__allocated(const mp_pager *p, uint64_t id) {
+  const uint8_t *bm = mp__active_meta(p) + MP_META_BITMAP;
+  return id < p->total && (bm[id >> 3] >> (id & 7) & 1);
+}
+
+/* ---- page 0 writes ------------------------------------------------------ */
+
+/* Syncs page 0 after a change; on failure restores `old` (len bytes at `at`, and
+ * the section CRC if `crc_too`) and syncs again, poisoning the handle if even
+ * that fails. */
+static int p0_sync_or_revert(mp_pager *p, size_t at, const uint8_t *old, size_t len, const uint8_t old_crc[4]) {
+  int rc = mp__sys_msync(p, 0, 1);
+  if (rc == MP_OK) return MP_OK;
+  memcpy(p->map + at, old, len);
+  if (old_crc) memcpy(p->map + p->ps - 4, old_crc, 4);
+  if (mp__sys_msync(p, 0, 1) != MP_OK) p->poisoned = true;
+  return rc;
+}
+
+static void p0_reseal(mp_pager *p) { mp__put32(p->map + p->ps - 4, mp__section_crc(p->map, p->ps)); }
+
+/* ---- metadata ------------------------------------------------------------ */
+
+int mp__meta_begin(mp_pager *p, uint64_t new_total, mp_meta_txn *txn) {
+  const uint8_t *a = mp__active_meta(p);
+  uint8_t *in = mp__pg(p, 2 - p->active_meta);
+  size_t used = (size_t)((p->total + 7) / 8);
+  memcpy(in + MP_META_BITMAP, a + MP_META_BITMAP, used);
+  memset(in + MP_META_BITMAP + used, 0, p->ps - 4 - MP_META_BITMAP - used);
+  txn->total = new_total;
+  txn->free_count = p->free_count + (new_total - p->total);
+  return MP_OK;
+}
+
+void mp__meta_set(mp_pager *p, mp_meta_txn *txn, uint64_t id, bool allocated) {
+  uint8_t *bm = mp__pg(p, 2 - p->active_meta) + MP_META_BITMAP;
+  uint8_t bit = (uint8_t)(1u << (id & 7));
+  bool was = bm[id >> 3] & bit;
+  if (was == allocated) return;
+  bm[id >> 3] ^= bit;
+  if (allocated)
+    txn->free_count--;
+  else
+    txn->free_count++;
+}
+
+int mp__meta_commit(mp_pager *p, mp_meta_txn *txn) {
+  unsigned next = !p->active_meta;
+  uint8_t *in = mp__pg(p, 1 + next);
+  mp__put64(in + MP_META_TOTAL, txn->total);
+  mp__put64(in + MP_META_GEN, p->generation + 1);
+  mp__put64(in + MP_META_FREE, txn->free_count);
+  mp__page_seal(in, p->ps);
+  int rc = mp__sys_msync(p, 1 + next, 1);
+  if (rc != MP_OK) return rc;
+
+  uint8_t old[8];
+  memcpy(old, p->map + MP_SB_ACTIVE_META, 8);
+  p->map[MP_SB_ACTIVE_META] = (uint8_t)next;
+  mp__put32(p->map + MP_SB_META_CRC, MP_CRC_RESIDUE);
+  rc = p0_sync_or_revert(p, MP_SB_ACTIVE_META, old, 8, NULL);
+  if (rc != MP_OK) return rc;
+  p->active_meta = next;
+  p->generation++;
+  p->total = txn->total;
+  p->free_count = txn->free_count;
+  return MP_OK;
+}
+
+int mp__find_free(mp_pager *p, size_t n, uint64_t *ids, uint64_t *new_total) {
+  /* Next fit, a word at a time from where the last search stopped. */
+  const uint8_t *bm = mp__active_meta(p) + MP_META_BITMAP;
+  uint64_t words = (p->total + 63) / 64, found = 0;
+  uint64_t start = p->hint_word < words ? p->hint_word : 0;
+  for (uint64_t k = 0; k < words && found < n; k++) {
+    uint64_t w = (start + k) % words;
+    uint64_t free_bits = ~mp__get64(bm + w * 8);
+    if (w == words - 1 && p->total % 64) free_bits &= (UINT64_C(1) << (p->total % 64)) - 1;
+    while (free_bits && found < n) {
+      ids[found++] = w * 64 + (uint64_t)__builtin_ctzll(free_bits);
+      free_bits &= free_bits - 1;
+    }
+    if (found == n) p->hint_word = w;
+  }
+  uint64_t total = p->total;
+  if (found < n) {
+    /* Grow by doubling, as the reference does, up to what one bitmap page holds. */
+    uint64_t need = n - found;
+    while (total - p->total < need) {
+      if (total >= p->capacity) return MP_EFULL;
+      total = total * 2 < p->capacity ? total * 2 : p->capacity;
+    }
+    int rc = mp__ensure_pages(p, total);
+    if (rc != MP_OK) return rc;
+    for (uint64_t id = p->total; found < n; id++) ids[found++] = id;
+    p->hint_word = (ids[n - 1] + 1) / 64;
+  }
+  *new_total = total;
+  return MP_OK;
+}
+
+/* ---- directory -------------------------------------------------------------- */
+
+int mp__blocks_reserve(mp_pager *p, uint32_t n) {
+  if (n <= p->blocks_cap) return MP_OK;
+  uint32_t cap = p->blocks_cap ? p->blocks_cap : 4;
+  while (cap < n) cap *= 2;
+  mp_block *b = mp__realloc(p->blocks, (size_t)cap * sizeof *b);
+  if (!b) return MP_ENOMEM;
+  memset(b + p->blocks_cap, 0, (size_t)(cap - p->blocks_cap) * sizeof *b);
+  p->blocks = b;
+  p->blocks_cap = cap;
+  return MP_OK;
+}
+
+int mp__dir_stage(mp_pager *p, uint32_t b, uint32_t e, const uint8_t entry[MP_ENTRY_SIZE]) {
+  mp_block *blk = &p->blocks[b];
+  uint8_t *cur = mp__pg(p, blk->page[blk->active]), *next = mp__pg(p, blk->page[!blk->active]);
+  memcpy(next, cur, p->ps);
+  memcpy(mp__entry_at(next, e), entry, MP_ENTRY_SIZE);
+  mp__page_seal(next, p->ps);
+  int rc = mp__sys_msync(p, blk->page[!blk->active], 1);
+  if (rc != MP_OK) blk->needs_mirror = true; /* an intent must not outlive its call */
+  return rc;
+}
+
+int mp__dir_flip(mp_pager *p, uint32_t b) {
+  size_t at = MP_SB_REFS + (size_t)MP_REF_SIZE * b + MP_REF_ACTIVE;
+  uint8_t old = p->map[at], old_crc[4];
+  memcpy(old_crc, p->map + p->ps - 4, 4);
+  p->map[at] = (uint8_t)!p->blocks[b].active;
+  p0_reseal(p);
+  int rc = p0_sync_or_revert(p, at, &old, 1, old_crc);
+  if (rc == MP_OK) p->blocks[b].active = !p->blocks[b].active;
+  return rc;
+}
+
+int mp__dir_mirror(mp_pager *p, uint32_t b) {
+  mp_block *blk = &p->blocks[b];
+  memcpy(mp__pg(p, blk->page[!blk->active]), mp__pg(p, blk->page[blk->active]), p->ps);
+  int rc = mp__sys_msync(p, blk->page[!blk->active], 1);
+  blk->needs_mirror = rc != MP_OK;
+  return rc;
+}
+
+static size_t slot_at(uint32_t i) { return MP_SB_REFS + (size_t)MP_REF_SIZE * i; }
+
+int mp__dir_append_intent(mp_pager *p, uint64_t page_a, uint64_t page_b) {
+  size_t at = slot_at(p->dir_count);
+  static const uint8_t zero[MP_REF_SIZE];
+  mp__put64(p->map + at, page_a);
+  mp__put64(p->map + at + 8, page_b);
+  p->map[at + MP_REF_ACTIVE] = 0;
+  return p0_sync_or_revert(p, at, zero, MP_REF_SIZE, NULL);
+}
+
+int mp__dir_append_cancel(mp_pager *p) {
+  memset(p->map + slot_at(p->dir_count), 0, MP_REF_SIZE);
+  if (mp__sys_msync(p, 0, 1) != MP_OK) {
+    p->poisoned = true; /* the intent may stay on disk while its pages get reused */
+    return MP_EIO;
+  }
+  return MP_OK;
+}
+
+int mp__dir_append_commit(mp_pager *p) {
+  uint8_t old[4], old_crc[4];
+  memcpy(old, p->map + MP_SB_DIR_COUNT, 4);
+  memcpy(old_crc, p->map + p->ps - 4, 4);
+  int rc = mp__blocks_reserve(p, p->dir_count + 1);
+  if (rc != MP_OK) return rc;
+  mp__put32(p->map + MP_SB_DIR_COUNT, p->dir_count + 1);
+  p0_reseal(p);
+  rc = p0_sync_or_revert(p, MP_SB_DIR_COUNT, old, 4, old_crc);
+  if (rc != MP_OK) return rc;
+  size_t at = slot_at(p->dir_count);
+  mp_block *blk = &p->blocks[p->dir_count];
+  memset(blk, 0, sizeof *blk);
+  blk->page[0] = mp__get64(p->map + at);
+  blk->page[1] = mp__get64(p->map + at + 8);
+  p->dir_count++;
+  return MP_OK;
+}
+
+/* ---- pending work ---------------------------------------------------------- */
+
+int mp__settle(mp_pager *p) {
+  if (p->reclaim_count) {
+    /* Free what an interrupted protected operation left allocated, before any
+     * mirror erases the record of it. */
+    mp_meta_txn txn;
+    mp__meta_begin(p, p->total, &txn);
+    for (size_t w = 0; w < p->words; w++)
+      for (uint64_t bits = p->reclaim[w]; bits; bits &= bits - 1)
+        mp__meta_set(p, &txn, w * 64 + (uint64_t)__builtin_ctzll(bits), false);
+    int rc = mp__meta_commit(p, &txn);
+    if (rc != MP_OK) return rc;
+    memset(p->reclaim, 0, p->words * 8);
+    p->reclaim_count = 0;
+  }
+  if (p->intent_pending) {
+    int rc = mp__dir_append_cancel(p);
+    if (rc != MP_OK) return rc;
+    p->intent_pending = false;
+  }
+  for (uint32_t b = 0; b < p->dir_count; b++) {
+    if (!p->blocks[b].needs_mirror) continue;
+    int rc = mp__dir_mirror(p, b);
+    if (rc != MP_OK) return rc;
+  }
+  return MP_OK;
+}

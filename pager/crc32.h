@@ -1,0 +1,23 @@
+/* crc32.h: the pager's page checksum, bit-for-bit zlib's crc32(), made fast enough
+ * that checksumming a 4 KiB page on every commit costs a small fraction of the commit. */
+#ifndef MP_CRC32_H
+#define MP_CRC32_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Same value and chaining as zlib: mp__crc32(0, buf, len) == crc32(0, buf, len), and
+ * feeding a previous result back as crc continues the checksum over the next bytes.
+ * buf may be NULL only when len is 0 (then crc comes back unchanged). Thread-safe. */
+uint32_t mp__crc32(uint32_t crc, const void *buf, size_t len);
+
+/* Which code path mp__crc32 takes: "vpclmul", "pclmul" or "zlib" (fastest the CPU
+ * supports), for benchmarks and logs to say what they measured. */
+const char *mp__crc32_impl(void);
+
+/* Tests only, so every path gets checked on a CPU that would pick the fastest:
+ * forces one of the names above, or "auto"/NULL to go back to detection.
+ * Returns -1 (and changes nothing) for an unknown name or one the CPU lacks. */
+int mp__crc32_use(const char *name);
+
+#endif

@@ -1,0 +1,115 @@
+/* internal.h: the pager's in-memory state and the functions its source files share.
+ * Nothing here is part of the public API (see mappedpages.h). */
+#ifndef MP_INTERNAL_H
+#define MP_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "layout.h"
+#include "mappedpages.h"
+
+/* One directory block: an A/B pair of directory pages referenced from page 0. */
+typedef struct mp_block {
+  uint64_t page[2];  /* physical pages of copy A and copy B */
+  uint8_t active;    /* which copy is current */
+  uint32_t used;     /* in-use entries in the current copy */
+  uint64_t *staged;  /* one bit per entry: a write is staged in the inactive slot */
+  bool needs_mirror; /* the inactive copy may differ in allocation fields (see commit.c) */
+} mp_block;
+
+struct mp_pager {
+  int fd;
+  bool rdonly;
+  bool poisoned;   /* the durable state is uncertain after a failed commit point */
+  bool ours;       /* the file carries MP_BUILD_MIRRORED: inactive copies are intents */
+  unsigned log2;
+  size_t ps;
+  size_t sys_page;    /* msync works on whole system pages */
+  uint64_t capacity;  /* most pages one bitmap page describes */
+  uint32_t max_refs;  /* directory references that fit in page 0 */
+  uint32_t dir_cap;   /* entries per directory page */
+
+  uint8_t *map;       /* MAP_SHARED mapping of map_pages pages */
+  uint64_t map_pages;
+  uint64_t file_size; /* bytes, as last extended or read */
+
+  /* Committed metadata. The bitmap itself is read from the active metadata page
+   * in the mapping, which is never written while it is active. */
+  uint64_t total, generation, free_count;
+  unsigned active_meta;
+  uint64_t hint_word;  /* where the next free-page scan starts, in 64-bit words */
+
+  /* Pages owned by directory blocks or protected pages (not regular pages), and
+   * allocated pages that nothing owns and a pending commit will free. Both hold
+   * `words` 64-bit words. */
+  uint64_t *owned;
+  uint64_t *reclaim;
+  uint64_t reclaim_count;
+  size_t words;
+
+  uint32_t dir_count;
+  uint32_t blocks_cap;
+  bool intent_pending; /* page 0's padding holds an append intent to clear after reclaiming */
+  mp_block *blocks;
+};
+
+/* ---- system calls with fault points (sys.c) ---- */
+int mp__sys_msync(mp_pager *p, uint64_t first_page, uint64_t pages);
+int mp__sys_extend(mp_pager *p, uint64_t new_size);
+int mp__sys_remap(mp_pager *p, uint64_t new_pages);
+int mp__errno_to_code(int err);
+void *mp__malloc(size_t n);
+void *mp__calloc(size_t n, size_t size);
+void *mp__realloc(void *ptr, size_t n);
+
+/* ---- bits ---- */
+static inline bool mp__bit(const uint64_t *words, uint64_t id) { return words[id >> 6] >> (id & 63) & 1; }
+static inline void mp__set(uint64_t *words, uint64_t id) { words[id >> 6] |= UINT64_C(1) << (id & 63); }
+static inline void mp__clear(uint64_t *words, uint64_t id) { words[id >> 6] &= ~(UINT64_C(1) << (id & 63)); }
+
+static inline uint8_t *mp__pg(const mp_pager *p, uint64_t id) { return p->map + id * p->ps; }
+static inline const uint8_t *mp__active_meta(const mp_pager *p) { return mp__pg(p, 1 + p->active_meta); }
+bool mp__allocated(const mp_pager *p, uint64_t id);
+
+/* ---- commits (commit.c) ---- */
+/* A metadata change under construction in the inactive metadata page. */
+typedef struct mp_meta_txn {
+  uint64_t total;
+  uint64_t free_count;
+} mp_meta_txn;
+int mp__meta_begin(mp_pager *p, uint64_t new_total, mp_meta_txn *txn);
+void mp__meta_set(mp_pager *p, mp_meta_txn *txn, uint64_t id, bool allocated);
+int mp__meta_commit(mp_pager *p, mp_meta_txn *txn);
+/* Makes the file and the mapping hold at least `pages` pages (no commit). */
+int mp__ensure_pages(mp_pager *p, uint64_t pages);
+/* Finds n free pages (growing the mapping if needed) without committing. */
+int mp__find_free(mp_pager *p, size_t n, uint64_t *ids, uint64_t *new_total);
+
+/* Writes the next version of block b's directory page (the inactive copy) from
+ * the current copy, with entry e replaced, and makes it durable. */
+int mp__dir_stage(mp_pager *p, uint32_t b, uint32_t e, const uint8_t entry[MP_ENTRY_SIZE]);
+/* Makes the staged copy of block b current: one selector flip in page 0. */
+int mp__dir_flip(mp_pager *p, uint32_t b);
+int mp__dir_mirror(mp_pager *p, uint32_t b);
+/* Appends a directory block whose pages are already allocated and written. */
+int mp__dir_append_intent(mp_pager *p, uint64_t page_a, uint64_t page_b);
+int mp__dir_append_commit(mp_pager *p);
+int mp__dir_append_cancel(mp_pager *p);
+int mp__blocks_reserve(mp_pager *p, uint32_t n);
+/* Runs work an earlier call left pending (reclaims, mirrors); every mutating call
+ * starts with it. */
+int mp__settle(mp_pager *p);
+int mp__writable(mp_pager *p);
+/* Grows the owned/reclaim word arrays to cover `pages`. */
+int mp__words_reserve(mp_pager *p, uint64_t pages);
+
+/* ---- open-time recovery (recover.c) ----
+ * Finds what an interrupted operation left behind (pages to reclaim, inactive
+ * copies to mirror) and, for a writer, repairs the file. `p0` is page 0 as
+ * mp__p0_resolve accepted it; `meta_fell_back` says the selected metadata copy
+ * was damaged and the other one is in use. */
+int mp__recover(mp_pager *p, const uint8_t *p0, const mp_p0_fix *fix, bool meta_fell_back);
+
+#endif

@@ -1,0 +1,148 @@
+/* mappedpages.h: public API of libmappedpages, a crash-consistent, memory-mapped,
+ * file-backed provider of fixed-size pages, byte-compatible with mappedpages 0.2.
+ *
+ * Conventions (libuv style): every name starts with mp_; functions return an
+ * error code (MP_OK = 0, or a negative MP_E* value) and deliver results through
+ * out parameters; mp_strerror() turns any code into a sentence. The library keeps
+ * no global mutable state, never exits, aborts or prints, and a handle may be used
+ * by one thread at a time.
+ *
+ * Durability contract: when a mutating call returns MP_OK its effect is durable
+ * (it survives a power cut). When it returns an error, the in-memory state is the
+ * last committed one, and the file holds either that state or, for an I/O error at
+ * the commit point (MP_EIO), possibly the new one: never a mix.
+ */
+#ifndef MAPPEDPAGES_H
+#define MAPPEDPAGES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define MP_API __attribute__((visibility("default")))
+#else
+#define MP_API
+#endif
+
+#define MP_VERSION_STRING "0.2.0"
+
+/* Error codes. */
+enum {
+  MP_OK = 0,
+  MP_EINVAL = -1,      /* an argument is invalid (NULL, bad page size, bad flags, unknown id) */
+  MP_ENOMEM = -2,      /* out of memory (malloc or mmap) */
+  MP_EIO = -3,         /* a system call failed; the operation was not committed */
+  MP_EEXIST = -4,      /* mp_create: the file exists and holds something */
+  MP_ENOENT = -5,      /* the file does not exist, or an iterator has no more ids */
+  MP_ECORRUPT = -6,    /* the file is not a valid mappedpages file, or is damaged */
+  MP_EVERSION = -7,    /* the file has an unsupported format version or page size */
+  MP_EFULL = -8,       /* the file reached its capacity (one bitmap page, or the directory) */
+  MP_ENOSPC = -9,      /* the file system is full */
+  MP_ERDONLY = -10,    /* the pager was opened with MP_RDONLY */
+  MP_ENOTALLOC = -11,  /* the page or protected id is not allocated */
+  MP_EBUSY = -12,      /* the file is locked by another writer, or a staged write is pending */
+  MP_ENOTSTAGED = -13, /* mp_protected_commit/abort without mp_protected_begin */
+  MP_EINCOMPLETE = -14,/* the file is the leftover of an interrupted mp_create */
+  MP_EPOISONED = -15,  /* an earlier I/O error left the durable state uncertain: reopen */
+  MP_EACCES = -16      /* permission denied */
+};
+
+/* Flags for mp_open. */
+#define MP_RDONLY 0x1u /* map read-only; every mutating call returns MP_ERDONLY */
+#define MP_CREATE 0x2u /* create the file (page size MP_DEFAULT_PAGE_SIZE) if it does not exist */
+
+#define MP_DEFAULT_PAGE_SIZE 4096u
+#define MP_MIN_PAGE_SIZE 1024u
+#define MP_MAX_PAGE_SIZE (1u << 24)
+
+typedef struct mp_pager mp_pager;
+
+/* Creates a new file with the given page size (a power of two, 1 KiB .. 16 MiB).
+ * Fails with MP_EEXIST if the path exists, unless it is the leftover of a create
+ * that a power cut interrupted, which is replaced. */
+MP_API int mp_create(const char *path, size_t page_size, mp_pager **out);
+
+/* Opens an existing file; the page size is read from it. With MP_CREATE, a
+ * missing file (or an interrupted create) is created with MP_DEFAULT_PAGE_SIZE.
+ * A writer holds an exclusive lock; MP_RDONLY openers share a lock. Opening
+ * read-write also finishes or rolls back an operation that a power cut
+ * interrupted (see README: recovery). */
+MP_API int mp_open(const char *path, unsigned flags, mp_pager **out);
+
+/* As mp_open; when it fails, also writes one sentence saying why into `why`
+ * (whylen bytes, always NUL-terminated; may be NULL). */
+MP_API int mp_open_explain(const char *path, unsigned flags, mp_pager **out, char *why, size_t whylen);
+
+/* Unmaps and closes; NULL is accepted. Returns MP_EIO if close(2) failed. */
+MP_API int mp_close(mp_pager *p);
+
+const char *mp_strerror(int code);
+
+MP_API size_t mp_page_size(const mp_pager *p);
+MP_API uint64_t mp_page_count(const mp_pager *p); /* pages in the file, reserved ones included */
+MP_API uint64_t mp_free_count(const mp_pager *p);
+/* Most pages this file can ever hold at its page size: (page_size - 28) * 8. */
+MP_API uint64_t mp_capacity(const mp_pager *p);
+
+/* ---- Regular pages ---------------------------------------------------------
+ * A regular page is yours: write it through mp_page() and make it durable with
+ * mp_sync_page() or mp_sync(). Its allocation is durable when mp_alloc returns. */
+MP_API int mp_alloc(mp_pager *p, uint64_t *id);
+MP_API int mp_free(mp_pager *p, uint64_t id);
+/* All or nothing, one commit each. mp_free_bulk checks every id (allocated,
+ * regular, no duplicates) before it changes anything. */
+MP_API int mp_alloc_bulk(mp_pager *p, size_t n, uint64_t *ids);
+MP_API int mp_free_bulk(mp_pager *p, size_t n, const uint64_t *ids);
+/* Pointer to the page in the mapping: valid until the next call that may grow
+ * the file (mp_alloc, mp_alloc_bulk, mp_protected_alloc) or mp_close. Read-only
+ * memory when the pager is MP_RDONLY. */
+MP_API int mp_page(mp_pager *p, uint64_t id, void **data);
+MP_API int mp_sync_page(mp_pager *p, uint64_t id); /* make one regular page's data durable */
+MP_API int mp_sync(mp_pager *p);                   /* make every regular page's data durable */
+/* Iteration over allocated regular pages (pages used internally by protected
+ * pages are excluded): finds the smallest allocated regular id >= from.
+ *   for (uint64_t id = 0; mp_next_regular(p, id, &id) == MP_OK; id++) ...
+ * Returns MP_ENOENT when there is none. */
+MP_API int mp_next_regular(const mp_pager *p, uint64_t from, uint64_t *id);
+
+/* ---- Protected pages -------------------------------------------------------
+ * A protected page is a copy-on-write page backed by two physical pages: a
+ * committed write is all there after a power cut, or not at all. Ids are
+ * directory slots, not physical page numbers. */
+MP_API int mp_protected_alloc(mp_pager *p, uint64_t *id); /* content starts zeroed */
+MP_API int mp_protected_free(mp_pager *p, uint64_t id);   /* discards a staged write */
+/* Pointer to the committed content (page_size bytes), checked against its CRC:
+ * MP_ECORRUPT if it does not match. Valid as for mp_page. */
+MP_API int mp_protected_read(mp_pager *p, uint64_t id, const void **data);
+/* Stages a write: *data points to a page_size buffer that starts with the
+ * current content. Valid as for mp_page. Nothing changes durably until
+ * mp_protected_commit; MP_EBUSY if a write is already staged for this id. */
+MP_API int mp_protected_begin(mp_pager *p, uint64_t id, void **data);
+MP_API int mp_protected_commit(mp_pager *p, uint64_t id);
+MP_API int mp_protected_abort(mp_pager *p, uint64_t id);
+MP_API int mp_next_protected(const mp_pager *p, uint64_t from, uint64_t *id);
+
+/* ---- Consistency check -----------------------------------------------------
+ * Checks the file as it is on the mapping against every structural rule
+ * (reserved pages allocated, free count equal to the bitmap, no bits past the
+ * page count, page count within the file, directory references and entries
+ * inside the file and allocated, no physical page used twice, CRCs), and the
+ * in-memory state against the file. Each finding is passed to `report` (may be
+ * NULL) as one sentence; *findings (may be NULL) receives their number.
+ * Returns MP_OK when the check ran (whatever it found). */
+typedef void (*mp_report_fn)(void *arg, const char *finding);
+MP_API int mp_check(mp_pager *p, mp_report_fn report, void *arg, unsigned *findings);
+
+/* Pages allocated in the bitmap that no structure owns, left by a protected
+ * alloc/free that a power cut interrupted. A read-write open reclaims them, so
+ * this is non-zero only for MP_RDONLY handles. */
+MP_API uint64_t mp_leaked_count(const mp_pager *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MAPPEDPAGES_H */

@@ -1,0 +1,357 @@
+/* open.c: creating, opening and closing a pager file: the create protocol that a power
+ * cut cannot wedge, and the loader that bounds-checks every field before using it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* ---- loading ---------------------------------------------------------------- */
+
+/* Reads the structures from the mapping into *p, refusing anything out of bounds.
+ * `p0` is page 0 as recovery accepted it (see mp__p0_resolve). */
+static int load_meta(mp_pager *p, const uint8_t *p0, bool *fell_back, char *why, size_t whylen) {
+  unsigned sel = p0[MP_SB_ACTIVE_META];
+  mp_meta_hdr h[2];
+  char reason[2][160];
+  bool ok[2];
+  for (unsigned i = 0; i < 2; i++) ok[i] = mp__meta_valid(mp__pg(p, 1 + i), p->ps, p->map_pages, &h[i], reason[i], 160);
+  unsigned use = sel;
+  *fell_back = false;
+  if (!ok[sel]) {
+    /* The current copy is never written while current, so damage to it is not a
+     * torn commit. The other copy is the state just before it only if its
+     * generation is one less (or equal, in a file that was never changed). */
+    uint64_t claimed = mp__get64(mp__pg(p, 1 + sel) + MP_META_GEN);
+    unsigned other = !sel;
+    if (!ok[other] || h[other].generation > claimed || claimed - h[other].generation > 1) {
+      snprintf(why, whylen, "metadata %c (current) is damaged: %s; metadata %c %s", 'A' + sel, reason[sel],
+               'A' + other, ok[other] ? "is not the state before it" : reason[other]);
+      return MP_ECORRUPT;
+    }
+    use = other;
+    *fell_back = true;
+  }
+  p->active_meta = use;
+  p->total = h[use].total;
+  p->generation = h[use].generation;
+  p->free_count = h[use].free_count;
+  return MP_OK;
+}
+
+static int own_page(mp_pager *p, uint64_t id, const char *what, char *why, size_t whylen) {
+  if (id < MP_RESERVED_PAGES || id >= p->total) {
+    snprintf(why, whylen, "%s refers to page %llu, outside 3 .. %llu", what, (unsigned long long)id,
+             (unsigned long long)p->total - 1);
+    return MP_ECORRUPT;
+  }
+  if (!mp__allocated(p, id)) {
+    snprintf(why, whylen, "%s refers to page %llu, which is free in the bitmap", what, (unsigned long long)id);
+    return MP_ECORRUPT;
+  }
+  if (mp__bit(p->owned, id)) {
+    snprintf(why, whylen, "%s refers to page %llu, which is already in use", what, (unsigned long long)id);
+    return MP_ECORRUPT;
+  }
+  mp__set(p->owned, id);
+  return MP_OK;
+}
+
+static int load_dirs(mp_pager *p, const uint8_t *p0, char *why, size_t whylen) {
+  uint32_t dc = mp__get32(p0 + MP_SB_DIR_COUNT);
+  int rc = mp__blocks_reserve(p, dc);
+  if (rc != MP_OK) return rc;
+  char what[64];
+  for (uint32_t b = 0; b < dc; b++) {
+    const uint8_t *ref = p0 + MP_SB_REFS + (size_t)MP_REF_SIZE * b;
+    mp_block *blk = &p->blocks[b];
+    blk->page[0] = mp__get64(ref);
+    blk->page[1] = mp__get64(ref + 8);
+    blk->active = ref[MP_REF_ACTIVE];
+    p->dir_count = b + 1; /* so that close frees what this block allocates */
+    if (blk->active > 1) {
+      snprintf(why, whylen, "directory reference %u has selector %u", b, blk->active);
+      return MP_ECORRUPT;
+    }
+    snprintf(what, sizeof what, "directory reference %u", b);
+    if ((rc = own_page(p, blk->page[0], what, why, whylen)) != MP_OK) return rc;
+    if ((rc = own_page(p, blk->page[1], what, why, whylen)) != MP_OK) return rc;
+    const uint8_t *cur = mp__pg(p, blk->page[blk->active]);
+    if (!mp__dir_valid(cur, p->ps)) {
+      snprintf(why, whylen, "directory page %llu (block %u, current copy) is damaged",
+               (unsigned long long)blk->page[blk->active], b);
+      return MP_ECORRUPT;
+    }
+    blk->staged = mp__calloc((p->dir_cap + 63) / 64, 8);
+    if (!blk->staged) return MP_ENOMEM;
+    for (uint32_t e = 0; e < p->dir_cap; e++) {
+      mp_entry ent;
+      mp__entry_decode(mp__entry_at_c(cur, e), &ent);
+      if (!ent.in_use) continue;
+      snprintf(what, sizeof what, "protected page %llu", (unsigned long long)b * p->dir_cap + e);
+      if (ent.page[0] == ent.page[1]) {
+        snprintf(why, whylen, "%s uses page %llu for both copies", what, (unsigned long long)ent.page[0]);
+        return MP_ECORRUPT;
+      }
+      if ((rc = own_page(p, ent.page[0], what, why, whylen)) != MP_OK) return rc;
+      if ((rc = own_page(p, ent.page[1], what, why, whylen)) != MP_OK) return rc;
+      blk->used++;
+    }
+  }
+  return MP_OK;
+}
+
+/* Maps an open descriptor and loads it: fstat, superblock, mapping, structures,
+ * recovery. On failure *why says what is wrong; the descriptor stays the caller's. */
+static int attach(int fd, bool rdonly, mp_pager **out, char *why, size_t whylen) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return mp__errno_to_code(errno);
+  if (!S_ISREG(st.st_mode)) {
+    snprintf(why, whylen, "not a regular file");
+    return MP_EINVAL;
+  }
+  uint8_t head[MP_SB_REFS];
+  if ((uint64_t)st.st_size < sizeof head || pread(fd, head, sizeof head, 0) != (ssize_t)sizeof head) {
+    snprintf(why, whylen, "file too short for a superblock");
+    return MP_ECORRUPT;
+  }
+  unsigned log2;
+  const char *reason;
+  int rc = mp__sb_check(head, sizeof head, &log2, &reason);
+  if (rc != MP_OK) {
+    snprintf(why, whylen, "%s", reason);
+    return rc;
+  }
+  size_t ps = (size_t)1 << log2;
+  if ((uint64_t)st.st_size < 3 * (uint64_t)ps) {
+    snprintf(why, whylen, "file of %llu bytes is shorter than 3 pages of %zu", (unsigned long long)st.st_size, ps);
+    return MP_ECORRUPT;
+  }
+  mp_pager *p = mp__calloc(1, sizeof *p);
+  uint8_t *p0 = mp__malloc(ps);
+  if (!p || !p0) {
+    free(p);
+    free(p0);
+    return MP_ENOMEM;
+  }
+  p->fd = fd;
+  p->rdonly = rdonly;
+  p->log2 = log2;
+  p->ps = ps;
+  p->sys_page = (size_t)sysconf(_SC_PAGESIZE);
+  p->capacity = mp__capacity(ps);
+  p->max_refs = mp__max_refs(ps);
+  p->dir_cap = mp__dir_cap(ps);
+  p->file_size = (uint64_t)st.st_size;
+  p->map_pages = p->file_size / ps < p->capacity ? p->file_size / ps : p->capacity;
+  p->map = mmap(NULL, p->map_pages * ps, PROT_READ | (rdonly ? 0 : PROT_WRITE), MAP_SHARED, fd, 0);
+  if (p->map == MAP_FAILED) {
+    p->map = NULL;
+    rc = MP_ENOMEM;
+    goto fail;
+  }
+  mp_p0_fix fix;
+  if ((rc = mp__p0_resolve(p->map, ps, p0, &fix, &reason)) != MP_OK) {
+    snprintf(why, whylen, "%s", reason);
+    goto fail;
+  }
+  p->ours = p0[MP_SB_VERSION + 3] == MP_BUILD_MIRRORED;
+  bool fell_back;
+  if ((rc = load_meta(p, p0, &fell_back, why, whylen)) != MP_OK) goto fail;
+  if ((rc = mp__words_reserve(p, p->map_pages)) != MP_OK) goto fail;
+  if ((rc = load_dirs(p, p0, why, whylen)) != MP_OK) goto fail;
+  if ((rc = mp__recover(p, p0, &fix, fell_back)) != MP_OK) {
+    snprintf(why, whylen, "recovery could not write the file");
+    goto fail;
+  }
+  free(p0);
+  *out = p;
+  return MP_OK;
+fail:
+  p->fd = -1; /* the caller owns the descriptor */
+  free(p0);
+  mp_close(p);
+  return rc;
+}
+
+/* ---- creating ----------------------------------------------------------- */
+
+/* True if every byte of the file is either zero or what mp_create writes there for
+ * some page size: the leftover of a create that a power cut interrupted, which
+ * holds nothing of anyone's and may be replaced. */
+static bool is_leftover(int fd, uint64_t size) {
+  if (size == 0) return true;
+  if (size > 4 * (uint64_t)MP_MAX_PAGE_SIZE) return false;
+  uint8_t *buf = malloc(size), *img = NULL;
+  bool match = false;
+  if (!buf || pread(fd, buf, size, 0) != (ssize_t)size) goto out;
+  for (unsigned log2 = 10; log2 <= 24 && !match; log2++) {
+    size_t ps = (size_t)1 << log2;
+    if (size > 4 * ps) continue;
+    free(img);
+    img = calloc(4, ps);
+    if (!img) goto out;
+    mp__sb_init(img, log2);
+    mp__meta_init(img + ps, ps, 4);
+    mp__meta_init(img + 2 * ps, ps, 4);
+    match = true;
+    for (uint64_t i = 0; i < size && match; i++) match = buf[i] == 0 || buf[i] == img[i];
+  }
+out:
+  free(buf);
+  free(img);
+  return match;
+}
+
+static int sync_parent_dir(const char *path) {
+  char *copy = strdup(path);
+  if (!copy) return MP_ENOMEM;
+  int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  free(copy);
+  if (dfd < 0) return mp__errno_to_code(errno);
+  int rc = fsync(dfd) == 0 ? MP_OK : MP_EIO;
+  close(dfd);
+  return rc;
+}
+
+/* Writes a new file on an empty (or emptied) descriptor. The metadata pages are
+ * durable before the superblock is written, so an interrupted create leaves
+ * nothing that is_leftover() would not recognise. */
+static int format(int fd, unsigned log2) {
+  size_t ps = (size_t)1 << log2;
+  mp_pager tmp = {.fd = fd, .ps = ps, .sys_page = (size_t)sysconf(_SC_PAGESIZE)};
+  int rc = mp__sys_extend(&tmp, 4 * (uint64_t)ps);
+  if (rc != MP_OK) return rc;
+  tmp.map = mmap(NULL, 4 * ps, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (tmp.map == MAP_FAILED) return MP_ENOMEM;
+  tmp.map_pages = 4;
+  mp__meta_init(tmp.map + ps, ps, 4);
+  mp__meta_init(tmp.map + 2 * ps, ps, 4);
+  rc = mp__sys_msync(&tmp, 1, 2);
+  if (rc == MP_OK) {
+    mp__sb_init(tmp.map, log2);
+    rc = mp__sys_msync(&tmp, 0, 1);
+  }
+  munmap(tmp.map, 4 * ps);
+  return rc;
+}
+
+static bool valid_page_size(size_t ps) {
+  return ps >= MP_MIN_PAGE_SIZE && ps <= MP_MAX_PAGE_SIZE && (ps & (ps - 1)) == 0;
+}
+
+/* Takes the lock a writer or reader needs; MP_EBUSY if someone else has it. */
+static int lock(int fd, bool rdonly) {
+  while (flock(fd, (rdonly ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+    if (errno == EINTR) continue;
+    return errno == EWOULDBLOCK ? MP_EBUSY : mp__errno_to_code(errno);
+  }
+  return MP_OK;
+}
+
+static int create_at(const char *path, size_t ps, mp_pager **out) {
+  unsigned log2 = (unsigned)__builtin_ctzll(ps);
+  int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644), rc;
+  if (fd < 0 && errno == EEXIST) {
+    fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) return mp__errno_to_code(errno);
+    struct stat st;
+    char why[256];
+    mp_pager *existing = NULL;
+    if ((rc = lock(fd, false)) != MP_OK || (rc = fstat(fd, &st) != 0 ? MP_EIO : MP_OK) != MP_OK) goto fail;
+    rc = attach(fd, true, &existing, why, sizeof why);
+    if (rc == MP_OK) {
+      existing->fd = -1;
+      mp_close(existing);
+    }
+    if (rc == MP_OK || !S_ISREG(st.st_mode) || !is_leftover(fd, (uint64_t)st.st_size)) {
+      rc = MP_EEXIST;
+      goto fail;
+    }
+    /* Empty it durably first, so that a cut while rewriting it at another page
+     * size cannot mix two layouts. */
+    if (ftruncate(fd, 0) != 0 || fsync(fd) != 0) {
+      rc = mp__errno_to_code(errno);
+      goto fail;
+    }
+  } else if (fd < 0) {
+    return mp__errno_to_code(errno);
+  } else if ((rc = lock(fd, false)) != MP_OK) {
+    goto fail;
+  }
+  if ((rc = format(fd, log2)) != MP_OK || (rc = sync_parent_dir(path)) != MP_OK) goto fail;
+  char why[256];
+  if ((rc = attach(fd, false, out, why, sizeof why)) != MP_OK) goto fail;
+  return MP_OK;
+fail:
+  close(fd);
+  return rc;
+}
+
+int mp_create(const char *path, size_t page_size, mp_pager **out) {
+  if (!path || !out || !valid_page_size(page_size)) return MP_EINVAL;
+  *out = NULL;
+  return create_at(path, page_size, out);
+}
+
+static int open_file(const char *path, unsigned flags, mp_pager **out, char *why, size_t whylen);
+
+int mp_open(const char *path, unsigned flags, mp_pager **out) { return mp_open_explain(path, flags, out, NULL, 0); }
+
+int mp_open_explain(const char *path, unsigned flags, mp_pager **out, char *user_why, size_t user_whylen) {
+  char why[256] = "";
+  int rc = open_file(path, flags, out, why, sizeof why);
+  if (rc != MP_OK && user_why && user_whylen) snprintf(user_why, user_whylen, "%s", why[0] ? why : mp_strerror(rc));
+  return rc;
+}
+
+static int open_file(const char *path, unsigned flags, mp_pager **out, char *why, size_t whylen) {
+  if (!path || !out || (flags & ~(MP_RDONLY | MP_CREATE)) || (flags & MP_RDONLY && flags & MP_CREATE))
+    return MP_EINVAL;
+  *out = NULL;
+  bool rdonly = flags & MP_RDONLY;
+  int fd = open(path, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT && (flags & MP_CREATE)) return create_at(path, MP_DEFAULT_PAGE_SIZE, out);
+    return mp__errno_to_code(errno);
+  }
+  int rc = lock(fd, rdonly);
+  if (rc == MP_OK) rc = attach(fd, rdonly, out, why, whylen);
+  if (rc == MP_OK) return MP_OK;
+  if (rc == MP_ECORRUPT || rc == MP_EVERSION) {
+    struct stat st;
+    if (fstat(fd, &st) == 0 && is_leftover(fd, (uint64_t)st.st_size)) {
+      close(fd);
+      if (flags & MP_CREATE) return create_at(path, MP_DEFAULT_PAGE_SIZE, out);
+      snprintf(why, whylen, "the file is the leftover of an interrupted create: nothing else was ever written to it");
+      return MP_EINCOMPLETE;
+    }
+  }
+  close(fd);
+  return rc;
+}
+
+int mp_close(mp_pager *p) {
+  if (!p) return MP_OK;
+  if (p->map) munmap(p->map, p->map_pages * p->ps);
+  for (uint32_t b = 0; b < p->dir_count; b++) free(p->blocks[b].staged);
+  free(p->blocks);
+  free(p->owned);
+  free(p->reclaim);
+  int rc = p->fd >= 0 && close(p->fd) != 0 ? MP_EIO : MP_OK;
+  free(p);
+  return rc;
+}
+
+size_t mp_page_size(const mp_pager *p) { return p ? p->ps : 0; }
+uint64_t mp_page_count(const mp_pager *p) { return p ? p->total : 0; }
+uint64_t mp_free_count(const mp_pager *p) { return p ? p->free_count : 0; }
+uint64_t mp_capacity(const mp_pager *p) { return p ? p->capacity : 0; }
+uint64_t mp_leaked_count(const mp_pager *p) { return p ? p->reclaim_count : 0; }

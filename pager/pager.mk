@@ -1,0 +1,40 @@
+# pager/pager.mk: builds libmappedpages (static and shared), its CMocka tests in the
+# fault-point and sanitizer variants, its benchmark and the `make run` demonstration.
+
+MP_VERSION   := 0.2.0
+PAGER_SRCS   := $(wildcard pager/*.c)
+PAGER_TESTS  := $(patsubst %.c,%,$(wildcard pager/tests/test_*.c))
+PAGER_TEST_SUPPORT := pager/tests/support.c
+TEST_LDLIBS  := -lcmocka -lfiu -lz
+
+$(BUILD)/lib/libmappedpages.a: $(PAGER_SRCS:%.c=$(BUILD)/rel/%.o)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/lib/libmappedpages.so: $(PAGER_SRCS:%.c=$(BUILD)/rel/%.o)
+	@mkdir -p $(@D)
+	$(CC) -shared -Wl,-soname,libmappedpages.so.0 -o $@ $^ -lz
+
+# Test variants of the library: fault points on, and fault points + sanitizers.
+$(BUILD)/tst/libmappedpages.a: $(PAGER_SRCS:%.c=$(BUILD)/tst/%.o)
+	rm -f $@ && ar rcs $@ $^
+$(BUILD)/asan/libmappedpages.a: $(PAGER_SRCS:%.c=$(BUILD)/asan/%.o)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/tst/pager/tests/%: $(BUILD)/tst/pager/tests/%.o $(BUILD)/tst/pager/tests/support.o $(BUILD)/tst/libmappedpages.a
+	$(CC) -o $@ $^ $(TEST_LDLIBS)
+$(BUILD)/asan/pager/tests/%: $(BUILD)/asan/pager/tests/%.o $(BUILD)/asan/pager/tests/support.o $(BUILD)/asan/libmappedpages.a
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(TEST_LDLIBS)
+
+$(BUILD)/bin/mp-demo: $(BUILD)/rel/pager/demo/mp_demo.o $(BUILD)/lib/libmappedpages.a
+	@mkdir -p $(@D)
+	$(CC) -o $@ $^ -lz
+$(BUILD)/bin/mp-bench: $(BUILD)/rel/pager/bench/mp_bench.o $(BUILD)/lib/libmappedpages.a
+	@mkdir -p $(@D)
+	$(CC) -o $@ $^ -lz
+
+LIBS_REL   += $(BUILD)/lib/libmappedpages.a $(BUILD)/lib/libmappedpages.so
+CHECK_BINS += $(PAGER_TESTS:%=$(BUILD)/tst/%) $(PAGER_TESTS:%=$(BUILD)/asan/%)
+BENCH_BINS += $(BUILD)/bin/mp-bench
+RUN_DEPS   ?= $(BUILD)/bin/mp-demo
+RUN_CMD    ?= $(BUILD)/bin/mp-demo $(BUILD)/demo.pages

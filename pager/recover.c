@@ -1,0 +1,99 @@
+/* recover.c: what opening a file does after a power cut: find the pages an
+ * interrupted protected alloc or free left allocated, and let a writer repair page 0,
+ * the metadata selector and the directory copies, one durable change at a time. */
+#include <string.h>
+
+#include "internal.h"
+
+/* A page is reclaimable if an interrupted operation's record names it, the bitmap
+ * has it allocated, and no live structure owns it. Files written by this library
+ * never keep such a record past the operation (see commit.c), so the page cannot
+ * belong to anyone else. */
+static void consider(mp_pager *p, uint64_t id) {
+  if (id < MP_RESERVED_PAGES || id >= p->total) return;
+  if (!mp__allocated(p, id) || mp__bit(p->owned, id) || mp__bit(p->reclaim, id)) return;
+  mp__set(p->reclaim, id);
+  p->reclaim_count++;
+}
+
+static void consider_entries(mp_pager *p, const uint8_t *dirpage) {
+  for (uint32_t e = 0; e < p->dir_cap; e++) {
+    mp_entry ent;
+    mp__entry_decode(mp__entry_at_c(dirpage, e), &ent);
+    if (!ent.in_use) continue;
+    consider(p, ent.page[0]);
+    consider(p, ent.page[1]);
+  }
+}
+
+/* Do two copies of a directory page disagree on which entries are in use, or on
+ * the pages those entries own? (Commit fields may differ: a committed write only
+ * updates the current copy.) */
+static bool allocation_differs(const mp_pager *p, const uint8_t *a, const uint8_t *b) {
+  for (uint32_t e = 0; e < p->dir_cap; e++) {
+    mp_entry x, y;
+    mp__entry_decode(mp__entry_at_c(a, e), &x);
+    mp__entry_decode(mp__entry_at_c(b, e), &y);
+    if (x.in_use != y.in_use) return true;
+    if (x.in_use && (x.page[0] != y.page[0] || x.page[1] != y.page[1])) return true;
+  }
+  return false;
+}
+
+static void find_interrupted(mp_pager *p, const mp_p0_fix *fix) {
+  for (uint32_t b = 0; b < p->dir_count; b++) {
+    mp_block *blk = &p->blocks[b];
+    const uint8_t *cur = mp__pg(p, blk->page[blk->active]), *other = mp__pg(p, blk->page[!blk->active]);
+    if (!mp__dir_valid(other, p->ps)) {
+      blk->needs_mirror = true;
+    } else if (allocation_differs(p, cur, other)) {
+      blk->needs_mirror = true;
+      consider_entries(p, other);
+    }
+  }
+  if (!fix->intent) return;
+  /* A block append that did not finish: its two directory pages, and whatever
+   * protected page it was being added for. */
+  for (int k = 0; k < 2; k++) {
+    uint64_t d = fix->intent_pages[k];
+    if (d < MP_RESERVED_PAGES || d >= p->total) continue;
+    if (mp__dir_valid(mp__pg(p, d), p->ps)) consider_entries(p, mp__pg(p, d));
+    consider(p, d);
+  }
+}
+
+/* Adopting a file another writer made: its inactive directory copies may lag by any
+ * number of changes, so they are made equal before the file is marked as ours. */
+static int adopt(mp_pager *p) {
+  for (uint32_t b = 0; b < p->dir_count; b++) {
+    mp_block *blk = &p->blocks[b];
+    if (memcmp(mp__pg(p, blk->page[0]), mp__pg(p, blk->page[1]), p->ps) == 0) continue;
+    int rc = mp__dir_mirror(p, b);
+    if (rc != MP_OK) return rc;
+  }
+  p->map[MP_SB_VERSION + 3] = MP_BUILD_MIRRORED;
+  int rc = mp__sys_msync(p, 0, 1);
+  if (rc == MP_OK) p->ours = true;
+  return rc;
+}
+
+int mp__recover(mp_pager *p, const uint8_t *p0, const mp_p0_fix *fix, bool meta_fell_back) {
+  if (p->ours) find_interrupted(p, fix);
+  if (p->rdonly) return MP_OK;
+
+  int rc;
+  if (meta_fell_back) {
+    p->map[MP_SB_ACTIVE_META] = (uint8_t)p->active_meta;
+    if ((rc = mp__sys_msync(p, 0, 1)) != MP_OK) return rc;
+  }
+  /* Reclaim before the directory section is repaired: the section may hold the
+   * only record of the pages to reclaim. */
+  if ((rc = mp__settle(p)) != MP_OK) return rc;
+  size_t from = MP_SB_DIR_COUNT;
+  if (memcmp(p->map + from, p0 + from, p->ps - from) != 0) {
+    memcpy(p->map + from, p0 + from, p->ps - from);
+    if ((rc = mp__sys_msync(p, 0, 1)) != MP_OK) return rc;
+  }
+  if (!p->ours && (rc = adopt(p)) != MP_OK) return rc;
+  return MP_OK;
+}

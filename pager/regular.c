@@ -1,0 +1,89 @@
+/* regular.c: regular pages: allocation and free (single and bulk, one commit each),
+ * access through the mapping, making their data durable, and iteration. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* MP_OK for an allocated regular page, else the code that says why not. */
+static int check_regular(const mp_pager *p, uint64_t id) {
+  if (id < MP_RESERVED_PAGES || id >= p->total || mp__bit(p->owned, id) || mp__bit(p->reclaim, id)) return MP_EINVAL;
+  return mp__allocated(p, id) ? MP_OK : MP_ENOTALLOC;
+}
+
+int mp_alloc_bulk(mp_pager *p, size_t n, uint64_t *ids) {
+  if (!p || (n && !ids)) return MP_EINVAL;
+  int rc = mp__writable(p);
+  if (rc != MP_OK || n == 0) return rc;
+  if (n > p->capacity) return MP_EFULL;
+  uint64_t total;
+  if ((rc = mp__find_free(p, n, ids, &total)) != MP_OK) return rc;
+  mp_meta_txn txn;
+  mp__meta_begin(p, total, &txn);
+  for (size_t i = 0; i < n; i++) mp__meta_set(p, &txn, ids[i], true);
+  return mp__meta_commit(p, &txn);
+}
+
+int mp_alloc(mp_pager *p, uint64_t *id) {
+  if (!id) return MP_EINVAL;
+  return mp_alloc_bulk(p, 1, id);
+}
+
+int mp_free_bulk(mp_pager *p, size_t n, const uint64_t *ids) {
+  if (!p || (n && !ids)) return MP_EINVAL;
+  int rc = mp__writable(p);
+  if (rc != MP_OK || n == 0) return rc;
+  /* Every id is checked, duplicates included, before anything changes. */
+  uint64_t *seen = mp__calloc((size_t)((p->total + 63) / 64), 8);
+  if (!seen) return MP_ENOMEM;
+  for (size_t i = 0; i < n && rc == MP_OK; i++) {
+    rc = check_regular(p, ids[i]);
+    if (rc == MP_OK && mp__bit(seen, ids[i])) rc = MP_EINVAL;
+    if (rc == MP_OK) mp__set(seen, ids[i]);
+  }
+  free(seen);
+  if (rc != MP_OK) return rc;
+  mp_meta_txn txn;
+  mp__meta_begin(p, p->total, &txn);
+  for (size_t i = 0; i < n; i++) mp__meta_set(p, &txn, ids[i], false);
+  return mp__meta_commit(p, &txn);
+}
+
+int mp_free(mp_pager *p, uint64_t id) { return mp_free_bulk(p, 1, &id); }
+
+int mp_page(mp_pager *p, uint64_t id, void **data) {
+  if (!p || !data) return MP_EINVAL;
+  int rc = check_regular(p, id);
+  if (rc == MP_OK) *data = mp__pg(p, id);
+  return rc;
+}
+
+int mp_sync_page(mp_pager *p, uint64_t id) {
+  if (!p) return MP_EINVAL;
+  if (p->rdonly) return MP_ERDONLY;
+  int rc = check_regular(p, id);
+  return rc == MP_OK ? mp__sys_msync(p, id, 1) : rc;
+}
+
+int mp_sync(mp_pager *p) {
+  if (!p) return MP_EINVAL;
+  if (p->rdonly) return MP_ERDONLY;
+  return mp__sys_msync(p, 0, p->total);
+}
+
+int mp_next_regular(const mp_pager *p, uint64_t from, uint64_t *id) {
+  if (!p || !id) return MP_EINVAL;
+  if (from < MP_RESERVED_PAGES) from = MP_RESERVED_PAGES;
+  const uint8_t *bm = mp__active_meta(p) + MP_META_BITMAP;
+  for (uint64_t w = from / 64; w * 64 < p->total; w++) {
+    uint64_t bits = mp__get64(bm + w * 8) & ~p->owned[w] & ~p->reclaim[w];
+    if (w == from / 64) bits &= ~UINT64_C(0) << (from % 64);
+    if (bits) {
+      uint64_t found = w * 64 + (uint64_t)__builtin_ctzll(bits);
+      if (found >= p->total) break;
+      *id = found;
+      return MP_OK;
+    }
+  }
+  return MP_ENOENT;
+}

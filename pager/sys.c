@@ -1,0 +1,92 @@
+/* sys.c: the pager's system calls and allocations, each behind a libfiu fault point
+ * (compiled in only with -DFIU_ENABLE) so tests can fail any of them on demand. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#ifdef FIU_ENABLE
+#include <fiu.h>
+/* A fault point fails the call with the errno given as failinfo (EIO if none). */
+#define FAULT(name, dflt) \
+  (fiu_fail(name) ? (errno = fiu_failinfo() ? (int)(intptr_t)fiu_failinfo() : (dflt), 1) : 0)
+#else
+#define FAULT(name, dflt) 0
+#endif
+
+int mp__errno_to_code(int err) {
+  switch (err) {
+    case ENOSPC:
+    case EDQUOT:
+    case EFBIG:
+      return MP_ENOSPC;
+    case ENOMEM:
+      return MP_ENOMEM;
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return MP_EACCES;
+    case ENOENT:
+      return MP_ENOENT;
+    case EEXIST:
+      return MP_EEXIST;
+    case EWOULDBLOCK:
+      return MP_EBUSY;
+    default:
+      return MP_EIO;
+  }
+}
+
+int mp__sys_msync(mp_pager *p, uint64_t first_page, uint64_t pages) {
+  /* msync wants whole system pages; with pager pages smaller than that the
+   * neighbours are synced too, which only makes more data durable. */
+  uintptr_t start = (uintptr_t)(p->map + first_page * p->ps);
+  uintptr_t end = start + pages * p->ps;
+  uintptr_t mask = (uintptr_t)p->sys_page - 1;
+  start &= ~mask;
+  end = (end + mask) & ~mask;
+  if (FAULT("pager/msync", EIO) || msync((void *)start, end - start, MS_SYNC) != 0)
+    return errno == ENOSPC ? MP_ENOSPC : MP_EIO;
+  return MP_OK;
+}
+
+int mp__sys_extend(mp_pager *p, uint64_t new_size) {
+  if (new_size <= p->file_size) return MP_OK;
+  /* Reserve the blocks now: with a sparse file a full disk would surface later as
+   * SIGBUS on a write through the mapping instead of as an error here. */
+  int rc;
+  if (FAULT("pager/fallocate", ENOSPC)) {
+    rc = -1;
+  } else {
+    rc = fallocate(p->fd, 0, (off_t)p->file_size, (off_t)(new_size - p->file_size));
+    if (rc != 0 && (errno == EOPNOTSUPP || errno == ENOSYS))
+      rc = FAULT("pager/ftruncate", ENOSPC) ? -1 : ftruncate(p->fd, (off_t)new_size);
+  }
+  if (rc != 0) {
+    int err = errno;
+    struct stat st; /* a failed extension may still have moved the end */
+    if (fstat(p->fd, &st) == 0 && (uint64_t)st.st_size > p->file_size) p->file_size = (uint64_t)st.st_size;
+    return mp__errno_to_code(err);
+  }
+  p->file_size = new_size;
+  return MP_OK;
+}
+
+int mp__sys_remap(mp_pager *p, uint64_t new_pages) {
+  if (new_pages <= p->map_pages) return MP_OK;
+  if (FAULT("pager/mremap", ENOMEM)) return MP_ENOMEM;
+  void *m = mremap(p->map, p->map_pages * p->ps, new_pages * p->ps, MREMAP_MAYMOVE);
+  if (m == MAP_FAILED) return MP_ENOMEM;
+  p->map = m;
+  p->map_pages = new_pages;
+  return MP_OK;
+}
+
+void *mp__malloc(size_t n) { return FAULT("pager/malloc", ENOMEM) ? NULL : malloc(n ? n : 1); }
+void *mp__calloc(size_t n, size_t size) { return FAULT("pager/malloc", ENOMEM) ? NULL : calloc(n ? n : 1, size ? size : 1); }
+void *mp__realloc(void *ptr, size_t n) { return FAULT("pager/malloc", ENOMEM) ? NULL : realloc(ptr, n ? n : 1); }
