@@ -1,0 +1,375 @@
+/* test_regular.c: the public calls for files and regular pages: every argument check,
+ * every error code, persistence across reopen, bulk all-or-nothing, growth to capacity. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mappedpages.h"
+#include "support.h"
+
+static void assert_clean(mp_pager *p) {
+  unsigned findings = 99;
+  assert_int_equal(mp_check(p, NULL, NULL, &findings), MP_OK);
+  assert_int_equal(findings, 0);
+}
+
+static size_t regular_set(mp_pager *p, uint64_t *ids, size_t max) {
+  size_t n = 0;
+  uint64_t id;
+  for (uint64_t from = 0; mp_next_regular(p, from, &id) == MP_OK; from = id + 1) {
+    assert_true(n < max);
+    ids[n++] = id;
+  }
+  return n;
+}
+
+static void test_argument_checks(void **state) {
+  (void)state;
+  mp_pager *p = (mp_pager *)1;
+  const char *path = t_path(0, "args.mp");
+  assert_int_equal(mp_create(NULL, 4096, &p), MP_EINVAL);
+  assert_int_equal(mp_create(path, 4096, NULL), MP_EINVAL);
+  assert_int_equal(mp_create(path, 512, &p), MP_EINVAL);
+  assert_int_equal(mp_create(path, 4097, &p), MP_EINVAL);
+  assert_int_equal(mp_create(path, 3072, &p), MP_EINVAL);
+  assert_int_equal(mp_create(path, (size_t)1 << 25, &p), MP_EINVAL);
+  assert_int_equal(access(path, F_OK), -1); /* nothing was created */
+  assert_int_equal(mp_open(NULL, 0, &p), MP_EINVAL);
+  assert_int_equal(mp_open(path, 0, NULL), MP_EINVAL);
+  assert_int_equal(mp_open(path, 0x80, &p), MP_EINVAL);
+  assert_int_equal(mp_open(path, MP_RDONLY | MP_CREATE, &p), MP_EINVAL);
+  assert_int_equal(mp_open(path, 0, &p), MP_ENOENT);
+  assert_null(p);
+  assert_int_equal(mp_close(NULL), MP_OK);
+  assert_int_equal(mp_page_size(NULL), 0);
+  assert_int_equal(mp_page_count(NULL), 0);
+
+  assert_int_equal(mp_create(path, 4096, &p), MP_OK);
+  uint64_t id;
+  void *data;
+  assert_int_equal(mp_alloc(NULL, &id), MP_EINVAL);
+  assert_int_equal(mp_alloc(p, NULL), MP_EINVAL);
+  assert_int_equal(mp_alloc_bulk(p, 3, NULL), MP_EINVAL);
+  assert_int_equal(mp_free_bulk(p, 3, NULL), MP_EINVAL);
+  assert_int_equal(mp_alloc_bulk(p, 0, NULL), MP_OK);
+  assert_int_equal(mp_free_bulk(p, 0, NULL), MP_OK);
+  assert_int_equal(mp_page(p, 3, NULL), MP_EINVAL);
+  assert_int_equal(mp_next_regular(p, 0, NULL), MP_EINVAL);
+  assert_int_equal(mp_check(NULL, NULL, NULL, NULL), MP_EINVAL);
+  /* Reserved and out-of-range ids are not regular pages. */
+  for (uint64_t r = 0; r < 3; r++) {
+    assert_int_equal(mp_free(p, r), MP_EINVAL);
+    assert_int_equal(mp_page(p, r, &data), MP_EINVAL);
+  }
+  assert_int_equal(mp_free(p, 4), MP_EINVAL);
+  assert_int_equal(mp_free(p, UINT64_MAX), MP_EINVAL);
+  assert_int_equal(mp_page(p, 1000, &data), MP_EINVAL);
+  assert_int_equal(mp_free(p, 3), MP_ENOTALLOC); /* in range but free */
+  assert_int_equal(mp_page(p, 3, &data), MP_ENOTALLOC);
+  assert_int_equal(mp_sync_page(p, 3), MP_ENOTALLOC);
+  assert_clean(p);
+  mp_close(p);
+}
+
+static void test_every_code_has_a_sentence(void **state) {
+  (void)state;
+  for (int code = 0; code >= MP_EACCES; code--) {
+    const char *s = mp_strerror(code);
+    assert_non_null(s);
+    assert_true(strlen(s) > 5);
+    assert_string_not_equal(s, "unknown error code");
+  }
+  assert_string_equal(mp_strerror(-1000), "unknown error code");
+  assert_string_equal(mp_strerror(7), "unknown error code");
+}
+
+static void test_create_refuses_existing_files(void **state) {
+  (void)state;
+  const char *path = t_path(0, "exists.mp");
+  mp_pager *p;
+  assert_int_equal(mp_create(path, 4096, &p), MP_OK);
+  mp_close(p);
+  assert_int_equal(mp_create(path, 4096, &p), MP_EEXIST);
+  assert_int_equal(mp_create(path, 1024, &p), MP_EEXIST);
+  /* A file holding anything else is never overwritten. */
+  const char *other = t_path(1, "other.txt");
+  assert_int_equal(t_write_file(other, "hello, world\n", 13), 0);
+  assert_int_equal(mp_create(other, 4096, &p), MP_EEXIST);
+  char why[256];
+  assert_int_equal(mp_open_explain(other, 0, &p, why, sizeof why), MP_ECORRUPT);
+  assert_non_null(strstr(why, "superblock"));
+  assert_int_equal(mp_open(other, MP_CREATE, &p), MP_ECORRUPT);
+  size_t len;
+  uint8_t *data = t_read_file(other, &len);
+  assert_int_equal(len, 13);
+  assert_memory_equal(data, "hello, world\n", 13);
+  free(data);
+  /* A directory is not a pager file. */
+  assert_int_not_equal(mp_open("/", MP_RDONLY, &p), MP_OK);
+}
+
+static void test_open_create_flag(void **state) {
+  (void)state;
+  const char *path = t_path(0, "oc.mp");
+  mp_pager *p;
+  assert_int_equal(mp_open(path, MP_CREATE, &p), MP_OK);
+  assert_int_equal(mp_page_size(p), MP_DEFAULT_PAGE_SIZE);
+  uint64_t id;
+  assert_int_equal(mp_alloc(p, &id), MP_OK);
+  mp_close(p);
+  assert_int_equal(mp_open(path, MP_CREATE, &p), MP_OK); /* opens, does not recreate */
+  assert_int_equal(mp_free_count(p), 0);
+  mp_close(p);
+}
+
+static void test_alloc_free_persist(void **state) {
+  (void)state;
+  const char *path = t_path(0, "persist.mp");
+  mp_pager *p;
+  assert_int_equal(mp_create(path, 1024, &p), MP_OK);
+  assert_int_equal(mp_page_count(p), 4);
+  assert_int_equal(mp_free_count(p), 1);
+  assert_int_equal(mp_capacity(p), (1024 - 28) * 8);
+  uint64_t ids[20];
+  for (int i = 0; i < 20; i++) {
+    assert_int_equal(mp_alloc(p, &ids[i]), MP_OK);
+    for (int j = 0; j < i; j++) assert_int_not_equal(ids[i], ids[j]);
+    void *data;
+    assert_int_equal(mp_page(p, ids[i], &data), MP_OK);
+    memset(data, 'a' + i, 1024);
+    assert_int_equal(mp_sync_page(p, ids[i]), MP_OK);
+  }
+  assert_int_equal(mp_page_count(p), 32);
+  assert_int_equal(mp_free_count(p), 32 - 3 - 20);
+  assert_int_equal(mp_free(p, ids[5]), MP_OK);
+  assert_int_equal(mp_free(p, ids[5]), MP_ENOTALLOC);
+  assert_int_equal(mp_free(p, ids[7]), MP_OK);
+  assert_clean(p);
+  mp_close(p);
+
+  assert_int_equal(mp_open(path, 0, &p), MP_OK);
+  assert_int_equal(mp_page_count(p), 32);
+  assert_int_equal(mp_free_count(p), 32 - 3 - 18);
+  uint64_t got[32];
+  size_t n = regular_set(p, got, 32);
+  assert_int_equal(n, 18);
+  for (size_t k = 0; k < n; k++) {
+    int i = 0;
+    while (ids[i] != got[k]) i++;
+    assert_true(i != 5 && i != 7);
+    void *data;
+    assert_int_equal(mp_page(p, got[k], &data), MP_OK);
+    assert_int_equal(((uint8_t *)data)[0], 'a' + i);
+    assert_int_equal(((uint8_t *)data)[1023], 'a' + i);
+  }
+  /* Freed pages are found again. */
+  uint64_t again[2];
+  assert_int_equal(mp_alloc_bulk(p, 2, again), MP_OK);
+  assert_true((again[0] == ids[5] && again[1] == ids[7]) || (again[0] == ids[7] && again[1] == ids[5]) ||
+              mp_free_count(p) == 32 - 3 - 20);
+  assert_clean(p);
+  mp_close(p);
+}
+
+static void test_bulk_all_or_nothing(void **state) {
+  (void)state;
+  const char *path = t_path(0, "bulk.mp");
+  mp_pager *p;
+  assert_int_equal(mp_create(path, 4096, &p), MP_OK);
+  uint64_t *ids = malloc(16000 * sizeof *ids);
+  assert_int_equal(mp_alloc_bulk(p, 16000, ids), MP_OK);
+  assert_int_equal(mp_page_count(p), 16384);
+  assert_int_equal(mp_free_count(p), 16384 - 3 - 16000);
+  uint64_t before_free = mp_free_count(p);
+  /* One bad id anywhere in the list: nothing is freed. */
+  uint64_t bad[4] = {ids[0], ids[1], 2, ids[3]};
+  assert_int_equal(mp_free_bulk(p, 4, bad), MP_EINVAL);
+  uint64_t dup[3] = {ids[0], ids[1], ids[0]};
+  assert_int_equal(mp_free_bulk(p, 3, dup), MP_EINVAL);
+  uint64_t unalloc[2] = {ids[0], 16383};
+  assert_int_equal(mp_free_bulk(p, 2, unalloc), MP_ENOTALLOC);
+  assert_int_equal(mp_free_count(p), before_free);
+  void *data;
+  assert_int_equal(mp_page(p, ids[0], &data), MP_OK);
+  /* More than can ever fit: refused, nothing allocated, the file not grown. */
+  uint64_t *many = malloc(40000 * sizeof *many);
+  assert_int_equal(mp_alloc_bulk(p, 40000, many), MP_EFULL);
+  assert_int_equal(mp_alloc_bulk(p, 32544 - 16003 + 1, many), MP_EFULL);
+  assert_int_equal(mp_page_count(p), 16384);
+  assert_int_equal(mp_free_count(p), before_free);
+  assert_int_equal(mp_free_bulk(p, 16000, ids), MP_OK);
+  assert_int_equal(mp_free_count(p), 16384 - 3);
+  assert_clean(p);
+  mp_close(p);
+  free(many);
+  free(ids);
+}
+
+/* Grows past the reference's panic (16,384 pages at 4 KiB) to the full capacity of
+ * one bitmap page, then says "full" without crashing. */
+static void grow_to_capacity(size_t ps, uint64_t capacity) {
+  const char *path = t_path(0, "grow.mp");
+  mp_pager *p;
+  assert_int_equal(mp_create(path, ps, &p), MP_OK);
+  assert_int_equal(mp_capacity(p), capacity);
+  uint64_t id, n = 0;
+  int rc;
+  while ((rc = mp_alloc(p, &id)) == MP_OK) n++;
+  assert_int_equal(rc, MP_EFULL);
+  assert_int_equal(n, capacity - 3);
+  assert_int_equal(mp_page_count(p), capacity);
+  assert_int_equal(mp_free_count(p), 0);
+  assert_int_equal(mp_protected_alloc(p, &id), MP_EFULL);
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  assert_true((uint64_t)st.st_size >= capacity * ps);
+  assert_clean(p);
+  assert_int_equal(mp_free(p, capacity - 1), MP_OK);
+  assert_int_equal(mp_alloc(p, &id), MP_OK);
+  assert_int_equal(id, capacity - 1);
+  mp_close(p);
+  assert_int_equal(mp_open(path, MP_RDONLY, &p), MP_OK);
+  assert_int_equal(mp_page_count(p), capacity);
+  assert_int_equal(mp_free_count(p), 0);
+  assert_clean(p);
+  mp_close(p);
+}
+
+static void test_grow_to_capacity_1024(void **state) { (void)state; grow_to_capacity(1024, 7968); }
+
+static void test_grow_to_capacity_4096(void **state) {
+  (void)state;
+  /* Bulk allocation gets there in a few commits; single allocs check the edge. */
+  const char *path = t_path(0, "grow4k.mp");
+  mp_pager *p;
+  assert_int_equal(mp_create(path, 4096, &p), MP_OK);
+  uint64_t *ids = malloc(32544 * sizeof *ids);
+  assert_int_equal(mp_alloc_bulk(p, 20000, ids), MP_OK);
+  assert_int_equal(mp_page_count(p), 32544);
+  assert_int_equal(mp_alloc_bulk(p, 32544 - 3 - 20000 - 1, ids), MP_OK);
+  uint64_t id;
+  assert_int_equal(mp_alloc(p, &id), MP_OK);
+  assert_int_equal(mp_alloc(p, &id), MP_EFULL);
+  assert_clean(p);
+  mp_close(p);
+  free(ids);
+}
+
+static void test_read_only(void **state) {
+  (void)state;
+  const char *path = t_path(0, "ro.mp");
+  mp_pager *w, *r1, *r2;
+  assert_int_equal(mp_create(path, 4096, &w), MP_OK);
+  uint64_t id, pid;
+  assert_int_equal(mp_alloc(w, &id), MP_OK);
+  assert_int_equal(mp_protected_alloc(w, &pid), MP_OK);
+  /* A writer excludes readers and other writers. */
+  assert_int_equal(mp_open(path, MP_RDONLY, &r1), MP_EBUSY);
+  mp_pager *w2;
+  assert_int_equal(mp_open(path, 0, &w2), MP_EBUSY);
+  mp_close(w);
+
+  assert_int_equal(mp_open(path, MP_RDONLY, &r1), MP_OK);
+  assert_int_equal(mp_open(path, MP_RDONLY, &r2), MP_OK); /* readers coexist */
+  assert_int_equal(mp_open(path, 0, &w2), MP_EBUSY);
+  uint64_t other;
+  void *data;
+  const void *cdata;
+  assert_int_equal(mp_alloc(r1, &other), MP_ERDONLY);
+  assert_int_equal(mp_alloc_bulk(r1, 2, &other), MP_ERDONLY);
+  assert_int_equal(mp_free(r1, id), MP_ERDONLY);
+  assert_int_equal(mp_free_bulk(r1, 1, &id), MP_ERDONLY);
+  assert_int_equal(mp_sync(r1), MP_ERDONLY);
+  assert_int_equal(mp_sync_page(r1, id), MP_ERDONLY);
+  assert_int_equal(mp_protected_alloc(r1, &other), MP_ERDONLY);
+  assert_int_equal(mp_protected_free(r1, pid), MP_ERDONLY);
+  assert_int_equal(mp_protected_begin(r1, pid, &data), MP_ERDONLY);
+  assert_int_equal(mp_protected_commit(r1, pid), MP_ERDONLY);
+  assert_int_equal(mp_protected_abort(r1, pid), MP_ERDONLY);
+  assert_int_equal(mp_page(r1, id, &data), MP_OK);
+  assert_int_equal(mp_protected_read(r2, pid, &cdata), MP_OK);
+  assert_clean(r1);
+  mp_close(r1);
+  mp_close(r2);
+  /* Read-only opens fail cleanly on files they may not write, too. */
+  assert_int_equal(chmod(path, 0444), 0);
+  if (geteuid() != 0) assert_int_equal(mp_open(path, 0, &w2), MP_EACCES);
+  assert_int_equal(mp_open(path, MP_RDONLY, &r1), MP_OK);
+  mp_close(r1);
+}
+
+static void test_iterator_edges(void **state) {
+  (void)state;
+  const char *path = t_path(0, "iter.mp");
+  mp_pager *p;
+  assert_int_equal(mp_create(path, 1024, &p), MP_OK);
+  uint64_t id;
+  assert_int_equal(mp_next_regular(p, 0, &id), MP_ENOENT);
+  uint64_t ids[200];
+  assert_int_equal(mp_alloc_bulk(p, 200, ids), MP_OK);
+  assert_int_equal(mp_free(p, 64), MP_OK);
+  assert_int_equal(mp_free(p, 127), MP_OK);
+  assert_int_equal(mp_next_regular(p, 63, &id), MP_OK);
+  assert_int_equal(id, 63);
+  assert_int_equal(mp_next_regular(p, 64, &id), MP_OK);
+  assert_int_equal(id, 65);
+  assert_int_equal(mp_next_regular(p, 127, &id), MP_OK);
+  assert_int_equal(id, 128);
+  assert_int_equal(mp_next_regular(p, 202, &id), MP_OK);
+  assert_int_equal(id, 202);
+  assert_int_equal(mp_next_regular(p, 203, &id), MP_ENOENT);
+  assert_int_equal(mp_next_regular(p, UINT64_MAX, &id), MP_ENOENT);
+  /* Pages behind protected pages are not regular pages. */
+  uint64_t pid;
+  assert_int_equal(mp_protected_alloc(p, &pid), MP_OK);
+  size_t n = 0;
+  for (uint64_t from = 0; mp_next_regular(p, from, &id) == MP_OK; from = id + 1) n++;
+  assert_int_equal(n, 198);
+  assert_int_equal(mp_free_count(p), mp_page_count(p) - 3 - 198 - 4);
+  mp_close(p);
+}
+
+static void test_sync_whole_file(void **state) {
+  (void)state;
+  const char *path = t_path(0, "sync.mp");
+  mp_pager *p;
+  assert_int_equal(mp_create(path, 4096, &p), MP_OK);
+  uint64_t ids[10];
+  assert_int_equal(mp_alloc_bulk(p, 10, ids), MP_OK);
+  for (int i = 0; i < 10; i++) {
+    void *data;
+    assert_int_equal(mp_page(p, ids[i], &data), MP_OK);
+    memset(data, i + 1, 4096);
+  }
+  assert_int_equal(mp_sync(p), MP_OK);
+  mp_close(p);
+  size_t len;
+  uint8_t *file = t_read_file(path, &len);
+  for (int i = 0; i < 10; i++) assert_int_equal(file[ids[i] * 4096 + 100], i + 1);
+  free(file);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_argument_checks),
+      cmocka_unit_test(test_every_code_has_a_sentence),
+      cmocka_unit_test(test_create_refuses_existing_files),
+      cmocka_unit_test(test_open_create_flag),
+      cmocka_unit_test(test_alloc_free_persist),
+      cmocka_unit_test(test_bulk_all_or_nothing),
+      cmocka_unit_test(test_grow_to_capacity_1024),
+      cmocka_unit_test(test_grow_to_capacity_4096),
+      cmocka_unit_test(test_read_only),
+      cmocka_unit_test(test_iterator_edges),
+      cmocka_unit_test(test_sync_whole_file),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
