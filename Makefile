@@ -26,6 +26,8 @@ BENCH_BINS  :=   # benchmark programs `make bench` runs
 CLEAN_EXTRA :=
 
 .PHONY: all setup run check bench install clean
+# Keep the objects of test programs: they are intermediates of a pattern chain.
+.SECONDARY:
 all: setup libs
 
 # ci/setup installs missing Debian packages; it is quick when nothing is missing.
@@ -64,7 +66,9 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 pager/mappedpages.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/lib/libmappedpages.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(BUILD)/lib/libmappedpages.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/lib/libmappedpages.so $(DESTDIR)$(PREFIX)/lib/libmappedpages.so.$(MP_VERSION)
+	ln -sf libmappedpages.so.$(MP_VERSION) $(DESTDIR)$(PREFIX)/lib/libmappedpages.so.0
+	ln -sf libmappedpages.so.0 $(DESTDIR)$(PREFIX)/lib/libmappedpages.so
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(MP_VERSION)|g' pager/mappedpages.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mappedpages.pc
 	$(INSTALL_EXTRA)

@@ -80,7 +80,7 @@ MP_API int mp_open_explain(const char *path, unsigned flags, mp_pager **out, cha
 /* Unmaps and closes; NULL is accepted. Returns MP_EIO if close(2) failed. */
 MP_API int mp_close(mp_pager *p);
 
-const char *mp_strerror(int code);
+MP_API const char *mp_strerror(int code);
 
 MP_API size_t mp_page_size(const mp_pager *p);
 MP_API uint64_t mp_page_count(const mp_pager *p); /* pages in the file, reserved ones included */

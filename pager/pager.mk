@@ -33,8 +33,9 @@ $(BUILD)/bin/mp-bench: $(BUILD)/rel/pager/bench/mp_bench.o $(BUILD)/lib/libmappe
 	@mkdir -p $(@D)
 	$(CC) -o $@ $^ -lz
 
-LIBS_REL   += $(BUILD)/lib/libmappedpages.a $(BUILD)/lib/libmappedpages.so
+LIBS_REL   += $(BUILD)/lib/libmappedpages.a $(BUILD)/lib/libmappedpages.so $(BUILD)/bin/mp-demo $(BUILD)/bin/mp-bench
 CHECK_BINS += $(PAGER_TESTS:%=$(BUILD)/tst/%) $(PAGER_TESTS:%=$(BUILD)/asan/%)
+CHECK_SCRIPTS += pager/tests/e2e_install.sh pager/tests/e2e_demo.sh
 BENCH_BINS += $(BUILD)/bin/mp-bench
 RUN_DEPS   ?= $(BUILD)/bin/mp-demo
 RUN_CMD    ?= $(BUILD)/bin/mp-demo $(BUILD)/demo.pages

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# e2e_install.sh: `make install` into a scratch prefix, then build the README's example
+# against it with pkg-config, statically and dynamically, and run both.
+set -euo pipefail
+root=$(pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+make -s install PREFIX="$tmp/prefix" >/dev/null
+for f in include/mappedpages.h lib/libmappedpages.a lib/libmappedpages.so lib/libmappedpages.so.0 lib/pkgconfig/mappedpages.pc; do
+  [ -e "$tmp/prefix/$f" ] || { echo "missing after install: $f"; exit 1; }
+done
+# The first C block of the README is the example.
+awk '/^```c$/{on=1; next} /^```$/{if(on) exit} on' "$root/README.md" > "$tmp/app.c"
+grep -q mp_protected_commit "$tmp/app.c"
+export PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig"
+cc -std=c11 -Wall -Werror -o "$tmp/app-shared" "$tmp/app.c" $(pkg-config --cflags --libs mappedpages)
+cc -std=c11 -Wall -Werror -o "$tmp/app-static" "$tmp/app.c" $(pkg-config --cflags mappedpages) \
+   "$tmp/prefix/lib/libmappedpages.a" -lz
+cd "$tmp"
+LD_LIBRARY_PATH="$tmp/prefix/lib" ./app-shared
+[ -s data.pages ] || { echo "example wrote no file"; exit 1; }
+rm data.pages
+./app-static
+# Opening the same file again finds both pages it wrote.
+./app-static
+echo "install, pkg-config and the README example work"
