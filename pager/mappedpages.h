@@ -8,9 +8,12 @@
  * by one thread at a time.
  *
  * Durability contract: when a mutating call returns MP_OK its effect is durable
- * (it survives a power cut). When it returns an error, the in-memory state is the
- * last committed one, and the file holds either that state or, for an I/O error at
- * the commit point (MP_EIO), possibly the new one: never a mix.
+ * (it survives a power cut). When it returns an error, the allocation state (in
+ * memory and in the file) is the last committed one; the call may have left
+ * internal capacity behind (a grown file, an empty directory block), never a
+ * half-done change. If even undoing an I/O error at a commit point fails, the
+ * handle is poisoned (MP_EPOISONED): the file holds the old or the new state,
+ * and a reopen tells which.
  */
 #ifndef MAPPEDPAGES_H
 #define MAPPEDPAGES_H
@@ -138,8 +141,9 @@ typedef void (*mp_report_fn)(void *arg, const char *finding);
 MP_API int mp_check(mp_pager *p, mp_report_fn report, void *arg, unsigned *findings);
 
 /* Pages allocated in the bitmap that no structure owns, left by a protected
- * alloc/free that a power cut interrupted. A read-write open reclaims them, so
- * this is non-zero only for MP_RDONLY handles. */
+ * alloc/free that a power cut interrupted (or that failed part-way). A read-write
+ * open reclaims them, and so does the next mutating call of a handle whose call
+ * failed; until then they count as free in mp_free_count. */
 MP_API uint64_t mp_leaked_count(const mp_pager *p);
 
 #ifdef __cplusplus

@@ -286,9 +286,14 @@ static int create_at(const char *path, size_t ps, mp_pager **out) {
   } else if ((rc = lock(fd, false)) != MP_OK) {
     goto fail;
   }
-  if ((rc = format(fd, log2)) != MP_OK || (rc = sync_parent_dir(path)) != MP_OK) goto fail;
   char why[256];
-  if ((rc = attach(fd, false, out, why, sizeof why)) != MP_OK) goto fail;
+  if ((rc = format(fd, log2)) != MP_OK || (rc = sync_parent_dir(path)) != MP_OK ||
+      (rc = attach(fd, false, out, why, sizeof why)) != MP_OK) {
+    /* The file is ours (created with O_EXCL, or an emptied leftover, and locked):
+     * a failed create must not leave a file that later creates refuse. */
+    unlink(path);
+    goto fail;
+  }
   return MP_OK;
 fail:
   close(fd);
@@ -352,6 +357,8 @@ int mp_close(mp_pager *p) {
 
 size_t mp_page_size(const mp_pager *p) { return p ? p->ps : 0; }
 uint64_t mp_page_count(const mp_pager *p) { return p ? p->total : 0; }
-uint64_t mp_free_count(const mp_pager *p) { return p ? p->free_count : 0; }
+/* Pages awaiting reclaim are free to the caller: nothing owns them, and the next
+ * commit (or a writer's open) frees them in the bitmap. */
+uint64_t mp_free_count(const mp_pager *p) { return p ? p->free_count + p->reclaim_count : 0; }
 uint64_t mp_capacity(const mp_pager *p) { return p ? p->capacity : 0; }
 uint64_t mp_leaked_count(const mp_pager *p) { return p ? p->reclaim_count : 0; }

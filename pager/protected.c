@@ -2,6 +2,7 @@
  * described by directory entries. Allocation and free take several commits; their
  * order (see commit.c) lets recovery undo or finish any interrupted one, so a power
  * cut leaks no page. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "crc32.h"
@@ -68,9 +69,15 @@ static void new_entry(const mp_pager *p, uint64_t page_a, uint64_t page_b, uint8
 static int alloc_in_new_block(mp_pager *p, uint64_t *id) {
   if (p->dir_count >= p->max_refs) return MP_EFULL;
   uint64_t ids[4], total;
+  /* Everything that can fail for want of memory is done before the first write. */
+  uint64_t *staged = mp__calloc((p->dir_cap + 63) / 64, 8);
+  if (!staged) return MP_ENOMEM;
   int rc = mp__blocks_reserve(p, p->dir_count + 1);
   if (rc == MP_OK) rc = mp__find_free(p, 4, ids, &total);
-  if (rc != MP_OK) return rc;
+  if (rc != MP_OK) {
+    free(staged);
+    return rc;
+  }
   uint64_t da = ids[0], db = ids[1], pa = ids[2], pb = ids[3];
   memset(mp__pg(p, pa), 0, p->ps);
   mp__dir_init(mp__pg(p, da), p->ps);
@@ -79,27 +86,34 @@ static int alloc_in_new_block(mp_pager *p, uint64_t *id) {
   new_entry(p, pa, pb, raw);
   memcpy(mp__entry_at(mp__pg(p, db), 0), raw, MP_ENTRY_SIZE);
   mp__page_seal(mp__pg(p, db), p->ps);
-  if ((rc = sync_pages(p, ids, 3)) != MP_OK) return rc;
-  if ((rc = mp__dir_append_intent(p, da, db)) != MP_OK) return rc;
+  if ((rc = sync_pages(p, ids, 3)) != MP_OK || (rc = mp__dir_append_intent(p, da, db)) != MP_OK) {
+    free(staged);
+    return rc;
+  }
 
   mp_meta_txn txn;
   mp__meta_begin(p, total, &txn);
   for (int i = 0; i < 4; i++) mp__meta_set(p, &txn, ids[i], true);
   if ((rc = mp__meta_commit(p, &txn)) != MP_OK) {
     p->intent_pending = true;
+    free(staged);
     return rc;
   }
   if ((rc = mp__dir_append_commit(p)) != MP_OK) {
     leave_for_reclaim(p, ids, 4);
     p->intent_pending = true;
+    free(staged);
     return rc;
   }
+  /* From here on the block exists. If the entry cannot be made current, the empty
+   * block stays, as internal capacity (like a grown file), and only the entry's
+   * pages are reclaimed: the allocation state is the one before the call. */
   uint32_t b = p->dir_count - 1;
   mp_block *blk = &p->blocks[b];
+  blk->staged = staged;
   mp__set(p->owned, da);
   mp__set(p->owned, db);
-  if (!(blk->staged = mp__calloc((p->dir_cap + 63) / 64, 8)) || (rc = mp__dir_flip(p, b)) != MP_OK) {
-    if (rc == MP_OK) rc = MP_ENOMEM;
+  if ((rc = mp__dir_flip(p, b)) != MP_OK) {
     leave_for_reclaim(p, ids + 2, 2);
     blk->needs_mirror = true;
     return rc;
