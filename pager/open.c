@@ -183,28 +183,27 @@ fail:
 
 /* ---- creating ----------------------------------------------------------- */
 
-/* True if every byte of the file is either zero or what mp_create writes there for
- * some page size: the leftover of a create that a power cut interrupted, which
- * holds nothing of anyone's and may be replaced. */
+static bool valid_page_size(size_t ps) {
+  return ps >= MP_MIN_PAGE_SIZE && ps <= MP_MAX_PAGE_SIZE && (ps & (ps - 1)) == 0;
+}
+
+/* True if every byte of the file is either zero or what mp_create writes there: the
+ * leftover of a create that a power cut interrupted, which holds nothing of anyone's
+ * and may be replaced. Create sets the size to four pages in one call, so the size
+ * (0 or 4 pages) names the page size to compare with. */
 static bool is_leftover(int fd, uint64_t size) {
   if (size == 0) return true;
-  if (size > 4 * (uint64_t)MP_MAX_PAGE_SIZE) return false;
-  uint8_t *buf = malloc(size), *img = NULL;
-  bool match = false;
-  if (!buf || pread(fd, buf, size, 0) != (ssize_t)size) goto out;
-  for (unsigned log2 = 10; log2 <= 24 && !match; log2++) {
-    size_t ps = (size_t)1 << log2;
-    if (size > 4 * ps) continue;
-    free(img);
-    img = calloc(4, ps);
-    if (!img) goto out;
+  uint64_t ps = size / 4;
+  if (size % 4 || !valid_page_size((size_t)ps)) return false;
+  uint8_t *buf = malloc(size), *img = calloc(4, ps);
+  bool match = buf && img && pread(fd, buf, size, 0) == (ssize_t)size;
+  if (match) {
+    unsigned log2 = (unsigned)__builtin_ctzll(ps);
     mp__sb_init(img, log2);
     mp__meta_init(img + ps, ps, 4);
     mp__meta_init(img + 2 * ps, ps, 4);
-    match = true;
     for (uint64_t i = 0; i < size && match; i++) match = buf[i] == 0 || buf[i] == img[i];
   }
-out:
   free(buf);
   free(img);
   return match;
@@ -241,10 +240,6 @@ static int format(int fd, unsigned log2) {
   }
   munmap(tmp.map, 4 * ps);
   return rc;
-}
-
-static bool valid_page_size(size_t ps) {
-  return ps >= MP_MIN_PAGE_SIZE && ps <= MP_MAX_PAGE_SIZE && (ps & (ps - 1)) == 0;
 }
 
 /* Takes the lock a writer or reader needs; MP_EBUSY if someone else has it. */
