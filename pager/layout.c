@@ -66,6 +66,16 @@ int mp__sb_check(const uint8_t *head, size_t len, unsigned *log2, const char **w
     *why = "active metadata selector is neither 0 nor 1";
     return MP_ECORRUPT;
   }
+  if (head[13] | head[14] | head[15]) {
+    *why = "superblock bytes 13..15 are not zero";
+    return MP_ECORRUPT;
+  }
+  /* The CRC of a whole valid metadata page, its own CRC included, is a constant;
+   * any other value is damage, whichever copy is selected. */
+  if (mp__get32(head + MP_SB_META_CRC) != MP_CRC_RESIDUE) {
+    *why = "superblock meta_checksum is not the checksum of a valid metadata page";
+    return MP_ECORRUPT;
+  }
   *log2 = l;
   return MP_OK;
 }
@@ -80,7 +90,8 @@ static uint64_t popcount_bytes(const uint8_t *b, size_t n) {
 
 bool mp__meta_valid(const uint8_t *page, size_t ps, uint64_t file_pages, mp_meta_hdr *hdr, char *why,
                     size_t whylen) {
-  if (!mp__page_crc_ok(page, ps)) {
+  hdr->crc_ok = mp__page_crc_ok(page, ps);
+  if (!hdr->crc_ok) {
     snprintf(why, whylen, "checksum mismatch");
     return false;
   }

@@ -81,6 +81,7 @@ int mp__sb_check(const uint8_t *head, size_t len, unsigned *log2, const char **w
 
 typedef struct mp_meta_hdr {
   uint64_t total, generation, free_count;
+  bool crc_ok; /* the page's own checksum matched (the rest may still be invalid) */
 } mp_meta_hdr;
 /* Validates a whole metadata page: CRC, page count within [3, capacity] and
  * within the pages the file holds, reserved pages allocated, no bit past the

@@ -25,10 +25,18 @@ static int load_meta(mp_pager *p, const uint8_t *p0, bool *fell_back, char *why,
   for (unsigned i = 0; i < 2; i++) ok[i] = mp__meta_valid(mp__pg(p, 1 + i), p->ps, p->map_pages, &h[i], reason[i], 160);
   unsigned use = sel;
   *fell_back = false;
+  if (!ok[sel] && h[sel].crc_ok) {
+    /* Whole but wrong (more pages than the file holds, a bitmap that disagrees with
+     * its count): a truncated file or a broken writer, not damage an older copy can
+     * stand in for. */
+    snprintf(why, whylen, "metadata %c (current): %s", 'A' + sel, reason[sel]);
+    return MP_ECORRUPT;
+  }
   if (!ok[sel]) {
-    /* The current copy is never written while current, so damage to it is not a
-     * torn commit. The other copy is the state just before it only if its
-     * generation is one less (or equal, in a file that was never changed). */
+    /* The current copy is never written while current, so a checksum failure is
+     * media damage, not a torn commit. The other copy may stand in only if it is
+     * the state just before it: its generation one less (or equal, in a file that
+     * was never changed). The last metadata commit is then lost. */
     uint64_t claimed = mp__get64(mp__pg(p, 1 + sel) + MP_META_GEN);
     unsigned other = !sel;
     if (!ok[other] || h[other].generation > claimed || claimed - h[other].generation > 1) {

@@ -37,5 +37,3 @@ LIBS_REL   += $(BUILD)/lib/libmappedpages.a $(BUILD)/lib/libmappedpages.so $(BUI
 CHECK_BINS += $(PAGER_TESTS:%=$(BUILD)/tst/%) $(PAGER_TESTS:%=$(BUILD)/asan/%)
 CHECK_SCRIPTS += pager/tests/e2e_install.sh pager/tests/e2e_demo.sh
 BENCH_BINS += $(BUILD)/bin/mp-bench
-RUN_DEPS   ?= $(BUILD)/bin/mp-demo
-RUN_CMD    ?= $(BUILD)/bin/mp-demo $(BUILD)/demo.pages

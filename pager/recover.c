@@ -40,6 +40,24 @@ static bool allocation_differs(const mp_pager *p, const uint8_t *a, const uint8_
   return false;
 }
 
+static uint32_t entries_in_use(const mp_pager *p, const uint8_t *dirpage) {
+  uint32_t n = 0;
+  for (uint32_t e = 0; e < p->dir_cap; e++) n += mp__entry_at_c(dirpage, e)[MP_ENTRY_IN_USE] != 0;
+  return n;
+}
+
+/* Bytes past dir_count are only an interrupted append if they are exactly what an
+ * append writes first: two distinct directory pages, the current one empty and the
+ * other holding the one entry being added. Anything else (a stray byte in the
+ * padding) must never lead recovery to free a page. */
+static bool intent_is_append(const mp_pager *p, const uint64_t pages[2]) {
+  for (int k = 0; k < 2; k++)
+    if (pages[k] < MP_RESERVED_PAGES || pages[k] >= p->total || !mp__dir_valid(mp__pg(p, pages[k]), p->ps))
+      return false;
+  return pages[0] != pages[1] && entries_in_use(p, mp__pg(p, pages[0])) == 0 &&
+         entries_in_use(p, mp__pg(p, pages[1])) == 1 && mp__entry_at_c(mp__pg(p, pages[1]), 0)[MP_ENTRY_IN_USE];
+}
+
 static void find_interrupted(mp_pager *p, const mp_p0_fix *fix) {
   for (uint32_t b = 0; b < p->dir_count; b++) {
     mp_block *blk = &p->blocks[b];
@@ -51,14 +69,12 @@ static void find_interrupted(mp_pager *p, const mp_p0_fix *fix) {
       consider_entries(p, other);
     }
   }
-  if (!fix->intent) return;
-  /* A block append that did not finish: its two directory pages, and whatever
-   * protected page it was being added for. */
+  if (!fix->intent || !intent_is_append(p, fix->intent_pages)) return;
+  /* A block append that did not finish: its two directory pages, and the protected
+   * page it was being added for. */
   for (int k = 0; k < 2; k++) {
-    uint64_t d = fix->intent_pages[k];
-    if (d < MP_RESERVED_PAGES || d >= p->total) continue;
-    if (mp__dir_valid(mp__pg(p, d), p->ps)) consider_entries(p, mp__pg(p, d));
-    consider(p, d);
+    consider_entries(p, mp__pg(p, fix->intent_pages[k]));
+    consider(p, fix->intent_pages[k]);
   }
 }
 
