@@ -81,7 +81,15 @@ int mp__sys_remap(mp_pager *p, uint64_t new_pages) {
   if (new_pages <= p->map_pages) return MP_OK;
   if (FAULT("pager/mremap", ENOMEM)) return MP_ENOMEM;
   void *m = mremap(p->map, p->map_pages * p->ps, new_pages * p->ps, MREMAP_MAYMOVE);
-  if (m == MAP_FAILED) return MP_ENOMEM;
+  if (m == MAP_FAILED) {
+    /* mremap refuses a range that is no longer one mapping (a debugger or an
+     * interposer may have changed the protection of part of it). A new shared
+     * mapping of the file shows the same pages, dirty ones included. */
+    if (FAULT("pager/mmap", ENOMEM)) return MP_ENOMEM;
+    m = mmap(NULL, new_pages * p->ps, PROT_READ | PROT_WRITE, MAP_SHARED, p->fd, 0);
+    if (m == MAP_FAILED) return MP_ENOMEM;
+    munmap(p->map, p->map_pages * p->ps);
+  }
   p->map = m;
   p->map_pages = new_pages;
   return MP_OK;

@@ -1,0 +1,729 @@
+/* model.c: the durability model: per tracked file, volatile and durable content and dirty
+ * sectors; steps, syncs, fsync-gate loss, and crash images with tears and early writeback. */
+#include "powercut.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * The fault model (see DESIGN.md) in the words of this file:
+ *
+ * - The volatile content is what the process sees: page cache and mappings. The durable
+ *   content is what a power cut leaves on the disk. Both are kept in full, in memory, so that
+ *   an image is a copy plus the changes of the cut step; the shim keeps a second copy of the
+ *   file rather than reading the real one so that the live shim and the trace reader run the
+ *   very same code and cannot disagree about an image.
+ * - A sector is dirty when something wrote it since its last sync. Dirtiness is what the
+ *   kernel tracks, not a comparison: rewriting the same bytes dirties a sector again, which
+ *   matters after an fsync error dropped it (fsync-gate). A dirty sector whose bytes equal the
+ *   durable ones has nothing to write, so tears and writeback only consider sectors that are
+ *   dirty AND differ from durable.
+ * - Dirty sectors live in a bitmap (membership) plus an unordered list (enumeration), so that
+ *   a sync costs in proportion to the dirty sectors or the synced range, whichever is
+ *   smaller, and never to the file size.
+ * - Durable bytes past the durable size are kept zero (a hole reads as zeros; a shrink frees
+ *   the blocks), volatile bytes past the volatile size likewise.
+ * - A step's syncs are collected while the step is open and applied when it ends: in between,
+ *   the step is "in flight" and pc_model_image tears it. The sectors a step makes durable
+ *   (its set D, in ascending (file, offset) order) exclude sectors wholly past the volatile
+ *   size: a shrink frees those blocks only with the size change, never sector by sector.
+ * - The size change of a step is metadata that reaches the disk after the step's data (like
+ *   ext4's data=ordered journal commit): it is in the image only if every sector of D for
+ *   that file landed (tear all, garbage, a prefix/suffix covering D, a random draw that took
+ *   all of them). A tear of none keeps the old size even when D is empty.
+ * - Early writeback decides each dirty sector outside D, and the volatile size of each file,
+ *   independently: all of them, none, or a seeded coin each. Each sector is decided exactly
+ *   once (by the tear if in D, else by writeback), so writeback all + tear all is the
+ *   volatile state, and writeback all + tear none on an fsync step is the durable state.
+ * - Coins are a hash of (seed, purpose, file, sector), not a stream, so a decision never
+ *   depends on enumeration order: (model, step, crash choices) -> one image, bit for bit.
+ */
+
+typedef struct {
+    char *name;
+    uint8_t *vol, *dur;  /* cap bytes each, zero past their sizes */
+    uint64_t vsize, dsize, cap;
+    uint64_t *dbits;     /* cap / sector bits */
+    uint64_t *dlist;     /* sector indexes; may hold stale entries whose bit is clear */
+    size_t dn, dcap, dlive;
+} mfile;
+
+typedef struct {
+    uint32_t id;
+    uint64_t off, len;
+} prange;
+
+typedef struct {
+    uint32_t id;
+    uint64_t sec;
+} psec;
+
+struct pc_model {
+    uint32_t sector;
+    mfile *files;
+    uint32_t nfiles;
+    size_t fcap;
+    uint64_t step;
+    int in_step;
+    prange *pend;
+    size_t npend, pcap;
+    psec *dk; /* D of the open step, valid when dk_valid */
+    size_t ndk, dkcap;
+    int dk_valid;
+    uint64_t *scratch; /* sector list scratch for range queries */
+    size_t scap;
+};
+
+const char *pc_strerror(int code)
+{
+    switch (code) {
+    case PC_OK: return "success";
+    case PC_ENOMEM: return "out of memory";
+    case PC_EINVAL: return "invalid argument or specification";
+    case PC_EIO: return "input/output error on a trace or image";
+    case PC_EFORMAT: return "not a powercut trace of a supported version";
+    case PC_ERANGE: return "step, file or offset out of range";
+    case PC_ENOENT: return "no such tracked file";
+    case PC_ESTATE: return "call not valid in the current state";
+    default: return "unknown powercut error";
+    }
+}
+
+const char *pc_call_name(int call)
+{
+    static const char *const names[] = {
+        "none", "write", "pwrite", "writev", "pwritev", "ftruncate", "fallocate",
+        "posix_fallocate", "msync", "fsync", "fdatasync", "sync_file_range",
+    };
+    if (call < 0 || call >= PC_CALL_COUNT_) return "?";
+    return names[call];
+}
+
+/* ---- deterministic randomness: splitmix64, our own so that libc's rand() state and
+ * implementation never change an image. ---- */
+static uint64_t mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+static int coin(uint64_t seed, uint64_t purpose, uint64_t id, uint64_t sec)
+{
+    uint64_t h = mix64(seed ^ mix64(purpose));
+    h = mix64(h ^ mix64(id + 0x51ed270b27eb2d4bULL));
+    h = mix64(h ^ sec);
+    return (int)(h >> 63);
+}
+
+enum { PURPOSE_TEAR = 1, PURPOSE_WB = 2, PURPOSE_WB_SIZE = 3, PURPOSE_GARBAGE = 4 };
+
+/* ---- crash spec parsing ---- */
+static int parse_u64(const char *s, uint64_t *out)
+{
+    if (!s || !*s) return PC_EINVAL;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 0);
+    if (*end || s[0] == '-') return PC_EINVAL;
+    *out = v;
+    return PC_OK;
+}
+
+static int is_num(const char *s)
+{
+    uint64_t v;
+    return s && parse_u64(s, &v) == PC_OK;
+}
+
+#define MAXTOK 8
+static int split(char *s, char **tok)
+{
+    int n = 0;
+    while (n < MAXTOK) {
+        tok[n++] = s;
+        char *c = strchr(s, ':');
+        if (!c) break;
+        *c = 0;
+        s = c + 1;
+    }
+    return strchr(tok[n - 1], ':') ? -1 : n;
+}
+
+static int parse_tokens(char **tok, int n, pc_crash *c)
+{
+    int i = 0;
+    int tear_seeded = 0, wb_seeded = 0;
+    memset(c, 0, sizeof *c);
+    if (i < n) {
+        const char *t = tok[i++];
+        if (!strcmp(t, "none")) c->tear = PC_TEAR_NONE;
+        else if (!strcmp(t, "all")) c->tear = PC_TEAR_ALL;
+        else if (!strcmp(t, "prefix") || !strcmp(t, "suffix") || !strcmp(t, "garbage")) {
+            c->tear = t[0] == 'p' ? PC_TEAR_PREFIX : t[0] == 's' ? PC_TEAR_SUFFIX : PC_TEAR_GARBAGE;
+            if (i >= n || parse_u64(tok[i++], &c->tear_n)) return PC_EINVAL;
+        } else if (!strcmp(t, "random")) {
+            c->tear = PC_TEAR_RANDOM;
+            if (i < n && is_num(tok[i])) {
+                parse_u64(tok[i++], &c->tear_seed);
+                tear_seeded = 1;
+            }
+        } else return PC_EINVAL;
+    }
+    if (i < n) {
+        const char *t = tok[i++];
+        if (!strcmp(t, "none")) c->wb = PC_WB_NONE;
+        else if (!strcmp(t, "all")) c->wb = PC_WB_ALL;
+        else if (!strcmp(t, "random")) {
+            c->wb = PC_WB_RANDOM;
+            if (i < n && is_num(tok[i]) && i + 1 < n) { /* random:S:SEED */
+                parse_u64(tok[i++], &c->wb_seed);
+                wb_seeded = 1;
+            }
+        } else return PC_EINVAL;
+    }
+    if (i < n && parse_u64(tok[i++], &c->seed)) return PC_EINVAL;
+    if (i != n) return PC_EINVAL;
+    if (!tear_seeded) c->tear_seed = c->seed;
+    if (!wb_seeded) c->wb_seed = c->seed;
+    return PC_OK;
+}
+
+int pc_crash_parse(const char *spec, pc_crash *out)
+{
+    if (!spec || !out) return PC_EINVAL;
+    char buf[256];
+    if (strlen(spec) >= sizeof buf) return PC_EINVAL;
+    strcpy(buf, spec);
+    char *tok[MAXTOK];
+    int n = split(buf, tok);
+    if (n < 0) return PC_EINVAL;
+    return parse_tokens(tok, n, out);
+}
+
+int pc_cut_parse(const char *spec, uint64_t *step, pc_crash *out)
+{
+    if (!spec || !step || !out) return PC_EINVAL;
+    char buf[256];
+    if (strlen(spec) >= sizeof buf) return PC_EINVAL;
+    strcpy(buf, spec);
+    char *tok[MAXTOK];
+    int n = split(buf, tok);
+    if (n < 0 || parse_u64(tok[0], step) || *step == 0) return PC_EINVAL;
+    return parse_tokens(tok + 1, n - 1, out);
+}
+
+/* ---- files ---- */
+int pc_model_new(uint32_t sector_size, pc_model **out)
+{
+    if (!out || sector_size < 1 || sector_size > (1u << 20)) return PC_EINVAL;
+    pc_model *m = calloc(1, sizeof *m);
+    if (!m) return PC_ENOMEM;
+    m->sector = sector_size;
+    *out = m;
+    return PC_OK;
+}
+
+static void free_files(pc_model *m)
+{
+    for (uint32_t i = 0; i < m->nfiles; i++) {
+        mfile *f = &m->files[i];
+        free(f->name);
+        free(f->vol);
+        free(f->dur);
+        free(f->dbits);
+        free(f->dlist);
+    }
+    free(m->files);
+    m->files = NULL;
+    m->nfiles = m->fcap = 0;
+}
+
+void pc_model_free(pc_model *m)
+{
+    if (!m) return;
+    free_files(m);
+    free(m->pend);
+    free(m->dk);
+    free(m->scratch);
+    free(m);
+}
+
+void pc_model_reset(pc_model *m)
+{
+    if (!m) return;
+    free_files(m);
+    m->step = 0;
+    m->in_step = 0;
+    m->npend = 0;
+    m->ndk = 0;
+    m->dk_valid = 0;
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap) return PC_OK;
+    size_t nc = *cap ? *cap : 16;
+    while (nc < need) nc *= 2;
+    void *q = realloc(*p, nc * elem);
+    if (!q) return PC_ENOMEM;
+    *p = q;
+    *cap = nc;
+    return PC_OK;
+}
+
+/* Grows both content buffers (zero-filled) and the dirty bitmap to hold `size` bytes. */
+static int ensure_cap(pc_model *m, mfile *f, uint64_t size)
+{
+    if (size <= f->cap) return PC_OK;
+    uint64_t nc = f->cap ? f->cap : (uint64_t)m->sector * 8;
+    while (nc < size) nc *= 2;
+    nc = (nc + m->sector - 1) / m->sector * m->sector;
+    if (nc > (uint64_t)SIZE_MAX / 2) return PC_ENOMEM;
+    uint8_t *v = realloc(f->vol, nc);
+    if (!v) return PC_ENOMEM;
+    f->vol = v;
+    uint8_t *d = realloc(f->dur, nc);
+    if (!d) return PC_ENOMEM;
+    f->dur = d;
+    uint64_t oldwords = (f->cap / m->sector + 63) / 64, newwords = (nc / m->sector + 63) / 64;
+    uint64_t *b = realloc(f->dbits, newwords * 8);
+    if (!b) return PC_ENOMEM;
+    f->dbits = b;
+    memset(f->vol + f->cap, 0, nc - f->cap);
+    memset(f->dur + f->cap, 0, nc - f->cap);
+    memset(f->dbits + oldwords, 0, (newwords - oldwords) * 8);
+    f->cap = nc;
+    return PC_OK;
+}
+
+int pc_model_add_file(pc_model *m, const char *name, const void *content, uint64_t size,
+                      uint32_t *id_out)
+{
+    if (!m || !name || (size && !content)) return PC_EINVAL;
+    if (grow((void **)&m->files, &m->fcap, m->nfiles + 1, sizeof(mfile))) return PC_ENOMEM;
+    mfile *f = &m->files[m->nfiles];
+    memset(f, 0, sizeof *f);
+    f->name = strdup(name);
+    if (!f->name) return PC_ENOMEM;
+    if (ensure_cap(m, f, size ? size : 1)) {
+        free(f->name);
+        free(f->vol);
+        free(f->dur);
+        free(f->dbits);
+        return PC_ENOMEM;
+    }
+    if (size) {
+        memcpy(f->vol, content, size);
+        memcpy(f->dur, content, size);
+    }
+    f->vsize = f->dsize = size;
+    if (id_out) *id_out = m->nfiles;
+    m->nfiles++;
+    return PC_OK;
+}
+
+int pc_model_file_count(const pc_model *m, uint32_t *count)
+{
+    if (!m || !count) return PC_EINVAL;
+    *count = m->nfiles;
+    return PC_OK;
+}
+
+int pc_model_file_name(const pc_model *m, uint32_t id, const char **name)
+{
+    if (!m || !name) return PC_EINVAL;
+    if (id >= m->nfiles) return PC_ENOENT;
+    *name = m->files[id].name;
+    return PC_OK;
+}
+
+int pc_model_find_file(const pc_model *m, const char *name, uint32_t *id_out)
+{
+    if (!m || !name || !id_out) return PC_EINVAL;
+    for (uint32_t i = 0; i < m->nfiles; i++)
+        if (!strcmp(m->files[i].name, name)) {
+            *id_out = i;
+            return PC_OK;
+        }
+    return PC_ENOENT;
+}
+
+/* ---- dirty set ---- */
+static int is_dirty(const mfile *f, uint64_t s)
+{
+    return (f->dbits[s / 64] >> (s % 64)) & 1;
+}
+
+static int mark_dirty(mfile *f, uint64_t s)
+{
+    if (is_dirty(f, s)) return PC_OK;
+    if (grow((void **)&f->dlist, &f->dcap, f->dn + 1, sizeof(uint64_t))) return PC_ENOMEM;
+    f->dbits[s / 64] |= 1ULL << (s % 64);
+    f->dlist[f->dn++] = s;
+    f->dlive++;
+    return PC_OK;
+}
+
+static void clear_dirty(mfile *f, uint64_t s)
+{
+    if (!is_dirty(f, s)) return;
+    f->dbits[s / 64] &= ~(1ULL << (s % 64));
+    f->dlive--;
+}
+
+/* Drops stale list entries once they outnumber live ones, keeping enumeration O(dirty). */
+static void compact(mfile *f)
+{
+    if (f->dn < 64 || f->dn < 2 * f->dlive) return;
+    size_t j = 0;
+    for (size_t i = 0; i < f->dn; i++)
+        if (is_dirty(f, f->dlist[i])) {
+            /* a sector may appear twice if it was cleared and dirtied again */
+            f->dbits[f->dlist[i] / 64] &= ~(1ULL << (f->dlist[i] % 64));
+            f->dlist[j++] = f->dlist[i];
+        }
+    for (size_t i = 0; i < j; i++) f->dbits[f->dlist[i] / 64] |= 1ULL << (f->dlist[i] % 64);
+    f->dn = j;
+    f->dlive = j;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Dirty sectors in [s0, s1), ascending, into m->scratch; cost min(range, dirty list). */
+static int dirty_in(pc_model *m, mfile *f, uint64_t s0, uint64_t s1, size_t *n_out)
+{
+    size_t n = 0;
+    uint64_t maxs = f->cap / m->sector;
+    if (s1 > maxs) s1 = maxs;
+    if (s0 >= s1) {
+        *n_out = 0;
+        return PC_OK;
+    }
+    compact(f);
+    if ((s1 - s0) / 64 <= f->dn) {
+        for (uint64_t s = s0; s < s1;) {
+            uint64_t w = f->dbits[s / 64] >> (s % 64);
+            if (!w) {
+                s = (s / 64 + 1) * 64;
+                continue;
+            }
+            s += (uint64_t)__builtin_ctzll(w);
+            if (s >= s1) break;
+            if (grow((void **)&m->scratch, &m->scap, n + 1, sizeof(uint64_t))) return PC_ENOMEM;
+            m->scratch[n++] = s++;
+        }
+    } else {
+        for (size_t i = 0; i < f->dn; i++) {
+            uint64_t s = f->dlist[i];
+            if (s < s0 || s >= s1 || !is_dirty(f, s)) continue;
+            if (grow((void **)&m->scratch, &m->scap, n + 1, sizeof(uint64_t))) return PC_ENOMEM;
+            m->scratch[n++] = s;
+        }
+        qsort(m->scratch, n, sizeof(uint64_t), cmp_u64);
+        size_t j = 0; /* drop duplicates */
+        for (size_t i = 0; i < n; i++)
+            if (!j || m->scratch[j - 1] != m->scratch[i]) m->scratch[j++] = m->scratch[i];
+        n = j;
+    }
+    *n_out = n;
+    return PC_OK;
+}
+
+static int differs(const pc_model *m, const mfile *f, uint64_t s)
+{
+    uint64_t o = s * m->sector;
+    return memcmp(f->vol + o, f->dur + o, m->sector) != 0;
+}
+
+/* ---- volatile changes ---- */
+static int get_file(pc_model *m, uint32_t id, mfile **f)
+{
+    if (!m) return PC_EINVAL;
+    if (id >= m->nfiles) return PC_ENOENT;
+    *f = &m->files[id];
+    return PC_OK;
+}
+
+static int mark_range(pc_model *m, mfile *f, uint64_t off, uint64_t end)
+{
+    if (end <= off) return PC_OK;
+    for (uint64_t s = off / m->sector; s <= (end - 1) / m->sector; s++)
+        if (mark_dirty(f, s)) return PC_ENOMEM;
+    return PC_OK;
+}
+
+int pc_model_write(pc_model *m, uint32_t id, uint64_t off, const void *data, uint64_t len)
+{
+    mfile *f;
+    int rc = get_file(m, id, &f);
+    if (rc) return rc;
+    if (!len) return PC_OK;
+    if (!data || off + len < off) return PC_EINVAL;
+    if ((rc = ensure_cap(m, f, off + len))) return rc;
+    memcpy(f->vol + off, data, len);
+    /* A write past the end leaves a hole that reads as zeros; where durable still holds
+     * bytes of a longer past (a shrink not yet synced), the hole must be written too. */
+    if (off > f->vsize && (rc = mark_range(m, f, f->vsize, off))) return rc;
+    if (off + len > f->vsize) f->vsize = off + len;
+    m->dk_valid = 0;
+    return mark_range(m, f, off, off + len);
+}
+
+int pc_model_truncate(pc_model *m, uint32_t id, uint64_t size)
+{
+    mfile *f;
+    int rc = get_file(m, id, &f);
+    if (rc) return rc;
+    if ((rc = ensure_cap(m, f, size ? size : 1))) return rc;
+    uint64_t lo = size < f->vsize ? size : f->vsize, hi = size < f->vsize ? f->vsize : size;
+    if (size < f->vsize) memset(f->vol + size, 0, f->vsize - size);
+    f->vsize = size;
+    m->dk_valid = 0;
+    /* A grow over a region where durable still holds pre-shrink bytes must write zeros there. */
+    return mark_range(m, f, lo, hi);
+}
+
+/* ---- steps ---- */
+int pc_model_step_begin(pc_model *m, uint64_t *step_out)
+{
+    if (!m) return PC_EINVAL;
+    if (m->in_step) return PC_ESTATE;
+    m->in_step = 1;
+    m->npend = 0;
+    m->dk_valid = 0;
+    m->step++;
+    if (step_out) *step_out = m->step;
+    return PC_OK;
+}
+
+int pc_model_sync(pc_model *m, uint32_t id, uint64_t off, uint64_t len)
+{
+    mfile *f;
+    int rc = get_file(m, id, &f);
+    if (rc) return rc;
+    if (!m->in_step) return PC_ESTATE;
+    if (grow((void **)&m->pend, &m->pcap, m->npend + 1, sizeof(prange))) return PC_ENOMEM;
+    if (len > UINT64_MAX - off) len = UINT64_MAX - off;
+    m->pend[m->npend++] = (prange){id, off, len};
+    m->dk_valid = 0;
+    return PC_OK;
+}
+
+static int cmp_psec(const void *a, const void *b)
+{
+    const psec *x = a, *y = b;
+    if (x->id != y->id) return x->id < y->id ? -1 : 1;
+    return x->sec < y->sec ? -1 : x->sec > y->sec;
+}
+
+/* D of the open step: dirty, differing sectors of its sync ranges that lie (at least partly)
+ * within the volatile size, ascending by (file, sector). */
+static int compute_dk(pc_model *m)
+{
+    if (m->dk_valid) return PC_OK;
+    m->ndk = 0;
+    for (size_t i = 0; i < m->npend; i++) {
+        mfile *f = &m->files[m->pend[i].id];
+        uint64_t s0 = m->pend[i].off / m->sector;
+        uint64_t end = m->pend[i].off + m->pend[i].len; /* saturated in pc_model_sync */
+        if (end > f->vsize) end = f->vsize;
+        uint64_t s1 = end ? (end + m->sector - 1) / m->sector : 0;
+        size_t n;
+        int rc = dirty_in(m, f, s0, s1, &n);
+        if (rc) return rc;
+        for (size_t j = 0; j < n; j++) {
+            if (!differs(m, f, m->scratch[j])) continue;
+            if (grow((void **)&m->dk, &m->dkcap, m->ndk + 1, sizeof(psec))) return PC_ENOMEM;
+            m->dk[m->ndk++] = (psec){m->pend[i].id, m->scratch[j]};
+        }
+    }
+    if (m->npend > 1) {
+        qsort(m->dk, m->ndk, sizeof(psec), cmp_psec);
+        size_t j = 0;
+        for (size_t i = 0; i < m->ndk; i++)
+            if (!j || cmp_psec(&m->dk[j - 1], &m->dk[i])) m->dk[j++] = m->dk[i];
+        m->ndk = j;
+    }
+    m->dk_valid = 1;
+    return PC_OK;
+}
+
+int pc_model_step_sectors(pc_model *m, uint64_t *n_out)
+{
+    if (!m || !n_out) return PC_EINVAL;
+    if (!m->in_step) {
+        *n_out = 0;
+        return PC_OK;
+    }
+    int rc = compute_dk(m);
+    if (rc) return rc;
+    *n_out = m->ndk;
+    return PC_OK;
+}
+
+static int clear_range(pc_model *m, mfile *f, uint64_t off, uint64_t len)
+{
+    uint64_t end = len > UINT64_MAX - off ? UINT64_MAX : off + len;
+    uint64_t s0 = off / m->sector, s1 = end / m->sector + (end % m->sector != 0);
+    size_t n;
+    int rc = dirty_in(m, f, s0, s1, &n);
+    if (rc) return rc;
+    for (size_t j = 0; j < n; j++) clear_dirty(f, m->scratch[j]);
+    return PC_OK;
+}
+
+int pc_model_step_end(pc_model *m)
+{
+    if (!m) return PC_EINVAL;
+    if (!m->in_step) return PC_ESTATE;
+    int rc = compute_dk(m);
+    if (rc) return rc;
+    for (size_t i = 0; i < m->ndk; i++) {
+        mfile *f = &m->files[m->dk[i].id];
+        uint64_t o = m->dk[i].sec * m->sector;
+        memcpy(f->dur + o, f->vol + o, m->sector);
+    }
+    for (size_t i = 0; i < m->npend; i++) {
+        mfile *f = &m->files[m->pend[i].id];
+        if ((rc = clear_range(m, f, m->pend[i].off, m->pend[i].len))) return rc;
+        if (f->vsize < f->dsize) memset(f->dur + f->vsize, 0, f->dsize - f->vsize);
+        f->dsize = f->vsize;
+    }
+    m->npend = 0;
+    m->ndk = 0;
+    m->dk_valid = 0;
+    m->in_step = 0;
+    return PC_OK;
+}
+
+int pc_model_lose(pc_model *m, uint32_t id, uint64_t off, uint64_t len)
+{
+    mfile *f;
+    int rc = get_file(m, id, &f);
+    if (rc) return rc;
+    m->dk_valid = 0;
+    return clear_range(m, f, off, len);
+}
+
+/* ---- images ---- */
+static int in_dk(const pc_model *m, uint32_t id, uint64_t sec)
+{
+    size_t lo = 0, hi = m->ndk;
+    psec key = {id, sec};
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = cmp_psec(&m->dk[mid], &key);
+        if (!c) return 1;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return 0;
+}
+
+static void fill_garbage(uint8_t *dst, const uint8_t *oldb, const uint8_t *newb, uint32_t n,
+                         uint64_t seed, uint32_t id, uint64_t sec)
+{
+    uint64_t h = mix64(seed ^ mix64(PURPOSE_GARBAGE) ^ mix64(id) ^ mix64(sec + 1));
+    for (uint32_t i = 0; i < n; i++) {
+        if (i % 8 == 0) h = mix64(h);
+        uint8_t x = (uint8_t)(h >> (8 * (i % 8)));
+        while (x == oldb[i] || x == newb[i]) x++; /* neither old nor new, byte by byte */
+        dst[i] = x;
+    }
+}
+
+int pc_model_image(pc_model *m, uint32_t id, const pc_crash *c, uint8_t **buf_out,
+                   uint64_t *len_out)
+{
+    mfile *f;
+    int rc = get_file(m, id, &f);
+    if (rc) return rc;
+    if (!c || !buf_out || !len_out) return PC_EINVAL;
+    if (m->in_step && (rc = compute_dk(m))) return rc;
+    size_t ndk = m->in_step ? m->ndk : 0;
+    uint32_t S = m->sector;
+    uint8_t *img = malloc(f->cap);
+    if (!img) return PC_ENOMEM;
+    memcpy(img, f->dur, f->cap);
+    uint64_t size = f->dsize;
+
+    /* Early writeback: dirty, differing sectors outside D, within the volatile size. */
+    if (c->wb != PC_WB_NONE) {
+        uint64_t s1 = (f->vsize + S - 1) / S;
+        size_t n;
+        if ((rc = dirty_in(m, f, 0, s1, &n))) {
+            free(img);
+            return rc;
+        }
+        for (size_t j = 0; j < n; j++) {
+            uint64_t s = m->scratch[j];
+            if (!differs(m, f, s) || (ndk && in_dk(m, id, s))) continue;
+            if (c->wb == PC_WB_ALL || coin(c->wb_seed, PURPOSE_WB, id, s))
+                memcpy(img + s * S, f->vol + s * S, S);
+        }
+        if (f->vsize != f->dsize &&
+            (c->wb == PC_WB_ALL || coin(c->wb_seed, PURPOSE_WB_SIZE, id, 0)))
+            size = f->vsize;
+    }
+
+    /* The tear of the cut step. */
+    int pending_size = 0;
+    for (size_t i = 0; m->in_step && i < m->npend; i++)
+        if (m->pend[i].id == id) pending_size = 1;
+    uint64_t gidx = c->tear_n < ndk ? c->tear_n : ndk; /* garbage:N past the end: the last */
+    uint64_t mine = 0, landed = 0;
+    for (size_t j = 0; j < ndk; j++) {
+        int take;
+        switch (c->tear) {
+        case PC_TEAR_NONE: take = 0; break;
+        case PC_TEAR_ALL: case PC_TEAR_GARBAGE: take = 1; break;
+        case PC_TEAR_PREFIX: take = j < c->tear_n; break;
+        case PC_TEAR_SUFFIX: take = c->tear_n >= ndk || j >= ndk - c->tear_n; break;
+        case PC_TEAR_RANDOM: take = coin(c->tear_seed, PURPOSE_TEAR, m->dk[j].id, m->dk[j].sec); break;
+        default: free(img); return PC_EINVAL;
+        }
+        if (m->dk[j].id != id) continue;
+        mine++;
+        if (!take) continue;
+        landed++;
+        uint64_t o = m->dk[j].sec * S;
+        if (c->tear == PC_TEAR_GARBAGE && j + 1 == gidx)
+            fill_garbage(img + o, f->dur + o, f->vol + o, S, c->seed, id, m->dk[j].sec);
+        else
+            memcpy(img + o, f->vol + o, S);
+    }
+    if (pending_size && c->tear != PC_TEAR_NONE && landed == mine) size = f->vsize;
+
+    /* Bytes past the chosen size are not part of the file. */
+    uint8_t *out = realloc(img, size ? size : 1);
+    if (!out) {
+        free(img);
+        return PC_ENOMEM;
+    }
+    *buf_out = out;
+    *len_out = size;
+    return PC_OK;
+}
+
+int pc_model_volatile(const pc_model *m, uint32_t id, const uint8_t **buf, uint64_t *len)
+{
+    if (!m || !buf || !len) return PC_EINVAL;
+    if (id >= m->nfiles) return PC_ENOENT;
+    *buf = m->files[id].vol;
+    *len = m->files[id].vsize;
+    return PC_OK;
+}
+
+int pc_model_durable(const pc_model *m, uint32_t id, const uint8_t **buf, uint64_t *len)
+{
+    if (!m || !buf || !len) return PC_EINVAL;
+    if (id >= m->nfiles) return PC_ENOENT;
+    *buf = m->files[id].dur;
+    *len = m->files[id].dsize;
+    return PC_OK;
+}

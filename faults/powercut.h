@@ -1,0 +1,211 @@
+/* powercut.h: public API of libpowercut, the power-cut model shared by the LD_PRELOAD shim,
+ * the crash explorer and in-process fuzzers: model, trace writer/reader, crash-image deriver. */
+#ifndef POWERCUT_H
+#define POWERCUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define PC_API __attribute__((visibility("default")))
+#else
+#define PC_API
+#endif
+
+/* Error codes: every function returns PC_OK or one of these (never errno). */
+enum {
+    PC_OK = 0,
+    PC_ENOMEM = -1,  /* allocation failed */
+    PC_EINVAL = -2,  /* bad argument or unparsable specification */
+    PC_EIO = -3,     /* reading or writing a trace or image failed */
+    PC_EFORMAT = -4, /* a trace is not a powercut trace, or has another version */
+    PC_ERANGE = -5,  /* step, file id or offset out of range */
+    PC_ENOENT = -6,  /* no such file in the model or trace */
+    PC_ESTATE = -7,  /* call not valid in the current state (e.g. no step open) */
+};
+PC_API const char *pc_strerror(int code);
+
+/* ---- crash choices ---------------------------------------------------------------------- */
+
+/* What part of the sectors the cut step would make durable reaches the disk. */
+typedef enum {
+    PC_TEAR_NONE = 0, /* none of them */
+    PC_TEAR_ALL,      /* all of them (and the size change of the step) */
+    PC_TEAR_PREFIX,   /* the first n, ascending (file id, offset) order */
+    PC_TEAR_SUFFIX,   /* the last n */
+    PC_TEAR_RANDOM,   /* each one with probability 1/2, drawn from seed */
+    PC_TEAR_GARBAGE,  /* all, but the n-th (1-based) holds bytes neither old nor new */
+} pc_tear_kind;
+
+typedef enum {
+    PC_WB_NONE = 0, /* strict: no other dirty sector reached the disk */
+    PC_WB_ALL,      /* every other dirty sector (and the volatile size) reached the disk */
+    PC_WB_RANDOM,   /* each other dirty sector (and the size) with probability 1/2 */
+} pc_wb_kind;
+
+typedef struct {
+    pc_tear_kind tear;
+    uint64_t tear_n;    /* PREFIX/SUFFIX count, GARBAGE index (1-based) */
+    uint64_t tear_seed; /* RANDOM */
+    pc_wb_kind wb;
+    uint64_t wb_seed; /* RANDOM */
+    uint64_t seed;    /* garbage bytes */
+} pc_crash;
+
+/* Parses "TEAR[:WRITEBACK[:SEED]]" (e.g. "prefix:3:random:7:42" is not valid; see README:
+ * TEAR = none|all|prefix:N|suffix:N|random[:S]|garbage:N, WRITEBACK = none|all|random[:S]).
+ * A random without its own seed uses SEED (default 0). */
+PC_API int pc_crash_parse(const char *spec, pc_crash *out);
+/* Parses "STEP[:TEAR[:WRITEBACK[:SEED]]]" (the POWERCUT_CUT syntax). */
+PC_API int pc_cut_parse(const char *spec, uint64_t *step, pc_crash *out);
+
+/* ---- the model -------------------------------------------------------------------------- */
+
+/* A pc_model holds, per tracked file, the volatile content (what the process sees), the
+ * durable content (what survives a power cut) and the dirty sectors (written since their
+ * last sync). Steps are bracketed by pc_model_step_begin/end; inside a step, volatile
+ * changes apply at once and syncs are collected, so that a crash image of the step can be
+ * taken before pc_model_step_end applies them. */
+typedef struct pc_model pc_model;
+
+PC_API int pc_model_new(uint32_t sector_size, pc_model **out);
+PC_API void pc_model_free(pc_model *m);
+/* Forgets every file and the step counter (in-process fuzzers reuse one model). */
+PC_API void pc_model_reset(pc_model *m);
+/* Adds a file whose current content is durable (it exists durably from its creation). */
+PC_API int pc_model_add_file(pc_model *m, const char *name, const void *content, uint64_t size,
+                             uint32_t *id_out);
+PC_API int pc_model_file_count(const pc_model *m, uint32_t *count);
+PC_API int pc_model_file_name(const pc_model *m, uint32_t id, const char **name);
+PC_API int pc_model_find_file(const pc_model *m, const char *name, uint32_t *id_out);
+
+/* Volatile changes. A write marks every sector it touches dirty, even when the bytes are
+ * unchanged (the kernel dirties the page all the same). */
+PC_API int pc_model_write(pc_model *m, uint32_t id, uint64_t off, const void *data, uint64_t len);
+PC_API int pc_model_truncate(pc_model *m, uint32_t id, uint64_t size);
+
+/* Step bracket; steps are numbered from 1 in call order. */
+PC_API int pc_model_step_begin(pc_model *m, uint64_t *step_out);
+/* Inside a step: the range [off, off+len) (len UINT64_MAX: to the end) and the file size
+ * become durable when the step ends. */
+PC_API int pc_model_sync(pc_model *m, uint32_t id, uint64_t off, uint64_t len);
+/* Inside or outside a step: the dirty data of the range is lost (fsync-gate): it is no
+ * longer dirty, never becomes durable, while the process still sees it. */
+PC_API int pc_model_lose(pc_model *m, uint32_t id, uint64_t off, uint64_t len);
+PC_API int pc_model_step_end(pc_model *m);
+
+/* Number of sectors the open step makes durable (the n of prefix/suffix/garbage). */
+PC_API int pc_model_step_sectors(pc_model *m, uint64_t *n_out);
+/* Crash image of file id if power is cut during the open step (or now, with no step open):
+ * a malloc'ed buffer the caller frees. Never changes the model. */
+PC_API int pc_model_image(pc_model *m, uint32_t id, const pc_crash *crash, uint8_t **buf_out,
+                          uint64_t *len_out);
+/* The current volatile / durable content (borrowed pointers, valid until the next call). */
+PC_API int pc_model_volatile(const pc_model *m, uint32_t id, const uint8_t **buf, uint64_t *len);
+PC_API int pc_model_durable(const pc_model *m, uint32_t id, const uint8_t **buf, uint64_t *len);
+
+/* ---- traces ------------------------------------------------------------------------------ */
+
+/* Calls the shim numbers in traces (stable: part of the trace format). */
+typedef enum {
+    PC_CALL_NONE = 0,
+    PC_CALL_WRITE, PC_CALL_PWRITE, PC_CALL_WRITEV, PC_CALL_PWRITEV, PC_CALL_FTRUNCATE,
+    PC_CALL_FALLOCATE, PC_CALL_POSIX_FALLOCATE, PC_CALL_MSYNC, PC_CALL_FSYNC, PC_CALL_FDATASYNC,
+    PC_CALL_SYNC_FILE_RANGE, PC_CALL_COUNT_
+} pc_call;
+PC_API const char *pc_call_name(int call);
+
+/* Marker kinds (pc_mark, POWERCUT_MARK_FD). */
+enum { PC_MARK_BEGIN = 1, PC_MARK_END = 2, PC_MARK_NOTE = 3 };
+
+/* The trace writer: the same operations as the model, serialised. pc_tw_new writes to fd
+ * through a 1 MiB buffer (with fd < 0 everything stays in memory: pc_tw_buffer).
+ * pc_tw_new_mapped maps a regular file opened read-write and appends into the mapping, so
+ * records survive a crash or kill of the writer (slower; falls back to buffering when fd
+ * cannot be mapped); flush/finish trim the file. pc_tw_free never touches the file. */
+typedef struct pc_tw pc_tw;
+PC_API int pc_tw_new(int fd, uint32_t sector_size, pc_tw **out);
+PC_API int pc_tw_new_mapped(int fd, uint32_t sector_size, pc_tw **out);
+PC_API int pc_tw_flush(pc_tw *w);
+PC_API int pc_tw_finish(pc_tw *w); /* end record + flush */
+PC_API void pc_tw_free(pc_tw *w);
+PC_API int pc_tw_buffer(const pc_tw *w, const uint8_t **buf, size_t *len); /* fd < 0 only */
+PC_API int pc_tw_file(pc_tw *w, uint32_t id, const char *name, const void *content, uint64_t size);
+PC_API int pc_tw_write(pc_tw *w, uint32_t id, uint64_t off, const void *data, uint64_t len,
+                       int from_mmap);
+PC_API int pc_tw_truncate(pc_tw *w, uint32_t id, uint64_t size);
+PC_API int pc_tw_step(pc_tw *w, uint64_t step, int call, uint32_t id, int err, uint64_t off,
+                      uint64_t len);
+PC_API int pc_tw_sync(pc_tw *w, uint32_t id, uint64_t off, uint64_t len);
+PC_API int pc_tw_lose(pc_tw *w, uint32_t id, uint64_t off, uint64_t len);
+PC_API int pc_tw_mark(pc_tw *w, int kind, uint64_t op, const char *label);
+
+/* The trace reader and crash-image deriver. */
+typedef struct pc_trace pc_trace;
+PC_API int pc_trace_open(const char *path, pc_trace **out);
+PC_API int pc_trace_from_memory(const void *buf, size_t len, pc_trace **out); /* copies buf */
+PC_API void pc_trace_free(pc_trace *t);
+PC_API int pc_trace_sector_size(const pc_trace *t, uint32_t *out);
+PC_API int pc_trace_step_count(const pc_trace *t, uint64_t *out);
+PC_API int pc_trace_file_count(const pc_trace *t, uint32_t *out);
+PC_API int pc_trace_file_name(const pc_trace *t, uint32_t id, const char **name);
+/* True when the trace ends with its end record (false: the process died or was cut). */
+PC_API int pc_trace_complete(const pc_trace *t, int *out);
+
+typedef struct {
+    uint64_t step;
+    int call;          /* pc_call */
+    uint32_t file;     /* file the call named (UINT32_MAX: none) */
+    int err;           /* errno the call returned, 0 on success */
+    uint64_t off, len; /* the call's range as the shim saw it */
+    uint64_t op;       /* innermost open marker's operation id, 0 if none */
+    const char *label; /* its label ("" if none); valid while the trace lives */
+} pc_step_info;
+PC_API int pc_trace_step_info(pc_trace *t, uint64_t step, pc_step_info *out);
+
+/* Replay cursor: walks a trace once, stopping at each step with that step's volatile effect
+ * applied and its durable effect pending, so that every (tear, writeback, seed) image of the
+ * step can be taken before moving on. Cost is linear in the trace. */
+typedef struct pc_replay pc_replay;
+PC_API int pc_replay_new(const pc_trace *t, pc_replay **out);
+PC_API void pc_replay_free(pc_replay *r);
+/* Advances to the next step; *step_out = 0 at the end of the trace. */
+PC_API int pc_replay_next(pc_replay *r, uint64_t *step_out);
+PC_API int pc_replay_model(pc_replay *r, pc_model **m); /* borrowed */
+/* Convenience: image of file id at step k (replays from the start). */
+PC_API int pc_trace_image(const pc_trace *t, uint32_t id, uint64_t step, const pc_crash *crash,
+                          uint8_t **buf_out, uint64_t *len_out);
+
+/* ---- the running shim (in-process use) --------------------------------------------------- */
+
+/* Statistics of the shim in this process. */
+typedef struct {
+    uint64_t steps;       /* steps so far */
+    uint64_t harvested;   /* pages found written through mappings */
+    uint64_t faults;      /* write faults taken to track them */
+    uint64_t trace_bytes; /* bytes of trace written */
+} pc_stats;
+PC_API int pc_shim_stats(pc_stats *out);
+/* Forgets every tracked file, mapping and step and re-reads the environment (in-process
+ * fuzzers call it between runs). */
+PC_API int pc_shim_reset(void);
+/* In-memory cut: instead of writing POWERCUT_IMAGE and exiting, the shim calls cb with each
+ * tracked file's crash image at the cut step, and the interrupted call fails with errno
+ * ECANCELED (the caller then abandons its run, typically with longjmp from cb). */
+typedef void (*pc_image_cb)(void *ctx, const char *name, const uint8_t *img, uint64_t len);
+PC_API int pc_shim_set_image_cb(pc_image_cb cb, void *ctx);
+/* Schedule a cut (or, with err != 0, an error) at step k of this run (0 disables). */
+PC_API int pc_shim_set_cut(uint64_t step, const pc_crash *crash);
+PC_API int pc_shim_set_error(uint64_t step, int err);
+
+/* Markers (also declared weak in powercut_mark.h so programs run without the shim). */
+PC_API void pc_mark(int kind, uint64_t op, const char *label);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

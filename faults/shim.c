@@ -1,0 +1,1775 @@
+/* shim.c: the LD_PRELOAD interposer: finds the calls that touch tracked files or their shared
+ * mappings, numbers them as steps, feeds the model and the trace, and cuts power or fails calls. */
+
+/* glibc renames pwrite and friends to their 64 variants under _FILE_OFFSET_BITS=64; this file
+ * defines both names itself, so it must see the plain declarations (off_t is 64-bit on LP64). */
+#undef _FILE_OFFSET_BITS
+#define FIU_ENABLE 1 /* the shim's fault points are its product: on in every build */
+
+#include "powercut.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fiu-control.h>
+#include <fiu.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+/*
+ * How the shim sees the process (the choices DESIGN.md leaves open):
+ *
+ * - A file is tracked when a successful open/openat/creat names a path matching POWERCUT_FILE
+ *   (fnmatch on the path as given, on it made absolute, and on its realpath). Identity is
+ *   (st_dev, st_ino), so every descriptor and mapping of it shares one model file. Its
+ *   content at first open is durable: the file exists durably from its creation on, as
+ *   namespace operations (rename, unlink, directory fsync) are not modelled.
+ * - Descriptors are a table indexed by fd; calls on an untracked fd cost one array load.
+ *   dup/dup2/dup3 copy entries, close clears them; fcntl(F_DUPFD) is not followed.
+ * - Writes through MAP_SHARED writable mappings of a tracked file are found by write
+ *   tracking: the shim maps such pages read-only, and its SIGSEGV handler records the first
+ *   store to a page, then gives the page its write permission back. At the start of every
+ *   step (and before munmap/mremap) the recorded pages are copied into the model and trace
+ *   and protected again. The cost of a step is thus proportional to the pages written since
+ *   the previous step, never to the file or mapping size; the price is one fault per page
+ *   per step interval. Stores by the kernel (read(2) into a mapping) fail with EFAULT
+ *   instead, programs that mprotect tracked mappings themselves or replace the SIGSEGV
+ *   handler are not supported.
+ * - A step's STEP record is written before the call; its effects (the data written, the
+ *   range synced) after the real call succeeded. A call the kernel failed has no effect.
+ * - A power cut at step k happens inside the call: its volatile effect (a write's data) is
+ *   applied to the model, the images are taken with its durable effect torn, and the
+ *   process ends with _exit(99) without making the call.
+ * - An injected error makes the call return -1/errno (posix_fallocate: the error number)
+ *   without reaching the kernel; EIO from msync/fsync/fdatasync also drops the dirty data of
+ *   that range (fsync-gate): it stays visible to the process but is never made durable.
+ * - State is per process and global (the shim stands for the kernel); steps from several
+ *   threads are serialised by one lock, but stores racing with a step may land either side.
+ */
+
+#define PC_EXPORT __attribute__((visibility("default")))
+
+/* ---- real functions ---- */
+static ssize_t (*real_write)(int, const void *, size_t);
+static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
+static ssize_t (*real_pwrite64)(int, const void *, size_t, off_t);
+static ssize_t (*real_writev)(int, const struct iovec *, int);
+static ssize_t (*real_pwritev)(int, const struct iovec *, int, off_t);
+static ssize_t (*real_pwritev64)(int, const struct iovec *, int, off_t);
+static int (*real_ftruncate)(int, off_t);
+static int (*real_ftruncate64)(int, off_t);
+static int (*real_fallocate)(int, int, off_t, off_t);
+static int (*real_fallocate64)(int, int, off_t, off_t);
+static int (*real_posix_fallocate)(int, off_t, off_t);
+static int (*real_posix_fallocate64)(int, off_t, off_t);
+static int (*real_msync)(void *, size_t, int);
+static int (*real_fsync)(int);
+static int (*real_fdatasync)(int);
+static int (*real_sync_file_range)(int, off_t, off_t, unsigned int);
+static int (*real_open)(const char *, int, ...);
+static int (*real_open64)(const char *, int, ...);
+static int (*real_openat)(int, const char *, int, ...);
+static int (*real_openat64)(int, const char *, int, ...);
+static int (*real_creat)(const char *, mode_t);
+static int (*real_creat64)(const char *, mode_t);
+static int (*real_close)(int);
+static int (*real_dup)(int);
+static int (*real_dup2)(int, int);
+static int (*real_dup3)(int, int, int);
+static void *(*real_mmap)(void *, size_t, int, int, int, off_t);
+static void *(*real_mmap64)(void *, size_t, int, int, int, off_t);
+static void *(*real_mremap)(void *, size_t, size_t, int, ...);
+static int (*real_munmap)(void *, size_t);
+
+#define RESOLVE(name) \
+    do { \
+        if (!real_##name) *(void **)&real_##name = dlsym(RTLD_NEXT, #name); \
+    } while (0)
+
+static void resolve_all(void)
+{
+    RESOLVE(write); RESOLVE(pwrite); RESOLVE(pwrite64); RESOLVE(writev); RESOLVE(pwritev);
+    RESOLVE(pwritev64); RESOLVE(ftruncate); RESOLVE(ftruncate64); RESOLVE(fallocate);
+    RESOLVE(fallocate64); RESOLVE(posix_fallocate); RESOLVE(posix_fallocate64); RESOLVE(msync);
+    RESOLVE(fsync); RESOLVE(fdatasync); RESOLVE(sync_file_range); RESOLVE(open); RESOLVE(open64);
+    RESOLVE(openat); RESOLVE(openat64); RESOLVE(creat); RESOLVE(creat64); RESOLVE(close);
+    RESOLVE(dup); RESOLVE(dup2); RESOLVE(dup3); RESOLVE(mmap); RESOLVE(mmap64); RESOLVE(mremap);
+    RESOLVE(munmap);
+}
+
+/* ---- state ---- */
+typedef struct {
+    dev_t dev;
+    ino_t ino;
+    uint32_t id;    /* model / trace file id */
+    char *path;     /* as first opened, made absolute */
+    int rfd;        /* private read descriptor: initial content, fallocate re-reads */
+    uint64_t size;  /* volatile size as the shim knows it (model-free record mode needs it) */
+    uint8_t *shadow; /* sync mode without a model: the volatile content, to diff mappings */
+    uint64_t shcap;
+} tfile;
+
+typedef struct {
+    uintptr_t addr;
+    size_t len;
+    uint32_t file; /* index into S.files */
+    uint64_t off;
+    int prot;
+    int track;             /* writable shared, POWERCUT_MMAP=track: write tracking armed */
+    int wshared;           /* writable and shared: its stores reach the file */
+    uint8_t *faulted;      /* per page: store seen since the last harvest */
+    size_t *flist, nf;     /* the faulted pages, in fault order */
+} tmap;
+
+/* A written page left writable after its harvest, compared with its last recorded content
+ * at every step instead of faulting again (see harvest_all). */
+typedef struct {
+    uintptr_t addr;
+    uint32_t file; /* index into S.files */
+    uint64_t foff;
+    uint64_t last; /* step of its last change */
+    int prot;
+    uint8_t *copy;
+} openpg;
+
+typedef struct {
+    int32_t file; /* index + 1 into S.files; 0: untracked */
+    int flags;    /* open flags (O_SYNC, O_DSYNC, O_APPEND) */
+} fdent;
+
+enum { FD_MARK = 1 << 30 };
+
+static struct {
+    int resolved, inited, active, dead;
+    int mmap_sync; /* POWERCUT_MMAP=sync: no write tracking, mappings compared at syncs */
+    char *pattern, *abs_pattern;
+    int is_glob;
+    uint32_t sector;
+    size_t page;
+    pc_model *m;
+    pc_tw *tw;
+    int trace_fd;
+    char *trace_path;
+    int claimed;
+    struct pmark { int kind; uint64_t op; char *label; } pending[64]; /* marks before the claim */
+    int npending;
+    uint64_t step;
+    uint64_t cut_step;
+    pc_crash crash;
+    uint64_t err_step;
+    int err_errno;
+    char *image;
+    pc_image_cb cb;
+    void *cbctx;
+    int mark_fd;
+    char markbuf[512];
+    size_t markn;
+    tfile *files;
+    size_t nfiles, fcap;
+    tmap *maps;
+    size_t nmaps, mcap;
+    openpg *open;
+    size_t nopen, ocap;
+    fdent *fds;
+    size_t nfds;
+    struct sigaction old_segv;
+    uint8_t **cut_imgs;
+    uint64_t *cut_lens;
+    size_t ncut;
+    pc_stats st;
+} S = {.trace_fd = -1, .mark_fd = -1};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static void atfork_child(void);
+/* The shim's own calls pass straight through. Initial-exec TLS: a preloaded or linked-in
+ * library always gets static TLS, and this avoids a __tls_get_addr call per interposed call. */
+static __thread int busy __attribute__((tls_model("initial-exec")));
+
+static void warn(const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n > (int)sizeof buf - 1) n = (int)sizeof buf - 1;
+    if (n > 0) (void)!syscall(SYS_write, 2, buf, (size_t)n);
+}
+
+/* A broken environment is a usage error of the tool: say so and stop (exit status 2). */
+static void die(const char *what, const char *val)
+{
+    warn("powercut: invalid %s: '%s' (see faults/README.md)\n", what, val ? val : "");
+    _exit(2);
+}
+
+/* ---- environment ---- */
+static int parse_errno(const char *s)
+{
+    static const struct { const char *n; int v; } names[] = {
+        {"EIO", EIO}, {"ENOSPC", ENOSPC}, {"EINTR", EINTR}, {"EDQUOT", EDQUOT}, {"EROFS", EROFS},
+        {"ENOMEM", ENOMEM}, {"EAGAIN", EAGAIN}, {"EFBIG", EFBIG}, {"EBADF", EBADF},
+        {"EINVAL", EINVAL}, {"EPERM", EPERM}, {"EACCES", EACCES},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(s, names[i].n)) return names[i].v;
+    char *end;
+    long v = strtol(s, &end, 10);
+    return (*s && !*end && v > 0 && v < 4096) ? (int)v : -1;
+}
+
+static void fiu_setup(void)
+{
+    fiu_init(0);
+    const char *en = getenv("FIU_ENABLE");
+    if (en && *en) {
+        /* fiu-run separates commands with newlines and indents them */
+        char *copy = strdup(en), *save = NULL;
+        for (char *line = copy ? strtok_r(copy, "\n", &save) : NULL; line;
+             line = strtok_r(NULL, "\n", &save)) {
+            while (*line == ' ' || *line == '\t') line++;
+            if (!*line) continue;
+            char *err = NULL;
+            if (fiu_rc_string(line, &err)) warn("powercut: FIU_ENABLE '%s': %s\n", line, err ? err : "error");
+        }
+        free(copy);
+    }
+    /* fiu-ctrl talks to the fifo fiu_run_preload.so opens; open it ourselves when that library
+     * was displaced from LD_PRELOAD (fiu-run overwrites LD_PRELOAD, callers put us back). */
+    const char *fifo = getenv("FIU_CTRL_FIFO"), *pre = getenv("LD_PRELOAD");
+    if (fifo && *fifo && !(pre && strstr(pre, "fiu_run_preload"))) fiu_rc_fifo(fifo);
+}
+
+static void segv_handler(int sig, siginfo_t *si, void *uc);
+
+/* (Re)installs the write-tracking handler unless it is already the current one: test
+ * frameworks and in-process users may have replaced it since; theirs becomes the fallback. */
+static void install_segv(void)
+{
+    struct sigaction cur;
+    if (sigaction(SIGSEGV, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+        cur.sa_sigaction == segv_handler)
+        return;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = segv_handler;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &S.old_segv);
+}
+
+static void read_env(void)
+{
+    const char *pat = getenv("POWERCUT_FILE");
+    S.active = pat && *pat;
+    if (!S.active) return;
+    S.pattern = strdup(pat);
+    S.is_glob = strpbrk(pat, "*?[") != NULL;
+    if (pat[0] == '/') S.abs_pattern = strdup(pat);
+    else {
+        char cwd[PATH_MAX];
+        if (getcwd(cwd, sizeof cwd)) {
+            size_t n = strlen(cwd) + strlen(pat) + 2;
+            S.abs_pattern = malloc(n);
+            if (S.abs_pattern) snprintf(S.abs_pattern, n, "%s/%s", cwd, pat);
+        }
+    }
+    const char *v = getenv("POWERCUT_SECTOR");
+    S.sector = 512;
+    if (v && *v) {
+        char *end;
+        unsigned long s = strtoul(v, &end, 10);
+        if (*end || s < 1 || s > (1u << 20)) die("POWERCUT_SECTOR", v);
+        S.sector = (uint32_t)s;
+    }
+    if ((v = getenv("POWERCUT_CUT")) && *v && !S.cut_step) {
+        if (pc_cut_parse(v, &S.cut_step, &S.crash)) die("POWERCUT_CUT", v);
+    } else if ((v = getenv("POWERCUT_CRASH")) && *v) {
+        /* the tear/writeback used when a libfiu point (failinfo=1) cuts */
+        if (pc_crash_parse(v, &S.crash)) die("POWERCUT_CRASH", v);
+    }
+    if ((v = getenv("POWERCUT_ERROR")) && *v && !S.err_step) {
+        char buf[64];
+        snprintf(buf, sizeof buf, "%s", v);
+        char *c = strchr(buf, ':');
+        char *end;
+        if (!c) die("POWERCUT_ERROR", v);
+        *c = 0;
+        S.err_step = strtoull(buf, &end, 10);
+        S.err_errno = parse_errno(c + 1);
+        if (*end || !S.err_step || S.err_errno < 0) die("POWERCUT_ERROR", v);
+    }
+    if ((v = getenv("POWERCUT_IMAGE")) && *v) S.image = strdup(v);
+    if ((v = getenv("POWERCUT_MARK_FD")) && *v) {
+        char *end;
+        long fd = strtol(v, &end, 10);
+        if (*end || fd < 0) die("POWERCUT_MARK_FD", v);
+        S.mark_fd = (int)fd;
+    }
+    /* The trace is created when this process claims the tracked files (claim()). */
+    if ((v = getenv("POWERCUT_TRACE")) && *v) S.trace_path = strdup(v);
+    S.mmap_sync = 0;
+    if ((v = getenv("POWERCUT_MMAP")) && *v) {
+        if (!strcmp(v, "sync")) S.mmap_sync = 1;
+        else if (strcmp(v, "track")) die("POWERCUT_MMAP", v);
+    }
+    /* Record-only runs keep no model (the trace reader rebuilds it); in sync mode they keep a
+     * bare copy of the volatile content instead, to diff mappings against. */
+    if (!S.trace_path || S.cut_step || S.cb || getenv("POWERCUT_MODEL"))
+        if (pc_model_new(S.sector, &S.m)) die("memory", "model");
+}
+
+static void init(void)
+{
+    if (S.inited) return;
+    busy++;
+    resolve_all();
+    S.inited = 1;
+    S.page = (size_t)sysconf(_SC_PAGESIZE);
+    read_env();
+    fiu_setup();
+    if (S.active) install_segv();
+    pthread_atfork(NULL, NULL, atfork_child);
+    busy--;
+}
+
+__attribute__((constructor)) static void pc_ctor(void) { init(); }
+
+uint64_t pc__tw_total(const pc_tw *w);
+int pc__tw_step_end(pc_tw *w);
+
+static void finish_trace(void)
+{
+    if (S.tw) {
+        pc_tw_finish(S.tw);
+        S.st.trace_bytes = pc__tw_total(S.tw);
+    }
+}
+
+__attribute__((destructor)) static void pc_dtor(void)
+{
+    if (!S.active || S.dead) return;
+    pthread_mutex_lock(&lock);
+    finish_trace();
+    pthread_mutex_unlock(&lock);
+}
+
+/* Fast check used by every interposed call. */
+#define ENSURE() do { if (!S.inited) init(); } while (0)
+
+static inline tfile *fd_file(int fd, int *flags)
+{
+    if (!S.active || S.dead || busy || fd < 0 || (size_t)fd >= S.nfds || !S.fds[fd].file) return NULL;
+    if (flags) *flags = S.fds[fd].flags;
+    return &S.files[S.fds[fd].file - 1];
+}
+
+static int set_fd(int fd, int32_t file, int flags)
+{
+    if (fd < 0) return 0;
+    if ((size_t)fd >= S.nfds) {
+        size_t n = S.nfds ? S.nfds : 64;
+        while (n <= (size_t)fd) n *= 2;
+        fdent *p = realloc(S.fds, n * sizeof *p);
+        if (!p) return -1;
+        memset(p + S.nfds, 0, (n - S.nfds) * sizeof *p);
+        S.fds = p;
+        S.nfds = n;
+    }
+    S.fds[fd].file = file;
+    S.fds[fd].flags = flags;
+    return 0;
+}
+
+/* ---- tracked files ---- */
+static int path_matches(const char *given, const char *abs)
+{
+    if (!fnmatch(S.pattern, given, 0)) return 1;
+    if (S.abs_pattern && abs && !fnmatch(S.abs_pattern, abs, 0)) return 1;
+    char real[PATH_MAX];
+    if (S.abs_pattern && abs && realpath(abs, real) && !fnmatch(S.abs_pattern, real, 0)) return 1;
+    return 0;
+}
+
+static void make_abs(int dirfd, const char *path, char *out, size_t n)
+{
+    char base[PATH_MAX];
+    if (path[0] == '/') {
+        snprintf(out, n, "%s", path);
+        return;
+    }
+    if (dirfd == AT_FDCWD) {
+        if (!getcwd(base, sizeof base)) base[0] = 0;
+    } else {
+        char link[64];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", dirfd);
+        ssize_t r = readlink(link, base, sizeof base - 1);
+        base[r > 0 ? r : 0] = 0;
+    }
+    /* joined by hand: a path too long for PATH_MAX simply never matches */
+    size_t bl = strlen(base), pl = strlen(path);
+    if (bl + 1 + pl + 1 > n) {
+        out[0] = 0;
+        return;
+    }
+    memcpy(out, base, bl);
+    out[bl] = '/';
+    memcpy(out + bl + 1, path, pl + 1);
+}
+
+static int read_all(int fd, uint8_t *buf, uint64_t off, uint64_t len)
+{
+    while (len) {
+        ssize_t r = pread(fd, buf, len, (off_t)off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        buf += r;
+        off += (uint64_t)r;
+        len -= (uint64_t)r;
+    }
+    return 0;
+}
+
+static void trace_fail(int rc)
+{
+    if (rc) warn("powercut: trace/model error: %s\n", pc_strerror(rc));
+}
+
+static void note_truncate(tfile *f, uint64_t size);
+static int shadow_fit(tfile *f, uint64_t size);
+static int use_shadow(void);
+
+/* One process owns the model: the first that opens a tracked file (POWERCUT_OWNER records its
+ * pid for the processes it starts). Processes it spawns afterwards (system("sync"), a shell's
+ * children once it has claimed) pass everything through instead of truncating its trace or
+ * numbering steps of their own; a shell that only starts the workload never claims. The
+ * trace is created at the claim, and the markers set before it are written first. */
+static int claim(void)
+{
+    if (S.claimed) return 1;
+    char me[32];
+    snprintf(me, sizeof me, "%ld", (long)getpid());
+    const char *owner = getenv("POWERCUT_OWNER");
+    if (owner && *owner && strcmp(owner, me)) {
+        S.active = 0;
+        return 0;
+    }
+    setenv("POWERCUT_OWNER", me, 1);
+    S.claimed = 1;
+    if (S.trace_path && !S.tw) {
+        /* read-write: the trace writer maps regular files */
+        S.trace_fd = real_open(S.trace_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (S.trace_fd < 0) die("POWERCUT_TRACE (cannot create)", S.trace_path);
+        const char *mapped = getenv("POWERCUT_TRACE_MAPPED");
+        int rc = mapped && *mapped && strcmp(mapped, "0") ? pc_tw_new_mapped(S.trace_fd, S.sector, &S.tw)
+                                                          : pc_tw_new(S.trace_fd, S.sector, &S.tw);
+        if (rc) die("POWERCUT_TRACE (cannot start the trace)", S.trace_path);
+    }
+    for (int i = 0; i < S.npending; i++) {
+        if (S.tw) trace_fail(pc_tw_mark(S.tw, S.pending[i].kind, S.pending[i].op, S.pending[i].label));
+        free(S.pending[i].label);
+    }
+    S.npending = 0;
+    return 1;
+}
+
+/* A forked child shares the owner's trace descriptor and tracked files but not its story:
+ * it passes everything through, and drops (never flushes) its copy of the trace buffer. */
+static void atfork_child(void)
+{
+    S.dead = 1;
+    if (S.tw) {
+        pc_tw_free(S.tw);
+        S.tw = NULL;
+        if (S.trace_fd >= 0) real_close(S.trace_fd);
+        S.trace_fd = -1;
+    }
+}
+
+/* Called after a successful open of fd: start tracking when the path matches. */
+static void after_open(int fd, int dirfd, const char *path, int flags)
+{
+    if (fd < 0 || !S.active || S.dead || busy) return;
+    if ((size_t)fd < S.nfds) S.fds[fd].file = 0; /* a reused number starts untracked */
+    if (!path) return;
+    char abs[PATH_MAX];
+    make_abs(dirfd, path, abs, sizeof abs);
+    if (!path_matches(path, abs)) return;
+    busy++;
+    pthread_mutex_lock(&lock);
+    if (!claim()) goto out;
+    struct stat st;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) goto out;
+    size_t i;
+    for (i = 0; i < S.nfiles; i++)
+        if (S.files[i].dev == st.st_dev && S.files[i].ino == st.st_ino) break;
+    if (i == S.nfiles) {
+        if (S.nfiles == S.fcap) {
+            size_t n = S.fcap ? S.fcap * 2 : 4;
+            tfile *p = realloc(S.files, n * sizeof *p);
+            if (!p) goto out;
+            S.files = p;
+            S.fcap = n;
+        }
+        char link[64];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        int rfd = real_open(link, O_RDONLY | O_CLOEXEC);
+        if (rfd < 0) goto out;
+        uint64_t size = (uint64_t)st.st_size;
+        uint8_t *content = malloc(size ? size : 1);
+        if (!content || read_all(rfd, content, 0, size)) {
+            free(content);
+            real_close(rfd);
+            goto out;
+        }
+        tfile *f = &S.files[S.nfiles];
+        memset(f, 0, sizeof *f);
+        f->dev = st.st_dev;
+        f->ino = st.st_ino;
+        f->rfd = rfd;
+        f->size = size;
+        f->path = strdup(abs);
+        f->id = (uint32_t)S.nfiles;
+        if (S.m) trace_fail(pc_model_add_file(S.m, abs, content, size, NULL));
+        if (use_shadow() && !shadow_fit(f, size ? size : 1)) memcpy(f->shadow, content, size);
+        if (S.tw) trace_fail(pc_tw_file(S.tw, f->id, abs, content, size));
+        free(content);
+        S.nfiles++;
+    } else if ((flags & O_TRUNC) && S.files[i].size) {
+        /* a later open with O_TRUNC is a volatile change like ftruncate(0), not a step */
+        note_truncate(&S.files[i], 0);
+    }
+    set_fd(fd, (int32_t)i + 1, flags);
+out:
+    pthread_mutex_unlock(&lock);
+    busy--;
+}
+
+/* ---- mappings and write tracking ---- */
+static void segv_handler(int sig, siginfo_t *si, void *uc)
+{
+    uintptr_t a = (uintptr_t)si->si_addr;
+    for (size_t i = 0; i < S.nmaps; i++) {
+        tmap *mp = &S.maps[i];
+        if (!mp->track || a < mp->addr || a >= mp->addr + mp->len) continue;
+        size_t pg = (a - mp->addr) / S.page;
+        if (!__atomic_exchange_n(&mp->faulted[pg], 1, __ATOMIC_SEQ_CST)) {
+            size_t slot = __atomic_fetch_add(&mp->nf, 1, __ATOMIC_SEQ_CST);
+            mp->flist[slot] = pg;
+            S.st.faults++;
+        }
+        /* mprotect is a plain system call, safe in a signal handler */
+        if (syscall(SYS_mprotect, mp->addr + pg * S.page, S.page, mp->prot) == 0) return;
+        break;
+    }
+    /* Not ours: hand over to whoever handled SIGSEGV before us, else die as usual. */
+    if (S.old_segv.sa_flags & SA_SIGINFO) {
+        if (S.old_segv.sa_sigaction) {
+            S.old_segv.sa_sigaction(sig, si, uc);
+            return;
+        }
+    } else if (S.old_segv.sa_handler != SIG_DFL && S.old_segv.sa_handler != SIG_IGN) {
+        S.old_segv.sa_handler(sig);
+        return;
+    }
+    signal(SIGSEGV, SIG_DFL); /* the faulting instruction re-runs and kills the process */
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void note_write_src(tfile *f, uint64_t off, const void *data, uint64_t len, int from_mmap);
+
+/*
+ * Write tracking keeps a small set of "open" pages: a page that faulted stays writable after
+ * its harvest, and is compared with a copy of its recorded content at every following step
+ * (64-byte chunks; only the changed ones are recorded). A page that has not changed for
+ * OPEN_IDLE steps, or the least recently changed beyond OPEN_MAX pages, is protected again.
+ * Programs rewrite the same few pages (headers, bitmaps) in every operation: for them a
+ * compare (~0.1 us) replaces a fault and two mprotect calls (~9 us on a VM). Per-step cost
+ * stays bounded: at most OPEN_MAX page compares plus the pages written since the last step.
+ */
+#define OPEN_MAX 16
+#define OPEN_IDLE 256
+
+static uint64_t page_bytes(const tfile *f, uint64_t foff)
+{
+    if (foff >= f->size) return 0; /* past the end: touching it would raise SIGBUS */
+    return f->size - foff < S.page ? f->size - foff : S.page;
+}
+
+static void compare_open(void)
+{
+    for (size_t i = 0; i < S.nopen; i++) {
+        openpg *e = &S.open[i];
+        tfile *f = &S.files[e->file];
+        uint64_t n = page_bytes(f, e->foff);
+        const uint8_t *mem = (const uint8_t *)e->addr;
+        if (!n || !memcmp(mem, e->copy, n)) continue;
+        uint64_t run = UINT64_MAX;
+        for (uint64_t o = 0; o < n; o += 64) {
+            uint64_t c = n - o < 64 ? n - o : 64;
+            int diff = memcmp(mem + o, e->copy + o, c) != 0;
+            if (diff && run == UINT64_MAX) run = o;
+            if (!diff && run != UINT64_MAX) {
+                note_write_src(f, e->foff + run, mem + run, o - run, 1);
+                run = UINT64_MAX;
+            }
+        }
+        if (run != UINT64_MAX) note_write_src(f, e->foff + run, mem + run, n - run, 1);
+        memcpy(e->copy, mem, n);
+        e->last = S.step;
+    }
+}
+
+static void close_open(size_t i, int protect)
+{
+    openpg *e = &S.open[i];
+    if (protect) mprotect((void *)e->addr, S.page, e->prot & ~PROT_WRITE);
+    free(e->copy);
+    S.open[i] = S.open[--S.nopen];
+}
+
+/* Protects idle pages again, then the least recently changed beyond OPEN_MAX. */
+static void trim_open(void)
+{
+    for (size_t i = 0; i < S.nopen;) {
+        if (S.step - S.open[i].last > OPEN_IDLE) close_open(i, 1);
+        else i++;
+    }
+    while (S.nopen > OPEN_MAX) {
+        size_t lru = 0;
+        for (size_t i = 1; i < S.nopen; i++)
+            if (S.open[i].last < S.open[lru].last) lru = i;
+        close_open(lru, 1);
+    }
+}
+
+/* Forgets the open pages of [a, a+len) (unmapped, or protected again by add_map). */
+static void drop_open(uintptr_t a, size_t len)
+{
+    for (size_t i = 0; i < S.nopen;) {
+        if (S.open[i].addr >= a && S.open[i].addr < a + len) close_open(i, 0);
+        else i++;
+    }
+}
+
+/* Leaves a just-harvested page writable; 0 if it could not (the caller protects it). */
+static int open_page(tmap *mp, size_t pg, uint64_t n)
+{
+    if (S.nopen == S.ocap) {
+        size_t nc = S.ocap ? S.ocap * 2 : 2 * OPEN_MAX;
+        openpg *p = realloc(S.open, nc * sizeof *p);
+        if (!p) return 0;
+        S.open = p;
+        S.ocap = nc;
+    }
+    uint8_t *copy = malloc(S.page);
+    if (!copy) return 0;
+    memcpy(copy, (const void *)(mp->addr + pg * S.page), n);
+    S.open[S.nopen++] = (openpg){mp->addr + pg * S.page, mp->file, mp->off + (uint64_t)pg * S.page,
+                                 S.step, mp->prot, copy};
+    return 1;
+}
+
+/* Records the pages that faulted since the last harvest (whole), and opens them. */
+static void harvest_map(tmap *mp)
+{
+    size_t nf = __atomic_load_n(&mp->nf, __ATOMIC_SEQ_CST);
+    if (!nf) return;
+    tfile *f = &S.files[mp->file];
+    qsort(mp->flist, nf, sizeof(size_t), cmp_size);
+    for (size_t j = 0; j < nf; j++) {
+        size_t pg = mp->flist[j];
+        uint64_t fo = mp->off + (uint64_t)pg * S.page;
+        uint64_t n = page_bytes(f, fo);
+        const void *src = (const void *)(mp->addr + pg * S.page);
+        if (n) {
+            if (S.m) trace_fail(pc_model_write(S.m, f->id, fo, src, n));
+            if (S.tw) trace_fail(pc_tw_write(S.tw, f->id, fo, src, n, 1));
+        }
+        S.st.harvested++;
+        mp->faulted[pg] = 0;
+        /* pages past the end are protected again at once: comparing them would fault */
+        if (n && open_page(mp, pg, n)) mp->flist[j] = SIZE_MAX;
+    }
+    /* re-protect the others in runs of contiguous pages: one system call per run */
+    for (size_t j = 0; j < nf;) {
+        if (mp->flist[j] == SIZE_MAX) {
+            j++;
+            continue;
+        }
+        size_t k = j + 1;
+        while (k < nf && mp->flist[k] == mp->flist[k - 1] + 1) k++;
+        mprotect((void *)(mp->addr + mp->flist[j] * S.page), (k - j) * S.page,
+                 mp->prot & ~PROT_WRITE);
+        j = k;
+    }
+    __atomic_store_n(&mp->nf, 0, __ATOMIC_SEQ_CST);
+}
+
+/* Before every step (and unmap, remap, marker): what the process stored through mappings. */
+static void harvest_all(void)
+{
+    if (S.nopen) compare_open();
+    for (size_t i = 0; i < S.nmaps; i++) harvest_map(&S.maps[i]);
+    trim_open();
+}
+
+/* POWERCUT_MMAP=sync: the stores in [lo, hi) of a mapping become known to the model by
+ * comparing the mapped bytes with the model's volatile copy, sector by sector; runs of
+ * differing sectors are noted as writes. Cost: the bytes compared, i.e. the synced range. */
+static void note_write_src(tfile *f, uint64_t off, const void *data, uint64_t len, int from_mmap);
+static int volatile_copy(tfile *f, const uint8_t **vol, uint64_t *vlen)
+{
+    if (S.m) return pc_model_volatile(S.m, f->id, vol, vlen);
+    if (!f->shadow) return -1;
+    *vol = f->shadow;
+    *vlen = f->size;
+    return 0;
+}
+
+static void capture_range(tmap *mp, uintptr_t lo, uintptr_t hi)
+{
+    if (!mp->wshared) return;
+    tfile *f = &S.files[mp->file];
+    const uint8_t *vol;
+    uint64_t vlen;
+    if (volatile_copy(f, &vol, &vlen)) return;
+    if (lo < mp->addr) lo = mp->addr;
+    if (hi > mp->addr + mp->len) hi = mp->addr + mp->len;
+    if (lo >= hi) return;
+    uint64_t fo = mp->off + (lo - mp->addr), fend = mp->off + (hi - mp->addr);
+    if (fend > vlen) fend = vlen;
+    /* Compared in 64-byte chunks (mapping offsets are page-aligned, so chunks never straddle
+     * the mapping's start): metadata updates of a few bytes cost a few bytes of trace. The
+     * model still marks whole sectors dirty. */
+    const uint64_t chunk = 64;
+    fo &= ~(chunk - 1);
+    uint64_t run = UINT64_MAX; /* start of the current run of differing chunks */
+    for (uint64_t o = fo; o < fend; o += chunk) {
+        uint64_t n = fend - o < chunk ? fend - o : chunk;
+        const uint8_t *mem = (const uint8_t *)(mp->addr + (o - mp->off));
+        int diff = memcmp(mem, vol + o, n) != 0;
+        if (diff && run == UINT64_MAX) run = o;
+        if (!diff && run != UINT64_MAX) {
+            note_write_src(f, run, (const void *)(mp->addr + (run - mp->off)), o - run, 1);
+            run = UINT64_MAX;
+            volatile_copy(f, &vol, &vlen); /* the write may have moved it */
+        }
+    }
+    if (run != UINT64_MAX)
+        note_write_src(f, run, (const void *)(mp->addr + (run - mp->off)), fend - run, 1);
+}
+
+/* Sync mode: every writable shared mapping of file index fi, in full (fsync, munmap). */
+static void capture_file(size_t fi)
+{
+    if (!S.mmap_sync) return;
+    for (size_t i = 0; i < S.nmaps; i++)
+        if (S.maps[i].file == fi) capture_range(&S.maps[i], S.maps[i].addr, S.maps[i].addr + S.maps[i].len);
+}
+
+static int add_map(uintptr_t addr, size_t len, uint32_t file, uint64_t off, int prot, int shared)
+{
+    if (S.nmaps == S.mcap) {
+        size_t n = S.mcap ? S.mcap * 2 : 8;
+        tmap *p = realloc(S.maps, n * sizeof *p);
+        if (!p) return -1;
+        S.maps = p;
+        S.mcap = n;
+    }
+    tmap mp;
+    memset(&mp, 0, sizeof mp);
+    mp.addr = addr;
+    mp.len = (len + S.page - 1) / S.page * S.page;
+    mp.file = file;
+    mp.off = off;
+    mp.prot = prot;
+    mp.wshared = shared && (prot & PROT_WRITE);
+    mp.track = mp.wshared && !S.mmap_sync;
+    if (mp.track) {
+        size_t np = mp.len / S.page;
+        mp.faulted = calloc(np, 1);
+        mp.flist = malloc(np * sizeof(size_t));
+        if (!mp.faulted || !mp.flist) {
+            free(mp.faulted);
+            free(mp.flist);
+            return -1;
+        }
+        mprotect((void *)addr, mp.len, prot & ~PROT_WRITE);
+    }
+    S.maps[S.nmaps++] = mp; /* published last: the handler may scan the table at any time */
+    return 0;
+}
+
+static void drop_map(size_t i)
+{
+    tmap mp = S.maps[i];
+    S.maps[i] = S.maps[--S.nmaps];
+    free(mp.faulted);
+    free(mp.flist);
+}
+
+/* Forgets [a, a+len) of every tracked mapping (after munmap, or the old range of mremap),
+ * keeping the parts outside as mappings of their own. Callers harvested first. */
+static void forget_range(uintptr_t a, size_t len)
+{
+    len = (len + S.page - 1) / S.page * S.page;
+    for (size_t i = 0; i < S.nmaps;) {
+        tmap mp = S.maps[i];
+        uintptr_t e = mp.addr + mp.len;
+        if (a + len <= mp.addr || a >= e) {
+            i++;
+            continue;
+        }
+        drop_map(i);
+        drop_open(mp.addr, mp.len); /* the parts kept are protected again by add_map */
+        if (a > mp.addr) add_map(mp.addr, a - mp.addr, mp.file, mp.off, mp.prot, mp.wshared);
+        if (a + len < e)
+            add_map(a + len, e - (a + len), mp.file, mp.off + (a + len - mp.addr), mp.prot, mp.wshared);
+        /* added maps go to the end; restart the scan from i (it now holds another map) */
+    }
+}
+
+/* ---- steps ---- */
+enum { GO_CALL = 0, GO_ERROR = 1, GO_CUT = 2 };
+
+static const char *const fiu_names[] = {
+    "", "powercut/write", "powercut/pwrite", "powercut/writev", "powercut/pwritev",
+    "powercut/ftruncate", "powercut/fallocate", "powercut/posix_fallocate", "powercut/msync",
+    "powercut/fsync", "powercut/fdatasync", "powercut/sync_file_range",
+};
+
+/* Opens step: harvests mapping stores, numbers the step, decides call/error/cut, records it.
+ * Called with the lock held. */
+static int step_open(int call, uint32_t file_id, uint64_t off, uint64_t len, int *err)
+{
+    harvest_all();
+    uint64_t k = ++S.step;
+    S.st.steps = k;
+    int go = GO_CALL;
+    *err = 0;
+    if (S.cut_step == k) go = GO_CUT;
+    else if (S.err_step == k) {
+        go = GO_ERROR;
+        *err = S.err_errno;
+    } else {
+        int fn = fiu_fail(fiu_names[call]);
+        if (fn) {
+            if ((uintptr_t)fiu_failinfo() == 1) go = GO_CUT;
+            else {
+                go = GO_ERROR;
+                *err = fn;
+            }
+        }
+    }
+    if (S.tw) trace_fail(pc_tw_step(S.tw, k, call, file_id, *err, off, len));
+    if (S.m) trace_fail(pc_model_step_begin(S.m, NULL));
+    return go;
+}
+
+static void step_close(void)
+{
+    if (S.tw) trace_fail(pc__tw_step_end(S.tw));
+    if (S.m) trace_fail(pc_model_step_end(S.m));
+}
+
+static int shadow_fit(tfile *f, uint64_t size)
+{
+    if (size <= f->shcap) return 0;
+    uint64_t nc = f->shcap ? f->shcap : 65536;
+    while (nc < size) nc *= 2;
+    uint8_t *p = realloc(f->shadow, nc);
+    if (!p) {
+        warn("powercut: out of memory for the volatile copy\n");
+        return -1;
+    }
+    memset(p + f->shcap, 0, nc - f->shcap);
+    f->shadow = p;
+    f->shcap = nc;
+    return 0;
+}
+
+static int use_shadow(void) { return S.mmap_sync && !S.m; }
+
+static void note_write_src(tfile *f, uint64_t off, const void *data, uint64_t len, int from_mmap)
+{
+    if (!len) return;
+    if (S.m) trace_fail(pc_model_write(S.m, f->id, off, data, len));
+    if (S.tw) trace_fail(pc_tw_write(S.tw, f->id, off, data, len, from_mmap));
+    if (use_shadow() && !shadow_fit(f, off + len)) memcpy(f->shadow + off, data, len);
+    if (off + len > f->size) f->size = off + len;
+}
+
+static void note_write(tfile *f, uint64_t off, const void *data, uint64_t len)
+{
+    note_write_src(f, off, data, len, 0);
+}
+
+static void note_truncate(tfile *f, uint64_t size)
+{
+    if (S.m) trace_fail(pc_model_truncate(S.m, f->id, size));
+    if (S.tw) trace_fail(pc_tw_truncate(S.tw, f->id, size));
+    if (use_shadow() && !shadow_fit(f, size) && size < f->size)
+        memset(f->shadow + size, 0, f->size - size);
+    f->size = size;
+}
+
+static void note_sync(tfile *f, uint64_t off, uint64_t len)
+{
+    if (S.m) trace_fail(pc_model_sync(S.m, f->id, off, len));
+    if (S.tw) trace_fail(pc_tw_sync(S.tw, f->id, off, len));
+}
+
+static void note_lose(tfile *f, uint64_t off, uint64_t len)
+{
+    if (S.m) trace_fail(pc_model_lose(S.m, f->id, off, len));
+    if (S.tw) trace_fail(pc_tw_lose(S.tw, f->id, off, len));
+}
+
+static int write_file(const char *path, const uint8_t *buf, uint64_t len)
+{
+    int fd = real_open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return -1;
+    int rc = 0;
+    while (len && !rc) {
+        long r = syscall(SYS_write, fd, buf, len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) rc = -1;
+        else {
+            buf += r;
+            len -= (uint64_t)r;
+        }
+    }
+    real_close(fd);
+    return rc;
+}
+
+static void image_path(const tfile *f, char *out, size_t n)
+{
+    const char *base = strrchr(f->path, '/');
+    base = base ? base + 1 : f->path;
+    if (!S.image) snprintf(out, n, "%s.crash", f->path);
+    else if (S.is_glob) snprintf(out, n, "%s/%s", S.image, base);
+    else snprintf(out, n, "%s", S.image);
+}
+
+/* The power cut: images of every tracked file, then the end of the process. Called with the
+ * lock held and the step's effects noted. Without a callback it never returns. */
+static void cut_to_files(void)
+{
+    if (S.tw) {
+        pc_tw_flush(S.tw);
+        S.st.trace_bytes = pc__tw_total(S.tw);
+    }
+    int failed = 0;
+    for (size_t i = 0; i < S.nfiles; i++) {
+        uint8_t *img = NULL;
+        uint64_t len = 0;
+        int rc = S.m ? pc_model_image(S.m, S.files[i].id, &S.crash, &img, &len) : PC_ESTATE;
+        if (rc) {
+            warn("powercut: cannot build the crash image: %s\n", pc_strerror(rc));
+            failed = 1;
+            continue;
+        }
+        char path[PATH_MAX + 16];
+        image_path(&S.files[i], path, sizeof path);
+        if (write_file(path, img, len)) {
+            warn("powercut: cannot write the crash image %s\n", path);
+            failed = 1;
+        }
+        free(img);
+    }
+    _exit(failed ? 98 : 99);
+}
+
+/* In-process cut: the images are built under the lock, kept in S.cut_imgs (freed by the next
+ * reset, since the callback may longjmp away), and handed to the callback after everything
+ * is released. The shim then passes every call through until pc_shim_reset. */
+static int cut_and_unlock(void)
+{
+    if (!S.cb) cut_to_files();
+    if (S.tw) pc_tw_flush(S.tw);
+    S.dead = 1;
+    free(S.cut_imgs);
+    free(S.cut_lens);
+    S.cut_imgs = calloc(S.nfiles ? S.nfiles : 1, sizeof *S.cut_imgs);
+    S.cut_lens = calloc(S.nfiles ? S.nfiles : 1, sizeof *S.cut_lens);
+    S.ncut = 0;
+    for (size_t i = 0; S.cut_imgs && S.cut_lens && S.m && i < S.nfiles; i++) {
+        if (pc_model_image(S.m, S.files[i].id, &S.crash, &S.cut_imgs[i], &S.cut_lens[i])) break;
+        S.ncut = i + 1;
+    }
+    pc_image_cb cb = S.cb;
+    void *ctx = S.cbctx;
+    size_t n = S.ncut;
+    pthread_mutex_unlock(&lock);
+    busy--;
+    for (size_t i = 0; i < n; i++) cb(ctx, S.files[i].path, S.cut_imgs[i], S.cut_lens[i]);
+    return ECANCELED;
+}
+
+#define BEGIN_STEP() do { busy++; pthread_mutex_lock(&lock); } while (0)
+#define END_STEP() do { pthread_mutex_unlock(&lock); busy--; } while (0)
+
+/* ---- writes ---- */
+static uint64_t iov_total(const struct iovec *iov, int n)
+{
+    uint64_t t = 0;
+    for (int i = 0; i < n; i++) t += iov[i].iov_len;
+    return t;
+}
+
+static void note_iov(tfile *f, uint64_t off, const struct iovec *iov, int n, uint64_t done)
+{
+    for (int i = 0; i < n && done; i++) {
+        uint64_t l = iov[i].iov_len < done ? iov[i].iov_len : done;
+        note_write(f, off, iov[i].iov_base, l);
+        off += l;
+        done -= l;
+    }
+}
+
+static void parse_marks(const void *buf, size_t len);
+
+/* One body for write, pwrite(64), writev, pwritev(64). pos < 0: the file offset. */
+static ssize_t do_write(int call, int fd, const struct iovec *iov, int n, int64_t pos,
+                        ssize_t (*real)(int, const struct iovec *, int, int64_t))
+{
+    int flags;
+    tfile *f = fd_file(fd, &flags);
+    if (!f) {
+        if (S.mark_fd >= 0 && fd == S.mark_fd && !busy) {
+            ssize_t r = real(fd, iov, n, pos);
+            if (r > 0) {
+                uint64_t left = (uint64_t)r;
+                for (int i = 0; i < n && left; i++) {
+                    size_t l = iov[i].iov_len < left ? iov[i].iov_len : left;
+                    parse_marks(iov[i].iov_base, l);
+                    left -= l;
+                }
+            }
+            return r;
+        }
+        return real(fd, iov, n, pos);
+    }
+    BEGIN_STEP();
+    uint64_t total = iov_total(iov, n), off;
+    if (flags & O_APPEND) off = f->size; /* Linux appends even for pwrite on O_APPEND */
+    else if (pos >= 0) off = (uint64_t)pos;
+    else {
+        off_t cur = lseek(fd, 0, SEEK_CUR);
+        off = cur < 0 ? 0 : (uint64_t)cur;
+    }
+    int err, go = step_open(call, f->id, off, total, &err);
+    int sync = (flags & (O_SYNC | O_DSYNC)) != 0;
+    if (go == GO_CUT) {
+        note_iov(f, off, iov, n, total);
+        if (sync) note_sync(f, off, total);
+        int e = cut_and_unlock();
+        errno = e;
+        return -1;
+    }
+    if (go == GO_ERROR) {
+        step_close();
+        END_STEP();
+        errno = err;
+        return -1;
+    }
+    ssize_t r = real(fd, iov, n, pos);
+    int saved = errno;
+    if (r > 0) {
+        note_iov(f, off, iov, n, (uint64_t)r);
+        if (sync) note_sync(f, off, (uint64_t)r);
+    }
+    step_close();
+    END_STEP();
+    errno = saved;
+    return r;
+}
+
+static ssize_t rw_write(int fd, const struct iovec *iov, int n, int64_t pos)
+{
+    (void)pos;
+    (void)n;
+    return real_write(fd, iov[0].iov_base, iov[0].iov_len);
+}
+static ssize_t rw_pwrite(int fd, const struct iovec *iov, int n, int64_t pos)
+{
+    (void)n;
+    return real_pwrite(fd, iov[0].iov_base, iov[0].iov_len, (off_t)pos);
+}
+static ssize_t rw_pwrite64(int fd, const struct iovec *iov, int n, int64_t pos)
+{
+    (void)n;
+    return real_pwrite64(fd, iov[0].iov_base, iov[0].iov_len, (off_t)pos);
+}
+static ssize_t rw_writev(int fd, const struct iovec *iov, int n, int64_t pos)
+{
+    (void)pos;
+    return real_writev(fd, iov, n);
+}
+static ssize_t rw_pwritev(int fd, const struct iovec *iov, int n, int64_t pos)
+{
+    return real_pwritev(fd, iov, n, (off_t)pos);
+}
+static ssize_t rw_pwritev64(int fd, const struct iovec *iov, int n, int64_t pos)
+{
+    return real_pwritev64(fd, iov, n, (off_t)pos);
+}
+
+PC_EXPORT ssize_t write(int fd, const void *buf, size_t count)
+{
+    ENSURE();
+    if (!S.active) return real_write(fd, buf, count);
+    struct iovec v = {(void *)buf, count};
+    return do_write(PC_CALL_WRITE, fd, &v, 1, -1, rw_write);
+}
+
+PC_EXPORT ssize_t pwrite(int fd, const void *buf, size_t count, off_t off)
+{
+    ENSURE();
+    if (!S.active) return real_pwrite(fd, buf, count, off);
+    struct iovec v = {(void *)buf, count};
+    return do_write(PC_CALL_PWRITE, fd, &v, 1, off < 0 ? INT64_MIN : off, rw_pwrite);
+}
+
+PC_EXPORT ssize_t pwrite64(int fd, const void *buf, size_t count, off_t off)
+{
+    ENSURE();
+    if (!S.active) return real_pwrite64(fd, buf, count, off);
+    struct iovec v = {(void *)buf, count};
+    return do_write(PC_CALL_PWRITE, fd, &v, 1, off < 0 ? INT64_MIN : off, rw_pwrite64);
+}
+
+PC_EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
+{
+    ENSURE();
+    if (!S.active || n < 0) return real_writev(fd, iov, n);
+    return do_write(PC_CALL_WRITEV, fd, iov, n, -1, rw_writev);
+}
+
+PC_EXPORT ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t off)
+{
+    ENSURE();
+    if (!S.active || n < 0) return real_pwritev(fd, iov, n, off);
+    return do_write(PC_CALL_PWRITEV, fd, iov, n, off < 0 ? INT64_MIN : off, rw_pwritev);
+}
+
+PC_EXPORT ssize_t pwritev64(int fd, const struct iovec *iov, int n, off_t off)
+{
+    ENSURE();
+    if (!S.active || n < 0) return real_pwritev64(fd, iov, n, off);
+    return do_write(PC_CALL_PWRITEV, fd, iov, n, off < 0 ? INT64_MIN : off, rw_pwritev64);
+}
+
+/* ---- size changes ---- */
+static int do_ftruncate(int fd, off_t len, int (*real)(int, off_t))
+{
+    tfile *f = fd_file(fd, NULL);
+    if (!f || len < 0) return real(fd, len);
+    BEGIN_STEP();
+    int err, go = step_open(PC_CALL_FTRUNCATE, f->id, (uint64_t)len, 0, &err);
+    if (go == GO_CUT) {
+        note_truncate(f, (uint64_t)len);
+        errno = cut_and_unlock();
+        return -1;
+    }
+    if (go == GO_ERROR) {
+        step_close();
+        END_STEP();
+        errno = err;
+        return -1;
+    }
+    int r = real(fd, len);
+    int saved = errno;
+    if (r == 0) note_truncate(f, (uint64_t)len);
+    step_close();
+    END_STEP();
+    errno = saved;
+    return r;
+}
+
+PC_EXPORT int ftruncate(int fd, off_t len)
+{
+    ENSURE();
+    return do_ftruncate(fd, len, real_ftruncate);
+}
+
+PC_EXPORT int ftruncate64(int fd, off_t len)
+{
+    ENSURE();
+    return do_ftruncate(fd, len, real_ftruncate64);
+}
+
+/* After a fallocate of any mode, the model re-reads what may have changed from the file: the
+ * modes (punch hole, zero range, collapse, insert) are many and the kernel knows them best.
+ * The cost is the bytes from the range start to the end of the file (collapse/insert shift
+ * everything after the range); plain allocation only changes the size. */
+static void note_fallocate(tfile *f, int mode, uint64_t off, uint64_t len)
+{
+    struct stat st;
+    if (fstat(f->rfd, &st)) return;
+    uint64_t nsize = (uint64_t)st.st_size, old = f->size;
+    if (mode == 0 || mode == FALLOC_FL_KEEP_SIZE) {
+        if (nsize != old) note_truncate(f, nsize);
+        return;
+    }
+    uint64_t end = nsize > old ? nsize : old;
+    if (nsize != old) note_truncate(f, nsize);
+    if (off >= nsize) return;
+    uint64_t n = end < nsize ? end - off : nsize - off;
+    if (!(mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)) && len < n) n = len;
+    uint8_t *buf = malloc(n ? n : 1);
+    if (buf && !read_all(f->rfd, buf, off, n)) note_write(f, off, buf, n);
+    free(buf);
+}
+
+static int do_fallocate(int call, int fd, int mode, off_t off, off_t len,
+                        int (*real)(int, int, off_t, off_t), int (*preal)(int, off_t, off_t))
+{
+    tfile *f = fd_file(fd, NULL);
+    if (!f || off < 0 || len <= 0)
+        return preal ? preal(fd, off, len) : real(fd, mode, off, len);
+    BEGIN_STEP();
+    int err, go = step_open(call, f->id, (uint64_t)off, (uint64_t)len, &err);
+    if (go == GO_CUT) {
+        /* the in-flight allocation: only the size change is modelled here */
+        uint64_t end = (uint64_t)off + (uint64_t)len;
+        if (!(mode & FALLOC_FL_KEEP_SIZE) && end > f->size) note_truncate(f, end);
+        int e = cut_and_unlock();
+        if (preal) return e;
+        errno = e;
+        return -1;
+    }
+    if (go == GO_ERROR) {
+        step_close();
+        END_STEP();
+        if (preal) return err;
+        errno = err;
+        return -1;
+    }
+    int r = preal ? preal(fd, off, len) : real(fd, mode, off, len);
+    int saved = errno;
+    if (r == 0) note_fallocate(f, preal ? 0 : mode, (uint64_t)off, (uint64_t)len);
+    step_close();
+    END_STEP();
+    errno = saved;
+    return r;
+}
+
+PC_EXPORT int fallocate(int fd, int mode, off_t off, off_t len)
+{
+    ENSURE();
+    return do_fallocate(PC_CALL_FALLOCATE, fd, mode, off, len, real_fallocate, NULL);
+}
+
+PC_EXPORT int fallocate64(int fd, int mode, off_t off, off_t len)
+{
+    ENSURE();
+    return do_fallocate(PC_CALL_FALLOCATE, fd, mode, off, len, real_fallocate64, NULL);
+}
+
+PC_EXPORT int posix_fallocate(int fd, off_t off, off_t len)
+{
+    ENSURE();
+    return do_fallocate(PC_CALL_POSIX_FALLOCATE, fd, 0, off, len, NULL, real_posix_fallocate);
+}
+
+PC_EXPORT int posix_fallocate64(int fd, off_t off, off_t len)
+{
+    ENSURE();
+    return do_fallocate(PC_CALL_POSIX_FALLOCATE, fd, 0, off, len, NULL, real_posix_fallocate64);
+}
+
+/* ---- syncs ---- */
+static int do_fsync(int call, int fd, int (*real)(int))
+{
+    tfile *f = fd_file(fd, NULL);
+    if (!f) return real(fd);
+    BEGIN_STEP();
+    int err, go = step_open(call, f->id, 0, UINT64_MAX, &err);
+    capture_file((size_t)(f - S.files)); /* sync mode: the mapped stores this fsync covers */
+    if (go == GO_CUT) {
+        note_sync(f, 0, UINT64_MAX);
+        errno = cut_and_unlock();
+        return -1;
+    }
+    if (go == GO_ERROR) {
+        if (err == EIO) note_lose(f, 0, UINT64_MAX);
+        step_close();
+        END_STEP();
+        errno = err;
+        return -1;
+    }
+    int r = real(fd);
+    int saved = errno;
+    if (r == 0) note_sync(f, 0, UINT64_MAX);
+    else if (saved == EIO) note_lose(f, 0, UINT64_MAX);
+    step_close();
+    END_STEP();
+    errno = saved;
+    return r;
+}
+
+PC_EXPORT int fsync(int fd)
+{
+    ENSURE();
+    return do_fsync(PC_CALL_FSYNC, fd, real_fsync);
+}
+
+PC_EXPORT int fdatasync(int fd)
+{
+    ENSURE();
+    return do_fsync(PC_CALL_FDATASYNC, fd, real_fdatasync);
+}
+
+PC_EXPORT int sync_file_range(int fd, off_t off, off_t n, unsigned int flags)
+{
+    ENSURE();
+    tfile *f = fd_file(fd, NULL);
+    if (!f) return real_sync_file_range(fd, off, n, flags);
+    /* guarantees nothing about durability: a step without effect */
+    BEGIN_STEP();
+    int err, go = step_open(PC_CALL_SYNC_FILE_RANGE, f->id, (uint64_t)off, (uint64_t)n, &err);
+    if (go == GO_CUT) {
+        errno = cut_and_unlock();
+        return -1;
+    }
+    int r = go == GO_ERROR ? -1 : real_sync_file_range(fd, off, n, flags);
+    int saved = go == GO_ERROR ? err : errno;
+    step_close();
+    END_STEP();
+    errno = saved;
+    return r;
+}
+
+PC_EXPORT int msync(void *addr, size_t len, int flags)
+{
+    ENSURE();
+    if (!S.active || S.dead || busy || !S.nmaps) return real_msync(addr, len, flags);
+    uintptr_t a = (uintptr_t)addr, e = a + len;
+    size_t first = SIZE_MAX;
+    for (size_t i = 0; i < S.nmaps; i++)
+        if (a < S.maps[i].addr + S.maps[i].len && e > S.maps[i].addr) {
+            first = i;
+            break;
+        }
+    if (first == SIZE_MAX) return real_msync(addr, len, flags);
+    BEGIN_STEP();
+    tmap *m0 = &S.maps[first];
+    uint64_t off0 = m0->off + (a > m0->addr ? a - m0->addr : 0);
+    int err, go = step_open(PC_CALL_MSYNC, S.files[m0->file].id, off0, len, &err);
+    for (size_t i = 0; S.mmap_sync && (flags & MS_SYNC) && i < S.nmaps; i++)
+        if (a < S.maps[i].addr + S.maps[i].len && e > S.maps[i].addr) capture_range(&S.maps[i], a, e);
+    int r = 0, saved = 0;
+    if (go == GO_CALL) {
+        r = real_msync(addr, len, flags);
+        saved = errno;
+    }
+    /* the ranges of every tracked mapping the call covers */
+    int durable = (flags & MS_SYNC) && (go == GO_CUT || (go == GO_CALL && r == 0));
+    int lose = (go == GO_ERROR && err == EIO) || (go == GO_CALL && r != 0 && saved == EIO);
+    for (size_t i = 0; i < S.nmaps && (durable || lose); i++) {
+        tmap *mp = &S.maps[i];
+        if (!(a < mp->addr + mp->len && e > mp->addr)) continue;
+        uintptr_t lo = a > mp->addr ? a : mp->addr;
+        uintptr_t hi = e < mp->addr + mp->len ? e : mp->addr + mp->len;
+        tfile *f = &S.files[mp->file];
+        if (durable) note_sync(f, mp->off + (lo - mp->addr), hi - lo);
+        else note_lose(f, mp->off + (lo - mp->addr), hi - lo);
+    }
+    if (go == GO_CUT) {
+        errno = cut_and_unlock();
+        return -1;
+    }
+    step_close();
+    END_STEP();
+    if (go == GO_ERROR) {
+        errno = err;
+        return -1;
+    }
+    errno = saved;
+    return r;
+}
+
+/* ---- bookkeeping: open, close, dup ---- */
+static mode_t va_mode(int flags, va_list ap)
+{
+    return (flags & (O_CREAT | O_TMPFILE)) ? (mode_t)va_arg(ap, int) : 0;
+}
+
+PC_EXPORT int open(const char *path, int flags, ...)
+{
+    ENSURE();
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = va_mode(flags, ap);
+    va_end(ap);
+    int fd = real_open(path, flags, mode);
+    if (S.active) after_open(fd, AT_FDCWD, path, flags);
+    return fd;
+}
+
+PC_EXPORT int open64(const char *path, int flags, ...)
+{
+    ENSURE();
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = va_mode(flags, ap);
+    va_end(ap);
+    int fd = real_open64(path, flags, mode);
+    if (S.active) after_open(fd, AT_FDCWD, path, flags);
+    return fd;
+}
+
+PC_EXPORT int openat(int dirfd, const char *path, int flags, ...)
+{
+    ENSURE();
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = va_mode(flags, ap);
+    va_end(ap);
+    int fd = real_openat(dirfd, path, flags, mode);
+    if (S.active) after_open(fd, dirfd, path, flags);
+    return fd;
+}
+
+PC_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
+{
+    ENSURE();
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = va_mode(flags, ap);
+    va_end(ap);
+    int fd = real_openat64(dirfd, path, flags, mode);
+    if (S.active) after_open(fd, dirfd, path, flags);
+    return fd;
+}
+
+PC_EXPORT int creat(const char *path, mode_t mode)
+{
+    ENSURE();
+    int fd = real_creat(path, mode);
+    if (S.active) after_open(fd, AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC);
+    return fd;
+}
+
+PC_EXPORT int creat64(const char *path, mode_t mode)
+{
+    ENSURE();
+    int fd = real_creat64(path, mode);
+    if (S.active) after_open(fd, AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC);
+    return fd;
+}
+
+PC_EXPORT int close(int fd)
+{
+    ENSURE();
+    if (S.active && fd >= 0 && (size_t)fd < S.nfds) S.fds[fd].file = 0;
+    return real_close(fd);
+}
+
+static void copy_fd(int from, int to, int cloexec_only)
+{
+    (void)cloexec_only;
+    if (!S.active || to < 0) return;
+    if ((size_t)to < S.nfds) S.fds[to].file = 0;
+    if (from >= 0 && (size_t)from < S.nfds && S.fds[from].file)
+        set_fd(to, S.fds[from].file, S.fds[from].flags);
+}
+
+PC_EXPORT int dup(int fd)
+{
+    ENSURE();
+    int r = real_dup(fd);
+    copy_fd(fd, r, 0);
+    return r;
+}
+
+PC_EXPORT int dup2(int fd, int fd2)
+{
+    ENSURE();
+    int r = real_dup2(fd, fd2);
+    if (r >= 0 && fd != fd2) copy_fd(fd, r, 0);
+    return r;
+}
+
+PC_EXPORT int dup3(int fd, int fd2, int flags)
+{
+    ENSURE();
+    int r = real_dup3(fd, fd2, flags);
+    if (r >= 0) copy_fd(fd, r, 1);
+    return r;
+}
+
+/* ---- bookkeeping: mappings ---- */
+static int overlaps_any(uintptr_t a, size_t len);
+
+static void *do_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off,
+                     void *(*real)(void *, size_t, int, int, int, off_t))
+{
+    if ((flags & MAP_FIXED) && S.active && !S.dead && !busy && S.nmaps &&
+        overlaps_any((uintptr_t)addr, len)) {
+        /* a mapping replaced in place: record its stores first, as munmap does */
+        busy++;
+        pthread_mutex_lock(&lock);
+        harvest_all();
+        pthread_mutex_unlock(&lock);
+        busy--;
+    }
+    void *p = real(addr, len, prot, flags, fd, off);
+    tfile *f = fd_file(fd, NULL);
+    if (p == MAP_FAILED || !f) return p;
+    busy++;
+    pthread_mutex_lock(&lock);
+    if (flags & MAP_FIXED) forget_range((uintptr_t)p, len);
+    /* MAP_PRIVATE stores never reach the file: only shared writable mappings are tracked,
+     * but every mapping is kept so that msync on it still counts as a step. */
+    if (add_map((uintptr_t)p, len, (uint32_t)(f - S.files), (uint64_t)off, prot,
+                (flags & MAP_SHARED) != 0))
+        warn("powercut: out of memory tracking a mapping; its stores are not modelled\n");
+    pthread_mutex_unlock(&lock);
+    busy--;
+    return p;
+}
+
+PC_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    ENSURE();
+    return do_mmap(addr, len, prot, flags, fd, off, real_mmap);
+}
+
+PC_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    ENSURE();
+    return do_mmap(addr, len, prot, flags, fd, off, real_mmap64);
+}
+
+static int overlaps_any(uintptr_t a, size_t len)
+{
+    for (size_t i = 0; i < S.nmaps; i++)
+        if (a < S.maps[i].addr + S.maps[i].len && a + len > S.maps[i].addr) return 1;
+    return 0;
+}
+
+PC_EXPORT int munmap(void *addr, size_t len)
+{
+    ENSURE();
+    if (!S.active || S.dead || busy || !S.nmaps || !overlaps_any((uintptr_t)addr, len))
+        return real_munmap(addr, len);
+    busy++;
+    pthread_mutex_lock(&lock);
+    harvest_all(); /* stores made before the unmap are volatile changes still to be recorded */
+    for (size_t i = 0; S.mmap_sync && i < S.nmaps; i++)
+        capture_range(&S.maps[i], (uintptr_t)addr, (uintptr_t)addr + len);
+    int r = real_munmap(addr, len);
+    int saved = errno;
+    if (r == 0) forget_range((uintptr_t)addr, len);
+    pthread_mutex_unlock(&lock);
+    busy--;
+    errno = saved;
+    return r;
+}
+
+PC_EXPORT void *mremap(void *old, size_t oldlen, size_t newlen, int flags, ...)
+{
+    ENSURE();
+    void *want = NULL;
+    if (flags & MREMAP_FIXED) {
+        va_list ap;
+        va_start(ap, flags);
+        want = va_arg(ap, void *);
+        va_end(ap);
+    }
+    if (!S.active || S.dead || busy || !S.nmaps || !overlaps_any((uintptr_t)old, oldlen))
+        return real_mremap(old, oldlen, newlen, flags, want);
+    busy++;
+    pthread_mutex_lock(&lock);
+    harvest_all();
+    for (size_t i = 0; S.mmap_sync && i < S.nmaps; i++)
+        capture_range(&S.maps[i], (uintptr_t)old, (uintptr_t)old + oldlen);
+    tmap src;
+    memset(&src, 0, sizeof src);
+    for (size_t i = 0; i < S.nmaps; i++)
+        if ((uintptr_t)old >= S.maps[i].addr && (uintptr_t)old < S.maps[i].addr + S.maps[i].len)
+            src = S.maps[i];
+    void *p = real_mremap(old, oldlen, newlen, flags, want);
+    int saved = errno;
+    if (p != MAP_FAILED && src.len) {
+        forget_range((uintptr_t)old, oldlen);
+        if (flags & MREMAP_FIXED) forget_range((uintptr_t)p, newlen);
+        add_map((uintptr_t)p, newlen, src.file, src.off + ((uintptr_t)old - src.addr), src.prot,
+                src.wshared);
+    }
+    pthread_mutex_unlock(&lock);
+    busy--;
+    errno = saved;
+    return p;
+}
+
+/* ---- markers ---- */
+static void mark_locked(int kind, uint64_t op, const char *label)
+{
+    if (S.tw) trace_fail(pc_tw_mark(S.tw, kind, op, label));
+}
+
+PC_EXPORT void pc_mark(int kind, uint64_t op, const char *label)
+{
+    ENSURE();
+    if (!S.active || S.dead || busy) return;
+    busy++;
+    pthread_mutex_lock(&lock);
+    if (!S.claimed && S.npending < (int)(sizeof S.pending / sizeof S.pending[0])) {
+        S.pending[S.npending].kind = kind;
+        S.pending[S.npending].op = op;
+        S.pending[S.npending].label = strdup(label ? label : "");
+        S.npending++;
+    }
+    /* stores before the marker belong before it */
+    harvest_all();
+    mark_locked(kind, op, label);
+    pthread_mutex_unlock(&lock);
+    busy--;
+}
+
+/* Marker lines on POWERCUT_MARK_FD: "begin OP [LABEL]", "end OP", "note TEXT". */
+static void parse_line(char *line)
+{
+    char *sp = strchr(line, ' ');
+    char *rest = sp ? sp + 1 : line + strlen(line);
+    if (sp) *sp = 0;
+    if (!strcmp(line, "note")) {
+        pc_mark(PC_MARK_NOTE, 0, rest);
+        return;
+    }
+    int kind = !strcmp(line, "begin") ? PC_MARK_BEGIN : !strcmp(line, "end") ? PC_MARK_END : 0;
+    if (!kind) return;
+    char *end;
+    uint64_t op = strtoull(rest, &end, 10);
+    while (*end == ' ') end++;
+    pc_mark(kind, op, end);
+}
+
+static void parse_marks(const void *buf, size_t len)
+{
+    const char *p = buf;
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] == '\n' || S.markn == sizeof S.markbuf - 1) {
+            S.markbuf[S.markn] = 0;
+            if (S.markn) parse_line(S.markbuf);
+            S.markn = 0;
+            if (p[i] == '\n') continue;
+        }
+        S.markbuf[S.markn++] = p[i];
+    }
+}
+
+/* ---- in-process API ---- */
+PC_EXPORT int pc_shim_stats(pc_stats *out)
+{
+    if (!out) return PC_EINVAL;
+    ENSURE();
+    if (S.tw) S.st.trace_bytes = pc__tw_total(S.tw);
+    *out = S.st;
+    return PC_OK;
+}
+
+PC_EXPORT int pc_shim_reset(void)
+{
+    ENSURE();
+    busy++;
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < S.nmaps; i++)
+        if (S.maps[i].track) mprotect((void *)S.maps[i].addr, S.maps[i].len, S.maps[i].prot);
+    while (S.nopen) close_open(S.nopen - 1, 0);
+    while (S.nmaps) drop_map(S.nmaps - 1);
+    for (size_t i = 0; i < S.nfiles; i++) {
+        real_close(S.files[i].rfd);
+        free(S.files[i].path);
+        free(S.files[i].shadow);
+    }
+    S.nfiles = 0;
+    memset(S.fds, 0, S.nfds * sizeof *S.fds);
+    if (S.tw) {
+        finish_trace();
+        pc_tw_free(S.tw);
+        S.tw = NULL;
+        real_close(S.trace_fd);
+        S.trace_fd = -1;
+    }
+    pc_model_free(S.m);
+    S.m = NULL;
+    free(S.pattern);
+    free(S.abs_pattern);
+    free(S.image);
+    free(S.trace_path);
+    S.pattern = S.abs_pattern = S.image = S.trace_path = NULL;
+    S.claimed = 0;
+    for (int i = 0; i < S.npending; i++) free(S.pending[i].label);
+    S.npending = 0;
+    for (size_t i = 0; i < S.ncut; i++) free(S.cut_imgs[i]);
+    free(S.cut_imgs);
+    free(S.cut_lens);
+    S.cut_imgs = NULL;
+    S.cut_lens = NULL;
+    S.ncut = 0;
+    S.step = 0;
+    S.dead = 0;
+    S.markn = 0;
+    S.mark_fd = -1;
+    memset(&S.st, 0, sizeof S.st);
+    read_env();
+    if (S.active) install_segv();
+    pthread_mutex_unlock(&lock);
+    busy--;
+    return PC_OK;
+}
+
+PC_EXPORT int pc_shim_set_image_cb(pc_image_cb cb, void *ctx)
+{
+    ENSURE();
+    pthread_mutex_lock(&lock);
+    S.cb = cb;
+    S.cbctx = ctx;
+    int rc = PC_OK;
+    if (cb && !S.m && pc_model_new(S.sector ? S.sector : 512, &S.m)) rc = PC_ENOMEM;
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+PC_EXPORT int pc_shim_set_cut(uint64_t step, const pc_crash *crash)
+{
+    ENSURE();
+    pthread_mutex_lock(&lock);
+    S.cut_step = step;
+    if (crash) S.crash = *crash;
+    int rc = PC_OK;
+    if (step && !S.m && pc_model_new(S.sector ? S.sector : 512, &S.m)) rc = PC_ENOMEM;
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+PC_EXPORT int pc_shim_set_error(uint64_t step, int err)
+{
+    ENSURE();
+    if (step && err <= 0) return PC_EINVAL;
+    S.err_step = step;
+    S.err_errno = err;
+    return PC_OK;
+}

@@ -1,0 +1,189 @@
+/* pc_work.c: a scriptable workload for the end-to-end tests: each argument is one file
+ * operation (write, truncate, sync, mmap store, msync...), run in order under the shim. */
+#include "../powercut_mark.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/*
+ * Usage: pc_work FILE OP...   (FILE is opened O_RDWR|O_CREAT first)
+ *   w:OFF:LEN:BYTE   pwrite LEN bytes of BYTE at OFF     W:LEN:BYTE  write at the file offset
+ *   v:OFF:LEN:BYTE   pwritev (two halves)                V:LEN:BYTE  writev
+ *   x:OFF:LEN:BYTE   pwrite64 (explicit 64 name)         t:SIZE      ftruncate
+ *   T:SIZE           ftruncate64                          a:OFF:LEN   fallocate (mode 0)
+ *   p:OFF:LEN        posix_fallocate                      f / d       fsync / fdatasync
+ *   R:OFF:LEN        sync_file_range                      D           reopen O_RDWR|O_DSYNC
+ *   S                reopen O_RDWR|O_SYNC                 O           reopen plain O_RDWR
+ *   m:LEN            mmap LEN bytes MAP_SHARED rw at 0    s:OFF:LEN:BYTE  store into the map
+ *   M:OFF:LEN        msync(MS_SYNC) of map range          A:OFF:LEN   msync(MS_ASYNC)
+ *   r:NEWLEN         mremap(MAYMOVE)                       u           munmap whole map
+ *   U:OFF:LEN        munmap part of the map               P:LEN       mmap MAP_PRIVATE rw + store
+ *   B:OP:LABEL / E:OP  pc_mark begin/end                  K:TEXT      write TEXT\n to fd 9 (_ = space)
+ *   c                close and reopen (dup2 of a dup)      k           kill -9 self (no cleanup)
+ *   N:ADDR           store to ADDR (N:16 crashes with SIGSEGV)
+ *   z:MS             sleep MS milliseconds                y / Y       a child writes byte 0 (exec) / 1 (fork)
+ * A failing call prints "ERR <op index> <errno>" and the run goes on.
+ */
+
+static int fd = -1;
+static const char *path;
+static unsigned char *map;
+static size_t maplen;
+
+static unsigned long long num(char **p)
+{
+    char *end;
+    unsigned long long v = strtoull(*p, &end, 0);
+    *p = *end == ':' ? end + 1 : end;
+    return v;
+}
+
+static unsigned char *fill(size_t len, int byte)
+{
+    unsigned char *b = malloc(len ? len : 1);
+    if (!b) exit(3);
+    memset(b, byte, len);
+    return b;
+}
+
+static void reopen(int flags)
+{
+    if (fd >= 0) close(fd);
+    fd = open(path, O_RDWR | O_CREAT | flags, 0644);
+    if (fd < 0) {
+        perror("open");
+        exit(3);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: pc_work FILE OP...\n");
+        return 2;
+    }
+    path = argv[1];
+    reopen(0);
+    for (int i = 2; i < argc; i++) {
+        char op = argv[i][0];
+        char *p = argv[i][1] == ':' ? argv[i] + 2 : argv[i] + 1;
+        long r = 0;
+        errno = 0;
+        switch (op) {
+        case 'w': case 'v': case 'x': {
+            unsigned long long off = num(&p), len = num(&p);
+            unsigned char *b = fill(len, (int)num(&p));
+            if (op == 'w') r = pwrite(fd, b, len, (off_t)off);
+            else if (op == 'x') r = pwrite64(fd, b, len, (off64_t)off);
+            else {
+                struct iovec v[2] = {{b, len / 2}, {b + len / 2, len - len / 2}};
+                r = pwritev(fd, v, 2, (off_t)off);
+            }
+            free(b);
+            break;
+        }
+        case 'W': case 'V': {
+            unsigned long long len = num(&p);
+            unsigned char *b = fill(len, (int)num(&p));
+            if (op == 'W') r = write(fd, b, len);
+            else {
+                struct iovec v[2] = {{b, len / 2}, {b + len / 2, len - len / 2}};
+                r = writev(fd, v, 2);
+            }
+            free(b);
+            break;
+        }
+        case 't': r = ftruncate(fd, (off_t)num(&p)); break;
+        case 'T': r = ftruncate64(fd, (off64_t)num(&p)); break;
+        case 'a': { unsigned long long o = num(&p); r = fallocate(fd, 0, (off_t)o, (off_t)num(&p)); break; }
+        case 'p': {
+            unsigned long long o = num(&p);
+            int e = posix_fallocate(fd, (off_t)o, (off_t)num(&p));
+            if (e) { errno = e; r = -1; }
+            break;
+        }
+        case 'f': r = fsync(fd); break;
+        case 'd': r = fdatasync(fd); break;
+        case 'R': { unsigned long long o = num(&p); r = sync_file_range(fd, (off_t)o, (off_t)num(&p), SYNC_FILE_RANGE_WRITE); break; }
+        case 'D': reopen(O_DSYNC); break;
+        case 'S': reopen(O_SYNC); break;
+        case 'O': reopen(0); break;
+        case 'm':
+            maplen = num(&p);
+            map = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            if (map == MAP_FAILED) { map = NULL; r = -1; }
+            break;
+        case 'P': {
+            size_t len = num(&p);
+            unsigned char *q = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+            if (q == MAP_FAILED) r = -1;
+            else { memset(q, 0x77, len); munmap(q, len); }
+            break;
+        }
+        case 's': {
+            unsigned long long off = num(&p), len = num(&p);
+            memset(map + off, (int)num(&p), len);
+            break;
+        }
+        case 'M': case 'A': {
+            unsigned long long off = num(&p), len = num(&p);
+            r = msync(map + off, len, op == 'M' ? MS_SYNC : MS_ASYNC);
+            break;
+        }
+        case 'r': {
+            size_t nl = num(&p);
+            void *q = mremap(map, maplen, nl, MREMAP_MAYMOVE);
+            if (q == MAP_FAILED) r = -1;
+            else { map = q; maplen = nl; }
+            break;
+        }
+        case 'u': r = munmap(map, maplen); map = NULL; break;
+        case 'U': { unsigned long long off = num(&p), len = num(&p); r = munmap(map + off, len); break; }
+        case 'B': { unsigned long long o = num(&p); pc_mark_begin(o, p); break; }
+        case 'E': pc_mark_end(num(&p)); break;
+        case 'K': {
+            char line[256];
+            int n = snprintf(line, sizeof line, "%s\n", p);
+            for (char *q = line; *q; q++) if (*q == '_') *q = ' '; /* argv has no spaces */
+            r = write(9, line, (size_t)n);
+            break;
+        }
+        case 'c': {
+            int d = dup(fd);
+            close(fd);
+            fd = dup2(d, 20);
+            close(d);
+            if (fd < 0) r = -1;
+            break;
+        }
+        case 'k': kill(getpid(), 9); break;
+        case 'N': *(volatile int *)(uintptr_t)num(&p) = 1; break; /* a real crash: N:16 */
+        case 'z': usleep((useconds_t)num(&p) * 1000); break;
+        case 'y': case 'Y': { /* a child writes the file too: exec'd (y) or just forked (Y) */
+            fflush(stdout);
+            pid_t pid = fork();
+            if (pid == 0) {
+                if (op == 'y') execl("/proc/self/exe", "pc_work", path, "w:0:1:90", (char *)NULL);
+                else { int c = open(path, O_RDWR); (void)!pwrite(c, "Y", 1, 1); fsync(c); }
+                _exit(0);
+            }
+            int status;
+            waitpid(pid, &status, 0);
+            break;
+        }
+        default: fprintf(stderr, "pc_work: unknown op %s\n", argv[i]); return 2;
+        }
+        if (r < 0) printf("ERR %d %d\n", i - 2, errno);
+    }
+    fflush(stdout);
+    return 0;
+}

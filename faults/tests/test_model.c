@@ -1,0 +1,539 @@
+/* test_model.c: unit tests of the durability model and the trace: effects of syncs, tears,
+ * early writeback, fsync-gate loss, determinism, and trace replay matching the live model. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../powercut.h"
+
+#define SEC 512
+
+static pc_model *mk(void)
+{
+    pc_model *m;
+    assert_int_equal(pc_model_new(SEC, &m), PC_OK);
+    uint32_t id;
+    assert_int_equal(pc_model_add_file(m, "f", NULL, 0, &id), PC_OK);
+    assert_int_equal(id, 0);
+    return m;
+}
+
+static void wr(pc_model *m, uint64_t off, uint64_t len, int byte)
+{
+    uint8_t *b = malloc(len);
+    memset(b, byte, len);
+    assert_int_equal(pc_model_write(m, 0, off, b, len), PC_OK);
+    free(b);
+}
+
+static void sync_step(pc_model *m, uint64_t off, uint64_t len)
+{
+    assert_int_equal(pc_model_step_begin(m, NULL), PC_OK);
+    assert_int_equal(pc_model_sync(m, 0, off, len), PC_OK);
+    assert_int_equal(pc_model_step_end(m), PC_OK);
+}
+
+static uint8_t *image(pc_model *m, const char *spec, uint64_t *len)
+{
+    pc_crash c;
+    assert_int_equal(pc_crash_parse(spec, &c), PC_OK);
+    uint8_t *img;
+    assert_int_equal(pc_model_image(m, 0, &c, &img, len), PC_OK);
+    return img;
+}
+
+static int all_bytes(const uint8_t *b, uint64_t off, uint64_t len, int byte)
+{
+    for (uint64_t i = off; i < off + len; i++)
+        if (b[i] != byte) return 0;
+    return 1;
+}
+
+static void test_unsynced_absent_synced_present(void **st)
+{
+    (void)st;
+    pc_model *m = mk();
+    wr(m, 0, 3 * SEC, 'a');
+    uint64_t len;
+    uint8_t *img = image(m, "none", &len);
+    assert_int_equal(len, 0); /* neither data nor size survive without a sync */
+    free(img);
+    sync_step(m, 0, UINT64_MAX);
+    img = image(m, "none", &len);
+    assert_int_equal(len, 3 * SEC);
+    assert_true(all_bytes(img, 0, len, 'a'));
+    free(img);
+    pc_model_free(m);
+}
+
+static void test_range_sync_only_that_range(void **st)
+{
+    (void)st;
+    pc_model *m = mk();
+    wr(m, 0, 4 * SEC, 'a');
+    sync_step(m, 0, UINT64_MAX);
+    wr(m, 0, 4 * SEC, 'b');
+    sync_step(m, SEC, SEC); /* msync of the second sector only */
+    uint64_t len;
+    uint8_t *img = image(m, "none", &len);
+    assert_int_equal(len, 4 * SEC);
+    assert_true(all_bytes(img, 0, SEC, 'a'));
+    assert_true(all_bytes(img, SEC, SEC, 'b'));
+    assert_true(all_bytes(img, 2 * SEC, 2 * SEC, 'a'));
+    free(img);
+    pc_model_free(m);
+}
+
+static void test_truncate_grow_needs_sync(void **st)
+{
+    (void)st;
+    pc_model *m = mk();
+    wr(m, 0, SEC, 'a');
+    sync_step(m, 0, UINT64_MAX);
+    assert_int_equal(pc_model_truncate(m, 0, 8 * SEC), PC_OK);
+    uint64_t len;
+    uint8_t *img = image(m, "none", &len);
+    assert_int_equal(len, SEC);
+    free(img);
+    sync_step(m, 0, UINT64_MAX);
+    img = image(m, "none", &len);
+    assert_int_equal(len, 8 * SEC);
+    assert_true(all_bytes(img, SEC, 7 * SEC, 0));
+    free(img);
+    /* shrink then grow: the old bytes must not come back */
+    assert_int_equal(pc_model_truncate(m, 0, 10), PC_OK);
+    assert_int_equal(pc_model_truncate(m, 0, 2 * SEC), PC_OK);
+    sync_step(m, 0, UINT64_MAX);
+    img = image(m, "none", &len);
+    assert_int_equal(len, 2 * SEC);
+    assert_true(all_bytes(img, 0, 10, 'a'));
+    assert_true(all_bytes(img, 10, 2 * SEC - 10, 0));
+    free(img);
+    /* shrink, then write past the end: the hole reads as zeros once synced */
+    wr(m, 0, 4 * SEC, 'b');
+    sync_step(m, 0, UINT64_MAX);
+    assert_int_equal(pc_model_truncate(m, 0, SEC), PC_OK);
+    wr(m, 3 * SEC, SEC, 'c');
+    sync_step(m, 0, UINT64_MAX);
+    img = image(m, "none", &len);
+    assert_int_equal(len, 4 * SEC);
+    assert_true(all_bytes(img, 0, SEC, 'b'));
+    assert_true(all_bytes(img, SEC, 2 * SEC, 0));
+    assert_true(all_bytes(img, 3 * SEC, SEC, 'c'));
+    free(img);
+    pc_model_free(m);
+}
+
+/* n sectors old 'o', new 'n', synced by one step: the images of that step's tears. */
+static pc_model *torn_step(uint64_t n)
+{
+    pc_model *m = mk();
+    wr(m, 0, n * SEC, 'o');
+    sync_step(m, 0, UINT64_MAX);
+    wr(m, 0, n * SEC, 'n');
+    assert_int_equal(pc_model_step_begin(m, NULL), PC_OK);
+    assert_int_equal(pc_model_sync(m, 0, 0, UINT64_MAX), PC_OK);
+    uint64_t k;
+    assert_int_equal(pc_model_step_sectors(m, &k), PC_OK);
+    assert_int_equal(k, n);
+    return m;
+}
+
+static void test_tear_prefix_suffix(void **st)
+{
+    (void)st;
+    const uint64_t n = 5;
+    pc_model *m = torn_step(n);
+    uint8_t *seen[2 * (n + 1)];
+    int nseen = 0;
+    for (int suffix = 0; suffix < 2; suffix++)
+        for (uint64_t i = 0; i <= n; i++) {
+            char spec[32];
+            snprintf(spec, sizeof spec, "%s:%llu", suffix ? "suffix" : "prefix", (unsigned long long)i);
+            uint64_t len;
+            uint8_t *img = image(m, spec, &len);
+            assert_int_equal(len, n * SEC);
+            for (uint64_t s = 0; s < n; s++) {
+                int landed = suffix ? s >= n - i : s < i;
+                assert_true(all_bytes(img, s * SEC, SEC, landed ? 'n' : 'o'));
+            }
+            seen[nseen++] = img;
+        }
+    /* prefix:0 == suffix:0 (old) and prefix:n == suffix:n (new): 2n distinct images */
+    int distinct = 0;
+    for (int i = 0; i < nseen; i++) {
+        int dup = 0;
+        for (int j = 0; j < i; j++)
+            if (!memcmp(seen[i], seen[j], n * SEC)) dup = 1;
+        distinct += !dup;
+    }
+    assert_int_equal(distinct, 2 * n);
+    for (int i = 0; i < nseen; i++) free(seen[i]);
+    pc_model_free(m);
+}
+
+static void test_tear_garbage(void **st)
+{
+    (void)st;
+    const uint64_t n = 4;
+    pc_model *m = torn_step(n);
+    for (uint64_t g = 1; g <= n; g++) {
+        char spec[32];
+        snprintf(spec, sizeof spec, "garbage:%llu", (unsigned long long)g);
+        uint64_t len;
+        uint8_t *img = image(m, spec, &len);
+        assert_int_equal(len, n * SEC);
+        for (uint64_t s = 0; s < n; s++) {
+            if (s == g - 1) {
+                for (int b = 0; b < SEC; b++) {
+                    assert_int_not_equal(img[s * SEC + b], 'o');
+                    assert_int_not_equal(img[s * SEC + b], 'n');
+                }
+            } else assert_true(all_bytes(img, s * SEC, SEC, 'n'));
+        }
+        free(img);
+    }
+    pc_model_free(m);
+}
+
+static void test_tear_size_after_data(void **st)
+{
+    (void)st;
+    pc_model *m = mk();
+    wr(m, 0, 4 * SEC, 'a');
+    assert_int_equal(pc_model_step_begin(m, NULL), PC_OK);
+    assert_int_equal(pc_model_sync(m, 0, 0, UINT64_MAX), PC_OK);
+    uint64_t len;
+    uint8_t *img = image(m, "prefix:3", &len);
+    assert_int_equal(len, 0); /* the size is committed after all the data */
+    free(img);
+    img = image(m, "all", &len);
+    assert_int_equal(len, 4 * SEC);
+    free(img);
+    pc_model_free(m);
+}
+
+static void test_writeback(void **st)
+{
+    (void)st;
+    pc_model *m = mk();
+    wr(m, 0, 8 * SEC, 'a');
+    sync_step(m, 0, UINT64_MAX);
+    wr(m, 2 * SEC, 3 * SEC, 'b');
+    assert_int_equal(pc_model_truncate(m, 0, 9 * SEC + 7), PC_OK);
+    wr(m, 9 * SEC, 7, 'c');
+    /* cut during an msync of sector 0 only (nothing to write there) */
+    assert_int_equal(pc_model_step_begin(m, NULL), PC_OK);
+    assert_int_equal(pc_model_sync(m, 0, 0, SEC), PC_OK);
+    const uint8_t *vol;
+    uint64_t vlen, len;
+    assert_int_equal(pc_model_volatile(m, 0, &vol, &vlen), PC_OK);
+    uint8_t *img = image(m, "all:all", &len);
+    assert_int_equal(len, vlen);
+    assert_memory_equal(img, vol, vlen);
+    free(img);
+    img = image(m, "none:none", &len);
+    assert_int_equal(len, 8 * SEC);
+    assert_true(all_bytes(img, 0, len, 'a'));
+    free(img);
+    img = image(m, "all:none", &len); /* msync makes the size durable, not the other data */
+    assert_int_equal(len, vlen);
+    assert_true(all_bytes(img, 0, 8 * SEC, 'a'));
+    assert_true(all_bytes(img, 8 * SEC, len - 8 * SEC, 0));
+    free(img);
+    /* random writeback: every sector is old or new, and the same seed gives the same image */
+    uint8_t *a = image(m, "all:random:7", &len), *b;
+    uint64_t len2;
+    b = image(m, "all:random:7", &len2);
+    assert_int_equal(len, len2);
+    assert_memory_equal(a, b, len);
+    for (uint64_t s = 2; s < 5; s++)
+        assert_true(all_bytes(a, s * SEC, SEC, 'a') || all_bytes(a, s * SEC, SEC, 'b'));
+    free(a);
+    free(b);
+    assert_int_equal(pc_model_step_end(m), PC_OK);
+    pc_model_free(m);
+}
+
+static void test_writeback_all_on_fsync_step_is_exclusive(void **st)
+{
+    (void)st;
+    pc_model *m = torn_step(3);
+    uint64_t len;
+    uint8_t *img = image(m, "none:all", &len); /* fsync's own sectors are decided by the tear */
+    assert_true(all_bytes(img, 0, len, 'o'));
+    free(img);
+    pc_model_free(m);
+}
+
+static void test_random_determinism(void **st)
+{
+    (void)st;
+    pc_model *m = torn_step(64);
+    uint64_t l1, l2;
+    uint8_t *a = image(m, "random:5", &l1), *b = image(m, "random:5", &l2);
+    assert_int_equal(l1, l2);
+    assert_memory_equal(a, b, l1);
+    uint8_t *c = image(m, "random:6", &l2);
+    assert_true(memcmp(a, c, l1) != 0); /* 2^-64 chance of a false failure */
+    free(a);
+    free(b);
+    free(c);
+    /* seed of garbage bytes */
+    a = image(m, "garbage:3:none:1", &l1);
+    b = image(m, "garbage:3:none:1", &l2);
+    assert_memory_equal(a, b, l1);
+    c = image(m, "garbage:3:none:2", &l2);
+    assert_true(memcmp(a, c, l1) != 0);
+    free(a);
+    free(b);
+    free(c);
+    pc_model_free(m);
+}
+
+static void test_lose_fsync_gate(void **st)
+{
+    (void)st;
+    pc_model *m = mk();
+    wr(m, 0, 2 * SEC, 'a');
+    sync_step(m, 0, UINT64_MAX);
+    wr(m, 0, 2 * SEC, 'b');
+    assert_int_equal(pc_model_lose(m, 0, 0, UINT64_MAX), PC_OK); /* fsync returned EIO */
+    sync_step(m, 0, UINT64_MAX);                                 /* a retry succeeds... */
+    uint64_t len;
+    uint8_t *img = image(m, "all:all", &len);
+    assert_true(all_bytes(img, 0, len, 'a')); /* ...but the lost data never reaches disk */
+    free(img);
+    wr(m, 0, SEC, 'b'); /* rewriting dirties it again */
+    sync_step(m, 0, UINT64_MAX);
+    img = image(m, "none", &len);
+    assert_true(all_bytes(img, 0, SEC, 'b'));
+    assert_true(all_bytes(img, SEC, SEC, 'a'));
+    free(img);
+    pc_model_free(m);
+}
+
+static void test_parse(void **st)
+{
+    (void)st;
+    uint64_t k;
+    pc_crash c;
+    assert_int_equal(pc_cut_parse("12", &k, &c), PC_OK);
+    assert_int_equal(k, 12);
+    assert_int_equal(c.tear, PC_TEAR_NONE);
+    assert_int_equal(c.wb, PC_WB_NONE);
+    assert_int_equal(pc_cut_parse("3:prefix:2:random:9:4", &k, &c), PC_OK);
+    assert_int_equal(c.tear, PC_TEAR_PREFIX);
+    assert_int_equal(c.tear_n, 2);
+    assert_int_equal(c.wb, PC_WB_RANDOM);
+    assert_int_equal(c.wb_seed, 9);
+    assert_int_equal(c.seed, 4);
+    assert_int_equal(pc_cut_parse("3:random:all:8", &k, &c), PC_OK);
+    assert_int_equal(c.tear, PC_TEAR_RANDOM);
+    assert_int_equal(c.tear_seed, 8);
+    assert_int_equal(c.wb, PC_WB_ALL);
+    assert_int_equal(pc_cut_parse("3:random:5", &k, &c), PC_OK);
+    assert_int_equal(c.tear_seed, 5);
+    assert_int_equal(pc_cut_parse("0", &k, &c), PC_EINVAL);
+    assert_int_equal(pc_cut_parse("x", &k, &c), PC_EINVAL);
+    assert_int_equal(pc_cut_parse("2:prefix", &k, &c), PC_EINVAL);
+    assert_int_equal(pc_cut_parse("2:all:bogus", &k, &c), PC_EINVAL);
+    assert_int_equal(pc_cut_parse("2:all:all:1:2", &k, &c), PC_EINVAL);
+}
+
+/* Many scattered dirty sectors: list and bitmap enumeration agree with a brute force view. */
+static void test_many_sectors(void **st)
+{
+    (void)st;
+    pc_model *m = mk();
+    const uint64_t n = 4096;
+    assert_int_equal(pc_model_truncate(m, 0, n * SEC), PC_OK);
+    sync_step(m, 0, UINT64_MAX);
+    for (uint64_t s = 0; s < n; s += 7) wr(m, s * SEC + 3, 1, 'x');
+    for (int pass = 0; pass < 3; pass++) {
+        /* range syncs of scattered windows, small and large */
+        sync_step(m, 1000 * SEC, 10 * SEC);
+        sync_step(m, 2000 * SEC, 1500 * SEC);
+    }
+    assert_int_equal(pc_model_step_begin(m, NULL), PC_OK);
+    assert_int_equal(pc_model_sync(m, 0, 0, UINT64_MAX), PC_OK);
+    uint64_t k, expect = 0;
+    for (uint64_t s = 0; s < n; s += 7)
+        if (!((s >= 1000 && s < 1010) || (s >= 2000 && s < 3500))) expect++;
+    assert_int_equal(pc_model_step_sectors(m, &k), PC_OK);
+    assert_int_equal(k, expect);
+    assert_int_equal(pc_model_step_end(m), PC_OK);
+    pc_model_free(m);
+}
+
+/* ---- traces: a workload fed to a live model and a trace writer at once; every image of
+ * every step derived from the trace equals the live model's. ---- */
+typedef struct {
+    pc_model *m;
+    pc_tw *w;
+} both;
+
+static void b_write(both *b, uint64_t off, uint64_t len, int byte, int mmap_)
+{
+    uint8_t *d = malloc(len);
+    memset(d, byte, len);
+    assert_int_equal(pc_model_write(b->m, 0, off, d, len), PC_OK);
+    assert_int_equal(pc_tw_write(b->w, 0, off, d, len, mmap_), PC_OK);
+    free(d);
+}
+
+static const char *const specs[] = {
+    "none", "all", "prefix:1", "suffix:2", "random:3", "garbage:2:none:5", "none:all",
+    "all:random:4", "random:9:random:2:3",
+};
+#define NSPECS (sizeof specs / sizeof specs[0])
+
+typedef struct {
+    uint8_t *img[NSPECS];
+    uint64_t len[NSPECS];
+} snap;
+
+static void b_step(both *b, uint64_t k, int call, int sync, uint64_t off, uint64_t len, snap *sn)
+{
+    assert_int_equal(pc_model_step_begin(b->m, NULL), PC_OK);
+    assert_int_equal(pc_tw_step(b->w, k, call, 0, 0, off, len), PC_OK);
+    if (sync) {
+        assert_int_equal(pc_model_sync(b->m, 0, off, len), PC_OK);
+        assert_int_equal(pc_tw_sync(b->w, 0, off, len), PC_OK);
+    }
+    for (size_t i = 0; i < NSPECS; i++) {
+        pc_crash c;
+        assert_int_equal(pc_crash_parse(specs[i], &c), PC_OK);
+        assert_int_equal(pc_model_image(b->m, 0, &c, &sn->img[i], &sn->len[i]), PC_OK);
+    }
+    assert_int_equal(pc_model_step_end(b->m), PC_OK);
+}
+
+extern int pc__tw_step_end(pc_tw *w);
+
+static void test_trace_replay_matches_live(void **st)
+{
+    (void)st;
+    both b;
+    assert_int_equal(pc_model_new(SEC, &b.m), PC_OK);
+    assert_int_equal(pc_tw_new(-1, SEC, &b.w), PC_OK);
+    uint8_t init[700];
+    memset(init, 'i', sizeof init);
+    assert_int_equal(pc_model_add_file(b.m, "/x/f", init, sizeof init, NULL), PC_OK);
+    assert_int_equal(pc_tw_file(b.w, 0, "/x/f", init, sizeof init), PC_OK);
+    snap sn[8];
+    uint64_t k = 0;
+    assert_int_equal(pc_tw_mark(b.w, PC_MARK_BEGIN, 1, "first"), PC_OK);
+    b_write(&b, 100, 2000, 'a', 0);
+    k++;
+    b_step(&b, k, PC_CALL_PWRITE, 0, 100, 2000, &sn[k - 1]);
+    pc__tw_step_end(b.w);
+    k++;
+    b_step(&b, k, PC_CALL_FSYNC, 1, 0, UINT64_MAX, &sn[k - 1]);
+    pc__tw_step_end(b.w);
+    assert_int_equal(pc_tw_mark(b.w, PC_MARK_END, 1, ""), PC_OK);
+    b_write(&b, 0, 4096, 'm', 1); /* mapping stores between steps */
+    assert_int_equal(pc_tw_mark(b.w, PC_MARK_BEGIN, 2, "second"), PC_OK);
+    k++;
+    b_step(&b, k, PC_CALL_MSYNC, 1, 1024, 1024, &sn[k - 1]);
+    pc__tw_step_end(b.w);
+    assert_int_equal(pc_model_truncate(b.m, 0, 300), PC_OK);
+    assert_int_equal(pc_tw_truncate(b.w, 0, 300), PC_OK);
+    k++;
+    b_step(&b, k, PC_CALL_FTRUNCATE, 0, 300, 0, &sn[k - 1]);
+    pc__tw_step_end(b.w);
+    assert_int_equal(pc_model_lose(b.m, 0, 0, 100), PC_OK);
+    assert_int_equal(pc_tw_lose(b.w, 0, 0, 100), PC_OK);
+    k++;
+    b_step(&b, k, PC_CALL_FDATASYNC, 1, 0, UINT64_MAX, &sn[k - 1]);
+    /* no STEPEND and no END: the process died inside step 5 */
+    const uint8_t *buf;
+    size_t blen;
+    assert_int_equal(pc_tw_buffer(b.w, &buf, &blen), PC_OK);
+    pc_trace *t;
+    assert_int_equal(pc_trace_from_memory(buf, blen, &t), PC_OK);
+    uint64_t nsteps;
+    assert_int_equal(pc_trace_step_count(t, &nsteps), PC_OK);
+    assert_int_equal(nsteps, k);
+    int complete;
+    assert_int_equal(pc_trace_complete(t, &complete), PC_OK);
+    assert_false(complete);
+    pc_step_info info;
+    assert_int_equal(pc_trace_step_info(t, 1, &info), PC_OK);
+    assert_int_equal(info.op, 1);
+    assert_string_equal(info.label, "first");
+    assert_int_equal(pc_trace_step_info(t, 3, &info), PC_OK);
+    assert_int_equal(info.call, PC_CALL_MSYNC);
+    assert_int_equal(info.op, 2);
+    assert_string_equal(info.label, "second");
+    /* replay cursor */
+    pc_replay *r;
+    assert_int_equal(pc_replay_new(t, &r), PC_OK);
+    for (uint64_t s = 1; s <= k; s++) {
+        uint64_t got;
+        assert_int_equal(pc_replay_next(r, &got), PC_OK);
+        assert_int_equal(got, s);
+        pc_model *rm;
+        assert_int_equal(pc_replay_model(r, &rm), PC_OK);
+        for (size_t i = 0; i < NSPECS; i++) {
+            pc_crash c;
+            pc_crash_parse(specs[i], &c);
+            uint8_t *img;
+            uint64_t len;
+            assert_int_equal(pc_model_image(rm, 0, &c, &img, &len), PC_OK);
+            assert_int_equal(len, sn[s - 1].len[i]);
+            assert_memory_equal(img, sn[s - 1].img[i], len);
+            free(img);
+        }
+    }
+    uint64_t got;
+    assert_int_equal(pc_replay_next(r, &got), PC_OK);
+    assert_int_equal(got, 0);
+    pc_replay_free(r);
+    /* one-shot deriver */
+    pc_crash c;
+    pc_crash_parse("suffix:2", &c);
+    uint8_t *img;
+    uint64_t len;
+    assert_int_equal(pc_trace_image(t, 0, 3, &c, &img, &len), PC_OK);
+    assert_int_equal(len, sn[2].len[3]);
+    assert_memory_equal(img, sn[2].img[3], len);
+    free(img);
+    assert_int_equal(pc_trace_image(t, 0, k + 1, &c, &img, &len), PC_ERANGE);
+    /* a trace cut short in the middle of a record still reads */
+    pc_trace *t2;
+    assert_int_equal(pc_trace_from_memory(buf, blen - 3, &t2), PC_OK);
+    pc_trace_free(t2);
+    assert_int_equal(pc_trace_from_memory("PCTRACE\0\2\0\0\0\0\2\0\0", 16, &t2), PC_EFORMAT);
+    pc_trace_free(t);
+    for (uint64_t s = 0; s < k; s++)
+        for (size_t i = 0; i < NSPECS; i++) free(sn[s].img[i]);
+    pc_tw_free(b.w);
+    pc_model_free(b.m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_unsynced_absent_synced_present),
+        cmocka_unit_test(test_range_sync_only_that_range),
+        cmocka_unit_test(test_truncate_grow_needs_sync),
+        cmocka_unit_test(test_tear_prefix_suffix),
+        cmocka_unit_test(test_tear_garbage),
+        cmocka_unit_test(test_tear_size_after_data),
+        cmocka_unit_test(test_writeback),
+        cmocka_unit_test(test_writeback_all_on_fsync_step_is_exclusive),
+        cmocka_unit_test(test_random_determinism),
+        cmocka_unit_test(test_lose_fsync_gate),
+        cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_many_sectors),
+        cmocka_unit_test(test_trace_replay_matches_live),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,639 @@
+/* test_shim.c: end-to-end tests of the LD_PRELOAD shim: runs pc_work under it in child
+ * processes and checks crash images, errors, libfiu control, markers and trace replay. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../powercut.h"
+
+/* Built as BUILD/{tst,asan}/faults/tests/test_shim next to pc_work; the tst variant preloads
+ * the release shim BUILD/lib/libpowercut.so, the asan one BUILD/asan/lib/libpowercut.so
+ * behind the ASan runtime this binary itself loaded (libasan must come first). */
+static char work[PATH_MAX + 16], preload[3 * PATH_MAX], dir[64], file[128];
+static int asan;
+
+static void find_paths(void)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    assert_true(n > 0);
+    exe[n] = 0;
+    char *d = dirname(exe); /* BUILD/variant/faults/tests */
+    snprintf(work, sizeof work, "%s/pc_work", d);
+    char root[PATH_MAX];
+    snprintf(root, sizeof root, "%s/../../..", d);
+    char variant[PATH_MAX];
+    snprintf(variant, sizeof variant, "%s/../..", d);
+    char vreal[PATH_MAX];
+    assert_non_null(realpath(variant, vreal));
+    asan = !strcmp(basename(vreal), "asan");
+    if (!asan) {
+        snprintf(preload, sizeof preload, "%s/lib/libpowercut.so", root);
+        return;
+    }
+    char libasan[PATH_MAX] = "";
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[PATH_MAX + 128];
+    while (f && fgets(line, sizeof line, f)) {
+        char *p = strchr(line, '/');
+        if (p && strstr(p, "libasan")) {
+            p[strcspn(p, "\n")] = 0;
+            snprintf(libasan, sizeof libasan, "%s", p);
+            break;
+        }
+    }
+    if (f) fclose(f);
+    assert_true(libasan[0]);
+    snprintf(preload, sizeof preload, "%s %s/asan/lib/libpowercut.so", libasan, root);
+}
+
+static int setup(void **st)
+{
+    (void)st;
+    find_paths();
+    snprintf(dir, sizeof dir, "/tmp/pcshim.XXXXXX");
+    if (!mkdtemp(dir)) return -1;
+    snprintf(file, sizeof file, "%s/f", dir);
+    return 0;
+}
+
+static int teardown(void **st)
+{
+    (void)st;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void clean(void)
+{
+    const char *names[] = {"f", "f.crash", "trace", "out", "marks", "g"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char p[256];
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        unlink(p);
+    }
+}
+
+/* Runs pc_work on dir/f with the shim; envs are '|'-separated NAME=VALUE, ops space-separated.
+ * Returns the exit status (-1 if killed); stdout goes to dir/out. */
+static int run(const char *envs, const char *ops)
+{
+    char *argv[64];
+    int argc = 0;
+    char opbuf[2048];
+    snprintf(opbuf, sizeof opbuf, "%s", ops);
+    argv[argc++] = work;
+    argv[argc++] = file;
+    for (char *s = strtok(opbuf, " "); s && argc < 63; s = strtok(NULL, " ")) argv[argc++] = s;
+    argv[argc] = NULL;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char envbuf[2048];
+        snprintf(envbuf, sizeof envbuf, "%s", envs ? envs : "");
+        unsetenv("POWERCUT_CUT");
+        unsetenv("POWERCUT_TRACE");
+        unsetenv("POWERCUT_ERROR");
+        unsetenv("FIU_ENABLE");
+        setenv("POWERCUT_FILE", file, 1);
+        setenv("LD_PRELOAD", preload, 1);
+        if (asan) setenv("ASAN_OPTIONS", "abort_on_error=1:symbolize=0:detect_leaks=0", 1);
+        for (char *s = strtok(envbuf, "|"); s; s = strtok(NULL, "|")) {
+            char *eq = strchr(s, '=');
+            if (!eq) continue;
+            *eq = 0;
+            setenv(s, eq + 1, 1);
+        }
+        char out[128];
+        snprintf(out, sizeof out, "%s/out", dir);
+        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(o, 1);
+        snprintf(out, sizeof out, "%s/marks", dir);
+        int mk = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(mk, 9);
+        execv(work, argv);
+        _exit(127);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static uint8_t *slurp(const char *name, uint64_t *len)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "rb");
+    if (!f) {
+        *len = UINT64_MAX;
+        return NULL;
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc((size_t)n + 1);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (uint64_t)n;
+    return b;
+}
+
+/* Crash image of a run cut at `cut`: checks exit 99 and returns the image. */
+static uint8_t *cut_image(const char *cut, const char *extra, const char *ops, uint64_t *len)
+{
+    clean();
+    char envs[1024];
+    snprintf(envs, sizeof envs, "POWERCUT_CUT=%s%s%s", cut, extra ? "|" : "", extra ? extra : "");
+    int rc = run(envs, ops);
+    if (rc != 99) fail_msg("cut %s of '%s': exit %d, not 99", cut, ops, rc);
+    uint8_t *img = slurp("f.crash", len);
+    assert_non_null(img);
+    return img;
+}
+
+static int range_is(const uint8_t *b, uint64_t off, uint64_t len, int byte)
+{
+    for (uint64_t i = off; i < off + len; i++)
+        if (b[i] != byte) return 0;
+    return 1;
+}
+
+/* Writes without a sync are absent; a sync makes them durable; for every write call. */
+static void test_write_calls(void **st)
+{
+    (void)st;
+    const char *writes[] = {"w:0:1000:65", "x:0:1000:65", "v:0:1000:65", "W:1000:65", "V:1000:65"};
+    const char *syncs[] = {"f", "d"};
+    for (size_t i = 0; i < 5; i++)
+        for (size_t j = 0; j < 2; j++) {
+            char ops[64];
+            snprintf(ops, sizeof ops, "%s %s", writes[i], syncs[j]);
+            uint64_t len;
+            uint8_t *img = cut_image("1:all:none", NULL, ops, &len);
+            assert_int_equal(len, 0);
+            free(img);
+            img = cut_image("2:none", NULL, ops, &len);
+            assert_int_equal(len, 0);
+            free(img);
+            img = cut_image("2:all", NULL, ops, &len);
+            assert_int_equal(len, 1000);
+            assert_true(range_is(img, 0, 1000, 65));
+            free(img);
+        }
+}
+
+static void test_truncate_and_fallocate(void **st)
+{
+    (void)st;
+    const char *grows[] = {"t:8192", "T:8192", "a:0:8192", "p:0:8192"};
+    for (size_t i = 0; i < 4; i++) {
+        char ops[64];
+        snprintf(ops, sizeof ops, "w:0:100:65 f %s f", grows[i]);
+        uint64_t len;
+        uint8_t *img = cut_image("3:all", NULL, ops, &len); /* the grow itself */
+        assert_int_equal(len, 100);
+        free(img);
+        img = cut_image("4:none", NULL, ops, &len); /* its sync, not landed */
+        assert_int_equal(len, 100);
+        free(img);
+        img = cut_image("4:all", NULL, ops, &len);
+        assert_int_equal(len, 8192);
+        assert_true(range_is(img, 0, 100, 65));
+        assert_true(range_is(img, 100, 8092, 0));
+        free(img);
+    }
+}
+
+static void test_dsync_and_sync_fds(void **st)
+{
+    (void)st;
+    const char *modes[] = {"D", "S"};
+    for (size_t i = 0; i < 2; i++) {
+        char ops[64];
+        snprintf(ops, sizeof ops, "%s w:0:1000:65 w:0:10:66", modes[i]);
+        uint64_t len;
+        uint8_t *img = cut_image("2:none", NULL, ops, &len);
+        assert_int_equal(len, 1000); /* step 1 durable at return */
+        assert_true(range_is(img, 0, 1000, 65));
+        free(img);
+        img = cut_image("1:prefix:1", NULL, ops, &len); /* torn O_DSYNC write: no size yet */
+        assert_int_equal(len, 0);
+        free(img);
+    }
+}
+
+static void test_msync_range_only(void **st)
+{
+    (void)st;
+    const char *ops = "t:16384 f m:16384 s:0:16384:66 M:4096:4096 A:0:16384 f";
+    uint64_t len;
+    uint8_t *img = cut_image("5:none", NULL, ops, &len); /* at the final fsync, not landed */
+    assert_int_equal(len, 16384);
+    assert_true(range_is(img, 0, 4096, 0));
+    assert_true(range_is(img, 4096, 4096, 66));
+    assert_true(range_is(img, 8192, 8192, 0));
+    free(img);
+    img = cut_image("5:all", NULL, ops, &len);
+    assert_true(range_is(img, 0, 16384, 66));
+    free(img);
+}
+
+/* A page stored to again after its msync stays writable (open) and is compared at each
+ * step: its new store is dirty and early writeback can put it on the disk. */
+static void test_open_page_rewrite(void **st)
+{
+    (void)st;
+    const char *ops = "t:8192 f m:8192 s:0:1:65 M:0:4096 s:0:1:66 s:4096:1:67 M:4096:4096 f";
+    uint64_t len;
+    uint8_t *img = cut_image("4:all:none", NULL, ops, &len);
+    assert_int_equal(img[0], 65);
+    assert_int_equal(img[4096], 67);
+    free(img);
+    img = cut_image("4:all:all", NULL, ops, &len);
+    assert_int_equal(img[0], 66);
+    free(img);
+    img = cut_image("5:all", NULL, ops, &len);
+    assert_int_equal(img[0], 66);
+    free(img);
+}
+
+static void test_mremap_munmap(void **st)
+{
+    (void)st;
+    uint64_t len;
+    /* a moved, grown mapping keeps being tracked */
+    uint8_t *img = cut_image("4:none", NULL, "t:16384 f m:8192 r:16384 s:12288:100:67 M:12288:4096 f", &len);
+    assert_int_equal(len, 16384);
+    assert_true(range_is(img, 12288, 100, 67));
+    assert_true(range_is(img, 0, 12288, 0));
+    free(img);
+    /* stores before munmap are volatile changes that a later fsync makes durable */
+    img = cut_image("3:all", NULL, "t:8192 f m:8192 s:0:10:68 u f", &len);
+    assert_true(range_is(img, 0, 10, 68));
+    free(img);
+    img = cut_image("3:none", NULL, "t:8192 f m:8192 s:0:10:68 u f", &len);
+    assert_true(range_is(img, 0, 10, 0));
+    free(img);
+    /* a partial munmap keeps the rest tracked */
+    img = cut_image("4:none", NULL, "t:8192 f m:8192 s:0:10:69 U:0:4096 s:4096:10:70 M:4096:4096 f", &len);
+    assert_true(range_is(img, 0, 10, 0));
+    assert_true(range_is(img, 4096, 10, 70));
+    free(img);
+    /* private mappings never reach the file */
+    img = cut_image("3:all:all", NULL, "t:4096 f P:4096 f", &len);
+    assert_true(range_is(img, 0, 4096, 0));
+    free(img);
+}
+
+static void test_dup_close_sync_file_range(void **st)
+{
+    (void)st;
+    uint64_t len;
+    uint8_t *img = cut_image("3:all", NULL, "w:0:100:65 c w:100:100:66 f", &len);
+    assert_int_equal(len, 200);
+    assert_true(range_is(img, 100, 100, 66));
+    free(img);
+    img = cut_image("2:all", NULL, "w:0:100:65 R:0:100", &len);
+    assert_int_equal(len, 0); /* sync_file_range guarantees nothing */
+    free(img);
+}
+
+static void test_tears(void **st)
+{
+    (void)st;
+    const char *ops = "w:0:4096:65 f w:0:4096:66 f";
+    for (int k = 0; k <= 8; k++) {
+        char cut[32];
+        uint64_t len;
+        snprintf(cut, sizeof cut, "4:prefix:%d", k);
+        uint8_t *img = cut_image(cut, NULL, ops, &len);
+        assert_int_equal(len, 4096);
+        for (int s = 0; s < 8; s++) assert_true(range_is(img, s * 512, 512, s < k ? 66 : 65));
+        free(img);
+        snprintf(cut, sizeof cut, "4:suffix:%d", k);
+        img = cut_image(cut, NULL, ops, &len);
+        for (int s = 0; s < 8; s++) assert_true(range_is(img, s * 512, 512, s >= 8 - k ? 66 : 65));
+        free(img);
+    }
+    uint64_t len;
+    uint8_t *img = cut_image("4:garbage:3", NULL, ops, &len);
+    for (int b = 1024; b < 1536; b++) {
+        assert_int_not_equal(img[b], 65);
+        assert_int_not_equal(img[b], 66);
+    }
+    assert_true(range_is(img, 0, 1024, 66));
+    assert_true(range_is(img, 1536, 4096 - 1536, 66));
+    free(img);
+    /* POWERCUT_SECTOR=4096: one sector, tears are all or nothing */
+    img = cut_image("4:prefix:1", "POWERCUT_SECTOR=4096", ops, &len);
+    assert_true(range_is(img, 0, 4096, 66));
+    free(img);
+}
+
+static void test_writeback_all_is_volatile(void **st)
+{
+    (void)st;
+    const char *ops = "w:0:3000:65 f w:1000:3000:66 t:5000 m:5000 s:4500:10:67 w:0:1:68";
+    clean();
+    assert_int_equal(run(NULL, ops), 0); /* the file as the process left it */
+    uint64_t vlen, len;
+    uint8_t *vol = slurp("f", &vlen);
+    uint8_t *img = cut_image("5:all:all", NULL, ops, &len);
+    assert_int_equal(len, vlen);
+    assert_memory_equal(img, vol, len);
+    free(img);
+    img = cut_image("5:all:none", NULL, ops, &len);
+    assert_int_equal(len, 3000);
+    assert_true(range_is(img, 0, 3000, 65));
+    free(img);
+    free(vol);
+}
+
+/* Live cuts and images derived from a recorded trace agree, step by step, for either way of
+ * following mappings (mode: "" = write tracking, "|POWERCUT_MMAP=sync" = compare at syncs). */
+static void trace_vs_live(const char *mode)
+{
+    const char *ops = "w:0:5000:65 f t:12288 m:12288 s:100:3000:66 M:0:4096 w:8000:2000:67 s:9000:50:68 "
+                      "d s:0:12288:69 M:0:12288 t:6000 f";
+    clean();
+    char envs[256];
+    snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace%s", dir, mode);
+    assert_int_equal(run(envs, ops), 0);
+    char tp[256];
+    snprintf(tp, sizeof tp, "%s/trace", dir);
+    pc_trace *t;
+    assert_int_equal(pc_trace_open(tp, &t), PC_OK);
+    uint64_t n;
+    assert_int_equal(pc_trace_step_count(t, &n), PC_OK);
+    assert_int_equal(n, 9);
+    int complete;
+    assert_int_equal(pc_trace_complete(t, &complete), PC_OK);
+    assert_true(complete);
+    const char *specs[] = {"none", "all:all", "random:3:random:4:5", "garbage:2:none:9", "suffix:3"};
+    for (uint64_t k = 1; k <= n; k++)
+        for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+            char cut[64];
+            snprintf(cut, sizeof cut, "%llu:%s", (unsigned long long)k, specs[i]);
+            uint64_t len, len2, dlen;
+            uint8_t *img = cut_image(cut, mode[0] ? mode + 1 : NULL, ops, &len);
+            uint8_t *again = cut_image(cut, mode[0] ? mode + 1 : NULL, ops, &len2); /* same bytes */
+            assert_int_equal(len, len2);
+            assert_memory_equal(img, again, len);
+            pc_crash c;
+            assert_int_equal(pc_crash_parse(specs[i], &c), PC_OK);
+            uint8_t *derived;
+            assert_int_equal(pc_trace_image(t, 0, k, &c, &derived, &dlen), PC_OK);
+            if (dlen != len || memcmp(derived, img, len))
+                fail_msg("step %llu %s: trace image differs from live image", (unsigned long long)k, specs[i]);
+            free(img);
+            free(again);
+            free(derived);
+        }
+    pc_trace_free(t);
+}
+
+static void test_determinism_and_trace(void **st)
+{
+    (void)st;
+    trace_vs_live("");
+}
+
+static void test_sync_mode(void **st)
+{
+    (void)st;
+    trace_vs_live("|POWERCUT_MMAP=sync");
+    /* msync of a range: that range only; unsynced stores are not seen by writeback */
+    const char *ops = "t:16384 f m:16384 s:0:16384:66 M:4096:4096 A:0:16384 f";
+    uint64_t len;
+    uint8_t *img = cut_image("5:none:all", "POWERCUT_MMAP=sync", ops, &len);
+    assert_true(range_is(img, 0, 4096, 0));
+    assert_true(range_is(img, 4096, 4096, 66));
+    assert_true(range_is(img, 8192, 8192, 0));
+    free(img);
+    img = cut_image("5:all", "POWERCUT_MMAP=sync", ops, &len); /* fsync compares the mapping */
+    assert_true(range_is(img, 0, 16384, 66));
+    free(img);
+    img = cut_image("3:none", "POWERCUT_MMAP=sync", "t:8192 f m:8192 s:0:10:68 u f", &len);
+    assert_true(range_is(img, 0, 10, 0));
+    free(img);
+    img = cut_image("3:all", "POWERCUT_MMAP=sync", "t:8192 f m:8192 s:0:10:68 u f", &len);
+    assert_true(range_is(img, 0, 10, 68));
+    free(img);
+}
+
+static void test_errors(void **st)
+{
+    (void)st;
+    /* whole sectors: a later write that dirties a sector holding lost bytes brings them back
+     * (so does the kernel, page by page) */
+    const char *ops = "w:0:1024:65 f f w:2048:1:66";
+    clean();
+    assert_int_equal(run("POWERCUT_ERROR=2:EIO", ops), 0);
+    uint64_t len;
+    uint8_t *out = slurp("out", &len);
+    assert_non_null(out);
+    assert_non_null(strstr((char *)out, "ERR 1 5"));
+    free(out);
+    /* fsync-gate: the retried fsync succeeds, the lost data never becomes durable */
+    uint8_t *img = cut_image("4:all:all", "POWERCUT_ERROR=2:EIO", ops, &len);
+    assert_int_equal(len, 2049);
+    assert_true(range_is(img, 0, 1024, 0));
+    free(img);
+    /* ENOSPC on a write: the call fails and changes nothing */
+    clean();
+    assert_int_equal(run("POWERCUT_ERROR=1:ENOSPC", "w:0:10:65"), 0);
+    out = slurp("out", &len);
+    assert_non_null(strstr((char *)out, "ERR 0 28"));
+    free(out);
+    uint8_t *f = slurp("f", &len);
+    assert_int_equal(len, 0);
+    free(f);
+}
+
+static void test_fiu_enable(void **st)
+{
+    (void)st;
+    clean();
+    assert_int_equal(run("FIU_ENABLE=enable name=powercut/fsync,failnum=5", "w:0:10:65 f f"), 0);
+    uint64_t len;
+    uint8_t *out = slurp("out", &len);
+    assert_non_null(strstr((char *)out, "ERR 1 5"));
+    assert_non_null(strstr((char *)out, "ERR 2 5"));
+    free(out);
+    /* failinfo=1: a power cut at the first fsync, tear from POWERCUT_CRASH */
+    clean();
+    assert_int_equal(run("FIU_ENABLE=enable name=powercut/fsync,failnum=1,failinfo=1|POWERCUT_CRASH=all",
+                         "w:0:10:65 f w:0:10:66"), 99);
+    uint8_t *img = slurp("f.crash", &len);
+    assert_int_equal(len, 10);
+    assert_true(range_is(img, 0, 10, 65));
+    free(img);
+}
+
+static void test_markers(void **st)
+{
+    (void)st;
+    clean();
+    char envs[256];
+    snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace|POWERCUT_MARK_FD=9", dir);
+    assert_int_equal(run(envs, "B:7:put w:0:10:65 f E:7 K:begin_9_script w:0:1:66 K:end_9 f"), 0);
+    char tp[256];
+    snprintf(tp, sizeof tp, "%s/trace", dir);
+    pc_trace *t;
+    assert_int_equal(pc_trace_open(tp, &t), PC_OK);
+    pc_step_info in;
+    assert_int_equal(pc_trace_step_info(t, 1, &in), PC_OK);
+    assert_int_equal(in.op, 7);
+    assert_string_equal(in.label, "put");
+    assert_int_equal(in.call, PC_CALL_PWRITE);
+    assert_int_equal(pc_trace_step_info(t, 2, &in), PC_OK);
+    assert_int_equal(in.op, 7);
+    assert_int_equal(in.call, PC_CALL_FSYNC);
+    assert_int_equal(pc_trace_step_info(t, 3, &in), PC_OK);
+    assert_int_equal(in.op, 9);
+    assert_string_equal(in.label, "script");
+    assert_int_equal(pc_trace_step_info(t, 4, &in), PC_OK);
+    assert_int_equal(in.op, 0);
+    pc_trace_free(t);
+}
+
+/* Only the process that claimed the file is modelled: children (exec'd or forked) pass
+ * through without touching its trace or its step numbers. */
+static void test_children_pass_through(void **st)
+{
+    (void)st;
+    clean();
+    char envs[256];
+    snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace", dir);
+    assert_int_equal(run(envs, "w:0:10:65 y Y f"), 0);
+    uint64_t len;
+    uint8_t *f = slurp("f", &len);
+    assert_int_equal(f[0], 90); /* the children really wrote */
+    assert_int_equal(f[1], 'Y');
+    free(f);
+    char tp[256];
+    snprintf(tp, sizeof tp, "%s/trace", dir);
+    pc_trace *t;
+    assert_int_equal(pc_trace_open(tp, &t), PC_OK);
+    uint64_t n;
+    int complete;
+    assert_int_equal(pc_trace_step_count(t, &n), PC_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(pc_trace_complete(t, &complete), PC_OK);
+    assert_true(complete);
+    pc_trace_free(t);
+    uint8_t *img = cut_image("2:all", NULL, "w:0:10:65 y Y f", &len);
+    assert_true(range_is(img, 0, 10, 65)); /* the model knows the parent's story only */
+    free(img);
+}
+
+/* The write-tracking SIGSEGV handler hands real crashes on: the process still dies. */
+static void test_real_segv_still_crashes(void **st)
+{
+    (void)st;
+    clean();
+    assert_int_equal(run(NULL, "t:4096 m:4096 s:0:1:65 N:16"), -1);
+    /* and a big write goes through the trace writer's direct path (larger than its buffer) */
+    clean();
+    char envs[256];
+    snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace", dir);
+    assert_int_equal(run(envs, "w:0:3000000:77 f w:100:5:78"), 0);
+    char tp[256];
+    snprintf(tp, sizeof tp, "%s/trace", dir);
+    pc_trace *t;
+    assert_int_equal(pc_trace_open(tp, &t), PC_OK);
+    pc_crash c;
+    assert_int_equal(pc_crash_parse("all:all", &c), PC_OK);
+    uint8_t *img;
+    uint64_t len;
+    assert_int_equal(pc_trace_image(t, 0, 3, &c, &img, &len), PC_OK);
+    assert_int_equal(len, 3000000);
+    assert_true(range_is(img, 0, 100, 77));
+    assert_true(range_is(img, 100, 5, 78));
+    assert_true(range_is(img, 105, 3000000 - 105, 77));
+    free(img);
+    pc_trace_free(t);
+}
+
+/* With POWERCUT_TRACE_MAPPED=1, a workload killed by SIGKILL leaves a readable trace of
+ * every step it took. */
+static void test_trace_survives_kill(void **st)
+{
+    (void)st;
+    clean();
+    char envs[256];
+    snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace|POWERCUT_TRACE_MAPPED=1", dir);
+    assert_int_equal(run(envs, "w:0:10:65 f w:0:10:66 k"), -1);
+    char tp[256];
+    snprintf(tp, sizeof tp, "%s/trace", dir);
+    pc_trace *t;
+    assert_int_equal(pc_trace_open(tp, &t), PC_OK);
+    uint64_t n;
+    int complete;
+    assert_int_equal(pc_trace_step_count(t, &n), PC_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(pc_trace_complete(t, &complete), PC_OK);
+    assert_false(complete);
+    pc_crash c;
+    assert_int_equal(pc_crash_parse("all:all", &c), PC_OK);
+    uint8_t *img;
+    uint64_t len;
+    assert_int_equal(pc_trace_image(t, 0, 3, &c, &img, &len), PC_OK);
+    assert_int_equal(len, 10);
+    assert_true(range_is(img, 0, 10, 66));
+    free(img);
+    pc_trace_free(t);
+}
+
+static void test_untracked_passthrough(void **st)
+{
+    (void)st;
+    clean();
+    assert_int_equal(run("POWERCUT_FILE=/nonexistent/x|POWERCUT_CUT=1:all", "w:0:10:65 f m:10 s:0:1:66 M:0:10"), 0);
+    uint64_t len;
+    uint8_t *img = slurp("f.crash", &len);
+    assert_null(img);
+    uint8_t *f = slurp("f", &len);
+    assert_int_equal(len, 10);
+    assert_int_equal(f[0], 66);
+    free(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_write_calls),
+        cmocka_unit_test(test_truncate_and_fallocate),
+        cmocka_unit_test(test_dsync_and_sync_fds),
+        cmocka_unit_test(test_msync_range_only),
+        cmocka_unit_test(test_open_page_rewrite),
+        cmocka_unit_test(test_mremap_munmap),
+        cmocka_unit_test(test_dup_close_sync_file_range),
+        cmocka_unit_test(test_tears),
+        cmocka_unit_test(test_writeback_all_is_volatile),
+        cmocka_unit_test(test_determinism_and_trace),
+        cmocka_unit_test(test_sync_mode),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_fiu_enable),
+        cmocka_unit_test(test_markers),
+        cmocka_unit_test(test_children_pass_through),
+        cmocka_unit_test(test_real_segv_still_crashes),
+        cmocka_unit_test(test_trace_survives_kill),
+        cmocka_unit_test(test_untracked_passthrough),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,712 @@
+/* trace.c: the powercut trace: a writer that serialises model operations as the shim sees
+ * them, a reader that indexes steps and markers, and a replay cursor deriving crash images. */
+#include "powercut.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/*
+ * Format, version 1 (documented in faults/README.md). All integers little-endian.
+ *   header: "PCTRACE\0" u32 version u32 sector_size
+ *   records: u8 type, then
+ *     1 FILE     u32 id, u32 name_len, name, u64 size, content[size]   (content is durable)
+ *     2 WRITE    u32 id, u8 from_mmap, u64 off, u64 len, data[len]      (volatile change)
+ *     3 TRUNC    u32 id, u64 size                                       (volatile change)
+ *     4 STEP     u64 step, u8 call, u32 file, i32 errno, u64 off, u64 len  (a step begins)
+ *     5 SYNC     u32 id, u64 off, u64 len      (range + size durable when the step ends)
+ *     6 LOSE     u32 id, u64 off, u64 len      (dirty data of the range lost, fsync-gate)
+ *     7 MARK     u8 kind, u64 op, u32 label_len, label
+ *     8 STEPEND  (the step's effects are all recorded; its syncs apply here)
+ *     9 END      (the process ended normally)
+ * A step's records lie between its STEP and STEPEND; records outside steps are volatile
+ * changes between steps (mostly pages written through mappings, found at the next step).
+ * A trace may stop anywhere (the process died): the reader treats a truncated last record as
+ * the end, and a step without STEPEND as in flight.
+ *
+ * pc_tw_new buffers 1 MiB and writes: the cheapest, but a process killed before its last
+ * flush loses that tail. pc_tw_new_mapped (a regular file opened read-write) maps the file
+ * and appends by copying into the mapping: a process that crashes or is killed leaves every
+ * record it wrote in the page cache, hence in the file; new pages must be zeroed by the
+ * kernel first, which costs about half as much again on tmpfs. The file grows in chunks, so
+ * it may end with zeros; type 0 reads as the end of the trace; pc_tw_flush and pc_tw_finish
+ * trim it. Both use raw system calls so that, inside the LD_PRELOAD shim, they never re-enter
+ * the interposed functions.
+ */
+
+enum { R_FILE = 1, R_WRITE, R_TRUNC, R_STEP, R_SYNC, R_LOSE, R_MARK, R_STEPEND, R_END };
+#define PC_TRACE_VERSION 1u
+#define TW_BUFSZ (1u << 20)
+#define TW_CHUNK ((size_t)4 << 20)
+
+struct pc_tw {
+    int fd;
+    uint8_t *buf; /* buffer, or the mapping of the file */
+    size_t n, cap; /* bytes used, bytes allocated or mapped */
+    int err;
+    uint64_t total;
+    int mapped;
+    size_t filelen; /* mapped: the file's current length (>= n) */
+};
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+/* Faults a new chunk in with one call: a page fault per 4 KiB of trace costs more than the
+ * copy itself on some virtual machines. Best effort (Linux 5.14+). */
+static void populate(uint8_t *p, size_t n)
+{
+    uintptr_t a = (uintptr_t)p & ~(uintptr_t)4095;
+    syscall(SYS_madvise, (void *)a, n + ((uintptr_t)p - a), MADV_POPULATE_WRITE);
+}
+
+/* Mapped mode: makes the file (and, when needed, the mapping) hold `need` bytes. */
+static int map_grow(pc_tw *w, size_t need)
+{
+    size_t nf = w->filelen > TW_CHUNK ? w->filelen : TW_CHUNK;
+    while (nf < need) nf *= 2;
+    if (nf > w->cap) {
+        void *p = (void *)syscall(SYS_mremap, w->buf, w->cap, nf, MREMAP_MAYMOVE);
+        if (p == MAP_FAILED) return PC_EIO;
+        w->buf = p;
+        w->cap = nf;
+    }
+    if (syscall(SYS_ftruncate, w->fd, (long)nf)) return PC_EIO;
+    populate(w->buf + w->filelen, nf - w->filelen);
+    w->filelen = nf;
+    return PC_OK;
+}
+
+static int raw_write_all(int fd, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    while (n) {
+        long r = syscall(SYS_write, fd, b, n);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return PC_EIO;
+        }
+        b += r;
+        n -= (size_t)r;
+    }
+    return PC_OK;
+}
+
+int pc_tw_flush(pc_tw *w)
+{
+    if (!w) return PC_EINVAL;
+    if (w->err) return w->err;
+    if (w->mapped) { /* trim the chunk's unused tail */
+        if (w->filelen != w->n && syscall(SYS_ftruncate, w->fd, (long)w->n)) return w->err = PC_EIO;
+        w->filelen = w->n;
+        return PC_OK;
+    }
+    if (w->fd < 0 || !w->n) return PC_OK;
+    int rc = raw_write_all(w->fd, w->buf, w->n);
+    w->n = 0;
+    if (rc) w->err = rc;
+    return rc;
+}
+
+static int tw_put(pc_tw *w, const void *p, size_t n)
+{
+    if (w->err) return w->err;
+    w->total += n;
+    if (w->mapped) {
+        if (w->n + n > w->filelen) {
+            int rc = map_grow(w, w->n + n);
+            if (rc) return w->err = rc;
+        }
+    } else if (w->fd >= 0) {
+        if (w->n + n > w->cap) {
+            int rc = pc_tw_flush(w);
+            if (rc) return rc;
+            if (n > w->cap) {
+                rc = raw_write_all(w->fd, p, n);
+                if (rc) w->err = rc;
+                return rc;
+            }
+        }
+    } else if (w->n + n > w->cap) {
+        size_t nc = w->cap;
+        while (nc < w->n + n) nc *= 2;
+        uint8_t *q = realloc(w->buf, nc);
+        if (!q) return w->err = PC_ENOMEM;
+        w->buf = q;
+        w->cap = nc;
+    }
+    memcpy(w->buf + w->n, p, n);
+    w->n += n;
+    return PC_OK;
+}
+
+/* Records are assembled in a small local buffer and appended with one copy. */
+typedef struct {
+    uint8_t b[64];
+    size_t n;
+} rec;
+static void r8(rec *r, uint8_t v) { r->b[r->n++] = v; }
+static void r32(rec *r, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) r->b[r->n++] = (uint8_t)(v >> (8 * i));
+}
+static void r64(rec *r, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) r->b[r->n++] = (uint8_t)(v >> (8 * i));
+}
+static int rput(pc_tw *w, const rec *r) { return tw_put(w, r->b, r->n); }
+
+static int put8(pc_tw *w, uint8_t v) { return tw_put(w, &v, 1); }
+static int put32(pc_tw *w, uint32_t v)
+{
+    uint8_t b[4];
+    for (int i = 0; i < 4; i++) b[i] = (uint8_t)(v >> (8 * i));
+    return tw_put(w, b, 4);
+}
+static int put64(pc_tw *w, uint64_t v)
+{
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i));
+    return tw_put(w, b, 8);
+}
+
+static int tw_new(int fd, int want_map, uint32_t sector_size, pc_tw **out)
+{
+    if (!out || !sector_size) return PC_EINVAL;
+    pc_tw *w = calloc(1, sizeof *w);
+    if (!w) return PC_ENOMEM;
+    w->fd = fd;
+    if (want_map && fd >= 0 && syscall(SYS_ftruncate, fd, (long)TW_CHUNK) == 0) {
+        void *p = (void *)syscall(SYS_mmap, NULL, TW_CHUNK, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0L);
+        if (p != MAP_FAILED) {
+            w->mapped = 1;
+            w->buf = p;
+            w->cap = w->filelen = TW_CHUNK;
+            populate(w->buf, TW_CHUNK);
+        } else if (syscall(SYS_ftruncate, fd, 0L)) {
+            free(w);
+            return PC_EIO;
+        }
+    }
+    if (!w->mapped) {
+        w->cap = fd >= 0 ? TW_BUFSZ : 4096;
+        w->buf = malloc(w->cap);
+        if (!w->buf) {
+            free(w);
+            return PC_ENOMEM;
+        }
+    }
+    int rc = tw_put(w, "PCTRACE\0", 8);
+    if (!rc) rc = put32(w, PC_TRACE_VERSION);
+    if (!rc) rc = put32(w, sector_size);
+    if (rc) {
+        pc_tw_free(w);
+        return rc;
+    }
+    *out = w;
+    return PC_OK;
+}
+
+int pc_tw_new(int fd, uint32_t sector_size, pc_tw **out)
+{
+    return tw_new(fd, 0, sector_size, out);
+}
+
+int pc_tw_new_mapped(int fd, uint32_t sector_size, pc_tw **out)
+{
+    return tw_new(fd, 1, sector_size, out);
+}
+
+int pc_tw_finish(pc_tw *w)
+{
+    if (!w) return PC_EINVAL;
+    int rc = put8(w, R_END);
+    return rc ? rc : pc_tw_flush(w);
+}
+
+/* Frees without touching the file (a forked child abandons its copy this way). */
+void pc_tw_free(pc_tw *w)
+{
+    if (!w) return;
+    if (w->mapped) syscall(SYS_munmap, w->buf, w->cap);
+    else free(w->buf);
+    free(w);
+}
+
+int pc_tw_buffer(const pc_tw *w, const uint8_t **buf, size_t *len)
+{
+    if (!w || !buf || !len || w->fd >= 0) return PC_EINVAL;
+    *buf = w->buf;
+    *len = w->n;
+    return PC_OK;
+}
+
+uint64_t pc__tw_total(const pc_tw *w);
+uint64_t pc__tw_total(const pc_tw *w) { return w ? w->total : 0; }
+
+#define CHK(x) do { int rc_ = (x); if (rc_) return rc_; } while (0)
+
+int pc_tw_file(pc_tw *w, uint32_t id, const char *name, const void *content, uint64_t size)
+{
+    if (!w || !name || (size && !content)) return PC_EINVAL;
+    uint32_t nl = (uint32_t)strlen(name);
+    CHK(put8(w, R_FILE)); CHK(put32(w, id)); CHK(put32(w, nl)); CHK(tw_put(w, name, nl));
+    CHK(put64(w, size));
+    return size ? tw_put(w, content, size) : PC_OK;
+}
+
+int pc_tw_write(pc_tw *w, uint32_t id, uint64_t off, const void *data, uint64_t len, int from_mmap)
+{
+    if (!w || (len && !data)) return PC_EINVAL;
+    rec r = {.n = 0};
+    r8(&r, R_WRITE); r32(&r, id); r8(&r, from_mmap ? 1 : 0); r64(&r, off); r64(&r, len);
+    CHK(rput(w, &r));
+    return len ? tw_put(w, data, len) : PC_OK;
+}
+
+int pc_tw_truncate(pc_tw *w, uint32_t id, uint64_t size)
+{
+    if (!w) return PC_EINVAL;
+    CHK(put8(w, R_TRUNC)); CHK(put32(w, id));
+    return put64(w, size);
+}
+
+int pc_tw_step(pc_tw *w, uint64_t step, int call, uint32_t id, int err, uint64_t off, uint64_t len)
+{
+    if (!w) return PC_EINVAL;
+    rec r = {.n = 0};
+    r8(&r, R_STEP); r64(&r, step); r8(&r, (uint8_t)call); r32(&r, id); r32(&r, (uint32_t)err);
+    r64(&r, off); r64(&r, len);
+    return rput(w, &r);
+}
+
+/* Internal: the shim closes a step (and patches nothing: errno is known before the call). */
+int pc__tw_step_end(pc_tw *w);
+int pc__tw_step_end(pc_tw *w) { return w ? put8(w, R_STEPEND) : PC_EINVAL; }
+
+static int range_rec(pc_tw *w, int type, uint32_t id, uint64_t off, uint64_t len)
+{
+    if (!w) return PC_EINVAL;
+    rec r = {.n = 0};
+    r8(&r, (uint8_t)type); r32(&r, id); r64(&r, off); r64(&r, len);
+    return rput(w, &r);
+}
+int pc_tw_sync(pc_tw *w, uint32_t id, uint64_t off, uint64_t len) { return range_rec(w, R_SYNC, id, off, len); }
+int pc_tw_lose(pc_tw *w, uint32_t id, uint64_t off, uint64_t len) { return range_rec(w, R_LOSE, id, off, len); }
+
+int pc_tw_mark(pc_tw *w, int kind, uint64_t op, const char *label)
+{
+    if (!w) return PC_EINVAL;
+    uint32_t ll = label ? (uint32_t)strlen(label) : 0;
+    CHK(put8(w, R_MARK)); CHK(put8(w, (uint8_t)kind)); CHK(put64(w, op)); CHK(put32(w, ll));
+    return ll ? tw_put(w, label, ll) : PC_OK;
+}
+
+/* ---- reader ---- */
+typedef struct {
+    pc_step_info info;
+    size_t pos; /* offset of the STEP record */
+} step_ent;
+
+struct pc_trace {
+    uint8_t *buf;
+    size_t len;
+    uint32_t sector;
+    size_t body; /* offset of the first record */
+    step_ent *steps;
+    size_t nsteps, scap;
+    char **labels;
+    size_t nlabels, lcap;
+    char **names;
+    uint32_t nfiles;
+    size_t fcap;
+    int complete;
+};
+
+typedef struct {
+    const uint8_t *p;
+    size_t n, i;
+    int bad;
+} rd;
+
+static const uint8_t *take(rd *r, uint64_t n)
+{
+    if (r->bad || n > r->n - r->i) {
+        r->bad = 1;
+        return NULL;
+    }
+    const uint8_t *p = r->p + r->i;
+    r->i += n;
+    return p;
+}
+static uint8_t g8(rd *r) { const uint8_t *p = take(r, 1); return p ? p[0] : 0; }
+static uint32_t g32(rd *r)
+{
+    const uint8_t *p = take(r, 4);
+    uint32_t v = 0;
+    for (int i = 0; p && i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+static uint64_t g64(rd *r)
+{
+    const uint8_t *p = take(r, 8);
+    uint64_t v = 0;
+    for (int i = 0; p && i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static int grow_arr(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap) return PC_OK;
+    size_t nc = *cap ? *cap * 2 : 16;
+    while (nc < need) nc *= 2;
+    void *q = realloc(*p, nc * elem);
+    if (!q) return PC_ENOMEM;
+    *p = q;
+    *cap = nc;
+    return PC_OK;
+}
+
+/* One pass: validates framing, indexes steps with their innermost open marker. */
+static int index_trace(pc_trace *t)
+{
+    rd r = {t->buf, t->len, 0, 0};
+    const uint8_t *magic = take(&r, 8);
+    if (!magic || memcmp(magic, "PCTRACE\0", 8)) return PC_EFORMAT;
+    uint32_t ver = g32(&r);
+    t->sector = g32(&r);
+    if (r.bad || ver != PC_TRACE_VERSION || !t->sector) return PC_EFORMAT;
+    t->body = r.i;
+    uint64_t ops[64];
+    const char *labs[64];
+    int depth = 0;
+    while (r.i < r.n) {
+        size_t at = r.i;
+        uint8_t type = g8(&r);
+        switch (type) {
+        case R_FILE: {
+            uint32_t id = g32(&r), nl = g32(&r);
+            const uint8_t *nm = take(&r, nl);
+            uint64_t sz = g64(&r);
+            take(&r, sz);
+            if (r.bad) break;
+            if (id != t->nfiles) return PC_EFORMAT;
+            if (grow_arr((void **)&t->names, &t->fcap, t->nfiles + 1, sizeof(char *))) return PC_ENOMEM;
+            if (!(t->names[t->nfiles] = strndup((const char *)nm, nl))) return PC_ENOMEM;
+            t->nfiles++;
+            break;
+        }
+        case R_WRITE: { g32(&r); g8(&r); g64(&r); uint64_t l = g64(&r); take(&r, l); break; }
+        case R_TRUNC: g32(&r); g64(&r); break;
+        case R_STEP: {
+            step_ent e;
+            memset(&e, 0, sizeof e);
+            e.pos = at;
+            e.info.step = g64(&r);
+            e.info.call = g8(&r);
+            e.info.file = g32(&r);
+            e.info.err = (int)g32(&r);
+            e.info.off = g64(&r);
+            e.info.len = g64(&r);
+            if (r.bad) break;
+            if (e.info.step != t->nsteps + 1) return PC_EFORMAT;
+            e.info.op = depth ? ops[depth - 1] : 0;
+            e.info.label = depth ? labs[depth - 1] : "";
+            if (grow_arr((void **)&t->steps, &t->scap, t->nsteps + 1, sizeof e)) return PC_ENOMEM;
+            t->steps[t->nsteps++] = e;
+            break;
+        }
+        case R_SYNC: case R_LOSE: g32(&r); g64(&r); g64(&r); break;
+        case R_MARK: {
+            uint8_t kind = g8(&r);
+            uint64_t op = g64(&r);
+            uint32_t ll = g32(&r);
+            const uint8_t *lb = take(&r, ll);
+            if (r.bad) break;
+            if (kind == PC_MARK_BEGIN && depth < 64) {
+                if (grow_arr((void **)&t->labels, &t->lcap, t->nlabels + 1, sizeof(char *))) return PC_ENOMEM;
+                char *s = strndup((const char *)lb, ll);
+                if (!s) return PC_ENOMEM;
+                t->labels[t->nlabels++] = s;
+                ops[depth] = op;
+                labs[depth++] = s;
+            } else if (kind == PC_MARK_END && depth) {
+                /* end the innermost operation with this id (or the innermost one) */
+                int k = depth - 1;
+                while (k > 0 && ops[k] != op) k--;
+                if (ops[k] != op) k = depth - 1;
+                for (int j = k; j + 1 < depth; j++) { ops[j] = ops[j + 1]; labs[j] = labs[j + 1]; }
+                depth--;
+            }
+            break;
+        }
+        case R_STEPEND: break;
+        case R_END: t->complete = 1; break;
+        case 0: /* the zeroed tail of a mapped trace whose writer died */
+            t->len = at;
+            return PC_OK;
+        default: return PC_EFORMAT;
+        }
+        if (r.bad) { /* truncated last record: the process died while writing it */
+            t->len = at;
+            break;
+        }
+        if (type == R_END) {
+            t->len = r.i;
+            break;
+        }
+    }
+    return PC_OK;
+}
+
+int pc_trace_from_memory(const void *buf, size_t len, pc_trace **out)
+{
+    if (!buf || !out) return PC_EINVAL;
+    pc_trace *t = calloc(1, sizeof *t);
+    if (!t) return PC_ENOMEM;
+    t->buf = malloc(len ? len : 1);
+    if (!t->buf) {
+        free(t);
+        return PC_ENOMEM;
+    }
+    memcpy(t->buf, buf, len);
+    t->len = len;
+    int rc = index_trace(t);
+    if (rc) {
+        pc_trace_free(t);
+        return rc;
+    }
+    *out = t;
+    return PC_OK;
+}
+
+int pc_trace_open(const char *path, pc_trace **out)
+{
+    if (!path || !out) return PC_EINVAL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno == ENOENT ? PC_ENOENT : PC_EIO;
+    struct stat st;
+    if (fstat(fd, &st)) {
+        close(fd);
+        return PC_EIO;
+    }
+    size_t len = (size_t)st.st_size;
+    uint8_t *b = malloc(len ? len : 1);
+    if (!b) {
+        close(fd);
+        return PC_ENOMEM;
+    }
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = read(fd, b + got, len - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd);
+    int rc = pc_trace_from_memory(b, got, out);
+    free(b);
+    return rc;
+}
+
+void pc_trace_free(pc_trace *t)
+{
+    if (!t) return;
+    for (size_t i = 0; i < t->nlabels; i++) free(t->labels[i]);
+    for (uint32_t i = 0; i < t->nfiles; i++) free(t->names[i]);
+    free(t->labels);
+    free(t->names);
+    free(t->steps);
+    free(t->buf);
+    free(t);
+}
+
+int pc_trace_sector_size(const pc_trace *t, uint32_t *out)
+{
+    if (!t || !out) return PC_EINVAL;
+    *out = t->sector;
+    return PC_OK;
+}
+int pc_trace_step_count(const pc_trace *t, uint64_t *out)
+{
+    if (!t || !out) return PC_EINVAL;
+    *out = t->nsteps;
+    return PC_OK;
+}
+int pc_trace_file_count(const pc_trace *t, uint32_t *out)
+{
+    if (!t || !out) return PC_EINVAL;
+    *out = t->nfiles;
+    return PC_OK;
+}
+int pc_trace_file_name(const pc_trace *t, uint32_t id, const char **name)
+{
+    if (!t || !name) return PC_EINVAL;
+    if (id >= t->nfiles) return PC_ENOENT;
+    *name = t->names[id];
+    return PC_OK;
+}
+int pc_trace_complete(const pc_trace *t, int *out)
+{
+    if (!t || !out) return PC_EINVAL;
+    *out = t->complete;
+    return PC_OK;
+}
+int pc_trace_step_info(pc_trace *t, uint64_t step, pc_step_info *out)
+{
+    if (!t || !out) return PC_EINVAL;
+    if (step < 1 || step > t->nsteps) return PC_ERANGE;
+    *out = t->steps[step - 1].info;
+    return PC_OK;
+}
+
+/* ---- replay ---- */
+struct pc_replay {
+    const pc_trace *t;
+    pc_model *m;
+    size_t pos;
+    int in_step;
+};
+
+int pc_replay_new(const pc_trace *t, pc_replay **out)
+{
+    if (!t || !out) return PC_EINVAL;
+    pc_replay *r = calloc(1, sizeof *r);
+    if (!r) return PC_ENOMEM;
+    int rc = pc_model_new(t->sector, &r->m);
+    if (rc) {
+        free(r);
+        return rc;
+    }
+    r->t = t;
+    r->pos = t->body;
+    *out = r;
+    return PC_OK;
+}
+
+void pc_replay_free(pc_replay *r)
+{
+    if (!r) return;
+    pc_model_free(r->m);
+    free(r);
+}
+
+int pc_replay_model(pc_replay *r, pc_model **m)
+{
+    if (!r || !m) return PC_EINVAL;
+    *m = r->m;
+    return PC_OK;
+}
+
+/* Applies one record; *ev tells the caller about step boundaries. */
+enum { EV_NONE, EV_STEP, EV_STEPEND, EV_END };
+static int apply(pc_replay *rp, int *ev, uint64_t *step)
+{
+    rd r = {rp->t->buf, rp->t->len, rp->pos, 0};
+    int rc = PC_OK;
+    *ev = EV_NONE;
+    if (r.i >= r.n) {
+        *ev = EV_END;
+        return PC_OK;
+    }
+    uint8_t type = g8(&r);
+    switch (type) {
+    case R_FILE: {
+        g32(&r);
+        uint32_t nl = g32(&r);
+        const uint8_t *nm = take(&r, nl);
+        uint64_t sz = g64(&r);
+        const uint8_t *c = take(&r, sz);
+        if (r.bad) return PC_EFORMAT;
+        char *name = strndup((const char *)nm, nl);
+        if (!name) return PC_ENOMEM;
+        rc = pc_model_add_file(rp->m, name, c, sz, NULL);
+        free(name);
+        break;
+    }
+    case R_WRITE: {
+        uint32_t id = g32(&r);
+        g8(&r);
+        uint64_t off = g64(&r), l = g64(&r);
+        const uint8_t *d = take(&r, l);
+        if (r.bad) return PC_EFORMAT;
+        rc = pc_model_write(rp->m, id, off, d, l);
+        break;
+    }
+    case R_TRUNC: {
+        uint32_t id = g32(&r);
+        uint64_t sz = g64(&r);
+        if (r.bad) return PC_EFORMAT;
+        rc = pc_model_truncate(rp->m, id, sz);
+        break;
+    }
+    case R_STEP:
+        g64(&r); g8(&r); g32(&r); g32(&r); g64(&r); g64(&r);
+        if (r.bad) return PC_EFORMAT;
+        rc = pc_model_step_begin(rp->m, step);
+        rp->in_step = 1;
+        *ev = EV_STEP;
+        break;
+    case R_SYNC: case R_LOSE: {
+        uint32_t id = g32(&r);
+        uint64_t off = g64(&r), l = g64(&r);
+        if (r.bad) return PC_EFORMAT;
+        rc = type == R_SYNC ? pc_model_sync(rp->m, id, off, l) : pc_model_lose(rp->m, id, off, l);
+        break;
+    }
+    case R_MARK: { g8(&r); g64(&r); uint32_t ll = g32(&r); take(&r, ll); break; }
+    case R_STEPEND: *ev = EV_STEPEND; break;
+    case R_END: *ev = EV_END; break;
+    default: return PC_EFORMAT;
+    }
+    if (r.bad) return PC_EFORMAT;
+    rp->pos = r.i;
+    return rc;
+}
+
+int pc_replay_next(pc_replay *rp, uint64_t *step_out)
+{
+    if (!rp || !step_out) return PC_EINVAL;
+    int rc, ev;
+    uint64_t step = 0;
+    if (rp->in_step) {
+        if ((rc = pc_model_step_end(rp->m))) return rc;
+        rp->in_step = 0;
+    }
+    *step_out = 0;
+    for (;;) { /* to the next STEP */
+        if ((rc = apply(rp, &ev, &step))) return rc;
+        if (ev == EV_END) return PC_OK;
+        if (ev == EV_STEP) break;
+    }
+    for (;;) { /* through its effects */
+        if ((rc = apply(rp, &ev, &step))) return rc;
+        if (ev == EV_END || ev == EV_STEPEND) break;
+        if (ev == EV_STEP) return PC_EFORMAT;
+    }
+    *step_out = step;
+    return PC_OK;
+}
+
+int pc_trace_image(const pc_trace *t, uint32_t id, uint64_t step, const pc_crash *crash,
+                   uint8_t **buf_out, uint64_t *len_out)
+{
+    if (!t || !crash || !buf_out || !len_out) return PC_EINVAL;
+    if (step < 1 || step > t->nsteps) return PC_ERANGE;
+    pc_replay *r;
+    int rc = pc_replay_new(t, &r);
+    if (rc) return rc;
+    uint64_t k = 0;
+    do {
+        if ((rc = pc_replay_next(r, &k))) goto out;
+    } while (k && k < step);
+    rc = k == step ? pc_model_image(r->m, id, crash, buf_out, len_out) : PC_ERANGE;
+out:
+    pc_replay_free(r);
+    return rc;
+}

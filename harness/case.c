@@ -1,0 +1,349 @@
+/* case.c: the case codec: binary (every byte string is a case) and text (written and
+ * read by people), loading and saving, and the deterministic page content of writes. */
+#include "case.h"
+
+#include <ctype.h>
+#include <stdbool.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const op_names[CC_OP_KINDS] = {
+    "alloc", "free", "alloc-bulk", "free-bulk", "write", "write-sync", "sync",
+    "palloc", "pfree", "pwrite", "pabort", "reopen",
+};
+/* How many arguments each operation's text form takes. */
+static const int op_args[CC_OP_KINDS] = {0, 1, 1, 2, 2, 2, 0, 0, 1, 2, 2, 0};
+static const char *const tear_names[CC_TEAR_KINDS] = {"none", "all", "prefix", "suffix", "random", "garbage"};
+static const char *const wb_names[CC_WB_KINDS] = {"none", "all", "random"};
+static const uint32_t page_sizes[4] = {4096, 1024, 2048, 8192};
+
+const char *cc_strerror(int code) {
+  switch (code) {
+    case CC_OK: return "success";
+    case CC_EINVAL: return "invalid argument or case text";
+    case CC_ENOMEM: return "out of memory";
+    case CC_EIO: return "reading or writing a file failed";
+    case CC_ESETUP: return "the environment is missing something crashcheck needs";
+    default: return "unknown error code";
+  }
+}
+
+const char *cc_op_name(int kind) { return kind >= 0 && kind < CC_OP_KINDS ? op_names[kind] : "?"; }
+const char *cc_tear_name(int tear) { return tear >= 0 && tear < CC_TEAR_KINDS ? tear_names[tear] : "?"; }
+const char *cc_writeback_name(int wb) { return wb >= 0 && wb < CC_WB_KINDS ? wb_names[wb] : "?"; }
+
+void cc_case_default(cc_case *c) {
+  c->page_size = 4096;
+  c->sector = 512;
+  memset(&c->sched, 0, sizeof c->sched);
+  memset(&c->again, 0, sizeof c->again);
+  c->nops = 0;
+}
+
+void cc_follow_up(cc_case *out, uint32_t page_size, uint32_t sector) {
+  static const cc_op ops[] = {
+      {CC_ALLOC, 0, 0},      {CC_WRITE_SYNC, 0, 1}, {CC_PALLOC, 0, 0},    {CC_PWRITE, 0, 2},
+      {CC_ALLOC_BULK, 2, 0}, {CC_FREE_BULK, 1, 1},  {CC_PFREE, 0, 0},     {CC_FREE, 0, 0},
+  };
+  cc_case_default(out);
+  out->page_size = page_size;
+  out->sector = sector;
+  out->nops = sizeof ops / sizeof *ops;
+  memcpy(out->ops, ops, sizeof ops);
+}
+
+void cc_case_decode(const uint8_t *data, size_t len, cc_case *out) {
+  uint8_t h[CC_HEADER_SIZE] = {0};
+  if (len) memcpy(h, data, len < CC_HEADER_SIZE ? len : CC_HEADER_SIZE);
+  out->page_size = page_sizes[h[0] % 4];
+  out->sector = (h[1] & 1) ? 4096 : 512;
+  out->sched.cut_step = (uint32_t)h[2] | (uint32_t)h[3] << 8;
+  out->sched.tear = h[4] % CC_TEAR_KINDS;
+  out->sched.tear_n = h[5];
+  out->sched.writeback = h[6] % CC_WB_KINDS;
+  out->sched.seed = h[7];
+  memset(&out->again, 0, sizeof out->again);
+  out->nops = 0;
+  for (size_t at = CC_HEADER_SIZE; at + 3 <= len && out->nops < CC_MAX_OPS; at += 3) {
+    cc_op *op = &out->ops[out->nops++];
+    op->kind = data[at] % CC_OP_KINDS;
+    op->a = data[at + 1];
+    op->b = data[at + 2];
+  }
+}
+
+size_t cc_case_encode(const cc_case *c, uint8_t *out, size_t cap) {
+  size_t need = CC_HEADER_SIZE + 3 * c->nops;
+  if (cap < need) return need;
+  uint8_t ps = 0;
+  for (uint8_t i = 0; i < 4; i++)
+    if (page_sizes[i] == c->page_size) ps = i;
+  out[0] = ps;
+  out[1] = c->sector == 4096;
+  out[2] = (uint8_t)c->sched.cut_step;
+  out[3] = (uint8_t)(c->sched.cut_step >> 8);
+  out[4] = c->sched.tear;
+  out[5] = c->sched.tear_n;
+  out[6] = c->sched.writeback;
+  out[7] = c->sched.seed;
+  for (size_t i = 0; i < c->nops; i++) {
+    out[CC_HEADER_SIZE + 3 * i] = c->ops[i].kind;
+    out[CC_HEADER_SIZE + 3 * i + 1] = c->ops[i].a;
+    out[CC_HEADER_SIZE + 3 * i + 2] = c->ops[i].b;
+  }
+  return need;
+}
+
+void cc_schedule_tear_text(const cc_schedule *s, char *buf, size_t len) {
+  switch (s->tear) {
+    case CC_TEAR_PREFIX:
+    case CC_TEAR_SUFFIX:
+    case CC_TEAR_GARBAGE:
+      snprintf(buf, len, "%s:%u", cc_tear_name(s->tear), s->tear_n);
+      break;
+    default:
+      snprintf(buf, len, "%s", cc_tear_name(s->tear));
+  }
+}
+
+static void print_schedule(FILE *f, const char *key, const cc_schedule *s) {
+  char tear[32];
+  cc_schedule_tear_text(s, tear, sizeof tear);
+  fprintf(f, "%s %u tear %s writeback %s seed %u\n", key, s->cut_step, tear, cc_writeback_name(s->writeback), s->seed);
+}
+
+void cc_case_print_text(const cc_case *c, FILE *f) {
+  fprintf(f, "crashcheck-case 1\npage-size %u\nsector %u\n", c->page_size, c->sector);
+  if (c->sched.cut_step) print_schedule(f, "cut", &c->sched);
+  else fprintf(f, "cut none\n");
+  if (c->sched.cut_step && c->again.cut_step) print_schedule(f, "again", &c->again);
+  for (size_t i = 0; i < c->nops; i++) {
+    const cc_op *op = &c->ops[i];
+    fprintf(f, "%s", cc_op_name(op->kind));
+    if (op_args[op->kind] >= 1) fprintf(f, " %u", op->a);
+    if (op_args[op->kind] >= 2) fprintf(f, " %u", op->b);
+    fputc('\n', f);
+  }
+}
+
+/* ---- text parsing ----------------------------------------------------------- */
+
+static int parse_u(const char *s, unsigned long max, unsigned long *out) {
+  if (!s || !isdigit((unsigned char)*s)) return -1;
+  errno = 0;
+  char *end;
+  unsigned long v = strtoul(s, &end, 10);
+  if (errno || *end || v > max) return -1;
+  *out = v;
+  return 0;
+}
+
+static int find_name(const char *const *names, int n, const char *s) {
+  for (int i = 0; i < n; i++)
+    if (strcmp(names[i], s) == 0) return i;
+  return -1;
+}
+
+/* "prefix:2" -> tear kind and n. */
+static int parse_tear(const char *s, cc_schedule *sched) {
+  char kind[16];
+  const char *colon = strchr(s, ':');
+  size_t klen = colon ? (size_t)(colon - s) : strlen(s);
+  if (klen >= sizeof kind) return -1;
+  memcpy(kind, s, klen);
+  kind[klen] = 0;
+  int t = find_name(tear_names, CC_TEAR_KINDS, kind);
+  if (t < 0) return -1;
+  sched->tear = (uint8_t)t;
+  sched->tear_n = 0;
+  bool needs_n = t == CC_TEAR_PREFIX || t == CC_TEAR_SUFFIX || t == CC_TEAR_GARBAGE;
+  if (needs_n != (colon != NULL)) return -1;
+  unsigned long n;
+  if (colon) {
+    if (parse_u(colon + 1, 255, &n)) return -1;
+    sched->tear_n = (uint8_t)n;
+  }
+  return 0;
+}
+
+static int parse_line(char **tok, int ntok, cc_case *c, bool *have_magic) {
+  unsigned long v, w;
+  if (strcmp(tok[0], "crashcheck-case") == 0) {
+    if (ntok != 2 || strcmp(tok[1], "1") != 0) return -1;
+    *have_magic = true;
+    return 0;
+  }
+  if (!*have_magic) return -1;
+  if (strcmp(tok[0], "page-size") == 0) {
+    if (ntok != 2 || parse_u(tok[1], 8192, &v) || (v != 1024 && v != 2048 && v != 4096 && v != 8192)) return -1;
+    c->page_size = (uint32_t)v;
+    return 0;
+  }
+  if (strcmp(tok[0], "sector") == 0) {
+    if (ntok != 2 || parse_u(tok[1], 4096, &v) || (v != 512 && v != 4096)) return -1;
+    c->sector = (uint32_t)v;
+    return 0;
+  }
+  if (strcmp(tok[0], "cut") == 0 || strcmp(tok[0], "again") == 0) {
+    cc_schedule *sched = tok[0][0] == 'c' ? &c->sched : &c->again;
+    memset(sched, 0, sizeof *sched);
+    if (ntok == 2 && strcmp(tok[1], "none") == 0) return 0;
+    if (ntok != 8 || parse_u(tok[1], 65535, &v) || v == 0 || strcmp(tok[2], "tear") || parse_tear(tok[3], sched) ||
+        strcmp(tok[4], "writeback") || strcmp(tok[6], "seed") || parse_u(tok[7], 255, &w))
+      return -1;
+    int wb = find_name(wb_names, CC_WB_KINDS, tok[5]);
+    if (wb < 0) return -1;
+    sched->cut_step = (uint32_t)v;
+    sched->writeback = (uint8_t)wb;
+    sched->seed = (uint8_t)w;
+    return 0;
+  }
+  int kind = find_name(op_names, CC_OP_KINDS, tok[0]);
+  if (kind < 0 || ntok != 1 + op_args[kind] || c->nops >= CC_MAX_OPS) return -1;
+  cc_op op = {.kind = (uint8_t)kind};
+  if (op_args[kind] >= 1) {
+    if (parse_u(tok[1], 255, &v)) return -1;
+    op.a = (uint8_t)v;
+  }
+  if (op_args[kind] >= 2) {
+    if (parse_u(tok[2], 255, &v)) return -1;
+    op.b = (uint8_t)v;
+  }
+  c->ops[c->nops++] = op;
+  return 0;
+}
+
+int cc_case_parse_text(const char *text, cc_case *out, char *why, size_t whylen) {
+  cc_case_default(out);
+  bool have_magic = false;
+  unsigned lineno = 0;
+  for (const char *line = text; *line;) {
+    const char *nl = strchr(line, '\n');
+    size_t len = nl ? (size_t)(nl - line) : strlen(line);
+    lineno++;
+    char buf[256];
+    if (len >= sizeof buf) {
+      if (why) snprintf(why, whylen, "line %u is too long", lineno);
+      return CC_EINVAL;
+    }
+    memcpy(buf, line, len);
+    buf[len] = 0;
+    char *hash = strchr(buf, '#');
+    if (hash) *hash = 0;
+    char *tok[10];
+    int ntok = 0;
+    for (char *t = strtok(buf, " \t\r"); t && ntok < 10; t = strtok(NULL, " \t\r")) tok[ntok++] = t;
+    if (ntok > 0 && parse_line(tok, ntok, out, &have_magic) != 0) {
+      if (why) snprintf(why, whylen, "line %u: cannot read \"%.*s\"", lineno, (int)(len > 80 ? 80 : len), line);
+      return CC_EINVAL;
+    }
+    line += len + (nl ? 1 : 0);
+  }
+  if (!have_magic) {
+    if (why) snprintf(why, whylen, "missing the first line \"crashcheck-case 1\"");
+    return CC_EINVAL;
+  }
+  return CC_OK;
+}
+
+/* ---- files ------------------------------------------------------------------- */
+
+int cc_case_load(const char *path, cc_case *out, char *why, size_t whylen) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    if (why) snprintf(why, whylen, "%s: %s", path, strerror(errno));
+    return CC_EIO;
+  }
+  size_t cap = CC_HEADER_SIZE + 3 * CC_MAX_OPS + 1, len;
+  uint8_t *buf = malloc(cap + 1);
+  if (!buf) {
+    fclose(f);
+    return CC_ENOMEM;
+  }
+  len = fread(buf, 1, cap, f);
+  fclose(f);
+  buf[len] = 0;
+  int rc = CC_OK;
+  /* Text if the first line that is not blank or a comment is the magic line. */
+  static const char magic[] = "crashcheck-case";
+  size_t at = 0;
+  while (at < len) {
+    while (at < len && (buf[at] == ' ' || buf[at] == '\t' || buf[at] == '\r' || buf[at] == '\n')) at++;
+    if (at >= len || buf[at] != '#') break;
+    while (at < len && buf[at] != '\n') at++;
+  }
+  if (len - at >= sizeof magic - 1 && memcmp(buf + at, magic, sizeof magic - 1) == 0) {
+    if (memchr(buf, 0, len)) {
+      if (why) snprintf(why, whylen, "%s: text case holds a NUL byte", path);
+      rc = CC_EINVAL;
+    } else {
+      rc = cc_case_parse_text((const char *)buf, out, why, whylen);
+    }
+  } else {
+    cc_case_decode(buf, len, out);
+  }
+  free(buf);
+  return rc;
+}
+
+int cc_case_save_binary(const cc_case *c, const char *path) {
+  size_t need = cc_case_encode(c, NULL, 0);
+  uint8_t *buf = malloc(need);
+  if (!buf) return CC_ENOMEM;
+  cc_case_encode(c, buf, need);
+  FILE *f = fopen(path, "wb");
+  int rc = f && fwrite(buf, 1, need, f) == need ? CC_OK : CC_EIO;
+  if (f && fclose(f) != 0) rc = CC_EIO;
+  free(buf);
+  return rc;
+}
+
+int cc_case_save_text(const cc_case *c, const char *path) {
+  FILE *f = fopen(path, "w");
+  if (!f) return CC_EIO;
+  cc_case_print_text(c, f);
+  return fclose(f) == 0 ? CC_OK : CC_EIO;
+}
+
+/* ---- content ------------------------------------------------------------------ */
+
+static uint64_t splitmix(uint64_t *x) {
+  uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+void cc_fill(uint8_t *buf, size_t len, uint64_t seed, uint64_t id) {
+  uint64_t state = seed * 0x100000001B3ull ^ id;
+  for (size_t i = 0; i < len; i += 8) {
+    uint64_t v = splitmix(&state);
+    size_t n = len - i < 8 ? len - i : 8;
+    memcpy(buf + i, &v, n);
+  }
+}
+
+uint64_t cc_hash(const void *buf, size_t len) {
+  /* Four independent multiply-xorshift lanes, so the multiplications overlap: the
+   * explorer hashes every crash image it derives, and this is its hottest loop.
+   * Only ever compared with itself, never stored. */
+  static const uint64_t m = 0x9E3779B97F4A7C15ull;
+  const uint8_t *p = buf;
+  uint64_t h[4] = {0x243F6A8885A308D3ull, 0x13198A2E03707344ull, 0xA4093822299F31D0ull, 0x082EFA98EC4E6C89ull};
+  size_t i = 0;
+  for (; i + 32 <= len; i += 32) {
+    for (int k = 0; k < 4; k++) {
+      uint64_t w;
+      memcpy(&w, p + i + 8 * k, 8);
+      h[k] = (h[k] ^ w) * m;
+      h[k] ^= h[k] >> 29;
+    }
+  }
+  uint64_t tail = len;
+  for (; i < len; i++) tail = (tail ^ p[i]) * 0x100000001b3ull;
+  uint64_t x = h[0] ^ (h[1] * 3) ^ (h[2] * 5) ^ (h[3] * 7) ^ tail;
+  x ^= x >> 31;
+  x *= 0xBF58476D1CE4E5B9ull;
+  return x ^ (x >> 27);
+}

@@ -1,0 +1,169 @@
+/* checker.c: decides whether one crash image recovered correctly: it opens (R1), its
+ * structure holds (R4), its allocation state is the model's before or after state (R2,
+ * R3), protected contents (R5) and synced data (R6) are intact; leaks count as W1. */
+#include "checker.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mappedpages.h"
+
+__attribute__((format(printf, 4, 5))) static void violation(cc_verdict *v, const char *inv, const char *expected,
+                                                            const char *fmt, ...) {
+  if (v->nviolations >= CC_MAX_VIOLATIONS) return;
+  cc_violation *x = &v->v[v->nviolations++];
+  x->invariant = inv;
+  snprintf(x->expected, sizeof x->expected, "%s", expected);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(x->found, sizeof x->found, fmt, ap);
+  va_end(ap);
+}
+
+typedef struct first_finding {
+  char text[256];
+  unsigned n;
+} first_finding;
+
+static void keep_first(void *arg, const char *finding) {
+  first_finding *f = arg;
+  if (f->n++ == 0) snprintf(f->text, sizeof f->text, "%s", finding);
+}
+
+static void structure(mp_pager *p, const char *when, cc_verdict *v) {
+  first_finding f = {.n = 0};
+  if (mp_check(p, keep_first, &f, NULL) != MP_OK) {
+    violation(v, "R4", "mp_check runs", "mp_check could not run (%s)", when);
+    return;
+  }
+  if (f.n) violation(v, "R4", "mp_check finds nothing", "%s: %u findings, the first: %s", when, f.n, f.text);
+}
+
+static long find(const uint64_t *ids, size_t n, uint64_t id) {
+  for (size_t i = 0; i < n; i++)
+    if (ids[i] == id) return (long)i;
+  return -1;
+}
+
+/* R5 and R6 for the pages of the recovered state `got` (read from the open pager p),
+ * against the states it may be. */
+static void contents(mp_pager *p, const cc_state *got, const cc_state *a, const cc_state *b, cc_verdict *v) {
+  for (size_t i = 0; i < got->nprot; i++) {
+    long ia = a ? find(a->prot, a->nprot, got->prot[i]) : -1, ib = find(b->prot, b->nprot, got->prot[i]);
+    uint64_t h = got->prot_hash[i];
+    bool ok = (ia >= 0 && a->prot_hash[ia] == h) || (ib >= 0 && b->prot_hash[ib] == h);
+    if (!ok && (ia >= 0 || ib >= 0))
+      violation(v, "R5", "the last committed content, or the content being committed",
+                "protected page %llu holds %s", (unsigned long long)got->prot[i],
+                h ? "other content (a torn or lost write)" : "content that fails its checksum");
+  }
+  /* Synced data is known only where the operation in flight did not change it:
+   * the same page, synced with the same content, before and after. Only those
+   * pages are read. */
+  for (size_t i = 0; a && i < got->nreg; i++) {
+    long ia = find(a->reg, a->nreg, got->reg[i]), ib = find(b->reg, b->nreg, got->reg[i]);
+    if (ia < 0 || ib < 0 || !a->synced[ia] || a->synced[ia] != b->synced[ib]) continue;
+    void *data;
+    if (mp_page(p, got->reg[i], &data) != MP_OK || cc_hash(data, mp_page_size(p)) != a->synced[ia])
+      violation(v, "R6", "the data synced before the cut", "regular page %llu holds other data",
+                (unsigned long long)got->reg[i]);
+  }
+}
+
+int cc_check_image(const char *path, size_t page_size, const cc_state *before, const cc_state *after, int inflight,
+                   cc_verdict *v) {
+  memset(v, 0, sizeof *v);
+  char why[256];
+  mp_pager *p = NULL;
+
+  /* First as a reader, which changes nothing: structure, and what a writer would
+   * have to reclaim. */
+  int rc = mp_open_explain(path, MP_RDONLY, &p, why, sizeof why);
+  if (rc == MP_OK) {
+    structure(p, "before recovery", v);
+    v->reclaimed = mp_leaked_count(p);
+    mp_close(p);
+  } else if (!(before == NULL && rc == MP_EINCOMPLETE)) {
+    violation(v, "R1", "the file opens read-only", "%s: %s", mp_strerror(rc), why);
+    return CC_OK;
+  }
+
+  /* Then as a writer: recovery runs, and the state must be before or after. A cut
+   * in the create may leave a leftover that MP_CREATE replaces. */
+  rc = mp_open_explain(path, 0, &p, why, sizeof why);
+  if (rc == MP_EINCOMPLETE && !before) rc = mp_create(path, page_size, &p);
+  if (rc != MP_OK) {
+    violation(v, "R1", "the file opens read-write", "%s: %s", mp_strerror(rc), why);
+    return CC_OK;
+  }
+  structure(p, "after recovery", v);
+  cc_state got;
+  if (cc_state_read(p, false, &got) != CC_OK) {
+    mp_close(p);
+    return CC_ENOMEM;
+  }
+
+  bool is_before = before && cc_state_same_sets(&got, before), is_after = cc_state_same_sets(&got, after);
+  if (!before && got.nreg == 0 && got.nprot == 0) is_before = true; /* a fresh file is the empty state */
+  /* W1: an interrupted protected alloc or free may leave at most 4 pages allocated
+   * that nothing owns; they look like regular pages. A warning, not a violation. */
+  for (int k = 0; k < 2 && !is_before && !is_after && (inflight == CC_PALLOC || inflight == CC_PFREE); k++) {
+    const cc_state *s = k ? after : before;
+    if (!s || got.nprot != s->nprot || (got.nprot && memcmp(got.prot, s->prot, got.nprot * 8))) continue;
+    size_t extra = 0, missing = 0;
+    for (size_t i = 0; i < s->nreg; i++) missing += find(got.reg, got.nreg, s->reg[i]) < 0;
+    extra = got.nreg - (s->nreg - missing);
+    if (missing == 0 && extra <= 4) {
+      v->leaks += extra;
+      is_before = !k, is_after = k;
+    }
+  }
+  if (!is_before && !is_after) {
+    char e[320], eb[150], ea[150], f[160];
+    cc_state_describe(after, ea, sizeof ea);
+    if (before) cc_state_describe(before, eb, sizeof eb);
+    else snprintf(eb, sizeof eb, "no file");
+    snprintf(e, sizeof e, "before: %s; or after: %s", eb, ea);
+    cc_state_describe(&got, f, sizeof f);
+    /* Something both states have is missing: a completed operation was lost. */
+    bool lost = false;
+    for (size_t i = 0; before && i < before->nreg && !lost; i++)
+      lost = find(after->reg, after->nreg, before->reg[i]) >= 0 && find(got.reg, got.nreg, before->reg[i]) < 0;
+    for (size_t i = 0; before && i < before->nprot && !lost; i++)
+      lost = find(after->prot, after->nprot, before->prot[i]) >= 0 && find(got.prot, got.nprot, before->prot[i]) < 0;
+    violation(v, lost ? "R3" : "R2", e, "%s", f);
+    mp_close(p);
+    cc_state_free(&got);
+    return CC_OK;
+  }
+  contents(p, &got, before, after, v);
+  mp_close(p);
+  cc_state_free(&got);
+  return CC_OK;
+}
+
+static void print_finding(void *arg, const char *finding) {
+  (void)arg;
+  printf("  %s\n", finding);
+}
+
+int cc_fsck(const char *path, unsigned *findings) {
+  char why[256];
+  mp_pager *p;
+  int rc = mp_open_explain(path, MP_RDONLY, &p, why, sizeof why);
+  if (rc != MP_OK) {
+    printf("%s: cannot be opened: %s\n", path, why);
+    *findings = 1;
+    return CC_OK;
+  }
+  printf("%s: page size %zu, %llu pages, %llu free\n", path, mp_page_size(p), (unsigned long long)mp_page_count(p),
+         (unsigned long long)mp_free_count(p));
+  rc = mp_check(p, print_finding, NULL, findings);
+  if (mp_leaked_count(p))
+    printf("  note: %llu pages were left allocated by an interrupted protected operation; a read-write open "
+           "reclaims them\n",
+           (unsigned long long)mp_leaked_count(p));
+  mp_close(p);
+  return rc == MP_OK ? CC_OK : CC_EIO;
+}

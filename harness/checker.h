@@ -1,0 +1,35 @@
+/* checker.h: the recovery invariants of DESIGN.md (R1-R6 and W1) checked on one crash
+ * image against the model's states before and after the operation in flight. */
+#ifndef CC_CHECKER_H
+#define CC_CHECKER_H
+
+#include <stdint.h>
+
+#include "workload.h"
+
+typedef struct cc_violation {
+  const char *invariant; /* "R1" .. "R7" */
+  char expected[320];
+  char found[320];
+} cc_violation;
+
+#define CC_MAX_VIOLATIONS 4
+
+typedef struct cc_verdict {
+  unsigned nviolations;
+  cc_violation v[CC_MAX_VIOLATIONS];
+  uint64_t leaks;     /* W1: pages left allocated and owned by nothing after recovery */
+  uint64_t reclaimed; /* pages an interrupted operation left that recovery reclaimed */
+} cc_verdict;
+
+/* Checks the crash image at `path` (it is modified: a read-write open recovers it).
+ * `before` is NULL when the cut fell in the create, whose leftover is then created
+ * again at `page_size`; `inflight` is the kind of the operation in flight
+ * (CC_OP_KINDS for the create). */
+int cc_check_image(const char *path, size_t page_size, const cc_state *before, const cc_state *after, int inflight,
+                   cc_verdict *v);
+
+/* The structure checks alone (crashcheck check): mp_check's findings, printed. */
+int cc_fsck(const char *path, unsigned *findings);
+
+#endif

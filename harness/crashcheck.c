@@ -1,0 +1,644 @@
+/* crashcheck.c: the command line: explore, check, replay, minimize, show, encode (and the
+ * internal __run that executes a case under the shim). Exit 0 clean, 1 violation, 2 usage. */
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "case.h"
+#include "checker.h"
+#include "explore.h"
+#include "mappedpages.h"
+#include "powercut.h"
+#include "workload.h"
+
+#define EXIT_CLEAN 0
+#define EXIT_VIOLATION 1
+#define EXIT_USAGE 2
+
+static const char *usage_main =
+    "usage: crashcheck COMMAND [ARGS]\n"
+    "\n"
+    "Cuts power at every step of a libmappedpages workload and checks that the file recovers.\n"
+    "\n"
+    "commands:\n"
+    "  explore [CASE | --ops N --seed S]  record the case once, check every crash state\n"
+    "  check IMAGE                        fsck of one pager file: findings in words\n"
+    "  replay FILE                        reproduce one case (any fuzzer crash file) and tell the story\n"
+    "  minimize FILE -o OUT               shrink a failing case while it fails the same way\n"
+    "  show FILE                          print a case as text\n"
+    "  encode TEXT -o OUT                 write a text case in binary form\n"
+    "  generate --ops N --seed S -o OUT   write a generated workload as a text case\n"
+    "\n"
+    "Run `crashcheck COMMAND --help` for a command's options.\n"
+    "Exit status: 0 clean, 1 a violation was found, 2 usage or environment error.\n"
+    "Environment: CRASHCHECK_SHIM (libpowercut.so), CRASHCHECK_WORKDIR (scratch, default /dev/shm or $TMPDIR).\n";
+
+static const char *usage_explore =
+    "usage: crashcheck explore [CASE | --ops N --seed S] [options]\n"
+    "\n"
+    "Records the workload once under libpowercut and checks every crash state derived from the\n"
+    "trace: every step x every tear x every early-writeback choice; identical images once.\n"
+    "\n"
+    "  CASE               a case file (text or binary); default corpus/workloads/default\n"
+    "  --ops N --seed S   a generated workload of N operations instead\n"
+    "  --page-size N      1024, 2048, 4096 or 8192 (overrides the case)\n"
+    "  --sector N         512 (default) or 4096 (drives with atomic 4 KiB writes)\n"
+    "  --tear LIST        comma list of: prefix, suffix, random:K (default prefix,suffix,random:4;\n"
+    "                     none and all are always explored)\n"
+    "  --writeback LIST   comma list of: all, random:K (default all,random:2; none always)\n"
+    "  --jobs N           checker processes (default 1)\n"
+    "  --shard I/N        explore only the I-th of N parts of the state space (0-based)\n"
+    "  --again N          R7: run a follow-up workload, and cut again at each of its steps,\n"
+    "                     on N recovered states spread over the run (default 16; 0: off)\n"
+    "  --out DIR          where reproducers go (default crashcheck-out)\n"
+    "  --json             one JSON object on stdout instead of the summary\n"
+    "  --quiet            no progress line\n";
+
+static void die_usage(const char *usage, const char *fmt, const char *arg) {
+  if (fmt) {
+    fprintf(stderr, "crashcheck: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n\n");
+  }
+  fputs(usage, stderr);
+  exit(EXIT_USAGE);
+}
+
+static bool want_help(int argc, char **argv) {
+  for (int i = 0; i < argc; i++)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return true;
+  return false;
+}
+
+static unsigned long parse_num(const char *usage, const char *opt, const char *s, unsigned long max) {
+  char *end;
+  errno = 0;
+  unsigned long v = s ? strtoul(s, &end, 10) : 0;
+  if (!s || errno || *end || end == s || v > max) die_usage(usage, "bad value for %s", opt);
+  return v;
+}
+
+/* ---- environment ---------------------------------------------------------------- */
+
+static char self_path[PATH_MAX];
+
+static const char *default_shim(void) {
+  static char buf[PATH_MAX + 32];
+  const char *env = getenv("CRASHCHECK_SHIM");
+  if (env && *env) return env;
+  char dir[PATH_MAX];
+  snprintf(dir, sizeof dir, "%s", self_path);
+  snprintf(buf, sizeof buf, "%s/../lib/libpowercut.so", dirname(dir));
+  return buf;
+}
+
+/* A fresh scratch directory, on tmpfs when there is one (images are written for
+ * every distinct crash state). */
+static int make_workdir(char *out, size_t len) {
+  const char *base = getenv("CRASHCHECK_WORKDIR");
+  if (!base || !*base) {
+    struct stat st;
+    base = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && access("/dev/shm", W_OK) == 0 ? "/dev/shm"
+           : getenv("TMPDIR")                                                                ? getenv("TMPDIR")
+                                                                                              : "/tmp";
+  }
+  snprintf(out, len, "%s/crashcheck-XXXXXX", base);
+  if (!mkdtemp(out)) {
+    fprintf(stderr, "crashcheck: cannot make a scratch directory in %s: %s\n", base, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+static void remove_workdir(const char *dir) {
+  char cmd[PATH_MAX + 16];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0) fprintf(stderr, "crashcheck: could not remove %s\n", dir);
+}
+
+static cc_case *load_case_or_die(const char *path) {
+  cc_case *c = malloc(sizeof *c);
+  char why[512];
+  if (!c) exit(EXIT_USAGE);
+  if (cc_case_load(path, c, why, sizeof why) != CC_OK) {
+    fprintf(stderr, "crashcheck: %s\n", why);
+    exit(EXIT_USAGE);
+  }
+  return c;
+}
+
+/* A generated workload: every kind of operation, weighted towards the ones that
+ * change allocation state. */
+static void generate(cc_case *c, unsigned long nops, unsigned long seed) {
+  static const uint8_t weights[CC_OP_KINDS] = {14, 8, 4, 3, 8, 10, 3, 8, 5, 12, 3, 2};
+  unsigned total = 0;
+  for (int k = 0; k < CC_OP_KINDS; k++) total += weights[k];
+  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+  cc_case_default(c);
+  for (unsigned long i = 0; i < nops && i < CC_MAX_OPS; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    unsigned pick = (unsigned)(x % total), k = 0;
+    while (pick >= weights[k]) pick -= weights[k++];
+    c->ops[c->nops++] = (cc_op){.kind = (uint8_t)k, .a = (uint8_t)(x >> 20), .b = (uint8_t)(x >> 40)};
+  }
+}
+
+/* ---- explore ------------------------------------------------------------------------ */
+
+static void json_string(const char *s) {
+  putchar('"');
+  for (; *s; s++) {
+    if (*s == '"' || *s == '\\') printf("\\%c", *s);
+    else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
+    else putchar(*s);
+  }
+  putchar('"');
+}
+
+static void print_json(const cc_explore_result *r) {
+  printf("{\"steps\": %llu, \"states\": %llu, \"distinct_states\": %llu, \"violations\": %llu, \"leaks\": %llu, "
+         "\"reclaimed\": %llu, \"first_violation_state\": %llu, \"again_runs\": %llu, \"again_states\": %llu, "
+         "\"seconds\": %.3f, \"states_per_sec\": %.1f, "
+         "\"violation_list\": [",
+         (unsigned long long)r->steps, (unsigned long long)r->states, (unsigned long long)r->distinct,
+         (unsigned long long)r->violations, (unsigned long long)r->leaks, (unsigned long long)r->reclaimed,
+         (unsigned long long)r->first_violation_state, (unsigned long long)r->again_runs,
+         (unsigned long long)r->again_states, r->seconds,
+         r->seconds > 0 ? r->distinct / r->seconds : 0.0);
+  for (unsigned i = 0; i < r->nfound; i++) {
+    const cc_found *f = &r->found[i];
+    char tear[32];
+    cc_schedule_tear_text(&f->sched, tear, sizeof tear);
+    printf("%s{\"invariant\": ", i ? ", " : "");
+    json_string(f->v.invariant);
+    printf(", \"step\": %u, \"call\": ", f->step);
+    json_string(f->call);
+    printf(", \"operation\": %u, \"operation_kind\": ", f->op_index);
+    json_string(f->op);
+    printf(", \"tear\": ");
+    json_string(tear);
+    printf(", \"writeback\": ");
+    json_string(cc_writeback_name(f->sched.writeback));
+    printf(", \"seed\": %u, \"expected\": ", f->sched.seed);
+    json_string(f->v.expected);
+    printf(", \"found\": ");
+    json_string(f->v.found);
+    printf(", \"reproducer\": ");
+    json_string(f->reproducer);
+    printf("}");
+  }
+  printf("]}\n");
+}
+
+static void parse_tears(const char *list, cc_explore_opts *o) {
+  o->prefixes = o->suffixes = false;
+  o->random_tears = 0;
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s", list);
+  for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
+    if (!strcmp(t, "prefix")) o->prefixes = true;
+    else if (!strcmp(t, "suffix")) o->suffixes = true;
+    else if (!strcmp(t, "none") || !strcmp(t, "all")) continue;
+    else if (!strncmp(t, "random:", 7)) o->random_tears = (unsigned)parse_num(usage_explore, "--tear", t + 7, 255);
+    else die_usage(usage_explore, "unknown tear \"%s\"", t);
+  }
+}
+
+static void parse_writebacks(const char *list, cc_explore_opts *o) {
+  o->writeback_all = false;
+  o->random_writebacks = 0;
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s", list);
+  for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
+    if (!strcmp(t, "all")) o->writeback_all = true;
+    else if (!strcmp(t, "none")) continue;
+    else if (!strncmp(t, "random:", 7))
+      o->random_writebacks = (unsigned)parse_num(usage_explore, "--writeback", t + 7, 255);
+    else die_usage(usage_explore, "unknown writeback \"%s\"", t);
+  }
+}
+
+static int cmd_explore(int argc, char **argv) {
+  if (want_help(argc, argv)) {
+    fputs(usage_explore, stdout);
+    return EXIT_CLEAN;
+  }
+  cc_explore_opts o;
+  cc_explore_defaults(&o);
+  o.outdir = "crashcheck-out";
+  o.progress = isatty(2);
+  const char *case_path = NULL;
+  long ops = -1, seed = 0, page_size = 0, sector = 0;
+  bool json = false;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "--ops")) ops = (long)parse_num(usage_explore, a, v, CC_MAX_OPS), i++;
+    else if (!strcmp(a, "--seed")) seed = (long)parse_num(usage_explore, a, v, 1ul << 31), i++;
+    else if (!strcmp(a, "--page-size")) page_size = (long)parse_num(usage_explore, a, v, 8192), i++;
+    else if (!strcmp(a, "--sector")) sector = (long)parse_num(usage_explore, a, v, 4096), i++;
+    else if (!strcmp(a, "--jobs")) o.jobs = (unsigned)parse_num(usage_explore, a, v, 64), i++;
+    else if (!strcmp(a, "--tear")) parse_tears(v ? v : "", &o), i++;
+    else if (!strcmp(a, "--writeback")) parse_writebacks(v ? v : "", &o), i++;
+    else if (!strcmp(a, "--out")) o.outdir = v, i++;
+    else if (!strcmp(a, "--again")) o.again = (unsigned)parse_num(usage_explore, a, v, 100000), i++;
+    else if (!strcmp(a, "--json")) json = true;
+    else if (!strcmp(a, "--quiet")) o.progress = false;
+    else if (!strcmp(a, "--shard")) {
+      unsigned si, sn;
+      char extra;
+      if (!v || sscanf(v, "%u/%u%c", &si, &sn, &extra) != 2 || sn == 0 || si >= sn)
+        die_usage(usage_explore, "--shard wants I/N with 0 <= I < N, not \"%s\"", v ? v : "");
+      o.shard = si, o.shards = sn, i++;
+    } else if (a[0] == '-') die_usage(usage_explore, "unknown option %s", a);
+    else if (case_path) die_usage(usage_explore, "more than one case: %s", a);
+    else case_path = a;
+  }
+  if (!o.outdir) die_usage(usage_explore, "%s needs a directory", "--out");
+  if (o.jobs == 0) o.jobs = 1;
+  if (page_size && page_size != 1024 && page_size != 2048 && page_size != 4096 && page_size != 8192)
+    die_usage(usage_explore, "--page-size must be 1024, 2048, 4096 or 8192%s", "");
+  if (sector && sector != 512 && sector != 4096) die_usage(usage_explore, "--sector must be 512 or 4096%s", "");
+  if (ops >= 0 && case_path) die_usage(usage_explore, "give a case or --ops, not both%s", "");
+
+  cc_case *c;
+  if (ops >= 0) {
+    c = malloc(sizeof *c);
+    generate(c, (unsigned long)ops, (unsigned long)seed);
+  } else {
+    c = load_case_or_die(case_path ? case_path : "corpus/workloads/default");
+  }
+  if (page_size) c->page_size = (uint32_t)page_size;
+  if (sector) c->sector = (uint32_t)sector;
+  char work[PATH_MAX];
+  if (make_workdir(work, sizeof work) != 0) return EXIT_USAGE;
+  o.workdir = work;
+  o.shim = default_shim();
+  o.self = self_path;
+  cc_explore_result r;
+  int rc = cc_explore(c, &o, &r);
+  remove_workdir(work);
+  if (rc != CC_OK || r.error[0]) {
+    fprintf(stderr, "crashcheck: %s\n", r.error[0] ? r.error : cc_strerror(rc));
+    free(c);
+    cc_explore_result_free(&r);
+    /* A pager that disagrees with the model without a power cut has a bug too. */
+    return r.run_failed ? EXIT_VIOLATION : EXIT_USAGE;
+  }
+  if (json) {
+    print_json(&r);
+  } else {
+    printf("explored %zu operations at %u-byte pages, %u-byte sectors%s\n", c->nops, c->page_size, c->sector,
+           o.shards > 1 ? " (one shard)" : "");
+    printf("  steps            %llu\n  crash states     %llu\n  distinct images  %llu checked (%llu duplicates)\n",
+           (unsigned long long)r.steps, (unsigned long long)r.states, (unsigned long long)r.distinct,
+           (unsigned long long)(r.states - r.distinct));
+    printf("  violations       %llu\n  leaked pages     %llu (W1, after recovery)\n"
+           "  reclaimed pages  %llu in %llu states (left by an interrupted protected operation, freed by recovery)\n",
+           (unsigned long long)r.violations, (unsigned long long)r.leaks, (unsigned long long)r.reclaimed,
+           (unsigned long long)r.leaky_states);
+    printf("  R7 follow-ups    %llu recovered files, %llu crash states of their follow-up checked\n",
+           (unsigned long long)r.again_runs, (unsigned long long)r.again_states);
+    printf("  time             %.2f s (%.0f states/s)\n", r.seconds, r.seconds > 0 ? r.distinct / r.seconds : 0.0);
+    for (unsigned i = 0; i < r.nfound; i++) {
+      const cc_found *f = &r.found[i];
+      char tear[32];
+      cc_schedule_tear_text(&f->sched, tear, sizeof tear);
+      printf("\n%s violated at step %u (%s, in operation %u: %s), tear %s, writeback %s, seed %u\n"
+             "  expected: %s\n  found:    %s\n  reproducer: %s\n",
+             f->v.invariant, f->step, f->call, f->op_index, f->op, tear, cc_writeback_name(f->sched.writeback),
+             f->sched.seed, f->v.expected, f->v.found, f->reproducer[0] ? f->reproducer : "(not written)");
+    }
+  }
+  int status = r.violations ? EXIT_VIOLATION : EXIT_CLEAN;
+  free(c);
+  cc_explore_result_free(&r);
+  return status;
+}
+
+/* ---- replay ------------------------------------------------------------------------- */
+
+static int replay(const cc_case *c, bool tell, char *invariant, size_t invlen, char *call, size_t calllen) {
+  char work[PATH_MAX], file[PATH_MAX + 16], trace[PATH_MAX + 16], image[PATH_MAX + 16], model[PATH_MAX + 16];
+  if (make_workdir(work, sizeof work) != 0) return EXIT_USAGE;
+  snprintf(file, sizeof file, "%s/pages", work);
+  snprintf(trace, sizeof trace, "%s/trace", work);
+  snprintf(image, sizeof image, "%s/image", work);
+  snprintf(model, sizeof model, "%s/model.pages", work);
+  cc_explore_opts o;
+  cc_explore_defaults(&o);
+  o.workdir = work;
+  o.shim = default_shim();
+  o.self = self_path;
+  if (tell) {
+    printf("case: %u-byte pages, %u-byte sectors, %zu operations\n", c->page_size, c->sector, c->nops);
+  }
+  cc_run run;
+  int rc = cc_run_case(c, model, &run);
+  if (rc != CC_OK) {
+    if (tell) printf("the workload fails without any crash: %s\n", run.error);
+    snprintf(invariant, invlen, "run");
+    cc_run_free(&run);
+    remove_workdir(work);
+    return EXIT_VIOLATION;
+  }
+  int status = EXIT_CLEAN;
+  if (c->sched.cut_step == 0) {
+    if (tell) printf("no power cut scheduled: the workload ran and matched the model at every operation\n");
+    goto out;
+  }
+  char spec[128], why[512] = "";
+  cc_cut_spec(&c->sched, spec, sizeof spec);
+  int st = cc_record(c, &o, file, trace, spec, image, false, why, sizeof why);
+  if (st < 0) {
+    fprintf(stderr, "crashcheck: %s\n", why);
+    status = EXIT_USAGE;
+    goto out;
+  }
+  if (st != 99) {
+    if (tell) printf("the workload has fewer than %u steps: no power cut happened (exit %d)\n", c->sched.cut_step, st);
+    status = st == 0 ? EXIT_CLEAN : EXIT_VIOLATION;
+    if (st != 0) snprintf(invariant, invlen, "run");
+    goto out;
+  }
+  pc_trace *t = NULL;
+  pc_step_info info = {0};
+  if (pc_trace_open(trace, &t) == PC_OK) pc_trace_step_info(t, c->sched.cut_step, &info);
+  size_t index = info.op ? (size_t)info.op - 1 : 0;
+  if (index >= run.nstates) index = run.nstates - 1;
+  snprintf(call, calllen, "%s", pc_call_name(info.call));
+  if (tell) {
+    printf("operations:\n");
+    for (size_t i = 0; i <= c->nops; i++) {
+      if (i + 3 < index || i > index + 3) continue;
+      printf("  %s %4zu %s", i == index ? ">>" : "  ", i, i ? cc_op_name(c->ops[i - 1].kind) : "create");
+      if (i) printf(" %u %u", c->ops[i - 1].a, c->ops[i - 1].b);
+      printf("%s\n", i == index ? "    <- in flight at the cut" : "");
+    }
+    char tear[32];
+    cc_schedule_tear_text(&c->sched, tear, sizeof tear);
+    printf("power cut at step %u: %s (offset %llu, length %llu) in operation %zu, tear %s, writeback %s, seed %u\n",
+           c->sched.cut_step, pc_call_name(info.call), (unsigned long long)info.off, (unsigned long long)info.len,
+           index, tear, cc_writeback_name(c->sched.writeback), c->sched.seed);
+  }
+  pc_trace_free(t);
+  const cc_state *before = index ? &run.states[index - 1] : NULL, *after = &run.states[index];
+  cc_verdict v;
+  cc_check_image(image, c->page_size, before, after, index ? c->ops[index - 1].kind : CC_OP_KINDS, &v);
+  if (tell) {
+    char b[200], a[200];
+    if (before) cc_state_describe(before, b, sizeof b);
+    cc_state_describe(after, a, sizeof a);
+    printf("model: before the operation %s; after it %s\n", before ? b : "no file", a);
+    if (v.reclaimed) printf("recovery: reclaimed %llu pages an interrupted operation left\n", (unsigned long long)v.reclaimed);
+    if (v.leaks) printf("warning (W1): %llu pages leaked\n", (unsigned long long)v.leaks);
+    if (!v.nviolations) printf("verdict: recovered correctly (R1-R6 hold)\n");
+    for (unsigned i = 0; i < v.nviolations; i++)
+      printf("verdict: %s violated\n  expected: %s\n  found:    %s\n", v.v[i].invariant, v.v[i].expected, v.v[i].found);
+  }
+  if (!v.nviolations && c->again.cut_step) {
+    /* R7: the recovered file (the image, after the read-write check) goes on. */
+    cc_again_where aw;
+    cc_verdict inner;
+    uint64_t n = cc_again(c, &o, image, &c->again, tell, &inner, &aw);
+    if (tell && n == 0 && !inner.nviolations)
+      printf("follow-up: fewer than %u steps, no second cut happened\n", c->again.cut_step);
+    if (inner.nviolations) {
+      v = inner;
+      v.v[0].invariant = "R7";
+      if (tell)
+        printf("verdict: R7 violated (the recovered file does not survive a second cut: %s)\n  expected: %s\n  "
+               "found:    %s\n",
+               inner.v[0].invariant ? inner.v[0].invariant : "R7", inner.v[0].expected, inner.v[0].found);
+    } else if (tell && n) {
+      printf("verdict: the follow-up recovered correctly too (R7 holds)\n");
+    }
+  }
+  if (v.nviolations) {
+    snprintf(invariant, invlen, "%s", v.v[0].invariant);
+    status = EXIT_VIOLATION;
+  }
+out:
+  cc_run_free(&run);
+  remove_workdir(work);
+  return status;
+}
+
+static int cmd_replay(int argc, char **argv) {
+  static const char *usage = "usage: crashcheck replay FILE\n\nReproduces one case deterministically (a reproducer, a hand-written "
+          "case or any fuzzer\ncrash file) and tells the story: the operations, the step and call where power was "
+          "cut,\nthe tear, what recovery found and which invariant failed. Exit 1 on a violation.\n";
+  if (want_help(argc, argv)) {
+    fputs(usage, stdout);
+    return EXIT_CLEAN;
+  }
+  if (argc != 2) {
+    fputs(usage, stderr);
+    return EXIT_USAGE;
+  }
+  cc_case *c = load_case_or_die(argv[1]);
+  char inv[16] = "", call[32] = "";
+  int st = replay(c, true, inv, sizeof inv, call, sizeof call);
+  free(c);
+  return st;
+}
+
+/* ---- minimize ----------------------------------------------------------------------- */
+
+/* Does the case (explored in full) still fail with this invariant at this call? */
+static bool still_fails(const cc_case *c, const char *inv, const char *call, cc_schedule *sched) {
+  char work[PATH_MAX];
+  if (make_workdir(work, sizeof work) != 0) return false;
+  cc_explore_opts o;
+  cc_explore_defaults(&o);
+  o.workdir = work;
+  o.shim = default_shim();
+  o.self = self_path;
+  o.max_violations = 64;
+  cc_explore_result r;
+  bool fails = false;
+  if (cc_explore(c, &o, &r) == CC_OK && !r.error[0]) {
+    for (unsigned i = 0; i < r.nfound && !fails; i++) {
+      if (strcmp(r.found[i].v.invariant, inv) || strcmp(r.found[i].call, call)) continue;
+      fails = true;
+      *sched = r.found[i].sched;
+    }
+  }
+  cc_explore_result_free(&r);
+  remove_workdir(work);
+  return fails;
+}
+
+static int cmd_minimize(int argc, char **argv) {
+  const char *in = NULL, *out = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
+    else if (argv[i][0] != '-' && !in) in = argv[i];
+    else if (strcmp(argv[i], "--help") && strcmp(argv[i], "-h")) in = NULL, out = NULL, i = argc;
+  }
+  static const char *usage = "usage: crashcheck minimize FILE -o OUT\n\nShrinks a failing case (its operations and schedule) while it "
+          "still fails the same\ninvariant at the same kind of step; writes the smallest case found as text.\n";
+  if (want_help(argc, argv)) {
+    fputs(usage, stdout);
+    return EXIT_CLEAN;
+  }
+  if (!in || !out) {
+    fputs(usage, stderr);
+    return EXIT_USAGE;
+  }
+  cc_case *c = load_case_or_die(in);
+  char inv[16] = "", call[32] = "";
+  if (replay(c, false, inv, sizeof inv, call, sizeof call) != EXIT_VIOLATION || !strcmp(inv, "run")) {
+    fprintf(stderr, "crashcheck: %s does not fail with a crash invariant: nothing to minimize\n", in);
+    free(c);
+    return EXIT_USAGE;
+  }
+  fprintf(stderr, "crashcheck: minimizing a %s violation at a %s step, %zu operations\n", inv, call, c->nops);
+  cc_case *trial = malloc(sizeof *trial);
+  cc_schedule sched = c->sched;
+  /* Delta debugging over the operations: drop chunks, halving their size. */
+  for (size_t chunk = c->nops / 2 ? c->nops / 2 : 1; chunk >= 1; chunk /= 2) {
+    bool progress = true;
+    while (progress) {
+      progress = false;
+      for (size_t start = 0; start < c->nops; start += chunk) {
+        *trial = *c;
+        size_t end = start + chunk < c->nops ? start + chunk : c->nops;
+        memmove(trial->ops + start, trial->ops + end, (c->nops - end) * sizeof *trial->ops);
+        trial->nops = c->nops - (end - start);
+        if (still_fails(trial, inv, call, &sched)) {
+          *c = *trial;
+          c->sched = sched;
+          progress = true;
+          fprintf(stderr, "crashcheck: %zu operations\n", c->nops);
+          break;
+        }
+      }
+    }
+    if (chunk == 1) break;
+  }
+  /* The schedule of the smallest case is the first failing state explore found. */
+  if (c->sched.cut_step == 0 || still_fails(c, inv, call, &sched)) c->sched = sched;
+  int rc = cc_case_save_text(c, out);
+  fprintf(stderr, "crashcheck: wrote %s (%zu operations, cut at step %u)\n", out, c->nops, c->sched.cut_step);
+  free(trial);
+  free(c);
+  return rc == CC_OK ? EXIT_CLEAN : EXIT_USAGE;
+}
+
+/* ---- the small commands ---------------------------------------------------------------- */
+
+static int cmd_check(int argc, char **argv) {
+  static const char *usage = "usage: crashcheck check IMAGE\n\nChecks one pager file read-only: every structural rule, findings in "
+          "words.\nExit 1 if there is any finding.\n";
+  if (want_help(argc, argv)) {
+    fputs(usage, stdout);
+    return EXIT_CLEAN;
+  }
+  if (argc != 2) {
+    fputs(usage, stderr);
+    return EXIT_USAGE;
+  }
+  unsigned findings = 0;
+  if (cc_fsck(argv[1], &findings) != CC_OK) return EXIT_USAGE;
+  printf("%u findings\n", findings);
+  return findings ? EXIT_VIOLATION : EXIT_CLEAN;
+}
+
+static int cmd_show(int argc, char **argv) {
+  static const char *usage = "usage: crashcheck show FILE\n\nPrints a case (text or binary, e.g. a fuzzer input) as text.\n";
+  if (want_help(argc, argv)) {
+    fputs(usage, stdout);
+    return EXIT_CLEAN;
+  }
+  if (argc != 2) {
+    fputs(usage, stderr);
+    return EXIT_USAGE;
+  }
+  cc_case *c = load_case_or_die(argv[1]);
+  cc_case_print_text(c, stdout);
+  free(c);
+  return EXIT_CLEAN;
+}
+
+static int cmd_encode(int argc, char **argv) {
+  static const char *usage = "usage: crashcheck encode TEXT -o OUT\n\nWrites a text case in the binary form fuzzers use.\n";
+  if (want_help(argc, argv)) {
+    fputs(usage, stdout);
+    return EXIT_CLEAN;
+  }
+  if (argc != 4 || strcmp(argv[2], "-o")) {
+    fputs(usage, stderr);
+    return EXIT_USAGE;
+  }
+  cc_case *c = load_case_or_die(argv[1]);
+  int rc = cc_case_save_binary(c, argv[3]);
+  free(c);
+  if (rc != CC_OK) fprintf(stderr, "crashcheck: cannot write %s\n", argv[3]);
+  return rc == CC_OK ? EXIT_CLEAN : EXIT_USAGE;
+}
+
+static int cmd_generate(int argc, char **argv) {
+  static const char *usage = "usage: crashcheck generate --ops N --seed S -o OUT\n\nWrites a generated workload "
+                             "(every kind of operation) as a text case.\n";
+  if (want_help(argc, argv)) {
+    fputs(usage, stdout);
+    return EXIT_CLEAN;
+  }
+  long ops = -1, seed = 0;
+  const char *out = NULL;
+  for (int i = 1; i < argc; i++) {
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(argv[i], "--ops")) ops = (long)parse_num(usage, "--ops", v, CC_MAX_OPS), i++;
+    else if (!strcmp(argv[i], "--seed")) seed = (long)parse_num(usage, "--seed", v, 1ul << 31), i++;
+    else if (!strcmp(argv[i], "-o") && v) out = v, i++;
+    else die_usage(usage, "unknown argument %s", argv[i]);
+  }
+  if (ops < 0 || !out) die_usage(usage, "--ops and -o are required%s", "");
+  cc_case *c = malloc(sizeof *c);
+  generate(c, (unsigned long)ops, (unsigned long)seed);
+  int rc = cc_case_save_text(c, out);
+  free(c);
+  if (rc != CC_OK) fprintf(stderr, "crashcheck: cannot write %s\n", out);
+  return rc == CC_OK ? EXIT_CLEAN : EXIT_USAGE;
+}
+
+/* Runs a case on a file: what the shim records. Exit 1 if the pager disagrees
+ * with the model. */
+static int cmd_run(int argc, char **argv) {
+  bool existing = argc == 4 && !strcmp(argv[3], "--existing");
+  if (argc != 3 && !existing) return EXIT_USAGE;
+  cc_case *c = load_case_or_die(argv[1]);
+  cc_run run;
+  int rc = existing ? cc_run_case_on(c, argv[2], &run) : cc_run_case(c, argv[2], &run);
+  if (rc != CC_OK) fprintf(stderr, "crashcheck: %s\n", run.error);
+  cc_run_free(&run);
+  free(c);
+  return rc == CC_OK ? EXIT_CLEAN : EXIT_VIOLATION;
+}
+
+int main(int argc, char **argv) {
+  ssize_t n = readlink("/proc/self/exe", self_path, sizeof self_path - 1);
+  if (n <= 0) snprintf(self_path, sizeof self_path, "%s", argv[0]);
+  else self_path[n] = 0;
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    fputs(usage_main, argc < 2 ? stderr : stdout);
+    return argc < 2 ? EXIT_USAGE : EXIT_CLEAN;
+  }
+  const char *cmd = argv[1];
+  argc--, argv++;
+  if (!strcmp(cmd, "explore")) return cmd_explore(argc, argv);
+  if (!strcmp(cmd, "check")) return cmd_check(argc, argv);
+  if (!strcmp(cmd, "replay")) return cmd_replay(argc, argv);
+  if (!strcmp(cmd, "minimize")) return cmd_minimize(argc, argv);
+  if (!strcmp(cmd, "show")) return cmd_show(argc, argv);
+  if (!strcmp(cmd, "encode")) return cmd_encode(argc, argv);
+  if (!strcmp(cmd, "generate")) return cmd_generate(argc, argv);
+  if (!strcmp(cmd, "__run")) return cmd_run(argc, argv);
+  die_usage(usage_main, "unknown command \"%s\"", cmd);
+  return EXIT_USAGE;
+}

@@ -1,0 +1,585 @@
+/* explore.c: the explorer. The workload runs once under the shim, which records a trace;
+ * every crash state (each step, each tear of the sectors it makes durable, each early
+ * writeback choice) is then derived from the trace in one pass, so the cost is linear in
+ * the number of steps rather than one re-run per crash point. Identical images are
+ * checked once. */
+#include "explore.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "powercut.h"
+#include "workload.h"
+
+void cc_explore_defaults(cc_explore_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->jobs = 1;
+  o->shards = 1;
+  o->random_tears = 4;
+  o->random_writebacks = 2;
+  o->prefixes = o->suffixes = o->writeback_all = true;
+  o->max_violations = 20;
+  o->again = 16;
+}
+
+void cc_explore_result_free(cc_explore_result *r) {
+  free(r->found);
+  r->found = NULL;
+}
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+void cc_cut_spec(const cc_schedule *s, char *buf, size_t len) {
+  char tear[32];
+  cc_schedule_tear_text(s, tear, sizeof tear);
+  snprintf(buf, len, "%u:%s:%s:%u", s->cut_step, tear, cc_writeback_name(s->writeback), s->seed);
+}
+
+/* ---- recording -------------------------------------------------------------------- */
+
+int cc_record(const cc_case *c, const cc_explore_opts *o, const char *file, const char *trace, const char *cut,
+              const char *image, bool existing, char *why, size_t whylen) {
+  char casefile[1100], sector[16];
+  snprintf(casefile, sizeof casefile, "%s.case", file); /* beside the file: workers record in parallel */
+  if (cc_case_save_binary(c, casefile) != CC_OK) {
+    snprintf(why, whylen, "cannot write %s", casefile);
+    return CC_EIO;
+  }
+  if (access(o->shim, R_OK) != 0) {
+    snprintf(why, whylen, "the shim %s is missing (build it with make, or set CRASHCHECK_SHIM)", o->shim);
+    return CC_ESETUP;
+  }
+  snprintf(sector, sizeof sector, "%u", c->sector);
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    snprintf(why, whylen, "fork: %s", strerror(errno));
+    return CC_ESETUP;
+  }
+  if (pid == 0) {
+    setenv("LD_PRELOAD", o->shim, 1);
+    setenv("POWERCUT_FILE", file, 1);
+    setenv("POWERCUT_SECTOR", sector, 1);
+    unsetenv("POWERCUT_TRACE");
+    unsetenv("POWERCUT_CUT");
+    unsetenv("POWERCUT_IMAGE");
+    unsetenv("POWERCUT_ERROR");
+    if (trace) setenv("POWERCUT_TRACE", trace, 1);
+    if (cut) setenv("POWERCUT_CUT", cut, 1);
+    if (image) setenv("POWERCUT_IMAGE", image, 1);
+    if (existing) execl(o->self, o->self, "__run", casefile, file, "--existing", (char *)NULL);
+    else execl(o->self, o->self, "__run", casefile, file, (char *)NULL);
+    _exit(127);
+  }
+  int status;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) return CC_ESETUP;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  snprintf(why, whylen, "the workload died with signal %d", WTERMSIG(status));
+  return 128 + WTERMSIG(status);
+}
+
+/* ---- a set of image hashes ---------------------------------------------------------- */
+
+typedef struct hashset {
+  uint64_t *slots;
+  size_t cap, n;
+} hashset;
+
+/* Adds h; returns true if it was new. 0 is stored as 1 (0 marks an empty slot). */
+static bool hs_add(hashset *s, uint64_t h) {
+  if (!h) h = 1;
+  if (2 * (s->n + 1) > s->cap) {
+    hashset bigger = {calloc(s->cap ? s->cap * 2 : 1024, 8), s->cap ? s->cap * 2 : 1024, 0};
+    if (!bigger.slots) return true; /* out of memory: check it again rather than fail */
+    for (size_t i = 0; i < s->cap; i++)
+      if (s->slots[i]) hs_add(&bigger, s->slots[i]);
+    free(s->slots);
+    *s = bigger;
+  }
+  for (size_t i = h & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
+    if (s->slots[i] == h) return false;
+    if (!s->slots[i]) {
+      s->slots[i] = h;
+      s->n++;
+      return true;
+    }
+  }
+}
+
+/* ---- image identity ------------------------------------------------------------------
+ * Consecutive images differ in a few sectors, so the hash of an image is a sum of
+ * per-sector hashes, and only sectors that differ from the previous image are hashed
+ * again (memcmp is several times cheaper than hashing). */
+
+#define HASH_SECTOR 512
+
+typedef struct image_hasher {
+  uint8_t *prev;
+  uint64_t *sec;
+  uint64_t len, sum;
+} image_hasher;
+
+static uint64_t sector_hash(const uint8_t *b, size_t n, uint64_t index) {
+  return cc_hash(b, n) ^ (index + 1) * 0xD6E8FEB86659FD93ull;
+}
+
+static bool image_hash(image_hasher *ih, const uint8_t *buf, uint64_t len, uint64_t *out) {
+  uint64_t nsec = (len + HASH_SECTOR - 1) / HASH_SECTOR;
+  bool fresh = len != ih->len || !ih->prev;
+  if (fresh) { /* the length changed (rare: the file grew): start over */
+    uint8_t *prev = realloc(ih->prev, len ? len : 1);
+    if (prev) ih->prev = prev;
+    uint64_t *sec = realloc(ih->sec, (nsec ? nsec : 1) * 8);
+    if (sec) ih->sec = sec;
+    if (!prev || !sec) return false;
+    ih->sum = 0;
+  }
+  for (uint64_t s = 0; s < nsec; s++) {
+    uint64_t off = s * HASH_SECTOR, n = len - off < HASH_SECTOR ? len - off : HASH_SECTOR;
+    if (!fresh) {
+      if (memcmp(buf + off, ih->prev + off, n) == 0) continue;
+      ih->sum -= ih->sec[s];
+    }
+    ih->sec[s] = sector_hash(buf + off, n, s);
+    ih->sum += ih->sec[s];
+    memcpy(ih->prev + off, buf + off, n);
+  }
+  ih->len = len;
+  *out = ih->sum ^ len * 0x9E3779B97F4A7C15ull;
+  return true;
+}
+
+/* ---- deriving and checking ---------------------------------------------------------- */
+
+typedef struct job {
+  const cc_case *c;
+  const cc_explore_opts *o;
+  const cc_run *run;
+  const char *trace_path;
+  const char *file;
+  unsigned shard, shards;
+  bool progress;
+  cc_explore_result *r;
+} job;
+
+static void to_pc_crash(const cc_schedule *s, pc_crash *out) {
+  static const pc_tear_kind tears[CC_TEAR_KINDS] = {PC_TEAR_NONE, PC_TEAR_ALL, PC_TEAR_PREFIX, PC_TEAR_SUFFIX,
+                                                    PC_TEAR_RANDOM, PC_TEAR_GARBAGE};
+  static const pc_wb_kind wbs[CC_WB_KINDS] = {PC_WB_NONE, PC_WB_ALL, PC_WB_RANDOM};
+  memset(out, 0, sizeof *out);
+  out->tear = tears[s->tear % CC_TEAR_KINDS];
+  out->tear_n = s->tear_n;
+  out->tear_seed = s->seed;
+  out->wb = wbs[s->writeback % CC_WB_KINDS];
+  out->wb_seed = s->seed;
+  out->seed = s->seed;
+}
+
+/* The crash choices explored at a step that makes n sectors durable. */
+static size_t choices(const cc_explore_opts *o, uint64_t n, cc_schedule *out, size_t cap) {
+  cc_schedule tears[600];
+  size_t nt = 0;
+  tears[nt++] = (cc_schedule){.tear = CC_TEAR_NONE};
+  if (n) tears[nt++] = (cc_schedule){.tear = CC_TEAR_ALL};
+  for (uint64_t k = 1; k < n && k < 256 && nt < 590; k++) {
+    if (o->prefixes) tears[nt++] = (cc_schedule){.tear = CC_TEAR_PREFIX, .tear_n = (uint8_t)k};
+    if (o->suffixes) tears[nt++] = (cc_schedule){.tear = CC_TEAR_SUFFIX, .tear_n = (uint8_t)k};
+  }
+  for (unsigned s = 1; n >= 2 && s <= o->random_tears && nt < 600; s++)
+    tears[nt++] = (cc_schedule){.tear = CC_TEAR_RANDOM, .seed = (uint8_t)s};
+  size_t count = 0;
+  for (size_t i = 0; i < nt; i++) {
+    unsigned wbs = 1 + (o->writeback_all ? 1 : 0) + o->random_writebacks;
+    for (unsigned w = 0; w < wbs && count < cap; w++) {
+      cc_schedule s = tears[i];
+      if (w == 0) s.writeback = CC_WB_NONE;
+      else if (w == 1 && o->writeback_all) s.writeback = CC_WB_ALL;
+      else {
+        s.writeback = CC_WB_RANDOM;
+        /* the random tear keeps its seed; writeback seeds follow it */
+        if (s.tear != CC_TEAR_RANDOM) s.seed = (uint8_t)(w - (o->writeback_all ? 1 : 0));
+      }
+      out[count++] = s;
+    }
+  }
+  return count;
+}
+
+/* ---- R7: recovery keeps working --------------------------------------------------- */
+
+static bool copy_file(const char *from, const char *to) {
+  int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  bool ok = in >= 0 && out >= 0;
+  char buf[1 << 16];
+  ssize_t n;
+  while (ok && (n = read(in, buf, sizeof buf)) > 0) ok = write(out, buf, (size_t)n) == n;
+  if (in >= 0) close(in);
+  if (out >= 0 && close(out) != 0) ok = false;
+  return ok;
+}
+
+uint64_t cc_again(const cc_case *c, const cc_explore_opts *o, const char *recovered, const cc_schedule *only,
+                  bool tell, cc_verdict *v, cc_again_where *where) {
+  memset(v, 0, sizeof *v);
+  memset(where, 0, sizeof *where);
+  char file[1100], trace[1100], model[1100], image[1100], why[600] = "";
+  snprintf(file, sizeof file, "%s.again", recovered);
+  snprintf(trace, sizeof trace, "%s.again-trace", recovered);
+  snprintf(model, sizeof model, "%s.again-model", recovered);
+  snprintf(image, sizeof image, "%s.again-image", recovered);
+  cc_case *follow = malloc(sizeof *follow);
+  uint64_t checked = 0;
+  cc_run run = {0};
+  if (!follow || !copy_file(recovered, file) || !copy_file(recovered, model)) {
+    snprintf(v->v[0].found, sizeof v->v[0].found, "cannot copy the recovered file");
+    goto fail;
+  }
+  cc_follow_up(follow, c->page_size, c->sector);
+  bool one = only && only->cut_step;
+  char spec[96];
+  if (one) cc_cut_spec(only, spec, sizeof spec);
+  int st = cc_record(follow, o, file, trace, one ? spec : NULL, one ? image : NULL, true, why, sizeof why);
+  if (cc_run_case_on(follow, model, &run) != CC_OK || (st != 0 && st != 99)) {
+    snprintf(v->v[0].found, sizeof v->v[0].found, "the follow-up workload fails on the recovered file: %.200s",
+             run.error[0] ? run.error : why[0] ? why : "its run under the shim failed");
+    goto fail;
+  }
+  if (one) {
+    /* One state: the image the shim wrote at the cut (none if the run is shorter). */
+    if (st != 99) goto out;
+    pc_trace *t = NULL;
+    pc_step_info info = {0};
+    if (pc_trace_open(trace, &t) == PC_OK) pc_trace_step_info(t, only->cut_step, &info);
+    pc_trace_free(t);
+    size_t index = info.op ? (size_t)info.op - 1 : 0;
+    if (index >= run.nstates) index = run.nstates - 1;
+    cc_check_image(image, c->page_size, &run.states[index ? index - 1 : 0], &run.states[index],
+                   index ? follow->ops[index - 1].kind : CC_OP_KINDS, v);
+    checked = 1;
+    where->step = only->cut_step;
+    where->sched = *only;
+    snprintf(where->call, sizeof where->call, "%s", pc_call_name(info.call));
+    snprintf(where->op, sizeof where->op, "%s", index ? cc_op_name(follow->ops[index - 1].kind) : "open");
+    if (tell)
+      printf("follow-up on the recovered file: power cut at its step %u: %s in operation %zu (%s)\n", only->cut_step,
+             where->call, index, where->op);
+    goto out;
+  }
+  pc_trace *t = NULL;
+  pc_replay *rp = NULL;
+  if (pc_trace_open(trace, &t) != PC_OK || pc_replay_new(t, &rp) != PC_OK) {
+    pc_trace_free(t);
+    snprintf(v->v[0].found, sizeof v->v[0].found, "cannot read the follow-up trace");
+    goto fail;
+  }
+  cc_explore_opts narrow = *o;
+  narrow.random_tears = narrow.random_writebacks = 0;
+  narrow.writeback_all = false;
+  cc_schedule sched[1100];
+  hashset seen = {0};
+  uint64_t step;
+  size_t last = 0;
+  while (!v->nviolations && pc_replay_next(rp, &step) == PC_OK && step) {
+    pc_step_info info;
+    pc_trace_step_info(t, step, &info);
+    size_t index = info.op ? (size_t)info.op - 1 : last;
+    if (index >= run.nstates) index = run.nstates - 1;
+    last = index;
+    pc_model *m;
+    uint64_t n = 0;
+    pc_replay_model(rp, &m);
+    pc_model_step_sectors(m, &n);
+    size_t nch = choices(&narrow, n, sched, sizeof sched / sizeof *sched);
+    for (size_t i = 0; i < nch && !v->nviolations; i++) {
+      pc_crash crash;
+      to_pc_crash(&sched[i], &crash);
+      uint8_t *buf;
+      uint64_t len;
+      if (pc_model_image(m, 0, &crash, &buf, &len) != PC_OK) continue;
+      bool fresh = hs_add(&seen, cc_hash(buf, len) ^ len);
+      int fd = fresh ? open(image, O_WRONLY | O_CREAT | O_TRUNC, 0644) : -1;
+      bool written = fd >= 0 && write(fd, buf, len) == (ssize_t)len;
+      if (fd >= 0) close(fd);
+      free(buf);
+      if (!written) continue;
+      checked++;
+      /* Before the follow-up's first operation completes, the file is the recovered one. */
+      cc_check_image(image, c->page_size, &run.states[index ? index - 1 : 0], &run.states[index],
+                     index ? follow->ops[index - 1].kind : CC_OP_KINDS, v);
+      if (v->nviolations) {
+        where->step = (uint32_t)step;
+        where->sched = sched[i];
+        where->sched.cut_step = (uint32_t)step;
+        snprintf(where->call, sizeof where->call, "%s", pc_call_name(info.call));
+        snprintf(where->op, sizeof where->op, "%s", index ? cc_op_name(follow->ops[index - 1].kind) : "open");
+      }
+    }
+  }
+  free(seen.slots);
+  pc_replay_free(rp);
+  pc_trace_free(t);
+  goto out;
+fail:
+  v->nviolations = 1;
+  v->v[0].invariant = "R7";
+  snprintf(v->v[0].expected, sizeof v->v[0].expected, "the recovered file keeps working");
+out:
+  cc_run_free(&run);
+  free(follow);
+  unlink(file);
+  unlink(trace);
+  unlink(model);
+  unlink(image);
+  char extra[1200];
+  snprintf(extra, sizeof extra, "%s.case", file);
+  unlink(extra);
+  return checked;
+}
+
+static void write_reproducer(const job *jb, cc_found *f, unsigned index) {
+  if (!jb->o->outdir) return;
+  mkdir(jb->o->outdir, 0755);
+  cc_case *rc = malloc(sizeof *rc);
+  if (!rc) return;
+  *rc = *jb->c;
+  rc->sched = f->sched;
+  rc->again = f->again;
+  char tear[32];
+  cc_schedule_tear_text(&f->sched, tear, sizeof tear);
+  for (char *p = tear; *p; p++)
+    if (*p == ':') *p = '-';
+  snprintf(f->reproducer, sizeof f->reproducer, "%s/%s-step%u-%s-%s-%u-%u.case", jb->o->outdir, f->v.invariant,
+           f->step, tear, cc_writeback_name(f->sched.writeback), f->sched.seed, jb->shard * 1000 + index);
+  if (cc_case_save_text(rc, f->reproducer) != CC_OK) f->reproducer[0] = 0;
+  free(rc);
+}
+
+static int run_job(const job *jb) {
+  cc_explore_result *r = jb->r;
+  pc_trace *t = NULL;
+  pc_replay *rp = NULL;
+  int rc = pc_trace_open(jb->trace_path, &t);
+  if (rc == PC_OK) rc = pc_replay_new(t, &rp);
+  if (rc != PC_OK) {
+    snprintf(r->error, sizeof r->error, "cannot read the trace %s: %s", jb->trace_path, pc_strerror(rc));
+    pc_trace_free(t);
+    return CC_EIO;
+  }
+  uint64_t total_steps = 0;
+  pc_trace_step_count(t, &total_steps);
+  uint32_t file_id = 0;
+  char image[1024];
+  snprintf(image, sizeof image, "%s/image-%u", jb->o->workdir, jb->shard);
+  hashset seen = {0};
+  image_hasher ih = {0};
+  cc_schedule *sched = malloc(sizeof *sched * 8192);
+  size_t last_index = 0;
+  uint64_t next_again = 1;
+  double last_progress = 0;
+  uint64_t step;
+  while (sched && pc_replay_next(rp, &step) == PC_OK && step) {
+    r->steps++;
+    pc_step_info info;
+    pc_trace_step_info(t, step, &info);
+    size_t index = info.op ? (size_t)info.op - 1 : last_index;
+    if (index >= jb->run->nstates) index = jb->run->nstates - 1;
+    last_index = index;
+    const cc_state *before = index ? &jb->run->states[index - 1] : NULL, *after = &jb->run->states[index];
+    int kind = index ? jb->c->ops[index - 1].kind : CC_OP_KINDS;
+    pc_model *m;
+    uint64_t n = 0;
+    pc_replay_model(rp, &m);
+    pc_model_step_sectors(m, &n);
+    size_t nch = choices(jb->o, n, sched, 8192);
+    for (size_t i = 0; i < nch; i++) {
+      r->states++;
+      pc_crash crash;
+      to_pc_crash(&sched[i], &crash);
+      uint8_t *buf;
+      uint64_t len;
+      if (pc_model_image(m, file_id, &crash, &buf, &len) != PC_OK) continue;
+      uint64_t h;
+      if (!image_hash(&ih, buf, len, &h)) h = cc_hash(buf, len) ^ len * 0x9E3779B97F4A7C15ull;
+      if (!hs_add(&seen, h) || h % jb->shards != jb->shard) {
+        free(buf);
+        continue;
+      }
+      r->distinct++;
+      /* Overwrite in place: truncating would free and reallocate every page of the
+       * file in the page cache for each image. */
+      int fd = open(image, O_WRONLY | O_CREAT, 0644);
+      bool written = fd >= 0 && pwrite(fd, buf, len, 0) == (ssize_t)len && ftruncate(fd, (off_t)len) == 0;
+      if (fd >= 0) close(fd);
+      free(buf);
+      if (!written) {
+        snprintf(r->error, sizeof r->error, "cannot write %s", image);
+        break;
+      }
+      cc_verdict v;
+      cc_check_image(image, jb->c->page_size, before, after, kind, &v);
+      cc_again_where aw = {0};
+      if (!v.nviolations && jb->o->again && step >= next_again) {
+        /* R7 on a sample of recovered states, spread over the steps. */
+        next_again = step + (total_steps / jb->o->again ? total_steps / jb->o->again : 1);
+        cc_verdict inner;
+        r->again_states += cc_again(jb->c, jb->o, image, NULL, false, &inner, &aw);
+        r->again_runs++;
+        if (inner.nviolations) {
+          v = inner;
+          snprintf(v.v[0].found, sizeof v.v[0].found, "after recovery, a cut at follow-up step %u (%s in %s, tear %s): %s: %.150s",
+                   aw.step, aw.call, aw.op, cc_tear_name(aw.sched.tear), inner.v[0].invariant, inner.v[0].found);
+          v.v[0].invariant = "R7";
+        }
+      }
+      r->leaks += v.leaks;
+      r->reclaimed += v.reclaimed;
+      if (v.reclaimed) r->leaky_states++;
+      if (!v.nviolations) continue;
+      if (!r->violations++) r->first_violation_state = r->states;
+      if (r->nfound >= jb->o->max_violations) continue;
+      cc_found *f = &r->found[r->nfound++];
+      memset(f, 0, sizeof *f);
+      f->v = v.v[0];
+      f->step = (uint32_t)step;
+      f->sched = sched[i];
+      f->sched.cut_step = (uint32_t)step;
+      f->again = aw.sched;
+      f->op_index = (uint32_t)index;
+      snprintf(f->call, sizeof f->call, "%s", pc_call_name(info.call));
+      snprintf(f->op, sizeof f->op, "%s", index ? cc_op_name(kind) : "create");
+      write_reproducer(jb, f, r->nfound);
+    }
+    if (jb->progress && now_s() - last_progress > 0.25) {
+      last_progress = now_s();
+      fprintf(stderr, "\rcrashcheck: step %llu/%llu, %llu states, %llu distinct, %llu violations ",
+              (unsigned long long)step, (unsigned long long)total_steps, (unsigned long long)r->states,
+              (unsigned long long)r->distinct, (unsigned long long)r->violations);
+    }
+  }
+  if (jb->progress) fprintf(stderr, "\r%*s\r", 90, "");
+  unlink(image);
+  free(sched);
+  free(seen.slots);
+  free(ih.prev);
+  free(ih.sec);
+  pc_replay_free(rp);
+  pc_trace_free(t);
+  return CC_OK;
+}
+
+/* Workers each take the images whose hash falls in their shard and send back their
+ * counters and findings through a pipe. */
+static int run_jobs(job *base, unsigned jobs) {
+  cc_explore_result *r = base->r;
+  if (jobs <= 1) return run_job(base);
+  int fds[64][2];
+  pid_t pids[64];
+  if (jobs > 64) jobs = 64;
+  for (unsigned j = 0; j < jobs; j++) {
+    if (pipe(fds[j]) != 0) return CC_ESETUP;
+    fflush(NULL);
+    pids[j] = fork();
+    if (pids[j] < 0) return CC_ESETUP;
+    if (pids[j] == 0) {
+      close(fds[j][0]);
+      job mine = *base;
+      mine.shard = base->shard * jobs + j;
+      mine.shards = base->shards * jobs;
+      mine.progress = base->progress && j == 0;
+      run_job(&mine);
+      size_t sz = sizeof *r + (size_t)r->nfound * sizeof *r->found;
+      (void)sz;
+      if (write(fds[j][1], r, sizeof *r) != (ssize_t)sizeof *r) _exit(1);
+      for (unsigned k = 0; k < r->nfound; k++)
+        if (write(fds[j][1], &r->found[k], sizeof r->found[k]) != (ssize_t)sizeof r->found[k]) _exit(1);
+      _exit(0);
+    }
+    close(fds[j][1]);
+  }
+  cc_explore_result sum = *r;
+  sum.steps = sum.states = sum.distinct = sum.violations = sum.leaks = sum.reclaimed = sum.leaky_states = 0;
+  sum.again_runs = sum.again_states = 0;
+  sum.nfound = 0;
+  sum.first_violation_state = 0;
+  int rc = CC_OK;
+  for (unsigned j = 0; j < jobs; j++) {
+    cc_explore_result part;
+    FILE *in = fdopen(fds[j][0], "rb");
+    if (!in || fread(&part, sizeof part, 1, in) != 1) {
+      rc = CC_ESETUP;
+    } else {
+      sum.steps = part.steps; /* every worker walks every step */
+      sum.states = part.states;
+      sum.distinct += part.distinct;
+      if (part.first_violation_state &&
+          (!sum.first_violation_state || part.first_violation_state < sum.first_violation_state))
+        sum.first_violation_state = part.first_violation_state;
+      sum.violations += part.violations;
+      sum.leaks += part.leaks;
+      sum.again_runs += part.again_runs;
+      sum.again_states += part.again_states;
+      sum.reclaimed += part.reclaimed;
+      sum.leaky_states += part.leaky_states;
+      if (part.error[0]) snprintf(sum.error, sizeof sum.error, "%s", part.error);
+      for (unsigned k = 0; k < part.nfound; k++) {
+        cc_found f;
+        if (fread(&f, sizeof f, 1, in) != 1) break;
+        if (sum.nfound < base->o->max_violations) sum.found[sum.nfound++] = f;
+      }
+    }
+    if (in) fclose(in);
+    waitpid(pids[j], NULL, 0);
+  }
+  *r = sum;
+  return rc;
+}
+
+int cc_explore(const cc_case *c, const cc_explore_opts *o, cc_explore_result *r) {
+  memset(r, 0, sizeof *r);
+  double t0 = now_s();
+  r->found = calloc(o->max_violations ? o->max_violations : 1, sizeof *r->found);
+  if (!r->found) return CC_ENOMEM;
+  char file[1024], trace[1024], model[1024];
+  snprintf(file, sizeof file, "%s/pages", o->workdir);
+  snprintf(trace, sizeof trace, "%s/trace", o->workdir);
+  snprintf(model, sizeof model, "%s/model.pages", o->workdir);
+  unlink(file);
+  unlink(trace);
+  int st = cc_record(c, o, file, trace, NULL, NULL, false, r->error, sizeof r->error);
+  if (st != 0) {
+    if (!r->error[0])
+      snprintf(r->error, sizeof r->error, "the recorded workload failed (exit %d): it disagrees with the model "
+               "without any crash (run `crashcheck replay` on the case for the story)", st);
+    r->run_failed = st == 1;
+    return st < 0 ? st : CC_EIO;
+  }
+  cc_run run;
+  int rc = cc_run_case(c, model, &run);
+  unlink(model);
+  if (rc != CC_OK) {
+    snprintf(r->error, sizeof r->error, "the workload does not run cleanly: %s", run.error);
+    r->run_failed = rc == CC_EINVAL;
+    cc_run_free(&run);
+    return rc;
+  }
+  job base = {.c = c, .o = o, .run = &run, .trace_path = trace, .file = file, .shard = o->shard,
+              .shards = o->shards ? o->shards : 1, .progress = o->progress, .r = r};
+  rc = run_jobs(&base, o->jobs);
+  cc_run_free(&run);
+  unlink(file);
+  unlink(trace);
+  r->seconds = now_s() - t0;
+  return rc;
+}

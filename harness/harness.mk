@@ -1,0 +1,37 @@
+# harness/harness.mk: builds crashcheck (explore, check, replay, minimize, show) from the
+# harness sources, the power-cut model and trace reader of faults/, and libmappedpages.
+
+CC_SRCS      := harness/case.c harness/workload.c harness/checker.c harness/explore.c
+CC_MAIN      := harness/crashcheck.c
+CC_MODEL     := faults/model.c faults/trace.c
+CC_TESTS     := $(patsubst %.c,%,$(wildcard harness/tests/test_*.c))
+CC_INCLUDES  := -Iharness -Ifaults
+
+$(BUILD)/rel/harness/%.o $(BUILD)/tst/harness/%.o $(BUILD)/asan/harness/%.o: EXTRA_CFLAGS += $(CC_INCLUDES)
+
+# crashcheck finds the shim at ../lib/libpowercut.so from its own directory.
+$(BUILD)/bin/crashcheck: $(CC_MAIN:%.c=$(BUILD)/rel/%.o) $(CC_SRCS:%.c=$(BUILD)/rel/%.o) \
+    $(CC_MODEL:%.c=$(BUILD)/rel/%.o) $(BUILD)/lib/libmappedpages.a | $(BUILD)/lib/libpowercut.so
+	@mkdir -p $(@D)
+	$(CC) -o $@ $^ -lz
+
+$(BUILD)/tst/harness/tests/%: $(BUILD)/tst/harness/tests/%.o $(CC_SRCS:%.c=$(BUILD)/tst/%.o) \
+    $(CC_MODEL:%.c=$(BUILD)/tst/%.o) $(BUILD)/tst/libmappedpages.a
+	$(CC) -o $@ $^ -lcmocka -lfiu -lz
+$(BUILD)/asan/harness/tests/%: $(BUILD)/asan/harness/tests/%.o $(CC_SRCS:%.c=$(BUILD)/asan/%.o) \
+    $(CC_MODEL:%.c=$(BUILD)/asan/%.o) $(BUILD)/asan/libmappedpages.a
+	$(CC) $(ASAN_FLAGS) -o $@ $^ -lcmocka -lfiu -lz
+
+LIBS_REL      += $(BUILD)/bin/crashcheck
+CHECK_BINS    += $(CC_TESTS:%=$(BUILD)/tst/%) $(CC_TESTS:%=$(BUILD)/asan/%)
+CHECK_SCRIPTS += $(wildcard harness/tests/e2e_*.sh)
+
+# `make run` explores the default workload; `make mutants` proves the explorer finds
+# seeded bugs (CI runs it as part of `make check`).
+RUN_DEPS      := $(BUILD)/bin/crashcheck $(BUILD)/lib/libpowercut.so
+RUN_CMD       := $(BUILD)/bin/crashcheck explore corpus/workloads/default --page-size 4096
+CHECK_SCRIPTS += ci/mutants/run
+
+.PHONY: mutants
+mutants: all
+	ci/mutants/run

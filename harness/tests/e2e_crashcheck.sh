@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# e2e_crashcheck.sh: the crashcheck binary end to end: usage errors, explore (summary,
+# JSON, jobs and shards that add up), show/encode, check, replay of cut cases and of
+# arbitrary byte strings, minimize's refusal of a clean case.
+set -euo pipefail
+cc=build/bin/crashcheck
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+status() { set +e; "$@" >"$tmp/out" 2>&1; echo $?; set -e; }
+
+[ "$(status $cc --help)" = 0 ] || fail "--help"
+[ "$(status $cc)" = 2 ] || fail "no command must exit 2"
+[ "$(status $cc frobnicate)" = 2 ] || fail "unknown command must exit 2"
+[ "$(status $cc explore --bogus)" = 2 ] || fail "unknown option must exit 2"
+[ "$(status $cc explore --shard 3/2)" = 2 ] || fail "bad shard must exit 2"
+[ "$(status $cc explore /nonexistent.case)" = 2 ] || fail "missing case must exit 2"
+for c in explore check replay minimize show encode generate; do
+  [ "$(status $cc $c --help)" = 0 ] || fail "$c --help"
+  grep -q "usage: crashcheck $c" "$tmp/out" || fail "$c --help prints no usage"
+done
+
+# A small workload with every kind of operation.
+cat > "$tmp/w.case" <<'CASE'
+# every kind once or twice
+crashcheck-case 1
+page-size 1024
+alloc-bulk 6
+write-sync 2 9
+write 1 4
+free 0
+free-bulk 1 2
+sync
+palloc
+palloc
+pwrite 1 3
+pabort 0 8
+pfree 0
+reopen
+alloc
+CASE
+$cc explore "$tmp/w.case" --quiet --out "$tmp/out1" > "$tmp/summary"
+grep -q "violations       0" "$tmp/summary" || { cat "$tmp/summary"; fail "violations on a correct pager"; }
+json=$($cc explore "$tmp/w.case" --quiet --json)
+for key in steps states distinct_states violations leaks seconds states_per_sec violation_list; do
+  grep -q "\"$key\"" <<<"$json" || fail "JSON lacks $key: $json"
+done
+num() { grep -o "\"$1\": [0-9]*" <<<"$2" | grep -o '[0-9]*$'; }
+distinct=$(num distinct_states "$json")
+[ "$distinct" -gt 50 ] || fail "too few distinct states: $distinct"
+[ "$(num violations "$json")" = 0 ] || fail "violations in JSON"
+j2=$($cc explore "$tmp/w.case" --quiet --json --jobs 2)
+[ "$(num distinct_states "$j2")" = "$distinct" ] || fail "--jobs 2 checked $(num distinct_states "$j2"), not $distinct"
+s0=$($cc explore "$tmp/w.case" --quiet --json --shard 0/2)
+s1=$($cc explore "$tmp/w.case" --quiet --json --shard 1/2)
+[ $(( $(num distinct_states "$s0") + $(num distinct_states "$s1") )) = "$distinct" ] || fail "shards do not add up"
+# Fewer tears, fewer states; 4 KiB sectors, fewer still.
+small=$($cc explore "$tmp/w.case" --quiet --json --tear prefix --writeback none)
+[ "$(num states "$small")" -lt "$(num states "$json")" ] || fail "--tear/--writeback did not narrow the states"
+big=$($cc explore "$tmp/w.case" --quiet --json --sector 4096)
+[ "$(num states "$big")" -lt "$(num states "$json")" ] || fail "--sector 4096 did not narrow the states"
+
+# show and encode round-trip.
+$cc encode "$tmp/w.case" -o "$tmp/w.bin"
+diff <($cc show "$tmp/w.case") <($cc show "$tmp/w.bin") || fail "encode/show round trip"
+
+# check: a clean file, then a damaged one.
+build/bin/mp-demo "$tmp/demo.pages" >/dev/null
+[ "$(status $cc check "$tmp/demo.pages")" = 0 ] || { cat "$tmp/out"; fail "check of a clean file"; }
+# Both metadata copies: whichever is current is damaged.
+printf '\xff' | dd of="$tmp/demo.pages" bs=1 seek=$((4096 + 30)) conv=notrunc status=none
+printf '\xff' | dd of="$tmp/demo.pages" bs=1 seek=$((8192 + 30)) conv=notrunc status=none
+[ "$(status $cc check "$tmp/demo.pages")" = 1 ] || fail "check of a damaged file must exit 1"
+grep -q "metadata" "$tmp/out" || fail "check does not say what is wrong"
+
+# replay: a cut case tells the story and recovers.
+sed 's/^page-size 1024$/page-size 1024\ncut 9 tear prefix:1 writeback all seed 3/' "$tmp/w.case" > "$tmp/cut.case"
+[ "$(status $cc replay "$tmp/cut.case")" = 0 ] || { cat "$tmp/out"; fail "replay of a cut case"; }
+grep -q "power cut at step 9" "$tmp/out" || fail "replay tells no story"
+grep -q "recovered correctly" "$tmp/out" || fail "replay gives no verdict"
+# R7: a second cut in the follow-up workload on the recovered file.
+sed 's/^cut 9 .*$/&\nagain 7 tear suffix:1 writeback none seed 0/' "$tmp/cut.case" > "$tmp/again.case"
+[ "$(status $cc replay "$tmp/again.case")" = 0 ] || { cat "$tmp/out"; fail "replay of a case with a second cut"; }
+grep -q "R7 holds" "$tmp/out" || { cat "$tmp/out"; fail "replay does not check the second cut"; }
+[ "$(num again_runs "$json")" -gt 0 ] || fail "explore ran no R7 follow-up"
+# Any byte string is a case: a fuzzer's crash file replays as it is.
+for seed in 1 2 3 4 5 6 7 8; do
+  head -c $((8 + seed * 45)) /dev/urandom > "$tmp/random.bin"
+  st=$(status $cc replay "$tmp/random.bin")
+  [ "$st" = 0 ] || { cat "$tmp/out"; cp "$tmp/random.bin" /tmp/crashcheck-e2e-failing.bin; fail "replay of random bytes exited $st (kept in /tmp/crashcheck-e2e-failing.bin)"; }
+done
+[ "$(status $cc minimize "$tmp/cut.case" -o "$tmp/min.case")" = 2 ] || fail "minimize of a clean case must exit 2"
+echo "crashcheck end to end: ok"

@@ -1,0 +1,191 @@
+/* test_case.c: the case codec: every byte string decodes to a valid case, binary and
+ * text forms round-trip, bad text is refused with the line that is wrong. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "case.h"
+
+static cc_case *new_case(void) {
+  cc_case *c = malloc(sizeof *c);
+  assert_non_null(c);
+  return c;
+}
+
+static void assert_valid(const cc_case *c) {
+  assert_true(c->page_size == 1024 || c->page_size == 2048 || c->page_size == 4096 || c->page_size == 8192);
+  assert_true(c->sector == 512 || c->sector == 4096);
+  assert_true(c->sched.tear < CC_TEAR_KINDS);
+  assert_true(c->sched.writeback < CC_WB_KINDS);
+  assert_true(c->nops <= CC_MAX_OPS);
+  for (size_t i = 0; i < c->nops; i++) assert_true(c->ops[i].kind < CC_OP_KINDS);
+}
+
+static void assert_same(const cc_case *a, const cc_case *b) {
+  assert_int_equal(a->page_size, b->page_size);
+  assert_int_equal(a->sector, b->sector);
+  assert_memory_equal(&a->sched, &b->sched, sizeof a->sched);
+  assert_int_equal(a->nops, b->nops);
+  assert_memory_equal(a->ops, b->ops, a->nops * sizeof *a->ops);
+}
+
+static void test_every_byte_string_decodes(void **state) {
+  (void)state;
+  cc_case *c = new_case(), *d = new_case();
+  uint8_t buf[400];
+  uint64_t x = 88172645463325252ull;
+  for (int round = 0; round < 2000; round++) {
+    size_t len = (size_t)(round % 400);
+    for (size_t i = 0; i < len; i++) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      buf[i] = (uint8_t)x;
+    }
+    cc_case_decode(buf, len, c);
+    assert_valid(c);
+    assert_int_equal(c->nops, len < CC_HEADER_SIZE ? 0 : (len - CC_HEADER_SIZE) / 3);
+    /* Its encoding decodes to the same case. */
+    uint8_t enc[400];
+    size_t n = cc_case_encode(c, enc, sizeof enc);
+    assert_true(n <= sizeof enc);
+    cc_case_decode(enc, n, d);
+    assert_same(c, d);
+  }
+  cc_case_decode(NULL, 0, c);
+  assert_valid(c);
+  assert_int_equal(c->page_size, 4096);
+  assert_int_equal(c->sched.cut_step, 0);
+  free(c);
+  free(d);
+}
+
+static void test_text_round_trip(void **state) {
+  (void)state;
+  cc_case *c = new_case(), *d = new_case();
+  uint8_t buf[300];
+  for (int round = 0; round < 200; round++) {
+    for (size_t i = 0; i < sizeof buf; i++) buf[i] = (uint8_t)(i * 31 + round * 7 + (i >> 3) * round);
+    cc_case_decode(buf, sizeof buf - (size_t)round, c);
+    /* The text form writes only the arguments an operation uses. */
+    for (size_t i = 0; i < c->nops; i++) {
+      int k = c->ops[i].kind;
+      if (k == CC_ALLOC || k == CC_SYNC || k == CC_PALLOC || k == CC_REOPEN) c->ops[i].a = 0;
+      if (k == CC_ALLOC || k == CC_SYNC || k == CC_PALLOC || k == CC_REOPEN || k == CC_FREE || k == CC_ALLOC_BULK ||
+          k == CC_PFREE)
+        c->ops[i].b = 0;
+    }
+    if (c->sched.cut_step == 0) memset(&c->sched, 0, sizeof c->sched);
+    if (c->sched.tear != CC_TEAR_PREFIX && c->sched.tear != CC_TEAR_SUFFIX && c->sched.tear != CC_TEAR_GARBAGE)
+      c->sched.tear_n = 0;
+    char *text;
+    size_t len;
+    FILE *f = open_memstream(&text, &len);
+    cc_case_print_text(c, f);
+    fclose(f);
+    char why[256];
+    assert_int_equal(cc_case_parse_text(text, d, why, sizeof why), CC_OK);
+    assert_same(c, d);
+    free(text);
+  }
+  free(c);
+  free(d);
+}
+
+static void test_bad_text_names_the_line(void **state) {
+  (void)state;
+  cc_case *c = new_case();
+  char why[256];
+  static const char *const bad[] = {
+      "alloc\n",                                           /* no magic line */
+      "crashcheck-case 2\n",                               /* unknown version */
+      "crashcheck-case 1\npage-size 3000\n",
+      "crashcheck-case 1\nsector 1024\n",
+      "crashcheck-case 1\nalloc 3\n",                      /* alloc takes no argument */
+      "crashcheck-case 1\nfree\n",                         /* free takes one */
+      "crashcheck-case 1\nfree 256\n",                     /* out of range */
+      "crashcheck-case 1\nfrobnicate\n",
+      "crashcheck-case 1\ncut 0 tear none writeback none seed 0\n",
+      "crashcheck-case 1\ncut 5 tear prefix writeback none seed 0\n", /* prefix needs N */
+      "crashcheck-case 1\ncut 5 tear all:3 writeback none seed 0\n",
+      "crashcheck-case 1\ncut 5 tear all writeback some seed 0\n",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    why[0] = 0;
+    assert_int_equal(cc_case_parse_text(bad[i], c, why, sizeof why), CC_EINVAL);
+    assert_true(strlen(why) > 0);
+  }
+  assert_int_equal(cc_case_parse_text("crashcheck-case 1\nalloc\nfree x\n", c, why, sizeof why), CC_EINVAL);
+  assert_non_null(strstr(why, "line 3"));
+  /* Comments and blank lines are fine anywhere. */
+  assert_int_equal(cc_case_parse_text("# hello\n\ncrashcheck-case 1 # v1\n  alloc  \n\npwrite 1 2 # x\n", c, why,
+                                      sizeof why),
+                   CC_OK);
+  assert_int_equal(c->nops, 2);
+  assert_int_equal(c->ops[1].kind, CC_PWRITE);
+  assert_int_equal(c->ops[1].b, 2);
+  free(c);
+}
+
+static void test_files_in_both_forms(void **state) {
+  (void)state;
+  char dir[] = "/tmp/cc-case-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char text[64], bin[64];
+  snprintf(text, sizeof text, "%s/c.txt", dir);
+  snprintf(bin, sizeof bin, "%s/c.bin", dir);
+  cc_case *c = new_case(), *d = new_case();
+  char why[256];
+  assert_int_equal(cc_case_parse_text("crashcheck-case 1\npage-size 1024\nsector 4096\n"
+                                      "cut 17 tear suffix:3 writeback random seed 9\n"
+                                      "alloc-bulk 5\nwrite-sync 1 2\npalloc\npwrite 0 4\nreopen\n",
+                                      c, why, sizeof why),
+                   CC_OK);
+  assert_int_equal(cc_case_save_text(c, text), CC_OK);
+  assert_int_equal(cc_case_save_binary(c, bin), CC_OK);
+  assert_int_equal(cc_case_load(text, d, why, sizeof why), CC_OK);
+  assert_same(c, d);
+  assert_int_equal(cc_case_load(bin, d, why, sizeof why), CC_OK);
+  assert_same(c, d);
+  assert_int_equal(cc_case_load("/nonexistent/case", d, why, sizeof why), CC_EIO);
+  assert_non_null(strstr(why, "/nonexistent/case"));
+  unlink(text);
+  unlink(bin);
+  rmdir(dir);
+  free(c);
+  free(d);
+}
+
+static void test_content_is_deterministic(void **state) {
+  (void)state;
+  uint8_t a[4096], b[4096];
+  cc_fill(a, sizeof a, 7, 42);
+  cc_fill(b, sizeof b, 7, 42);
+  assert_memory_equal(a, b, sizeof a);
+  assert_int_equal(cc_hash(a, sizeof a), cc_hash(b, sizeof b));
+  cc_fill(b, sizeof b, 8, 42);
+  assert_memory_not_equal(a, b, sizeof a);
+  assert_int_not_equal(cc_hash(a, sizeof a), cc_hash(b, sizeof b));
+  cc_fill(b, sizeof b, 7, 43);
+  assert_memory_not_equal(a, b, sizeof a);
+  memcpy(b, a, sizeof a);
+  b[4095] ^= 1;
+  assert_int_not_equal(cc_hash(a, sizeof a), cc_hash(b, sizeof b));
+  assert_int_not_equal(cc_hash(a, 100), cc_hash(a, 101));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_every_byte_string_decodes),
+      cmocka_unit_test(test_text_round_trip),
+      cmocka_unit_test(test_bad_text_names_the_line),
+      cmocka_unit_test(test_files_in_both_forms),
+      cmocka_unit_test(test_content_is_deterministic),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,321 @@
+/* workload.c: the workload runner and the model: executes a case's operations on a
+ * pager, marks each for the shim, and records the state the pager must show after it. */
+#include "workload.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mappedpages.h"
+#include "powercut_mark.h"
+
+/* ---- states ---------------------------------------------------------------- */
+
+void cc_state_free(cc_state *s) {
+  free(s->reg);
+  free(s->synced);
+  free(s->prot);
+  free(s->prot_hash);
+  memset(s, 0, sizeof *s);
+}
+
+static uint64_t *dup_ids(const uint64_t *a, size_t n) {
+  uint64_t *b = malloc((n ? n : 1) * sizeof *b);
+  if (b && n) memcpy(b, a, n * sizeof *b);
+  return b;
+}
+
+int cc_state_copy(const cc_state *from, cc_state *to) {
+  to->nreg = from->nreg;
+  to->nprot = from->nprot;
+  to->reg = dup_ids(from->reg, from->nreg);
+  to->synced = dup_ids(from->synced, from->nreg);
+  to->prot = dup_ids(from->prot, from->nprot);
+  to->prot_hash = dup_ids(from->prot_hash, from->nprot);
+  if (!to->reg || !to->synced || !to->prot || !to->prot_hash) {
+    cc_state_free(to);
+    return CC_ENOMEM;
+  }
+  return CC_OK;
+}
+
+bool cc_state_same_sets(const cc_state *a, const cc_state *b) {
+  return a->nreg == b->nreg && a->nprot == b->nprot && (!a->nreg || !memcmp(a->reg, b->reg, a->nreg * 8)) &&
+         (!a->nprot || !memcmp(a->prot, b->prot, a->nprot * 8));
+}
+
+void cc_state_describe(const cc_state *s, char *buf, size_t len) {
+  int n = snprintf(buf, len, "%zu regular [", s->nreg);
+  for (size_t i = 0; i < s->nreg && i < 6 && n > 0 && (size_t)n < len; i++)
+    n += snprintf(buf + n, len - (size_t)n, i ? " %llu" : "%llu", (unsigned long long)s->reg[i]);
+  if (n > 0 && (size_t)n < len)
+    n += snprintf(buf + n, len - (size_t)n, "%s], %zu protected [", s->nreg > 6 ? " ..." : "", s->nprot);
+  for (size_t i = 0; i < s->nprot && i < 6 && n > 0 && (size_t)n < len; i++)
+    n += snprintf(buf + n, len - (size_t)n, i ? " %llu" : "%llu", (unsigned long long)s->prot[i]);
+  if (n > 0 && (size_t)n < len) snprintf(buf + n, len - (size_t)n, "%s]", s->nprot > 6 ? " ..." : "");
+}
+
+/* Sorted-array set operations; arrays grow by doubling through `cap`. */
+typedef struct growable {
+  uint64_t *ids, *vals;
+  size_t n, cap;
+} growable;
+
+static int g_insert(growable *g, uint64_t id, uint64_t val) {
+  if (g->n == g->cap) {
+    size_t cap = g->cap ? g->cap * 2 : 64;
+    uint64_t *ids = realloc(g->ids, cap * 8), *vals;
+    if (!ids) return CC_ENOMEM;
+    g->ids = ids;
+    if (!(vals = realloc(g->vals, cap * 8))) return CC_ENOMEM;
+    g->vals = vals;
+    g->cap = cap;
+  }
+  size_t at = g->n;
+  while (at > 0 && g->ids[at - 1] > id) at--;
+  memmove(g->ids + at + 1, g->ids + at, (g->n - at) * 8);
+  memmove(g->vals + at + 1, g->vals + at, (g->n - at) * 8);
+  g->ids[at] = id;
+  g->vals[at] = val;
+  g->n++;
+  return CC_OK;
+}
+
+static void g_remove_at(growable *g, size_t at) {
+  memmove(g->ids + at, g->ids + at + 1, (g->n - at - 1) * 8);
+  memmove(g->vals + at, g->vals + at + 1, (g->n - at - 1) * 8);
+  g->n--;
+}
+
+static long g_find(const growable *g, uint64_t id) {
+  size_t lo = 0, hi = g->n;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (g->ids[mid] < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < g->n && g->ids[lo] == id ? (long)lo : -1;
+}
+
+static int snapshot(const growable *reg, const growable *prot, cc_state *out) {
+  cc_state view = {reg->n, reg->ids, reg->vals, prot->n, prot->ids, prot->vals};
+  return cc_state_copy(&view, out);
+}
+
+int cc_state_read(struct mp_pager *p, bool contents, cc_state *out) {
+  growable reg = {0}, prot = {0};
+  size_t ps = mp_page_size(p);
+  uint64_t id;
+  int rc = CC_OK;
+  for (uint64_t from = 0; rc == CC_OK && mp_next_regular(p, from, &id) == MP_OK; from = id + 1) {
+    void *data;
+    rc = g_insert(&reg, id, contents && mp_page(p, id, &data) == MP_OK ? cc_hash(data, ps) : 0);
+  }
+  for (uint64_t from = 0; rc == CC_OK && mp_next_protected(p, from, &id) == MP_OK; from = id + 1) {
+    const void *data;
+    rc = g_insert(&prot, id, mp_protected_read(p, id, &data) == MP_OK ? cc_hash(data, ps) : 0);
+  }
+  if (rc == CC_OK) rc = snapshot(&reg, &prot, out);
+  free(reg.ids);
+  free(reg.vals);
+  free(prot.ids);
+  free(prot.vals);
+  return rc;
+}
+
+/* ---- the runner -------------------------------------------------------------- */
+
+typedef struct runner {
+  const cc_case *c;
+  const char *path;
+  mp_pager *p;
+  growable reg, prot;
+  uint8_t *buf; /* a page of content */
+  cc_run *run;
+} runner;
+
+#define FAIL(r, ...)                                                     \
+  do {                                                                   \
+    snprintf((r)->run->error, sizeof (r)->run->error, __VA_ARGS__);      \
+    return CC_EINVAL;                                                    \
+  } while (0)
+
+static int expect(runner *r, size_t i, const char *what, int rc, int ok1, int ok2) {
+  if (rc == ok1 || rc == ok2) return CC_OK;
+  FAIL(r, "operation %zu (%s): %s returned %d (%s)", i, cc_op_name(r->c->ops[i - 1].kind), what, rc, mp_strerror(rc));
+}
+
+static int do_op(runner *r, size_t i, const cc_op *op) {
+  size_t ps = mp_page_size(r->p); /* an existing file has its own */
+  int rc;
+  uint64_t ids[32], id;
+  switch (op->kind) {
+    case CC_ALLOC:
+      rc = mp_alloc(r->p, &id);
+      if (expect(r, i, "mp_alloc", rc, MP_OK, MP_EFULL)) return CC_EINVAL;
+      return rc == MP_OK ? g_insert(&r->reg, id, 0) : CC_OK;
+    case CC_ALLOC_BULK: {
+      size_t n = 1 + op->a % 32;
+      rc = mp_alloc_bulk(r->p, n, ids);
+      if (expect(r, i, "mp_alloc_bulk", rc, MP_OK, MP_EFULL)) return CC_EINVAL;
+      for (size_t k = 0; rc == MP_OK && k < n; k++)
+        if (g_insert(&r->reg, ids[k], 0)) return CC_ENOMEM;
+      return CC_OK;
+    }
+    case CC_FREE:
+    case CC_FREE_BULK: {
+      if (!r->reg.n) return CC_OK;
+      size_t n = op->kind == CC_FREE ? 1 : 1 + op->b % 32, start = op->a % r->reg.n;
+      if (n > r->reg.n) n = r->reg.n;
+      for (size_t k = 0; k < n; k++) ids[k] = r->reg.ids[(start + k) % r->reg.n];
+      rc = mp_free_bulk(r->p, n, ids);
+      if (expect(r, i, "mp_free_bulk", rc, MP_OK, MP_OK)) return CC_EINVAL;
+      for (size_t k = 0; k < n; k++) g_remove_at(&r->reg, (size_t)g_find(&r->reg, ids[k]));
+      return CC_OK;
+    }
+    case CC_WRITE:
+    case CC_WRITE_SYNC: {
+      if (!r->reg.n) return CC_OK;
+      size_t at = op->a % r->reg.n;
+      void *data;
+      if (expect(r, i, "mp_page", mp_page(r->p, r->reg.ids[at], &data), MP_OK, MP_OK)) return CC_EINVAL;
+      cc_fill(data, ps, op->b, r->reg.ids[at]);
+      r->reg.vals[at] = 0;
+      if (op->kind == CC_WRITE) return CC_OK;
+      if (expect(r, i, "mp_sync_page", mp_sync_page(r->p, r->reg.ids[at]), MP_OK, MP_OK)) return CC_EINVAL;
+      r->reg.vals[at] = cc_hash(data, ps);
+      return CC_OK;
+    }
+    case CC_SYNC:
+      if (expect(r, i, "mp_sync", mp_sync(r->p), MP_OK, MP_OK)) return CC_EINVAL;
+      for (size_t k = 0; k < r->reg.n; k++) {
+        void *data;
+        mp_page(r->p, r->reg.ids[k], &data);
+        r->reg.vals[k] = cc_hash(data, ps);
+      }
+      return CC_OK;
+    case CC_PALLOC:
+      rc = mp_protected_alloc(r->p, &id);
+      if (expect(r, i, "mp_protected_alloc", rc, MP_OK, MP_EFULL)) return CC_EINVAL;
+      if (rc != MP_OK) return CC_OK;
+      memset(r->buf, 0, ps);
+      return g_insert(&r->prot, id, cc_hash(r->buf, ps));
+    case CC_PFREE: {
+      if (!r->prot.n) return CC_OK;
+      size_t at = op->a % r->prot.n;
+      if (expect(r, i, "mp_protected_free", mp_protected_free(r->p, r->prot.ids[at]), MP_OK, MP_OK)) return CC_EINVAL;
+      g_remove_at(&r->prot, at);
+      return CC_OK;
+    }
+    case CC_PWRITE:
+    case CC_PABORT: {
+      if (!r->prot.n) return CC_OK;
+      size_t at = op->a % r->prot.n;
+      void *stage;
+      if (expect(r, i, "mp_protected_begin", mp_protected_begin(r->p, r->prot.ids[at], &stage), MP_OK, MP_OK))
+        return CC_EINVAL;
+      /* The staged copy must start as the committed content. */
+      if (cc_hash(stage, ps) != r->prot.vals[at]) FAIL(r, "operation %zu: staged copy differs from the content", i);
+      cc_fill(stage, ps, op->b, r->prot.ids[at] | UINT64_C(1) << 63);
+      if (op->kind == CC_PABORT)
+        return expect(r, i, "mp_protected_abort", mp_protected_abort(r->p, r->prot.ids[at]), MP_OK, MP_OK);
+      uint64_t h = cc_hash(stage, ps);
+      if (expect(r, i, "mp_protected_commit", mp_protected_commit(r->p, r->prot.ids[at]), MP_OK, MP_OK))
+        return CC_EINVAL;
+      r->prot.vals[at] = h;
+      return CC_OK;
+    }
+    case CC_REOPEN:
+      mp_close(r->p);
+      r->p = NULL;
+      return expect(r, i, "mp_open", mp_open(r->path, 0, &r->p), MP_OK, MP_OK);
+  }
+  return CC_OK;
+}
+
+/* The pager must show exactly the model's sets after every operation. */
+static int agree(runner *r, size_t i) {
+  cc_state seen, want;
+  if (cc_state_read(r->p, false, &seen) != CC_OK) return CC_ENOMEM;
+  if (snapshot(&r->reg, &r->prot, &want) != CC_OK) {
+    cc_state_free(&seen);
+    return CC_ENOMEM;
+  }
+  bool same = cc_state_same_sets(&seen, &want);
+  size_t k = 0;
+  while (same && k < want.nprot && seen.prot_hash[k] == want.prot_hash[k]) k++;
+  uint64_t bad = same && k < want.nprot ? want.prot[k] : UINT64_MAX;
+  char a[200], b[200];
+  cc_state_describe(&want, a, sizeof a);
+  cc_state_describe(&seen, b, sizeof b);
+  cc_state_free(&seen);
+  cc_state_free(&want);
+  if (!same) FAIL(r, "after operation %zu the model holds %s, the pager %s", i, a, b);
+  if (bad != UINT64_MAX)
+    FAIL(r, "after operation %zu protected page %llu does not hold its last committed content", i,
+         (unsigned long long)bad);
+  return CC_OK;
+}
+
+static int add_state(runner *r) {
+  cc_state *s = &r->run->states[r->run->nstates];
+  int rc = snapshot(&r->reg, &r->prot, s);
+  if (rc == CC_OK) r->run->nstates++;
+  return rc;
+}
+
+/* The runner's sets start as what an existing file holds; its regular pages'
+ * content is durable (it is a file on disk). */
+static int load_existing(runner *r) {
+  cc_state s;
+  int rc = cc_state_read(r->p, true, &s);
+  for (size_t i = 0; rc == CC_OK && i < s.nreg; i++) rc = g_insert(&r->reg, s.reg[i], s.synced[i]);
+  for (size_t i = 0; rc == CC_OK && i < s.nprot; i++) rc = g_insert(&r->prot, s.prot[i], s.prot_hash[i]);
+  cc_state_free(&s);
+  return rc;
+}
+
+static int run_case(const cc_case *c, const char *path, bool existing, cc_run *run) {
+  memset(run, 0, sizeof *run);
+  run->states = calloc(c->nops + 1, sizeof *run->states);
+  runner r = {.c = c, .path = path, .run = run, .buf = malloc(MP_MAX_PAGE_SIZE)};
+  if (!run->states || !r.buf) {
+    free(r.buf);
+    return CC_ENOMEM;
+  }
+  if (!existing) unlink(path);
+  pc_mark_begin(cc_marker(0), existing ? "open" : "create");
+  int rc = existing ? mp_open(path, 0, &r.p) : mp_create(path, c->page_size, &r.p);
+  pc_mark_end(cc_marker(0));
+  if (rc != MP_OK) {
+    snprintf(run->error, sizeof run->error, "%s(%s): %s", existing ? "mp_open" : "mp_create", path, mp_strerror(rc));
+    free(r.buf);
+    return CC_EIO;
+  }
+  rc = existing ? load_existing(&r) : CC_OK;
+  if (rc == CC_OK) rc = add_state(&r);
+  for (size_t i = 1; rc == CC_OK && i <= c->nops; i++) {
+    pc_mark_begin(cc_marker(i), cc_op_name(c->ops[i - 1].kind));
+    rc = do_op(&r, i, &c->ops[i - 1]);
+    pc_mark_end(cc_marker(i));
+    if (rc == CC_OK) rc = agree(&r, i);
+    if (rc == CC_OK) rc = add_state(&r);
+  }
+  mp_close(r.p);
+  free(r.buf);
+  free(r.reg.ids);
+  free(r.reg.vals);
+  free(r.prot.ids);
+  free(r.prot.vals);
+  return rc;
+}
+
+int cc_run_case(const cc_case *c, const char *path, cc_run *run) { return run_case(c, path, false, run); }
+int cc_run_case_on(const cc_case *c, const char *path, cc_run *run) { return run_case(c, path, true, run); }
+
+void cc_run_free(cc_run *run) {
+  for (size_t i = 0; i < run->nstates; i++) cc_state_free(&run->states[i]);
+  free(run->states);
+  memset(run, 0, sizeof *run);
+}

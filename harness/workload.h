@@ -1,0 +1,56 @@
+/* workload.h: runs a case against libmappedpages, marking each operation for the shim,
+ * and keeps the model: what the pager must show after each operation. */
+#ifndef CC_WORKLOAD_H
+#define CC_WORKLOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "case.h"
+
+/* What the pager must hold after an operation. Hashes are cc_hash of whole pages;
+ * a synced hash of 0 means the durable content of that page is not known (it was
+ * written and not synced since). */
+typedef struct cc_state {
+  size_t nreg;
+  uint64_t *reg;       /* allocated regular page ids, ascending */
+  uint64_t *synced;    /* per reg[i] */
+  size_t nprot;
+  uint64_t *prot;      /* protected ids, ascending */
+  uint64_t *prot_hash; /* per prot[i]: the committed content */
+} cc_state;
+
+/* The states a run went through: states[0] after the create, states[i] after
+ * operation i (1-based). The shim sees operation i under marker i + 1, and the
+ * create under marker 1. */
+typedef struct cc_run {
+  size_t nstates;
+  cc_state *states;
+  char error[512]; /* the first time the pager disagreed with the model, or "" */
+} cc_run;
+
+/* Creates `path` (replacing it) and runs every operation of the case. Returns
+ * CC_OK when the run finished and matched the model at every operation (else
+ * run->error says where it did not, and the states so far are kept). */
+int cc_run_case(const cc_case *c, const char *path, cc_run *run);
+/* As cc_run_case, on a pager file that exists (a recovered crash image): it is
+ * opened read-write instead of created, and states[0] is what it holds. */
+int cc_run_case_on(const cc_case *c, const char *path, cc_run *run);
+void cc_run_free(cc_run *run);
+
+/* Marker operation id of case operation i (0 = the create). */
+static inline uint64_t cc_marker(size_t i) { return (uint64_t)i + 1; }
+
+/* Reads the state of an open pager: the regular and protected sets and the
+ * protected contents, and with `contents` the regular pages' content hashes (in
+ * `synced`; else 0). A protected page whose content fails its checksum gets hash 0. */
+struct mp_pager;
+int cc_state_read(struct mp_pager *p, bool contents, cc_state *out);
+void cc_state_free(cc_state *s);
+int cc_state_copy(const cc_state *from, cc_state *to);
+/* One-line summary for reports: counts and the first ids. */
+void cc_state_describe(const cc_state *s, char *buf, size_t len);
+bool cc_state_same_sets(const cc_state *a, const cc_state *b);
+
+#endif
