@@ -46,7 +46,12 @@ $(BUILD)/bin/pc-bench: $(BUILD)/rel/faults/bench/pc_bench.o | $(BUILD)/lib/libpo
 	@mkdir -p $(@D)
 	$(CC) -o $@ $^
 
-LIBS_REL      += $(BUILD)/lib/libpowercut.so $(BUILD)/lib/libpowercut.a
+# pc-trace: list a trace's steps, derive a crash image from it.
+$(BUILD)/bin/pc-trace: $(BUILD)/rel/faults/tools/pc_trace.o $(PC_LIBSRCS:%.c=$(BUILD)/rel/%.o)
+	@mkdir -p $(@D)
+	$(CC) -o $@ $^
+
+LIBS_REL      += $(BUILD)/lib/libpowercut.so $(BUILD)/lib/libpowercut.a $(BUILD)/bin/pc-trace
 CHECK_BINS    += $(BUILD)/tst/faults/tests/test_model $(BUILD)/asan/faults/tests/test_model \
                  $(BUILD)/tst/faults/tests/test_shim $(BUILD)/asan/faults/tests/test_shim \
                  $(BUILD)/tst/faults/tests/test_inproc $(BUILD)/tst/faults/tests/test_pager_cuts

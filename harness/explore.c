@@ -447,7 +447,13 @@ static int run_job(const job *jb) {
       r->reclaimed += v.reclaimed;
       if (v.reclaimed) r->leaky_states++;
       if (!v.nviolations) continue;
-      if (!r->violations++) r->first_violation_state = r->states;
+      /* The first violation of R1-R6 is what a bug breaks directly; a sampled R7
+       * follow-up may trip over the same bug earlier in the enumeration. */
+      bool direct = strcmp(v.v[0].invariant, "R7") != 0;
+      if (!r->violations++ || (direct && r->first_is_again)) {
+        r->first_violation_state = r->states;
+        r->first_is_again = !direct;
+      }
       if (r->nfound >= jb->o->max_violations) continue;
       cc_found *f = &r->found[r->nfound++];
       memset(f, 0, sizeof *f);

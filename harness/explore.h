@@ -38,6 +38,7 @@ typedef struct cc_found {
 typedef struct cc_explore_result {
   uint64_t steps, states, distinct, violations, leaks, reclaimed, leaky_states;
   uint64_t first_violation_state; /* crash states enumerated until the first violation (0: none) */
+  bool first_is_again;             /* ... and that one was found by an R7 follow-up */
   uint64_t again_runs, again_states; /* R7: follow-up workloads run, and their crash states checked */
   double seconds;
   unsigned nfound;

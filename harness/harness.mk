@@ -35,3 +35,4 @@ CHECK_SCRIPTS += ci/mutants/run
 .PHONY: mutants
 mutants: all
 	ci/mutants/run
+BENCH_BINS    += harness/bench/cc-bench

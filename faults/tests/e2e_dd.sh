@@ -38,6 +38,15 @@ cmp -s data.crash expect || fail "prefix:9 tear"
 rc=0; run_dd POWERCUT_CUT=3:none conv=notrunc oflag=dsync || rc=$?
 head -c 8192 new >expect; tail -c +8193 old >>expect
 cmp -s data.crash expect || fail "O_DSYNC writes"
+# record once, derive later: pc-trace gives the live cut's image from the trace
+rc=0; run_dd "POWERCUT_TRACE=$T/dd.trace" conv=notrunc,fsync || rc=$?
+[ "$rc" = 0 ] || fail "record exit $rc"
+"$B/bin/pc-trace" dd.trace | grep -q "fsync" || fail "pc-trace listing"
+for crash in all prefix:9 suffix:3 random:5 garbage:2:none:7; do
+  "$B/bin/pc-trace" dd.trace image 5 "$crash" derived || fail "pc-trace image $crash"
+  rc=0; run_dd "POWERCUT_CUT=5:$crash" conv=notrunc,fsync || rc=$?
+  cmp -s data.crash derived || fail "derived image differs from the live cut ($crash)"
+done
 # a glob and an image directory
 mkdir imgs
 rc=0; run_dd "POWERCUT_FILE=$T/da* POWERCUT_IMAGE=$T/imgs POWERCUT_CUT=5:all" conv=notrunc,fsync || rc=$?

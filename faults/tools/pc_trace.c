@@ -1,0 +1,98 @@
+/* pc_trace.c: pc-trace, a small command line over the trace reader: lists the steps of a
+ * powercut trace, and derives the crash image of any step without re-running the workload. */
+#include "../powercut.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int usage(void)
+{
+    fprintf(stderr,
+            "usage: pc-trace TRACE                                list the steps\n"
+            "       pc-trace TRACE image STEP CRASH OUT [FILE]    write a crash image\n"
+            "  CRASH is TEAR[:WRITEBACK[:SEED]] as in POWERCUT_CUT; FILE is a file id (default 0).\n"
+            "  Exit status: 0 done, 2 usage or unreadable trace.\n");
+    return 2;
+}
+
+static int list(pc_trace *t)
+{
+    uint64_t n;
+    uint32_t nf, sector;
+    int complete;
+    pc_trace_step_count(t, &n);
+    pc_trace_file_count(t, &nf);
+    pc_trace_sector_size(t, &sector);
+    pc_trace_complete(t, &complete);
+    printf("# %" PRIu64 " steps, %" PRIu32 " files, sector %" PRIu32 ", %s\n", n, nf, sector,
+           complete ? "complete" : "cut short");
+    for (uint32_t i = 0; i < nf; i++) {
+        const char *name;
+        pc_trace_file_name(t, i, &name);
+        printf("# file %" PRIu32 ": %s\n", i, name);
+    }
+    printf("%6s %-16s %4s %12s %12s %5s %8s %6s %s\n", "step", "call", "file", "off", "len", "errno",
+           "sectors", "op", "label");
+    pc_replay *r;
+    int rc = pc_replay_new(t, &r);
+    if (rc) return rc;
+    for (;;) {
+        uint64_t k, secs = 0;
+        if ((rc = pc_replay_next(r, &k)) || !k) break;
+        pc_model *m;
+        pc_replay_model(r, &m);
+        pc_model_step_sectors(m, &secs);
+        pc_step_info in;
+        pc_trace_step_info(t, k, &in);
+        char len[24];
+        if (in.len == UINT64_MAX) snprintf(len, sizeof len, "all");
+        else snprintf(len, sizeof len, "%" PRIu64, in.len);
+        printf("%6" PRIu64 " %-16s %4" PRId32 " %12" PRIu64 " %12s %5d %8" PRIu64 " %6" PRIu64 " %s\n", k,
+               pc_call_name(in.call), in.file == UINT32_MAX ? -1 : (int32_t)in.file, in.off, len, in.err,
+               secs, in.op, in.label);
+    }
+    pc_replay_free(r);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) return usage();
+    pc_trace *t;
+    int rc = pc_trace_open(argv[1], &t);
+    if (rc) {
+        fprintf(stderr, "pc-trace: %s: %s\n", argv[1], pc_strerror(rc));
+        return 2;
+    }
+    if (argc == 2) {
+        rc = list(t);
+    } else if ((argc == 6 || argc == 7) && !strcmp(argv[2], "image")) {
+        pc_crash c;
+        char *end;
+        uint64_t step = strtoull(argv[3], &end, 10);
+        uint32_t id = argc == 7 ? (uint32_t)strtoul(argv[6], NULL, 10) : 0;
+        if (*end || pc_crash_parse(argv[4], &c)) {
+            pc_trace_free(t);
+            return usage();
+        }
+        uint8_t *img;
+        uint64_t len;
+        rc = pc_trace_image(t, id, step, &c, &img, &len);
+        if (!rc) {
+            FILE *f = fopen(argv[5], "wb");
+            if (!f || fwrite(img, 1, len, f) != len || fclose(f)) rc = PC_EIO;
+            free(img);
+        }
+    } else {
+        pc_trace_free(t);
+        return usage();
+    }
+    pc_trace_free(t);
+    if (rc) {
+        fprintf(stderr, "pc-trace: %s\n", pc_strerror(rc));
+        return 2;
+    }
+    return 0;
+}
