@@ -53,7 +53,7 @@ typedef struct cc_schedule {
   uint8_t seed;        /* random tear/writeback subsets and garbage bytes */
 } cc_schedule;
 
-#define CC_MAX_OPS 4096
+#define CC_MAX_OPS 16384
 
 typedef struct cc_case {
   uint32_t page_size;   /* 1024, 2048, 4096 or 8192 */

@@ -75,6 +75,22 @@ static bool want_help(int argc, char **argv) {
   return false;
 }
 
+/* --help prints a command's usage on stdout (exit 0); wrong arguments print it on
+ * stderr (exit 2). True when the command should stop there. */
+static bool handled_usage(int argc, char **argv, const char *usage, bool args_ok, int *status) {
+  if (want_help(argc, argv)) {
+    fputs(usage, stdout);
+    *status = EXIT_CLEAN;
+    return true;
+  }
+  if (!args_ok) {
+    fputs(usage, stderr);
+    *status = EXIT_USAGE;
+    return true;
+  }
+  return false;
+}
+
 static unsigned long parse_num(const char *usage, const char *opt, const char *s, unsigned long max) {
   char *end;
   errno = 0;
@@ -432,14 +448,8 @@ static int cmd_replay(int argc, char **argv) {
   static const char *usage = "usage: crashcheck replay FILE\n\nReproduces one case deterministically (a reproducer, a hand-written "
           "case or any fuzzer\ncrash file) and tells the story: the operations, the step and call where power was "
           "cut,\nthe tear, what recovery found and which invariant failed. Exit 1 on a violation.\n";
-  if (want_help(argc, argv)) {
-    fputs(usage, stdout);
-    return EXIT_CLEAN;
-  }
-  if (argc != 2) {
-    fputs(usage, stderr);
-    return EXIT_USAGE;
-  }
+  int status;
+  if (handled_usage(argc, argv, usage, argc == 2, &status)) return status;
   cc_case *c = load_case_or_die(argv[1]);
   char inv[16] = "", call[32] = "";
   int st = replay(c, true, inv, sizeof inv, call, sizeof call);
@@ -482,14 +492,8 @@ static int cmd_minimize(int argc, char **argv) {
   }
   static const char *usage = "usage: crashcheck minimize FILE -o OUT\n\nShrinks a failing case (its operations and schedule) while it "
           "still fails the same\ninvariant at the same kind of step; writes the smallest case found as text.\n";
-  if (want_help(argc, argv)) {
-    fputs(usage, stdout);
-    return EXIT_CLEAN;
-  }
-  if (!in || !out) {
-    fputs(usage, stderr);
-    return EXIT_USAGE;
-  }
+  int status;
+  if (handled_usage(argc, argv, usage, in && out, &status)) return status;
   cc_case *c = load_case_or_die(in);
   char inv[16] = "", call[32] = "";
   if (replay(c, false, inv, sizeof inv, call, sizeof call) != EXIT_VIOLATION || !strcmp(inv, "run")) {
@@ -535,14 +539,8 @@ static int cmd_minimize(int argc, char **argv) {
 static int cmd_check(int argc, char **argv) {
   static const char *usage = "usage: crashcheck check IMAGE\n\nChecks one pager file read-only: every structural rule, findings in "
           "words.\nExit 1 if there is any finding.\n";
-  if (want_help(argc, argv)) {
-    fputs(usage, stdout);
-    return EXIT_CLEAN;
-  }
-  if (argc != 2) {
-    fputs(usage, stderr);
-    return EXIT_USAGE;
-  }
+  int status;
+  if (handled_usage(argc, argv, usage, argc == 2, &status)) return status;
   unsigned findings = 0;
   if (cc_fsck(argv[1], &findings) != CC_OK) return EXIT_USAGE;
   printf("%u findings\n", findings);
@@ -551,14 +549,8 @@ static int cmd_check(int argc, char **argv) {
 
 static int cmd_show(int argc, char **argv) {
   static const char *usage = "usage: crashcheck show FILE\n\nPrints a case (text or binary, e.g. a fuzzer input) as text.\n";
-  if (want_help(argc, argv)) {
-    fputs(usage, stdout);
-    return EXIT_CLEAN;
-  }
-  if (argc != 2) {
-    fputs(usage, stderr);
-    return EXIT_USAGE;
-  }
+  int status;
+  if (handled_usage(argc, argv, usage, argc == 2, &status)) return status;
   cc_case *c = load_case_or_die(argv[1]);
   cc_case_print_text(c, stdout);
   free(c);
@@ -567,14 +559,8 @@ static int cmd_show(int argc, char **argv) {
 
 static int cmd_encode(int argc, char **argv) {
   static const char *usage = "usage: crashcheck encode TEXT -o OUT\n\nWrites a text case in the binary form fuzzers use.\n";
-  if (want_help(argc, argv)) {
-    fputs(usage, stdout);
-    return EXIT_CLEAN;
-  }
-  if (argc != 4 || strcmp(argv[2], "-o")) {
-    fputs(usage, stderr);
-    return EXIT_USAGE;
-  }
+  int status;
+  if (handled_usage(argc, argv, usage, argc == 4 && !strcmp(argv[2], "-o"), &status)) return status;
   cc_case *c = load_case_or_die(argv[1]);
   int rc = cc_case_save_binary(c, argv[3]);
   free(c);

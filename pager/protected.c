@@ -17,6 +17,14 @@ static int find_entry(const mp_pager *p, uint64_t id, uint32_t *b, uint32_t *e, 
   return ent->in_use ? MP_OK : MP_ENOTALLOC;
 }
 
+/* The start of every call that changes a protected page: the handle may write, the
+ * work an earlier call left is done, and the id names an allocated protected page. */
+static int writable_entry(mp_pager *p, uint64_t id, uint32_t *b, uint32_t *e, mp_entry *ent) {
+  if (!p) return MP_EINVAL;
+  int rc = mp__writable(p);
+  return rc != MP_OK ? rc : find_entry(p, id, b, e, ent);
+}
+
 static uint32_t page_crc(const mp_pager *p, uint64_t id) { return mp__crc32(0, mp__pg(p, id), p->ps); }
 
 /* msync a list of pages, merging runs of consecutive ids into one call. */
@@ -165,12 +173,10 @@ int mp_protected_alloc(mp_pager *p, uint64_t *id) {
 }
 
 int mp_protected_free(mp_pager *p, uint64_t id) {
-  if (!p) return MP_EINVAL;
-  int rc = mp__writable(p);
-  if (rc != MP_OK) return rc;
   uint32_t b, e;
   mp_entry ent;
-  if ((rc = find_entry(p, id, &b, &e, &ent)) != MP_OK) return rc;
+  int rc = writable_entry(p, id, &b, &e, &ent);
+  if (rc != MP_OK) return rc;
   static const uint8_t cleared[MP_ENTRY_SIZE];
   if ((rc = mp__dir_stage(p, b, e, cleared)) != MP_OK) return rc;
   mp_block *blk = &p->blocks[b];
@@ -203,12 +209,11 @@ int mp_protected_read(mp_pager *p, uint64_t id, const void **data) {
 }
 
 int mp_protected_begin(mp_pager *p, uint64_t id, void **data) {
-  if (!p || !data) return MP_EINVAL;
-  int rc = mp__writable(p);
-  if (rc != MP_OK) return rc;
+  if (!data) return MP_EINVAL;
   uint32_t b, e;
   mp_entry ent;
-  if ((rc = find_entry(p, id, &b, &e, &ent)) != MP_OK) return rc;
+  int rc = writable_entry(p, id, &b, &e, &ent);
+  if (rc != MP_OK) return rc;
   mp_block *blk = &p->blocks[b];
   if (mp__bit(blk->staged, e)) return MP_EBUSY;
   uint8_t *staging = mp__pg(p, ent.page[!ent.slot]);
@@ -219,12 +224,10 @@ int mp_protected_begin(mp_pager *p, uint64_t id, void **data) {
 }
 
 int mp_protected_commit(mp_pager *p, uint64_t id) {
-  if (!p) return MP_EINVAL;
-  int rc = mp__writable(p);
-  if (rc != MP_OK) return rc;
   uint32_t b, e;
   mp_entry ent;
-  if ((rc = find_entry(p, id, &b, &e, &ent)) != MP_OK) return rc;
+  int rc = writable_entry(p, id, &b, &e, &ent);
+  if (rc != MP_OK) return rc;
   mp_block *blk = &p->blocks[b];
   if (!mp__bit(blk->staged, e)) return MP_ENOTSTAGED;
   uint64_t next = ent.page[!ent.slot];
