@@ -24,6 +24,7 @@ CHECK_BINS  :=   # test programs `make check` runs (each exits non-zero on failu
 CHECK_SCRIPTS := # end-to-end test scripts `make check` runs after them
 BENCH_BINS  :=   # benchmark programs `make bench` runs
 CLEAN_EXTRA :=
+INSTALL_TARGETS := # further install steps, one target each
 
 .PHONY: all setup run check bench install clean
 # Keep the objects of test programs: they are intermediates of a pattern chain.
@@ -62,7 +63,7 @@ check: all $(CHECK_BINS) $(CHECK_SCRIPTS)
 bench: all $(BENCH_BINS)
 	@for b in $(BENCH_BINS); do $$b || exit 1; done
 
-install: all
+install: all $(INSTALL_TARGETS)
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 pager/mappedpages.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/lib/libmappedpages.a $(DESTDIR)$(PREFIX)/lib/
@@ -71,7 +72,6 @@ install: all
 	ln -sf libmappedpages.so.0 $(DESTDIR)$(PREFIX)/lib/libmappedpages.so
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(MP_VERSION)|g' pager/mappedpages.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mappedpages.pc
-	$(INSTALL_EXTRA)
 
 clean:
 	rm -rf $(BUILD) $(CLEAN_EXTRA)

@@ -36,3 +36,12 @@ CHECK_SCRIPTS += ci/mutants/run
 mutants: all
 	ci/mutants/run
 BENCH_BINS    += harness/bench/cc-bench
+
+# crashcheck looks for the shim at ../lib/libpowercut.so beside itself.
+.PHONY: install-crashcheck
+install-crashcheck: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
+	install -m 755 $(BUILD)/bin/crashcheck $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(BUILD)/lib/libpowercut.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 faults/powercut.h faults/powercut_mark.h $(DESTDIR)$(PREFIX)/include/
+INSTALL_TARGETS += install-crashcheck

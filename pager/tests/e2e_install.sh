@@ -6,7 +6,8 @@ root=$(pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 make -s install PREFIX="$tmp/prefix" >/dev/null
-for f in include/mappedpages.h lib/libmappedpages.a lib/libmappedpages.so lib/libmappedpages.so.0 lib/pkgconfig/mappedpages.pc; do
+for f in include/mappedpages.h lib/libmappedpages.a lib/libmappedpages.so lib/libmappedpages.so.0 \
+         lib/pkgconfig/mappedpages.pc bin/crashcheck lib/libpowercut.so include/powercut.h; do
   [ -e "$tmp/prefix/$f" ] || { echo "missing after install: $f"; exit 1; }
 done
 # The first C block of the README is the example.
@@ -23,4 +24,7 @@ rm data.pages
 ./app-static
 # Opening the same file again finds both pages it wrote.
 ./app-static
+# The installed crashcheck finds the installed shim and explores a small case.
+printf 'crashcheck-case 1\npage-size 1024\nalloc\npalloc\npwrite 0 1\nfree 0\n' > small.case
+"$tmp/prefix/bin/crashcheck" explore small.case --quiet --out "$tmp/out" | grep -q "violations       0"
 echo "install, pkg-config and the README example work"
