@@ -138,8 +138,11 @@ PC_API int pc_tw_file(pc_tw *w, uint32_t id, const char *name, const void *conte
 PC_API int pc_tw_write(pc_tw *w, uint32_t id, uint64_t off, const void *data, uint64_t len,
                        int from_mmap);
 PC_API int pc_tw_truncate(pc_tw *w, uint32_t id, uint64_t size);
+/* A step: pc_tw_step, then its volatile changes (write/truncate), then its syncs/loses, then
+ * pc_tw_step_end. Records outside a step are volatile changes between steps. */
 PC_API int pc_tw_step(pc_tw *w, uint64_t step, int call, uint32_t id, int err, uint64_t off,
                       uint64_t len);
+PC_API int pc_tw_step_end(pc_tw *w);
 PC_API int pc_tw_sync(pc_tw *w, uint32_t id, uint64_t off, uint64_t len);
 PC_API int pc_tw_lose(pc_tw *w, uint32_t id, uint64_t off, uint64_t len);
 PC_API int pc_tw_mark(pc_tw *w, int kind, uint64_t op, const char *label);
@@ -200,6 +203,9 @@ typedef void (*pc_image_cb)(void *ctx, const char *name, const uint8_t *img, uin
 PC_API int pc_shim_set_image_cb(pc_image_cb cb, void *ctx);
 /* Schedule a cut (or, with err != 0, an error) at step k of this run (0 disables). */
 PC_API int pc_shim_set_cut(uint64_t step, const pc_crash *crash);
+/* err: an errno, or PC_ERRNO_SHORT: a write transfers only the first half of its bytes (and
+ * returns that count); any other call fails with EINTR. */
+#define PC_ERRNO_SHORT (-2)
 PC_API int pc_shim_set_error(uint64_t step, int err);
 
 /* Markers (also declared weak in powercut_mark.h so programs run without the shim). */

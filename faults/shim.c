@@ -307,8 +307,8 @@ static void read_env(void)
         if (!c) die("POWERCUT_ERROR", v);
         *c = 0;
         S.err_step = strtoull(buf, &end, 10);
-        S.err_errno = parse_errno(c + 1);
-        if (*end || !S.err_step || S.err_errno < 0) die("POWERCUT_ERROR", v);
+        S.err_errno = !strcmp(c + 1, "short") ? PC_ERRNO_SHORT : parse_errno(c + 1);
+        if (*end || !S.err_step || S.err_errno == -1) die("POWERCUT_ERROR", v);
     }
     if ((v = getenv("POWERCUT_IMAGE")) && *v) S.image = strdup(v);
     if ((v = getenv("POWERCUT_MARK_FD")) && *v) {
@@ -347,7 +347,6 @@ static void init(void)
 __attribute__((constructor)) static void pc_ctor(void) { init(); }
 
 uint64_t pc__tw_total(const pc_tw *w);
-int pc__tw_step_end(pc_tw *w);
 
 static void finish_trace(void)
 {
@@ -847,7 +846,7 @@ static void forget_range(uintptr_t a, size_t len)
 }
 
 /* ---- steps ---- */
-enum { GO_CALL = 0, GO_ERROR = 1, GO_CUT = 2 };
+enum { GO_CALL = 0, GO_ERROR = 1, GO_CUT = 2, GO_SHORT = 3 };
 
 static const char *const fiu_names[] = {
     "", "powercut/write", "powercut/pwrite", "powercut/writev", "powercut/pwritev",
@@ -866,17 +865,25 @@ static int step_open(int call, uint32_t file_id, uint64_t off, uint64_t len, int
     *err = 0;
     if (S.cut_step == k) go = GO_CUT;
     else if (S.err_step == k) {
-        go = GO_ERROR;
-        *err = S.err_errno;
+        go = S.err_errno == PC_ERRNO_SHORT ? GO_SHORT : GO_ERROR;
+        *err = go == GO_ERROR ? S.err_errno : 0;
     } else {
         int fn = fiu_fail(fiu_names[call]);
         if (fn) {
-            if ((uintptr_t)fiu_failinfo() == 1) go = GO_CUT;
+            uintptr_t info = (uintptr_t)fiu_failinfo();
+            if (info == 1) go = GO_CUT;
+            else if (info == 2) go = GO_SHORT;
             else {
                 go = GO_ERROR;
                 *err = fn;
             }
         }
+    }
+    /* A short transfer is a write's way to fail half-way; other calls are interrupted. */
+    if (go == GO_SHORT && call != PC_CALL_WRITE && call != PC_CALL_PWRITE && call != PC_CALL_WRITEV &&
+        call != PC_CALL_PWRITEV) {
+        go = GO_ERROR;
+        *err = EINTR;
     }
     if (S.tw) trace_fail(pc_tw_step(S.tw, k, call, file_id, *err, off, len));
     if (S.m) trace_fail(pc_model_step_begin(S.m, NULL));
@@ -885,7 +892,7 @@ static int step_open(int call, uint32_t file_id, uint64_t off, uint64_t len, int
 
 static void step_close(void)
 {
-    if (S.tw) trace_fail(pc__tw_step_end(S.tw));
+    if (S.tw) trace_fail(pc_tw_step_end(S.tw));
     if (S.m) trace_fail(pc_model_step_end(S.m));
 }
 
@@ -1085,13 +1092,32 @@ static ssize_t do_write(int call, int fd, const struct iovec *iov, int n, int64_
         errno = e;
         return -1;
     }
+    if (go == GO_SHORT && total < 2) { /* nothing shorter to return: interrupted */
+        go = GO_ERROR;
+        err = EINTR;
+    }
     if (go == GO_ERROR) {
         step_close();
         END_STEP();
         errno = err;
         return -1;
     }
-    ssize_t r = real(fd, iov, n, pos);
+    ssize_t r;
+    if (go == GO_SHORT) { /* the first half reaches the file, the call returns its length */
+        uint64_t want = total / 2, left = want;
+        struct iovec *part = malloc((size_t)n * sizeof *part);
+        int m = 0;
+        for (int i = 0; part && i < n && left; i++, m++) {
+            part[i] = iov[i];
+            if (part[i].iov_len > left) part[i].iov_len = left;
+            left -= part[i].iov_len;
+        }
+        r = part ? real(fd, part, m, pos) : -1;
+        free(part);
+        if (!part) errno = ENOMEM;
+    } else {
+        r = real(fd, iov, n, pos);
+    }
     int saved = errno;
     if (r > 0) {
         note_iov(f, off, iov, n, (uint64_t)r);
@@ -1768,7 +1794,7 @@ PC_EXPORT int pc_shim_set_cut(uint64_t step, const pc_crash *crash)
 PC_EXPORT int pc_shim_set_error(uint64_t step, int err)
 {
     ENSURE();
-    if (step && err <= 0) return PC_EINVAL;
+    if (step && err <= 0 && err != PC_ERRNO_SHORT) return PC_EINVAL;
     S.err_step = step;
     S.err_errno = err;
     return PC_OK;

@@ -285,9 +285,7 @@ int pc_tw_step(pc_tw *w, uint64_t step, int call, uint32_t id, int err, uint64_t
     return rput(w, &r);
 }
 
-/* Internal: the shim closes a step (and patches nothing: errno is known before the call). */
-int pc__tw_step_end(pc_tw *w);
-int pc__tw_step_end(pc_tw *w) { return w ? put8(w, R_STEPEND) : PC_EINVAL; }
+int pc_tw_step_end(pc_tw *w) { return w ? put8(w, R_STEPEND) : PC_EINVAL; }
 
 static int range_rec(pc_tw *w, int type, uint32_t id, uint64_t off, uint64_t len)
 {

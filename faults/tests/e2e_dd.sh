@@ -3,7 +3,7 @@
 # at its fsync, O_DSYNC writes, a glob naming the tracked file and an image directory.
 set -euo pipefail
 set -f # POWERCUT_FILE globs are for the shim, not the shell
-B=${BUILD:-build}
+B=$(realpath "${BUILD:-build}") # absolute: the script changes directory
 LIB=$(realpath "$B/lib/libpowercut.so")
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT

@@ -2,7 +2,7 @@
 # e2e_fiu.sh: libfiu's own tools drive the shim's fault points: fiu-run -c enables
 # powercut/<call> as an errno or a power cut, and fiu-ctrl enables one in a running process.
 set -euo pipefail
-B=${BUILD:-build}
+B=$(realpath "${BUILD:-build}") # absolute: the script changes directory
 LIB=$(realpath "$B/lib/libpowercut.so")
 W=$(realpath "$B/tst/faults/tests/pc_work")
 T=$(mktemp -d)

@@ -415,7 +415,6 @@ static void b_step(both *b, uint64_t k, int call, int sync, uint64_t off, uint64
     assert_int_equal(pc_model_step_end(b->m), PC_OK);
 }
 
-extern int pc__tw_step_end(pc_tw *w);
 
 static void test_trace_replay_matches_live(void **st)
 {
@@ -433,21 +432,21 @@ static void test_trace_replay_matches_live(void **st)
     b_write(&b, 100, 2000, 'a', 0);
     k++;
     b_step(&b, k, PC_CALL_PWRITE, 0, 100, 2000, &sn[k - 1]);
-    pc__tw_step_end(b.w);
+    pc_tw_step_end(b.w);
     k++;
     b_step(&b, k, PC_CALL_FSYNC, 1, 0, UINT64_MAX, &sn[k - 1]);
-    pc__tw_step_end(b.w);
+    pc_tw_step_end(b.w);
     assert_int_equal(pc_tw_mark(b.w, PC_MARK_END, 1, ""), PC_OK);
     b_write(&b, 0, 4096, 'm', 1); /* mapping stores between steps */
     assert_int_equal(pc_tw_mark(b.w, PC_MARK_BEGIN, 2, "second"), PC_OK);
     k++;
     b_step(&b, k, PC_CALL_MSYNC, 1, 1024, 1024, &sn[k - 1]);
-    pc__tw_step_end(b.w);
+    pc_tw_step_end(b.w);
     assert_int_equal(pc_model_truncate(b.m, 0, 300), PC_OK);
     assert_int_equal(pc_tw_truncate(b.w, 0, 300), PC_OK);
     k++;
     b_step(&b, k, PC_CALL_FTRUNCATE, 0, 300, 0, &sn[k - 1]);
-    pc__tw_step_end(b.w);
+    pc_tw_step_end(b.w);
     assert_int_equal(pc_model_lose(b.m, 0, 0, 100), PC_OK);
     assert_int_equal(pc_tw_lose(b.w, 0, 0, 100), PC_OK);
     k++;

@@ -462,6 +462,21 @@ static void test_errors(void **st)
     uint8_t *f = slurp("f", &len);
     assert_int_equal(len, 0);
     free(f);
+    /* a short write: half the bytes reach the file (and the model), the call returns 50 */
+    clean();
+    assert_int_equal(run("POWERCUT_ERROR=1:short", "V:100:65 f"), 0);
+    f = slurp("f", &len);
+    assert_int_equal(len, 50);
+    free(f);
+    img = cut_image("2:all", "POWERCUT_ERROR=1:short", "V:100:65 f", &len);
+    assert_int_equal(len, 50);
+    free(img);
+    /* ... and through libfiu (failinfo=2); on a sync it means EINTR */
+    clean();
+    assert_int_equal(run("FIU_ENABLE=enable name=powercut/fsync,failnum=1,failinfo=2", "w:0:10:65 f"), 0);
+    out = slurp("out", &len);
+    assert_non_null(strstr((char *)out, "ERR 1 4"));
+    free(out);
 }
 
 static void test_fiu_enable(void **st)
