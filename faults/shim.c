@@ -1635,8 +1635,14 @@ PC_EXPORT void *mremap(void *old, size_t oldlen, size_t newlen, int flags, ...)
     for (size_t i = 0; i < S.nmaps; i++)
         if ((uintptr_t)old >= S.maps[i].addr && (uintptr_t)old < S.maps[i].addr + S.maps[i].len)
             src = S.maps[i];
+    /* Write tracking leaves the mapping in pieces of different protection, and the
+     * kernel refuses to remap a range that is not one mapping (EFAULT). Every store
+     * so far is recorded (harvest_all), so the range can be made whole, and it is
+     * tracked afresh where it lands (add_map), or again where it was on failure. */
+    if (src.len && src.track) mprotect(old, oldlen, src.prot);
     void *p = real_mremap(old, oldlen, newlen, flags, want);
     int saved = errno;
+    if (p == MAP_FAILED && src.len && src.track) mprotect(old, oldlen, src.prot & ~PROT_WRITE);
     if (p != MAP_FAILED && src.len) {
         forget_range((uintptr_t)old, oldlen);
         if (flags & MREMAP_FIXED) forget_range((uintptr_t)p, newlen);

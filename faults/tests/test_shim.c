@@ -281,6 +281,16 @@ static void test_mremap_munmap(void **st)
     assert_true(range_is(img, 12288, 100, 67));
     assert_true(range_is(img, 0, 12288, 0));
     free(img);
+    /* write tracking split the mapping (a synced page, a stored one, a clean one):
+     * mremap still works on it, and stores before and after it are both tracked */
+    img = cut_image("6:none", NULL,
+                    "t:16384 f m:16384 s:0:10:71 M:0:4096 s:4096:10:72 t:32768 r:32768 s:20480:10:73 M:4096:20480 f",
+                    &len);
+    assert_int_equal(len, 32768);
+    assert_true(range_is(img, 0, 10, 71));
+    assert_true(range_is(img, 4096, 10, 72));
+    assert_true(range_is(img, 20480, 10, 73));
+    free(img);
     /* stores before munmap are volatile changes that a later fsync makes durable */
     img = cut_image("3:all", NULL, "t:8192 f m:8192 s:0:10:68 u f", &len);
     assert_true(range_is(img, 0, 10, 68));
