@@ -160,9 +160,13 @@ int cc_fsck(const char *path, unsigned *findings) {
   printf("%s: page size %zu, %llu pages, %llu free\n", path, mp_page_size(p), (unsigned long long)mp_page_count(p),
          (unsigned long long)mp_free_count(p));
   rc = mp_check(p, print_finding, NULL, findings);
+  static const char *const what[] = {"rewrite page 0 after a torn write", "use the metadata copy before the damaged one",
+                                     "reclaim pages an interrupted protected operation left",
+                                     "make directory copies agree", "adopt a file another writer made"};
+  for (unsigned bit = 0; bit < 5; bit++)
+    if (mp_recovery(p) >> bit & 1) printf("  recovery pending: a read-write open will %s\n", what[bit]);
   if (mp_leaked_count(p))
-    printf("  note: %llu pages were left allocated by an interrupted protected operation; a read-write open "
-           "reclaims them\n",
+    printf("  note: %llu pages were left allocated by an interrupted protected operation\n",
            (unsigned long long)mp_leaked_count(p));
   mp_close(p);
   return rc == MP_OK ? CC_OK : CC_EIO;

@@ -24,6 +24,7 @@ struct mp_pager {
   bool rdonly;
   bool poisoned;   /* the durable state is uncertain after a failed commit point */
   bool ours;       /* the file carries MP_BUILD_MIRRORED: inactive copies are intents */
+  unsigned recovery; /* MP_RECOVER_* bits: what a writer's open does (or did) */
   unsigned log2;
   size_t ps;
   size_t sys_page;    /* msync works on whole system pages */

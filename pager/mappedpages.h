@@ -146,6 +146,17 @@ MP_API int mp_check(mp_pager *p, mp_report_fn report, void *arg, unsigned *findi
  * failed; until then they count as free in mp_free_count. */
 MP_API uint64_t mp_leaked_count(const mp_pager *p);
 
+/* What recovery does when the file is opened read-write: for a read-only handle,
+ * what a writer's open would do; for a read-write handle, what its open did. A
+ * mask of MP_RECOVER_* bits; 0 means the file needed nothing (and a writer's open
+ * does not write to it). */
+#define MP_RECOVER_PAGE0 0x1u    /* a torn write of page 0 is resolved and page 0 rewritten */
+#define MP_RECOVER_METADATA 0x2u /* the current metadata copy is damaged: the one before is used */
+#define MP_RECOVER_RECLAIM 0x4u  /* pages an interrupted protected alloc/free left are freed */
+#define MP_RECOVER_MIRROR 0x8u   /* directory copies are made to agree again */
+#define MP_RECOVER_ADOPT 0x10u   /* a file another writer made is adopted (see README) */
+MP_API unsigned mp_recovery(const mp_pager *p);
+
 #ifdef __cplusplus
 }
 #endif

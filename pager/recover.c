@@ -93,8 +93,22 @@ static int adopt(mp_pager *p) {
   return rc;
 }
 
+static unsigned pending(const mp_pager *p, const uint8_t *p0, bool meta_fell_back) {
+  unsigned what = 0;
+  if (memcmp(p->map + MP_SB_DIR_COUNT, p0 + MP_SB_DIR_COUNT, p->ps - MP_SB_DIR_COUNT) != 0) what |= MP_RECOVER_PAGE0;
+  if (meta_fell_back) what |= MP_RECOVER_METADATA;
+  if (p->reclaim_count) what |= MP_RECOVER_RECLAIM;
+  for (uint32_t b = 0; b < p->dir_count; b++)
+    if (p->blocks[b].needs_mirror) what |= MP_RECOVER_MIRROR;
+  if (!p->ours) what |= MP_RECOVER_ADOPT;
+  return what;
+}
+
+unsigned mp_recovery(const mp_pager *p) { return p ? p->recovery : 0; }
+
 int mp__recover(mp_pager *p, const uint8_t *p0, const mp_p0_fix *fix, bool meta_fell_back) {
   if (p->ours) find_interrupted(p, fix);
+  p->recovery = pending(p, p0, meta_fell_back);
   if (p->rdonly) return MP_OK;
 
   int rc;

@@ -960,6 +960,7 @@ static int classify(const snap *s, const snap *o, const snap *n, bool block_may_
 static void torn_image(const uint8_t *img, size_t len, const snap *o, const snap *n, bool block_may_stay,
                        const char *label) {
   int cls[2] = {0, 0};
+  unsigned pending = 0;
   char a[600], b[600], c[600];
   g_images++;
   for (int ro = 1; ro >= 0; ro--) {
@@ -985,7 +986,16 @@ static void torn_image(const uint8_t *img, size_t len, const snap *o, const snap
       bad("%s [%s]: neither old nor new state:\n    got %s\n    old %s\n    new %s", label, mode, a, b, c);
     }
     if (!ro && s.leaked) bad("%s [RW]: %llu page(s) leaked after recovery", label, (unsigned long long)s.leaked);
+    if (ro) pending = mp_recovery(p);
+    else if (mp_recovery(p) != pending) bad("%s: a writer's open did %#x, a reader said %#x", label, mp_recovery(p), pending);
     mp_close(p);
+    if (!ro && !pending) {
+      /* Nothing pending: the writer's open must not have changed a byte. */
+      size_t got_len;
+      uint8_t *got = t_read_file(path, &got_len);
+      if (got_len != len || memcmp(got, img, len)) bad("%s: recovery said nothing was pending but wrote", label);
+      free(got);
+    }
     if (!ro) {
       /* Recovery is durable: a read-only reopen sees the same state, and the file
        * takes further work. */
@@ -993,6 +1003,7 @@ static void torn_image(const uint8_t *img, size_t len, const snap *o, const snap
       assert_int_equal(mp_open(path, MP_RDONLY, &p), MP_OK);
       snap_take(p, &s2);
       if (!snap_same(&s, &s2)) bad("%s: state after RW recovery differs on reopen", label);
+      if (mp_recovery(p)) bad("%s: recovery still pending (%#x) after a writer's open", label, mp_recovery(p));
       snap_free(&s2);
       mp_close(p);
       assert_int_equal(mp_open(path, 0, &p), MP_OK);

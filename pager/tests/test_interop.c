@@ -157,6 +157,8 @@ static void open_fixture(const char *img, const char *txt, unsigned flags) {
   int rc = mp_open_explain(path, flags, &p, why, sizeof why);
   if (rc != MP_OK) fail_msg("%s: %s", img, why);
   assert_matches(p, &m);
+  /* Another writer's file: a writer's open adopts it (and only that). */
+  assert_int_equal(mp_recovery(p), MP_RECOVER_ADOPT);
   assert_int_equal(mp_close(p), MP_OK);
   /* A read-only open must not change a byte; a writer may only adopt the file
    * (mirror directory copies, set the build byte), never change its content. */
@@ -167,6 +169,7 @@ static void open_fixture(const char *img, const char *txt, unsigned flags) {
   assert_reference_rules(after, after_len);
   assert_int_equal(mp_open(path, MP_RDONLY, &p), MP_OK);
   assert_matches(p, &m);
+  assert_int_equal(mp_recovery(p), flags & MP_RDONLY ? MP_RECOVER_ADOPT : 0);
   mp_close(p);
   free(after);
   free(data);

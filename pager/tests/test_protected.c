@@ -130,6 +130,7 @@ static void test_many_blocks_persist(void **state) {
     seen++;
   }
   assert_int_equal(seen, 90);
+  assert_int_equal(mp_recovery(p), 0); /* a file closed cleanly needs nothing */
   size_t n = 0;
   for (uint64_t from = 0; mp_next_regular(p, from, &id) == MP_OK; from = id + 1) n++;
   assert_int_equal(n, 5);
