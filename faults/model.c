@@ -637,34 +637,27 @@ static void fill_garbage(uint8_t *dst, const uint8_t *oldb, const uint8_t *newb,
     }
 }
 
-int pc_model_image(pc_model *m, uint32_t id, const pc_crash *c, uint8_t **buf_out,
-                   uint64_t *len_out)
+int pc_model_image_sectors(pc_model *m, uint32_t id, const pc_crash *c, pc_sector_fn fn, void *ctx,
+                           uint64_t *size_out)
 {
     mfile *f;
     int rc = get_file(m, id, &f);
     if (rc) return rc;
-    if (!c || !buf_out || !len_out) return PC_EINVAL;
+    if (!c || !fn || !size_out) return PC_EINVAL;
     if (m->in_step && (rc = compute_dk(m))) return rc;
     size_t ndk = m->in_step ? m->ndk : 0;
     uint32_t S = m->sector;
-    uint8_t *img = malloc(f->cap);
-    if (!img) return PC_ENOMEM;
-    memcpy(img, f->dur, f->cap);
     uint64_t size = f->dsize;
 
     /* Early writeback: dirty, differing sectors outside D, within the volatile size. */
     if (c->wb != PC_WB_NONE) {
         uint64_t s1 = (f->vsize + S - 1) / S;
         size_t n;
-        if ((rc = dirty_in(m, f, 0, s1, &n))) {
-            free(img);
-            return rc;
-        }
+        if ((rc = dirty_in(m, f, 0, s1, &n))) return rc;
         for (size_t j = 0; j < n; j++) {
             uint64_t s = m->scratch[j];
             if (!differs(m, f, s) || (ndk && in_dk(m, id, s))) continue;
-            if (c->wb == PC_WB_ALL || coin(c->wb_seed, PURPOSE_WB, id, s))
-                memcpy(img + s * S, f->vol + s * S, S);
+            if (c->wb == PC_WB_ALL || coin(c->wb_seed, PURPOSE_WB, id, s)) fn(ctx, s, f->vol + s * S);
         }
         if (f->vsize != f->dsize &&
             (c->wb == PC_WB_ALL || coin(c->wb_seed, PURPOSE_WB_SIZE, id, 0)))
@@ -677,6 +670,7 @@ int pc_model_image(pc_model *m, uint32_t id, const pc_crash *c, uint8_t **buf_ou
         if (m->pend[i].id == id) pending_size = 1;
     uint64_t gidx = c->tear_n < ndk ? c->tear_n : ndk; /* garbage:N past the end: the last */
     uint64_t mine = 0, landed = 0;
+    uint8_t *garbage = NULL;
     for (size_t j = 0; j < ndk; j++) {
         int take;
         switch (c->tear) {
@@ -685,24 +679,58 @@ int pc_model_image(pc_model *m, uint32_t id, const pc_crash *c, uint8_t **buf_ou
         case PC_TEAR_PREFIX: take = j < c->tear_n; break;
         case PC_TEAR_SUFFIX: take = c->tear_n >= ndk || j >= ndk - c->tear_n; break;
         case PC_TEAR_RANDOM: take = coin(c->tear_seed, PURPOSE_TEAR, m->dk[j].id, m->dk[j].sec); break;
-        default: free(img); return PC_EINVAL;
+        default: free(garbage); return PC_EINVAL;
         }
         if (m->dk[j].id != id) continue;
         mine++;
         if (!take) continue;
         landed++;
         uint64_t o = m->dk[j].sec * S;
-        if (c->tear == PC_TEAR_GARBAGE && j + 1 == gidx)
-            fill_garbage(img + o, f->dur + o, f->vol + o, S, c->seed, id, m->dk[j].sec);
-        else
-            memcpy(img + o, f->vol + o, S);
+        if (c->tear == PC_TEAR_GARBAGE && j + 1 == gidx) {
+            if (!garbage && !(garbage = malloc(S))) return PC_ENOMEM;
+            fill_garbage(garbage, f->dur + o, f->vol + o, S, c->seed, id, m->dk[j].sec);
+            fn(ctx, m->dk[j].sec, garbage);
+        } else {
+            fn(ctx, m->dk[j].sec, f->vol + o);
+        }
     }
+    free(garbage);
     if (pending_size && c->tear != PC_TEAR_NONE && landed == mine) size = f->vsize;
+    *size_out = size;
+    return PC_OK;
+}
 
+/* The full image is the durable content with those sectors laid over it. */
+typedef struct {
+    uint8_t *img;
+    uint32_t sector;
+} overlay;
+
+static void lay_over(void *ctx, uint64_t sec, const uint8_t *data)
+{
+    overlay *o = ctx;
+    memcpy(o->img + sec * o->sector, data, o->sector);
+}
+
+int pc_model_image(pc_model *m, uint32_t id, const pc_crash *c, uint8_t **buf_out,
+                   uint64_t *len_out)
+{
+    mfile *f;
+    int rc = get_file(m, id, &f);
+    if (rc) return rc;
+    if (!c || !buf_out || !len_out) return PC_EINVAL;
+    overlay o = {malloc(f->cap ? f->cap : 1), m->sector};
+    if (!o.img) return PC_ENOMEM;
+    memcpy(o.img, f->dur, f->cap);
+    uint64_t size;
+    if ((rc = pc_model_image_sectors(m, id, c, lay_over, &o, &size))) {
+        free(o.img);
+        return rc;
+    }
     /* Bytes past the chosen size are not part of the file. */
-    uint8_t *out = realloc(img, size ? size : 1);
+    uint8_t *out = realloc(o.img, size ? size : 1);
     if (!out) {
-        free(img);
+        free(o.img);
         return PC_ENOMEM;
     }
     *buf_out = out;

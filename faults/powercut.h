@@ -104,6 +104,14 @@ PC_API int pc_model_step_sectors(pc_model *m, uint64_t *n_out);
  * a malloc'ed buffer the caller frees. Never changes the model. */
 PC_API int pc_model_image(pc_model *m, uint32_t id, const pc_crash *crash, uint8_t **buf_out,
                           uint64_t *len_out);
+/* The same image as differences from the durable content: fn is called once for each
+ * sector (sector_size bytes at sector * sector_size) that the image takes from
+ * elsewhere (volatile content, or garbage), and *size_out gets the image's size.
+ * The data pointer is valid during the call only. Cost: the sectors involved, not
+ * the file size (explorers keep the durable image and lay these over it). */
+typedef void (*pc_sector_fn)(void *ctx, uint64_t sector, const uint8_t *data);
+PC_API int pc_model_image_sectors(pc_model *m, uint32_t id, const pc_crash *crash, pc_sector_fn fn, void *ctx,
+                                  uint64_t *size_out);
 /* The current volatile / durable content (borrowed pointers, valid until the next call). */
 PC_API int pc_model_volatile(const pc_model *m, uint32_t id, const uint8_t **buf, uint64_t *len);
 PC_API int pc_model_durable(const pc_model *m, uint32_t id, const uint8_t **buf, uint64_t *len);

@@ -372,6 +372,59 @@ static void test_many_sectors(void **st)
     pc_model_free(m);
 }
 
+/* The image as sectors laid over the durable content is the image, for every kind of
+ * tear and writeback, and names only sectors that differ from durable. */
+typedef struct {
+    uint8_t *img;
+    const uint8_t *dur;
+    unsigned calls, same;
+} laid;
+
+static void lay(void *ctx, uint64_t sec, const uint8_t *data)
+{
+    laid *l = ctx;
+    l->calls++;
+    if (!memcmp(l->dur + sec * SEC, data, SEC)) l->same++;
+    memcpy(l->img + sec * SEC, data, SEC);
+}
+
+static void test_image_sectors_equal_image(void **st)
+{
+    (void)st;
+    static const char *const kinds[] = {"none", "all", "prefix:2", "suffix:3", "random:5", "garbage:2:none:5",
+                                        "none:all", "all:random:4", "random:9:random:2:3", "prefix:1:all"};
+    pc_model *m = mk();
+    assert_int_equal(pc_model_truncate(m, 0, 16 * SEC), PC_OK);
+    sync_step(m, 0, UINT64_MAX);
+    wr(m, 0, 16 * SEC, 'a');
+    sync_step(m, 0, UINT64_MAX);
+    for (int s = 0; s < 16; s += 2) wr(m, (uint64_t)s * SEC, SEC, 'b' + s);
+    assert_int_equal(pc_model_truncate(m, 0, 24 * SEC), PC_OK);
+    assert_int_equal(pc_model_step_begin(m, NULL), PC_OK);
+    assert_int_equal(pc_model_sync(m, 0, 4 * SEC, 6 * SEC), PC_OK);
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+        pc_crash c;
+        assert_int_equal(pc_crash_parse(kinds[k], &c), PC_OK);
+        uint8_t *img;
+        uint64_t len, size;
+        assert_int_equal(pc_model_image(m, 0, &c, &img, &len), PC_OK);
+        const uint8_t *dur;
+        uint64_t dlen;
+        assert_int_equal(pc_model_durable(m, 0, &dur, &dlen), PC_OK);
+        laid l = {calloc(1, 24 * SEC), dur, 0, 0};
+        memcpy(l.img, dur, dlen);
+        assert_int_equal(pc_model_image_sectors(m, 0, &c, lay, &l, &size), PC_OK);
+        assert_int_equal(size, len);
+        assert_memory_equal(l.img, img, len);
+        assert_int_equal(l.same, 0);
+        if (strcmp(kinds[k], "none") != 0) assert_true(l.calls > 0);
+        free(l.img);
+        free(img);
+    }
+    assert_int_equal(pc_model_step_end(m), PC_OK);
+    pc_model_free(m);
+}
+
 /* ---- traces: a workload fed to a live model and a trace writer at once; every image of
  * every step derived from the trace equals the live model's. ---- */
 typedef struct {
@@ -532,6 +585,7 @@ int main(void)
         cmocka_unit_test(test_lose_fsync_gate),
         cmocka_unit_test(test_parse),
         cmocka_unit_test(test_many_sectors),
+        cmocka_unit_test(test_image_sectors_equal_image),
         cmocka_unit_test(test_trace_replay_matches_live),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
