@@ -80,9 +80,14 @@ int cc_check_image(const char *path, size_t page_size, const cc_state *before, c
   /* First as a reader, which changes nothing: structure, and what a writer would
    * have to reclaim. */
   int rc = mp_open_explain(path, MP_RDONLY, &p, why, sizeof why);
+  v->rewritten = true; /* unless a reader says a writer's open has nothing to do */
   if (rc == MP_OK) {
     structure(p, "before recovery", v);
     v->reclaimed = mp_leaked_count(p);
+    v->rewritten = mp_recovery(p) != 0;
+    /* A writer's open that has nothing to do writes nothing and sees what the
+     * reader sees: the reader's handle stands for it. */
+    if (!v->rewritten) goto opened;
     mp_close(p);
   } else if (!(before == NULL && rc == MP_EINCOMPLETE)) {
     violation(v, "R1", "the file opens read-only", "%s: %s", mp_strerror(rc), why);
@@ -98,6 +103,7 @@ int cc_check_image(const char *path, size_t page_size, const cc_state *before, c
     return CC_OK;
   }
   structure(p, "after recovery", v);
+opened:;
   cc_state got;
   if (cc_state_read(p, false, &got) != CC_OK) {
     mp_close(p);

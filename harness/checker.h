@@ -20,6 +20,7 @@ typedef struct cc_verdict {
   cc_violation v[CC_MAX_VIOLATIONS];
   uint64_t leaks;     /* W1: pages left allocated and owned by nothing after recovery */
   uint64_t reclaimed; /* pages an interrupted operation left that recovery reclaimed */
+  bool rewritten;     /* the check wrote to the image (recovery, or a create replacing it) */
 } cc_verdict;
 
 /* Checks the crash image at `path` (it is modified: a read-write open recovers it).

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "image.h"
 #include "powercut.h"
 #include "workload.h"
 
@@ -116,49 +117,6 @@ static bool hs_add(hashset *s, uint64_t h) {
       return true;
     }
   }
-}
-
-/* ---- image identity ------------------------------------------------------------------
- * Consecutive images differ in a few sectors, so the hash of an image is a sum of
- * per-sector hashes, and only sectors that differ from the previous image are hashed
- * again (memcmp is several times cheaper than hashing). */
-
-#define HASH_SECTOR 512
-
-typedef struct image_hasher {
-  uint8_t *prev;
-  uint64_t *sec;
-  uint64_t len, sum;
-} image_hasher;
-
-static uint64_t sector_hash(const uint8_t *b, size_t n, uint64_t index) {
-  return cc_hash(b, n) ^ (index + 1) * 0xD6E8FEB86659FD93ull;
-}
-
-static bool image_hash(image_hasher *ih, const uint8_t *buf, uint64_t len, uint64_t *out) {
-  uint64_t nsec = (len + HASH_SECTOR - 1) / HASH_SECTOR;
-  bool fresh = len != ih->len || !ih->prev;
-  if (fresh) { /* the length changed (rare: the file grew): start over */
-    uint8_t *prev = realloc(ih->prev, len ? len : 1);
-    if (prev) ih->prev = prev;
-    uint64_t *sec = realloc(ih->sec, (nsec ? nsec : 1) * 8);
-    if (sec) ih->sec = sec;
-    if (!prev || !sec) return false;
-    ih->sum = 0;
-  }
-  for (uint64_t s = 0; s < nsec; s++) {
-    uint64_t off = s * HASH_SECTOR, n = len - off < HASH_SECTOR ? len - off : HASH_SECTOR;
-    if (!fresh) {
-      if (memcmp(buf + off, ih->prev + off, n) == 0) continue;
-      ih->sum -= ih->sec[s];
-    }
-    ih->sec[s] = sector_hash(buf + off, n, s);
-    ih->sum += ih->sec[s];
-    memcpy(ih->prev + off, buf + off, n);
-  }
-  ih->len = len;
-  *out = ih->sum ^ len * 0x9E3779B97F4A7C15ull;
-  return true;
 }
 
 /* ---- deriving and checking ---------------------------------------------------------- */
@@ -379,11 +337,19 @@ static int run_job(const job *jb) {
   }
   uint64_t total_steps = 0;
   pc_trace_step_count(t, &total_steps);
-  uint32_t file_id = 0;
   char image[1024];
   snprintf(image, sizeof image, "%s/image-%u", jb->o->workdir, jb->shard);
+  uint32_t sector = 512;
+  pc_trace_sector_size(t, &sector);
+  const char *verify = getenv("CRASHCHECK_VERIFY");
+  cc_image *im = NULL;
+  if (cc_image_new(image, sector, verify && *verify && *verify != '0', &im) != CC_OK) {
+    snprintf(r->error, sizeof r->error, "cannot create %s", image);
+    pc_replay_free(rp);
+    pc_trace_free(t);
+    return CC_EIO;
+  }
   hashset seen = {0};
-  image_hasher ih = {0};
   cc_schedule *sched = malloc(sizeof *sched * 8192);
   size_t last_index = 0;
   uint64_t next_again = 1;
@@ -402,33 +368,29 @@ static int run_job(const job *jb) {
     uint64_t n = 0;
     pc_replay_model(rp, &m);
     pc_model_step_sectors(m, &n);
+    if (cc_image_step(im, m) != CC_OK) {
+      snprintf(r->error, sizeof r->error, "cannot follow the durable content at step %llu", (unsigned long long)step);
+      break;
+    }
     size_t nch = choices(jb->o, n, sched, 8192);
     for (size_t i = 0; i < nch; i++) {
       r->states++;
       pc_crash crash;
       to_pc_crash(&sched[i], &crash);
-      uint8_t *buf;
-      uint64_t len;
-      if (pc_model_image(m, file_id, &crash, &buf, &len) != PC_OK) continue;
       uint64_t h;
-      if (!image_hash(&ih, buf, len, &h)) h = cc_hash(buf, len) ^ len * 0x9E3779B97F4A7C15ull;
-      if (!hs_add(&seen, h) || h % jb->shards != jb->shard) {
-        free(buf);
-        continue;
+      if (cc_image_derive(im, m, &crash, &h) != CC_OK) {
+        snprintf(r->error, sizeof r->error, "cannot derive the image of step %llu", (unsigned long long)step);
+        break;
       }
+      if (!hs_add(&seen, h) || h % jb->shards != jb->shard) continue;
       r->distinct++;
-      /* Overwrite in place: truncating would free and reallocate every page of the
-       * file in the page cache for each image. */
-      int fd = open(image, O_WRONLY | O_CREAT, 0644);
-      bool written = fd >= 0 && pwrite(fd, buf, len, 0) == (ssize_t)len && ftruncate(fd, (off_t)len) == 0;
-      if (fd >= 0) close(fd);
-      free(buf);
-      if (!written) {
+      if (cc_image_write(im, m, &crash) != CC_OK) {
         snprintf(r->error, sizeof r->error, "cannot write %s", image);
         break;
       }
       cc_verdict v;
       cc_check_image(image, jb->c->page_size, before, after, kind, &v);
+      if (v.rewritten || v.nviolations) cc_image_touched(im);
       cc_again_where aw = {0};
       if (!v.nviolations && jb->o->again && step >= next_again) {
         /* R7 on a sample of recovered states, spread over the steps. */
@@ -467,6 +429,7 @@ static int run_job(const job *jb) {
       snprintf(f->op, sizeof f->op, "%s", index ? cc_op_name(kind) : "create");
       write_reproducer(jb, f, r->nfound);
     }
+    if (r->error[0] || cc_image_end_step(im, m) != CC_OK) break;
     if (jb->progress && now_s() - last_progress > 0.25) {
       last_progress = now_s();
       fprintf(stderr, "\rcrashcheck: step %llu/%llu, %llu states, %llu distinct, %llu violations ",
@@ -478,8 +441,7 @@ static int run_job(const job *jb) {
   unlink(image);
   free(sched);
   free(seen.slots);
-  free(ih.prev);
-  free(ih.sec);
+  cc_image_free(im);
   pc_replay_free(rp);
   pc_trace_free(t);
   return CC_OK;

@@ -49,6 +49,12 @@ num() { grep -o "\"$1\": [0-9]*" <<<"$2" | grep -o '[0-9]*$'; }
 distinct=$(num distinct_states "$json")
 [ "$distinct" -gt 50 ] || fail "too few distinct states: $distinct"
 [ "$(num violations "$json")" = 0 ] || fail "violations in JSON"
+# The image file is kept up to date sector by sector; CRASHCHECK_VERIFY compares it
+# with the whole image every time (it aborts on a difference).
+jv=$(CRASHCHECK_VERIFY=1 $cc explore "$tmp/w.case" --quiet --json)
+[ "$(num distinct_states "$jv")" = "$distinct" ] || fail "verified run checked $(num distinct_states "$jv"), not $distinct"
+jv=$(CRASHCHECK_VERIFY=1 $cc explore corpus/workloads/default --quiet --json --again 2)
+[ "$(num violations "$jv")" = 0 ] || fail "verified run of the default workload"
 j2=$($cc explore "$tmp/w.case" --quiet --json --jobs 2)
 [ "$(num distinct_states "$j2")" = "$distinct" ] || fail "--jobs 2 checked $(num distinct_states "$j2"), not $distinct"
 s0=$($cc explore "$tmp/w.case" --quiet --json --shard 0/2)

@@ -1,0 +1,328 @@
+/* image.c: keeps the crash-image file equal to each derived image by writing only the
+ * sectors where it differs, and hashes each image from its differences with the durable
+ * content: the hash of an image is the sum of per-sector hashes, so the durable sum is
+ * kept up to date as steps land and each image adjusts it by the sectors it changes. */
+#include "image.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "case.h"
+
+#define IDX_MIX 0xD6E8FEB86659FD93ull
+#define SIZE_MIX 0x9E3779B97F4A7C15ull
+
+struct cc_image {
+  int fd;
+  uint32_t S;
+  bool verify, started, all_stale, unaligned;
+  uint64_t file_size;
+
+  /* Per-sector hashes of the durable content; dsum covers the sectors below dsize. */
+  uint64_t *dh;
+  uint64_t dh_valid, dh_cap;
+  uint64_t dsum, dsize, zero_hash;
+
+  /* Sectors where the file may hold something other than the durable content. */
+  uint8_t *stale_bit;
+  uint64_t stale_bits;
+  uint64_t *stale;
+  size_t nstale, stale_cap;
+
+  /* The last derived image: its size and its sectors that differ from durable. */
+  uint64_t size;
+  uint64_t *dsec;
+  uint8_t *ddata;
+  size_t nd, dcap, dbytes;
+  bool failed; /* out of memory while collecting */
+
+  /* The sectors the current step makes durable, noted at its end. */
+  uint64_t *landing;
+  size_t nlanding, landing_cap;
+  bool have_landing;
+
+  uint32_t *slot; /* per sector: 1 + its index in the delta, 0 if not in it */
+  uint64_t slot_cap;
+  uint64_t *order;
+  size_t order_cap;
+  uint8_t *stage;
+  size_t stage_cap;
+};
+
+static bool grow(void **p, size_t *cap, size_t need, size_t elem) {
+  if (need <= *cap) return true;
+  size_t c = *cap ? *cap : 64;
+  while (c < need) c *= 2;
+  void *q = realloc(*p, c * elem);
+  if (!q) return false;
+  memset((char *)q + *cap * elem, 0, (c - *cap) * elem);
+  *p = q;
+  *cap = c;
+  return true;
+}
+
+static uint64_t sector_hash(const uint8_t *data, size_t n, uint64_t s) { return cc_hash(data, n) ^ (s + 1) * IDX_MIX; }
+
+static uint64_t zero_hash(const cc_image *im, uint64_t s) { return im->zero_hash ^ (s + 1) * IDX_MIX; }
+
+static uint64_t dur_hash(const cc_image *im, uint64_t s) { return s < im->dh_valid ? im->dh[s] : zero_hash(im, s); }
+
+int cc_image_new(const char *path, uint32_t sector, bool verify, cc_image **out) {
+  cc_image *im = calloc(1, sizeof *im);
+  if (!im) return CC_ENOMEM;
+  im->fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+  if (im->fd < 0) {
+    free(im);
+    return CC_EIO;
+  }
+  im->S = sector;
+  im->verify = verify;
+  im->all_stale = true;
+  uint8_t *zero = calloc(1, sector);
+  if (!zero) {
+    cc_image_free(im);
+    return CC_ENOMEM;
+  }
+  im->zero_hash = cc_hash(zero, sector);
+  free(zero);
+  *out = im;
+  return CC_OK;
+}
+
+void cc_image_free(cc_image *im) {
+  if (!im) return;
+  if (im->fd >= 0) close(im->fd);
+  free(im->dh);
+  free(im->stale_bit);
+  free(im->stale);
+  free(im->dsec);
+  free(im->ddata);
+  free(im->landing);
+  free(im->slot);
+  free(im->order);
+  free(im->stage);
+  free(im);
+}
+
+void cc_image_touched(cc_image *im) { im->all_stale = true; }
+
+static bool mark_stale(cc_image *im, uint64_t s) {
+  if (!grow((void **)&im->stale_bit, &im->stale_bits, s / 8 + 1, 1)) return false;
+  if (im->stale_bit[s / 8] >> (s % 8) & 1) return true;
+  if (!grow((void **)&im->stale, &im->stale_cap, im->nstale + 1, 8)) return false;
+  im->stale_bit[s / 8] |= (uint8_t)(1u << (s % 8));
+  im->stale[im->nstale++] = s;
+  return true;
+}
+
+static void clear_stale(cc_image *im) {
+  for (size_t i = 0; i < im->nstale; i++) im->stale_bit[im->stale[i] / 8] = 0;
+  im->nstale = 0;
+}
+
+/* ---- following the durable content ------------------------------------------------ */
+
+static void note_landing(void *ctx, uint64_t s, const uint8_t *data) {
+  cc_image *im = ctx;
+  (void)data;
+  if (grow((void **)&im->landing, &im->landing_cap, im->nlanding + 1, 8)) im->landing[im->nlanding++] = s;
+}
+
+int cc_image_end_step(cc_image *im, pc_model *m) {
+  pc_crash all = {.tear = PC_TEAR_ALL, .wb = PC_WB_NONE};
+  uint64_t size;
+  im->nlanding = 0;
+  int rc = pc_model_image_sectors(m, 0, &all, note_landing, im, &size);
+  im->have_landing = rc == PC_OK;
+  return rc == PC_OK ? CC_OK : CC_EIO;
+}
+
+int cc_image_step(cc_image *im, pc_model *m) {
+  const uint8_t *dur;
+  uint64_t dlen;
+  if (pc_model_durable(m, 0, &dur, &dlen) != PC_OK) return CC_EIO;
+  uint64_t S = im->S, old_n = im->dsize / S, new_n = dlen / S;
+  im->unaligned = dlen % S != 0;
+  if (!grow((void **)&im->dh, &im->dh_cap, new_n + 1, 8)) return CC_ENOMEM;
+  if (!im->started || !im->have_landing) {
+    /* First step (or the landing is unknown): hash the durable content whole. */
+    im->dh_valid = new_n;
+    im->dsum = 0;
+    for (uint64_t s = 0; s < new_n; s++) im->dsum += im->dh[s] = sector_hash(dur + s * S, S, s);
+    im->dsize = dlen;
+    im->started = true;
+    im->all_stale = true;
+    im->have_landing = false;
+    return CC_OK;
+  }
+  /* Sectors now covered for the first time hold durable content (zeros, or data
+   * that landed there). */
+  for (uint64_t s = im->dh_valid; s < new_n; s++) im->dh[s] = sector_hash(dur + s * S, S, s);
+  if (new_n > im->dh_valid) im->dh_valid = new_n;
+  for (size_t i = 0; i < im->nlanding; i++) {
+    uint64_t s = im->landing[i];
+    if (!mark_stale(im, s)) return CC_ENOMEM;
+    if (s >= im->dh_valid) continue;
+    uint64_t before = im->dh[s];
+    im->dh[s] = s < new_n ? sector_hash(dur + s * S, S, s) : zero_hash(im, s);
+    if (s < old_n) im->dsum += im->dh[s] - before;
+  }
+  if (new_n > old_n) {
+    for (uint64_t s = old_n; s < new_n; s++) im->dsum += im->dh[s];
+  } else {
+    /* A shrink zeroes the durable bytes past the new size. */
+    for (uint64_t s = new_n; s < old_n; s++) {
+      im->dsum -= im->dh[s];
+      im->dh[s] = zero_hash(im, s);
+      if (!mark_stale(im, s)) return CC_ENOMEM;
+    }
+  }
+  im->dsize = dlen;
+  im->have_landing = false;
+  return CC_OK;
+}
+
+/* ---- deriving --------------------------------------------------------------------- */
+
+static void collect(void *ctx, uint64_t s, const uint8_t *data) {
+  cc_image *im = ctx;
+  size_t bytes = (im->nd + 1) * im->S;
+  if (!grow((void **)&im->dsec, &im->dcap, im->nd + 1, 8) || !grow((void **)&im->ddata, &im->dbytes, bytes, 1)) {
+    im->failed = true;
+    return;
+  }
+  memcpy(im->ddata + im->nd * im->S, data, im->S);
+  im->dsec[im->nd++] = s;
+}
+
+static uint64_t full_hash(const cc_image *im, const uint8_t *buf, uint64_t len) {
+  uint64_t sum = 0;
+  for (uint64_t off = 0, s = 0; off < len; off += im->S, s++)
+    sum += sector_hash(buf + off, len - off < im->S ? len - off : im->S, s);
+  return sum ^ len * SIZE_MIX;
+}
+
+int cc_image_derive(cc_image *im, pc_model *m, const pc_crash *crash, uint64_t *hash) {
+  im->nd = 0;
+  im->failed = false;
+  uint64_t size;
+  if (pc_model_image_sectors(m, 0, crash, collect, im, &size) != PC_OK || im->failed) return CC_EIO;
+  im->size = size;
+  uint64_t S = im->S;
+  if (im->unaligned || size % S) {
+    uint8_t *buf;
+    uint64_t len;
+    if (pc_model_image(m, 0, crash, &buf, &len) != PC_OK) return CC_EIO;
+    *hash = full_hash(im, buf, len);
+    free(buf);
+    return CC_OK;
+  }
+  uint64_t n = size / S, nd0 = im->dsize / S, sum = im->dsum;
+  for (uint64_t s = nd0; s < n; s++) sum += dur_hash(im, s);
+  for (uint64_t s = n; s < nd0; s++) sum -= im->dh[s];
+  for (size_t i = 0; i < im->nd; i++) {
+    uint64_t s = im->dsec[i];
+    if (s < n) sum += sector_hash(im->ddata + i * S, S, s) - dur_hash(im, s);
+  }
+  *hash = sum ^ size * SIZE_MIX;
+  return CC_OK;
+}
+
+/* ---- writing ------------------------------------------------------------------------ */
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static int write_whole(cc_image *im, pc_model *m, const pc_crash *crash) {
+  uint8_t *buf;
+  uint64_t len;
+  if (pc_model_image(m, 0, crash, &buf, &len) != PC_OK) return CC_EIO;
+  bool ok = pwrite(im->fd, buf, len, 0) == (ssize_t)len && ftruncate(im->fd, (off_t)len) == 0;
+  free(buf);
+  if (!ok) return CC_EIO;
+  im->file_size = len;
+  im->all_stale = false;
+  return CC_OK;
+}
+
+static int verify(cc_image *im, pc_model *m, const pc_crash *crash) {
+  uint8_t *want, *got;
+  uint64_t len;
+  if (pc_model_image(m, 0, crash, &want, &len) != PC_OK) return CC_EIO;
+  got = malloc(len ? len : 1);
+  bool same = got && pread(im->fd, got, len, 0) == (ssize_t)len && !memcmp(got, want, len) &&
+              (uint64_t)lseek(im->fd, 0, SEEK_END) == len;
+  free(got);
+  free(want);
+  if (!same) {
+    fprintf(stderr, "crashcheck: internal error: the image file differs from the image it should hold\n");
+    abort();
+  }
+  return CC_OK;
+}
+
+int cc_image_write(cc_image *im, pc_model *m, const pc_crash *crash) {
+  uint64_t S = im->S, size = im->size;
+  int rc = CC_OK;
+  if (im->all_stale || im->unaligned || size % S || im->file_size % S) {
+    rc = write_whole(im, m, crash);
+  } else {
+    const uint8_t *dur;
+    uint64_t dlen;
+    if (pc_model_durable(m, 0, &dur, &dlen) != PC_OK) return CC_EIO;
+    uint64_t n = size / S, nd0 = dlen / S, fn = im->file_size / S;
+    /* What to write: where the file may be stale, where the image differs from
+     * durable, and durable content the file would otherwise show as a hole. */
+    size_t norder = 0;
+    size_t need = im->nstale + im->nd + (n > fn ? (size_t)(n - fn) : 0);
+    if (!grow((void **)&im->order, &im->order_cap, need + 1, 8) ||
+        !grow((void **)&im->slot, &im->slot_cap, (n > nd0 ? n : nd0) + 1, 4))
+      return CC_ENOMEM;
+    for (size_t i = 0; i < im->nstale; i++)
+      if (im->stale[i] < n) im->order[norder++] = im->stale[i];
+    for (size_t i = 0; i < im->nd; i++)
+      if (im->dsec[i] < n) {
+        im->order[norder++] = im->dsec[i];
+        im->slot[im->dsec[i]] = (uint32_t)i + 1;
+      }
+    for (uint64_t s = fn; s < n && s < nd0; s++) im->order[norder++] = s;
+    qsort(im->order, norder, 8, cmp_u64);
+    for (size_t i = 0; i < norder && rc == CC_OK;) {
+      size_t j = i, run = 0;
+      if (!grow((void **)&im->stage, &im->stage_cap, (norder - i) * S, 1)) {
+        rc = CC_ENOMEM;
+        break;
+      }
+      uint64_t first = im->order[i];
+      while (j < norder && im->order[j] == first + run) {
+        uint64_t s = im->order[j];
+        const uint8_t *src = im->slot[s] ? im->ddata + (im->slot[s] - 1) * S : s < nd0 ? dur + s * S : NULL;
+        if (src) memcpy(im->stage + run * S, src, S);
+        else memset(im->stage + run * S, 0, S);
+        run++;
+        j++;
+        while (j < norder && im->order[j] == im->order[j - 1]) j++; /* duplicates */
+      }
+      if (pwrite(im->fd, im->stage, run * S, (off_t)(first * S)) != (ssize_t)(run * S)) rc = CC_EIO;
+      i = j;
+    }
+    for (size_t i = 0; i < im->nd; i++)
+      if (im->dsec[i] < n) im->slot[im->dsec[i]] = 0;
+    if (rc == CC_OK && size != im->file_size && ftruncate(im->fd, (off_t)size) != 0) rc = CC_EIO;
+    if (rc == CC_OK) im->file_size = size;
+  }
+  if (rc != CC_OK) {
+    im->all_stale = true;
+    return rc;
+  }
+  /* The file now differs from durable exactly where the image does. */
+  clear_stale(im);
+  for (size_t i = 0; i < im->nd; i++)
+    if (!mark_stale(im, im->dsec[i])) im->all_stale = true;
+  return im->verify ? verify(im, m, crash) : CC_OK;
+}

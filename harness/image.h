@@ -1,0 +1,33 @@
+/* image.h: the crash-image file the checker opens, kept equal to each derived image by
+ * writing only the sectors where it differs, and a hash of each image computed from the
+ * same differences; so a crash state costs what it changes, not the file's size. */
+#ifndef CC_IMAGE_H
+#define CC_IMAGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "powercut.h"
+
+typedef struct cc_image cc_image;
+
+/* `path` is the file to keep; `sector` the model's sector size; file id 0 of the model
+ * is the one imaged. `verify` compares every written file with the full image
+ * (slow; for tests of this module's bookkeeping). */
+int cc_image_new(const char *path, uint32_t sector, bool verify, cc_image **out);
+void cc_image_free(cc_image *im);
+
+/* Call after each pc_replay_next: the durable content moved on by the sectors the
+ * previous step made durable. */
+int cc_image_step(cc_image *im, pc_model *m);
+/* Derives the image of `crash` at the current step and its hash (a function of the
+ * image's bytes alone, so equal images have equal hashes). */
+int cc_image_derive(cc_image *im, pc_model *m, const pc_crash *crash, uint64_t *hash);
+/* Makes the file hold the image last derived. */
+int cc_image_write(cc_image *im, pc_model *m, const pc_crash *crash);
+/* Someone else wrote the file (the checker's recovery): rewrite all of it next time. */
+void cc_image_touched(cc_image *im);
+/* Call at the end of each step, before pc_replay_next. */
+int cc_image_end_step(cc_image *im, pc_model *m);
+
+#endif
