@@ -467,8 +467,6 @@ static int run_jobs(job *base, unsigned jobs) {
       mine.shards = base->shards * jobs;
       mine.progress = base->progress && j == 0;
       run_job(&mine);
-      size_t sz = sizeof *r + (size_t)r->nfound * sizeof *r->found;
-      (void)sz;
       if (write(fds[j][1], r, sizeof *r) != (ssize_t)sizeof *r) _exit(1);
       for (unsigned k = 0; k < r->nfound; k++)
         if (write(fds[j][1], &r->found[k], sizeof r->found[k]) != (ssize_t)sizeof r->found[k]) _exit(1);

@@ -279,19 +279,19 @@ static int load_existing(runner *r) {
 static int run_case(const cc_case *c, const char *path, bool existing, cc_run *run) {
   memset(run, 0, sizeof *run);
   run->states = calloc(c->nops + 1, sizeof *run->states);
-  runner r = {.c = c, .path = path, .run = run, .buf = malloc(MP_MAX_PAGE_SIZE)};
-  if (!run->states || !r.buf) {
-    free(r.buf);
-    return CC_ENOMEM;
-  }
+  runner r = {.c = c, .path = path, .run = run};
+  if (!run->states) return CC_ENOMEM;
   if (!existing) unlink(path);
   pc_mark_begin(cc_marker(0), existing ? "open" : "create");
   int rc = existing ? mp_open(path, 0, &r.p) : mp_create(path, c->page_size, &r.p);
   pc_mark_end(cc_marker(0));
   if (rc != MP_OK) {
     snprintf(run->error, sizeof run->error, "%s(%s): %s", existing ? "mp_open" : "mp_create", path, mp_strerror(rc));
-    free(r.buf);
     return CC_EIO;
+  }
+  if (!(r.buf = malloc(mp_page_size(r.p)))) { /* an existing file has its own page size */
+    mp_close(r.p);
+    return CC_ENOMEM;
   }
   rc = existing ? load_existing(&r) : CC_OK;
   if (rc == CC_OK) rc = add_state(&r);
