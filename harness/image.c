@@ -35,9 +35,17 @@ struct cc_image {
   /* The last derived image: its size and its sectors that differ from durable. */
   uint64_t size;
   uint64_t *dsec;
-  uint8_t *ddata;
-  size_t nd, dcap, dbytes;
+  const uint8_t **dptr; /* each sector's content: volatile content (stable during a step) or a copy */
+  uint8_t *ddata;       /* copies of garbage sectors, which live only during the callback */
+  size_t nd, dcap, dbytes, ncopies;
   bool failed; /* out of memory while collecting */
+  bool garbage; /* the crash being derived has a garbage sector */
+
+  /* Hashes of volatile sectors, which many crash choices of a step share. */
+  uint64_t *vh;
+  uint32_t *vh_stamp;
+  size_t vh_cap;
+  uint32_t stamp;
 
   /* The sectors the current step makes durable, noted at its end. */
   uint64_t *landing;
@@ -99,7 +107,10 @@ void cc_image_free(cc_image *im) {
   free(im->stale_bit);
   free(im->stale);
   free(im->dsec);
+  free(im->dptr);
   free(im->ddata);
+  free(im->vh);
+  free(im->vh_stamp);
   free(im->landing);
   free(im->slot);
   free(im->order);
@@ -141,6 +152,7 @@ int cc_image_end_step(cc_image *im, pc_model *m) {
 }
 
 int cc_image_step(cc_image *im, pc_model *m) {
+  im->stamp++; /* the volatile content may have changed: forget its sector hashes */
   const uint8_t *dur;
   uint64_t dlen;
   if (pc_model_durable(m, 0, &dur, &dlen) != PC_OK) return CC_EIO;
@@ -189,13 +201,23 @@ int cc_image_step(cc_image *im, pc_model *m) {
 
 static void collect(void *ctx, uint64_t s, const uint8_t *data) {
   cc_image *im = ctx;
-  size_t bytes = (im->nd + 1) * im->S;
-  if (!grow((void **)&im->dsec, &im->dcap, im->nd + 1, 8) || !grow((void **)&im->ddata, &im->dbytes, bytes, 1)) {
+  size_t cap = im->dcap;
+  if (!grow((void **)&im->dsec, &cap, im->nd + 1, 8) || !grow((void **)&im->dptr, &im->dcap, im->nd + 1, sizeof(void *))) {
     im->failed = true;
     return;
   }
-  memcpy(im->ddata + im->nd * im->S, data, im->S);
-  im->dsec[im->nd++] = s;
+  if (im->garbage) {
+    /* Only the garbage sector is not volatile content; copying each is simpler and
+     * garbage crashes are few. */
+    if (!grow((void **)&im->ddata, &im->dbytes, (im->ncopies + 1) * im->S, 1)) {
+      im->failed = true;
+      return;
+    }
+    memcpy(im->ddata + im->ncopies * im->S, data, im->S);
+    data = im->ddata + im->ncopies++ * im->S;
+  }
+  im->dsec[im->nd] = s;
+  im->dptr[im->nd++] = data;
 }
 
 static uint64_t full_hash(const cc_image *im, const uint8_t *buf, uint64_t len) {
@@ -207,7 +229,9 @@ static uint64_t full_hash(const cc_image *im, const uint8_t *buf, uint64_t len) 
 
 int cc_image_derive(cc_image *im, pc_model *m, const pc_crash *crash, uint64_t *hash) {
   im->nd = 0;
+  im->ncopies = 0;
   im->failed = false;
+  im->garbage = crash->tear == PC_TEAR_GARBAGE;
   uint64_t size;
   if (pc_model_image_sectors(m, 0, crash, collect, im, &size) != PC_OK || im->failed) return CC_EIO;
   im->size = size;
@@ -223,9 +247,21 @@ int cc_image_derive(cc_image *im, pc_model *m, const pc_crash *crash, uint64_t *
   uint64_t n = size / S, nd0 = im->dsize / S, sum = im->dsum;
   for (uint64_t s = nd0; s < n; s++) sum += dur_hash(im, s);
   for (uint64_t s = n; s < nd0; s++) sum -= im->dh[s];
+  size_t vcap = im->vh_cap; /* both arrays grow alike from the same capacity */
+  if (!grow((void **)&im->vh, &vcap, n + 1, 8) || !grow((void **)&im->vh_stamp, &im->vh_cap, n + 1, 4))
+    return CC_ENOMEM;
   for (size_t i = 0; i < im->nd; i++) {
-    uint64_t s = im->dsec[i];
-    if (s < n) sum += sector_hash(im->ddata + i * S, S, s) - dur_hash(im, s);
+    uint64_t s = im->dsec[i], h;
+    if (s >= n) continue;
+    if (im->garbage) {
+      h = sector_hash(im->dptr[i], S, s);
+    } else if (im->vh_stamp[s] == im->stamp) {
+      h = im->vh[s];
+    } else {
+      h = im->vh[s] = sector_hash(im->dptr[i], S, s);
+      im->vh_stamp[s] = im->stamp;
+    }
+    sum += h - dur_hash(im, s);
   }
   *hash = sum ^ size * SIZE_MIX;
   return CC_OK;
@@ -301,7 +337,7 @@ int cc_image_write(cc_image *im, pc_model *m, const pc_crash *crash) {
       uint64_t first = im->order[i];
       while (j < norder && im->order[j] == first + run) {
         uint64_t s = im->order[j];
-        const uint8_t *src = im->slot[s] ? im->ddata + (im->slot[s] - 1) * S : s < nd0 ? dur + s * S : NULL;
+        const uint8_t *src = im->slot[s] ? im->dptr[im->slot[s] - 1] : s < nd0 ? dur + s * S : NULL;
         if (src) memcpy(im->stage + run * S, src, S);
         else memset(im->stage + run * S, 0, S);
         run++;
