@@ -40,15 +40,12 @@ static void structure(mp_pager *p, const char *when, cc_verdict *v) {
   if (f.n) violation(v, "R4", "mp_check finds nothing", "%s: %u findings, the first: %s", when, f.n, f.text);
 }
 
-static long find(const uint64_t *ids, size_t n, uint64_t id) {
-  for (size_t i = 0; i < n; i++)
-    if (ids[i] == id) return (long)i;
-  return -1;
-}
+static long find(const uint64_t *ids, size_t n, uint64_t id) { return cc_find_id(ids, n, id); }
 
 /* R5 and R6 for the pages of the recovered state `got` (read from the open pager p),
  * against the states it may be. */
-static void contents(mp_pager *p, const cc_state *got, const cc_state *a, const cc_state *b, cc_verdict *v) {
+static void contents(mp_pager *p, const cc_state *got, const cc_state *a, const cc_state *b, cc_page_hashes *cache,
+                     cc_verdict *v) {
   for (size_t i = 0; i < got->nprot; i++) {
     long ia = a ? find(a->prot, a->nprot, got->prot[i]) : -1, ib = find(b->prot, b->nprot, got->prot[i]);
     uint64_t h = got->prot_hash[i];
@@ -65,14 +62,14 @@ static void contents(mp_pager *p, const cc_state *got, const cc_state *a, const 
     long ia = find(a->reg, a->nreg, got->reg[i]), ib = find(b->reg, b->nreg, got->reg[i]);
     if (ia < 0 || ib < 0 || !a->synced[ia] || a->synced[ia] != b->synced[ib]) continue;
     void *data;
-    if (mp_page(p, got->reg[i], &data) != MP_OK || cc_hash(data, mp_page_size(p)) != a->synced[ia])
+    if (mp_page(p, got->reg[i], &data) != MP_OK || cc_page_hash(cache, p, got->reg[i], data) != a->synced[ia])
       violation(v, "R6", "the data synced before the cut", "regular page %llu holds other data",
                 (unsigned long long)got->reg[i]);
   }
 }
 
 int cc_check_image(const char *path, size_t page_size, const cc_state *before, const cc_state *after, int inflight,
-                   cc_verdict *v) {
+                   cc_page_hashes *cache, cc_verdict *v) {
   memset(v, 0, sizeof *v);
   char why[256];
   mp_pager *p = NULL;
@@ -85,6 +82,7 @@ int cc_check_image(const char *path, size_t page_size, const cc_state *before, c
     structure(p, "before recovery", v);
     v->reclaimed = mp_leaked_count(p);
     v->rewritten = mp_recovery(p) != 0;
+    if (v->rewritten) cc_page_hashes_forget_all(cache); /* recovery may write any page */
     /* A writer's open that has nothing to do writes nothing and sees what the
      * reader sees: the reader's handle stands for it. */
     if (!v->rewritten) goto opened;
@@ -92,6 +90,8 @@ int cc_check_image(const char *path, size_t page_size, const cc_state *before, c
   } else if (!(before == NULL && rc == MP_EINCOMPLETE)) {
     violation(v, "R1", "the file opens read-only", "%s: %s", mp_strerror(rc), why);
     return CC_OK;
+  } else {
+    cc_page_hashes_forget_all(cache); /* the leftover is about to be created again */
   }
 
   /* Then as a writer: recovery runs, and the state must be before or after. A cut
@@ -105,7 +105,7 @@ int cc_check_image(const char *path, size_t page_size, const cc_state *before, c
   structure(p, "after recovery", v);
 opened:;
   cc_state got;
-  if (cc_state_read(p, false, &got) != CC_OK) {
+  if (cc_state_read(p, false, cache, &got) != CC_OK) {
     mp_close(p);
     return CC_ENOMEM;
   }
@@ -143,7 +143,7 @@ opened:;
     cc_state_free(&got);
     return CC_OK;
   }
-  contents(p, &got, before, after, v);
+  contents(p, &got, before, after, cache, v);
   mp_close(p);
   cc_state_free(&got);
   return CC_OK;

@@ -28,7 +28,9 @@ typedef struct cc_verdict {
  * again at `page_size`; `inflight` is the kind of the operation in flight
  * (CC_OP_KINDS for the create). */
 int cc_check_image(const char *path, size_t page_size, const cc_state *before, const cc_state *after, int inflight,
-                   cc_verdict *v);
+                   cc_page_hashes *cache, cc_verdict *v);
+/* `cache` (may be NULL) holds content hashes of the image's pages from earlier
+ * checks; the caller forgets the pages it changes, the checker those recovery may. */
 
 /* The structure checks alone (crashcheck check): mp_check's findings, printed. */
 int cc_fsck(const char *path, unsigned *findings);

@@ -404,7 +404,7 @@ static int replay(const cc_case *c, bool tell, char *invariant, size_t invlen, c
   pc_trace_free(t);
   const cc_state *before = index ? &run.states[index - 1] : NULL, *after = &run.states[index];
   cc_verdict v;
-  cc_check_image(image, c->page_size, before, after, index ? c->ops[index - 1].kind : CC_OP_KINDS, &v);
+  cc_check_image(image, c->page_size, before, after, index ? c->ops[index - 1].kind : CC_OP_KINDS, NULL, &v);
   if (tell) {
     char b[200], a[200];
     if (before) cc_state_describe(before, b, sizeof b);

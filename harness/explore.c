@@ -224,7 +224,7 @@ uint64_t cc_again(const cc_case *c, const cc_explore_opts *o, const char *recove
     size_t index = info.op ? (size_t)info.op - 1 : 0;
     if (index >= run.nstates) index = run.nstates - 1;
     cc_check_image(image, c->page_size, &run.states[index ? index - 1 : 0], &run.states[index],
-                   index ? follow->ops[index - 1].kind : CC_OP_KINDS, v);
+                   index ? follow->ops[index - 1].kind : CC_OP_KINDS, NULL, v);
     checked = 1;
     where->step = only->cut_step;
     where->sched = *only;
@@ -275,7 +275,7 @@ uint64_t cc_again(const cc_case *c, const cc_explore_opts *o, const char *recove
       checked++;
       /* Before the follow-up's first operation completes, the file is the recovered one. */
       cc_check_image(image, c->page_size, &run.states[index ? index - 1 : 0], &run.states[index],
-                     index ? follow->ops[index - 1].kind : CC_OP_KINDS, v);
+                     index ? follow->ops[index - 1].kind : CC_OP_KINDS, NULL, v);
       if (v->nviolations) {
         where->step = (uint32_t)step;
         where->sched = sched[i];
@@ -324,6 +324,8 @@ static void write_reproducer(const job *jb, cc_found *f, unsigned index) {
   free(rc);
 }
 
+static void forget_written(void *ctx, uint64_t off, uint64_t len) { cc_page_hashes_forget(ctx, off, len); }
+
 static int run_job(const job *jb) {
   cc_explore_result *r = jb->r;
   pc_trace *t = NULL;
@@ -343,7 +345,8 @@ static int run_job(const job *jb) {
   pc_trace_sector_size(t, &sector);
   const char *verify = getenv("CRASHCHECK_VERIFY");
   cc_image *im = NULL;
-  if (cc_image_new(image, sector, verify && *verify && *verify != '0', &im) != CC_OK) {
+  cc_page_hashes hashes = {0}; /* content hashes of the image's pages, across checks */
+  if (cc_image_new(image, sector, verify && *verify && *verify != '0', forget_written, &hashes, &im) != CC_OK) {
     snprintf(r->error, sizeof r->error, "cannot create %s", image);
     pc_replay_free(rp);
     pc_trace_free(t);
@@ -389,7 +392,7 @@ static int run_job(const job *jb) {
         break;
       }
       cc_verdict v;
-      cc_check_image(image, jb->c->page_size, before, after, kind, &v);
+      cc_check_image(image, jb->c->page_size, before, after, kind, &hashes, &v);
       if (v.rewritten || v.nviolations) cc_image_touched(im);
       cc_again_where aw = {0};
       if (!v.nviolations && jb->o->again && step >= next_again) {
@@ -442,6 +445,7 @@ static int run_job(const job *jb) {
   free(sched);
   free(seen.slots);
   cc_image_free(im);
+  cc_page_hashes_free(&hashes);
   pc_replay_free(rp);
   pc_trace_free(t);
   return CC_OK;

@@ -18,6 +18,8 @@
 struct cc_image {
   int fd;
   uint32_t S;
+  cc_written_fn written;
+  void *written_ctx;
   bool verify, started, all_stale, unaligned;
   uint64_t file_size;
 
@@ -78,7 +80,11 @@ static uint64_t zero_hash(const cc_image *im, uint64_t s) { return im->zero_hash
 
 static uint64_t dur_hash(const cc_image *im, uint64_t s) { return s < im->dh_valid ? im->dh[s] : zero_hash(im, s); }
 
-int cc_image_new(const char *path, uint32_t sector, bool verify, cc_image **out) {
+static void changed(cc_image *im, uint64_t off, uint64_t len) {
+  if (im->written) im->written(im->written_ctx, off, len);
+}
+
+int cc_image_new(const char *path, uint32_t sector, bool verify, cc_written_fn written, void *ctx, cc_image **out) {
   cc_image *im = calloc(1, sizeof *im);
   if (!im) return CC_ENOMEM;
   im->fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
@@ -88,6 +94,8 @@ int cc_image_new(const char *path, uint32_t sector, bool verify, cc_image **out)
   }
   im->S = sector;
   im->verify = verify;
+  im->written = written;
+  im->written_ctx = ctx;
   im->all_stale = true;
   uint8_t *zero = calloc(1, sector);
   if (!zero) {
@@ -118,7 +126,10 @@ void cc_image_free(cc_image *im) {
   free(im);
 }
 
-void cc_image_touched(cc_image *im) { im->all_stale = true; }
+void cc_image_touched(cc_image *im) {
+  im->all_stale = true;
+  changed(im, 0, UINT64_MAX);
+}
 
 static bool mark_stale(cc_image *im, uint64_t s) {
   if (!grow((void **)&im->stale_bit, &im->stale_bits, s / 8 + 1, 1)) return false;
@@ -280,6 +291,7 @@ static int write_whole(cc_image *im, pc_model *m, const pc_crash *crash) {
   if (pc_model_image(m, 0, crash, &buf, &len) != PC_OK) return CC_EIO;
   bool ok = pwrite(im->fd, buf, len, 0) == (ssize_t)len && ftruncate(im->fd, (off_t)len) == 0;
   free(buf);
+  changed(im, 0, UINT64_MAX);
   if (!ok) return CC_EIO;
   im->file_size = len;
   im->all_stale = false;
@@ -345,11 +357,16 @@ int cc_image_write(cc_image *im, pc_model *m, const pc_crash *crash) {
         while (j < norder && im->order[j] == im->order[j - 1]) j++; /* duplicates */
       }
       if (pwrite(im->fd, im->stage, run * S, (off_t)(first * S)) != (ssize_t)(run * S)) rc = CC_EIO;
+      changed(im, first * S, run * S);
       i = j;
     }
     for (size_t i = 0; i < im->nd; i++)
       if (im->dsec[i] < n) im->slot[im->dsec[i]] = 0;
-    if (rc == CC_OK && size != im->file_size && ftruncate(im->fd, (off_t)size) != 0) rc = CC_EIO;
+    if (rc == CC_OK && size != im->file_size) {
+      if (ftruncate(im->fd, (off_t)size) != 0) rc = CC_EIO;
+      uint64_t lo = size < im->file_size ? size : im->file_size, hi = size < im->file_size ? im->file_size : size;
+      changed(im, lo, hi - lo);
+    }
     if (rc == CC_OK) im->file_size = size;
   }
   if (rc != CC_OK) {

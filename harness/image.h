@@ -13,8 +13,10 @@ typedef struct cc_image cc_image;
 
 /* `path` is the file to keep; `sector` the model's sector size; file id 0 of the model
  * is the one imaged. `verify` compares every written file with the full image
- * (slow; for tests of this module's bookkeeping). */
-int cc_image_new(const char *path, uint32_t sector, bool verify, cc_image **out);
+ * (slow; for tests of this module's bookkeeping). `written` (may be NULL) hears of
+ * every byte range it changes ([0, UINT64_MAX) for all of it). */
+typedef void (*cc_written_fn)(void *ctx, uint64_t off, uint64_t len);
+int cc_image_new(const char *path, uint32_t sector, bool verify, cc_written_fn written, void *ctx, cc_image **out);
 void cc_image_free(cc_image *im);
 
 /* Call after each pc_replay_next: the durable content moved on by the sectors the

@@ -88,33 +88,85 @@ static void g_remove_at(growable *g, size_t at) {
   g->n--;
 }
 
-static long g_find(const growable *g, uint64_t id) {
-  size_t lo = 0, hi = g->n;
+long cc_find_id(const uint64_t *ids, size_t n, uint64_t id) {
+  size_t lo = 0, hi = n;
   while (lo < hi) {
     size_t mid = (lo + hi) / 2;
-    if (g->ids[mid] < id) lo = mid + 1;
+    if (ids[mid] < id) lo = mid + 1;
     else hi = mid;
   }
-  return lo < g->n && g->ids[lo] == id ? (long)lo : -1;
+  return lo < n && ids[lo] == id ? (long)lo : -1;
 }
+
+static long g_find(const growable *g, uint64_t id) { return cc_find_id(g->ids, g->n, id); }
 
 static int snapshot(const growable *reg, const growable *prot, cc_state *out) {
   cc_state view = {reg->n, reg->ids, reg->vals, prot->n, prot->ids, prot->vals};
   return cc_state_copy(&view, out);
 }
 
-int cc_state_read(struct mp_pager *p, bool contents, cc_state *out) {
+/* ---- page content hashes ------------------------------------------------------- */
+
+void cc_page_hashes_forget(cc_page_hashes *h, uint64_t off, uint64_t len) {
+  if (!h || !h->ps) return;
+  uint64_t first = off / h->ps, last = len > UINT64_MAX - off ? UINT64_MAX : (off + len + h->ps - 1) / h->ps;
+  for (uint64_t pg = first; pg < last && pg < h->cap; pg++) h->known[pg] = 0;
+}
+
+void cc_page_hashes_forget_all(cc_page_hashes *h) {
+  if (h && h->known) memset(h->known, 0, h->cap);
+}
+
+void cc_page_hashes_free(cc_page_hashes *h) {
+  free(h->hash);
+  free(h->known);
+  memset(h, 0, sizeof *h);
+}
+
+uint64_t cc_page_hash(cc_page_hashes *h, struct mp_pager *p, uint64_t page, const void *data) {
+  size_t ps = mp_page_size(p);
+  if (!h) return cc_hash(data, ps);
+  if (h->ps != ps) {
+    cc_page_hashes_free(h);
+    h->ps = ps;
+  }
+  if (page >= h->cap) {
+    size_t cap = h->cap ? h->cap : 256;
+    while (cap <= page) cap *= 2;
+    uint64_t *hash = realloc(h->hash, cap * 8);
+    if (hash) h->hash = hash;
+    uint8_t *known = hash ? realloc(h->known, cap) : NULL;
+    if (!known) return cc_hash(data, ps);
+    memset(known + h->cap, 0, cap - h->cap);
+    h->known = known;
+    h->cap = cap;
+  }
+  if (!h->known[page]) {
+    h->hash[page] = cc_hash(data, ps);
+    h->known[page] = 1;
+  }
+  return h->hash[page];
+}
+
+int cc_state_read(struct mp_pager *p, bool contents, cc_page_hashes *cache, cc_state *out) {
   growable reg = {0}, prot = {0};
   size_t ps = mp_page_size(p);
   uint64_t id;
   int rc = CC_OK;
+  /* A regular page's id is its page in the file, and locates the mapping, which
+   * gives the page behind a protected page's content. */
+  uintptr_t base = 0;
   for (uint64_t from = 0; rc == CC_OK && mp_next_regular(p, from, &id) == MP_OK; from = id + 1) {
-    void *data;
-    rc = g_insert(&reg, id, contents && mp_page(p, id, &data) == MP_OK ? cc_hash(data, ps) : 0);
+    void *data = NULL;
+    if ((contents || !base) && mp_page(p, id, &data) == MP_OK && !base) base = (uintptr_t)data - id * ps;
+    rc = g_insert(&reg, id, contents && data ? cc_page_hash(cache, p, id, data) : 0);
   }
   for (uint64_t from = 0; rc == CC_OK && mp_next_protected(p, from, &id) == MP_OK; from = id + 1) {
     const void *data;
-    rc = g_insert(&prot, id, mp_protected_read(p, id, &data) == MP_OK ? cc_hash(data, ps) : 0);
+    uint64_t h = 0;
+    if (mp_protected_read(p, id, &data) == MP_OK)
+      h = base ? cc_page_hash(cache, p, ((uintptr_t)data - base) / ps, data) : cc_hash(data, ps);
+    rc = g_insert(&prot, id, h);
   }
   if (rc == CC_OK) rc = snapshot(&reg, &prot, out);
   free(reg.ids);
@@ -237,7 +289,7 @@ static int do_op(runner *r, size_t i, const cc_op *op) {
 /* The pager must show exactly the model's sets after every operation. */
 static int agree(runner *r, size_t i) {
   cc_state seen, want;
-  if (cc_state_read(r->p, false, &seen) != CC_OK) return CC_ENOMEM;
+  if (cc_state_read(r->p, false, NULL, &seen) != CC_OK) return CC_ENOMEM;
   if (snapshot(&r->reg, &r->prot, &want) != CC_OK) {
     cc_state_free(&seen);
     return CC_ENOMEM;
@@ -269,7 +321,7 @@ static int add_state(runner *r) {
  * content is durable (it is a file on disk). */
 static int load_existing(runner *r) {
   cc_state s;
-  int rc = cc_state_read(r->p, true, &s);
+  int rc = cc_state_read(r->p, true, NULL, &s);
   for (size_t i = 0; rc == CC_OK && i < s.nreg; i++) rc = g_insert(&r->reg, s.reg[i], s.synced[i]);
   for (size_t i = 0; rc == CC_OK && i < s.nprot; i++) rc = g_insert(&r->prot, s.prot[i], s.prot_hash[i]);
   cc_state_free(&s);

@@ -42,13 +42,31 @@ void cc_run_free(cc_run *run);
 /* Marker operation id of case operation i (0 = the create). */
 static inline uint64_t cc_marker(size_t i) { return (uint64_t)i + 1; }
 
+/* Content hashes of the pages of one file, by physical page, kept across opens of
+ * it by whoever knows when its bytes change (the explorer: the sectors it writes,
+ * and recovery). Zero-initialise; a different page size empties it. */
+typedef struct cc_page_hashes {
+  uint64_t *hash;
+  uint8_t *known;
+  size_t cap; /* pages */
+  size_t ps;
+} cc_page_hashes;
+void cc_page_hashes_forget(cc_page_hashes *h, uint64_t off, uint64_t len); /* bytes [off, off+len) changed */
+void cc_page_hashes_forget_all(cc_page_hashes *h);
+void cc_page_hashes_free(cc_page_hashes *h);
+/* The hash of the content at `data`, page `page` of the file (known or computed). */
+struct mp_pager;
+uint64_t cc_page_hash(cc_page_hashes *h, struct mp_pager *p, uint64_t page, const void *data);
+
 /* Reads the state of an open pager: the regular and protected sets and the
  * protected contents, and with `contents` the regular pages' content hashes (in
- * `synced`; else 0). A protected page whose content fails its checksum gets hash 0. */
-struct mp_pager;
-int cc_state_read(struct mp_pager *p, bool contents, cc_state *out);
+ * `synced`; else 0). A protected page whose content fails its checksum gets hash 0.
+ * `cache` (may be NULL) saves hashing pages whose bytes did not change. */
+int cc_state_read(struct mp_pager *p, bool contents, cc_page_hashes *cache, cc_state *out);
 void cc_state_free(cc_state *s);
 int cc_state_copy(const cc_state *from, cc_state *to);
+/* Index of id in an ascending id array (a state's reg or prot), or -1. */
+long cc_find_id(const uint64_t *ids, size_t n, uint64_t id);
 /* One-line summary for reports: counts and the first ids. */
 void cc_state_describe(const cc_state *s, char *buf, size_t len);
 bool cc_state_same_sets(const cc_state *a, const cc_state *b);

@@ -68,11 +68,11 @@ static void test_correct_recovery_passes(void **state) {
   run_text(workload, f, &run, cs);
   cc_verdict v;
   /* The final file is the after-state of the last operation... */
-  assert_int_equal(cc_check_image(f, 4096, &run.states[4], &run.states[5], CC_ALLOC, &v), CC_OK);
+  assert_int_equal(cc_check_image(f, 4096, &run.states[4], &run.states[5], CC_ALLOC, NULL, &v), CC_OK);
   assert_int_equal(v.nviolations, 0);
   /* ...and, the last operation having changed nothing checked here but a page, not
    * the before-state of an earlier one. */
-  assert_int_equal(cc_check_image(f, 4096, &run.states[2], &run.states[3], CC_PALLOC, &v), CC_OK);
+  assert_int_equal(cc_check_image(f, 4096, &run.states[2], &run.states[3], CC_PALLOC, NULL, &v), CC_OK);
   assert_true(has(&v, "R2") || has(&v, "R5"));
   cc_run_free(&run);
 }
@@ -86,17 +86,17 @@ static void test_unopenable_is_r1(void **state) {
   for (int i = 0; i < 4 * 4096; i++) fputc(i * 7 + 1, out);
   fclose(out);
   cc_verdict v;
-  assert_int_equal(cc_check_image(f, 4096, &run.states[1], &run.states[2], CC_WRITE_SYNC, &v), CC_OK);
+  assert_int_equal(cc_check_image(f, 4096, &run.states[1], &run.states[2], CC_WRITE_SYNC, NULL, &v), CC_OK);
   assert_true(has(&v, "R1"));
   assert_true(strlen(v.v[0].found) > 0);
   /* An empty file is what a cut in the create leaves: it is not a violation there. */
   out = fopen(f, "w");
   fclose(out);
-  assert_int_equal(cc_check_image(f, 4096, NULL, &run.states[0], CC_OP_KINDS, &v), CC_OK);
+  assert_int_equal(cc_check_image(f, 4096, NULL, &run.states[0], CC_OP_KINDS, NULL, &v), CC_OK);
   assert_int_equal(v.nviolations, 0);
   out = fopen(f, "w");
   fclose(out);
-  assert_int_equal(cc_check_image(f, 4096, &run.states[1], &run.states[2], CC_WRITE_SYNC, &v), CC_OK);
+  assert_int_equal(cc_check_image(f, 4096, &run.states[1], &run.states[2], CC_WRITE_SYNC, NULL, &v), CC_OK);
   assert_true(has(&v, "R1"));
   cc_run_free(&run);
 }
@@ -109,18 +109,18 @@ static void test_lost_operation_is_r3_and_mix_is_r2(void **state) {
   run_text("crashcheck-case 1\nalloc\n", one, &prefix, cs);
   cc_verdict v;
   /* After one alloc, while the third is in flight: the second, completed, is lost. */
-  assert_int_equal(cc_check_image(one, 4096, &full.states[2], &full.states[3], CC_ALLOC, &v), CC_OK);
+  assert_int_equal(cc_check_image(one, 4096, &full.states[2], &full.states[3], CC_ALLOC, NULL, &v), CC_OK);
   assert_true(has(&v, "R3"));
   /* Two pages where the in-flight operation goes from none to one: a mix. */
   const char *two = path("two.pages");
   run_text("crashcheck-case 1\nalloc\nalloc\n", two, &more, cs);
-  assert_int_equal(cc_check_image(two, 4096, &full.states[0], &full.states[1], CC_ALLOC, &v), CC_OK);
+  assert_int_equal(cc_check_image(two, 4096, &full.states[0], &full.states[1], CC_ALLOC, NULL, &v), CC_OK);
   assert_true(has(&v, "R2"));
   assert_non_null(strstr(v.v[0].expected, "before"));
   /* The same image during a protected alloc: up to four unowned pages are W1 leaks. */
   cc_run_free(&more);
   run_text("crashcheck-case 1\nalloc\nalloc\n", two, &more, cs);
-  assert_int_equal(cc_check_image(two, 4096, &full.states[0], &full.states[0], CC_PALLOC, &v), CC_OK);
+  assert_int_equal(cc_check_image(two, 4096, &full.states[0], &full.states[0], CC_PALLOC, NULL, &v), CC_OK);
   assert_int_equal(v.nviolations, 0);
   assert_int_equal(v.leaks, 2);
   cc_run_free(&full);
@@ -148,7 +148,7 @@ static void test_damaged_contents_are_r5_and_r6(void **state) {
   assert_int_equal(run.states[5].reg[0], 3);
   damage(f, 3, 100);
   cc_verdict v;
-  assert_int_equal(cc_check_image(f, 4096, &run.states[4], &run.states[5], CC_ALLOC, &v), CC_OK);
+  assert_int_equal(cc_check_image(f, 4096, &run.states[4], &run.states[5], CC_ALLOC, NULL, &v), CC_OK);
   assert_true(has(&v, "R6"));
   /* The protected page's current copy. */
   cc_run_free(&run);
@@ -163,7 +163,7 @@ static void test_damaged_contents_are_r5_and_r6(void **state) {
   uint64_t page = (uint64_t)(data - base) / 4096;
   mp_close(p);
   damage(f, page, 5);
-  assert_int_equal(cc_check_image(f, 4096, &run.states[4], &run.states[5], CC_ALLOC, &v), CC_OK);
+  assert_int_equal(cc_check_image(f, 4096, &run.states[4], &run.states[5], CC_ALLOC, NULL, &v), CC_OK);
   assert_true(has(&v, "R5"));
   assert_true(has(&v, "R4")); /* mp_check sees the checksum mismatch too */
   cc_run_free(&run);

@@ -74,7 +74,7 @@ static void test_states_follow_each_operation(void **state) {
   mp_pager *p;
   assert_int_equal(mp_open(path, MP_RDONLY, &p), MP_OK);
   cc_state now;
-  assert_int_equal(cc_state_read(p, true, &now), CC_OK);
+  assert_int_equal(cc_state_read(p, true, NULL, &now), CC_OK);
   mp_close(p);
   assert_true(cc_state_same_sets(&now, &s[11]));
   assert_int_equal(now.synced[0], s[11].synced[0]);
