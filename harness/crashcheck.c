@@ -415,6 +415,9 @@ static int replay(const cc_case *c, bool tell, char *invariant, size_t invlen, c
     if (!v.nviolations) printf("verdict: recovered correctly (R1-R6 hold)\n");
     for (unsigned i = 0; i < v.nviolations; i++)
       printf("verdict: %s violated\n  expected: %s\n  found:    %s\n", v.v[i].invariant, v.v[i].expected, v.v[i].found);
+    if (v.nviolations && c->sched.tear == CC_TEAR_GARBAGE)
+      printf("note: a garbage tear (a sector holding neither old nor new bytes) is outside the default fault\n"
+             "      model: nothing can recover a superblock sector destroyed that way\n");
   }
   if (!v.nviolations && c->again.cut_step) {
     /* R7: the recovered file (the image, after the read-write check) goes on. */
