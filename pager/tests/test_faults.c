@@ -339,6 +339,8 @@ typedef struct scenario {
   /* The call may return MP_OK under a fault: protected.c treats a failure after the
    * commit point (the final mirror, the reclaim) as pending work for the next call. */
   bool ok_after_commit;
+  /* Free pages an empty directory block left by a failed call may take (see same()). */
+  uint64_t block_slack;
 } scenario;
 
 static int op_alloc(mp_pager *p, ctx *c) { return mp_alloc(p, &c->out[0]); }
@@ -659,72 +661,26 @@ static void run_scenario(const scenario *s) {
 
 /* ---- the operations ------------------------------------------------------ */
 
-static void test_alloc(void **st) {
-  (void)st;
-  static const scenario s = {"mp_alloc", T_BASIC, NULL, op_alloc, false};
-  run_scenario(&s);
-}
+/* The operations under test: every fault point, every N-th call, for each. */
+static const scenario scenarios[] = {
+    {"mp_alloc", T_BASIC, NULL, op_alloc, false, 0},
+    {"mp_free", T_BASIC, NULL, op_free, false, 0},
+    {"mp_alloc_bulk", T_BASIC, NULL, op_alloc_bulk, false, 0},
+    {"mp_free_bulk", T_BASIC, NULL, op_free_bulk, false, 0},
+    {"mp_alloc growing the file", T_FULL, NULL, op_alloc, false, 0},
+    {"mp_protected_alloc", T_BASIC, NULL, op_palloc, true, 0},
+    {"mp_protected_alloc in a new block", T_DIRFULL, NULL, op_palloc, true, 2},
+    {"mp_protected_free", T_BASIC, NULL, op_pfree, true, 0},
+    {"mp_protected_commit", T_BASIC, prep_pcommit, op_pcommit, false, 0},
+    {"mp_sync_page", T_BASIC, prep_dirty, op_sync_page, false, 0},
+    {"mp_sync", T_BASIC, prep_dirty, op_sync, false, 0},
+};
 
-static void test_free_page(void **st) {
-  (void)st;
-  static const scenario s = {"mp_free", T_BASIC, NULL, op_free, false};
-  run_scenario(&s);
-}
-
-static void test_alloc_bulk(void **st) {
-  (void)st;
-  static const scenario s = {"mp_alloc_bulk", T_BASIC, NULL, op_alloc_bulk, false};
-  run_scenario(&s);
-}
-
-static void test_free_bulk(void **st) {
-  (void)st;
-  static const scenario s = {"mp_free_bulk", T_BASIC, NULL, op_free_bulk, false};
-  run_scenario(&s);
-}
-
-static void test_alloc_grow(void **st) {
-  (void)st;
-  static const scenario s = {"mp_alloc growing the file", T_FULL, NULL, op_alloc, false};
-  run_scenario(&s);
-}
-
-static void test_protected_alloc(void **st) {
-  (void)st;
-  static const scenario s = {"mp_protected_alloc", T_BASIC, NULL, op_palloc, true};
-  run_scenario(&s);
-}
-
-static void test_protected_alloc_new_block(void **st) {
-  (void)st;
-  static const scenario s = {"mp_protected_alloc in a new block", T_DIRFULL, NULL, op_palloc, true};
-  block_slack = 2;
-  run_scenario(&s);
+static void test_scenario(void **st) {
+  const scenario *s = *st;
+  block_slack = s->block_slack;
+  run_scenario(s);
   block_slack = 0;
-}
-
-static void test_protected_free(void **st) {
-  (void)st;
-  static const scenario s = {"mp_protected_free", T_BASIC, NULL, op_pfree, true};
-  run_scenario(&s);
-}
-
-static void test_protected_commit(void **st) {
-  (void)st;
-  static const scenario s = {"mp_protected_commit", T_BASIC, prep_pcommit, op_pcommit, false};
-  run_scenario(&s);
-}
-
-static void test_sync_page(void **st) {
-  (void)st;
-  static const scenario s = {"mp_sync_page", T_BASIC, prep_dirty, op_sync_page, false};
-  run_scenario(&s);
-}
-
-static void test_sync(void **st) {
-  (void)st;
-  static const scenario s = {"mp_sync", T_BASIC, prep_dirty, op_sync, false};
-  run_scenario(&s);
 }
 
 /* ---- creating and opening ---------------------------------------------------
@@ -957,17 +913,17 @@ static void test_alloc_bulk_efull(void **st) {
 int main(void) {
   fiu_init(0);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_alloc),
-      cmocka_unit_test(test_free_page),
-      cmocka_unit_test(test_alloc_bulk),
-      cmocka_unit_test(test_free_bulk),
-      cmocka_unit_test(test_alloc_grow),
-      cmocka_unit_test(test_protected_alloc),
-      cmocka_unit_test(test_protected_alloc_new_block),
-      cmocka_unit_test(test_protected_free),
-      cmocka_unit_test(test_protected_commit),
-      cmocka_unit_test(test_sync_page),
-      cmocka_unit_test(test_sync),
+      cmocka_unit_test_prestate_setup_teardown(test_scenario, NULL, NULL, (void *)&scenarios[0]),
+      cmocka_unit_test_prestate_setup_teardown(test_scenario, NULL, NULL, (void *)&scenarios[1]),
+      cmocka_unit_test_prestate_setup_teardown(test_scenario, NULL, NULL, (void *)&scenarios[2]),
+      cmocka_unit_test_prestate_setup_teardown(test_scenario, NULL, NULL, (void *)&scenarios[3]),
+      cmocka_unit_test_prestate_setup_teardown(test_scenario, NULL, NULL, (void *)&scenarios[4]),
+      cmocka_unit_test_prestate_setup_teardown(test_scenario, NULL, NULL, (void *)&scenarios[5]),
+      cmocka_unit_test_prestate_setup_teardown(test_scenario, NULL, NULL, (void *)&scenarios[6]),
+      cmocka_unit_test_prestate_setup_teardown(test_scenario, NULL, NULL, (void *)&scenarios[7]),
+      cmocka_unit_test_prestate_setup_teardown(test_scenario, NULL, NULL, (void *)&scenarios[8]),
+      cmocka_unit_test_prestate_setup_teardown(test_scenario, NULL, NULL, (void *)&scenarios[9]),
+      cmocka_unit_test_prestate_setup_teardown(test_scenario, NULL, NULL, (void *)&scenarios[10]),
       cmocka_unit_test(test_create),
       cmocka_unit_test(test_open_create),
       cmocka_unit_test(test_open_existing),
