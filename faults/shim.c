@@ -1737,7 +1737,7 @@ PC_EXPORT int pc_shim_reset(void)
         free(S.files[i].shadow);
     }
     S.nfiles = 0;
-    memset(S.fds, 0, S.nfds * sizeof *S.fds);
+    if (S.fds) memset(S.fds, 0, S.nfds * sizeof *S.fds); /* none tracked yet: NULL */
     if (S.tw) {
         finish_trace();
         pc_tw_free(S.tw);

@@ -59,7 +59,7 @@ static const char *usage_explore =
     "  --json             one JSON object on stdout instead of the summary\n"
     "  --quiet            no progress line\n";
 
-static void die_usage(const char *usage, const char *fmt, const char *arg) {
+__attribute__((noreturn)) static void die_usage(const char *usage, const char *fmt, const char *arg) {
   if (fmt) {
     fprintf(stderr, "crashcheck: ");
     fprintf(stderr, fmt, arg);
@@ -265,7 +265,7 @@ static int cmd_explore(int argc, char **argv) {
     else if (!strcmp(a, "--json")) json = true;
     else if (!strcmp(a, "--quiet")) o.progress = false;
     else if (!strcmp(a, "--shard")) {
-      unsigned si, sn;
+      unsigned si = 0, sn = 0;
       char extra;
       if (!v || sscanf(v, "%u/%u%c", &si, &sn, &extra) != 2 || sn == 0 || si >= sn)
         die_usage(usage_explore, "--shard wants I/N with 0 <= I < N, not \"%s\"", v ? v : "");

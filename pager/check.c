@@ -51,7 +51,8 @@ static void check_block(checker *c, uint32_t b, const uint8_t *ref, uint64_t tot
   uint64_t pages[2] = {mp__get64(ref), mp__get64(ref + 8)};
   uint8_t active = ref[MP_REF_ACTIVE];
   snprintf(what, sizeof what, "directory reference %u", b);
-  bool ok = claim(c, pages[0], what, total, bitmap) & claim(c, pages[1], what, total, bitmap);
+  bool ok_a = claim(c, pages[0], what, total, bitmap), ok_b = claim(c, pages[1], what, total, bitmap); /* both */
+  bool ok = ok_a && ok_b;
   if (active > 1) {
     found(c, "directory reference %u has selector %u (must be 0 or 1)", b, active);
     return;
@@ -72,7 +73,8 @@ static void check_block(checker *c, uint32_t b, const uint8_t *ref, uint64_t tot
     if (!ent.in_use) continue;
     used++;
     snprintf(what, sizeof what, "protected page %llu", (unsigned long long)b * p->dir_cap + e);
-    bool both = claim(c, ent.page[0], what, total, bitmap) & claim(c, ent.page[1], what, total, bitmap);
+    bool first = claim(c, ent.page[0], what, total, bitmap), second = claim(c, ent.page[1], what, total, bitmap);
+    bool both = first && second;
     if (both && mp__crc32(0, mp__pg(p, ent.page[ent.slot]), p->ps) != ent.crc)
       found(c, "%s: its current copy (page %llu) does not match the checksum in its entry", what,
             (unsigned long long)ent.page[ent.slot]);
