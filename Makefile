@@ -50,8 +50,12 @@ $(BUILD)/asan/%.o: %.c | setup
 include pager/pager.mk
 -include faults/faults.mk
 -include harness/harness.mk
+-include fuzz/fuzz.mk
 
 libs: $(LIBS_REL)
+
+# The whole tree builds with clang too (-Werror): a check of its own.
+CHECK_SCRIPTS += ci/clang-build.sh
 
 run: all $(RUN_DEPS)
 	$(RUN_CMD)

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# fuzz/make_seeds.sh: regenerates the seed corpora corpus/fuzz_image/ (valid, torn and reference
+# images) and corpus/fuzz_ops/ (binary cases covering every operation) with the project's tools.
+# Run from the project root after `make`; the result is checked in, so CI does not run this.
+set -euo pipefail
+cc=build/bin/crashcheck
+shim=$PWD/build/lib/libpowercut.so
+[ -x "$cc" ] && [ -f "$shim" ] || { echo "make_seeds: run make first" >&2; exit 2; }
+work=$(mktemp -d /dev/shm/make_seeds.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+img=corpus/fuzz_image ops=corpus/fuzz_ops
+mkdir -p "$img" "$ops"
+rm -f "$img"/* "$ops"/*
+
+# Each image seed is a mode byte (0: take the bytes as they are; 1: recompute the checksums,
+# which a valid image does not need, but the mutations of it do) and the file image.
+seed_image() { # NAME MODE FILE
+  { printf "\\x$(printf %02x "$2")"; cat "$3"; } >"$img/$1"
+}
+
+# A small workload touching every structure: regular pages (some synced), protected pages
+# (committed, aborted, freed), a bulk allocation and free, a reopen.
+case_text() { # PAGE_SIZE SECTOR CUT-LINE
+  cat <<CASE
+crashcheck-case 1
+page-size $1
+sector $2
+$3
+alloc
+alloc-bulk 3
+write-sync 0 3
+palloc
+pwrite 0 9
+palloc
+pwrite 1 4
+pabort 0 5
+free 1
+free-bulk 0 1
+write 0 7
+sync
+reopen
+pfree 1
+alloc
+CASE
+}
+
+for ps in 1024 2048 4096 8192; do
+  case_text $ps 512 "cut none" >"$work/c.txt"
+  # At 4 and 8 KiB, regular pages only (a file of few pages): the reference's files in
+  # corpus/interop cover protected pages at 4 KiB.
+  [ $ps -ge 4096 ] && sed -i '/^alloc-bulk 3$/d; /^palloc$/,$d' "$work/c.txt"
+  "$cc" __run "$work/c.txt" "$work/pages" >/dev/null
+  seed_image "valid-$ps" 0 "$work/pages"
+  # Torn images: power cut in a few steps of the same workload, sectors torn.
+  for cut in 6:prefix:1 11:suffix:1 15:random:3 19:garbage:1 24:prefix:2:all 30:none:random:5; do
+    # Larger pages make larger files: a couple of torn ones at 2 KiB, none beyond (the corpus
+    # stays small; the fuzzer's mutations of the 1 KiB ones reach the same code).
+    [ $ps -ge 4096 ] && continue
+    [ $ps = 2048 ] && [ "${cut%%:*}" != 11 ] && [ "${cut%%:*}" != 24 ] && continue
+    rm -f "$work/pages.crash"
+    LD_PRELOAD=$shim POWERCUT_FILE="$work/pages" POWERCUT_CUT=$cut "$cc" __run "$work/c.txt" "$work/pages" \
+      >/dev/null 2>&1 || true
+    [ -f "$work/pages.crash" ] && seed_image "torn-$ps-${cut//:/-}" 0 "$work/pages.crash"
+  done
+done
+# Mode 1 on a valid image: the checksum fixer's own path.
+cp "$img/valid-1024" "$img/valid-1024-fixcrc" && printf '\x01' | dd of="$img/valid-1024-fixcrc" bs=1 count=1 conv=notrunc status=none
+# Files written by the reference implementation (corpus/interop).
+for f in corpus/interop/*.img.gz; do
+  zcat "$f" >"$work/ref"
+  seed_image "interop-$(basename "$f" .img.gz)" 0 "$work/ref"
+done
+
+# Operation seeds: one case per operation kind (a short prelude so it has something to act
+# on), each cut inside it; then the workload above at each page size with a few cuts.
+n=0
+for op in "alloc" "free 0" "alloc-bulk 5" "free-bulk 0 2" "write 0 1" "write-sync 0 2" "sync" "palloc" \
+          "pfree 0" "pwrite 0 3" "pabort 0 4" "reopen"; do
+  for cut in "14 tear all writeback none seed 0" "16 tear prefix:1 writeback none seed 0" \
+             "18 tear random writeback random seed 3" "20 tear suffix:1 writeback all seed 1"; do
+    { echo "crashcheck-case 1"; echo "page-size 1024"; echo "sector 512"; echo "cut $cut"
+      echo alloc; echo alloc; echo palloc; echo "$op"; echo "$op"; } >"$work/op.txt"
+    n=$((n + 1))
+    "$cc" encode "$work/op.txt" -o "$ops/op-$(echo "$op" | cut -d' ' -f1)-$n"
+  done
+done
+for ps in 1024 2048 4096 8192; do
+  for cut in "cut none" "cut 9 tear prefix:1 writeback none seed 0" "cut 21 tear all writeback all seed 0" \
+             "cut 33 tear suffix:2 writeback random seed 7"; do
+    n=$((n + 1))
+    sector=512; [ $ps = 4096 ] && sector=4096   # one workload with atomic 4 KiB sectors
+    case_text $ps $sector "$cut" >"$work/w.txt"
+    "$cc" encode "$work/w.txt" -o "$ops/workload-$ps-$n"
+  done
+done
+"$cc" generate --ops 60 --seed 1 -o "$work/g.txt"
+sed -i 's/^cut none/cut 40 tear random writeback none seed 2/' "$work/g.txt"
+"$cc" encode "$work/g.txt" -o "$ops/generated-60"
+du -sh "$img" "$ops"
