@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "case.h"
@@ -113,9 +115,35 @@ static const char *default_shim(void) {
   return buf;
 }
 
+/* The scratch directory in use, removed if the run is interrupted (Ctrl-C, a CI
+ * timeout): tmpfs is memory, and every run leaves a file-sized image there. */
+static char current_workdir[PATH_MAX];
+static pid_t workdir_owner;
+
+static void remove_on_signal(int sig) {
+  /* Only async-signal-safe calls: fork, execve, waitpid, _exit. */
+  if (current_workdir[0] && getpid() == workdir_owner) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      char *const argv[] = {"rm", "-rf", current_workdir, NULL};
+      execve("/bin/rm", argv, (char *const[]){NULL});
+      _exit(127);
+    }
+    if (pid > 0) waitpid(pid, NULL, 0);
+  }
+  _exit(128 + sig);
+}
+
 /* A fresh scratch directory, on tmpfs when there is one (images are written for
  * every distinct crash state). */
 static int make_workdir(char *out, size_t len) {
+  static bool handlers;
+  if (!handlers) {
+    handlers = true;
+    signal(SIGINT, remove_on_signal);
+    signal(SIGTERM, remove_on_signal);
+    signal(SIGHUP, remove_on_signal);
+  }
   const char *base = getenv("CRASHCHECK_WORKDIR");
   if (!base || !*base) {
     struct stat st;
@@ -128,10 +156,13 @@ static int make_workdir(char *out, size_t len) {
     fprintf(stderr, "crashcheck: cannot make a scratch directory in %s: %s\n", base, strerror(errno));
     return -1;
   }
+  snprintf(current_workdir, sizeof current_workdir, "%s", out);
+  workdir_owner = getpid();
   return 0;
 }
 
 static void remove_workdir(const char *dir) {
+  if (!strcmp(dir, current_workdir)) current_workdir[0] = 0;
   char cmd[PATH_MAX + 16];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) fprintf(stderr, "crashcheck: could not remove %s\n", dir);
