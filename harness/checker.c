@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mappedpages.h"
@@ -44,7 +45,7 @@ static long find(const uint64_t *ids, size_t n, uint64_t id) { return cc_find_id
 
 /* R5 and R6 for the pages of the recovered state `got` (read from the open pager p),
  * against the states it may be. */
-static void contents(mp_pager *p, const cc_state *got, const cc_state *a, const cc_state *b, cc_page_hashes *cache,
+static void contents(mp_pager *p, const cc_state *got, const cc_state *a, const cc_state *b, cc_check_cache *cache,
                      cc_verdict *v) {
   for (size_t i = 0; i < got->nprot; i++) {
     long ia = a ? find(a->prot, a->nprot, got->prot[i]) : -1, ib = find(b->prot, b->nprot, got->prot[i]);
@@ -57,57 +58,101 @@ static void contents(mp_pager *p, const cc_state *got, const cc_state *a, const 
   }
   /* Synced data is known only where the operation in flight did not change it:
    * the same page, synced with the same content, before and after. Only those
-   * pages are read. */
+   * pages are read. The three id lists are ascending: one merge walks them, in
+   * time linear in the pages (this runs for every crash state). */
+  size_t ia = 0, ib = 0;
   for (size_t i = 0; a && i < got->nreg; i++) {
-    long ia = find(a->reg, a->nreg, got->reg[i]), ib = find(b->reg, b->nreg, got->reg[i]);
-    if (ia < 0 || ib < 0 || !a->synced[ia] || a->synced[ia] != b->synced[ib]) continue;
+    uint64_t id = got->reg[i];
+    while (ia < a->nreg && a->reg[ia] < id) ia++;
+    while (ib < b->nreg && b->reg[ib] < id) ib++;
+    if (ia == a->nreg || ib == b->nreg) break;
+    if (a->reg[ia] != id || b->reg[ib] != id || !a->synced[ia] || a->synced[ia] != b->synced[ib]) continue;
     void *data;
-    if (mp_page(p, got->reg[i], &data) != MP_OK || cc_page_hash(cache, p, got->reg[i], data) != a->synced[ia])
+    if (mp_page(p, id, &data) != MP_OK || cc_page_hash(cache, p, id, data) != a->synced[ia])
       violation(v, "R6", "the data synced before the cut", "regular page %llu holds other data",
-                (unsigned long long)got->reg[i]);
+                (unsigned long long)id);
   }
 }
 
+/* Opens `path` with `flags`, or reloads the handle of it the cache keeps: a reload
+ * reads only the pages that changed since the last check. */
+static int open_kept(const char *path, unsigned flags, cc_check_cache *cache, mp_pager **p, char *why, size_t len) {
+  if (!cache) return mp_open_explain(path, flags, p, why, len);
+  if (cache->path && strcmp(cache->path, path) != 0) {
+    mp_close(cache->preview);
+    mp_close(cache->reader);
+    cache->preview = cache->reader = NULL;
+    free(cache->path);
+    cache->path = NULL;
+  }
+  if (!cache->path && !(cache->path = strdup(path))) return mp_open_explain(path, flags, p, why, len);
+  mp_pager **kept = flags & MP_PREVIEW ? &cache->preview : &cache->reader;
+  if (*kept) {
+    *p = *kept;
+    return mp_reload(*kept, why, len);
+  }
+  int rc = mp_open_explain(path, flags, p, why, len);
+  if (rc == MP_OK) *kept = *p;
+  return rc;
+}
+
+/* Closes a handle open_kept gave, unless the cache keeps it. */
+static void close_kept(mp_pager *p, const cc_check_cache *cache) {
+  if (!cache || (p != cache->preview && p != cache->reader)) mp_close(p);
+}
+
+/* Closes the kept handles: the file is about to be rewritten (their locks would
+ * stand in the writer's way). */
+static void drop_kept(cc_check_cache *cache) {
+  if (!cache) return;
+  mp_close(cache->preview);
+  mp_close(cache->reader);
+  cache->preview = cache->reader = NULL;
+}
+
 int cc_check_image(const char *path, size_t page_size, const cc_state *before, const cc_state *after, int inflight,
-                   cc_page_hashes *cache, cc_verdict *v) {
+                   cc_check_cache *cache, cc_verdict *v) {
   memset(v, 0, sizeof *v);
   char why[256];
   mp_pager *p = NULL;
 
-  /* First as a reader, which changes nothing: structure, and what a writer would
-   * have to reclaim. */
-  int rc = mp_open_explain(path, MP_RDONLY, &p, why, sizeof why);
-  v->rewritten = true; /* unless a reader says a writer's open has nothing to do */
-  if (rc == MP_OK) {
-    structure(p, "before recovery", v);
+  /* The image as a writer's open leaves it, seen through a preview: recovery runs
+   * on a private copy of the mapping, so the image stays as the explorer wrote it
+   * and the next state costs only the sectors it changes. (The writes recovery
+   * makes are the preview's, byte for byte; cuts during recovery itself are R7's.) */
+  int rc = open_kept(path, MP_PREVIEW, cache, &p, why, sizeof why);
+  unsigned recovery = 0;
+  if (rc == MP_EINCOMPLETE && !before) {
+    /* A cut in the create may leave a leftover, which MP_CREATE replaces. */
+    v->rewritten = true;
+    cc_check_cache_forget_all(cache);
+    drop_kept(cache);
+    rc = mp_create(path, page_size, &p);
+  } else if (rc == MP_OK) {
     v->reclaimed = mp_leaked_count(p);
-    v->rewritten = mp_recovery(p) != 0;
-    if (v->rewritten) cc_page_hashes_forget_all(cache); /* recovery may write any page */
-    /* A writer's open that has nothing to do writes nothing and sees what the
-     * reader sees: the reader's handle stands for it. */
-    if (!v->rewritten) goto opened;
-    mp_close(p);
-  } else if (!(before == NULL && rc == MP_EINCOMPLETE)) {
-    violation(v, "R1", "the file opens read-only", "%s: %s", mp_strerror(rc), why);
-    return CC_OK;
-  } else {
-    cc_page_hashes_forget_all(cache); /* the leftover is about to be created again */
+    recovery = mp_recovery(p);
   }
-
-  /* Then as a writer: recovery runs, and the state must be before or after. A cut
-   * in the create may leave a leftover that MP_CREATE replaces. */
-  rc = mp_open_explain(path, 0, &p, why, sizeof why);
-  if (rc == MP_EINCOMPLETE && !before) rc = mp_create(path, page_size, &p);
   if (rc != MP_OK) {
-    violation(v, "R1", "the file opens read-write", "%s: %s", mp_strerror(rc), why);
+    violation(v, "R1", "the file opens", "%s: %s", mp_strerror(rc), why);
     return CC_OK;
   }
-  structure(p, "after recovery", v);
-opened:;
+  if (recovery) {
+    /* Readers see the file before any writer recovers it: its structure must
+     * hold for them too. */
+    mp_pager *reader = NULL;
+    rc = open_kept(path, MP_RDONLY, cache, &reader, why, sizeof why);
+    if (rc != MP_OK) violation(v, "R1", "the file opens read-only", "%s: %s", mp_strerror(rc), why);
+    else structure(reader, "before recovery", v);
+    close_kept(reader, cache);
+    cc_check_cache_private(cache, p); /* pages recovery wrote are the preview's own */
+  }
+  structure(p, recovery ? "after recovery" : "as found", v);
   cc_state got;
-  if (cc_state_read(p, false, cache, &got) != CC_OK) {
-    mp_close(p);
-    return CC_ENOMEM;
+  rc = cc_state_read(p, false, cache, &got);
+  if (rc != CC_OK) {
+    cc_check_cache_private(cache, NULL);
+    close_kept(p, cache);
+    return rc;
   }
 
   bool is_before = before && cc_state_same_sets(&got, before), is_after = cc_state_same_sets(&got, after);
@@ -139,12 +184,14 @@ opened:;
     for (size_t i = 0; before && i < before->nprot && !lost; i++)
       lost = find(after->prot, after->nprot, before->prot[i]) >= 0 && find(got.prot, got.nprot, before->prot[i]) < 0;
     violation(v, lost ? "R3" : "R2", e, "%s", f);
-    mp_close(p);
+    cc_check_cache_private(cache, NULL);
+    close_kept(p, cache);
     cc_state_free(&got);
     return CC_OK;
   }
   contents(p, &got, before, after, cache, v);
-  mp_close(p);
+  cc_check_cache_private(cache, NULL);
+  close_kept(p, cache);
   cc_state_free(&got);
   return CC_OK;
 }

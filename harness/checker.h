@@ -20,15 +20,16 @@ typedef struct cc_verdict {
   cc_violation v[CC_MAX_VIOLATIONS];
   uint64_t leaks;     /* W1: pages left allocated and owned by nothing after recovery */
   uint64_t reclaimed; /* pages an interrupted operation left that recovery reclaimed */
-  bool rewritten;     /* the check wrote to the image (recovery, or a create replacing it) */
+  bool rewritten;     /* the check wrote to the image (a create replacing a leftover) */
 } cc_verdict;
 
-/* Checks the crash image at `path` (it is modified: a read-write open recovers it).
+/* Checks the crash image at `path`, recovering it in memory (MP_PREVIEW): the file
+ * is left as it was, except that a create's leftover is created again (rewritten).
  * `before` is NULL when the cut fell in the create, whose leftover is then created
  * again at `page_size`; `inflight` is the kind of the operation in flight
  * (CC_OP_KINDS for the create). */
 int cc_check_image(const char *path, size_t page_size, const cc_state *before, const cc_state *after, int inflight,
-                   cc_page_hashes *cache, cc_verdict *v);
+                   cc_check_cache *cache, cc_verdict *v);
 /* `cache` (may be NULL) holds content hashes of the image's pages from earlier
  * checks; the caller forgets the pages it changes, the checker those recovery may. */
 

@@ -451,7 +451,7 @@ static int replay(const cc_case *c, bool tell, char *invariant, size_t invlen, c
              "      model: nothing can recover a superblock sector destroyed that way\n");
   }
   if (!v.nviolations && c->again.cut_step) {
-    /* R7: the recovered file (the image, after the read-write check) goes on. */
+    /* R7: the crash image goes on: the follow-up's open recovers it, then works on. */
     cc_again_where aw;
     cc_verdict inner;
     uint64_t n = cc_again(c, &o, image, &c->again, tell, &inner, &aw);

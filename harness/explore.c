@@ -188,20 +188,20 @@ static bool copy_file(const char *from, const char *to) {
   return ok;
 }
 
-uint64_t cc_again(const cc_case *c, const cc_explore_opts *o, const char *recovered, const cc_schedule *only,
+uint64_t cc_again(const cc_case *c, const cc_explore_opts *o, const char *crashed, const cc_schedule *only,
                   bool tell, cc_verdict *v, cc_again_where *where) {
   memset(v, 0, sizeof *v);
   memset(where, 0, sizeof *where);
   char file[1100], trace[1100], model[1100], image[1100], why[600] = "";
-  snprintf(file, sizeof file, "%s.again", recovered);
-  snprintf(trace, sizeof trace, "%s.again-trace", recovered);
-  snprintf(model, sizeof model, "%s.again-model", recovered);
-  snprintf(image, sizeof image, "%s.again-image", recovered);
+  snprintf(file, sizeof file, "%s.again", crashed);
+  snprintf(trace, sizeof trace, "%s.again-trace", crashed);
+  snprintf(model, sizeof model, "%s.again-model", crashed);
+  snprintf(image, sizeof image, "%s.again-image", crashed);
   cc_case *follow = malloc(sizeof *follow);
   uint64_t checked = 0;
   cc_run run = {0};
-  if (!follow || !copy_file(recovered, file) || !copy_file(recovered, model)) {
-    snprintf(v->v[0].found, sizeof v->v[0].found, "cannot copy the recovered file");
+  if (!follow || !copy_file(crashed, file) || !copy_file(crashed, model)) {
+    snprintf(v->v[0].found, sizeof v->v[0].found, "cannot copy the crash image");
     goto fail;
   }
   cc_follow_up(follow, c->page_size, c->sector);
@@ -210,7 +210,7 @@ uint64_t cc_again(const cc_case *c, const cc_explore_opts *o, const char *recove
   if (one) cc_cut_spec(only, spec, sizeof spec);
   int st = cc_record(follow, o, file, trace, one ? spec : NULL, one ? image : NULL, true, why, sizeof why);
   if (cc_run_case_on(follow, model, &run) != CC_OK || (st != 0 && st != 99)) {
-    snprintf(v->v[0].found, sizeof v->v[0].found, "the follow-up workload fails on the recovered file: %.200s",
+    snprintf(v->v[0].found, sizeof v->v[0].found, "the follow-up workload fails on the crash image: %.200s",
              run.error[0] ? run.error : why[0] ? why : "its run under the shim failed");
     goto fail;
   }
@@ -231,7 +231,7 @@ uint64_t cc_again(const cc_case *c, const cc_explore_opts *o, const char *recove
     snprintf(where->call, sizeof where->call, "%s", pc_call_name(info.call));
     snprintf(where->op, sizeof where->op, "%s", index ? cc_op_name(follow->ops[index - 1].kind) : "open");
     if (tell)
-      printf("follow-up on the recovered file: power cut at its step %u: %s in operation %zu (%s)\n", only->cut_step,
+      printf("follow-up on the crash image: power cut at its step %u: %s in operation %zu (%s)\n", only->cut_step,
              where->call, index, where->op);
     goto out;
   }
@@ -273,7 +273,7 @@ uint64_t cc_again(const cc_case *c, const cc_explore_opts *o, const char *recove
       free(buf);
       if (!written) continue;
       checked++;
-      /* Before the follow-up's first operation completes, the file is the recovered one. */
+      /* Until the follow-up's open has recovered it, the file is the crash image, whose recovered state is states[0]. */
       cc_check_image(image, c->page_size, &run.states[index ? index - 1 : 0], &run.states[index],
                      index ? follow->ops[index - 1].kind : CC_OP_KINDS, NULL, v);
       if (v->nviolations) {
@@ -324,7 +324,25 @@ static void write_reproducer(const job *jb, cc_found *f, unsigned index) {
   free(rc);
 }
 
-static void forget_written(void *ctx, uint64_t off, uint64_t len) { cc_page_hashes_forget(ctx, off, len); }
+static void forget_written(void *ctx, uint64_t off, uint64_t len) { cc_check_cache_forget(ctx, off, len); }
+
+/* CRASHCHECK_VERIFY: what the checker decided with its cache (reloaded handles,
+ * page hashes) must be what it decides from scratch; a difference is a bug of
+ * the harness, and stops it at once. */
+static void same_verdict_uncached(const job *jb, const char *image, const cc_state *before, const cc_state *after,
+                                  int kind, const cc_verdict *cached, uint64_t step) {
+  cc_verdict fresh;
+  cc_check_image(image, jb->c->page_size, before, after, kind, NULL, &fresh);
+  bool same = fresh.nviolations == cached->nviolations && fresh.leaks == cached->leaks &&
+              fresh.reclaimed == cached->reclaimed;
+  for (unsigned i = 0; same && i < fresh.nviolations; i++)
+    same = strcmp(fresh.v[i].invariant, cached->v[i].invariant) == 0 && strcmp(fresh.v[i].found, cached->v[i].found) == 0;
+  if (same) return;
+  fprintf(stderr, "crashcheck: CRASHCHECK_VERIFY: at step %llu the cached check found %u violations (%s), "
+          "a fresh one %u (%s)\n", (unsigned long long)step, cached->nviolations,
+          cached->nviolations ? cached->v[0].found : "-", fresh.nviolations, fresh.nviolations ? fresh.v[0].found : "-");
+  abort();
+}
 
 static int run_job(const job *jb) {
   cc_explore_result *r = jb->r;
@@ -344,9 +362,10 @@ static int run_job(const job *jb) {
   uint32_t sector = 512;
   pc_trace_sector_size(t, &sector);
   const char *verify = getenv("CRASHCHECK_VERIFY");
+  bool verifying = verify && *verify && *verify != '0';
   cc_image *im = NULL;
-  cc_page_hashes hashes = {0}; /* content hashes of the image's pages, across checks */
-  if (cc_image_new(image, sector, verify && *verify && *verify != '0', forget_written, &hashes, &im) != CC_OK) {
+  cc_check_cache hashes = {0}; /* content hashes of the image's pages, across checks */
+  if (cc_image_new(image, sector, verifying, forget_written, &hashes, &im) != CC_OK) {
     snprintf(r->error, sizeof r->error, "cannot create %s", image);
     pc_replay_free(rp);
     pc_trace_free(t);
@@ -393,7 +412,8 @@ static int run_job(const job *jb) {
       }
       cc_verdict v;
       cc_check_image(image, jb->c->page_size, before, after, kind, &hashes, &v);
-      if (v.rewritten || v.nviolations) cc_image_touched(im);
+      if (v.rewritten) cc_image_touched(im);
+      if (verifying && !v.rewritten) same_verdict_uncached(jb, image, before, after, kind, &v, step);
       cc_again_where aw = {0};
       if (!v.nviolations && jb->o->again && step >= next_again) {
         /* R7 on a sample of recovered states, spread over the steps. */
@@ -445,7 +465,7 @@ static int run_job(const job *jb) {
   free(sched);
   free(seen.slots);
   cc_image_free(im);
-  cc_page_hashes_free(&hashes);
+  cc_check_cache_free(&hashes);
   pc_replay_free(rp);
   pc_trace_free(t);
   return CC_OK;

@@ -58,8 +58,9 @@ void cc_explore_result_free(cc_explore_result *r);
 int cc_record(const cc_case *c, const cc_explore_opts *o, const char *file, const char *trace, const char *cut,
               const char *image, bool existing, char *why, size_t whylen);
 
-/* R7: runs the follow-up workload on a recovered file (`recovered`, left as it
- * was) under the shim and checks its crash states: every state of the schedule
+/* R7: runs the follow-up workload on a crash image (`crashed`, left as it was)
+ * under the shim: its first open recovers the image for real, so cuts during
+ * recovery are among the follow-up's crash states. Checks those states: every state of the schedule
  * `only` if its cut_step is 0, else that one state. Returns the number of states
  * checked; the first violation, if any, goes to *v (v->nviolations = 0 if none)
  * and the follow-up step, call and schedule to *where. */
@@ -69,7 +70,7 @@ typedef struct cc_again_where {
   char op[24];
   cc_schedule sched;
 } cc_again_where;
-uint64_t cc_again(const cc_case *c, const cc_explore_opts *o, const char *recovered, const cc_schedule *only,
+uint64_t cc_again(const cc_case *c, const cc_explore_opts *o, const char *crashed, const cc_schedule *only,
                   bool tell, cc_verdict *v, cc_again_where *where);
 
 /* The libpowercut spelling of a schedule: "STEP:TEAR:WRITEBACK:SEED". */

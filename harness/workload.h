@@ -42,27 +42,39 @@ void cc_run_free(cc_run *run);
 /* Marker operation id of case operation i (0 = the create). */
 static inline uint64_t cc_marker(size_t i) { return (uint64_t)i + 1; }
 
-/* Content hashes of the pages of one file, by physical page, kept across opens of
- * it by whoever knows when its bytes change (the explorer: the sectors it writes,
- * and recovery). Zero-initialise; a different page size empties it. */
-typedef struct cc_page_hashes {
+struct mp_pager;
+
+/* What checks of one file keep from one to the next: content hashes of its pages
+ * by physical page, forgotten by whoever knows when bytes change (the explorer:
+ * the sectors it writes), and the pager handles the checker reloads instead of
+ * opening again. Zero-initialise; a different page size empties the hashes. */
+typedef struct cc_check_cache {
+  struct mp_pager *preview, *reader; /* of `path`: an MP_PREVIEW and an MP_RDONLY handle */
+  char *path;
   uint64_t *hash;
   uint8_t *known;
   size_t cap; /* pages */
   size_t ps;
-} cc_page_hashes;
-void cc_page_hashes_forget(cc_page_hashes *h, uint64_t off, uint64_t len); /* bytes [off, off+len) changed */
-void cc_page_hashes_forget_all(cc_page_hashes *h);
-void cc_page_hashes_free(cc_page_hashes *h);
+  uint64_t *priv; /* ascending pages a preview's recovery wrote: hashed afresh, never cached */
+  size_t npriv, privcap;
+  bool all_priv; /* ... or all of them (pagemap could not be read) */
+} cc_check_cache;
+void cc_check_cache_forget(cc_check_cache *h, uint64_t off, uint64_t len); /* bytes [off, off+len) changed */
+void cc_check_cache_forget_all(cc_check_cache *h);
+/* While an MP_PREVIEW handle `p` is read, the pages its recovery wrote (private
+ * copies, found in /proc/self/pagemap) hold other bytes than the file: the cache
+ * must not answer for them. NULL ends that. If pagemap cannot be read, every page
+ * counts as written. */
+void cc_check_cache_private(cc_check_cache *h, struct mp_pager *p);
+void cc_check_cache_free(cc_check_cache *h);
 /* The hash of the content at `data`, page `page` of the file (known or computed). */
-struct mp_pager;
-uint64_t cc_page_hash(cc_page_hashes *h, struct mp_pager *p, uint64_t page, const void *data);
+uint64_t cc_page_hash(cc_check_cache *h, struct mp_pager *p, uint64_t page, const void *data);
 
 /* Reads the state of an open pager: the regular and protected sets and the
  * protected contents, and with `contents` the regular pages' content hashes (in
  * `synced`; else 0). A protected page whose content fails its checksum gets hash 0.
  * `cache` (may be NULL) saves hashing pages whose bytes did not change. */
-int cc_state_read(struct mp_pager *p, bool contents, cc_page_hashes *cache, cc_state *out);
+int cc_state_read(struct mp_pager *p, bool contents, cc_check_cache *cache, cc_state *out);
 void cc_state_free(cc_state *s);
 int cc_state_copy(const cc_state *from, cc_state *to);
 /* Index of id in an ascending id array (a state's reg or prot), or -1. */

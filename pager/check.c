@@ -85,7 +85,7 @@ static void check_block(checker *c, uint32_t b, const uint8_t *ref, uint64_t tot
 }
 
 int mp_check(mp_pager *p, mp_report_fn report, void *arg, unsigned *findings) {
-  if (!p) return MP_EINVAL;
+  if (!p || !p->map) return MP_EINVAL; /* (a failed mp_reload left no file loaded) */
   checker c = {.p = p, .report = report, .arg = arg};
   c.seen = mp__calloc(p->words ? p->words : 1, 8);
   if (!c.seen) return MP_ENOMEM;

@@ -22,6 +22,8 @@ typedef struct mp_block {
 struct mp_pager {
   int fd;
   bool rdonly;
+  bool preview;    /* MP_PREVIEW: a MAP_PRIVATE mapping that recovery writes; msync does nothing */
+  bool preview_wrote; /* ... and its recovery wrote to it */
   bool poisoned;   /* the durable state is uncertain after a failed commit point */
   bool ours;       /* the file carries MP_BUILD_MIRRORED: inactive copies are intents */
   unsigned recovery; /* MP_RECOVER_* bits: what a writer's open does (or did) */
@@ -48,6 +50,7 @@ struct mp_pager {
   uint64_t *owned;
   uint64_t *reclaim;
   uint64_t reclaim_count;
+  uint64_t previewed_reclaim; /* MP_PREVIEW: pages its recovery reclaimed in memory */
   size_t words;
 
   uint32_t dir_count;

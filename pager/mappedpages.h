@@ -57,6 +57,11 @@ enum {
 /* Flags for mp_open. */
 #define MP_RDONLY 0x1u /* map read-only; every mutating call returns MP_ERDONLY */
 #define MP_CREATE 0x2u /* create the file (page size MP_DEFAULT_PAGE_SIZE) if it does not exist */
+/* Read-only, but the handle shows the file as a writer's open would leave it:
+ * recovery runs on a private copy of the mapping and nothing reaches the file.
+ * For fsck-like tools and crash checkers: "what would recovery make of this?".
+ * Mutating calls return MP_ERDONLY; the lock is a reader's. */
+#define MP_PREVIEW 0x4u
 
 #define MP_DEFAULT_PAGE_SIZE 4096u
 #define MP_MIN_PAGE_SIZE 1024u
@@ -79,6 +84,15 @@ MP_API int mp_open(const char *path, unsigned flags, mp_pager **out);
 /* As mp_open; when it fails, also writes one sentence saying why into `why`
  * (whylen bytes, always NUL-terminated; may be NULL). */
 MP_API int mp_open_explain(const char *path, unsigned flags, mp_pager **out, char *why, size_t whylen);
+
+/* Reads the file again into an MP_RDONLY or MP_PREVIEW handle, as closing it
+ * and opening it again with the same flags would (a preview recovers again), but
+ * keeps the descriptor, its lock and the mapping: pages whose bytes did not
+ * change are not faulted in again. For tools that examine one file over and over
+ * (a crash checker writes image after image into it). MP_EINVAL for a writer. On
+ * failure the handle holds no pages until a reload succeeds, and `why` (may be
+ * NULL) says what is wrong, as mp_open_explain does. */
+MP_API int mp_reload(mp_pager *p, char *why, size_t whylen);
 
 /* Unmaps and closes; NULL is accepted. Returns MP_EIO if close(2) failed. */
 MP_API int mp_close(mp_pager *p);
@@ -143,11 +157,13 @@ MP_API int mp_check(mp_pager *p, mp_report_fn report, void *arg, unsigned *findi
 /* Pages allocated in the bitmap that no structure owns, left by a protected
  * alloc/free that a power cut interrupted (or that failed part-way). A read-write
  * open reclaims them, and so does the next mutating call of a handle whose call
- * failed; until then they count as free in mp_free_count. */
+ * failed; until then they count as free in mp_free_count. For an MP_PREVIEW
+ * handle, the pages its recovery freed in memory. */
 MP_API uint64_t mp_leaked_count(const mp_pager *p);
 
 /* What recovery does when the file is opened read-write: for a read-only handle,
- * what a writer's open would do; for a read-write handle, what its open did. A
+ * what a writer's open would do; for a read-write or MP_PREVIEW handle, what its
+ * open did (a preview's, in memory only). A
  * mask of MP_RECOVER_* bits; 0 means the file needed nothing (and a writer's open
  * does not write to it). */
 #define MP_RECOVER_PAGE0 0x1u    /* a torn write of page 0 is resolved and page 0 rewritten */

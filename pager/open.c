@@ -116,9 +116,9 @@ static int load_dirs(mp_pager *p, const uint8_t *p0, char *why, size_t whylen) {
   return MP_OK;
 }
 
-/* Maps an open descriptor and loads it: fstat, superblock, mapping, structures,
- * recovery. On failure *why says what is wrong; the descriptor stays the caller's. */
-static int attach(int fd, bool rdonly, mp_pager **out, char *why, size_t whylen) {
+/* Reads what the superblock says before anything is mapped: the file's size and
+ * its page size, refusing files too short to hold the reserved pages. */
+static int probe(int fd, uint64_t *size, unsigned *log2, char *why, size_t whylen) {
   struct stat st;
   if (fstat(fd, &st) != 0) return mp__errno_to_code(errno);
   if (!S_ISREG(st.st_mode)) {
@@ -130,62 +130,159 @@ static int attach(int fd, bool rdonly, mp_pager **out, char *why, size_t whylen)
     snprintf(why, whylen, "file too short for a superblock");
     return MP_ECORRUPT;
   }
-  unsigned log2;
   const char *reason;
-  int rc = mp__sb_check(head, sizeof head, &log2, &reason);
+  int rc = mp__sb_check(head, sizeof head, log2, &reason);
   if (rc != MP_OK) {
     snprintf(why, whylen, "%s", reason);
     return rc;
   }
-  size_t ps = (size_t)1 << log2;
+  size_t ps = (size_t)1 << *log2;
   if ((uint64_t)st.st_size < 3 * (uint64_t)ps) {
     snprintf(why, whylen, "file of %llu bytes is shorter than 3 pages of %zu", (unsigned long long)st.st_size, ps);
     return MP_ECORRUPT;
   }
-  mp_pager *p = mp__calloc(1, sizeof *p);
-  uint8_t *p0 = mp__malloc(ps);
-  if (!p || !p0) {
-    free(p);
-    free(p0);
-    return MP_ENOMEM;
-  }
-  p->fd = fd;
-  p->rdonly = rdonly;
+  *size = (uint64_t)st.st_size;
+  return MP_OK;
+}
+
+/* Maps the file as probed: `log2` and `size` set the geometry. A preview maps
+ * privately and read-only; its recovery asks for write access when it has work. */
+static int map_file(mp_pager *p, unsigned log2, uint64_t size) {
+  size_t ps = (size_t)1 << log2;
   p->log2 = log2;
   p->ps = ps;
-  p->sys_page = (size_t)sysconf(_SC_PAGESIZE);
   p->capacity = mp__capacity(ps);
   p->max_refs = mp__max_refs(ps);
   p->dir_cap = mp__dir_cap(ps);
-  p->file_size = (uint64_t)st.st_size;
-  p->map_pages = p->file_size / ps < p->capacity ? p->file_size / ps : p->capacity;
-  p->map = mmap(NULL, p->map_pages * ps, PROT_READ | (rdonly ? 0 : PROT_WRITE), MAP_SHARED, fd, 0);
+  p->file_size = size;
+  p->map_pages = size / ps < p->capacity ? size / ps : p->capacity;
+  int prot = PROT_READ | (p->rdonly || p->preview ? 0 : PROT_WRITE);
+  p->map = mmap(NULL, p->map_pages * ps, prot, p->preview ? MAP_PRIVATE : MAP_SHARED, p->fd, 0);
   if (p->map == MAP_FAILED) {
     p->map = NULL;
-    rc = MP_ENOMEM;
-    goto fail;
+    p->map_pages = 0;
+    return MP_ENOMEM;
   }
+  return MP_OK;
+}
+
+static void unmap_file(mp_pager *p) {
+  if (p->map) munmap(p->map, p->map_pages * p->ps);
+  p->map = NULL;
+  p->map_pages = 0;
+}
+
+/* Derives the state of the handle from the mapping: page 0 as recovery accepts
+ * it, the metadata, the directory; then recovery (a writer's or a preview's). */
+static int load(mp_pager *p, char *why, size_t whylen) {
+  uint8_t *p0 = mp__malloc(p->ps);
+  if (!p0) return MP_ENOMEM;
   mp_p0_fix fix;
-  if ((rc = mp__p0_resolve(p->map, ps, p0, &fix, &reason)) != MP_OK) {
+  const char *reason;
+  bool fell_back;
+  int rc = mp__p0_resolve(p->map, p->ps, p0, &fix, &reason);
+  if (rc != MP_OK) {
     snprintf(why, whylen, "%s", reason);
-    goto fail;
+    goto out;
   }
   p->ours = p0[MP_SB_VERSION + 3] == MP_BUILD_MIRRORED;
-  bool fell_back;
-  if ((rc = load_meta(p, p0, &fell_back, why, whylen)) != MP_OK) goto fail;
-  if ((rc = mp__words_reserve(p, p->map_pages)) != MP_OK) goto fail;
-  if ((rc = load_dirs(p, p0, why, whylen)) != MP_OK) goto fail;
+  if ((rc = load_meta(p, p0, &fell_back, why, whylen)) != MP_OK) goto out;
+  if ((rc = mp__words_reserve(p, p->map_pages)) != MP_OK) goto out;
+  if ((rc = load_dirs(p, p0, why, whylen)) != MP_OK) goto out;
   if ((rc = mp__recover(p, p0, &fix, fell_back)) != MP_OK) {
     snprintf(why, whylen, "recovery could not write the file");
-    goto fail;
+    goto out;
   }
+  /* A preview hands out read-only memory, as any reader does. */
+  if (p->preview_wrote && mprotect(p->map, p->map_pages * p->ps, PROT_READ) != 0) rc = MP_ENOMEM;
+out:
   free(p0);
-  *out = p;
-  return MP_OK;
-fail:
+  return rc;
+}
+
+/* Forgets everything load() derived, keeping the descriptor, the mapping and the
+ * arrays' memory: the handle holds no pages until the next load. */
+static void unload(mp_pager *p) {
+  for (uint32_t b = 0; b < p->dir_count; b++) free(p->blocks[b].staged);
+  if (p->blocks_cap) memset(p->blocks, 0, p->blocks_cap * sizeof *p->blocks);
+  p->dir_count = 0;
+  if (p->words) {
+    memset(p->owned, 0, p->words * 8);
+    memset(p->reclaim, 0, p->words * 8);
+  }
+  p->reclaim_count = p->previewed_reclaim = 0;
+  p->total = p->generation = p->free_count = p->hint_word = 0;
+  p->active_meta = 0;
+  p->recovery = 0;
+  p->intent_pending = p->poisoned = p->ours = false;
+}
+
+/* Maps an open descriptor and loads it. On failure *why says what is wrong; the
+ * descriptor stays the caller's. */
+static int attach(int fd, bool rdonly, bool preview, mp_pager **out, char *why, size_t whylen) {
+  uint64_t size;
+  unsigned log2;
+  int rc = probe(fd, &size, &log2, why, whylen);
+  if (rc != MP_OK) return rc;
+  mp_pager *p = mp__calloc(1, sizeof *p);
+  if (!p) return MP_ENOMEM;
+  p->fd = fd;
+  p->rdonly = rdonly;
+  p->preview = preview;
+  p->sys_page = (size_t)sysconf(_SC_PAGESIZE);
+  if ((rc = map_file(p, log2, size)) == MP_OK && (rc = load(p, why, whylen)) == MP_OK) {
+    *out = p;
+    return MP_OK;
+  }
   p->fd = -1; /* the caller owns the descriptor */
-  free(p0);
   mp_close(p);
+  return rc;
+}
+
+/* The private copies a preview's recovery made are dropped, so that every page
+ * shows the file again. All of the mapping, not just the pages recovery meant to
+ * write: a checker must not trust the recovery it checks to say where it wrote. */
+static void drop_private(mp_pager *p) {
+  if (!p->preview_wrote) return;
+  p->preview_wrote = false;
+  if (p->map && madvise(p->map, p->map_pages * p->ps, MADV_DONTNEED) != 0) unmap_file(p);
+}
+
+static int reload(mp_pager *p, char *why, size_t whylen) {
+  if (p->preview) drop_private(p);
+  unload(p);
+  uint64_t size;
+  unsigned log2;
+  int rc = probe(p->fd, &size, &log2, why, whylen);
+  if (rc == MP_OK && p->map && log2 == p->log2 && size == p->file_size) {
+    rc = load(p, why, whylen); /* same geometry: the mapping stays as it is */
+  } else if (rc == MP_OK) {
+    unmap_file(p);
+    if ((rc = map_file(p, log2, size)) == MP_OK) rc = load(p, why, whylen);
+  }
+  if (rc != MP_OK) {
+    /* An empty handle without a mapping, which a later reload can fill. */
+    if (p->preview) drop_private(p);
+    unload(p);
+    unmap_file(p);
+  }
+  return rc;
+}
+
+static bool is_leftover(int fd, uint64_t size);
+static const char leftover_why[] =
+    "the file is the leftover of an interrupted create: nothing else was ever written to it";
+
+int mp_reload(mp_pager *p, char *why, size_t whylen) {
+  char reason[256] = "";
+  if (!p || !p->rdonly) return MP_EINVAL;
+  int rc = reload(p, reason, sizeof reason);
+  struct stat st;
+  if ((rc == MP_ECORRUPT || rc == MP_EVERSION) && fstat(p->fd, &st) == 0 && is_leftover(p->fd, (uint64_t)st.st_size)) {
+    rc = MP_EINCOMPLETE; /* as mp_open says it */
+    snprintf(reason, sizeof reason, "%s", leftover_why);
+  }
+  if (rc != MP_OK && why && whylen) snprintf(why, whylen, "%s", reason[0] ? reason : mp_strerror(rc));
   return rc;
 }
 
@@ -269,7 +366,7 @@ static int create_at(const char *path, size_t ps, mp_pager **out) {
     char why[256];
     mp_pager *existing = NULL;
     if ((rc = lock(fd, false)) != MP_OK || (rc = fstat(fd, &st) != 0 ? MP_EIO : MP_OK) != MP_OK) goto fail;
-    rc = attach(fd, true, &existing, why, sizeof why);
+    rc = attach(fd, true, false, &existing, why, sizeof why);
     if (rc == MP_OK) {
       existing->fd = -1;
       mp_close(existing);
@@ -291,7 +388,7 @@ static int create_at(const char *path, size_t ps, mp_pager **out) {
   }
   char why[256];
   if ((rc = format(fd, log2)) != MP_OK || (rc = sync_parent_dir(path)) != MP_OK ||
-      (rc = attach(fd, false, out, why, sizeof why)) != MP_OK) {
+      (rc = attach(fd, false, false, out, why, sizeof why)) != MP_OK) {
     /* The file is ours (created with O_EXCL, or an emptied leftover, and locked):
      * a failed create must not leave a file that later creates refuse. */
     unlink(path);
@@ -321,24 +418,25 @@ int mp_open_explain(const char *path, unsigned flags, mp_pager **out, char *user
 }
 
 static int open_file(const char *path, unsigned flags, mp_pager **out, char *why, size_t whylen) {
-  if (!path || !out || (flags & ~(MP_RDONLY | MP_CREATE)) || (flags & MP_RDONLY && flags & MP_CREATE))
+  if (!path || !out || (flags & ~(MP_RDONLY | MP_CREATE | MP_PREVIEW)) ||
+      (flags & (MP_RDONLY | MP_PREVIEW) && flags & MP_CREATE))
     return MP_EINVAL;
   *out = NULL;
-  bool rdonly = flags & MP_RDONLY;
+  bool preview = flags & MP_PREVIEW, rdonly = (flags & MP_RDONLY) || preview;
   int fd = open(path, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT && (flags & MP_CREATE)) return create_at(path, MP_DEFAULT_PAGE_SIZE, out);
     return mp__errno_to_code(errno);
   }
   int rc = lock(fd, rdonly);
-  if (rc == MP_OK) rc = attach(fd, rdonly, out, why, whylen);
+  if (rc == MP_OK) rc = attach(fd, rdonly, preview, out, why, whylen);
   if (rc == MP_OK) return MP_OK;
   if (rc == MP_ECORRUPT || rc == MP_EVERSION) {
     struct stat st;
     if (fstat(fd, &st) == 0 && is_leftover(fd, (uint64_t)st.st_size)) {
       close(fd);
       if (flags & MP_CREATE) return create_at(path, MP_DEFAULT_PAGE_SIZE, out);
-      snprintf(why, whylen, "the file is the leftover of an interrupted create: nothing else was ever written to it");
+      snprintf(why, whylen, "%s", leftover_why);
       return MP_EINCOMPLETE;
     }
   }
@@ -364,4 +462,4 @@ uint64_t mp_page_count(const mp_pager *p) { return p ? p->total : 0; }
  * commit (or a writer's open) frees them in the bitmap. */
 uint64_t mp_free_count(const mp_pager *p) { return p ? p->free_count + p->reclaim_count : 0; }
 uint64_t mp_capacity(const mp_pager *p) { return p ? p->capacity : 0; }
-uint64_t mp_leaked_count(const mp_pager *p) { return p ? p->reclaim_count : 0; }
+uint64_t mp_leaked_count(const mp_pager *p) { return p ? (p->preview ? p->previewed_reclaim : p->reclaim_count) : 0; }

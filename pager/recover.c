@@ -2,6 +2,7 @@
  * interrupted protected alloc or free left allocated, and let a writer repair page 0,
  * the metadata selector and the directory copies, one durable change at a time. */
 #include <string.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 
@@ -109,9 +110,15 @@ unsigned mp_recovery(const mp_pager *p) { return p ? p->recovery : 0; }
 int mp__recover(mp_pager *p, const uint8_t *p0, const mp_p0_fix *fix, bool meta_fell_back) {
   if (p->ours) find_interrupted(p, fix);
   p->recovery = pending(p, p0, meta_fell_back);
-  if (p->rdonly) return MP_OK;
+  p->previewed_reclaim = p->reclaim_count; /* what mp_leaked_count tells of a preview */
+  if ((p->rdonly && !p->preview) || !p->recovery) return MP_OK; /* nothing pending writes nothing */
 
   int rc;
+  if (p->preview) {
+    /* A preview's mapping is private and read-only until its recovery writes. */
+    if (mprotect(p->map, p->map_pages * p->ps, PROT_READ | PROT_WRITE) != 0) return MP_ENOMEM;
+    p->preview_wrote = true;
+  }
   if (meta_fell_back) {
     p->map[MP_SB_ACTIVE_META] = (uint8_t)p->active_meta;
     if ((rc = mp__sys_msync(p, 0, 1)) != MP_OK) return rc;

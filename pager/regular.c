@@ -74,6 +74,7 @@ int mp_sync(mp_pager *p) {
 int mp_next_regular(const mp_pager *p, uint64_t from, uint64_t *id) {
   if (!p || !id) return MP_EINVAL;
   if (from < MP_RESERVED_PAGES) from = MP_RESERVED_PAGES;
+  if (!p->map) return MP_ENOENT; /* a failed mp_reload left no file loaded */
   const uint8_t *bm = mp__active_meta(p) + MP_META_BITMAP;
   for (uint64_t w = from / 64; w * 64 < p->total; w++) {
     uint64_t bits = mp__get64(bm + w * 8) & ~p->owned[w] & ~p->reclaim[w];

@@ -45,6 +45,7 @@ int mp__errno_to_code(int err) {
 int mp__sys_msync(mp_pager *p, uint64_t first_page, uint64_t pages) {
   /* msync wants whole system pages; with pager pages smaller than that the
    * neighbours are synced too, which only makes more data durable. */
+  if (p->preview) return MP_OK; /* a preview's changes stay in its private mapping */
   uintptr_t start = (uintptr_t)(p->map + first_page * p->ps);
   uintptr_t end = start + pages * p->ps;
   uintptr_t mask = (uintptr_t)p->sys_page - 1;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <fcntl.h>
 
 #include "mappedpages.h"
 #include "support.h"
@@ -957,10 +958,102 @@ static int classify(const snap *s, const snap *o, const snap *n, bool block_may_
   return 0;
 }
 
+/* One MP_PREVIEW handle kept across every torn image, each written in place into
+ * its file and read with mp_reload, must show what a fresh open shows (`fresh`),
+ * and map the bytes a writer's open left (`recovered`, rec_len bytes): no private
+ * copy of an earlier image's recovery may survive a reload. */
+static mp_pager *g_reloader;
+
+static void reloaded_matches(const uint8_t *img, size_t len, const snap *fresh, const uint8_t *recovered, size_t rec_len,
+                             unsigned pending, const char *label) {
+  static char path[512];
+  if (!path[0]) snprintf(path, sizeof path, "%s", t_path(7, "torn-reloaded.img"));
+  int fd = open(path, O_WRONLY | O_CREAT, 0644);
+  assert_true(fd >= 0);
+  assert_int_equal(pwrite(fd, img, len, 0), (ssize_t)len);
+  assert_int_equal(ftruncate(fd, (off_t)len), 0);
+  close(fd);
+  char why[256] = "";
+  int rc = g_reloader ? mp_reload(g_reloader, why, sizeof why) : mp_open_explain(path, MP_PREVIEW, &g_reloader, why, sizeof why);
+  if (rc != MP_OK) {
+    bad("%s [RELOAD]: refused: %d %s", label, rc, why);
+    return;
+  }
+  findings f = check(g_reloader);
+  if (f.n) bad("%s [RELOAD]: mp_check: %u finding(s), first: %s", label, f.n, f.first);
+  snap s;
+  snap_take(g_reloader, &s);
+  char a[600], b[600];
+  if (!snap_same(&s, fresh)) {
+    snap_desc(&s, a, sizeof a);
+    snap_desc(fresh, b, sizeof b);
+    bad("%s [RELOAD]: shows\n    %s\n  a fresh preview\n    %s", label, a, b);
+  }
+  if (mp_recovery(g_reloader) != pending) bad("%s [RELOAD]: did %#x, a writer's open %#x", label, mp_recovery(g_reloader), pending);
+  void *data;
+  size_t ps = mp_page_size(g_reloader);
+  if (s.nreg && mp_page(g_reloader, s.reg[0], &data) == MP_OK) {
+    const uint8_t *map = (const uint8_t *)data - s.reg[0] * ps;
+    if (rec_len < s.total * ps || memcmp(map, recovered, s.total * ps) != 0)
+      bad("%s [RELOAD]: its mapping differs from the file a writer's open left", label);
+  }
+  snap_free(&s);
+}
+
+/* MP_PREVIEW on the same image must show what the writer's open made of it
+ * (`rw`, whose recovery did `pending`, leaving the file `rw_path`): the same state
+ * and, where a regular page locates the mapping, the same bytes; it must refuse
+ * changes and leave the file as it was. */
+static void preview_matches(const uint8_t *img, size_t len, const snap *rw, const char *rw_path, unsigned pending,
+                            uint64_t leaked, const char *label) {
+  const char *path = t_path(6, "torn-preview.img");
+  assert_int_equal(t_write_file(path, img, len), 0);
+  mp_pager *p = NULL;
+  char why[256] = "";
+  int rc = mp_open_explain(path, MP_PREVIEW, &p, why, sizeof why);
+  if (rc != MP_OK) {
+    bad("%s [PREVIEW]: refused: %d %s", label, rc, why);
+    return;
+  }
+  findings f = check(p);
+  if (f.n) bad("%s [PREVIEW]: mp_check: %u finding(s), first: %s", label, f.n, f.first);
+  snap s;
+  snap_take(p, &s);
+  char a[600], b[600];
+  if (s.total != rw->total || s.free != rw->free || !same_sets(&s, rw)) {
+    snap_desc(&s, a, sizeof a);
+    snap_desc(rw, b, sizeof b);
+    bad("%s [PREVIEW]: shows\n    %s\n  a writer's open made\n    %s", label, a, b);
+  }
+  if (mp_recovery(p) != pending) bad("%s [PREVIEW]: did %#x, a writer's open %#x", label, mp_recovery(p), pending);
+  if (mp_leaked_count(p) != leaked)
+    bad("%s [PREVIEW]: reclaimed %llu pages, a reader saw %llu leaked", label, (unsigned long long)mp_leaked_count(p),
+        (unsigned long long)leaked);
+  void *data;
+  size_t rw_len, ps = mp_page_size(p);
+  uint8_t *recovered = t_read_file(rw_path, &rw_len);
+  if (s.nreg && mp_page(p, s.reg[0], &data) == MP_OK) {
+    const uint8_t *map = (const uint8_t *)data - s.reg[0] * ps;
+    if (rw_len < s.total * ps || memcmp(map, recovered, s.total * ps) != 0)
+      bad("%s [PREVIEW]: its mapping differs from the file a writer's open left", label);
+  }
+  reloaded_matches(img, len, &s, recovered, rw_len, pending, label);
+  free(recovered);
+  uint64_t id;
+  if (mp_alloc(p, &id) != MP_ERDONLY) bad("%s [PREVIEW]: mp_alloc was not refused", label);
+  snap_free(&s);
+  mp_close(p);
+  size_t got_len;
+  uint8_t *got = t_read_file(path, &got_len);
+  if (got_len != len || memcmp(got, img, len)) bad("%s [PREVIEW]: the file changed", label);
+  free(got);
+}
+
 static void torn_image(const uint8_t *img, size_t len, const snap *o, const snap *n, bool block_may_stay,
                        const char *label) {
   int cls[2] = {0, 0};
   unsigned pending = 0;
+  uint64_t leaked = 0;
   char a[600], b[600], c[600];
   g_images++;
   for (int ro = 1; ro >= 0; ro--) {
@@ -986,9 +1079,10 @@ static void torn_image(const uint8_t *img, size_t len, const snap *o, const snap
       bad("%s [%s]: neither old nor new state:\n    got %s\n    old %s\n    new %s", label, mode, a, b, c);
     }
     if (!ro && s.leaked) bad("%s [RW]: %llu page(s) leaked after recovery", label, (unsigned long long)s.leaked);
-    if (ro) pending = mp_recovery(p);
+    if (ro) pending = mp_recovery(p), leaked = s.leaked;
     else if (mp_recovery(p) != pending) bad("%s: a writer's open did %#x, a reader said %#x", label, mp_recovery(p), pending);
     mp_close(p);
+    if (!ro) preview_matches(img, len, &s, path, pending, leaked, label);
     if (!ro && !pending) {
       /* Nothing pending: the writer's open must not have changed a byte. */
       size_t got_len;
@@ -1271,6 +1365,8 @@ static void torn_suite(size_t ps) {
   }
   for (int i = 0; i < 5; i++) free(v[i]);
   assert_int_equal(mp_close(p), MP_OK);
+  assert_int_equal(mp_close(g_reloader), MP_OK);
+  g_reloader = NULL;
 }
 
 static void test_torn_page0_1k(void **state) {

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -46,6 +47,7 @@ static void test_argument_checks(void **state) {
   assert_int_equal(mp_open(path, 0, NULL), MP_EINVAL);
   assert_int_equal(mp_open(path, 0x80, &p), MP_EINVAL);
   assert_int_equal(mp_open(path, MP_RDONLY | MP_CREATE, &p), MP_EINVAL);
+  assert_int_equal(mp_open(path, MP_PREVIEW | MP_CREATE, &p), MP_EINVAL);
   assert_int_equal(mp_open(path, 0, &p), MP_ENOENT);
   assert_null(p);
   assert_int_equal(mp_close(NULL), MP_OK);
@@ -297,8 +299,49 @@ static void test_read_only(void **state) {
   assert_int_equal(mp_page(r1, id, &data), MP_OK);
   assert_int_equal(mp_protected_read(r2, pid, &cdata), MP_OK);
   assert_clean(r1);
+  /* A preview is a reader: it shares the lock and changes nothing. */
+  mp_pager *pv;
+  assert_int_equal(mp_open(path, MP_PREVIEW, &pv), MP_OK);
+  assert_int_equal(mp_alloc(pv, &other), MP_ERDONLY);
+  assert_int_equal(mp_protected_begin(pv, pid, &data), MP_ERDONLY);
+  assert_int_equal(mp_sync(pv), MP_ERDONLY);
+  assert_int_equal(mp_recovery(pv), 0);
+  assert_int_equal(mp_page_count(pv), mp_page_count(r1));
+  assert_clean(pv);
+  /* Reloaded, it follows the file: a writer's changes, an emptied file (the
+   * leftover of a create), and the file back again. */
   mp_close(r1);
   mp_close(r2);
+  r1 = r2 = NULL;
+  uint64_t before = mp_free_count(pv);
+  assert_int_equal(mp_open(path, 0, &w), MP_EBUSY); /* the preview holds a reader's lock */
+  int fd = open(path, O_RDWR);
+  assert_true(fd >= 0);
+  off_t size = lseek(fd, 0, SEEK_END);
+  uint8_t *copy = malloc((size_t)size);
+  assert_int_equal(pread(fd, copy, (size_t)size, 0), size);
+  assert_int_equal(ftruncate(fd, 0), 0);
+  char why[200];
+  assert_int_equal(mp_reload(pv, why, sizeof why), MP_EINCOMPLETE);
+  assert_non_null(strstr(why, "interrupted create"));
+  assert_int_equal(mp_next_regular(pv, 0, &other), MP_ENOENT); /* no file loaded: no pages */
+  assert_int_equal(mp_check(pv, NULL, NULL, NULL), MP_EINVAL);
+  assert_int_equal(pwrite(fd, copy, (size_t)size, 0), size);
+  close(fd);
+  free(copy);
+  assert_int_equal(mp_reload(pv, why, sizeof why), MP_OK);
+  assert_int_equal(mp_free_count(pv), before);
+  assert_int_equal(mp_next_regular(pv, 0, &other), MP_OK);
+  assert_int_equal(other, id);
+  assert_clean(pv);
+  mp_close(pv);
+  assert_int_equal(mp_open(path, MP_RDONLY, &r1), MP_OK);
+  assert_int_equal(mp_reload(r1, NULL, 0), MP_OK);
+  assert_int_equal(mp_reload(NULL, NULL, 0), MP_EINVAL);
+  mp_close(r1);
+  assert_int_equal(mp_open(path, 0, &w2), MP_OK);
+  assert_int_equal(mp_reload(w2, NULL, 0), MP_EINVAL); /* a writer's view is the file */
+  mp_close(w2);
   /* Read-only opens fail cleanly on files they may not write, too. */
   assert_int_equal(chmod(path, 0444), 0);
   if (geteuid() != 0) assert_int_equal(mp_open(path, 0, &w2), MP_EACCES);
