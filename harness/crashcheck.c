@@ -348,7 +348,7 @@ static int cmd_explore(int argc, char **argv) {
            "  reclaimed pages  %llu in %llu states (left by an interrupted protected operation, freed by recovery)\n",
            (unsigned long long)r.violations, (unsigned long long)r.leaks, (unsigned long long)r.reclaimed,
            (unsigned long long)r.leaky_states);
-    printf("  R7 follow-ups    %llu recovered files, %llu crash states of their follow-up checked\n",
+    printf("  R7 follow-ups    %llu crash images recovered and worked on, %llu crash states of the follow-ups checked\n",
            (unsigned long long)r.again_runs, (unsigned long long)r.again_states);
     printf("  time             %.2f s (%.0f states/s)\n", r.seconds, r.seconds > 0 ? r.distinct / r.seconds : 0.0);
     for (unsigned i = 0; i < r.nfound; i++) {

@@ -175,6 +175,143 @@ static size_t choices(const cc_explore_opts *o, uint64_t n, cc_schedule *out, si
   return count;
 }
 
+/* ---- walking the crash states of a trace ---------------------------------------- */
+
+/* A walk derives every crash state of a recorded trace (each step, each crash
+ * choice of the options), keeps the image file equal to each new image by writing
+ * only the sectors that differ, checks it against the model run, and hands the
+ * verdict to a visitor. The explorer walks the workload's trace; R7 walks each
+ * follow-up's. */
+typedef struct walker walker;
+struct walker {
+  const cc_case *c;
+  const cc_run *run;      /* the model: states[i] after operation i */
+  bool existing;          /* the run opened an existing file: before its first operation, states[0] */
+  const cc_explore_opts *o;
+  const char *trace_path, *image;
+  unsigned shard, shards; /* this walk checks the images whose hash % shards == shard */
+  bool verifying;         /* CRASHCHECK_VERIFY */
+  /* Called for each image checked (v is its verdict); false ends the walk. */
+  bool (*visit)(walker *w, const cc_verdict *v);
+  void (*stepped)(walker *w); /* after each step (may be NULL) */
+  void *ctx;
+  /* What the visitor sees of the state at hand: */
+  uint64_t step, total_steps;
+  pc_step_info info;
+  size_t index;             /* the operation in flight (0: the create or open) */
+  const cc_schedule *sched; /* its crash choice (cut_step unset) */
+  int kind;                 /* its kind (CC_OP_KINDS for the create or open) */
+  /* Counts, and why the walk stopped early if it failed: */
+  uint64_t steps, states, distinct;
+  char error[600];
+};
+
+static void forget_written(void *ctx, uint64_t off, uint64_t len) { cc_check_cache_forget(ctx, off, len); }
+
+/* CRASHCHECK_VERIFY: what the checker decided with its cache (reloaded handles,
+ * page hashes) must be what it decides from scratch; a difference is a bug of
+ * the harness, and stops it at once. */
+static void same_verdict_uncached(const walker *w, const cc_state *before, const cc_state *after,
+                                  const cc_verdict *cached) {
+  cc_verdict fresh;
+  cc_check_image(w->image, w->c->page_size, before, after, w->kind, NULL, &fresh);
+  bool same = fresh.nviolations == cached->nviolations && fresh.leaks == cached->leaks &&
+              fresh.reclaimed == cached->reclaimed;
+  for (unsigned i = 0; same && i < fresh.nviolations; i++)
+    same = strcmp(fresh.v[i].invariant, cached->v[i].invariant) == 0 && strcmp(fresh.v[i].found, cached->v[i].found) == 0;
+  if (same) return;
+  fprintf(stderr, "crashcheck: CRASHCHECK_VERIFY: at step %llu the cached check found %u violations (%s), "
+          "a fresh one %u (%s)\n", (unsigned long long)w->step, cached->nviolations,
+          cached->nviolations ? cached->v[0].found : "-", fresh.nviolations, fresh.nviolations ? fresh.v[0].found : "-");
+  abort();
+}
+
+static int walk(walker *w) {
+  pc_trace *t = NULL;
+  pc_replay *rp = NULL;
+  int rc = pc_trace_open(w->trace_path, &t);
+  if (rc == PC_OK) rc = pc_replay_new(t, &rp);
+  if (rc != PC_OK) {
+    snprintf(w->error, sizeof w->error, "cannot read the trace %s: %s", w->trace_path, pc_strerror(rc));
+    pc_trace_free(t);
+    return CC_EIO;
+  }
+  pc_trace_step_count(t, &w->total_steps);
+  uint32_t sector = 512;
+  pc_trace_sector_size(t, &sector);
+  cc_image *im = NULL;
+  cc_check_cache cache = {0}; /* page hashes and pager handles, across checks */
+  cc_schedule *sched = malloc(sizeof *sched * 8192);
+  hashset seen = {0};
+  rc = CC_OK; /* from here on, a failure stops the walk and says why in w->error */
+  if (!sched || cc_image_new(w->image, sector, w->verifying, forget_written, &cache, &im) != CC_OK) {
+    snprintf(w->error, sizeof w->error, "cannot create %s", w->image);
+    rc = CC_EIO;
+    goto out;
+  }
+  size_t last_index = 0;
+  bool going = true;
+  while (going && pc_replay_next(rp, &w->step) == PC_OK && w->step) {
+    w->steps++;
+    pc_trace_step_info(t, w->step, &w->info);
+    size_t index = w->info.op ? (size_t)w->info.op - 1 : last_index;
+    if (index >= w->run->nstates) index = w->run->nstates - 1;
+    last_index = w->index = index;
+    const cc_state *before = index ? &w->run->states[index - 1] : w->existing ? &w->run->states[0] : NULL;
+    const cc_state *after = &w->run->states[index];
+    w->kind = index ? w->c->ops[index - 1].kind : CC_OP_KINDS;
+    pc_model *m;
+    uint64_t n = 0;
+    pc_replay_model(rp, &m);
+    pc_model_step_sectors(m, &n);
+    if (cc_image_step(im, m) != CC_OK) {
+      snprintf(w->error, sizeof w->error, "cannot follow the durable content at step %llu", (unsigned long long)w->step);
+      break;
+    }
+    size_t nch = choices(w->o, n, sched, 8192);
+    for (size_t i = 0; going && i < nch; i++) {
+      w->states++;
+      pc_crash crash;
+      to_pc_crash(&sched[i], &crash);
+      uint64_t h;
+      if (cc_image_derive(im, m, &crash, &h) != CC_OK) {
+        snprintf(w->error, sizeof w->error, "cannot derive the image of step %llu", (unsigned long long)w->step);
+        going = false;
+        break;
+      }
+      if (!hs_add(&seen, h) || h % w->shards != w->shard) continue;
+      w->distinct++;
+      if (cc_image_write(im, m, &crash) != CC_OK) {
+        snprintf(w->error, sizeof w->error, "cannot write %s", w->image);
+        going = false;
+        break;
+      }
+      cc_verdict v;
+      cc_check_image(w->image, w->c->page_size, before, after, w->kind, &cache, &v);
+      if (v.rewritten) cc_image_touched(im);
+      else if (w->verifying) same_verdict_uncached(w, before, after, &v);
+      w->sched = &sched[i];
+      going = w->visit(w, &v);
+    }
+    if (w->error[0] || cc_image_end_step(im, m) != CC_OK) break;
+    if (w->stepped) w->stepped(w);
+  }
+out:
+  unlink(w->image);
+  free(sched);
+  free(seen.slots);
+  cc_image_free(im);
+  cc_check_cache_free(&cache);
+  pc_replay_free(rp);
+  pc_trace_free(t);
+  return rc;
+}
+
+static bool verifying(void) {
+  const char *verify = getenv("CRASHCHECK_VERIFY");
+  return verify && *verify && *verify != '0';
+}
+
 /* ---- R7: recovery keeps working --------------------------------------------------- */
 
 static bool copy_file(const char *from, const char *to) {
@@ -186,6 +323,24 @@ static bool copy_file(const char *from, const char *to) {
   if (in >= 0) close(in);
   if (out >= 0 && close(out) != 0) ok = false;
   return ok;
+}
+
+/* R7's visitor: stops at the first violation, and says where it was. */
+typedef struct again_walk {
+  cc_verdict *v;
+  cc_again_where *where;
+} again_walk;
+
+static bool again_visit(walker *w, const cc_verdict *v) {
+  again_walk *aw = w->ctx;
+  if (!v->nviolations) return true;
+  *aw->v = *v;
+  aw->where->step = (uint32_t)w->step;
+  aw->where->sched = *w->sched;
+  aw->where->sched.cut_step = (uint32_t)w->step;
+  snprintf(aw->where->call, sizeof aw->where->call, "%s", pc_call_name(w->info.call));
+  snprintf(aw->where->op, sizeof aw->where->op, "%s", w->index ? cc_op_name(w->kind) : "open");
+  return false;
 }
 
 uint64_t cc_again(const cc_case *c, const cc_explore_opts *o, const char *crashed, const cc_schedule *only,
@@ -235,59 +390,17 @@ uint64_t cc_again(const cc_case *c, const cc_explore_opts *o, const char *crashe
              where->call, index, where->op);
     goto out;
   }
-  pc_trace *t = NULL;
-  pc_replay *rp = NULL;
-  if (pc_trace_open(trace, &t) != PC_OK || pc_replay_new(t, &rp) != PC_OK) {
-    pc_trace_free(t);
-    snprintf(v->v[0].found, sizeof v->v[0].found, "cannot read the follow-up trace");
-    goto fail;
-  }
   cc_explore_opts narrow = *o;
   narrow.random_tears = narrow.random_writebacks = 0;
   narrow.writeback_all = false;
-  cc_schedule sched[1100];
-  hashset seen = {0};
-  uint64_t step;
-  size_t last = 0;
-  while (!v->nviolations && pc_replay_next(rp, &step) == PC_OK && step) {
-    pc_step_info info;
-    pc_trace_step_info(t, step, &info);
-    size_t index = info.op ? (size_t)info.op - 1 : last;
-    if (index >= run.nstates) index = run.nstates - 1;
-    last = index;
-    pc_model *m;
-    uint64_t n = 0;
-    pc_replay_model(rp, &m);
-    pc_model_step_sectors(m, &n);
-    size_t nch = choices(&narrow, n, sched, sizeof sched / sizeof *sched);
-    for (size_t i = 0; i < nch && !v->nviolations; i++) {
-      pc_crash crash;
-      to_pc_crash(&sched[i], &crash);
-      uint8_t *buf;
-      uint64_t len;
-      if (pc_model_image(m, 0, &crash, &buf, &len) != PC_OK) continue;
-      bool fresh = hs_add(&seen, cc_hash(buf, len) ^ len);
-      int fd = fresh ? open(image, O_WRONLY | O_CREAT | O_TRUNC, 0644) : -1;
-      bool written = fd >= 0 && write(fd, buf, len) == (ssize_t)len;
-      if (fd >= 0) close(fd);
-      free(buf);
-      if (!written) continue;
-      checked++;
-      /* Until the follow-up's open has recovered it, the file is the crash image, whose recovered state is states[0]. */
-      cc_check_image(image, c->page_size, &run.states[index ? index - 1 : 0], &run.states[index],
-                     index ? follow->ops[index - 1].kind : CC_OP_KINDS, NULL, v);
-      if (v->nviolations) {
-        where->step = (uint32_t)step;
-        where->sched = sched[i];
-        where->sched.cut_step = (uint32_t)step;
-        snprintf(where->call, sizeof where->call, "%s", pc_call_name(info.call));
-        snprintf(where->op, sizeof where->op, "%s", index ? cc_op_name(follow->ops[index - 1].kind) : "open");
-      }
-    }
+  again_walk aw = {.v = v, .where = where};
+  walker w = {.c = follow, .run = &run, .existing = true, .o = &narrow, .trace_path = trace, .image = image,
+              .shard = 0, .shards = 1, .verifying = verifying(), .visit = again_visit, .ctx = &aw};
+  if (walk(&w) != CC_OK || w.error[0]) {
+    snprintf(v->v[0].found, sizeof v->v[0].found, "cannot walk the follow-up: %.250s", w.error);
+    goto fail;
   }
-  free(seen.slots);
-  pc_replay_free(rp);
-  pc_trace_free(t);
+  checked = w.distinct;
   goto out;
 fail:
   v->nviolations = 1;
@@ -324,151 +437,83 @@ static void write_reproducer(const job *jb, cc_found *f, unsigned index) {
   free(rc);
 }
 
-static void forget_written(void *ctx, uint64_t off, uint64_t len) { cc_check_cache_forget(ctx, off, len); }
+/* The explorer's visitor: counts, samples recovered states for R7, keeps the
+ * first violations and writes their reproducers. */
+typedef struct explore_walk {
+  const job *jb;
+  uint64_t next_again;
+  double last_progress;
+} explore_walk;
 
-/* CRASHCHECK_VERIFY: what the checker decided with its cache (reloaded handles,
- * page hashes) must be what it decides from scratch; a difference is a bug of
- * the harness, and stops it at once. */
-static void same_verdict_uncached(const job *jb, const char *image, const cc_state *before, const cc_state *after,
-                                  int kind, const cc_verdict *cached, uint64_t step) {
-  cc_verdict fresh;
-  cc_check_image(image, jb->c->page_size, before, after, kind, NULL, &fresh);
-  bool same = fresh.nviolations == cached->nviolations && fresh.leaks == cached->leaks &&
-              fresh.reclaimed == cached->reclaimed;
-  for (unsigned i = 0; same && i < fresh.nviolations; i++)
-    same = strcmp(fresh.v[i].invariant, cached->v[i].invariant) == 0 && strcmp(fresh.v[i].found, cached->v[i].found) == 0;
-  if (same) return;
-  fprintf(stderr, "crashcheck: CRASHCHECK_VERIFY: at step %llu the cached check found %u violations (%s), "
-          "a fresh one %u (%s)\n", (unsigned long long)step, cached->nviolations,
-          cached->nviolations ? cached->v[0].found : "-", fresh.nviolations, fresh.nviolations ? fresh.v[0].found : "-");
-  abort();
+static bool explore_visit(walker *w, const cc_verdict *checked) {
+  explore_walk *ew = w->ctx;
+  const job *jb = ew->jb;
+  cc_explore_result *r = jb->r;
+  cc_verdict v = *checked;
+  cc_again_where aw = {0};
+  if (!v.nviolations && jb->o->again && w->step >= ew->next_again) {
+    /* R7 on a sample of crash states, spread over the steps. */
+    uint64_t gap = w->total_steps / jb->o->again;
+    ew->next_again = w->step + (gap ? gap : 1);
+    cc_verdict inner;
+    r->again_states += cc_again(jb->c, jb->o, w->image, NULL, false, &inner, &aw);
+    r->again_runs++;
+    if (inner.nviolations) {
+      v = inner;
+      snprintf(v.v[0].found, sizeof v.v[0].found, "after recovery, a cut at follow-up step %u (%s in %s, tear %s): %s: %.150s",
+               aw.step, aw.call, aw.op, cc_tear_name(aw.sched.tear), inner.v[0].invariant, inner.v[0].found);
+      v.v[0].invariant = "R7";
+    }
+  }
+  r->leaks += v.leaks;
+  r->reclaimed += v.reclaimed;
+  if (v.reclaimed) r->leaky_states++;
+  if (!v.nviolations) return true;
+  /* The first violation of R1-R6 is what a bug breaks directly; a sampled R7
+   * follow-up may trip over the same bug earlier in the enumeration. */
+  bool direct = strcmp(v.v[0].invariant, "R7") != 0;
+  if (!r->violations++ || (direct && r->first_is_again)) {
+    r->first_violation_state = w->states;
+    r->first_is_again = !direct;
+  }
+  if (r->nfound >= jb->o->max_violations) return true;
+  cc_found *f = &r->found[r->nfound++];
+  memset(f, 0, sizeof *f);
+  f->v = v.v[0];
+  f->step = (uint32_t)w->step;
+  f->sched = *w->sched;
+  f->sched.cut_step = (uint32_t)w->step;
+  f->again = aw.sched;
+  f->op_index = (uint32_t)w->index;
+  snprintf(f->call, sizeof f->call, "%s", pc_call_name(w->info.call));
+  snprintf(f->op, sizeof f->op, "%s", w->index ? cc_op_name(w->kind) : "create");
+  write_reproducer(jb, f, r->nfound);
+  return true;
+}
+
+static void explore_stepped(walker *w) {
+  explore_walk *ew = w->ctx;
+  if (!ew->jb->progress || now_s() - ew->last_progress <= 0.25) return;
+  ew->last_progress = now_s();
+  fprintf(stderr, "\rcrashcheck: step %llu/%llu, %llu states, %llu distinct, %llu violations ",
+          (unsigned long long)w->step, (unsigned long long)w->total_steps, (unsigned long long)w->states,
+          (unsigned long long)w->distinct, (unsigned long long)ew->jb->r->violations);
 }
 
 static int run_job(const job *jb) {
-  cc_explore_result *r = jb->r;
-  pc_trace *t = NULL;
-  pc_replay *rp = NULL;
-  int rc = pc_trace_open(jb->trace_path, &t);
-  if (rc == PC_OK) rc = pc_replay_new(t, &rp);
-  if (rc != PC_OK) {
-    snprintf(r->error, sizeof r->error, "cannot read the trace %s: %s", jb->trace_path, pc_strerror(rc));
-    pc_trace_free(t);
-    return CC_EIO;
-  }
-  uint64_t total_steps = 0;
-  pc_trace_step_count(t, &total_steps);
   char image[1024];
   snprintf(image, sizeof image, "%s/image-%u", jb->o->workdir, jb->shard);
-  uint32_t sector = 512;
-  pc_trace_sector_size(t, &sector);
-  const char *verify = getenv("CRASHCHECK_VERIFY");
-  bool verifying = verify && *verify && *verify != '0';
-  cc_image *im = NULL;
-  cc_check_cache hashes = {0}; /* content hashes of the image's pages, across checks */
-  if (cc_image_new(image, sector, verifying, forget_written, &hashes, &im) != CC_OK) {
-    snprintf(r->error, sizeof r->error, "cannot create %s", image);
-    pc_replay_free(rp);
-    pc_trace_free(t);
-    return CC_EIO;
-  }
-  hashset seen = {0};
-  cc_schedule *sched = malloc(sizeof *sched * 8192);
-  size_t last_index = 0;
-  uint64_t next_again = 1;
-  double last_progress = 0;
-  uint64_t step;
-  while (sched && pc_replay_next(rp, &step) == PC_OK && step) {
-    r->steps++;
-    pc_step_info info;
-    pc_trace_step_info(t, step, &info);
-    size_t index = info.op ? (size_t)info.op - 1 : last_index;
-    if (index >= jb->run->nstates) index = jb->run->nstates - 1;
-    last_index = index;
-    const cc_state *before = index ? &jb->run->states[index - 1] : NULL, *after = &jb->run->states[index];
-    int kind = index ? jb->c->ops[index - 1].kind : CC_OP_KINDS;
-    pc_model *m;
-    uint64_t n = 0;
-    pc_replay_model(rp, &m);
-    pc_model_step_sectors(m, &n);
-    if (cc_image_step(im, m) != CC_OK) {
-      snprintf(r->error, sizeof r->error, "cannot follow the durable content at step %llu", (unsigned long long)step);
-      break;
-    }
-    size_t nch = choices(jb->o, n, sched, 8192);
-    for (size_t i = 0; i < nch; i++) {
-      r->states++;
-      pc_crash crash;
-      to_pc_crash(&sched[i], &crash);
-      uint64_t h;
-      if (cc_image_derive(im, m, &crash, &h) != CC_OK) {
-        snprintf(r->error, sizeof r->error, "cannot derive the image of step %llu", (unsigned long long)step);
-        break;
-      }
-      if (!hs_add(&seen, h) || h % jb->shards != jb->shard) continue;
-      r->distinct++;
-      if (cc_image_write(im, m, &crash) != CC_OK) {
-        snprintf(r->error, sizeof r->error, "cannot write %s", image);
-        break;
-      }
-      cc_verdict v;
-      cc_check_image(image, jb->c->page_size, before, after, kind, &hashes, &v);
-      if (v.rewritten) cc_image_touched(im);
-      if (verifying && !v.rewritten) same_verdict_uncached(jb, image, before, after, kind, &v, step);
-      cc_again_where aw = {0};
-      if (!v.nviolations && jb->o->again && step >= next_again) {
-        /* R7 on a sample of recovered states, spread over the steps. */
-        next_again = step + (total_steps / jb->o->again ? total_steps / jb->o->again : 1);
-        cc_verdict inner;
-        r->again_states += cc_again(jb->c, jb->o, image, NULL, false, &inner, &aw);
-        r->again_runs++;
-        if (inner.nviolations) {
-          v = inner;
-          snprintf(v.v[0].found, sizeof v.v[0].found, "after recovery, a cut at follow-up step %u (%s in %s, tear %s): %s: %.150s",
-                   aw.step, aw.call, aw.op, cc_tear_name(aw.sched.tear), inner.v[0].invariant, inner.v[0].found);
-          v.v[0].invariant = "R7";
-        }
-      }
-      r->leaks += v.leaks;
-      r->reclaimed += v.reclaimed;
-      if (v.reclaimed) r->leaky_states++;
-      if (!v.nviolations) continue;
-      /* The first violation of R1-R6 is what a bug breaks directly; a sampled R7
-       * follow-up may trip over the same bug earlier in the enumeration. */
-      bool direct = strcmp(v.v[0].invariant, "R7") != 0;
-      if (!r->violations++ || (direct && r->first_is_again)) {
-        r->first_violation_state = r->states;
-        r->first_is_again = !direct;
-      }
-      if (r->nfound >= jb->o->max_violations) continue;
-      cc_found *f = &r->found[r->nfound++];
-      memset(f, 0, sizeof *f);
-      f->v = v.v[0];
-      f->step = (uint32_t)step;
-      f->sched = sched[i];
-      f->sched.cut_step = (uint32_t)step;
-      f->again = aw.sched;
-      f->op_index = (uint32_t)index;
-      snprintf(f->call, sizeof f->call, "%s", pc_call_name(info.call));
-      snprintf(f->op, sizeof f->op, "%s", index ? cc_op_name(kind) : "create");
-      write_reproducer(jb, f, r->nfound);
-    }
-    if (r->error[0] || cc_image_end_step(im, m) != CC_OK) break;
-    if (jb->progress && now_s() - last_progress > 0.25) {
-      last_progress = now_s();
-      fprintf(stderr, "\rcrashcheck: step %llu/%llu, %llu states, %llu distinct, %llu violations ",
-              (unsigned long long)step, (unsigned long long)total_steps, (unsigned long long)r->states,
-              (unsigned long long)r->distinct, (unsigned long long)r->violations);
-    }
-  }
+  explore_walk ew = {.jb = jb, .next_again = 1};
+  walker w = {.c = jb->c, .run = jb->run, .o = jb->o, .trace_path = jb->trace_path, .image = image,
+              .shard = jb->shard, .shards = jb->shards, .verifying = verifying(), .visit = explore_visit,
+              .stepped = explore_stepped, .ctx = &ew};
+  int rc = walk(&w);
   if (jb->progress) fprintf(stderr, "\r%*s\r", 90, "");
-  unlink(image);
-  free(sched);
-  free(seen.slots);
-  cc_image_free(im);
-  cc_check_cache_free(&hashes);
-  pc_replay_free(rp);
-  pc_trace_free(t);
-  return CC_OK;
+  jb->r->steps = w.steps;
+  jb->r->states = w.states;
+  jb->r->distinct = w.distinct;
+  if (w.error[0]) snprintf(jb->r->error, sizeof jb->r->error, "%s", w.error);
+  return rc;
 }
 
 /* Workers each take the images whose hash falls in their shard and send back their
