@@ -32,9 +32,11 @@ static void keep_first(void *arg, const char *finding) {
   if (f->n++ == 0) snprintf(f->text, sizeof f->text, "%s", finding);
 }
 
+/* R4. Protected pages' content is left to R5: reading it (mp_protected_read
+ * verifies its checksum) is what a check of every crash state must not do twice. */
 static void structure(mp_pager *p, const char *when, cc_verdict *v) {
   first_finding f = {.n = 0};
-  if (mp_check(p, keep_first, &f, NULL) != MP_OK) {
+  if (mp_check_flags(p, MP_CHECK_NO_CONTENT, keep_first, &f, NULL) != MP_OK) {
     violation(v, "R4", "mp_check runs", "mp_check could not run (%s)", when);
     return;
   }
@@ -116,11 +118,10 @@ int cc_check_image(const char *path, size_t page_size, const cc_state *before, c
   char why[256];
   mp_pager *p = NULL;
 
-  /* The image as a writer's open leaves it, seen through a preview: recovery runs
-   * on a private copy of the mapping, so the image stays as the explorer wrote it
-   * and the next state costs only the sectors it changes. (The writes recovery
-   * makes are the preview's, byte for byte; cuts during recovery itself are R7's.) */
-  int rc = open_kept(path, MP_PREVIEW, cache, &p, why, sizeof why);
+  /* First as a reader, which changes nothing: its structure, and what a writer
+   * would have to recover. The image is never written: it stays as the explorer
+   * wrote it, so the next state costs only the sectors it changes. */
+  int rc = open_kept(path, MP_RDONLY, cache, &p, why, sizeof why);
   unsigned recovery = 0;
   if (rc == MP_EINCOMPLETE && !before) {
     /* A cut in the create may leave a leftover, which MP_CREATE replaces. */
@@ -133,20 +134,24 @@ int cc_check_image(const char *path, size_t page_size, const cc_state *before, c
     recovery = mp_recovery(p);
   }
   if (rc != MP_OK) {
-    violation(v, "R1", "the file opens", "%s: %s", mp_strerror(rc), why);
+    violation(v, "R1", "the file opens read-only", "%s: %s", mp_strerror(rc), why);
     return CC_OK;
   }
+  structure(p, recovery ? "before recovery" : "as found", v);
   if (recovery) {
-    /* Readers see the file before any writer recovers it: its structure must
-     * hold for them too. */
-    mp_pager *reader = NULL;
-    rc = open_kept(path, MP_RDONLY, cache, &reader, why, sizeof why);
-    if (rc != MP_OK) violation(v, "R1", "the file opens read-only", "%s: %s", mp_strerror(rc), why);
-    else structure(reader, "before recovery", v);
-    close_kept(reader, cache);
+    /* Then as a writer's open leaves it, seen through a preview: recovery runs
+     * on a private copy of the mapping (its writes are the preview's, byte for
+     * byte; cuts during recovery itself are R7's). A writer's open with nothing
+     * to do writes nothing and sees what the reader sees: the reader stands for it. */
+    close_kept(p, cache);
+    rc = open_kept(path, MP_PREVIEW, cache, &p, why, sizeof why);
+    if (rc != MP_OK) {
+      violation(v, "R1", "the file opens read-write", "%s: %s", mp_strerror(rc), why);
+      return CC_OK;
+    }
+    structure(p, "after recovery", v);
     cc_check_cache_private(cache, p); /* pages recovery wrote are the preview's own */
   }
-  structure(p, recovery ? "after recovery" : "as found", v);
   cc_state got;
   rc = cc_state_read(p, false, cache, &got);
   if (rc != CC_OK) {

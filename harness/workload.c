@@ -2,7 +2,6 @@
  * pager, marks each for the shim, and records the state the pager must show after it. */
 #include "workload.h"
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,45 +140,16 @@ static bool priv_add(cc_check_cache *h, uint64_t page) {
   return true;
 }
 
-/* A page of a MAP_PRIVATE file mapping that was written is an anonymous copy:
- * present (bit 63) but no longer a file page (bit 61); a swapped one (bit 62)
- * was written too. Unwritten pages are file pages or not present at all. */
-#define PM_PRESENT (UINT64_C(1) << 63)
-#define PM_SWAPPED (UINT64_C(1) << 62)
-#define PM_FILE (UINT64_C(1) << 61)
-
 void cc_check_cache_private(cc_check_cache *h, struct mp_pager *p) {
   if (!h) return;
   h->npriv = 0;
   h->all_priv = false;
-  if (!p) return;
-  static int pagemap = -2;
-  if (pagemap == -2) pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-  size_t ps = mp_page_size(p), sys = (size_t)sysconf(_SC_PAGESIZE);
-  uint64_t total = mp_page_count(p), first;
-  void *data;
-  /* The mapping is found through a regular page; without one the cache is not
-   * consulted at all (cc_state_read locates protected pages the same way). */
-  if (mp_next_regular(p, 0, &first) != MP_OK || mp_page(p, first, &data) != MP_OK) return;
-  uintptr_t base = (uintptr_t)data - first * ps, end = base + total * ps;
-  bool ok = pagemap >= 0;
-  uint64_t entries[512];
-  for (uintptr_t at = base & ~(uintptr_t)(sys - 1); ok && at < end;) {
-    size_t n = (size_t)((end - at + sys - 1) / sys);
-    if (n > 512) n = 512;
-    ssize_t got = pread(pagemap, entries, n * 8, (off_t)(at / sys * 8));
-    if (got != (ssize_t)(n * 8)) {
-      ok = false;
-      break;
+  uint64_t pg;
+  for (uint64_t from = 0; p && mp_next_written(p, from, &pg) == MP_OK; from = pg + 1)
+    if (!priv_add(h, pg)) {
+      h->all_priv = true; /* out of memory: no page answered from the cache */
+      return;
     }
-    for (size_t k = 0; k < n && ok; k++, at += sys) {
-      uint64_t e = entries[k];
-      if (!((e & PM_PRESENT && !(e & PM_FILE)) || e & PM_SWAPPED)) continue;
-      uint64_t lo = at > base ? (at - base) / ps : 0, hi = (at + sys - base + ps - 1) / ps;
-      for (uint64_t pg = lo; pg < hi && pg < total && ok; pg++) ok = priv_add(h, pg);
-    }
-  }
-  h->all_priv = !ok; /* unknown: every page counts as written */
 }
 
 uint64_t cc_page_hash(cc_check_cache *h, struct mp_pager *p, uint64_t page, const void *data) {

@@ -57,14 +57,13 @@ typedef struct cc_check_cache {
   size_t ps;
   uint64_t *priv; /* ascending pages a preview's recovery wrote: hashed afresh, never cached */
   size_t npriv, privcap;
-  bool all_priv; /* ... or all of them (pagemap could not be read) */
+  bool all_priv; /* ... or all of them (no memory for the list) */
 } cc_check_cache;
 void cc_check_cache_forget(cc_check_cache *h, uint64_t off, uint64_t len); /* bytes [off, off+len) changed */
 void cc_check_cache_forget_all(cc_check_cache *h);
 /* While an MP_PREVIEW handle `p` is read, the pages its recovery wrote (private
- * copies, found in /proc/self/pagemap) hold other bytes than the file: the cache
- * must not answer for them. NULL ends that. If pagemap cannot be read, every page
- * counts as written. */
+ * copies: mp_next_written) hold other bytes than the file: the cache must not
+ * answer for them. NULL ends that. */
 void cc_check_cache_private(cc_check_cache *h, struct mp_pager *p);
 void cc_check_cache_free(cc_check_cache *h);
 /* The hash of the content at `data`, page `page` of the file (known or computed). */

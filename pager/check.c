@@ -16,6 +16,7 @@ typedef struct checker {
   void *arg;
   unsigned count;
   uint64_t *seen; /* pages some structure claims */
+  bool content;   /* read protected pages to verify their checksums */
 } checker;
 
 __attribute__((format(printf, 2, 3))) static void found(checker *c, const char *fmt, ...) {
@@ -28,17 +29,19 @@ __attribute__((format(printf, 2, 3))) static void found(checker *c, const char *
   if (c->report) c->report(c->arg, msg);
 }
 
-/* A page a structure refers to: inside the file, allocated, claimed once. */
-static bool claim(checker *c, uint64_t id, const char *what, uint64_t total, const uint8_t *bitmap) {
+/* A page a structure (`kind` number `num`, named only in findings) refers to:
+ * inside the file, allocated, claimed once. */
+static bool claim(checker *c, uint64_t id, const char *kind, uint64_t num, uint64_t total, const uint8_t *bitmap) {
   if (id < MP_RESERVED_PAGES || id >= total) {
-    found(c, "%s refers to page %llu, outside the usable pages 3 .. %llu", what, (unsigned long long)id,
-          (unsigned long long)total - 1);
+    found(c, "%s %llu refers to page %llu, outside the usable pages 3 .. %llu", kind, (unsigned long long)num,
+          (unsigned long long)id, (unsigned long long)total - 1);
     return false;
   }
   if (!(bitmap[id >> 3] >> (id & 7) & 1))
-    found(c, "%s refers to page %llu, which the bitmap says is free", what, (unsigned long long)id);
+    found(c, "%s %llu refers to page %llu, which the bitmap says is free", kind, (unsigned long long)num,
+          (unsigned long long)id);
   if (mp__bit(c->seen, id)) {
-    found(c, "page %llu is used twice (again by %s)", (unsigned long long)id, what);
+    found(c, "page %llu is used twice (again by %s %llu)", (unsigned long long)id, kind, (unsigned long long)num);
     return false;
   }
   mp__set(c->seen, id);
@@ -47,11 +50,10 @@ static bool claim(checker *c, uint64_t id, const char *what, uint64_t total, con
 
 static void check_block(checker *c, uint32_t b, const uint8_t *ref, uint64_t total, const uint8_t *bitmap) {
   mp_pager *p = c->p;
-  char what[96];
   uint64_t pages[2] = {mp__get64(ref), mp__get64(ref + 8)};
   uint8_t active = ref[MP_REF_ACTIVE];
-  snprintf(what, sizeof what, "directory reference %u", b);
-  bool ok_a = claim(c, pages[0], what, total, bitmap), ok_b = claim(c, pages[1], what, total, bitmap); /* both */
+  const char *dref = "directory reference";
+  bool ok_a = claim(c, pages[0], dref, b, total, bitmap), ok_b = claim(c, pages[1], dref, b, total, bitmap); /* both */
   bool ok = ok_a && ok_b;
   if (active > 1) {
     found(c, "directory reference %u has selector %u (must be 0 or 1)", b, active);
@@ -72,12 +74,13 @@ static void check_block(checker *c, uint32_t b, const uint8_t *ref, uint64_t tot
     mp__entry_decode(mp__entry_at_c(cur, e), &ent);
     if (!ent.in_use) continue;
     used++;
-    snprintf(what, sizeof what, "protected page %llu", (unsigned long long)b * p->dir_cap + e);
-    bool first = claim(c, ent.page[0], what, total, bitmap), second = claim(c, ent.page[1], what, total, bitmap);
+    uint64_t id = (uint64_t)b * p->dir_cap + e;
+    bool first = claim(c, ent.page[0], "protected page", id, total, bitmap);
+    bool second = claim(c, ent.page[1], "protected page", id, total, bitmap);
     bool both = first && second;
-    if (both && mp__crc32(0, mp__pg(p, ent.page[ent.slot]), p->ps) != ent.crc)
-      found(c, "%s: its current copy (page %llu) does not match the checksum in its entry", what,
-            (unsigned long long)ent.page[ent.slot]);
+    if (both && c->content && mp__crc32(0, mp__pg(p, ent.page[ent.slot]), p->ps) != ent.crc)
+      found(c, "protected page %llu: its current copy (page %llu) does not match the checksum in its entry",
+            (unsigned long long)id, (unsigned long long)ent.page[ent.slot]);
   }
   if (b < p->dir_count && (p->blocks[b].used != used || p->blocks[b].page[0] != pages[0] ||
                            p->blocks[b].page[1] != pages[1] || p->blocks[b].active != active))
@@ -85,8 +88,12 @@ static void check_block(checker *c, uint32_t b, const uint8_t *ref, uint64_t tot
 }
 
 int mp_check(mp_pager *p, mp_report_fn report, void *arg, unsigned *findings) {
-  if (!p || !p->map) return MP_EINVAL; /* (a failed mp_reload left no file loaded) */
-  checker c = {.p = p, .report = report, .arg = arg};
+  return mp_check_flags(p, 0, report, arg, findings);
+}
+
+int mp_check_flags(mp_pager *p, unsigned flags, mp_report_fn report, void *arg, unsigned *findings) {
+  if (!p || !p->map || (flags & ~MP_CHECK_NO_CONTENT)) return MP_EINVAL; /* (no map: a failed mp_reload) */
+  checker c = {.p = p, .report = report, .arg = arg, .content = !(flags & MP_CHECK_NO_CONTENT)};
   c.seen = mp__calloc(p->words ? p->words : 1, 8);
   if (!c.seen) return MP_ENOMEM;
   size_t ps = p->ps;

@@ -23,7 +23,11 @@ struct mp_pager {
   int fd;
   bool rdonly;
   bool preview;    /* MP_PREVIEW: a MAP_PRIVATE mapping that recovery writes; msync does nothing */
-  bool preview_wrote; /* ... and its recovery wrote to it */
+  bool preview_wrote; /* ... and its recovery wrote to it: */
+  bool pv_all;        /* every page counts as written (pagemap could not tell), */
+  uint64_t *pv_written; /* or these pages, one bit each (pv_words words) */
+  size_t pv_words;
+  int pagemap;        /* /proc/self/pagemap, opened when a preview first needs it (else -1) */
   bool poisoned;   /* the durable state is uncertain after a failed commit point */
   bool ours;       /* the file carries MP_BUILD_MIRRORED: inactive copies are intents */
   unsigned recovery; /* MP_RECOVER_* bits: what a writer's open does (or did) */

@@ -85,6 +85,12 @@ MP_API int mp_open(const char *path, unsigned flags, mp_pager **out);
  * (whylen bytes, always NUL-terminated; may be NULL). */
 MP_API int mp_open_explain(const char *path, unsigned flags, mp_pager **out, char *why, size_t whylen);
 
+/* For an MP_PREVIEW handle: the smallest page >= from that its recovery wrote in
+ * memory, which a writer's open would write to the file (read from the kernel's
+ * page tables, so it holds whatever recovery did). MP_ENOENT when there is none,
+ * or for other handles. */
+MP_API int mp_next_written(const mp_pager *p, uint64_t from, uint64_t *id);
+
 /* Reads the file again into an MP_RDONLY or MP_PREVIEW handle, as closing it
  * and opening it again with the same flags would (a preview recovers again), but
  * keeps the descriptor, its lock and the mapping: pages whose bytes did not
@@ -153,6 +159,11 @@ MP_API int mp_next_protected(const mp_pager *p, uint64_t from, uint64_t *id);
  * Returns MP_OK when the check ran (whatever it found). */
 typedef void (*mp_report_fn)(void *arg, const char *finding);
 MP_API int mp_check(mp_pager *p, mp_report_fn report, void *arg, unsigned *findings);
+/* As mp_check; with MP_CHECK_NO_CONTENT the structure alone: protected pages'
+ * content is not read to verify its checksum (mp_protected_read still does), so
+ * the cost no longer grows with the protected pages' data. */
+#define MP_CHECK_NO_CONTENT 0x1u
+MP_API int mp_check_flags(mp_pager *p, unsigned flags, mp_report_fn report, void *arg, unsigned *findings);
 
 /* Pages allocated in the bitmap that no structure owns, left by a protected
  * alloc/free that a power cut interrupted (or that failed part-way). A read-write

@@ -54,18 +54,19 @@ static int load_meta(mp_pager *p, const uint8_t *p0, bool *fell_back, char *why,
   return MP_OK;
 }
 
-static int own_page(mp_pager *p, uint64_t id, const char *what, char *why, size_t whylen) {
+/* Claims page `id` for structure `kind` number `num` (named only when refused). */
+static int own_page(mp_pager *p, uint64_t id, const char *kind, uint64_t num, char *why, size_t whylen) {
+  const char *problem = NULL;
   if (id < MP_RESERVED_PAGES || id >= p->total) {
-    snprintf(why, whylen, "%s refers to page %llu, outside 3 .. %llu", what, (unsigned long long)id,
-             (unsigned long long)p->total - 1);
+    snprintf(why, whylen, "%s %llu refers to page %llu, outside 3 .. %llu", kind, (unsigned long long)num,
+             (unsigned long long)id, (unsigned long long)p->total - 1);
     return MP_ECORRUPT;
   }
-  if (!mp__allocated(p, id)) {
-    snprintf(why, whylen, "%s refers to page %llu, which is free in the bitmap", what, (unsigned long long)id);
-    return MP_ECORRUPT;
-  }
-  if (mp__bit(p->owned, id)) {
-    snprintf(why, whylen, "%s refers to page %llu, which is already in use", what, (unsigned long long)id);
+  if (!mp__allocated(p, id)) problem = "free in the bitmap";
+  else if (mp__bit(p->owned, id)) problem = "already in use";
+  if (problem) {
+    snprintf(why, whylen, "%s %llu refers to page %llu, which is %s", kind, (unsigned long long)num,
+             (unsigned long long)id, problem);
     return MP_ECORRUPT;
   }
   mp__set(p->owned, id);
@@ -76,7 +77,6 @@ static int load_dirs(mp_pager *p, const uint8_t *p0, char *why, size_t whylen) {
   uint32_t dc = mp__get32(p0 + MP_SB_DIR_COUNT);
   int rc = mp__blocks_reserve(p, dc);
   if (rc != MP_OK) return rc;
-  char what[64];
   for (uint32_t b = 0; b < dc; b++) {
     const uint8_t *ref = p0 + MP_SB_REFS + (size_t)MP_REF_SIZE * b;
     mp_block *blk = &p->blocks[b];
@@ -88,9 +88,8 @@ static int load_dirs(mp_pager *p, const uint8_t *p0, char *why, size_t whylen) {
       snprintf(why, whylen, "directory reference %u has selector %u", b, blk->active);
       return MP_ECORRUPT;
     }
-    snprintf(what, sizeof what, "directory reference %u", b);
-    if ((rc = own_page(p, blk->page[0], what, why, whylen)) != MP_OK) return rc;
-    if ((rc = own_page(p, blk->page[1], what, why, whylen)) != MP_OK) return rc;
+    if ((rc = own_page(p, blk->page[0], "directory reference", b, why, whylen)) != MP_OK) return rc;
+    if ((rc = own_page(p, blk->page[1], "directory reference", b, why, whylen)) != MP_OK) return rc;
     const uint8_t *cur = mp__pg(p, blk->page[blk->active]);
     if (!mp__dir_valid(cur, p->ps)) {
       snprintf(why, whylen, "directory page %llu (block %u, current copy) is damaged",
@@ -103,13 +102,14 @@ static int load_dirs(mp_pager *p, const uint8_t *p0, char *why, size_t whylen) {
       mp_entry ent;
       mp__entry_decode(mp__entry_at_c(cur, e), &ent);
       if (!ent.in_use) continue;
-      snprintf(what, sizeof what, "protected page %llu", (unsigned long long)b * p->dir_cap + e);
+      uint64_t id = (uint64_t)b * p->dir_cap + e;
       if (ent.page[0] == ent.page[1]) {
-        snprintf(why, whylen, "%s uses page %llu for both copies", what, (unsigned long long)ent.page[0]);
+        snprintf(why, whylen, "protected page %llu uses page %llu for both copies", (unsigned long long)id,
+                 (unsigned long long)ent.page[0]);
         return MP_ECORRUPT;
       }
-      if ((rc = own_page(p, ent.page[0], what, why, whylen)) != MP_OK) return rc;
-      if ((rc = own_page(p, ent.page[1], what, why, whylen)) != MP_OK) return rc;
+      if ((rc = own_page(p, ent.page[0], "protected page", id, why, whylen)) != MP_OK) return rc;
+      if ((rc = own_page(p, ent.page[1], "protected page", id, why, whylen)) != MP_OK) return rc;
       blk->used++;
     }
   }
@@ -172,6 +172,68 @@ static void unmap_file(mp_pager *p) {
   p->map_pages = 0;
 }
 
+/* ---- what a preview's recovery wrote --------------------------------------- */
+
+/* A page of a MAP_PRIVATE file mapping that was written is an anonymous copy:
+ * present (bit 63 of its pagemap entry) but no longer a file page (bit 61); a
+ * swapped-out one (bit 62) was written too. Pages never written are file pages,
+ * or not present at all. */
+#define PM_PRESENT (UINT64_C(1) << 63)
+#define PM_SWAPPED (UINT64_C(1) << 62)
+#define PM_FILE (UINT64_C(1) << 61)
+
+/* Finds the pages a preview's recovery wrote from the kernel's page tables, not
+ * from the recovery code: a checker must not trust the recovery it checks to say
+ * where it wrote. Where the page tables cannot be read, every page counts. */
+static void find_written(mp_pager *p) {
+  p->pv_all = true;
+  size_t words = (size_t)((p->map_pages + 63) / 64);
+  if (words > p->pv_words) {
+    uint64_t *w = mp__realloc(p->pv_written, words * 8);
+    if (!w) return;
+    p->pv_written = w;
+    p->pv_words = words;
+  }
+  memset(p->pv_written, 0, p->pv_words * 8);
+  if (p->pagemap < 0) p->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (p->pagemap < 0) return;
+  size_t sys = p->sys_page;
+  uint64_t first = (uintptr_t)p->map / sys, n = (p->map_pages * p->ps + sys - 1) / sys;
+  uint64_t entries[512];
+  for (uint64_t i = 0; i < n;) {
+    size_t k = n - i < 512 ? (size_t)(n - i) : 512;
+    if (pread(p->pagemap, entries, k * 8, (off_t)((first + i) * 8)) != (ssize_t)(k * 8)) return;
+    for (size_t j = 0; j < k; j++) {
+      uint64_t e = entries[j];
+      if (!((e & PM_PRESENT && !(e & PM_FILE)) || e & PM_SWAPPED)) continue;
+      uint64_t lo = (i + j) * sys / p->ps, hi = ((i + j + 1) * sys + p->ps - 1) / p->ps;
+      for (uint64_t pg = lo; pg < hi && pg < p->map_pages; pg++) mp__set(p->pv_written, pg);
+    }
+    i += k;
+  }
+  p->pv_all = false;
+}
+
+int mp_next_written(const mp_pager *p, uint64_t from, uint64_t *id) {
+  if (!p || !id) return MP_EINVAL;
+  if (!p->preview_wrote || from >= p->map_pages) return MP_ENOENT;
+  if (p->pv_all) {
+    *id = from;
+    return MP_OK;
+  }
+  for (uint64_t w = from / 64; w < p->pv_words && w * 64 < p->map_pages; w++) {
+    uint64_t bits = p->pv_written[w];
+    if (w == from / 64) bits &= ~UINT64_C(0) << (from % 64);
+    if (bits) {
+      uint64_t found = w * 64 + (uint64_t)__builtin_ctzll(bits);
+      if (found >= p->map_pages) break;
+      *id = found;
+      return MP_OK;
+    }
+  }
+  return MP_ENOENT;
+}
+
 /* Derives the state of the handle from the mapping: page 0 as recovery accepts
  * it, the metadata, the directory; then recovery (a writer's or a preview's). */
 static int load(mp_pager *p, char *why, size_t whylen) {
@@ -194,7 +256,10 @@ static int load(mp_pager *p, char *why, size_t whylen) {
     goto out;
   }
   /* A preview hands out read-only memory, as any reader does. */
-  if (p->preview_wrote && mprotect(p->map, p->map_pages * p->ps, PROT_READ) != 0) rc = MP_ENOMEM;
+  if (p->preview_wrote) {
+    find_written(p);
+    if (mprotect(p->map, p->map_pages * p->ps, PROT_READ) != 0) rc = MP_ENOMEM;
+  }
 out:
   free(p0);
   return rc;
@@ -227,6 +292,7 @@ static int attach(int fd, bool rdonly, bool preview, mp_pager **out, char *why, 
   mp_pager *p = mp__calloc(1, sizeof *p);
   if (!p) return MP_ENOMEM;
   p->fd = fd;
+  p->pagemap = -1;
   p->rdonly = rdonly;
   p->preview = preview;
   p->sys_page = (size_t)sysconf(_SC_PAGESIZE);
@@ -240,8 +306,8 @@ static int attach(int fd, bool rdonly, bool preview, mp_pager **out, char *why, 
 }
 
 /* The private copies a preview's recovery made are dropped, so that every page
- * shows the file again. All of the mapping, not just the pages recovery meant to
- * write: a checker must not trust the recovery it checks to say where it wrote. */
+ * shows the file again: all of the mapping, which also keeps the pages mapped
+ * (and so the next recovery's page-table work) to those one recovery touches. */
 static void drop_private(mp_pager *p) {
   if (!p->preview_wrote) return;
   p->preview_wrote = false;
@@ -451,6 +517,8 @@ int mp_close(mp_pager *p) {
   free(p->blocks);
   free(p->owned);
   free(p->reclaim);
+  free(p->pv_written);
+  if (p->pagemap >= 0) close(p->pagemap);
   int rc = p->fd >= 0 && close(p->fd) != 0 ? MP_EIO : MP_OK;
   free(p);
   return rc;

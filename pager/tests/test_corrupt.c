@@ -1037,6 +1037,16 @@ static void preview_matches(const uint8_t *img, size_t len, const snap *rw, cons
     if (rw_len < s.total * ps || memcmp(map, recovered, s.total * ps) != 0)
       bad("%s [PREVIEW]: its mapping differs from the file a writer's open left", label);
   }
+  /* mp_next_written names every page recovery changed (it may name more: a page
+   * written with the bytes it held), and none when nothing was pending. */
+  uint64_t w = 0, next;
+  bool any = mp_next_written(p, 0, &next) == MP_OK;
+  if (!pending && any) bad("%s [PREVIEW]: nothing pending, yet page %llu counts as written", label, (unsigned long long)next);
+  for (uint64_t pg = 0; pg < s.total && (pg + 1) * ps <= len && (pg + 1) * ps <= rw_len; pg++) {
+    if (!memcmp(img + pg * ps, recovered + pg * ps, ps)) continue;
+    if (mp_next_written(p, pg, &w) != MP_OK || w != pg)
+      bad("%s [PREVIEW]: recovery changed page %llu, mp_next_written does not say so", label, (unsigned long long)pg);
+  }
   reloaded_matches(img, len, &s, recovered, rw_len, pending, label);
   free(recovered);
   uint64_t id;
