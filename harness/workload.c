@@ -73,6 +73,12 @@ static int g_insert(growable *g, uint64_t id, uint64_t val) {
     g->cap = cap;
   }
   size_t at = g->n;
+  if (!at || g->ids[at - 1] < id) { /* ascending ids (an iteration) append */
+    g->ids[at] = id;
+    g->vals[at] = val;
+    g->n++;
+    return CC_OK;
+  }
   while (at > 0 && g->ids[at - 1] > id) at--;
   memmove(g->ids + at + 1, g->ids + at, (g->n - at) * 8);
   memmove(g->vals + at + 1, g->vals + at, (g->n - at) * 8);
@@ -122,6 +128,7 @@ void cc_check_cache_free(cc_check_cache *h) {
   mp_close(h->reader);
   free(h->path);
   free(h->hash);
+  free(h->crc);
   free(h->known);
   free(h->priv);
   memset(h, 0, sizeof *h);
@@ -152,61 +159,99 @@ void cc_check_cache_private(cc_check_cache *h, struct mp_pager *p) {
     }
 }
 
-uint64_t cc_page_hash(cc_check_cache *h, struct mp_pager *p, uint64_t page, const void *data) {
+/* Makes room in the cache for `page` of p's file; false if it may not (or
+ * cannot) answer for that page: its bytes in p's mapping are a preview's own. */
+static bool cacheable(cc_check_cache *h, struct mp_pager *p, uint64_t page) {
   size_t ps = mp_page_size(p);
-  if (!h || h->all_priv || (h->npriv && cc_find_id(h->priv, h->npriv, page) >= 0)) return cc_hash(data, ps);
+  if (!h || h->all_priv || (h->npriv && cc_find_id(h->priv, h->npriv, page) >= 0)) return false;
   if (h->ps != ps) {
     free(h->hash);
+    free(h->crc);
     free(h->known);
     h->hash = NULL;
+    h->crc = NULL;
     h->known = NULL;
     h->cap = 0;
     h->ps = ps;
   }
-  if (page >= h->cap) {
-    size_t cap = h->cap ? h->cap : 256;
-    while (cap <= page) cap *= 2;
-    uint64_t *hash = realloc(h->hash, cap * 8);
-    if (hash) h->hash = hash;
-    uint8_t *known = hash ? realloc(h->known, cap) : NULL;
-    if (!known) return cc_hash(data, ps);
-    memset(known + h->cap, 0, cap - h->cap);
-    h->known = known;
-    h->cap = cap;
-  }
-  if (!h->known[page]) {
-    h->hash[page] = cc_hash(data, ps);
-    h->known[page] = 1;
+  if (page < h->cap) return true;
+  size_t cap = h->cap ? h->cap : 256;
+  while (cap <= page) cap *= 2;
+  uint64_t *hash = realloc(h->hash, cap * 8);
+  if (hash) h->hash = hash;
+  uint32_t *crc = hash ? realloc(h->crc, cap * 4) : NULL;
+  if (crc) h->crc = crc;
+  uint8_t *known = crc ? realloc(h->known, cap) : NULL;
+  if (!known) return false;
+  memset(known + h->cap, 0, cap - h->cap);
+  h->known = known;
+  h->cap = cap;
+  return true;
+}
+
+#define KNOWN_HASH 1u
+#define KNOWN_CRC 2u /* the page passed mp_protected_read's check against crc[page] */
+
+uint64_t cc_page_hash(cc_check_cache *h, struct mp_pager *p, uint64_t page, const void *data) {
+  if (!cacheable(h, p, page)) return cc_hash(data, mp_page_size(p));
+  if (!(h->known[page] & KNOWN_HASH)) {
+    h->hash[page] = cc_hash(data, mp_page_size(p));
+    h->known[page] |= KNOWN_HASH;
   }
   return h->hash[page];
 }
 
+bool cc_page_hash_known(cc_check_cache *h, struct mp_pager *p, uint64_t page, uint64_t *hash) {
+  if (!cacheable(h, p, page) || !(h->known[page] & KNOWN_HASH)) return false;
+  *hash = h->hash[page];
+  return true;
+}
+
+/* The content hash of protected page `id` if its content passes its checksum,
+ * else 0: what mp_protected_read and a hash of what it returns give, but from
+ * the cache where the page behind it is known to hold bytes that passed a check
+ * against the same checksum, so that an unchanged page is not read at all. */
+static uint64_t protected_hash(cc_check_cache *h, struct mp_pager *p, uint64_t id) {
+  uint64_t page;
+  uint32_t crc;
+  bool where = h && mp_protected_where(p, id, &page, &crc) == MP_OK;
+  bool cached = where && cacheable(h, p, page);
+  if (cached && (h->known[page] & (KNOWN_HASH | KNOWN_CRC)) == (KNOWN_HASH | KNOWN_CRC) && h->crc[page] == crc)
+    return h->hash[page];
+  const void *data;
+  if (mp_protected_read(p, id, &data) != MP_OK) return 0;
+  if (!cached) return cc_hash(data, mp_page_size(p));
+  uint64_t hash = cc_page_hash(h, p, page, data);
+  h->crc[page] = crc;
+  h->known[page] |= KNOWN_CRC;
+  return hash;
+}
+
 int cc_state_read(struct mp_pager *p, bool contents, cc_check_cache *cache, cc_state *out) {
   growable reg = {0}, prot = {0};
-  size_t ps = mp_page_size(p);
   uint64_t id;
   int rc = CC_OK;
-  /* A regular page's id is its page in the file, and locates the mapping, which
-   * gives the page behind a protected page's content. */
-  uintptr_t base = 0;
+  /* A regular page's id is its page in the file. */
   for (uint64_t from = 0; rc == CC_OK && mp_next_regular(p, from, &id) == MP_OK; from = id + 1) {
     void *data = NULL;
-    if ((contents || !base) && mp_page(p, id, &data) == MP_OK && !base) base = (uintptr_t)data - id * ps;
-    rc = g_insert(&reg, id, contents && data ? cc_page_hash(cache, p, id, data) : 0);
+    if (contents) mp_page(p, id, &data);
+    rc = g_insert(&reg, id, data ? cc_page_hash(cache, p, id, data) : 0);
   }
-  for (uint64_t from = 0; rc == CC_OK && mp_next_protected(p, from, &id) == MP_OK; from = id + 1) {
-    const void *data;
-    uint64_t h = 0;
-    if (mp_protected_read(p, id, &data) == MP_OK)
-      h = base ? cc_page_hash(cache, p, ((uintptr_t)data - base) / ps, data) : cc_hash(data, ps);
-    rc = g_insert(&prot, id, h);
+  for (uint64_t from = 0; rc == CC_OK && mp_next_protected(p, from, &id) == MP_OK; from = id + 1)
+    rc = g_insert(&prot, id, protected_hash(cache, p, id));
+  /* The arrays become the state's (empty sets too get them, as cc_state_copy gives). */
+  if (!reg.ids) reg.ids = malloc(8), reg.vals = malloc(8);
+  if (!prot.ids) prot.ids = malloc(8), prot.vals = malloc(8);
+  if (rc == CC_OK && (!reg.ids || !reg.vals || !prot.ids || !prot.vals)) rc = CC_ENOMEM;
+  if (rc != CC_OK) {
+    free(reg.ids);
+    free(reg.vals);
+    free(prot.ids);
+    free(prot.vals);
+    return rc;
   }
-  if (rc == CC_OK) rc = snapshot(&reg, &prot, out);
-  free(reg.ids);
-  free(reg.vals);
-  free(prot.ids);
-  free(prot.vals);
-  return rc;
+  *out = (cc_state){reg.n, reg.ids, reg.vals, prot.n, prot.ids, prot.vals};
+  return CC_OK;
 }
 
 /* ---- the runner -------------------------------------------------------------- */

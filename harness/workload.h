@@ -52,7 +52,8 @@ typedef struct cc_check_cache {
   struct mp_pager *preview, *reader; /* of `path`: an MP_PREVIEW and an MP_RDONLY handle */
   char *path;
   uint64_t *hash;
-  uint8_t *known;
+  uint32_t *crc;  /* the checksum a protected page's content at that page passed */
+  uint8_t *known; /* which of hash and crc are known for each page */
   size_t cap; /* pages */
   size_t ps;
   uint64_t *priv; /* ascending pages a preview's recovery wrote: hashed afresh, never cached */
@@ -68,6 +69,8 @@ void cc_check_cache_private(cc_check_cache *h, struct mp_pager *p);
 void cc_check_cache_free(cc_check_cache *h);
 /* The hash of the content at `data`, page `page` of the file (known or computed). */
 uint64_t cc_page_hash(cc_check_cache *h, struct mp_pager *p, uint64_t page, const void *data);
+/* The hash of page `page` of p's file if the cache knows it (then true). */
+bool cc_page_hash_known(cc_check_cache *h, struct mp_pager *p, uint64_t page, uint64_t *hash);
 
 /* Reads the state of an open pager: the regular and protected sets and the
  * protected contents, and with `contents` the regular pages' content hashes (in

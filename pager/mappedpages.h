@@ -141,6 +141,11 @@ MP_API int mp_protected_free(mp_pager *p, uint64_t id);   /* discards a staged w
 /* Pointer to the committed content (page_size bytes), checked against its CRC:
  * MP_ECORRUPT if it does not match. Valid as for mp_page. */
 MP_API int mp_protected_read(mp_pager *p, uint64_t id, const void **data);
+/* Where the committed content is, without reading it: its page in the file and
+ * the checksum its directory entry holds (CRC-32, as zlib's crc32 computes it).
+ * For tools that verify content themselves and remember the result across
+ * reloads (a crash checker); mp_protected_read is the checked way to read. */
+MP_API int mp_protected_where(const mp_pager *p, uint64_t id, uint64_t *page, uint32_t *crc);
 /* Stages a write: *data points to a page_size buffer that starts with the
  * current content. Valid as for mp_page. Nothing changes durably until
  * mp_protected_commit; MP_EBUSY if a write is already staged for this id. */

@@ -208,6 +208,17 @@ int mp_protected_read(mp_pager *p, uint64_t id, const void **data) {
   return MP_OK;
 }
 
+int mp_protected_where(const mp_pager *p, uint64_t id, uint64_t *page, uint32_t *crc) {
+  if (!p || !page || !crc) return MP_EINVAL;
+  uint32_t b, e;
+  mp_entry ent;
+  int rc = find_entry(p, id, &b, &e, &ent);
+  if (rc != MP_OK) return rc;
+  *page = ent.page[ent.slot];
+  *crc = ent.crc;
+  return MP_OK;
+}
+
 int mp_protected_begin(mp_pager *p, uint64_t id, void **data) {
   if (!data) return MP_EINVAL;
   uint32_t b, e;
