@@ -118,20 +118,25 @@ static int load_dirs(mp_pager *p, const uint8_t *p0, char *why, size_t whylen) {
 
 /* Reads what the superblock says before anything is mapped: the file's size and
  * its page size, refusing files too short to hold the reserved pages. */
-static int probe(int fd, uint64_t *size, unsigned *log2, char *why, size_t whylen) {
+static int probe(int fd, const uint8_t *mapped, size_t mapped_len, uint64_t *size, unsigned *log2, char *why,
+                 size_t whylen) {
   struct stat st;
   if (fstat(fd, &st) != 0) return mp__errno_to_code(errno);
   if (!S_ISREG(st.st_mode)) {
     snprintf(why, whylen, "not a regular file");
     return MP_EINVAL;
   }
-  uint8_t head[MP_SB_REFS];
-  if ((uint64_t)st.st_size < sizeof head || pread(fd, head, sizeof head, 0) != (ssize_t)sizeof head) {
+  uint8_t buf[MP_SB_REFS];
+  const uint8_t *head = buf;
+  /* A reload reads the head through the mapping it has when the file still
+   * covers it (no system call); an open reads it from the file. */
+  if (mapped && mapped_len >= sizeof buf && (uint64_t)st.st_size >= mapped_len) head = mapped;
+  else if ((uint64_t)st.st_size < sizeof buf || pread(fd, buf, sizeof buf, 0) != (ssize_t)sizeof buf) {
     snprintf(why, whylen, "file too short for a superblock");
     return MP_ECORRUPT;
   }
   const char *reason;
-  int rc = mp__sb_check(head, sizeof head, log2, &reason);
+  int rc = mp__sb_check(head, sizeof buf, log2, &reason);
   if (rc != MP_OK) {
     snprintf(why, whylen, "%s", reason);
     return rc;
@@ -287,7 +292,7 @@ static void unload(mp_pager *p) {
 static int attach(int fd, bool rdonly, bool preview, mp_pager **out, char *why, size_t whylen) {
   uint64_t size;
   unsigned log2;
-  int rc = probe(fd, &size, &log2, why, whylen);
+  int rc = probe(fd, NULL, 0, &size, &log2, why, whylen);
   if (rc != MP_OK) return rc;
   mp_pager *p = mp__calloc(1, sizeof *p);
   if (!p) return MP_ENOMEM;
@@ -319,7 +324,7 @@ static int reload(mp_pager *p, char *why, size_t whylen) {
   unload(p);
   uint64_t size;
   unsigned log2;
-  int rc = probe(p->fd, &size, &log2, why, whylen);
+  int rc = probe(p->fd, p->map, p->map ? p->ps : 0, &size, &log2, why, whylen);
   if (rc == MP_OK && p->map && log2 == p->log2 && size == p->file_size) {
     rc = load(p, why, whylen); /* same geometry: the mapping stays as it is */
   } else if (rc == MP_OK) {
