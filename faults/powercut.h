@@ -197,7 +197,7 @@ PC_API int pc_trace_image(const pc_trace *t, uint32_t id, uint64_t step, const p
 typedef struct {
     uint64_t steps;       /* steps so far */
     uint64_t harvested;   /* pages found written through mappings */
-    uint64_t faults;      /* write faults taken to track them */
+    uint64_t faults;      /* pages noted written: write faults, or found by a uffd scan */
     uint64_t trace_bytes; /* bytes of trace written */
 } pc_stats;
 PC_API int pc_shim_stats(pc_stats *out);

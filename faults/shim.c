@@ -7,6 +7,7 @@
 #define FIU_ENABLE 1 /* the shim's fault points are its product: on in every build */
 
 #include "powercut.h"
+#include "wtrack_uffd.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -38,14 +39,25 @@
  * - Descriptors are a table indexed by fd; calls on an untracked fd cost one array load.
  *   dup/dup2/dup3 copy entries, close clears them; fcntl(F_DUPFD) is not followed.
  * - Writes through MAP_SHARED writable mappings of a tracked file are found by write
- *   tracking: the shim maps such pages read-only, and its SIGSEGV handler records the first
- *   store to a page, then gives the page its write permission back. At the start of every
- *   step (and before munmap/mremap) the recorded pages are copied into the model and trace
- *   and protected again. The cost of a step is thus proportional to the pages written since
- *   the previous step, never to the file or mapping size; the price is one fault per page
- *   per step interval. Stores by the kernel (read(2) into a mapping) fail with EFAULT
- *   instead, programs that mprotect tracked mappings themselves or replace the SIGSEGV
- *   handler are not supported.
+ *   tracking: the pages are write-protected, the first store to a page is noted, and at the
+ *   start of every step (and before munmap/mremap/markers) the noted pages are copied into
+ *   the model and trace. A written page then stays writable as an "open" page, compared with
+ *   a copy at every step, until it goes idle (see OPEN_MAX). Two backends protect and note:
+ *   - mprotect: the pages are mapped read-only, and the SIGSEGV handler notes the first store
+ *     and gives the write permission back (~9 us a page on the VM of faults/README.md).
+ *     Nothing is paid for pages not written. Stores by the kernel (read(2) into a mapping)
+ *     fail with EFAULT; programs that replace the SIGSEGV handler are not supported.
+ *   - uffd (wtrack_uffd.c; Linux >= 6.7): userfaultfd asynchronous write-protection; the
+ *     kernel notes a store with a minor fault (~1 us) and no signal, but nobody is told: a
+ *     PAGEMAP_SCAN of the mapping at every harvest lists the noted pages (~0.7 us a call
+ *     plus ~1 ns per page of the mapping; skipped while every page of it is open). Kernel
+ *     stores are seen.
+ *   POWERCUT_MMAP=mprotect or =uffd forces one; the default (track) starts every mapping
+ *   with mprotect and moves it to uffd while the pages found written would cost more in
+ *   faults than the scans cost, and back (see adapt()). Both note the same pages at the
+ *   same points, so they write the same trace, and a step costs at most about twice what
+ *   the cheaper backend would have: the pages written, not the mapping size. Programs that
+ *   mprotect tracked mappings themselves are not supported by either.
  * - A step's STEP record is written before the call; its effects (the data written, the
  *   range synced) after the real call succeeded. A call the kernel failed has no effect.
  * - A power cut at step k happens inside the call: its volatile effect (a write's data) is
@@ -126,11 +138,16 @@ typedef struct {
     uint32_t file; /* index into S.files */
     uint64_t off;
     int prot;
-    int track;             /* writable shared, POWERCUT_MMAP=track: write tracking armed */
+    int wt;                /* write tracking backend (WT_*): writable shared, not sync mode */
     int wshared;           /* writable and shared: its stores reach the file */
     uint8_t *faulted;      /* per page: store seen since the last harvest */
     size_t *flist, nf;     /* the faulted pages, in fault order */
+    uint32_t win_h, win_c; /* harvests, and pages found written, in this window (adapt) */
+    int no_uffd;           /* the kernel refused to register it: mprotect for good */
 } tmap;
+
+/* How a mapping's pages are write-protected and their stores noted (see the top comment). */
+enum { WT_NONE = 0, WT_MPROTECT = 1, WT_UFFD = 2 };
 
 /* A written page left writable after its harvest, compared with its last recorded content
  * at every step instead of faulting again (see harvest_all). */
@@ -140,6 +157,7 @@ typedef struct {
     uint64_t foff;
     uint64_t last; /* step of its last change */
     int prot;
+    int wt;        /* backend of its mapping: how to protect it again */
     uint8_t *copy;
 } openpg;
 
@@ -153,6 +171,9 @@ enum { FD_MARK = 1 << 30 };
 static struct {
     int resolved, inited, active, dead;
     int mmap_sync; /* POWERCUT_MMAP=sync: no write tracking, mappings compared at syncs */
+    int mmap_force; /* POWERCUT_MMAP=mprotect or uffd: that backend (WT_*); 0 = choose */
+    int uffd_ok;    /* the uffd backend works here: 1, not: -1, not tried yet: 0 */
+    int debug;      /* POWERCUT_DEBUG: one line on stderr per tracked mapping */
     char *pattern, *abs_pattern;
     int is_glob;
     uint32_t sector;
@@ -320,10 +341,14 @@ static void read_env(void)
     /* The trace is created when this process claims the tracked files (claim()). */
     if ((v = getenv("POWERCUT_TRACE")) && *v) S.trace_path = strdup(v);
     S.mmap_sync = 0;
+    S.mmap_force = 0;
     if ((v = getenv("POWERCUT_MMAP")) && *v) {
         if (!strcmp(v, "sync")) S.mmap_sync = 1;
+        else if (!strcmp(v, "mprotect")) S.mmap_force = WT_MPROTECT;
+        else if (!strcmp(v, "uffd")) S.mmap_force = WT_UFFD;
         else if (strcmp(v, "track")) die("POWERCUT_MMAP", v);
     }
+    S.debug = (v = getenv("POWERCUT_DEBUG")) && *v && strcmp(v, "0");
     /* Record-only runs keep no model (the trace reader rebuilds it); in sync mode they keep a
      * bare copy of the volatile content instead, to diff mappings against. */
     if (!S.trace_path || S.cut_step || S.cb || getenv("POWERCUT_MODEL"))
@@ -488,6 +513,10 @@ static int claim(void)
 static void atfork_child(void)
 {
     S.dead = 1;
+    /* the child's copies of the mappings are not registered (no UFFD_FEATURE_EVENT_FORK), and
+     * its /proc/self/pagemap descriptor would describe the parent */
+    pc__uffd_close();
+    S.uffd_ok = -1;
     if (S.tw) {
         pc_tw_free(S.tw);
         S.tw = NULL;
@@ -561,7 +590,7 @@ static void segv_handler(int sig, siginfo_t *si, void *uc)
     uintptr_t a = (uintptr_t)si->si_addr;
     for (size_t i = 0; i < S.nmaps; i++) {
         tmap *mp = &S.maps[i];
-        if (!mp->track || a < mp->addr || a >= mp->addr + mp->len) continue;
+        if (mp->wt != WT_MPROTECT || a < mp->addr || a >= mp->addr + mp->len) continue;
         size_t pg = (a - mp->addr) / S.page;
         if (!__atomic_exchange_n(&mp->faulted[pg], 1, __ATOMIC_SEQ_CST)) {
             size_t slot = __atomic_fetch_add(&mp->nf, 1, __ATOMIC_SEQ_CST);
@@ -635,10 +664,17 @@ static void compare_open(void)
     }
 }
 
+/* Write-protects [a, a+len) of a mapping again, so that its next store is noted. */
+static void arm(int wt, uintptr_t a, size_t len, int prot)
+{
+    if (wt == WT_UFFD) pc__uffd_protect(a, len);
+    else mprotect((void *)a, len, prot & ~PROT_WRITE);
+}
+
 static void close_open(size_t i, int protect)
 {
     openpg *e = &S.open[i];
-    if (protect) mprotect((void *)e->addr, S.page, e->prot & ~PROT_WRITE);
+    if (protect) arm(e->wt, e->addr, S.page, e->prot);
     free(e->copy);
     S.open[i] = S.open[--S.nopen];
 }
@@ -667,44 +703,176 @@ static void drop_open(uintptr_t a, size_t len)
     }
 }
 
-/* Leaves a just-harvested page writable; 0 if it could not (the caller protects it). */
-static int open_page(tmap *mp, size_t pg, uint64_t n)
+/* Leaves a just-written page writable, with a copy of its n bytes taken now (the caller
+ * records that copy, so a store racing from another thread is compared at the next step
+ * rather than lost); NULL if it could not (the caller records the mapping and protects). */
+static const uint8_t *open_page(tmap *mp, size_t pg, uint64_t n)
 {
     if (S.nopen == S.ocap) {
         size_t nc = S.ocap ? S.ocap * 2 : 2 * OPEN_MAX;
         openpg *p = realloc(S.open, nc * sizeof *p);
-        if (!p) return 0;
+        if (!p) return NULL;
         S.open = p;
         S.ocap = nc;
     }
     uint8_t *copy = malloc(S.page);
-    if (!copy) return 0;
+    if (!copy) return NULL;
     memcpy(copy, (const void *)(mp->addr + pg * S.page), n);
     S.open[S.nopen++] = (openpg){mp->addr + pg * S.page, mp->file, mp->off + (uint64_t)pg * S.page,
-                                 S.step, mp->prot, copy};
-    return 1;
+                                 S.step, mp->prot, mp->wt, copy};
+    return copy;
 }
 
-/* Records the pages that faulted since the last harvest (whole), and opens them. */
+static int is_open(uintptr_t a)
+{
+    for (size_t i = 0; i < S.nopen; i++)
+        if (S.open[i].addr == a) return 1;
+    return 0;
+}
+
+/* uffd backend: a run of pages the scan found written; open pages are always among them
+ * (they are left writable), the others were stored to since the last harvest. */
+static void uffd_written(void *ctx, uintptr_t a, size_t len)
+{
+    tmap *mp = ctx;
+    uintptr_t end = mp->addr + mp->len;
+    uintptr_t lo = a > mp->addr ? a : mp->addr, hi = a + len < end ? a + len : end;
+    for (uintptr_t p = lo; p < hi; p += S.page) {
+        size_t pg = (p - mp->addr) / S.page;
+        /* atomic like the SIGSEGV handler's: it may note pages of this mapping while it
+         * changes backend (to_uffd, to_mprotect) */
+        if (is_open(p) || __atomic_exchange_n(&mp->faulted[pg], 1, __ATOMIC_SEQ_CST)) continue;
+        mp->flist[__atomic_fetch_add(&mp->nf, 1, __ATOMIC_SEQ_CST)] = pg;
+        S.st.faults++;
+    }
+}
+
+static void debug_map(const tmap *mp, const char *what)
+{
+    if (S.debug)
+        warn("powercut: mapping %p +%zu KiB of %s: %s\n", (void *)mp->addr, mp->len >> 10,
+             S.files[mp->file].path, what);
+}
+
+static void set_open_wt(const tmap *mp)
+{
+    for (size_t i = 0; i < S.nopen; i++)
+        if (S.open[i].addr >= mp->addr && S.open[i].addr < mp->addr + mp->len) S.open[i].wt = mp->wt;
+}
+
+/* uffd backend: notes the pages written since the last harvest, as the SIGSEGV handler
+ * does for the mprotect backend. If the scan fails (the mapping is no longer registered:
+ * nothing the shim does causes that), every page may have been written: all are noted and
+ * the mapping continues with the mprotect backend. */
+static void uffd_collect(tmap *mp)
+{
+    size_t np = mp->len / S.page, nopen = 0;
+    for (size_t i = 0; i < S.nopen; i++)
+        if (S.open[i].addr >= mp->addr && S.open[i].addr < mp->addr + mp->len) nopen++;
+    if (nopen == np) return; /* every page is writable already: nothing to scan for */
+    if (!pc__uffd_scan(mp->addr, mp->len, uffd_written, mp)) return;
+    warn("powercut: PAGEMAP_SCAN failed (%s); mapping %p continues with mprotect\n", strerror(errno),
+         (void *)mp->addr);
+    uffd_written(mp, mp->addr, mp->len);
+    pc__uffd_unregister(mp->addr, mp->len);
+    mp->wt = WT_MPROTECT; /* harvest_map protects what it does not open */
+    mp->no_uffd = 1;
+    set_open_wt(mp);
+    debug_map(mp, "mprotect");
+}
+
+/* Switches a mapping from mprotect to uffd, right after its harvest. Pages stay read-only
+ * until uffd protects them, so a store from another thread meanwhile is still noted by the
+ * SIGSEGV handler (its page then faults twice). Open pages get protected too: their next
+ * store costs a minor fault, and the scans skip them. */
+static void to_uffd(tmap *mp)
+{
+    if (!S.uffd_ok) S.uffd_ok = pc__uffd_open() ? -1 : 1;
+    if (S.uffd_ok < 0 || pc__uffd_register(mp->addr, mp->len)) {
+        mp->no_uffd = 1;
+        return;
+    }
+    mprotect((void *)mp->addr, mp->len, mp->prot);
+    mp->wt = WT_UFFD;
+    set_open_wt(mp);
+    debug_map(mp, "uffd");
+}
+
+/* Switches a mapping from uffd to mprotect, right after its harvest: read-only but for the
+ * open pages, then a last scan for stores that other threads made before that (noted, and
+ * writable again as if they had faulted), then unregistered. */
+static void to_mprotect(tmap *mp)
+{
+    mp->wt = WT_MPROTECT; /* the SIGSEGV handler takes over from here */
+    set_open_wt(mp);
+    mprotect((void *)mp->addr, mp->len, mp->prot & ~PROT_WRITE);
+    for (size_t i = 0; i < S.nopen; i++)
+        if (S.open[i].addr >= mp->addr && S.open[i].addr < mp->addr + mp->len)
+            mprotect((void *)S.open[i].addr, S.page, mp->prot);
+    size_t before = __atomic_load_n(&mp->nf, __ATOMIC_SEQ_CST);
+    pc__uffd_scan(mp->addr, mp->len, uffd_written, mp);
+    size_t after = __atomic_load_n(&mp->nf, __ATOMIC_SEQ_CST);
+    for (size_t j = before; j < after; j++)
+        mprotect((void *)(mp->addr + mp->flist[j] * S.page), S.page, mp->prot);
+    pc__uffd_unregister(mp->addr, mp->len);
+    debug_map(mp, "mprotect");
+}
+
+/*
+ * POWERCUT_MMAP=track chooses each mapping's backend from what it costs, per WINDOW
+ * harvests of the mapping. A uffd scan costs every harvest (COST_SCAN_CALL, plus
+ * COST_SCAN_PAGE per page of the mapping); each page found written is then cheaper than with
+ * mprotect by COST_PAGE_SAVED (a minor fault and one ioctl instead of a signal and two
+ * mprotect calls). A mapping starts with mprotect (nothing to pay while nothing is written),
+ * and switches when the other backend would have cost less than half as much over the
+ * window: a workload near the balance does not flip back and forth, and the cost of a step
+ * stays within twice the cheaper backend's, i.e. proportional to the pages written. With the
+ * pager, whose written pages stay open, that is mprotect; with stores scattered over a few
+ * MiB, uffd; over 64 MiB, where a scan walks 16k page table entries, mprotect again. The
+ * costs are those measured on the VM of faults/README.md; only their ratios matter.
+ */
+#define WINDOW 64
+#define COST_SCAN_CALL 700
+#define COST_SCAN_PAGE 1
+#define COST_PAGE_SAVED 9000
+
+static void adapt(tmap *mp, size_t written)
+{
+    if (!mp->wt || S.mmap_force || mp->no_uffd) return;
+    mp->win_c += (uint32_t)written;
+    if (++mp->win_h < WINDOW) return;
+    uint64_t scans = (uint64_t)mp->win_h * (COST_SCAN_CALL + mp->len / S.page * COST_SCAN_PAGE);
+    uint64_t saved = (uint64_t)mp->win_c * COST_PAGE_SAVED;
+    mp->win_h = mp->win_c = 0;
+    if (mp->wt == WT_MPROTECT && saved > 2 * scans) to_uffd(mp);
+    else if (mp->wt == WT_UFFD && 2 * saved < scans) to_mprotect(mp);
+}
+
+/* Records the pages written since the last harvest (whole), and opens them. */
 static void harvest_map(tmap *mp)
 {
+    if (mp->wt == WT_UFFD) uffd_collect(mp);
     size_t nf = __atomic_load_n(&mp->nf, __ATOMIC_SEQ_CST);
-    if (!nf) return;
+    if (!nf) {
+        adapt(mp, 0);
+        return;
+    }
     tfile *f = &S.files[mp->file];
     qsort(mp->flist, nf, sizeof(size_t), cmp_size);
     for (size_t j = 0; j < nf; j++) {
         size_t pg = mp->flist[j];
         uint64_t fo = mp->off + (uint64_t)pg * S.page;
         uint64_t n = page_bytes(f, fo);
-        const void *src = (const void *)(mp->addr + pg * S.page);
+        /* pages past the end are protected again at once: comparing them would fault */
+        const void *src = n ? open_page(mp, pg, n) : NULL;
+        if (src) mp->flist[j] = SIZE_MAX;
+        else src = (const void *)(mp->addr + pg * S.page);
         if (n) {
             if (S.m) trace_fail(pc_model_write(S.m, f->id, fo, src, n));
             if (S.tw) trace_fail(pc_tw_write(S.tw, f->id, fo, src, n, 1));
         }
         S.st.harvested++;
         mp->faulted[pg] = 0;
-        /* pages past the end are protected again at once: comparing them would fault */
-        if (n && open_page(mp, pg, n)) mp->flist[j] = SIZE_MAX;
     }
     /* re-protect the others in runs of contiguous pages: one system call per run */
     for (size_t j = 0; j < nf;) {
@@ -714,11 +882,11 @@ static void harvest_map(tmap *mp)
         }
         size_t k = j + 1;
         while (k < nf && mp->flist[k] == mp->flist[k - 1] + 1) k++;
-        mprotect((void *)(mp->addr + mp->flist[j] * S.page), (k - j) * S.page,
-                 mp->prot & ~PROT_WRITE);
+        arm(mp->wt, mp->addr + mp->flist[j] * S.page, (k - j) * S.page, mp->prot);
         j = k;
     }
     __atomic_store_n(&mp->nf, 0, __ATOMIC_SEQ_CST);
+    adapt(mp, nf);
 }
 
 /* Before every step (and unmap, remap, marker): what the process stored through mappings. */
@@ -783,6 +951,16 @@ static void capture_file(size_t fi)
         if (S.maps[i].file == fi) capture_range(&S.maps[i], S.maps[i].addr, S.maps[i].addr + S.maps[i].len);
 }
 
+/* The first backend of a new tracked mapping: uffd when forced and the kernel offers it,
+ * else mprotect (adapt may switch later). Falling back is silent (POWERCUT_DEBUG tells which
+ * ran): the traces are the same, only the cost differs. */
+static int first_backend(void)
+{
+    if (S.mmap_force != WT_UFFD) return WT_MPROTECT;
+    if (!S.uffd_ok) S.uffd_ok = pc__uffd_open() ? -1 : 1;
+    return S.uffd_ok > 0 ? WT_UFFD : WT_MPROTECT;
+}
+
 static int add_map(uintptr_t addr, size_t len, uint32_t file, uint64_t off, int prot, int shared)
 {
     if (S.nmaps == S.mcap) {
@@ -800,8 +978,8 @@ static int add_map(uintptr_t addr, size_t len, uint32_t file, uint64_t off, int 
     mp.off = off;
     mp.prot = prot;
     mp.wshared = shared && (prot & PROT_WRITE);
-    mp.track = mp.wshared && !S.mmap_sync;
-    if (mp.track) {
+    mp.wt = mp.wshared && !S.mmap_sync ? first_backend() : WT_NONE;
+    if (mp.wt) {
         size_t np = mp.len / S.page;
         mp.faulted = calloc(np, 1);
         mp.flist = malloc(np * sizeof(size_t));
@@ -810,12 +988,20 @@ static int add_map(uintptr_t addr, size_t len, uint32_t file, uint64_t off, int 
             free(mp.flist);
             return -1;
         }
-        mprotect((void *)addr, mp.len, prot & ~PROT_WRITE);
+        if (mp.wt == WT_UFFD && pc__uffd_register(addr, mp.len)) mp.wt = WT_MPROTECT;
+        if (mp.wt == WT_MPROTECT) {
+            /* what is left of a uffd mapping after munmap or an mremap in place is still
+             * registered: the parts start over with mprotect */
+            if (S.uffd_ok > 0) pc__uffd_unregister(addr, mp.len);
+            mprotect((void *)addr, mp.len, prot & ~PROT_WRITE);
+        }
     }
+    if (mp.wshared) debug_map(&mp, mp.wt == WT_UFFD ? "uffd" : mp.wt == WT_MPROTECT ? "mprotect" : "sync");
     S.maps[S.nmaps++] = mp; /* published last: the handler may scan the table at any time */
     return 0;
 }
 
+/* Forgets mapping i; its range was unmapped or replaced, or the caller unregistered it. */
 static void drop_map(size_t i)
 {
     tmap mp = S.maps[i];
@@ -1635,14 +1821,16 @@ PC_EXPORT void *mremap(void *old, size_t oldlen, size_t newlen, int flags, ...)
     for (size_t i = 0; i < S.nmaps; i++)
         if ((uintptr_t)old >= S.maps[i].addr && (uintptr_t)old < S.maps[i].addr + S.maps[i].len)
             src = S.maps[i];
-    /* Write tracking leaves the mapping in pieces of different protection, and the
+    /* The mprotect backend leaves the mapping in pieces of different protection, and the
      * kernel refuses to remap a range that is not one mapping (EFAULT). Every store
      * so far is recorded (harvest_all), so the range can be made whole, and it is
-     * tracked afresh where it lands (add_map), or again where it was on failure. */
-    if (src.len && src.track) mprotect(old, oldlen, src.prot);
+     * tracked afresh where it lands (add_map), or again where it was on failure. (A uffd
+     * mapping is one piece; the kernel does not carry its registration to a new place,
+     * and add_map registers it there or ends what an in-place resize kept.) */
+    if (src.len && src.wt == WT_MPROTECT) mprotect(old, oldlen, src.prot);
     void *p = real_mremap(old, oldlen, newlen, flags, want);
     int saved = errno;
-    if (p == MAP_FAILED && src.len && src.track) mprotect(old, oldlen, src.prot & ~PROT_WRITE);
+    if (p == MAP_FAILED && src.len && src.wt == WT_MPROTECT) mprotect(old, oldlen, src.prot & ~PROT_WRITE);
     if (p != MAP_FAILED && src.len) {
         forget_range((uintptr_t)old, oldlen);
         if (flags & MREMAP_FIXED) forget_range((uintptr_t)p, newlen);
@@ -1727,10 +1915,15 @@ PC_EXPORT int pc_shim_reset(void)
     ENSURE();
     busy++;
     pthread_mutex_lock(&lock);
-    for (size_t i = 0; i < S.nmaps; i++)
-        if (S.maps[i].track) mprotect((void *)S.maps[i].addr, S.maps[i].len, S.maps[i].prot);
+    /* the program keeps its mappings: leave them writable and unregistered */
+    for (size_t i = 0; i < S.nmaps; i++) {
+        if (S.maps[i].wt == WT_MPROTECT) mprotect((void *)S.maps[i].addr, S.maps[i].len, S.maps[i].prot);
+        if (S.maps[i].wt == WT_UFFD) pc__uffd_unregister(S.maps[i].addr, S.maps[i].len);
+    }
     while (S.nopen) close_open(S.nopen - 1, 0);
     while (S.nmaps) drop_map(S.nmaps - 1);
+    pc__uffd_close(); /* reopened by the next mapping: the environment may choose otherwise */
+    S.uffd_ok = 0;
     for (size_t i = 0; i < S.nfiles; i++) {
         real_close(S.files[i].rfd);
         free(S.files[i].path);

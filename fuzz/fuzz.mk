@@ -10,9 +10,10 @@ AFL_DRIVER    ?= /usr/lib/afl/libAFLDriver.a
 # What each target links besides its own object: fuzz_image needs the pager only; fuzz_ops the
 # harness (runner, model, checker, explorer's cut spelling) and libpowercut's objects, linked
 # in whole (the shim interposes write/msync/... in this executable, as test_inproc does).
-# The harness sources are harness.mk's (CC_SRCS: they change as crashcheck grows).
+# The harness and shim sources are harness.mk's and faults.mk's (CC_SRCS, PC_SRCS: they change as
+# crashcheck and the shim grow).
 FUZZ_HARNESS  := $(or $(CC_SRCS),harness/case.c harness/workload.c harness/checker.c harness/explore.c)
-FUZZ_SHIM     := faults/model.c faults/trace.c faults/shim.c
+FUZZ_SHIM     := $(or $(PC_SRCS),faults/model.c faults/trace.c faults/shim.c faults/wtrack_uffd.c)
 FUZZ_image_SRCS := $(PAGER_SRCS)
 FUZZ_ops_SRCS   := $(FUZZ_HARNESS) $(FUZZ_SHIM) $(PAGER_SRCS)
 FUZZ_image_LIBS := -lz

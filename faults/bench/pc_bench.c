@@ -1,5 +1,6 @@
 /* pc_bench.c: measures libpowercut's cost: a write-heavy mmap workload on /dev/shm run bare,
- * with the shim preloaded but the file untracked, in record mode, and with the live model. */
+ * with the shim preloaded but the file untracked, in record mode (also with each
+ * write-tracking backend alone), and with the live model. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -80,6 +81,8 @@ static int run_child(char *const argv[], const char *lib, const char *mode, cons
         setenv("POWERCUT_FILE", strcmp(mode, "untracked") ? file : "/nonexistent/none", 1);
         if (!strncmp(mode, "record", 6)) setenv("POWERCUT_TRACE", trace, 1);
         if (strstr(mode, "sync")) setenv("POWERCUT_MMAP", "sync", 1);
+        if (strstr(mode, "uffd")) setenv("POWERCUT_MMAP", "uffd", 1);
+        if (strstr(mode, "mprotect")) setenv("POWERCUT_MMAP", "mprotect", 1);
         if (!strncmp(mode, "model", 5)) setenv("POWERCUT_MODEL", "1", 1);
         execv(argv[0], argv);
         _exit(127);
@@ -100,7 +103,7 @@ static int run_child(char *const argv[], const char *lib, const char *mode, cons
     return 0;
 }
 
-static const char *const modes[] = {"bare", "untracked", "record", "record-sync", "model"};
+static const char *const modes[] = {"bare", "untracked", "record", "record-sync", "record-uffd", "record-mprotect", "model"};
 #define NMODES (sizeof modes / sizeof modes[0])
 
 /* Best of 3 runs per mode (the machine is shared); prints one row per mode. */
@@ -120,7 +123,7 @@ static int table(const char *what, char *const argv[], const char *lib, const ch
             count = c;
         }
         if (!i) base = best;
-        printf("%-22s %-12s %10.1f %10.0f ns/%-4s %7.2fx\n", what, modes[i], best / 1e6,
+        printf("%-22s %-15s %10.1f %10.0f ns/%-4s %7.2fx\n", what, modes[i], best / 1e6,
                (double)best / (double)count, unit, (double)best / (double)base);
     }
     return 0;
@@ -132,7 +135,8 @@ int main(int argc, char **argv)
     if (argc > 1 && !strcmp(argv[1], "--help")) {
         printf("usage: pc-bench [ITERATIONS]\n  libpowercut overhead: modes bare (no shim), untracked (shim, file\n"
                "  not tracked), record (POWERCUT_TRACE, mappings write-tracked), record-sync (POWERCUT_TRACE,\n"
-               "  POWERCUT_MMAP=sync), model (live model, as for POWERCUT_CUT); files on /dev/shm\n");
+               "  POWERCUT_MMAP=sync), record-uffd and record-mprotect (POWERCUT_TRACE, write tracking with\n"
+               "  that backend only), model (live model, as for POWERCUT_CUT); files on /dev/shm\n");
         return 0;
     }
     char self[PATH_MAX], lib[PATH_MAX + 32], pager[PATH_MAX + 32];
@@ -154,7 +158,7 @@ int main(int argc, char **argv)
     snprintf(its, sizeof its, "%ld", iters);
     snprintf(ops, sizeof ops, "%ld", iters * 2);
     printf("pc-bench: files on /dev/shm, best of 3; overhead relative to bare\n");
-    printf("%-22s %-12s %10s %13s %8s\n", "workload", "mode", "total ms", "cost", "overhead");
+    printf("%-22s %-15s %10s %13s %8s\n", "workload", "mode", "total ms", "cost", "overhead");
     char *mm4[] = {self, "--child", file, "4", its, NULL};
     char *mm64[] = {self, "--child", file, "64", its, NULL};
     if (table("mmap store+msync 4MiB", mm4, lib, file, "step")) return 1;

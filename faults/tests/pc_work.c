@@ -31,6 +31,10 @@
  *   c                close and reopen (dup2 of a dup)      k           kill -9 self (no cleanup)
  *   N:ADDR           store to ADDR (N:16 crashes with SIGSEGV)
  *   z:MS             sleep MS milliseconds                y / Y       a child writes byte 0 (exec) / 1 (fork)
+ *   L:N:STRIDE       N times: store a byte into page (i*STRIDE mod pages) of the map, msync it
+ *   Q:N              N times: msync the first page of the map (no store)
+ *   G:OFF:LEN:BYTE   read(2) LEN bytes of BYTE from a pipe into the map (a store by the kernel)
+ *   F:OFF:LEN:BYTE   a forked child stores into the map, the parent waits
  * A failing call prints "ERR <op index> <errno>" and the run goes on.
  */
 
@@ -178,6 +182,46 @@ int main(int argc, char **argv)
             }
             int status;
             waitpid(pid, &status, 0);
+            break;
+        }
+        case 'L': {
+            unsigned long long n = num(&p), stride = num(&p), pages = maplen / 4096;
+            for (unsigned long long k = 0; k < n && pages && r == 0; k++) {
+                unsigned long long pg = k * stride % pages;
+                map[pg * 4096 + k % 4096] = (unsigned char)(k + 1);
+                r = msync(map + pg * 4096, 4096, MS_SYNC);
+            }
+            break;
+        }
+        case 'Q': {
+            unsigned long long n = num(&p);
+            for (unsigned long long k = 0; k < n && r == 0; k++) r = msync(map, 4096, MS_SYNC);
+            break;
+        }
+        case 'G': {
+            unsigned long long off = num(&p), len = num(&p);
+            unsigned char *b = fill(len, (int)num(&p));
+            int pp[2];
+            if (pipe(pp)) exit(3);
+            if (write(pp[1], b, len) != (ssize_t)len) exit(3);
+            r = read(pp[0], map + off, len);
+            close(pp[0]);
+            close(pp[1]);
+            free(b);
+            break;
+        }
+        case 'F': {
+            unsigned long long off = num(&p), len = num(&p);
+            int byte = (int)num(&p);
+            fflush(stdout);
+            pid_t pid = fork();
+            if (pid == 0) {
+                memset(map + off, byte, len);
+                _exit(0);
+            }
+            int status;
+            waitpid(pid, &status, 0);
+            if (!WIFEXITED(status) || WEXITSTATUS(status)) r = -1;
             break;
         }
         default: fprintf(stderr, "pc_work: unknown op %s\n", argv[i]); return 2;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../powercut.h"
+#include "uffd_probe.h"
 
 static char dir[64], file[128];
 static jmp_buf back;
@@ -115,6 +116,83 @@ static void test_cuts_in_memory(void **st)
     got = NULL;
 }
 
+/* Whether the kernel's VmFlags of the mapping at addr (/proc/self/smaps) include flag. */
+static int vm_flag(const void *addr, const char *flag)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    assert_non_null(f);
+    char line[512], want[32];
+    snprintf(want, sizeof want, "%lx-", (unsigned long)(uintptr_t)addr);
+    int in = 0, found = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (strchr(line, '-') && !strncmp(line, want, strlen(want))) in = 1;
+        else if (in && !strncmp(line, "VmFlags:", 8)) {
+            char w[8];
+            snprintf(w, sizeof w, " %s", flag);
+            found = strstr(line, w) != NULL;
+            break;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+/* Images of every step of the workload, for a few crash choices, under one backend. */
+static void images_under(const char *backend, uint8_t **imgs, uint64_t *lens)
+{
+    static const char *const specs[] = {"none", "all:all", "random:3:random:4:5"};
+    setenv("POWERCUT_MMAP", backend, 1);
+    for (uint64_t k = 1; k <= 5; k++)
+        for (size_t i = 0; i < 3; i++) {
+            assert_int_equal(run_cut(k, specs[i]), 1);
+            imgs[(k - 1) * 3 + i] = got;
+            lens[(k - 1) * 3 + i] = got_len;
+            got = NULL;
+        }
+    unsetenv("POWERCUT_MMAP");
+}
+
+/* Both write-tracking backends give the same images; reset ends the uffd registration (the
+ * kernel's VmFlags show "uw" while a mapping is registered for uffd write-protection). */
+static void test_backends_and_reset(void **st)
+{
+    (void)st;
+    assert_int_equal(pc_shim_set_image_cb(on_image, NULL), PC_OK);
+    uint8_t *a[15], *b[15];
+    uint64_t la[15], lb[15];
+    images_under("mprotect", a, la);
+    images_under("uffd", b, lb);
+    for (int i = 0; i < 15; i++) {
+        assert_int_equal(la[i], lb[i]);
+        assert_memory_equal(a[i], b[i], la[i]);
+        free(a[i]);
+        free(b[i]);
+    }
+    /* a mapping registered under uffd, then a reset: the program keeps a plain mapping */
+    setenv("POWERCUT_MMAP", "uffd", 1);
+    assert_int_equal(pc_shim_set_cut(0, NULL), PC_OK);
+    assert_int_equal(pc_shim_reset(), PC_OK);
+    int fd = open(file, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 8192), 0);
+    char *p = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    assert_true(p != MAP_FAILED);
+    p[0] = 'x';
+    assert_int_equal(vm_flag(p, "uw"), uffd_available());
+    assert_int_equal(pc_shim_reset(), PC_OK);
+    assert_false(vm_flag(p, "uw"));
+    p[4096] = 'y'; /* still writable, and no longer tracked */
+    pc_stats s;
+    assert_int_equal(pc_shim_stats(&s), PC_OK);
+    assert_int_equal(s.faults, 0);
+    munmap(p, 8192);
+    close(fd);
+    unsetenv("POWERCUT_MMAP");
+    assert_int_equal(pc_shim_reset(), PC_OK);
+    free(got);
+    got = NULL;
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/pcinproc.XXXXXX");
@@ -126,6 +204,7 @@ int main(void)
     unsetenv("POWERCUT_ERROR");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cuts_in_memory),
+        cmocka_unit_test(test_backends_and_reset),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     unlink(file);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "../powercut.h"
+#include "uffd_probe.h"
 
 /* Built as BUILD/{tst,asan}/faults/tests/test_shim next to pc_work; the tst variant preloads
  * the release shim BUILD/lib/libpowercut.so, the asan one BUILD/asan/lib/libpowercut.so
@@ -80,7 +81,7 @@ static int teardown(void **st)
 
 static void clean(void)
 {
-    const char *names[] = {"f", "f.crash", "trace", "out", "marks", "g"};
+    const char *names[] = {"f", "f.crash", "trace", "out", "marks", "g", "err"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char p[256];
         snprintf(p, sizeof p, "%s/%s", dir, names[i]);
@@ -89,7 +90,8 @@ static void clean(void)
 }
 
 /* Runs pc_work on dir/f with the shim; envs are '|'-separated NAME=VALUE, ops space-separated.
- * Returns the exit status (-1 if killed); stdout goes to dir/out. */
+ * Returns the exit status (-1 if killed); stdout goes to dir/out, and with POWERCUT_DEBUG in
+ * envs stderr goes to dir/err. */
 static int run(const char *envs, const char *ops)
 {
     char *argv[64];
@@ -125,6 +127,11 @@ static int run(const char *envs, const char *ops)
         snprintf(out, sizeof out, "%s/marks", dir);
         int mk = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(mk, 9);
+        if (getenv("POWERCUT_DEBUG")) {
+            snprintf(out, sizeof out, "%s/err", dir);
+            int e = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            dup2(e, 2);
+        }
         execv(work, argv);
         _exit(127);
     }
@@ -445,6 +452,112 @@ static void test_sync_mode(void **st)
     free(img);
 }
 
+/* The two write-tracking backends (POWERCUT_MMAP=mprotect, =uffd) note the same pages at the
+ * same points: they must write the same trace, byte for byte, hence the same images; and so
+ * must the default (track), which switches a mapping between them as costs change. */
+
+/* Records ops under the given POWERCUT_MMAP; returns the trace, and the POWERCUT_DEBUG lines
+ * in *err (both malloc'ed). */
+static uint8_t *trace_with(const char *backend, const char *ops, uint64_t *len, char **err)
+{
+    clean();
+    char envs[512];
+    snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace|POWERCUT_MMAP=%s|POWERCUT_DEBUG=1", dir, backend);
+    int rc = run(envs, ops);
+    if (rc) fail_msg("'%s' under POWERCUT_MMAP=%s: exit %d", ops, backend, rc);
+    uint64_t elen;
+    *err = (char *)slurp("err", &elen);
+    assert_non_null(*err);
+    (*err)[elen] = 0;
+    uint8_t *t = slurp("trace", len);
+    assert_non_null(t);
+    return t;
+}
+
+static const char *const backend_cases[] = {
+    "t:16384 f m:16384 s:0:16384:66 M:4096:4096 A:0:16384 f",                  /* msync of a range */
+    "t:8192 f m:8192 s:0:1:65 M:0:4096 s:0:1:66 s:4096:1:67 M:4096:4096 f",     /* open pages */
+    "t:16384 f m:8192 r:16384 s:12288:100:67 M:12288:4096 f",                  /* mremap */
+    "t:16384 f m:16384 s:0:10:71 M:0:4096 s:4096:10:72 t:32768 r:32768 s:20480:10:73 M:4096:20480 f",
+    "t:8192 f m:8192 s:0:10:68 u f",                                           /* munmap */
+    "t:8192 f m:8192 s:0:10:69 U:0:4096 s:4096:10:70 M:4096:4096 f",           /* partial munmap */
+    /* a written page cut off by a shrink and stored to again after a grow */
+    "w:0:3000:65 f w:1000:3000:66 t:5000 m:5000 s:4500:10:67 M:0:4096 t:2000 t:9000 s:4096:1:1 w:0:1:68 f",
+    /* more written pages than stay open (16), a forked child storing into the mapping; under
+     * track, 200 scattered stores switch the mapping to uffd and 300 quiet steps back */
+    "t:1048576 f m:1048576 s:0:1:5 L:200:7 Q:300 s:8192:1:9 M:0:16384 F:4096:10:3 s:4096:1:4 f",
+};
+
+static void test_backends_same_trace(void **st)
+{
+    (void)st;
+    int have_uffd = uffd_available();
+    if (!have_uffd) print_message("userfaultfd WP_ASYNC or PAGEMAP_SCAN unavailable: uffd runs fall back\n");
+    for (size_t i = 0; i < sizeof backend_cases / sizeof backend_cases[0]; i++) {
+        const char *ops = backend_cases[i];
+        uint64_t lm, lu, lt;
+        char *em, *eu, *et;
+        uint8_t *tm = trace_with("mprotect", ops, &lm, &em);
+        uint8_t *tu = trace_with("uffd", ops, &lu, &eu);
+        uint8_t *tt = trace_with("track", ops, &lt, &et);
+        /* each run says which backend tracked its mappings */
+        assert_non_null(strstr(em, ": mprotect"));
+        assert_null(strstr(em, ": uffd"));
+        if (have_uffd) {
+            assert_non_null(strstr(eu, ": uffd"));
+            assert_null(strstr(eu, ": mprotect"));
+        }
+        if (lm != lu || memcmp(tm, tu, lm)) fail_msg("'%s': uffd trace differs from mprotect trace", ops);
+        if (lm != lt || memcmp(tm, tt, lm)) fail_msg("'%s': track trace differs from mprotect trace", ops);
+        free(tm);
+        free(tu);
+        free(tt);
+        free(em);
+        free(eu);
+        if (i == sizeof backend_cases / sizeof backend_cases[0] - 1 && have_uffd) {
+            /* the default switched to uffd, then back */
+            char *u = strstr(et, ": uffd");
+            assert_non_null(u);
+            assert_non_null(strstr(u, ": mprotect"));
+        }
+        free(et);
+    }
+}
+
+/* Live cuts equal trace-derived images under each backend (with test_backends_same_trace:
+ * the backends give the same images). */
+static void test_backends_live(void **st)
+{
+    (void)st;
+    trace_vs_live("|POWERCUT_MMAP=uffd");
+    trace_vs_live("|POWERCUT_MMAP=mprotect");
+}
+
+/* The uffd backend sees stores by the kernel (read(2) into a mapping); with mprotect they
+ * fail with EFAULT (a documented limit). */
+static void test_uffd_kernel_stores(void **st)
+{
+    (void)st;
+    if (!uffd_available()) skip();
+    const char *ops = "t:8192 f m:8192 G:100:10:65 M:0:4096 f";
+    uint64_t len;
+    uint8_t *img = cut_image("4:none", "POWERCUT_MMAP=uffd", ops, &len); /* the msync landed */
+    assert_int_equal(len, 8192);
+    assert_true(range_is(img, 100, 10, 65));
+    assert_true(range_is(img, 0, 100, 0));
+    free(img);
+    img = cut_image("3:none", "POWERCUT_MMAP=uffd", ops, &len); /* not yet */
+    assert_true(range_is(img, 100, 10, 0));
+    free(img);
+    clean();
+    assert_int_equal(run("POWERCUT_MMAP=mprotect", ops), 0);
+    uint8_t *out = slurp("out", &len);
+    assert_non_null(out);
+    out[len] = 0;
+    assert_non_null(strstr((char *)out, "ERR 3 14"));
+    free(out);
+}
+
 static void test_errors(void **st)
 {
     (void)st;
@@ -652,6 +765,9 @@ int main(void)
         cmocka_unit_test(test_writeback_all_is_volatile),
         cmocka_unit_test(test_determinism_and_trace),
         cmocka_unit_test(test_sync_mode),
+        cmocka_unit_test(test_backends_same_trace),
+        cmocka_unit_test(test_backends_live),
+        cmocka_unit_test(test_uffd_kernel_stores),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_fiu_enable),
         cmocka_unit_test(test_markers),
