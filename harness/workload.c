@@ -113,14 +113,37 @@ static int snapshot(const growable *reg, const growable *prot, cc_state *out) {
 
 /* ---- page content hashes ------------------------------------------------------- */
 
+void cc_check_cache_changed(cc_check_cache *h, uint64_t page) {
+  if (!h || h->changed_all) return;
+  if (h->nchanged == h->changedcap) {
+    size_t cap = h->changedcap ? h->changedcap * 2 : 64;
+    uint64_t *c = cap <= 65536 ? realloc(h->changed, cap * sizeof *c) : NULL;
+    if (!c) {
+      h->changed_all = true; /* too many to list: R6 reads every page again */
+      return;
+    }
+    h->changed = c;
+    h->changedcap = cap;
+  }
+  h->changed[h->nchanged++] = page;
+}
+
 void cc_check_cache_forget(cc_check_cache *h, uint64_t off, uint64_t len) {
-  if (!h || !h->ps) return;
+  if (!h) return;
+  if (!h->ps) {
+    h->changed_all = true; /* no page size yet: nothing was read, nothing is known */
+    return;
+  }
   uint64_t first = off / h->ps, last = len > UINT64_MAX - off ? UINT64_MAX : (off + len + h->ps - 1) / h->ps;
+  if (last - first > 65536) h->changed_all = true;
+  for (uint64_t pg = first; pg < last && !h->changed_all; pg++) cc_check_cache_changed(h, pg);
   for (uint64_t pg = first; pg < last && pg < h->cap; pg++) h->known[pg] = 0;
 }
 
 void cc_check_cache_forget_all(cc_check_cache *h) {
-  if (h && h->known) memset(h->known, 0, h->cap);
+  if (!h) return;
+  if (h->known) memset(h->known, 0, h->cap);
+  h->changed_all = true;
 }
 
 void cc_check_cache_free(cc_check_cache *h) {
@@ -129,6 +152,7 @@ void cc_check_cache_free(cc_check_cache *h) {
   free(h->path);
   free(h->hash);
   free(h->crc);
+  free(h->changed);
   free(h->known);
   free(h->priv);
   memset(h, 0, sizeof *h);
@@ -320,6 +344,7 @@ static int do_op(runner *r, size_t i, const cc_op *op) {
     case CC_SYNC:
       if (expect(r, i, "mp_sync", mp_sync(r->p), MP_OK, MP_OK)) return CC_EINVAL;
       for (size_t k = 0; k < r->reg.n; k++) {
+        if (r->reg.vals[k]) continue; /* unchanged since it was synced: its hash stands */
         void *data;
         mp_page(r->p, r->reg.ids[k], &data);
         r->reg.vals[k] = cc_hash(data, ps);

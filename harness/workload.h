@@ -59,7 +59,15 @@ typedef struct cc_check_cache {
   uint64_t *priv; /* ascending pages a preview's recovery wrote: hashed afresh, never cached */
   size_t npriv, privcap;
   bool all_priv; /* ... or all of them (no memory for the list) */
+  /* R6 found every synced page of these two model states intact; since then the
+   * pages in `changed` (or all, if changed_all) may hold other bytes. */
+  const cc_state *r6_before, *r6_after;
+  uint64_t *changed;
+  size_t nchanged, changedcap;
+  bool changed_all;
 } cc_check_cache;
+/* Notes that `page` may hold other bytes than when R6 last read it. */
+void cc_check_cache_changed(cc_check_cache *h, uint64_t page);
 void cc_check_cache_forget(cc_check_cache *h, uint64_t off, uint64_t len); /* bytes [off, off+len) changed */
 void cc_check_cache_forget_all(cc_check_cache *h);
 /* While an MP_PREVIEW handle `p` is read, the pages its recovery wrote (private

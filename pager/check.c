@@ -140,13 +140,20 @@ int mp_check_flags(mp_pager *p, unsigned flags, mp_report_fn report, void *arg, 
     if (dc != p->dir_count) found(&c, "%u directory blocks in the file, %u in memory", dc, p->dir_count);
     for (uint32_t b = 0; b < dc; b++)
       check_block(&c, b, fixed + MP_SB_REFS + (size_t)MP_REF_SIZE * b, h.total, meta + MP_META_BITMAP);
-    for (uint64_t id = MP_RESERVED_PAGES; id < h.total && id < (uint64_t)p->words * 64; id++)
+    /* A word at a time: only a word that differs is looked at bit by bit. */
+    uint64_t end = h.total < (uint64_t)p->words * 64 ? h.total : (uint64_t)p->words * 64;
+    for (uint64_t id = MP_RESERVED_PAGES; id < end; id++) {
+      if (id % 64 == 0 && id + 64 <= end && c.seen[id / 64] == p->owned[id / 64]) {
+        id += 63;
+        continue;
+      }
       if (mp__bit(c.seen, id) != mp__bit(p->owned, id)) {
         found(&c, "page %llu is %s in memory but %s in the file", (unsigned long long)id,
               mp__bit(p->owned, id) ? "owned by a protected structure" : "a regular page",
               mp__bit(c.seen, id) ? "owned by one" : "not");
         break;
       }
+    }
   }
   free(fixed);
   free(c.seen);
