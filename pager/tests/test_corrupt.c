@@ -958,10 +958,36 @@ static int classify(const snap *s, const snap *o, const snap *n, bool block_may_
   return 0;
 }
 
+/* What an MP_PREVIEW handle `p` shows must be what a writer's open made of the
+ * same image: its structure sound, the state `want` (with `exact`, also the free
+ * and leaked counts a fresh preview has), recovery `pending`, and, where a
+ * regular page locates the mapping, the bytes the writer left (`recovered`,
+ * rec_len bytes). The state it shows goes to *s. */
+static void view_matches(mp_pager *p, const char *tag, const snap *want, bool exact, const uint8_t *recovered,
+                         size_t rec_len, unsigned pending, const char *label, snap *s) {
+  findings f = check(p);
+  if (f.n) bad("%s [%s]: mp_check: %u finding(s), first: %s", label, tag, f.n, f.first);
+  snap_take(p, s);
+  char a[600], b[600];
+  if (exact ? !snap_same(s, want) : s->total != want->total || s->free != want->free || !same_sets(s, want)) {
+    snap_desc(s, a, sizeof a);
+    snap_desc(want, b, sizeof b);
+    bad("%s [%s]: shows\n    %s\n  where it should show\n    %s", label, tag, a, b);
+  }
+  if (mp_recovery(p) != pending) bad("%s [%s]: did %#x, a writer's open %#x", label, tag, mp_recovery(p), pending);
+  void *data;
+  size_t ps = mp_page_size(p);
+  if (s->nreg && mp_page(p, s->reg[0], &data) == MP_OK) {
+    const uint8_t *map = (const uint8_t *)data - s->reg[0] * ps;
+    if (rec_len < s->total * ps || memcmp(map, recovered, s->total * ps) != 0)
+      bad("%s [%s]: its mapping differs from the file a writer's open left", label, tag);
+  }
+}
+
 /* One MP_PREVIEW handle kept across every torn image, each written in place into
  * its file and read with mp_reload, must show what a fresh open shows (`fresh`),
- * and map the bytes a writer's open left (`recovered`, rec_len bytes): no private
- * copy of an earlier image's recovery may survive a reload. */
+ * and map the bytes a writer's open left: no private copy of an earlier image's
+ * recovery may survive a reload. */
 static mp_pager *g_reloader;
 
 static void reloaded_matches(const uint8_t *img, size_t len, const snap *fresh, const uint8_t *recovered, size_t rec_len,
@@ -979,31 +1005,14 @@ static void reloaded_matches(const uint8_t *img, size_t len, const snap *fresh, 
     bad("%s [RELOAD]: refused: %d %s", label, rc, why);
     return;
   }
-  findings f = check(g_reloader);
-  if (f.n) bad("%s [RELOAD]: mp_check: %u finding(s), first: %s", label, f.n, f.first);
   snap s;
-  snap_take(g_reloader, &s);
-  char a[600], b[600];
-  if (!snap_same(&s, fresh)) {
-    snap_desc(&s, a, sizeof a);
-    snap_desc(fresh, b, sizeof b);
-    bad("%s [RELOAD]: shows\n    %s\n  a fresh preview\n    %s", label, a, b);
-  }
-  if (mp_recovery(g_reloader) != pending) bad("%s [RELOAD]: did %#x, a writer's open %#x", label, mp_recovery(g_reloader), pending);
-  void *data;
-  size_t ps = mp_page_size(g_reloader);
-  if (s.nreg && mp_page(g_reloader, s.reg[0], &data) == MP_OK) {
-    const uint8_t *map = (const uint8_t *)data - s.reg[0] * ps;
-    if (rec_len < s.total * ps || memcmp(map, recovered, s.total * ps) != 0)
-      bad("%s [RELOAD]: its mapping differs from the file a writer's open left", label);
-  }
+  view_matches(g_reloader, "RELOAD", fresh, true, recovered, rec_len, pending, label, &s);
   snap_free(&s);
 }
 
 /* MP_PREVIEW on the same image must show what the writer's open made of it
- * (`rw`, whose recovery did `pending`, leaving the file `rw_path`): the same state
- * and, where a regular page locates the mapping, the same bytes; it must refuse
- * changes and leave the file as it was. */
+ * (`rw`, whose recovery did `pending`, leaving the file `rw_path`), refuse
+ * changes, name the pages it wrote, and leave the file as it was. */
 static void preview_matches(const uint8_t *img, size_t len, const snap *rw, const char *rw_path, unsigned pending,
                             uint64_t leaked, const char *label) {
   const char *path = t_path(6, "torn-preview.img");
@@ -1015,28 +1024,13 @@ static void preview_matches(const uint8_t *img, size_t len, const snap *rw, cons
     bad("%s [PREVIEW]: refused: %d %s", label, rc, why);
     return;
   }
-  findings f = check(p);
-  if (f.n) bad("%s [PREVIEW]: mp_check: %u finding(s), first: %s", label, f.n, f.first);
+  size_t rw_len, ps = mp_page_size(p);
+  uint8_t *recovered = t_read_file(rw_path, &rw_len);
   snap s;
-  snap_take(p, &s);
-  char a[600], b[600];
-  if (s.total != rw->total || s.free != rw->free || !same_sets(&s, rw)) {
-    snap_desc(&s, a, sizeof a);
-    snap_desc(rw, b, sizeof b);
-    bad("%s [PREVIEW]: shows\n    %s\n  a writer's open made\n    %s", label, a, b);
-  }
-  if (mp_recovery(p) != pending) bad("%s [PREVIEW]: did %#x, a writer's open %#x", label, mp_recovery(p), pending);
+  view_matches(p, "PREVIEW", rw, false, recovered, rw_len, pending, label, &s);
   if (mp_leaked_count(p) != leaked)
     bad("%s [PREVIEW]: reclaimed %llu pages, a reader saw %llu leaked", label, (unsigned long long)mp_leaked_count(p),
         (unsigned long long)leaked);
-  void *data;
-  size_t rw_len, ps = mp_page_size(p);
-  uint8_t *recovered = t_read_file(rw_path, &rw_len);
-  if (s.nreg && mp_page(p, s.reg[0], &data) == MP_OK) {
-    const uint8_t *map = (const uint8_t *)data - s.reg[0] * ps;
-    if (rw_len < s.total * ps || memcmp(map, recovered, s.total * ps) != 0)
-      bad("%s [PREVIEW]: its mapping differs from the file a writer's open left", label);
-  }
   /* mp_next_written names every page recovery changed (it may name more: a page
    * written with the bytes it held), and none when nothing was pending. */
   uint64_t w = 0, next;
