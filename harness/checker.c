@@ -264,6 +264,21 @@ int cc_fsck(const char *path, unsigned *findings) {
   if (mp_leaked_count(p))
     printf("  note: %llu pages were left allocated by an interrupted protected operation\n",
            (unsigned long long)mp_leaked_count(p));
+  unsigned pending = mp_recovery(p);
+  mp_close(p);
+  if (rc != MP_OK || !pending) return rc == MP_OK ? CC_OK : CC_EIO;
+  /* What recovery would leave, seen without writing the file. */
+  rc = mp_open_explain(path, MP_PREVIEW, &p, why, sizeof why);
+  if (rc != MP_OK) {
+    printf("  after recovery (previewed): the file cannot be opened: %s\n", why);
+    ++*findings;
+    return CC_OK;
+  }
+  unsigned after = 0;
+  printf("  after recovery (previewed in memory, the file is not written): %llu pages, %llu free\n",
+         (unsigned long long)mp_page_count(p), (unsigned long long)mp_free_count(p));
+  rc = mp_check(p, print_finding, NULL, &after);
+  *findings += after;
   mp_close(p);
   return rc == MP_OK ? CC_OK : CC_EIO;
 }

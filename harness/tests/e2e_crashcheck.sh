@@ -78,6 +78,26 @@ printf '\xff' | dd of="$tmp/demo.pages" bs=1 seek=$((4096 + 30)) conv=notrunc st
 printf '\xff' | dd of="$tmp/demo.pages" bs=1 seek=$((8192 + 30)) conv=notrunc status=none
 [ "$(status $cc check "$tmp/demo.pages")" = 1 ] || fail "check of a damaged file must exit 1"
 grep -q "metadata" "$tmp/out" || fail "check does not say what is wrong"
+# check of a crash image that recovery has work on: it previews the recovery
+# (MP_PREVIEW) and checks what recovery would leave, without writing the file.
+$cc encode "$tmp/w.case" -o "$tmp/w.bin"
+previewed=0
+for step in $(seq 4 80); do
+  rm -f "$tmp/cut.pages" "$tmp/cut.pages.crash"
+  LD_PRELOAD=build/lib/libpowercut.so POWERCUT_FILE="$tmp/cut.pages" POWERCUT_CUT="$step:all:none" \
+    $cc __run "$tmp/w.bin" "$tmp/cut.pages" >/dev/null 2>&1 || true
+  [ -f "$tmp/cut.pages.crash" ] || continue
+  sum=$(md5sum < "$tmp/cut.pages.crash")
+  st=$(status $cc check "$tmp/cut.pages.crash")
+  if grep -q "recovery pending" "$tmp/out"; then
+    grep -q "after recovery (previewed" "$tmp/out" || { cat "$tmp/out"; fail "check does not preview the recovery"; }
+    [ "$st" = 0 ] || { cat "$tmp/out"; fail "check of a recoverable crash image exited $st"; }
+    [ "$(md5sum < "$tmp/cut.pages.crash")" = "$sum" ] || fail "check wrote to the file it previewed"
+    previewed=1
+    break
+  fi
+done
+[ "$previewed" = 1 ] || fail "no cut of the small workload left recovery work for check to preview"
 
 # replay: a cut case tells the story and recovers.
 sed 's/^page-size 1024$/page-size 1024\ncut 9 tear prefix:1 writeback all seed 3/' "$tmp/w.case" > "$tmp/cut.case"
