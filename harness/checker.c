@@ -62,7 +62,7 @@ static void synced_intact(mp_pager *p, const cc_state *got, const cc_state *a, c
                           cc_check_cache *cache, cc_verdict *v) {
   long ia = cc_find_id(a->reg, a->nreg, id), ib = cc_find_id(b->reg, b->nreg, id);
   if (ia < 0 || ib < 0 || !a->synced[ia] || a->synced[ia] != b->synced[ib]) return;
-  if (cc_find_id(got->reg, got->nreg, id) < 0) return;
+  if (!cc_state_has(got, id)) return;
   uint64_t h;
   if (cc_page_hash_known(cache, p, id, &h) ? h != a->synced[ia] : !page_holds(p, id, cache, a->synced[ia]))
     violation(v, "R6", "the data synced before the cut", "regular page %llu holds other data", (unsigned long long)id);
@@ -91,13 +91,12 @@ static void contents(mp_pager *p, const cc_state *got, const cc_state *a, const 
     for (size_t k = 0; k < cache->nchanged; k++) synced_intact(p, got, a, b, cache->changed[k], cache, v);
     for (size_t k = 0; k < cache->npriv; k++) synced_intact(p, got, a, b, cache->priv[k], cache, v);
   } else {
-    size_t ia = 0, ib = 0;
-    for (size_t i = 0; a && i < got->nreg; i++) {
-      uint64_t id = got->reg[i];
-      while (ia < a->nreg && a->reg[ia] < id) ia++;
+    size_t ib = 0;
+    for (size_t ia = 0; a && ia < a->nreg; ia++) {
+      uint64_t id = a->reg[ia];
       while (ib < b->nreg && b->reg[ib] < id) ib++;
-      if (ia == a->nreg || ib == b->nreg) break;
-      if (a->reg[ia] != id || b->reg[ib] != id || !a->synced[ia] || a->synced[ia] != b->synced[ib]) continue;
+      if (ib == b->nreg) break;
+      if (b->reg[ib] != id || !a->synced[ia] || a->synced[ia] != b->synced[ib] || !cc_state_has(got, id)) continue;
       uint64_t h;
       if (cc_page_hash_known(cache, p, id, &h) ? h != a->synced[ia] : !page_holds(p, id, cache, a->synced[ia]))
         violation(v, "R6", "the data synced before the cut", "regular page %llu holds other data",
@@ -191,7 +190,7 @@ int cc_check_image(const char *path, size_t page_size, const cc_state *before, c
     cc_check_cache_private(cache, p); /* pages recovery wrote are the preview's own */
   }
   cc_state got;
-  rc = cc_state_read(p, false, cache, &got);
+  rc = cc_state_read_bits(p, cache, &got);
   if (rc != CC_OK) {
     cc_check_cache_private(cache, NULL);
     close_kept(p, cache);
@@ -206,7 +205,7 @@ int cc_check_image(const char *path, size_t page_size, const cc_state *before, c
     const cc_state *s = k ? after : before;
     if (!s || got.nprot != s->nprot || (got.nprot && memcmp(got.prot, s->prot, got.nprot * 8))) continue;
     size_t extra = 0, missing = 0;
-    for (size_t i = 0; i < s->nreg; i++) missing += find(got.reg, got.nreg, s->reg[i]) < 0;
+    for (size_t i = 0; i < s->nreg; i++) missing += !cc_state_has(&got, s->reg[i]);
     extra = got.nreg - (s->nreg - missing);
     if (missing == 0 && extra <= 4) {
       v->leaks += extra;
@@ -223,7 +222,7 @@ int cc_check_image(const char *path, size_t page_size, const cc_state *before, c
     /* Something both states have is missing: a completed operation was lost. */
     bool lost = false;
     for (size_t i = 0; before && i < before->nreg && !lost; i++)
-      lost = find(after->reg, after->nreg, before->reg[i]) >= 0 && find(got.reg, got.nreg, before->reg[i]) < 0;
+      lost = find(after->reg, after->nreg, before->reg[i]) >= 0 && !cc_state_has(&got, before->reg[i]);
     for (size_t i = 0; before && i < before->nprot && !lost; i++)
       lost = find(after->prot, after->nprot, before->prot[i]) >= 0 && find(got.prot, got.nprot, before->prot[i]) < 0;
     violation(v, lost ? "R3" : "R2", e, "%s", f);

@@ -15,6 +15,7 @@
 void cc_state_free(cc_state *s) {
   free(s->reg);
   free(s->synced);
+  free(s->bits);
   free(s->prot);
   free(s->prot_hash);
   memset(s, 0, sizeof *s);
@@ -26,14 +27,25 @@ static uint64_t *dup_ids(const uint64_t *a, size_t n) {
   return b;
 }
 
+/* The bitmap of an ascending id list. */
+static int bits_of(const uint64_t *ids, size_t n, uint64_t **bits, size_t *nwords) {
+  *nwords = n ? (size_t)(ids[n - 1] / 64 + 1) : 0;
+  *bits = calloc(*nwords ? *nwords : 1, 8);
+  if (!*bits) return CC_ENOMEM;
+  for (size_t i = 0; i < n; i++) (*bits)[ids[i] / 64] |= UINT64_C(1) << (ids[i] % 64);
+  return CC_OK;
+}
+
 int cc_state_copy(const cc_state *from, cc_state *to) {
+  memset(to, 0, sizeof *to);
   to->nreg = from->nreg;
   to->nprot = from->nprot;
   to->reg = dup_ids(from->reg, from->nreg);
   to->synced = dup_ids(from->synced, from->nreg);
   to->prot = dup_ids(from->prot, from->nprot);
   to->prot_hash = dup_ids(from->prot_hash, from->nprot);
-  if (!to->reg || !to->synced || !to->prot || !to->prot_hash) {
+  if (!to->reg || !to->synced || !to->prot || !to->prot_hash ||
+      bits_of(from->reg, from->nreg, &to->bits, &to->nwords) != CC_OK) {
     cc_state_free(to);
     return CC_ENOMEM;
   }
@@ -41,14 +53,19 @@ int cc_state_copy(const cc_state *from, cc_state *to) {
 }
 
 bool cc_state_same_sets(const cc_state *a, const cc_state *b) {
-  return a->nreg == b->nreg && a->nprot == b->nprot && (!a->nreg || !memcmp(a->reg, b->reg, a->nreg * 8)) &&
-         (!a->nprot || !memcmp(a->prot, b->prot, a->nprot * 8));
+  if (a->nreg != b->nreg || a->nprot != b->nprot || (a->nprot && memcmp(a->prot, b->prot, a->nprot * 8))) return false;
+  size_t common = a->nwords < b->nwords ? a->nwords : b->nwords;
+  if (common && memcmp(a->bits, b->bits, common * 8)) return false;
+  /* (equal counts and equal common words leave nothing set past them) */
+  return true;
 }
 
 void cc_state_describe(const cc_state *s, char *buf, size_t len) {
   int n = snprintf(buf, len, "%zu regular [", s->nreg);
-  for (size_t i = 0; i < s->nreg && i < 6 && n > 0 && (size_t)n < len; i++)
-    n += snprintf(buf + n, len - (size_t)n, i ? " %llu" : "%llu", (unsigned long long)s->reg[i]);
+  size_t shown = 0;
+  for (uint64_t id = 0; id / 64 < s->nwords && shown < 6 && n > 0 && (size_t)n < len; id++)
+    if (cc_state_has(s, id))
+      n += snprintf(buf + n, len - (size_t)n, shown++ ? " %llu" : "%llu", (unsigned long long)id);
   if (n > 0 && (size_t)n < len)
     n += snprintf(buf + n, len - (size_t)n, "%s], %zu protected [", s->nreg > 6 ? " ..." : "", s->nprot);
   for (size_t i = 0; i < s->nprot && i < 6 && n > 0 && (size_t)n < len; i++)
@@ -107,7 +124,8 @@ long cc_find_id(const uint64_t *ids, size_t n, uint64_t id) {
 static long g_find(const growable *g, uint64_t id) { return cc_find_id(g->ids, g->n, id); }
 
 static int snapshot(const growable *reg, const growable *prot, cc_state *out) {
-  cc_state view = {reg->n, reg->ids, reg->vals, prot->n, prot->ids, prot->vals};
+  cc_state view = {.nreg = reg->n, .reg = reg->ids, .synced = reg->vals, .nprot = prot->n, .prot = prot->ids,
+                   .prot_hash = prot->vals};
   return cc_state_copy(&view, out);
 }
 
@@ -251,6 +269,15 @@ static uint64_t protected_hash(cc_check_cache *h, struct mp_pager *p, uint64_t i
   return hash;
 }
 
+/* The protected ids of p and their content hashes (0: fails its checksum). */
+static int read_protected(struct mp_pager *p, cc_check_cache *cache, growable *prot) {
+  uint64_t id;
+  int rc = CC_OK;
+  for (uint64_t from = 0; rc == CC_OK && mp_next_protected(p, from, &id) == MP_OK; from = id + 1)
+    rc = g_insert(prot, id, protected_hash(cache, p, id));
+  return rc;
+}
+
 int cc_state_read(struct mp_pager *p, bool contents, cc_check_cache *cache, cc_state *out) {
   growable reg = {0}, prot = {0};
   uint64_t id;
@@ -261,12 +288,13 @@ int cc_state_read(struct mp_pager *p, bool contents, cc_check_cache *cache, cc_s
     if (contents) mp_page(p, id, &data);
     rc = g_insert(&reg, id, data ? cc_page_hash(cache, p, id, data) : 0);
   }
-  for (uint64_t from = 0; rc == CC_OK && mp_next_protected(p, from, &id) == MP_OK; from = id + 1)
-    rc = g_insert(&prot, id, protected_hash(cache, p, id));
+  memset(out, 0, sizeof *out);
+  if (rc == CC_OK) rc = read_protected(p, cache, &prot);
   /* The arrays become the state's (empty sets too get them, as cc_state_copy gives). */
   if (!reg.ids) reg.ids = malloc(8), reg.vals = malloc(8);
   if (!prot.ids) prot.ids = malloc(8), prot.vals = malloc(8);
   if (rc == CC_OK && (!reg.ids || !reg.vals || !prot.ids || !prot.vals)) rc = CC_ENOMEM;
+  if (rc == CC_OK) rc = bits_of(reg.ids, reg.n, &out->bits, &out->nwords);
   if (rc != CC_OK) {
     free(reg.ids);
     free(reg.vals);
@@ -274,7 +302,33 @@ int cc_state_read(struct mp_pager *p, bool contents, cc_check_cache *cache, cc_s
     free(prot.vals);
     return rc;
   }
-  *out = (cc_state){reg.n, reg.ids, reg.vals, prot.n, prot.ids, prot.vals};
+  out->nreg = reg.n;
+  out->reg = reg.ids;
+  out->synced = reg.vals;
+  out->nprot = prot.n;
+  out->prot = prot.ids;
+  out->prot_hash = prot.vals;
+  return CC_OK;
+}
+
+int cc_state_read_bits(struct mp_pager *p, cc_check_cache *cache, cc_state *out) {
+  memset(out, 0, sizeof *out);
+  growable prot = {0};
+  out->nwords = (size_t)((mp_page_count(p) + 63) / 64);
+  out->bits = malloc((out->nwords ? out->nwords : 1) * 8);
+  int rc = out->bits ? read_protected(p, cache, &prot) : CC_ENOMEM;
+  if (!prot.ids) prot.ids = malloc(8), prot.vals = malloc(8);
+  if (rc == CC_OK && (!prot.ids || !prot.vals || mp_regular_bits(p, 0, out->bits, out->nwords) != MP_OK)) rc = CC_ENOMEM;
+  if (rc != CC_OK) {
+    free(prot.ids);
+    free(prot.vals);
+    cc_state_free(out);
+    return rc;
+  }
+  for (size_t w = 0; w < out->nwords; w++) out->nreg += (size_t)__builtin_popcountll(out->bits[w]);
+  out->nprot = prot.n;
+  out->prot = prot.ids;
+  out->prot_hash = prot.vals;
   return CC_OK;
 }
 

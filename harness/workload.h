@@ -14,8 +14,10 @@
  * written and not synced since). */
 typedef struct cc_state {
   size_t nreg;
-  uint64_t *reg;       /* allocated regular page ids, ascending */
+  uint64_t *reg;       /* allocated regular page ids, ascending (NULL in a recovered state: bits only) */
   uint64_t *synced;    /* per reg[i] */
+  uint64_t *bits;      /* the same set as a bitmap (bit id % 64 of word id / 64), nwords words */
+  size_t nwords;
   size_t nprot;
   uint64_t *prot;      /* protected ids, ascending */
   uint64_t *prot_hash; /* per prot[i]: the committed content */
@@ -85,6 +87,14 @@ bool cc_page_hash_known(cc_check_cache *h, struct mp_pager *p, uint64_t page, ui
  * `synced`; else 0). A protected page whose content fails its checksum gets hash 0.
  * `cache` (may be NULL) saves hashing pages whose bytes did not change. */
 int cc_state_read(struct mp_pager *p, bool contents, cc_check_cache *cache, cc_state *out);
+/* As cc_state_read without contents, but the regular set as bits alone (reg and
+ * synced NULL): what the checker reads of every crash state, in time that grows
+ * with the file's pages / 64 rather than with the pages allocated. */
+int cc_state_read_bits(struct mp_pager *p, cc_check_cache *cache, cc_state *out);
+/* Is `id` in s's regular set? */
+static inline bool cc_state_has(const cc_state *s, uint64_t id) {
+  return id / 64 < s->nwords && (s->bits[id / 64] >> (id % 64) & 1);
+}
 void cc_state_free(cc_state *s);
 int cc_state_copy(const cc_state *from, cc_state *to);
 /* Index of id in an ascending id array (a state's reg or prot), or -1. */

@@ -131,6 +131,10 @@ MP_API int mp_sync(mp_pager *p);                   /* make every regular page's 
  *   for (uint64_t id = 0; mp_next_regular(p, id, &id) == MP_OK; id++) ...
  * Returns MP_ENOENT when there is none. */
 MP_API int mp_next_regular(const mp_pager *p, uint64_t from, uint64_t *id);
+/* The same set as a bitmap, for tools that compare allocation states in bulk:
+ * words[k] bit i is set when page 64 * (first_word + k) + i is an allocated
+ * regular page (words past the file's pages are 0). */
+MP_API int mp_regular_bits(const mp_pager *p, uint64_t first_word, uint64_t *words, size_t n);
 
 /* ---- Protected pages -------------------------------------------------------
  * A protected page is a copy-on-write page backed by two physical pages: a

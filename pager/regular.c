@@ -71,18 +71,33 @@ int mp_sync(mp_pager *p) {
   return mp__sys_msync(p, 0, p->total);
 }
 
+/* Word w of the regular-page set: allocated, owned by no structure, not awaiting
+ * reclaim, not reserved, inside the file's pages. */
+static uint64_t regular_word(const mp_pager *p, const uint8_t *bm, uint64_t w) {
+  if (w * 64 >= p->total) return 0;
+  uint64_t bits = mp__get64(bm + w * 8) & ~p->owned[w] & ~p->reclaim[w];
+  if (w == 0) bits &= ~((UINT64_C(1) << MP_RESERVED_PAGES) - 1);
+  if (p->total - w * 64 < 64) bits &= (UINT64_C(1) << (p->total - w * 64)) - 1;
+  return bits;
+}
+
+int mp_regular_bits(const mp_pager *p, uint64_t first_word, uint64_t *words, size_t n) {
+  if (!p || (!words && n)) return MP_EINVAL;
+  const uint8_t *bm = p->map ? mp__active_meta(p) + MP_META_BITMAP : NULL;
+  for (size_t k = 0; k < n; k++) words[k] = bm ? regular_word(p, bm, first_word + k) : 0;
+  return MP_OK;
+}
+
 int mp_next_regular(const mp_pager *p, uint64_t from, uint64_t *id) {
   if (!p || !id) return MP_EINVAL;
   if (from < MP_RESERVED_PAGES) from = MP_RESERVED_PAGES;
   if (!p->map) return MP_ENOENT; /* a failed mp_reload left no file loaded */
   const uint8_t *bm = mp__active_meta(p) + MP_META_BITMAP;
   for (uint64_t w = from / 64; w * 64 < p->total; w++) {
-    uint64_t bits = mp__get64(bm + w * 8) & ~p->owned[w] & ~p->reclaim[w];
+    uint64_t bits = regular_word(p, bm, w);
     if (w == from / 64) bits &= ~UINT64_C(0) << (from % 64);
     if (bits) {
-      uint64_t found = w * 64 + (uint64_t)__builtin_ctzll(bits);
-      if (found >= p->total) break;
-      *id = found;
+      *id = w * 64 + (uint64_t)__builtin_ctzll(bits);
       return MP_OK;
     }
   }

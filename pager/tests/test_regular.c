@@ -377,6 +377,24 @@ static void test_iterator_edges(void **state) {
   for (uint64_t from = 0; mp_next_regular(p, from, &id) == MP_OK; from = id + 1) n++;
   assert_int_equal(n, 198);
   assert_int_equal(mp_free_count(p), mp_page_count(p) - 3 - 198 - 4);
+  /* The bitmap form names the same pages, and nothing past the file. */
+  size_t words = (size_t)(mp_page_count(p) + 63) / 64 + 2;
+  uint64_t *bits = calloc(words, 8);
+  assert_int_equal(mp_regular_bits(p, 0, bits, words), MP_OK);
+  size_t set = 0;
+  for (uint64_t pg = 0; pg < words * 64; pg++) {
+    unsigned bit = (unsigned)(bits[pg / 64] >> (pg % 64) & 1);
+    set += bit;
+    if (bit) assert_int_equal(mp_next_regular(p, pg, &id), MP_OK), assert_int_equal(id, pg);
+  }
+  assert_int_equal(set, 198);
+  assert_int_equal(bits[0] & 7, 0); /* reserved pages */
+  assert_int_equal(mp_regular_bits(p, 1, bits, 1), MP_OK);
+  assert_int_equal(bits[0] >> 63, 0);  /* page 127 was freed */
+  assert_int_equal(bits[0] & 1, 0);    /* page 64 too */
+  assert_int_equal(mp_regular_bits(p, 0, NULL, 1), MP_EINVAL);
+  assert_int_equal(mp_regular_bits(NULL, 0, bits, 1), MP_EINVAL);
+  free(bits);
   mp_close(p);
 }
 
