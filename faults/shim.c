@@ -40,9 +40,12 @@
  *   dup/dup2/dup3 copy entries, close clears them; fcntl(F_DUPFD) is not followed.
  * - Writes through MAP_SHARED writable mappings of a tracked file are found by write
  *   tracking: the pages are write-protected, the first store to a page is noted, and at the
- *   start of every step (and before munmap/mremap/markers) the noted pages are copied into
- *   the model and trace. A written page then stays writable as an "open" page, compared with
- *   a copy at every step, until it goes idle (see OPEN_MAX). Two backends protect and note:
+ *   start of every step (and before munmap/mremap/mmap(MAP_FIXED)) the noted pages are copied
+ *   into the model and trace. A written page then stays writable as an "open" page, compared
+ *   with a copy at every step, until it goes idle (see OPEN_MAX). Markers harvest nothing: a
+ *   marker is not a crash point, and what was stored before it is recorded at the next step,
+ *   before that step's STEP record, so every image of that step has it (its WRITE records
+ *   may follow the MARK; markers only attribute steps). Two backends protect and note:
  *   - mprotect: the pages are mapped read-only, and the SIGSEGV handler notes the first store
  *     and gives the write permission back (~9 us a page on the VM of faults/README.md).
  *     Nothing is paid for pages not written. Stores by the kernel (read(2) into a mapping)
@@ -630,6 +633,9 @@ static void note_write_src(tfile *f, uint64_t off, const void *data, uint64_t le
  * Programs rewrite the same few pages (headers, bitmaps) in every operation: for them a
  * compare (~0.1 us) replaces a fault and two mprotect calls (~9 us on a VM). Per-step cost
  * stays bounded: at most OPEN_MAX page compares plus the pages written since the last step.
+ * Closing pages sooner does not pay while a page is rewritten within ~90 steps (a fault costs
+ * as much as that many compares): the pager rewrites each of its 8 pages every 2 to 24 steps,
+ * and an OPEN_IDLE of 64, 16, or an OPEN_MAX of 4 made its operations 1.1x, 2.4x, 2.9x slower.
  */
 #define OPEN_MAX 16
 #define OPEN_IDLE 256
@@ -640,6 +646,48 @@ static uint64_t page_bytes(const tfile *f, uint64_t foff)
     return f->size - foff < S.page ? f->size - foff : S.page;
 }
 
+/* Whether 64 bytes are equal, inline: a call per chunk would cost more than the compare. */
+static inline int chunk_eq(const uint8_t *a, const uint8_t *b)
+{
+    uint64_t d = 0;
+    for (int i = 0; i < 64; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        d |= x ^ y;
+    }
+    return d == 0;
+}
+
+/* An open page whose first n bytes differ from its copy: records each run of changed 64-byte
+ * chunks, taking it into the copy first and recording the copy, so that a store racing in
+ * from another thread is found at the next compare instead of being lost. Unchanged stretches
+ * are skipped 512 bytes per memcmp. */
+static void record_changes(openpg *e, tfile *f, const uint8_t *mem, uint64_t n)
+{
+    uint8_t *copy = e->copy;
+    uint64_t run = UINT64_MAX; /* start of the current run of changed chunks */
+    for (uint64_t o = 0; o < n;) {
+        if (run == UINT64_MAX && n - o >= 512 && !memcmp(mem + o, copy + o, 512)) {
+            o += 512;
+            continue;
+        }
+        uint64_t c = n - o < 64 ? n - o : 64;
+        int diff = c == 64 ? !chunk_eq(mem + o, copy + o) : memcmp(mem + o, copy + o, c) != 0;
+        if (diff && run == UINT64_MAX) run = o;
+        if (!diff && run != UINT64_MAX) {
+            memcpy(copy + run, mem + run, o - run);
+            note_write_src(f, e->foff + run, copy + run, o - run, 1);
+            run = UINT64_MAX;
+        }
+        o += c;
+    }
+    if (run != UINT64_MAX) {
+        memcpy(copy + run, mem + run, n - run);
+        note_write_src(f, e->foff + run, copy + run, n - run, 1);
+    }
+}
+
 static void compare_open(void)
 {
     for (size_t i = 0; i < S.nopen; i++) {
@@ -648,18 +696,7 @@ static void compare_open(void)
         uint64_t n = page_bytes(f, e->foff);
         const uint8_t *mem = (const uint8_t *)e->addr;
         if (!n || !memcmp(mem, e->copy, n)) continue;
-        uint64_t run = UINT64_MAX;
-        for (uint64_t o = 0; o < n; o += 64) {
-            uint64_t c = n - o < 64 ? n - o : 64;
-            int diff = memcmp(mem + o, e->copy + o, c) != 0;
-            if (diff && run == UINT64_MAX) run = o;
-            if (!diff && run != UINT64_MAX) {
-                note_write_src(f, e->foff + run, mem + run, o - run, 1);
-                run = UINT64_MAX;
-            }
-        }
-        if (run != UINT64_MAX) note_write_src(f, e->foff + run, mem + run, n - run, 1);
-        memcpy(e->copy, mem, n);
+        record_changes(e, f, mem, n);
         e->last = S.step;
     }
 }
@@ -889,7 +926,7 @@ static void harvest_map(tmap *mp)
     adapt(mp, nf);
 }
 
-/* Before every step (and unmap, remap, marker): what the process stored through mappings. */
+/* Before every step (and unmap, remap, MAP_FIXED): what the process stored through mappings. */
 static void harvest_all(void)
 {
     if (S.nopen) compare_open();
@@ -1861,8 +1898,9 @@ PC_EXPORT void pc_mark(int kind, uint64_t op, const char *label)
         S.pending[S.npending].label = strdup(label ? label : "");
         S.npending++;
     }
-    /* stores before the marker belong before it */
-    harvest_all();
+    /* No harvest: a marker is not a crash point. Stores made before it are recorded at the
+     * next step (or munmap/mremap), before that step's STEP record, so every crash image sees
+     * them; their WRITE records may follow the MARK, which only attributes steps. */
     mark_locked(kind, op, label);
     pthread_mutex_unlock(&lock);
     busy--;

@@ -649,6 +649,67 @@ static void test_markers(void **st)
     pc_trace_free(t);
 }
 
+/* A marker is not a crash point and records nothing itself: a store made through a mapping
+ * before a marker (pc_mark or a line on POWERCUT_MARK_FD) is in the images of the next step
+ * all the same, live and derived from the trace, under each backend, and the markers still
+ * attribute the steps. Steps: 1 t, 2 f, 3 M (op 3), 4 M (no op). */
+static void test_marker_stores(void **st)
+{
+    (void)st;
+    const char *ops = "t:8192 f m:8192 s:4096:1:66 B:3:put s:0:1:67 M:0:4096 E:3 s:4096:1:68 K:note_x "
+                      "s:5000:1:69 M:0:4096";
+    const char *modes[] = {"POWERCUT_MARK_FD=9", "POWERCUT_MARK_FD=9|POWERCUT_MMAP=mprotect",
+                           "POWERCUT_MARK_FD=9|POWERCUT_MMAP=uffd"};
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        uint64_t len;
+        /* step 3 syncs page 0 only: the store before the begin marker reaches the image by
+         * early writeback, the one after it by the tear */
+        uint8_t *img3 = cut_image("3:none:all", modes[m], ops, &len);
+        assert_int_equal(len, 8192);
+        assert_int_equal(img3[4096], 66);
+        assert_int_equal(img3[0], 0);
+        uint8_t *img = cut_image("3:all:none", modes[m], ops, &len);
+        assert_int_equal(img[0], 67);
+        assert_int_equal(img[4096], 0);
+        free(img);
+        /* step 4: the stores before the end marker and before the note */
+        uint8_t *img4 = cut_image("4:none:all", modes[m], ops, &len);
+        assert_int_equal(img4[0], 67);
+        assert_int_equal(img4[4096], 68);
+        assert_int_equal(img4[5000], 69);
+        /* the trace gives the same images and attributes the steps */
+        clean();
+        char envs[256];
+        snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace|%s", dir, modes[m]);
+        assert_int_equal(run(envs, ops), 0);
+        char tp[256];
+        snprintf(tp, sizeof tp, "%s/trace", dir);
+        pc_trace *t;
+        assert_int_equal(pc_trace_open(tp, &t), PC_OK);
+        pc_crash c;
+        assert_int_equal(pc_crash_parse("none:all", &c), PC_OK);
+        uint8_t *d;
+        uint64_t dlen;
+        assert_int_equal(pc_trace_image(t, 0, 3, &c, &d, &dlen), PC_OK);
+        assert_int_equal(dlen, 8192);
+        assert_memory_equal(d, img3, dlen);
+        free(d);
+        assert_int_equal(pc_trace_image(t, 0, 4, &c, &d, &dlen), PC_OK);
+        assert_int_equal(dlen, 8192);
+        assert_memory_equal(d, img4, dlen);
+        free(d);
+        pc_step_info in;
+        assert_int_equal(pc_trace_step_info(t, 3, &in), PC_OK);
+        assert_int_equal(in.op, 3);
+        assert_string_equal(in.label, "put");
+        assert_int_equal(pc_trace_step_info(t, 4, &in), PC_OK);
+        assert_int_equal(in.op, 0);
+        pc_trace_free(t);
+        free(img3);
+        free(img4);
+    }
+}
+
 /* Only the process that claimed the file is modelled: children (exec'd or forked) pass
  * through without touching its trace or its step numbers. */
 static void test_children_pass_through(void **st)
@@ -771,6 +832,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_fiu_enable),
         cmocka_unit_test(test_markers),
+        cmocka_unit_test(test_marker_stores),
         cmocka_unit_test(test_children_pass_through),
         cmocka_unit_test(test_real_segv_still_crashes),
         cmocka_unit_test(test_trace_survives_kill),
