@@ -2,6 +2,7 @@
  * cut); it runs in-process under libpowercut's linked-in shim, and the crash image must recover. */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "case.h"
 #include "checker.h"
 #include "explore.h"
+#include "mappedpages.h"
 #include "powercut.h"
 #include "workload.h"
 
@@ -18,13 +20,88 @@
  * `crashcheck replay` exactly as found): a long case of bulk allocations at 8 KiB pages makes a
  * file of hundreds of MiB, which costs the fuzzer far more than the few ops it adds. */
 #define MAX_OPS 128
-
+/* So are cases whose file grows past this many bytes before the cut (or at all, without one):
+ * every run costs the file's size several times over (tmpfs pages allocated, zeroed, faulted in
+ * and freed, the shim's two copies of the file and its crash image, the checker's reads), and
+ * at 8 KiB pages a few bulk allocations reach megabytes. The pager's code is the same at every
+ * size (1 MiB is 1,024 pages of 1 KiB); FUZZ_MAX_FILE=BYTES changes it, 0 lifts it. */
+#define MAX_FILE (1u << 20)
 static char dir[96], file[128], image[128];
-static uint8_t *cut_img;
-static uint64_t cut_len;
 static int cut_seen;
-static uint64_t cur_op, cut_op;
-static int verbose, garbage; /* FUZZ_VERBOSE=1: a line per input saying where the cut fell */
+static uint64_t cur_op, cut_op, cut_count;
+static int verbose, garbage, selfcheck, r7; /* FUZZ_VERBOSE=1: a line per input saying where the cut fell */
+static uint64_t max_file = MAX_FILE;
+
+/*
+ * Steps, counted without the shim. The shim numbers as steps the calls that touch the tracked
+ * file (msync of its mapping, fallocate, ftruncate, fsync, pwrite, ...). The fuzzer is linked
+ * with -Wl,--wrap for each of them (fuzz.mk), so it counts them itself, as the shim would, in
+ * a run without the shim too (pass-through calls cost nothing extra). That run alone then
+ * tells
+ *  - whether the scheduled cut falls in the case at all: if not, it is the only run (the
+ *    costly run under the shim, whose write tracking takes a fault per page, is not needed);
+ *  - which operation is in flight at the cut, so that this run, which gives the model states,
+ *    stops after it: the first step past it fails (EIO), the workload stops at its error.
+ * Every run under the shim checks the count: at the cut, this counter must say the cut step,
+ * and name the operation the model run named (else fuzz_ops aborts, saying so).
+ */
+typedef struct step_count {
+  int on;              /* counting: during the runs of the case only */
+  uint64_t n;          /* steps so far, numbered as in a run that creates the file */
+  uint64_t want;       /* note the operation in flight at this step (0: none) */
+  uint64_t want_op;    /* its marker, once reached (0: not yet) */
+  int stop;            /* the model run: fail every step of the operations after want_op */
+  int capped;          /* the model run: a file past max_file before want_op fails the step */
+  int failing, too_big;
+} step_count;
+static step_count steps;
+
+static int is_file(int fd) {
+  struct stat a, b;
+  return fstat(fd, &a) == 0 && S_ISREG(a.st_mode) && stat(file, &b) == 0 && a.st_dev == b.st_dev &&
+         a.st_ino == b.st_ino;
+}
+
+/* One step of the tracked file, which makes it `end` bytes long at least; nonzero when the call
+ * must fail instead (the model run is over). */
+static int step(uint64_t end) {
+  if (steps.failing) return 1;
+  if (steps.capped && !steps.want_op && max_file && end > max_file) return steps.too_big = steps.failing = 1;
+  if (++steps.n == steps.want) steps.want_op = cur_op;
+  return 0;
+}
+
+#define STEP_FD(fd, cond, end) (steps.on && (cond) && is_file(fd) && step(end))
+int __real_msync(void *addr, size_t len, int flags);
+int __wrap_msync(void *addr, size_t len, int flags);
+int __wrap_msync(void *addr, size_t len, int flags) {
+  if (steps.on && len && step(0)) return errno = EIO, -1;
+  return __real_msync(addr, len, flags);
+}
+#define WRAP_FD(ret, name, cond, end, params, args)          \
+  ret __real_##name params;                                 \
+  ret __wrap_##name params;                                 \
+  ret __wrap_##name params {                                \
+    if (STEP_FD(fd, cond, end)) return errno = EIO, (ret)-1; \
+    return __real_##name args;                            \
+  }
+WRAP_FD(int, fsync, 1, 0, (int fd), (fd))
+WRAP_FD(int, fdatasync, 1, 0, (int fd), (fd))
+WRAP_FD(int, ftruncate, len >= 0, (uint64_t)len, (int fd, off_t len), (fd, len))
+WRAP_FD(int, ftruncate64, len >= 0, (uint64_t)len, (int fd, off_t len), (fd, len))
+WRAP_FD(int, fallocate, off >= 0 && len > 0, (uint64_t)off + (uint64_t)len, (int fd, int mode, off_t off, off_t len),
+        (fd, mode, off, len))
+WRAP_FD(int, fallocate64, off >= 0 && len > 0, (uint64_t)off + (uint64_t)len,
+        (int fd, int mode, off_t off, off_t len), (fd, mode, off, len))
+WRAP_FD(ssize_t, pwrite, 1, (uint64_t)off + n, (int fd, const void *buf, size_t n, off_t off), (fd, buf, n, off))
+WRAP_FD(ssize_t, pwrite64, 1, (uint64_t)off + n, (int fd, const void *buf, size_t n, off_t off), (fd, buf, n, off))
+/* posix_fallocate returns the error number */
+int __real_posix_fallocate64(int fd, off_t off, off_t len);
+int __wrap_posix_fallocate64(int fd, off_t off, off_t len);
+int __wrap_posix_fallocate64(int fd, off_t off, off_t len) {
+  if (STEP_FD(fd, off >= 0 && len > 0, (uint64_t)off + (uint64_t)len)) return EIO;
+  return __real_posix_fallocate64(fd, off, len);
+}
 
 /* The workload marks each operation for the shim (pc_mark); the fuzzer is linked with
  * -Wl,--wrap=pc_mark so that it also learns which operation is in flight, as the explorer
@@ -32,34 +109,83 @@ static int verbose, garbage; /* FUZZ_VERBOSE=1: a line per input saying where th
 void __real_pc_mark(int kind, uint64_t op, const char *label);
 void __wrap_pc_mark(int kind, uint64_t op, const char *label);
 void __wrap_pc_mark(int kind, uint64_t op, const char *label) {
-  if (kind == PC_MARK_BEGIN) cur_op = op;
+  if (kind == PC_MARK_BEGIN) {
+    cur_op = op;
+    if (steps.stop && steps.want_op && op > steps.want_op) steps.failing = 1;
+  }
   __real_pc_mark(kind, op, label);
 }
 
-/* The shim calls this at the cut, inside the interrupted call, which then fails with
- * ECANCELED: the workload stops at its first error and cleans up after itself, so nothing leaks
- * (no longjmp out of the pager). */
+/* The crash image goes straight to the image file. The shim calls this at the cut, inside
+ * the interrupted call, which then fails with ECANCELED: the workload stops at its first
+ * error and cleans up after itself, so nothing leaks (no longjmp out of the pager). */
 static void on_image(void *ctx, const char *name, const uint8_t *img, uint64_t len) {
   (void)ctx;
   if (strcmp(name, file) != 0) return;
-  uint8_t *copy = realloc(cut_img, len ? len : 1);
-  if (!copy) {
-    fprintf(stderr, "fuzz_ops: out of memory for the crash image\n");
+  cut_count = steps.n;
+  steps.on = 0; /* the rest of this run is cleanup */
+  int fd = open(image, O_WRONLY | O_CREAT, 0644);
+  int ok = fd >= 0 && pwrite(fd, img, len, 0) == (ssize_t)len && ftruncate(fd, (off_t)len) == 0;
+  if (fd >= 0) close(fd);
+  if (!ok) {
+    fprintf(stderr, "fuzz_ops: cannot write the crash image %s: %s\n", image, strerror(errno));
     abort();
   }
-  memcpy(copy, img, len);
-  cut_img = copy;
-  cut_len = len;
   cut_seen = 1;
   cut_op = cur_op;
+}
+
+/* A freshly created file, per page size: its bytes and the create's steps. A run whose cut
+ * falls after the create starts from a copy of it instead of creating the file (the create
+ * allocates, syncs twice and fsyncs the directory, under the shim's tracking too). The create
+ * leaves every byte durable, so the shim, taking the copy as durable when it opens it, models
+ * the same file (FUZZ_SELFCHECK=1 compares the images). Steps keep the numbering of a run
+ * that creates (the shim's cut step is shifted by the create's steps), so that a finding
+ * replays with `crashcheck replay` as it is. The model run always starts from the copy. */
+typedef struct tmpl {
+  uint8_t *bytes;
+  size_t len;
+  uint64_t steps;
+} tmpl;
+static tmpl templates[4]; /* 1, 2, 4, 8 KiB */
+
+static const tmpl *template_for(uint32_t ps) {
+  tmpl *t = &templates[ps >= 8192 ? 3 : ps >= 4096 ? 2 : ps >= 2048 ? 1 : 0];
+  if (t->bytes) return t;
+  mp_pager *p;
+  unlink(file);
+  steps = (step_count){.on = 1};
+  int rc = mp_create(file, ps, &p);
+  steps.on = 0;
+  if (rc == MP_OK) mp_close(p);
+  struct stat st;
+  int fd = rc == MP_OK ? open(file, O_RDONLY) : -1;
+  uint8_t *b = fd >= 0 && fstat(fd, &st) == 0 ? malloc((size_t)st.st_size + 1) : NULL;
+  if (!b || pread(fd, b, (size_t)st.st_size, 0) != (ssize_t)st.st_size) {
+    fprintf(stderr, "fuzz_ops: run: cannot create a file of %u-byte pages: %s\n", ps, mp_strerror(rc));
+    abort();
+  }
+  close(fd);
+  t->len = (size_t)st.st_size;
+  t->steps = steps.n;
+  t->bytes = b;
+  return t;
+}
+
+static void put_template(const tmpl *t) {
+  int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  int ok = fd >= 0 && pwrite(fd, t->bytes, t->len, 0) == (ssize_t)t->len;
+  if (fd >= 0) close(fd);
+  if (!ok) {
+    fprintf(stderr, "fuzz_ops: cannot write %s: %s\n", file, strerror(errno));
+    abort();
+  }
 }
 
 static void cleanup(void) {
   unlink(file);
   unlink(image);
   rmdir(dir);
-  free(cut_img);
-  cut_img = NULL;
 }
 
 /* The scratch directory, on tmpfs (the pager's msyncs cost nothing there, nothing reaches a
@@ -80,6 +206,21 @@ static void make_dir(void) {
   abort();
 }
 
+static void shim(int on, const cc_case *c, uint64_t step, const pc_crash *crash);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* One input cut under the shim before the first real one, for the same reason: the shim's and
+ * the model's tables grow at their first use, which would otherwise add edges to whichever
+ * input comes first (libAFLDriver's own first input does not reach the shim). 1 KiB pages,
+ * every kind of operation, a torn cut in a protected write. */
+static void warm_up(void) {
+  static const uint8_t in[] = {0, 0, 14, 0, CC_TEAR_PREFIX, 1, CC_WB_ALL, 0,
+                               CC_ALLOC, 0, 0, CC_ALLOC_BULK, 3, 0, CC_WRITE_SYNC, 0, 1, CC_PALLOC, 0, 0,
+                               CC_PWRITE, 0, 2, CC_WRITE, 1, 3, CC_SYNC, 0, 0, CC_PABORT, 0, 4,
+                               CC_FREE_BULK, 0, 1, CC_REOPEN, 0, 0, CC_PFREE, 0, 0, CC_FREE, 0, 0};
+  LLVMFuzzerTestOneInput(in, sizeof in);
+}
+
 static void setup(void) {
   if (dir[0]) return;
   make_dir();
@@ -93,12 +234,37 @@ static void setup(void) {
   unsetenv("POWERCUT_MODEL");
   verbose = getenv("FUZZ_VERBOSE") && *getenv("FUZZ_VERBOSE") == '1';
   garbage = getenv("FUZZ_GARBAGE") && *getenv("FUZZ_GARBAGE") == '1';
+  selfcheck = getenv("FUZZ_SELFCHECK") && *getenv("FUZZ_SELFCHECK") == '1';
+  r7 = getenv("FUZZ_R7") && *getenv("FUZZ_R7") == '1';
+  if (getenv("FUZZ_MAX_FILE") && *getenv("FUZZ_MAX_FILE")) max_file = strtoull(getenv("FUZZ_MAX_FILE"), NULL, 0);
   atexit(cleanup);
+  shim(0, NULL, 0, NULL); /* off between runs */
+  /* The shim's model keeps two copies of the file and builds the crash image, the pager's
+   * file grows by doubling: megabytes malloc'ed and freed per input, which glibc would hand
+   * back to the kernel (trim, munmap) and fault in again, page by page, on the next input.
+   * Kept instead: the process holds its peak (tens of MiB at most, with MAX_OPS). */
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
+  /* Every template now, not at the first input of its page size: an input must take the same
+   * path each time it runs (AFL++'s stability). */
+  for (uint32_t ps = 1024; ps <= 8192; ps *= 2) template_for(ps);
+  warm_up();
+}
+
+/* Under afl-fuzz (libAFLDriver), before the fork server starts: the children inherit all this. */
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+  (void)argc, (void)argv;
+  setup();
+  return 0;
 }
 
 /* Tracking on (the shim follows `file`, with the case's sector size) or off (every call passes
- * straight through, and no SIGSEGV-driven store tracking slows the model run down). */
+ * straight through, and no SIGSEGV-driven store tracking slows the model run down). The shim
+ * lets only the process that claimed the file first (POWERCUT_OWNER) track it: this one, even
+ * when it is a child forked after setup() ran a case under the shim (afl-fuzz's fork server). */
 static void shim(int on, const cc_case *c, uint64_t step, const pc_crash *crash) {
+  unsetenv("POWERCUT_OWNER");
   if (on) {
     char sector[16];
     snprintf(sector, sizeof sector, "%u", c->sector);
@@ -115,16 +281,6 @@ static void shim(int on, const cc_case *c, uint64_t step, const pc_crash *crash)
   }
 }
 
-static void write_image(void) {
-  int fd = open(image, O_WRONLY | O_CREAT, 0644);
-  int ok = fd >= 0 && pwrite(fd, cut_img, cut_len, 0) == (ssize_t)cut_len && ftruncate(fd, (off_t)cut_len) == 0;
-  if (fd >= 0) close(fd);
-  if (!ok) {
-    fprintf(stderr, "fuzz_ops: cannot write the crash image %s: %s\n", image, strerror(errno));
-    abort();
-  }
-}
-
 /* A run that disagrees with the model without any power cut is a finding by itself
  * (`crashcheck replay` reports it as "run"). */
 static void run_ok(int rc, cc_run *run) {
@@ -133,70 +289,149 @@ static void run_ok(int rc, cc_run *run) {
   abort();
 }
 
+/* The run without the shim that gives the model states, from a copy of a created file, counting
+ * steps: with `want`, it notes the operation in flight at that step and stops after it. */
+static int model_run(const cc_case *c, uint64_t want, cc_run *run) {
+  const tmpl *t = template_for(c->page_size);
+  put_template(t);
+  steps = (step_count){.on = 1, .n = t->steps, .want = want, .stop = want != 0, .capped = 1};
+  if (want && want <= t->steps) steps.want_op = cc_marker(0); /* in the create */
+  int rc = cc_run_case_on(c, file, run);
+  steps.on = 0;
+  return rc;
+}
+
+/* The run under the shim, cut at `step` (numbered as in a run that creates the file): from a
+ * copy of a created file when the cut falls after the create. The crash image lands in
+ * `image`; returns whether the cut happened. */
+static int cut_run(const cc_case *c, uint64_t step, const pc_crash *crash, int from_template) {
+  const tmpl *t = template_for(c->page_size);
+  from_template = from_template && step > t->steps;
+  if (from_template) put_template(t);
+  cut_seen = 0;
+  cur_op = cut_op = cut_count = 0;
+  shim(1, c, from_template ? step - t->steps : step, crash);
+  steps = (step_count){.on = 1, .n = from_template ? t->steps : 0};
+  cc_run run;
+  if (from_template) cc_run_case_on(c, file, &run); /* fails at the cut, by design */
+  else cc_run_case(c, file, &run);
+  steps.on = 0;
+  shim(0, c, 0, NULL);
+  cc_run_free(&run);
+  return cut_seen;
+}
+
+static void internal(const char *what, uint64_t step, const char *spec) {
+  fprintf(stderr, "fuzz_ops: internal: %s (cut at step %llu, %s)\n", what, (unsigned long long)step, spec);
+  abort();
+}
+
+/* FUZZ_SELFCHECK=1: what the fast paths assume, checked against the slow ones. */
+static void check_no_cut(const cc_case *c, uint64_t total, uint64_t step, const char *spec, const pc_crash *crash) {
+  shim(1, c, 0, crash);
+  steps = (step_count){.on = 1};
+  cc_run run;
+  cc_run_case(c, file, &run);
+  steps.on = 0;
+  pc_stats st;
+  pc_shim_stats(&st);
+  shim(0, c, 0, NULL);
+  cc_run_free(&run);
+  if (st.steps != total || steps.n != total) internal("the run under the shim has another number of steps", step, spec);
+  if (step <= total) internal("the cut step is within the run", step, spec);
+}
+
+static void check_template_image(const cc_case *c, uint64_t step, const char *spec, const pc_crash *crash) {
+  int fd = open(image, O_RDONLY);
+  struct stat st;
+  uint8_t *fast = fd >= 0 && fstat(fd, &st) == 0 ? malloc((size_t)st.st_size + 1) : NULL;
+  size_t len = fast ? (size_t)st.st_size : 0;
+  if (!fast || pread(fd, fast, len, 0) != (ssize_t)len) internal("cannot read the image back", step, spec);
+  close(fd);
+  uint64_t op = cut_op;
+  if (!cut_run(c, step, crash, 0) || cut_op != op) internal("the run that creates the file cuts elsewhere", step, spec);
+  fd = open(image, O_RDONLY);
+  uint8_t *slow = malloc(len + 1);
+  int same = fd >= 0 && fstat(fd, &st) == 0 && (size_t)st.st_size == len && slow &&
+             pread(fd, slow, len, 0) == (ssize_t)len && !memcmp(fast, slow, len);
+  if (fd >= 0) close(fd);
+  free(fast);
+  free(slow);
+  if (!same) internal("the image of a run from a copy of a created file differs from a creating run's", step, spec);
+}
+
+/* FUZZ_R7=1: R7 without its second cut: the recovered file (the image, after the checker's
+ * read-write open) must run crashcheck's follow-up workload and agree with the model. A case in
+ * binary form has no follow-up, so `crashcheck replay` reproduces such a finding only from
+ * the text form with an `again` line (any step: the follow-up first runs without a cut). */
+static void follow_up(const cc_case *c, uint64_t step, const char *spec, size_t index, int kind) {
+  static cc_case f;
+  cc_follow_up(&f, c->page_size, c->sector);
+  cc_run run;
+  if (cc_run_case_on(&f, image, &run) != CC_OK) {
+    fprintf(stderr,
+            "fuzz_ops: R7 violated: power cut at step %llu (%s) in operation %zu (%s): expected the follow-up workload "
+            "to run on the recovered file; found %s (reproduce: crashcheck show FILE >CASE, add the line "
+            "\"again 1 tear none writeback none seed 0\", crashcheck replay CASE)\n",
+            (unsigned long long)step, spec, index, index ? cc_op_name(kind) : "create", run.error);
+    abort();
+  }
+  cc_run_free(&run);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  static cc_case c; /* 12 KiB of operations: not on the stack */
+  static cc_case c; /* 48 KiB of operations: not on the stack */
+  /* Longer cases are skipped before decoding them. */
+  if (size >= CC_HEADER_SIZE + 3 * (MAX_OPS + 1)) return 0;
   setup();
   cc_case_decode(data, size, &c);
-  if (c.nops > MAX_OPS) return 0;
   /* A garbage sector (bytes neither old nor new) is outside the default fault model, which
    * the pager promises to survive (DESIGN.md: optional, for drives without atomic sectors):
    * a garbage superblock sector can never open. FUZZ_GARBAGE=1 fuzzes it anyway. */
   if (c.sched.cut_step && c.sched.tear == CC_TEAR_GARBAGE && !garbage) return 0;
 
-  /* No cut: one run, which must agree with the model at every operation. */
-  cc_run run;
-  if (c.sched.cut_step == 0) {
-    shim(0, &c, 0, NULL);
-    int rc = cc_run_case(&c, file, &run);
-    run_ok(rc, &run);
-    cc_run_free(&run);
-    return 0;
-  }
-
-  /* The run under the shim, cut at the scheduled step: the callback keeps the crash image and
-   * notes the operation in flight. */
-  char spec[128];
-  uint64_t step;
+  char spec[128] = "none";
+  uint64_t step = 0;
   pc_crash crash;
-  cc_cut_spec(&c.sched, spec, sizeof spec);
-  if (pc_cut_parse(spec, &step, &crash) != PC_OK) {
-    fprintf(stderr, "fuzz_ops: the schedule %s does not parse\n", spec);
-    abort();
+  if (c.sched.cut_step) {
+    cc_cut_spec(&c.sched, spec, sizeof spec);
+    if (pc_cut_parse(spec, &step, &crash) != PC_OK) {
+      fprintf(stderr, "fuzz_ops: the schedule %s does not parse\n", spec);
+      abort();
+    }
   }
-  cut_seen = 0;
-  cur_op = cut_op = 0;
-  shim(1, &c, step, &crash);
-  int rc = cc_run_case(&c, file, &run); /* fails at the cut, by design */
-  shim(0, &c, 0, NULL);
-  if (!cut_seen) {
-    /* Fewer steps than the cut (replay calls this clean too): the run went to its end, and
-     * is the model check. */
-    if (verbose) fprintf(stderr, "fuzz_ops: no cut: fewer than %llu steps\n", (unsigned long long)step);
-    run_ok(rc, &run);
+
+  /* The run without the shim: the model states, and the operation in flight at the cut. A run
+   * that disagrees with the model before that operation has ended is a finding by itself. */
+  cc_run run;
+  int rc = model_run(&c, step, &run);
+  if (steps.too_big) {
+    if (verbose) fprintf(stderr, "fuzz_ops: skipped: the file grows past %llu bytes\n", (unsigned long long)max_file);
     cc_run_free(&run);
     return 0;
   }
-  cc_run_free(&run);
+  if (!steps.want_op) {
+    /* No cut scheduled, or fewer steps than the cut (replay calls this clean too): the run
+     * went to its end, and is the model check. */
+    if (step && verbose) fprintf(stderr, "fuzz_ops: no cut: fewer than %llu steps\n", (unsigned long long)step);
+    run_ok(rc, &run);
+    if (step && selfcheck) check_no_cut(&c, steps.n, step, spec, &crash);
+    cc_run_free(&run);
+    return 0;
+  }
+  size_t index = (size_t)steps.want_op - 1; /* the operation in flight, 0 for the create */
+  if (index >= run.nstates) run_ok(rc == CC_OK ? CC_EINVAL : rc, &run);
+  uint64_t want_op = steps.want_op;
 
-  /* The model states up to the operation in flight, from a run without the shim of the
-   * operations up to it (what follows the cut cannot matter to the image; a disagreement of
-   * the model in those later operations is found by the inputs that cut later or not at all,
-   * where `crashcheck replay` reports it for this input too). One run less than running the
-   * whole case again, which made fuzz_ops half as fast. */
-  static cc_case prefix;
-  prefix = c;
-  size_t index = cut_op ? (size_t)cut_op - 1 : 0;
-  if (index > c.nops) index = c.nops;
-  prefix.nops = index;
-  rc = cc_run_case(&prefix, file, &run);
-  run_ok(rc, &run);
-  if (index >= run.nstates) index = run.nstates - 1;
+  /* The run under the shim, cut at the scheduled step, where the model run said. */
+  if (!cut_run(&c, step, &crash, 1)) internal("no cut under the shim", step, spec);
+  if (cut_count != step || cut_op != want_op) internal("the shim counts steps otherwise", step, spec);
+  if (selfcheck && step > template_for(c.page_size)->steps) check_template_image(&c, step, spec, &crash);
 
   /* The checker of crashcheck, on the states before and after the operation in flight. */
   const cc_state *before = index ? &run.states[index - 1] : NULL, *after = &run.states[index];
   int kind = index ? c.ops[index - 1].kind : CC_OP_KINDS;
-  write_image();
   cc_verdict v;
   /* No page-hash cache: each input is another image. */
   cc_check_image(image, c.page_size, before, after, kind, NULL, &v);
@@ -211,5 +446,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     abort();
   }
   cc_run_free(&run);
+  if (r7) follow_up(&c, step, spec, index, kind);
   return 0;
 }

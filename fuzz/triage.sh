@@ -27,7 +27,9 @@ signature() { # TARGET FILE
     echo "${line#"$t: "}" >"$work/reason"
     case $t in
       # "R3 violated: power cut at step 41 (...) in operation 7 (free-bulk): ..." -> R3-free-bulk
-      fuzz_ops) sed -nE 's/^fuzz_ops: (R[0-9]+) violated: .* in operation [0-9]+ \(([a-z-]+)\).*/\1-\2/p; s/^fuzz_ops: run: .*/run-fails-without-cut/p' <<<"$line" | head -1 ;;
+      # (R7 only under FUZZ_R7=1, in the environment of both make fuzz and make triage);
+      # "internal: ..." -> internal (fuzz_ops's own step counting disagrees with the shim's)
+      fuzz_ops) sed -nE 's/^fuzz_ops: (R[0-9]+) violated: .* in operation [0-9]+ \(([a-z-]+)\).*/\1-\2/p; s/^fuzz_ops: run: .*/run-fails-without-cut/p; s/^fuzz_ops: internal: .*/internal/p' <<<"$line" | head -1 ;;
       # "an accepted image fails mp_check: read-only open: 1 findings, first: metadata A (...): ..."
       # -> what failed, then the first finding's subject: accepted-image-fails-mp_check-read-only-open-metadata-a
       *) { cut -d: -f2,3 <<<"$line" | sed 's/^ *an //'

@@ -27,10 +27,13 @@ regressions() { # TARGET -> file names, one a line (text cases of fuzz_ops encod
   done
 }
 
+# fuzz_ops replays with its self-checks (FUZZ_SELFCHECK=1: the steps it counts without the shim
+# are the shim's, a run from a copy of a created file cuts the same image as one that creates
+# it) and R7's follow-up on every recovered image (FUZZ_R7=1); fuzz_image ignores both.
 for t in "${targets[@]}"; do
   mapfile -t regs < <(regressions "$t")
   for v in tst asan; do
-    if "$BUILD/$v/fuzz/$t" "corpus/$t" "${regs[@]}" >"$work/$t-$v.log" 2>&1; then
+    if FUZZ_SELFCHECK=1 FUZZ_R7=1 "$BUILD/$v/fuzz/$t" "corpus/$t" "${regs[@]}" >"$work/$t-$v.log" 2>&1; then
       echo "ok: $v replay of $t: $(ls "corpus/$t" | wc -l) seeds, ${#regs[@]} regressions"
     else
       echo "FAIL: $v replay of $t:"; tail -15 "$work/$t-$v.log"; fail=1
