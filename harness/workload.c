@@ -443,28 +443,33 @@ static int do_op(runner *r, size_t i, const cc_op *op) {
   return CC_OK;
 }
 
-/* The pager must show exactly the model's sets after every operation. */
+/* The pager must show exactly the model's sets after every operation. The model's sets are
+ * compared where they are (no copy), and described only when they differ: this runs after
+ * every operation of every run, the fuzzers' included. */
 static int agree(runner *r, size_t i) {
-  cc_state seen, want;
+  cc_state seen;
   if (cc_state_read(r->p, false, NULL, &seen) != CC_OK) return CC_ENOMEM;
-  if (snapshot(&r->reg, &r->prot, &want) != CC_OK) {
-    cc_state_free(&seen);
-    return CC_ENOMEM;
-  }
-  bool same = cc_state_same_sets(&seen, &want);
+  const growable *reg = &r->reg, *prot = &r->prot;
+  bool same = seen.nreg == reg->n && seen.nprot == prot->n && (!reg->n || !memcmp(seen.reg, reg->ids, reg->n * 8)) &&
+              (!prot->n || !memcmp(seen.prot, prot->ids, prot->n * 8));
   size_t k = 0;
-  while (same && k < want.nprot && seen.prot_hash[k] == want.prot_hash[k]) k++;
-  uint64_t bad = same && k < want.nprot ? want.prot[k] : UINT64_MAX;
-  char a[200], b[200];
-  cc_state_describe(&want, a, sizeof a);
+  while (same && k < prot->n && seen.prot_hash[k] == prot->vals[k]) k++;
+  uint64_t bad = same && k < prot->n ? prot->ids[k] : UINT64_MAX;
+  if (same && bad == UINT64_MAX) {
+    cc_state_free(&seen);
+    return CC_OK;
+  }
+  char a[200] = "?", b[200];
+  cc_state want;
+  if (snapshot(reg, prot, &want) == CC_OK) {
+    cc_state_describe(&want, a, sizeof a);
+    cc_state_free(&want);
+  }
   cc_state_describe(&seen, b, sizeof b);
   cc_state_free(&seen);
-  cc_state_free(&want);
   if (!same) FAIL(r, "after operation %zu the model holds %s, the pager %s", i, a, b);
-  if (bad != UINT64_MAX)
-    FAIL(r, "after operation %zu protected page %llu does not hold its last committed content", i,
-         (unsigned long long)bad);
-  return CC_OK;
+  FAIL(r, "after operation %zu protected page %llu does not hold its last committed content", i,
+       (unsigned long long)bad);
 }
 
 static int add_state(runner *r) {
@@ -485,11 +490,11 @@ static int load_existing(runner *r) {
   return rc;
 }
 
-static int run_case(const cc_case *c, const char *path, bool existing, cc_run *run) {
+static int run_case(const cc_case *c, const char *path, bool existing, bool check, cc_run *run) {
   memset(run, 0, sizeof *run);
-  run->states = calloc(c->nops + 1, sizeof *run->states);
+  run->states = check ? calloc(c->nops + 1, sizeof *run->states) : NULL;
   runner r = {.c = c, .path = path, .run = run};
-  if (!run->states) return CC_ENOMEM;
+  if (check && !run->states) return CC_ENOMEM;
   if (!existing) unlink(path);
   pc_mark_begin(cc_marker(0), existing ? "open" : "create");
   int rc = existing ? mp_open(path, 0, &r.p) : mp_create(path, c->page_size, &r.p);
@@ -503,13 +508,13 @@ static int run_case(const cc_case *c, const char *path, bool existing, cc_run *r
     return CC_ENOMEM;
   }
   rc = existing ? load_existing(&r) : CC_OK;
-  if (rc == CC_OK) rc = add_state(&r);
+  if (rc == CC_OK && check) rc = add_state(&r);
   for (size_t i = 1; rc == CC_OK && i <= c->nops; i++) {
     pc_mark_begin(cc_marker(i), cc_op_name(c->ops[i - 1].kind));
     rc = do_op(&r, i, &c->ops[i - 1]);
     pc_mark_end(cc_marker(i));
-    if (rc == CC_OK) rc = agree(&r, i);
-    if (rc == CC_OK) rc = add_state(&r);
+    if (rc == CC_OK && check) rc = agree(&r, i);
+    if (rc == CC_OK && check) rc = add_state(&r);
   }
   mp_close(r.p);
   free(r.buf);
@@ -520,8 +525,11 @@ static int run_case(const cc_case *c, const char *path, bool existing, cc_run *r
   return rc;
 }
 
-int cc_run_case(const cc_case *c, const char *path, cc_run *run) { return run_case(c, path, false, run); }
-int cc_run_case_on(const cc_case *c, const char *path, cc_run *run) { return run_case(c, path, true, run); }
+int cc_run_case(const cc_case *c, const char *path, cc_run *run) { return run_case(c, path, false, true, run); }
+int cc_run_case_on(const cc_case *c, const char *path, cc_run *run) { return run_case(c, path, true, true, run); }
+int cc_run_case_unchecked(const cc_case *c, const char *path, bool existing, cc_run *run) {
+  return run_case(c, path, existing, false, run);
+}
 
 void cc_run_free(cc_run *run) {
   for (size_t i = 0; i < run->nstates; i++) cc_state_free(&run->states[i]);

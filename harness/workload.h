@@ -39,6 +39,12 @@ int cc_run_case(const cc_case *c, const char *path, cc_run *run);
 /* As cc_run_case, on a pager file that exists (a recovered crash image): it is
  * opened read-write instead of created, and states[0] is what it holds. */
 int cc_run_case_on(const cc_case *c, const char *path, cc_run *run);
+/* Either of them (existing: cc_run_case_on) without the model check: the operations run as
+ * there, but the pager is not compared with the model after each, and no state is kept
+ * (nstates 0): for a run whose only use is the calls it makes, such as a run cut under the
+ * power-cut shim when another run of the same case gave the states (fuzz_ops). A pager that
+ * fails an operation still stops it (CC_EINVAL, run->error). */
+int cc_run_case_unchecked(const cc_case *c, const char *path, bool existing, cc_run *run);
 void cc_run_free(cc_run *run);
 
 /* Marker operation id of case operation i (0 = the create). */
