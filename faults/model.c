@@ -424,7 +424,7 @@ static int dirty_in(pc_model *m, mfile *f, uint64_t s0, uint64_t s1, size_t *n_o
             if (grow((void **)&m->scratch, &m->scap, n + 1, sizeof(uint64_t))) return PC_ENOMEM;
             m->scratch[n++] = s;
         }
-        qsort(m->scratch, n, sizeof(uint64_t), cmp_u64);
+        if (n > 1) qsort(m->scratch, n, sizeof(uint64_t), cmp_u64); /* (scratch is NULL until first grown) */
         size_t j = 0; /* drop duplicates */
         for (size_t i = 0; i < n; i++)
             if (!j || m->scratch[j - 1] != m->scratch[i]) m->scratch[j++] = m->scratch[i];
@@ -542,7 +542,7 @@ static int compute_dk(pc_model *m)
             m->dk[m->ndk++] = (psec){m->pend[i].id, m->scratch[j]};
         }
     }
-    if (m->npend > 1) {
+    if (m->npend > 1 && m->ndk > 1) {
         qsort(m->dk, m->ndk, sizeof(psec), cmp_psec);
         size_t j = 0;
         for (size_t i = 0; i < m->ndk; i++)

@@ -209,6 +209,13 @@ PC_API int pc_shim_reset(void);
  * ECANCELED (the caller then abandons its run, typically with longjmp from cb). */
 typedef void (*pc_image_cb)(void *ctx, const char *name, const uint8_t *img, uint64_t len);
 PC_API int pc_shim_set_image_cb(pc_image_cb cb, void *ctx);
+/* What the interrupted call of an in-memory cut does: fails with ECANCELED (PC_AFTER_CUT_FAIL,
+ * the default), or is made for real (PC_AFTER_CUT_CONTINUE): the shim then stops following
+ * the process, which goes on as if no power had been cut. One run then gives both the crash
+ * image and what the program does after the cut step (a fuzzer's model states). Kept across
+ * pc_shim_reset, like the callback. */
+enum { PC_AFTER_CUT_FAIL = 0, PC_AFTER_CUT_CONTINUE = 1 };
+PC_API int pc_shim_set_after_cut(int mode);
 /* Schedule a cut (or, with err != 0, an error) at step k of this run (0 disables). */
 PC_API int pc_shim_set_cut(uint64_t step, const pc_crash *crash);
 /* err: an errno, or PC_ERRNO_SHORT: a write transfers only the first half of its bytes (and

@@ -60,7 +60,8 @@
  *   faults than the scans cost, and back (see adapt()). Both note the same pages at the
  *   same points, so they write the same trace, and a step costs at most about twice what
  *   the cheaper backend would have: the pages written, not the mapping size. Programs that
- *   mprotect tracked mappings themselves are not supported by either.
+ *   mprotect tracked mappings themselves are not supported by either. POWERCUT_MMAP=sync
+ *   and =lazy track nothing and compare instead (see capture_range, capture_content).
  * - A step's STEP record is written before the call; its effects (the data written, the
  *   range synced) after the real call succeeded. A call the kernel failed has no effect.
  * - A power cut at step k happens inside the call: its volatile effect (a write's data) is
@@ -174,6 +175,8 @@ enum { FD_MARK = 1 << 30 };
 static struct {
     int resolved, inited, active, dead;
     int mmap_sync; /* POWERCUT_MMAP=sync: no write tracking, mappings compared at syncs */
+    int mmap_lazy; /* POWERCUT_MMAP=lazy: as sync, and the file compared in full at a cut */
+    int cut_goes_on; /* pc_shim_set_after_cut(PC_AFTER_CUT_CONTINUE) */
     int mmap_force; /* POWERCUT_MMAP=mprotect or uffd: that backend (WT_*); 0 = choose */
     int uffd_ok;    /* the uffd backend works here: 1, not: -1, not tried yet: 0 */
     int debug;      /* POWERCUT_DEBUG: one line on stderr per tracked mapping */
@@ -343,14 +346,18 @@ static void read_env(void)
     }
     /* The trace is created when this process claims the tracked files (claim()). */
     if ((v = getenv("POWERCUT_TRACE")) && *v) S.trace_path = strdup(v);
-    S.mmap_sync = 0;
+    S.mmap_sync = S.mmap_lazy = 0;
     S.mmap_force = 0;
     if ((v = getenv("POWERCUT_MMAP")) && *v) {
         if (!strcmp(v, "sync")) S.mmap_sync = 1;
+        else if (!strcmp(v, "lazy")) S.mmap_sync = S.mmap_lazy = 1;
         else if (!strcmp(v, "mprotect")) S.mmap_force = WT_MPROTECT;
         else if (!strcmp(v, "uffd")) S.mmap_force = WT_UFFD;
         else if (strcmp(v, "track")) die("POWERCUT_MMAP", v);
     }
+    /* lazy learns the stores no sync covered only at the cut: a trace, which must know them
+     * at every step for the images of every step, would silently lack them. */
+    if (S.mmap_lazy && S.trace_path) die("POWERCUT_MMAP (lazy cannot record a trace)", v);
     S.debug = (v = getenv("POWERCUT_DEBUG")) && *v && strcmp(v, "0");
     /* Record-only runs keep no model (the trace reader rebuilds it); in sync mode they keep a
      * bare copy of the volatile content instead, to diff mappings against. */
@@ -947,45 +954,88 @@ static int volatile_copy(tfile *f, const uint8_t **vol, uint64_t *vlen)
     return 0;
 }
 
-static void capture_range(tmap *mp, uintptr_t lo, uintptr_t hi)
+/* Notes as writes the runs of chunks of [fo, fend) where cur (the file's bytes from fo on, as
+ * the process sees them now) differs from the model's volatile copy. fo is 64-byte aligned
+ * (mapping offsets are page-aligned). With a trace, chunks are 64 bytes: metadata updates of
+ * a few bytes cost a few bytes of trace. Without one, whole sectors (of 64 bytes to 4 KiB,
+ * a power of two; the model marks whole sectors dirty anyway, so the same ones): fewer
+ * compares. */
+static void diff_into_model(tfile *f, uint64_t fo, uint64_t fend, const uint8_t *cur)
 {
-    if (!mp->wshared) return;
-    tfile *f = &S.files[mp->file];
     const uint8_t *vol;
     uint64_t vlen;
     if (volatile_copy(f, &vol, &vlen)) return;
-    if (lo < mp->addr) lo = mp->addr;
-    if (hi > mp->addr + mp->len) hi = mp->addr + mp->len;
-    if (lo >= hi) return;
-    uint64_t fo = mp->off + (lo - mp->addr), fend = mp->off + (hi - mp->addr);
     if (fend > vlen) fend = vlen;
-    /* Compared in 64-byte chunks (mapping offsets are page-aligned, so chunks never straddle
-     * the mapping's start): metadata updates of a few bytes cost a few bytes of trace. The
-     * model still marks whole sectors dirty. */
-    const uint64_t chunk = 64;
-    fo &= ~(chunk - 1);
+    uint64_t chunk = 64;
+    if (!S.tw && S.sector >= 64 && 4096 % S.sector == 0 && fo % S.sector == 0) chunk = S.sector;
     uint64_t run = UINT64_MAX; /* start of the current run of differing chunks */
     for (uint64_t o = fo; o < fend; o += chunk) {
         uint64_t n = fend - o < chunk ? fend - o : chunk;
-        const uint8_t *mem = (const uint8_t *)(mp->addr + (o - mp->off));
-        int diff = memcmp(mem, vol + o, n) != 0;
+        const uint8_t *mem = cur + (o - fo);
+        /* Equal stretches (most of a file compared in full) go 4 KiB per memcmp. */
+        if (run == UINT64_MAX && fend - o >= 4096 && !memcmp(mem, vol + o, 4096)) {
+            o += 4096 - chunk;
+            continue;
+        }
+        int diff = n == 64 ? !chunk_eq(mem, vol + o) : memcmp(mem, vol + o, n) != 0;
         if (diff && run == UINT64_MAX) run = o;
         if (!diff && run != UINT64_MAX) {
-            note_write_src(f, run, (const void *)(mp->addr + (run - mp->off)), o - run, 1);
+            note_write_src(f, run, cur + (run - fo), o - run, 1);
             run = UINT64_MAX;
             volatile_copy(f, &vol, &vlen); /* the write may have moved it */
         }
     }
-    if (run != UINT64_MAX)
-        note_write_src(f, run, (const void *)(mp->addr + (run - mp->off)), fend - run, 1);
+    if (run != UINT64_MAX) note_write_src(f, run, cur + (run - fo), fend - run, 1);
 }
 
-/* Sync mode: every writable shared mapping of file index fi, in full (fsync, munmap). */
+static void capture_range(tmap *mp, uintptr_t lo, uintptr_t hi)
+{
+    if (!mp->wshared) return;
+    if (lo < mp->addr) lo = mp->addr;
+    if (hi > mp->addr + mp->len) hi = mp->addr + mp->len;
+    if (lo >= hi) return;
+    uint64_t fo = (mp->off + (lo - mp->addr)) & ~(uint64_t)63, fend = mp->off + (hi - mp->addr);
+    diff_into_model(&S.files[mp->file], fo, fend, (const uint8_t *)(mp->addr + (fo - mp->off)));
+}
+
+/* Lazy mode: the whole file, read through the shim's own descriptor. The page cache is the
+ * volatile state, so this sees every store made through any mapping, unmapped since or not,
+ * without faulting a page in: a cut and an fsync need nothing else, and munmap and mremap
+ * need no compare at all. Cost: the file size, at those steps only. */
+static void capture_content(tfile *f)
+{
+    static uint8_t buf[1 << 16];
+    const uint8_t *vol;
+    uint64_t vlen;
+    if (volatile_copy(f, &vol, &vlen)) return;
+    for (uint64_t o = 0; o < vlen;) {
+        uint64_t want = vlen - o < sizeof buf ? vlen - o : sizeof buf;
+        ssize_t r = pread(f->rfd, buf, want, (off_t)o);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return; /* shorter than the model knows: a hole reads as zeros there anyway */
+        diff_into_model(f, o, o + (uint64_t)r, buf);
+        o += (uint64_t)r;
+    }
+}
+
+/* Sync mode: every writable shared mapping of file index fi, in full (fsync, munmap); lazy
+ * mode: the file's content. */
 static void capture_file(size_t fi)
 {
     if (!S.mmap_sync) return;
+    if (S.mmap_lazy) {
+        capture_content(&S.files[fi]);
+        return;
+    }
     for (size_t i = 0; i < S.nmaps; i++)
         if (S.maps[i].file == fi) capture_range(&S.maps[i], S.maps[i].addr, S.maps[i].addr + S.maps[i].len);
+}
+
+/* Lazy mode, at a cut: every tracked file's content, so that the model knows every store
+ * made before the cut, as write tracking would have noted it (see the top comment). */
+static void capture_all(void)
+{
+    for (size_t i = 0; i < S.nfiles; i++) capture_content(&S.files[i]);
 }
 
 /* The first backend of a new tracked mapping: uffd when forced and the kernel offers it,
@@ -1033,7 +1083,7 @@ static int add_map(uintptr_t addr, size_t len, uint32_t file, uint64_t off, int 
             mprotect((void *)addr, mp.len, prot & ~PROT_WRITE);
         }
     }
-    if (mp.wshared) debug_map(&mp, mp.wt == WT_UFFD ? "uffd" : mp.wt == WT_MPROTECT ? "mprotect" : "sync");
+    if (mp.wshared) debug_map(&mp, mp.wt == WT_UFFD ? "uffd" : mp.wt == WT_MPROTECT ? "mprotect" : S.mmap_lazy ? "lazy" : "sync");
     S.maps[S.nmaps++] = mp; /* published last: the handler may scan the table at any time */
     return 0;
 }
@@ -1102,6 +1152,7 @@ static int step_open(int call, uint32_t file_id, uint64_t off, uint64_t len, int
             }
         }
     }
+    if (go == GO_CUT && S.mmap_lazy) capture_all();
     /* A short transfer is a write's way to fail half-way; other calls are interrupted. */
     if (go == GO_SHORT && call != PC_CALL_WRITE && call != PC_CALL_PWRITE && call != PC_CALL_WRITEV &&
         call != PC_CALL_PWRITEV) {
@@ -1228,6 +1279,17 @@ static void cut_to_files(void)
     _exit(failed ? 98 : 99);
 }
 
+/* Stops following stores: the program keeps its mappings, writable and unregistered. */
+static void untrack_maps(void)
+{
+    for (size_t i = 0; i < S.nmaps; i++) {
+        if (S.maps[i].wt == WT_MPROTECT) mprotect((void *)S.maps[i].addr, S.maps[i].len, S.maps[i].prot);
+        if (S.maps[i].wt == WT_UFFD) pc__uffd_unregister(S.maps[i].addr, S.maps[i].len);
+        S.maps[i].wt = WT_NONE;
+    }
+    while (S.nopen) close_open(S.nopen - 1, 0);
+}
+
 /* In-process cut: the images are built under the lock, kept in S.cut_imgs (freed by the next
  * reset, since the callback may longjmp away), and handed to the callback after everything
  * is released. The shim then passes every call through until pc_shim_reset. */
@@ -1248,11 +1310,25 @@ static int cut_and_unlock(void)
     pc_image_cb cb = S.cb;
     void *ctx = S.cbctx;
     size_t n = S.ncut;
+    int goes_on = S.cut_goes_on;
+    if (goes_on) untrack_maps();
     pthread_mutex_unlock(&lock);
     busy--;
     for (size_t i = 0; i < n; i++) cb(ctx, S.files[i].path, S.cut_imgs[i], S.cut_lens[i]);
-    return ECANCELED;
+    return goes_on ? 0 : ECANCELED;
 }
+
+/* The end of an interposed call cut in-process: it fails with ECANCELED, or (after
+ * pc_shim_set_after_cut(PC_AFTER_CUT_CONTINUE)) it is made for real, as every later call. */
+#define CUT_RETURN(fail, real_call)          \
+    do {                                     \
+        int e_ = cut_and_unlock();           \
+        if (e_) {                            \
+            errno = e_;                      \
+            return (fail);                   \
+        }                                    \
+        return (real_call);                  \
+    } while (0)
 
 #define BEGIN_STEP() do { busy++; pthread_mutex_lock(&lock); } while (0)
 #define END_STEP() do { pthread_mutex_unlock(&lock); busy--; } while (0)
@@ -1311,9 +1387,7 @@ static ssize_t do_write(int call, int fd, const struct iovec *iov, int n, int64_
     if (go == GO_CUT) {
         note_iov(f, off, iov, n, total);
         if (sync) note_sync(f, off, total);
-        int e = cut_and_unlock();
-        errno = e;
-        return -1;
+        CUT_RETURN(-1, real(fd, iov, n, pos));
     }
     if (go == GO_SHORT && total < 2) { /* nothing shorter to return: interrupted */
         go = GO_ERROR;
@@ -1436,8 +1510,7 @@ static int do_ftruncate(int fd, off_t len, int (*real)(int, off_t))
     int err, go = step_open(PC_CALL_FTRUNCATE, f->id, (uint64_t)len, 0, &err);
     if (go == GO_CUT) {
         note_truncate(f, (uint64_t)len);
-        errno = cut_and_unlock();
-        return -1;
+        CUT_RETURN(-1, real(fd, len));
     }
     if (go == GO_ERROR) {
         step_close();
@@ -1502,6 +1575,7 @@ static int do_fallocate(int call, int fd, int mode, off_t off, off_t len,
         uint64_t end = (uint64_t)off + (uint64_t)len;
         if (!(mode & FALLOC_FL_KEEP_SIZE) && end > f->size) note_truncate(f, end);
         int e = cut_and_unlock();
+        if (!e) return preal ? preal(fd, off, len) : real(fd, mode, off, len);
         if (preal) return e;
         errno = e;
         return -1;
@@ -1556,8 +1630,7 @@ static int do_fsync(int call, int fd, int (*real)(int))
     capture_file((size_t)(f - S.files)); /* sync mode: the mapped stores this fsync covers */
     if (go == GO_CUT) {
         note_sync(f, 0, UINT64_MAX);
-        errno = cut_and_unlock();
-        return -1;
+        CUT_RETURN(-1, real(fd));
     }
     if (go == GO_ERROR) {
         if (err == EIO) note_lose(f, 0, UINT64_MAX);
@@ -1596,10 +1669,7 @@ PC_EXPORT int sync_file_range(int fd, off_t off, off_t n, unsigned int flags)
     /* guarantees nothing about durability: a step without effect */
     BEGIN_STEP();
     int err, go = step_open(PC_CALL_SYNC_FILE_RANGE, f->id, (uint64_t)off, (uint64_t)n, &err);
-    if (go == GO_CUT) {
-        errno = cut_and_unlock();
-        return -1;
-    }
+    if (go == GO_CUT) CUT_RETURN(-1, real_sync_file_range(fd, off, n, flags));
     int r = go == GO_ERROR ? -1 : real_sync_file_range(fd, off, n, flags);
     int saved = go == GO_ERROR ? err : errno;
     step_close();
@@ -1643,10 +1713,7 @@ PC_EXPORT int msync(void *addr, size_t len, int flags)
         if (durable) note_sync(f, mp->off + (lo - mp->addr), hi - lo);
         else note_lose(f, mp->off + (lo - mp->addr), hi - lo);
     }
-    if (go == GO_CUT) {
-        errno = cut_and_unlock();
-        return -1;
-    }
+    if (go == GO_CUT) CUT_RETURN(-1, real_msync(addr, len, flags));
     step_close();
     END_STEP();
     if (go == GO_ERROR) {
@@ -1825,7 +1892,7 @@ PC_EXPORT int munmap(void *addr, size_t len)
     busy++;
     pthread_mutex_lock(&lock);
     harvest_all(); /* stores made before the unmap are volatile changes still to be recorded */
-    for (size_t i = 0; S.mmap_sync && i < S.nmaps; i++)
+    for (size_t i = 0; S.mmap_sync && !S.mmap_lazy && i < S.nmaps; i++) /* lazy: the file keeps them */
         capture_range(&S.maps[i], (uintptr_t)addr, (uintptr_t)addr + len);
     int r = real_munmap(addr, len);
     int saved = errno;
@@ -1851,7 +1918,7 @@ PC_EXPORT void *mremap(void *old, size_t oldlen, size_t newlen, int flags, ...)
     busy++;
     pthread_mutex_lock(&lock);
     harvest_all();
-    for (size_t i = 0; S.mmap_sync && i < S.nmaps; i++)
+    for (size_t i = 0; S.mmap_sync && !S.mmap_lazy && i < S.nmaps; i++) /* lazy: the file keeps them */
         capture_range(&S.maps[i], (uintptr_t)old, (uintptr_t)old + oldlen);
     tmap src;
     memset(&src, 0, sizeof src);
@@ -1953,12 +2020,7 @@ PC_EXPORT int pc_shim_reset(void)
     ENSURE();
     busy++;
     pthread_mutex_lock(&lock);
-    /* the program keeps its mappings: leave them writable and unregistered */
-    for (size_t i = 0; i < S.nmaps; i++) {
-        if (S.maps[i].wt == WT_MPROTECT) mprotect((void *)S.maps[i].addr, S.maps[i].len, S.maps[i].prot);
-        if (S.maps[i].wt == WT_UFFD) pc__uffd_unregister(S.maps[i].addr, S.maps[i].len);
-    }
-    while (S.nopen) close_open(S.nopen - 1, 0);
+    untrack_maps();
     while (S.nmaps) drop_map(S.nmaps - 1);
     pc__uffd_close(); /* reopened by the next mapping: the environment may choose otherwise */
     S.uffd_ok = 0;
@@ -2014,6 +2076,16 @@ PC_EXPORT int pc_shim_set_image_cb(pc_image_cb cb, void *ctx)
     if (cb && !S.m && pc_model_new(S.sector ? S.sector : 512, &S.m)) rc = PC_ENOMEM;
     pthread_mutex_unlock(&lock);
     return rc;
+}
+
+PC_EXPORT int pc_shim_set_after_cut(int mode)
+{
+    if (mode != PC_AFTER_CUT_FAIL && mode != PC_AFTER_CUT_CONTINUE) return PC_EINVAL;
+    ENSURE();
+    pthread_mutex_lock(&lock);
+    S.cut_goes_on = mode == PC_AFTER_CUT_CONTINUE;
+    pthread_mutex_unlock(&lock);
+    return PC_OK;
 }
 
 PC_EXPORT int pc_shim_set_cut(uint64_t step, const pc_crash *crash)

@@ -36,30 +36,46 @@ static uint64_t max_file = MAX_FILE;
  * Steps, counted without the shim. The shim numbers as steps the calls that touch the tracked
  * file (msync of its mapping, fallocate, ftruncate, fsync, pwrite, ...). The fuzzer is linked
  * with -Wl,--wrap for each of them (fuzz.mk), so it counts them itself, as the shim would, in
- * a run without the shim too (pass-through calls cost nothing extra). That run alone then
- * tells
- *  - whether the scheduled cut falls in the case at all: if not, it is the only run (the
- *    costly run under the shim, whose write tracking takes a fault per page, is not needed);
- *  - which operation is in flight at the cut, so that this run, which gives the model states,
- *    stops after it: the first step past it fails (EIO), the workload stops at its error.
- * Every run under the shim checks the count: at the cut, this counter must say the cut step,
- * and name the operation the model run named (else fuzz_ops aborts, saying so).
+ * a run without the shim too (pass-through calls cost nothing extra). The count tells
+ *  - which operation is in flight at the cut, so that the run, which also gives the model
+ *    states, stops after it: the first step past it fails (EIO), the workload stops at its
+ *    error;
+ *  - whether the shim agrees: at the cut, this counter must say the cut step (else fuzz_ops
+ *    aborts, saying so).
  */
 typedef struct step_count {
   int on;              /* counting: during the runs of the case only */
+  int keep;            /* counting goes on after the cut (the fast run) */
   uint64_t n;          /* steps so far, numbered as in a run that creates the file */
   uint64_t want;       /* note the operation in flight at this step (0: none) */
   uint64_t want_op;    /* its marker, once reached (0: not yet) */
-  int stop;            /* the model run: fail every step of the operations after want_op */
-  int capped;          /* the model run: a file past max_file before want_op fails the step */
+  int stop;            /* fail every step of the operations after want_op */
+  int capped;          /* a file past max_file before want_op fails the step */
   int failing, too_big;
 } step_count;
 static step_count steps;
 
+/* Whether fd is the tracked file: one fstat when it is (the file's identity is kept for the
+ * run: every step asks), a stat of the path besides when it is not (or no longer). */
+static struct {
+  int valid;
+  dev_t dev;
+  ino_t ino;
+} known;
+
 static int is_file(int fd) {
   struct stat a, b;
-  return fstat(fd, &a) == 0 && S_ISREG(a.st_mode) && stat(file, &b) == 0 && a.st_dev == b.st_dev &&
-         a.st_ino == b.st_ino;
+  if (fstat(fd, &a) != 0 || !S_ISREG(a.st_mode)) return 0;
+  if (known.valid && a.st_dev == known.dev && a.st_ino == known.ino) return 1;
+  if (stat(file, &b) != 0) return 0;
+  known.valid = 1, known.dev = b.st_dev, known.ino = b.st_ino;
+  return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+/* Counting starts over (a run begins; the file may be another). */
+static void count_from(step_count from) {
+  steps = from;
+  known.valid = 0;
 }
 
 /* One step of the tracked file, which makes it `end` bytes long at least; nonzero when the call
@@ -117,13 +133,15 @@ void __wrap_pc_mark(int kind, uint64_t op, const char *label) {
 }
 
 /* The crash image goes straight to the image file. The shim calls this at the cut, inside
- * the interrupted call, which then fails with ECANCELED: the workload stops at its first
- * error and cleans up after itself, so nothing leaks (no longjmp out of the pager). */
+ * the interrupted call, which then goes on as if nothing happened (the fast run: the same
+ * run gives the model states), or fails with ECANCELED (the self-check's slow run): the
+ * workload then stops at its first error and cleans up after itself, so nothing leaks (no
+ * longjmp out of the pager). */
 static void on_image(void *ctx, const char *name, const uint8_t *img, uint64_t len) {
   (void)ctx;
   if (strcmp(name, file) != 0) return;
   cut_count = steps.n;
-  steps.on = 0; /* the rest of this run is cleanup */
+  if (!steps.keep) steps.on = 0; /* the rest of this run is cleanup */
   int fd = open(image, O_WRONLY | O_CREAT, 0644);
   int ok = fd >= 0 && pwrite(fd, img, len, 0) == (ssize_t)len && ftruncate(fd, (off_t)len) == 0;
   if (fd >= 0) close(fd);
@@ -136,12 +154,12 @@ static void on_image(void *ctx, const char *name, const uint8_t *img, uint64_t l
 }
 
 /* A freshly created file, per page size: its bytes and the create's steps. A run whose cut
- * falls after the create starts from a copy of it instead of creating the file (the create
- * allocates, syncs twice and fsyncs the directory, under the shim's tracking too). The create
- * leaves every byte durable, so the shim, taking the copy as durable when it opens it, models
- * the same file (FUZZ_SELFCHECK=1 compares the images). Steps keep the numbering of a run
- * that creates (the shim's cut step is shifted by the create's steps), so that a finding
- * replays with `crashcheck replay` as it is. The model run always starts from the copy. */
+ * falls after the create (or without a cut) starts from a copy of it instead of creating the
+ * file (the create allocates, syncs twice and fsyncs the directory). The create leaves every
+ * byte durable, so the shim, taking the copy as durable when it opens it, models the same file
+ * (FUZZ_SELFCHECK=1 compares the images). Steps keep the numbering of a run that creates (the
+ * shim's cut step is shifted by the create's steps), so that a finding replays with
+ * `crashcheck replay` as it is. */
 typedef struct tmpl {
   uint8_t *bytes;
   size_t len;
@@ -154,7 +172,7 @@ static const tmpl *template_for(uint32_t ps) {
   if (t->bytes) return t;
   mp_pager *p;
   unlink(file);
-  steps = (step_count){.on = 1};
+  count_from((step_count){.on = 1});
   int rc = mp_create(file, ps, &p);
   steps.on = 0;
   if (rc == MP_OK) mp_close(p);
@@ -172,9 +190,11 @@ static const tmpl *template_for(uint32_t ps) {
   return t;
 }
 
+/* Over the last run's file, not truncated first: tmpfs frees the pages a truncate drops and
+ * allocates them again as the copy is written, which costs more than the copy. */
 static void put_template(const tmpl *t) {
-  int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  int ok = fd >= 0 && pwrite(fd, t->bytes, t->len, 0) == (ssize_t)t->len;
+  int fd = open(file, O_WRONLY | O_CREAT, 0644);
+  int ok = fd >= 0 && pwrite(fd, t->bytes, t->len, 0) == (ssize_t)t->len && ftruncate(fd, (off_t)t->len) == 0;
   if (fd >= 0) close(fd);
   if (!ok) {
     fprintf(stderr, "fuzz_ops: cannot write %s: %s\n", file, strerror(errno));
@@ -206,7 +226,7 @@ static void make_dir(void) {
   abort();
 }
 
-static void shim(int on, const cc_case *c, uint64_t step, const pc_crash *crash);
+static void shim(int on, const cc_case *c, uint64_t step, const pc_crash *crash, const char *mmap, int after_cut);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* One input cut under the shim before the first real one, for the same reason: the shim's and
@@ -238,7 +258,7 @@ static void setup(void) {
   r7 = getenv("FUZZ_R7") && *getenv("FUZZ_R7") == '1';
   if (getenv("FUZZ_MAX_FILE") && *getenv("FUZZ_MAX_FILE")) max_file = strtoull(getenv("FUZZ_MAX_FILE"), NULL, 0);
   atexit(cleanup);
-  shim(0, NULL, 0, NULL); /* off between runs */
+  shim(0, NULL, 0, NULL, "track", PC_AFTER_CUT_FAIL); /* off between runs */
   /* The shim's model keeps two copies of the file and builds the crash image, the pager's
    * file grows by doubling: megabytes malloc'ed and freed per input, which glibc would hand
    * back to the kernel (trim, munmap) and fault in again, page by page, on the next input.
@@ -259,23 +279,25 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   return 0;
 }
 
-/* Tracking on (the shim follows `file`, with the case's sector size) or off (every call passes
- * straight through, and no SIGSEGV-driven store tracking slows the model run down). The shim
- * lets only the process that claimed the file first (POWERCUT_OWNER) track it: this one, even
- * when it is a child forked after setup() ran a case under the shim (afl-fuzz's fork server). */
-static void shim(int on, const cc_case *c, uint64_t step, const pc_crash *crash) {
+/* Tracking on (the shim follows `file`, with the case's sector size, finding mapping stores
+ * the `mmap` way, its cut going on or not) or off (every call passes straight through). The
+ * shim lets only the process that claimed the file first (POWERCUT_OWNER) track it: this
+ * one, even when it is a child forked after setup() ran a case under the shim (afl-fuzz's
+ * fork server). */
+static void shim(int on, const cc_case *c, uint64_t step, const pc_crash *crash, const char *mmap, int after_cut) {
   unsetenv("POWERCUT_OWNER");
   if (on) {
     char sector[16];
     snprintf(sector, sizeof sector, "%u", c->sector);
     setenv("POWERCUT_FILE", file, 1);
     setenv("POWERCUT_SECTOR", sector, 1);
+    setenv("POWERCUT_MMAP", mmap, 1);
   } else {
     unsetenv("POWERCUT_FILE");
   }
   pc_crash none = {0};
   if (pc_shim_set_cut(step, crash ? crash : &none) != PC_OK || pc_shim_set_image_cb(on ? on_image : NULL, NULL) != PC_OK ||
-      pc_shim_reset() != PC_OK) {
+      pc_shim_set_after_cut(after_cut) != PC_OK || pc_shim_reset() != PC_OK) {
     fprintf(stderr, "fuzz_ops: cannot set the shim up\n");
     abort();
   }
@@ -289,33 +311,45 @@ static void run_ok(int rc, cc_run *run) {
   abort();
 }
 
-/* The run without the shim that gives the model states, from a copy of a created file, counting
- * steps: with `want`, it notes the operation in flight at that step and stops after it. */
-static int model_run(const cc_case *c, uint64_t want, cc_run *run) {
+/*
+ * The fast run: the case, checked against the model as it goes, from a copy of a created file
+ * unless the cut falls in the create, counting steps. Without a cut (step 0) the shim stays
+ * off. With one, the run is under the shim:
+ *  - POWERCUT_MMAP=lazy: no write tracking (no page faults, no mprotect); every mapping is
+ *    compared with the model at the cut instead, which gives the image write tracking would
+ *    (faults/README.md; FUZZ_SELFCHECK=1 compares the two);
+ *  - the cut call goes on (PC_AFTER_CUT_CONTINUE): the image lands in `image`, and the run
+ *    continues to the end of the operation in flight, whose states the checker needs; the
+ *    first step past it fails (EIO), the workload stops at its error.
+ * Returns the runner's result; the cut, if any, set cut_seen.
+ */
+static int fast_run(const cc_case *c, uint64_t step, const pc_crash *crash, cc_run *run) {
   const tmpl *t = template_for(c->page_size);
-  put_template(t);
-  steps = (step_count){.on = 1, .n = t->steps, .want = want, .stop = want != 0, .capped = 1};
-  if (want && want <= t->steps) steps.want_op = cc_marker(0); /* in the create */
-  int rc = cc_run_case_on(c, file, run);
-  steps.on = 0;
-  return rc;
-}
-
-/* The run under the shim, cut at `step` (numbered as in a run that creates the file): from a
- * copy of a created file when the cut falls after the create. The crash image lands in
- * `image`; returns whether the cut happened. */
-static int cut_run(const cc_case *c, uint64_t step, const pc_crash *crash, int from_template) {
-  const tmpl *t = template_for(c->page_size);
-  from_template = from_template && step > t->steps;
+  int from_template = !step || step > t->steps;
   if (from_template) put_template(t);
   cut_seen = 0;
   cur_op = cut_op = cut_count = 0;
-  shim(1, c, from_template ? step - t->steps : step, crash);
-  steps = (step_count){.on = 1, .n = from_template ? t->steps : 0};
-  cc_run run; /* fails at the cut, by design; the model run checked the operations */
-  cc_run_case_unchecked(c, file, from_template, &run);
+  if (step) shim(1, c, from_template ? step - t->steps : step, crash, "lazy", PC_AFTER_CUT_CONTINUE);
+  count_from((step_count){.on = 1, .keep = 1, .n = from_template ? t->steps : 0, .want = step, .stop = step != 0,
+                       .capped = 1});
+  int rc = from_template ? cc_run_case_on(c, file, run) : cc_run_case(c, file, run);
   steps.on = 0;
-  shim(0, c, 0, NULL);
+  if (step) shim(0, c, 0, NULL, "lazy", PC_AFTER_CUT_FAIL);
+  return rc;
+}
+
+/* The slow run (FUZZ_SELFCHECK=1): the cut the way `crashcheck replay` makes it, creating the
+ * file, under write tracking, the cut call failing. Returns whether the cut happened; the
+ * image lands in `image`. */
+static int slow_run(const cc_case *c, uint64_t step, const pc_crash *crash) {
+  cut_seen = 0;
+  cur_op = cut_op = cut_count = 0;
+  shim(1, c, step, crash, "track", PC_AFTER_CUT_FAIL);
+  count_from((step_count){.on = 1});
+  cc_run run; /* fails at the cut, by design; the fast run checked the operations */
+  cc_run_case_unchecked(c, file, false, &run);
+  steps.on = 0;
+  shim(0, c, 0, NULL, "track", PC_AFTER_CUT_FAIL);
   cc_run_free(&run);
   return cut_seen;
 }
@@ -325,22 +359,23 @@ static void internal(const char *what, uint64_t step, const char *spec) {
   abort();
 }
 
-/* FUZZ_SELFCHECK=1: what the fast paths assume, checked against the slow ones. */
+/* FUZZ_SELFCHECK=1, a case with fewer steps than its cut: the shim counts as many. */
 static void check_no_cut(const cc_case *c, uint64_t total, uint64_t step, const char *spec, const pc_crash *crash) {
-  shim(1, c, 0, crash);
-  steps = (step_count){.on = 1};
+  shim(1, c, 0, crash, "track", PC_AFTER_CUT_FAIL);
+  count_from((step_count){.on = 1});
   cc_run run;
   cc_run_case(c, file, &run);
   steps.on = 0;
   pc_stats st;
   pc_shim_stats(&st);
-  shim(0, c, 0, NULL);
+  shim(0, c, 0, NULL, "track", PC_AFTER_CUT_FAIL);
   cc_run_free(&run);
   if (st.steps != total || steps.n != total) internal("the run under the shim has another number of steps", step, spec);
   if (step <= total) internal("the cut step is within the run", step, spec);
 }
 
-static void check_template_image(const cc_case *c, uint64_t step, const char *spec, const pc_crash *crash) {
+/* FUZZ_SELFCHECK=1, a cut: the fast run's image is the slow run's, byte for byte. */
+static void check_fast_image(const cc_case *c, uint64_t step, const char *spec, const pc_crash *crash) {
   int fd = open(image, O_RDONLY);
   struct stat st;
   uint8_t *fast = fd >= 0 && fstat(fd, &st) == 0 ? malloc((size_t)st.st_size + 1) : NULL;
@@ -348,7 +383,8 @@ static void check_template_image(const cc_case *c, uint64_t step, const char *sp
   if (!fast || pread(fd, fast, len, 0) != (ssize_t)len) internal("cannot read the image back", step, spec);
   close(fd);
   uint64_t op = cut_op;
-  if (!cut_run(c, step, crash, 0) || cut_op != op) internal("the run that creates the file cuts elsewhere", step, spec);
+  if (!slow_run(c, step, crash) || cut_op != op) internal("the slow run cuts elsewhere", step, spec);
+  if (cut_count != step) internal("the shim counts steps otherwise in the slow run", step, spec);
   fd = open(image, O_RDONLY);
   uint8_t *slow = malloc(len + 1);
   int same = fd >= 0 && fstat(fd, &st) == 0 && (size_t)st.st_size == len && slow &&
@@ -356,7 +392,10 @@ static void check_template_image(const cc_case *c, uint64_t step, const char *sp
   if (fd >= 0) close(fd);
   free(fast);
   free(slow);
-  if (!same) internal("the image of a run from a copy of a created file differs from a creating run's", step, spec);
+  if (!same)
+    internal("the image of the fast run (a copy of a created file, POWERCUT_MMAP=lazy, going on after the cut) differs "
+             "from a creating run's under write tracking",
+             step, spec);
 }
 
 /* FUZZ_R7=1: R7 without its second cut: the recovered file (the image, after the checker's
@@ -401,10 +440,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
   }
 
-  /* The run without the shim: the model states, and the operation in flight at the cut. A run
-   * that disagrees with the model before that operation has ended is a finding by itself. */
+  /* One run: the model states, the operation in flight at the cut, and the crash image. A
+   * run that disagrees with the model before that operation has ended is a finding by itself. */
   cc_run run;
-  int rc = model_run(&c, step, &run);
+  int rc = fast_run(&c, step, &crash, &run);
   if (steps.too_big) {
     if (verbose) fprintf(stderr, "fuzz_ops: skipped: the file grows past %llu bytes\n", (unsigned long long)max_file);
     cc_run_free(&run);
@@ -414,6 +453,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* No cut scheduled, or fewer steps than the cut (replay calls this clean too): the run
      * went to its end, and is the model check. */
     if (step && verbose) fprintf(stderr, "fuzz_ops: no cut: fewer than %llu steps\n", (unsigned long long)step);
+    if (cut_seen) internal("the shim cut a run shorter than the cut step", step, spec);
     run_ok(rc, &run);
     if (step && selfcheck) check_no_cut(&c, steps.n, step, spec, &crash);
     cc_run_free(&run);
@@ -421,12 +461,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   size_t index = (size_t)steps.want_op - 1; /* the operation in flight, 0 for the create */
   if (index >= run.nstates) run_ok(rc == CC_OK ? CC_EINVAL : rc, &run);
-  uint64_t want_op = steps.want_op;
-
-  /* The run under the shim, cut at the scheduled step, where the model run said. */
-  if (!cut_run(&c, step, &crash, 1)) internal("no cut under the shim", step, spec);
-  if (cut_count != step || cut_op != want_op) internal("the shim counts steps otherwise", step, spec);
-  if (selfcheck && step > template_for(c.page_size)->steps) check_template_image(&c, step, spec, &crash);
+  if (!cut_seen) internal("no cut under the shim", step, spec);
+  if (cut_count != step || cut_op != steps.want_op) internal("the shim counts steps otherwise", step, spec);
+  if (selfcheck) check_fast_image(&c, step, spec, &crash);
 
   /* The checker of crashcheck, on the states before and after the operation in flight. */
   const cc_state *before = index ? &run.states[index - 1] : NULL, *after = &run.states[index];

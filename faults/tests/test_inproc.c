@@ -22,6 +22,7 @@ static jmp_buf back;
 static uint8_t *got;
 static uint64_t got_len;
 static int calls;
+static int stay; /* the callback returns (PC_AFTER_CUT_CONTINUE) instead of jumping out */
 
 static void on_image(void *ctx, const char *name, const uint8_t *img, uint64_t len)
 {
@@ -32,7 +33,7 @@ static void on_image(void *ctx, const char *name, const uint8_t *img, uint64_t l
     memcpy(got, img, len);
     got_len = len;
     calls++;
-    longjmp(back, 1); /* abandon the run, as a fuzzer does */
+    if (!stay) longjmp(back, 1); /* abandon the run, as a fuzzer does */
 }
 
 /* A workload of 5 steps: write, fsync, 2 mapping stores each followed by msync, write. */
@@ -193,6 +194,54 @@ static void test_backends_and_reset(void **st)
     got = NULL;
 }
 
+/* PC_AFTER_CUT_CONTINUE: the cut call succeeds and the workload (which asserts every call)
+ * runs to its end, leaving the file a run without the shim leaves, after one image: the
+ * image a failing cut gives, under every backend, lazy included. */
+static void test_cut_then_continue(void **st)
+{
+    (void)st;
+    static const char *const backends[] = {"mprotect", "uffd", "track", "lazy"};
+    static const char *const specs[] = {"none:all", "all:random:3", "prefix:1"};
+    assert_int_equal(pc_shim_set_image_cb(on_image, NULL), PC_OK);
+    assert_int_equal(pc_shim_set_after_cut(7), PC_EINVAL);
+    for (size_t b = 0; b < 4; b++)
+        for (uint64_t k = 1; k <= 5; k++)
+            for (size_t i = 0; i < 3; i++) {
+                setenv("POWERCUT_MMAP", backends[b], 1);
+                assert_int_equal(run_cut(k, specs[i]), 1);
+                uint8_t *failed = got;
+                uint64_t failed_len = got_len;
+                got = NULL;
+                assert_int_equal(pc_shim_set_after_cut(PC_AFTER_CUT_CONTINUE), PC_OK);
+                stay = 1;
+                assert_int_equal(run_cut(k, specs[i]), 0); /* ran to its end */
+                stay = 0;
+                assert_int_equal(pc_shim_set_after_cut(PC_AFTER_CUT_FAIL), PC_OK);
+                assert_int_equal(calls, 1);
+                pc_stats s;
+                assert_int_equal(pc_shim_stats(&s), PC_OK);
+                assert_int_equal(s.steps, k); /* nothing followed after the cut */
+                if (got_len != failed_len || memcmp(got, failed, got_len))
+                    fail_msg("%s, step %llu %s: the image differs from a failing cut's", backends[b],
+                             (unsigned long long)k, specs[i]);
+                free(failed);
+                uint8_t end[2048];
+                int fd = open(file, O_RDONLY);
+                assert_int_equal(pread(fd, end, sizeof end, 0), (ssize_t)sizeof end);
+                close(fd);
+                for (size_t j = 0; j < sizeof end; j++) {
+                    int want = j < 100 ? 'd' : j < 512 ? 'b' : j >= 1024 && j < 1536 ? 'c' : 'a';
+                    if (end[j] != want) fail_msg("%s, step %llu: byte %zu of the file is %c", backends[b],
+                                                 (unsigned long long)k, j, end[j]);
+                }
+            }
+    unsetenv("POWERCUT_MMAP");
+    assert_int_equal(pc_shim_set_cut(0, NULL), PC_OK);
+    assert_int_equal(pc_shim_reset(), PC_OK);
+    free(got);
+    got = NULL;
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/pcinproc.XXXXXX");
@@ -205,6 +254,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cuts_in_memory),
         cmocka_unit_test(test_backends_and_reset),
+        cmocka_unit_test(test_cut_then_continue),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     unlink(file);
