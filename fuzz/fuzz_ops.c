@@ -142,8 +142,10 @@ static void on_image(void *ctx, const char *name, const uint8_t *img, uint64_t l
   if (strcmp(name, file) != 0) return;
   cut_count = steps.n;
   if (!steps.keep) steps.on = 0; /* the rest of this run is cleanup */
+  /* Over the last image (tmpfs keeps its pages), and past the step counting wrappers: the
+   * image is no step of the workload. */
   int fd = open(image, O_WRONLY | O_CREAT, 0644);
-  int ok = fd >= 0 && pwrite(fd, img, len, 0) == (ssize_t)len && ftruncate(fd, (off_t)len) == 0;
+  int ok = fd >= 0 && __real_pwrite64(fd, img, len, 0) == (ssize_t)len && __real_ftruncate64(fd, (off_t)len) == 0;
   if (fd >= 0) close(fd);
   if (!ok) {
     fprintf(stderr, "fuzz_ops: cannot write the crash image %s: %s\n", image, strerror(errno));
