@@ -85,3 +85,11 @@ triage: fuzz-build
 fuzz/tests/e2e_fuzz_smoke.sh: $(FUZZ_REPLAYERS) $(FUZZ_AFL)
 CHECK_SCRIPTS += fuzz/tests/e2e_fuzz_smoke.sh
 CLEAN_EXTRA   += fuzz/out
+
+# (d) The benchmark's replayer: the optimised objects (rel), no instrumentation, no sanitizers.
+$(BUILD)/rel/fuzz/%.o: EXTRA_CFLAGS += $(FUZZ_INCLUDES)
+$(BUILD)/rel/fuzz/fuzz_ops: $(BUILD)/rel/fuzz/fuzz_ops.o $(BUILD)/rel/fuzz/replay_main.o \
+    $(FUZZ_HARNESS:%.c=$(BUILD)/rel/%.o) $(FUZZ_SHIM:%.c=$(BUILD)/rel/%.o) $(BUILD)/lib/libmappedpages.a
+	$(CC) -o $@ $^ $(FUZZ_ops_LIBS)
+BENCH_BINS += fuzz/bench/fuzz-bench
+bench: $(BUILD)/rel/fuzz/fuzz_ops
