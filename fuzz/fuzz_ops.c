@@ -79,7 +79,7 @@ static void count_from(step_count from) {
 }
 
 /* One step of the tracked file, which makes it `end` bytes long at least; nonzero when the call
- * must fail instead (the model run is over). */
+ * must fail instead (the run is past the operation in flight, or the file too big). */
 static int step(uint64_t end) {
   if (steps.failing) return 1;
   if (steps.capped && !steps.want_op && max_file && end > max_file) return steps.too_big = steps.failing = 1;
