@@ -42,6 +42,8 @@ cmp -s data.crash expect || fail "O_DSYNC writes"
 rc=0; run_dd "POWERCUT_TRACE=$T/dd.trace" conv=notrunc,fsync || rc=$?
 [ "$rc" = 0 ] || fail "record exit $rc"
 "$B/bin/pc-trace" dd.trace | grep -q "fsync" || fail "pc-trace listing"
+"$B/bin/pc-trace" --help | grep -q "POWERCUT_MMAP=track|uffd|mprotect|sync|lazy" || fail "pc-trace --help lists the shim's environment"
+if "$B/bin/pc-trace" 2>/dev/null; then fail "pc-trace without a trace succeeds"; fi
 for crash in all prefix:9 suffix:3 random:5 garbage:2:none:7; do
   "$B/bin/pc-trace" dd.trace image 5 "$crash" derived || fail "pc-trace image $crash"
   rc=0; run_dd "POWERCUT_CUT=5:$crash" conv=notrunc,fsync || rc=$?

@@ -7,13 +7,38 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const char usage_text[] =
+    "usage: pc-trace TRACE                                list the steps\n"
+    "       pc-trace TRACE image STEP CRASH OUT [FILE]    write a crash image\n"
+    "  CRASH is TEAR[:WRITEBACK[:SEED]] as in POWERCUT_CUT; FILE is a file id (default 0).\n"
+    "  Exit status: 0 done, 2 usage or unreadable trace.\n";
+
+/* The shim has no command line of its own: its environment is listed here (faults/README.md
+ * has the whole of it). */
+static const char shim_text[] =
+    "\n"
+    "Traces are recorded by libpowercut.so, preloaded into any program:\n"
+    "  LD_PRELOAD=build/lib/libpowercut.so POWERCUT_FILE=data POWERCUT_TRACE=t PROGRAM...\n"
+    "  POWERCUT_FILE=GLOB       the tracked file(s); unset: every call passes through\n"
+    "  POWERCUT_TRACE=PATH      record every step (POWERCUT_TRACE_MAPPED=1: survives kill -9)\n"
+    "  POWERCUT_CUT=STEP[:TEAR[:WRITEBACK[:SEED]]]\n"
+    "                           cut power in STEP: write the crash image, exit 99\n"
+    "  POWERCUT_IMAGE=PATH      where images go (default FILE.crash; a directory for a glob)\n"
+    "  POWERCUT_ERROR=STEP:ERRNO  the call of STEP fails (EIO, ENOSPC, a number, or short)\n"
+    "  POWERCUT_SECTOR=N        sector size (default 512)\n"
+    "  POWERCUT_MARK_FD=N       lines written to descriptor N mark operations\n"
+    "  POWERCUT_MMAP=track|uffd|mprotect|sync|lazy\n"
+    "                           how stores through mappings are found (default track:\n"
+    "                           exact; sync: at msync only; lazy: exact cuts, no trace)\n"
+    "  POWERCUT_CRASH=TEAR[:WRITEBACK[:SEED]]  the crash of a cut made by libfiu\n"
+    "  FIU_ENABLE, FIU_CTRL_FIFO  libfiu control of the points powercut/<call>\n"
+    "  POWERCUT_MODEL=1, POWERCUT_DEBUG=1  keep the live model; say each mapping's backend\n"
+    "  TEAR: none|all|prefix:N|suffix:N|random[:S]|garbage:N  WRITEBACK: none|all|random[:S]\n"
+    "  See faults/README.md.\n";
+
 static int usage(void)
 {
-    fprintf(stderr,
-            "usage: pc-trace TRACE                                list the steps\n"
-            "       pc-trace TRACE image STEP CRASH OUT [FILE]    write a crash image\n"
-            "  CRASH is TEAR[:WRITEBACK[:SEED]] as in POWERCUT_CUT; FILE is a file id (default 0).\n"
-            "  Exit status: 0 done, 2 usage or unreadable trace.\n");
+    fputs(usage_text, stderr);
     return 2;
 }
 
@@ -59,7 +84,12 @@ static int list(pc_trace *t)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) return usage();
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        fputs(usage_text, stdout);
+        fputs(shim_text, stdout);
+        return 0;
+    }
+    if (argc < 2) return usage();
     pc_trace *t;
     int rc = pc_trace_open(argv[1], &t);
     if (rc) {
