@@ -63,10 +63,13 @@ for v in tst asan; do
     "$BUILD/$v/fuzz/fuzz_image" fuzz/tests/data/image-current-meta-damaged
 done
 
-# The AFL++ builds (no sanitizers), in parallel: one per core.
+# The AFL++ builds (no sanitizers), in parallel: one per core. The targets print nothing
+# unless they fail, so their output is kept (AFL_DEBUG_CHILD): a crash's own words (a
+# violation, an internal check, glibc's) are in the log even if the input does not fail again
+# when replayed alone.
 pids=()
 for t in "${targets[@]}"; do
-  afl-fuzz -i "corpus/$t" -o "$work/out-$t" -x "fuzz/$t.dict" -V "$secs" -- "$BUILD/afl/$t" \
+  AFL_DEBUG_CHILD=1 afl-fuzz -i "corpus/$t" -o "$work/out-$t" -x "fuzz/$t.dict" -V "$secs" -- "$BUILD/afl/$t" \
     >"$work/afl-$t.log" 2>&1 &
   pids+=($!)
 done
@@ -84,9 +87,22 @@ for i in "${!targets[@]}"; do
        "crashes $crashes, hangs $hangs"
   if [ "${crashes:-0}" -gt 0 ]; then
     fail=1
+    # Kept (the work directory goes), and replayed by the fuzzing build itself too: a crash
+    # that depends on what ran before it in the same process may not replay alone.
+    keep="$BUILD/fuzz-smoke-crashes/$t"
+    mkdir -p "$keep"
+    cp "$work/afl-$t.log" "$keep/afl.log"
+    echo "FAIL: $t: what the target said (all of it in $keep/afl.log):"
+    grep -a "^$t: \|ERROR\|Assertion\|malloc\|free()\|corrupted\|stack smashing\|buffer overflow" "$work/afl-$t.log" |
+      sort | uniq -c | sort -rn | head -5
     for c in "$d"/crashes/id*; do
-      echo "FAIL: $t crash $(basename "$c"):"
-      "$BUILD/tst/fuzz/$t" "$c" 2>&1 | grep -v '^replay:' | head -3
+      cp "$c" "$keep/"
+      echo "FAIL: $t crash $(basename "$c") (kept in $keep):"
+      # (in a subshell whose stderr is dropped: bash's own "Aborted" notice is noise here)
+      ("$BUILD/tst/fuzz/$t" "$c" >"$work/replay.out" 2>&1; true) 2>/dev/null
+      grep -v '^replay:' "$work/replay.out" | head -3
+      ("$BUILD/afl/$t" "$c" >"$work/replay.out" 2>&1; true) 2>/dev/null
+      grep -v '^Reading\|^Execution\|^Running\|^continue' "$work/replay.out" | head -3
     done
   fi
 done
