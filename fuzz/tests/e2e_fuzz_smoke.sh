@@ -93,7 +93,7 @@ for i in "${!targets[@]}"; do
     mkdir -p "$keep"
     cp "$work/afl-$t.log" "$keep/afl.log"
     echo "FAIL: $t: what the target said (all of it in $keep/afl.log):"
-    grep -a "^$t: \|ERROR\|Assertion\|malloc\|free()\|corrupted\|stack smashing\|buffer overflow" "$work/afl-$t.log" |
+    grep -a "^$t: \|ERROR\|Assertion\|malloc\|free()\|corrupt\|stack smashing\|buffer overflow\|Fatal" "$work/afl-$t.log" |
       sort | uniq -c | sort -rn | head -5
     for c in "$d"/crashes/id*; do
       cp "$c" "$keep/"
