@@ -18,7 +18,8 @@ FUZZ_image_SRCS := $(PAGER_SRCS)
 FUZZ_ops_SRCS   := $(FUZZ_HARNESS) $(FUZZ_SHIM) $(PAGER_SRCS)
 FUZZ_image_LIBS := -lz
 # fuzz_ops wraps the markers (the operation in flight) and the calls the shim numbers as steps
-# (fuzz_ops.c counts them itself, so that most inputs need no run under the shim).
+# (fuzz_ops.c counts them itself: it stops the run after the operation in flight, and checks
+# that the shim cut at the step it counted).
 FUZZ_OPS_WRAP   := $(foreach f,pc_mark msync fsync fdatasync ftruncate ftruncate64 fallocate fallocate64 pwrite pwrite64 posix_fallocate64,-Wl,--wrap=$(f))
 FUZZ_ops_LIBS   := $(FUZZ_OPS_WRAP) -lfiu -ldl -pthread -lz
 

@@ -33,10 +33,10 @@ static int verbose, garbage, selfcheck, r7; /* FUZZ_VERBOSE=1: a line per input 
 static uint64_t max_file = MAX_FILE;
 
 /*
- * Steps, counted without the shim. The shim numbers as steps the calls that touch the tracked
+ * Steps, counted by the fuzzer itself. The shim numbers as steps the calls that touch the tracked
  * file (msync of its mapping, fallocate, ftruncate, fsync, pwrite, ...). The fuzzer is linked
  * with -Wl,--wrap for each of them (fuzz.mk), so it counts them itself, as the shim would, in
- * a run without the shim too (pass-through calls cost nothing extra). The count tells
+ * a run without a cut too (no shim then; wrapped calls cost nothing extra). The count tells
  *  - which operation is in flight at the cut, so that the run, which also gives the model
  *    states, stops after it: the first step past it fails (EIO), the workload stops at its
  *    error;

@@ -27,9 +27,10 @@ regressions() { # TARGET -> file names, one a line (text cases of fuzz_ops encod
   done
 }
 
-# fuzz_ops replays with its self-checks (FUZZ_SELFCHECK=1: the steps it counts without the shim
-# are the shim's, a run from a copy of a created file cuts the same image as one that creates
-# it) and R7's follow-up on every recovered image (FUZZ_R7=1); fuzz_image ignores both.
+# fuzz_ops replays with its self-checks (FUZZ_SELFCHECK=1: its fast run, from a copy of a created
+# file under POWERCUT_MMAP=lazy, cuts the same image as the way crashcheck replay cuts, creating
+# the file under write tracking) and R7's follow-up on every recovered image (FUZZ_R7=1);
+# fuzz_image ignores both.
 for t in "${targets[@]}"; do
   mapfile -t regs < <(regressions "$t")
   for v in tst asan; do
