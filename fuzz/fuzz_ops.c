@@ -22,11 +22,14 @@
 #define MAX_OPS 128
 /* So are cases whose file grows past this many bytes before the cut (or at all, without one):
  * every run costs the file's size several times over (tmpfs pages allocated, zeroed, faulted in
- * and freed, the shim's two copies of the file and its crash image, the checker's reads), and
- * at 8 KiB pages a few bulk allocations reach megabytes. The pager's code is the same at every
- * size (1 MiB is 1,024 pages of 1 KiB); FUZZ_MAX_FILE=BYTES changes it, 0 lifts it. */
-#define MAX_FILE (1u << 20)
-static char dir[96], file[128], image[128];
+ * and freed, about 2 us a page on this kind of VM; the shim's two copies of the file and its
+ * crash image; the checker's reads), and at 8 KiB pages a few bulk allocations reach megabytes.
+ * The pager's code is the same at every size: 256 KiB is 256 pages of 1 KiB (four words of the
+ * free bitmap, six doublings) or 32 of 8 KiB. Campaigns of 4 minutes found as many edges with
+ * 256 KiB as with 1 MiB, at 1.2-1.6x the execs/s (README, "Fuzzing"); FUZZ_MAX_FILE=BYTES
+ * changes it, 0 lifts it. */
+#define MAX_FILE (1u << 18)
+static char dir[96], file[128];
 static int cut_seen;
 static uint64_t cur_op, cut_op, cut_count;
 static int verbose, garbage, selfcheck, r7; /* FUZZ_VERBOSE=1: a line per input saying where the cut fell */
@@ -132,28 +135,53 @@ void __wrap_pc_mark(int kind, uint64_t op, const char *label) {
   __real_pc_mark(kind, op, label);
 }
 
-/* The crash image goes straight to the image file. The shim calls this at the cut, inside
- * the interrupted call, which then goes on as if nothing happened (the fast run: the same
- * run gives the model states), or fails with ECANCELED (the self-check's slow run): the
- * workload then stops at its first error and cleans up after itself, so nothing leaks (no
- * longjmp out of the pager). */
+/* The crash image, as the shim builds it at the cut, inside the interrupted call, which then
+ * goes on as if nothing happened (the fast run: the same run gives the model states) or fails
+ * with ECANCELED (the self-check's slow run: the workload then stops at its first error and
+ * cleans up after itself, so nothing leaks; no longjmp out of the pager). Kept in memory until
+ * the run has ended, then written over the run's file (put_image), which the checker opens. */
+static struct {
+  uint8_t *bytes;
+  size_t len, cap;
+} crash_image;
+
 static void on_image(void *ctx, const char *name, const uint8_t *img, uint64_t len) {
   (void)ctx;
   if (strcmp(name, file) != 0) return;
   cut_count = steps.n;
   if (!steps.keep) steps.on = 0; /* the rest of this run is cleanup */
-  /* Over the last image (tmpfs keeps its pages), and past the step counting wrappers: the
-   * image is no step of the workload. */
-  int fd = open(image, O_WRONLY | O_CREAT, 0644);
-  int ok = fd >= 0 && __real_pwrite64(fd, img, len, 0) == (ssize_t)len && __real_ftruncate64(fd, (off_t)len) == 0;
-  if (fd >= 0) close(fd);
-  if (!ok) {
-    fprintf(stderr, "fuzz_ops: cannot write the crash image %s: %s\n", image, strerror(errno));
-    abort();
+  if (len > crash_image.cap) {
+    uint8_t *b = realloc(crash_image.bytes, (size_t)len);
+    if (!b) {
+      fprintf(stderr, "fuzz_ops: no memory for a crash image of %llu bytes\n", (unsigned long long)len);
+      abort();
+    }
+    crash_image.bytes = b;
+    crash_image.cap = (size_t)len;
   }
+  memcpy(crash_image.bytes, img, (size_t)len);
+  crash_image.len = (size_t)len;
   cut_seen = 1;
   cut_op = cur_op;
 }
+
+/* The file becomes `len` bytes of `bytes`, written over what it holds, not truncated first:
+ * tmpfs frees the pages a truncate drops and allocates them again as they are written, which
+ * costs more than the copy. Outside the runs (no step of the workload). */
+static void put_file(const uint8_t *bytes, size_t len, const char *what) {
+  int fd = open(file, O_WRONLY | O_CREAT, 0644);
+  int ok = fd >= 0 && pwrite(fd, bytes, len, 0) == (ssize_t)len && ftruncate(fd, (off_t)len) == 0;
+  if (fd >= 0) close(fd);
+  if (!ok) {
+    fprintf(stderr, "fuzz_ops: cannot write %s to %s: %s\n", what, file, strerror(errno));
+    abort();
+  }
+}
+
+/* After a run that cut: the image replaces the file. The file had grown at least as far as
+ * the image when the power was cut, so tmpfs has a page for every byte of it already (a
+ * separate image file would need its pages allocated, and freed, at every input). */
+static void put_image(void) { put_file(crash_image.bytes, crash_image.len, "the crash image"); }
 
 /* A freshly created file, per page size: its bytes and the create's steps. A run whose cut
  * falls after the create (or without a cut) starts from a copy of it instead of creating the
@@ -192,21 +220,10 @@ static const tmpl *template_for(uint32_t ps) {
   return t;
 }
 
-/* Over the last run's file, not truncated first: tmpfs frees the pages a truncate drops and
- * allocates them again as the copy is written, which costs more than the copy. */
-static void put_template(const tmpl *t) {
-  int fd = open(file, O_WRONLY | O_CREAT, 0644);
-  int ok = fd >= 0 && pwrite(fd, t->bytes, t->len, 0) == (ssize_t)t->len && ftruncate(fd, (off_t)t->len) == 0;
-  if (fd >= 0) close(fd);
-  if (!ok) {
-    fprintf(stderr, "fuzz_ops: cannot write %s: %s\n", file, strerror(errno));
-    abort();
-  }
-}
+static void put_template(const tmpl *t) { put_file(t->bytes, t->len, "a created file"); }
 
 static void cleanup(void) {
   unlink(file);
-  unlink(image);
   rmdir(dir);
 }
 
@@ -247,7 +264,6 @@ static void setup(void) {
   if (dir[0]) return;
   make_dir();
   snprintf(file, sizeof file, "%s/pages", dir);
-  snprintf(image, sizeof image, "%s/image", dir);
   unsetenv("POWERCUT_CUT");
   unsetenv("POWERCUT_TRACE");
   unsetenv("POWERCUT_ERROR");
@@ -320,7 +336,7 @@ static void run_ok(int rc, cc_run *run) {
  *  - POWERCUT_MMAP=lazy: no write tracking (no page faults, no mprotect); every mapping is
  *    compared with the model at the cut instead, which gives the image write tracking would
  *    (faults/README.md; FUZZ_SELFCHECK=1 compares the two);
- *  - the cut call goes on (PC_AFTER_CUT_CONTINUE): the image lands in `image`, and the run
+ *  - the cut call goes on (PC_AFTER_CUT_CONTINUE): the image is kept (on_image), and the run
  *    continues to the end of the operation in flight, whose states the checker needs; the
  *    first step past it fails (EIO), the workload stops at its error.
  * Returns the runner's result; the cut, if any, set cut_seen.
@@ -342,7 +358,7 @@ static int fast_run(const cc_case *c, uint64_t step, const pc_crash *crash, cc_r
 
 /* The slow run (FUZZ_SELFCHECK=1): the cut the way `crashcheck replay` makes it, creating the
  * file, under write tracking, the cut call failing. Returns whether the cut happened; the
- * image lands in `image`. */
+ * image is kept (on_image). */
 static int slow_run(const cc_case *c, uint64_t step, const pc_crash *crash) {
   cut_seen = 0;
   cur_op = cut_op = cut_count = 0;
@@ -378,22 +394,15 @@ static void check_no_cut(const cc_case *c, uint64_t total, uint64_t step, const 
 
 /* FUZZ_SELFCHECK=1, a cut: the fast run's image is the slow run's, byte for byte. */
 static void check_fast_image(const cc_case *c, uint64_t step, const char *spec, const pc_crash *crash) {
-  int fd = open(image, O_RDONLY);
-  struct stat st;
-  uint8_t *fast = fd >= 0 && fstat(fd, &st) == 0 ? malloc((size_t)st.st_size + 1) : NULL;
-  size_t len = fast ? (size_t)st.st_size : 0;
-  if (!fast || pread(fd, fast, len, 0) != (ssize_t)len) internal("cannot read the image back", step, spec);
-  close(fd);
+  size_t len = crash_image.len;
+  uint8_t *fast = malloc(len + 1);
+  if (!fast) internal("no memory for a copy of the image", step, spec);
+  memcpy(fast, crash_image.bytes, len);
   uint64_t op = cut_op;
   if (!slow_run(c, step, crash) || cut_op != op) internal("the slow run cuts elsewhere", step, spec);
   if (cut_count != step) internal("the shim counts steps otherwise in the slow run", step, spec);
-  fd = open(image, O_RDONLY);
-  uint8_t *slow = malloc(len + 1);
-  int same = fd >= 0 && fstat(fd, &st) == 0 && (size_t)st.st_size == len && slow &&
-             pread(fd, slow, len, 0) == (ssize_t)len && !memcmp(fast, slow, len);
-  if (fd >= 0) close(fd);
+  int same = crash_image.len == len && !memcmp(fast, crash_image.bytes, len);
   free(fast);
-  free(slow);
   if (!same)
     internal("the image of the fast run (a copy of a created file, POWERCUT_MMAP=lazy, going on after the cut) differs "
              "from a creating run's under write tracking",
@@ -408,7 +417,7 @@ static void follow_up(const cc_case *c, uint64_t step, const char *spec, size_t 
   static cc_case f;
   cc_follow_up(&f, c->page_size, c->sector);
   cc_run run;
-  if (cc_run_case_on(&f, image, &run) != CC_OK) {
+  if (cc_run_case_on(&f, file, &run) != CC_OK) {
     fprintf(stderr,
             "fuzz_ops: R7 violated: power cut at step %llu (%s) in operation %zu (%s): expected the follow-up workload "
             "to run on the recovered file; found %s (reproduce: crashcheck show FILE >CASE, add the line "
@@ -466,13 +475,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!cut_seen) internal("no cut under the shim", step, spec);
   if (cut_count != step || cut_op != steps.want_op) internal("the shim counts steps otherwise", step, spec);
   if (selfcheck) check_fast_image(&c, step, spec, &crash);
+  put_image();
 
   /* The checker of crashcheck, on the states before and after the operation in flight. */
   const cc_state *before = index ? &run.states[index - 1] : NULL, *after = &run.states[index];
   int kind = index ? c.ops[index - 1].kind : CC_OP_KINDS;
   cc_verdict v;
   /* No page-hash cache: each input is another image. */
-  cc_check_image(image, c.page_size, before, after, kind, NULL, &v);
+  cc_check_image(file, c.page_size, before, after, kind, NULL, &v);
   if (verbose)
     fprintf(stderr, "fuzz_ops: cut at step %llu (%s) in operation %zu (%s): %u violations, %llu pages reclaimed\n",
             (unsigned long long)step, spec, index, index ? cc_op_name(kind) : "create", v.nviolations,

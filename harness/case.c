@@ -324,26 +324,65 @@ void cc_fill(uint8_t *buf, size_t len, uint64_t seed, uint64_t id) {
   }
 }
 
-uint64_t cc_hash(const void *buf, size_t len) {
-  /* Four independent multiply-xorshift lanes, so the multiplications overlap: the
-   * explorer hashes every crash image it derives, and this is its hottest loop.
-   * Only ever compared with itself, never stored. */
-  static const uint64_t m = 0x9E3779B97F4A7C15ull;
-  const uint8_t *p = buf;
-  uint64_t h[4] = {0x243F6A8885A308D3ull, 0x13198A2E03707344ull, 0xA4093822299F31D0ull, 0x082EFA98EC4E6C89ull};
+/*
+ * cc_hash: a 64-bit content hash, only ever compared with itself within a process (never
+ * stored). The explorer hashes every sector of every crash image it derives, and the runner
+ * every protected page after every operation, so this is the harness's hottest loop: it takes
+ * 64 bytes a step in eight 64-bit lanes (two vectors of four), each lane adding the 32x32-bit
+ * product of its word, keyed, and the raw word of the other vector's lane (so that a word
+ * cannot cancel its own product). The key moves on at every step, so that equal words in
+ * other places (or 64-byte blocks swapped) give other products; the lanes are stirred every
+ * KiB and folded at the end. With AVX2 a step is a few instructions (3.5 GB/s without it, about
+ * 25 GB/s with it, here).
+ */
+typedef uint64_t hash_vec __attribute__((vector_size(32)));
+
+static inline __attribute__((always_inline)) uint64_t hash_lanes(const uint8_t *p, size_t len) {
+  const uint64_t m = 0x9E3779B97F4A7C15ull;
+  const hash_vec lo32 = {0xffffffffull, 0xffffffffull, 0xffffffffull, 0xffffffffull};
+  const hash_vec step = {0x9E3779B97F4A7C15ull, 0xC2B2AE3D27D4EB4Full, 0x165667B19E3779F9ull, 0xD6E8FEB86659FD93ull};
+  hash_vec key0 = {0x243F6A8885A308D3ull, 0x13198A2E03707344ull, 0xA4093822299F31D0ull, 0x082EFA98EC4E6C89ull};
+  hash_vec key1 = {0x452821E638D01377ull, 0xBE5466CF34E90C6Cull, 0xC0AC29B7C97C50DDull, 0x3F84D5B5B5470917ull};
+  hash_vec a0 = key1, a1 = key0;
   size_t i = 0;
-  for (; i + 32 <= len; i += 32) {
-    for (int k = 0; k < 4; k++) {
-      uint64_t w;
-      memcpy(&w, p + i + 8 * k, 8);
-      h[k] = (h[k] ^ w) * m;
-      h[k] ^= h[k] >> 29;
+  while (i + 64 <= len) {
+    size_t end = len - i > 1024 ? i + 1024 : len;
+    for (; i + 64 <= end; i += 64) {
+      hash_vec d0, d1;
+      memcpy(&d0, p + i, 32);
+      memcpy(&d1, p + i + 32, 32);
+      hash_vec k0 = d0 ^ key0, k1 = d1 ^ key1;
+      a0 += (k0 & lo32) * (k0 >> 32) + d1;
+      a1 += (k1 & lo32) * (k1 >> 32) + d0;
+      key0 += step;
+      key1 -= step;
     }
+    a0 = (a0 ^ (a0 >> 47)) * m;
+    a1 = (a1 ^ (a1 >> 47)) * m;
   }
-  uint64_t tail = len;
-  for (; i < len; i++) tail = (tail ^ p[i]) * 0x100000001b3ull;
-  uint64_t x = h[0] ^ (h[1] * 3) ^ (h[2] * 5) ^ (h[3] * 7) ^ tail;
-  x ^= x >> 31;
+  uint64_t x = len;
+  for (; i < len; i++) x = (x ^ p[i]) * 0x100000001b3ull;
+  for (int k = 0; k < 4; k++) {
+    x = (x ^ a0[k]) * m;
+    x ^= x >> 29;
+    x = (x ^ a1[k]) * m;
+    x ^= x >> 31;
+  }
   x *= 0xBF58476D1CE4E5B9ull;
   return x ^ (x >> 27);
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* The same arithmetic, compiled for AVX2: the same hash, on the CPUs that have it. */
+__attribute__((target("avx2"))) static uint64_t hash_avx2(const uint8_t *p, size_t len) { return hash_lanes(p, len); }
+#define HAVE_HASH_AVX2 1
+#endif
+
+static uint64_t hash_plain(const uint8_t *p, size_t len) { return hash_lanes(p, len); }
+
+uint64_t cc_hash(const void *buf, size_t len) {
+#ifdef HAVE_HASH_AVX2
+  if (__builtin_cpu_supports("avx2")) return hash_avx2(buf, len);
+#endif
+  return hash_plain(buf, len);
 }

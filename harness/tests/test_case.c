@@ -179,9 +179,45 @@ static void test_content_is_deterministic(void **state) {
   assert_int_not_equal(cc_hash(a, 100), cc_hash(a, 101));
 }
 
+/* The hash compares pages: any change a pager bug could make must change it. Every single-bit
+ * flip of a page, every byte set in a zero page, two 64-byte blocks swapped (equal words in
+ * other places), and a page at an odd address hashes as at an aligned one. */
+static void test_hash_sees_every_change(void **state) {
+  (void)state;
+  static uint8_t page[8192 + 1], copy[8192 + 1];
+  cc_fill(page, 8192, 3, 9);
+  for (size_t len = 4096; len <= 8192; len *= 2) {
+    uint64_t base = cc_hash(page, len);
+    for (size_t bit = 0; bit < len * 8; bit++) {
+      page[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+      assert_int_not_equal(cc_hash(page, len), base);
+      page[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+    }
+    for (size_t a = 0; a + 64 < len; a += 64 * 7) {
+      size_t b = (a + 64 * 5) % (len - 64) / 64 * 64;
+      if (a == b) continue;
+      memcpy(copy, page, len);
+      memcpy(copy + a, page + b, 64);
+      memcpy(copy + b, page + a, 64);
+      assert_int_not_equal(cc_hash(copy, len), base);
+    }
+    memcpy(copy + 1, page, len);
+    assert_int_equal(cc_hash(copy + 1, len), base);
+  }
+  memset(page, 0, sizeof page);
+  uint64_t zero = cc_hash(page, 4096);
+  for (size_t i = 0; i < 4096; i++) {
+    page[i] = 0x80;
+    assert_int_not_equal(cc_hash(page, 4096), zero);
+    page[i] = 0;
+  }
+  for (size_t len = 1; len < 300; len++) assert_int_not_equal(cc_hash(page, len), cc_hash(page, len - 1));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_every_byte_string_decodes),
+      cmocka_unit_test(test_hash_sees_every_change),
       cmocka_unit_test(test_text_round_trip),
       cmocka_unit_test(test_bad_text_names_the_line),
       cmocka_unit_test(test_files_in_both_forms),
