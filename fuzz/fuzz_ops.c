@@ -49,6 +49,7 @@ static uint64_t max_file = MAX_FILE;
 typedef struct step_count {
   int on;              /* counting: during the runs of the case only */
   int keep;            /* counting goes on after the cut (the fast run) */
+  int sparse;          /* the file grows with ftruncate where the pager calls fallocate (grow) */
   uint64_t n;          /* steps so far, numbered as in a run that creates the file */
   uint64_t want;       /* note the operation in flight at this step (0: none) */
   uint64_t want_op;    /* its marker, once reached (0: not yet) */
@@ -108,10 +109,28 @@ WRAP_FD(int, fsync, 1, 0, (int fd), (fd))
 WRAP_FD(int, fdatasync, 1, 0, (int fd), (fd))
 WRAP_FD(int, ftruncate, len >= 0, (uint64_t)len, (int fd, off_t len), (fd, len))
 WRAP_FD(int, ftruncate64, len >= 0, (uint64_t)len, (int fd, off_t len), (fd, len))
-WRAP_FD(int, fallocate, off >= 0 && len > 0, (uint64_t)off + (uint64_t)len, (int fd, int mode, off_t off, off_t len),
-        (fd, mode, off, len))
-WRAP_FD(int, fallocate64, off >= 0 && len > 0, (uint64_t)off + (uint64_t)len,
-        (int fd, int mode, off_t off, off_t len), (fd, mode, off, len))
+/* The pager reserves each doubling of its file with fallocate (mode 0), so that a full disk is
+ * an error then, not a SIGBUS later. On tmpfs that allocates and zeroes every page of it (about
+ * 1 us a page here), and the next input's copy of the template frees them again: most of them
+ * never touched in between. In the runs, the file grows with ftruncate instead, through the
+ * shim, which models the two the same way (a plain fallocate is a size change: note_fallocate,
+ * note_truncate; a cut in either changes only the size), so that the images and steps are
+ * those of `crashcheck replay`, where the fallocate is real. tmpfs then allocates the pages the
+ * run writes, nothing else. The fast run only: FUZZ_SELFCHECK=1 compares its images with the
+ * slow run's, whose fallocate is real. */
+int __real_fallocate(int fd, int mode, off_t off, off_t len);
+int __real_fallocate64(int fd, int mode, off_t off, off_t len);
+int __wrap_fallocate(int fd, int mode, off_t off, off_t len);
+int __wrap_fallocate64(int fd, int mode, off_t off, off_t len);
+static int grow(int fd, int mode, off_t off, off_t len, int (*real)(int, int, off_t, off_t)) {
+  int tracked = steps.on && off >= 0 && len > 0 && is_file(fd);
+  if (tracked && step((uint64_t)off + (uint64_t)len)) return errno = EIO, -1;
+  struct stat st;
+  if (!tracked || !steps.sparse || mode != 0 || fstat(fd, &st) != 0) return real(fd, mode, off, len);
+  return __real_ftruncate64(fd, off + len > st.st_size ? off + len : st.st_size);
+}
+int __wrap_fallocate(int fd, int mode, off_t off, off_t len) { return grow(fd, mode, off, len, __real_fallocate); }
+int __wrap_fallocate64(int fd, int mode, off_t off, off_t len) { return grow(fd, mode, off, len, __real_fallocate64); }
 WRAP_FD(ssize_t, pwrite, 1, (uint64_t)off + n, (int fd, const void *buf, size_t n, off_t off), (fd, buf, n, off))
 WRAP_FD(ssize_t, pwrite64, 1, (uint64_t)off + n, (int fd, const void *buf, size_t n, off_t off), (fd, buf, n, off))
 /* posix_fallocate returns the error number */
@@ -348,8 +367,8 @@ static int fast_run(const cc_case *c, uint64_t step, const pc_crash *crash, cc_r
   cut_seen = 0;
   cur_op = cut_op = cut_count = 0;
   if (step) shim(1, c, from_template ? step - t->steps : step, crash, "lazy", PC_AFTER_CUT_CONTINUE);
-  count_from((step_count){.on = 1, .keep = 1, .n = from_template ? t->steps : 0, .want = step, .stop = step != 0,
-                       .capped = 1});
+  count_from((step_count){.on = 1, .keep = 1, .sparse = 1, .n = from_template ? t->steps : 0, .want = step,
+                          .stop = step != 0, .capped = 1});
   int rc = from_template ? cc_run_case_on(c, file, run) : cc_run_case(c, file, run);
   steps.on = 0;
   if (step) shim(0, c, 0, NULL, "lazy", PC_AFTER_CUT_FAIL);

@@ -263,6 +263,9 @@ static uint64_t protected_hash(cc_check_cache *h, struct mp_pager *p, uint64_t i
   const void *data;
   if (mp_protected_read(p, id, &data) != MP_OK) return 0;
   if (!cached) return cc_hash(data, mp_page_size(p));
+  /* Bytes that pass another checksum than the one they passed before are other bytes, even
+   * where nobody said they changed (the runner's cache, which no one tells). */
+  if ((h->known[page] & KNOWN_CRC) && h->crc[page] != crc) h->known[page] = 0;
   uint64_t hash = cc_page_hash(h, p, page, data);
   h->crc[page] = crc;
   h->known[page] |= KNOWN_CRC;
@@ -446,9 +449,9 @@ static int do_op(runner *r, size_t i, const cc_op *op) {
 /* The pager must show exactly the model's sets after every operation. The model's sets are
  * compared where they are (no copy), and described only when they differ: this runs after
  * every operation of every run, the fuzzers' included. */
-static int agree(runner *r, size_t i) {
+static int agree(runner *r, size_t i, cc_check_cache *cache) {
   cc_state seen;
-  if (cc_state_read(r->p, false, NULL, &seen) != CC_OK) return CC_ENOMEM;
+  if (cc_state_read(r->p, false, cache, &seen) != CC_OK) return CC_ENOMEM;
   const growable *reg = &r->reg, *prot = &r->prot;
   bool same = seen.nreg == reg->n && seen.nprot == prot->n && (!reg->n || !memcmp(seen.reg, reg->ids, reg->n * 8)) &&
               (!prot->n || !memcmp(seen.prot, prot->ids, prot->n * 8));
@@ -509,13 +512,21 @@ static int run_case(const cc_case *c, const char *path, bool existing, bool chec
   }
   rc = existing ? load_existing(&r) : CC_OK;
   if (rc == CC_OK && check) rc = add_state(&r);
+  /* After each operation the pager's sets must be the model's, and each protected page must
+   * hold its last committed content. A protected page's content is read, checked against its
+   * entry's checksum and hashed once per place and checksum (the cache): reading them all after
+   * every operation cost a fuzzer input a quarter of its time. An entry that changes is read
+   * again; bytes changed in place under an unchanged entry are found after the last operation,
+   * which reads every page, and by the checker in every crash image. */
+  cc_check_cache cache = {0};
   for (size_t i = 1; rc == CC_OK && i <= c->nops; i++) {
     pc_mark_begin(cc_marker(i), cc_op_name(c->ops[i - 1].kind));
     rc = do_op(&r, i, &c->ops[i - 1]);
     pc_mark_end(cc_marker(i));
-    if (rc == CC_OK && check) rc = agree(&r, i);
+    if (rc == CC_OK && check) rc = agree(&r, i, i == c->nops ? NULL : &cache);
     if (rc == CC_OK && check) rc = add_state(&r);
   }
+  cc_check_cache_free(&cache);
   mp_close(r.p);
   free(r.buf);
   free(r.reg.ids);
