@@ -988,6 +988,47 @@ static void diff_into_model(tfile *f, uint64_t fo, uint64_t fend, const uint8_t 
     if (run != UINT64_MAX) note_write_src(f, run, cur + (run - fo), fend - run, 1);
 }
 
+/* The file's holes in a range compared with the model: a hole reads as zeros and holds no
+ * store (a store through a mapping fills its page first), so a hole is compared as zeros,
+ * without reading the mapping there. Reading it would fault every page of it in, and on tmpfs
+ * a read fault on a hole allocates a page: a whole-file msync of a file grown by ftruncate
+ * would fill it. Only long ranges are scanned (two lseeks per data extent cost more than a
+ * short compare); a filesystem without SEEK_DATA shows all data, and is compared as before. */
+#define HOLE_SCAN_MIN (64u << 10)
+
+static void diff_zeros(tfile *f, uint64_t o, uint64_t end)
+{
+    static const uint8_t zeros[1 << 16];
+    for (uint64_t n; o < end; o += n) {
+        n = end - o < sizeof zeros ? end - o : sizeof zeros;
+        diff_into_model(f, o, o + n, zeros);
+    }
+}
+
+static void diff_mapped(tfile *f, uint64_t fo, uint64_t fend, const uint8_t *cur)
+{
+    uint64_t o = fo;
+    while (fend - fo >= HOLE_SCAN_MIN && f->rfd >= 0 && o < fend) {
+        off_t d = lseek(f->rfd, (off_t)o, SEEK_DATA);
+        if (d < 0 && errno != ENXIO) break; /* cannot tell: the rest through the mapping */
+        /* ENXIO: no data from o on. Only whole pages are taken as zeros: a data extent is
+         * widened to pages (its start rounded down, its end up) and compared as before. */
+        uint64_t data = d < 0 || (uint64_t)d > fend ? fend : (uint64_t)d & ~(uint64_t)4095;
+        if (data < o) data = o;
+        diff_zeros(f, o, data);
+        o = data;
+        if (o >= fend) return;
+        off_t h = lseek(f->rfd, (off_t)data, SEEK_HOLE);
+        if (h < 0) break;
+        uint64_t hole = ((uint64_t)h + 4095) & ~(uint64_t)4095;
+        if (hole > fend) hole = fend;
+        if (hole <= data) break; /* not what SEEK_HOLE promises: no loop on it */
+        diff_into_model(f, data, hole, cur + (data - fo));
+        o = hole;
+    }
+    if (o < fend) diff_into_model(f, o, fend, cur + (o - fo));
+}
+
 static void capture_range(tmap *mp, uintptr_t lo, uintptr_t hi)
 {
     if (!mp->wshared) return;
@@ -995,7 +1036,7 @@ static void capture_range(tmap *mp, uintptr_t lo, uintptr_t hi)
     if (hi > mp->addr + mp->len) hi = mp->addr + mp->len;
     if (lo >= hi) return;
     uint64_t fo = (mp->off + (lo - mp->addr)) & ~(uint64_t)63, fend = mp->off + (hi - mp->addr);
-    diff_into_model(&S.files[mp->file], fo, fend, (const uint8_t *)(mp->addr + (fo - mp->off)));
+    diff_mapped(&S.files[mp->file], fo, fend, (const uint8_t *)(mp->addr + (fo - mp->off)));
 }
 
 /* Lazy mode: the whole file, read through the shim's own descriptor. The page cache is the
