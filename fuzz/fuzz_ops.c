@@ -16,10 +16,12 @@
 #include "powercut.h"
 #include "workload.h"
 
-/* Cases longer than this are skipped (not truncated, so that a finding replays with
- * `crashcheck replay` exactly as found): a long case of bulk allocations at 8 KiB pages makes a
- * file of hundreds of MiB, which costs the fuzzer far more than the few ops it adds. */
-#define MAX_OPS 128
+/* Cases of more operations than this are skipped (not truncated, so that a finding replays with
+ * `crashcheck replay` exactly as found). An input costs about its steps (2 us each: ~500 for 120
+ * operations at 1 KiB pages), and long cases are the slow tail of a campaign: two 4-minute
+ * campaigns side by side ran 4,270 execs/s with 64 and 3,210 with 128, and the first found
+ * more edges (1,348 against 1,329). FUZZ_MAX_OPS=N changes it. */
+#define MAX_OPS 64
 /* So are cases whose file grows past this many bytes before the cut (or at all, without one):
  * every run costs the file's size several times over (tmpfs pages allocated, zeroed, faulted in
  * and freed, about 2 us a page on this kind of VM; the shim's two copies of the file and its
@@ -34,6 +36,7 @@ static int cut_seen;
 static uint64_t cur_op, cut_op, cut_count;
 static int verbose, garbage, selfcheck, r7; /* FUZZ_VERBOSE=1: a line per input saying where the cut fell */
 static uint64_t max_file = MAX_FILE;
+static size_t max_ops = MAX_OPS;
 
 /*
  * Steps, counted by the fuzzer itself. The shim numbers as steps the calls that touch the tracked
@@ -294,12 +297,14 @@ static void setup(void) {
   selfcheck = getenv("FUZZ_SELFCHECK") && *getenv("FUZZ_SELFCHECK") == '1';
   r7 = getenv("FUZZ_R7") && *getenv("FUZZ_R7") == '1';
   if (getenv("FUZZ_MAX_FILE") && *getenv("FUZZ_MAX_FILE")) max_file = strtoull(getenv("FUZZ_MAX_FILE"), NULL, 0);
+  if (getenv("FUZZ_MAX_OPS") && *getenv("FUZZ_MAX_OPS")) max_ops = strtoull(getenv("FUZZ_MAX_OPS"), NULL, 0);
+  if (max_ops > CC_MAX_OPS) max_ops = CC_MAX_OPS;
   atexit(cleanup);
   shim(0, NULL, 0, NULL, "track", PC_AFTER_CUT_FAIL); /* off between runs */
   /* The shim's model keeps two copies of the file and builds the crash image, the pager's
    * file grows by doubling: megabytes malloc'ed and freed per input, which glibc would hand
    * back to the kernel (trim, munmap) and fault in again, page by page, on the next input.
-   * Kept instead: the process holds its peak (tens of MiB at most, with MAX_OPS). */
+   * Kept instead: the process holds its peak (tens of MiB at most, with max_ops and max_file). */
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 512 << 20);
   /* Every template now, not at the first input of its page size: an input must take the same
@@ -450,9 +455,9 @@ static void follow_up(const cc_case *c, uint64_t step, const char *spec, size_t 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static cc_case c; /* 48 KiB of operations: not on the stack */
-  /* Longer cases are skipped before decoding them. */
-  if (size >= CC_HEADER_SIZE + 3 * (MAX_OPS + 1)) return 0;
   setup();
+  /* Longer cases are skipped before decoding them (an operation is 3 bytes). */
+  if (size >= CC_HEADER_SIZE + 3 * (max_ops + 1)) return 0;
   cc_case_decode(data, size, &c);
   /* A garbage sector (bytes neither old nor new) is outside the default fault model, which
    * the pager promises to survive (DESIGN.md: optional, for drives without atomic sectors):
