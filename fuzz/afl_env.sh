@@ -18,5 +18,14 @@ fuzz_seconds() {
     *) echo "$t" ;;
   esac
 }
+# afl-fuzz's options for a target's inputs: fuzz_ops skips cases of more than FUZZ_MAX_OPS
+# operations (fuzz_ops.c: 64 by default; 8 header bytes, 3 per operation), so a longer input is
+# an execution that tests nothing (a quarter of them in a campaign that let afl-fuzz generate
+# up to its default 1 MiB). -G stops afl-fuzz from generating them.
+afl_input_args() {
+  case $1 in
+    fuzz_ops) echo "-G $((8 + 3 * ${FUZZ_MAX_OPS:-64} + 2))" ;;
+  esac
+}
 # One line from an instance's fuzzer_stats.
 afl_stat() { sed -n "s/^$2 *: //p" "$1/fuzzer_stats" 2>/dev/null; }

@@ -457,12 +457,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static cc_case c; /* 48 KiB of operations: not on the stack */
   setup();
   /* Longer cases are skipped before decoding them (an operation is 3 bytes). */
-  if (size >= CC_HEADER_SIZE + 3 * (max_ops + 1)) return 0;
+  if (size >= CC_HEADER_SIZE + 3 * (max_ops + 1)) {
+    if (verbose) fprintf(stderr, "fuzz_ops: skipped: more than %zu operations\n", max_ops);
+    return 0;
+  }
   cc_case_decode(data, size, &c);
   /* A garbage sector (bytes neither old nor new) is outside the default fault model, which
    * the pager promises to survive (DESIGN.md: optional, for drives without atomic sectors):
    * a garbage superblock sector can never open. FUZZ_GARBAGE=1 fuzzes it anyway. */
-  if (c.sched.cut_step && c.sched.tear == CC_TEAR_GARBAGE && !garbage) return 0;
+  if (c.sched.cut_step && c.sched.tear == CC_TEAR_GARBAGE && !garbage) {
+    if (verbose) fprintf(stderr, "fuzz_ops: skipped: a garbage tear (FUZZ_GARBAGE=1 fuzzes them)\n");
+    return 0;
+  }
 
   char spec[128] = "none";
   uint64_t step = 0;
@@ -487,7 +493,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!steps.want_op) {
     /* No cut scheduled, or fewer steps than the cut (replay calls this clean too): the run
      * went to its end, and is the model check. */
-    if (step && verbose) fprintf(stderr, "fuzz_ops: no cut: fewer than %llu steps\n", (unsigned long long)step);
+    if (verbose && step) fprintf(stderr, "fuzz_ops: no cut: fewer than %llu steps\n", (unsigned long long)step);
+    if (verbose && !step) fprintf(stderr, "fuzz_ops: no cut scheduled\n");
     if (cut_seen) internal("the shim cut a run shorter than the cut step", step, spec);
     run_ok(rc, &run);
     if (step && selfcheck) check_no_cut(&c, steps.n, step, spec, &crash);

@@ -70,7 +70,8 @@ done
 # when replayed alone.
 pids=()
 for t in "${targets[@]}"; do
-  AFL_DEBUG_CHILD=1 afl-fuzz -i "corpus/$t" -o "$work/out-$t" -x "fuzz/$t.dict" -V "$secs" -- "$BUILD/afl/$t" \
+  read -ra len_args <<<"$(afl_input_args "$t")"
+  AFL_DEBUG_CHILD=1 afl-fuzz -i "corpus/$t" -o "$work/out-$t" -x "fuzz/$t.dict" "${len_args[@]}" -V "$secs" -- "$BUILD/afl/$t" \
     >"$work/afl-$t.log" 2>&1 &
   pids+=($!)
 done
