@@ -201,8 +201,9 @@ static void put_file(const uint8_t *bytes, size_t len, const char *what) {
 }
 
 /* After a run that cut: the image replaces the file. The file had grown at least as far as
- * the image when the power was cut, so tmpfs has a page for every byte of it already (a
- * separate image file would need its pages allocated, and freed, at every input). */
+ * the image when the power was cut, so the copy frees no page the run allocated (a separate
+ * image file, whose length changes from input to input, had its pages freed and allocated again
+ * at every input). */
 static void put_image(void) { put_file(crash_image.bytes, crash_image.len, "the crash image"); }
 
 /* A freshly created file, per page size: its bytes and the create's steps. A run whose cut

@@ -515,7 +515,7 @@ static int run_case(const cc_case *c, const char *path, bool existing, bool chec
   /* After each operation the pager's sets must be the model's, and each protected page must
    * hold its last committed content. A protected page's content is read, checked against its
    * entry's checksum and hashed once per place and checksum (the cache): reading them all after
-   * every operation cost a fuzzer input a quarter of its time. An entry that changes is read
+   * every operation took up to a fifth of a fuzzer input's time. An entry that changes is read
    * again; bytes changed in place under an unchanged entry are found after the last operation,
    * which reads every page, and by the checker in every crash image. */
   cc_check_cache cache = {0};
