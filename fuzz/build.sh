@@ -43,4 +43,7 @@ for t in fuzz_image fuzz_ops; do
   rm -f "$OUT/${t}_seed_corpus.zip"
   (cd "corpus/$t" && zip -q -j "$OUT/${t}_seed_corpus.zip" ./*)
 done
-echo "build.sh: $OUT/fuzz_image $OUT/fuzz_ops (+ .dict, _seed_corpus.zip, lib/libfiu.so.0)"
+# fuzz_ops skips cases of more than 64 operations (fuzz_ops.c; afl_env.sh gives afl-fuzz the
+# same bound): longer inputs would test nothing, so the engine is told not to make them.
+printf '[libfuzzer]\nmax_len = %d\n' $((8 + 3 * 64 + 2)) >"$OUT/fuzz_ops.options"
+echo "build.sh: $OUT/fuzz_image $OUT/fuzz_ops (+ .dict, .options, _seed_corpus.zip, lib/libfiu.so.0)"
