@@ -51,8 +51,8 @@ static size_t max_ops = MAX_OPS;
  */
 typedef struct step_count {
   int on;              /* counting: during the runs of the case only */
-  int keep;            /* counting goes on after the cut (the fast run) */
-  int sparse;          /* the file grows with ftruncate where the pager calls fallocate (grow) */
+  int fast;            /* the fast run: counting goes on after the cut, and the file grows with
+                          ftruncate where the pager calls fallocate (grow) */
   uint64_t n;          /* steps so far, numbered as in a run that creates the file */
   uint64_t want;       /* note the operation in flight at this step (0: none) */
   uint64_t want_op;    /* its marker, once reached (0: not yet) */
@@ -129,7 +129,7 @@ static int grow(int fd, int mode, off_t off, off_t len, int (*real)(int, int, of
   int tracked = steps.on && off >= 0 && len > 0 && is_file(fd);
   if (tracked && step((uint64_t)off + (uint64_t)len)) return errno = EIO, -1;
   struct stat st;
-  if (!tracked || !steps.sparse || mode != 0 || fstat(fd, &st) != 0) return real(fd, mode, off, len);
+  if (!tracked || !steps.fast || mode != 0 || fstat(fd, &st) != 0) return real(fd, mode, off, len);
   return __real_ftruncate64(fd, off + len > st.st_size ? off + len : st.st_size);
 }
 int __wrap_fallocate(int fd, int mode, off_t off, off_t len) { return grow(fd, mode, off, len, __real_fallocate); }
@@ -171,7 +171,7 @@ static void on_image(void *ctx, const char *name, const uint8_t *img, uint64_t l
   (void)ctx;
   if (strcmp(name, file) != 0) return;
   cut_count = steps.n;
-  if (!steps.keep) steps.on = 0; /* the rest of this run is cleanup */
+  if (!steps.fast) steps.on = 0; /* the rest of this run is cleanup */
   if (len > crash_image.cap) {
     uint8_t *b = realloc(crash_image.bytes, (size_t)len);
     if (!b) {
@@ -269,6 +269,7 @@ static void make_dir(void) {
 }
 
 static void shim(int on, const cc_case *c, uint64_t step, const pc_crash *crash, const char *mmap, int after_cut);
+static void shim_off(void);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* One input cut under the shim before the first real one, for the same reason: the shim's and
@@ -301,7 +302,7 @@ static void setup(void) {
   if (getenv("FUZZ_MAX_OPS") && *getenv("FUZZ_MAX_OPS")) max_ops = strtoull(getenv("FUZZ_MAX_OPS"), NULL, 0);
   if (max_ops > CC_MAX_OPS) max_ops = CC_MAX_OPS;
   atexit(cleanup);
-  shim(0, NULL, 0, NULL, "track", PC_AFTER_CUT_FAIL); /* off between runs */
+  shim_off(); /* off between runs */
   /* The shim's model keeps two copies of the file and builds the crash image, the pager's
    * file grows by doubling: megabytes malloc'ed and freed per input, which glibc would hand
    * back to the kernel (trim, munmap) and fault in again, page by page, on the next input.
@@ -346,6 +347,9 @@ static void shim(int on, const cc_case *c, uint64_t step, const pc_crash *crash,
   }
 }
 
+/* Between runs: every call passes straight through. */
+static void shim_off(void) { shim(0, NULL, 0, NULL, NULL, PC_AFTER_CUT_FAIL); }
+
 /* A run that disagrees with the model without any power cut is a finding by itself
  * (`crashcheck replay` reports it as "run"). */
 static void run_ok(int rc, cc_run *run) {
@@ -373,11 +377,11 @@ static int fast_run(const cc_case *c, uint64_t step, const pc_crash *crash, cc_r
   cut_seen = 0;
   cur_op = cut_op = cut_count = 0;
   if (step) shim(1, c, from_template ? step - t->steps : step, crash, "lazy", PC_AFTER_CUT_CONTINUE);
-  count_from((step_count){.on = 1, .keep = 1, .sparse = 1, .n = from_template ? t->steps : 0, .want = step,
+  count_from((step_count){.on = 1, .fast = 1, .n = from_template ? t->steps : 0, .want = step,
                           .stop = step != 0, .capped = 1});
   int rc = from_template ? cc_run_case_on(c, file, run) : cc_run_case(c, file, run);
   steps.on = 0;
-  if (step) shim(0, c, 0, NULL, "lazy", PC_AFTER_CUT_FAIL);
+  if (step) shim_off();
   return rc;
 }
 
@@ -392,7 +396,7 @@ static int slow_run(const cc_case *c, uint64_t step, const pc_crash *crash) {
   cc_run run; /* fails at the cut, by design; the fast run checked the operations */
   cc_run_case_unchecked(c, file, false, &run);
   steps.on = 0;
-  shim(0, c, 0, NULL, "track", PC_AFTER_CUT_FAIL);
+  shim_off();
   cc_run_free(&run);
   return cut_seen;
 }
@@ -411,7 +415,7 @@ static void check_no_cut(const cc_case *c, uint64_t total, uint64_t step, const 
   steps.on = 0;
   pc_stats st;
   pc_shim_stats(&st);
-  shim(0, c, 0, NULL, "track", PC_AFTER_CUT_FAIL);
+  shim_off();
   cc_run_free(&run);
   if (st.steps != total || steps.n != total) internal("the run under the shim has another number of steps", step, spec);
   if (step <= total) internal("the cut step is within the run", step, spec);
