@@ -1,4 +1,4 @@
-/* checker.h: the recovery invariants of DESIGN.md (R1-R6 and W1) checked on one crash
+/* checker.h: the recovery invariants of DESIGN.md (R1-R6, R8 and W1) checked on one crash
  * image against the model's states before and after the operation in flight. */
 #ifndef CC_CHECKER_H
 #define CC_CHECKER_H
@@ -18,7 +18,7 @@ typedef struct cc_violation {
 typedef struct cc_verdict {
   unsigned nviolations;
   cc_violation v[CC_MAX_VIOLATIONS];
-  uint64_t leaks;     /* W1: pages left allocated and owned by nothing after recovery */
+  uint64_t leaks;     /* W1: pages owned by nothing after recovery (in an adopted file) */
   uint64_t reclaimed; /* pages an interrupted operation left that recovery reclaimed */
   bool rewritten;     /* the check wrote to the image (a create replacing a leftover) */
 } cc_verdict;

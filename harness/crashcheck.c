@@ -344,7 +344,7 @@ static int cmd_explore(int argc, char **argv) {
     printf("  steps            %llu\n  crash states     %llu\n  distinct images  %llu checked (%llu duplicates)\n",
            (unsigned long long)r.steps, (unsigned long long)r.states, (unsigned long long)r.distinct,
            (unsigned long long)(r.states - r.distinct));
-    printf("  violations       %llu\n  leaked pages     %llu (W1, after recovery)\n"
+    printf("  violations       %llu\n  leaked pages     %llu (W1, adopted files, after recovery)\n"
            "  reclaimed pages  %llu in %llu states (left by an interrupted protected operation, freed by recovery)\n",
            (unsigned long long)r.violations, (unsigned long long)r.leaks, (unsigned long long)r.reclaimed,
            (unsigned long long)r.leaky_states);
