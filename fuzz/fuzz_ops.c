@@ -218,10 +218,10 @@ typedef struct tmpl {
   size_t len;
   uint64_t steps;
 } tmpl;
-static tmpl templates[4]; /* 1, 2, 4, 8 KiB */
+static tmpl templates[5]; /* 1, 2, 4, 8, 16 KiB */
 
 static const tmpl *template_for(uint32_t ps) {
-  tmpl *t = &templates[ps >= 8192 ? 3 : ps >= 4096 ? 2 : ps >= 2048 ? 1 : 0];
+  tmpl *t = &templates[ps >= 16384 ? 4 : ps >= 8192 ? 3 : ps >= 4096 ? 2 : ps >= 2048 ? 1 : 0];
   if (t->bytes) return t;
   mp_pager *p;
   unlink(file);
@@ -311,7 +311,7 @@ static void setup(void) {
   mallopt(M_TRIM_THRESHOLD, 512 << 20);
   /* Every template now, not at the first input of its page size: an input must take the same
    * path each time it runs (AFL++'s stability). */
-  for (uint32_t ps = 1024; ps <= 8192; ps *= 2) template_for(ps);
+  for (uint32_t ps = 1024; ps <= 16384; ps *= 2) template_for(ps);
   warm_up();
 }
 

@@ -16,7 +16,9 @@ static const char *const op_names[CC_OP_KINDS] = {
 static const int op_args[CC_OP_KINDS] = {0, 1, 1, 2, 2, 2, 0, 0, 1, 2, 2, 0};
 static const char *const tear_names[CC_TEAR_KINDS] = {"none", "all", "prefix", "suffix", "random", "garbage"};
 static const char *const wb_names[CC_WB_KINDS] = {"none", "all", "random"};
-static const uint32_t page_sizes[4] = {4096, 1024, 2048, 8192};
+/* Indexed by header byte 0 modulo 8. The first four are the original table, so every case
+ * encoded before 16 KiB pages existed (byte 0 in 0..3) decodes as it did. */
+static const uint32_t page_sizes[8] = {4096, 1024, 2048, 8192, 4096, 1024, 2048, 16384};
 
 const char *cc_strerror(int code) {
   switch (code) {
@@ -56,7 +58,7 @@ void cc_follow_up(cc_case *out, uint32_t page_size, uint32_t sector) {
 void cc_case_decode(const uint8_t *data, size_t len, cc_case *out) {
   uint8_t h[CC_HEADER_SIZE] = {0};
   if (len) memcpy(h, data, len < CC_HEADER_SIZE ? len : CC_HEADER_SIZE);
-  out->page_size = page_sizes[h[0] % 4];
+  out->page_size = page_sizes[h[0] % 8];
   out->sector = (h[1] & 1) ? 4096 : 512;
   out->sched.cut_step = (uint32_t)h[2] | (uint32_t)h[3] << 8;
   out->sched.tear = h[4] % CC_TEAR_KINDS;
@@ -77,7 +79,7 @@ size_t cc_case_encode(const cc_case *c, uint8_t *out, size_t cap) {
   size_t need = CC_HEADER_SIZE + 3 * c->nops;
   if (cap < need) return need;
   uint8_t ps = 0;
-  for (uint8_t i = 0; i < 4; i++)
+  for (uint8_t i = 8; i-- > 0;) /* the first index that holds it */
     if (page_sizes[i] == c->page_size) ps = i;
   out[0] = ps;
   out[1] = c->sector == 4096;
@@ -176,7 +178,7 @@ static int parse_line(char **tok, int ntok, cc_case *c, bool *have_magic) {
   }
   if (!*have_magic) return -1;
   if (strcmp(tok[0], "page-size") == 0) {
-    if (ntok != 2 || parse_u(tok[1], 8192, &v) || (v != 1024 && v != 2048 && v != 4096 && v != 8192)) return -1;
+    if (ntok != 2 || parse_u(tok[1], 16384, &v) || (v != 1024 && v != 2048 && v != 4096 && v != 8192 && v != 16384)) return -1;
     c->page_size = (uint32_t)v;
     return 0;
   }

@@ -56,7 +56,7 @@ typedef struct cc_schedule {
 #define CC_MAX_OPS 16384
 
 typedef struct cc_case {
-  uint32_t page_size;   /* 1024, 2048, 4096 or 8192 */
+  uint32_t page_size;   /* 1024, 2048, 4096, 8192 or 16384 */
   uint32_t sector;      /* 512 or 4096 */
   cc_schedule sched;
   /* R7: after recovering from `sched`, the follow-up workload (cc_follow_up) runs

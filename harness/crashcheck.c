@@ -48,7 +48,7 @@ static const char *usage_explore =
     "\n"
     "  CASE               a case file (text or binary); default corpus/workloads/default\n"
     "  --ops N --seed S   a generated workload of N operations instead\n"
-    "  --page-size N      1024, 2048, 4096 or 8192 (overrides the case)\n"
+    "  --page-size N      1024, 2048, 4096, 8192 or 16384 (overrides the case)\n"
     "  --sector N         512 (default) or 4096 (drives with atomic 4 KiB writes)\n"
     "  --tear LIST        comma list of: prefix, suffix, random:K (default prefix,suffix,random:4;\n"
     "                     none and all are always explored)\n"
@@ -286,7 +286,7 @@ static int cmd_explore(int argc, char **argv) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--ops")) ops = (long)parse_num(usage_explore, a, v, CC_MAX_OPS), i++;
     else if (!strcmp(a, "--seed")) seed = (long)parse_num(usage_explore, a, v, 1ul << 31), i++;
-    else if (!strcmp(a, "--page-size")) page_size = (long)parse_num(usage_explore, a, v, 8192), i++;
+    else if (!strcmp(a, "--page-size")) page_size = (long)parse_num(usage_explore, a, v, 16384), i++;
     else if (!strcmp(a, "--sector")) sector = (long)parse_num(usage_explore, a, v, 4096), i++;
     else if (!strcmp(a, "--jobs")) o.jobs = (unsigned)parse_num(usage_explore, a, v, 64), i++;
     else if (!strcmp(a, "--tear")) parse_tears(v ? v : "", &o), i++;
@@ -307,8 +307,9 @@ static int cmd_explore(int argc, char **argv) {
   }
   if (!o.outdir) die_usage(usage_explore, "%s needs a directory", "--out");
   if (o.jobs == 0) o.jobs = 1;
-  if (page_size && page_size != 1024 && page_size != 2048 && page_size != 4096 && page_size != 8192)
-    die_usage(usage_explore, "--page-size must be 1024, 2048, 4096 or 8192%s", "");
+  if (page_size && page_size != 1024 && page_size != 2048 && page_size != 4096 && page_size != 8192 &&
+      page_size != 16384)
+    die_usage(usage_explore, "--page-size must be 1024, 2048, 4096, 8192 or 16384%s", "");
   if (sector && sector != 512 && sector != 4096) die_usage(usage_explore, "--sector must be 512 or 4096%s", "");
   if (ops >= 0 && case_path) die_usage(usage_explore, "give a case or --ops, not both%s", "");
 

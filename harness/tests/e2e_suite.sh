@@ -11,7 +11,7 @@ num() { grep -o "\"$1\": [0-9]*" <<<"$2" | grep -o '[0-9]*$'; }
 bad=0 runs=0 states=0
 for w in corpus/workloads/*; do
   [ -f "$w" ] || continue
-  for ps in 1024 2048 4096 8192; do
+  for ps in 1024 2048 4096 8192 16384; do
     for sector in 512 4096; do
       set +e
       json=$($cc explore "$w" --page-size "$ps" --sector "$sector" --quiet --json --out "$tmp/out")

@@ -20,7 +20,8 @@ static cc_case *new_case(void) {
 }
 
 static void assert_valid(const cc_case *c) {
-  assert_true(c->page_size == 1024 || c->page_size == 2048 || c->page_size == 4096 || c->page_size == 8192);
+  assert_true(c->page_size == 1024 || c->page_size == 2048 || c->page_size == 4096 || c->page_size == 8192 ||
+              c->page_size == 16384);
   assert_true(c->sector == 512 || c->sector == 4096);
   assert_true(c->sched.tear < CC_TEAR_KINDS);
   assert_true(c->sched.writeback < CC_WB_KINDS);
@@ -56,6 +57,16 @@ static void test_every_byte_string_decodes(void **state) {
     assert_true(n <= sizeof enc);
     cc_case_decode(enc, n, d);
     assert_same(c, d);
+  }
+  /* Header byte 0 keeps its meaning from before 16 KiB pages (0..3: 4, 1, 2, 8 KiB), so every
+   * reproducer saved then replays as it did; 7 is 16 KiB, and encoding picks 0..3 or 7. */
+  static const uint32_t sizes[8] = {4096, 1024, 2048, 8192, 4096, 1024, 2048, 16384};
+  for (uint8_t b = 0; b < 8; b++) {
+    uint8_t h[CC_HEADER_SIZE] = {b}, enc[CC_HEADER_SIZE];
+    cc_case_decode(h, sizeof h, c);
+    assert_int_equal(c->page_size, sizes[b]);
+    assert_int_equal(cc_case_encode(c, enc, sizeof enc), CC_HEADER_SIZE);
+    assert_int_equal(enc[0], b < 4 ? b : b == 7 ? 7 : b - 4);
   }
   cc_case_decode(NULL, 0, c);
   assert_valid(c);
