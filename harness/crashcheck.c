@@ -1,5 +1,6 @@
 /* crashcheck.c: the command line: explore, check, replay, minimize, show, encode (and the
  * internal __run that executes a case under the shim). Exit 0 clean, 1 violation, 2 usage. */
+#include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -35,10 +36,26 @@ static const char *usage_main =
     "  show FILE                          print a case as text\n"
     "  encode TEXT -o OUT                 write a text case in binary form\n"
     "  generate --ops N --seed S -o OUT   write a generated workload as a text case\n"
+    "  coverage [CASE...]                 crash coverage of the workload suite: what is missing\n"
     "\n"
     "Run `crashcheck COMMAND --help` for a command's options.\n"
     "Exit status: 0 clean, 1 a violation was found, 2 usage or environment error.\n"
     "Environment: CRASHCHECK_SHIM (libpowercut.so), CRASHCHECK_WORKDIR (scratch, default /dev/shm or $TMPDIR).\n";
+
+static const char *usage_coverage =
+    "usage: crashcheck coverage [CASE ...] [--page-size N]... [--sector N]... [--require] [--json]\n"
+    "\n"
+    "Explores each case (default: every workload in corpus/workloads/) at each page size (default\n"
+    "1024, 4096 and 16384) and each sector size (default 512 and 4096), and prints for each size the\n"
+    "crash coverage of all of them together: the cells (operation x what a cut step makes durable x\n"
+    "where it lands) the pager's protocol must be cut at, how many the cases covered, and every\n"
+    "one they missed. A missed cell is a shape of workload the suite lacks: add a case that takes it.\n"
+    "  --page-size N   a page size to explore at (repeat for several)\n"
+    "  --sector N      512 or 4096 (repeat for both)\n"
+    "  --require       exit 1 unless every required cell is covered at every size\n"
+    "  --json          one JSON object per size, one per line\n"
+    "Exit status: 1 also when an exploration finds a violation, or covers a cell the protocol's\n"
+    "table says cannot be (a bug of the table or of the pager).\n";
 
 static const char *usage_explore =
     "usage: crashcheck explore [CASE | --ops N --seed S] [options]\n"
@@ -207,7 +224,28 @@ static void json_string(const char *s) {
   putchar('"');
 }
 
-static void print_json(const cc_explore_result *r) {
+/* Crash coverage as JSON: counts, and the covered cells as "operation/what/where". */
+static void print_coverage_json(const cc_cover_cells cells, uint32_t page_size, uint32_t sector) {
+  size_t required, stray, covered = cc_coverage_count(cells, page_size, &required, &stray);
+  printf("{\"page_size\": %u, \"sector\": %u, \"covered\": %zu, \"required\": %zu, \"impossible_covered\": %zu, "
+         "\"cells\": [", page_size, sector, covered, required, stray);
+  int n = 0;
+  for (int o = 0; o < CC_COVER_OPS; o++)
+    for (int w = 0; w < CC_WHAT_KINDS; w++)
+      for (int x = 0; x < CC_WHERE_KINDS; x++)
+        if (cells[o][w][x])
+          printf("%s\"%s/%s/%s\"", n++ ? ", " : "", cc_cover_op_name(o), cc_cover_what_name(w), cc_cover_where_name(x));
+  printf("], \"missing\": [");
+  n = 0;
+  for (int o = 0; o < CC_COVER_OPS; o++)
+    for (int w = 0; w < CC_WHAT_KINDS; w++)
+      for (int x = 0; x < CC_WHERE_KINDS; x++)
+        if (!cells[o][w][x] && cc_cell_status(o, w, x, page_size) == CC_CELL_REQUIRED)
+          printf("%s\"%s/%s/%s\"", n++ ? ", " : "", cc_cover_op_name(o), cc_cover_what_name(w), cc_cover_where_name(x));
+  printf("]}");
+}
+
+static void print_json(const cc_explore_result *r, uint32_t page_size, uint32_t sector) {
   printf("{\"steps\": %llu, \"states\": %llu, \"distinct_states\": %llu, \"violations\": %llu, \"leaks\": %llu, "
          "\"reclaimed\": %llu, \"first_violation_state\": %llu, \"again_runs\": %llu, \"again_states\": %llu, "
          "\"seconds\": %.3f, \"states_per_sec\": %.1f, "
@@ -239,7 +277,9 @@ static void print_json(const cc_explore_result *r) {
     json_string(f->reproducer);
     printf("}");
   }
-  printf("]}\n");
+  printf("], \"coverage\": ");
+  print_coverage_json(r->cover, page_size, sector);
+  printf("}\n");
 }
 
 static void parse_tears(const char *list, cc_explore_opts *o) {
@@ -338,7 +378,7 @@ static int cmd_explore(int argc, char **argv) {
     return r.run_failed ? EXIT_VIOLATION : EXIT_USAGE;
   }
   if (json) {
-    print_json(&r);
+    print_json(&r, c->page_size, c->sector);
   } else {
     printf("explored %zu operations at %u-byte pages, %u-byte sectors%s\n", c->nops, c->page_size, c->sector,
            o.shards > 1 ? " (one shard)" : "");
@@ -351,6 +391,10 @@ static int cmd_explore(int argc, char **argv) {
            (unsigned long long)r.leaky_states);
     printf("  R7 follow-ups    %llu crash images recovered and worked on, %llu crash states of the follow-ups checked\n",
            (unsigned long long)r.again_runs, (unsigned long long)r.again_states);
+    size_t required, stray, covered = cc_coverage_count(r.cover, c->page_size, &required, &stray);
+    printf("  crash coverage   %zu of %zu required cells (`crashcheck coverage` lists what is missing)\n", covered,
+           required);
+    if (stray) printf("  note: %zu covered cells the protocol table says cannot be reached\n", stray);
     printf("  time             %.2f s (%.0f states/s)\n", r.seconds, r.seconds > 0 ? r.distinct / r.seconds : 0.0);
     for (unsigned i = 0; i < r.nfound; i++) {
       const cc_found *f = &r.found[i];
@@ -476,6 +520,119 @@ static int replay(const cc_case *c, bool tell, char *invariant, size_t invlen, c
 out:
   cc_run_free(&run);
   remove_workdir(work);
+  return status;
+}
+
+static int compare_strings(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* ---- coverage ----------------------------------------------------------------------- */
+
+static int cmd_coverage(int argc, char **argv) {
+  if (want_help(argc, argv)) {
+    fputs(usage_coverage, stdout);
+    return EXIT_CLEAN;
+  }
+  const char *cases[256];
+  unsigned ncases = 0, nsizes = 0, nsectors = 0;
+  uint32_t sizes[8], sectors[2];
+  bool require = false, json = false;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "--page-size")) {
+      unsigned long ps = parse_num(usage_coverage, a, v, 16384);
+      if (ps != 1024 && ps != 2048 && ps != 4096 && ps != 8192 && ps != 16384)
+        die_usage(usage_coverage, "--page-size must be 1024, 2048, 4096, 8192 or 16384%s", "");
+      if (nsizes == 8) die_usage(usage_coverage, "at most 8 page sizes%s", "");
+      sizes[nsizes++] = (uint32_t)ps, i++;
+    } else if (!strcmp(a, "--sector")) {
+      unsigned long s = parse_num(usage_coverage, a, v, 4096);
+      if (s != 512 && s != 4096) die_usage(usage_coverage, "--sector must be 512 or 4096%s", "");
+      if (nsectors == 2) die_usage(usage_coverage, "at most 2 sector sizes%s", "");
+      sectors[nsectors++] = (uint32_t)s, i++;
+    } else if (!strcmp(a, "--require")) require = true;
+    else if (!strcmp(a, "--json")) json = true;
+    else if (a[0] == '-') die_usage(usage_coverage, "unknown option %s", a);
+    else if (ncases == 256) die_usage(usage_coverage, "at most 256 cases%s", "");
+    else cases[ncases++] = a;
+  }
+  static char suite[256][PATH_MAX];
+  if (!ncases) {
+    DIR *d = opendir("corpus/workloads");
+    if (!d) die_usage(usage_coverage, "no case given, and no corpus/workloads/ here%s", "");
+    for (struct dirent *e; (e = readdir(d)) && ncases < 256;) {
+      if (e->d_name[0] == '.') continue;
+      snprintf(suite[ncases], sizeof suite[ncases], "corpus/workloads/%s", e->d_name);
+      cases[ncases] = suite[ncases];
+      ncases++;
+    }
+    closedir(d);
+    /* the same order on every machine */
+    qsort(cases, ncases, sizeof *cases, compare_strings);
+  }
+  if (!nsizes) sizes[0] = 1024, sizes[1] = 4096, sizes[2] = 16384, nsizes = 3;
+  if (!nsectors) sectors[0] = 512, sectors[1] = 4096, nsectors = 2;
+  cc_case **loaded = calloc(ncases, sizeof *loaded);
+  for (unsigned k = 0; k < ncases; k++) loaded[k] = load_case_or_die(cases[k]);
+  char work[PATH_MAX];
+  if (make_workdir(work, sizeof work) != 0) return EXIT_USAGE;
+  int status = EXIT_CLEAN;
+  for (unsigned si = 0; si < nsizes; si++)
+    for (unsigned se = 0; se < nsectors; se++) {
+      cc_cover_cells all;
+      memset(all, 0, sizeof all);
+      uint64_t violations = 0;
+      for (unsigned k = 0; k < ncases; k++) {
+        cc_explore_opts o;
+        cc_explore_defaults(&o);
+        o.workdir = work;
+        o.shim = default_shim();
+        o.self = self_path;
+        cc_case *c = loaded[k];
+        c->page_size = sizes[si];
+        c->sector = sectors[se];
+        if (!json && isatty(2)) fprintf(stderr, "\rcrashcheck: %s at %u/%u ...%10s", cases[k], sizes[si], sectors[se], "");
+        cc_explore_result r;
+        int rc = cc_explore(c, &o, &r);
+        if (rc != CC_OK || r.error[0]) {
+          if (isatty(2)) fprintf(stderr, "\n");
+          fprintf(stderr, "crashcheck: %s at %u-byte pages: %s\n", cases[k], sizes[si], r.error[0] ? r.error : cc_strerror(rc));
+          status = r.run_failed ? EXIT_VIOLATION : EXIT_USAGE;
+        } else {
+          cc_coverage_merge(all, r.cover);
+          violations += r.violations;
+          if (r.violations)
+            fprintf(stderr, "crashcheck: %s at %u-byte pages, %u-byte sectors: %llu violations (crashcheck explore %s "
+                    "--page-size %u --sector %u tells them)\n", cases[k], sizes[si], sectors[se],
+                    (unsigned long long)r.violations, cases[k], sizes[si], sectors[se]);
+        }
+        cc_explore_result_free(&r);
+      }
+      if (!json && isatty(2)) fprintf(stderr, "\r%*s\r", 100, "");
+      size_t required, stray, covered = cc_coverage_count(all, sizes[si], &required, &stray);
+      if (violations || stray || (require && covered < required)) status = status ? status : EXIT_VIOLATION;
+      if (json) {
+        print_coverage_json(all, sizes[si], sectors[se]);
+        printf("\n");
+        continue;
+      }
+      printf("%u-byte pages, %u-byte sectors: %zu of %zu required cells covered by %u cases%s\n", sizes[si],
+             sectors[se], covered, required, ncases, violations ? " (and they found violations)" : "");
+      for (int op = 0; op < CC_COVER_OPS; op++)
+        for (int w = 0; w < CC_WHAT_KINDS; w++)
+          for (int x = 0; x < CC_WHERE_KINDS; x++) {
+            int st = cc_cell_status(op, w, x, sizes[si]);
+            if (st == CC_CELL_REQUIRED && !all[op][w][x])
+              printf("  missing:     %-11s %-19s %s\n", cc_cover_op_name(op), cc_cover_what_name(w), cc_cover_where_name(x));
+            if (st == CC_CELL_IMPOSSIBLE && all[op][w][x])
+              printf("  impossible:  %-11s %-19s %s (covered: the table or the pager is wrong)\n", cc_cover_op_name(op),
+                     cc_cover_what_name(w), cc_cover_where_name(x));
+          }
+    }
+  remove_workdir(work);
+  for (unsigned k = 0; k < ncases; k++) free(loaded[k]);
+  free(loaded);
   return status;
 }
 
@@ -655,6 +812,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "explore")) return cmd_explore(argc, argv);
   if (!strcmp(cmd, "check")) return cmd_check(argc, argv);
   if (!strcmp(cmd, "replay")) return cmd_replay(argc, argv);
+  if (!strcmp(cmd, "coverage")) return cmd_coverage(argc, argv);
   if (!strcmp(cmd, "minimize")) return cmd_minimize(argc, argv);
   if (!strcmp(cmd, "show")) return cmd_show(argc, argv);
   if (!strcmp(cmd, "encode")) return cmd_encode(argc, argv);

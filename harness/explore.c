@@ -264,6 +264,9 @@ static int walk(walker *w) {
     uint64_t n = 0;
     pc_replay_model(rp, &m);
     pc_model_step_sectors(m, &n);
+    if (w->o->cover)
+      cc_cover_step(w->o->cover, m, w->info.file, w->info.call, w->info.off, w->info.len,
+                    index ? w->kind : w->existing ? CC_COVER_RECOVER : CC_COVER_CREATE);
     if (cc_image_step(im, m) != CC_OK) {
       snprintf(w->error, sizeof w->error, "cannot follow the durable content at step %llu", (unsigned long long)w->step);
       break;
@@ -456,7 +459,7 @@ static bool explore_visit(walker *w, const cc_verdict *checked) {
     uint64_t gap = w->total_steps / jb->o->again;
     ew->next_again = w->step + (gap ? gap : 1);
     cc_verdict inner;
-    r->again_states += cc_again(jb->c, jb->o, w->image, NULL, false, &inner, &aw);
+    r->again_states += cc_again(jb->c, w->o, w->image, NULL, false, &inner, &aw);
     r->again_runs++;
     if (inner.nviolations) {
       v = inner;
@@ -504,10 +507,17 @@ static int run_job(const job *jb) {
   char image[1024];
   snprintf(image, sizeof image, "%s/image-%u", jb->o->workdir, jb->shard);
   explore_walk ew = {.jb = jb, .next_again = 1};
-  walker w = {.c = jb->c, .run = jb->run, .o = jb->o, .trace_path = jb->trace_path, .image = image,
+  /* The walk and its R7 follow-ups count crash coverage here. */
+  cc_coverage cov;
+  cc_coverage_init(&cov, jb->c->page_size, jb->c->sector);
+  cc_explore_opts counted = *jb->o;
+  counted.cover = &cov;
+  walker w = {.c = jb->c, .run = jb->run, .o = &counted, .trace_path = jb->trace_path, .image = image,
               .shard = jb->shard, .shards = jb->shards, .verifying = verifying(), .visit = explore_visit,
               .stepped = explore_stepped, .ctx = &ew};
   int rc = walk(&w);
+  memcpy(jb->r->cover, cov.cell, sizeof cov.cell);
+  cc_coverage_free(&cov);
   if (jb->progress) fprintf(stderr, "\r%*s\r", 90, "");
   jb->r->steps = w.steps;
   jb->r->states = w.states;
@@ -546,6 +556,7 @@ static int run_jobs(job *base, unsigned jobs) {
   cc_explore_result sum = *r;
   sum.steps = sum.states = sum.distinct = sum.violations = sum.leaks = sum.reclaimed = sum.leaky_states = 0;
   sum.again_runs = sum.again_states = 0;
+  memset(sum.cover, 0, sizeof sum.cover);
   sum.nfound = 0;
   sum.first_violation_state = 0;
   int rc = CC_OK;
@@ -567,6 +578,7 @@ static int run_jobs(job *base, unsigned jobs) {
       sum.again_states += part.again_states;
       sum.reclaimed += part.reclaimed;
       sum.leaky_states += part.leaky_states;
+      cc_coverage_merge(sum.cover, part.cover);
       if (part.error[0]) snprintf(sum.error, sizeof sum.error, "%s", part.error);
       for (unsigned k = 0; k < part.nfound; k++) {
         cc_found f;

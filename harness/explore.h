@@ -8,6 +8,7 @@
 
 #include "case.h"
 #include "checker.h"
+#include "coverage.h"
 
 typedef struct cc_explore_opts {
   const char *workdir; /* scratch directory for the file, trace and images */
@@ -22,6 +23,7 @@ typedef struct cc_explore_opts {
   bool progress;       /* a progress line on stderr */
   unsigned max_violations; /* stop reporting after this many (all are counted) */
   unsigned again;      /* R7: recovered states to run the follow-up workload on (0: none) */
+  cc_coverage *cover;  /* where walks count crash coverage (NULL: not counted); set by the explorer */
 } cc_explore_opts;
 
 typedef struct cc_found {
@@ -45,6 +47,7 @@ typedef struct cc_explore_result {
   cc_found *found; /* the first max_violations */
   char error[1200]; /* set when the exploration could not run, or the workload failed */
   bool run_failed;  /* the pager disagreed with the model without any power cut */
+  cc_cover_cells cover; /* crash coverage of the exploration and its R7 follow-ups */
 } cc_explore_result;
 
 void cc_explore_defaults(cc_explore_opts *o);

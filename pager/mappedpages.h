@@ -193,6 +193,21 @@ MP_API uint64_t mp_leaked_count(const mp_pager *p);
 #define MP_RECOVER_ADOPT 0x10u   /* a file another writer made is adopted (see README) */
 MP_API unsigned mp_recovery(const mp_pager *p);
 
+/* What each page of a file is, read from a copy of the file held in memory (`len` bytes)
+ * without opening it: for tools that classify the writes they see (crashcheck's coverage).
+ * kinds[id] gets an MP_PAGE_* value for pages 0 .. npages - 1 (MP_PAGE_UNKNOWN past the
+ * image, or where no metadata copy is whole). Pages named by either copy of a directory
+ * block count as that block's, so an operation in flight is seen. MP_ECORRUPT or
+ * MP_EVERSION if the superblock is not one this library reads. */
+#define MP_PAGE_UNKNOWN 0
+#define MP_PAGE_SUPERBLOCK 1
+#define MP_PAGE_METADATA 2
+#define MP_PAGE_DIRECTORY 3
+#define MP_PAGE_PROTECTED 4 /* either copy of a protected page */
+#define MP_PAGE_REGULAR 5
+#define MP_PAGE_FREE 6
+MP_API int mp_image_page_kinds(const void *image, size_t len, uint8_t *kinds, uint64_t npages);
+
 #ifdef __cplusplus
 }
 #endif

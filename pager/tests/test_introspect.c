@@ -1,0 +1,102 @@
+/* test_introspect.c: mp_image_page_kinds names every page of a file held in memory as
+ * what the pager made it, an operation in flight included, and survives any bytes. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "mappedpages.h"
+#include "support.h"
+
+static void test_kinds_of_a_real_file(void **state) {
+  (void)state;
+  static const size_t sizes[] = {1024, 4096, 16384};
+  for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+    size_t ps = sizes[s];
+    const char *path = t_path(0, "kinds.mp");
+    mp_pager *p;
+    assert_int_equal(mp_create(path, ps, &p), MP_OK);
+    uint64_t reg[3], prot[2], dpage;
+    assert_int_equal(mp_alloc_bulk(p, 3, reg), MP_OK);
+    assert_int_equal(mp_protected_alloc(p, &prot[0]), MP_OK);
+    assert_int_equal(mp_protected_alloc(p, &prot[1]), MP_OK);
+    assert_int_equal(mp_free(p, reg[1]), MP_OK);
+    uint64_t pages = mp_page_count(p);
+    uint8_t *want = malloc(pages);
+    /* What the pager says of each page: protected pages' committed copies through
+     * mp_protected_where, regular ones through mp_next_regular; the rest is structure
+     * (the other copies, the directory pages) or free. */
+    memset(want, 0, pages);
+    want[0] = MP_PAGE_SUPERBLOCK;
+    want[1] = want[2] = MP_PAGE_METADATA;
+    for (uint64_t id = 0; mp_next_regular(p, id, &id) == MP_OK; id++) want[id] = MP_PAGE_REGULAR;
+    for (int k = 0; k < 2; k++) {
+      uint32_t crc;
+      assert_int_equal(mp_protected_where(p, prot[k], &dpage, &crc), MP_OK);
+      want[dpage] = MP_PAGE_PROTECTED;
+    }
+    mp_close(p);
+    size_t len;
+    uint8_t *img = t_read_file(path, &len);
+    assert_int_equal(len, pages * ps);
+    uint8_t *kinds = malloc(pages + 5);
+    memset(kinds, 0xEE, pages + 5);
+    assert_int_equal(mp_image_page_kinds(img, len, kinds, pages + 5), MP_OK);
+    size_t ndir = 0, nprot = 0, nfree = 0;
+    for (uint64_t id = 0; id < pages; id++) {
+      if (want[id]) assert_int_equal(kinds[id], want[id]);
+      ndir += kinds[id] == MP_PAGE_DIRECTORY;
+      nprot += kinds[id] == MP_PAGE_PROTECTED;
+      nfree += kinds[id] == MP_PAGE_FREE;
+    }
+    assert_int_equal(ndir, 2);  /* one block, two copies */
+    assert_int_equal(nprot, 4); /* two protected pages, two copies each */
+    assert_int_equal(kinds[reg[1]], MP_PAGE_FREE);
+    for (uint64_t id = pages; id < pages + 5; id++) assert_int_equal(kinds[id], MP_PAGE_UNKNOWN);
+    free(img);
+    free(kinds);
+    free(want);
+  }
+}
+
+static void test_any_bytes(void **state) {
+  (void)state;
+  const char *path = t_path(0, "any.mp");
+  mp_pager *p;
+  assert_int_equal(mp_create(path, 1024, &p), MP_OK);
+  uint64_t id;
+  assert_int_equal(mp_protected_alloc(p, &id), MP_OK);
+  mp_close(p);
+  size_t len;
+  uint8_t *img = t_read_file(path, &len);
+  uint8_t kinds[64];
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+  for (int round = 0; round < 20000; round++) {
+    uint8_t *copy = malloc(len);
+    memcpy(copy, img, len);
+    for (int k = 0; k < 1 + round % 8; k++) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      copy[(x >> 8) % len] = (uint8_t)x;
+    }
+    size_t cut = round % 3 ? len : (size_t)(x % (len + 1));
+    int rc = mp_image_page_kinds(copy, cut, kinds, sizeof kinds);
+    assert_true(rc == MP_OK || rc == MP_ECORRUPT || rc == MP_EVERSION);
+    free(copy);
+  }
+  assert_int_equal(mp_image_page_kinds(NULL, len, kinds, 1), MP_EINVAL);
+  assert_int_equal(mp_image_page_kinds(img, len, NULL, 1), MP_EINVAL);
+  assert_int_equal(mp_image_page_kinds(img, 100, kinds, 1), MP_ECORRUPT);
+  free(img);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_kinds_of_a_real_file),
+      cmocka_unit_test(test_any_bytes),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
