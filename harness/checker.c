@@ -292,8 +292,9 @@ int cc_fsck(const char *path, unsigned *findings) {
   rc = mp_check(p, print_finding, NULL, findings);
   static const char *const what[] = {"rewrite page 0 after a torn write", "use the metadata copy before the damaged one",
                                      "reclaim pages an interrupted protected operation left",
-                                     "make directory copies agree", "adopt a file another writer made"};
-  for (unsigned bit = 0; bit < 5; bit++)
+                                     "make directory copies agree", "adopt a file another writer made",
+                                     "rewrite page 0's stale section checksum"};
+  for (unsigned bit = 0; bit < sizeof what / sizeof *what; bit++)
     if (mp_recovery(p) >> bit & 1) printf("  recovery pending: a read-write open will %s\n", what[bit]);
   if (mp_leaked_count(p))
     printf("  note: %llu pages were left allocated by an interrupted protected operation\n",
