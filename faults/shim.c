@@ -64,6 +64,22 @@
  *   and =lazy track nothing and compare instead (see capture_range, capture_content).
  * - A step's STEP record is written before the call; its effects (the data written, the
  *   range synced) after the real call succeeded. A call the kernel failed has no effect.
+ *   A call the kernel would reject from its arguments or the descriptor's access mode alone
+ *   (write calls, ftruncate, fallocate on a read-only descriptor; a negative pwrite offset;
+ *   a fallocate mode no file system takes; an msync the kernel refuses) is still a step, so
+ *   that cut and traced runs number the same steps, but has no effect even when cut (see
+ *   write_rejected, fallocate_rejected, msync_valid). What only the call can tell (a mode
+ *   the file system lacks, a bad buffer) is applied by a cut.
+ * - msync is the kernel's (mm/msync.c): a step when its page-rounded range (len 0: addr)
+ *   touches a tracked mapping. Unaligned addr, unknown flags or MS_SYNC|MS_ASYNC: EINVAL, and
+ *   a wrapping range: ENOMEM, all without effect; len 0 does nothing. Else len is rounded up
+ *   to whole pages, and MS_SYNC makes durable the whole file range under every VM_SHARED
+ *   mapping in the range (however it became dirty: stores or write()) and the size. A
+ *   mapping is VM_SHARED when MAP_SHARED over a descriptor open for writing, whatever its
+ *   protection: private mappings and shared ones of read-only descriptors sync nothing. A gap
+ *   in the range fails the call with ENOMEM after the mappings around it were synced, which
+ *   a cut predicts (it cannot see untracked mappings). EIO drops the dirty state of the
+ *   VM_SHARED ranges; the mappings a failing sync of another one left synced are not kept.
  * - A power cut at step k happens inside the call: its volatile effect (a write's data) is
  *   applied to the model, the images are taken with its durable effect torn, and the
  *   process ends with _exit(99) without making the call.
@@ -143,7 +159,9 @@ typedef struct {
     uint64_t off;
     int prot;
     int wt;                /* write tracking backend (WT_*): writable shared, not sync mode */
-    int wshared;           /* writable and shared: its stores reach the file */
+    int vmshared;          /* the kernel's VM_SHARED: MAP_SHARED of a descriptor open for
+                            * writing; the only mappings msync syncs */
+    int wshared;           /* vmshared and writable: its stores reach the file */
     uint8_t *faulted;      /* per page: store seen since the last harvest */
     size_t *flist, nf;     /* the faulted pages, in fault order */
     uint32_t win_h, win_c; /* harvests, and pages found written, in this window (adapt) */
@@ -1089,6 +1107,8 @@ static int first_backend(void)
     return S.uffd_ok > 0 ? WT_UFFD : WT_MPROTECT;
 }
 
+/* shared: the mapping is VM_SHARED (see do_mmap); mprotect never changes that, so the parts
+ * kept by munmap or moved by mremap inherit it. */
 static int add_map(uintptr_t addr, size_t len, uint32_t file, uint64_t off, int prot, int shared)
 {
     if (S.nmaps == S.mcap) {
@@ -1105,6 +1125,7 @@ static int add_map(uintptr_t addr, size_t len, uint32_t file, uint64_t off, int 
     mp.file = file;
     mp.off = off;
     mp.prot = prot;
+    mp.vmshared = shared != 0;
     mp.wshared = shared && (prot & PROT_WRITE);
     mp.wt = mp.wshared && !S.mmap_sync ? first_backend() : WT_NONE;
     if (mp.wt) {
@@ -1152,9 +1173,9 @@ static void forget_range(uintptr_t a, size_t len)
         }
         drop_map(i);
         drop_open(mp.addr, mp.len); /* the parts kept are protected again by add_map */
-        if (a > mp.addr) add_map(mp.addr, a - mp.addr, mp.file, mp.off, mp.prot, mp.wshared);
+        if (a > mp.addr) add_map(mp.addr, a - mp.addr, mp.file, mp.off, mp.prot, mp.vmshared);
         if (a + len < e)
-            add_map(a + len, e - (a + len), mp.file, mp.off + (a + len - mp.addr), mp.prot, mp.wshared);
+            add_map(a + len, e - (a + len), mp.file, mp.off + (a + len - mp.addr), mp.prot, mp.vmshared);
         /* added maps go to the end; restart the scan from i (it now holds another map) */
     }
 }
@@ -1394,7 +1415,26 @@ static void note_iov(tfile *f, uint64_t off, const struct iovec *iov, int n, uin
 
 static void parse_marks(const void *buf, size_t len);
 
-/* One body for write, pwrite(64), writev, pwritev(64). pos < 0: the file offset. */
+/* A call the kernel rejects before it changes anything is still a step (a traced run and a
+ * cut run number the same calls), but a cut on it must not apply its effect: the checks the
+ * kernel makes from the arguments and the descriptor's access mode alone. */
+static int not_writable(int flags) { return (flags & O_ACCMODE) == O_RDONLY; }
+
+/* EBADF: not open for writing; EINVAL: a negative pwrite offset (INT64_MIN, see pwrite), more
+ * than IOV_MAX vectors, or more than SSIZE_MAX bytes. */
+static int write_rejected(int flags, const struct iovec *iov, int n, int64_t pos)
+{
+    if (not_writable(flags) || pos == INT64_MIN || n > IOV_MAX) return 1;
+    uint64_t t = 0;
+    for (int i = 0; i < n; i++) {
+        if (iov[i].iov_len > (uint64_t)SSIZE_MAX - t) return 1;
+        t += iov[i].iov_len;
+    }
+    return 0;
+}
+
+/* One body for write, pwrite(64), writev, pwritev(64). pos < 0: the file offset, except
+ * INT64_MIN: a negative offset the kernel refuses. */
 static ssize_t do_write(int call, int fd, const struct iovec *iov, int n, int64_t pos,
                         ssize_t (*real)(int, const struct iovec *, int, int64_t))
 {
@@ -1426,8 +1466,11 @@ static ssize_t do_write(int call, int fd, const struct iovec *iov, int n, int64_
     int err, go = step_open(call, f->id, off, total, &err);
     int sync = (flags & (O_SYNC | O_DSYNC)) != 0;
     if (go == GO_CUT) {
-        note_iov(f, off, iov, n, total);
-        if (sync) note_sync(f, off, total);
+        /* a write the kernel would refuse changes nothing, and one of 0 bytes syncs nothing */
+        if (!write_rejected(flags, iov, n, pos)) {
+            note_iov(f, off, iov, n, total);
+            if (sync && total) note_sync(f, off, total);
+        }
         CUT_RETURN(-1, real(fd, iov, n, pos));
     }
     if (go == GO_SHORT && total < 2) { /* nothing shorter to return: interrupted */
@@ -1545,12 +1588,13 @@ PC_EXPORT ssize_t pwritev64(int fd, const struct iovec *iov, int n, off_t off)
 /* ---- size changes ---- */
 static int do_ftruncate(int fd, off_t len, int (*real)(int, off_t))
 {
-    tfile *f = fd_file(fd, NULL);
+    int flags;
+    tfile *f = fd_file(fd, &flags);
     if (!f || len < 0) return real(fd, len);
     BEGIN_STEP();
     int err, go = step_open(PC_CALL_FTRUNCATE, f->id, (uint64_t)len, 0, &err);
     if (go == GO_CUT) {
-        note_truncate(f, (uint64_t)len);
+        if (!not_writable(flags)) note_truncate(f, (uint64_t)len); /* else EINVAL */
         CUT_RETURN(-1, real(fd, len));
     }
     if (go == GO_ERROR) {
@@ -1603,10 +1647,25 @@ static void note_fallocate(tfile *f, int mode, uint64_t off, uint64_t len)
     free(buf);
 }
 
+/* What vfs_fallocate refuses whatever the file system: EBADF (not open for writing), EFBIG
+ * (the end wraps), EOPNOTSUPP or EINVAL (two of the exclusive modes, a hole punched without
+ * FALLOC_FL_KEEP_SIZE, a collapse or insert with it). Modes a file system lacks fail there
+ * too, but only the call can tell. */
+static int fallocate_rejected(int flags, int mode, off_t off, off_t len)
+{
+    if (not_writable(flags) || off > INT64_MAX - len) return 1;
+    int excl = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_ZERO_RANGE |
+                       FALLOC_FL_INSERT_RANGE | FALLOC_FL_UNSHARE_RANGE);
+    if (excl & (excl - 1)) return 1;
+    if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE)) return 1;
+    return (mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)) && (mode & FALLOC_FL_KEEP_SIZE);
+}
+
 static int do_fallocate(int call, int fd, int mode, off_t off, off_t len,
                         int (*real)(int, int, off_t, off_t), int (*preal)(int, off_t, off_t))
 {
-    tfile *f = fd_file(fd, NULL);
+    int flags;
+    tfile *f = fd_file(fd, &flags);
     if (!f || off < 0 || len <= 0)
         return preal ? preal(fd, off, len) : real(fd, mode, off, len);
     BEGIN_STEP();
@@ -1614,7 +1673,8 @@ static int do_fallocate(int call, int fd, int mode, off_t off, off_t len,
     if (go == GO_CUT) {
         /* the in-flight allocation: only the size change is modelled here */
         uint64_t end = (uint64_t)off + (uint64_t)len;
-        if (!(mode & FALLOC_FL_KEEP_SIZE) && end > f->size) note_truncate(f, end);
+        if (!fallocate_rejected(flags, mode, off, len) && !(mode & FALLOC_FL_KEEP_SIZE) && end > f->size)
+            note_truncate(f, end);
         int e = cut_and_unlock();
         if (!e) return preal ? preal(fd, off, len) : real(fd, mode, off, len);
         if (preal) return e;
@@ -1719,11 +1779,36 @@ PC_EXPORT int sync_file_range(int fd, off_t off, off_t n, unsigned int flags)
     return r;
 }
 
+/* msync as mm/msync.c does it. The kernel rejects (EINVAL) an unaligned addr, unknown
+ * flags, and MS_SYNC with MS_ASYNC; a range that wraps fails with ENOMEM; len is rounded up
+ * to whole pages and len 0 does nothing. Otherwise it walks the mappings in the range and,
+ * for MS_SYNC, fsyncs (datasync) the file range under every VM_SHARED one: the whole range,
+ * whatever made it dirty (a store or write()). A gap in the range is skipped and reported as
+ * ENOMEM at the end; a mapping that is not VM_SHARED (private, or shared over a read-only
+ * descriptor) is skipped silently. The call is a step when its page-rounded range (len 0:
+ * addr) touches a tracked mapping, rejected or not, so that a cut run numbers steps as the
+ * traced run does; a rejected call has no effect, cut or not. */
+static int msync_wraps(uintptr_t a, size_t len)
+{
+    return len > UINTPTR_MAX - a || UINTPTR_MAX - a - len < S.page - 1;
+}
+
+static int msync_valid(uintptr_t a, size_t len, int flags)
+{
+    if (flags & ~(MS_ASYNC | MS_INVALIDATE | MS_SYNC)) return 0;
+    if (a & (S.page - 1)) return 0;
+    if ((flags & MS_ASYNC) && (flags & MS_SYNC)) return 0;
+    return len && !msync_wraps(a, len);
+}
+
 PC_EXPORT int msync(void *addr, size_t len, int flags)
 {
     ENSURE();
     if (!S.active || S.dead || busy || !S.nmaps) return real_msync(addr, len, flags);
-    uintptr_t a = (uintptr_t)addr, e = a + len;
+    uintptr_t a = (uintptr_t)addr;
+    int valid = msync_valid(a, len, flags);
+    /* the page-rounded range; [addr, addr+1) for len 0, past the end for one that wraps */
+    uintptr_t e = !len ? a + 1 : msync_wraps(a, len) ? UINTPTR_MAX : (a + len + S.page - 1) & ~(uintptr_t)(S.page - 1);
     size_t first = SIZE_MAX;
     for (size_t i = 0; i < S.nmaps; i++)
         if (a < S.maps[i].addr + S.maps[i].len && e > S.maps[i].addr) {
@@ -1735,19 +1820,21 @@ PC_EXPORT int msync(void *addr, size_t len, int flags)
     tmap *m0 = &S.maps[first];
     uint64_t off0 = m0->off + (a > m0->addr ? a - m0->addr : 0);
     int err, go = step_open(PC_CALL_MSYNC, S.files[m0->file].id, off0, len, &err);
-    for (size_t i = 0; S.mmap_sync && (flags & MS_SYNC) && i < S.nmaps; i++)
+    for (size_t i = 0; valid && S.mmap_sync && (flags & MS_SYNC) && i < S.nmaps; i++)
         if (a < S.maps[i].addr + S.maps[i].len && e > S.maps[i].addr) capture_range(&S.maps[i], a, e);
     int r = 0, saved = 0;
     if (go == GO_CALL) {
         r = real_msync(addr, len, flags);
         saved = errno;
     }
-    /* the ranges of every tracked mapping the call covers */
-    int durable = (flags & MS_SYNC) && (go == GO_CUT || (go == GO_CALL && r == 0));
-    int lose = (go == GO_ERROR && err == EIO) || (go == GO_CALL && r != 0 && saved == EIO);
+    /* The file ranges under every VM_SHARED tracked mapping the call covers. A gap (ENOMEM)
+     * syncs them all the same; a cut predicts that, as it cannot see untracked mappings. */
+    int durable = valid && (flags & MS_SYNC) &&
+                  (go == GO_CUT || (go == GO_CALL && (r == 0 || saved == ENOMEM)));
+    int lose = valid && ((go == GO_ERROR && err == EIO) || (go == GO_CALL && r != 0 && saved == EIO));
     for (size_t i = 0; i < S.nmaps && (durable || lose); i++) {
         tmap *mp = &S.maps[i];
-        if (!(a < mp->addr + mp->len && e > mp->addr)) continue;
+        if (!mp->vmshared || !(a < mp->addr + mp->len && e > mp->addr)) continue;
         uintptr_t lo = a > mp->addr ? a : mp->addr;
         uintptr_t hi = e < mp->addr + mp->len ? e : mp->addr + mp->len;
         tfile *f = &S.files[mp->file];
@@ -1891,15 +1978,18 @@ static void *do_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t 
         busy--;
     }
     void *p = real(addr, len, prot, flags, fd, off);
-    tfile *f = fd_file(fd, NULL);
+    int fdflags;
+    tfile *f = fd_file(fd, &fdflags);
     if (p == MAP_FAILED || !f) return p;
     busy++;
     pthread_mutex_lock(&lock);
     if (flags & MAP_FIXED) forget_range((uintptr_t)p, len);
     /* MAP_PRIVATE stores never reach the file: only shared writable mappings are tracked,
-     * but every mapping is kept so that msync on it still counts as a step. */
-    if (add_map((uintptr_t)p, len, (uint32_t)(f - S.files), (uint64_t)off, prot,
-                (flags & MAP_SHARED) != 0))
+     * but every mapping is kept so that msync on it still counts as a step. The kernel clears
+     * VM_SHARED of a MAP_SHARED (or MAP_SHARED_VALIDATE) mapping of a descriptor not open for
+     * writing, and msync syncs nothing under such a mapping, as under a private one. */
+    int shared = (flags & MAP_SHARED) != 0 && (fdflags & O_ACCMODE) != O_RDONLY;
+    if (add_map((uintptr_t)p, len, (uint32_t)(f - S.files), (uint64_t)off, prot, shared))
         warn("powercut: out of memory tracking a mapping; its stores are not modelled\n");
     pthread_mutex_unlock(&lock);
     busy--;
@@ -1980,7 +2070,7 @@ PC_EXPORT void *mremap(void *old, size_t oldlen, size_t newlen, int flags, ...)
         forget_range((uintptr_t)old, oldlen);
         if (flags & MREMAP_FIXED) forget_range((uintptr_t)p, newlen);
         add_map((uintptr_t)p, newlen, src.file, src.off + ((uintptr_t)old - src.addr), src.prot,
-                src.wshared);
+                src.vmshared);
     }
     pthread_mutex_unlock(&lock);
     busy--;

@@ -35,6 +35,10 @@
  *   Q:N              N times: msync the first page of the map (no store)
  *   G:OFF:LEN:BYTE   read(2) LEN bytes of BYTE from a pipe into the map (a store by the kernel)
  *   F:OFF:LEN:BYTE   a forked child stores into the map, the parent waits
+ *   o                reopen O_RDONLY                      X:OFF:LEN:FLAGS  msync(FLAGS) of map range
+ *   Z:LEN            mmap LEN bytes MAP_PRIVATE rw at 0 as the map (s/M/X act on it)
+ *   n:LEN            mmap LEN bytes MAP_SHARED read-only at 0 as the map
+ *   (a:OFF:LEN:MODE  fallocate with MODE)
  * A failing call prints "ERR <op index> <errno>" and the run goes on.
  */
 
@@ -108,7 +112,11 @@ int main(int argc, char **argv)
         }
         case 't': r = ftruncate(fd, (off_t)num(&p)); break;
         case 'T': r = ftruncate64(fd, (off64_t)num(&p)); break;
-        case 'a': { unsigned long long o = num(&p); r = fallocate(fd, 0, (off_t)o, (off_t)num(&p)); break; }
+        case 'a': {
+            unsigned long long o = num(&p), l = num(&p);
+            r = fallocate(fd, (int)num(&p), (off_t)o, (off_t)l);
+            break;
+        }
         case 'p': {
             unsigned long long o = num(&p);
             int e = posix_fallocate(fd, (off_t)o, (off_t)num(&p));
@@ -121,9 +129,20 @@ int main(int argc, char **argv)
         case 'D': reopen(O_DSYNC); break;
         case 'S': reopen(O_SYNC); break;
         case 'O': reopen(0); break;
+        case 'o':
+            close(fd);
+            fd = open(path, O_RDONLY);
+            if (fd < 0) { perror("open"); exit(3); }
+            break;
         case 'm':
             maplen = num(&p);
             map = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            if (map == MAP_FAILED) { map = NULL; r = -1; }
+            break;
+        case 'Z': case 'n':
+            maplen = num(&p);
+            map = mmap(NULL, maplen, op == 'Z' ? PROT_READ | PROT_WRITE : PROT_READ,
+                       op == 'Z' ? MAP_PRIVATE : MAP_SHARED, fd, 0);
             if (map == MAP_FAILED) { map = NULL; r = -1; }
             break;
         case 'P': {
@@ -141,6 +160,11 @@ int main(int argc, char **argv)
         case 'M': case 'A': {
             unsigned long long off = num(&p), len = num(&p);
             r = msync(map + off, len, op == 'M' ? MS_SYNC : MS_ASYNC);
+            break;
+        }
+        case 'X': {
+            unsigned long long off = num(&p), len = num(&p);
+            r = msync(map + off, len, (int)num(&p));
             break;
         }
         case 'r': {

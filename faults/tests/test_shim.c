@@ -259,6 +259,157 @@ static void test_msync_range_only(void **st)
     free(img);
 }
 
+static void live_vs_trace(const char *ops, const char *mode, uint64_t steps);
+
+/* pc_work's last run printed line (its ERR lines say which op failed, with which errno). */
+static int out_has(const char *line)
+{
+    uint64_t n;
+    uint8_t *b = slurp("out", &n);
+    assert_non_null(b);
+    b[n] = 0;
+    int found = strstr((char *)b, line) != NULL;
+    free(b);
+    return found;
+}
+
+/* msync syncs nothing under a mapping that is not VM_SHARED: a private one, or a shared one
+ * of a descriptor open read-only (the kernel clears VM_SHARED at mmap). A shared read-only
+ * mapping of a read-write descriptor is VM_SHARED: its msync makes the file range durable,
+ * bytes written with write() included. */
+static void test_msync_not_shared(void **st)
+{
+    (void)st;
+    const char *priv = "w:0:4096:66 Z:4096 s:0:100:67 M:0:4096 R:0:1";
+    const char *rdonly = "w:0:4096:66 o n:4096 M:0:4096 R:0:1";
+    const char *shared = "w:0:4096:66 n:4096 M:0:4096 R:0:1";
+    const char *cases[] = {priv, rdonly};
+    for (size_t i = 0; i < 2; i++) {
+        uint64_t len;
+        uint8_t *img = cut_image("2:all:none", NULL, cases[i], &len); /* at the msync */
+        assert_int_equal(len, 0);
+        free(img);
+        img = cut_image("3:none:none", NULL, cases[i], &len); /* after it returned */
+        assert_int_equal(len, 0);
+        free(img);
+        assert_false(out_has("ERR"));
+        live_vs_trace(cases[i], "", 3);
+    }
+    uint64_t len;
+    uint8_t *img = cut_image("3:none:none", NULL, shared, &len);
+    assert_int_equal(len, 4096);
+    assert_true(range_is(img, 0, 4096, 66));
+    free(img);
+}
+
+/* msync covers whole pages: msync(addr, 512) makes the whole page under addr durable,
+ * stores and write()-written bytes alike; msync(addr, 0) syncs nothing (not even the size),
+ * but is still a step. */
+static void test_msync_whole_pages(void **st)
+{
+    (void)st;
+    const char *ops = "t:8192 m:8192 w:1024:1024:66 s:0:512:65 s:4096:100:67 M:0:512 R:0:1";
+    uint64_t len;
+    uint8_t *img = cut_image("4:none:none", NULL, ops, &len);
+    assert_int_equal(len, 8192);
+    assert_true(range_is(img, 0, 512, 65));
+    assert_true(range_is(img, 512, 512, 0));
+    assert_true(range_is(img, 1024, 1024, 66));
+    assert_true(range_is(img, 2048, 6144, 0)); /* the next page's store is not synced */
+    free(img);
+    img = cut_image("3:all:none", NULL, ops, &len); /* the tear: the whole page lands */
+    assert_int_equal(len, 8192);
+    assert_true(range_is(img, 0, 512, 65));
+    assert_true(range_is(img, 1024, 1024, 66));
+    assert_true(range_is(img, 4096, 100, 0));
+    free(img);
+    live_vs_trace(ops, "", 4);
+    live_vs_trace(ops, "|POWERCUT_MMAP=sync", 4);
+    const char *zero[] = {"t:8192 m:8192 s:0:8192:65 M:4096:0 R:0:1", "t:8192 m:8192 s:0:8192:65 M:0:0 R:0:1"};
+    for (size_t i = 0; i < 2; i++) {
+        img = cut_image("2:all:none", NULL, zero[i], &len);
+        assert_int_equal(len, 0);
+        free(img);
+        img = cut_image("3:none:none", NULL, zero[i], &len);
+        assert_int_equal(len, 0);
+        free(img);
+        assert_false(out_has("ERR"));
+    }
+}
+
+/* A range with a gap: MS_SYNC syncs the VM_SHARED mappings on both sides of it and fails
+ * with ENOMEM; MS_ASYNC fails the same and syncs nothing. */
+static void test_msync_gap(void **st)
+{
+    (void)st;
+    const char *ops = "t:12288 m:12288 s:0:12288:65 U:4096:4096 M:0:12288 R:0:1";
+    uint64_t len;
+    for (int k = 2; k <= 3; k++) {
+        char cut[32];
+        snprintf(cut, sizeof cut, "%d:%s", k, k == 2 ? "all:none" : "none:none");
+        uint8_t *img = cut_image(cut, NULL, ops, &len);
+        assert_int_equal(len, 12288);
+        assert_true(range_is(img, 0, 4096, 65));
+        assert_true(range_is(img, 4096, 4096, 0)); /* stored, unmapped, never synced */
+        assert_true(range_is(img, 8192, 4096, 65));
+        free(img);
+    }
+    assert_int_equal(run(NULL, ops), 0);
+    assert_true(out_has("ERR 4 12\n")); /* ENOMEM, as from the kernel */
+    live_vs_trace(ops, "", 3);
+    live_vs_trace(ops, "|POWERCUT_MMAP=sync", 3);
+    const char *async = "t:12288 m:12288 s:0:12288:65 U:4096:4096 A:0:12288 R:0:1";
+    uint8_t *img = cut_image("3:none:none", NULL, async, &len);
+    assert_int_equal(len, 0);
+    free(img);
+    assert_int_equal(run(NULL, async), 0);
+    assert_true(out_has("ERR 4 12\n"));
+}
+
+/* A call the kernel rejects from its arguments or the descriptor's access mode is a step
+ * with no effect: a cut on it leaves what a cut on a call that changes nothing leaves, even
+ * with every dirty sector written back. */
+static void test_rejected_calls(void **st)
+{
+    (void)st;
+    const struct { const char *ops, *err; } cases[] = {
+        {"t:8192 m:8192 s:0:8192:65 M:100:4096 R:0:1", "ERR 3 22\n"},  /* unaligned msync */
+        {"t:8192 m:8192 s:0:8192:65 X:0:4096:5 R:0:1", "ERR 3 22\n"},  /* MS_SYNC|MS_ASYNC */
+        {"t:8192 m:8192 s:0:8192:65 X:0:4096:20 R:0:1", "ERR 3 22\n"}, /* an unknown flag */
+        {"o w:0:100:65 R:0:1", "ERR 1 9\n"},        /* write on O_RDONLY: EBADF */
+        {"o W:100:65 R:0:1", "ERR 1 9\n"},
+        {"o v:0:100:65 R:0:1", "ERR 1 9\n"},
+        {"o t:8192 R:0:1", "ERR 1 22\n"},           /* ftruncate on O_RDONLY: EINVAL */
+        {"o a:0:8192 R:0:1", "ERR 1 9\n"},          /* fallocate on O_RDONLY: EBADF */
+        {"o p:0:8192 R:0:1", "ERR 1 9\n"},
+        {"w:-1:100:65 R:0:1", "ERR 0 22\n"},        /* a negative pwrite offset */
+        {"a:0:8192:2 R:0:1", "ERR 0 95\n"},         /* a hole punched without KEEP_SIZE */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int at = cases[i].ops[0] == 't' ? 2 : 1; /* the rejected call's step */
+        char cut[32];
+        snprintf(cut, sizeof cut, "%d:all:none", at);
+        uint64_t len;
+        uint8_t *img = cut_image(cut, NULL, cases[i].ops, &len);
+        assert_int_equal(len, 0);
+        free(img);
+        if (at == 1) { /* nothing else dirty: writeback all must find nothing either */
+            img = cut_image("1:all:all", NULL, cases[i].ops, &len);
+            if (len) fail_msg("'%s': a cut on a rejected call left %llu bytes", cases[i].ops, (unsigned long long)len);
+            free(img);
+        }
+        assert_int_equal(run(NULL, cases[i].ops), 0);
+        if (!out_has(cases[i].err)) fail_msg("'%s': not %s", cases[i].ops, cases[i].err);
+        live_vs_trace(cases[i].ops, "", (uint64_t)at + 1);
+    }
+    /* a write of no bytes on an O_DSYNC descriptor syncs nothing, the size neither */
+    uint64_t len;
+    uint8_t *img = cut_image("2:all:none", NULL, "t:100 D W:0:65 R:0:1", &len);
+    assert_int_equal(len, 0);
+    free(img);
+    live_vs_trace("t:100 D W:0:65 R:0:1", "", 3);
+}
+
 /* A page stored to again after its msync stays writable (open) and is compared at each
  * step: its new store is dirty and early writeback can put it on the disk. */
 static void test_open_page_rewrite(void **st)
@@ -382,10 +533,10 @@ static void test_writeback_all_is_volatile(void **st)
 
 /* Live cuts and images derived from a recorded trace agree, step by step, for either way of
  * following mappings (mode: "" = write tracking, "|POWERCUT_MMAP=sync" = compare at syncs). */
-static void trace_vs_live(const char *mode)
+/* Every step of ops, cut live under mode ("" or "|VAR=VALUE"), twice, gives the image the
+ * recorded trace derives, for 5 crash choices; the trace has `steps` steps. */
+static void live_vs_trace(const char *ops, const char *mode, uint64_t steps)
 {
-    const char *ops = "w:0:5000:65 f t:12288 m:12288 s:100:3000:66 M:0:4096 w:8000:2000:67 s:9000:50:68 "
-                      "d s:0:12288:69 M:0:12288 t:6000 f";
     clean();
     char envs[256];
     snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace%s", dir, mode);
@@ -396,7 +547,7 @@ static void trace_vs_live(const char *mode)
     assert_int_equal(pc_trace_open(tp, &t), PC_OK);
     uint64_t n;
     assert_int_equal(pc_trace_step_count(t, &n), PC_OK);
-    assert_int_equal(n, 9);
+    assert_int_equal(n, steps);
     int complete;
     assert_int_equal(pc_trace_complete(t, &complete), PC_OK);
     assert_true(complete);
@@ -421,6 +572,12 @@ static void trace_vs_live(const char *mode)
             free(derived);
         }
     pc_trace_free(t);
+}
+
+static void trace_vs_live(const char *mode)
+{
+    live_vs_trace("w:0:5000:65 f t:12288 m:12288 s:100:3000:66 M:0:4096 w:8000:2000:67 s:9000:50:68 "
+                  "d s:0:12288:69 M:0:12288 t:6000 f", mode, 9);
 }
 
 static void test_determinism_and_trace(void **st)
@@ -862,6 +1019,10 @@ int main(void)
         cmocka_unit_test(test_truncate_and_fallocate),
         cmocka_unit_test(test_dsync_and_sync_fds),
         cmocka_unit_test(test_msync_range_only),
+        cmocka_unit_test(test_msync_not_shared),
+        cmocka_unit_test(test_msync_whole_pages),
+        cmocka_unit_test(test_msync_gap),
+        cmocka_unit_test(test_rejected_calls),
         cmocka_unit_test(test_open_page_rewrite),
         cmocka_unit_test(test_mremap_munmap),
         cmocka_unit_test(test_dup_close_sync_file_range),
