@@ -1290,10 +1290,26 @@ static void note_fail(void)
     if (S.tw) trace_fail(pc_tw_step_fail(S.tw, &S.err_tear));
 }
 
+/* After a failed sync the kernel has cleaned the pages of its range (fsync-gate) and
+ * write-protects them again, so the next store to one dirties it whole, whatever bytes it
+ * stores. Open pages of the range would see only stores that change bytes: protect them
+ * again, so that their next store is noted and harvested like a first one. */
+static void rearm_range(tfile *f, uint64_t off, uint64_t len)
+{
+    uint32_t file = (uint32_t)(f - S.files);
+    uint64_t end = len > UINT64_MAX - off ? UINT64_MAX : off + len;
+    for (size_t i = 0; i < S.nopen;) {
+        openpg *e = &S.open[i];
+        if (e->file == file && e->foff + S.page > off && e->foff < end) close_open(i, 1);
+        else i++;
+    }
+}
+
 static void note_lose(tfile *f, uint64_t off, uint64_t len)
 {
     if (S.m) trace_fail(pc_model_lose(S.m, f->id, off, len));
     if (S.tw) trace_fail(pc_tw_lose(S.tw, f->id, off, len));
+    rearm_range(f, off, len);
 }
 
 static int write_file(const char *path, const uint8_t *buf, uint64_t len)
@@ -1709,6 +1725,7 @@ static int do_fsync(int call, int fd, int (*real)(int))
         if (S.torn_now) { /* the outcome of the injected error: part written, the rest lost */
             note_sync(f, 0, UINT64_MAX);
             note_fail();
+            rearm_range(f, 0, UINT64_MAX);
         } else if (err == EIO) note_lose(f, 0, UINT64_MAX);
         step_close();
         END_STEP();
@@ -1789,6 +1806,7 @@ PC_EXPORT int msync(void *addr, size_t len, int flags)
         tfile *f = &S.files[mp->file];
         if (durable) note_sync(f, mp->off + (lo - mp->addr), hi - lo);
         else note_lose(f, mp->off + (lo - mp->addr), hi - lo);
+        if (torn) rearm_range(f, mp->off + (lo - mp->addr), hi - lo);
     }
     if (torn) note_fail();
     if (go == GO_CUT) CUT_RETURN(-1, real_msync(addr, len, flags));
