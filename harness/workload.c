@@ -352,6 +352,7 @@ typedef struct runner {
   size_t nintent;
   uint64_t intent_hash; /* pwrite: the content it meant to commit */
   bool tolerated;       /* expect() let the last call fail: run_case decides */
+  int last_rc;          /* ... with this code */
   /* After a failed call, the data of every page that was not known durable then (a regular
    * page synced since its last write) is unknown on disk until the page is written again:
    * a failed msync may have dropped it (fsync-gate; msync covers whole system pages, and
@@ -371,10 +372,13 @@ static int expect(runner *r, size_t i, const char *what, int rc, int ok1, int ok
   if (rc == ok1 || rc == ok2) return CC_OK;
   /* Under an injected error one call may fail, as an I/O error would make it (or a poisoned
    * handle refuse it); the loop in run_case then holds the pager to its contract. */
+  /* (a handle may also be poisoned by work an operation that returned success left for
+   * later, which failed in the background: then no call failed before) */
   bool first = !r->failed_rc && (rc == MP_EIO || rc == MP_ENOSPC);
-  bool refused = r->failed_rc && !r->run->poisoned_op && rc == MP_EPOISONED;
+  bool refused = !r->run->poisoned_op && rc == MP_EPOISONED;
   if (r->errors && (first || refused)) {
     if (first) r->failed_rc = rc;
+    r->last_rc = rc;
     r->failed_what = what;
     r->tolerated = true;
     snprintf(r->run->error, sizeof r->run->error, "operation %zu (%s): %s returned %d (%s)", i,
@@ -564,9 +568,10 @@ static bool shows_new(const runner *r, const cc_op *op, const cc_state *seen) {
  * operation f's; the model adopts whichever it is, and operation i runs again. */
 static int reopen_poisoned(runner *r, size_t i) {
   size_t f = r->run->failed_op;
-  int rc = mp_sync(r->p);
+  uint64_t id;
+  int rc = mp_alloc(r->p, &id);
   if (rc != MP_EPOISONED)
-    FAIL(r, "operation %zu: after MP_EPOISONED, mp_sync returned %d (%s): a poisoned handle refuses every change "
+    FAIL(r, "operation %zu: after MP_EPOISONED, mp_alloc returned %d (%s): a poisoned handle refuses every change "
          "until it is reopened", i, rc, mp_strerror(rc));
   mp_close(r->p);
   r->p = NULL;
@@ -574,11 +579,11 @@ static int reopen_poisoned(runner *r, size_t i) {
     FAIL(r, "operation %zu: reopening the poisoned file: mp_open returned %d (%s)", i, rc, mp_strerror(rc));
   cc_state seen;
   if (cc_state_read(r->p, false, NULL, &seen) != CC_OK) return CC_ENOMEM;
-  const cc_op *op = &r->c->ops[f - 1];
+  const cc_op *op = f ? &r->c->ops[f - 1] : NULL;
   bool old = seen.nreg == r->reg.n && (!r->reg.n || !memcmp(seen.reg, r->reg.ids, r->reg.n * 8)) &&
              seen.nprot == r->prot.n && (!r->prot.n || !memcmp(seen.prot, r->prot.ids, r->prot.n * 8));
   for (size_t k = 0; old && k < r->prot.n; k++) old = seen.prot_hash[k] == r->prot.vals[k];
-  bool neu = !old && shows_new(r, op, &seen);
+  bool neu = !old && op && shows_new(r, op, &seen);
   if (!old && !neu) {
     char a[200] = "?", b[200];
     cc_state want;
@@ -588,11 +593,14 @@ static int reopen_poisoned(runner *r, size_t i) {
     }
     cc_state_describe(&seen, b, sizeof b);
     cc_state_free(&seen);
-    FAIL(r, "operation %zu: the file reopened after MP_EPOISONED (operation %zu, %s, failed) holds %s: neither the "
-         "last committed state %s nor that operation's", i, f, cc_op_name(op->kind), b, a);
+    if (!op)
+      FAIL(r, "operation %zu: the file reopened after MP_EPOISONED (no operation had failed) holds %.150s, not the "
+           "last committed state %.150s", i, b, a);
+    FAIL(r, "operation %zu: the file reopened after MP_EPOISONED (operation %zu, %s, failed) holds %.150s: neither "
+         "the last committed state %.150s nor that operation's", i, f, cc_op_name(op->kind), b, a);
   }
   int ret = CC_OK;
-  if (neu) { /* the model takes the new sets; pages it did not know hold unknown content */
+  if (neu && f) { /* the model takes the new sets; pages it did not know hold unknown content */
     growable reg = {0}, prot = {0};
     for (size_t k = 0; ret == CC_OK && k < seen.nreg; k++) {
       long at = g_find(&r->reg, seen.reg[k]);
@@ -624,11 +632,7 @@ static int reopen_poisoned(runner *r, size_t i) {
  * injected one; the model keeps the last committed state (agree() holds the pager to it). */
 static int after_failure(runner *r, size_t i) {
   r->tolerated = false;
-  if (r->run->failed_op) {
-    if (r->failed_rc && !r->run->poisoned_op) return reopen_poisoned(r, i);
-    return CC_EINVAL; /* (run->error says what) */
-  }
-  if (r->failed_rc == MP_EPOISONED) return CC_EINVAL;
+  if (r->last_rc == MP_EPOISONED) return reopen_poisoned(r, i);
   r->run->failed_op = i;
   r->run->failed_rc = r->failed_rc;
   r->run->error[0] = 0;
