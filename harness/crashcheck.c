@@ -555,6 +555,12 @@ static int cmd_minimize(int argc, char **argv) {
   int status;
   if (handled_usage(argc, argv, usage, in && out, &status)) return status;
   cc_case *c = load_case_or_die(in);
+  if (c->error.step) { /* shrinking would have to move the error with the steps: not done */
+    fprintf(stderr, "crashcheck: %s has an error line (explore --errors): minimize does not shrink such cases; "
+            "replay it\n", in);
+    free(c);
+    return EXIT_USAGE;
+  }
   char inv[16] = "", call[32] = "";
   if (replay(c, false, inv, sizeof inv, call, sizeof call) != EXIT_VIOLATION || !strcmp(inv, "run")) {
     fprintf(stderr, "crashcheck: %s does not fail with a crash invariant: nothing to minimize\n", in);
@@ -665,7 +671,7 @@ static int cmd_run(int argc, char **argv) {
   bool errors = !existing && states && *states && error && *error;
   int rc = errors ? cc_run_case_errors(c, argv[2], &run)
            : existing ? cc_run_case_on(c, argv[2], &run) : cc_run_case(c, argv[2], &run);
-  if (rc != CC_OK) fprintf(stderr, "crashcheck: %s\n", run.error);
+  if (rc != CC_OK && !errors) fprintf(stderr, "crashcheck: %s\n", run.error); /* (errors: in the states) */
   if (errors && cc_run_save(&run, states) != CC_OK) {
     fprintf(stderr, "crashcheck: cannot write %s\n", states);
     cc_run_free(&run);

@@ -50,4 +50,7 @@ sed 's/^cut none$/cut 18 tear none writeback none seed 0/' "$tmp/e.case" > "$tmp
 [ "$(status $cc replay "$tmp/ec.case")" = 0 ] || { cat "$tmp/out"; fail "replay of an error case with a cut"; }
 grep -q "power cut at step 18" "$tmp/out" || fail "replay made no cut"
 grep -q "verdict: recovered correctly" "$tmp/out" || fail "replay verdict"
+# minimize says it cannot shrink an error case, instead of writing it back unchanged
+[ "$(status $cc minimize "$tmp/ec.case" -o "$tmp/min.case")" = 2 ] || fail "minimize of an error case"
+grep -q "error line" "$tmp/out" || fail "minimize does not say why"
 echo "e2e_errors: ok"
