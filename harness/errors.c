@@ -39,7 +39,8 @@
  *   run. Then the durable state the whole run leaves is checked against its last state: an
  *   operation that reported success but whose effect the error had lost shows there,
  *   however late.
- * - Runs are independent: with --jobs N, N processes take every N-th run.
+ * - Runs are independent: with --jobs N, N processes take every N-th run; --shard I/N
+ *   keeps every N-th run (from the I-th) and the union of the shards is the whole.
  */
 
 #define STATES_MAGIC UINT64_C(0x3153455441545343) /* "CSTATES1" */
@@ -391,6 +392,12 @@ int cc_explore_errors(const cc_case *c, const cc_explore_opts *o, cc_explore_res
   if (rc != CC_OK) {
     cc_run_free(&plain);
     return rc;
+  }
+  if (o->shards > 1) { /* --shard I/N: every N-th error run */
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++)
+      if (i % o->shards == o->shard) ts[kept++] = ts[i];
+    n = kept;
   }
   unsigned jobs = o->jobs ? o->jobs : 1;
   if (jobs > 64) jobs = 64;

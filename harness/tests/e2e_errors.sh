@@ -25,6 +25,14 @@ for config in 4096/512 1024/4096; do
   [ "$(num error_runs)" -gt 50 ] || fail "too few error runs at $config: $(num error_runs)"
   [ "$(num error_states)" -gt 500 ] || fail "too few crash states after errors at $config"
 done
+# shards share the error runs out
+all=$(num error_runs)
+[ "$(status $cc explore corpus/workloads/errors --errors --page-size 1024 --sector 4096 --quiet --json --shard 0/2)" = 0 ] ||
+  fail "shard 0/2"
+a=$(num error_runs)
+[ "$(status $cc explore corpus/workloads/errors --errors --page-size 1024 --sector 4096 --quiet --json --shard 1/2)" = 0 ] ||
+  fail "shard 1/2"
+[ $((a + $(num error_runs))) = "$all" ] || fail "the shards' error runs do not add up to $all"
 # plain explore injects nothing
 [ "$(status $cc explore corpus/workloads/errors --quiet --json --again 0)" = 0 ] || fail "plain explore"
 [ "$(num error_runs)" = 0 ] || fail "plain explore made error runs"
