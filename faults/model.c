@@ -35,6 +35,10 @@
  *   independently: all of them, none, or a seeded coin each. Each sector is decided exactly
  *   once (by the tear if in D, else by writeback), so writeback all + tear all is the
  *   volatile state, and writeback all + tear none on an fsync step is the durable state.
+ * - A failed sync with an outcome (pc_model_step_fail; the shim's POWERCUT_ERROR=STEP:ERRNO:TEAR)
+ *   ends its step with the tear's part of D durable, as a cut would have left it, and the
+ *   rest of its ranges' dirty data lost (fsync-gate): the disk after a failed fsync is any
+ *   subset of what it was writing, and the kernel does not try again.
  * - Coins are a hash of (seed, purpose, file, sector), not a stream, so a decision never
  *   depends on enumeration order: (model, step, crash choices) -> one image, bit for bit.
  */
@@ -70,6 +74,8 @@ struct pc_model {
     psec *dk; /* D of the open step, valid when dk_valid */
     size_t ndk, dkcap;
     int dk_valid;
+    int failing;     /* pc_model_step_fail: the open step's syncs end torn by `fail` */
+    pc_crash fail;
     uint64_t *scratch; /* sector list scratch for range queries */
     size_t scap;
 };
@@ -258,6 +264,7 @@ void pc_model_reset(pc_model *m)
     m->npend = 0;
     m->ndk = 0;
     m->dk_valid = 0;
+    m->failing = 0;
 }
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -496,6 +503,7 @@ int pc_model_step_begin(pc_model *m, uint64_t *step_out)
     m->in_step = 1;
     m->npend = 0;
     m->dk_valid = 0;
+    m->failing = 0;
     m->step++;
     if (step_out) *step_out = m->step;
     return PC_OK;
@@ -566,6 +574,19 @@ int pc_model_step_sectors(pc_model *m, uint64_t *n_out)
     return PC_OK;
 }
 
+/* Does tear c take sector j of D (n sectors)? -1: not a tear a model can apply. */
+static int tear_takes(const pc_crash *c, size_t j, size_t n, const psec *d)
+{
+    switch (c->tear) {
+    case PC_TEAR_NONE: return 0;
+    case PC_TEAR_ALL: case PC_TEAR_GARBAGE: return 1;
+    case PC_TEAR_PREFIX: return j < c->tear_n;
+    case PC_TEAR_SUFFIX: return c->tear_n >= n || j >= n - c->tear_n;
+    case PC_TEAR_RANDOM: return coin(c->tear_seed, PURPOSE_TEAR, d->id, d->sec);
+    default: return -1;
+    }
+}
+
 static int clear_range(pc_model *m, mfile *f, uint64_t off, uint64_t len)
 {
     uint64_t end = len > UINT64_MAX - off ? UINT64_MAX : off + len;
@@ -577,10 +598,63 @@ static int clear_range(pc_model *m, mfile *f, uint64_t off, uint64_t len)
     return PC_OK;
 }
 
+/* A failed sync (injected error with an outcome): the tear's sectors of D reach the disk,
+ * the size only as an image would have it (every sector of the file's D landed, tear not
+ * none), and the dirty state of every synced range is dropped whether it landed or not: the
+ * kernel marks the pages clean after a writeback error (fsync-gate). */
+static int end_failed(pc_model *m)
+{
+    int rc = compute_dk(m);
+    if (rc) return rc;
+    for (uint32_t id = 0; id < m->nfiles; id++) {
+        int synced = 0;
+        for (size_t i = 0; i < m->npend; i++) synced |= m->pend[i].id == id;
+        if (!synced) continue;
+        mfile *f = &m->files[id];
+        uint64_t mine = 0, landed = 0;
+        for (size_t j = 0; j < m->ndk; j++) {
+            int take = tear_takes(&m->fail, j, m->ndk, &m->dk[j]);
+            if (m->dk[j].id != id) continue;
+            mine++;
+            if (!take) continue;
+            landed++;
+            uint64_t o = m->dk[j].sec * m->sector;
+            memcpy(f->dur + o, f->vol + o, m->sector);
+        }
+        if (m->fail.tear != PC_TEAR_NONE && landed == mine) {
+            if (f->vsize < f->dsize) memset(f->dur + f->vsize, 0, f->dsize - f->vsize);
+            f->dsize = f->vsize;
+        } else if (f->vsize > f->dsize) {
+            /* sectors that landed past a size that did not are not part of the file */
+            memset(f->dur + f->dsize, 0, f->vsize - f->dsize);
+        }
+    }
+    for (size_t i = 0; i < m->npend; i++)
+        if ((rc = clear_range(m, &m->files[m->pend[i].id], m->pend[i].off, m->pend[i].len))) return rc;
+    return PC_OK;
+}
+
+int pc_model_step_fail(pc_model *m, const pc_crash *tear)
+{
+    if (!m || !tear) return PC_EINVAL;
+    if (!m->in_step) return PC_ESTATE;
+    if (tear->tear == PC_TEAR_GARBAGE || tear_takes(tear, 0, 1, &(psec){0, 0}) < 0) return PC_EINVAL;
+    m->failing = 1;
+    m->fail = *tear;
+    return PC_OK;
+}
+
 int pc_model_step_end(pc_model *m)
 {
     if (!m) return PC_EINVAL;
     if (!m->in_step) return PC_ESTATE;
+    if (m->failing) {
+        int rc = end_failed(m);
+        if (rc) return rc;
+        m->npend = m->ndk = 0;
+        m->dk_valid = m->in_step = m->failing = 0;
+        return PC_OK;
+    }
     int rc = compute_dk(m);
     if (rc) return rc;
     for (size_t i = 0; i < m->ndk; i++) {
@@ -672,14 +746,10 @@ int pc_model_image_sectors(pc_model *m, uint32_t id, const pc_crash *c, pc_secto
     uint64_t mine = 0, landed = 0;
     uint8_t *garbage = NULL;
     for (size_t j = 0; j < ndk; j++) {
-        int take;
-        switch (c->tear) {
-        case PC_TEAR_NONE: take = 0; break;
-        case PC_TEAR_ALL: case PC_TEAR_GARBAGE: take = 1; break;
-        case PC_TEAR_PREFIX: take = j < c->tear_n; break;
-        case PC_TEAR_SUFFIX: take = c->tear_n >= ndk || j >= ndk - c->tear_n; break;
-        case PC_TEAR_RANDOM: take = coin(c->tear_seed, PURPOSE_TEAR, m->dk[j].id, m->dk[j].sec); break;
-        default: free(garbage); return PC_EINVAL;
+        int take = tear_takes(c, j, ndk, &m->dk[j]);
+        if (take < 0) {
+            free(garbage);
+            return PC_EINVAL;
         }
         if (m->dk[j].id != id) continue;
         mine++;

@@ -97,6 +97,12 @@ PC_API int pc_model_sync(pc_model *m, uint32_t id, uint64_t off, uint64_t len);
  * longer dirty, never becomes durable, while the process still sees it. */
 PC_API int pc_model_lose(pc_model *m, uint32_t id, uint64_t off, uint64_t len);
 PC_API int pc_model_step_end(pc_model *m);
+/* Inside a step: the step's call failed (an injected error) with this outcome: when the step
+ * ends, only the sectors of its syncs that `tear` takes (none, all, prefix:N, suffix:N,
+ * random:S; not garbage) become durable, the size only if all of them did (tear not none),
+ * and the dirty data of every synced range is lost (fsync-gate). Images of the open step
+ * are those of any step (a cut during the failing call). */
+PC_API int pc_model_step_fail(pc_model *m, const pc_crash *tear);
 
 /* Number of sectors the open step makes durable (the n of prefix/suffix/garbage). */
 PC_API int pc_model_step_sectors(pc_model *m, uint64_t *n_out);
@@ -153,6 +159,7 @@ PC_API int pc_tw_step(pc_tw *w, uint64_t step, int call, uint32_t id, int err, u
 PC_API int pc_tw_step_end(pc_tw *w);
 PC_API int pc_tw_sync(pc_tw *w, uint32_t id, uint64_t off, uint64_t len);
 PC_API int pc_tw_lose(pc_tw *w, uint32_t id, uint64_t off, uint64_t len);
+PC_API int pc_tw_step_fail(pc_tw *w, const pc_crash *tear); /* pc_model_step_fail, after the syncs */
 PC_API int pc_tw_mark(pc_tw *w, int kind, uint64_t op, const char *label);
 
 /* The trace reader and crash-image deriver. */
@@ -222,6 +229,11 @@ PC_API int pc_shim_set_cut(uint64_t step, const pc_crash *crash);
  * returns that count); any other call fails with EINTR. */
 #define PC_ERRNO_SHORT (-2)
 PC_API int pc_shim_set_error(uint64_t step, int err);
+/* As pc_shim_set_error, with the outcome of a failing msync(MS_SYNC)/fsync/fdatasync: the
+ * part of the sectors it would have made durable that `tear` takes reaches the disk, the rest
+ * of its range's dirty data is lost (pc_model_step_fail). Other calls change nothing. NULL:
+ * no outcome (as pc_shim_set_error). */
+PC_API int pc_shim_set_error_tear(uint64_t step, int err, const pc_crash *tear);
 
 /* Markers (also declared weak in powercut_mark.h so programs run without the shim). */
 PC_API void pc_mark(int kind, uint64_t op, const char *label);

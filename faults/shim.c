@@ -86,6 +86,10 @@
  * - An injected error makes the call return -1/errno (posix_fallocate: the error number)
  *   without reaching the kernel; EIO from msync/fsync/fdatasync also drops the dirty data of
  *   that range (fsync-gate): it stays visible to the process but is never made durable.
+ *   With an outcome (POWERCUT_ERROR=STEP:ERRNO:TEAR, any errno) a failing msync(MS_SYNC),
+ *   fsync or fdatasync first wrote the part of its sectors the tear takes, as a cut would
+ *   have: recorded as its syncs plus a FAIL record, which the model applies when the step
+ *   ends (the rest of the range is lost as above). Other calls fail with no effect at all.
  * - State is per process and global (the shim stands for the kernel); steps from several
  *   threads are serialised by one lock, but stores racing with a step may land either side.
  */
@@ -214,6 +218,9 @@ static struct {
     pc_crash crash;
     uint64_t err_step;
     int err_errno;
+    int err_torn;     /* POWERCUT_ERROR=STEP:ERRNO:TEAR: a failing sync leaves err_tear durable */
+    pc_crash err_tear;
+    int torn_now;     /* the open step is that error (set by step_open) */
     char *image;
     pc_image_cb cb;
     void *cbctx;
@@ -272,6 +279,16 @@ static int parse_errno(const char *s)
     char *end;
     long v = strtol(s, &end, 10);
     return (*s && !*end && v > 0 && v < 4096) ? (int)v : -1;
+}
+
+/* The outcome of POWERCUT_ERROR=STEP:ERRNO:TEAR: a tear the model can apply at the end of a
+ * step (garbage is a cut's, and writeback has no meaning for a call that returns). */
+static int parse_error_tear(const char *s, pc_crash *out)
+{
+    const char *c = strchr(s, ':');
+    int word_only = !strncmp(s, "none", 4) || !strncmp(s, "all", 3);
+    if ((c && (word_only || strchr(c + 1, ':'))) || pc_crash_parse(s, out)) return -1;
+    return out->tear == PC_TEAR_GARBAGE ? -1 : 0;
 }
 
 static void fiu_setup(void)
@@ -352,8 +369,14 @@ static void read_env(void)
         if (!c) die("POWERCUT_ERROR", v);
         *c = 0;
         S.err_step = strtoull(buf, &end, 10);
+        char *tear = strchr(c + 1, ':'); /* STEP:ERRNO:TEAR: the outcome of a failing sync */
+        if (tear) *tear++ = 0;
         S.err_errno = !strcmp(c + 1, "short") ? PC_ERRNO_SHORT : parse_errno(c + 1);
         if (*end || !S.err_step || S.err_errno == -1) die("POWERCUT_ERROR", v);
+        S.err_torn = 0;
+        if (tear && (S.err_errno == PC_ERRNO_SHORT || parse_error_tear(tear, &S.err_tear)))
+            die("POWERCUT_ERROR", v);
+        S.err_torn = tear != NULL;
     }
     if ((v = getenv("POWERCUT_IMAGE")) && *v) S.image = strdup(v);
     if ((v = getenv("POWERCUT_MARK_FD")) && *v) {
@@ -1198,10 +1221,12 @@ static int step_open(int call, uint32_t file_id, uint64_t off, uint64_t len, int
     S.st.steps = k;
     int go = GO_CALL;
     *err = 0;
+    S.torn_now = 0;
     if (S.cut_step == k) go = GO_CUT;
     else if (S.err_step == k) {
         go = S.err_errno == PC_ERRNO_SHORT ? GO_SHORT : GO_ERROR;
         *err = go == GO_ERROR ? S.err_errno : 0;
+        S.torn_now = go == GO_ERROR && S.err_torn;
     } else {
         int fn = fiu_fail(fiu_names[call]);
         if (fn) {
@@ -1279,10 +1304,33 @@ static void note_sync(tfile *f, uint64_t off, uint64_t len)
     if (S.tw) trace_fail(pc_tw_sync(S.tw, f->id, off, len));
 }
 
+/* The open step's syncs (noted already) end torn by the injected error's outcome. */
+static void note_fail(void)
+{
+    if (S.m) trace_fail(pc_model_step_fail(S.m, &S.err_tear));
+    if (S.tw) trace_fail(pc_tw_step_fail(S.tw, &S.err_tear));
+}
+
+/* After a failed sync the kernel has cleaned the pages of its range (fsync-gate) and
+ * write-protects them again, so the next store to one dirties it whole, whatever bytes it
+ * stores. Open pages of the range would see only stores that change bytes: protect them
+ * again, so that their next store is noted and harvested like a first one. */
+static void rearm_range(tfile *f, uint64_t off, uint64_t len)
+{
+    uint32_t file = (uint32_t)(f - S.files);
+    uint64_t end = len > UINT64_MAX - off ? UINT64_MAX : off + len;
+    for (size_t i = 0; i < S.nopen;) {
+        openpg *e = &S.open[i];
+        if (e->file == file && e->foff + S.page > off && e->foff < end) close_open(i, 1);
+        else i++;
+    }
+}
+
 static void note_lose(tfile *f, uint64_t off, uint64_t len)
 {
     if (S.m) trace_fail(pc_model_lose(S.m, f->id, off, len));
     if (S.tw) trace_fail(pc_tw_lose(S.tw, f->id, off, len));
+    rearm_range(f, off, len);
 }
 
 static int write_file(const char *path, const uint8_t *buf, uint64_t len)
@@ -1734,7 +1782,11 @@ static int do_fsync(int call, int fd, int (*real)(int))
         CUT_RETURN(-1, real(fd));
     }
     if (go == GO_ERROR) {
-        if (err == EIO) note_lose(f, 0, UINT64_MAX);
+        if (S.torn_now) { /* the outcome of the injected error: part written, the rest lost */
+            note_sync(f, 0, UINT64_MAX);
+            note_fail();
+            rearm_range(f, 0, UINT64_MAX);
+        } else if (err == EIO) note_lose(f, 0, UINT64_MAX);
         step_close();
         END_STEP();
         errno = err;
@@ -1828,10 +1880,13 @@ PC_EXPORT int msync(void *addr, size_t len, int flags)
         saved = errno;
     }
     /* The file ranges under every VM_SHARED tracked mapping the call covers. A gap (ENOMEM)
-     * syncs them all the same; a cut predicts that, as it cannot see untracked mappings. */
+     * syncs them all the same; a cut predicts that, as it cannot see untracked mappings. An
+     * injected error with an outcome (POWERCUT_ERROR=STEP:EIO:TEAR) syncs part of them, and
+     * the rest is lost (fsync-gate). */
+    int torn = valid && go == GO_ERROR && S.torn_now && (flags & MS_SYNC);
     int durable = valid && (flags & MS_SYNC) &&
-                  (go == GO_CUT || (go == GO_CALL && (r == 0 || saved == ENOMEM)));
-    int lose = valid && ((go == GO_ERROR && err == EIO) || (go == GO_CALL && r != 0 && saved == EIO));
+                  (go == GO_CUT || (go == GO_CALL && (r == 0 || saved == ENOMEM)) || torn);
+    int lose = valid && !torn && ((go == GO_ERROR && err == EIO) || (go == GO_CALL && r != 0 && saved == EIO));
     for (size_t i = 0; i < S.nmaps && (durable || lose); i++) {
         tmap *mp = &S.maps[i];
         if (!mp->vmshared || !(a < mp->addr + mp->len && e > mp->addr)) continue;
@@ -1840,7 +1895,9 @@ PC_EXPORT int msync(void *addr, size_t len, int flags)
         tfile *f = &S.files[mp->file];
         if (durable) note_sync(f, mp->off + (lo - mp->addr), hi - lo);
         else note_lose(f, mp->off + (lo - mp->addr), hi - lo);
+        if (torn) rearm_range(f, mp->off + (lo - mp->addr), hi - lo);
     }
+    if (torn) note_fail();
     if (go == GO_CUT) CUT_RETURN(-1, real_msync(addr, len, flags));
     step_close();
     END_STEP();
@@ -2233,9 +2290,19 @@ PC_EXPORT int pc_shim_set_cut(uint64_t step, const pc_crash *crash)
 
 PC_EXPORT int pc_shim_set_error(uint64_t step, int err)
 {
+    return pc_shim_set_error_tear(step, err, NULL);
+}
+
+PC_EXPORT int pc_shim_set_error_tear(uint64_t step, int err, const pc_crash *tear)
+{
     ENSURE();
     if (step && err <= 0 && err != PC_ERRNO_SHORT) return PC_EINVAL;
+    if (tear && (err == PC_ERRNO_SHORT || tear->wb != PC_WB_NONE || tear->tear == PC_TEAR_GARBAGE ||
+                 tear->tear > PC_TEAR_GARBAGE))
+        return PC_EINVAL;
     S.err_step = step;
     S.err_errno = err;
+    S.err_torn = tear != NULL;
+    if (tear) S.err_tear = *tear;
     return PC_OK;
 }

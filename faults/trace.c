@@ -24,6 +24,8 @@
  *     7 MARK     u8 kind, u64 op, u32 label_len, label
  *     8 STEPEND  (the step's effects are all recorded; its syncs apply here)
  *     9 END      (the process ended normally)
+ *    10 FAIL     u8 tear, u64 tear_n, u64 tear_seed  (the step's call failed: its syncs end
+ *                torn so, and their ranges' dirty data is lost; pc_model_step_fail)
  * A step's records lie between its STEP and STEPEND; records outside steps are volatile
  * changes between steps (mostly pages written through mappings, found at the next step).
  * A trace may stop anywhere (the process died): the reader treats a truncated last record as
@@ -39,7 +41,7 @@
  * the interposed functions.
  */
 
-enum { R_FILE = 1, R_WRITE, R_TRUNC, R_STEP, R_SYNC, R_LOSE, R_MARK, R_STEPEND, R_END };
+enum { R_FILE = 1, R_WRITE, R_TRUNC, R_STEP, R_SYNC, R_LOSE, R_MARK, R_STEPEND, R_END, R_FAIL };
 #define PC_TRACE_VERSION 1u
 #define TW_BUFSZ (1u << 20)
 #define TW_CHUNK ((size_t)4 << 20)
@@ -297,6 +299,14 @@ static int range_rec(pc_tw *w, int type, uint32_t id, uint64_t off, uint64_t len
 int pc_tw_sync(pc_tw *w, uint32_t id, uint64_t off, uint64_t len) { return range_rec(w, R_SYNC, id, off, len); }
 int pc_tw_lose(pc_tw *w, uint32_t id, uint64_t off, uint64_t len) { return range_rec(w, R_LOSE, id, off, len); }
 
+int pc_tw_step_fail(pc_tw *w, const pc_crash *tear)
+{
+    if (!w || !tear) return PC_EINVAL;
+    rec r = {.n = 0};
+    r8(&r, R_FAIL); r8(&r, (uint8_t)tear->tear); r64(&r, tear->tear_n); r64(&r, tear->tear_seed);
+    return rput(w, &r);
+}
+
 int pc_tw_mark(pc_tw *w, int kind, uint64_t op, const char *label)
 {
     if (!w) return PC_EINVAL;
@@ -420,6 +430,7 @@ static int index_trace(pc_trace *t)
             break;
         }
         case R_SYNC: case R_LOSE: g32(&r); g64(&r); g64(&r); break;
+        case R_FAIL: g8(&r); g64(&r); g64(&r); break;
         case R_MARK: {
             uint8_t kind = g8(&r);
             uint64_t op = g64(&r);
@@ -655,6 +666,16 @@ static int apply(pc_replay *rp, int *ev, uint64_t *step)
         uint64_t off = g64(&r), l = g64(&r);
         if (r.bad) return PC_EFORMAT;
         rc = type == R_SYNC ? pc_model_sync(rp->m, id, off, l) : pc_model_lose(rp->m, id, off, l);
+        break;
+    }
+    case R_FAIL: {
+        pc_crash c;
+        memset(&c, 0, sizeof c);
+        c.tear = (pc_tear_kind)g8(&r);
+        c.tear_n = g64(&r);
+        c.tear_seed = g64(&r);
+        if (r.bad) return PC_EFORMAT;
+        rc = pc_model_step_fail(rp->m, &c);
         break;
     }
     case R_MARK: { g8(&r); g64(&r); uint32_t ll = g32(&r); take(&r, ll); break; }

@@ -3,8 +3,8 @@
 #include "case.h"
 
 #include <ctype.h>
-#include <stdbool.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,7 +40,30 @@ void cc_case_default(cc_case *c) {
   c->sector = 512;
   memset(&c->sched, 0, sizeof c->sched);
   memset(&c->again, 0, sizeof c->again);
+  memset(&c->error, 0, sizeof c->error);
   c->nops = 0;
+}
+
+const char *cc_errno_name(int err, char *buf, size_t len) {
+  if (err == EIO) return "EIO";
+  if (err == ENOSPC) return "ENOSPC";
+  snprintf(buf, len, "%d", err);
+  return buf;
+}
+
+int cc_errno_parse(const char *s) {
+  if (!strcmp(s, "EIO")) return EIO;
+  if (!strcmp(s, "ENOSPC")) return ENOSPC;
+  char *end;
+  long v = strtol(s, &end, 10);
+  return *s && !*end && v > 0 && v < 4096 ? (int)v : -1;
+}
+
+void cc_error_spec(const cc_case *c, char *buf, size_t len) {
+  char tear[32], num[16];
+  cc_schedule_tear_text(&c->error.tear, tear, sizeof tear);
+  if (c->error.tear.tear == CC_TEAR_RANDOM) snprintf(tear, sizeof tear, "random:%u", c->error.tear.seed);
+  snprintf(buf, len, "%u:%s:%s", c->error.step, cc_errno_name(c->error.err, num, sizeof num), tear);
 }
 
 void cc_follow_up(cc_case *out, uint32_t page_size, uint32_t sector) {
@@ -66,6 +89,7 @@ void cc_case_decode(const uint8_t *data, size_t len, cc_case *out) {
   out->sched.writeback = h[6] % CC_WB_KINDS;
   out->sched.seed = h[7];
   memset(&out->again, 0, sizeof out->again);
+  memset(&out->error, 0, sizeof out->error);
   out->nops = 0;
   for (size_t at = CC_HEADER_SIZE; at + 3 <= len && out->nops < CC_MAX_OPS; at += 3) {
     cc_op *op = &out->ops[out->nops++];
@@ -120,6 +144,12 @@ void cc_case_print_text(const cc_case *c, FILE *f) {
   if (c->sched.cut_step) print_schedule(f, "cut", &c->sched);
   else fprintf(f, "cut none\n");
   if (c->sched.cut_step && c->again.cut_step) print_schedule(f, "again", &c->again);
+  if (c->error.step) {
+    char tear[32], num[16];
+    cc_schedule_tear_text(&c->error.tear, tear, sizeof tear);
+    if (c->error.tear.tear == CC_TEAR_RANDOM) snprintf(tear, sizeof tear, "random:%u", c->error.tear.seed);
+    fprintf(f, "error %u %s %s\n", c->error.step, cc_errno_name(c->error.err, num, sizeof num), tear);
+  }
   for (size_t i = 0; i < c->nops; i++) {
     const cc_op *op = &c->ops[i];
     fprintf(f, "%s", cc_op_name(op->kind));
@@ -199,6 +229,21 @@ static int parse_line(char **tok, int ntok, cc_case *c, bool *have_magic) {
     sched->cut_step = (uint32_t)v;
     sched->writeback = (uint8_t)wb;
     sched->seed = (uint8_t)w;
+    return 0;
+  }
+  if (strcmp(tok[0], "error") == 0) { /* error STEP ERRNO TEAR */
+    memset(&c->error, 0, sizeof c->error);
+    int err = ntok == 4 ? cc_errno_parse(tok[2]) : -1;
+    if (err < 0 || parse_u(tok[1], 65535, &v) || v == 0) return -1;
+    if (!strncmp(tok[3], "random:", 7)) {
+      if (parse_u(tok[3] + 7, 255, &w)) return -1;
+      c->error.tear.tear = CC_TEAR_RANDOM;
+      c->error.tear.seed = (uint8_t)w;
+    } else if (parse_tear(tok[3], &c->error.tear) || c->error.tear.tear == CC_TEAR_GARBAGE) {
+      return -1;
+    }
+    c->error.step = (uint32_t)v;
+    c->error.err = err;
     return 0;
   }
   int kind = find_name(op_names, CC_OP_KINDS, tok[0]);

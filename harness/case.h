@@ -62,6 +62,14 @@ typedef struct cc_case {
   /* R7: after recovering from `sched`, the follow-up workload (cc_follow_up) runs
    * on the recovered file and power is cut again here. Text form only. */
   cc_schedule again;
+  /* --errors: the call at step error.step fails with errno error.err (EIO, ENOSPC, ...),
+   * leaving the part of its sectors error.tear takes durable (tear, tear_n, seed: none,
+   * all, prefix:N, suffix:N, random). Text form only; step 0: no error. */
+  struct {
+    uint32_t step;
+    int err;
+    cc_schedule tear;
+  } error;
   size_t nops;
   cc_op ops[CC_MAX_OPS];
 } cc_case;
@@ -82,6 +90,8 @@ void cc_case_default(cc_case *c); /* 4096-byte pages, 512-byte sectors, no ops, 
  *   sector 512
  *   cut 17 tear prefix:2 writeback none seed 5     (or: cut none)
  *   again 4 tear all writeback none seed 0         (optional: R7, a second cut)
+ *   error 12 EIO prefix:1                          (optional: the call at step 12 fails,
+ *                                                   that part of its sectors written) 
  *   alloc | free A | alloc-bulk A | free-bulk A B | write A B | write-sync A B | sync
  *   palloc | pfree A | pwrite A B | pabort A B | reopen
  * cc_case_parse_text reports the first bad line in *why (may be NULL). */
@@ -96,6 +106,11 @@ void cc_schedule_tear_text(const cc_schedule *s, char *buf, size_t len);
 /* Reads a case file in either form: text if its first line that is not blank or
  * a '#' comment is "crashcheck-case 1", binary otherwise (so any fuzzer crash file replays as it is). */
 int cc_case_load(const char *path, cc_case *out, char *why, size_t whylen);
+/* The libpowercut spelling of the case's error: "STEP:ERRNO:TEAR" (POWERCUT_ERROR). */
+void cc_error_spec(const cc_case *c, char *buf, size_t len);
+/* "EIO", "ENOSPC" or the number; and back (-1: not an errno). */
+const char *cc_errno_name(int err, char *buf, size_t len);
+int cc_errno_parse(const char *s);
 int cc_case_save_binary(const cc_case *c, const char *path);
 int cc_case_save_text(const cc_case *c, const char *path);
 

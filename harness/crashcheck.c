@@ -74,6 +74,13 @@ static const char *usage_explore =
     "  --shard I/N        explore only the I-th of N parts of the state space (0-based)\n"
     "  --again N          R7: run a follow-up workload, and cut again at each of its steps,\n"
     "                     on N recovered states spread over the run (default 16; 0: off)\n"
+    "  --errors           I/O errors instead of power cuts alone: fail each msync, fsync, fdatasync,\n"
+    "                     ftruncate and fallocate of the run in turn (EIO; ENOSPC when it grows the\n"
+    "                     file), a failing sync with each outcome (none, all, prefix:1, suffix:1 of\n"
+    "                     its sectors written, the rest lost), and check the run against the error\n"
+    "                     contract (E1: the last committed state, MP_EPOISONED until a reopen that\n"
+    "                     tells the truth), every crash state from the error to the end of the next\n"
+    "                     operation (R1-R6, R8) and the durable state the run leaves\n"
     "  --out DIR          where reproducers go (default crashcheck-out)\n"
     "  --json             one JSON object on stdout instead of the summary\n"
     "  --quiet            no progress line\n";
@@ -248,12 +255,14 @@ static void print_coverage_json(const cc_cover_cells cells, uint32_t page_size, 
 static void print_json(const cc_explore_result *r, uint32_t page_size, uint32_t sector) {
   printf("{\"steps\": %llu, \"states\": %llu, \"distinct_states\": %llu, \"violations\": %llu, \"leaks\": %llu, "
          "\"reclaimed\": %llu, \"first_violation_state\": %llu, \"again_runs\": %llu, \"again_states\": %llu, "
+         "\"error_steps\": %llu, \"error_runs\": %llu, \"error_contract\": %llu, \"error_states\": %llu, "
          "\"seconds\": %.3f, \"states_per_sec\": %.1f, "
          "\"violation_list\": [",
          (unsigned long long)r->steps, (unsigned long long)r->states, (unsigned long long)r->distinct,
          (unsigned long long)r->violations, (unsigned long long)r->leaks, (unsigned long long)r->reclaimed,
          (unsigned long long)r->first_violation_state, (unsigned long long)r->again_runs,
-         (unsigned long long)r->again_states, r->seconds,
+         (unsigned long long)r->again_states, (unsigned long long)r->error_steps, (unsigned long long)r->error_runs,
+         (unsigned long long)r->error_contract, (unsigned long long)r->error_states, r->seconds,
          r->seconds > 0 ? r->distinct / r->seconds : 0.0);
   for (unsigned i = 0; i < r->nfound; i++) {
     const cc_found *f = &r->found[i];
@@ -269,7 +278,9 @@ static void print_json(const cc_explore_result *r, uint32_t page_size, uint32_t 
     json_string(tear);
     printf(", \"writeback\": ");
     json_string(cc_writeback_name(f->sched.writeback));
-    printf(", \"seed\": %u, \"expected\": ", f->sched.seed);
+    printf(", \"seed\": %u, \"error\": ", f->sched.seed);
+    json_string(f->error);
+    printf(", \"expected\": ");
     json_string(f->v.expected);
     printf(", \"found\": ");
     json_string(f->v.found);
@@ -334,6 +345,7 @@ static int cmd_explore(int argc, char **argv) {
     else if (!strcmp(a, "--out")) o.outdir = v, i++;
     else if (!strcmp(a, "--again")) o.again = (unsigned)parse_num(usage_explore, a, v, 100000), i++;
     else if (!strcmp(a, "--json")) json = true;
+    else if (!strcmp(a, "--errors")) o.errors = true;
     else if (!strcmp(a, "--quiet")) o.progress = false;
     else if (!strcmp(a, "--shard")) {
       unsigned si = 0, sn = 0;
@@ -368,7 +380,7 @@ static int cmd_explore(int argc, char **argv) {
   o.shim = default_shim();
   o.self = self_path;
   cc_explore_result r;
-  int rc = cc_explore(c, &o, &r);
+  int rc = o.errors ? cc_explore_errors(c, &o, &r) : cc_explore(c, &o, &r);
   remove_workdir(work);
   if (rc != CC_OK || r.error[0]) {
     fprintf(stderr, "crashcheck: %s\n", r.error[0] ? r.error : cc_strerror(rc));
@@ -389,8 +401,14 @@ static int cmd_explore(int argc, char **argv) {
            "  reclaimed pages  %llu in %llu states (left by an interrupted protected operation, freed by recovery)\n",
            (unsigned long long)r.violations, (unsigned long long)r.leaks, (unsigned long long)r.reclaimed,
            (unsigned long long)r.leaky_states);
-    printf("  R7 follow-ups    %llu crash images recovered and worked on, %llu crash states of the follow-ups checked\n",
-           (unsigned long long)r.again_runs, (unsigned long long)r.again_states);
+    if (o.errors)
+      printf("  I/O errors       %llu failable steps, %llu runs with an error injected (step x outcome), %llu broke the "
+             "error contract (E1), %llu crash states after errors\n",
+             (unsigned long long)r.error_steps, (unsigned long long)r.error_runs, (unsigned long long)r.error_contract,
+             (unsigned long long)r.error_states);
+    else
+      printf("  R7 follow-ups    %llu crash images recovered and worked on, %llu crash states of the follow-ups checked\n",
+             (unsigned long long)r.again_runs, (unsigned long long)r.again_states);
     size_t required, stray, covered = cc_coverage_count(r.cover, c->page_size, &required, &stray);
     printf("  crash coverage   %zu of %zu required cells (`crashcheck coverage` lists what is missing)\n", covered,
            required);
@@ -400,10 +418,11 @@ static int cmd_explore(int argc, char **argv) {
       const cc_found *f = &r.found[i];
       char tear[32];
       cc_schedule_tear_text(&f->sched, tear, sizeof tear);
-      printf("\n%s violated at step %u (%s, in operation %u: %s), tear %s, writeback %s, seed %u\n"
+      printf("\n%s violated at step %u (%s, in operation %u: %s), tear %s, writeback %s, seed %u%s%s\n"
              "  expected: %s\n  found:    %s\n  reproducer: %s\n",
              f->v.invariant, f->step, f->call, f->op_index, f->op, tear, cc_writeback_name(f->sched.writeback),
-             f->sched.seed, f->v.expected, f->v.found, f->reproducer[0] ? f->reproducer : "(not written)");
+             f->sched.seed, f->error[0] ? ", after an error at step " : "", f->error, f->v.expected, f->v.found,
+             f->reproducer[0] ? f->reproducer : "(not written)");
     }
   }
   int status = r.violations ? EXIT_VIOLATION : EXIT_CLEAN;
@@ -428,6 +447,12 @@ static int replay(const cc_case *c, bool tell, char *invariant, size_t invlen, c
   o.self = self_path;
   if (tell) {
     printf("case: %u-byte pages, %u-byte sectors, %zu operations\n", c->page_size, c->sector, c->nops);
+  }
+  if (c->error.step) { /* explore --errors' reproducers: the run fails a call first */
+    int st = cc_replay_error(c, &o, tell, invariant, invlen);
+    snprintf(call, calllen, "%s", "error");
+    remove_workdir(work);
+    return st;
   }
   cc_run run;
   int rc = cc_run_case(c, model, &run);
@@ -687,6 +712,12 @@ static int cmd_minimize(int argc, char **argv) {
   int status;
   if (handled_usage(argc, argv, usage, in && out, &status)) return status;
   cc_case *c = load_case_or_die(in);
+  if (c->error.step) { /* shrinking would have to move the error with the steps: not done */
+    fprintf(stderr, "crashcheck: %s has an error line (explore --errors): minimize does not shrink such cases; "
+            "replay it\n", in);
+    free(c);
+    return EXIT_USAGE;
+  }
   char inv[16] = "", call[32] = "";
   if (replay(c, false, inv, sizeof inv, call, sizeof call) != EXIT_VIOLATION || !strcmp(inv, "run")) {
     fprintf(stderr, "crashcheck: %s does not fail with a crash invariant: nothing to minimize\n", in);
@@ -792,8 +823,18 @@ static int cmd_run(int argc, char **argv) {
   if (argc != 3 && !existing) return EXIT_USAGE;
   cc_case *c = load_case_or_die(argv[1]);
   cc_run run;
-  int rc = existing ? cc_run_case_on(c, argv[2], &run) : cc_run_case(c, argv[2], &run);
-  if (rc != CC_OK) fprintf(stderr, "crashcheck: %s\n", run.error);
+  /* explore --errors: the run with an injected error is the model; it leaves its states */
+  const char *states = getenv("CRASHCHECK_STATES"), *error = getenv("POWERCUT_ERROR");
+  bool errors = !existing && states && *states && error && *error;
+  int rc = errors ? cc_run_case_errors(c, argv[2], &run)
+           : existing ? cc_run_case_on(c, argv[2], &run) : cc_run_case(c, argv[2], &run);
+  if (rc != CC_OK && !errors) fprintf(stderr, "crashcheck: %s\n", run.error); /* (errors: in the states) */
+  if (errors && cc_run_save(&run, states) != CC_OK) {
+    fprintf(stderr, "crashcheck: cannot write %s\n", states);
+    cc_run_free(&run);
+    free(c);
+    return EXIT_USAGE;
+  }
   cc_run_free(&run);
   free(c);
   return rc == CC_OK ? EXIT_CLEAN : EXIT_VIOLATION;

@@ -76,6 +76,12 @@ int cc_record(const cc_case *c, const cc_explore_opts *o, const char *file, cons
     unsetenv("POWERCUT_CUT");
     unsetenv("POWERCUT_IMAGE");
     unsetenv("POWERCUT_ERROR");
+    if (o->error) { /* --errors: the injected error, and where the run leaves its states */
+      char states[1200];
+      snprintf(states, sizeof states, "%s.states", file);
+      setenv("POWERCUT_ERROR", o->error, 1);
+      setenv("CRASHCHECK_STATES", states, 1);
+    }
     if (trace) setenv("POWERCUT_TRACE", trace, 1);
     if (cut) setenv("POWERCUT_CUT", cut, 1);
     if (image) setenv("POWERCUT_IMAGE", image, 1);
@@ -204,6 +210,16 @@ struct walker {
   /* Counts, and why the walk stopped early if it failed: */
   uint64_t steps, states, distinct;
   char error[600];
+  /* --errors (errors.c): only the steps from first_step on are cut, the walk ends after
+   * operation last_index, and with final the durable state at the end of the trace is
+   * checked too (visited with step 0). 0, 0, false: the whole trace. */
+  uint64_t first_step;
+  size_t last_index;
+  bool final;
+  /* ... and operation inflight_index, while in flight, may also end as inflight_after
+   * (the failed operation: as it would have ended without the error). */
+  size_t inflight_index;
+  const cc_state *inflight_after;
 };
 
 static void forget_written(void *ctx, uint64_t off, uint64_t len) { cc_check_cache_forget(ctx, off, len); }
@@ -224,6 +240,33 @@ static void same_verdict_uncached(const walker *w, const cc_state *before, const
           "a fresh one %u (%s)\n", (unsigned long long)w->step, cached->nviolations,
           cached->nviolations ? cached->v[0].found : "-", fresh.nviolations, fresh.nviolations ? fresh.v[0].found : "-");
   abort();
+}
+
+/* The durable state the whole trace leaves (every step done, nothing volatile): it must be
+ * the run's last state, each operation that returned success in it. */
+static void walk_final(walker *w, pc_replay *rp, cc_image *im, cc_check_cache *cache) {
+  pc_model *m;
+  pc_replay_model(rp, &m);
+  static const cc_schedule none = {.tear = CC_TEAR_NONE};
+  pc_crash crash;
+  to_pc_crash(&none, &crash);
+  uint64_t h;
+  if (cc_image_step(im, m) != CC_OK || cc_image_derive(im, m, &crash, &h) != CC_OK ||
+      cc_image_write(im, m, &crash) != CC_OK) {
+    snprintf(w->error, sizeof w->error, "cannot derive the durable state at the end of %s", w->trace_path);
+    return;
+  }
+  const cc_state *last = &w->run->states[w->run->nstates - 1];
+  cc_verdict v;
+  cc_check_image(w->image, w->c->page_size, last, last, CC_OP_KINDS, cache, &v);
+  w->states++;
+  w->distinct++;
+  w->step = 0;
+  w->index = w->run->nstates - 1;
+  w->kind = CC_OP_KINDS;
+  w->sched = &none;
+  memset(&w->info, 0, sizeof w->info);
+  w->visit(w, &v);
 }
 
 static int walk(walker *w) {
@@ -259,6 +302,9 @@ static int walk(walker *w) {
     last_index = w->index = index;
     const cc_state *before = index ? &w->run->states[index - 1] : w->existing ? &w->run->states[0] : NULL;
     const cc_state *after = &w->run->states[index];
+    if (w->inflight_after && index == w->inflight_index) after = w->inflight_after;
+    bool past = w->last_index && index > w->last_index;
+    if (past && !w->final) break;
     w->kind = index ? w->c->ops[index - 1].kind : CC_OP_KINDS;
     pc_model *m;
     uint64_t n = 0;
@@ -271,7 +317,7 @@ static int walk(walker *w) {
       snprintf(w->error, sizeof w->error, "cannot follow the durable content at step %llu", (unsigned long long)w->step);
       break;
     }
-    size_t nch = choices(w->o, n, sched, 8192);
+    size_t nch = w->step < w->first_step || past ? 0 : choices(w->o, n, sched, 8192);
     for (size_t i = 0; going && i < nch; i++) {
       w->states++;
       pc_crash crash;
@@ -299,6 +345,7 @@ static int walk(walker *w) {
     if (w->error[0] || cc_image_end_step(im, m) != CC_OK) break;
     if (w->stepped) w->stepped(w);
   }
+  if (w->final && going && !w->error[0] && !w->step) walk_final(w, rp, im, &cache);
 out:
   unlink(w->image);
   free(sched);
@@ -420,6 +467,33 @@ out:
   snprintf(extra, sizeof extra, "%s.case", file);
   unlink(extra);
   return checked;
+}
+
+/* --errors: a walk of an error run's trace over a window of steps (see explore.h). */
+typedef struct window_walk {
+  cc_window_visit visit;
+  void *ctx;
+} window_walk;
+
+static bool window_visit(walker *w, const cc_verdict *v) {
+  window_walk *ww = w->ctx;
+  return ww->visit(ww->ctx, v, w->step, pc_call_name(w->info.call), w->index, w->kind, w->sched);
+}
+
+int cc_walk_window(const cc_case *c, const cc_explore_opts *o, const cc_run *run, const char *trace,
+                   const char *image, uint64_t first_step, size_t last_index, size_t inflight_index,
+                   const cc_state *inflight_after, cc_window_visit visit, void *ctx, uint64_t *states,
+                   uint64_t *distinct, char *why, size_t whylen) {
+  window_walk ww = {.visit = visit, .ctx = ctx};
+  walker w = {.c = c, .run = run, .o = o, .trace_path = trace, .image = image, .shard = 0, .shards = 1,
+              .verifying = verifying(), .visit = window_visit, .ctx = &ww, .first_step = first_step,
+              .last_index = last_index ? last_index : SIZE_MAX, .final = true, .inflight_index = inflight_index,
+              .inflight_after = inflight_after};
+  int rc = walk(&w);
+  *states = w.states;
+  *distinct = w.distinct;
+  if (w.error[0]) snprintf(why, whylen, "%s", w.error);
+  return rc != CC_OK ? rc : w.error[0] ? CC_EIO : CC_OK;
 }
 
 static void write_reproducer(const job *jb, cc_found *f, unsigned index) {

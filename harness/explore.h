@@ -24,6 +24,8 @@ typedef struct cc_explore_opts {
   unsigned max_violations; /* stop reporting after this many (all are counted) */
   unsigned again;      /* R7: recovered states to run the follow-up workload on (0: none) */
   cc_coverage *cover;  /* where walks count crash coverage (NULL: not counted); set by the explorer */
+  const char *error;   /* cc_record: POWERCUT_ERROR for the run (--errors), NULL: none */
+  bool errors;         /* explore --errors (errors.c): fail every failable step instead */
 } cc_explore_opts;
 
 typedef struct cc_found {
@@ -34,6 +36,7 @@ typedef struct cc_found {
   uint32_t op_index;
   cc_schedule sched;
   cc_schedule again; /* R7: the follow-up's cut (cut_step 0 for R1-R6) */
+  char error[48];    /* --errors: the failed step and its call ("12 msync"), or "" */
   char reproducer[512];
 } cc_found;
 
@@ -45,6 +48,9 @@ typedef struct cc_explore_result {
   double seconds;
   unsigned nfound;
   cc_found *found; /* the first max_violations */
+  /* --errors: failable steps, runs recorded with an error injected (step x outcome), those
+   * that broke the error contract in the run itself, and crash states checked after errors */
+  uint64_t error_steps, error_runs, error_contract, error_states, error_distinct;
   char error[1200]; /* set when the exploration could not run, or the workload failed */
   bool run_failed;  /* the pager disagreed with the model without any power cut */
   cc_cover_cells cover; /* crash coverage of the exploration and its R7 follow-ups */
@@ -75,6 +81,31 @@ typedef struct cc_again_where {
 } cc_again_where;
 uint64_t cc_again(const cc_case *c, const cc_explore_opts *o, const char *crashed, const cc_schedule *only,
                   bool tell, cc_verdict *v, cc_again_where *where);
+
+/* --errors: checks the crash states of a recorded trace from step first_step to the end of
+ * operation last_index (0: to the end) against `run`, as the explorer does (identical
+ * images once), then the durable state the whole trace leaves against the run's last
+ * state (visited with step 0). While operation inflight_index is in flight, a recovered
+ * state may also be inflight_after (may be NULL). visit returns false to stop. */
+typedef bool (*cc_window_visit)(void *ctx, const cc_verdict *v, uint64_t step, const char *call, size_t op_index,
+                                int kind, const cc_schedule *sched);
+int cc_walk_window(const cc_case *c, const cc_explore_opts *o, const cc_run *run, const char *trace,
+                   const char *image, uint64_t first_step, size_t last_index, size_t inflight_index,
+                   const cc_state *inflight_after, cc_window_visit visit, void *ctx, uint64_t *states,
+                   uint64_t *distinct, char *why, size_t whylen);
+/* explore --errors (errors.c): records the case, then for every failable step (msync,
+ * fsync, fdatasync, ftruncate, fallocate) and outcome records it again with that error
+ * injected, holds the run to the error contract and checks the crash states from the error
+ * to the end of the next operation, and the durable state at the end. */
+int cc_explore_errors(const cc_case *c, const cc_explore_opts *o, cc_explore_result *r);
+/* crashcheck replay of a case with an error (c->error.step): runs it with the error, tells
+ * what failed and how the pager took it, then checks the cut's image (or, without a cut, the
+ * durable state the run leaves). 0 clean, 1 a violation (its invariant in `invariant`), 2
+ * the environment failed. o->workdir is scratch. */
+int cc_replay_error(const cc_case *c, const cc_explore_opts *o, bool tell, char *invariant, size_t invlen);
+/* The states an error run leaves for the explorer (CRASHCHECK_STATES), with its error. */
+int cc_run_save(const cc_run *run, const char *path);
+int cc_run_load(const char *path, cc_run *run);
 
 /* The libpowercut spelling of a schedule: "STEP:TEAR:WRITEBACK:SEED". */
 void cc_cut_spec(const cc_schedule *s, char *buf, size_t len);

@@ -344,6 +344,22 @@ typedef struct runner {
   growable reg, prot;
   uint8_t *buf; /* a page of content */
   cc_run *run;
+  /* A run with an injected I/O error (cc_run_case_errors): the one call that may fail. */
+  bool errors;
+  int failed_rc;        /* what the failing call returned (0: none yet) */
+  const char *failed_what;
+  uint64_t intent[32];  /* what the failed operation meant to free, or its protected id */
+  size_t nintent;
+  uint64_t intent_hash; /* pwrite: the content it meant to commit */
+  bool tolerated;       /* expect() let the last call fail: run_case decides */
+  int last_rc;          /* ... with this code */
+  /* After a failed call, the data of every page that was not known durable then (a regular
+   * page synced since its last write) is unknown on disk until the page is written again:
+   * a failed msync may have dropped it (fsync-gate; msync covers whole system pages, and
+   * pages the failed operation staged may be handed out later), and no later sync brings
+   * it back. `known`: the pages known durable at the failure; `rewritten`: written since. */
+  bool tainted;
+  growable known, rewritten;
 } runner;
 
 #define FAIL(r, ...)                                                     \
@@ -354,6 +370,21 @@ typedef struct runner {
 
 static int expect(runner *r, size_t i, const char *what, int rc, int ok1, int ok2) {
   if (rc == ok1 || rc == ok2) return CC_OK;
+  /* Under an injected error one call may fail, as an I/O error would make it (or a poisoned
+   * handle refuse it); the loop in run_case then holds the pager to its contract. */
+  /* (a handle may also be poisoned by work an operation that returned success left for
+   * later, which failed in the background: then no call failed before) */
+  bool first = !r->failed_rc && (rc == MP_EIO || rc == MP_ENOSPC);
+  bool refused = !r->run->poisoned_op && rc == MP_EPOISONED;
+  if (r->errors && (first || refused)) {
+    if (first) r->failed_rc = rc;
+    r->last_rc = rc;
+    r->failed_what = what;
+    r->tolerated = true;
+    snprintf(r->run->error, sizeof r->run->error, "operation %zu (%s): %s returned %d (%s)", i,
+             cc_op_name(r->c->ops[i - 1].kind), what, rc, mp_strerror(rc));
+    return CC_EINVAL;
+  }
   FAIL(r, "operation %zu (%s): %s returned %d (%s)", i, cc_op_name(r->c->ops[i - 1].kind), what, rc, mp_strerror(rc));
 }
 
@@ -380,6 +411,8 @@ static int do_op(runner *r, size_t i, const cc_op *op) {
       size_t n = op->kind == CC_FREE ? 1 : 1 + op->b % 32, start = op->a % r->reg.n;
       if (n > r->reg.n) n = r->reg.n;
       for (size_t k = 0; k < n; k++) ids[k] = r->reg.ids[(start + k) % r->reg.n];
+      memcpy(r->intent, ids, n * sizeof *ids);
+      r->nintent = n;
       rc = mp_free_bulk(r->p, n, ids);
       if (expect(r, i, "mp_free_bulk", rc, MP_OK, MP_OK)) return CC_EINVAL;
       for (size_t k = 0; k < n; k++) g_remove_at(&r->reg, (size_t)g_find(&r->reg, ids[k]));
@@ -393,6 +426,8 @@ static int do_op(runner *r, size_t i, const cc_op *op) {
       if (expect(r, i, "mp_page", mp_page(r->p, r->reg.ids[at], &data), MP_OK, MP_OK)) return CC_EINVAL;
       cc_fill(data, ps, op->b, r->reg.ids[at]);
       r->reg.vals[at] = 0;
+      if (r->tainted && g_find(&r->rewritten, r->reg.ids[at]) < 0 && g_insert(&r->rewritten, r->reg.ids[at], 0))
+        return CC_ENOMEM; /* rewritten whole: dirty again, so the next sync writes it */
       if (op->kind == CC_WRITE) return CC_OK;
       if (expect(r, i, "mp_sync_page", mp_sync_page(r->p, r->reg.ids[at]), MP_OK, MP_OK)) return CC_EINVAL;
       r->reg.vals[at] = cc_hash(data, ps);
@@ -402,6 +437,8 @@ static int do_op(runner *r, size_t i, const cc_op *op) {
       if (expect(r, i, "mp_sync", mp_sync(r->p), MP_OK, MP_OK)) return CC_EINVAL;
       for (size_t k = 0; k < r->reg.n; k++) {
         if (r->reg.vals[k]) continue; /* unchanged since it was synced: its hash stands */
+        if (r->tainted && g_find(&r->known, r->reg.ids[k]) < 0 && g_find(&r->rewritten, r->reg.ids[k]) < 0)
+          continue; /* its data may have been lost at the failure */
         void *data;
         mp_page(r->p, r->reg.ids[k], &data);
         r->reg.vals[k] = cc_hash(data, ps);
@@ -416,6 +453,8 @@ static int do_op(runner *r, size_t i, const cc_op *op) {
     case CC_PFREE: {
       if (!r->prot.n) return CC_OK;
       size_t at = op->a % r->prot.n;
+      r->intent[0] = r->prot.ids[at];
+      r->nintent = 1;
       if (expect(r, i, "mp_protected_free", mp_protected_free(r->p, r->prot.ids[at]), MP_OK, MP_OK)) return CC_EINVAL;
       g_remove_at(&r->prot, at);
       return CC_OK;
@@ -433,6 +472,9 @@ static int do_op(runner *r, size_t i, const cc_op *op) {
       if (op->kind == CC_PABORT)
         return expect(r, i, "mp_protected_abort", mp_protected_abort(r->p, r->prot.ids[at]), MP_OK, MP_OK);
       uint64_t h = cc_hash(stage, ps);
+      r->intent[0] = r->prot.ids[at];
+      r->nintent = 1;
+      r->intent_hash = h;
       if (expect(r, i, "mp_protected_commit", mp_protected_commit(r->p, r->prot.ids[at]), MP_OK, MP_OK))
         return CC_EINVAL;
       r->prot.vals[at] = h;
@@ -475,6 +517,141 @@ static int agree(runner *r, size_t i, cc_check_cache *cache) {
        (unsigned long long)bad);
 }
 
+/* ---- the error contract (cc_run_case_errors) ----------------------------------------- */
+
+/* Does `seen` (a reopened file) show the effect of operation `op` on the model's sets, as
+ * the operation meant it (r->intent)? Regular pages it allocated are new ids, whatever
+ * they are; the other sets must be exactly the model's. */
+static bool shows_new(const runner *r, const cc_op *op, const cc_state *seen) {
+  const growable *reg = &r->reg, *prot = &r->prot;
+  size_t add = 0, gone = 0;
+  for (size_t k = 0; k < reg->n; k++) gone += !cc_state_has(seen, reg->ids[k]);
+  add = seen->nreg + gone - reg->n;
+  bool reg_same = !gone && !add, prot_same = seen->nprot == prot->n && (!prot->n || !memcmp(seen->prot, prot->ids, prot->n * 8));
+  for (size_t k = 0; prot_same && k < prot->n; k++) prot_same = seen->prot_hash[k] == prot->vals[k];
+  switch (op->kind) {
+    case CC_ALLOC: case CC_ALLOC_BULK:
+      return prot_same && !gone && add == (op->kind == CC_ALLOC ? 1 : 1 + op->a % 32u);
+    case CC_FREE: case CC_FREE_BULK:
+      if (!prot_same || add || gone != r->nintent) return false;
+      for (size_t k = 0; k < r->nintent; k++)
+        if (cc_state_has(seen, r->intent[k])) return false;
+      return true;
+    case CC_PALLOC: { /* one new protected page, reading zeros; the others as they were */
+      if (!reg_same || seen->nprot != prot->n + 1) return false;
+      memset(r->buf, 0, r->p ? mp_page_size(r->p) : 0);
+      uint64_t zero = r->p ? cc_hash(r->buf, mp_page_size(r->p)) : 0;
+      size_t fresh = 0;
+      for (size_t k = 0; k < seen->nprot; k++) {
+        long at = cc_find_id(prot->ids, prot->n, seen->prot[k]);
+        if (at < 0) fresh += seen->prot_hash[k] == zero;
+        else if (prot->vals[at] != seen->prot_hash[k]) return false;
+      }
+      return fresh == 1;
+    }
+    case CC_PFREE:
+      return reg_same && seen->nprot + 1 == prot->n && cc_find_id(seen->prot, seen->nprot, r->intent[0]) < 0;
+    case CC_PWRITE: {
+      if (!reg_same || seen->nprot != prot->n || (prot->n && memcmp(seen->prot, prot->ids, prot->n * 8))) return false;
+      for (size_t k = 0; k < prot->n; k++)
+        if (seen->prot_hash[k] != prot->vals[k] && !(prot->ids[k] == r->intent[0] && seen->prot_hash[k] == r->intent_hash))
+          return false;
+      return true;
+    }
+    default:
+      return false; /* the others change no set: only the old state is right */
+  }
+}
+
+/* Operation i met a poisoned handle (MP_EPOISONED after the failure of operation f): it must
+ * stay refused until a reopen, and the reopened file must hold the last committed state or
+ * operation f's; the model adopts whichever it is, and operation i runs again. */
+static int reopen_poisoned(runner *r, size_t i) {
+  size_t f = r->run->failed_op;
+  uint64_t id;
+  int rc = mp_alloc(r->p, &id);
+  if (rc != MP_EPOISONED)
+    FAIL(r, "operation %zu: after MP_EPOISONED, mp_alloc returned %d (%s): a poisoned handle refuses every change "
+         "until it is reopened", i, rc, mp_strerror(rc));
+  mp_close(r->p);
+  r->p = NULL;
+  if ((rc = mp_open(r->path, 0, &r->p)) != MP_OK)
+    FAIL(r, "operation %zu: reopening the poisoned file: mp_open returned %d (%s)", i, rc, mp_strerror(rc));
+  cc_state seen;
+  if (cc_state_read(r->p, false, NULL, &seen) != CC_OK) return CC_ENOMEM;
+  const cc_op *op = f ? &r->c->ops[f - 1] : NULL;
+  bool old = seen.nreg == r->reg.n && (!r->reg.n || !memcmp(seen.reg, r->reg.ids, r->reg.n * 8)) &&
+             seen.nprot == r->prot.n && (!r->prot.n || !memcmp(seen.prot, r->prot.ids, r->prot.n * 8));
+  for (size_t k = 0; old && k < r->prot.n; k++) old = seen.prot_hash[k] == r->prot.vals[k];
+  bool neu = !old && op && shows_new(r, op, &seen);
+  if (!old && !neu) {
+    char a[200] = "?", b[200];
+    cc_state want;
+    if (snapshot(&r->reg, &r->prot, &want) == CC_OK) {
+      cc_state_describe(&want, a, sizeof a);
+      cc_state_free(&want);
+    }
+    cc_state_describe(&seen, b, sizeof b);
+    cc_state_free(&seen);
+    if (!op)
+      FAIL(r, "operation %zu: the file reopened after MP_EPOISONED (no operation had failed) holds %.150s, not the "
+           "last committed state %.150s", i, b, a);
+    FAIL(r, "operation %zu: the file reopened after MP_EPOISONED (operation %zu, %s, failed) holds %.150s: neither "
+         "the last committed state %.150s nor that operation's", i, f, cc_op_name(op->kind), b, a);
+  }
+  int ret = CC_OK;
+  if (neu && f) { /* the model takes the new sets; pages it did not know hold unknown content */
+    growable reg = {0}, prot = {0};
+    for (size_t k = 0; ret == CC_OK && k < seen.nreg; k++) {
+      long at = g_find(&r->reg, seen.reg[k]);
+      ret = g_insert(&reg, seen.reg[k], at >= 0 ? r->reg.vals[at] : 0);
+    }
+    for (size_t k = 0; ret == CC_OK && k < seen.nprot; k++) ret = g_insert(&prot, seen.prot[k], seen.prot_hash[k]);
+    if (ret == CC_OK) {
+      free(r->reg.ids), free(r->reg.vals), free(r->prot.ids), free(r->prot.vals);
+      r->reg = reg, r->prot = prot;
+      /* the state after operation f is the one the file tells */
+      cc_state *st = &r->run->states[f];
+      if (r->run->nstates > f) {
+        cc_state_free(st);
+        ret = snapshot(&r->reg, &r->prot, st);
+      }
+    } else {
+      free(reg.ids), free(reg.vals), free(prot.ids), free(prot.vals);
+    }
+  }
+  cc_state_free(&seen);
+  r->run->poisoned_op = i;
+  r->run->adopted_new = neu;
+  r->run->error[0] = 0;
+  r->tolerated = false;
+  return ret == CC_OK ? do_op(r, i, &r->c->ops[i - 1]) : ret;
+}
+
+/* The call of operation i failed (r->tolerated): the first failure of the run is the
+ * injected one; the model keeps the last committed state (agree() holds the pager to it). */
+static int after_failure(runner *r, size_t i) {
+  r->tolerated = false;
+  if (r->last_rc == MP_EPOISONED) return reopen_poisoned(r, i);
+  r->run->failed_op = i;
+  r->run->failed_rc = r->failed_rc;
+  r->run->error[0] = 0;
+  r->tainted = true;
+  for (size_t k = 0; k < r->reg.n; k++)
+    if (r->reg.vals[k] && g_insert(&r->known, r->reg.ids[k], 0) != CC_OK) return CC_ENOMEM;
+  if (r->c->ops[i - 1].kind == CC_PWRITE && r->failed_what && !strcmp(r->failed_what, "mp_protected_commit")) {
+    /* the staged write outlives a failed commit (a retry may commit it): the caller drops it */
+    int rc = mp_protected_abort(r->p, r->intent[0]);
+    if (rc != MP_OK && rc != MP_ENOTSTAGED)
+      FAIL(r, "operation %zu: mp_protected_abort after the failed commit returned %d (%s)", i, rc, mp_strerror(rc));
+  }
+  if (!r->p) { /* a failed reopen: the handle is gone; the next open must work */
+    int rc = mp_open(r->path, 0, &r->p);
+    if (rc != MP_OK) FAIL(r, "operation %zu: mp_open failed again after the injected error: %d (%s)", i, rc, mp_strerror(rc));
+  }
+  return CC_OK;
+}
+
 static int add_state(runner *r) {
   cc_state *s = &r->run->states[r->run->nstates];
   int rc = snapshot(&r->reg, &r->prot, s);
@@ -493,10 +670,10 @@ static int load_existing(runner *r) {
   return rc;
 }
 
-static int run_case(const cc_case *c, const char *path, bool existing, bool check, cc_run *run) {
+static int run_case(const cc_case *c, const char *path, bool existing, bool check, bool errors, cc_run *run) {
   memset(run, 0, sizeof *run);
   run->states = check ? calloc(c->nops + 1, sizeof *run->states) : NULL;
-  runner r = {.c = c, .path = path, .run = run};
+  runner r = {.c = c, .path = path, .run = run, .errors = errors};
   if (check && !run->states) return CC_ENOMEM;
   if (!existing) unlink(path);
   pc_mark_begin(cc_marker(0), existing ? "open" : "create");
@@ -522,6 +699,7 @@ static int run_case(const cc_case *c, const char *path, bool existing, bool chec
   for (size_t i = 1; rc == CC_OK && i <= c->nops; i++) {
     pc_mark_begin(cc_marker(i), cc_op_name(c->ops[i - 1].kind));
     rc = do_op(&r, i, &c->ops[i - 1]);
+    if (rc == CC_EINVAL && r.tolerated) rc = after_failure(&r, i);
     pc_mark_end(cc_marker(i));
     if (rc == CC_OK && check) rc = agree(&r, i, i == c->nops ? NULL : &cache);
     if (rc == CC_OK && check) rc = add_state(&r);
@@ -533,13 +711,20 @@ static int run_case(const cc_case *c, const char *path, bool existing, bool chec
   free(r.reg.vals);
   free(r.prot.ids);
   free(r.prot.vals);
+  free(r.known.ids);
+  free(r.known.vals);
+  free(r.rewritten.ids);
+  free(r.rewritten.vals);
   return rc;
 }
 
-int cc_run_case(const cc_case *c, const char *path, cc_run *run) { return run_case(c, path, false, true, run); }
-int cc_run_case_on(const cc_case *c, const char *path, cc_run *run) { return run_case(c, path, true, true, run); }
+int cc_run_case(const cc_case *c, const char *path, cc_run *run) { return run_case(c, path, false, true, false, run); }
+int cc_run_case_on(const cc_case *c, const char *path, cc_run *run) { return run_case(c, path, true, true, false, run); }
 int cc_run_case_unchecked(const cc_case *c, const char *path, bool existing, cc_run *run) {
-  return run_case(c, path, existing, false, run);
+  return run_case(c, path, existing, false, false, run);
+}
+int cc_run_case_errors(const cc_case *c, const char *path, cc_run *run) {
+  return run_case(c, path, false, true, true, run);
 }
 
 void cc_run_free(cc_run *run) {

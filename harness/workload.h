@@ -30,6 +30,13 @@ typedef struct cc_run {
   size_t nstates;
   cc_state *states;
   char error[512]; /* the first time the pager disagreed with the model, or "" */
+  /* cc_run_case_errors: the operation whose call failed (0: none did), what it returned,
+   * the operation that met MP_EPOISONED and reopened (0: none), and whether the reopened
+   * file held the failed operation's state (else the last committed one). */
+  size_t failed_op;
+  int failed_rc;
+  size_t poisoned_op;
+  bool adopted_new;
 } cc_run;
 
 /* Creates `path` (replacing it) and runs every operation of the case. Returns
@@ -45,6 +52,15 @@ int cc_run_case_on(const cc_case *c, const char *path, cc_run *run);
  * power-cut shim when another run of the same case gave the states (fuzz_ops). A pager that
  * fails an operation still stops it (CC_EINVAL, run->error). */
 int cc_run_case_unchecked(const cc_case *c, const char *path, bool existing, cc_run *run);
+/* As cc_run_case, for a run with one injected I/O error (crashcheck explore --errors),
+ * holding the pager to its contract for failed calls (README, "What is guaranteed"): one
+ * call may fail with MP_EIO or MP_ENOSPC; the operation's effect is then not in the model,
+ * and the pager must show the last committed state. A later MP_EPOISONED must persist
+ * (another change is refused too) until a reopen, which must show the last committed state
+ * or the failed operation's; the model takes that one (states[failed_op] with it) and the
+ * refused operation runs again. A second failure, or any other, stops the run as in
+ * cc_run_case. */
+int cc_run_case_errors(const cc_case *c, const char *path, cc_run *run);
 void cc_run_free(cc_run *run);
 
 /* Marker operation id of case operation i (0 = the create). */

@@ -22,6 +22,7 @@ static jmp_buf back;
 static uint8_t *got;
 static uint64_t got_len;
 static int calls;
+static int efd;
 static int stay; /* the callback returns (PC_AFTER_CUT_CONTINUE) instead of jumping out */
 
 static void on_image(void *ctx, const char *name, const uint8_t *img, uint64_t len)
@@ -113,6 +114,37 @@ static void test_cuts_in_memory(void **st)
     assert_int_equal(errno, EIO);
     close(fd);
     assert_int_equal(pc_shim_set_error(0, 0), PC_OK);
+    /* ... with an outcome: the failing msync (step 3) wrote all of its sectors, or none */
+    pc_crash tear, none;
+    assert_int_equal(pc_crash_parse("none", &none), PC_OK);
+    for (int all = 0; all < 2; all++) {
+        assert_int_equal(pc_crash_parse(all ? "all" : "none", &tear), PC_OK);
+        assert_int_equal(pc_shim_set_error_tear(3, EIO, &tear), PC_OK);
+        assert_int_equal(pc_shim_set_cut(4, &none), PC_OK);
+        assert_int_equal(pc_shim_reset(), PC_OK);
+        if (setjmp(back) == 0) {
+            efd = open(file, O_RDWR | O_CREAT | O_TRUNC, 0644);
+            fd = efd;
+            char buf[2048];
+            memset(buf, 'a', sizeof buf);
+            assert_int_equal(pwrite(fd, buf, sizeof buf, 0), (ssize_t)sizeof buf); /* 1 */
+            assert_int_equal(fsync(fd), 0);                                         /* 2 */
+            char *p = mmap(NULL, 2048, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            memset(p, 'b', 512);
+            assert_int_equal(msync(p, 4096, MS_SYNC), -1); /* 3: fails */
+            assert_int_equal(errno, EIO);
+            msync(p, 4096, MS_SYNC); /* 4: cut */
+            fail();
+        }
+        assert_int_equal(got[0], all ? 'b' : 'a');
+        close(efd); /* (a static: locals changed after setjmp are lost by the longjmp) */
+    }
+    assert_int_equal(pc_shim_set_error_tear(0, 0, NULL), PC_OK);
+    assert_int_equal(pc_shim_set_cut(0, &none), PC_OK);
+    pc_crash garbage;
+    assert_int_equal(pc_crash_parse("garbage:1", &garbage), PC_OK);
+    assert_int_equal(pc_shim_set_error_tear(3, EIO, &garbage), PC_EINVAL);
+    assert_int_equal(pc_shim_set_error_tear(3, PC_ERRNO_SHORT, &none), PC_EINVAL);
     free(got);
     got = NULL;
 }

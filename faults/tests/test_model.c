@@ -328,6 +328,94 @@ static void test_random_determinism(void **st)
     pc_model_free(m);
 }
 
+/* A failed fsync with an outcome: the tear's sectors are durable when the step ends, the
+ * rest of its dirty data is lost for good, the size only with every sector; live and from a
+ * trace alike. */
+static void fail_step(pc_model *m, pc_tw *w, const char *tear)
+{
+    pc_crash c;
+    assert_int_equal(pc_crash_parse(tear, &c), PC_OK);
+    assert_int_equal(pc_model_step_begin(m, NULL), PC_OK);
+    assert_int_equal(pc_model_sync(m, 0, 0, UINT64_MAX), PC_OK);
+    assert_int_equal(pc_model_step_fail(m, &c), PC_OK);
+    assert_int_equal(pc_model_step_end(m), PC_OK);
+    if (!w) return;
+    assert_int_equal(pc_tw_step(w, 3, PC_CALL_FSYNC, 0, 5, 0, UINT64_MAX), PC_OK);
+    assert_int_equal(pc_tw_sync(w, 0, 0, UINT64_MAX), PC_OK);
+    assert_int_equal(pc_tw_step_fail(w, &c), PC_OK);
+    assert_int_equal(pc_tw_step_end(w), PC_OK);
+}
+
+static void test_step_fail_outcomes(void **st)
+{
+    (void)st;
+    static const struct { const char *tear; const char *want; uint64_t len; } cases[] = {
+        {"none", "aaaa", 4 * SEC}, {"all", "bbbbb", 5 * SEC}, {"prefix:1", "baaa", 4 * SEC},
+        {"suffix:2", "aaab", 4 * SEC}, /* the 5th sector landed, the size did not: not in the file */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pc_model *m = mk();
+        pc_tw *w;
+        assert_int_equal(pc_tw_new(-1, SEC, &w), PC_OK);
+        uint8_t init[4 * SEC];
+        memset(init, 'a', sizeof init);
+        assert_int_equal(pc_tw_file(w, 0, "f", init, sizeof init), PC_OK);
+        wr(m, 0, 4 * SEC, 'a');
+        sync_step(m, 0, UINT64_MAX);
+        assert_int_equal(pc_tw_step(w, 1, PC_CALL_FSYNC, 0, 0, 0, UINT64_MAX), PC_OK);
+        assert_int_equal(pc_tw_step_end(w), PC_OK);
+        wr(m, 0, 5 * SEC, 'b');
+        uint8_t *b = malloc(5 * SEC);
+        memset(b, 'b', 5 * SEC);
+        assert_int_equal(pc_tw_write(w, 0, 0, b, 5 * SEC, 0), PC_OK);
+        assert_int_equal(pc_tw_step(w, 2, PC_CALL_PWRITE, 0, 0, 0, 5 * SEC), PC_OK);
+        assert_int_equal(pc_tw_step_end(w), PC_OK);
+        free(b);
+        fail_step(m, w, cases[i].tear);
+        sync_step(m, 0, UINT64_MAX); /* a retry succeeds, and writes nothing lost */
+        assert_int_equal(pc_tw_step(w, 4, PC_CALL_FSYNC, 0, 0, 0, UINT64_MAX), PC_OK);
+        assert_int_equal(pc_tw_sync(w, 0, 0, UINT64_MAX), PC_OK);
+        assert_int_equal(pc_tw_step_end(w), PC_OK);
+        assert_int_equal(pc_tw_finish(w), PC_OK);
+        uint64_t len;
+        uint8_t *img = image(m, "none", &len);
+        const char *want = cases[i].want;
+        /* the retry made the volatile size durable, with zeros where nothing landed */
+        assert_int_equal(len, 5 * SEC);
+        for (size_t s = 0; s < 5; s++) {
+            int byte = s < strlen(want) ? want[s] : (s < 4 ? 'a' : 0);
+            assert_true(all_bytes(img, s * SEC, SEC, byte));
+        }
+        /* the trace replays to the same durable state right after the failed step */
+        const uint8_t *buf;
+        size_t blen;
+        assert_int_equal(pc_tw_buffer(w, &buf, &blen), PC_OK);
+        pc_trace *t;
+        assert_int_equal(pc_trace_from_memory(buf, blen, &t), PC_OK);
+        pc_crash none;
+        assert_int_equal(pc_crash_parse("none", &none), PC_OK);
+        uint8_t *timg;
+        uint64_t tlen;
+        assert_int_equal(pc_trace_image(t, 0, 4, &none, &timg, &tlen), PC_OK);
+        assert_int_equal(tlen, cases[i].len);
+        for (size_t s = 0; s < tlen / SEC; s++) assert_true(all_bytes(timg, s * SEC, SEC, want[s]));
+        free(timg);
+        pc_trace_free(t);
+        free(img);
+        pc_tw_free(w);
+        pc_model_free(m);
+    }
+    /* garbage is a cut's tear, not an outcome a returning call can leave */
+    pc_model *m = mk();
+    pc_crash g;
+    assert_int_equal(pc_crash_parse("garbage:1", &g), PC_OK);
+    assert_int_equal(pc_model_step_fail(m, &g), PC_ESTATE);
+    assert_int_equal(pc_model_step_begin(m, NULL), PC_OK);
+    assert_int_equal(pc_model_step_fail(m, &g), PC_EINVAL);
+    assert_int_equal(pc_model_step_end(m), PC_OK);
+    pc_model_free(m);
+}
+
 static void test_lose_fsync_gate(void **st)
 {
     (void)st;
@@ -615,6 +703,7 @@ int main(void)
         cmocka_unit_test(test_writeback_all_on_fsync_step_is_exclusive),
         cmocka_unit_test(test_random_determinism),
         cmocka_unit_test(test_lose_fsync_gate),
+        cmocka_unit_test(test_step_fail_outcomes),
         cmocka_unit_test(test_parse),
         cmocka_unit_test(test_many_sectors),
         cmocka_unit_test(test_image_sectors_equal_image),

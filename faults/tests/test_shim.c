@@ -802,6 +802,79 @@ static void test_errors(void **st)
     free(out);
 }
 
+/* POWERCUT_ERROR=STEP:ERRNO:TEAR: a failing msync or fsync wrote that part of its sectors,
+ * the rest is lost for good (a retry succeeds and writes none of it); other calls change
+ * nothing. Without the outcome the failed sync writes nothing, as before. */
+static void test_error_outcomes(void **st)
+{
+    (void)st;
+    /* msync of 2 dirty sectors fails at step 3, is retried at step 4 */
+    const char *mops = "t:4096 f m:4096 s:0:1024:66 M:0:4096 M:0:4096";
+    static const struct { const char *env; int s0, s1; } cases[] = {
+        {"POWERCUT_ERROR=3:EIO", 0, 0},          {"POWERCUT_ERROR=3:EIO:none", 0, 0},
+        {"POWERCUT_ERROR=3:EIO:all", 66, 66},    {"POWERCUT_ERROR=3:EIO:prefix:1", 66, 0},
+        {"POWERCUT_ERROR=3:EIO:suffix:1", 0, 66}, {"POWERCUT_ERROR=3:ENOSPC:all", 66, 66},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint64_t len;
+        for (int traced = 0; traced < 2; traced++) {
+            uint8_t *img;
+            if (!traced) {
+                img = cut_image("4:none", cases[i].env, mops, &len); /* during the retry */
+            } else {
+                /* the same outcome derived from the trace: the FAIL record */
+                char env[256], tpath[200];
+                snprintf(tpath, sizeof tpath, "%s/t.trace", dir);
+                snprintf(env, sizeof env, "%s|POWERCUT_TRACE=%s", cases[i].env, tpath);
+                clean();
+                assert_int_equal(run(env, mops), 0);
+                pc_trace *t;
+                assert_int_equal(pc_trace_open(tpath, &t), PC_OK);
+                pc_step_info info;
+                assert_int_equal(pc_trace_step_info(t, 3, &info), PC_OK);
+                assert_int_equal(info.call, PC_CALL_MSYNC);
+                assert_int_equal(info.err, i == 5 ? ENOSPC : EIO);
+                pc_crash none;
+                assert_int_equal(pc_crash_parse("none", &none), PC_OK);
+                assert_int_equal(pc_trace_image(t, 0, 4, &none, &img, &len), PC_OK);
+                pc_trace_free(t);
+            }
+            assert_non_null(img);
+            assert_int_equal(len, 4096);
+            assert_true(range_is(img, 0, 512, cases[i].s0));
+            assert_true(range_is(img, 512, 512, cases[i].s1));
+            free(img);
+        }
+    }
+    /* fsync: the first write's 2 sectors, prefix:1 of them; the size came with nothing */
+    uint64_t len;
+    uint8_t *img = cut_image("5:none", "POWERCUT_ERROR=4:EIO:prefix:1", "t:1024 f w:0:1024:65 f f", &len);
+    assert_int_equal(len, 1024);
+    assert_true(range_is(img, 0, 512, 65));
+    assert_true(range_is(img, 512, 512, 0));
+    free(img);
+    /* ftruncate and fallocate: the error changes nothing, whatever the outcome says */
+    img = cut_image("3:all", "POWERCUT_ERROR=2:ENOSPC:all", "w:0:10:65 t:8192 f", &len);
+    assert_int_equal(len, 10);
+    free(img);
+    /* after a failed msync the kernel cleans the page: storing the same bytes again dirties
+     * it, so the retry writes them (an open page saw only changed bytes) */
+    const char *again = "t:4096 f m:4096 s:0:512:66 M:0:4096 s:0:512:66 M:0:4096 f";
+    for (int torn = 0; torn < 2; torn++) {
+        img = cut_image("5:none", torn ? "POWERCUT_ERROR=3:EIO:none|POWERCUT_MMAP=mprotect"
+                                       : "POWERCUT_ERROR=3:EIO|POWERCUT_MMAP=mprotect", again, &len);
+        assert_int_equal(len, 4096);
+        assert_true(range_is(img, 0, 512, 66));
+        free(img);
+    }
+    /* outcomes that a returning call cannot leave, and malformed ones */
+    clean();
+    assert_int_equal(run("POWERCUT_ERROR=1:EIO:garbage:1", "f"), 2);
+    assert_int_equal(run("POWERCUT_ERROR=1:EIO:all:all", "f"), 2);
+    assert_int_equal(run("POWERCUT_ERROR=1:EIO:prefix", "f"), 2);
+    assert_int_equal(run("POWERCUT_ERROR=1:short:all", "f"), 2);
+}
+
 static void test_fiu_enable(void **st)
 {
     (void)st;
@@ -1035,6 +1108,7 @@ int main(void)
         cmocka_unit_test(test_backends_live),
         cmocka_unit_test(test_uffd_kernel_stores),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_error_outcomes),
         cmocka_unit_test(test_fiu_enable),
         cmocka_unit_test(test_markers),
         cmocka_unit_test(test_marker_stores),

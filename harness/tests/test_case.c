@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,6 +144,58 @@ static void test_bad_text_names_the_line(void **state) {
   free(c);
 }
 
+/* explore --errors' reproducers: the error line reads back as it was written, its libpowercut
+ * spelling is POWERCUT_ERROR's, bad ones are refused, and the binary form leaves it out. */
+static void test_error_line(void **state) {
+  (void)state;
+  cc_case *c = new_case(), *d = new_case();
+  char why[200], spec[64];
+  const char *text = "crashcheck-case 1\ncut 9 tear none writeback none seed 0\nerror 7 EIO prefix:1\nalloc\nsync\n";
+  assert_int_equal(cc_case_parse_text(text, c, why, sizeof why), CC_OK);
+  assert_int_equal(c->error.step, 7);
+  assert_int_equal(c->error.err, EIO);
+  assert_int_equal(c->error.tear.tear, CC_TEAR_PREFIX);
+  assert_int_equal(c->error.tear.tear_n, 1);
+  cc_error_spec(c, spec, sizeof spec);
+  assert_string_equal(spec, "7:EIO:prefix:1");
+  static const char *const lines[] = {"error 3 ENOSPC none", "error 3 28 all", "error 3 EIO random:5",
+                                      "error 3 EIO suffix:2"};
+  static const char *const specs[] = {"3:ENOSPC:none", "3:ENOSPC:all", "3:EIO:random:5", "3:EIO:suffix:2"};
+  for (size_t i = 0; i < 4; i++) {
+    char t[200];
+    snprintf(t, sizeof t, "crashcheck-case 1\n%s\nalloc\n", lines[i]);
+    assert_int_equal(cc_case_parse_text(t, c, why, sizeof why), CC_OK);
+    cc_error_spec(c, spec, sizeof spec);
+    assert_string_equal(spec, specs[i]);
+    /* printed and read back: the same error */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cc_case_print_text(c, f);
+    fclose(f);
+    assert_int_equal(cc_case_parse_text(buf, d, why, sizeof why), CC_OK);
+    free(buf);
+    assert_memory_equal(&c->error, &d->error, sizeof c->error);
+  }
+  static const char *const bad[] = {"error 3 EBOGUS all", "error 3 EIO garbage:1", "error 0 EIO all", "error 3 EIO",
+                                    "error 3 EIO prefix", "error 3 -5 all"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    char t[200];
+    snprintf(t, sizeof t, "crashcheck-case 1\n%s\n", bad[i]);
+    assert_int_equal(cc_case_parse_text(t, c, why, sizeof why), CC_EINVAL);
+    assert_non_null(strstr(why, "line 2"));
+  }
+  /* the binary form has no room for it: fuzzers' bytes keep their meaning */
+  assert_int_equal(cc_case_parse_text(text, c, why, sizeof why), CC_OK);
+  uint8_t bin[64];
+  size_t n = cc_case_encode(c, bin, sizeof bin);
+  cc_case_decode(bin, n, d);
+  assert_int_equal(d->error.step, 0);
+  assert_int_equal(d->sched.cut_step, 9);
+  free(c);
+  free(d);
+}
+
 static void test_files_in_both_forms(void **state) {
   (void)state;
   char dir[] = "/tmp/cc-case-XXXXXX";
@@ -232,6 +285,7 @@ int main(void) {
       cmocka_unit_test(test_text_round_trip),
       cmocka_unit_test(test_bad_text_names_the_line),
       cmocka_unit_test(test_files_in_both_forms),
+      cmocka_unit_test(test_error_line),
       cmocka_unit_test(test_content_is_deterministic),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

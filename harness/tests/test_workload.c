@@ -6,10 +6,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <fiu-control.h>
+#include <fiu.h>
 
 #include "mappedpages.h"
 #include "workload.h"
@@ -111,10 +115,102 @@ static void test_continue_on_existing_file(void **state) {
   free(more);
 }
 
+/* pager/msync fails at its calls number fail_from .. fail_to (1-based, counted from arming). */
+static int msync_calls, fail_from, fail_to;
+
+static int msync_cb(const char *name, int *failnum, void **failinfo, unsigned int *flags) {
+  (void)name, (void)failnum, (void)failinfo, (void)flags;
+  int n = ++msync_calls;
+  return n >= fail_from && n <= fail_to;
+}
+
+static void arm_msync(int from, int to) {
+  msync_calls = 0;
+  fail_from = from;
+  fail_to = to;
+  assert_int_equal(fiu_enable_external("pager/msync", 1, (void *)(intptr_t)EIO, 0, msync_cb), 0);
+}
+
+static const char *error_case_text = "crashcheck-case 1\npage-size 1024\n"
+                                     "alloc\nwrite-sync 0 3\npalloc\npwrite 0 4\nalloc-bulk 2\nfree 0\npfree 0\n"
+                                     "sync\nalloc\npalloc\n";
+
+/* cc_run_case_errors: every msync of the run failed in turn (the pager's own fault point):
+ * the failed operation leaves the last committed state, the run goes on and ends clean,
+ * where cc_run_case stops at the failure. */
+static void test_errors_keep_the_contract(void **state) {
+  (void)state;
+  cc_case *c = parse(error_case_text);
+  int failed_ops = 0, total = 0;
+  for (int n = 1; n < 200; n++) {
+    arm_msync(n, n);
+    cc_run run;
+    int rc = cc_run_case_errors(c, path, &run);
+    fiu_disable("pager/msync");
+    total = msync_calls;
+    if (n > total) {
+      cc_run_free(&run);
+      break;
+    }
+    if (rc == CC_EIO) { /* the create failed: no file, nothing to go on with */
+      assert_non_null(strstr(run.error, "mp_create"));
+      cc_run_free(&run);
+      continue;
+    }
+    assert_int_equal(rc, CC_OK);
+    assert_string_equal(run.error, "");
+    assert_int_equal(run.nstates, c->nops + 1);
+    if (run.failed_op) {
+      failed_ops++;
+      assert_int_equal(run.failed_rc, MP_EIO);
+      assert_true(cc_state_same_sets(&run.states[run.failed_op - 1], &run.states[run.failed_op]));
+      /* without the error contract, the same failure stops the run */
+      cc_run plain;
+      arm_msync(n, n);
+      assert_int_equal(cc_run_case(c, path, &plain), CC_EINVAL);
+      fiu_disable("pager/msync");
+      assert_non_null(strstr(plain.error, "returned"));
+      cc_run_free(&plain);
+    }
+    cc_run_free(&run);
+  }
+  assert_true(total > 10);
+  assert_true(failed_ops > 5);
+  free(c);
+}
+
+/* Two failures in a row at a commit point poison the handle: the next operation meets
+ * MP_EPOISONED, the runner reopens, the file tells the old state, and the run goes on. */
+static void test_errors_poisoned_reopen(void **state) {
+  (void)state;
+  cc_case *c = parse(error_case_text);
+  int poisoned = 0;
+  for (int n = 1; n < 200; n++) {
+    arm_msync(n, n + 1);
+    cc_run run;
+    int rc = cc_run_case_errors(c, path, &run);
+    fiu_disable("pager/msync");
+    bool beyond = n > msync_calls;
+    if (rc == CC_OK && run.poisoned_op) {
+      poisoned++;
+      assert_string_equal(run.error, "");
+      assert_true(run.poisoned_op > run.failed_op);
+      assert_false(run.adopted_new); /* the failed msyncs wrote nothing */
+    }
+    cc_run_free(&run);
+    if (beyond) break;
+  }
+  assert_true(poisoned > 0);
+  free(c);
+}
+
 int main(void) {
+  fiu_init(0);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_states_follow_each_operation),
       cmocka_unit_test(test_continue_on_existing_file),
+      cmocka_unit_test(test_errors_keep_the_contract),
+      cmocka_unit_test(test_errors_poisoned_reopen),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
