@@ -48,7 +48,8 @@
  *                    r close_range, F closefrom, d dup2 onto each, then close), then 6 other
  *                    files are opened (they take the freed numbers)
  *   e:HOW            the rest of the operations run in a new image of pc_work (HOW: v execv,
- *                    p execvp, l execl, e execve, E execve with only PATH set, f fexecve,
+ *                    p execvp, l execl, e execve, E execve with only PATH (and ASAN_OPTIONS)
+ *                    set, f fexecve,
  *                    x an execv that fails: the rest runs here)
  * A failing call prints "ERR <op index> <errno>" and the run goes on.
  */
@@ -94,7 +95,11 @@ static long exec_rest(char **argv, int argc, int i, char how)
     nv[n++] = (char *)path;
     for (int k = i + 1; k < argc; k++) nv[n++] = argv[k];
     fflush(stdout);
-    static char *onlypath[] = {"PATH=/usr/bin:/bin", NULL};
+    /* E: none of the shim's variables (ASAN_OPTIONS stays: the ASan runtime needs its own,
+     * symbolize=0 among them, for the preloaded shim to start with its environment) */
+    char asan[512];
+    snprintf(asan, sizeof asan, "ASAN_OPTIONS=%s", getenv("ASAN_OPTIONS") ? getenv("ASAN_OPTIONS") : "");
+    char *onlypath[] = {"PATH=/usr/bin:/bin", getenv("ASAN_OPTIONS") ? asan : NULL, NULL};
     extern char **environ;
     switch (how) {
     case 'v': execv("/proc/self/exe", nv); break;

@@ -992,10 +992,11 @@ static void test_exec_continues(void **st)
         for (int mapped = 0; mapped < 2; mapped++) {
             clean();
             snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace%s", dir, mapped ? "|POWERCUT_TRACE_MAPPED=1" : "");
-            assert_int_equal(run(envs, ops), 0);
+            if (run(envs, ops) != 0) fail_msg("%s%s: the run failed", hows[i], mapped ? " (mapped trace)" : "");
             uint64_t vlen;
             uint8_t *vol = slurp("f", &vlen);
-            assert_int_equal(vlen, 8704);
+            if (vlen != 8704) fail_msg("%s%s: the file has %llu bytes", hows[i], mapped ? " (mapped trace)" : "",
+                                       (unsigned long long)vlen);
             pc_trace *t = read_trace(7);
             uint8_t want[8704];
             memset(want, 65, 4096);
