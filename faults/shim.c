@@ -2113,7 +2113,7 @@ static int exec_begin(void)
     memcpy(h.markbuf, S.markbuf, S.markn);
     pc_tw *mw = NULL;
     if (S.m) {
-        size_t len;
+        size_t len = 0;
         if (pc_tw_new(-1, S.sector, &mw) || pc__model_dump(S.m, mw) ||
             pc_tw_buffer(mw, (const uint8_t **)&h.model, &len))
             die("memory", "exec hand-over of the model");
