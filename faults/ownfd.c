@@ -31,8 +31,11 @@
  * Everything here uses raw system calls: the shim interposes close, dup2 and fcntl.
  */
 
-static int *own;
-static size_t nown, cown;
+/* A fixed table: the program's close in one thread may read it while the shim adds to it under
+ * its lock in another; a table that never moves is safe to scan at any time. */
+#define OWN_MAX 1024
+static int own[OWN_MAX];
+static size_t nown;
 static int base = -1;
 
 static int pick_base(void)
@@ -48,14 +51,9 @@ static int pick_base(void)
 
 static int add(int fd)
 {
-    if (nown == cown) {
-        size_t n = cown ? cown * 2 : 8;
-        int *p = realloc(own, n * sizeof *p);
-        if (!p) return -1;
-        own = p;
-        cown = n;
-    }
-    own[nown++] = fd;
+    if (nown == OWN_MAX) return -1;
+    own[nown] = fd;
+    __atomic_store_n(&nown, nown + 1, __ATOMIC_RELEASE); /* published after its entry */
     return 0;
 }
 
@@ -91,7 +89,7 @@ int pc__own_take(int fd)
     if (nfd != fd) syscall(SYS_close, fd);
     if (nfd < 0 || add(nfd)) {
         if (nfd >= 0) syscall(SYS_close, nfd);
-        errno = nfd < 0 ? e : ENOMEM;
+        errno = nfd < 0 ? e : EMFILE;
         return -1;
     }
     return nfd;
