@@ -1,6 +1,7 @@
 /* model.c: the durability model: per tracked file, volatile and durable content and dirty
  * sectors; steps, syncs, fsync-gate loss, and crash images with tears and early writeback. */
 #include "powercut.h"
+#include "handover.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -823,5 +824,40 @@ int pc_model_durable(const pc_model *m, uint32_t id, const uint8_t **buf, uint64
     if (id >= m->nfiles) return PC_ENOENT;
     *buf = m->files[id].dur;
     *len = m->files[id].dsize;
+    return PC_OK;
+}
+
+/* The model as trace records, for the shim's exec hand-over (replayed, they rebuild it
+ * exactly): FILE gives the durable content and size; a WRITE of the volatile content and two
+ * TRUNCs (up to the last dirty sector, back to the volatile size) give the volatile state
+ * and mark every sector up to there dirty; LOSE clears the sectors that were not. */
+#define CHK(x) do { int rc_ = (x); if (rc_) return rc_; } while (0)
+int pc__model_dump(const pc_model *m, pc_tw *w)
+{
+    if (!m || !w || m->in_step) return PC_ESTATE;
+    for (uint32_t id = 0; id < m->nfiles; id++) {
+        const mfile *f = &m->files[id];
+        uint64_t nsec = f->cap / m->sector, last = 0; /* sectors up to `last` may be dirty */
+        for (uint64_t s = 0; s < nsec; s++)
+            if (is_dirty(f, s)) last = s + 1;
+        uint64_t end = last * m->sector;
+        if (end < f->vsize) end = f->vsize;
+        if (end < f->dsize) end = f->dsize;
+        CHK(pc_tw_file(w, id, f->name, f->dur, f->dsize));
+        if (!end) continue;
+        if (f->vsize) CHK(pc_tw_write(w, id, 0, f->vol, f->vsize, 0));
+        CHK(pc_tw_truncate(w, id, end));
+        CHK(pc_tw_truncate(w, id, f->vsize));
+        for (uint64_t s = 0, n = (end + m->sector - 1) / m->sector; s < n;) {
+            if (is_dirty(f, s)) {
+                s++;
+                continue;
+            }
+            uint64_t e = s;
+            while (e < n && !is_dirty(f, e)) e++;
+            CHK(pc_tw_lose(w, id, s * m->sector, (e - s) * m->sector));
+            s = e;
+        }
+    }
     return PC_OK;
 }

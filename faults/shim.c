@@ -6,6 +6,8 @@
 #undef _FILE_OFFSET_BITS
 #define FIU_ENABLE 1 /* the shim's fault points are its product: on in every build */
 
+#include "handover.h"
+#include "ownfd.h"
 #include "powercut.h"
 #include "wtrack_uffd.h"
 
@@ -33,11 +35,28 @@
  *
  * - A file is tracked when a successful open/openat/creat names a path matching POWERCUT_FILE
  *   (fnmatch on the path as given, on it made absolute, and on its realpath). Identity is
- *   (st_dev, st_ino), so every descriptor and mapping of it shares one model file. Its
- *   content at first open is durable: the file exists durably from its creation on, as
+ *   (st_dev, st_ino), so every descriptor and mapping of it shares one model file, whatever
+ *   name opened it: an open of a path that does not match is checked (one fstat) against the
+ *   tracked inodes and, for a plain (non-glob) POWERCUT_FILE, the inode that path names, so a
+ *   hard link or another mount of the file is the same model file, under the tracked name.
+ *   Its content at first open is durable: the file exists durably from its creation on, as
  *   namespace operations (rename, unlink, directory fsync) are not modelled.
  * - Descriptors are a table indexed by fd; calls on an untracked fd cost one array load.
- *   dup/dup2/dup3 copy entries, close clears them; fcntl(F_DUPFD) is not followed.
+ *   dup/dup2/dup3 and fcntl(F_DUPFD, F_DUPFD_CLOEXEC) copy entries; close, close_range,
+ *   closefrom and fclose (whose closes glibc makes internally) clear them, so a socket or pipe
+ *   that reuses the number is not the file. O_APPEND set or cleared by fcntl(F_SETFL) is read
+ *   back (F_GETFL) for every tracked descriptor, as it belongs to the shared open file
+ *   description. Closes the shim cannot see (raw syscall, glibc-internal) are not followed.
+ * - The shim's own descriptors (trace, one private read descriptor per tracked file, the
+ *   userfaultfd and pagemap of wtrack_uffd.c) live at high numbers out of the program's reach
+ *   (ownfd.c): its close/close_range/closefrom of them act as if the number were not open, a
+ *   dup2/dup3 onto one moves the shim's first, dup/fcntl from one fail with EBADF. No free
+ *   number for them stops the program (exit 2).
+ * - One process owns the model: the first that opens a tracked file (claim()); its children
+ *   and forks pass through. An exec in the owner continues the run in the new image
+ *   (handover.c): steps number on, the trace is appended to, the model (durable, volatile,
+ *   dirty sectors) is carried, so what was volatile before the exec stays volatile. A mode the
+ *   new image cannot continue is refused with exit status 2, never dropped silently.
  * - Writes through MAP_SHARED writable mappings of a tracked file are found by write
  *   tracking: the pages are write-protected, the first store to a page is noted, and at the
  *   start of every step (and before munmap/mremap/mmap(MAP_FIXED)) the noted pages are copied
@@ -127,6 +146,13 @@ static void *(*real_mmap)(void *, size_t, int, int, int, off_t);
 static void *(*real_mmap64)(void *, size_t, int, int, int, off_t);
 static void *(*real_mremap)(void *, size_t, size_t, int, ...);
 static int (*real_munmap)(void *, size_t);
+static int (*real_fcntl)(int, int, ...);
+static int (*real_fcntl64)(int, int, ...);
+static int (*real_fclose)(FILE *);
+static int (*real_execve)(const char *, char *const[], char *const[]);
+static int (*real_execvpe)(const char *, char *const[], char *const[]);
+static int (*real_fexecve)(int, char *const[], char *const[]);
+static int (*real_execveat)(int, const char *, char *const[], char *const[], int);
 
 #define RESOLVE(name) \
     do { \
@@ -141,7 +167,9 @@ static void resolve_all(void)
     RESOLVE(fsync); RESOLVE(fdatasync); RESOLVE(sync_file_range); RESOLVE(open); RESOLVE(open64);
     RESOLVE(openat); RESOLVE(openat64); RESOLVE(creat); RESOLVE(creat64); RESOLVE(close);
     RESOLVE(dup); RESOLVE(dup2); RESOLVE(dup3); RESOLVE(mmap); RESOLVE(mmap64); RESOLVE(mremap);
-    RESOLVE(munmap);
+    RESOLVE(munmap); RESOLVE(fcntl); RESOLVE(fcntl64); RESOLVE(fclose); RESOLVE(execve);
+    RESOLVE(execvpe); RESOLVE(fexecve); RESOLVE(execveat);
+    if (!real_fcntl64) real_fcntl64 = real_fcntl;
 }
 
 /* ---- state ---- */
@@ -211,6 +239,7 @@ static struct {
     int trace_fd;
     char *trace_path;
     int claimed;
+    pid_t owner; /* the claiming process: a vfork child shares S but is not it */
     struct pmark { int kind; uint64_t op; char *label; } pending[64]; /* marks before the claim */
     int npending;
     uint64_t step;
@@ -406,6 +435,8 @@ static void read_env(void)
         if (pc_model_new(S.sector, &S.m)) die("memory", "model");
 }
 
+static void adopt_handover(void);
+
 static void init(void)
 {
     if (S.inited) return;
@@ -414,6 +445,7 @@ static void init(void)
     S.inited = 1;
     S.page = (size_t)sysconf(_SC_PAGESIZE);
     read_env();
+    if (S.active) adopt_handover();
     fiu_setup();
     if (S.active) install_segv();
     pthread_atfork(NULL, NULL, atfork_child);
@@ -542,10 +574,13 @@ static int claim(void)
     }
     setenv("POWERCUT_OWNER", me, 1);
     S.claimed = 1;
+    S.owner = getpid();
     if (S.trace_path && !S.tw) {
-        /* read-write: the trace writer maps regular files */
+        /* read-write: the trace writer maps regular files; out of the program's reach */
         S.trace_fd = real_open(S.trace_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (S.trace_fd < 0) die("POWERCUT_TRACE (cannot create)", S.trace_path);
+        if ((S.trace_fd = pc__own_take(S.trace_fd)) < 0)
+            die("POWERCUT_TRACE (no free descriptor above the program's for it)", S.trace_path);
         const char *mapped = getenv("POWERCUT_TRACE_MAPPED");
         int rc = mapped && *mapped && strcmp(mapped, "0") ? pc_tw_new_mapped(S.trace_fd, S.sector, &S.tw)
                                                           : pc_tw_new(S.trace_fd, S.sector, &S.tw);
@@ -571,12 +606,34 @@ static void atfork_child(void)
     if (S.tw) {
         pc_tw_free(S.tw);
         S.tw = NULL;
-        if (S.trace_fd >= 0) real_close(S.trace_fd);
+        pc__own_release(S.trace_fd);
         S.trace_fd = -1;
     }
 }
 
-/* Called after a successful open of fd: start tracking when the path matches. */
+/* Whether fd is another name of a tracked file (a hard link, a path through other directories
+ * or mounts): identity is the inode. Before the first open, a plain (non-glob) POWERCUT_FILE
+ * names one inode too: it is looked up. Sets *known to the file's index, or S.nfiles for the
+ * pattern's file not tracked yet. One fstat per open of an untracked file. */
+static int same_inode(int fd, struct stat *st, size_t *known)
+{
+    if (S.is_glob && !S.nfiles) return 0;
+    if (fstat(fd, st) || !S_ISREG(st->st_mode)) return 0;
+    for (size_t i = 0; i < S.nfiles; i++)
+        if (S.files[i].dev == st->st_dev && S.files[i].ino == st->st_ino) {
+            *known = i;
+            return 1;
+        }
+    struct stat ps;
+    if (S.is_glob || !S.abs_pattern || stat(S.abs_pattern, &ps) || ps.st_dev != st->st_dev ||
+        ps.st_ino != st->st_ino)
+        return 0;
+    *known = S.nfiles;
+    return 1;
+}
+
+/* Called after a successful open of fd: start tracking when the path matches, or when it is
+ * another name of a tracked file. */
 static void after_open(int fd, int dirfd, const char *path, int flags)
 {
     if (fd < 0 || !S.active || S.dead || busy) return;
@@ -584,11 +641,16 @@ static void after_open(int fd, int dirfd, const char *path, int flags)
     if (!path) return;
     char abs[PATH_MAX];
     make_abs(dirfd, path, abs, sizeof abs);
-    if (!path_matches(path, abs)) return;
+    struct stat st;
+    size_t known = SIZE_MAX;
+    if (!path_matches(path, abs)) {
+        if (!same_inode(fd, &st, &known)) return;
+        /* named after the file's tracked path (or the pattern): images go where they would */
+        snprintf(abs, sizeof abs, "%s", known < S.nfiles ? S.files[known].path : S.abs_pattern);
+    }
     busy++;
     pthread_mutex_lock(&lock);
     if (!claim()) goto out;
-    struct stat st;
     if (fstat(fd, &st) || !S_ISREG(st.st_mode)) goto out;
     size_t i;
     for (i = 0; i < S.nfiles; i++)
@@ -605,11 +667,12 @@ static void after_open(int fd, int dirfd, const char *path, int flags)
         snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
         int rfd = real_open(link, O_RDONLY | O_CLOEXEC);
         if (rfd < 0) goto out;
+        if ((rfd = pc__own_take(rfd)) < 0) die("descriptors (none free above the program's for the shim)", abs);
         uint64_t size = (uint64_t)st.st_size;
         uint8_t *content = malloc(size ? size : 1);
         if (!content || read_all(rfd, content, 0, size)) {
             free(content);
-            real_close(rfd);
+            pc__own_release(rfd);
             goto out;
         }
         tfile *f = &S.files[S.nfiles];
@@ -1979,11 +2042,85 @@ PC_EXPORT int creat64(const char *path, mode_t mode)
     return fd;
 }
 
+/* One of the shim's descriptors moved (a dup2/dup3 of the program aimed at its number). */
+static void own_moved(int from, int to)
+{
+    if (S.trace_fd == from) {
+        S.trace_fd = to;
+        pc__tw_set_fd(S.tw, to);
+    }
+    for (size_t i = 0; i < S.nfiles; i++)
+        if (S.files[i].rfd == from) S.files[i].rfd = to;
+    pc__uffd_moved(from, to);
+}
+
+/* The shim's own descriptors are not the program's (ownfd.c): to its calls they are not open. */
+static int is_own(int fd)
+{
+    if (!S.active || busy || !pc__own_is(fd)) return 0;
+    errno = EBADF;
+    return 1;
+}
+
+/* dup2/dup3 onto a number the shim holds: the shim's descriptor moves away first. */
+static void evict_own(int fd2)
+{
+    if (!S.active || busy || !pc__own_is(fd2)) return;
+    busy++;
+    pthread_mutex_lock(&lock);
+    if (pc__own_evict(fd2, own_moved)) die("descriptors (none free to move the shim's out of a dup2 target)", "dup2");
+    pthread_mutex_unlock(&lock);
+    busy--;
+}
+
+static void untrack_fd(int fd)
+{
+    if (S.active && fd >= 0 && (size_t)fd < S.nfds) S.fds[fd].file = 0;
+}
+
 PC_EXPORT int close(int fd)
 {
     ENSURE();
-    if (S.active && fd >= 0 && (size_t)fd < S.nfds) S.fds[fd].file = 0;
+    if (is_own(fd)) return -1;
+    untrack_fd(fd);
     return real_close(fd);
+}
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+/* glibc's fclose, close_range and closefrom close through calls no preload sees: each is
+ * interposed so that a tracked number they close is forgotten (a socket or pipe reusing it
+ * must not write into the model), and so that they spare the shim's descriptors. */
+static int do_close_range(unsigned first, unsigned last, int flags)
+{
+    if (!(flags & CLOSE_RANGE_CLOEXEC) && S.active)
+        for (size_t fd = first; fd < S.nfds && fd <= last; fd++) S.fds[fd].file = 0;
+    if (!S.active) return (int)syscall(SYS_close_range, first, last, (unsigned)flags);
+    return pc__own_close_range(first, last, (unsigned)flags);
+}
+
+PC_EXPORT int close_range(unsigned first, unsigned last, int flags)
+{
+    ENSURE();
+    return do_close_range(first, last, flags);
+}
+
+PC_EXPORT void closefrom(int lowfd)
+{
+    ENSURE();
+    if (lowfd < 0) lowfd = 0;
+    (void)do_close_range((unsigned)lowfd, ~0U, 0);
+}
+
+PC_EXPORT int fclose(FILE *fp)
+{
+    ENSURE();
+    int fd = S.active && fp ? fileno(fp) : -1;
+    int r = real_fclose(fp);
+    untrack_fd(fd);
+    return r;
 }
 
 static void copy_fd(int from, int to, int cloexec_only)
@@ -1998,6 +2135,7 @@ static void copy_fd(int from, int to, int cloexec_only)
 PC_EXPORT int dup(int fd)
 {
     ENSURE();
+    if (is_own(fd)) return -1;
     int r = real_dup(fd);
     copy_fd(fd, r, 0);
     return r;
@@ -2006,6 +2144,8 @@ PC_EXPORT int dup(int fd)
 PC_EXPORT int dup2(int fd, int fd2)
 {
     ENSURE();
+    if (is_own(fd)) return -1;
+    if (fd != fd2) evict_own(fd2);
     int r = real_dup2(fd, fd2);
     if (r >= 0 && fd != fd2) copy_fd(fd, r, 0);
     return r;
@@ -2014,9 +2154,325 @@ PC_EXPORT int dup2(int fd, int fd2)
 PC_EXPORT int dup3(int fd, int fd2, int flags)
 {
     ENSURE();
+    if (is_own(fd)) return -1;
+    if (fd != fd2) evict_own(fd2);
     int r = real_dup3(fd, fd2, flags);
     if (r >= 0) copy_fd(fd, r, 1);
     return r;
+}
+
+/* fcntl: F_DUPFD(_CLOEXEC) copies are followed like dup; F_SETFL may set or clear O_APPEND,
+ * which decides where a write lands. The flag belongs to the open file description, shared
+ * by every dup of it, so every tracked descriptor is asked again (F_GETFL; a rare call). */
+static void refresh_append(void)
+{
+    for (size_t fd = 0; fd < S.nfds; fd++) {
+        if (!S.fds[fd].file) continue;
+        int fl = real_fcntl((int)fd, F_GETFL);
+        if (fl >= 0) S.fds[fd].flags = (S.fds[fd].flags & ~O_APPEND) | (fl & O_APPEND);
+    }
+}
+
+static int do_fcntl(int fd, int cmd, void *arg, int (*real)(int, int, ...))
+{
+    if (is_own(fd)) return -1;
+    int r = real(fd, cmd, arg);
+    if (!S.active || S.dead || busy || r < 0) return r;
+    int saved = errno;
+    if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) copy_fd(fd, r, 0);
+    else if (cmd == F_SETFL && fd_file(fd, NULL)) refresh_append();
+    errno = saved;
+    return r;
+}
+
+/* The third argument is an int or a pointer, or absent: read as a pointer, as glibc does. */
+PC_EXPORT int fcntl(int fd, int cmd, ...)
+{
+    ENSURE();
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    return do_fcntl(fd, cmd, arg, real_fcntl);
+}
+
+PC_EXPORT int fcntl64(int fd, int cmd, ...)
+{
+    ENSURE();
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    return do_fcntl(fd, cmd, arg, real_fcntl64);
+}
+
+/* ---- exec: the owner's run goes on in the new image (protocol: handover.c) ---- */
+extern char **environ;
+
+static void set_cloexec(int fd, int on)
+{
+    if (fd >= 0) syscall(SYS_fcntl, fd, F_SETFD, on ? FD_CLOEXEC : 0);
+}
+
+static void own_cloexec(int on)
+{
+    set_cloexec(S.trace_fd, on);
+    for (size_t i = 0; i < S.nfiles; i++) set_cloexec(S.files[i].rfd, on);
+}
+
+/* Steps 1-3 of the protocol: the memfd holding the state, with the lock held; -1 without it
+ * when this process is not the owner (nothing to carry: its exec is not followed). */
+static int exec_begin(void)
+{
+    if (!S.active || !S.claimed || S.dead || busy || getpid() != S.owner) return -1;
+    if (S.cb) die("exec (an in-process image callback cannot follow the new image)", "");
+    busy++;
+    pthread_mutex_lock(&lock);
+    harvest_all(); /* the exec unmaps everything: stores so far are volatile changes */
+    if (S.mmap_lazy) capture_all();
+    else if (S.mmap_sync)
+        for (size_t i = 0; i < S.nmaps; i++) capture_range(&S.maps[i], S.maps[i].addr, S.maps[i].addr + S.maps[i].len);
+    if (S.tw && pc_tw_flush(S.tw)) die("POWERCUT_TRACE (cannot flush it before exec)", S.trace_path);
+    pc_handover h;
+    memset(&h, 0, sizeof h);
+    h.sector = S.sector;
+    h.step = S.step;
+    h.trace_fd = S.tw ? S.trace_fd : -1;
+    const char *mapped = getenv("POWERCUT_TRACE_MAPPED");
+    h.trace_mapped = mapped && *mapped && strcmp(mapped, "0");
+    h.trace_total = pc__tw_total(S.tw);
+    h.nfiles = (uint32_t)S.nfiles;
+    h.files = calloc(S.nfiles ? S.nfiles : 1, sizeof *h.files);
+    h.fds = calloc(S.nfds ? S.nfds : 1, sizeof *h.fds);
+    if (!h.files || !h.fds) die("memory", "exec hand-over");
+    for (size_t i = 0; i < S.nfiles; i++)
+        h.files[i] = (pc_ho_file){(uint64_t)S.files[i].dev, (uint64_t)S.files[i].ino, S.files[i].size,
+                                  S.files[i].id, S.files[i].rfd, S.files[i].path};
+    for (size_t fd = 0; fd < S.nfds; fd++) {
+        if (!S.fds[fd].file) continue;
+        long fl = syscall(SYS_fcntl, (int)fd, F_GETFD);
+        if (fl >= 0 && !(fl & FD_CLOEXEC)) h.fds[h.nfds++] = (pc_ho_fd){(int)fd, S.fds[fd].file, S.fds[fd].flags};
+    }
+    h.markn = (uint32_t)S.markn;
+    memcpy(h.markbuf, S.markbuf, S.markn);
+    pc_tw *mw = NULL;
+    if (S.m) {
+        size_t len = 0;
+        if (pc_tw_new(-1, S.sector, &mw) || pc__model_dump(S.m, mw) ||
+            pc_tw_buffer(mw, (const uint8_t **)&h.model, &len))
+            die("memory", "exec hand-over of the model");
+        h.model_len = len;
+    }
+    int fd = pc__ho_save(&h);
+    if (fd < 0) die("exec (cannot save the state for the new image)", strerror(errno));
+    pc_tw_free(mw);
+    free(h.files);
+    free(h.fds);
+    own_cloexec(0);
+    return fd;
+}
+
+/* The real exec failed (step 4): the old image goes on unchanged. */
+static int exec_failed(int fd, char **env, char *const envp[])
+{
+    int e = errno;
+    pc__ho_env_free(env, envp);
+    own_cloexec(1);
+    syscall(SYS_close, fd);
+    pthread_mutex_unlock(&lock);
+    busy--;
+    errno = e;
+    return -1;
+}
+
+static char **exec_env(int fd, char *const envp[])
+{
+    char **env = pc__ho_env(envp, fd, environ);
+    if (!env) die("memory", "exec hand-over environment");
+    return env;
+}
+
+/* Each exported name of the exec family needs its own wrapper: glibc's execv, execvp,
+ * execl... call its internal execve, which no preload sees. */
+static int do_execve(const char *path, char *const argv[], char *const envp[])
+{
+    int fd = exec_begin();
+    if (fd < 0) return real_execve(path, argv, envp);
+    char **env = exec_env(fd, envp);
+    real_execve(path, argv, env);
+    return exec_failed(fd, env, envp);
+}
+
+static int do_execvpe(const char *file, char *const argv[], char *const envp[])
+{
+    int fd = exec_begin();
+    if (fd < 0) return real_execvpe(file, argv, envp);
+    char **env = exec_env(fd, envp);
+    real_execvpe(file, argv, env);
+    return exec_failed(fd, env, envp);
+}
+
+PC_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+    ENSURE();
+    return do_execve(path, argv, envp);
+}
+
+PC_EXPORT int execv(const char *path, char *const argv[])
+{
+    ENSURE();
+    return do_execve(path, argv, environ);
+}
+
+PC_EXPORT int execvp(const char *file, char *const argv[])
+{
+    ENSURE();
+    return do_execvpe(file, argv, environ);
+}
+
+PC_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+    ENSURE();
+    return do_execvpe(file, argv, envp);
+}
+
+PC_EXPORT int fexecve(int dfd, char *const argv[], char *const envp[])
+{
+    ENSURE();
+    int fd = exec_begin();
+    if (fd < 0) return real_fexecve(dfd, argv, envp);
+    char **env = exec_env(fd, envp);
+    real_fexecve(dfd, argv, env);
+    return exec_failed(fd, env, envp);
+}
+
+static int sys_execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags)
+{
+    if (real_execveat) return real_execveat(dirfd, path, argv, envp, flags);
+    return (int)syscall(SYS_execveat, dirfd, path, argv, envp, flags);
+}
+
+PC_EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags)
+{
+    ENSURE();
+    int fd = exec_begin();
+    if (fd < 0) return sys_execveat(dirfd, path, argv, envp, flags);
+    char **env = exec_env(fd, envp);
+    sys_execveat(dirfd, path, argv, env, flags);
+    return exec_failed(fd, env, envp);
+}
+
+/* execl, execlp, execle: the argument list as an array (execle: and the environment after it). */
+static char **collect_args(const char *arg0, va_list ap, char ***envp)
+{
+    va_list c;
+    va_copy(c, ap);
+    size_t n = 1;
+    while (va_arg(c, const char *)) n++;
+    va_end(c);
+    char **argv = malloc((n + 1) * sizeof *argv);
+    if (!argv) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    argv[0] = (char *)arg0;
+    for (size_t i = 1; i <= n; i++) argv[i] = va_arg(ap, char *); /* the last is the NULL */
+    if (envp) *envp = va_arg(ap, char **);
+    return argv;
+}
+
+PC_EXPORT int execl(const char *path, const char *arg, ...)
+{
+    ENSURE();
+    va_list ap;
+    va_start(ap, arg);
+    char **argv = collect_args(arg, ap, NULL);
+    va_end(ap);
+    int r = argv ? do_execve(path, argv, environ) : -1;
+    free(argv);
+    return r;
+}
+
+PC_EXPORT int execlp(const char *file, const char *arg, ...)
+{
+    ENSURE();
+    va_list ap;
+    va_start(ap, arg);
+    char **argv = collect_args(arg, ap, NULL);
+    va_end(ap);
+    int r = argv ? do_execvpe(file, argv, environ) : -1;
+    free(argv);
+    return r;
+}
+
+PC_EXPORT int execle(const char *path, const char *arg, ...)
+{
+    ENSURE();
+    char **envp = NULL;
+    va_list ap;
+    va_start(ap, arg);
+    char **argv = collect_args(arg, ap, &envp);
+    va_end(ap);
+    int r = argv ? do_execve(path, argv, envp) : -1;
+    free(argv);
+    return r;
+}
+
+/* Step 5, in the new image at its start: continue the run the old image handed over. */
+static void adopt_handover(void)
+{
+    const char *v = getenv("POWERCUT_HANDOVER");
+    if (!v || !*v) return;
+    char *end;
+    long hfd = strtol(v, &end, 10);
+    if (*end || hfd < 0 || hfd > INT_MAX) die("POWERCUT_HANDOVER", v);
+    pc_handover h;
+    if (pc__ho_load((int)hfd, &h)) die("POWERCUT_HANDOVER (the state the image before exec left is unreadable)", v);
+    unsetenv("POWERCUT_HANDOVER"); /* the processes this image starts are not the owner's image */
+    if (h.sector != S.sector) die("POWERCUT_SECTOR (another sector size than before the exec)", getenv("POWERCUT_SECTOR"));
+    if ((h.trace_fd >= 0) != (S.trace_path != NULL))
+        die("POWERCUT_TRACE (a trace cannot start or stop at an exec)", S.trace_path);
+    if (S.m) {
+        pc_model *m = NULL;
+        if (pc__ho_model(&h, &m))
+            die("POWERCUT_CUT/POWERCUT_MODEL (the image before the exec kept no model to continue)", "");
+        pc_model_free(S.m);
+        S.m = m;
+    }
+    S.claimed = 1;
+    S.owner = getpid();
+    S.step = S.st.steps = h.step;
+    if (h.trace_fd >= 0) {
+        pc__own_adopt(h.trace_fd);
+        set_cloexec(h.trace_fd, 1);
+        S.trace_fd = h.trace_fd;
+        if (pc__tw_resume(h.trace_fd, h.trace_mapped, h.trace_total, &S.tw))
+            die("POWERCUT_TRACE (cannot continue it after the exec)", S.trace_path);
+    }
+    S.files = calloc(h.nfiles ? h.nfiles : 1, sizeof *S.files);
+    if (!S.files) die("memory", "exec hand-over");
+    S.fcap = h.nfiles ? h.nfiles : 1;
+    for (uint32_t i = 0; i < h.nfiles; i++) {
+        tfile *f = &S.files[i];
+        f->dev = (dev_t)h.files[i].dev;
+        f->ino = (ino_t)h.files[i].ino;
+        f->id = h.files[i].id;
+        f->size = h.files[i].size;
+        f->rfd = h.files[i].rfd;
+        f->path = h.files[i].path;
+        h.files[i].path = NULL;
+        pc__own_adopt(f->rfd);
+        set_cloexec(f->rfd, 1);
+        /* sync mode without a model: the volatile content is the file's, as the kernel kept it */
+        if (use_shadow() && (shadow_fit(f, f->size ? f->size : 1) || read_all(f->rfd, f->shadow, 0, f->size)))
+            die("POWERCUT_MMAP=sync (cannot read the file again after the exec)", f->path);
+        S.nfiles++;
+    }
+    for (uint32_t i = 0; i < h.nfds; i++)
+        if (h.fds[i].file > 0 && (uint32_t)h.fds[i].file <= h.nfiles) set_fd(h.fds[i].fd, h.fds[i].file, h.fds[i].flags);
+    S.markn = h.markn;
+    memcpy(S.markbuf, h.markbuf, h.markn);
+    pc__ho_free(&h);
 }
 
 /* ---- bookkeeping: mappings ---- */
@@ -2213,7 +2669,7 @@ PC_EXPORT int pc_shim_reset(void)
     pc__uffd_close(); /* reopened by the next mapping: the environment may choose otherwise */
     S.uffd_ok = 0;
     for (size_t i = 0; i < S.nfiles; i++) {
-        real_close(S.files[i].rfd);
+        pc__own_release(S.files[i].rfd);
         free(S.files[i].path);
         free(S.files[i].shadow);
     }
@@ -2223,7 +2679,7 @@ PC_EXPORT int pc_shim_reset(void)
         finish_trace();
         pc_tw_free(S.tw);
         S.tw = NULL;
-        real_close(S.trace_fd);
+        pc__own_release(S.trace_fd);
         S.trace_fd = -1;
     }
     pc_model_free(S.m);

@@ -1,6 +1,7 @@
 /* trace.c: the powercut trace: a writer that serialises model operations as the shim sees
  * them, a reader that indexes steps and markers, and a replay cursor deriving crash images. */
 #include "powercut.h"
+#include "handover.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -250,6 +251,50 @@ int pc_tw_buffer(const pc_tw *w, const uint8_t **buf, size_t *len)
 
 uint64_t pc__tw_total(const pc_tw *w);
 uint64_t pc__tw_total(const pc_tw *w) { return w ? w->total : 0; }
+
+/* The shim's trace descriptor moved (ownfd.c); the writer keeps writing through the new one. */
+void pc__tw_set_fd(pc_tw *w, int fd)
+{
+    if (w) w->fd = fd;
+}
+
+/* A writer continuing a trace another process image flushed (the shim's exec hand-over): no
+ * header, records appended at the end. Buffered, the descriptor's offset is that end already
+ * (the descriptor crossed the exec); mapped, the file's length is (pc_tw_flush trimmed it). */
+int pc__tw_resume(int fd, int mapped, uint64_t total, pc_tw **out)
+{
+    if (fd < 0 || !out) return PC_EINVAL;
+    pc_tw *w = calloc(1, sizeof *w);
+    if (!w) return PC_ENOMEM;
+    w->fd = fd;
+    w->total = total;
+    if (mapped) {
+        struct stat st;
+        if (fstat(fd, &st)) {
+            free(w);
+            return PC_EIO;
+        }
+        size_t len = (size_t)st.st_size, cap = TW_CHUNK;
+        while (cap < len) cap *= 2;
+        void *p = (void *)syscall(SYS_mmap, NULL, cap, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0L);
+        if (p == MAP_FAILED) {
+            free(w);
+            return PC_EIO;
+        }
+        w->mapped = 1;
+        w->buf = p;
+        w->cap = cap;
+        w->n = w->filelen = len;
+    } else {
+        w->cap = TW_BUFSZ;
+        if (!(w->buf = malloc(w->cap))) {
+            free(w);
+            return PC_ENOMEM;
+        }
+    }
+    *out = w;
+    return PC_OK;
+}
 
 #define CHK(x) do { int rc_ = (x); if (rc_) return rc_; } while (0)
 
@@ -603,6 +648,13 @@ void pc_replay_free(pc_replay *r)
     if (!r) return;
     pc_model_free(r->m);
     free(r);
+}
+
+pc_model *pc__replay_take(pc_replay *r)
+{
+    pc_model *m = r ? r->m : NULL;
+    if (r) r->m = NULL;
+    return m;
 }
 
 int pc_replay_model(pc_replay *r, pc_model **m)

@@ -2,6 +2,7 @@
  * page: userfaultfd asynchronous write-protection marks them, PAGEMAP_SCAN lists them. */
 
 #include "wtrack_uffd.h"
+#include "ownfd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -109,6 +110,15 @@ int pc__uffd_open(void)
         sys_close(fd);
         return -1;
     }
+    /* both out of the program's reach (ownfd.c) */
+    if ((fd = pc__own_take(fd)) < 0) {
+        sys_close(pm);
+        return -1;
+    }
+    if ((pm = pc__own_take(pm)) < 0) {
+        pc__own_release(fd);
+        return -1;
+    }
     uffd = fd;
     pagemap = pm;
     return 0;
@@ -116,9 +126,15 @@ int pc__uffd_open(void)
 
 void pc__uffd_close(void)
 {
-    if (uffd >= 0) sys_close(uffd);
-    if (pagemap >= 0) sys_close(pagemap);
+    pc__own_release(uffd);
+    pc__own_release(pagemap);
     uffd = pagemap = -1;
+}
+
+void pc__uffd_moved(int from, int to)
+{
+    if (uffd == from) uffd = to;
+    if (pagemap == from) pagemap = to;
 }
 
 int pc__uffd_protect(uintptr_t addr, size_t len)

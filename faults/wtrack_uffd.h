@@ -12,6 +12,8 @@ int pc__uffd_open(void);
 /* Closes both descriptors (pc_shim_reset, a forked child). Registrations made through the
  * descriptor end with it; call pc__uffd_unregister first to end them explicitly. */
 void pc__uffd_close(void);
+/* One of its descriptors moved (ownfd.c: a dup2 of the program aimed at its number). */
+void pc__uffd_moved(int from, int to);
 /* Registers [addr, addr+len) (page-aligned) for asynchronous write-protection and
  * write-protects every page of it: from then on the first store to a page is noted by the
  * kernel (no signal, no message) and the page becomes writable. 0, or -1 with nothing left

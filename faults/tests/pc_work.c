@@ -2,6 +2,8 @@
  * operation (write, truncate, sync, mmap store, msync...), run in order under the shim. */
 #include "../powercut_mark.h"
 
+#include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
 #include <fcntl.h>
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -39,6 +42,19 @@
  *   Z:LEN            mmap LEN bytes MAP_PRIVATE rw at 0 as the map (s/M/X act on it)
  *   n:LEN            mmap LEN bytes MAP_SHARED read-only at 0 as the map
  *   (a:OFF:LEN:MODE  fallocate with MODE)
+ *   C:HOW            the descriptor is closed behind the shim's close (HOW: f fdopen+fclose,
+ *                    r close_range, F closefrom), a socket takes its number and gets 100 bytes
+ *                    of 'Z' written to it, then the file is reopened
+ *   l                the file is reached by another name: a hard link FILE.ln, reopened there
+ *   + / -            fcntl(F_SETFL) sets / clears O_APPEND (fcntl64, as compiled here)
+ *   = / ~            the descriptor moves to fcntl(F_DUPFD_CLOEXEC, 30) (fcntl64 / plain fcntl)
+ *   H:HOW            every descriptor from 3 on but the file's is closed (HOW: l close loop,
+ *                    r close_range, F closefrom, d dup2 onto each, then close), then 6 other
+ *                    files are opened (they take the freed numbers)
+ *   e:HOW            the rest of the operations run in a new image of pc_work (HOW: v execv,
+ *                    p execvp, l execl, e execve, E execve with only PATH (and ASAN_OPTIONS)
+ *                    set, f fexecve,
+ *                    x an execv that fails: the rest runs here)
  * A failing call prints "ERR <op index> <errno>" and the run goes on.
  */
 
@@ -70,6 +86,74 @@ static void reopen(int flags)
     if (fd < 0) {
         perror("open");
         exit(3);
+    }
+}
+
+/* The rest of the run in a new image: argv[0], FILE, the operations after index i. */
+static long exec_rest(char **argv, int argc, int i, char how)
+{
+    char **nv = calloc((size_t)argc + 2, sizeof *nv);
+    if (!nv) exit(3);
+    int n = 0;
+    nv[n++] = argv[0];
+    nv[n++] = (char *)path;
+    for (int k = i + 1; k < argc; k++) nv[n++] = argv[k];
+    fflush(stdout);
+    /* E: none of the shim's variables (ASAN_OPTIONS stays: the ASan runtime needs its own,
+     * symbolize=0 among them, for the preloaded shim to start with its environment) */
+    char asan[512];
+    snprintf(asan, sizeof asan, "ASAN_OPTIONS=%s", getenv("ASAN_OPTIONS") ? getenv("ASAN_OPTIONS") : "");
+    char *onlypath[] = {"PATH=/usr/bin:/bin", getenv("ASAN_OPTIONS") ? asan : NULL, NULL};
+    extern char **environ;
+    switch (how) {
+    case 'v': execv("/proc/self/exe", nv); break;
+    case 'p': execvp("/proc/self/exe", nv); break;
+    case 'e': execve("/proc/self/exe", nv, environ); break;
+    case 'E': execve("/proc/self/exe", nv, onlypath); break;
+    case 'l': /* up to 8 operations */
+        execl("/proc/self/exe", nv[0], nv[1], n > 2 ? nv[2] : NULL, n > 3 ? nv[3] : NULL, n > 4 ? nv[4] : NULL,
+              n > 5 ? nv[5] : NULL, n > 6 ? nv[6] : NULL, n > 7 ? nv[7] : NULL, n > 8 ? nv[8] : NULL,
+              n > 9 ? nv[9] : NULL, (char *)NULL);
+        break;
+    case 'f': {
+        int x = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+        fexecve(x, nv, environ);
+        break;
+    }
+    case 'x': execv("/nonexistent/pc_work", nv); break;
+    }
+    free(nv);
+    return -1;
+}
+
+static void close_all_but(int keep, char how)
+{
+    switch (how) {
+    case 'l':
+        for (int k = 3; k < 1024; k++)
+            if (k != keep) close(k);
+        break;
+    case 'r':
+        if (keep > 3) close_range(3, (unsigned)keep - 1, 0);
+        close_range((unsigned)keep + 1, ~0U, 0);
+        break;
+    case 'F':
+        if (keep > 3) close_range(3, (unsigned)keep - 1, 0);
+        closefrom(keep + 1);
+        break;
+    case 'd': { /* dup2 onto every open number, as programs that set up their own table do */
+        int open_fds[1024], n = 0;
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *e;
+        while (d && (e = readdir(d)) && n < 1024) {
+            int k = atoi(e->d_name);
+            if (k > 2 && k != keep && k != dirfd(d)) open_fds[n++] = k;
+        }
+        if (d) closedir(d);
+        for (int j = 0; j < n; j++)
+            if (dup2(keep, open_fds[j]) == open_fds[j]) close(open_fds[j]);
+        break;
+    }
     }
 }
 
@@ -248,6 +332,63 @@ int main(int argc, char **argv)
             if (!WIFEXITED(status) || WEXITSTATUS(status)) r = -1;
             break;
         }
+        case 'C': {
+            int old = fd;
+            if (*p == 'f') {
+                FILE *st = fdopen(fd, "r+");
+                r = st ? fclose(st) : -1;
+            } else if (*p == 'r') r = close_range((unsigned)fd, (unsigned)fd, 0);
+            else closefrom(fd);
+            int sv[2];
+            if (r == 0 && socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0) {
+                int s0 = sv[0] == old ? sv[0] : sv[1] == old ? sv[1] : -1;
+                if (s0 < 0) fprintf(stderr, "pc_work: the socket did not reuse %d\n", old);
+                else {
+                    unsigned char *b = fill(100, 'Z');
+                    r = write(s0, b, 100) == 100 ? 0 : -1;
+                    free(b);
+                }
+                close(sv[0]);
+                close(sv[1]);
+            }
+            fd = -1;
+            reopen(0);
+            break;
+        }
+        case 'l': {
+            char ln[4096];
+            snprintf(ln, sizeof ln, "%s.ln", path);
+            unlink(ln);
+            if (link(path, ln)) { r = -1; break; }
+            close(fd);
+            fd = open(ln, O_RDWR);
+            if (fd < 0) exit(3);
+            break;
+        }
+        case '+': case '-': {
+            int fl = fcntl(fd, F_GETFL);
+            r = fcntl(fd, F_SETFL, op == '+' ? fl | O_APPEND : fl & ~O_APPEND);
+            break;
+        }
+        case '=': case '~': {
+            int (*plain)(int, int, ...) = (int (*)(int, int, ...))dlsym(RTLD_DEFAULT, "fcntl");
+            int nfd = op == '=' ? fcntl(fd, F_DUPFD_CLOEXEC, 30) : plain(fd, F_DUPFD_CLOEXEC, 30);
+            if (nfd < 0) { r = -1; break; }
+            close(fd);
+            fd = nfd;
+            break;
+        }
+        case 'H': {
+            close_all_but(fd, *p);
+            char other[4096];
+            snprintf(other, sizeof other, "%s.other", path);
+            int o = open(other, O_RDWR | O_CREAT | O_TRUNC, 0644);
+            if (o < 0 || ftruncate(o, 77777)) exit(3); /* a size the model must never take */
+            for (int k = 0; k < 5; k++)
+                if (open(other, O_RDONLY) < 0) exit(3);
+            break;
+        }
+        case 'e': r = exec_rest(argv, argc, i, *p); break;
         default: fprintf(stderr, "pc_work: unknown op %s\n", argv[i]); return 2;
         }
         if (r < 0) printf("ERR %d %d\n", i - 2, errno);

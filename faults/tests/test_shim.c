@@ -81,7 +81,7 @@ static int teardown(void **st)
 
 static void clean(void)
 {
-    const char *names[] = {"f", "f.crash", "trace", "out", "marks", "g", "err"};
+    const char *names[] = {"f", "f.crash", "trace", "out", "marks", "g", "err", "f.ln", "f.other", "g.crash"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char p[256];
         snprintf(p, sizeof p, "%s/%s", dir, names[i]);
@@ -1071,6 +1071,195 @@ static void test_trace_survives_kill(void **st)
     pc_trace_free(t);
 }
 
+/* The trace of a completed run: its step count, and that it is complete. */
+static pc_trace *read_trace(uint64_t want_steps)
+{
+    char tp[256];
+    snprintf(tp, sizeof tp, "%s/trace", dir);
+    pc_trace *t;
+    int rc = pc_trace_open(tp, &t);
+    if (rc) fail_msg("trace unreadable: %s", pc_strerror(rc));
+    uint64_t n;
+    int complete;
+    assert_int_equal(pc_trace_step_count(t, &n), PC_OK);
+    assert_int_equal(pc_trace_complete(t, &complete), PC_OK);
+    if (n != want_steps || !complete) fail_msg("trace: %llu steps (want %llu), complete %d", (unsigned long long)n,
+                                               (unsigned long long)want_steps, complete);
+    return t;
+}
+
+/* The image a trace derives at `step` for `spec` equals `want` (len bytes). */
+static void trace_image_is(pc_trace *t, uint64_t step, const char *spec, const uint8_t *want, uint64_t len)
+{
+    pc_crash c;
+    assert_int_equal(pc_crash_parse(spec, &c), PC_OK);
+    uint8_t *img;
+    uint64_t ilen;
+    assert_int_equal(pc_trace_image(t, 0, step, &c, &img, &ilen), PC_OK);
+    if (ilen != len || memcmp(img, want, len))
+        fail_msg("trace image at step %llu %s differs (%llu bytes, want %llu)", (unsigned long long)step, spec,
+                 (unsigned long long)ilen, (unsigned long long)len);
+    free(img);
+}
+
+/* Defect 5: a tracked descriptor closed by fclose (of an fdopen'd stream), close_range or
+ * closefrom is forgotten: a socket reusing its number writes nothing into the model. */
+static void test_closed_behind_close(void **st)
+{
+    (void)st;
+    const char *hows[] = {"C:f", "C:r", "C:F"};
+    for (size_t i = 0; i < 3; i++) {
+        char ops[64];
+        snprintf(ops, sizeof ops, "w:0:10:65 %s f", hows[i]);
+        uint64_t len;
+        uint8_t *img = cut_image("2:all:all", NULL, ops, &len); /* step 2 is the fsync */
+        if (len != 10 || !range_is(img, 0, 10, 65)) fail_msg("%s: the socket's bytes reached the model", hows[i]);
+        free(img);
+    }
+}
+
+/* Defect 6: the tracked file reached by another name (a hard link) is the same model file,
+ * and a plain POWERCUT_FILE is found by its inode even when the program never uses its name. */
+static void test_other_name(void **st)
+{
+    (void)st;
+    uint64_t len;
+    uint8_t *img = cut_image("3:none", NULL, "w:0:10:65 l w:0:100:66 f", &len); /* the link's fsync */
+    assert_int_equal(len, 0);
+    free(img);
+    img = cut_image("3:all", NULL, "w:0:10:65 l w:0:100:66 f", &len);
+    assert_int_equal(len, 100);
+    assert_true(range_is(img, 0, 100, 66));
+    free(img);
+    /* dir/g is the name the shim is given; pc_work only ever opens dir/f, a link to it */
+    clean();
+    char g[256], envs[512];
+    snprintf(g, sizeof g, "%s/g", dir);
+    close(open(file, O_RDWR | O_CREAT, 0644));
+    assert_int_equal(link(file, g), 0);
+    snprintf(envs, sizeof envs, "POWERCUT_FILE=%s|POWERCUT_CUT=2:all", g);
+    assert_int_equal(run(envs, "w:0:100:67 f"), 99);
+    img = slurp("g.crash", &len);
+    assert_non_null(img);
+    assert_int_equal(len, 100);
+    assert_true(range_is(img, 0, 100, 67));
+    free(img);
+}
+
+/* Defect 7: O_APPEND set and cleared with fcntl(F_SETFL) decides where writes land; and
+ * F_DUPFD_CLOEXEC copies (through fcntl64 and the plain fcntl name) are followed. */
+static void test_fcntl(void **st)
+{
+    (void)st;
+    const char *ops = "w:0:100:65 + w:0:50:66 - w:0:10:67 f";
+    clean();
+    assert_int_equal(run(NULL, ops), 0);
+    uint64_t vlen, len;
+    uint8_t *vol = slurp("f", &vlen);
+    assert_int_equal(vlen, 150);
+    assert_true(range_is(vol, 0, 10, 67) && range_is(vol, 10, 90, 65) && range_is(vol, 100, 50, 66));
+    uint8_t *img = cut_image("4:all", NULL, ops, &len);
+    assert_int_equal(len, vlen);
+    assert_memory_equal(img, vol, len);
+    free(img);
+    free(vol);
+    const char *dups[] = {"=", "~"};
+    for (size_t i = 0; i < 2; i++) {
+        char o[64];
+        snprintf(o, sizeof o, "w:0:10:65 %s w:10:10:66 f", dups[i]);
+        img = cut_image("3:all", NULL, o, &len);
+        assert_int_equal(len, 20);
+        assert_true(range_is(img, 10, 10, 66));
+        free(img);
+    }
+}
+
+/* Defect 9: a program that closes (or dup2s over) every descriptor but its file's does not
+ * touch the shim's: the trace stays readable and complete, the private read descriptor keeps
+ * describing the file (posix_fallocate re-reads its size through it), images are right. */
+static void test_program_closes_everything(void **st)
+{
+    (void)st;
+    const char *hows[] = {"H:l", "H:r", "H:F", "H:d"};
+    for (size_t i = 0; i < 4; i++) {
+        char ops[256], envs[256];
+        snprintf(ops, sizeof ops, "w:0:5000:65 f %s w:100:10:66 p:0:8192 f t:12288 m:12288 s:9000:10:67 M:8192:4096 f",
+                 hows[i]);
+        clean();
+        snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace|POWERCUT_MMAP=uffd", dir);
+        assert_int_equal(run(envs, ops), 0);
+        uint64_t vlen;
+        uint8_t *vol = slurp("f", &vlen);
+        assert_int_equal(vlen, 12288);
+        pc_trace *t = read_trace(8);
+        trace_image_is(t, 8, "all", vol, vlen);
+        pc_trace_free(t);
+        uint64_t len;
+        uint8_t *img = cut_image("8:all", NULL, ops, &len); /* the live model agrees */
+        assert_int_equal(len, vlen);
+        assert_memory_equal(img, vol, len);
+        free(img);
+        img = cut_image("5:all", NULL, ops, &len); /* the fallocate grew the file to 8192 */
+        assert_int_equal(len, 8192);
+        free(img);
+        free(vol);
+    }
+}
+
+/* Defect 8: an exec in the owner continues the run: the steps before it stay in the trace and
+ * numbering goes on, and what was volatile before it stays volatile (never durable), in a
+ * traced run and in a cut run, through every exec function; a failed exec changes nothing. */
+static void test_exec_continues(void **st)
+{
+    (void)st;
+    /* 1 w, 2 f, 3 w (unsynced), 4 t, store through a mapping (unsynced) | exec |
+     * 5 w, 6 O_DSYNC write (its range and the size durable), 7 fsync */
+    const char *hows[] = {"e:v", "e:p", "e:l", "e:e", "e:E", "e:f", "e:x"};
+    for (size_t i = 0; i < sizeof hows / sizeof hows[0]; i++) {
+        char ops[256], envs[256];
+        snprintf(ops, sizeof ops, "w:0:4096:65 f w:0:4096:66 t:8192 m:8192 s:5000:10:70 %s w:8192:512:68 D "
+                 "w:4096:512:69 f", hows[i]);
+        for (int mapped = 0; mapped < 2; mapped++) {
+            clean();
+            snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace%s", dir, mapped ? "|POWERCUT_TRACE_MAPPED=1" : "");
+            if (run(envs, ops) != 0) fail_msg("%s%s: the run failed", hows[i], mapped ? " (mapped trace)" : "");
+            uint64_t vlen;
+            uint8_t *vol = slurp("f", &vlen);
+            if (vlen != 8704) fail_msg("%s%s: the file has %llu bytes", hows[i], mapped ? " (mapped trace)" : "",
+                                       (unsigned long long)vlen);
+            pc_trace *t = read_trace(7);
+            uint8_t want[8704];
+            memset(want, 65, 4096);
+            trace_image_is(t, 5, "none", want, 4096); /* 66 was never synced: old content */
+            trace_image_is(t, 6, "none", want, 4096);
+            memset(want + 4096, 0, sizeof want - 4096);
+            memset(want + 4096, 69, 512);
+            trace_image_is(t, 7, "none", want, 8704); /* only the O_DSYNC range and the size */
+            trace_image_is(t, 7, "all", vol, vlen);
+            pc_trace_free(t);
+            free(vol);
+        }
+        /* cut runs: the live model is carried over, and agrees */
+        uint64_t len;
+        uint8_t *img = cut_image("5:none", NULL, ops, &len);
+        assert_int_equal(len, 4096);
+        assert_true(range_is(img, 0, 4096, 65));
+        free(img);
+        img = cut_image("6:none:all", NULL, ops, &len); /* early writeback: the volatile state */
+        assert_int_equal(len, 8704);
+        assert_true(range_is(img, 0, 4096, 66));
+        assert_true(range_is(img, 5000, 10, 70));
+        assert_true(range_is(img, 8192, 512, 68));
+        free(img);
+        img = cut_image("7:none", NULL, ops, &len);
+        assert_int_equal(len, 8704);
+        assert_true(range_is(img, 0, 4096, 65));
+        assert_true(range_is(img, 4096, 512, 69));
+        assert_true(range_is(img, 5000, 10, 0));
+        free(img);
+    }
+}
+
 static void test_untracked_passthrough(void **st)
 {
     (void)st;
@@ -1116,6 +1305,11 @@ int main(void)
         cmocka_unit_test(test_real_segv_still_crashes),
         cmocka_unit_test(test_trace_survives_kill),
         cmocka_unit_test(test_untracked_passthrough),
+        cmocka_unit_test(test_closed_behind_close),
+        cmocka_unit_test(test_other_name),
+        cmocka_unit_test(test_fcntl),
+        cmocka_unit_test(test_program_closes_everything),
+        cmocka_unit_test(test_exec_continues),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,253 @@
+/* handover.c: the owner's state across its own exec: saved to a memfd just before the real
+ * call, read back by the new image's shim at its start, which then carries on the same run. */
+#include "handover.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/*
+ * Why: exec replaces the program but not the process. The file keeps its page cache, the
+ * kernel keeps every descriptor without FD_CLOEXEC, and a power cut after the exec must still
+ * lose what the old image wrote and never synced. So the run goes on in the new image: its
+ * steps number on, its trace continues the same file, its model is the old one.
+ *
+ * Protocol (shim.c's exec wrappers, with the shim's lock held from the first point on):
+ *   1. the stores made through mappings are recorded (harvest: the exec unmaps them all), the
+ *      trace is flushed (its end is then the file's end, or the descriptor's offset);
+ *   2. the state goes to a memfd: step count, sector size, tracked files (identity, path,
+ *      volatile size, private read descriptor), tracked descriptors the exec keeps, the trace
+ *      descriptor, a half-read marker line, and the live model as trace records
+ *      (pc__model_dump: durable content, volatile content, dirty sectors);
+ *   3. FD_CLOEXEC is cleared on the trace and read descriptors, and the new environment names
+ *      the memfd (POWERCUT_HANDOVER) and the owner (POWERCUT_OWNER, the same pid);
+ *   4. the real exec. If it fails, FD_CLOEXEC is set again, the memfd closed, the lock
+ *      released: the old image goes on as if nothing happened (nothing else changed).
+ *   5. the new image's shim, at its start, reads the memfd, closes it, unsets the variable
+ *      (its own children must not take it), and continues: claimed, step n+1 next, the trace
+ *      appended to, the model rebuilt by replaying its records. A mode that cannot continue
+ *      (a model is needed and none was kept, a trace is wanted and none was kept or the other
+ *      way round, another sector size) stops the new image with exit status 2 and a message.
+ * The memfd is native-endian: both images run on the same machine.
+ */
+
+#define MAGIC "PCHANDO1"
+
+typedef struct {
+    uint8_t *b;
+    size_t n, cap;
+    int err;
+} buf;
+
+static void put(buf *o, const void *p, size_t n)
+{
+    if (o->err) return;
+    if (o->n + n > o->cap) {
+        size_t nc = o->cap ? o->cap : 4096;
+        while (nc < o->n + n) nc *= 2;
+        uint8_t *q = realloc(o->b, nc);
+        if (!q) {
+            o->err = 1;
+            return;
+        }
+        o->b = q;
+        o->cap = nc;
+    }
+    memcpy(o->b + o->n, p, n);
+    o->n += n;
+}
+#define PUT(o, v) put((o), &(v), sizeof(v))
+
+int pc__ho_save(const pc_handover *h)
+{
+    buf o = {0};
+    put(&o, MAGIC, 8);
+    PUT(&o, h->sector); PUT(&o, h->step); PUT(&o, h->trace_fd); PUT(&o, h->trace_mapped);
+    PUT(&o, h->trace_total); PUT(&o, h->nfiles); PUT(&o, h->nfds); PUT(&o, h->markn);
+    put(&o, h->markbuf, h->markn);
+    for (uint32_t i = 0; i < h->nfiles; i++) {
+        const pc_ho_file *f = &h->files[i];
+        uint32_t pl = (uint32_t)strlen(f->path);
+        PUT(&o, f->dev); PUT(&o, f->ino); PUT(&o, f->size); PUT(&o, f->id); PUT(&o, f->rfd);
+        PUT(&o, pl);
+        put(&o, f->path, pl);
+    }
+    for (uint32_t i = 0; i < h->nfds; i++) {
+        PUT(&o, h->fds[i].fd); PUT(&o, h->fds[i].file); PUT(&o, h->fds[i].flags);
+    }
+    PUT(&o, h->model_len);
+    if (h->model_len) put(&o, h->model, h->model_len);
+    if (o.err) {
+        free(o.b);
+        errno = ENOMEM;
+        return -1;
+    }
+    int fd = (int)syscall(SYS_memfd_create, "powercut-handover", 0);
+    for (size_t done = 0; fd >= 0 && done < o.n;) {
+        long r = syscall(SYS_write, fd, o.b + done, o.n - done);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            int e = errno;
+            syscall(SYS_close, fd);
+            errno = e;
+            fd = -1;
+            break;
+        }
+        done += (size_t)r;
+    }
+    free(o.b);
+    return fd;
+}
+
+typedef struct {
+    const uint8_t *p;
+    size_t n, i;
+    int bad;
+} rd;
+
+static void get(rd *r, void *out, size_t n)
+{
+    if (r->bad || n > r->n - r->i) {
+        r->bad = 1;
+        memset(out, 0, n);
+        return;
+    }
+    memcpy(out, r->p + r->i, n);
+    r->i += n;
+}
+#define GET(r, v) get((r), &(v), sizeof(v))
+
+int pc__ho_load(int fd, pc_handover *h)
+{
+    memset(h, 0, sizeof *h);
+    h->trace_fd = -1;
+    struct stat st;
+    uint8_t *b = NULL;
+    int ok = 0;
+    if (fstat(fd, &st) || !(b = malloc(st.st_size ? (size_t)st.st_size : 1))) goto out;
+    size_t len = (size_t)st.st_size;
+    for (size_t got = 0; got < len;) {
+        ssize_t r = pread(fd, b + got, len - got, (off_t)got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) goto out;
+        got += (size_t)r;
+    }
+    rd r = {b, len, 0, 0};
+    char magic[8];
+    get(&r, magic, 8);
+    if (r.bad || memcmp(magic, MAGIC, 8)) goto out;
+    GET(&r, h->sector); GET(&r, h->step); GET(&r, h->trace_fd); GET(&r, h->trace_mapped);
+    GET(&r, h->trace_total); GET(&r, h->nfiles); GET(&r, h->nfds); GET(&r, h->markn);
+    if (r.bad || h->markn > sizeof h->markbuf || h->nfiles > len || h->nfds > len) goto out;
+    get(&r, h->markbuf, h->markn);
+    h->files = calloc(h->nfiles ? h->nfiles : 1, sizeof *h->files);
+    h->fds = calloc(h->nfds ? h->nfds : 1, sizeof *h->fds);
+    if (!h->files || !h->fds) goto out;
+    for (uint32_t i = 0; i < h->nfiles && !r.bad; i++) {
+        pc_ho_file *f = &h->files[i];
+        uint32_t pl = 0;
+        GET(&r, f->dev); GET(&r, f->ino); GET(&r, f->size); GET(&r, f->id); GET(&r, f->rfd);
+        GET(&r, pl);
+        if (r.bad || pl > len || !(f->path = calloc(1, pl + 1))) goto out;
+        get(&r, f->path, pl);
+    }
+    for (uint32_t i = 0; i < h->nfds && !r.bad; i++) {
+        GET(&r, h->fds[i].fd); GET(&r, h->fds[i].file); GET(&r, h->fds[i].flags);
+    }
+    GET(&r, h->model_len);
+    if (r.bad || h->model_len > len) goto out;
+    if (h->model_len) {
+        if (!(h->model = malloc(h->model_len))) goto out;
+        get(&r, h->model, h->model_len);
+    }
+    ok = !r.bad;
+out:
+    free(b);
+    syscall(SYS_close, fd);
+    if (!ok) pc__ho_free(h);
+    return ok ? 0 : -1;
+}
+
+void pc__ho_free(pc_handover *h)
+{
+    for (uint32_t i = 0; h->files && i < h->nfiles; i++) free(h->files[i].path);
+    free(h->files);
+    free(h->fds);
+    free(h->model);
+    h->files = NULL;
+    h->fds = NULL;
+    h->model = NULL;
+    h->nfiles = h->nfds = 0;
+}
+
+int pc__ho_model(const pc_handover *h, pc_model **out)
+{
+    if (!h->model) return PC_ESTATE;
+    pc_trace *t;
+    int rc = pc_trace_from_memory(h->model, h->model_len, &t);
+    if (rc) return rc;
+    pc_replay *r;
+    if ((rc = pc_replay_new(t, &r))) {
+        pc_trace_free(t);
+        return rc;
+    }
+    uint64_t k = 0;
+    do rc = pc_replay_next(r, &k); /* no steps: one call applies every record */
+    while (!rc && k);
+    if (!rc) *out = pc__replay_take(r);
+    pc_replay_free(r);
+    pc_trace_free(t);
+    return rc;
+}
+
+static int has_name(char *const env[], const char *nameeq, size_t n)
+{
+    for (size_t i = 0; env && env[i]; i++)
+        if (!strncmp(env[i], nameeq, n)) return 1;
+    return 0;
+}
+
+char **pc__ho_env(char *const envp[], int fd, char *const keep[])
+{
+    size_t n = 0, nk = 0;
+    while (envp && envp[n]) n++;
+    while (keep && keep[nk]) nk++;
+    char **env = calloc(n + nk + 3, sizeof *env);
+    if (!env) return NULL;
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(envp[i], "POWERCUT_HANDOVER=", 18) && strncmp(envp[i], "POWERCUT_OWNER=", 15))
+            env[j++] = envp[i];
+    for (size_t i = 0; i < nk; i++) {
+        const char *eq = strchr(keep[i], '=');
+        if (!eq || !(!strncmp(keep[i], "POWERCUT_", 9) || !strncmp(keep[i], "LD_PRELOAD=", 11)) ||
+            !strncmp(keep[i], "POWERCUT_HANDOVER=", 18) || !strncmp(keep[i], "POWERCUT_OWNER=", 15))
+            continue;
+        if (!has_name(envp, keep[i], (size_t)(eq - keep[i]) + 1) && (env[j] = strdup(keep[i]))) j++;
+    }
+    char a[64], b[64];
+    snprintf(a, sizeof a, "POWERCUT_HANDOVER=%d", fd);
+    snprintf(b, sizeof b, "POWERCUT_OWNER=%ld", (long)getpid());
+    if (!(env[j] = strdup(a)) || !(env[j + 1] = strdup(b))) {
+        free(env[j]);
+        env[j] = NULL;
+        pc__ho_env_free(env, envp);
+        return NULL;
+    }
+    return env;
+}
+
+void pc__ho_env_free(char **env, char *const envp[])
+{
+    for (size_t i = 0; env && env[i]; i++) {
+        int theirs = 0;
+        for (size_t k = 0; envp && envp[k] && !theirs; k++) theirs = env[i] == envp[k];
+        if (!theirs) free(env[i]);
+    }
+    free(env);
+}
