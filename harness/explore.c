@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+extern char **environ;
 
 #include "image.h"
 #include "powercut.h"
@@ -62,26 +65,38 @@ int cc_record(const cc_case *c, const cc_explore_opts *o, const char *file, cons
     return CC_ESETUP;
   }
   snprintf(sector, sizeof sector, "%u", c->sector);
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0) {
-    snprintf(why, whylen, "fork: %s", strerror(errno));
-    return CC_ESETUP;
+  /* posix_spawn, not fork: the explorer's address space (the trace's model, the images'
+   * hashes) makes every fork copy its page tables, and R7 records once per follow-up. */
+  static const char *const ours[] = {"LD_PRELOAD=", "POWERCUT_FILE=", "POWERCUT_SECTOR=", "POWERCUT_TRACE=",
+                                     "POWERCUT_CUT=", "POWERCUT_IMAGE=", "POWERCUT_ERROR="};
+  size_t nenv = 0, cap = 8;
+  for (char **e = environ; *e; e++) cap++;
+  char **env = calloc(cap, sizeof *env);
+  char set[6][1200];
+  if (!env) {
+    snprintf(why, whylen, "out of memory");
+    return CC_ENOMEM;
   }
-  if (pid == 0) {
-    setenv("LD_PRELOAD", o->shim, 1);
-    setenv("POWERCUT_FILE", file, 1);
-    setenv("POWERCUT_SECTOR", sector, 1);
-    unsetenv("POWERCUT_TRACE");
-    unsetenv("POWERCUT_CUT");
-    unsetenv("POWERCUT_IMAGE");
-    unsetenv("POWERCUT_ERROR");
-    if (trace) setenv("POWERCUT_TRACE", trace, 1);
-    if (cut) setenv("POWERCUT_CUT", cut, 1);
-    if (image) setenv("POWERCUT_IMAGE", image, 1);
-    if (existing) execl(o->self, o->self, "__run", casefile, file, "--existing", (char *)NULL);
-    else execl(o->self, o->self, "__run", casefile, file, (char *)NULL);
-    _exit(127);
+  for (char **e = environ; *e; e++) {
+    bool mine = false;
+    for (size_t k = 0; k < sizeof ours / sizeof *ours && !mine; k++) mine = !strncmp(*e, ours[k], strlen(ours[k]));
+    if (!mine) env[nenv++] = *e;
+  }
+  const char *val[6] = {o->shim, file, sector, trace, cut, image};
+  for (size_t k = 0; k < 6; k++) {
+    if (!val[k]) continue;
+    snprintf(set[k], sizeof set[k], "%s%s", ours[k], val[k]);
+    env[nenv++] = set[k];
+  }
+  env[nenv] = NULL;
+  char *argv[] = {(char *)o->self, "__run", casefile, (char *)file, existing ? "--existing" : NULL, NULL};
+  fflush(NULL);
+  pid_t pid;
+  int err = posix_spawn(&pid, o->self, NULL, NULL, argv, env);
+  free(env);
+  if (err) {
+    snprintf(why, whylen, "cannot run %s: %s", o->self, strerror(err));
+    return CC_ESETUP;
   }
   int status;
   while (waitpid(pid, &status, 0) < 0)
