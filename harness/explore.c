@@ -19,6 +19,7 @@
 extern char **environ;
 
 #include "image.h"
+#include "mappedpages.h"
 #include "powercut.h"
 #include "workload.h"
 
@@ -434,6 +435,83 @@ out:
   return checked;
 }
 
+/* ---- R7's forced follow-ups: one per distinct file recovery makes ------------------ */
+
+/* Where the follow-up matters most is where recovery had work: a crash image whose
+ * writer's open repairs page 0, falls back to the other metadata copy, reclaims pages
+ * or mirrors directory copies, and a cut inside the create (the file a clean run never
+ * holds: a half-written superblock may open as valid). Such a file may look right to
+ * every check of R1-R6 and still break under the next operation that takes a path no
+ * other state takes (the first directory append of a file whose page-0 section never
+ * had a valid checksum). So each of them is followed, not a sample; but thousands
+ * of crash states recover to the same few files (every tear of one page-0 write, once
+ * repaired, is the same page 0), and each distinct one is followed once.
+ *
+ * Identity of a recovered file: its bytes after a real writer's open (on a copy, not
+ * under the shim), and which pages that open changed. The follow-up's own open repeats
+ * that recovery under the shim, and cuts it at each of its writes: states with the
+ * same identity give it the same writes to cut. What those cuts tear the writes from
+ * (the crash image's version of the pages recovery rewrites) may differ, but each of
+ * those versions is itself a tear of the workload's write, explored as such. */
+#define KEY_PAGE_MIX 0xD6E8FEB86659FD93ull
+#define KEY_CHANGED_MIX 0xC2B2AE3D27D4EB4Full
+#define KEY_SIZE_MIX 0x9E3779B97F4A7C15ull
+
+/* The identity of what a writer's open makes of `image`, recovering a copy at `scratch`
+ * (left there, and removed by the caller). False with `why` when that open fails: a
+ * state the checker passed then fails R7 itself, so the caller follows it regardless. */
+static bool recovered_key(const char *image, const char *scratch, size_t ps, uint64_t *key, char *why,
+                          size_t whylen) {
+  mp_pager *p = NULL;
+  if (!copy_file(image, scratch)) {
+    snprintf(why, whylen, "cannot copy %s", image);
+    return false;
+  }
+  if (mp_open_explain(scratch, 0, &p, why, whylen) != MP_OK) return false;
+  /* Pages whose bytes the pager never interprets: allocated regular pages (user data) and
+   * the current copies of protected pages (user data under a checksum the directory holds,
+   * and which the checker verified). */
+  size_t nwords = (size_t)((mp_page_count(p) + 63) / 64);
+  uint64_t *opaque = calloc(nwords ? nwords : 1, 8);
+  bool ok = opaque && mp_regular_bits(p, 0, opaque, nwords) == MP_OK;
+  uint64_t id, pg;
+  uint32_t crc;
+  for (uint64_t from = 0; ok && mp_next_protected(p, from, &id) == MP_OK; from = id + 1)
+    if (mp_protected_where(p, id, &pg, &crc) == MP_OK && pg / 64 < nwords) opaque[pg / 64] |= UINT64_C(1) << (pg % 64);
+  if (mp_close(p) != MP_OK || !ok) {
+    snprintf(why, whylen, "cannot read the recovered copy's pages");
+    free(opaque);
+    return false;
+  }
+  enum { PAGES = 16 };
+  uint8_t *was = malloc(PAGES * ps), *now = malloc(PAGES * ps);
+  int fw = open(image, O_RDONLY), fn = open(scratch, O_RDONLY);
+  ok = was && now && fw >= 0 && fn >= 0;
+  uint64_t sum = 0, changed = 0, size = 0;
+  for (uint64_t first = 0; ok; first += PAGES) {
+    ssize_t nw = pread(fw, was, PAGES * ps, (off_t)(first * ps)), nn = pread(fn, now, PAGES * ps, (off_t)(first * ps));
+    if (nw < 0 || nn < 0) ok = false;
+    if (!ok || nn == 0) break;
+    size += (uint64_t)nn;
+    if (nw < nn) memset(was + nw, 0, (size_t)(nn - nw)); /* grown by recovery: its new bytes changed */
+    for (size_t k = 0; k * ps < (size_t)nn; k++) {
+      size_t len = (size_t)nn - k * ps < ps ? (size_t)nn - k * ps : ps;
+      uint64_t page = first + k;
+      bool skip = page / 64 < nwords && (opaque[page / 64] >> (page % 64) & 1);
+      if (!skip) sum += cc_hash(now + k * ps, len) ^ (page + 1) * KEY_PAGE_MIX;
+      if (memcmp(was + k * ps, now + k * ps, len) != 0 || (uint64_t)nw < k * ps + len) changed += (page + 1) * KEY_CHANGED_MIX;
+    }
+  }
+  if (!ok) snprintf(why, whylen, "cannot read the crash image or its recovered copy");
+  if (fw >= 0) close(fw);
+  if (fn >= 0) close(fn);
+  free(was);
+  free(now);
+  free(opaque);
+  *key = sum ^ (changed << 17 | changed >> 47) ^ size * KEY_SIZE_MIX;
+  return ok;
+}
+
 static void write_reproducer(const job *jb, cc_found *f, unsigned index) {
   if (!jb->o->outdir) return;
   mkdir(jb->o->outdir, 0755);
@@ -452,13 +530,48 @@ static void write_reproducer(const job *jb, cc_found *f, unsigned index) {
   free(rc);
 }
 
-/* The explorer's visitor: counts, samples recovered states for R7, keeps the
- * first violations and writes their reproducers. */
+/* Where the next finding goes in a list of at most max: the next free place, else (for
+ * a violation of R1-R6) the place of the last R7 finding, whose reproducer goes; else
+ * nowhere. A bug that breaks R1-R6 somewhere usually breaks R7 in many follow-ups too,
+ * often earlier in the enumeration; the direct finding is the one to read first. */
+static cc_found *found_slot(cc_found *found, unsigned *n, unsigned max, bool direct) {
+  if (*n < max) return &found[(*n)++];
+  for (unsigned i = *n; direct && i-- > 0;)
+    if (strcmp(found[i].v.invariant, "R7") == 0) {
+      if (found[i].reproducer[0]) unlink(found[i].reproducer);
+      return &found[i];
+    }
+  return NULL;
+}
+
+/* The explorer's visitor: counts, runs R7's follow-ups (forced and sampled), keeps
+ * the first violations (those of R1-R6 before R7's) and writes their reproducers. */
 typedef struct explore_walk {
   const job *jb;
   uint64_t next_again;
+  hashset followed; /* identities of the recovered files a forced follow-up ran on */
   double last_progress;
 } explore_walk;
+
+/* Should this state (which passed R1-R6) get a forced follow-up? Counts it either way. */
+static bool forced_again(walker *w, const cc_verdict *v) {
+  explore_walk *ew = w->ctx;
+  cc_explore_result *r = ew->jb->r;
+  bool in_create = !w->existing && w->index == 0;
+  if (!in_create && !v->recovery) return false;
+  char scratch[1100], why[300] = "";
+  uint64_t key;
+  snprintf(scratch, sizeof scratch, "%s.recovered", w->image);
+  bool known = recovered_key(w->image, scratch, w->c->page_size, &key, why, sizeof why);
+  unlink(scratch);
+  if (known && !hs_add(&ew->followed, key)) {
+    r->again_same++;
+    return false;
+  }
+  if (in_create) r->again_create++;
+  else r->again_repair++;
+  return true;
+}
 
 static bool explore_visit(walker *w, const cc_verdict *checked) {
   explore_walk *ew = w->ctx;
@@ -466,10 +579,15 @@ static bool explore_visit(walker *w, const cc_verdict *checked) {
   cc_explore_result *r = jb->r;
   cc_verdict v = *checked;
   cc_again_where aw = {0};
-  if (!v.nviolations && jb->o->again && w->step >= ew->next_again) {
-    /* R7 on a sample of crash states, spread over the steps. */
+  bool forced = !v.nviolations && !jb->o->again_off && forced_again(w, &v), sampled = false;
+  if (!forced && !v.nviolations && !jb->o->again_off && jb->o->again && w->step >= ew->next_again) {
+    /* R7 on a sample of the other crash states, spread over the steps. */
     uint64_t gap = w->total_steps / jb->o->again;
     ew->next_again = w->step + (gap ? gap : 1);
+    r->again_sampled++;
+    sampled = true;
+  }
+  if (forced || sampled) {
     cc_verdict inner;
     r->again_states += cc_again(jb->c, jb->o, w->image, NULL, false, &inner, &aw);
     r->again_runs++;
@@ -484,15 +602,15 @@ static bool explore_visit(walker *w, const cc_verdict *checked) {
   r->reclaimed += v.reclaimed;
   if (v.reclaimed) r->leaky_states++;
   if (!v.nviolations) return true;
-  /* The first violation of R1-R6 is what a bug breaks directly; a sampled R7
+  /* The first violation of R1-R6 is what a bug breaks directly; an R7
    * follow-up may trip over the same bug earlier in the enumeration. */
   bool direct = strcmp(v.v[0].invariant, "R7") != 0;
   if (!r->violations++ || (direct && r->first_is_again)) {
     r->first_violation_state = w->states;
     r->first_is_again = !direct;
   }
-  if (r->nfound >= jb->o->max_violations) return true;
-  cc_found *f = &r->found[r->nfound++];
+  cc_found *f = found_slot(r->found, &r->nfound, jb->o->max_violations, direct);
+  if (!f) return true;
   memset(f, 0, sizeof *f);
   f->v = v.v[0];
   f->step = (uint32_t)w->step;
@@ -502,7 +620,7 @@ static bool explore_visit(walker *w, const cc_verdict *checked) {
   f->op_index = (uint32_t)w->index;
   snprintf(f->call, sizeof f->call, "%s", pc_call_name(w->info.call));
   snprintf(f->op, sizeof f->op, "%s", w->index ? cc_op_name(w->kind) : "create");
-  write_reproducer(jb, f, r->nfound);
+  write_reproducer(jb, f, (unsigned)r->violations); /* unique, where a place in the list is not */
   return true;
 }
 
@@ -523,6 +641,7 @@ static int run_job(const job *jb) {
               .shard = jb->shard, .shards = jb->shards, .verifying = verifying(), .visit = explore_visit,
               .stepped = explore_stepped, .ctx = &ew};
   int rc = walk(&w);
+  free(ew.followed.slots);
   if (jb->progress) fprintf(stderr, "\r%*s\r", 90, "");
   jb->r->steps = w.steps;
   jb->r->states = w.states;
@@ -560,7 +679,7 @@ static int run_jobs(job *base, unsigned jobs) {
   }
   cc_explore_result sum = *r;
   sum.steps = sum.states = sum.distinct = sum.violations = sum.leaks = sum.reclaimed = sum.leaky_states = 0;
-  sum.again_runs = sum.again_states = 0;
+  sum.again_runs = sum.again_states = sum.again_repair = sum.again_create = sum.again_sampled = sum.again_same = 0;
   sum.nfound = 0;
   sum.first_violation_state = 0;
   int rc = CC_OK;
@@ -580,13 +699,18 @@ static int run_jobs(job *base, unsigned jobs) {
       sum.leaks += part.leaks;
       sum.again_runs += part.again_runs;
       sum.again_states += part.again_states;
+      sum.again_repair += part.again_repair;
+      sum.again_create += part.again_create;
+      sum.again_sampled += part.again_sampled;
+      sum.again_same += part.again_same;
       sum.reclaimed += part.reclaimed;
       sum.leaky_states += part.leaky_states;
       if (part.error[0]) snprintf(sum.error, sizeof sum.error, "%s", part.error);
       for (unsigned k = 0; k < part.nfound; k++) {
         cc_found f;
         if (fread(&f, sizeof f, 1, in) != 1) break;
-        if (sum.nfound < base->o->max_violations) sum.found[sum.nfound++] = f;
+        cc_found *to = found_slot(sum.found, &sum.nfound, base->o->max_violations, strcmp(f.v.invariant, "R7") != 0);
+        if (to) *to = f;
       }
     }
     if (in) fclose(in);
