@@ -20,6 +20,15 @@
  *   the reference bytes go into the padding past dir_count with the CRC left
  *   alone (an intent: a CRC mismatch that zeroing the padding explains), then
  *   dir_count + 1 with the new CRC (a mismatch that dir_count +/- 1 explains).
+ *   Both are told apart only through the CRC as it was before the append, so it
+ *   must be the right one, at dir_count 0 too, where FORMAT.md leaves it
+ *   unchecked: a stale CRC there (another writer's, or an interrupted create's)
+ *   would make a torn dir_count + 1 unexplainable and an interrupted intent
+ *   invisible. Hence create writes the CRC before the superblock, and a writer's
+ *   open rewrites a stale one before any call can append. Resolution (layout.h)
+ *   accepts a mismatch at dir_count 0 only over an all-zero section, whose right
+ *   CRC is known exactly; it refuses reference bytes no CRC vouches for rather
+ *   than free pages on their shape or leave an append's pages as regular pages.
  *
  * - Mirror: after an allocation or free of a protected page, the block's inactive
  *   copy is made equal to its current copy. Between operations the two copies then

@@ -228,7 +228,16 @@ int mp__p0_resolve(const uint8_t *found, size_t ps, uint8_t *out, mp_p0_fix *fix
     memcpy(out, found, ps);
   }
 
-  if (matches == 0 && dc == 0) return MP_OK; /* the section is not checked when it is empty */
+  if (matches == 0 && dc == 0) {
+    /* A stale CRC over an empty section (see layout.h for why this and no more). */
+    if (any_nonzero(found + MP_SB_REFS, end - MP_SB_REFS)) {
+      *why = "page 0 lists no directory blocks, yet holds reference bytes that its checksum does not vouch for";
+      return MP_ECORRUPT;
+    }
+    fix->how = MP_P0_RESEAL;
+    mp__put32(out + end, crc);
+    return MP_OK;
+  }
   if (matches != 1) {
     *why = matches == 0 ? "directory-reference section of page 0 fails its checksum"
                         : "directory-reference section of page 0 is ambiguous after a torn write";
@@ -241,6 +250,7 @@ int mp__p0_resolve(const uint8_t *found, size_t ps, uint8_t *out, mp_p0_fix *fix
   size_t intent_at = 0;
   switch (how) {
     case MP_P0_ASIS:
+    case MP_P0_RESEAL: /* (returned above) */
       break;
     case MP_P0_TOGGLE:
       out[MP_SB_REFS + (size_t)MP_REF_SIZE * ref + MP_REF_ACTIVE] ^= 1;

@@ -109,13 +109,31 @@ bool mp__dir_valid(const uint8_t *page, size_t ps);
  * references), a reference written into the padding past dir_count with the CRC
  * left as it was (an intent), or dir_count + 1 with the CRC. When the section CRC
  * does not match, the few byte patterns the previous or next version can have are
- * tried, and the one whose CRC matches is accepted. */
+ * tried, and the one whose CRC matches is accepted.
+ *
+ * The section CRC is the only record of what an append intends, so it must be
+ * right before the first append, at dir_count 0 as well (where FORMAT.md does not
+ * check it, and where another writer, or a create cut between the sectors of
+ * page 0, may leave it stale). At dir_count 0 with a CRC that no candidate explains:
+ * - an all-zero section (no reference, no padding bytes) is accepted, with the CRC
+ *   of the empty section in place of the stale one (MP_P0_RESEAL). Nothing is lost:
+ *   that CRC is a constant of the page size, and no reference depends on it. A
+ *   writer's open rewrites those four bytes alone (one sector: a torn repair leaves
+ *   the stale CRC, resolved the same way again, or the right one), before any
+ *   append can rely on it; mp_check reports the stale CRC of a file not yet repaired.
+ * - any byte past dir_count is refused: it is a reference that no checksum
+ *   vouches for. Taking it for an append's intent would free pages on the strength
+ *   of their shape; ignoring it would leave an append's pages looking like regular
+ *   pages (and would hand the next append a section whose torn write nothing can
+ *   explain). This library never writes such a page 0: its appends start from a
+ *   right CRC (create writes the CRC before the superblock, open repairs it). */
 enum mp_p0_how {
-  MP_P0_ASIS,        /* the CRC matched as found (or dir_count is 0, unchecked) */
+  MP_P0_ASIS,        /* the CRC matched as found */
   MP_P0_TOGGLE,      /* one reference's selector byte was torn from its CRC */
   MP_P0_UNDO_APPEND, /* dir_count + 1 reached the disk, its CRC did not */
   MP_P0_REDO_APPEND, /* the CRC of dir_count + 1 reached the disk, the count did not */
-  MP_P0_DROP_INTENT  /* a reference written past dir_count without a CRC */
+  MP_P0_DROP_INTENT, /* a reference written past dir_count without a CRC */
+  MP_P0_RESEAL       /* dir_count 0, the section all zero, the CRC stale: the empty section's CRC is used */
 };
 typedef struct mp_p0_fix {
   enum mp_p0_how how;

@@ -191,6 +191,11 @@ MP_API uint64_t mp_leaked_count(const mp_pager *p);
 #define MP_RECOVER_RECLAIM 0x4u  /* pages an interrupted protected alloc/free left are freed */
 #define MP_RECOVER_MIRROR 0x8u   /* directory copies are made to agree again */
 #define MP_RECOVER_ADOPT 0x10u   /* a file another writer made is adopted (see README) */
+/* Page 0 lists no directory blocks and its section checksum is stale (another
+ * writer, or a create that a power cut interrupted in an earlier version, may leave
+ * it so; FORMAT.md does not check it then): the checksum alone is rewritten, so
+ * that the first directory block's append can rely on it. */
+#define MP_RECOVER_CHECKSUM 0x20u
 MP_API unsigned mp_recovery(const mp_pager *p);
 
 #ifdef __cplusplus

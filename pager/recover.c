@@ -94,9 +94,10 @@ static int adopt(mp_pager *p) {
   return rc;
 }
 
-static unsigned pending(const mp_pager *p, const uint8_t *p0, bool meta_fell_back) {
+static unsigned pending(const mp_pager *p, const uint8_t *p0, const mp_p0_fix *fix, bool meta_fell_back) {
   unsigned what = 0;
-  if (memcmp(p->map + MP_SB_DIR_COUNT, p0 + MP_SB_DIR_COUNT, p->ps - MP_SB_DIR_COUNT) != 0) what |= MP_RECOVER_PAGE0;
+  if (memcmp(p->map + MP_SB_DIR_COUNT, p0 + MP_SB_DIR_COUNT, p->ps - MP_SB_DIR_COUNT) != 0)
+    what |= fix->how == MP_P0_RESEAL ? MP_RECOVER_CHECKSUM : MP_RECOVER_PAGE0;
   if (meta_fell_back) what |= MP_RECOVER_METADATA;
   if (p->reclaim_count) what |= MP_RECOVER_RECLAIM;
   for (uint32_t b = 0; b < p->dir_count; b++)
@@ -109,7 +110,7 @@ unsigned mp_recovery(const mp_pager *p) { return p ? p->recovery : 0; }
 
 int mp__recover(mp_pager *p, const uint8_t *p0, const mp_p0_fix *fix, bool meta_fell_back) {
   if (p->ours) find_interrupted(p, fix);
-  p->recovery = pending(p, p0, meta_fell_back);
+  p->recovery = pending(p, p0, fix, meta_fell_back);
   p->previewed_reclaim = p->reclaim_count; /* what mp_leaked_count tells of a preview */
   if ((p->rdonly && !p->preview) || !p->recovery) return MP_OK; /* nothing pending writes nothing */
 
@@ -126,6 +127,8 @@ int mp__recover(mp_pager *p, const uint8_t *p0, const mp_p0_fix *fix, bool meta_
   /* Reclaim before the directory section is repaired: the section may hold the
    * only record of the pages to reclaim. */
   if ((rc = mp__settle(p)) != MP_OK) return rc;
+  /* One write, one change: the accepted candidate differs from what is on disk in
+   * the bytes a torn write left (or, for MP_P0_RESEAL, in the checksum alone). */
   size_t from = MP_SB_DIR_COUNT;
   if (memcmp(p->map + from, p0 + from, p->ps - from) != 0) {
     memcpy(p->map + from, p0 + from, p->ps - from);

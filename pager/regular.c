@@ -74,7 +74,7 @@ int mp_sync(mp_pager *p) {
 /* Word w of the regular-page set: allocated, owned by no structure, not awaiting
  * reclaim, not reserved, inside the file's pages. */
 static uint64_t regular_word(const mp_pager *p, const uint8_t *bm, uint64_t w) {
-  if (w * 64 >= p->total) return 0;
+  if (w >= (p->total + 63) / 64) return 0; /* (w * 64 wraps past 2^58 words) */
   uint64_t bits = mp__get64(bm + w * 8) & ~p->owned[w] & ~p->reclaim[w];
   if (w == 0) bits &= ~((UINT64_C(1) << MP_RESERVED_PAGES) - 1);
   if (p->total - w * 64 < 64) bits &= (UINT64_C(1) << (p->total - w * 64)) - 1;
@@ -84,7 +84,9 @@ static uint64_t regular_word(const mp_pager *p, const uint8_t *bm, uint64_t w) {
 int mp_regular_bits(const mp_pager *p, uint64_t first_word, uint64_t *words, size_t n) {
   if (!p || (!words && n)) return MP_EINVAL;
   const uint8_t *bm = p->map ? mp__active_meta(p) + MP_META_BITMAP : NULL;
-  for (size_t k = 0; k < n; k++) words[k] = bm ? regular_word(p, bm, first_word + k) : 0;
+  /* A word whose index wraps past 2^64 is past the file too, not word 0 again. */
+  for (size_t k = 0; k < n; k++)
+    words[k] = bm && k <= UINT64_MAX - first_word ? regular_word(p, bm, first_word + k) : 0;
   return MP_OK;
 }
 

@@ -1173,6 +1173,71 @@ static void expect_p0(const uint8_t *model, const cap *after, size_t ps, const c
     fail_msg("%s: page 0 built from the protocol in commit.c differs from the library's", what);
 }
 
+/* E: a protected alloc that appends a directory block: intent (reference bytes past
+ * dir_count, CRC as it was), metadata flip, dir_count + 1 with the CRC, the new
+ * block's flip to the copy holding the entry; the mirror comes last. Every torn
+ * write of page 0 along the way, over the pages durable at that point. */
+static void torn_append(mp_pager *p, const char *path, size_t ps) {
+  const uint32_t dcap = (uint32_t)((ps - 12) / ENT);
+  char what[120];
+  cap before, after;
+  uint8_t *v[5];
+  for (int i = 0; i < 5; i++) v[i] = malloc(ps);
+  /* Fill every free entry so that the next alloc needs a new block. */
+  for (;;) {
+    uint64_t x;
+    capture(p, path, &before);
+    uint32_t dc = t_le32(before.img + SB_DC);
+    assert_int_equal(mp_protected_alloc(p, &x), MP_OK);
+    capture(p, path, &after);
+    if (t_le32(after.img + SB_DC) == dc + 1) break;
+    cap_free(&before);
+    cap_free(&after);
+  }
+  uint32_t b = t_le32(before.img + SB_DC);
+  uint64_t da = t_le64(after.img + SB_REFS + REF * b), db = t_le64(after.img + SB_REFS + REF * b + 8);
+  if (memcmp(after.img + da * ps, after.img + db * ps, ps) != 0) fail_msg("the new block's copies are not mirrored");
+  uint8_t *empty = calloc(ps, 1);
+  t_put32(empty + D_CAP, dcap);
+  reseal_page(empty, ps);
+  uint8_t *others0 = malloc(after.len), *others1 = malloc(after.len);
+  memcpy(others1, after.img, after.len);
+  memcpy(others1 + da * ps, empty, ps); /* page_a is written empty; the mirror is last */
+  memcpy(others0, others1, after.len);
+  put_page(others0, before.img, ps, 1);
+  put_page(others0, before.img, ps, 2);
+  memcpy(v[0], before.img, ps);
+  memcpy(v[1], v[0], ps);
+  t_put64(v[1] + SB_REFS + REF * b, da);
+  t_put64(v[1] + SB_REFS + REF * b + 8, db);
+  v[1][SB_REFS + REF * b + REF_ACT] = 0;
+  memcpy(v[2], v[1], ps);
+  v[2][SB_ACTIVE] ^= 1;
+  memcpy(v[3], v[2], ps);
+  t_put32(v[3] + SB_DC, b + 1);
+  reseal_section(v[3], ps);
+  memcpy(v[4], v[3], ps);
+  v[4][SB_REFS + REF * b + REF_ACT] ^= 1;
+  reseal_section(v[4], ps);
+  snprintf(what, sizeof what, "ps %zu append", ps);
+  expect_p0(v[4], &after, ps, what);
+  static const char *step[] = {"intent", "metadata flip", "dir_count + 1", "new block flip"};
+  for (int k = 0; k < 4; k++) {
+    snprintf(what, sizeof what, "ps %zu append, %s", ps, step[k]);
+    torn_transition(k ? others1 : others0, after.len, ps, v[k], v[k + 1], &before.s, &after.s, true, what);
+  }
+  /* The intent with its pages: v[1]'s durable companions also include the case
+   * where the metadata page is already written (others1). */
+  snprintf(what, sizeof what, "ps %zu append, intent with new metadata written", ps);
+  torn_transition(others1, after.len, ps, v[0], v[1], &before.s, &after.s, true, what);
+  free(empty);
+  free(others0);
+  free(others1);
+  cap_free(&before);
+  cap_free(&after);
+  for (int i = 0; i < 5; i++) free(v[i]);
+}
+
 static void torn_suite(size_t ps) {
   const char *path = t_path(2, "torn.img");
   mp_pager *p;
@@ -1288,63 +1353,7 @@ static void torn_suite(size_t ps) {
     cap_free(&after);
   }
 
-  /* E: protected alloc that appends a directory block: intent (reference bytes past
-   * dir_count, CRC as it was), metadata flip, dir_count + 1 with the CRC, the new
-   * block's flip to the copy holding the entry; the mirror comes last. */
-  {
-    /* Fill every free entry so that the next alloc needs a new block. */
-    for (;;) {
-      uint64_t x;
-      capture(p, path, &before);
-      uint32_t dc = t_le32(before.img + SB_DC);
-      assert_int_equal(mp_protected_alloc(p, &x), MP_OK);
-      capture(p, path, &after);
-      if (t_le32(after.img + SB_DC) == dc + 1) break;
-      cap_free(&before);
-      cap_free(&after);
-    }
-    uint32_t b = t_le32(before.img + SB_DC);
-    uint64_t da = t_le64(after.img + SB_REFS + REF * b), db = t_le64(after.img + SB_REFS + REF * b + 8);
-    if (memcmp(after.img + da * ps, after.img + db * ps, ps) != 0) fail_msg("the new block's copies are not mirrored");
-    uint8_t *empty = calloc(ps, 1);
-    t_put32(empty + D_CAP, dcap);
-    reseal_page(empty, ps);
-    uint8_t *others0 = malloc(after.len), *others1 = malloc(after.len);
-    memcpy(others1, after.img, after.len);
-    memcpy(others1 + da * ps, empty, ps); /* page_a is written empty; the mirror is last */
-    memcpy(others0, others1, after.len);
-    put_page(others0, before.img, ps, 1);
-    put_page(others0, before.img, ps, 2);
-    memcpy(v[0], before.img, ps);
-    memcpy(v[1], v[0], ps);
-    t_put64(v[1] + SB_REFS + REF * b, da);
-    t_put64(v[1] + SB_REFS + REF * b + 8, db);
-    v[1][SB_REFS + REF * b + REF_ACT] = 0;
-    memcpy(v[2], v[1], ps);
-    v[2][SB_ACTIVE] ^= 1;
-    memcpy(v[3], v[2], ps);
-    t_put32(v[3] + SB_DC, b + 1);
-    reseal_section(v[3], ps);
-    memcpy(v[4], v[3], ps);
-    v[4][SB_REFS + REF * b + REF_ACT] ^= 1;
-    reseal_section(v[4], ps);
-    snprintf(what, sizeof what, "ps %zu append", ps);
-    expect_p0(v[4], &after, ps, what);
-    static const char *step[] = {"intent", "metadata flip", "dir_count + 1", "new block flip"};
-    for (int k = 0; k < 4; k++) {
-      snprintf(what, sizeof what, "ps %zu append, %s", ps, step[k]);
-      torn_transition(k ? others1 : others0, after.len, ps, v[k], v[k + 1], &before.s, &after.s, true, what);
-    }
-    /* The intent with its pages: v[1]'s durable companions also include the case
-     * where the metadata page is already written (others1). */
-    snprintf(what, sizeof what, "ps %zu append, intent with new metadata written", ps);
-    torn_transition(others1, after.len, ps, v[0], v[1], &before.s, &after.s, true, what);
-    free(empty);
-    free(others0);
-    free(others1);
-    cap_free(&before);
-    cap_free(&after);
-  }
+  torn_append(p, path, ps);
 
   /* F: a regular alloc that grows the file: the flip also makes the growth durable. */
   {
@@ -1383,6 +1392,125 @@ static void test_torn_page0_4k(void **state) {
   (void)state;
   torn_suite(4096);
   finish("torn page 0, 4k");
+}
+
+/* ---- 4b. a stale section CRC at dir_count 0 -------------------------------- */
+
+static void count_finding(void *arg, const char *msg) {
+  findings *f = arg;
+  if (!f->n++) snprintf(f->first, sizeof f->first, "%s", msg);
+}
+
+/* Opens `path` with `flags`, expecting success, `recovery` pending or done, and
+ * mp_check finding exactly `nfind` things (a stale checksum is one). */
+static mp_pager *open_expect(const char *path, unsigned flags, unsigned recovery, unsigned nfind, const char *label) {
+  mp_pager *p = NULL;
+  char why[256] = "";
+  int rc = mp_open_explain(path, flags, &p, why, sizeof why);
+  if (rc != MP_OK) fail_msg("%s: open %#x refused: %s", label, flags, why);
+  if (mp_recovery(p) != recovery) fail_msg("%s: open %#x: recovery %#x, want %#x", label, flags, mp_recovery(p), recovery);
+  findings f = {0};
+  assert_int_equal(mp_check(p, count_finding, &f, NULL), MP_OK);
+  if (f.n != nfind) fail_msg("%s: open %#x: mp_check: %u finding(s), want %u; first: %s", label, flags, f.n, nfind, f.first);
+  if (nfind && !strstr(f.first, "checksum")) fail_msg("%s: open %#x: the finding does not name the checksum: %s", label, flags, f.first);
+  return p;
+}
+
+static void file_is(const char *path, const uint8_t *want, size_t len, const char *label) {
+  size_t got_len;
+  uint8_t *got = t_read_file(path, &got_len);
+  assert_non_null(got);
+  if (got_len != len || memcmp(got, want, len) != 0) fail_msg("%s: the file changed", label);
+  free(got);
+}
+
+/* Page 0 with dir_count 0 and a section CRC that does not match it (zero, as a
+ * create cut between the sectors of page 0 leaves it, or any other stale value,
+ * as another writer may leave it): readers see it as it is and mp_check says so; a
+ * writer's open rewrites the CRC alone, and from there every torn write of the
+ * first directory append recovers, as on a freshly created file. Without the
+ * repair, the append's dir_count + 1 torn from its CRC leaves a page 0 nothing
+ * explains, and a cut after its metadata commit leaves its four pages looking like
+ * regular pages. */
+static void stale_crc_suite(size_t ps, uint32_t stale, const char *kind) {
+  const char *path = t_path(2, "stale.img");
+  char label[160];
+  snprintf(label, sizeof label, "ps %zu, section CRC %s", ps, kind);
+  mp_pager *p;
+  assert_int_equal(mp_create(path, ps, &p), MP_OK);
+  uint64_t reg[2];
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(mp_alloc(p, &reg[i]), MP_OK);
+    write_reg(p, reg[i], (uint8_t)(0x41 + i));
+  }
+  snap want;
+  snap_take(p, &want);
+  assert_int_equal(mp_close(p), MP_OK);
+  size_t len;
+  uint8_t *good = t_read_file(path, &len), *img = malloc(len);
+  assert_non_null(good);
+  assert_int_equal(t_le32(good + SB_DC), 0);
+  memcpy(img, good, len);
+  if (t_le32(img + ps - 4) == stale) stale ^= 1;
+  t_put32(img + ps - 4, stale);
+  assert_int_equal(t_write_file(path, img, len), 0);
+
+  /* A reader writes nothing and reports the stale CRC; a preview shows it repaired. */
+  p = open_expect(path, MP_RDONLY, MP_RECOVER_CHECKSUM, 1, label);
+  snap s;
+  snap_take(p, &s);
+  if (!snap_same(&s, &want)) fail_msg("%s: a reader sees another state", label);
+  snap_free(&s);
+  mp_close(p);
+  p = open_expect(path, MP_PREVIEW, MP_RECOVER_CHECKSUM, 0, label);
+  uint64_t w;
+  assert_int_equal(mp_next_written(p, 0, &w), MP_OK);
+  assert_int_equal(w, 0);
+  /* (Pages that share a system page with page 0 count as written with it.) */
+  if (mp_next_written(p, 1, &w) == MP_OK && w * ps >= (uint64_t)sysconf(_SC_PAGESIZE))
+    fail_msg("%s: the preview's recovery wrote page %llu", label, (unsigned long long)w);
+  mp_close(p);
+  file_is(path, img, len, label);
+
+  /* The writer's open: one change, the CRC (the last sector of page 0), so a torn
+   * repair is the stale file again or the repaired one. */
+  p = open_expect(path, 0, MP_RECOVER_CHECKSUM, 0, label);
+  file_is(path, good, len, label);
+  for (size_t k = 0; k + SECTOR < ps; k += SECTOR)
+    assert_memory_equal(img + k, good + k, SECTOR); /* (and only the last sector differs) */
+  snap_take(p, &s);
+  if (!snap_same(&s, &want)) fail_msg("%s: the repair changed the state", label);
+  snap_free(&s);
+  torn_append(p, path, ps);
+  assert_int_equal(mp_close(p), MP_OK);
+  assert_int_equal(mp_close(g_reloader), MP_OK);
+  g_reloader = NULL;
+  p = open_expect(path, MP_RDONLY, 0, 0, label);
+  mp_close(p);
+
+  /* A stale CRC over reference bytes at dir_count 0 is refused, by readers and
+   * writers alike, and nothing is written: no checksum vouches for the bytes. */
+  img[SB_REFS + 3] = 0x5A;
+  for (int ro = 0; ro < 2; ro++) {
+    assert_int_equal(t_write_file(path, img, len), 0);
+    char why[256] = "";
+    p = NULL;
+    int rc = mp_open_explain(path, ro ? MP_RDONLY : 0, &p, why, sizeof why);
+    if (rc != MP_ECORRUPT || !strstr(why, "checksum")) fail_msg("%s, a byte past dir_count 0: open gave %d (%s)", label, rc, why);
+    file_is(path, img, len, label);
+  }
+  snap_free(&want);
+  free(img);
+  free(good);
+}
+
+static void test_stale_section_crc(void **state) {
+  (void)state;
+  for (size_t ps = 1024; ps <= 8192; ps *= 2) {
+    stale_crc_suite(ps, 0, "zero");
+    stale_crc_suite(ps, 0x6B1D2E07u, "stale");
+  }
+  finish("stale section CRC");
 }
 
 /* ---- 5. the reference's torn directory flip ------------------------------ */
@@ -1455,6 +1583,7 @@ int main(void) {
       cmocka_unit_test(test_truncate),      cmocka_unit_test(test_random_flips),
       cmocka_unit_test(test_torn_page0_1k), cmocka_unit_test(test_torn_page0_4k),
       cmocka_unit_test(test_reference_torn_flip),
+      cmocka_unit_test(test_stale_section_crc),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

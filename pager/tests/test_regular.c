@@ -398,6 +398,49 @@ static void test_iterator_edges(void **state) {
   mp_close(p);
 }
 
+/* Every id- or word-taking call on arguments far past the file: each answers as for
+ * any id past the file (nothing there), and none reads outside the mapping (an
+ * index times 64 or times the page size wraps past 2^64 for such values). */
+static void test_huge_arguments(void **state) {
+  (void)state;
+  const char *path = t_path(0, "huge.mp");
+  mp_pager *p;
+  assert_int_equal(mp_create(path, 4096, &p), MP_OK);
+  uint64_t ids[5], pid, id;
+  assert_int_equal(mp_alloc_bulk(p, 5, ids), MP_OK); /* word 0 holds regular pages */
+  assert_int_equal(mp_protected_alloc(p, &pid), MP_OK);
+  static const uint64_t far[] = {UINT64_C(1) << 58, (UINT64_C(1) << 58) + 1, UINT64_C(1) << 61, UINT64_C(1) << 63,
+                                 UINT64_MAX / 64, UINT64_MAX / 64 + 1, UINT64_MAX - 1, UINT64_MAX};
+  uint64_t words[3];
+  for (size_t i = 0; i < sizeof far / sizeof far[0]; i++) {
+    memset(words, 0xAB, sizeof words);
+    assert_int_equal(mp_regular_bits(p, far[i], words, 3), MP_OK);
+    /* From UINT64_MAX - 1, words k = 2 would be word 0 again if the index wrapped. */
+    for (int k = 0; k < 3; k++) assert_int_equal(words[k], 0);
+    void *data;
+    const void *cdata;
+    uint32_t crc;
+    assert_int_equal(mp_next_regular(p, far[i], &id), MP_ENOENT);
+    assert_int_equal(mp_next_protected(p, far[i], &id), MP_ENOENT);
+    assert_int_equal(mp_next_written(p, far[i], &id), MP_ENOENT);
+    assert_int_equal(mp_page(p, far[i], &data), MP_EINVAL);
+    assert_int_equal(mp_sync_page(p, far[i]), MP_EINVAL);
+    assert_int_equal(mp_free(p, far[i]), MP_EINVAL);
+    assert_int_equal(mp_free_bulk(p, 1, &far[i]), MP_EINVAL);
+    assert_int_equal(mp_protected_read(p, far[i], &cdata), MP_ENOTALLOC);
+    assert_int_equal(mp_protected_where(p, far[i], &id, &crc), MP_ENOTALLOC);
+    assert_int_equal(mp_protected_begin(p, far[i], &data), MP_ENOTALLOC);
+    assert_int_equal(mp_protected_commit(p, far[i]), MP_ENOTALLOC);
+    assert_int_equal(mp_protected_abort(p, far[i]), MP_ENOTALLOC);
+    assert_int_equal(mp_protected_free(p, far[i]), MP_ENOTALLOC);
+  }
+  /* The words that do hold the file still say so. */
+  assert_int_equal(mp_regular_bits(p, 0, words, 1), MP_OK);
+  for (int i = 0; i < 5; i++) assert_int_equal(words[0] >> ids[i] & 1, 1);
+  assert_clean(p);
+  mp_close(p);
+}
+
 static void test_sync_whole_file(void **state) {
   (void)state;
   const char *path = t_path(0, "sync.mp");
@@ -431,6 +474,7 @@ int main(void) {
       cmocka_unit_test(test_read_only),
       cmocka_unit_test(test_iterator_edges),
       cmocka_unit_test(test_sync_whole_file),
+      cmocka_unit_test(test_huge_arguments),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
