@@ -6,13 +6,13 @@
 # states cut in the create (whose palloc is that first append) can report it.
 #
 # The pager under test must have that defect. FORCED_AGAIN_MUTANT names a patch that seeds it
-# into the pager (default: ci/mutants/13-create-torn-page0.patch, also a `make mutants` mutant);
+# into the pager (default: ci/mutants/42-create-stale-section-crc.patch, also a `make mutants` mutant);
 # it is built in a scratch copy of the tree, as ci/mutants/run does. Without that file, the
 # tree's own pager is the one under test (it must still have the defect).
 set -euo pipefail
 root=$(pwd)
 build=${BUILD:-build}
-mutant=${FORCED_AGAIN_MUTANT:-ci/mutants/13-create-torn-page0.patch}
+mutant=${FORCED_AGAIN_MUTANT:-ci/mutants/42-create-stale-section-crc.patch}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
