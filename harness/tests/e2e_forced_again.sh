@@ -1,35 +1,72 @@
 #!/usr/bin/env bash
-# e2e_forced_again.sh: R7's forced follow-ups find a bug nothing else finds: a cut in mp_create
-# that leaves a half-written page 0 which opens as valid, and breaks at the file's first
-# directory append. The workload here never appends one (regular pages only), so R1-R6 pass on
-# every state, and no sampled follow-up runs (--again 0): only the forced follow-up of the
-# states cut in the create (whose palloc is that first append) can report it.
+# e2e_forced_again.sh: R7's forced follow-ups find bugs that nothing else finds, one of each
+# kind of forced state, each seeded into the pager by a mutant built in a scratch copy of the
+# tree (as ci/mutants/run does). In both, R1-R6 pass on every state (--again off finds
+# nothing) and no sampled follow-up runs (--again 0): only a forced one can report them.
 #
-# The pager under test must have that defect. FORCED_AGAIN_MUTANT names a patch that seeds it
-# into the pager (default: ci/mutants/42-create-stale-section-crc.patch, also a `make mutants` mutant);
-# it is built in a scratch copy of the tree, as ci/mutants/run does. Without that file, the
-# tree's own pager is the one under test (it must still have the defect).
+# - A state cut in the create: ci/mutants/42-create-stale-section-crc.patch (FORCED_AGAIN_CREATE
+#   names another) leaves a half-written page 0 that opens as valid and breaks at the file's
+#   first directory append. The workload never appends one (regular pages only): the
+#   follow-up's palloc is that first append.
+# - A state recovery repairs: harness/tests/mutants/recover-page0-before-reclaim.patch repairs
+#   page 0 before reclaiming what an interrupted block append left, so a cut inside that
+#   recovery (the follow-up's open) leaks the append's pages. blocks-1k appends blocks.
 set -euo pipefail
 root=$(pwd)
 build=${BUILD:-build}
-mutant=${FORCED_AGAIN_MUTANT:-ci/mutants/42-create-stale-section-crc.patch}
+create_mutant=${FORCED_AGAIN_CREATE:-ci/mutants/42-create-stale-section-crc.patch}
+repair_mutant=${FORCED_AGAIN_REPAIR:-harness/tests/mutants/recover-page0-before-reclaim.patch}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 num() { grep -o "\"$1\": [0-9]*" <<<"$2" | grep -o '[0-9]*$'; }
 
-cc=$build/bin/crashcheck
-if [ -f "$mutant" ]; then
-  mkdir -p "$tmp/tree/build"
-  cp -rp Makefile pager faults harness ci corpus "$tmp/tree/"
-  cp -rp "$build/rel" "$build/lib" "$build/bin" "$tmp/tree/build/"
-  (cd "$tmp/tree" && patch -s -p1 < "$root/$mutant" && make -s BUILD=build build/bin/crashcheck) >"$tmp/build.log" 2>&1 ||
-    { cat "$tmp/build.log"; fail "the mutant $mutant does not build"; }
-  cc=$tmp/tree/build/bin/crashcheck
-  echo "pager under test: with $mutant"
-else
-  echo "pager under test: the tree's own ($mutant is not there)"
-fi
+# Builds the pager with a mutant; prints the path of that build's crashcheck.
+mutant_crashcheck() {
+  local patch=$1 dir
+  [ -f "$patch" ] || fail "the mutant $patch is missing"
+  dir="$tmp/$(basename "$patch" .patch)"
+  mkdir -p "$dir/build"
+  cp -rp Makefile pager faults harness ci corpus "$dir/"
+  cp -rp "$build/rel" "$build/lib" "$build/bin" "$dir/build/"
+  (cd "$dir" && patch -s -p1 < "$root/$patch" && make -s BUILD=build build/bin/crashcheck) >"$dir.log" 2>&1 ||
+    { cat "$dir.log"; fail "the mutant $patch does not build"; }
+  echo "$dir/build/bin/crashcheck"
+}
+
+# explore CC CASE ARGS...: sets j (the JSON) and st (the exit status).
+explore() {
+  local cc=$1 case=$2
+  shift 2
+  set +e
+  j=$($cc explore "$case" --quiet --json "$@")
+  st=$?
+  set -e
+}
+
+# Both kinds: R1-R6 alone find nothing; forced follow-ups alone find an R7 violation, with
+# a reproducer that replays it. $1: crashcheck, $2: case, $3: a pattern of the violation.
+only_forced_finds() {
+  local cc=$1 case=$2 pattern=$3
+  explore "$cc" "$case" --again off --out "$tmp/off"
+  [ "$st" = 0 ] && [ "$(num violations "$j")" = 0 ] || fail "R1-R6 already find the seeded bug (exit $st): $j"
+  [ "$(num again_runs "$j")" = 0 ] || fail "--again off ran follow-ups: $j"
+  rm -rf "$tmp/out"
+  explore "$cc" "$case" --again 0 --out "$tmp/out"
+  [ "$(num again_sampled "$j")" = 0 ] || fail "--again 0 sampled follow-ups: $j"
+  [ "$(num again_forced_same "$j")" -gt 0 ] || fail "no forced state was recognised as a file already followed: $j"
+  [ "$st" = 1 ] || fail "explore exited $st, not 1 (a violation): $j"
+  grep -q "$pattern" <<<"$j" || fail "no violation matches $pattern: $j"
+  local repro
+  repro=$(ls "$tmp/out"/R7-*.case | head -1)
+  grep -q '^again [0-9]' "$repro" || fail "the reproducer has no second cut: $(cat "$repro")"
+  set +e
+  $cc replay "$repro" >"$tmp/replay" 2>&1
+  st=$?
+  set -e
+  [ "$st" = 1 ] || { cat "$tmp/replay"; fail "replay of $repro exited $st, not 1"; }
+  grep -q "R7 violated" "$tmp/replay" || { cat "$tmp/replay"; fail "replay of $repro does not report R7"; }
+}
 
 cat > "$tmp/regular.case" <<'CASE'
 # Regular pages only: the file never gets a directory block.
@@ -40,32 +77,14 @@ write-sync 0 1
 alloc-bulk 2
 free 1
 CASE
-
-# R1-R6 alone (no follow-up at all) find nothing: the half-written page 0 opens as valid.
-j=$($cc explore "$tmp/regular.case" --quiet --json --again off --out "$tmp/off") || true
-[ "$(num violations "$j")" = 0 ] || fail "R1-R6 already find the seeded defect, the test proves nothing: $j"
-[ "$(num again_runs "$j")" = 0 ] || fail "--again off ran follow-ups: $j"
-
-# Forced follow-ups only: the states cut in the create are each followed (once per recovered file).
-set +e
-j=$($cc explore "$tmp/regular.case" --quiet --json --again 0 --out "$tmp/out")
-st=$?
-set -e
-[ "$(num again_sampled "$j")" = 0 ] || fail "--again 0 sampled follow-ups: $j"
+cc=$(mutant_crashcheck "$create_mutant")
+# In the create (operation 0), at the follow-up's first directory append.
+only_forced_finds "$cc" "$tmp/regular.case" '"invariant": "R7", "step": [0-9]*, "call": "[a-z]*", "operation": 0, "operation_kind": "create"[^}]*in palloc'
 [ "$(num again_forced_create "$j")" -gt 0 ] || fail "no state cut in the create was followed: $j"
-[ "$(num again_forced_same "$j")" -gt 0 ] || fail "no create state was recognised as one already followed: $j"
-[ "$st" = 1 ] || fail "explore exited $st, not 1 (a violation): $j"
-grep -q '"invariant": "R7", "step": [0-9]*, "call": "[a-z]*", "operation": 0, "operation_kind": "create"' <<<"$j" ||
-  fail "no R7 violation in the create: $j"
-grep -q 'in palloc' <<<"$j" || fail "the R7 violation is not at the follow-up's first directory append: $j"
+echo "forced R7 in the create: ok ($(num again_forced_create "$j") followed, $(num again_forced_same "$j") the same file again)"
 
-# Its reproducer replays the same story: the cut in the create, then the one in the follow-up.
-repro=$(ls "$tmp/out"/R7-*.case | head -1)
-grep -q '^again [0-9]' "$repro" || fail "the reproducer has no second cut: $(cat "$repro")"
-set +e
-$cc replay "$repro" >"$tmp/replay" 2>&1
-st=$?
-set -e
-[ "$st" = 1 ] || { cat "$tmp/replay"; fail "replay of $repro exited $st, not 1"; }
-grep -q "R7 violated" "$tmp/replay" || { cat "$tmp/replay"; fail "replay does not report R7"; }
-echo "forced R7 follow-ups: ok ($(num again_forced_create "$j") create states followed, $(num again_forced_same "$j") the same file again)"
+cc=$(mutant_crashcheck "$repair_mutant")
+# After a block append's cut, a cut inside the follow-up's open (its recovery) loses pages.
+only_forced_finds "$cc" corpus/workloads/blocks-1k '"invariant": "R7"[^}]*operation_kind": "palloc"[^}]*in open'
+[ "$(num again_forced_repair "$j")" -gt 0 ] || fail "no repaired state was followed: $j"
+echo "forced R7 after a repair: ok ($(num again_forced_repair "$j") followed, $(num again_forced_same "$j") the same file again)"
