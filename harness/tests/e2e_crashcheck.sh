@@ -56,7 +56,9 @@ distinct=$(num distinct_states "$json")
 # with the whole image every time (it aborts on a difference).
 jv=$(CRASHCHECK_VERIFY=1 $cc explore "$tmp/w.case" --quiet --json)
 [ "$(num distinct_states "$jv")" = "$distinct" ] || fail "verified run checked $(num distinct_states "$jv"), not $distinct"
-jv=$(CRASHCHECK_VERIFY=1 $cc explore corpus/workloads/default --quiet --json --again 2)
+# The default workload's states verified too, R1-R6 only: the follow-ups' walks (forced
+# ones on every repaired state, hundreds here) were verified on the small workload above.
+jv=$(CRASHCHECK_VERIFY=1 $cc explore corpus/workloads/default --quiet --json --again off)
 [ "$(num violations "$jv")" = 0 ] || fail "verified run of the default workload"
 j2=$($cc explore "$tmp/w.case" --quiet --json --jobs 2)
 [ "$(num distinct_states "$j2")" = "$distinct" ] || fail "--jobs 2 checked $(num distinct_states "$j2"), not $distinct"
