@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -146,6 +147,7 @@ typedef struct job {
   unsigned shard, shards;
   bool progress;
   cc_explore_result *r;
+  uint64_t *followed; /* with workers: identities of the files forced follow-ups ran on, shared */
 } job;
 
 static void to_pc_crash(const cc_schedule *s, pc_crash *out) {
@@ -553,6 +555,22 @@ typedef struct explore_walk {
   double last_progress;
 } explore_walk;
 
+/* Workers share the identities of the files followed (a mapping made before they fork):
+ * a crash image goes to one worker, but the file it recovers to may be another worker's
+ * too. Open addressing; a slot is claimed by compare-and-swap, so two workers never both
+ * claim one identity. A full table says "new" (a follow-up too many, never one too few). */
+#define SHARED_SLOTS (UINT64_C(1) << 20)
+
+static bool shared_add(uint64_t *slots, uint64_t key) {
+  if (!key) key = 1; /* 0 marks an empty slot */
+  for (uint64_t i = key & (SHARED_SLOTS - 1), n = 0; n < 4096; i = (i + 1) & (SHARED_SLOTS - 1), n++) {
+    uint64_t seen = 0;
+    if (__atomic_compare_exchange_n(&slots[i], &seen, key, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return true;
+    if (seen == key) return false;
+  }
+  return true;
+}
+
 /* Should this state (which passed R1-R6) get a forced follow-up? Counts it either way. */
 static bool forced_again(walker *w, const cc_verdict *v) {
   explore_walk *ew = w->ctx;
@@ -564,7 +582,7 @@ static bool forced_again(walker *w, const cc_verdict *v) {
   snprintf(scratch, sizeof scratch, "%s.recovered", w->image);
   bool known = recovered_key(w->image, scratch, w->c->page_size, &key, why, sizeof why);
   unlink(scratch);
-  if (known && !hs_add(&ew->followed, key)) {
+  if (known && !(ew->jb->followed ? shared_add(ew->jb->followed, key) : hs_add(&ew->followed, key))) {
     r->again_same++;
     return false;
   }
@@ -658,11 +676,21 @@ static int run_jobs(job *base, unsigned jobs) {
   int fds[64][2];
   pid_t pids[64];
   if (jobs > 64) jobs = 64;
+  /* Pages of it are only touched as slots fill (a few thousand identities at most, mostly). */
+  void *shared = mmap(NULL, SHARED_SLOTS * 8, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (shared == MAP_FAILED) return CC_ENOMEM;
+  base->followed = shared;
   for (unsigned j = 0; j < jobs; j++) {
-    if (pipe(fds[j]) != 0) return CC_ESETUP;
+    if (pipe(fds[j]) != 0) {
+      munmap(shared, SHARED_SLOTS * 8);
+      return CC_ESETUP;
+    }
     fflush(NULL);
     pids[j] = fork();
-    if (pids[j] < 0) return CC_ESETUP;
+    if (pids[j] < 0) {
+      munmap(shared, SHARED_SLOTS * 8);
+      return CC_ESETUP;
+    }
     if (pids[j] == 0) {
       close(fds[j][0]);
       job mine = *base;
@@ -717,6 +745,8 @@ static int run_jobs(job *base, unsigned jobs) {
     waitpid(pids[j], NULL, 0);
   }
   *r = sum;
+  munmap(shared, SHARED_SLOTS * 8);
+  base->followed = NULL;
   return rc;
 }
 

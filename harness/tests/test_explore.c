@@ -1,6 +1,6 @@
 /* test_explore.c: the explorer in-process (its children are build/bin/crashcheck under
  * build/lib/libpowercut.so): R7's forced follow-ups, counted apart from the sampled ones,
- * one per distinct recovered file, and none with R7 off. */
+ * one per distinct recovered file (across workers too), and none with R7 off. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -51,7 +51,7 @@ static int teardown(void **state) {
 static const char *const workload = "crashcheck-case 1\npage-size 1024\n"
                                     "alloc\nwrite-sync 0 1\npalloc\npwrite 0 2\npalloc\npfree 0\nalloc-bulk 3\nfree 1\n";
 
-static void explore(unsigned again, bool off, cc_explore_result *r) {
+static void explore_jobs(unsigned again, bool off, unsigned jobs, cc_explore_result *r) {
   char why[256];
   assert_int_equal(cc_case_parse_text(workload, cs, why, sizeof why), CC_OK);
   cc_explore_opts o;
@@ -61,10 +61,13 @@ static void explore(unsigned again, bool off, cc_explore_result *r) {
   o.self = self;
   o.again = again;
   o.again_off = off;
+  o.jobs = jobs;
   assert_int_equal(cc_explore(cs, &o, r), CC_OK);
   if (r->error[0]) fail_msg("explore: %s", r->error);
   assert_int_equal(r->violations, 0);
 }
+
+static void explore(unsigned again, bool off, cc_explore_result *r) { explore_jobs(again, off, 1, r); }
 
 static void test_forced_only(void **state) {
   (void)state;
@@ -96,6 +99,21 @@ static void test_forced_and_sampled(void **state) {
   cc_explore_result_free(&both);
 }
 
+/* Workers share what they followed: one file, one follow-up, whichever worker's crash
+ * image recovers to it first. */
+static void test_workers_follow_each_file_once(void **state) {
+  (void)state;
+  cc_explore_result one, two;
+  explore(0, false, &one);
+  explore_jobs(0, false, 2, &two);
+  assert_int_equal(two.distinct, one.distinct);
+  assert_int_equal(two.again_repair + two.again_create, one.again_repair + one.again_create);
+  assert_int_equal(two.again_same, one.again_same);
+  assert_int_equal(two.again_runs, one.again_runs);
+  cc_explore_result_free(&one);
+  cc_explore_result_free(&two);
+}
+
 static void test_off(void **state) {
   (void)state;
   cc_explore_result r;
@@ -111,6 +129,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_forced_only),
       cmocka_unit_test(test_forced_and_sampled),
+      cmocka_unit_test(test_workers_follow_each_file_once),
       cmocka_unit_test(test_off),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
