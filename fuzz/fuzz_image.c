@@ -3,6 +3,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* memfd_create */
 #endif
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,7 @@
 #define MAX_IMAGE (1u << 20)
 
 static int image_fd = -1;
-static int strict;  /* FUZZ_STRICT=1: the two tolerated findings below are findings too */
+static int strict;  /* FUZZ_STRICT=1: the tolerated findings below are findings too */
 static int verbose; /* FUZZ_VERBOSE=1: a line per open saying whether it was accepted, or why not */
 static char image_path[64];
 
@@ -85,6 +86,7 @@ static void fix_crcs(uint8_t *img, size_t len) {
 
 typedef struct findings {
   unsigned structural, tolerated;
+  bool reader; /* the handle is read-only: it repairs nothing */
   char first[256];
 } findings;
 
@@ -98,11 +100,17 @@ static void on_finding(void *arg, const char *msg) {
     f->tolerated++;
     return;
   }
+  /* A read-only open also leaves page 0's stale section checksum at dir_count 0 as it
+   * is (layout.h): mp_check reports it, and the writer's open rewrites it. */
+  if (!strict && f->reader && strstr(msg, "a writer's open rewrites it")) {
+    f->tolerated++;
+    return;
+  }
   if (!f->structural++) snprintf(f->first, sizeof f->first, "%s", msg);
 }
 
-static void check_clean(mp_pager *p, const char *when) {
-  findings f = {0};
+static void check_clean(mp_pager *p, const char *when, bool reader) {
+  findings f = {.reader = reader};
   unsigned n = 0;
   if (mp_check(p, on_finding, &f, &n) != MP_OK) die("mp_check could not run", when);
   if (f.structural) {
@@ -180,11 +188,11 @@ static void run_open(const uint8_t *img, size_t len, unsigned flags) {
     if (!why[0]) die("a failed open gave no reason", mode);
     return;
   }
-  check_clean(p, mode);
+  check_clean(p, mode, flags & MP_RDONLY);
   read_all(p);
   if (!(flags & MP_RDONLY)) {
     exercise(p);
-    check_clean(p, "after operations on the read-write handle");
+    check_clean(p, "after operations on the read-write handle", false);
     read_all(p);
   }
   rc = mp_close(p);

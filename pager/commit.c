@@ -29,6 +29,9 @@
  *   accepts a mismatch at dir_count 0 only over an all-zero section, whose right
  *   CRC is known exactly; it refuses reference bytes no CRC vouches for rather
  *   than free pages on their shape or leave an append's pages as regular pages.
+ *   An intent's pages are reclaimed only when they hold byte for byte what the
+ *   append wrote before the intent (recover.c): a reference past dir_count that
+ *   another writer left may name regular pages that merely look like directories.
  *
  * - Mirror: after an allocation or free of a protected page, the block's inactive
  *   copy is made equal to its current copy. Between operations the two copies then

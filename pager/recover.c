@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "crc32.h"
 #include "internal.h"
 
 /* A page is reclaimable if an interrupted operation's record names it, the bitmap
@@ -41,22 +42,43 @@ static bool allocation_differs(const mp_pager *p, const uint8_t *a, const uint8_
   return false;
 }
 
-static uint32_t entries_in_use(const mp_pager *p, const uint8_t *dirpage) {
-  uint32_t n = 0;
-  for (uint32_t e = 0; e < p->dir_cap; e++) n += mp__entry_at_c(dirpage, e)[MP_ENTRY_IN_USE] != 0;
-  return n;
+static bool all_zero(const uint8_t *b, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (b[i]) return false;
+  return true;
 }
 
-/* Bytes past dir_count are only an interrupted append if they are exactly what an
- * append writes first: two distinct directory pages, the current one empty and the
- * other holding the one entry being added. Anything else (a stray byte in the
- * padding) must never lead recovery to free a page. */
-static bool intent_is_append(const mp_pager *p, const uint64_t pages[2]) {
-  for (int k = 0; k < 2; k++)
-    if (pages[k] < MP_RESERVED_PAGES || pages[k] >= p->total || !mp__dir_valid(mp__pg(p, pages[k]), p->ps))
-      return false;
-  return pages[0] != pages[1] && entries_in_use(p, mp__pg(p, pages[0])) == 0 &&
-         entries_in_use(p, mp__pg(p, pages[1])) == 1 && mp__entry_at_c(mp__pg(p, pages[1]), 0)[MP_ENTRY_IN_USE];
+/* Bytes past dir_count are only an interrupted append if they name exactly what an
+ * append writes before them (protected.c, alloc_in_new_block): two distinct
+ * directory pages, the first an empty one, the second an empty one but for entry 0,
+ * a new protected page (generation 0, slot 0) whose first copy is a zeroed page and
+ * whose checksum is that page's; every other byte of them zero. Anything else must
+ * never lead recovery to free a page: a stray byte in the padding, or another
+ * writer's reference to pages that merely look like directory pages (valid
+ * checksums, the right counts of entries in use), which may be regular pages that
+ * hold a directory page's bytes (a copy of another file's, say). The four pages are
+ * then the append's own; recovery still frees only those allocated and unowned. */
+static bool intent_is_append(const mp_pager *p, const uint64_t pages[2], uint64_t named[4]) {
+  const size_t ps = p->ps, used = MP_DIR_ENTRIES + MP_ENTRY_SIZE;
+  if (pages[0] == pages[1]) return false;
+  for (int k = 0; k < 2; k++) {
+    if (pages[k] < MP_RESERVED_PAGES || pages[k] >= p->total) return false;
+    const uint8_t *d = mp__pg(p, pages[k]);
+    if (!mp__dir_valid(d, ps) || !all_zero(d + 4, MP_DIR_ENTRIES - 4) || !all_zero(d + used, ps - 4 - used)) return false;
+  }
+  mp_entry ent;
+  mp__entry_decode(mp__entry_at_c(mp__pg(p, pages[1]), 0), &ent);
+  if (!all_zero(mp__entry_at_c(mp__pg(p, pages[0]), 0), MP_ENTRY_SIZE) ||
+      mp__entry_at_c(mp__pg(p, pages[1]), 0)[MP_ENTRY_IN_USE] != 1 || ent.slot != 0 || ent.generation != 0)
+    return false;
+  named[0] = pages[0], named[1] = pages[1], named[2] = ent.page[0], named[3] = ent.page[1];
+  for (int i = 2; i < 4; i++) {
+    if (named[i] < MP_RESERVED_PAGES || named[i] >= p->total) return false;
+    for (int j = 0; j < i; j++)
+      if (named[i] == named[j]) return false;
+  }
+  const uint8_t *first = mp__pg(p, ent.page[0]);
+  return all_zero(first, ps) && mp__crc32(0, first, ps) == ent.crc;
 }
 
 static void find_interrupted(mp_pager *p, const mp_p0_fix *fix) {
@@ -70,13 +92,11 @@ static void find_interrupted(mp_pager *p, const mp_p0_fix *fix) {
       consider_entries(p, other);
     }
   }
-  if (!fix->intent || !intent_is_append(p, fix->intent_pages)) return;
+  uint64_t named[4];
+  if (!fix->intent || !intent_is_append(p, fix->intent_pages, named)) return;
   /* A block append that did not finish: its two directory pages, and the protected
    * page it was being added for. */
-  for (int k = 0; k < 2; k++) {
-    consider_entries(p, mp__pg(p, fix->intent_pages[k]));
-    consider(p, fix->intent_pages[k]);
-  }
+  for (int k = 0; k < 4; k++) consider(p, named[k]);
 }
 
 /* Adopting a file another writer made: its inactive directory copies may lag by any

@@ -1513,6 +1513,112 @@ static void test_stale_section_crc(void **state) {
   finish("stale section CRC");
 }
 
+/* ---- 4c. reference bytes past dir_count that name regular pages ----------- */
+
+/* Writes into the regular page `pg` of image `img` a directory page whose entry 0 is
+ * `ent` (NULL: none in use); `junk` also fills a free entry with non-zero bytes, as
+ * a directory page copied from another file may hold (no library writes it). */
+static void fake_dir(uint8_t *img, size_t ps, uint64_t pg, const uint8_t *ent, bool junk) {
+  uint8_t *d = img + pg * ps;
+  memset(d, 0, ps);
+  t_put32(d + D_CAP, (uint32_t)((ps - 12) / ENT));
+  if (ent) memcpy(d + D_ENT, ent, ENT);
+  if (junk) memset(d + D_ENT + 2 * ENT + 1, 0x3C, ENT - 1);
+  reseal_page(d, ps);
+}
+
+/* Recovery frees the pages an interrupted directory append left allocated, which it
+ * finds through the reference the append wrote past dir_count (an intent: page 0's
+ * CRC explains those bytes away). Bytes of that form that another writer left, naming
+ * pages that merely look like an append's directory pages, must not free anyone's
+ * regular pages. Four regular pages with data; page 0 gets a reference to two of them
+ * past dir_count (0, and 1 with a protected page), shaped as a directory page pair
+ * whose second copy lists the other two pages:
+ *  - the CRC covers the bytes (as any writer that keeps the CRC leaves them): page 0
+ *    is as found, nothing to recover;
+ *  - the CRC explains the bytes away, the pages are directory-like but not what an
+ *    append writes (an unused entry holds bytes, the entry has a generation and the
+ *    checksum of a page that is not zero): the bytes are dropped, no page is freed;
+ *  - the same, with the pages byte for byte what this library's append writes: on disk
+ *    that is its interrupted append, and the pages are reclaimed. Only a writer that
+ *    leaves build byte 1 (README: not the reference after adoption) can make it. */
+static void foreign_intent_case(size_t ps, bool with_block, int variant) {
+  const char *path = t_path(2, "intent.img");
+  char label[160];
+  snprintf(label, sizeof label, "ps %zu, %s, foreign reference bytes variant %d", ps,
+           with_block ? "1 directory block" : "no directory block", variant);
+  mp_pager *p;
+  assert_int_equal(mp_create(path, ps, &p), MP_OK);
+  uint64_t r[4], pid, extra;
+  for (int i = 0; i < 4; i++) assert_int_equal(mp_alloc(p, &r[i]), MP_OK);
+  if (with_block) assert_int_equal(mp_protected_alloc(p, &pid), MP_OK);
+  assert_int_equal(mp_alloc(p, &extra), MP_OK);
+  assert_int_equal(mp_close(p), MP_OK);
+  size_t len;
+  uint8_t *img = t_read_file(path, &len);
+  assert_non_null(img);
+  const uint32_t dc = t_le32(img + SB_DC);
+  assert_int_equal(dc, with_block ? 1 : 0);
+
+  /* The entry page_b lists: r[2] and r[3], the content's CRC in it. */
+  bool exact = variant == 2;
+  uint8_t *c = img + r[2] * ps;
+  memset(c, exact ? 0 : 0x77, ps);
+  memset(img + r[3] * ps, 0x66, ps);
+  uint8_t ent[ENT] = {0};
+  ent[E_USE] = 1;
+  t_put64(ent + E_A, r[2]);
+  t_put64(ent + E_B, r[3]);
+  t_put64(ent + E_GEN, exact ? 0 : 7);
+  t_put32(ent + E_CRC, t_crc(c, ps));
+  fake_dir(img, ps, r[0], NULL, !exact);
+  fake_dir(img, ps, r[1], ent, false);
+  uint8_t *want = malloc(len); /* the regular pages' data, to compare after recovery */
+  memcpy(want, img, len);
+
+  uint8_t *ref = img + SB_REFS + (size_t)REF * dc;
+  t_put64(ref, r[0]);
+  t_put64(ref + 8, r[1]);
+  ref[REF_ACT] = 0;
+  if (variant == 0) reseal_section(img, ps);
+  assert_int_equal(t_write_file(path, img, len), 0);
+
+  p = NULL;
+  char why[256] = "";
+  if (mp_open_explain(path, 0, &p, why, sizeof why) != MP_OK) fail_msg("%s: refused: %s", label, why);
+  unsigned rec = mp_recovery(p);
+  findings f = check(p);
+  if (f.n) fail_msg("%s: mp_check: %s", label, f.first);
+  snap s;
+  snap_take(p, &s);
+  size_t nr = 0;
+  for (size_t i = 0; i < s.nreg; i++)
+    for (int k = 0; k < 4; k++) nr += s.reg[i] == r[k];
+  if (variant == 0 && rec != 0) fail_msg("%s: recovery %#x where the CRC covers the bytes", label, rec);
+  if (variant == 1 && rec != MP_RECOVER_PAGE0) fail_msg("%s: recovery %#x, want the bytes dropped alone", label, rec);
+  if (variant < 2) {
+    if (nr != 4) fail_msg("%s: %zu of the 4 regular pages are left", label, nr);
+    for (int k = 0; k < 4; k++) {
+      void *d;
+      assert_int_equal(mp_page(p, r[k], &d), MP_OK);
+      if (memcmp(d, want + r[k] * ps, ps) != 0) fail_msg("%s: regular page %llu changed", label, (unsigned long long)r[k]);
+    }
+  } else if (rec != (MP_RECOVER_PAGE0 | MP_RECOVER_RECLAIM) || nr != 0) {
+    fail_msg("%s: recovery %#x, %zu of the 4 pages left regular: an interrupted append is not reclaimed", label, rec, nr);
+  }
+  snap_free(&s);
+  mp_close(p);
+  free(want);
+  free(img);
+}
+
+static void test_foreign_intent(void **state) {
+  (void)state;
+  for (size_t ps = 1024; ps <= 4096; ps *= 4)
+    for (int blk = 0; blk < 2; blk++)
+      for (int v = 0; v < 3; v++) foreign_intent_case(ps, blk, v);
+}
+
 /* ---- 5. the reference's torn directory flip ------------------------------ */
 
 static void test_reference_torn_flip(void **state) {
@@ -1584,6 +1690,7 @@ int main(void) {
       cmocka_unit_test(test_torn_page0_1k), cmocka_unit_test(test_torn_page0_4k),
       cmocka_unit_test(test_reference_torn_flip),
       cmocka_unit_test(test_stale_section_crc),
+      cmocka_unit_test(test_foreign_intent),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
