@@ -571,12 +571,15 @@ static bool shared_add(uint64_t *slots, uint64_t key) {
   return true;
 }
 
-/* Should this state (which passed R1-R6) get a forced follow-up? Counts it either way. */
-static bool forced_again(walker *w, const cc_verdict *v) {
+/* Should this state (which passed R1-R6) get a forced follow-up? Counts it either way;
+ * *candidate says whether it is one of the states forced follow-ups are for (followed
+ * now, or its file was already), which the sample leaves alone. */
+static bool forced_again(walker *w, const cc_verdict *v, bool *candidate) {
   explore_walk *ew = w->ctx;
   cc_explore_result *r = ew->jb->r;
   bool in_create = !w->existing && w->index == 0;
-  if (!in_create && !v->recovery) return false;
+  *candidate = in_create || v->recovery;
+  if (!*candidate) return false;
   char scratch[1100], why[300] = "";
   uint64_t key;
   snprintf(scratch, sizeof scratch, "%s.recovered", w->image);
@@ -597,8 +600,9 @@ static bool explore_visit(walker *w, const cc_verdict *checked) {
   cc_explore_result *r = jb->r;
   cc_verdict v = *checked;
   cc_again_where aw = {0};
-  bool forced = !v.nviolations && !jb->o->again_off && forced_again(w, &v), sampled = false;
-  if (!forced && !v.nviolations && !jb->o->again_off && jb->o->again && w->step >= ew->next_again) {
+  bool candidate = false, sampled = false;
+  bool forced = !v.nviolations && !jb->o->again_off && forced_again(w, &v, &candidate);
+  if (!candidate && !v.nviolations && !jb->o->again_off && jb->o->again && w->step >= ew->next_again) {
     /* R7 on a sample of the other crash states, spread over the steps. */
     uint64_t gap = w->total_steps / jb->o->again;
     ew->next_again = w->step + (gap ? gap : 1);
