@@ -185,7 +185,7 @@ int cc_check_image(const char *path, size_t page_size, const cc_state *before, c
     rc = mp_create(path, page_size, &p);
   } else if (rc == MP_OK) {
     v->reclaimed = mp_leaked_count(p);
-    recovery = mp_recovery(p);
+    v->recovery = recovery = mp_recovery(p);
   }
   if (rc != MP_OK) {
     violation(v, "R1", "the file opens read-only", "%s: %s", mp_strerror(rc), why);

@@ -20,6 +20,7 @@ typedef struct cc_verdict {
   cc_violation v[CC_MAX_VIOLATIONS];
   uint64_t leaks;     /* W1: pages owned by nothing after recovery (in an adopted file) */
   uint64_t reclaimed; /* pages an interrupted operation left that recovery reclaimed */
+  unsigned recovery;  /* mp_recovery(): what a writer's open repairs or reclaims (0: nothing) */
   bool rewritten;     /* the check wrote to the image (a create replacing a leftover) */
 } cc_verdict;
 

@@ -72,8 +72,12 @@ static const char *usage_explore =
     "  --writeback LIST   comma list of: all, random:K (default all,random:2; none always)\n"
     "  --jobs N           checker processes (default 1)\n"
     "  --shard I/N        explore only the I-th of N parts of the state space (0-based)\n"
-    "  --again N          R7: run a follow-up workload, and cut again at each of its steps,\n"
-    "                     on N recovered states spread over the run (default 16; 0: off)\n"
+    "  --again N          R7: a follow-up workload runs on a recovered state, and power is cut\n"
+    "                     again at each of its steps. Always on every state whose recovery\n"
+    "                     repairs or reclaims something and every state cut in the create (once\n"
+    "                     per distinct recovered file); and on N more recovered states spread\n"
+    "                     over the run (default 16; 0: none)\n"
+    "  --again off        no R7 at all, forced follow-ups included (to time the checker alone)\n"
     "  --errors           I/O errors instead of power cuts alone: fail each msync, fsync, fdatasync,\n"
     "                     ftruncate and fallocate of the run in turn (EIO; ENOSPC when it grows the\n"
     "                     file), a failing sync with each outcome (none, all, prefix:1, suffix:1 of\n"
@@ -256,13 +260,16 @@ static void print_json(const cc_explore_result *r, uint32_t page_size, uint32_t 
   printf("{\"steps\": %llu, \"states\": %llu, \"distinct_states\": %llu, \"violations\": %llu, \"leaks\": %llu, "
          "\"reclaimed\": %llu, \"first_violation_state\": %llu, \"again_runs\": %llu, \"again_states\": %llu, "
          "\"error_steps\": %llu, \"error_runs\": %llu, \"error_contract\": %llu, \"error_states\": %llu, "
-         "\"seconds\": %.3f, \"states_per_sec\": %.1f, "
+         "\"again_forced_repair\": %llu, \"again_forced_create\": %llu, \"again_sampled\": %llu, "
+         "\"again_forced_same\": %llu, \"seconds\": %.3f, \"states_per_sec\": %.1f, "
          "\"violation_list\": [",
          (unsigned long long)r->steps, (unsigned long long)r->states, (unsigned long long)r->distinct,
          (unsigned long long)r->violations, (unsigned long long)r->leaks, (unsigned long long)r->reclaimed,
          (unsigned long long)r->first_violation_state, (unsigned long long)r->again_runs,
          (unsigned long long)r->again_states, (unsigned long long)r->error_steps, (unsigned long long)r->error_runs,
-         (unsigned long long)r->error_contract, (unsigned long long)r->error_states, r->seconds,
+         (unsigned long long)r->error_contract, (unsigned long long)r->error_states, (unsigned long long)r->again_repair,
+         (unsigned long long)r->again_create, (unsigned long long)r->again_sampled,
+         (unsigned long long)r->again_same, r->seconds,
          r->seconds > 0 ? r->distinct / r->seconds : 0.0);
   for (unsigned i = 0; i < r->nfound; i++) {
     const cc_found *f = &r->found[i];
@@ -343,6 +350,7 @@ static int cmd_explore(int argc, char **argv) {
     else if (!strcmp(a, "--tear")) parse_tears(v ? v : "", &o), i++;
     else if (!strcmp(a, "--writeback")) parse_writebacks(v ? v : "", &o), i++;
     else if (!strcmp(a, "--out")) o.outdir = v, i++;
+    else if (!strcmp(a, "--again") && v && !strcmp(v, "off")) o.again_off = true, i++;
     else if (!strcmp(a, "--again")) o.again = (unsigned)parse_num(usage_explore, a, v, 100000), i++;
     else if (!strcmp(a, "--json")) json = true;
     else if (!strcmp(a, "--errors")) o.errors = true;
@@ -407,8 +415,11 @@ static int cmd_explore(int argc, char **argv) {
              (unsigned long long)r.error_steps, (unsigned long long)r.error_runs, (unsigned long long)r.error_contract,
              (unsigned long long)r.error_states);
     else
-      printf("  R7 follow-ups    %llu crash images recovered and worked on, %llu crash states of the follow-ups checked\n",
-             (unsigned long long)r.again_runs, (unsigned long long)r.again_states);
+      printf("  R7 follow-ups    %llu crash images recovered and worked on, %llu crash states of the follow-ups checked\n"
+           "                   forced: %llu where recovery repaired or reclaimed, %llu cut in the create "
+           "(%llu more recover to a file already followed); sampled: %llu\n",
+           (unsigned long long)r.again_runs, (unsigned long long)r.again_states, (unsigned long long)r.again_repair,
+           (unsigned long long)r.again_create, (unsigned long long)r.again_same, (unsigned long long)r.again_sampled);
     size_t required, stray, covered = cc_coverage_count(r.cover, c->page_size, &required, &stray);
     printf("  crash coverage   %zu of %zu required cells (`crashcheck coverage` lists what is missing)\n", covered,
            required);

@@ -7,15 +7,20 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+extern char **environ;
+
 #include "image.h"
+#include "mappedpages.h"
 #include "powercut.h"
 #include "workload.h"
 
@@ -62,32 +67,41 @@ int cc_record(const cc_case *c, const cc_explore_opts *o, const char *file, cons
     return CC_ESETUP;
   }
   snprintf(sector, sizeof sector, "%u", c->sector);
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0) {
-    snprintf(why, whylen, "fork: %s", strerror(errno));
-    return CC_ESETUP;
+  /* posix_spawn, not fork: the explorer's address space (the trace's model, the images'
+   * hashes) makes every fork copy its page tables, and R7 records once per follow-up. */
+  static const char *const ours[] = {"LD_PRELOAD=", "POWERCUT_FILE=", "POWERCUT_SECTOR=", "POWERCUT_TRACE=",
+                                     "POWERCUT_CUT=", "POWERCUT_IMAGE=", "POWERCUT_ERROR=", "CRASHCHECK_STATES="};
+  size_t nenv = 0, cap = 10;
+  for (char **e = environ; *e; e++) cap++;
+  char **env = calloc(cap, sizeof *env);
+  char set[8][1200];
+  if (!env) {
+    snprintf(why, whylen, "out of memory");
+    return CC_ENOMEM;
   }
-  if (pid == 0) {
-    setenv("LD_PRELOAD", o->shim, 1);
-    setenv("POWERCUT_FILE", file, 1);
-    setenv("POWERCUT_SECTOR", sector, 1);
-    unsetenv("POWERCUT_TRACE");
-    unsetenv("POWERCUT_CUT");
-    unsetenv("POWERCUT_IMAGE");
-    unsetenv("POWERCUT_ERROR");
-    if (o->error) { /* --errors: the injected error, and where the run leaves its states */
-      char states[1200];
-      snprintf(states, sizeof states, "%s.states", file);
-      setenv("POWERCUT_ERROR", o->error, 1);
-      setenv("CRASHCHECK_STATES", states, 1);
-    }
-    if (trace) setenv("POWERCUT_TRACE", trace, 1);
-    if (cut) setenv("POWERCUT_CUT", cut, 1);
-    if (image) setenv("POWERCUT_IMAGE", image, 1);
-    if (existing) execl(o->self, o->self, "__run", casefile, file, "--existing", (char *)NULL);
-    else execl(o->self, o->self, "__run", casefile, file, (char *)NULL);
-    _exit(127);
+  for (char **e = environ; *e; e++) {
+    bool mine = false;
+    for (size_t k = 0; k < sizeof ours / sizeof *ours && !mine; k++) mine = !strncmp(*e, ours[k], strlen(ours[k]));
+    if (!mine) env[nenv++] = *e;
+  }
+  /* --errors: the injected error, and where the run leaves its states */
+  char states[1200];
+  snprintf(states, sizeof states, "%s.states", file);
+  const char *val[8] = {o->shim, file, sector, trace, cut, image, o->error, o->error ? states : NULL};
+  for (size_t k = 0; k < 8; k++) {
+    if (!val[k]) continue;
+    snprintf(set[k], sizeof set[k], "%s%s", ours[k], val[k]);
+    env[nenv++] = set[k];
+  }
+  env[nenv] = NULL;
+  char *argv[] = {(char *)o->self, "__run", casefile, (char *)file, existing ? "--existing" : NULL, NULL};
+  fflush(NULL);
+  pid_t pid;
+  int err = posix_spawn(&pid, o->self, NULL, NULL, argv, env);
+  free(env);
+  if (err) {
+    snprintf(why, whylen, "cannot run %s: %s", o->self, strerror(err));
+    return CC_ESETUP;
   }
   int status;
   while (waitpid(pid, &status, 0) < 0)
@@ -136,6 +150,7 @@ typedef struct job {
   unsigned shard, shards;
   bool progress;
   cc_explore_result *r;
+  uint64_t *followed; /* with workers: identities of the files forced follow-ups ran on, shared */
 } job;
 
 static void to_pc_crash(const cc_schedule *s, pc_crash *out) {
@@ -496,6 +511,83 @@ int cc_walk_window(const cc_case *c, const cc_explore_opts *o, const cc_run *run
   return rc != CC_OK ? rc : w.error[0] ? CC_EIO : CC_OK;
 }
 
+/* ---- R7's forced follow-ups: one per distinct file recovery makes ------------------ */
+
+/* Where the follow-up matters most is where recovery had work: a crash image whose
+ * writer's open repairs page 0, falls back to the other metadata copy, reclaims pages
+ * or mirrors directory copies, and a cut inside the create (the file a clean run never
+ * holds: a half-written superblock may open as valid). Such a file may look right to
+ * every check of R1-R6 and still break under the next operation that takes a path no
+ * other state takes (the first directory append of a file whose page-0 section never
+ * had a valid checksum). So each of them is followed, not a sample; but thousands
+ * of crash states recover to the same few files (every tear of one page-0 write, once
+ * repaired, is the same page 0), and each distinct one is followed once.
+ *
+ * Identity of a recovered file: its bytes after a real writer's open (on a copy, not
+ * under the shim), and which pages that open changed. The follow-up's own open repeats
+ * that recovery under the shim, and cuts it at each of its writes: states with the
+ * same identity give it the same writes to cut. What those cuts tear the writes from
+ * (the crash image's version of the pages recovery rewrites) may differ, but each of
+ * those versions is itself a tear of the workload's write, explored as such. */
+#define KEY_PAGE_MIX 0xD6E8FEB86659FD93ull
+#define KEY_CHANGED_MIX 0xC2B2AE3D27D4EB4Full
+#define KEY_SIZE_MIX 0x9E3779B97F4A7C15ull
+
+/* The identity of what a writer's open makes of `image`, recovering a copy at `scratch`
+ * (left there, and removed by the caller). False with `why` when that open fails: a
+ * state the checker passed then fails R7 itself, so the caller follows it regardless. */
+static bool recovered_key(const char *image, const char *scratch, size_t ps, uint64_t *key, char *why,
+                          size_t whylen) {
+  mp_pager *p = NULL;
+  if (!copy_file(image, scratch)) {
+    snprintf(why, whylen, "cannot copy %s", image);
+    return false;
+  }
+  if (mp_open_explain(scratch, 0, &p, why, whylen) != MP_OK) return false;
+  /* Pages whose bytes the pager never interprets: allocated regular pages (user data) and
+   * the current copies of protected pages (user data under a checksum the directory holds,
+   * and which the checker verified). */
+  size_t nwords = (size_t)((mp_page_count(p) + 63) / 64);
+  uint64_t *opaque = calloc(nwords ? nwords : 1, 8);
+  bool ok = opaque && mp_regular_bits(p, 0, opaque, nwords) == MP_OK;
+  uint64_t id, pg;
+  uint32_t crc;
+  for (uint64_t from = 0; ok && mp_next_protected(p, from, &id) == MP_OK; from = id + 1)
+    if (mp_protected_where(p, id, &pg, &crc) == MP_OK && pg / 64 < nwords) opaque[pg / 64] |= UINT64_C(1) << (pg % 64);
+  if (mp_close(p) != MP_OK || !ok) {
+    snprintf(why, whylen, "cannot read the recovered copy's pages");
+    free(opaque);
+    return false;
+  }
+  enum { PAGES = 16 };
+  uint8_t *was = malloc(PAGES * ps), *now = malloc(PAGES * ps);
+  int fw = open(image, O_RDONLY), fn = open(scratch, O_RDONLY);
+  ok = was && now && fw >= 0 && fn >= 0;
+  uint64_t sum = 0, changed = 0, size = 0;
+  for (uint64_t first = 0; ok; first += PAGES) {
+    ssize_t nw = pread(fw, was, PAGES * ps, (off_t)(first * ps)), nn = pread(fn, now, PAGES * ps, (off_t)(first * ps));
+    if (nw < 0 || nn < 0) ok = false;
+    if (!ok || nn == 0) break;
+    size += (uint64_t)nn;
+    if (nw < nn) memset(was + nw, 0, (size_t)(nn - nw)); /* grown by recovery: its new bytes changed */
+    for (size_t k = 0; k * ps < (size_t)nn; k++) {
+      size_t len = (size_t)nn - k * ps < ps ? (size_t)nn - k * ps : ps;
+      uint64_t page = first + k;
+      bool skip = page / 64 < nwords && (opaque[page / 64] >> (page % 64) & 1);
+      if (!skip) sum += cc_hash(now + k * ps, len) ^ (page + 1) * KEY_PAGE_MIX;
+      if (memcmp(was + k * ps, now + k * ps, len) != 0 || (uint64_t)nw < k * ps + len) changed += (page + 1) * KEY_CHANGED_MIX;
+    }
+  }
+  if (!ok) snprintf(why, whylen, "cannot read the crash image or its recovered copy");
+  if (fw >= 0) close(fw);
+  if (fn >= 0) close(fn);
+  free(was);
+  free(now);
+  free(opaque);
+  *key = sum ^ (changed << 17 | changed >> 47) ^ size * KEY_SIZE_MIX;
+  return ok;
+}
+
 static void write_reproducer(const job *jb, cc_found *f, unsigned index) {
   if (!jb->o->outdir) return;
   mkdir(jb->o->outdir, 0755);
@@ -514,13 +606,67 @@ static void write_reproducer(const job *jb, cc_found *f, unsigned index) {
   free(rc);
 }
 
-/* The explorer's visitor: counts, samples recovered states for R7, keeps the
- * first violations and writes their reproducers. */
+/* Where the next finding goes in a list of at most max: the next free place, else (for
+ * a violation of R1-R6) the place of the last R7 finding, whose reproducer goes; else
+ * nowhere. A bug that breaks R1-R6 somewhere usually breaks R7 in many follow-ups too,
+ * often earlier in the enumeration; the direct finding is the one to read first. */
+static cc_found *found_slot(cc_found *found, unsigned *n, unsigned max, bool direct) {
+  if (*n < max) return &found[(*n)++];
+  for (unsigned i = *n; direct && i-- > 0;)
+    if (strcmp(found[i].v.invariant, "R7") == 0) {
+      if (found[i].reproducer[0]) unlink(found[i].reproducer);
+      return &found[i];
+    }
+  return NULL;
+}
+
+/* The explorer's visitor: counts, runs R7's follow-ups (forced and sampled), keeps
+ * the first violations (those of R1-R6 before R7's) and writes their reproducers. */
 typedef struct explore_walk {
   const job *jb;
   uint64_t next_again;
+  hashset followed; /* identities of the recovered files a forced follow-up ran on */
   double last_progress;
 } explore_walk;
+
+/* Workers share the identities of the files followed (a mapping made before they fork):
+ * a crash image goes to one worker, but the file it recovers to may be another worker's
+ * too. Open addressing; a slot is claimed by compare-and-swap, so two workers never both
+ * claim one identity. A full table says "new" (a follow-up too many, never one too few). */
+#define SHARED_SLOTS (UINT64_C(1) << 20)
+
+static bool shared_add(uint64_t *slots, uint64_t key) {
+  if (!key) key = 1; /* 0 marks an empty slot */
+  for (uint64_t i = key & (SHARED_SLOTS - 1), n = 0; n < 4096; i = (i + 1) & (SHARED_SLOTS - 1), n++) {
+    uint64_t seen = 0;
+    if (__atomic_compare_exchange_n(&slots[i], &seen, key, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return true;
+    if (seen == key) return false;
+  }
+  return true;
+}
+
+/* Should this state (which passed R1-R6) get a forced follow-up? Counts it either way;
+ * *candidate says whether it is one of the states forced follow-ups are for (followed
+ * now, or its file was already), which the sample leaves alone. */
+static bool forced_again(walker *w, const cc_verdict *v, bool *candidate) {
+  explore_walk *ew = w->ctx;
+  cc_explore_result *r = ew->jb->r;
+  bool in_create = !w->existing && w->index == 0;
+  *candidate = in_create || v->recovery;
+  if (!*candidate) return false;
+  char scratch[1100], why[300] = "";
+  uint64_t key;
+  snprintf(scratch, sizeof scratch, "%s.recovered", w->image);
+  bool known = recovered_key(w->image, scratch, w->c->page_size, &key, why, sizeof why);
+  unlink(scratch);
+  if (known && !(ew->jb->followed ? shared_add(ew->jb->followed, key) : hs_add(&ew->followed, key))) {
+    r->again_same++;
+    return false;
+  }
+  if (in_create) r->again_create++;
+  else r->again_repair++;
+  return true;
+}
 
 static bool explore_visit(walker *w, const cc_verdict *checked) {
   explore_walk *ew = w->ctx;
@@ -528,10 +674,16 @@ static bool explore_visit(walker *w, const cc_verdict *checked) {
   cc_explore_result *r = jb->r;
   cc_verdict v = *checked;
   cc_again_where aw = {0};
-  if (!v.nviolations && jb->o->again && w->step >= ew->next_again) {
-    /* R7 on a sample of crash states, spread over the steps. */
+  bool candidate = false, sampled = false;
+  bool forced = !v.nviolations && !jb->o->again_off && forced_again(w, &v, &candidate);
+  if (!candidate && !v.nviolations && !jb->o->again_off && jb->o->again && w->step >= ew->next_again) {
+    /* R7 on a sample of the other crash states, spread over the steps. */
     uint64_t gap = w->total_steps / jb->o->again;
     ew->next_again = w->step + (gap ? gap : 1);
+    r->again_sampled++;
+    sampled = true;
+  }
+  if (forced || sampled) {
     cc_verdict inner;
     r->again_states += cc_again(jb->c, w->o, w->image, NULL, false, &inner, &aw);
     r->again_runs++;
@@ -546,15 +698,15 @@ static bool explore_visit(walker *w, const cc_verdict *checked) {
   r->reclaimed += v.reclaimed;
   if (v.reclaimed) r->leaky_states++;
   if (!v.nviolations) return true;
-  /* The first violation of R1-R6 is what a bug breaks directly; a sampled R7
+  /* The first violation of R1-R6 is what a bug breaks directly; an R7
    * follow-up may trip over the same bug earlier in the enumeration. */
   bool direct = strcmp(v.v[0].invariant, "R7") != 0;
   if (!r->violations++ || (direct && r->first_is_again)) {
     r->first_violation_state = w->states;
     r->first_is_again = !direct;
   }
-  if (r->nfound >= jb->o->max_violations) return true;
-  cc_found *f = &r->found[r->nfound++];
+  cc_found *f = found_slot(r->found, &r->nfound, jb->o->max_violations, direct);
+  if (!f) return true;
   memset(f, 0, sizeof *f);
   f->v = v.v[0];
   f->step = (uint32_t)w->step;
@@ -564,7 +716,7 @@ static bool explore_visit(walker *w, const cc_verdict *checked) {
   f->op_index = (uint32_t)w->index;
   snprintf(f->call, sizeof f->call, "%s", pc_call_name(w->info.call));
   snprintf(f->op, sizeof f->op, "%s", w->index ? cc_op_name(w->kind) : "create");
-  write_reproducer(jb, f, r->nfound);
+  write_reproducer(jb, f, (unsigned)r->violations); /* unique, where a place in the list is not */
   return true;
 }
 
@@ -592,6 +744,7 @@ static int run_job(const job *jb) {
   int rc = walk(&w);
   memcpy(jb->r->cover, cov.cell, sizeof cov.cell);
   cc_coverage_free(&cov);
+  free(ew.followed.slots);
   if (jb->progress) fprintf(stderr, "\r%*s\r", 90, "");
   jb->r->steps = w.steps;
   jb->r->states = w.states;
@@ -608,11 +761,21 @@ static int run_jobs(job *base, unsigned jobs) {
   int fds[64][2];
   pid_t pids[64];
   if (jobs > 64) jobs = 64;
+  /* Pages of it are only touched as slots fill (a few thousand identities at most, mostly). */
+  void *shared = mmap(NULL, SHARED_SLOTS * 8, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (shared == MAP_FAILED) return CC_ENOMEM;
+  base->followed = shared;
   for (unsigned j = 0; j < jobs; j++) {
-    if (pipe(fds[j]) != 0) return CC_ESETUP;
+    if (pipe(fds[j]) != 0) {
+      munmap(shared, SHARED_SLOTS * 8);
+      return CC_ESETUP;
+    }
     fflush(NULL);
     pids[j] = fork();
-    if (pids[j] < 0) return CC_ESETUP;
+    if (pids[j] < 0) {
+      munmap(shared, SHARED_SLOTS * 8);
+      return CC_ESETUP;
+    }
     if (pids[j] == 0) {
       close(fds[j][0]);
       job mine = *base;
@@ -629,7 +792,7 @@ static int run_jobs(job *base, unsigned jobs) {
   }
   cc_explore_result sum = *r;
   sum.steps = sum.states = sum.distinct = sum.violations = sum.leaks = sum.reclaimed = sum.leaky_states = 0;
-  sum.again_runs = sum.again_states = 0;
+  sum.again_runs = sum.again_states = sum.again_repair = sum.again_create = sum.again_sampled = sum.again_same = 0;
   memset(sum.cover, 0, sizeof sum.cover);
   sum.nfound = 0;
   sum.first_violation_state = 0;
@@ -650,6 +813,10 @@ static int run_jobs(job *base, unsigned jobs) {
       sum.leaks += part.leaks;
       sum.again_runs += part.again_runs;
       sum.again_states += part.again_states;
+      sum.again_repair += part.again_repair;
+      sum.again_create += part.again_create;
+      sum.again_sampled += part.again_sampled;
+      sum.again_same += part.again_same;
       sum.reclaimed += part.reclaimed;
       sum.leaky_states += part.leaky_states;
       cc_coverage_merge(sum.cover, part.cover);
@@ -657,13 +824,16 @@ static int run_jobs(job *base, unsigned jobs) {
       for (unsigned k = 0; k < part.nfound; k++) {
         cc_found f;
         if (fread(&f, sizeof f, 1, in) != 1) break;
-        if (sum.nfound < base->o->max_violations) sum.found[sum.nfound++] = f;
+        cc_found *to = found_slot(sum.found, &sum.nfound, base->o->max_violations, strcmp(f.v.invariant, "R7") != 0);
+        if (to) *to = f;
       }
     }
     if (in) fclose(in);
     waitpid(pids[j], NULL, 0);
   }
   *r = sum;
+  munmap(shared, SHARED_SLOTS * 8);
+  base->followed = NULL;
   return rc;
 }
 

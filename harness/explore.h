@@ -22,7 +22,13 @@ typedef struct cc_explore_opts {
   bool prefixes, suffixes, writeback_all; /* parts of the default state space */
   bool progress;       /* a progress line on stderr */
   unsigned max_violations; /* stop reporting after this many (all are counted) */
-  unsigned again;      /* R7: recovered states to run the follow-up workload on (0: none) */
+  /* R7. Every crash state whose recovery repairs or reclaims something (mp_recovery() not
+   * 0) and every state cut inside the create gets the follow-up workload, once per distinct
+   * file a writer's open makes of it: those are where recovery leaves a file that differs
+   * from any a clean run writes. `again` more recovered states, among the others, are
+   * sampled evenly over the run. */
+  unsigned again;      /* sampled follow-ups (0: none; forced ones still run) */
+  bool again_off;      /* no R7 at all, forced follow-ups included (measuring the checker alone) */
   cc_coverage *cover;  /* where walks count crash coverage (NULL: not counted); set by the explorer */
   const char *error;   /* cc_record: POWERCUT_ERROR for the run (--errors), NULL: none */
   bool errors;         /* explore --errors (errors.c): fail every failable step instead */
@@ -45,6 +51,10 @@ typedef struct cc_explore_result {
   uint64_t first_violation_state; /* crash states enumerated until the first violation (0: none) */
   bool first_is_again;             /* ... and that one was found by an R7 follow-up */
   uint64_t again_runs, again_states; /* R7: follow-up workloads run, and their crash states checked */
+  /* ... of again_runs: forced by a recovery that repaired or reclaimed something, forced by
+   * a cut inside the create, sampled; and forced states not followed because a writer's open
+   * makes of them a file already followed. */
+  uint64_t again_repair, again_create, again_sampled, again_same;
   double seconds;
   unsigned nfound;
   cc_found *found; /* the first max_violations */

@@ -39,10 +39,13 @@ pfree 0
 reopen
 alloc
 CASE
-$cc explore "$tmp/w.case" --quiet --out "$tmp/out1" > "$tmp/summary"
+$cc explore "$tmp/w.case" --quiet --out "$tmp/out1" > "$tmp/summary" || { cat "$tmp/summary"; fail "explore of a small workload"; }
 grep -q "violations       0" "$tmp/summary" || { cat "$tmp/summary"; fail "violations on a correct pager"; }
+grep -q "forced: [0-9]* where recovery repaired or reclaimed, [0-9]* cut in the create" "$tmp/summary" ||
+  { cat "$tmp/summary"; fail "the summary does not count R7's forced follow-ups"; }
 json=$($cc explore "$tmp/w.case" --quiet --json)
-for key in steps states distinct_states violations leaks seconds states_per_sec violation_list; do
+for key in steps states distinct_states violations leaks seconds states_per_sec violation_list again_runs again_states \
+    again_forced_repair again_forced_create again_forced_same again_sampled; do
   grep -q "\"$key\"" <<<"$json" || fail "JSON lacks $key: $json"
 done
 num() { grep -o "\"$1\": [0-9]*" <<<"$2" | grep -o '[0-9]*$'; }
@@ -53,7 +56,9 @@ distinct=$(num distinct_states "$json")
 # with the whole image every time (it aborts on a difference).
 jv=$(CRASHCHECK_VERIFY=1 $cc explore "$tmp/w.case" --quiet --json)
 [ "$(num distinct_states "$jv")" = "$distinct" ] || fail "verified run checked $(num distinct_states "$jv"), not $distinct"
-jv=$(CRASHCHECK_VERIFY=1 $cc explore corpus/workloads/default --quiet --json --again 2)
+# The default workload's states verified too, R1-R6 only: the follow-ups' walks (forced
+# ones on every repaired state, hundreds here) were verified on the small workload above.
+jv=$(CRASHCHECK_VERIFY=1 $cc explore corpus/workloads/default --quiet --json --again off)
 [ "$(num violations "$jv")" = 0 ] || fail "verified run of the default workload"
 j2=$($cc explore "$tmp/w.case" --quiet --json --jobs 2)
 [ "$(num distinct_states "$j2")" = "$distinct" ] || fail "--jobs 2 checked $(num distinct_states "$j2"), not $distinct"
@@ -109,6 +114,19 @@ sed 's/^cut 9 .*$/&\nagain 7 tear suffix:1 writeback none seed 0/' "$tmp/cut.cas
 [ "$(status $cc replay "$tmp/again.case")" = 0 ] || { cat "$tmp/out"; fail "replay of a case with a second cut"; }
 grep -q "R7 holds" "$tmp/out" || { cat "$tmp/out"; fail "replay does not check the second cut"; }
 [ "$(num again_runs "$json")" -gt 0 ] || fail "explore ran no R7 follow-up"
+# R7 follows every state whose recovery repairs something and every state cut in the create,
+# once per recovered file, besides the sample; the counts add up to the follow-ups run.
+forced=$(( $(num again_forced_repair "$json") + $(num again_forced_create "$json") ))
+[ "$(num again_forced_repair "$json")" -gt 0 ] || fail "no state with recovery work was followed: $json"
+[ "$(num again_forced_create "$json")" -gt 0 ] || fail "no state cut in the create was followed: $json"
+[ "$(num again_forced_same "$json")" -gt 0 ] || fail "no forced state recovered to a file already followed: $json"
+[ $((forced + $(num again_sampled "$json"))) = "$(num again_runs "$json")" ] || fail "follow-up counts do not add up: $json"
+j0=$($cc explore "$tmp/w.case" --quiet --json --again 0)
+[ "$(num again_sampled "$j0")" = 0 ] && [ "$(num again_runs "$j0")" = "$forced" ] || fail "--again 0 is not the forced follow-ups alone: $j0"
+joff=$($cc explore "$tmp/w.case" --quiet --json --again off)
+[ "$(num again_runs "$joff")" = 0 ] || fail "--again off ran follow-ups: $joff"
+# Workers share what they followed: the same files as one process.
+[ $(( $(num again_forced_repair "$j2") + $(num again_forced_create "$j2") )) = "$forced" ] || fail "--jobs 2 followed other files: $j2"
 # Any byte string is a case: a fuzzer's crash file replays as it is.
 for seed in 1 2 3 4 5 6 7 8; do
   head -c $((8 + seed * 45)) /dev/urandom > "$tmp/random.bin"

@@ -1,0 +1,136 @@
+/* test_explore.c: the explorer in-process (its children are build/bin/crashcheck under
+ * build/lib/libpowercut.so): R7's forced follow-ups, counted apart from the sampled ones,
+ * one per distinct recovered file (across workers too), and none with R7 off. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "explore.h"
+
+static char dir[64], self[PATH_MAX], shim[PATH_MAX];
+static cc_case *cs;
+
+/* The built tools, from the tree's root (where make check runs the tests). */
+static int setup(void **state) {
+  (void)state;
+  const char *build = getenv("BUILD") && *getenv("BUILD") ? getenv("BUILD") : "build";
+  char rel[PATH_MAX];
+  snprintf(rel, sizeof rel, "%s/bin/crashcheck", build);
+  if (!realpath(rel, self)) {
+    fprintf(stderr, "test_explore: %s is missing (make builds it)\n", rel);
+    return -1;
+  }
+  snprintf(rel, sizeof rel, "%s/lib/libpowercut.so", build);
+  if (!realpath(rel, shim)) {
+    fprintf(stderr, "test_explore: %s is missing (make builds it)\n", rel);
+    return -1;
+  }
+  snprintf(dir, sizeof dir, "/tmp/cc-explore-XXXXXX");
+  cs = malloc(sizeof *cs);
+  return cs && mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  free(cs);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Protected pages at 1 KiB: page-0 tears of directory changes and interrupted protected
+ * operations give states whose recovery has work. */
+static const char *const workload = "crashcheck-case 1\npage-size 1024\n"
+                                    "alloc\nwrite-sync 0 1\npalloc\npwrite 0 2\npalloc\npfree 0\nalloc-bulk 3\nfree 1\n";
+
+static void explore_jobs(unsigned again, bool off, unsigned jobs, cc_explore_result *r) {
+  char why[256];
+  assert_int_equal(cc_case_parse_text(workload, cs, why, sizeof why), CC_OK);
+  cc_explore_opts o;
+  cc_explore_defaults(&o);
+  o.workdir = dir;
+  o.shim = shim;
+  o.self = self;
+  o.again = again;
+  o.again_off = off;
+  o.jobs = jobs;
+  assert_int_equal(cc_explore(cs, &o, r), CC_OK);
+  if (r->error[0]) fail_msg("explore: %s", r->error);
+  assert_int_equal(r->violations, 0);
+}
+
+static void explore(unsigned again, bool off, cc_explore_result *r) { explore_jobs(again, off, 1, r); }
+
+static void test_forced_only(void **state) {
+  (void)state;
+  cc_explore_result r;
+  explore(0, false, &r);
+  assert_true(r.again_repair > 0); /* states whose recovery repaired or reclaimed something */
+  assert_true(r.again_create > 0); /* states cut in mp_create */
+  assert_true(r.again_same > 0);   /* and more that recover to a file already followed */
+  assert_int_equal(r.again_sampled, 0);
+  assert_int_equal(r.again_runs, r.again_repair + r.again_create);
+  assert_true(r.again_states >= r.again_runs); /* each follow-up checks its own cuts */
+  /* Deduplicated: fewer follow-ups than forced states, at most one per distinct crash image. */
+  assert_true(r.again_runs <= r.distinct);
+  cc_explore_result_free(&r);
+}
+
+static void test_forced_and_sampled(void **state) {
+  (void)state;
+  cc_explore_result forced, both;
+  explore(0, false, &forced);
+  explore(4, false, &both);
+  /* The sample takes other states than the forced ones, which stay as they were. */
+  assert_true(both.again_sampled > 0);
+  assert_int_equal(both.again_repair, forced.again_repair);
+  assert_int_equal(both.again_create, forced.again_create);
+  assert_int_equal(both.again_same, forced.again_same);
+  assert_int_equal(both.again_runs, forced.again_runs + both.again_sampled);
+  cc_explore_result_free(&forced);
+  cc_explore_result_free(&both);
+}
+
+/* Workers share what they followed: one file, one follow-up, whichever worker's crash
+ * image recovers to it first. */
+static void test_workers_follow_each_file_once(void **state) {
+  (void)state;
+  cc_explore_result one, two;
+  explore(0, false, &one);
+  explore_jobs(0, false, 2, &two);
+  assert_int_equal(two.distinct, one.distinct);
+  assert_int_equal(two.again_repair + two.again_create, one.again_repair + one.again_create);
+  assert_int_equal(two.again_same, one.again_same);
+  assert_int_equal(two.again_runs, one.again_runs);
+  cc_explore_result_free(&one);
+  cc_explore_result_free(&two);
+}
+
+static void test_off(void **state) {
+  (void)state;
+  cc_explore_result r;
+  explore(16, true, &r);
+  assert_int_equal(r.again_runs, 0);
+  assert_int_equal(r.again_states, 0);
+  assert_int_equal(r.again_repair + r.again_create + r.again_same + r.again_sampled, 0);
+  assert_true(r.distinct > 0);
+  cc_explore_result_free(&r);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_forced_only),
+      cmocka_unit_test(test_forced_and_sampled),
+      cmocka_unit_test(test_workers_follow_each_file_once),
+      cmocka_unit_test(test_off),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
