@@ -8,14 +8,14 @@
 #   names another) leaves a half-written page 0 that opens as valid and breaks at the file's
 #   first directory append. The workload never appends one (regular pages only): the
 #   follow-up's palloc is that first append.
-# - A state recovery repairs: harness/tests/mutants/recover-page0-before-reclaim.patch repairs
+# - A state recovery repairs: ci/mutants/32-recover-page0-before-reclaim.patch repairs
 #   page 0 before reclaiming what an interrupted block append left, so a cut inside that
 #   recovery (the follow-up's open) leaks the append's pages. blocks-1k appends blocks.
 set -euo pipefail
 root=$(pwd)
 build=${BUILD:-build}
 create_mutant=${FORCED_AGAIN_CREATE:-ci/mutants/42-create-stale-section-crc.patch}
-repair_mutant=${FORCED_AGAIN_REPAIR:-harness/tests/mutants/recover-page0-before-reclaim.patch}
+repair_mutant=${FORCED_AGAIN_REPAIR:-ci/mutants/32-recover-page0-before-reclaim.patch}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
