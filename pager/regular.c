@@ -61,6 +61,7 @@ int mp_page(mp_pager *p, uint64_t id, void **data) {
 int mp_sync_page(mp_pager *p, uint64_t id) {
   if (!p) return MP_EINVAL;
   if (p->rdonly) return MP_ERDONLY;
+  if (p->poisoned) return MP_EPOISONED; /* nothing more is written until a reopen tells the state */
   int rc = check_regular(p, id);
   return rc == MP_OK ? mp__sys_msync(p, id, 1) : rc;
 }
@@ -68,6 +69,7 @@ int mp_sync_page(mp_pager *p, uint64_t id) {
 int mp_sync(mp_pager *p) {
   if (!p) return MP_EINVAL;
   if (p->rdonly) return MP_ERDONLY;
+  if (p->poisoned) return MP_EPOISONED;
   return mp__sys_msync(p, 0, p->total);
 }
 

@@ -390,6 +390,9 @@ static void expect_poisoned(mp_pager *p, const ctx *c) {
          code_name(rc));
   EXPECT((rc = mp_protected_free(p, c->prot)) == MP_EPOISONED, "poisoned: mp_protected_free returned %s",
          code_name(rc));
+  /* Syncing data would write page 0 too, whichever state it holds in memory. */
+  EXPECT((rc = mp_sync(p)) == MP_EPOISONED, "poisoned: mp_sync returned %s", code_name(rc));
+  EXPECT((rc = mp_sync_page(p, c->reg[0])) == MP_EPOISONED, "poisoned: mp_sync_page returned %s", code_name(rc));
 }
 
 static state before, after, now;
