@@ -75,6 +75,11 @@ static unsigned count_r6(const cc_verdict *v) {
 
 /* R6 for one page: if it is synced with the same content before and after the
  * operation in flight, and the recovered state has it, it must hold that data. */
+static int compare_ids(const void *x, const void *y) {
+  uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+  return a < b ? -1 : a > b;
+}
+
 static void synced_intact(mp_pager *p, const cc_state *got, const cc_state *a, const cc_state *b, uint64_t id,
                           cc_check_cache *cache, cc_verdict *v) {
   long ia = cc_find_id(a->reg, a->nreg, id), ib = cc_find_id(b->reg, b->nreg, id);
@@ -104,9 +109,20 @@ static void contents(mp_pager *p, const cc_state *got, const cc_state *a, const 
    * the same two states intact, only the pages whose bytes may have changed since
    * are read again; else all of them, in one merge of the ascending id lists. */
   unsigned before_r6 = count_r6(v);
-  if (cache && a && cache->r6_before == a && cache->r6_after == b && !cache->changed_all && !cache->all_priv) {
-    for (size_t k = 0; k < cache->nchanged; k++) synced_intact(p, got, a, b, cache->changed[k], cache, v);
-    for (size_t k = 0; k < cache->npriv; k++) synced_intact(p, got, a, b, cache->priv[k], cache, v);
+  /* A page may stand in both lists, or twice in `changed`: each is read (and reported) once,
+   * as a check without the cache does. */
+  size_t nids = cache ? cache->nchanged + cache->npriv : 0;
+  uint64_t *ids = cache && a && cache->r6_before == a && cache->r6_after == b && !cache->changed_all &&
+                          !cache->all_priv
+                      ? malloc((nids ? nids : 1) * sizeof *ids)
+                      : NULL;
+  if (ids) {
+    if (cache->nchanged) memcpy(ids, cache->changed, cache->nchanged * sizeof *ids);
+    if (cache->npriv) memcpy(ids + cache->nchanged, cache->priv, cache->npriv * sizeof *ids);
+    qsort(ids, nids, sizeof *ids, compare_ids);
+    for (size_t k = 0; k < nids; k++)
+      if (k == 0 || ids[k] != ids[k - 1]) synced_intact(p, got, a, b, ids[k], cache, v);
+    free(ids);
   } else {
     size_t ib = 0;
     for (size_t ia = 0; a && ia < a->nreg; ia++) {
