@@ -204,11 +204,14 @@ static unsigned required(int op, int what) {
  * Pages smaller than the system's are synced a system page at a time (msync's unit), so any
  * step that syncs a page may carry its dirty neighbours along, of whatever kind; the create's
  * first sync reaches pages the file has but the metadata does not count yet. Adopting a file
- * another writer made rewrites its superblock's build byte (never a file of this library). */
+ * another writer made rewrites its superblock's build byte (never a file of this library).
+ * Recovery that completes a torn append (its count's checksum landed, the count did not)
+ * mirrors the new block before the rewritten page 0 names it durably. */
 static unsigned allowed(int op, int what, uint32_t page_size) {
   unsigned extra = 0;
   if (op == CC_SYNC && (what == CC_W_PROTECTED || what == CC_W_FREE)) extra = PAGE_PLACES;
   if (op == CC_COVER_RECOVER && what == CC_W_SUPERBLOCK) extra = BIT(CC_AT_ANY);
+  if (op == CC_COVER_RECOVER && what == CC_W_DIR_MIRROR) extra = BIT(CC_AT_NEW_BLOCK);
   if (page_size < 4096 && (what == CC_W_DATA || what == CC_W_PROTECTED || what == CC_W_FREE) && op != CC_WRITE)
     extra |= PAGE_PLACES;
   return extra;

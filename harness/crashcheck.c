@@ -253,6 +253,13 @@ static void print_coverage_json(const cc_cover_cells cells, uint32_t page_size, 
       for (int x = 0; x < CC_WHERE_KINDS; x++)
         if (!cells[o][w][x] && cc_cell_status(o, w, x, page_size) == CC_CELL_REQUIRED)
           printf("%s\"%s/%s/%s\"", n++ ? ", " : "", cc_cover_op_name(o), cc_cover_what_name(w), cc_cover_where_name(x));
+  printf("], \"impossible\": [");
+  n = 0;
+  for (int o = 0; o < CC_COVER_OPS; o++)
+    for (int w = 0; w < CC_WHAT_KINDS; w++)
+      for (int x = 0; x < CC_WHERE_KINDS; x++)
+        if (cells[o][w][x] && cc_cell_status(o, w, x, page_size) == CC_CELL_IMPOSSIBLE)
+          printf("%s\"%s/%s/%s\"", n++ ? ", " : "", cc_cover_op_name(o), cc_cover_what_name(w), cc_cover_where_name(x));
   printf("]}");
 }
 

@@ -580,7 +580,10 @@ static bool recovered_key(const char *image, const char *scratch, size_t ps, uin
       uint64_t page = first + k;
       bool skip = page / 64 < nwords && (opaque[page / 64] >> (page % 64) & 1);
       if (!skip) sum += cc_hash(now + k * ps, len) ^ (page + 1) * KEY_PAGE_MIX;
-      if (memcmp(was + k * ps, now + k * ps, len) != 0 || (uint64_t)nw < k * ps + len) changed += (page + 1) * KEY_CHANGED_MIX;
+      /* A page recovery rewrites counts with the bytes it rewrites them from: recovery takes
+       * another path (and writes other things to cut) from another torn version. */
+      if (memcmp(was + k * ps, now + k * ps, len) != 0 || (uint64_t)nw < k * ps + len)
+        changed += (page + 1) * KEY_CHANGED_MIX ^ cc_hash(was + k * ps, len);
     }
   }
   if (!ok) snprintf(why, whylen, "cannot read the crash image or its recovered copy");

@@ -1,5 +1,6 @@
 /* introspect.c: what each page of a file held in memory is (superblock, metadata copy,
  * directory page, protected page's copy, regular page, free), read without opening it. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -43,13 +44,23 @@ int mp_image_page_kinds(const void *image, size_t len, uint8_t *kinds, uint64_t 
     kinds[id] = !total ? MP_PAGE_UNKNOWN
                 : id >= total ? MP_PAGE_FREE
                 : (meta[MP_META_BITMAP + id / 8] >> (id % 8) & 1) ? MP_PAGE_REGULAR : MP_PAGE_FREE;
-  uint32_t refs = mp__get32(img + MP_SB_DIR_COUNT);
+  /* The directory references as open reads them: a torn page 0 (a recovery not yet done)
+   * resolved the way open resolves it, an interrupted append's intent included. */
+  uint8_t *p0 = mp__malloc(ps);
+  mp_p0_fix fix = {.intent = false};
+  if (!p0) return MP_ENOMEM;
+  if (mp__p0_resolve(img, ps, p0, &fix, &why) != MP_OK) memcpy(p0, img, ps);
+  uint32_t refs = mp__get32(p0 + MP_SB_DIR_COUNT);
   if (refs > mp__max_refs(ps)) refs = mp__max_refs(ps);
   for (uint32_t r = 0; r < refs; r++)
     for (int k = 0; k < 2; k++) {
-      uint64_t page = mp__get64(img + MP_SB_REFS + (size_t)MP_REF_SIZE * r + 8 * (size_t)k);
+      uint64_t page = mp__get64(p0 + MP_SB_REFS + (size_t)MP_REF_SIZE * r + 8 * (size_t)k);
       if (page >= MP_RESERVED_PAGES && page < pages) kinds[page] = MP_PAGE_DIRECTORY;
     }
+  for (int k = 0; fix.intent && k < 2; k++)
+    if (fix.intent_pages[k] >= MP_RESERVED_PAGES && fix.intent_pages[k] < pages)
+      kinds[fix.intent_pages[k]] = MP_PAGE_DIRECTORY;
+  free(p0);
   for (uint64_t id = MP_RESERVED_PAGES; id < pages; id++)
     if (kinds[id] == MP_PAGE_DIRECTORY && mp__dir_valid(img + ps * id, ps)) mark_entries(img + ps * id, ps, pages, kinds);
   return MP_OK;

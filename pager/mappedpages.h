@@ -203,7 +203,8 @@ MP_API unsigned mp_recovery(const mp_pager *p);
  * kinds[id] gets an MP_PAGE_* value for pages 0 .. npages - 1 (MP_PAGE_UNKNOWN past the
  * image, or where no metadata copy is whole). Pages named by either copy of a directory
  * block count as that block's, so an operation in flight is seen. MP_ECORRUPT or
- * MP_EVERSION if the superblock is not one this library reads. */
+ * MP_EVERSION if the superblock is not one this library reads, MP_ENOMEM without memory for
+ * a copy of page 0. */
 #define MP_PAGE_UNKNOWN 0
 #define MP_PAGE_SUPERBLOCK 1
 #define MP_PAGE_METADATA 2
