@@ -43,7 +43,7 @@ static const char *usage_main =
     "Environment: CRASHCHECK_SHIM (libpowercut.so), CRASHCHECK_WORKDIR (scratch, default /dev/shm or $TMPDIR).\n";
 
 static const char *usage_coverage =
-    "usage: crashcheck coverage [CASE ...] [--page-size N]... [--sector N]... [--require] [--json]\n"
+    "usage: crashcheck coverage [CASE ...] [--page-size N]... [--sector N]... [--jobs N] [--require] [--json]\n"
     "\n"
     "Explores each case (default: every workload in corpus/workloads/) at each page size (default\n"
     "1024, 4096 and 16384) and each sector size (default 512 and 4096), and prints for each size the\n"
@@ -52,6 +52,7 @@ static const char *usage_coverage =
     "one they missed. A missed cell is a shape of workload the suite lacks: add a case that takes it.\n"
     "  --page-size N   a page size to explore at (repeat for several)\n"
     "  --sector N      512 or 4096 (repeat for both)\n"
+    "  --jobs N        checker processes per exploration (default 1)\n"
     "  --require       exit 1 unless every required cell is covered at every size\n"
     "  --json          one JSON object per size, one per line\n"
     "Exit status: 1 also when an exploration finds a violation, or covers a cell the protocol's\n"
@@ -581,6 +582,7 @@ static int cmd_coverage(int argc, char **argv) {
   unsigned ncases = 0, nsizes = 0, nsectors = 0;
   uint32_t sizes[8], sectors[2];
   bool require = false, json = false;
+  unsigned jobs = 1;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--page-size")) {
@@ -594,6 +596,9 @@ static int cmd_coverage(int argc, char **argv) {
       if (s != 512 && s != 4096) die_usage(usage_coverage, "--sector must be 512 or 4096%s", "");
       if (nsectors == 2) die_usage(usage_coverage, "at most 2 sector sizes%s", "");
       sectors[nsectors++] = (uint32_t)s, i++;
+    } else if (!strcmp(a, "--jobs")) {
+      jobs = (unsigned)parse_num(usage_coverage, a, v, 64), i++;
+      if (!jobs) jobs = 1;
     } else if (!strcmp(a, "--require")) require = true;
     else if (!strcmp(a, "--json")) json = true;
     else if (a[0] == '-') die_usage(usage_coverage, "unknown option %s", a);
@@ -632,6 +637,7 @@ static int cmd_coverage(int argc, char **argv) {
         o.workdir = work;
         o.shim = default_shim();
         o.self = self_path;
+        o.jobs = jobs;
         cc_case *c = loaded[k];
         c->page_size = sizes[si];
         c->sector = sectors[se];

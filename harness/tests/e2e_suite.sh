@@ -15,7 +15,7 @@ sizes=""
 for ps in 1024 2048 4096 8192 16384; do sizes="$sizes --page-size $ps"; done
 set +e
 # shellcheck disable=SC2086
-$cc coverage $sizes --sector 512 --sector 4096 --json >"$tmp/cov.json" 2>"$tmp/cov.err"
+$cc coverage $sizes --sector 512 --sector 4096 --jobs 2 --json >"$tmp/cov.json" 2>"$tmp/cov.err"
 st=$?
 set -e
 cat "$tmp/cov.err"
