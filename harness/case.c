@@ -41,6 +41,7 @@ void cc_case_default(cc_case *c) {
   memset(&c->sched, 0, sizeof c->sched);
   memset(&c->again, 0, sizeof c->again);
   memset(&c->error, 0, sizeof c->error);
+  c->explore_from = 0;
   c->nops = 0;
 }
 
@@ -90,6 +91,7 @@ void cc_case_decode(const uint8_t *data, size_t len, cc_case *out) {
   out->sched.seed = h[7];
   memset(&out->again, 0, sizeof out->again);
   memset(&out->error, 0, sizeof out->error);
+  out->explore_from = 0;
   out->nops = 0;
   for (size_t at = CC_HEADER_SIZE; at + 3 <= len && out->nops < CC_MAX_OPS; at += 3) {
     cc_op *op = &out->ops[out->nops++];
@@ -150,6 +152,7 @@ void cc_case_print_text(const cc_case *c, FILE *f) {
     if (c->error.tear.tear == CC_TEAR_RANDOM) snprintf(tear, sizeof tear, "random:%u", c->error.tear.seed);
     fprintf(f, "error %u %s %s\n", c->error.step, cc_errno_name(c->error.err, num, sizeof num), tear);
   }
+  if (c->explore_from) fprintf(f, "explore-from %zu\n", c->explore_from);
   for (size_t i = 0; i < c->nops; i++) {
     const cc_op *op = &c->ops[i];
     fprintf(f, "%s", cc_op_name(op->kind));
@@ -231,6 +234,11 @@ static int parse_line(char **tok, int ntok, cc_case *c, bool *have_magic) {
     sched->seed = (uint8_t)w;
     return 0;
   }
+  if (strcmp(tok[0], "explore-from") == 0) { /* explore-from OPERATION (1-based) */
+    if (ntok != 2 || parse_u(tok[1], CC_MAX_OPS, &v) || v == 0) return -1;
+    c->explore_from = (size_t)v;
+    return 0;
+  }
   if (strcmp(tok[0], "error") == 0) { /* error STEP ERRNO TEAR */
     memset(&c->error, 0, sizeof c->error);
     int err = ntok == 4 ? cc_errno_parse(tok[2]) : -1;
@@ -289,6 +297,10 @@ int cc_case_parse_text(const char *text, cc_case *out, char *why, size_t whylen)
   }
   if (!have_magic) {
     if (why) snprintf(why, whylen, "missing the first line \"crashcheck-case 1\"");
+    return CC_EINVAL;
+  }
+  if (out->explore_from > out->nops) {
+    if (why) snprintf(why, whylen, "explore-from %zu names no operation (the case has %zu)", out->explore_from, out->nops);
     return CC_EINVAL;
   }
   return CC_OK;

@@ -70,6 +70,11 @@ typedef struct cc_case {
     int err;
     cc_schedule tear;
   } error;
+  /* Power is cut only in operation explore_from and the ones after it (1-based; 0: every
+   * step, the create too): the operations before it run uncut, to bring the file to a size
+   * or shape (a full directory block at 16 KiB pages) that would cost minutes to explore
+   * all the way. Text form only ("explore-from N"). */
+  size_t explore_from;
   size_t nops;
   cc_op ops[CC_MAX_OPS];
 } cc_case;

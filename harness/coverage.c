@@ -163,7 +163,11 @@ void cc_coverage_merge(cc_cover_cells to, const cc_cover_cells from) {
  * commit writes the data copy, stages the entry and flips; recovery rewrites page 0 (a
  * selector toggled back, an intent dropped, an append undone or redone), commits metadata
  * (a reclaim, a fallen-back selector) and mirrors. */
-static unsigned required(int op, int what) {
+static unsigned required(int op, int what, uint32_t page_size, uint32_t sector) {
+  /* Page 0 in one sector (pages no larger than an atomic sector) is written whole or not at
+   * all: no torn page 0 is left for recovery to undo or redo an append from, or to toggle a
+   * directory selector back in (mp__p0_resolve's candidates all need a torn write). */
+  bool torn_p0 = page_size > sector;
   switch (op) {
     case CC_COVER_CREATE:
       return what == CC_W_SUPERBLOCK || what == CC_W_META || what == CC_W_GROWTH ? BIT(CC_AT_ANY) : 0;
@@ -193,8 +197,10 @@ static unsigned required(int op, int what) {
       return what == CC_W_DIR_SELECTOR ? BIT(CC_AT_ANY) : 0;
     case CC_COVER_RECOVER:
       if (what == CC_W_DIR_MIRROR) return BIT(CC_AT_ANY) | BIT(CC_AT_FULL_BLOCK);
-      if (what == CC_W_APPEND_INTENT || what == CC_W_APPEND_COUNT) return BIT(CC_AT_ANY) | BIT(CC_AT_FIRST);
-      return what == CC_W_META || what == CC_W_META_SELECTOR || what == CC_W_DIR_SELECTOR ? BIT(CC_AT_ANY) : 0;
+      if (what == CC_W_APPEND_INTENT) return BIT(CC_AT_ANY) | BIT(CC_AT_FIRST);
+      if (what == CC_W_APPEND_COUNT) return torn_p0 ? BIT(CC_AT_ANY) | BIT(CC_AT_FIRST) : 0;
+      if (what == CC_W_DIR_SELECTOR) return torn_p0 ? BIT(CC_AT_ANY) : 0;
+      return what == CC_W_META || what == CC_W_META_SELECTOR ? BIT(CC_AT_ANY) : 0;
     default: return 0; /* write, pabort, reopen of a clean file: nothing durable */
   }
 }
@@ -217,20 +223,20 @@ static unsigned allowed(int op, int what, uint32_t page_size) {
   return extra;
 }
 
-int cc_cell_status(int op, int what, int where, uint32_t page_size) {
+int cc_cell_status(int op, int what, int where, uint32_t page_size, uint32_t sector) {
   if (op < 0 || op >= CC_COVER_OPS || what < 0 || what >= CC_WHAT_KINDS || where < 0 || where >= CC_WHERE_KINDS)
     return CC_CELL_IMPOSSIBLE;
-  if (required(op, what) & BIT(where)) return CC_CELL_REQUIRED;
+  if (required(op, what, page_size, sector) & BIT(where)) return CC_CELL_REQUIRED;
   return allowed(op, what, page_size) & BIT(where) ? CC_CELL_ALLOWED : CC_CELL_IMPOSSIBLE;
 }
 
-size_t cc_coverage_count(const cc_cover_cells cells, uint32_t page_size, size_t *required_cells,
+size_t cc_coverage_count(const cc_cover_cells cells, uint32_t page_size, uint32_t sector, size_t *required_cells,
                          size_t *impossible_covered) {
   size_t n = 0, r = 0, u = 0;
   for (int o = 0; o < CC_COVER_OPS; o++)
     for (int w = 0; w < CC_WHAT_KINDS; w++)
       for (int x = 0; x < CC_WHERE_KINDS; x++) {
-        int st = cc_cell_status(o, w, x, page_size);
+        int st = cc_cell_status(o, w, x, page_size, sector);
         r += st == CC_CELL_REQUIRED;
         n += st == CC_CELL_REQUIRED && cells[o][w][x];
         u += st == CC_CELL_IMPOSSIBLE && cells[o][w][x];

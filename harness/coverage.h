@@ -74,10 +74,10 @@ void cc_coverage_merge(cc_cover_cells to, const cc_cover_cells from);
  * rounding to system pages, mp_sync of whatever is dirty), or none (impossible: covering it
  * is a bug of this table or of the pager, and tests hold the suite's coverage to that). */
 enum { CC_CELL_IMPOSSIBLE, CC_CELL_ALLOWED, CC_CELL_REQUIRED };
-int cc_cell_status(int op, int what, int where, uint32_t page_size);
+int cc_cell_status(int op, int what, int where, uint32_t page_size, uint32_t sector);
 /* Covered required cells; *required_cells gets how many cells are required, and
  * *impossible_covered how many covered cells the table says cannot be. */
-size_t cc_coverage_count(const cc_cover_cells cells, uint32_t page_size, size_t *required_cells,
+size_t cc_coverage_count(const cc_cover_cells cells, uint32_t page_size, uint32_t sector, size_t *required_cells,
                          size_t *impossible_covered);
 const char *cc_cover_op_name(int op);
 const char *cc_cover_what_name(int what);

@@ -238,7 +238,7 @@ static void json_string(const char *s) {
 
 /* Crash coverage as JSON: counts, and the covered cells as "operation/what/where". */
 static void print_coverage_json(const cc_cover_cells cells, uint32_t page_size, uint32_t sector) {
-  size_t required, stray, covered = cc_coverage_count(cells, page_size, &required, &stray);
+  size_t required, stray, covered = cc_coverage_count(cells, page_size, sector, &required, &stray);
   printf("{\"page_size\": %u, \"sector\": %u, \"covered\": %zu, \"required\": %zu, \"impossible_covered\": %zu, "
          "\"cells\": [", page_size, sector, covered, required, stray);
   int n = 0;
@@ -252,14 +252,14 @@ static void print_coverage_json(const cc_cover_cells cells, uint32_t page_size, 
   for (int o = 0; o < CC_COVER_OPS; o++)
     for (int w = 0; w < CC_WHAT_KINDS; w++)
       for (int x = 0; x < CC_WHERE_KINDS; x++)
-        if (!cells[o][w][x] && cc_cell_status(o, w, x, page_size) == CC_CELL_REQUIRED)
+        if (!cells[o][w][x] && cc_cell_status(o, w, x, page_size, sector) == CC_CELL_REQUIRED)
           printf("%s\"%s/%s/%s\"", n++ ? ", " : "", cc_cover_op_name(o), cc_cover_what_name(w), cc_cover_where_name(x));
   printf("], \"impossible\": [");
   n = 0;
   for (int o = 0; o < CC_COVER_OPS; o++)
     for (int w = 0; w < CC_WHAT_KINDS; w++)
       for (int x = 0; x < CC_WHERE_KINDS; x++)
-        if (cells[o][w][x] && cc_cell_status(o, w, x, page_size) == CC_CELL_IMPOSSIBLE)
+        if (cells[o][w][x] && cc_cell_status(o, w, x, page_size, sector) == CC_CELL_IMPOSSIBLE)
           printf("%s\"%s/%s/%s\"", n++ ? ", " : "", cc_cover_op_name(o), cc_cover_what_name(w), cc_cover_where_name(x));
   printf("]}");
 }
@@ -428,7 +428,7 @@ static int cmd_explore(int argc, char **argv) {
            "(%llu more recover to a file already followed); sampled: %llu\n",
            (unsigned long long)r.again_runs, (unsigned long long)r.again_states, (unsigned long long)r.again_repair,
            (unsigned long long)r.again_create, (unsigned long long)r.again_same, (unsigned long long)r.again_sampled);
-    size_t required, stray, covered = cc_coverage_count(r.cover, c->page_size, &required, &stray);
+    size_t required, stray, covered = cc_coverage_count(r.cover, c->page_size, c->sector, &required, &stray);
     printf("  crash coverage   %zu of %zu required cells (`crashcheck coverage` lists what is missing)\n", covered,
            required);
     if (stray) printf("  note: %zu covered cells the protocol table says cannot be reached\n", stray);
@@ -659,7 +659,7 @@ static int cmd_coverage(int argc, char **argv) {
         cc_explore_result_free(&r);
       }
       if (!json && isatty(2)) fprintf(stderr, "\r%*s\r", 100, "");
-      size_t required, stray, covered = cc_coverage_count(all, sizes[si], &required, &stray);
+      size_t required, stray, covered = cc_coverage_count(all, sizes[si], sectors[se], &required, &stray);
       if (violations || stray || (require && covered < required)) status = status ? status : EXIT_VIOLATION;
       if (json) {
         print_coverage_json(all, sizes[si], sectors[se]);
@@ -671,7 +671,7 @@ static int cmd_coverage(int argc, char **argv) {
       for (int op = 0; op < CC_COVER_OPS; op++)
         for (int w = 0; w < CC_WHAT_KINDS; w++)
           for (int x = 0; x < CC_WHERE_KINDS; x++) {
-            int st = cc_cell_status(op, w, x, sizes[si]);
+            int st = cc_cell_status(op, w, x, sizes[si], sectors[se]);
             if (st == CC_CELL_REQUIRED && !all[op][w][x])
               printf("  missing:     %-11s %-19s %s\n", cc_cover_op_name(op), cc_cover_what_name(w), cc_cover_where_name(x));
             if (st == CC_CELL_IMPOSSIBLE && all[op][w][x])
@@ -848,12 +848,13 @@ static int cmd_run(int argc, char **argv) {
   cc_case *c = load_case_or_die(argv[1]);
   cc_run run;
   /* explore --errors: the run with an injected error is the model; it leaves its states */
+  /* R7's follow-ups: the run leaves its states, so the explorer need not run the model */
   const char *states = getenv("CRASHCHECK_STATES"), *error = getenv("POWERCUT_ERROR");
-  bool errors = !existing && states && *states && error && *error;
+  bool keep = states && *states, errors = !existing && keep && error && *error;
   int rc = errors ? cc_run_case_errors(c, argv[2], &run)
            : existing ? cc_run_case_on(c, argv[2], &run) : cc_run_case(c, argv[2], &run);
   if (rc != CC_OK && !errors) fprintf(stderr, "crashcheck: %s\n", run.error); /* (errors: in the states) */
-  if (errors && cc_run_save(&run, states) != CC_OK) {
+  if (keep && cc_run_save(&run, states) != CC_OK) {
     fprintf(stderr, "crashcheck: cannot write %s\n", states);
     cc_run_free(&run);
     free(c);

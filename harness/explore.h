@@ -31,6 +31,7 @@ typedef struct cc_explore_opts {
   bool again_off;      /* no R7 at all, forced follow-ups included (measuring the checker alone) */
   cc_coverage *cover;  /* where walks count crash coverage (NULL: not counted); set by the explorer */
   const char *error;   /* cc_record: POWERCUT_ERROR for the run (--errors), NULL: none */
+  bool keep_states;    /* cc_record: the run leaves its model states in FILE.states (as --errors runs do) */
   bool errors;         /* explore --errors (errors.c): fail every failable step instead */
 } cc_explore_opts;
 

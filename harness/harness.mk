@@ -33,9 +33,13 @@ RUN_DEPS      := $(BUILD)/bin/crashcheck $(BUILD)/lib/libpowercut.so
 RUN_CMD       := $(BUILD)/bin/crashcheck explore corpus/workloads/default --page-size 4096
 CHECK_SCRIPTS += ci/mutants/run
 
-.PHONY: mutants
+.PHONY: mutants mutants-fuzz
 mutants: all
 	ci/mutants/run
+# fuzz_ops's time to find each mutant (3 campaigns of at most 5 minutes each: hours in all;
+# not part of make check). MUTANTS=, FUZZ_TTD_CAP=, FUZZ_TTD_RUNS= narrow it.
+mutants-fuzz: all
+	ci/mutants/fuzz-ttd
 BENCH_BINS    += harness/bench/cc-bench
 
 # crashcheck looks for the shim at ../lib/libpowercut.so beside itself.

@@ -144,6 +144,38 @@ static void test_bad_text_names_the_line(void **state) {
   free(c);
 }
 
+/* explore-from: read back as written, refused past the last operation or at 0, and left out
+ * of the binary form (fuzzers cut one step of their own choosing). */
+static void test_explore_from_line(void **state) {
+  (void)state;
+  cc_case *c = new_case(), *d = new_case();
+  char why[256];
+  assert_int_equal(cc_case_parse_text("crashcheck-case 1\nexplore-from 2\nalloc\nalloc\nfree 0\n", c, why, sizeof why),
+                   CC_OK);
+  assert_int_equal(c->explore_from, 2);
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  cc_case_print_text(c, f);
+  fclose(f);
+  assert_non_null(strstr(text, "explore-from 2\n"));
+  assert_int_equal(cc_case_parse_text(text, d, why, sizeof why), CC_OK);
+  assert_int_equal(d->explore_from, 2);
+  free(text);
+  assert_int_equal(cc_case_parse_text("crashcheck-case 1\nexplore-from 4\nalloc\nalloc\nfree 0\n", c, why, sizeof why),
+                   CC_EINVAL);
+  assert_non_null(strstr(why, "explore-from 4 names no operation"));
+  assert_int_equal(cc_case_parse_text("crashcheck-case 1\nexplore-from 0\nalloc\n", c, why, sizeof why), CC_EINVAL);
+  assert_int_equal(cc_case_parse_text("crashcheck-case 1\nexplore-from\nalloc\n", c, why, sizeof why), CC_EINVAL);
+  uint8_t bin[64];
+  assert_int_equal(cc_case_parse_text("crashcheck-case 1\nexplore-from 1\nalloc\n", c, why, sizeof why), CC_OK);
+  size_t n = cc_case_encode(c, bin, sizeof bin);
+  cc_case_decode(bin, n, d);
+  assert_int_equal(d->explore_from, 0);
+  free(c);
+  free(d);
+}
+
 /* explore --errors' reproducers: the error line reads back as it was written, its libpowercut
  * spelling is POWERCUT_ERROR's, bad ones are refused, and the binary form leaves it out. */
 static void test_error_line(void **state) {
@@ -286,6 +318,7 @@ int main(void) {
       cmocka_unit_test(test_bad_text_names_the_line),
       cmocka_unit_test(test_files_in_both_forms),
       cmocka_unit_test(test_error_line),
+      cmocka_unit_test(test_explore_from_line),
       cmocka_unit_test(test_content_is_deterministic),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
