@@ -2,7 +2,7 @@
 # CMocka tests, the workload driver the end-to-end tests run under the shim, and its benchmark.
 
 PC_SRCS      := faults/model.c faults/trace.c faults/shim.c faults/wtrack_uffd.c faults/ownfd.c \
-                faults/handover.c
+                faults/handover.c faults/diskfull.c
 PC_LIBSRCS   := faults/model.c faults/trace.c
 PC_LDLIBS    := -lfiu -ldl -pthread
 PC_TEST_LIBS := -lcmocka -lfiu -ldl -pthread
