@@ -110,6 +110,21 @@
  *   fsync or fdatasync first wrote the part of its sectors the tear takes, as a cut would
  *   have: recorded as its syncs plus a FAIL record, which the model applies when the step
  *   ends (the rest of the range is lost as above). Other calls fail with no effect at all.
+ * - A disk that stays full (diskfull.c): in a run whose injected errno is ENOSPC, the shim
+ *   keeps per file the blocks (system pages) the disk backs: the content at first open, and
+ *   what is written, fallocated or stored through a mapping while there is room. From the
+ *   injected ENOSPC on, the disk is full until the process ends (a shrink or a punched hole
+ *   frees blocks, which become holes, but no room: a program that frees space and retries is
+ *   outside the model). Then a write, pwrite or fallocate that needs a block the file lacks
+ *   fails with ENOSPC (the whole call, no short write), a growing ftruncate succeeds and
+ *   leaves a hole, as on any file system, and a store through a shared mapping into a page of
+ *   a hole is what the kernel answers with SIGBUS (page_mkwrite finds no block): the shim
+ *   says so on stderr, writes the trace's SIGBUS record, and kills the process with SIGBUS
+ *   (default action: the store is behind, a handler would have nothing to retry). Under
+ *   mprotect the SIGSEGV handler catches the store itself; under uffd (and open pages, and
+ *   POWERCUT_MMAP=sync/lazy, which see changed bytes only) it is found at the next step,
+ *   munmap or mremap. Not carried across an exec (the new image starts with room), and
+ *   ENOSPC from libfiu points does not fill the disk. Other runs pay nothing for it.
  * - State is per process and global (the shim stands for the kernel); steps from several
  *   threads are serialised by one lock, but stores racing with a step may land either side.
  */
