@@ -198,7 +198,7 @@ typedef struct {
     uint64_t size;  /* volatile size as the shim knows it (model-free record mode needs it) */
     uint8_t *shadow; /* sync mode without a model: the volatile content, to diff mappings */
     uint64_t shcap;
-    pc_blocks blocks; /* disk-full model: the blocks the disk backs (S.df only) */
+    pc_blocks blocks; /* disk-full model: the blocks the disk backs (df_on() runs only) */
 } tfile;
 
 typedef struct {
@@ -1916,7 +1916,8 @@ static int do_fallocate(int call, int fd, int mode, off_t off, off_t len,
     int r = preal ? preal(fd, off, len) : real(fd, mode, off, len);
     int saved = errno;
     if (r == 0) {
-        /* the blocks: what the re-read shows (zeros of a punched hole) is no allocation */
+        /* the blocks, below: what the re-read shows (zeros of a punched hole) is no
+         * allocation, so note_write_src must add none for it (it adds none while full) */
         int full = S.full;
         uint64_t u = (uint64_t)off, l = (uint64_t)len;
         S.full = 1;
