@@ -2,7 +2,7 @@
 # CMocka tests, the workload driver the end-to-end tests run under the shim, and its benchmark.
 
 PC_SRCS      := faults/model.c faults/trace.c faults/shim.c faults/wtrack_uffd.c faults/ownfd.c \
-                faults/handover.c
+                faults/handover.c faults/diskfull.c
 PC_LIBSRCS   := faults/model.c faults/trace.c
 PC_LDLIBS    := -lfiu -ldl -pthread
 PC_TEST_LIBS := -lcmocka -lfiu -ldl -pthread
@@ -19,10 +19,13 @@ $(BUILD)/asan/lib/libpowercut.so: $(PC_SRCS:%.c=$(BUILD)/asan/%.o)
 	@mkdir -p $(@D)
 	$(CC) $(ASAN_FLAGS) -shared -o $@ $^ $(PC_LDLIBS)
 
-# Unit tests link the model and trace objects only (no interposition in the test binary).
-$(BUILD)/tst/faults/tests/test_model: $(BUILD)/tst/faults/tests/test_model.o $(PC_LIBSRCS:%.c=$(BUILD)/tst/%.o)
+# Unit tests link the model and trace objects only (no interposition in the test binary),
+# and the disk-full model's block runs.
+$(BUILD)/tst/faults/tests/test_model: $(BUILD)/tst/faults/tests/test_model.o $(PC_LIBSRCS:%.c=$(BUILD)/tst/%.o) \
+    $(BUILD)/tst/faults/diskfull.o
 	$(CC) -o $@ $^ $(PC_TEST_LIBS)
-$(BUILD)/asan/faults/tests/test_model: $(BUILD)/asan/faults/tests/test_model.o $(PC_LIBSRCS:%.c=$(BUILD)/asan/%.o)
+$(BUILD)/asan/faults/tests/test_model: $(BUILD)/asan/faults/tests/test_model.o $(PC_LIBSRCS:%.c=$(BUILD)/asan/%.o) \
+    $(BUILD)/asan/faults/diskfull.o
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(PC_TEST_LIBS)
 
 # The workload driver run under LD_PRELOAD (it calls pc_mark weakly, so it runs without it).

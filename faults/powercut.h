@@ -161,6 +161,10 @@ PC_API int pc_tw_sync(pc_tw *w, uint32_t id, uint64_t off, uint64_t len);
 PC_API int pc_tw_lose(pc_tw *w, uint32_t id, uint64_t off, uint64_t len);
 PC_API int pc_tw_step_fail(pc_tw *w, const pc_crash *tear); /* pc_model_step_fail, after the syncs */
 PC_API int pc_tw_mark(pc_tw *w, int kind, uint64_t op, const char *label);
+/* The disk-full model killed the process (SIGBUS) for a store into the page at file offset
+ * off of file id, after step `step`; at_fault: caught at the store's fault (1) or found at a
+ * later harvest (0). The last record of a trace. */
+PC_API int pc_tw_sigbus(pc_tw *w, uint32_t id, uint64_t off, uint64_t step, int at_fault);
 
 /* The trace reader and crash-image deriver. */
 typedef struct pc_trace pc_trace;
@@ -184,6 +188,22 @@ typedef struct {
     const char *label; /* its label ("" if none); valid while the trace lives */
 } pc_step_info;
 PC_API int pc_trace_step_info(pc_trace *t, uint64_t step, pc_step_info *out);
+
+/* The store the disk-full model answered with SIGBUS (POWERCUT_ERROR=STEP:ENOSPC): PC_OK
+ * with its description, PC_ENOENT if the trace has none. */
+typedef struct {
+    uint32_t file;     /* the file stored to */
+    uint64_t off;      /* file offset of the page stored to (a page of a hole) */
+    uint64_t step;     /* the last step numbered when it was found */
+    int at_fault;      /* 1: caught at the store itself; 0: found at the next step or unmap */
+    uint64_t op;       /* innermost open marker's operation then, 0 if none */
+    const char *label; /* its label ("" if none); valid while the trace lives */
+} pc_sigbus_info;
+PC_API int pc_trace_sigbus(const pc_trace *t, pc_sigbus_info *out);
+/* Notes (PC_MARK_NOTE markers) in trace order: the text of note i and the number of steps
+ * made before it. */
+PC_API int pc_trace_note_count(const pc_trace *t, uint64_t *out);
+PC_API int pc_trace_note(const pc_trace *t, uint64_t i, uint64_t *after_step, const char **text);
 
 /* Replay cursor: walks a trace once, stopping at each step with that step's volatile effect
  * applied and its durable effect pending, so that every (tear, writeback, seed) image of the

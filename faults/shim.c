@@ -6,6 +6,7 @@
 #undef _FILE_OFFSET_BITS
 #define FIU_ENABLE 1 /* the shim's fault points are its product: on in every build */
 
+#include "diskfull.h"
 #include "handover.h"
 #include "ownfd.h"
 #include "powercut.h"
@@ -109,6 +110,21 @@
  *   fsync or fdatasync first wrote the part of its sectors the tear takes, as a cut would
  *   have: recorded as its syncs plus a FAIL record, which the model applies when the step
  *   ends (the rest of the range is lost as above). Other calls fail with no effect at all.
+ * - A disk that stays full (diskfull.c): in a run whose injected errno is ENOSPC, the shim
+ *   keeps per file the blocks (system pages) the disk backs: the content at first open, and
+ *   what is written, fallocated or stored through a mapping while there is room. From the
+ *   injected ENOSPC on, the disk is full until the process ends (a shrink or a punched hole
+ *   frees blocks, which become holes, but no room: a program that frees space and retries is
+ *   outside the model). Then a write, pwrite or fallocate that needs a block the file lacks
+ *   fails with ENOSPC (the whole call, no short write), a growing ftruncate succeeds and
+ *   leaves a hole, as on any file system, and a store through a shared mapping into a page of
+ *   a hole is what the kernel answers with SIGBUS (page_mkwrite finds no block): the shim
+ *   says so on stderr, writes the trace's SIGBUS record, and kills the process with SIGBUS
+ *   (default action: the store is behind, a handler would have nothing to retry). Under
+ *   mprotect the SIGSEGV handler catches the store itself; under uffd (and open pages, and
+ *   POWERCUT_MMAP=sync/lazy, which see changed bytes only) it is found at the next step,
+ *   munmap or mremap. Not carried across an exec (the new image starts with room), and
+ *   ENOSPC from libfiu points does not fill the disk. Other runs pay nothing for it.
  * - State is per process and global (the shim stands for the kernel); steps from several
  *   threads are serialised by one lock, but stores racing with a step may land either side.
  */
@@ -182,6 +198,7 @@ typedef struct {
     uint64_t size;  /* volatile size as the shim knows it (model-free record mode needs it) */
     uint8_t *shadow; /* sync mode without a model: the volatile content, to diff mappings */
     uint64_t shcap;
+    pc_blocks blocks; /* disk-full model: the blocks the disk backs (df_on() runs only) */
 } tfile;
 
 typedef struct {
@@ -250,6 +267,9 @@ static struct {
     int err_torn;     /* POWERCUT_ERROR=STEP:ERRNO:TEAR: a failing sync leaves err_tear durable */
     pc_crash err_tear;
     int torn_now;     /* the open step is that error (set by step_open) */
+    int full;         /* disk-full model: the disk is full (from step full_step on) */
+    uint64_t full_step;
+    int nospace;      /* the step being opened needs blocks the full disk has not */
     char *image;
     pc_image_cb cb;
     void *cbctx;
@@ -554,6 +574,7 @@ static void trace_fail(int rc)
 }
 
 static void note_truncate(tfile *f, uint64_t size);
+static void df_backed(tfile *f, uint64_t off, uint64_t len);
 static int shadow_fit(tfile *f, uint64_t size);
 static int use_shadow(void);
 
@@ -683,6 +704,7 @@ static void after_open(int fd, int dirfd, const char *path, int flags)
         f->size = size;
         f->path = strdup(abs);
         f->id = (uint32_t)S.nfiles;
+        df_backed(f, 0, size); /* its content at first open has its blocks */
         if (S.m) trace_fail(pc_model_add_file(S.m, abs, content, size, NULL));
         if (use_shadow() && !shadow_fit(f, size ? size : 1)) memcpy(f->shadow, content, size);
         if (S.tw) trace_fail(pc_tw_file(S.tw, f->id, abs, content, size));
@@ -698,6 +720,70 @@ out:
     busy--;
 }
 
+/* ---- the disk-full model ---- */
+/* On in a run whose injected error is ENOSPC (POWERCUT_ERROR, pc_shim_set_error): the disk
+ * is full from that step on (see the top comment). Blocks are system pages. */
+static int df_on(void) { return S.err_step && S.err_errno == ENOSPC; }
+static uint64_t blk_lo(uint64_t off) { return off / S.page; }
+static uint64_t blk_hi(uint64_t end) { return end / S.page + (end % S.page != 0); }
+
+/* [off, off+len) got blocks: written or allocated while the disk had room. */
+static void df_backed(tfile *f, uint64_t off, uint64_t len)
+{
+    if (df_on() && len && pc__blocks_add(&f->blocks, blk_lo(off), blk_hi(off + len)))
+        die("memory", "disk-full model");
+}
+
+/* Blocks [lo, hi) are freed (a shrink, a punched hole); the disk stays full all the same. */
+static void df_freed(tfile *f, uint64_t lo, uint64_t hi)
+{
+    if (df_on() && pc__blocks_remove(&f->blocks, lo, hi)) die("memory", "disk-full model");
+}
+
+/* While the disk is full: the offset of the first block of [off, off+len) it does not back
+ * (a new block would be needed), else UINT64_MAX. */
+static uint64_t df_hole(const tfile *f, uint64_t off, uint64_t len)
+{
+    if (!S.full || !len) return UINT64_MAX;
+    uint64_t b = pc__blocks_hole(&f->blocks, blk_lo(off), blk_hi(off + len));
+    return b == UINT64_MAX ? b : b * S.page;
+}
+
+/* A store into a page of a hole while the disk is full: the kernel's page_mkwrite finds no
+ * block for it and answers SIGBUS. Recorded (the trace's last record), said on stderr, and
+ * the process killed by SIGBUS with the default action: by the time the shim knows, the store
+ * is behind, so a handler of the program has nothing to retry and is not run. */
+__attribute__((noreturn)) static void df_sigbus(const tfile *f, uint64_t off, int at_fault)
+{
+    warn("powercut: SIGBUS: a store through a shared mapping into the page at offset %llu of %s, "
+         "a hole the disk cannot back: the disk is full since step %llu (injected ENOSPC)%s\n",
+         (unsigned long long)off, f->path, (unsigned long long)S.full_step,
+         at_fault ? "" : "; found at the next step or unmap after the store");
+    if (S.tw) {
+        pc_tw_sigbus(S.tw, f->id, off, S.step, at_fault);
+        pc_tw_flush(S.tw);
+    }
+    S.dead = 1;
+    /* raw calls: the default action even where a sanitizer keeps its own handler */
+    uint64_t act[8] = {0}, set = UINT64_C(1) << (SIGBUS - 1);
+    syscall(SYS_rt_sigaction, SIGBUS, act, NULL, (size_t)8);
+    syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &set, NULL, (size_t)8);
+    syscall(SYS_kill, getpid(), SIGBUS);
+    _exit(128 + SIGBUS);
+}
+
+/* A store through a mapping, found: it got its blocks while the disk had room; once it is
+ * full, one into a hole never happened (SIGBUS). */
+static void df_store(tfile *f, uint64_t off, uint64_t len)
+{
+    if (!S.full) {
+        df_backed(f, off, len);
+        return;
+    }
+    uint64_t hole = df_hole(f, off, len);
+    if (hole != UINT64_MAX) df_sigbus(f, hole, 0);
+}
+
 /* ---- mappings and write tracking ---- */
 static void segv_handler(int sig, siginfo_t *si, void *uc)
 {
@@ -706,6 +792,14 @@ static void segv_handler(int sig, siginfo_t *si, void *uc)
         tmap *mp = &S.maps[i];
         if (mp->wt != WT_MPROTECT || a < mp->addr || a >= mp->addr + mp->len) continue;
         size_t pg = (a - mp->addr) / S.page;
+        /* a store into a hole of a full disk is caught at the store itself, when no other
+         * call of the shim is under way (the trace is not in use then) */
+        if (S.full && !busy) {
+            tfile *f = &S.files[mp->file];
+            uint64_t fo = mp->off + (uint64_t)pg * S.page;
+            if (fo < f->size && df_hole(f, fo, 1) != UINT64_MAX && !pthread_mutex_trylock(&lock))
+                df_sigbus(f, fo, 1);
+        }
         if (!__atomic_exchange_n(&mp->faulted[pg], 1, __ATOMIC_SEQ_CST)) {
             size_t slot = __atomic_fetch_add(&mp->nf, 1, __ATOMIC_SEQ_CST);
             mp->flist[slot] = pg;
@@ -1016,6 +1110,7 @@ static void harvest_map(tmap *mp)
         if (src) mp->flist[j] = SIZE_MAX;
         else src = (const void *)(mp->addr + pg * S.page);
         if (n) {
+            df_store(f, fo, n);
             if (S.m) trace_fail(pc_model_write(S.m, f->id, fo, src, n));
             if (S.tw) trace_fail(pc_tw_write(S.tw, f->id, fo, src, n, 1));
         }
@@ -1302,6 +1397,14 @@ static int step_open(int call, uint32_t file_id, uint64_t off, uint64_t len, int
             }
         }
     }
+    if (go == GO_ERROR && *err == ENOSPC && S.err_step == k && df_on() && !S.full) {
+        S.full = 1; /* from now on, for the rest of the process */
+        S.full_step = k;
+    } else if (S.nospace && (go == GO_CALL || go == GO_SHORT)) {
+        go = GO_ERROR; /* the call needs blocks the full disk has not */
+        *err = ENOSPC;
+    }
+    S.nospace = 0;
     if (go == GO_CUT && S.mmap_lazy) capture_all();
     /* A short transfer is a write's way to fail half-way; other calls are interrupted. */
     if (go == GO_SHORT && call != PC_CALL_WRITE && call != PC_CALL_PWRITE && call != PC_CALL_WRITEV &&
@@ -1341,6 +1444,8 @@ static int use_shadow(void) { return S.mmap_sync && !S.m; }
 static void note_write_src(tfile *f, uint64_t off, const void *data, uint64_t len, int from_mmap)
 {
     if (!len) return;
+    if (from_mmap) df_store(f, off, len);
+    else if (!S.full) df_backed(f, off, len); /* (when full, the call found room first) */
     if (S.m) trace_fail(pc_model_write(S.m, f->id, off, data, len));
     if (S.tw) trace_fail(pc_tw_write(S.tw, f->id, off, data, len, from_mmap));
     if (use_shadow() && !shadow_fit(f, off + len)) memcpy(f->shadow + off, data, len);
@@ -1354,6 +1459,7 @@ static void note_write(tfile *f, uint64_t off, const void *data, uint64_t len)
 
 static void note_truncate(tfile *f, uint64_t size)
 {
+    if (size < f->size) df_freed(f, blk_hi(size), UINT64_MAX);
     if (S.m) trace_fail(pc_model_truncate(S.m, f->id, size));
     if (S.tw) trace_fail(pc_tw_truncate(S.tw, f->id, size));
     if (use_shadow() && !shadow_fit(f, size) && size < f->size)
@@ -1574,11 +1680,14 @@ static ssize_t do_write(int call, int fd, const struct iovec *iov, int n, int64_
         off_t cur = lseek(fd, 0, SEEK_CUR);
         off = cur < 0 ? 0 : (uint64_t)cur;
     }
+    int nospace = !write_rejected(flags, iov, n, pos) && df_hole(f, off, total) != UINT64_MAX;
+    S.nospace = nospace;
     int err, go = step_open(call, f->id, off, total, &err);
     int sync = (flags & (O_SYNC | O_DSYNC)) != 0;
     if (go == GO_CUT) {
-        /* a write the kernel would refuse changes nothing, and one of 0 bytes syncs nothing */
-        if (!write_rejected(flags, iov, n, pos)) {
+        /* a write the kernel would refuse changes nothing, and one of 0 bytes syncs nothing;
+         * one the full disk has no room for fails with ENOSPC */
+        if (!write_rejected(flags, iov, n, pos) && !nospace) {
             note_iov(f, off, iov, n, total);
             if (sync && total) note_sync(f, off, total);
         }
@@ -1780,11 +1889,16 @@ static int do_fallocate(int call, int fd, int mode, off_t off, off_t len,
     if (!f || off < 0 || len <= 0)
         return preal ? preal(fd, off, len) : real(fd, mode, off, len);
     BEGIN_STEP();
+    /* every mode but punching a hole and collapsing a range may need new blocks */
+    int allocates = !(mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE));
+    int nospace = allocates && !fallocate_rejected(flags, mode, off, len) &&
+                  df_hole(f, (uint64_t)off, (uint64_t)len) != UINT64_MAX;
+    S.nospace = nospace;
     int err, go = step_open(call, f->id, (uint64_t)off, (uint64_t)len, &err);
     if (go == GO_CUT) {
         /* the in-flight allocation: only the size change is modelled here */
         uint64_t end = (uint64_t)off + (uint64_t)len;
-        if (!fallocate_rejected(flags, mode, off, len) && !(mode & FALLOC_FL_KEEP_SIZE) && end > f->size)
+        if (!fallocate_rejected(flags, mode, off, len) && !nospace && !(mode & FALLOC_FL_KEEP_SIZE) && end > f->size)
             note_truncate(f, end);
         int e = cut_and_unlock();
         if (!e) return preal ? preal(fd, off, len) : real(fd, mode, off, len);
@@ -1801,7 +1915,18 @@ static int do_fallocate(int call, int fd, int mode, off_t off, off_t len,
     }
     int r = preal ? preal(fd, off, len) : real(fd, mode, off, len);
     int saved = errno;
-    if (r == 0) note_fallocate(f, preal ? 0 : mode, (uint64_t)off, (uint64_t)len);
+    if (r == 0) {
+        /* the blocks, below: what the re-read shows (zeros of a punched hole) is no
+         * allocation, so note_write_src must add none for it (it adds none while full) */
+        int full = S.full;
+        uint64_t u = (uint64_t)off, l = (uint64_t)len;
+        S.full = 1;
+        note_fallocate(f, preal ? 0 : mode, u, l);
+        S.full = full;
+        if (mode & FALLOC_FL_PUNCH_HOLE) df_freed(f, blk_hi(u), blk_lo(u + l));
+        else if (mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)) df_backed(f, 0, f->size);
+        else df_backed(f, u, l);
+    }
     step_close();
     END_STEP();
     errno = saved;
@@ -2463,6 +2588,7 @@ static void adopt_handover(void)
         h.files[i].path = NULL;
         pc__own_adopt(f->rfd);
         set_cloexec(f->rfd, 1);
+        df_backed(f, 0, f->size); /* the disk-full model starts again: room until its error */
         /* sync mode without a model: the volatile content is the file's, as the kernel kept it */
         if (use_shadow() && (shadow_fit(f, f->size ? f->size : 1) || read_all(f->rfd, f->shadow, 0, f->size)))
             die("POWERCUT_MMAP=sync (cannot read the file again after the exec)", f->path);
@@ -2672,8 +2798,11 @@ PC_EXPORT int pc_shim_reset(void)
         pc__own_release(S.files[i].rfd);
         free(S.files[i].path);
         free(S.files[i].shadow);
+        pc__blocks_free(&S.files[i].blocks);
     }
     S.nfiles = 0;
+    S.full = 0;
+    S.full_step = 0;
     if (S.fds) memset(S.fds, 0, S.nfds * sizeof *S.fds); /* none tracked yet: NULL */
     if (S.tw) {
         finish_trace();

@@ -27,6 +27,9 @@
  *     9 END      (the process ended normally)
  *    10 FAIL     u8 tear, u64 tear_n, u64 tear_seed  (the step's call failed: its syncs end
  *                torn so, and their ranges' dirty data is lost; pc_model_step_fail)
+ *    11 SIGBUS   u32 id, u64 off, u64 step, u8 at_fault  (a store into a page of a hole while
+ *                the disk was full: the shim killed the process, as the kernel would; the
+ *                last record)
  * A step's records lie between its STEP and STEPEND; records outside steps are volatile
  * changes between steps (mostly pages written through mappings, found at the next step).
  * A trace may stop anywhere (the process died): the reader treats a truncated last record as
@@ -42,7 +45,7 @@
  * the interposed functions.
  */
 
-enum { R_FILE = 1, R_WRITE, R_TRUNC, R_STEP, R_SYNC, R_LOSE, R_MARK, R_STEPEND, R_END, R_FAIL };
+enum { R_FILE = 1, R_WRITE, R_TRUNC, R_STEP, R_SYNC, R_LOSE, R_MARK, R_STEPEND, R_END, R_FAIL, R_SIGBUS };
 #define PC_TRACE_VERSION 1u
 #define TW_BUFSZ (1u << 20)
 #define TW_CHUNK ((size_t)4 << 20)
@@ -360,7 +363,20 @@ int pc_tw_mark(pc_tw *w, int kind, uint64_t op, const char *label)
     return ll ? tw_put(w, label, ll) : PC_OK;
 }
 
+int pc_tw_sigbus(pc_tw *w, uint32_t id, uint64_t off, uint64_t step, int at_fault)
+{
+    if (!w) return PC_EINVAL;
+    rec r = {.n = 0};
+    r8(&r, R_SIGBUS); r32(&r, id); r64(&r, off); r64(&r, step); r8(&r, at_fault ? 1 : 0);
+    return rput(w, &r);
+}
+
 /* ---- reader ---- */
+typedef struct {
+    uint64_t after_step;
+    const char *text; /* in labels */
+} note_ent;
+
 typedef struct {
     pc_step_info info;
     size_t pos; /* offset of the STEP record */
@@ -375,6 +391,10 @@ struct pc_trace {
     size_t nsteps, scap;
     char **labels;
     size_t nlabels, lcap;
+    note_ent *notes;
+    size_t nnotes, ncap;
+    int has_sigbus;
+    pc_sigbus_info sigbus;
     char **names;
     uint32_t nfiles;
     size_t fcap;
@@ -482,7 +502,15 @@ static int index_trace(pc_trace *t)
             uint32_t ll = g32(&r);
             const uint8_t *lb = take(&r, ll);
             if (r.bad) break;
-            if (kind == PC_MARK_BEGIN && depth < 64) {
+            if (kind == PC_MARK_NOTE) {
+                if (grow_arr((void **)&t->labels, &t->lcap, t->nlabels + 1, sizeof(char *)) ||
+                    grow_arr((void **)&t->notes, &t->ncap, t->nnotes + 1, sizeof *t->notes))
+                    return PC_ENOMEM;
+                char *s = strndup((const char *)lb, ll);
+                if (!s) return PC_ENOMEM;
+                t->labels[t->nlabels++] = s;
+                t->notes[t->nnotes++] = (note_ent){t->nsteps, s};
+            } else if (kind == PC_MARK_BEGIN && depth < 64) {
                 if (grow_arr((void **)&t->labels, &t->lcap, t->nlabels + 1, sizeof(char *))) return PC_ENOMEM;
                 char *s = strndup((const char *)lb, ll);
                 if (!s) return PC_ENOMEM;
@@ -497,6 +525,19 @@ static int index_trace(pc_trace *t)
                 for (int j = k; j + 1 < depth; j++) { ops[j] = ops[j + 1]; labs[j] = labs[j + 1]; }
                 depth--;
             }
+            break;
+        }
+        case R_SIGBUS: {
+            pc_sigbus_info b;
+            b.file = g32(&r);
+            b.off = g64(&r);
+            b.step = g64(&r);
+            b.at_fault = g8(&r);
+            if (r.bad) break;
+            b.op = depth ? ops[depth - 1] : 0;
+            b.label = depth ? labs[depth - 1] : "";
+            t->sigbus = b;
+            t->has_sigbus = 1;
             break;
         }
         case R_STEPEND: break;
@@ -574,6 +615,7 @@ void pc_trace_free(pc_trace *t)
     for (size_t i = 0; i < t->nlabels; i++) free(t->labels[i]);
     for (uint32_t i = 0; i < t->nfiles; i++) free(t->names[i]);
     free(t->labels);
+    free(t->notes);
     free(t->names);
     free(t->steps);
     free(t->buf);
@@ -616,6 +658,30 @@ int pc_trace_step_info(pc_trace *t, uint64_t step, pc_step_info *out)
     if (!t || !out) return PC_EINVAL;
     if (step < 1 || step > t->nsteps) return PC_ERANGE;
     *out = t->steps[step - 1].info;
+    return PC_OK;
+}
+
+int pc_trace_sigbus(const pc_trace *t, pc_sigbus_info *out)
+{
+    if (!t || !out) return PC_EINVAL;
+    if (!t->has_sigbus) return PC_ENOENT;
+    *out = t->sigbus;
+    return PC_OK;
+}
+
+int pc_trace_note_count(const pc_trace *t, uint64_t *out)
+{
+    if (!t || !out) return PC_EINVAL;
+    *out = t->nnotes;
+    return PC_OK;
+}
+
+int pc_trace_note(const pc_trace *t, uint64_t i, uint64_t *after_step, const char **text)
+{
+    if (!t || !after_step || !text) return PC_EINVAL;
+    if (i >= t->nnotes) return PC_ERANGE;
+    *after_step = t->notes[i].after_step;
+    *text = t->notes[i].text;
     return PC_OK;
 }
 
@@ -731,6 +797,7 @@ static int apply(pc_replay *rp, int *ev, uint64_t *step)
         break;
     }
     case R_MARK: { g8(&r); g64(&r); uint32_t ll = g32(&r); take(&r, ll); break; }
+    case R_SIGBUS: g32(&r); g64(&r); g64(&r); g8(&r); break; /* the store never happened */
     case R_STEPEND: *ev = EV_STEPEND; break;
     case R_END: *ev = EV_END; break;
     default: return PC_EFORMAT;

@@ -1,6 +1,7 @@
 /* errors.c: crashcheck explore --errors: every call of the recorded run that can fail is
  * failed in turn, with each outcome of a failing sync, and the pager is checked after it. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,13 @@
  *   run. Then the durable state the whole run leaves is checked against its last state: an
  *   operation that reported success but whose effect the error had lost shows there,
  *   however late.
+ * - An injected ENOSPC leaves the disk full for the rest of the run (the shim's disk-full
+ *   model): later calls needing new blocks fail with ENOSPC too, and a store through the
+ *   mapping into a page the disk does not back (a hole: the file grown by ftruncate after
+ *   the disk filled) kills the run with SIGBUS, as the kernel would. A run that dies so is
+ *   an E1 violation: the pager used space it had not reserved, and a full disk must surface
+ *   as MP_ENOSPC from the call that needed the space, never as a crash later. The shim's
+ *   trace says which store, and the runner's notes which calls had failed.
  * - Runs are independent: with --jobs N, N processes take every N-th run; --shard I/N
  *   keeps every N-th run (from the I-th) and the union of the shards is the whole.
  */
@@ -248,6 +256,48 @@ static bool window_visit(void *ctx, const cc_verdict *v, uint64_t step, const ch
   return true;
 }
 
+/* A run the disk-full model killed with SIGBUS (exit status 128 + SIGBUS): what happened,
+ * from the trace, in one sentence. False if the trace has no such store. */
+static bool sigbus_story(const cc_case *c, const char *trace, uint32_t step, size_t op, char *out, size_t n) {
+  pc_trace *t = NULL;
+  pc_sigbus_info b;
+  pc_step_info info = {0};
+  if (pc_trace_open(trace, &t) != PC_OK || pc_trace_sigbus(t, &b) != PC_OK) {
+    pc_trace_free(t);
+    return false;
+  }
+  pc_trace_step_info(t, step, &info);
+  /* did the operation that met the error say so? (the runner notes each failed call) */
+  char said[200] = "";
+  uint64_t notes = 0, after;
+  const char *text;
+  pc_trace_note_count(t, &notes);
+  char mine[32];
+  snprintf(mine, sizeof mine, "operation %zu ", op);
+  for (uint64_t i = 0; i < notes && !said[0]; i++)
+    if (pc_trace_note(t, i, &after, &text) == PC_OK && after >= step && !strncmp(text, mine, strlen(mine)))
+      snprintf(said, sizeof said, "%.150s", text + strlen(mine));
+  size_t bop = b.op ? (size_t)b.op - 1 : 0;
+  char then[256];
+  if (said[0]) snprintf(then, sizeof then, "which reported it (%.100s); the disk stayed full, and in operation %zu (%s)",
+                        said, bop, bop ? cc_op_name(c->ops[bop - 1].kind) : "create");
+  else if (bop == op) snprintf(then, sizeof then, "which went on as if it had not failed: before it returned,");
+  else snprintf(then, sizeof then, "which returned MP_OK; the disk stayed full, and in operation %zu (%s)", bop,
+                bop ? cc_op_name(c->ops[bop - 1].kind) : "create");
+  int len = snprintf(out, n,
+                     "%s at step %u failed with ENOSPC in operation %zu (%s), %s a store into the page at offset %llu, "
+                     "a hole the full disk cannot back, killed the run with SIGBUS",
+                     pc_call_name(info.call), step, op, op ? cc_op_name(c->ops[op - 1].kind) : "create", then,
+                     (unsigned long long)b.off);
+  if (len < 0 || (size_t)len >= n) memcpy(out + n - 4, "...", 4); /* cut short: say so */
+  pc_trace_free(t);
+  return true;
+}
+
+#define E1_EXPECTED "a failed call leaves the last committed state, MP_EPOISONED until a reopen that tells the truth"
+#define E1_FULL_EXPECTED \
+  "a full disk surfaces as MP_ENOSPC from the call that needs the space, never as SIGBUS on a later store"
+
 static int one_run(erun *e, const char *dir) {
   char file[1200], trace[1200], image[1200], states[1300], spec[64], why[600] = "";
   snprintf(file, sizeof file, "%s/pages", dir);
@@ -264,6 +314,13 @@ static int one_run(erun *e, const char *dir) {
   unlink(states);
   int st = cc_record(e->c, &eo, file, trace, NULL, NULL, false, why, sizeof why);
   int rc = CC_OK;
+  char story[320];
+  if (st == 128 + SIGBUS && sigbus_story(e->c, trace, e->t->step, e->t->op, story, sizeof story)) {
+    e->r->error_runs++;
+    e->r->error_contract++;
+    add_found(e, "E1", E1_FULL_EXPECTED, story, e->t->step, e->t->call, e->t->op, e->c->ops[e->t->op - 1].kind, NULL);
+    goto out;
+  }
   if (st < 0 || (st != 0 && st != 1) || cc_run_load(states, &e->run) != CC_OK) {
     snprintf(e->r->error, sizeof e->r->error, "the run with error %s failed (exit %d)%s%.500s", spec, st,
              why[0] ? ": " : "", why);
@@ -273,8 +330,7 @@ static int one_run(erun *e, const char *dir) {
   e->r->error_runs++;
   if (e->run.error[0]) { /* the run itself broke the contract for failed calls */
     e->r->error_contract++;
-    add_found(e, "E1", "a failed call leaves the last committed state, MP_EPOISONED until a reopen that tells the truth",
-              e->run.error, e->t->step, e->t->call, e->t->op, e->c->ops[e->t->op - 1].kind, NULL);
+    add_found(e, "E1", E1_EXPECTED, e->run.error, e->t->step, e->t->call, e->t->op, e->c->ops[e->t->op - 1].kind, NULL);
     goto out;
   }
   if (st != 0) {
@@ -486,6 +542,19 @@ int cc_replay_error(const cc_case *c, const cc_explore_opts *o, bool tell, char 
   }
   /* The whole run with the error: the model (its states) and the contract. */
   int st = cc_record(c, &eo, file, trace, NULL, NULL, false, why, sizeof why);
+  char story[320];
+  if (st == 128 + SIGBUS) {
+    pc_trace *t0 = NULL;
+    pc_step_info i0 = {0};
+    if (pc_trace_open(trace, &t0) == PC_OK) pc_trace_step_info(t0, c->error.step, &i0);
+    pc_trace_free(t0);
+    if (sigbus_story(c, trace, c->error.step, i0.op ? (size_t)i0.op - 1 : 0, story, sizeof story)) {
+      if (tell) printf("verdict: E1 violated (the error contract)\n  expected: %s\n  found:    %s\n", E1_FULL_EXPECTED, story);
+      snprintf(invariant, invlen, "E1");
+      status = 1;
+      goto out;
+    }
+  }
   if (st < 0 || (st != 0 && st != 1) || cc_run_load(states, &run) != CC_OK) {
     fprintf(stderr, "crashcheck: the run with error %s failed (exit %d)%s%s\n", spec, st, why[0] ? ": " : "", why);
     status = 2;

@@ -375,14 +375,19 @@ static int expect(runner *r, size_t i, const char *what, int rc, int ok1, int ok
   /* (a handle may also be poisoned by work an operation that returned success left for
    * later, which failed in the background: then no call failed before) */
   bool first = !r->failed_rc && (rc == MP_EIO || rc == MP_ENOSPC);
+  /* An injected ENOSPC leaves the disk full (the shim's disk-full model): every later call
+   * that needs new blocks fails with MP_ENOSPC too, each a failure held to the contract. */
+  bool full = r->failed_rc == MP_ENOSPC && rc == MP_ENOSPC;
   bool refused = !r->run->poisoned_op && rc == MP_EPOISONED;
-  if (r->errors && (first || refused)) {
+  if (r->errors && (first || full || refused)) {
     if (first) r->failed_rc = rc;
     r->last_rc = rc;
     r->failed_what = what;
     r->tolerated = true;
     snprintf(r->run->error, sizeof r->run->error, "operation %zu (%s): %s returned %d (%s)", i,
              cc_op_name(r->c->ops[i - 1].kind), what, rc, mp_strerror(rc));
+    /* in the trace too: a run the shim kills later (SIGBUS) tells which calls had failed */
+    pc_mark_note(r->run->error);
     return CC_EINVAL;
   }
   FAIL(r, "operation %zu (%s): %s returned %d (%s)", i, cc_op_name(r->c->ops[i - 1].kind), what, rc, mp_strerror(rc));
@@ -637,8 +642,9 @@ static int after_failure(runner *r, size_t i) {
   r->run->failed_rc = r->failed_rc;
   r->run->error[0] = 0;
   r->tainted = true;
-  for (size_t k = 0; k < r->reg.n; k++)
-    if (r->reg.vals[k] && g_insert(&r->known, r->reg.ids[k], 0) != CC_OK) return CC_ENOMEM;
+  for (size_t k = 0; k < r->reg.n; k++) /* (a full disk fails again: known once) */
+    if (r->reg.vals[k] && g_find(&r->known, r->reg.ids[k]) < 0 && g_insert(&r->known, r->reg.ids[k], 0) != CC_OK)
+      return CC_ENOMEM;
   if (r->c->ops[i - 1].kind == CC_PWRITE && r->failed_what && !strcmp(r->failed_what, "mp_protected_commit")) {
     /* the staged write outlives a failed commit (a retry may commit it): the caller drops it */
     int rc = mp_protected_abort(r->p, r->intent[0]);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../diskfull.h"
 #include "../powercut.h"
 
 #define SEC 512
@@ -689,6 +690,52 @@ static void test_trace_replay_matches_live(void **st)
     pc_model_free(b.m);
 }
 
+/* The disk-full model's block runs (diskfull.c): added runs merge with the ones they touch,
+ * removing cuts or splits them, and a hole query finds the first block no run covers. */
+static void expect_runs(const pc_blocks *b, size_t n, const uint64_t (*want)[2])
+{
+    if (b->n != n) fail_msg("%zu runs, not %zu", b->n, n);
+    for (size_t i = 0; i < n; i++)
+        if (b->run[i][0] != want[i][0] || b->run[i][1] != want[i][1])
+            fail_msg("run %zu is [%llu, %llu), not [%llu, %llu)", i, (unsigned long long)b->run[i][0],
+                     (unsigned long long)b->run[i][1], (unsigned long long)want[i][0], (unsigned long long)want[i][1]);
+}
+
+static void test_disk_blocks(void **st)
+{
+    (void)st;
+    pc_blocks b = {0};
+    assert_int_equal(pc__blocks_hole(&b, 0, 1), 0);
+    assert_int_equal(pc__blocks_hole(&b, 5, 5), UINT64_MAX); /* nothing asked, nothing missing */
+    assert_int_equal(pc__blocks_add(&b, 10, 20), 0);
+    assert_int_equal(pc__blocks_add(&b, 30, 40), 0);
+    assert_int_equal(pc__blocks_add(&b, 0, 2), 0);
+    expect_runs(&b, 3, (const uint64_t[][2]){{0, 2}, {10, 20}, {30, 40}});
+    assert_int_equal(pc__blocks_hole(&b, 10, 20), UINT64_MAX);
+    assert_int_equal(pc__blocks_hole(&b, 12, 25), 20);
+    assert_int_equal(pc__blocks_hole(&b, 0, 11), 2);
+    assert_int_equal(pc__blocks_add(&b, 20, 30), 0); /* touches both neighbours: one run */
+    expect_runs(&b, 2, (const uint64_t[][2]){{0, 2}, {10, 40}});
+    assert_int_equal(pc__blocks_add(&b, 1, 50), 0); /* swallows everything */
+    expect_runs(&b, 1, (const uint64_t[][2]){{0, 50}});
+    assert_int_equal(pc__blocks_remove(&b, 20, 30), 0); /* a hole punched in the middle */
+    expect_runs(&b, 2, (const uint64_t[][2]){{0, 20}, {30, 50}});
+    assert_int_equal(pc__blocks_hole(&b, 0, 50), 20);
+    assert_int_equal(pc__blocks_remove(&b, 10, 35), 0); /* cuts one run's end, the next's start */
+    expect_runs(&b, 2, (const uint64_t[][2]){{0, 10}, {35, 50}});
+    assert_int_equal(pc__blocks_remove(&b, 40, UINT64_MAX), 0); /* a shrink */
+    expect_runs(&b, 2, (const uint64_t[][2]){{0, 10}, {35, 40}});
+    assert_int_equal(pc__blocks_remove(&b, 30, 45), 0); /* a whole run goes */
+    expect_runs(&b, 1, (const uint64_t[][2]){{0, 10}});
+    assert_int_equal(pc__blocks_hole(&b, 9, 11), 10);
+    for (uint64_t k = 100; k < 400; k += 2) assert_int_equal(pc__blocks_add(&b, k, k + 1), 0); /* growth */
+    assert_int_equal(b.n, 151);
+    assert_int_equal(pc__blocks_hole(&b, 100, 101), UINT64_MAX);
+    assert_int_equal(pc__blocks_hole(&b, 100, 102), 101);
+    pc__blocks_free(&b);
+    assert_int_equal(b.n, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -708,6 +755,7 @@ int main(void)
         cmocka_unit_test(test_many_sectors),
         cmocka_unit_test(test_image_sectors_equal_image),
         cmocka_unit_test(test_trace_replay_matches_live),
+        cmocka_unit_test(test_disk_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,8 @@
  * behind the ASan runtime this binary itself loaded (libasan must come first). */
 static char work[PATH_MAX + 16], preload[3 * PATH_MAX], dir[64], file[128];
 static int asan;
+static int capture_err;  /* run(): stderr to dir/err even without POWERCUT_DEBUG */
+static int last_signal;  /* run(): the signal that killed the last run, 0 if it exited */
 
 static void find_paths(void)
 {
@@ -127,7 +130,7 @@ static int run(const char *envs, const char *ops)
         snprintf(out, sizeof out, "%s/marks", dir);
         int mk = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(mk, 9);
-        if (getenv("POWERCUT_DEBUG")) {
+        if (getenv("POWERCUT_DEBUG") || capture_err) {
             snprintf(out, sizeof out, "%s/err", dir);
             int e = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
             dup2(e, 2);
@@ -137,6 +140,7 @@ static int run(const char *envs, const char *ops)
     }
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
+    last_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
@@ -1274,6 +1278,127 @@ static void test_untracked_passthrough(void **st)
     free(f);
 }
 
+
+/* The disk-full model (POWERCUT_ERROR=STEP:ENOSPC): from the injected ENOSPC on, the disk is
+ * full. A growing ftruncate then leaves a hole, and a store into a page of it is what the
+ * kernel answers with SIGBUS: the shim kills the run so, says why on stderr and records it
+ * as the trace's last record; at the store itself under mprotect, at the next step (or
+ * unmap) where it learns of stores later. Pages with blocks take stores as before. */
+static void test_diskfull_hole_sigbus(void **st)
+{
+    (void)st;
+    char trace[128], envs[512];
+    snprintf(trace, sizeof trace, "%s/trace", dir);
+    struct {
+        const char *mmap, *error, *ops;
+        uint64_t off, step; /* the page stored to, and the steps made before */
+    } cases[] = {
+        /* fallocate fails (the mutant pager's path: ftruncate instead): the new range is a hole */
+        {"mprotect", "2:ENOSPC", "w:0:8192:65 a:8192:8192 t:16384 m:16384 s:0:10:66 M:0:4096 s:8192:10:67 M:8192:4096", 8192, 4},
+        {"uffd", "2:ENOSPC", "w:0:8192:65 a:8192:8192 t:16384 m:16384 s:0:10:66 M:0:4096 s:8192:10:67 M:8192:4096", 8192, 4},
+        /* (sync mode compares inside the msync: found in its step) */
+        {"sync", "2:ENOSPC", "w:0:8192:65 a:8192:8192 t:16384 m:16384 s:0:10:66 M:0:4096 s:8192:10:67 M:8192:4096", 8192, 5},
+        /* found at the unmap when no step follows the store */
+        {"uffd", "2:ENOSPC", "w:0:8192:65 a:8192:8192 t:16384 m:16384 s:12300:1:67 u", 12288, 3},
+        /* a hole made while there was room (a sparse file) is one all the same */
+        {"mprotect", "3:ENOSPC", "w:0:4096:65 t:16384 f m:16384 s:0:1:66 s:4096:1:67", 4096, 3},
+        /* a shrink frees the blocks past the new end: growing again makes a hole there */
+        {"mprotect", "2:ENOSPC", "w:0:8192:65 f t:4096 t:8192 m:8192 s:4096:1:67", 4096, 4},
+    };
+    int have_uffd = uffd_available();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (!strcmp(cases[i].mmap, "uffd") && !have_uffd) continue;
+        clean();
+        capture_err = 1;
+        snprintf(envs, sizeof envs, "POWERCUT_ERROR=%s|POWERCUT_MMAP=%s|POWERCUT_TRACE=%s", cases[i].error,
+                 cases[i].mmap, trace);
+        int rc = run(envs, cases[i].ops);
+        capture_err = 0;
+        if (rc != -1 || last_signal != SIGBUS)
+            fail_msg("case %zu (%s): exit %d, signal %d; not killed by SIGBUS", i, cases[i].mmap, rc, last_signal);
+        uint64_t len;
+        char *err = (char *)slurp("err", &len);
+        assert_non_null(err);
+        err[len] = 0;
+        char want[256];
+        snprintf(want, sizeof want, "page at offset %llu of %s", (unsigned long long)cases[i].off, file);
+        if (!strstr(err, "powercut: SIGBUS") || !strstr(err, want) || !strstr(err, "the disk is full since step"))
+            fail_msg("case %zu: stderr does not say it: %s", i, err);
+        free(err);
+        pc_trace *t;
+        assert_int_equal(pc_trace_open(trace, &t), PC_OK);
+        pc_sigbus_info b;
+        assert_int_equal(pc_trace_sigbus(t, &b), PC_OK);
+        assert_int_equal(b.file, 0);
+        assert_int_equal(b.off, cases[i].off);
+        if (b.step != cases[i].step) fail_msg("case %zu: after step %llu", i, (unsigned long long)b.step);
+        /* only mprotect sees the store itself */
+        assert_int_equal(b.at_fault, !strcmp(cases[i].mmap, "mprotect"));
+        int complete = 1;
+        assert_int_equal(pc_trace_complete(t, &complete), PC_OK);
+        assert_false(complete);
+        pc_step_info info;
+        uint64_t estep = strtoull(cases[i].error, NULL, 10);
+        assert_int_equal(pc_trace_step_info(t, estep, &info), PC_OK);
+        assert_int_equal(info.err, ENOSPC);
+        if (i < 4) { /* the ftruncate after the failed fallocate grew the file */
+            assert_int_equal(pc_trace_step_info(t, 3, &info), PC_OK);
+            assert_int_equal(info.call, PC_CALL_FTRUNCATE);
+            assert_int_equal(info.err, 0);
+        }
+        pc_trace_free(t);
+    }
+    /* no disk-full model with another errno: the same run goes to its end */
+    clean();
+    assert_int_equal(run("POWERCUT_ERROR=2:EIO", "w:0:8192:65 a:8192:8192 t:16384 m:16384 s:8192:10:67 M:8192:4096"), 0);
+}
+
+/* Once the disk is full, what has blocks takes writes and stores (written or allocated
+ * before, stored to through the mapping before, or the content at open); what would need a
+ * new block fails with ENOSPC: a write reaching into a hole, a fallocate of a hole. A
+ * growing ftruncate succeeds. */
+static void test_diskfull_room_where_backed(void **st)
+{
+    (void)st;
+    char trace[128], envs[256];
+    snprintf(trace, sizeof trace, "%s/trace", dir);
+    clean();
+    snprintf(envs, sizeof envs, "POWERCUT_ERROR=5:ENOSPC|POWERCUT_TRACE=%s", trace);
+    /* steps: 1 w, 2 a, 3 t, 4 M, 5 f (full), 6 M, 7 w, 8 w, 9 a, 10 a, 11 w, 12 t, 13 M */
+    const char *ops = "w:0:4096:65 a:4096:4096 t:16384 m:16384 s:8192:1:1 M:0:16384 f "
+                      "s:0:10:66 s:4096:10:67 s:8192:10:68 M:0:16384 w:100:10:68 w:12000:300:69 a:0:8192 "
+                      "a:12288:4096 w:12288:10:70 t:32768 s:6000:1:71 M:0:16384 u";
+    assert_int_equal(run(envs, ops), 0);
+    uint64_t len;
+    char *out = (char *)slurp("out", &len);
+    assert_non_null(out);
+    out[len] = 0;
+    const char *errs[] = {"ERR 6 28", "ERR 12 28", "ERR 14 28", "ERR 15 28"};
+    size_t n = 0;
+    for (const char *p = out; (p = strstr(p, "ERR ")); p++) n++;
+    for (size_t i = 0; i < 4; i++)
+        if (!strstr(out, errs[i])) fail_msg("no '%s' in: %s", errs[i], out);
+    if (n != 4) fail_msg("%zu calls failed, not 4: %s", n, out);
+    free(out);
+    pc_trace *t;
+    assert_int_equal(pc_trace_open(trace, &t), PC_OK);
+    pc_sigbus_info b;
+    assert_int_equal(pc_trace_sigbus(t, &b), PC_ENOENT);
+    int want[14] = {[5] = ENOSPC, [8] = ENOSPC, [10] = ENOSPC, [11] = ENOSPC};
+    for (uint64_t k = 1; k <= 13; k++) {
+        pc_step_info info;
+        assert_int_equal(pc_trace_step_info(t, k, &info), PC_OK);
+        if (info.err != want[k]) fail_msg("step %llu: errno %d, not %d", (unsigned long long)k, info.err, want[k]);
+    }
+    pc_trace_free(t);
+    /* the file: the stores and writes that had room, the grown size */
+    uint8_t *f = slurp("f", &len);
+    assert_int_equal(len, 32768);
+    assert_true(range_is(f, 0, 10, 66) && range_is(f, 100, 10, 68) && range_is(f, 4096, 10, 67));
+    assert_true(range_is(f, 8192, 10, 68) && f[6000] == 71 && range_is(f, 12000, 300, 0));
+    free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1310,6 +1435,8 @@ int main(void)
         cmocka_unit_test(test_fcntl),
         cmocka_unit_test(test_program_closes_everything),
         cmocka_unit_test(test_exec_continues),
+        cmocka_unit_test(test_diskfull_hole_sigbus),
+        cmocka_unit_test(test_diskfull_room_where_backed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -25,6 +25,7 @@ static const char shim_text[] =
     "                           cut power in STEP: write the crash image, exit 99\n"
     "  POWERCUT_IMAGE=PATH      where images go (default FILE.crash; a directory for a glob)\n"
     "  POWERCUT_ERROR=STEP:ERRNO  the call of STEP fails (EIO, ENOSPC, a number, or short)\n"
+    "                           (ENOSPC: the disk stays full; a store into a hole: SIGBUS)\n"
     "  POWERCUT_SECTOR=N        sector size (default 512)\n"
     "  POWERCUT_MARK_FD=N       lines written to descriptor N mark operations\n"
     "  POWERCUT_MMAP=track|uffd|mprotect|sync|lazy\n"
@@ -79,6 +80,11 @@ static int list(pc_trace *t)
                secs, in.op, in.label);
     }
     pc_replay_free(r);
+    pc_sigbus_info b;
+    if (!rc && pc_trace_sigbus(t, &b) == PC_OK)
+        printf("# SIGBUS after step %" PRIu64 ": a store into the page at offset %" PRIu64 " of file %" PRIu32
+               ", a hole of the full disk (%s), in op %" PRIu64 " %s\n",
+               b.step, b.off, b.file, b.at_fault ? "at the store" : "found later", b.op, b.label);
     return rc;
 }
 

@@ -2,7 +2,9 @@
 # e2e_errors.sh: crashcheck explore --errors end to end: the real pager keeps the error
 # contract and recovers from every crash state after every injected error of
 # corpus/workloads/errors (at two page and sector sizes); the case text form's error line
-# (show, bad lines refused); replay of an error case with and without a cut.
+# (show, bad lines refused); replay of an error case with and without a cut; a full disk
+# after an injected ENOSPC: the real pager stays clean, ci/mutants/18's sparse growth is
+# reported as E1 (its run dies of SIGBUS) and replays so.
 # (corpus/workloads/default takes ~50 s with --errors on the 2-core VM: too slow here.)
 set -euo pipefail
 cc=build/bin/crashcheck
@@ -61,4 +63,31 @@ grep -q "verdict: recovered correctly" "$tmp/out" || fail "replay verdict"
 # minimize says it cannot shrink an error case, instead of writing it back unchanged
 [ "$(status $cc minimize "$tmp/ec.case" -o "$tmp/min.case")" = 2 ] || fail "minimize of an error case"
 grep -q "error line" "$tmp/out" || fail "minimize does not say why"
+
+# A full disk: an injected ENOSPC leaves it full (the shim's disk-full model). The real pager
+# reserves with fallocate and reports every later growth as MP_ENOSPC (clean above, and at
+# 1024/512 here); the bug of ci/mutants/18 (growth falls back to ftruncate whenever fallocate
+# fails) extends the file sparsely and commits: its next store into the new pages dies of
+# SIGBUS, which explore --errors reports as E1 with the story, and replay tells again.
+st=$(status $cc explore corpus/workloads/errors --errors --page-size 1024 --sector 512 --quiet --json)
+[ "$st" = 0 ] && [ "$(num violations)" = 0 ] || { cat "$tmp/out"; fail "explore --errors at 1024/512"; }
+m=$tmp/m18
+mkdir -p "$m/build"
+cp -rp Makefile pager faults harness ci corpus "$m/"
+cp -rp build/rel build/lib build/bin "$m/build/"
+(cd "$m" && patch -s -p1 < ci/mutants/18-extend-truncates-on-enospc.patch && make -s BUILD=build build/bin/crashcheck) \
+  >"$tmp/m18.log" 2>&1 || { cat "$tmp/m18.log"; fail "mutant 18 does not build"; }
+st=$(status "$m/build/bin/crashcheck" explore corpus/workloads/errors --errors --out "$tmp/m18-out")
+[ "$st" = 1 ] || { cat "$tmp/out"; fail "explore --errors of mutant 18 exits $st, not 1"; }
+grep -q "^powercut: SIGBUS: a store through a shared mapping into the page at offset [0-9]* of .*, a hole the disk cannot back: the disk is full since step" \
+  "$tmp/out" || fail "the shim does not say why it killed mutant 18's run"
+grep -q "^E1 violated at step [0-9]* (fallocate, in operation [0-9]*: palloc)" "$tmp/out" || fail "mutant 18: no E1"
+grep -q "found:    fallocate at step [0-9]* failed with ENOSPC in operation [0-9]* (palloc), which went on as if it had not failed: before it returned, a store into the page at offset [0-9]*, a hole the full disk cannot back, killed the run with SIGBUS" \
+  "$tmp/out" || { cat "$tmp/out"; fail "mutant 18: the E1 story"; }
+grep -q "expected: a full disk surfaces as MP_ENOSPC from the call that needs the space" "$tmp/out" || fail "mutant 18: expected"
+repro=$(ls "$tmp"/m18-out/E1-*.case | head -1)
+[ "$(status "$m/build/bin/crashcheck" replay "$repro")" = 1 ] || { cat "$tmp/out"; fail "replay of mutant 18's reproducer"; }
+grep -q "verdict: E1 violated" "$tmp/out" && grep -q "killed the run with SIGBUS" "$tmp/out" || fail "replay: no E1 story"
+# the real pager replays the same case cleanly
+[ "$(status $cc replay "$repro")" = 0 ] || { cat "$tmp/out"; fail "the real pager on mutant 18's reproducer"; }
 echo "e2e_errors: ok"

@@ -204,6 +204,35 @@ static void test_errors_poisoned_reopen(void **state) {
   free(c);
 }
 
+static int fallocate_calls;
+static int fallocate_cb(const char *name, int *failnum, void **failinfo, unsigned int *flags) {
+  (void)name, (void)failnum, (void)failinfo, (void)flags;
+  return ++fallocate_calls > 1; /* the create's own growth works; every later one fails */
+}
+
+/* A full disk (the shim's model after an injected ENOSPC) fails every later growth too: each
+ * MP_ENOSPC is a failure of its own, held to the contract (the last committed state), and
+ * the run goes on to its end; an alloc that fits the file still works. */
+static void test_errors_full_disk(void **state) {
+  (void)state;
+  cc_case *c = parse("crashcheck-case 1\npage-size 1024\nalloc\nalloc-bulk 8\nalloc\nalloc-bulk 8\n");
+  fallocate_calls = 0;
+  assert_int_equal(fiu_enable_external("pager/fallocate", 1, (void *)(intptr_t)ENOSPC, 0, fallocate_cb), 0);
+  cc_run run;
+  int rc = cc_run_case_errors(c, path, &run);
+  fiu_disable("pager/fallocate");
+  assert_string_equal(run.error, "");
+  assert_int_equal(rc, CC_OK);
+  assert_int_equal(fallocate_calls, 4); /* the create, then ops 2, 3 and 4 */
+  assert_int_equal(run.failed_rc, MP_ENOSPC);
+  assert_int_equal(run.failed_op, 4); /* the last of them */
+  assert_int_equal(run.nstates, 5);
+  assert_int_equal(run.states[1].nreg, 1);
+  for (int i = 2; i <= 4; i++) assert_true(cc_state_same_sets(&run.states[1], &run.states[i]));
+  cc_run_free(&run);
+  free(c);
+}
+
 int main(void) {
   fiu_init(0);
   const struct CMUnitTest tests[] = {
@@ -211,6 +240,7 @@ int main(void) {
       cmocka_unit_test(test_continue_on_existing_file),
       cmocka_unit_test(test_errors_keep_the_contract),
       cmocka_unit_test(test_errors_poisoned_reopen),
+      cmocka_unit_test(test_errors_full_disk),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
