@@ -15,6 +15,7 @@
 #include "case.h"
 #include "checker.h"
 #include "explore.h"
+#include "generate.h"
 #include "mappedpages.h"
 #include "powercut.h"
 #include "workload.h"
@@ -36,6 +37,7 @@ static const char *usage_main =
     "  show FILE                          print a case as text\n"
     "  encode TEXT -o OUT                 write a text case in binary form\n"
     "  generate --ops N --seed S -o OUT   write a generated workload as a text case\n"
+    "  generate --cover -o OUT            grow a case until it covers every required cell\n"
     "  coverage [CASE...]                 crash coverage of the workload suite: what is missing\n"
     "\n"
     "Run `crashcheck COMMAND --help` for a command's options.\n"
@@ -211,20 +213,6 @@ static cc_case *load_case_or_die(const char *path) {
 
 /* A generated workload: every kind of operation, weighted towards the ones that
  * change allocation state. */
-static void generate(cc_case *c, unsigned long nops, unsigned long seed) {
-  static const uint8_t weights[CC_OP_KINDS] = {14, 8, 4, 3, 8, 10, 3, 8, 5, 12, 3, 2};
-  unsigned total = 0;
-  for (int k = 0; k < CC_OP_KINDS; k++) total += weights[k];
-  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-  cc_case_default(c);
-  for (unsigned long i = 0; i < nops && i < CC_MAX_OPS; i++) {
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    unsigned pick = (unsigned)(x % total), k = 0;
-    while (pick >= weights[k]) pick -= weights[k++];
-    c->ops[c->nops++] = (cc_op){.kind = (uint8_t)k, .a = (uint8_t)(x >> 20), .b = (uint8_t)(x >> 40)};
-  }
-}
-
 /* ---- explore ------------------------------------------------------------------------ */
 
 static void json_string(const char *s) {
@@ -385,7 +373,7 @@ static int cmd_explore(int argc, char **argv) {
   cc_case *c;
   if (ops >= 0) {
     c = malloc(sizeof *c);
-    generate(c, (unsigned long)ops, (unsigned long)seed);
+    cc_generate(c, (unsigned long)ops, (unsigned long)seed);
   } else {
     c = load_case_or_die(case_path ? case_path : "corpus/workloads/default");
   }
@@ -816,25 +804,127 @@ static int cmd_encode(int argc, char **argv) {
   return rc == CC_OK ? EXIT_CLEAN : EXIT_USAGE;
 }
 
+static const char *usage_generate =
+    "usage: crashcheck generate --ops N --seed S -o OUT\n"
+    "       crashcheck generate --cover [--from CASE] [--page-size N]... [--sector N]... [--tries N]\n"
+    "                           [--max-ops N] [--seed S] [--jobs N] -o OUT\n\n"
+    "Writes a workload as a text case. With --ops, N operations of every kind drawn at random.\n"
+    "With --cover, a case grown until it covers every crash-coverage cell the pager's protocol\n"
+    "requires (crashcheck coverage lists them): batches of a few random operations, or runs of\n"
+    "one kind, each explored (its own operations only, with R7's forced follow-ups) and kept\n"
+    "only if it covers a cell the case did not. A batch that finds a violation ends the case.\n"
+    "  --from CASE     start from this case's operations (default: none)\n"
+    "  --page-size N   a page size to cover at (repeat; default 4096)\n"
+    "  --sector N      512 or 4096 (repeat; default 512)\n"
+    "  --tries N       batches to propose before giving up on what is missing (default 100)\n"
+    "  --max-ops N     never grow past N operations (default 400)\n"
+    "  --seed S        the batches' seed (default 1)\n"
+    "  --jobs N        checker processes per exploration (default 1)\n"
+    "Exit status: 0 when every required cell is covered, 3 when some are still missing after\n"
+    "--tries (the case is written all the same; they are listed), 1 on a violation (the case\n"
+    "written shows it: crashcheck explore OUT), 2 on bad usage.\n";
+
+static int generate_covering(const char *from, const uint32_t *sizes, unsigned nsizes, const uint32_t *sectors,
+                             unsigned nsectors, unsigned long tries, unsigned long max_ops, unsigned long seed,
+                             unsigned jobs, const char *out) {
+  cc_case *c = from ? load_case_or_die(from) : calloc(1, sizeof *c);
+  if (!from) cc_case_default(c);
+  cc_grow_opts o = {.tries = (unsigned)tries, .max_ops = max_ops, .seed = seed, .progress = isatty(2)};
+  for (unsigned i = 0; i < nsizes; i++)
+    for (unsigned j = 0; j < nsectors; j++) {
+      o.sizes[o.nconfigs] = sizes[i];
+      o.sectors[o.nconfigs++] = sectors[j];
+    }
+  c->page_size = sizes[0];
+  c->sector = sectors[0];
+  char work[PATH_MAX];
+  if (make_workdir(work, sizeof work) != 0) return EXIT_USAGE;
+  cc_explore_defaults(&o.explore);
+  o.explore.workdir = work;
+  o.explore.shim = default_shim();
+  o.explore.self = self_path;
+  o.explore.jobs = jobs;
+  o.explore.again = 0; /* R7's forced follow-ups only: they cover recovery's own writes */
+  o.explore.progress = false;
+  cc_grow_result *r = malloc(sizeof *r);
+  int rc = cc_generate_covering(c, &o, r);
+  remove_workdir(work);
+  int status = EXIT_CLEAN;
+  if (rc != CC_OK) {
+    fprintf(stderr, "crashcheck: generate --cover: %s\n", r->error[0] ? r->error : cc_strerror(rc));
+    status = EXIT_USAGE;
+  } else if (cc_case_save_text(c, out) != CC_OK) {
+    fprintf(stderr, "crashcheck: cannot write %s\n", out);
+    status = EXIT_USAGE;
+  } else {
+    printf("%s: %zu operations (%u of %u batches kept), %zu of %zu required cells covered at %u configurations\n",
+           out, c->nops, r->kept, r->tries, r->covered, r->required, o.nconfigs);
+    for (unsigned i = 0; i < o.nconfigs; i++)
+      for (int op = 0; op < CC_COVER_OPS; op++)
+        for (int w = 0; w < CC_WHAT_KINDS; w++)
+          for (int x = 0; x < CC_WHERE_KINDS; x++)
+            if (!r->cells[i][op][w][x] && cc_cell_status(op, w, x, o.sizes[i], o.sectors[i]) == CC_CELL_REQUIRED)
+              printf("  missing at %u/%u: %s/%s/%s\n", o.sizes[i], o.sectors[i], cc_cover_op_name(op),
+                     cc_cover_what_name(w), cc_cover_where_name(x));
+    if (r->violations) {
+      printf("its last batch found %llu violations: crashcheck explore %s --page-size P --sector S tells them\n",
+             (unsigned long long)r->violations, out);
+      status = EXIT_VIOLATION;
+    } else if (r->covered < r->required) {
+      status = 3;
+    }
+  }
+  free(r);
+  free(c);
+  return status;
+}
+
 static int cmd_generate(int argc, char **argv) {
-  static const char *usage = "usage: crashcheck generate --ops N --seed S -o OUT\n\nWrites a generated workload "
-                             "(every kind of operation) as a text case.\n";
   if (want_help(argc, argv)) {
-    fputs(usage, stdout);
+    fputs(usage_generate, stdout);
     return EXIT_CLEAN;
   }
-  long ops = -1, seed = 0;
-  const char *out = NULL;
+  long ops = -1;
+  unsigned long seed = 0, tries = 100, max_ops = 400, jobs = 1;
+  bool cover = false, seeded = false;
+  const char *out = NULL, *from = NULL;
+  uint32_t sizes[5], sectors[2];
+  unsigned nsizes = 0, nsectors = 0;
   for (int i = 1; i < argc; i++) {
-    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(argv[i], "--ops")) ops = (long)parse_num(usage, "--ops", v, CC_MAX_OPS), i++;
-    else if (!strcmp(argv[i], "--seed")) seed = (long)parse_num(usage, "--seed", v, 1ul << 31), i++;
-    else if (!strcmp(argv[i], "-o") && v) out = v, i++;
-    else die_usage(usage, "unknown argument %s", argv[i]);
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "--ops")) ops = (long)parse_num(usage_generate, a, v, CC_MAX_OPS), i++;
+    else if (!strcmp(a, "--seed")) seed = parse_num(usage_generate, a, v, 1ul << 31), seeded = true, i++;
+    else if (!strcmp(a, "-o") && v) out = v, i++;
+    else if (!strcmp(a, "--cover")) cover = true;
+    else if (!strcmp(a, "--from") && v) from = v, i++;
+    else if (!strcmp(a, "--tries")) tries = parse_num(usage_generate, a, v, 1000000), i++;
+    else if (!strcmp(a, "--max-ops")) max_ops = parse_num(usage_generate, a, v, CC_MAX_OPS), i++;
+    else if (!strcmp(a, "--jobs")) jobs = parse_num(usage_generate, a, v, 64), i++;
+    else if (!strcmp(a, "--page-size")) {
+      unsigned long ps = parse_num(usage_generate, a, v, 16384);
+      if (ps != 1024 && ps != 2048 && ps != 4096 && ps != 8192 && ps != 16384)
+        die_usage(usage_generate, "--page-size must be 1024, 2048, 4096, 8192 or 16384%s", "");
+      if (nsizes == 5) die_usage(usage_generate, "at most 5 page sizes%s", "");
+      sizes[nsizes++] = (uint32_t)ps, i++;
+    } else if (!strcmp(a, "--sector")) {
+      unsigned long sec = parse_num(usage_generate, a, v, 4096);
+      if (sec != 512 && sec != 4096) die_usage(usage_generate, "--sector must be 512 or 4096%s", "");
+      if (nsectors == 2) die_usage(usage_generate, "at most 2 sector sizes%s", "");
+      sectors[nsectors++] = (uint32_t)sec, i++;
+    } else die_usage(usage_generate, "unknown argument %s", a);
   }
-  if (ops < 0 || !out) die_usage(usage, "--ops and -o are required%s", "");
+  if (!out) die_usage(usage_generate, "-o is required%s", "");
+  if (cover) {
+    if (ops >= 0) die_usage(usage_generate, "--ops and --cover do not go together%s", "");
+    if (!nsizes) sizes[nsizes++] = 4096;
+    if (!nsectors) sectors[nsectors++] = 512;
+    return generate_covering(from, sizes, nsizes, sectors, nsectors, tries, max_ops, seeded ? seed : 1,
+                             jobs ? (unsigned)jobs : 1, out);
+  }
+  if (ops < 0) die_usage(usage_generate, "--ops (or --cover) is required%s", "");
+  if (from || nsizes || nsectors) die_usage(usage_generate, "--from, --page-size and --sector go with --cover%s", "");
   cc_case *c = malloc(sizeof *c);
-  generate(c, (unsigned long)ops, (unsigned long)seed);
+  cc_generate(c, (unsigned long)ops, seed);
   int rc = cc_case_save_text(c, out);
   free(c);
   if (rc != CC_OK) fprintf(stderr, "crashcheck: cannot write %s\n", out);
