@@ -898,3 +898,11 @@ int cc_explore(const cc_case *c, const cc_explore_opts *o, cc_explore_result *r)
   r->seconds = now_s() - t0;
   return rc;
 }
+
+/* ---- crash choices, for other walkers (crashcheck run) -------------------------------- */
+
+size_t cc_crash_choices(const cc_explore_opts *o, uint64_t n, cc_schedule *out, size_t cap) {
+  return choices(o, n, out, cap);
+}
+
+void cc_crash_of(const cc_schedule *s, pc_crash *out) { to_pc_crash(s, out); }

@@ -68,6 +68,10 @@ typedef struct cc_explore_result {
 } cc_explore_result;
 
 void cc_explore_defaults(cc_explore_opts *o);
+/* The crash choices explored at a step that makes n sectors durable (tears x writebacks, as
+ * o's prefixes, suffixes and random_* say), into out (at most cap); and one as libpowercut's. */
+size_t cc_crash_choices(const cc_explore_opts *o, uint64_t n, cc_schedule *out, size_t cap);
+void cc_crash_of(const cc_schedule *s, pc_crash *out);
 /* Returns CC_OK when the exploration ran (whatever it found). */
 int cc_explore(const cc_case *c, const cc_explore_opts *o, cc_explore_result *r);
 void cc_explore_result_free(cc_explore_result *r);

@@ -2,7 +2,8 @@
 # harness sources, the power-cut model and trace reader of faults/, and libmappedpages.
 
 CC_SRCS      := harness/case.c harness/workload.c harness/checker.c harness/image.c harness/explore.c \
-                harness/coverage.c harness/errors.c harness/generate.c
+                harness/coverage.c harness/errors.c harness/generate.c \
+                harness/run.c
 CC_MAIN      := harness/crashcheck.c
 CC_MODEL     := faults/model.c faults/trace.c
 CC_TESTS     := $(patsubst %.c,%,$(wildcard harness/tests/test_*.c))
@@ -23,7 +24,13 @@ $(BUILD)/asan/harness/tests/%: $(BUILD)/asan/harness/tests/%.o $(CC_SRCS:%.c=$(B
     $(CC_MODEL:%.c=$(BUILD)/asan/%.o) $(BUILD)/asan/libmappedpages.a
 	$(CC) $(ASAN_FLAGS) -o $@ $^ -lcmocka -lfiu -lz
 
-LIBS_REL      += $(BUILD)/bin/crashcheck
+# Programs `crashcheck run` checks in the tests and README (they include powercut_mark.h).
+CC_EXAMPLES   := $(patsubst harness/examples/%.c,$(BUILD)/examples/%,$(wildcard harness/examples/*.c))
+$(BUILD)/examples/%: harness/examples/%.c faults/powercut_mark.h
+	@mkdir -p $(@D)
+	$(CC) $(COMMON_CFLAGS) -O2 -Ifaults -o $@ $<
+
+LIBS_REL      += $(BUILD)/bin/crashcheck $(CC_EXAMPLES)
 CHECK_BINS    += $(CC_TESTS:%=$(BUILD)/tst/%) $(CC_TESTS:%=$(BUILD)/asan/%)
 CHECK_SCRIPTS += $(wildcard harness/tests/e2e_*.sh)
 

@@ -1,0 +1,470 @@
+/* run.c: crashcheck run: the crash states of any program's files, judged by the user's check.
+ *
+ * The protocol, step by step:
+ * - An empty folder (live/) gets the setup's files (sh -c SETUP there), and a copy of it is
+ *   kept (snap/): every crash state starts from what was there before the program ran.
+ * - The program runs once in live/ under libpowercut (LD_PRELOAD), which tracks the files
+ *   matching the glob and records a trace: each call that can make data durable is a step.
+ * - From that one trace, every crash state is derived, as `crashcheck explore` derives a
+ *   pager file's: at each step, each tear of what the step makes durable x each early
+ *   writeback of other dirty data; and the durable state the whole run leaves (a crash at
+ *   exit: what was never synced is lost). A state is the content of every tracked file;
+ *   identical states are checked once.
+ * - Each distinct state is laid out in state/ (a copy of snap/ with each tracked file replaced
+ *   by its image) and the check runs there (sh -c CHECK). A non-zero exit is a violation; the
+ *   first states that fail are kept in the output folder with their story.
+ * - What the program had acknowledged before the cut reaches the check as the marker notes it
+ *   wrote before the cut step (POWERCUT_MARK_FD lines `note TEXT`, or pc_mark_note), one per
+ *   line in the file CRASHCHECK_NOTES names. The trace is the truth: the program runs once,
+ *   so a program whose files differ from run to run (random nonces, times) needs no rerun.
+ *
+ * Not modelled yet (the namespace): a file's name is durable from its creation, and files the
+ * program deletes or renames keep their content under their first name. */
+#include "run.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "case.h"
+#include "powercut.h"
+
+extern char **environ;
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+/* ---- folders ----------------------------------------------------------------------- */
+
+/* a/b into buf; -1 (ENAMETOOLONG) if it does not fit. */
+static int join(char *buf, size_t cap, const char *a, const char *b) {
+  int n = snprintf(buf, cap, "%s/%s", a, b);
+  if (n < 0 || (size_t)n >= cap) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  return 0;
+}
+
+static int remove_tree(const char *path) {
+  struct stat st;
+  if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : -1;
+  if (!S_ISDIR(st.st_mode)) return unlink(path);
+  DIR *d = opendir(path);
+  if (!d) return -1;
+  int rc = 0;
+  char sub[PATH_MAX];
+  for (struct dirent *e; (e = readdir(d));) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    if (join(sub, sizeof sub, path, e->d_name) != 0 || remove_tree(sub) != 0) rc = -1;
+  }
+  closedir(d);
+  return rmdir(path) == 0 ? rc : -1;
+}
+
+static int copy_file(const char *from, const char *to, mode_t mode) {
+  int in = open(from, O_RDONLY | O_CLOEXEC), out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode & 07777);
+  int rc = in >= 0 && out >= 0 ? 0 : -1;
+  char buf[1 << 16];
+  ssize_t n;
+  while (rc == 0 && (n = read(in, buf, sizeof buf)) > 0)
+    if (write(out, buf, (size_t)n) != n) rc = -1;
+  if (in >= 0) close(in);
+  if (out >= 0 && close(out) != 0) rc = -1;
+  return rc;
+}
+
+/* A copy of the tree at `from` (files, folders, symbolic links) at `to`, which must not exist. */
+static int copy_tree(const char *from, const char *to) {
+  struct stat st;
+  if (lstat(from, &st) != 0) return -1;
+  if (S_ISLNK(st.st_mode)) {
+    char target[PATH_MAX];
+    ssize_t n = readlink(from, target, sizeof target - 1);
+    if (n < 0) return -1;
+    target[n] = 0;
+    return symlink(target, to);
+  }
+  if (!S_ISDIR(st.st_mode)) return S_ISREG(st.st_mode) ? copy_file(from, to, st.st_mode) : 0;
+  if (mkdir(to, st.st_mode & 07777) != 0) return -1;
+  DIR *d = opendir(from);
+  if (!d) return -1;
+  int rc = 0;
+  char a[PATH_MAX], b[PATH_MAX];
+  for (struct dirent *e; rc == 0 && (e = readdir(d));) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    rc = join(a, sizeof a, from, e->d_name) || join(b, sizeof b, to, e->d_name) ? -1 : copy_tree(a, b);
+  }
+  closedir(d);
+  return rc;
+}
+
+/* Writes `len` bytes as the file `path`, making its folders. */
+static int put_file(const char *path, const uint8_t *data, uint64_t len) {
+  char dir[PATH_MAX];
+  snprintf(dir, sizeof dir, "%s", path);
+  for (char *s = dir + 1; (s = strchr(s, '/')); s++) {
+    *s = 0;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return -1;
+    *s = '/';
+  }
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return -1;
+  int rc = 0;
+  for (uint64_t at = 0; rc == 0 && at < len;) {
+    ssize_t n = write(fd, data + at, len - at > (1u << 30) ? (1u << 30) : (size_t)(len - at));
+    if (n <= 0) rc = -1;
+    else at += (uint64_t)n;
+  }
+  return close(fd) == 0 ? rc : -1;
+}
+
+/* ---- processes ---------------------------------------------------------------------- */
+
+/* Runs argv in `cwd` with `set` added to the environment (and `drop` prefixes removed), its
+ * output (both streams) to `out`. Returns its exit status, 128 + N if signal N killed it, or
+ * -1 if it could not start. */
+static int run_in(const char *cwd, char *const *argv, char *const *set, const char *const *drop, const char *out) {
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int nul = open("/dev/null", O_RDONLY);
+    if (fd < 0 || nul < 0 || chdir(cwd) != 0 || dup2(nul, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0) _exit(127);
+    for (const char *const *d = drop; d && *d; d++) unsetenv(*d);
+    for (char *const *s = set; s && *s; s++) putenv(*s);
+    execvp(argv[0], argv);
+    dprintf(2, "crashcheck run: cannot run %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  int st;
+  while (waitpid(pid, &st, 0) < 0)
+    if (errno != EINTR) return -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int shell_in(const char *cwd, const char *cmd, char *const *set, const char *out) {
+  char *argv[] = {"sh", "-c", (char *)cmd, NULL};
+  return run_in(cwd, argv, set, NULL, out);
+}
+
+/* The first `cap` - 1 bytes of a file, as text. */
+static void head_of(const char *path, char *buf, size_t cap) {
+  buf[0] = 0;
+  FILE *f = fopen(path, "r");
+  if (!f) return;
+  size_t n = fread(buf, 1, cap - 1, f);
+  buf[n] = 0;
+  fclose(f);
+  while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) buf[--n] = 0;
+}
+
+/* ---- crash states ------------------------------------------------------------------- */
+
+typedef struct walk {
+  const cc_prog_opts *o;
+  cc_prog_result *r;
+  pc_trace *t;
+  char **rel;          /* each tracked file's path under the program's folder */
+  uint32_t nfiles;
+  uint8_t **img;       /* the state at hand: each file's image */
+  uint64_t *len;
+  uint64_t *seen;      /* hashes of the states checked (open addressing, 0 = empty) */
+  size_t seen_cap, nseen;
+  char work[PATH_MAX], snap[PATH_MAX], state[PATH_MAX], notes[PATH_MAX], out[PATH_MAX];
+  double last_progress;
+} walk;
+
+static bool seen_add(walk *w, uint64_t h) {
+  if (!h) h = 1;
+  if (2 * (w->nseen + 1) > w->seen_cap) {
+    size_t cap = w->seen_cap ? w->seen_cap * 2 : 1024;
+    uint64_t *s = calloc(cap, sizeof *s);
+    if (!s) return true; /* out of memory: check it again rather than skip it */
+    for (size_t i = 0; i < w->seen_cap; i++)
+      if (w->seen[i])
+        for (size_t j = w->seen[i] & (cap - 1);; j = (j + 1) & (cap - 1))
+          if (!s[j]) {
+            s[j] = w->seen[i];
+            break;
+          }
+    free(w->seen);
+    w->seen = s;
+    w->seen_cap = cap;
+  }
+  for (size_t i = h & (w->seen_cap - 1);; i = (i + 1) & (w->seen_cap - 1)) {
+    if (w->seen[i] == h) return false;
+    if (!w->seen[i]) {
+      w->seen[i] = h;
+      w->nseen++;
+      return true;
+    }
+  }
+}
+
+static void crash_text(const cc_schedule *s, char *buf, size_t len) {
+  char tear[32];
+  cc_schedule_tear_text(s, tear, sizeof tear);
+  snprintf(buf, len, "tear %s writeback %s seed %u", tear, cc_writeback_name(s->writeback), s->seed);
+}
+
+/* Checks the state held in w->img, cut at `step` (0: the end of the run). */
+static int check_state(walk *w, uint64_t step, const char *call, const char *crash) {
+  cc_prog_result *r = w->r;
+  /* The notes written before the cut: a state is its files and what the program had
+   * acknowledged (the same files after one more acknowledgement may fail the check). */
+  uint64_t n = 0, before = 0, after;
+  const char *text;
+  pc_trace_note_count(w->t, &n);
+  while (before < n && pc_trace_note(w->t, before, &after, &text) == PC_OK && (!step || after < step)) before++;
+  uint64_t h = 0x84222325CBF29CE4ull ^ before * 0xC2B2AE3D27D4EB4Full;
+  for (uint32_t i = 0; i < w->nfiles; i++)
+    h = h * 0x100000001B3ull ^ cc_hash(w->img[i], w->len[i]) ^ (i + 1) * 0x9E3779B97F4A7C15ull;
+  if (!seen_add(w, h)) return CC_OK;
+  r->distinct++;
+  FILE *nf = fopen(w->notes, "w");
+  for (uint64_t i = 0; nf && i < before; i++)
+    if (pc_trace_note(w->t, i, &after, &text) == PC_OK) fprintf(nf, "%s\n", text);
+  if (!nf || fclose(nf) != 0) {
+    snprintf(r->error, sizeof r->error, "cannot write %.900s: %s", w->notes, strerror(errno));
+    return CC_EIO;
+  }
+  if (remove_tree(w->state) != 0 || copy_tree(w->snap, w->state) != 0) {
+    snprintf(r->error, sizeof r->error, "cannot lay out a crash state in %.900s: %s", w->state, strerror(errno));
+    return CC_EIO;
+  }
+  char path[PATH_MAX];
+  for (uint32_t i = 0; i < w->nfiles; i++) {
+    if (join(path, sizeof path, w->state, w->rel[i]) != 0 || put_file(path, w->img[i], w->len[i]) != 0) {
+      snprintf(r->error, sizeof r->error, "cannot write %.900s: %s", path, strerror(errno));
+      return CC_EIO;
+    }
+  }
+  char e_step[64], e_call[64], e_crash[128], e_notes[PATH_MAX + 32], e_origin[PATH_MAX + 32];
+  snprintf(e_step, sizeof e_step, "CRASHCHECK_STEP=%llu", (unsigned long long)step);
+  snprintf(e_call, sizeof e_call, "CRASHCHECK_CALL=%s", call);
+  snprintf(e_crash, sizeof e_crash, "CRASHCHECK_CRASH=%s", crash);
+  snprintf(e_notes, sizeof e_notes, "CRASHCHECK_NOTES=%s", w->notes);
+  snprintf(e_origin, sizeof e_origin, "CRASHCHECK_ORIGIN=%s", w->o->origin);
+  char *set[] = {e_step, e_call, e_crash, e_notes, e_origin, NULL};
+  int st = shell_in(w->state, w->o->check, set, w->out);
+  if (st < 0) {
+    snprintf(r->error, sizeof r->error, "cannot run the check: %s", strerror(errno));
+    return CC_EIO;
+  }
+  if (st == 0) return CC_OK;
+  r->violations++;
+  if (r->nfound < sizeof r->found / sizeof *r->found) {
+    cc_prog_found *f = &r->found[r->nfound++];
+    f->step = step;
+    f->status = st;
+    snprintf(f->call, sizeof f->call, "%s", call);
+    snprintf(f->crash, sizeof f->crash, "%s", crash);
+    head_of(w->out, f->output, sizeof f->output);
+    f->kept[0] = 0;
+    if (w->o->outdir && r->violations <= w->o->max_violations) {
+      snprintf(f->kept, sizeof f->kept, "%s/state-%llu-%llu", w->o->outdir, (unsigned long long)step,
+               (unsigned long long)r->violations);
+      char story[PATH_MAX + 16];
+      snprintf(story, sizeof story, "%s.txt", f->kept);
+      FILE *s = NULL;
+      if (mkdir(w->o->outdir, 0755) == 0 || errno == EEXIST) {
+        remove_tree(f->kept);
+        if (copy_tree(w->state, f->kept) == 0) s = fopen(story, "w");
+      }
+      if (s) {
+        fprintf(s, "crashcheck run: the check failed (exit %d) on this state\nstep: %llu (%s)\ncrash: %s\n"
+                   "check: %s\nnotes before the cut:\n", st, (unsigned long long)step, step ? call : "the end of the run",
+                crash, w->o->check);
+        FILE *nr = fopen(w->notes, "r");
+        for (int c; nr && (c = fgetc(nr)) != EOF;) fputc(c, s);
+        if (nr) fclose(nr);
+        fprintf(s, "check output:\n%s\n", f->output);
+        fclose(s);
+      } else {
+        f->kept[0] = 0;
+      }
+    }
+  }
+  return CC_OK;
+}
+
+/* The state of crash `crash` at the replay's current step into w->img. */
+static int derive(walk *w, pc_model *m, const pc_crash *crash) {
+  for (uint32_t i = 0; i < w->nfiles; i++) {
+    free(w->img[i]);
+    w->img[i] = NULL;
+    if (pc_model_image(m, i, crash, &w->img[i], &w->len[i]) != PC_OK) {
+      snprintf(w->r->error, sizeof w->r->error, "cannot derive the image of %s", w->rel[i]);
+      return CC_EIO;
+    }
+  }
+  return CC_OK;
+}
+
+static int walk_trace(walk *w) {
+  cc_prog_result *r = w->r;
+  pc_replay *rp = NULL;
+  if (pc_replay_new(w->t, &rp) != PC_OK) {
+    snprintf(r->error, sizeof r->error, "cannot replay the trace");
+    return CC_EIO;
+  }
+  uint64_t total = 0;
+  pc_trace_step_count(w->t, &total);
+  cc_schedule *sched = malloc(sizeof *sched * 8192);
+  int rc = sched ? CC_OK : CC_ENOMEM;
+  uint64_t step = 0;
+  pc_model *m = NULL;
+  while (rc == CC_OK && pc_replay_next(rp, &step) == PC_OK && step) {
+    r->steps++;
+    pc_step_info info = {0};
+    pc_trace_step_info(w->t, step, &info);
+    pc_replay_model(rp, &m);
+    uint64_t n = 0;
+    pc_model_step_sectors(m, &n);
+    size_t nch = cc_crash_choices(&w->o->crash, n, sched, 8192);
+    for (size_t i = 0; rc == CC_OK && i < nch; i++) {
+      r->states++;
+      pc_crash crash;
+      cc_crash_of(&sched[i], &crash);
+      char text[64];
+      crash_text(&sched[i], text, sizeof text);
+      if ((rc = derive(w, m, &crash)) == CC_OK) rc = check_state(w, step, pc_call_name(info.call), text);
+    }
+    if (w->o->progress && now_s() - w->last_progress > 0.25) {
+      w->last_progress = now_s();
+      fprintf(stderr, "\rcrashcheck: step %llu/%llu, %llu states, %llu distinct, %llu violations ",
+              (unsigned long long)step, (unsigned long long)total, (unsigned long long)r->states,
+              (unsigned long long)r->distinct, (unsigned long long)r->violations);
+    }
+  }
+  /* The end of the run: every step done, nothing volatile survives. */
+  if (rc == CC_OK && m) {
+    static const cc_schedule none = {.tear = CC_TEAR_NONE};
+    pc_crash crash;
+    cc_crash_of(&none, &crash);
+    r->states++;
+    if ((rc = derive(w, m, &crash)) == CC_OK) rc = check_state(w, 0, "exit", "the durable state at exit");
+  }
+  if (w->o->progress) fprintf(stderr, "\r%*s\r", 90, "");
+  free(sched);
+  pc_replay_free(rp);
+  return rc;
+}
+
+/* Each tracked file's path under `live` (the trace names them absolute). */
+static int relative_names(walk *w, const char *live) {
+  char real[PATH_MAX];
+  if (!realpath(live, real)) snprintf(real, sizeof real, "%s", live);
+  for (uint32_t i = 0; i < w->nfiles; i++) {
+    const char *name = NULL;
+    pc_trace_file_name(w->t, i, &name);
+    const char *rel = NULL;
+    size_t a = strlen(live), b = strlen(real);
+    if (name && !strncmp(name, live, a) && name[a] == '/') rel = name + a + 1;
+    else if (name && !strncmp(name, real, b) && name[b] == '/') rel = name + b + 1;
+    if (!rel || !*rel) {
+      snprintf(w->r->error, sizeof w->r->error,
+               "the program tracked %s, outside its folder: --files names files under the folder it runs in",
+               name ? name : "?");
+      return CC_EINVAL;
+    }
+    if (!(w->rel[i] = strdup(rel))) return CC_ENOMEM;
+  }
+  return CC_OK;
+}
+
+int cc_run_program(const cc_prog_opts *o, cc_prog_result *r) {
+  memset(r, 0, sizeof *r);
+  double t0 = now_s();
+  walk w = {.o = o, .r = r};
+  char live[PATH_MAX], trace[PATH_MAX], log[PATH_MAX];
+  snprintf(live, sizeof live, "%s/live", o->workdir);
+  snprintf(w.snap, sizeof w.snap, "%s/snap", o->workdir);
+  snprintf(w.state, sizeof w.state, "%s/state", o->workdir);
+  snprintf(w.notes, sizeof w.notes, "%s/notes", o->workdir);
+  snprintf(w.out, sizeof w.out, "%s/check.out", o->workdir);
+  snprintf(trace, sizeof trace, "%s/trace", o->workdir);
+  snprintf(log, sizeof log, "%s/program.out", o->workdir);
+  int rc = CC_EIO;
+  if (mkdir(live, 0755) != 0) {
+    snprintf(r->error, sizeof r->error, "cannot create %.900s: %s", live, strerror(errno));
+    return CC_EIO;
+  }
+  char origin_env[PATH_MAX + 32];
+  snprintf(origin_env, sizeof origin_env, "CRASHCHECK_ORIGIN=%s", o->origin);
+  char *origin_set[] = {origin_env, NULL};
+  if (o->setup) {
+    int st = shell_in(live, o->setup, origin_set, log);
+    if (st != 0) {
+      char out[400];
+      head_of(log, out, sizeof out);
+      snprintf(r->error, sizeof r->error, "the setup exited %d: %s", st, out);
+      return CC_EINVAL;
+    }
+  }
+  if (copy_tree(live, w.snap) != 0) {
+    snprintf(r->error, sizeof r->error, "cannot copy %.900s: %s", live, strerror(errno));
+    return CC_EIO;
+  }
+  /* The program, once, under the shim. */
+  char e_pre[PATH_MAX + 64], e_file[PATH_MAX + 32], e_trace[PATH_MAX + 32], e_sector[48];
+  const char *pre = getenv("LD_PRELOAD");
+  snprintf(e_pre, sizeof e_pre, "LD_PRELOAD=%s%s%s", pre && *pre ? pre : "", pre && *pre ? " " : "", o->shim);
+  snprintf(e_file, sizeof e_file, "POWERCUT_FILE=%s", o->files);
+  snprintf(e_trace, sizeof e_trace, "POWERCUT_TRACE=%s", trace);
+  snprintf(e_sector, sizeof e_sector, "POWERCUT_SECTOR=%u", o->sector);
+  char *set[] = {e_pre, e_file, e_trace, e_sector, origin_env, NULL};
+  static const char *const drop[] = {"POWERCUT_CUT", "POWERCUT_IMAGE", "POWERCUT_ERROR", "POWERCUT_OWNER",
+                                     "POWERCUT_HANDOVER", NULL};
+  r->program_status = run_in(live, o->argv, set, drop, log);
+  if (r->program_status != 0) {
+    char out[600];
+    head_of(log, out, sizeof out);
+    snprintf(r->error, sizeof r->error, "the program exited %d under the shim: %s", r->program_status, out);
+    return CC_EINVAL;
+  }
+  if (access(trace, R_OK) != 0) {
+    snprintf(r->error, sizeof r->error, "the program never opened a file matching %.900s (no trace)", o->files);
+    return CC_EINVAL;
+  }
+  if (pc_trace_open(trace, &w.t) != PC_OK) {
+    snprintf(r->error, sizeof r->error, "cannot read the trace %.900s", trace);
+    return CC_EIO;
+  }
+  pc_trace_file_count(w.t, &w.nfiles);
+  r->files = w.nfiles;
+  w.rel = calloc(w.nfiles + 1, sizeof *w.rel);
+  w.img = calloc(w.nfiles + 1, sizeof *w.img);
+  w.len = calloc(w.nfiles + 1, sizeof *w.len);
+  if (!w.rel || !w.img || !w.len) {
+    snprintf(r->error, sizeof r->error, "out of memory");
+    rc = CC_ENOMEM;
+  } else if ((rc = relative_names(&w, live)) == CC_OK) {
+    rc = walk_trace(&w);
+  }
+  for (uint32_t i = 0; i < w.nfiles; i++) {
+    if (w.rel) free(w.rel[i]);
+    if (w.img) free(w.img[i]);
+  }
+  free(w.rel);
+  free(w.img);
+  free(w.len);
+  free(w.seen);
+  pc_trace_free(w.t);
+  r->seconds = now_s() - t0;
+  return rc;
+}
