@@ -6,7 +6,8 @@
 # coverage cells (recovery/directory-mirror), and a pager that marks the file as its own
 # before it mirrors the lagging directory copies (ci/mutants/33-adopt-marks-before-mirror.patch,
 # ADOPT_MUTANT names another) loses a regular page the lagging copy still names: R3 in the
-# open, with a reproducer that replays. The image fixes the page size: another is refused.
+# open, with a reproducer that replays. The image fixes the page size: explore refuses
+# another, coverage leaves the case out at the others.
 set -euo pipefail
 root=$(pwd)
 build=${BUILD:-build}
@@ -52,6 +53,15 @@ $cc encode "$workload" -o "$tmp/bin" >"$tmp/out" 2>&1
 st=$?
 set -e
 [ "$st" = 2 ] && grep -q "binary form has no room" "$tmp/out" || fail "encode of an image case exited $st: $(cat "$tmp/out")"
+# crashcheck coverage explores it at its image's page size only, and says so.
+$cc coverage corpus/workloads/adopt-allocs --page-size 1024 --page-size 4096 --sector 512 --json >"$tmp/cov" 2>"$tmp/cov.err" ||
+  fail "coverage of adopt-allocs failed: $(cat "$tmp/cov.err")"
+grep -q "adopt-allocs starts from a 4096-byte-page image: explored at that page size only" "$tmp/cov.err" ||
+  fail "coverage does not say it explores the image case at its page size only: $(cat "$tmp/cov.err")"
+[ "$(grep -c '"page_size": 1024, "sector": 512, "covered": 0,' "$tmp/cov")" = 1 ] ||
+  fail "coverage explored the 4096-byte image case at 1024-byte pages: $(cat "$tmp/cov")"
+[ "$(grep -o '"page_size": 4096, "sector": 512, "covered": [0-9]*' "$tmp/cov" | grep -o '[0-9]*$')" -gt 0 ] ||
+  fail "coverage did not explore the image case at its own page size: $(cat "$tmp/cov")"
 
 # The mutant, built in a scratch copy of the tree (as ci/mutants/run does).
 dir="$tmp/mutant"
