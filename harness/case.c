@@ -4,9 +4,13 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <zlib.h>
 
 static const char *const op_names[CC_OP_KINDS] = {
     "alloc", "free", "alloc-bulk", "free-bulk", "write", "write-sync", "sync",
@@ -42,6 +46,7 @@ void cc_case_default(cc_case *c) {
   memset(&c->again, 0, sizeof c->again);
   memset(&c->error, 0, sizeof c->error);
   c->explore_from = 0;
+  c->image[0] = 0;
   c->nops = 0;
 }
 
@@ -92,6 +97,7 @@ void cc_case_decode(const uint8_t *data, size_t len, cc_case *out) {
   memset(&out->again, 0, sizeof out->again);
   memset(&out->error, 0, sizeof out->error);
   out->explore_from = 0;
+  out->image[0] = 0;
   out->nops = 0;
   for (size_t at = CC_HEADER_SIZE; at + 3 <= len && out->nops < CC_MAX_OPS; at += 3) {
     cc_op *op = &out->ops[out->nops++];
@@ -141,8 +147,9 @@ static void print_schedule(FILE *f, const char *key, const cc_schedule *s) {
   fprintf(f, "%s %u tear %s writeback %s seed %u\n", key, s->cut_step, tear, cc_writeback_name(s->writeback), s->seed);
 }
 
-void cc_case_print_text(const cc_case *c, FILE *f) {
+static void print_text(const cc_case *c, const char *image, FILE *f) {
   fprintf(f, "crashcheck-case 1\npage-size %u\nsector %u\n", c->page_size, c->sector);
+  if (c->image[0]) fprintf(f, "image %s\n", image);
   if (c->sched.cut_step) print_schedule(f, "cut", &c->sched);
   else fprintf(f, "cut none\n");
   if (c->sched.cut_step && c->again.cut_step) print_schedule(f, "again", &c->again);
@@ -161,6 +168,8 @@ void cc_case_print_text(const cc_case *c, FILE *f) {
     fputc('\n', f);
   }
 }
+
+void cc_case_print_text(const cc_case *c, FILE *f) { print_text(c, c->image, f); }
 
 /* ---- text parsing ----------------------------------------------------------- */
 
@@ -202,18 +211,89 @@ static int parse_tear(const char *s, cc_schedule *sched) {
   return 0;
 }
 
-static int parse_line(char **tok, int ntok, cc_case *c, bool *have_magic) {
+/* What parsing keeps from line to line. */
+typedef struct parse_ctx {
+  const char *base;   /* the directory a relative image path starts from (NULL: the working one) */
+  bool have_magic;
+  bool page_size_line; /* a page-size line was read */
+  char detail[600];    /* why the line is wrong, when "cannot read" does not say it */
+} parse_ctx;
+
+/* The page size of a pager file (gzipped or not) from its superblock: 0 with `why` if it
+ * is not one. */
+static uint32_t image_page_size(const char *path, char *why, size_t whylen) {
+  gzFile g = gzopen(path, "rb");
+  if (!g) {
+    snprintf(why, whylen, "%s", strerror(errno ? errno : ENOMEM));
+    return 0;
+  }
+  uint8_t sb[12];
+  int n = gzread(g, sb, sizeof sb);
+  gzclose(g);
+  if (n != (int)sizeof sb || memcmp(sb, "MPPG", 4) != 0) {
+    snprintf(why, whylen, "not a mappedpages file (no MPPG superblock%s)", n < 0 ? ", or a damaged gzip stream" : "");
+    return 0;
+  }
+  uint32_t log2 = (uint32_t)sb[8] | (uint32_t)sb[9] << 8 | (uint32_t)sb[10] << 16 | (uint32_t)sb[11] << 24;
+  if (log2 < 10 || log2 > 14) {
+    snprintf(why, whylen, "its page size (2^%u bytes) is not one crashcheck explores (1024 to 16384)", log2);
+    return 0;
+  }
+  return UINT32_C(1) << log2;
+}
+
+/* image PATH: resolved against ctx->base, to an absolute path that exists. */
+static int parse_image(const char *arg, cc_case *c, parse_ctx *ctx) {
+  char joined[PATH_MAX], real[PATH_MAX], why[300];
+  if (arg[0] == '/' || !ctx->base) snprintf(joined, sizeof joined, "%s", arg);
+  else snprintf(joined, sizeof joined, "%s/%s", ctx->base, arg);
+  if (!realpath(joined, real)) {
+    snprintf(ctx->detail, sizeof ctx->detail, "image %.400s: %s (a relative path starts from the %s)", joined,
+             strerror(errno), ctx->base ? "case file's directory" : "working directory");
+    return -1;
+  }
+  if (strlen(real) >= sizeof c->image) {
+    snprintf(ctx->detail, sizeof ctx->detail, "image %.400s...: the path is too long", real);
+    return -1;
+  }
+  errno = 0;
+  uint32_t ps = image_page_size(real, why, sizeof why);
+  if (!ps) {
+    snprintf(ctx->detail, sizeof ctx->detail, "image %.400s: %.150s", real, why);
+    return -1;
+  }
+  if (ctx->page_size_line && ps != c->page_size) {
+    snprintf(ctx->detail, sizeof ctx->detail, "image %.400s holds %u-byte pages, the page-size line says %u", real, ps,
+             c->page_size);
+    return -1;
+  }
+  memcpy(c->image, real, strlen(real) + 1); /* (it fits: checked above) */
+  c->page_size = ps;
+  return 0;
+}
+
+static int parse_line(char **tok, int ntok, cc_case *c, parse_ctx *ctx) {
   unsigned long v, w;
   if (strcmp(tok[0], "crashcheck-case") == 0) {
     if (ntok != 2 || strcmp(tok[1], "1") != 0) return -1;
-    *have_magic = true;
+    ctx->have_magic = true;
     return 0;
   }
-  if (!*have_magic) return -1;
+  if (!ctx->have_magic) return -1;
   if (strcmp(tok[0], "page-size") == 0) {
     if (ntok != 2 || parse_u(tok[1], 16384, &v) || (v != 1024 && v != 2048 && v != 4096 && v != 8192 && v != 16384)) return -1;
+    if (c->image[0] && v != c->page_size) {
+      snprintf(ctx->detail, sizeof ctx->detail, "page-size %lu, but the image %.400s holds %u-byte pages", v, c->image,
+               c->page_size);
+      return -1;
+    }
     c->page_size = (uint32_t)v;
+    ctx->page_size_line = true;
     return 0;
+  }
+  if (strcmp(tok[0], "image") == 0) {
+    if (ntok != 2) return -1;
+    return parse_image(tok[1], c, ctx);
   }
   if (strcmp(tok[0], "sector") == 0) {
     if (ntok != 2 || parse_u(tok[1], 4096, &v) || (v != 512 && v != 4096)) return -1;
@@ -269,9 +349,9 @@ static int parse_line(char **tok, int ntok, cc_case *c, bool *have_magic) {
   return 0;
 }
 
-int cc_case_parse_text(const char *text, cc_case *out, char *why, size_t whylen) {
+static int parse_text(const char *text, const char *base, cc_case *out, char *why, size_t whylen) {
   cc_case_default(out);
-  bool have_magic = false;
+  parse_ctx ctx = {.base = base};
   unsigned lineno = 0;
   for (const char *line = text; *line;) {
     const char *nl = strchr(line, '\n');
@@ -289,13 +369,14 @@ int cc_case_parse_text(const char *text, cc_case *out, char *why, size_t whylen)
     char *tok[10];
     int ntok = 0;
     for (char *t = strtok(buf, " \t\r"); t && ntok < 10; t = strtok(NULL, " \t\r")) tok[ntok++] = t;
-    if (ntok > 0 && parse_line(tok, ntok, out, &have_magic) != 0) {
-      if (why) snprintf(why, whylen, "line %u: cannot read \"%.*s\"", lineno, (int)(len > 80 ? 80 : len), line);
+    if (ntok > 0 && parse_line(tok, ntok, out, &ctx) != 0) {
+      if (why && ctx.detail[0]) snprintf(why, whylen, "line %u: %s", lineno, ctx.detail);
+      else if (why) snprintf(why, whylen, "line %u: cannot read \"%.*s\"", lineno, (int)(len > 80 ? 80 : len), line);
       return CC_EINVAL;
     }
     line += len + (nl ? 1 : 0);
   }
-  if (!have_magic) {
+  if (!ctx.have_magic) {
     if (why) snprintf(why, whylen, "missing the first line \"crashcheck-case 1\"");
     return CC_EINVAL;
   }
@@ -303,7 +384,17 @@ int cc_case_parse_text(const char *text, cc_case *out, char *why, size_t whylen)
     if (why) snprintf(why, whylen, "explore-from %zu names no operation (the case has %zu)", out->explore_from, out->nops);
     return CC_EINVAL;
   }
+  /* explore --errors records its runs from a new file (errors.c): an error line's steps
+   * would count from another start. */
+  if (out->image[0] && out->error.step) {
+    if (why) snprintf(why, whylen, "an error line (explore --errors) does not go with an image line");
+    return CC_EINVAL;
+  }
   return CC_OK;
+}
+
+int cc_case_parse_text(const char *text, cc_case *out, char *why, size_t whylen) {
+  return parse_text(text, NULL, out, why, whylen);
 }
 
 /* ---- files ------------------------------------------------------------------- */
@@ -337,7 +428,19 @@ int cc_case_load(const char *path, cc_case *out, char *why, size_t whylen) {
       if (why) snprintf(why, whylen, "%s: text case holds a NUL byte", path);
       rc = CC_EINVAL;
     } else {
-      rc = cc_case_parse_text((const char *)buf, out, why, whylen);
+      /* a relative image path starts from the case file's directory */
+      char dir[PATH_MAX];
+      snprintf(dir, sizeof dir, "%s", path);
+      char *slash = strrchr(dir, '/');
+      if (slash == dir) dir[1] = 0;
+      else if (slash) *slash = 0;
+      else snprintf(dir, sizeof dir, ".");
+      rc = parse_text((const char *)buf, dir, out, why, whylen);
+      if (rc != CC_OK && why) { /* name the file too */
+        char inner[600];
+        snprintf(inner, sizeof inner, "%s", why);
+        snprintf(why, whylen, "%s: %s", path, inner);
+      }
     }
   } else {
     cc_case_decode(buf, len, out);
@@ -358,11 +461,78 @@ int cc_case_save_binary(const cc_case *c, const char *path) {
   return rc;
 }
 
+/* `to` (absolute, resolved) as a path relative to the directory `from` (absolute,
+ * resolved): "../" for each of from's components past their common prefix, then the
+ * rest of `to`; `to` itself if they share no directory but the root. */
+static void relative_to(const char *from, const char *to, char *out, size_t len) {
+  size_t common = 0;
+  for (size_t i = 0;; i++) { /* the longest prefix that ends at a component boundary of both */
+    bool fend = from[i] == 0 || from[i] == '/', tend = to[i] == 0 || to[i] == '/';
+    if (fend && tend) common = i;
+    if (!from[i] || !to[i] || from[i] != to[i]) break;
+  }
+  if (common == 0) { /* nothing shared but the root: the absolute path says it better */
+    snprintf(out, len, "%s", to);
+    return;
+  }
+  size_t n = 0;
+  out[0] = 0;
+  for (const char *p = from + common; *p; p++)
+    if (*p == '/' && n + 3 < len) n += (size_t)snprintf(out + n, len - n, "../");
+  snprintf(out + n, len - n, "%s", to[common] == '/' ? to + common + 1 : to + common);
+}
+
 int cc_case_save_text(const cc_case *c, const char *path) {
+  char image[PATH_MAX + 64];
+  snprintf(image, sizeof image, "%s", c->image);
+  if (c->image[0]) {
+    char dir[PATH_MAX], real[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir) dir[1] = 0;
+    else if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    if (realpath(dir, real)) relative_to(real, c->image, image, sizeof image);
+  }
   FILE *f = fopen(path, "w");
   if (!f) return CC_EIO;
-  cc_case_print_text(c, f);
+  print_text(c, image, f);
   return fclose(f) == 0 ? CC_OK : CC_EIO;
+}
+
+int cc_case_image_copy(const cc_case *c, const char *to, char *why, size_t whylen) {
+  gzFile in = gzopen(c->image, "rb");
+  if (!in) {
+    snprintf(why, whylen, "cannot read the image %s: %s", c->image, strerror(errno ? errno : ENOMEM));
+    return CC_EIO;
+  }
+  int out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (out < 0) {
+    snprintf(why, whylen, "cannot write %s: %s", to, strerror(errno));
+    gzclose(in);
+    return CC_EIO;
+  }
+  enum { CHUNK = 1 << 16 };
+  uint8_t *buf = malloc(CHUNK);
+  int n = 0, rc = buf ? CC_OK : CC_ENOMEM;
+  if (!buf) snprintf(why, whylen, "out of memory");
+  while (rc == CC_OK && (n = gzread(in, buf, CHUNK)) > 0)
+    if (write(out, buf, (size_t)n) != n) {
+      snprintf(why, whylen, "cannot write %s: %s", to, strerror(errno));
+      rc = CC_EIO;
+    }
+  if (rc == CC_OK && n < 0) {
+    int e;
+    snprintf(why, whylen, "cannot read the image %s: %s", c->image, gzerror(in, &e));
+    rc = CC_EIO;
+  }
+  free(buf);
+  gzclose(in);
+  if (close(out) != 0 && rc == CC_OK) {
+    snprintf(why, whylen, "cannot write %s: %s", to, strerror(errno));
+    rc = CC_EIO;
+  }
+  return rc;
 }
 
 /* ---- content ------------------------------------------------------------------ */

@@ -75,6 +75,11 @@ typedef struct cc_case {
    * or shape (a full directory block at 16 KiB pages) that would cost minutes to explore
    * all the way. Text form only ("explore-from N"). */
   size_t explore_from;
+  /* The pager file the workload starts from instead of mp_create: one another writer
+   * made (corpus/interop/), gzipped or not, so that its first writer open (the adoption)
+   * is cut and checked like any operation. An absolute path, resolved when the case is
+   * read; "" for a fresh file. The file's page size is the case's. Text form only. */
+  char image[1024];
   size_t nops;
   cc_op ops[CC_MAX_OPS];
 } cc_case;
@@ -97,10 +102,18 @@ void cc_case_default(cc_case *c); /* 4096-byte pages, 512-byte sectors, no ops, 
  *   again 4 tear all writeback none seed 0         (optional: R7, a second cut)
  *   error 12 EIO prefix:1                          (optional: the call at step 12 fails,
  *                                                   that part of its sectors written) 
+ *   image ../interop/protected-4k.img.gz           (optional: start from this file, not
+ *                                                   a new one; relative to the case file)
  *   alloc | free A | alloc-bulk A | free-bulk A B | write A B | write-sync A B | sync
  *   palloc | pfree A | pwrite A B | pabort A B | reopen
- * cc_case_parse_text reports the first bad line in *why (may be NULL). */
+ * An image must be a mappedpages file (gzipped or not) that exists when the case is read;
+ * its page size is the case's (a page-size line that says otherwise is refused), and it
+ * does not go with an error line. cc_case_parse_text reports the first bad line in *why
+ * (may be NULL); it resolves a relative image path against the working directory,
+ * cc_case_load against the case file's directory. */
 int cc_case_parse_text(const char *text, cc_case *out, char *why, size_t whylen);
+/* Prints the image as its absolute path; cc_case_save_text writes it relative to the
+ * directory the case is saved in, so that a reproducer replays from where it is. */
 void cc_case_print_text(const cc_case *c, FILE *f);
 const char *cc_op_name(int kind);
 const char *cc_tear_name(int tear);
@@ -116,8 +129,14 @@ void cc_error_spec(const cc_case *c, char *buf, size_t len);
 /* "EIO", "ENOSPC" or the number; and back (-1: not an errno). */
 const char *cc_errno_name(int err, char *buf, size_t len);
 int cc_errno_parse(const char *s);
+/* The binary form has no image (crashcheck encode refuses a case with one; the explorer's
+ * recorded run gets the image's copy as an existing file). */
 int cc_case_save_binary(const cc_case *c, const char *path);
 int cc_case_save_text(const cc_case *c, const char *path);
+
+/* Writes the case's image (decompressed if gzipped) to `to`, replacing it: the file a run of
+ * the case starts from. CC_EIO with `why` if the image cannot be read or `to` written. */
+int cc_case_image_copy(const cc_case *c, const char *to, char *why, size_t whylen);
 
 /* The follow-up workload R7 runs on a recovered file: a few operations of every
  * kind that changes the allocation state or protected content. */

@@ -54,6 +54,7 @@ static const char *usage_coverage =
     "crash coverage of all of them together: the cells (operation x what a cut step makes durable x\n"
     "where it lands) the pager's protocol must be cut at, how many the cases covered, and every\n"
     "one they missed. A missed cell is a shape of workload the suite lacks: add a case that takes it.\n"
+    "A case that starts from an image (an image line) is explored at that image's page size only.\n"
     "  --page-size N   a page size to explore at (repeat for several)\n"
     "  --sector N      512 or 4096 (repeat for both)\n"
     "  --jobs N        checker processes per exploration (default 1)\n"
@@ -70,7 +71,8 @@ static const char *usage_explore =
     "\n"
     "  CASE               a case file (text or binary); default corpus/workloads/default\n"
     "  --ops N --seed S   a generated workload of N operations instead\n"
-    "  --page-size N      1024, 2048, 4096, 8192 or 16384 (overrides the case)\n"
+    "  --page-size N      1024, 2048, 4096, 8192 or 16384 (overrides the case; a case that\n"
+    "                     starts from an image takes only that image's page size)\n"
     "  --sector N         512 (default) or 4096 (drives with atomic 4 KiB writes)\n"
     "  --tear LIST        comma list of: prefix, suffix, random:K (default prefix,suffix,random:4;\n"
     "                     none and all are always explored)\n"
@@ -260,15 +262,16 @@ static void print_json(const cc_explore_result *r, uint32_t page_size, uint32_t 
          "\"reclaimed\": %llu, \"first_violation_state\": %llu, \"again_runs\": %llu, \"again_states\": %llu, "
          "\"error_steps\": %llu, \"error_runs\": %llu, \"error_contract\": %llu, \"error_states\": %llu, "
          "\"again_forced_repair\": %llu, \"again_forced_create\": %llu, \"again_sampled\": %llu, "
-         "\"again_forced_same\": %llu, \"seconds\": %.3f, \"states_per_sec\": %.1f, "
-         "\"violation_list\": [",
+         "\"again_forced_same\": %llu, \"open_states\": %llu, \"adopt_states\": %llu, \"seconds\": %.3f, "
+         "\"states_per_sec\": %.1f, \"violation_list\": [",
          (unsigned long long)r->steps, (unsigned long long)r->states, (unsigned long long)r->distinct,
          (unsigned long long)r->violations, (unsigned long long)r->leaks, (unsigned long long)r->reclaimed,
          (unsigned long long)r->first_violation_state, (unsigned long long)r->again_runs,
          (unsigned long long)r->again_states, (unsigned long long)r->error_steps, (unsigned long long)r->error_runs,
          (unsigned long long)r->error_contract, (unsigned long long)r->error_states, (unsigned long long)r->again_repair,
          (unsigned long long)r->again_create, (unsigned long long)r->again_sampled,
-         (unsigned long long)r->again_same, r->seconds,
+         (unsigned long long)r->again_same, (unsigned long long)r->open_states, (unsigned long long)r->adopt_states,
+         r->seconds,
          r->seconds > 0 ? r->distinct / r->seconds : 0.0);
   for (unsigned i = 0; i < r->nfound; i++) {
     const cc_found *f = &r->found[i];
@@ -379,6 +382,12 @@ static int cmd_explore(int argc, char **argv) {
   } else {
     c = load_case_or_die(case_path ? case_path : "corpus/workloads/default");
   }
+  if (page_size && c->image[0] && (uint32_t)page_size != c->page_size) {
+    fprintf(stderr, "crashcheck: %s starts from the image %s, whose pages are %u bytes: --page-size %ld does not "
+            "apply to it\n", case_path, c->image, c->page_size, page_size);
+    free(c);
+    return EXIT_USAGE;
+  }
   if (page_size) c->page_size = (uint32_t)page_size;
   if (sector) c->sector = (uint32_t)sector;
   char work[PATH_MAX];
@@ -401,6 +410,9 @@ static int cmd_explore(int argc, char **argv) {
   } else {
     printf("explored %zu operations at %u-byte pages, %u-byte sectors%s\n", c->nops, c->page_size, c->sector,
            o.shards > 1 ? " (one shard)" : "");
+    if (c->image[0])
+      printf("  starting from    %s\n  its open         %llu crash states cut in it, %llu of them with the adoption "
+             "still to finish\n", c->image, (unsigned long long)r.open_states, (unsigned long long)r.adopt_states);
     printf("  steps            %llu\n  crash states     %llu\n  distinct images  %llu checked (%llu duplicates)\n",
            (unsigned long long)r.steps, (unsigned long long)r.states, (unsigned long long)r.distinct,
            (unsigned long long)(r.states - r.distinct));
@@ -464,8 +476,18 @@ static int replay(const cc_case *c, bool tell, char *invariant, size_t invlen, c
     remove_workdir(work);
     return st;
   }
+  /* A case with an image starts from a copy of it (the model's run and the cut one alike). */
+  bool from_image = c->image[0] != 0;
+  char why[512] = "";
+  if (from_image && (cc_case_image_copy(c, model, why, sizeof why) != CC_OK ||
+                     cc_case_image_copy(c, file, why, sizeof why) != CC_OK)) {
+    fprintf(stderr, "crashcheck: %s\n", why);
+    remove_workdir(work);
+    return EXIT_USAGE;
+  }
+  if (tell && from_image) printf("starting from: %s\n", c->image);
   cc_run run;
-  int rc = cc_run_case(c, model, &run);
+  int rc = from_image ? cc_run_case_image(c, model, &run) : cc_run_case(c, model, &run);
   if (rc != CC_OK) {
     if (tell) printf("the workload fails without any crash: %s\n", run.error);
     snprintf(invariant, invlen, "run");
@@ -478,9 +500,9 @@ static int replay(const cc_case *c, bool tell, char *invariant, size_t invlen, c
     if (tell) printf("no power cut scheduled: the workload ran and matched the model at every operation\n");
     goto out;
   }
-  char spec[128], why[512] = "";
+  char spec[128];
   cc_cut_spec(&c->sched, spec, sizeof spec);
-  int st = cc_record(c, &o, file, trace, spec, image, false, why, sizeof why);
+  int st = cc_record(c, &o, file, trace, spec, image, from_image, why, sizeof why);
   if (st < 0) {
     fprintf(stderr, "crashcheck: %s\n", why);
     status = EXIT_USAGE;
@@ -502,7 +524,8 @@ static int replay(const cc_case *c, bool tell, char *invariant, size_t invlen, c
     printf("operations:\n");
     for (size_t i = 0; i <= c->nops; i++) {
       if (i + 3 < index || i > index + 3) continue;
-      printf("  %s %4zu %s", i == index ? ">>" : "  ", i, i ? cc_op_name(c->ops[i - 1].kind) : "create");
+      printf("  %s %4zu %s", i == index ? ">>" : "  ", i,
+             i ? cc_op_name(c->ops[i - 1].kind) : from_image ? "open (adopts the image)" : "create");
       if (i) printf(" %u %u", c->ops[i - 1].a, c->ops[i - 1].b);
       printf("%s\n", i == index ? "    <- in flight at the cut" : "");
     }
@@ -513,7 +536,9 @@ static int replay(const cc_case *c, bool tell, char *invariant, size_t invlen, c
            index, tear, cc_writeback_name(c->sched.writeback), c->sched.seed);
   }
   pc_trace_free(t);
-  const cc_state *before = index ? &run.states[index - 1] : NULL, *after = &run.states[index];
+  /* A cut in an image's open: the file as its writer left it is the state before. */
+  const cc_state *before = index ? &run.states[index - 1] : from_image ? &run.states[0] : NULL,
+                 *after = &run.states[index];
   cc_verdict v;
   cc_check_image(image, c->page_size, before, after, index ? c->ops[index - 1].kind : CC_OP_KINDS, NULL, &v);
   if (tell) {
@@ -613,7 +638,15 @@ static int cmd_coverage(int argc, char **argv) {
   if (!nsizes) sizes[0] = 1024, sizes[1] = 4096, sizes[2] = 16384, nsizes = 3;
   if (!nsectors) sectors[0] = 512, sectors[1] = 4096, nsectors = 2;
   cc_case **loaded = calloc(ncases, sizeof *loaded);
-  for (unsigned k = 0; k < ncases; k++) loaded[k] = load_case_or_die(cases[k]);
+  for (unsigned k = 0; k < ncases; k++) {
+    loaded[k] = load_case_or_die(cases[k]);
+    bool explored = !loaded[k]->image[0];
+    for (unsigned si = 0; si < nsizes && !explored; si++) explored = sizes[si] == loaded[k]->page_size;
+    /* Its page size is its image's: at the others it is not explored. */
+    if (loaded[k]->image[0])
+      fprintf(stderr, "crashcheck: %s starts from a %u-byte-page image: %s\n", cases[k], loaded[k]->page_size,
+              explored ? "explored at that page size only" : "no page size asked for is its own, not explored");
+  }
   char work[PATH_MAX];
   if (make_workdir(work, sizeof work) != 0) return EXIT_USAGE;
   int status = EXIT_CLEAN;
@@ -630,7 +663,8 @@ static int cmd_coverage(int argc, char **argv) {
         o.self = self_path;
         o.jobs = jobs;
         cc_case *c = loaded[k];
-        c->page_size = sizes[si];
+        if (c->image[0] && c->page_size != sizes[si]) continue; /* an image has its own page size (noted above) */
+        if (!c->image[0]) c->page_size = sizes[si];
         c->sector = sectors[se];
         if (!json && isatty(2)) fprintf(stderr, "\rcrashcheck: %s at %u/%u ...%10s", cases[k], sizes[si], sectors[se], "");
         cc_explore_result r;
@@ -800,6 +834,11 @@ static int cmd_encode(int argc, char **argv) {
   int status;
   if (handled_usage(argc, argv, usage, argc == 4 && !strcmp(argv[2], "-o"), &status)) return status;
   cc_case *c = load_case_or_die(argv[1]);
+  if (c->image[0]) {
+    fprintf(stderr, "crashcheck: %s starts from an image: the binary form has no room for one\n", argv[1]);
+    free(c);
+    return EXIT_USAGE;
+  }
   int rc = cc_case_save_binary(c, argv[3]);
   free(c);
   if (rc != CC_OK) fprintf(stderr, "crashcheck: cannot write %s\n", argv[3]);

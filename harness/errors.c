@@ -413,6 +413,11 @@ int cc_explore_errors(const cc_case *c, const cc_explore_opts *o, cc_explore_res
   unsigned max = o->max_violations ? o->max_violations : 1;
   r->found = calloc(max, sizeof *r->found);
   if (!r->found) return CC_ENOMEM;
+  if (c->image[0]) { /* its runs start from mp_create (cc_run_case_errors) */
+    snprintf(r->error, sizeof r->error, "explore --errors does not take a case that starts from an image (%s): "
+             "explore it without --errors", c->image);
+    return CC_EINVAL;
+  }
   char file[1024], trace[1024];
   snprintf(file, sizeof file, "%s/pages", o->workdir);
   snprintf(trace, sizeof trace, "%s/trace", o->workdir);

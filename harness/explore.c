@@ -721,6 +721,10 @@ static bool explore_visit(walker *w, const cc_verdict *checked) {
   r->leaks += v.leaks;
   r->reclaimed += v.reclaimed;
   if (v.reclaimed) r->leaky_states++;
+  if (w->existing && w->index == 0) { /* cut in the first open of the case's image */
+    r->open_states++;
+    if (checked->recovery & MP_RECOVER_ADOPT) r->adopt_states++;
+  }
   if (!v.nviolations) return true;
   /* The first violation of R1-R6 is what a bug breaks directly; an R7
    * follow-up may trip over the same bug earlier in the enumeration. */
@@ -739,7 +743,7 @@ static bool explore_visit(walker *w, const cc_verdict *checked) {
   f->again = aw.sched;
   f->op_index = (uint32_t)w->index;
   snprintf(f->call, sizeof f->call, "%s", pc_call_name(w->info.call));
-  snprintf(f->op, sizeof f->op, "%s", w->index ? cc_op_name(w->kind) : "create");
+  snprintf(f->op, sizeof f->op, "%s", w->index ? cc_op_name(w->kind) : w->existing ? "open" : "create");
   write_reproducer(jb, f, (unsigned)r->violations); /* unique, where a place in the list is not */
   return true;
 }
@@ -762,9 +766,10 @@ static int run_job(const job *jb) {
   cc_coverage_init(&cov, jb->c->page_size, jb->c->sector);
   cc_explore_opts counted = *jb->o;
   counted.cover = &cov;
-  walker w = {.c = jb->c, .run = jb->run, .o = &counted, .trace_path = jb->trace_path, .image = image,
-              .shard = jb->shard, .shards = jb->shards, .verifying = verifying(), .visit = explore_visit,
-              .stepped = explore_stepped, .ctx = &ew, .from_index = jb->c->explore_from};
+  walker w = {.c = jb->c, .run = jb->run, .existing = jb->c->image[0] != 0, .o = &counted,
+              .trace_path = jb->trace_path, .image = image, .shard = jb->shard, .shards = jb->shards,
+              .verifying = verifying(), .visit = explore_visit, .stepped = explore_stepped, .ctx = &ew,
+              .from_index = jb->c->explore_from};
   int rc = walk(&w);
   memcpy(jb->r->cover, cov.cell, sizeof cov.cell);
   cc_coverage_free(&cov);
@@ -816,6 +821,7 @@ static int run_jobs(job *base, unsigned jobs) {
   }
   cc_explore_result sum = *r;
   sum.steps = sum.states = sum.distinct = sum.violations = sum.leaks = sum.reclaimed = sum.leaky_states = 0;
+  sum.open_states = sum.adopt_states = 0;
   sum.again_runs = sum.again_states = sum.again_repair = sum.again_create = sum.again_sampled = sum.again_same = 0;
   memset(sum.cover, 0, sizeof sum.cover);
   sum.nfound = 0;
@@ -843,6 +849,8 @@ static int run_jobs(job *base, unsigned jobs) {
       sum.again_same += part.again_same;
       sum.reclaimed += part.reclaimed;
       sum.leaky_states += part.leaky_states;
+      sum.open_states += part.open_states;
+      sum.adopt_states += part.adopt_states;
       cc_coverage_merge(sum.cover, part.cover);
       if (part.error[0]) snprintf(sum.error, sizeof sum.error, "%s", part.error);
       for (unsigned k = 0; k < part.nfound; k++) {
@@ -872,16 +880,23 @@ int cc_explore(const cc_case *c, const cc_explore_opts *o, cc_explore_result *r)
   snprintf(model, sizeof model, "%s/model.pages", o->workdir);
   unlink(file);
   unlink(trace);
-  int st = cc_record(c, o, file, trace, NULL, NULL, false, r->error, sizeof r->error);
+  /* A case with an image starts from a copy of it (the recorded run and the model alike):
+   * the recorded run's open is then the file's first writer open, adoption included. */
+  bool from_image = c->image[0] != 0;
+  if (from_image && (cc_case_image_copy(c, file, r->error, sizeof r->error) != CC_OK ||
+                     cc_case_image_copy(c, model, r->error, sizeof r->error) != CC_OK))
+    return CC_EIO;
+  int st = cc_record(c, o, file, trace, NULL, NULL, from_image, r->error, sizeof r->error);
   if (st != 0) {
     if (!r->error[0])
       snprintf(r->error, sizeof r->error, "the recorded workload failed (exit %d): it disagrees with the model "
                "without any crash (run `crashcheck replay` on the case for the story)", st);
     r->run_failed = st == 1;
+    unlink(model);
     return st < 0 ? st : CC_EIO;
   }
   cc_run run;
-  int rc = cc_run_case(c, model, &run);
+  int rc = from_image ? cc_run_case_image(c, model, &run) : cc_run_case(c, model, &run);
   unlink(model);
   if (rc != CC_OK) {
     snprintf(r->error, sizeof r->error, "the workload does not run cleanly: %s", run.error);

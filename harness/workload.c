@@ -517,6 +517,8 @@ static int agree(runner *r, size_t i, cc_check_cache *cache) {
   }
   cc_state_describe(&seen, b, sizeof b);
   cc_state_free(&seen);
+  if (!same && !i)
+    FAIL(r, "after the open (the adoption of a file another writer made) the file held %s, the pager %s", a, b);
   if (!same) FAIL(r, "after operation %zu the model holds %s, the pager %s", i, a, b);
   FAIL(r, "after operation %zu protected page %llu does not hold its last committed content", i,
        (unsigned long long)bad);
@@ -676,24 +678,67 @@ static int load_existing(runner *r) {
   return rc;
 }
 
-static int run_case(const cc_case *c, const char *path, bool existing, bool check, bool errors, cc_run *run) {
+/* What a run starts from: a new file, a recovered crash image (its state is what the
+ * writer's open makes of it), or a file another writer made (its state is what it holds
+ * before that open). */
+typedef enum { START_CREATE, START_RECOVERED, START_IMAGE } start_kind;
+
+static void free_runner(runner *r) {
+  free(r->buf);
+  free(r->reg.ids);
+  free(r->reg.vals);
+  free(r->prot.ids);
+  free(r->prot.vals);
+  free(r->known.ids);
+  free(r->known.vals);
+  free(r->rewritten.ids);
+  free(r->rewritten.vals);
+}
+
+static int run_case(const cc_case *c, const char *path, start_kind start, bool check, bool errors, cc_run *run) {
   memset(run, 0, sizeof *run);
   run->states = check ? calloc(c->nops + 1, sizeof *run->states) : NULL;
   runner r = {.c = c, .path = path, .run = run, .errors = errors};
   if (check && !run->states) return CC_ENOMEM;
+  bool existing = start != START_CREATE;
+  int rc;
+  if (start == START_IMAGE) {
+    /* A reader's open writes nothing: the state as the other writer left it. */
+    if ((rc = mp_open(path, MP_RDONLY, &r.p)) != MP_OK) {
+      snprintf(run->error, sizeof run->error, "mp_open(%s, MP_RDONLY): %s", path, mp_strerror(rc));
+      return CC_EIO;
+    }
+    /* A reader's view hides pages recovery would reclaim; in a file another writer made
+     * there are none: nothing of its records is trusted, its pages are kept (W1). */
+    uint64_t leaked = mp_recovery(r.p) & MP_RECOVER_ADOPT ? mp_leaked_count(r.p) : 0;
+    rc = leaked ? CC_EINVAL : load_existing(&r);
+    if (leaked)
+      snprintf(run->error, sizeof run->error, "the file another writer made (adoption pending) opens read-only with "
+               "%llu of its allocated pages counted as left by an interrupted operation, to reclaim: such a file "
+               "keeps every page it allocated", (unsigned long long)leaked);
+    mp_close(r.p);
+    r.p = NULL;
+    if (rc != CC_OK) {
+      free_runner(&r);
+      return rc;
+    }
+  }
   if (!existing) unlink(path);
   pc_mark_begin(cc_marker(0), existing ? "open" : "create");
-  int rc = existing ? mp_open(path, 0, &r.p) : mp_create(path, c->page_size, &r.p);
+  rc = existing ? mp_open(path, 0, &r.p) : mp_create(path, c->page_size, &r.p);
   pc_mark_end(cc_marker(0));
   if (rc != MP_OK) {
     snprintf(run->error, sizeof run->error, "%s(%s): %s", existing ? "mp_open" : "mp_create", path, mp_strerror(rc));
+    free_runner(&r);
     return CC_EIO;
   }
   if (!(r.buf = malloc(mp_page_size(r.p)))) { /* an existing file has its own page size */
     mp_close(r.p);
+    free_runner(&r);
     return CC_ENOMEM;
   }
-  rc = existing ? load_existing(&r) : CC_OK;
+  rc = start == START_RECOVERED ? load_existing(&r) : CC_OK;
+  if (rc == CC_OK && start == START_IMAGE && check) rc = agree(&r, 0, NULL);
   if (rc == CC_OK && check) rc = add_state(&r);
   /* After each operation the pager's sets must be the model's, and each protected page must
    * hold its last committed content. A protected page's content is read, checked against its
@@ -712,25 +757,24 @@ static int run_case(const cc_case *c, const char *path, bool existing, bool chec
   }
   cc_check_cache_free(&cache);
   mp_close(r.p);
-  free(r.buf);
-  free(r.reg.ids);
-  free(r.reg.vals);
-  free(r.prot.ids);
-  free(r.prot.vals);
-  free(r.known.ids);
-  free(r.known.vals);
-  free(r.rewritten.ids);
-  free(r.rewritten.vals);
+  free_runner(&r);
   return rc;
 }
 
-int cc_run_case(const cc_case *c, const char *path, cc_run *run) { return run_case(c, path, false, true, false, run); }
-int cc_run_case_on(const cc_case *c, const char *path, cc_run *run) { return run_case(c, path, true, true, false, run); }
+int cc_run_case(const cc_case *c, const char *path, cc_run *run) {
+  return run_case(c, path, START_CREATE, true, false, run);
+}
+int cc_run_case_on(const cc_case *c, const char *path, cc_run *run) {
+  return run_case(c, path, START_RECOVERED, true, false, run);
+}
+int cc_run_case_image(const cc_case *c, const char *path, cc_run *run) {
+  return run_case(c, path, START_IMAGE, true, false, run);
+}
 int cc_run_case_unchecked(const cc_case *c, const char *path, bool existing, cc_run *run) {
-  return run_case(c, path, existing, false, false, run);
+  return run_case(c, path, existing ? START_RECOVERED : START_CREATE, false, false, run);
 }
 int cc_run_case_errors(const cc_case *c, const char *path, cc_run *run) {
-  return run_case(c, path, false, true, true, run);
+  return run_case(c, path, START_CREATE, true, true, run);
 }
 
 void cc_run_free(cc_run *run) {

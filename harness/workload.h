@@ -46,6 +46,14 @@ int cc_run_case(const cc_case *c, const char *path, cc_run *run);
 /* As cc_run_case, on a pager file that exists (a recovered crash image): it is
  * opened read-write instead of created, and states[0] is what it holds. */
 int cc_run_case_on(const cc_case *c, const char *path, cc_run *run);
+/* As cc_run_case_on, on a file another writer made (a case's image, copied to `path`):
+ * states[0] is what the file holds before the writer's open, read through a reader's handle
+ * (which writes nothing), so that the model of a file the reference wrote is the file's own
+ * word, not what this pager's adoption makes of it; and the writer's open (marker 1, in
+ * which adoption runs) must leave exactly that state. A reader's view leaves out pages
+ * recovery would reclaim: while adoption is pending it must find none (CC_EINVAL), as
+ * nothing of another writer's records names pages this library may free (W1). */
+int cc_run_case_image(const cc_case *c, const char *path, cc_run *run);
 /* Either of them (existing: cc_run_case_on) without the model check: the operations run as
  * there, but the pager is not compared with the model after each, and no state is kept
  * (nstates 0): for a run whose only use is the calls it makes, such as a run cut under the

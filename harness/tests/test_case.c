@@ -1,5 +1,6 @@
 /* test_case.c: the case codec: every byte string decodes to a valid case, binary and
- * text forms round-trip, bad text is refused with the line that is wrong. */
+ * text forms round-trip, bad text is refused with the line that is wrong, and an image
+ * line names a file that exists, relative to the case file. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -7,10 +8,14 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "case.h"
 
@@ -257,6 +262,128 @@ static void test_files_in_both_forms(void **state) {
   free(d);
 }
 
+/* Writes a file that starts as a pager file of 2^log2-byte pages (a superblock's first 12
+ * bytes, then `len` bytes of a pattern), gzipped or not. */
+static void write_image(const char *path, uint32_t log2, size_t len, bool gz) {
+  uint8_t *b = calloc(1, 12 + len);
+  assert_non_null(b);
+  memcpy(b, "MPPG", 4);
+  b[8] = (uint8_t)log2;
+  for (size_t i = 0; i < len; i++) b[12 + i] = (uint8_t)(i * 7);
+  if (gz) {
+    gzFile g = gzopen(path, "wb");
+    assert_non_null(g);
+    assert_int_equal(gzwrite(g, b, (unsigned)(12 + len)), (int)(12 + len));
+    assert_int_equal(gzclose(g), Z_OK);
+  } else {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(b, 1, 12 + len, f), 12 + len);
+    assert_int_equal(fclose(f), 0);
+  }
+  free(b);
+}
+
+static void write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  assert_int_equal(fclose(f), 0);
+}
+
+/* image PATH: resolved against the case file's directory to an absolute path, the page
+ * size taken from the file; saved relative to where the case is saved; copied out
+ * decompressed. A path that does not exist, a file that is not a pager file, a page-size
+ * line that disagrees, an image with an error line: refused, naming the line and why. */
+static void test_image_line(void **state) {
+  (void)state;
+  char dir[] = "/tmp/cc-image-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char sub[64], other[64], img[96], plain[96], junk[96], cs[96], saved[96], copy[96], real[PATH_MAX];
+  snprintf(sub, sizeof sub, "%s/cases", dir);
+  snprintf(other, sizeof other, "%s/out", dir);
+  snprintf(img, sizeof img, "%s/f.img.gz", dir);
+  snprintf(plain, sizeof plain, "%s/f.img", dir);
+  snprintf(junk, sizeof junk, "%s/junk", dir);
+  snprintf(cs, sizeof cs, "%s/c", sub);
+  snprintf(saved, sizeof saved, "%s/saved", other);
+  snprintf(copy, sizeof copy, "%s/copy", dir);
+  assert_int_equal(mkdir(sub, 0755), 0);
+  assert_int_equal(mkdir(other, 0755), 0);
+  write_image(img, 13, 100000, true);
+  write_image(plain, 10, 10, false);
+  write_text(junk, "not a pager file at all\n");
+  cc_case *c = new_case(), *d = new_case();
+  char why[700];
+
+  write_text(cs, "crashcheck-case 1\nimage ../f.img.gz\nsector 4096\nalloc\n");
+  assert_int_equal(cc_case_load(cs, c, why, sizeof why), CC_OK);
+  assert_non_null(realpath(img, real));
+  assert_string_equal(c->image, real);
+  assert_int_equal(c->page_size, 8192); /* the image's */
+  assert_int_equal(c->nops, 1);
+  /* saved elsewhere: the path from there; read back, the same file */
+  assert_int_equal(cc_case_save_text(c, saved), CC_OK);
+  FILE *f = fopen(saved, "r");
+  char text[512] = "";
+  assert_non_null(f);
+  text[fread(text, 1, sizeof text - 1, f)] = 0;
+  fclose(f);
+  assert_non_null(strstr(text, "\nimage ../f.img.gz\n"));
+  assert_int_equal(cc_case_load(saved, d, why, sizeof why), CC_OK);
+  assert_string_equal(d->image, c->image);
+  assert_same(c, d);
+  /* copied out decompressed */
+  assert_int_equal(cc_case_image_copy(c, copy, why, sizeof why), CC_OK);
+  struct stat st;
+  assert_int_equal(stat(copy, &st), 0);
+  assert_int_equal(st.st_size, 12 + 100000);
+  /* a plain file too; an absolute path as it is; a page-size line that agrees */
+  char t[600];
+  snprintf(t, sizeof t, "crashcheck-case 1\npage-size 1024\nimage %s\n", plain);
+  assert_int_equal(cc_case_parse_text(t, c, why, sizeof why), CC_OK);
+  assert_int_equal(c->page_size, 1024);
+  /* the binary form has none */
+  uint8_t bin[64];
+  cc_case_decode(bin, cc_case_encode(c, bin, sizeof bin), d);
+  assert_string_equal(d->image, "");
+
+  /* refused, naming the line and why */
+  write_text(cs, "crashcheck-case 1\nsector 512\nimage ../nope.img.gz\n");
+  assert_int_equal(cc_case_load(cs, c, why, sizeof why), CC_EINVAL);
+  assert_non_null(strstr(why, "line 3"));
+  assert_non_null(strstr(why, "nope.img.gz"));
+  assert_non_null(strstr(why, "No such file or directory"));
+  assert_non_null(strstr(why, "case file's directory"));
+  write_text(cs, "crashcheck-case 1\nimage ../junk\n");
+  assert_int_equal(cc_case_load(cs, c, why, sizeof why), CC_EINVAL);
+  assert_non_null(strstr(why, "line 2"));
+  assert_non_null(strstr(why, "not a mappedpages file"));
+  static const char *const bad[] = {"page-size 4096\nimage ../f.img.gz\n", "image ../f.img.gz\npage-size 4096\n",
+                                    "image\n", "image ../f.img.gz ../f.img.gz\n",
+                                    "image ../f.img.gz\nerror 3 EIO all\n"};
+  static const char *const said[] = {"holds 8192-byte pages", "holds 8192-byte pages", "line 2", "line 2",
+                                     "does not go with an image"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    snprintf(t, sizeof t, "crashcheck-case 1\n%s", bad[i]);
+    write_text(cs, t);
+    assert_int_equal(cc_case_load(cs, c, why, sizeof why), CC_EINVAL);
+    assert_non_null(strstr(why, said[i]));
+  }
+  /* parsed without a file: relative to the working directory */
+  assert_int_equal(cc_case_parse_text("crashcheck-case 1\nimage no/such/image\n", c, why, sizeof why), CC_EINVAL);
+  assert_non_null(strstr(why, "working directory"));
+  c->image[0] = 0;
+  snprintf(c->image, sizeof c->image, "%s/gone", dir);
+  assert_int_equal(cc_case_image_copy(c, copy, why, sizeof why), CC_EIO);
+  assert_non_null(strstr(why, "gone"));
+
+  unlink(img), unlink(plain), unlink(junk), unlink(cs), unlink(saved), unlink(copy);
+  rmdir(sub), rmdir(other), rmdir(dir);
+  free(c);
+  free(d);
+}
+
 static void test_content_is_deterministic(void **state) {
   (void)state;
   uint8_t a[4096], b[4096];
@@ -317,6 +444,7 @@ int main(void) {
       cmocka_unit_test(test_text_round_trip),
       cmocka_unit_test(test_bad_text_names_the_line),
       cmocka_unit_test(test_files_in_both_forms),
+      cmocka_unit_test(test_image_line),
       cmocka_unit_test(test_error_line),
       cmocka_unit_test(test_explore_from_line),
       cmocka_unit_test(test_content_is_deterministic),

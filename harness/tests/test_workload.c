@@ -115,6 +115,54 @@ static void test_continue_on_existing_file(void **state) {
   free(more);
 }
 
+/* cc_run_case_image on a file the reference wrote (corpus/interop/protected-4k): the
+ * model starts as the file holds it (its regular pages, synced as they are on disk, and
+ * its protected pages), the writer's open adopts it without changing that, and the
+ * operations go on from there. */
+static void test_run_from_an_image(void **state) {
+  (void)state;
+  const char *root = getenv("MP_SOURCE_DIR");
+  char text[1200];
+  snprintf(text, sizeof text, "crashcheck-case 1\nimage %s/corpus/interop/protected-4k.img.gz\nfree 1\npwrite 0 3\n",
+           root && *root ? root : ".");
+  cc_case *c = parse(text);
+  assert_int_equal(c->page_size, 4096);
+  char why[600];
+  assert_int_equal(cc_case_image_copy(c, path, why, sizeof why), CC_OK);
+  /* what the reference left: adoption pending */
+  mp_pager *p;
+  assert_int_equal(mp_open(path, MP_RDONLY, &p), MP_OK);
+  assert_true(mp_recovery(p) & MP_RECOVER_ADOPT);
+  mp_close(p);
+  cc_run run;
+  assert_int_equal(cc_run_case_image(c, path, &run), CC_OK);
+  assert_int_equal(run.nstates, 3);
+  const cc_state *s0 = &run.states[0];
+  static const uint64_t reg[] = {3, 12, 16}, prot[] = {0, 1, 2, 4};
+  assert_int_equal(s0->nreg, 3);
+  assert_memory_equal(s0->reg, reg, sizeof reg);
+  for (size_t i = 0; i < 3; i++) assert_int_not_equal(s0->synced[i], 0); /* on disk: durable */
+  assert_int_equal(s0->nprot, 4);
+  assert_memory_equal(s0->prot, prot, sizeof prot);
+  for (size_t i = 0; i < 4; i++) assert_int_not_equal(s0->prot_hash[i], 0); /* passed their checksums */
+  assert_int_equal(run.states[1].nreg, 2);
+  assert_false(cc_state_has(&run.states[1], 12));
+  assert_int_not_equal(run.states[2].prot_hash[0], s0->prot_hash[0]);
+  cc_run_free(&run);
+  /* the writer's open adopted it */
+  assert_int_equal(mp_open(path, MP_RDONLY, &p), MP_OK);
+  assert_int_equal(mp_recovery(p), 0);
+  mp_close(p);
+  /* not a pager file: the run says why */
+  FILE *f = fopen(path, "w");
+  fputs("not a pager", f);
+  fclose(f);
+  assert_int_not_equal(cc_run_case_image(c, path, &run), CC_OK);
+  assert_non_null(strstr(run.error, "MP_RDONLY"));
+  cc_run_free(&run);
+  free(c);
+}
+
 /* pager/msync fails at its calls number fail_from .. fail_to (1-based, counted from arming). */
 static int msync_calls, fail_from, fail_to;
 
@@ -238,6 +286,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_states_follow_each_operation),
       cmocka_unit_test(test_continue_on_existing_file),
+      cmocka_unit_test(test_run_from_an_image),
       cmocka_unit_test(test_errors_keep_the_contract),
       cmocka_unit_test(test_errors_poisoned_reopen),
       cmocka_unit_test(test_errors_full_disk),
