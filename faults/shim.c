@@ -40,8 +40,10 @@
  *   name opened it: an open of a path that does not match is checked (one fstat) against the
  *   tracked inodes and, for a plain (non-glob) POWERCUT_FILE, the inode that path names, so a
  *   hard link or another mount of the file is the same model file, under the tracked name.
- *   Its content at first open is durable: the file exists durably from its creation on, as
- *   namespace operations (rename, unlink, directory fsync) are not modelled.
+ *   Its content at first open is durable. Its name is durable too, unless POWERCUT_NAMESPACE=
+ *   posix and the open created it (names.c): then a cut leaves no file until an fsync of its
+ *   directory, which is a step (fsync-dir) in either case. rename, unlink and link are not
+ *   modelled yet.
  * - Descriptors are a table indexed by fd; calls on an untracked fd cost one array load.
  *   dup/dup2/dup3 and fcntl(F_DUPFD, F_DUPFD_CLOEXEC) copy entries; close, close_range,
  *   closefrom and fclose (whose closes glibc makes internally) clear them, so a socket or pipe
