@@ -1320,6 +1320,14 @@ static void test_created_name_needs_dir_fsync(void **st)
         if (e != exists[i]) fail_msg("trace, cut %s: exists %d, want %d", cuts[i], e, exists[i]);
     }
     pc_trace_free(t);
+    /* a name still volatile at an exec stays so in the new image, until the fsync there */
+    const char *exec_ops = "w:0:4096:97 f e:v j";
+    uint8_t *im = ns_image("3:none", exec_ops, &len);
+    if (im) fail_msg("cut 3:none after an exec: the name is not durable yet, but the image exists");
+    im = ns_image("3:all", exec_ops, &len);
+    if (!im) fail_msg("cut 3:all after an exec: the file must exist");
+    assert_int_equal(len, 4096);
+    free(im);
     /* without the namespace model the file exists from its creation; same steps */
     clean();
     snprintf(envs, sizeof envs, "POWERCUT_CUT=3:none");
