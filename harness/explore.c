@@ -169,12 +169,13 @@ static void to_pc_crash(const cc_schedule *s, pc_crash *out) {
   out->seed = s->seed;
 }
 
-/* The crash choices explored at a step that makes n sectors durable. */
-static size_t choices(const cc_explore_opts *o, uint64_t n, cc_schedule *out, size_t cap) {
+/* The crash choices explored at a step that makes n sectors durable (and, with `name`, the
+ * file's name: an fsync of its directory, which lands it with tear all). */
+static size_t choices(const cc_explore_opts *o, uint64_t n, bool name, cc_schedule *out, size_t cap) {
   cc_schedule tears[600];
   size_t nt = 0;
   tears[nt++] = (cc_schedule){.tear = CC_TEAR_NONE};
-  if (n) tears[nt++] = (cc_schedule){.tear = CC_TEAR_ALL};
+  if (n || name) tears[nt++] = (cc_schedule){.tear = CC_TEAR_ALL};
   for (uint64_t k = 1; k < n && k < 256 && nt < 590; k++) {
     if (o->prefixes) tears[nt++] = (cc_schedule){.tear = CC_TEAR_PREFIX, .tear_n = (uint8_t)k};
     if (o->suffixes) tears[nt++] = (cc_schedule){.tear = CC_TEAR_SUFFIX, .tear_n = (uint8_t)k};
@@ -342,7 +343,13 @@ static int walk(walker *w) {
       snprintf(w->error, sizeof w->error, "cannot follow the durable content at step %llu", (unsigned long long)w->step);
       break;
     }
-    size_t nch = w->step < w->first_step || past ? 0 : choices(w->o, n, sched, 8192);
+    /* a step that makes the file's name durable: absent with tear none, there with all */
+    static const pc_crash none_none = {.tear = PC_TEAR_NONE}, all_none = {.tear = PC_TEAR_ALL};
+    int before_name = 1, after_name = 0;
+    bool name = (w->info.call == PC_CALL_FSYNC_DIR || w->info.call == PC_CALL_FDATASYNC_DIR) &&
+                pc_model_image_exists(m, 0, &none_none, &before_name) == PC_OK && !before_name &&
+                pc_model_image_exists(m, 0, &all_none, &after_name) == PC_OK && after_name;
+    size_t nch = w->step < w->first_step || past ? 0 : choices(w->o, n, name, sched, 8192);
     for (size_t i = 0; going && i < nch; i++) {
       w->states++;
       pc_crash crash;
