@@ -1,7 +1,7 @@
 # faults/faults.mk: builds libpowercut (the power-cut model, trace and LD_PRELOAD shim), its
 # CMocka tests, the workload driver the end-to-end tests run under the shim, and its benchmark.
 
-PC_SRCS      := faults/model.c faults/trace.c faults/shim.c faults/wtrack_uffd.c faults/ownfd.c \
+PC_SRCS      := faults/model.c faults/trace.c faults/shim.c faults/wtrack_uffd.c faults/ownfd.c faults/names.c \
                 faults/handover.c faults/diskfull.c
 PC_LIBSRCS   := faults/model.c faults/trace.c
 PC_LDLIBS    := -lfiu -ldl -pthread

@@ -42,6 +42,15 @@
  *   subset of what it was writing, and the kernel does not try again.
  * - Coins are a hash of (seed, purpose, file, sector), not a stream, so a decision never
  *   depends on enumeration order: (model, step, crash choices) -> one image, bit for bit.
+ * - Names (the first piece of the namespace model, strict POSIX): a file the process created
+ *   (pc_model_created) has a volatile directory entry. Its content is modelled as for any
+ *   file, but a crash image has no file at all until an fsync of its directory made the
+ *   entry durable (pc_model_dir_sync in a step, applied when the step ends). The entry is
+ *   metadata like the size: a cut in the directory's fsync lands it with every tear but
+ *   none when every sector of the step's D landed (D is empty for a directory fsync), and
+ *   early writeback may have written it already: writeback all does, random draws a coin
+ *   for it. What the images hold is pc_model_image_exists' answer plus the content; the
+ *   content of a file that does not exist is what its inode held, which nothing can read.
  */
 
 typedef struct {
@@ -51,6 +60,8 @@ typedef struct {
     uint64_t *dbits;     /* cap / sector bits */
     uint64_t *dlist;     /* sector indexes; may hold stale entries whose bit is clear */
     size_t dn, dcap, dlive;
+    int name_new;     /* created by the process, its directory entry not durable yet */
+    int name_pending; /* ... made durable by the open step (an fsync of its directory) */
 } mfile;
 
 typedef struct {
@@ -100,7 +111,8 @@ const char *pc_call_name(int call)
 {
     static const char *const names[] = {
         "none", "write", "pwrite", "writev", "pwritev", "ftruncate", "fallocate",
-        "posix_fallocate", "msync", "fsync", "fdatasync", "sync_file_range",
+        "posix_fallocate", "msync", "fsync", "fdatasync", "sync_file_range", "fsync-dir",
+        "fdatasync-dir",
     };
     if (call < 0 || call >= PC_CALL_COUNT_) return "?";
     return names[call];
@@ -124,7 +136,7 @@ static int coin(uint64_t seed, uint64_t purpose, uint64_t id, uint64_t sec)
     return (int)(h >> 63);
 }
 
-enum { PURPOSE_TEAR = 1, PURPOSE_WB = 2, PURPOSE_WB_SIZE = 3, PURPOSE_GARBAGE = 4 };
+enum { PURPOSE_TEAR = 1, PURPOSE_WB = 2, PURPOSE_WB_SIZE = 3, PURPOSE_GARBAGE = 4, PURPOSE_WB_NAME = 5 };
 
 /* ---- crash spec parsing ---- */
 static int parse_u64(const char *s, uint64_t *out)
@@ -672,6 +684,12 @@ int pc_model_step_end(pc_model *m)
 {
     if (!m) return PC_EINVAL;
     if (!m->in_step) return PC_ESTATE;
+    int lands = !m->failing || m->fail.tear != PC_TEAR_NONE;
+    for (uint32_t id = 0; id < m->nfiles; id++) {
+        mfile *f = &m->files[id];
+        if (f->name_pending && lands) f->name_new = 0;
+        f->name_pending = 0;
+    }
     if (m->failing) {
         int rc = end_failed(m);
         if (rc) return rc;
@@ -706,6 +724,50 @@ int pc_model_lose(pc_model *m, uint32_t id, uint64_t off, uint64_t len)
     if (rc) return rc;
     m->dk_valid = 0;
     return clear_range(m, f, off, len);
+}
+
+/* ---- names ---- */
+int pc_model_created(pc_model *m, uint32_t id)
+{
+    mfile *f;
+    int rc = get_file(m, id, &f);
+    if (rc) return rc;
+    f->name_new = 1;
+    return PC_OK;
+}
+
+int pc_model_dir_sync(pc_model *m, uint32_t id)
+{
+    mfile *f;
+    int rc = get_file(m, id, &f);
+    if (rc) return rc;
+    if (!m->in_step) return PC_ESTATE;
+    f->name_pending = f->name_new;
+    return PC_OK;
+}
+
+int pc_model_image_exists(pc_model *m, uint32_t id, const pc_crash *c, int *exists)
+{
+    mfile *f;
+    int rc = get_file(m, id, &f);
+    if (rc) return rc;
+    if (!c || !exists) return PC_EINVAL;
+    *exists = 1;
+    if (!f->name_new) return PC_OK;
+    if (m->in_step && f->name_pending && c->tear != PC_TEAR_NONE) {
+        /* with the step's data, as its size: only if every sector of D landed */
+        if ((rc = compute_dk(m))) return rc;
+        int all = 1;
+        for (size_t j = 0; j < m->ndk && all; j++) {
+            int take = tear_takes(c, j, m->ndk, &m->dk[j]);
+            if (take < 0) return PC_EINVAL;
+            all = take;
+        }
+        if (all) return PC_OK;
+    }
+    if (c->wb == PC_WB_ALL || (c->wb == PC_WB_RANDOM && coin(c->wb_seed, PURPOSE_WB_NAME, id, 0))) return PC_OK;
+    *exists = 0;
+    return PC_OK;
 }
 
 /* ---- images ---- */
@@ -867,6 +929,7 @@ int pc__model_dump(const pc_model *m, pc_tw *w)
         if (end < f->vsize) end = f->vsize;
         if (end < f->dsize) end = f->dsize;
         CHK(pc_tw_file(w, id, f->name, f->dur, f->dsize));
+        if (f->name_new) CHK(pc_tw_created(w, id));
         if (!end) continue;
         if (f->vsize) CHK(pc_tw_write(w, id, 0, f->vol, f->vsize, 0));
         CHK(pc_tw_truncate(w, id, end));

@@ -76,9 +76,19 @@ PC_API int pc_model_new(uint32_t sector_size, pc_model **out);
 PC_API void pc_model_free(pc_model *m);
 /* Forgets every file and the step counter (in-process fuzzers reuse one model). */
 PC_API void pc_model_reset(pc_model *m);
-/* Adds a file whose current content is durable (it exists durably from its creation). */
+/* Adds a file whose current content is durable (its name too: it exists durably from its
+ * creation, unless pc_model_created says otherwise). */
 PC_API int pc_model_add_file(pc_model *m, const char *name, const void *content, uint64_t size,
                              uint32_t *id_out);
+/* Names (the namespace model, POWERCUT_NAMESPACE=posix): the process created file id, so its
+ * directory entry is volatile: a crash image has no such file until the entry is durable. */
+PC_API int pc_model_created(pc_model *m, uint32_t id);
+/* Inside a step (an fsync of the file's directory): its name becomes durable when the step
+ * ends. A cut in the step lands it with every tear but none, as the size of a sync. */
+PC_API int pc_model_dir_sync(pc_model *m, uint32_t id);
+/* Whether file id exists in the crash image of the open step (or now): its name is durable,
+ * lands with the cut step, or was written back early (writeback all, or a seeded coin). */
+PC_API int pc_model_image_exists(pc_model *m, uint32_t id, const pc_crash *crash, int *exists);
 PC_API int pc_model_file_count(const pc_model *m, uint32_t *count);
 PC_API int pc_model_file_name(const pc_model *m, uint32_t id, const char **name);
 PC_API int pc_model_find_file(const pc_model *m, const char *name, uint32_t *id_out);
@@ -129,7 +139,9 @@ typedef enum {
     PC_CALL_NONE = 0,
     PC_CALL_WRITE, PC_CALL_PWRITE, PC_CALL_WRITEV, PC_CALL_PWRITEV, PC_CALL_FTRUNCATE,
     PC_CALL_FALLOCATE, PC_CALL_POSIX_FALLOCATE, PC_CALL_MSYNC, PC_CALL_FSYNC, PC_CALL_FDATASYNC,
-    PC_CALL_SYNC_FILE_RANGE, PC_CALL_COUNT_
+    PC_CALL_SYNC_FILE_RANGE,
+    PC_CALL_FSYNC_DIR, PC_CALL_FDATASYNC_DIR, /* of a directory holding a tracked file's name */
+    PC_CALL_COUNT_
 } pc_call;
 PC_API const char *pc_call_name(int call);
 
@@ -161,6 +173,8 @@ PC_API int pc_tw_sync(pc_tw *w, uint32_t id, uint64_t off, uint64_t len);
 PC_API int pc_tw_lose(pc_tw *w, uint32_t id, uint64_t off, uint64_t len);
 PC_API int pc_tw_step_fail(pc_tw *w, const pc_crash *tear); /* pc_model_step_fail, after the syncs */
 PC_API int pc_tw_mark(pc_tw *w, int kind, uint64_t op, const char *label);
+PC_API int pc_tw_created(pc_tw *w, uint32_t id);  /* pc_model_created */
+PC_API int pc_tw_dir_sync(pc_tw *w, uint32_t id); /* pc_model_dir_sync, inside a step */
 /* The disk-full model killed the process (SIGBUS) for a store into the page at file offset
  * off of file id, after step `step`; at_fault: caught at the store's fault (1) or found at a
  * later harvest (0). The last record of a trace. */
@@ -217,6 +231,10 @@ PC_API int pc_replay_model(pc_replay *r, pc_model **m); /* borrowed */
 /* Convenience: image of file id at step k (replays from the start). */
 PC_API int pc_trace_image(const pc_trace *t, uint32_t id, uint64_t step, const pc_crash *crash,
                           uint8_t **buf_out, uint64_t *len_out);
+/* Whether file id exists in that image (pc_model_image_exists): the image of a file whose
+ * name was not durable is no file, whatever pc_trace_image gives as its content. */
+PC_API int pc_trace_image_exists(const pc_trace *t, uint32_t id, uint64_t step, const pc_crash *crash,
+                                 int *exists);
 
 /* ---- the running shim (in-process use) --------------------------------------------------- */
 

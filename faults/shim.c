@@ -8,6 +8,7 @@
 
 #include "diskfull.h"
 #include "handover.h"
+#include "names.h"
 #include "ownfd.h"
 #include "powercut.h"
 #include "wtrack_uffd.h"
@@ -40,8 +41,10 @@
  *   name opened it: an open of a path that does not match is checked (one fstat) against the
  *   tracked inodes and, for a plain (non-glob) POWERCUT_FILE, the inode that path names, so a
  *   hard link or another mount of the file is the same model file, under the tracked name.
- *   Its content at first open is durable: the file exists durably from its creation on, as
- *   namespace operations (rename, unlink, directory fsync) are not modelled.
+ *   Its content at first open is durable. Its name is durable too, unless POWERCUT_NAMESPACE=
+ *   posix and the open created it (names.c): then a cut leaves no file until an fsync of its
+ *   directory, which is a step (fsync-dir) in either case. rename, unlink and link are not
+ *   modelled yet.
  * - Descriptors are a table indexed by fd; calls on an untracked fd cost one array load.
  *   dup/dup2/dup3 and fcntl(F_DUPFD, F_DUPFD_CLOEXEC) copy entries; close, close_range,
  *   closefrom and fclose (whose closes glibc makes internally) clear them, so a socket or pipe
@@ -199,6 +202,9 @@ typedef struct {
     uint8_t *shadow; /* sync mode without a model: the volatile content, to diff mappings */
     uint64_t shcap;
     pc_blocks blocks; /* disk-full model: the blocks the disk backs (df_on() runs only) */
+    uint64_t pdev, pino; /* the directory holding its name (has_parent: known) */
+    int has_parent;
+    int name_new;   /* POWERCUT_NAMESPACE=posix: created by this process, name not durable yet */
 } tfile;
 
 typedef struct {
@@ -247,6 +253,7 @@ static struct {
     int mmap_force; /* POWERCUT_MMAP=mprotect or uffd: that backend (WT_*); 0 = choose */
     int uffd_ok;    /* the uffd backend works here: 1, not: -1, not tried yet: 0 */
     int debug;      /* POWERCUT_DEBUG: one line on stderr per tracked mapping */
+    int ns;         /* POWERCUT_NAMESPACE (names.h): PC_NS_NONE or PC_NS_POSIX */
     char *pattern, *abs_pattern;
     int is_glob;
     uint32_t sector;
@@ -449,6 +456,7 @@ static void read_env(void)
      * at every step for the images of every step, would silently lack them. */
     if (S.mmap_lazy && S.trace_path) die("POWERCUT_MMAP (lazy cannot record a trace)", v);
     S.debug = (v = getenv("POWERCUT_DEBUG")) && *v && strcmp(v, "0");
+    if ((S.ns = pc__ns_parse(v = getenv("POWERCUT_NAMESPACE"))) < 0) die("POWERCUT_NAMESPACE", v);
     /* Record-only runs keep no model (the trace reader rebuilds it); in sync mode they keep a
      * bare copy of the volatile content instead, to diff mappings against. */
     if (!S.trace_path || S.cut_step || S.cb || getenv("POWERCUT_MODEL"))
@@ -654,8 +662,9 @@ static int same_inode(int fd, struct stat *st, size_t *known)
 }
 
 /* Called after a successful open of fd: start tracking when the path matches, or when it is
- * another name of a tracked file. */
-static void after_open(int fd, int dirfd, const char *path, int flags)
+ * another name of a tracked file. `created`: nothing was at the path before the call
+ * (names.c), so this open made the name. */
+static void after_open(int fd, int dirfd, const char *path, int flags, int created)
 {
     if (fd < 0 || !S.active || S.dead || busy) return;
     if ((size_t)fd < S.nfds) S.fds[fd].file = 0; /* a reused number starts untracked */
@@ -705,9 +714,14 @@ static void after_open(int fd, int dirfd, const char *path, int flags)
         f->path = strdup(abs);
         f->id = (uint32_t)S.nfiles;
         df_backed(f, 0, size); /* its content at first open has its blocks */
+        f->has_parent = !pc__ns_parent(abs, &f->pdev, &f->pino);
+        /* a name this open made is volatile until its directory is synced (names.c) */
+        f->name_new = created && S.ns == PC_NS_POSIX;
         if (S.m) trace_fail(pc_model_add_file(S.m, abs, content, size, NULL));
+        if (S.m && f->name_new) trace_fail(pc_model_created(S.m, f->id));
         if (use_shadow() && !shadow_fit(f, size ? size : 1)) memcpy(f->shadow, content, size);
         if (S.tw) trace_fail(pc_tw_file(S.tw, f->id, abs, content, size));
+        if (S.tw && f->name_new) trace_fail(pc_tw_created(S.tw, f->id));
         free(content);
         S.nfiles++;
     } else if ((flags & O_TRUNC) && S.files[i].size) {
@@ -1367,7 +1381,8 @@ enum { GO_CALL = 0, GO_ERROR = 1, GO_CUT = 2, GO_SHORT = 3 };
 static const char *const fiu_names[] = {
     "", "powercut/write", "powercut/pwrite", "powercut/writev", "powercut/pwritev",
     "powercut/ftruncate", "powercut/fallocate", "powercut/posix_fallocate", "powercut/msync",
-    "powercut/fsync", "powercut/fdatasync", "powercut/sync_file_range",
+    "powercut/fsync", "powercut/fdatasync", "powercut/sync_file_range", "powercut/fsync_dir",
+    "powercut/fdatasync_dir",
 };
 
 /* Opens step: harvests mapping stores, numbers the step, decides call/error/cut, records it.
@@ -1541,7 +1556,9 @@ static void cut_to_files(void)
     for (size_t i = 0; i < S.nfiles; i++) {
         uint8_t *img = NULL;
         uint64_t len = 0;
-        int rc = S.m ? pc_model_image(S.m, S.files[i].id, &S.crash, &img, &len) : PC_ESTATE;
+        int exists = 1;
+        int rc = S.m ? pc_model_image_exists(S.m, S.files[i].id, &S.crash, &exists) : PC_ESTATE;
+        if (!rc && exists) rc = pc_model_image(S.m, S.files[i].id, &S.crash, &img, &len);
         if (rc) {
             warn("powercut: cannot build the crash image: %s\n", pc_strerror(rc));
             failed = 1;
@@ -1549,6 +1566,13 @@ static void cut_to_files(void)
         }
         char path[PATH_MAX + 16];
         image_path(&S.files[i], path, sizeof path);
+        if (!exists) { /* its name never reached the disk: the image is no file at all */
+            if (unlink(path) != 0 && errno != ENOENT) {
+                warn("powercut: cannot remove %s (the file does not exist after this cut)\n", path);
+                failed = 1;
+            }
+            continue;
+        }
         if (write_file(path, img, len)) {
             warn("powercut: cannot write the crash image %s\n", path);
             failed = 1;
@@ -1958,10 +1982,54 @@ PC_EXPORT int posix_fallocate64(int fd, off_t off, off_t len)
 }
 
 /* ---- syncs ---- */
+/* The files whose names live in the directory (dev, ino): the first one's index, or -1. */
+static long dir_holds(uint64_t dev, uint64_t ino)
+{
+    for (size_t i = 0; i < S.nfiles; i++)
+        if (S.files[i].has_parent && S.files[i].pdev == dev && S.files[i].pino == ino) return (long)i;
+    return -1;
+}
+
+/* fsync/fdatasync of a directory holding a tracked file's name: a step; under
+ * POWERCUT_NAMESPACE=posix it makes the volatile names there durable (names.c). An injected
+ * error fails it with no effect. */
+static int do_fsync_dir(int call, int fd, uint64_t dev, uint64_t ino, long first, int (*real)(int))
+{
+    BEGIN_STEP();
+    int dcall = call == PC_CALL_FSYNC ? PC_CALL_FSYNC_DIR : PC_CALL_FDATASYNC_DIR;
+    int err, go = step_open(dcall, S.files[first].id, 0, 0, &err);
+    if (go == GO_ERROR) {
+        step_close();
+        END_STEP();
+        errno = err;
+        return -1;
+    }
+    int r = go == GO_CUT ? 0 : real(fd), saved = errno;
+    for (size_t i = (size_t)first; r == 0 && i < S.nfiles; i++) {
+        tfile *f = &S.files[i];
+        if (!f->name_new || !f->has_parent || f->pdev != dev || f->pino != ino) continue;
+        if (S.m) trace_fail(pc_model_dir_sync(S.m, f->id));
+        if (S.tw) trace_fail(pc_tw_dir_sync(S.tw, f->id));
+        if (go != GO_CUT) f->name_new = 0;
+    }
+    if (go == GO_CUT) CUT_RETURN(-1, real(fd));
+    step_close();
+    END_STEP();
+    errno = saved;
+    return r;
+}
+
 static int do_fsync(int call, int fd, int (*real)(int))
 {
     tfile *f = fd_file(fd, NULL);
-    if (!f) return real(fd);
+    if (!f) {
+        uint64_t dev, ino;
+        long first;
+        if (S.active && !S.dead && !busy && S.nfiles && pc__ns_is_dir(fd, &dev, &ino) &&
+            (first = dir_holds(dev, ino)) >= 0)
+            return do_fsync_dir(call, fd, dev, ino, first, real);
+        return real(fd);
+    }
     BEGIN_STEP();
     int err, go = step_open(call, f->id, 0, UINT64_MAX, &err);
     capture_file((size_t)(f - S.files)); /* sync mode: the mapped stores this fsync covers */
@@ -2110,8 +2178,9 @@ PC_EXPORT int open(const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = va_mode(flags, ap);
     va_end(ap);
+    int absent = S.active && !S.dead && !busy && (flags & O_CREAT) && pc__ns_absent(AT_FDCWD, path);
     int fd = real_open(path, flags, mode);
-    if (S.active) after_open(fd, AT_FDCWD, path, flags);
+    if (S.active) after_open(fd, AT_FDCWD, path, flags, absent);
     return fd;
 }
 
@@ -2122,8 +2191,9 @@ PC_EXPORT int open64(const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = va_mode(flags, ap);
     va_end(ap);
+    int absent = S.active && !S.dead && !busy && (flags & O_CREAT) && pc__ns_absent(AT_FDCWD, path);
     int fd = real_open64(path, flags, mode);
-    if (S.active) after_open(fd, AT_FDCWD, path, flags);
+    if (S.active) after_open(fd, AT_FDCWD, path, flags, absent);
     return fd;
 }
 
@@ -2134,8 +2204,9 @@ PC_EXPORT int openat(int dirfd, const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = va_mode(flags, ap);
     va_end(ap);
+    int absent = S.active && !S.dead && !busy && (flags & O_CREAT) && pc__ns_absent(dirfd, path);
     int fd = real_openat(dirfd, path, flags, mode);
-    if (S.active) after_open(fd, dirfd, path, flags);
+    if (S.active) after_open(fd, dirfd, path, flags, absent);
     return fd;
 }
 
@@ -2146,24 +2217,27 @@ PC_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = va_mode(flags, ap);
     va_end(ap);
+    int absent = S.active && !S.dead && !busy && (flags & O_CREAT) && pc__ns_absent(dirfd, path);
     int fd = real_openat64(dirfd, path, flags, mode);
-    if (S.active) after_open(fd, dirfd, path, flags);
+    if (S.active) after_open(fd, dirfd, path, flags, absent);
     return fd;
 }
 
 PC_EXPORT int creat(const char *path, mode_t mode)
 {
     ENSURE();
+    int absent = S.active && !S.dead && !busy && pc__ns_absent(AT_FDCWD, path);
     int fd = real_creat(path, mode);
-    if (S.active) after_open(fd, AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC);
+    if (S.active) after_open(fd, AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, absent);
     return fd;
 }
 
 PC_EXPORT int creat64(const char *path, mode_t mode)
 {
     ENSURE();
+    int absent = S.active && !S.dead && !busy && pc__ns_absent(AT_FDCWD, path);
     int fd = real_creat64(path, mode);
-    if (S.active) after_open(fd, AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC);
+    if (S.active) after_open(fd, AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, absent);
     return fd;
 }
 
@@ -2372,7 +2446,7 @@ static int exec_begin(void)
     if (!h.files || !h.fds) die("memory", "exec hand-over");
     for (size_t i = 0; i < S.nfiles; i++)
         h.files[i] = (pc_ho_file){(uint64_t)S.files[i].dev, (uint64_t)S.files[i].ino, S.files[i].size,
-                                  S.files[i].id, S.files[i].rfd, S.files[i].path};
+                                  S.files[i].id, S.files[i].rfd, S.files[i].name_new, S.files[i].path};
     for (size_t fd = 0; fd < S.nfds; fd++) {
         if (!S.fds[fd].file) continue;
         long fl = syscall(SYS_fcntl, (int)fd, F_GETFD);
@@ -2584,8 +2658,10 @@ static void adopt_handover(void)
         f->id = h.files[i].id;
         f->size = h.files[i].size;
         f->rfd = h.files[i].rfd;
+        f->name_new = h.files[i].name_new;
         f->path = h.files[i].path;
         h.files[i].path = NULL;
+        f->has_parent = !pc__ns_parent(f->path, &f->pdev, &f->pino);
         pc__own_adopt(f->rfd);
         set_cloexec(f->rfd, 1);
         df_backed(f, 0, f->size); /* the disk-full model starts again: room until its error */

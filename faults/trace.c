@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 /*
- * Format, version 1 (documented in faults/README.md). All integers little-endian.
+ * Format, version 2 (documented in faults/README.md). All integers little-endian.
  *   header: "PCTRACE\0" u32 version u32 sector_size
  *   records: u8 type, then
  *     1 FILE     u32 id, u32 name_len, name, u64 size, content[size]   (content is durable)
@@ -29,7 +29,9 @@
  *                torn so, and their ranges' dirty data is lost; pc_model_step_fail)
  *    11 SIGBUS   u32 id, u64 off, u64 step, u8 at_fault  (a store into a page of a hole while
  *                the disk was full: the shim killed the process, as the kernel would; the
- *                last record)
+ *                last record; version 2)
+ *    12 CREATED  u32 id   (the process created the file: its name is volatile; version 2)
+ *    13 DIRSYNC  u32 id   (in a step: the file's name is durable when the step ends; version 2)
  * A step's records lie between its STEP and STEPEND; records outside steps are volatile
  * changes between steps (mostly pages written through mappings, found at the next step).
  * A trace may stop anywhere (the process died): the reader treats a truncated last record as
@@ -45,8 +47,10 @@
  * the interposed functions.
  */
 
-enum { R_FILE = 1, R_WRITE, R_TRUNC, R_STEP, R_SYNC, R_LOSE, R_MARK, R_STEPEND, R_END, R_FAIL, R_SIGBUS };
-#define PC_TRACE_VERSION 1u
+enum { R_FILE = 1, R_WRITE, R_TRUNC, R_STEP, R_SYNC, R_LOSE, R_MARK, R_STEPEND, R_END, R_FAIL, R_SIGBUS,
+       R_CREATED, R_DIRSYNC };
+/* Version 2 added SIGBUS, CREATED and DIRSYNC; a version 1 trace is a version 2 trace without them. */
+#define PC_TRACE_VERSION 2u
 #define TW_BUFSZ (1u << 20)
 #define TW_CHUNK ((size_t)4 << 20)
 
@@ -355,6 +359,15 @@ int pc_tw_step_fail(pc_tw *w, const pc_crash *tear)
     return rput(w, &r);
 }
 
+static int name_rec(pc_tw *w, int type, uint32_t id)
+{
+    if (!w) return PC_EINVAL;
+    CHK(put8(w, (uint8_t)type));
+    return put32(w, id);
+}
+int pc_tw_created(pc_tw *w, uint32_t id) { return name_rec(w, R_CREATED, id); }
+int pc_tw_dir_sync(pc_tw *w, uint32_t id) { return name_rec(w, R_DIRSYNC, id); }
+
 int pc_tw_mark(pc_tw *w, int kind, uint64_t op, const char *label)
 {
     if (!w) return PC_EINVAL;
@@ -453,7 +466,7 @@ static int index_trace(pc_trace *t)
     if (!magic || memcmp(magic, "PCTRACE\0", 8)) return PC_EFORMAT;
     uint32_t ver = g32(&r);
     t->sector = g32(&r);
-    if (r.bad || ver != PC_TRACE_VERSION || !t->sector) return PC_EFORMAT;
+    if (r.bad || ver < 1 || ver > PC_TRACE_VERSION || !t->sector) return PC_EFORMAT;
     t->body = r.i;
     uint64_t ops[64];
     const char *labs[64];
@@ -496,6 +509,7 @@ static int index_trace(pc_trace *t)
         }
         case R_SYNC: case R_LOSE: g32(&r); g64(&r); g64(&r); break;
         case R_FAIL: g8(&r); g64(&r); g64(&r); break;
+        case R_CREATED: case R_DIRSYNC: g32(&r); break;
         case R_MARK: {
             uint8_t kind = g8(&r);
             uint64_t op = g64(&r);
@@ -796,6 +810,12 @@ static int apply(pc_replay *rp, int *ev, uint64_t *step)
         rc = pc_model_step_fail(rp->m, &c);
         break;
     }
+    case R_CREATED: case R_DIRSYNC: {
+        uint32_t id = g32(&r);
+        if (r.bad) return PC_EFORMAT;
+        rc = type == R_CREATED ? pc_model_created(rp->m, id) : pc_model_dir_sync(rp->m, id);
+        break;
+    }
     case R_MARK: { g8(&r); g64(&r); uint32_t ll = g32(&r); take(&r, ll); break; }
     case R_SIGBUS: g32(&r); g64(&r); g64(&r); g8(&r); break; /* the store never happened */
     case R_STEPEND: *ev = EV_STEPEND; break;
@@ -829,6 +849,23 @@ int pc_replay_next(pc_replay *rp, uint64_t *step_out)
     }
     *step_out = step;
     return PC_OK;
+}
+
+int pc_trace_image_exists(const pc_trace *t, uint32_t id, uint64_t step, const pc_crash *crash, int *exists)
+{
+    if (!t || !crash || !exists) return PC_EINVAL;
+    if (step < 1 || step > t->nsteps) return PC_ERANGE;
+    pc_replay *r;
+    int rc = pc_replay_new(t, &r);
+    if (rc) return rc;
+    uint64_t k = 0;
+    do {
+        if ((rc = pc_replay_next(r, &k))) goto out;
+    } while (k && k < step);
+    rc = k == step ? pc_model_image_exists(r->m, id, crash, exists) : PC_ERANGE;
+out:
+    pc_replay_free(r);
+    return rc;
 }
 
 int pc_trace_image(const pc_trace *t, uint32_t id, uint64_t step, const pc_crash *crash,

@@ -79,6 +79,19 @@ static int is_file(int fd) {
   return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
+/* Whether fd is the directory holding the file's name: the shim numbers an fsync of it as a
+ * step too (fsync-dir: faults/names.c), the create's last. One fstat, and a stat of the
+ * directory's path, per fsync of a descriptor that is not the file. */
+static int is_file_dir(int fd) {
+  struct stat a, b;
+  char parent[sizeof file];
+  const char *slash = strrchr(file, '/');
+  if (fstat(fd, &a) != 0 || !S_ISDIR(a.st_mode)) return 0;
+  if (!slash) snprintf(parent, sizeof parent, ".");
+  else snprintf(parent, sizeof parent, "%.*s", slash == file ? 1 : (int)(slash - file), file);
+  return stat(parent, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 /* Counting starts over (a run begins; the file may be another). */
 static void count_from(step_count from) {
   steps = from;
@@ -108,8 +121,15 @@ int __wrap_msync(void *addr, size_t len, int flags) {
     if (STEP_FD(fd, cond, end)) return errno = EIO, (ret)-1; \
     return __real_##name args;                            \
   }
-WRAP_FD(int, fsync, 1, 0, (int fd), (fd))
-WRAP_FD(int, fdatasync, 1, 0, (int fd), (fd))
+#define WRAP_SYNC(name)                                                              \
+  int __real_##name(int fd);                                                         \
+  int __wrap_##name(int fd);                                                         \
+  int __wrap_##name(int fd) {                                                        \
+    if (steps.on && (is_file(fd) || is_file_dir(fd)) && step(0)) return errno = EIO, -1; \
+    return __real_##name(fd);                                                        \
+  }
+WRAP_SYNC(fsync)
+WRAP_SYNC(fdatasync)
 WRAP_FD(int, ftruncate, len >= 0, (uint64_t)len, (int fd, off_t len), (fd, len))
 WRAP_FD(int, ftruncate64, len >= 0, (uint64_t)len, (int fd, off_t len), (fd, len))
 /* The pager reserves each doubling of its file with fallocate (mode 0), so that a full disk is

@@ -4,10 +4,12 @@
  * a warning, in a file another writer made). */
 #include "checker.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mappedpages.h"
 
@@ -182,11 +184,25 @@ static void drop_kept(cc_check_cache *cache) {
   cache->preview = cache->reader = NULL;
 }
 
+void cc_check_missing(const cc_state *before, cc_verdict *v) {
+  memset(v, 0, sizeof *v);
+  if (!before) return; /* the create in flight: before it there was no file */
+  char e[320], b[150];
+  cc_state_describe(before, b, sizeof b);
+  snprintf(e, sizeof e, "the file mp_create made, with every operation that returned before the cut: %s", b);
+  violation(v, "R3", e, "no file: its name was not durable (no fsync of its directory made the create's "
+            "directory entry durable), so the create and every operation since are lost");
+}
+
 int cc_check_image(const char *path, size_t page_size, const cc_state *before, const cc_state *after, int inflight,
                    cc_check_cache *cache, cc_verdict *v) {
   memset(v, 0, sizeof *v);
   char why[256];
   mp_pager *p = NULL;
+  if (access(path, F_OK) != 0 && errno == ENOENT) {
+    cc_check_missing(before, v);
+    return CC_OK;
+  }
 
   /* First as a reader, which changes nothing: its structure, and what a writer
    * would have to recover. The image is never written: it stays as the explorer

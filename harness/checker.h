@@ -31,6 +31,12 @@ typedef struct cc_verdict {
  * (CC_OP_KINDS for the create). */
 int cc_check_image(const char *path, size_t page_size, const cc_state *before, const cc_state *after, int inflight,
                    cc_check_cache *cache, cc_verdict *v);
+/* A crash state with no file at all (its name was not durable: the shim's
+ * POWERCUT_NAMESPACE=posix, which crashcheck records under): right only while the create
+ * is in flight (`before` NULL, the state before it being no file); after mp_create returned
+ * it is R3, the create and every operation since lost. cc_check_image gives this verdict
+ * when `path` does not exist. */
+void cc_check_missing(const cc_state *before, cc_verdict *v);
 /* `cache` (may be NULL) holds content hashes of the image's pages from earlier
  * checks; the caller forgets the pages it changes, the checker those recovery may. */
 

@@ -80,6 +80,15 @@ void cc_cover_step(cc_coverage *cov, pc_model *m, uint32_t file, int call, uint6
   const uint8_t *vol, *dur;
   uint64_t vlen, dlen;
   if (pc_model_volatile(m, file, &vol, &vlen) != PC_OK || pc_model_durable(m, file, &dur, &dlen) != PC_OK) return;
+  if (call == PC_CALL_FSYNC_DIR || call == PC_CALL_FDATASYNC_DIR) {
+    /* a name this step makes durable: absent if the cut lands nothing, present if it lands all */
+    pc_crash none = {.tear = PC_TEAR_NONE}, all = {.tear = PC_TEAR_ALL};
+    int before = 1, landed = 0;
+    if (pc_model_image_exists(m, file, &none, &before) == PC_OK && !before &&
+        pc_model_image_exists(m, file, &all, &landed) == PC_OK && landed)
+      cover(cov, op, CC_W_NAME, CC_AT_ANY);
+    return;
+  }
   if (call == PC_CALL_FTRUNCATE || call == PC_CALL_FALLOCATE || call == PC_CALL_POSIX_FALLOCATE) {
     if (vlen != dlen) cover(cov, op, CC_W_GROWTH, CC_AT_ANY);
     return;
@@ -162,7 +171,8 @@ void cc_coverage_merge(cc_cover_cells to, const cc_cover_cells from) {
  * flips the block's selector and mirrors; a free does the same without data or growth; a
  * commit writes the data copy, stages the entry and flips; recovery rewrites page 0 (a
  * selector toggled back, an intent dropped, an append undone or redone), commits metadata
- * (a reclaim, a fallen-back selector) and mirrors. */
+ * (a reclaim, a fallen-back selector) and mirrors. The create ends by making the file's name
+ * durable (an fsync of its directory). */
 static unsigned required(int op, int what, uint32_t page_size, uint32_t sector) {
   /* Page 0 in one sector (pages no larger than an atomic sector) is written whole or not at
    * all: no torn page 0 is left for recovery to undo or redo an append from, or to toggle a
@@ -170,7 +180,8 @@ static unsigned required(int op, int what, uint32_t page_size, uint32_t sector) 
   bool torn_p0 = page_size > sector;
   switch (op) {
     case CC_COVER_CREATE:
-      return what == CC_W_SUPERBLOCK || what == CC_W_META || what == CC_W_GROWTH ? BIT(CC_AT_ANY) : 0;
+      return what == CC_W_SUPERBLOCK || what == CC_W_META || what == CC_W_GROWTH || what == CC_W_NAME ? BIT(CC_AT_ANY)
+                                                                                                       : 0;
     case CC_ALLOC:
     case CC_ALLOC_BULK:
       if (what == CC_W_META) return BIT(CC_AT_ANY) | BIT(CC_AT_GROWTH);
@@ -253,7 +264,7 @@ const char *cc_cover_op_name(int op) {
 const char *cc_cover_what_name(int what) {
   static const char *const names[CC_WHAT_KINDS] = {
       "data", "protected-copy", "metadata-copy", "directory-stage", "directory-mirror", "metadata-selector",
-      "directory-selector", "append-intent", "append-count", "superblock", "growth", "free-page"};
+      "directory-selector", "append-intent", "append-count", "superblock", "growth", "free-page", "name"};
   return what >= 0 && what < CC_WHAT_KINDS ? names[what] : "?";
 }
 

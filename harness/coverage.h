@@ -18,7 +18,8 @@
  *   follow-up's first step on a crash image);
  * - what: the kind of durable write cut (below), found by comparing the volatile and
  *   durable content of the pages the step makes durable (a page that is not dirty is a
- *   write a cut cannot harm, and covers nothing); page kinds come from the pager's own
+ *   write a cut cannot harm, and covers nothing), or the file's name an fsync of its
+ *   directory makes durable (the shim's namespace model); page kinds come from the pager's own
  *   reading of the volatile content (mp_image_page_kinds), page 0's changes from the bytes
  *   that differ;
  * - where: the place that makes the write special: the first or last page of the file, a
@@ -38,6 +39,7 @@ enum {
   CC_W_SUPERBLOCK,    /* the superblock written whole (the create) */
   CC_W_GROWTH,        /* the file's size (ftruncate, fallocate) */
   CC_W_FREE,          /* a free page (what recovery or a stray write leaves) */
+  CC_W_NAME,          /* the file's name (an fsync of its directory after the create) */
   CC_WHAT_KINDS
 };
 enum {

@@ -69,12 +69,13 @@ int cc_record(const cc_case *c, const cc_explore_opts *o, const char *file, cons
   snprintf(sector, sizeof sector, "%u", c->sector);
   /* posix_spawn, not fork: the explorer's address space (the trace's model, the images'
    * hashes) makes every fork copy its page tables, and R7 records once per follow-up. */
-  static const char *const ours[] = {"LD_PRELOAD=", "POWERCUT_FILE=", "POWERCUT_SECTOR=", "POWERCUT_TRACE=",
-                                     "POWERCUT_CUT=", "POWERCUT_IMAGE=", "POWERCUT_ERROR=", "CRASHCHECK_STATES="};
+  static const char *const ours[] = {"LD_PRELOAD=",     "POWERCUT_FILE=",  "POWERCUT_SECTOR=",
+                                     "POWERCUT_TRACE=", "POWERCUT_CUT=",   "POWERCUT_IMAGE=",
+                                     "POWERCUT_ERROR=", "CRASHCHECK_STATES=", "POWERCUT_NAMESPACE="};
   size_t nenv = 0, cap = 10;
   for (char **e = environ; *e; e++) cap++;
   char **env = calloc(cap, sizeof *env);
-  char set[8][1200];
+  char set[9][1200];
   if (!env) {
     snprintf(why, whylen, "out of memory");
     return CC_ENOMEM;
@@ -87,8 +88,11 @@ int cc_record(const cc_case *c, const cc_explore_opts *o, const char *file, cons
   /* --errors: the injected error, and where the run leaves its states */
   char states[1200];
   snprintf(states, sizeof states, "%s.states", file);
-  const char *val[8] = {o->shim, file, sector, trace, cut, image, o->error, o->error || o->keep_states ? states : NULL};
-  for (size_t k = 0; k < 8; k++) {
+  /* Names are modelled (faults/names.c): a cut before the create's name is durable leaves no
+   * file, which the checker takes for R3 once mp_create has returned. */
+  const char *val[9] = {o->shim, file, sector, trace, cut, image, o->error,
+                        o->error || o->keep_states ? states : NULL, "posix"};
+  for (size_t k = 0; k < 9; k++) {
     if (!val[k]) continue;
     snprintf(set[k], sizeof set[k], "%s%s", ours[k], val[k]);
     env[nenv++] = set[k];
@@ -166,12 +170,13 @@ static void to_pc_crash(const cc_schedule *s, pc_crash *out) {
   out->seed = s->seed;
 }
 
-/* The crash choices explored at a step that makes n sectors durable. */
-static size_t choices(const cc_explore_opts *o, uint64_t n, cc_schedule *out, size_t cap) {
+/* The crash choices explored at a step that makes n sectors durable (and, with `name`, the
+ * file's name: an fsync of its directory, which lands it with tear all). */
+static size_t choices(const cc_explore_opts *o, uint64_t n, bool name, cc_schedule *out, size_t cap) {
   cc_schedule tears[600];
   size_t nt = 0;
   tears[nt++] = (cc_schedule){.tear = CC_TEAR_NONE};
-  if (n) tears[nt++] = (cc_schedule){.tear = CC_TEAR_ALL};
+  if (n || name) tears[nt++] = (cc_schedule){.tear = CC_TEAR_ALL};
   for (uint64_t k = 1; k < n && k < 256 && nt < 590; k++) {
     if (o->prefixes) tears[nt++] = (cc_schedule){.tear = CC_TEAR_PREFIX, .tear_n = (uint8_t)k};
     if (o->suffixes) tears[nt++] = (cc_schedule){.tear = CC_TEAR_SUFFIX, .tear_n = (uint8_t)k};
@@ -222,6 +227,7 @@ struct walker {
   size_t index;             /* the operation in flight (0: the create or open) */
   const cc_schedule *sched; /* its crash choice (cut_step unset) */
   int kind;                 /* its kind (CC_OP_KINDS for the create or open) */
+  bool missing;             /* the state has no file (its name was not durable): no image to read */
   /* Counts, and why the walk stopped early if it failed: */
   uint64_t steps, states, distinct;
   char error[600];
@@ -268,14 +274,17 @@ static void walk_final(walker *w, pc_replay *rp, cc_image *im, cc_check_cache *c
   pc_crash crash;
   to_pc_crash(&none, &crash);
   uint64_t h;
-  if (cc_image_step(im, m) != CC_OK || cc_image_derive(im, m, &crash, &h) != CC_OK ||
-      cc_image_write(im, m, &crash) != CC_OK) {
+  int exists = 1;
+  if (cc_image_step(im, m) != CC_OK || pc_model_image_exists(m, 0, &crash, &exists) != PC_OK ||
+      (exists && (cc_image_derive(im, m, &crash, &h) != CC_OK || cc_image_write(im, m, &crash) != CC_OK))) {
     snprintf(w->error, sizeof w->error, "cannot derive the durable state at the end of %s", w->trace_path);
     return;
   }
   const cc_state *last = &w->run->states[w->run->nstates - 1];
   cc_verdict v;
-  cc_check_image(w->image, w->c->page_size, last, last, CC_OP_KINDS, cache, &v);
+  w->missing = !exists;
+  if (!exists) cc_check_missing(last, &v);
+  else cc_check_image(w->image, w->c->page_size, last, last, CC_OP_KINDS, cache, &v);
   w->states++;
   w->distinct++;
   w->step = 0;
@@ -285,6 +294,9 @@ static void walk_final(walker *w, pc_replay *rp, cc_image *im, cc_check_cache *c
   memset(&w->info, 0, sizeof w->info);
   w->visit(w, &v);
 }
+
+/* The hash of every state without a file (no image bytes to hash). */
+#define NO_FILE_HASH UINT64_C(0x6E6F2D66696C6521)
 
 static int walk(walker *w) {
   pc_trace *t = NULL;
@@ -335,17 +347,26 @@ static int walk(walker *w) {
       snprintf(w->error, sizeof w->error, "cannot follow the durable content at step %llu", (unsigned long long)w->step);
       break;
     }
-    size_t nch = cut ? choices(w->o, n, sched, 8192) : 0;
+    /* a step that makes the file's name durable: absent with tear none, there with all */
+    static const pc_crash none_none = {.tear = PC_TEAR_NONE}, all_none = {.tear = PC_TEAR_ALL};
+    int before_name = 1, after_name = 0;
+    bool name = (w->info.call == PC_CALL_FSYNC_DIR || w->info.call == PC_CALL_FDATASYNC_DIR) &&
+                pc_model_image_exists(m, 0, &none_none, &before_name) == PC_OK && !before_name &&
+                pc_model_image_exists(m, 0, &all_none, &after_name) == PC_OK && after_name;
+    size_t nch = cut ? choices(w->o, n, name, sched, 8192) : 0;
     for (size_t i = 0; going && i < nch; i++) {
       w->states++;
       pc_crash crash;
       to_pc_crash(&sched[i], &crash);
       uint64_t h;
-      if (cc_image_derive(im, m, &crash, &h) != CC_OK) {
+      int exists = 1;
+      if (pc_model_image_exists(m, 0, &crash, &exists) != PC_OK ||
+          (exists && cc_image_derive(im, m, &crash, &h) != CC_OK)) {
         snprintf(w->error, sizeof w->error, "cannot derive the image of step %llu", (unsigned long long)w->step);
         going = false;
         break;
       }
+      if (!exists) h = NO_FILE_HASH;
       /* An image is checked once per operation in flight, not once in all: its verdict
        * depends on the model's states around that operation too. (Once in all, a bug that
        * leaves nothing durable, an msync that syncs nothing, gave every later state the
@@ -353,15 +374,19 @@ static int walk(walker *w) {
       if (!hs_add(&seen, h ^ ((uint64_t)index + 1) * UINT64_C(0x9E3779B97F4A7C15)) || h % w->shards != w->shard)
         continue;
       w->distinct++;
-      if (cc_image_write(im, m, &crash) != CC_OK) {
+      cc_verdict v;
+      w->missing = !exists;
+      if (!exists) {
+        cc_check_missing(before, &v); /* the image file is left as it is: nothing reads it */
+      } else if (cc_image_write(im, m, &crash) != CC_OK) {
         snprintf(w->error, sizeof w->error, "cannot write %s", w->image);
         going = false;
         break;
+      } else {
+        cc_check_image(w->image, w->c->page_size, before, after, w->kind, &cache, &v);
+        if (v.rewritten) cc_image_touched(im);
+        else if (w->verifying) same_verdict_uncached(w, before, after, &v);
       }
-      cc_verdict v;
-      cc_check_image(w->image, w->c->page_size, before, after, w->kind, &cache, &v);
-      if (v.rewritten) cc_image_touched(im);
-      else if (w->verifying) same_verdict_uncached(w, before, after, &v);
       w->sched = &sched[i];
       going = w->visit(w, &v);
     }
@@ -699,8 +724,10 @@ static bool explore_visit(walker *w, const cc_verdict *checked) {
   cc_verdict v = *checked;
   cc_again_where aw = {0};
   bool candidate = false, sampled = false;
-  bool forced = !v.nviolations && !jb->o->again_off && forced_again(w, &v, &candidate);
-  if (!candidate && !v.nviolations && !jb->o->again_off && jb->o->again && w->step >= ew->next_again) {
+  /* A state without a file has nothing to recover: R7 does not follow it. */
+  bool follow = !v.nviolations && !jb->o->again_off && !w->missing;
+  bool forced = follow && forced_again(w, &v, &candidate);
+  if (!candidate && follow && jb->o->again && w->step >= ew->next_again) {
     /* R7 on a sample of the other crash states, spread over the steps. */
     uint64_t gap = w->total_steps / jb->o->again;
     ew->next_again = w->step + (gap ? gap : 1);
@@ -917,7 +944,7 @@ int cc_explore(const cc_case *c, const cc_explore_opts *o, cc_explore_result *r)
 /* ---- crash choices, for other walkers (crashcheck run) -------------------------------- */
 
 size_t cc_crash_choices(const cc_explore_opts *o, uint64_t n, cc_schedule *out, size_t cap) {
-  return choices(o, n, out, cap);
+  return choices(o, n, false, out, cap);
 }
 
 void cc_crash_of(const cc_schedule *s, pc_crash *out) { to_pc_crash(s, out); }

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
  *   x:OFF:LEN:BYTE   pwrite64 (explicit 64 name)         t:SIZE      ftruncate
  *   T:SIZE           ftruncate64                          a:OFF:LEN   fallocate (mode 0)
  *   p:OFF:LEN        posix_fallocate                      f / d       fsync / fdatasync
+ *   j / J            fsync / fdatasync of the file's directory (opened O_DIRECTORY)
  *   R:OFF:LEN        sync_file_range                      D           reopen O_RDWR|O_DSYNC
  *   S                reopen O_RDWR|O_SYNC                 O           reopen plain O_RDWR
  *   m:LEN            mmap LEN bytes MAP_SHARED rw at 0    s:OFF:LEN:BYTE  store into the map
@@ -209,6 +211,14 @@ int main(int argc, char **argv)
         }
         case 'f': r = fsync(fd); break;
         case 'd': r = fdatasync(fd); break;
+        case 'j': case 'J': { /* the directory holding the file's name, synced as programs do */
+            char *copy = strdup(path);
+            int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            free(copy);
+            r = dfd < 0 ? -1 : op == 'j' ? fsync(dfd) : fdatasync(dfd);
+            if (dfd >= 0) close(dfd);
+            break;
+        }
         case 'R': { unsigned long long o = num(&p); r = sync_file_range(fd, (off_t)o, (off_t)num(&p), SYNC_FILE_RANGE_WRITE); break; }
         case 'D': reopen(O_DSYNC); break;
         case 'S': reopen(O_SYNC); break;

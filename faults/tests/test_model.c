@@ -682,7 +682,7 @@ static void test_trace_replay_matches_live(void **st)
     pc_trace *t2;
     assert_int_equal(pc_trace_from_memory(buf, blen - 3, &t2), PC_OK);
     pc_trace_free(t2);
-    assert_int_equal(pc_trace_from_memory("PCTRACE\0\2\0\0\0\0\2\0\0", 16, &t2), PC_EFORMAT);
+    assert_int_equal(pc_trace_from_memory("PCTRACE\0\3\0\0\0\0\2\0\0", 16, &t2), PC_EFORMAT);
     pc_trace_free(t);
     for (uint64_t s = 0; s < k; s++)
         for (size_t i = 0; i < NSPECS; i++) free(sn[s].img[i]);
@@ -736,6 +736,97 @@ static void test_disk_blocks(void **st)
     assert_int_equal(b.n, 0);
 }
 
+/* Names: a created file exists in an image only once a step syncing its directory ends (or
+ * lands in the cut: any tear but none, with every data sector of the step), or when early
+ * writeback wrote the name; a file added without pc_model_created always exists. The trace
+ * carries both records, and the replay's model answers the same. */
+static int exists_at(pc_model *m, uint32_t id, const char *spec)
+{
+    pc_crash c;
+    assert_int_equal(pc_crash_parse(spec, &c), PC_OK);
+    int e = -1;
+    assert_int_equal(pc_model_image_exists(m, id, &c, &e), PC_OK);
+    return e;
+}
+
+static void test_created_names(void **st)
+{
+    (void)st;
+    pc_model *m;
+    pc_tw *w;
+    assert_int_equal(pc_model_new(SEC, &m), PC_OK);
+    assert_int_equal(pc_tw_new(-1, SEC, &w), PC_OK);
+    uint32_t old, made;
+    assert_int_equal(pc_model_add_file(m, "old", "x", 1, &old), PC_OK);
+    assert_int_equal(pc_tw_file(w, 0, "old", "x", 1), PC_OK);
+    assert_int_equal(pc_model_add_file(m, "new", NULL, 0, &made), PC_OK);
+    assert_int_equal(pc_tw_file(w, 1, "new", NULL, 0), PC_OK);
+    assert_int_equal(pc_model_created(m, made), PC_OK);
+    assert_int_equal(pc_tw_created(w, made), PC_OK);
+    assert_int_equal(pc_model_dir_sync(m, made), PC_ESTATE); /* only inside a step */
+    uint8_t data[SEC];
+    memset(data, 'd', sizeof data);
+    /* step 1: the new file's data made durable, not its name */
+    assert_int_equal(pc_model_step_begin(m, NULL), PC_OK);
+    assert_int_equal(pc_tw_step(w, 1, PC_CALL_FSYNC, made, 0, 0, UINT64_MAX), PC_OK);
+    assert_int_equal(pc_model_write(m, made, 0, data, SEC), PC_OK);
+    assert_int_equal(pc_tw_write(w, made, 0, data, SEC, 0), PC_OK);
+    assert_int_equal(pc_model_sync(m, made, 0, UINT64_MAX), PC_OK);
+    assert_int_equal(pc_tw_sync(w, made, 0, UINT64_MAX), PC_OK);
+    assert_int_equal(exists_at(m, old, "none"), 1);
+    assert_int_equal(exists_at(m, made, "all"), 0);
+    assert_int_equal(exists_at(m, made, "none:all"), 1); /* written back early */
+    int drawn[2] = {0, 0};
+    for (int seed = 0; seed < 32; seed++) {
+        char spec[32];
+        snprintf(spec, sizeof spec, "none:random:%d", seed);
+        drawn[exists_at(m, made, spec)]++;
+        assert_int_equal(exists_at(m, made, spec), exists_at(m, made, spec)); /* a coin, not a stream */
+    }
+    assert_true(drawn[0] && drawn[1]);
+    assert_int_equal(pc_model_step_end(m), PC_OK);
+    assert_int_equal(pc_tw_step_end(w), PC_OK);
+    assert_int_equal(exists_at(m, made, "none"), 0);
+    /* step 2: its directory synced, with more of its data: the name lands with all of it */
+    assert_int_equal(pc_model_step_begin(m, NULL), PC_OK);
+    assert_int_equal(pc_tw_step(w, 2, PC_CALL_FSYNC_DIR, made, 0, 0, 0), PC_OK);
+    assert_int_equal(pc_model_write(m, made, SEC, data, SEC), PC_OK);
+    assert_int_equal(pc_tw_write(w, made, SEC, data, SEC, 0), PC_OK);
+    assert_int_equal(pc_model_write(m, made, 2 * SEC, data, SEC), PC_OK);
+    assert_int_equal(pc_tw_write(w, made, 2 * SEC, data, SEC, 0), PC_OK);
+    assert_int_equal(pc_model_sync(m, made, 0, UINT64_MAX), PC_OK);
+    assert_int_equal(pc_tw_sync(w, made, 0, UINT64_MAX), PC_OK);
+    assert_int_equal(pc_model_dir_sync(m, made), PC_OK);
+    assert_int_equal(pc_tw_dir_sync(w, made), PC_OK);
+    assert_int_equal(exists_at(m, made, "none"), 0);
+    assert_int_equal(exists_at(m, made, "prefix:1"), 0);
+    assert_int_equal(exists_at(m, made, "prefix:2"), 1);
+    assert_int_equal(exists_at(m, made, "all"), 1);
+    assert_int_equal(pc_model_step_end(m), PC_OK);
+    assert_int_equal(pc_tw_step_end(w), PC_OK);
+    assert_int_equal(exists_at(m, made, "none"), 1);
+    assert_int_equal(pc_tw_finish(w), PC_OK);
+    /* the trace: the same answers at each step */
+    const uint8_t *buf;
+    size_t len;
+    assert_int_equal(pc_tw_buffer(w, &buf, &len), PC_OK);
+    pc_trace *t;
+    assert_int_equal(pc_trace_from_memory(buf, len, &t), PC_OK);
+    const char *cuts[] = {"all", "none:all", "prefix:1", "prefix:2"};
+    const int want[2][4] = {{0, 1, 0, 0}, {1, 1, 0, 1}};
+    for (uint64_t k = 1; k <= 2; k++)
+        for (size_t i = 0; i < 4; i++) {
+            pc_crash c;
+            int e = -1;
+            assert_int_equal(pc_crash_parse(cuts[i], &c), PC_OK);
+            assert_int_equal(pc_trace_image_exists(t, made, k, &c, &e), PC_OK);
+            if (e != want[k - 1][i]) fail_msg("step %llu, %s: exists %d", (unsigned long long)k, cuts[i], e);
+        }
+    pc_trace_free(t);
+    pc_tw_free(w);
+    pc_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -756,6 +847,7 @@ int main(void)
         cmocka_unit_test(test_image_sectors_equal_image),
         cmocka_unit_test(test_trace_replay_matches_live),
         cmocka_unit_test(test_disk_blocks),
+        cmocka_unit_test(test_created_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
  * powercut trace, and derives the crash image of any step without re-running the workload. */
 #include "../powercut.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +10,8 @@
 
 static const char usage_text[] =
     "usage: pc-trace TRACE                                list the steps\n"
-    "       pc-trace TRACE image STEP CRASH OUT [FILE]    write a crash image\n"
+    "       pc-trace TRACE image STEP CRASH OUT [FILE]    write a crash image (none, and OUT\n"
+    "                           removed, when the file's name was not durable)\n"
     "  CRASH is TEAR[:WRITEBACK[:SEED]] as in POWERCUT_CUT; FILE is a file id (default 0).\n"
     "  Exit status: 0 done, 2 usage or unreadable trace.\n";
 
@@ -34,6 +36,8 @@ static const char shim_text[] =
     "  POWERCUT_CRASH=TEAR[:WRITEBACK[:SEED]]  the crash of a cut made by libfiu\n"
     "  FIU_ENABLE, FIU_CTRL_FIFO  libfiu control of the points powercut/<call>\n"
     "  POWERCUT_MODEL=1, POWERCUT_DEBUG=1  keep the live model; say each mapping's backend\n"
+    "  POWERCUT_NAMESPACE=posix  a name the program creates exists after a cut only once an\n"
+    "                           fsync of its directory made it durable (default: always)\n"
     "  TEAR: none|all|prefix:N|suffix:N|random[:S]|garbage:N  WRITEBACK: none|all|random[:S]\n"
     "  See faults/README.md.\n";
 
@@ -115,8 +119,13 @@ int main(int argc, char **argv)
         }
         uint8_t *img;
         uint64_t len;
-        rc = pc_trace_image(t, id, step, &c, &img, &len);
-        if (!rc) {
+        int exists = 1;
+        rc = pc_trace_image_exists(t, id, step, &c, &exists);
+        if (!rc && !exists) { /* POWERCUT_NAMESPACE=posix: its name never reached the disk */
+            if (remove(argv[5]) != 0 && errno != ENOENT) rc = PC_EIO;
+            else printf("file %u does not exist after this cut (its name was not durable): no %s\n", id, argv[5]);
+        } else if (!rc) rc = pc_trace_image(t, id, step, &c, &img, &len);
+        if (!rc && exists) {
             FILE *f = fopen(argv[5], "wb");
             if (!f || fwrite(img, 1, len, f) != len || fclose(f)) rc = PC_EIO;
             free(img);

@@ -77,6 +77,29 @@ static void test_correct_recovery_passes(void **state) {
   cc_run_free(&run);
 }
 
+/* A crash state without a file (its name was not durable): right while the create is in
+ * flight, R3 once it returned, with what was lost in the expected text. */
+static void test_missing_file(void **state) {
+  (void)state;
+  cc_run run;
+  const char *f = path("missing.pages");
+  run_text(workload, f, &run, cs);
+  cc_verdict v;
+  const char *gone = path("never-created.pages");
+  assert_int_equal(cc_check_image(gone, 4096, NULL, &run.states[0], CC_OP_KINDS, NULL, &v), CC_OK);
+  assert_int_equal(v.nviolations, 0);
+  assert_int_equal(cc_check_image(gone, 4096, &run.states[2], &run.states[3], CC_PALLOC, NULL, &v), CC_OK);
+  assert_int_equal(v.nviolations, 1);
+  assert_string_equal(v.v[0].invariant, "R3");
+  assert_non_null(strstr(v.v[0].found, "no file"));
+  assert_non_null(strstr(v.v[0].expected, "1 regular [3]"));
+  cc_check_missing(NULL, &v);
+  assert_int_equal(v.nviolations, 0);
+  cc_check_missing(&run.states[0], &v);
+  assert_string_equal(v.v[0].invariant, "R3");
+  cc_run_free(&run);
+}
+
 static void test_unopenable_is_r1(void **state) {
   (void)state;
   cc_run run;
@@ -230,6 +253,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_correct_recovery_passes),
       cmocka_unit_test(test_unopenable_is_r1),
+      cmocka_unit_test(test_missing_file),
       cmocka_unit_test(test_lost_operation_is_r3_and_mix_is_r2),
       cmocka_unit_test(test_damaged_contents_are_r5_and_r6),
       cmocka_unit_test(test_cached_checks_see_changes),

@@ -1,0 +1,22 @@
+/* names.h: the shim's view of the namespace (POWERCUT_NAMESPACE): which opens create a
+ * tracked file's name, and which descriptors are the directories holding those names;
+ * internal to the shim. See names.c. */
+#ifndef PC_NAMES_H
+#define PC_NAMES_H
+
+#include <stdint.h>
+
+/* POWERCUT_NAMESPACE: PC_NS_NONE (unset: names are not modelled, a tracked file exists
+ * durably from its creation) or PC_NS_POSIX; -1 for a value the shim does not know. */
+enum { PC_NS_NONE = 0, PC_NS_POSIX = 1 };
+int pc__ns_parse(const char *value);
+
+/* Before an open with O_CREAT: 1 when nothing is at `path` (relative to dirfd), so that a
+ * successful open creates it; 0 when something is, or the question cannot be answered. */
+int pc__ns_absent(int dirfd, const char *path);
+/* The directory holding the name `abs` (an absolute path): its identity, 0; -1 if unknown. */
+int pc__ns_parent(const char *abs, uint64_t *dev, uint64_t *ino);
+/* Whether fd is a directory; its identity in *dev, *ino. */
+int pc__ns_is_dir(int fd, uint64_t *dev, uint64_t *ino);
+
+#endif
