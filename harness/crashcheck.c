@@ -978,8 +978,8 @@ static int cmd_generate(int argc, char **argv) {
 /* ---- any program ---------------------------------------------------------------------- */
 
 static const char *usage_run =
-    "usage: crashcheck run --files GLOB --check CMD [--setup CMD] [--sector N] [--out DIR] [--json]\n"
-    "                      [--quiet] -- PROGRAM [ARGS...]\n\n"
+    "usage: crashcheck run --files GLOB --check CMD [--setup CMD] [--profile P] [--sector N] [--out DIR]\n"
+    "                      [--json] [--quiet] -- PROGRAM [ARGS...]\n\n"
     "Records PROGRAM once under libpowercut in an empty scratch folder (after SETUP ran there),\n"
     "then checks every crash state of the files it touched that match GLOB: at each step that can\n"
     "make data durable, each tear of that step x each early writeback of other dirty data, and the\n"
@@ -992,20 +992,21 @@ static const char *usage_run =
     "                  wrote before the cut (`note TEXT` lines on POWERCUT_MARK_FD, or pc_mark_note):\n"
     "                  what it had acknowledged, which the state must hold\n"
     "  --setup CMD     prepares the folder first (sh -c; CRASHCHECK_ORIGIN set)\n"
+    "  --profile P     posix (default): a file PROGRAM creates has no name after a cut until an\n"
+    "                  fsync of its directory; none: names are durable at once\n"
     "  --sector N      512 (default) or 4096\n"
     "  --out DIR       where failing states are kept, each with its story (default crashcheck-out)\n"
     "  --json          one JSON object on stdout instead of the summary\n"
     "  --quiet         no progress line\n"
-    "Not modelled yet: the namespace (a new file's name is durable at once; deleted and renamed\n"
-    "files keep their content under their first name). Exit status: 0 clean, 1 a violation, 2 usage,\n"
-    "setup or program failure.\n";
+    "Not modelled yet: renames, unlinks, links (a deleted or renamed file keeps its content under\n"
+    "its first name). Exit status: 0 clean, 1 a violation, 2 usage, setup or program failure.\n";
 
 static int cmd_run_program(int argc, char **argv) {
   if (want_help(argc, argv)) {
     fputs(usage_run, stdout);
     return EXIT_CLEAN;
   }
-  cc_prog_opts o = {.sector = 512, .outdir = "crashcheck-out", .max_violations = 20};
+  cc_prog_opts o = {.sector = 512, .outdir = "crashcheck-out", .max_violations = 20, .profile = "posix"};
   bool json = false, quiet = false;
   int i = 1;
   for (; i < argc; i++) {
@@ -1018,7 +1019,10 @@ static int cmd_run_program(int argc, char **argv) {
     else if (!strcmp(a, "--check") && v) o.check = v, i++;
     else if (!strcmp(a, "--setup") && v) o.setup = v, i++;
     else if (!strcmp(a, "--out") && v) o.outdir = v, i++;
-    else if (!strcmp(a, "--sector")) {
+    else if (!strcmp(a, "--profile") && v) {
+      if (strcmp(v, "posix") && strcmp(v, "none")) die_usage(usage_run, "--profile must be posix or none%s", "");
+      o.profile = v, i++;
+    } else if (!strcmp(a, "--sector")) {
       unsigned long sec = parse_num(usage_run, a, v, 4096);
       if (sec != 512 && sec != 4096) die_usage(usage_run, "--sector must be 512 or 4096%s", "");
       o.sector = (uint32_t)sec, i++;

@@ -18,8 +18,10 @@
  *   line in the file CRASHCHECK_NOTES names. The trace is the truth: the program runs once,
  *   so a program whose files differ from run to run (random nonces, times) needs no rerun.
  *
- * Not modelled yet (the namespace): a file's name is durable from its creation, and files the
- * program deletes or renames keep their content under their first name. */
+ * Names (--profile posix, the default): a file the program creates has no name in a crash
+ * state until an fsync of its directory (libpowercut's POWERCUT_NAMESPACE=posix); the state
+ * then lacks it. Not modelled yet: renames, unlinks and links (a deleted or renamed file keeps
+ * its content under its first name). */
 #include "run.h"
 
 #include <dirent.h>
@@ -232,7 +234,7 @@ static int check_state(walk *w, uint64_t step, const char *call, const char *cra
   while (before < n && pc_trace_note(w->t, before, &after, &text) == PC_OK && (!step || after < step)) before++;
   uint64_t h = 0x84222325CBF29CE4ull ^ before * 0xC2B2AE3D27D4EB4Full;
   for (uint32_t i = 0; i < w->nfiles; i++)
-    h = h * 0x100000001B3ull ^ cc_hash(w->img[i], w->len[i]) ^ (i + 1) * 0x9E3779B97F4A7C15ull;
+    h = h * 0x100000001B3ull ^ (w->img[i] ? cc_hash(w->img[i], w->len[i]) : 0x5BD1E995u) ^ (i + 1) * 0x9E3779B97F4A7C15ull;
   if (!seen_add(w, h)) return CC_OK;
   r->distinct++;
   FILE *nf = fopen(w->notes, "w");
@@ -248,6 +250,13 @@ static int check_state(walk *w, uint64_t step, const char *call, const char *cra
   }
   char path[PATH_MAX];
   for (uint32_t i = 0; i < w->nfiles; i++) {
+    if (!w->img[i]) { /* no name: gone, whatever the folder held before */
+      if (join(path, sizeof path, w->state, w->rel[i]) == 0 && unlink(path) != 0 && errno != ENOENT) {
+        snprintf(r->error, sizeof r->error, "cannot remove %.900s: %s", path, strerror(errno));
+        return CC_EIO;
+      }
+      continue;
+    }
     if (join(path, sizeof path, w->state, w->rel[i]) != 0 || put_file(path, w->img[i], w->len[i]) != 0) {
       snprintf(r->error, sizeof r->error, "cannot write %.900s: %s", path, strerror(errno));
       return CC_EIO;
@@ -302,11 +311,15 @@ static int check_state(walk *w, uint64_t step, const char *call, const char *cra
   return CC_OK;
 }
 
-/* The state of crash `crash` at the replay's current step into w->img. */
+/* The state of crash `crash` at the replay's current step into w->img (NULL: the file has no
+ * name in that state: created, and its directory not synced since). */
 static int derive(walk *w, pc_model *m, const pc_crash *crash) {
   for (uint32_t i = 0; i < w->nfiles; i++) {
     free(w->img[i]);
     w->img[i] = NULL;
+    w->len[i] = 0;
+    int exists = 1;
+    if (pc_model_image_exists(m, i, crash, &exists) == PC_OK && !exists) continue;
     if (pc_model_image(m, i, crash, &w->img[i], &w->len[i]) != PC_OK) {
       snprintf(w->r->error, sizeof w->r->error, "cannot derive the image of %s", w->rel[i]);
       return CC_EIO;
@@ -427,7 +440,9 @@ int cc_run_program(const cc_prog_opts *o, cc_prog_result *r) {
   snprintf(e_file, sizeof e_file, "POWERCUT_FILE=%s", o->files);
   snprintf(e_trace, sizeof e_trace, "POWERCUT_TRACE=%s", trace);
   snprintf(e_sector, sizeof e_sector, "POWERCUT_SECTOR=%u", o->sector);
-  char *set[] = {e_pre, e_file, e_trace, e_sector, origin_env, NULL};
+  char e_ns[64];
+  snprintf(e_ns, sizeof e_ns, "POWERCUT_NAMESPACE=%s", o->profile ? o->profile : "none");
+  char *set[] = {e_pre, e_file, e_trace, e_sector, origin_env, e_ns, NULL};
   static const char *const drop[] = {"POWERCUT_CUT", "POWERCUT_IMAGE", "POWERCUT_ERROR", "POWERCUT_OWNER",
                                      "POWERCUT_HANDOVER", NULL};
   r->program_status = run_in(live, o->argv, set, drop, log);

@@ -15,6 +15,7 @@ typedef struct cc_prog_opts {
   const char *origin;       /* the caller's folder (CRASHCHECK_ORIGIN, and where relative programs are) */
   const char *workdir, *shim, *outdir; /* scratch, libpowercut.so, where violating states are kept */
   uint32_t sector;
+  const char *profile;      /* libpowercut's POWERCUT_NAMESPACE: "posix" or "none" */
   cc_explore_opts crash;    /* tears and writebacks explored (prefixes, suffixes, random_*) */
   unsigned max_violations;  /* states kept in outdir (all are counted) */
   bool progress;

@@ -2,8 +2,10 @@
 # e2e_run.sh: `crashcheck run` on an example program, harness/examples/applog.c (an append-only
 # log that acknowledges each record), judged by harness/examples/applog-check.sh: the version
 # that acknowledges after fsync is clean; acknowledging before the fsync is caught at the fsync
-# steps; never syncing is caught (at exit, nothing acknowledged is durable); failing states are
-# kept with their story; bad usage, a failing setup and a failing program exit 2 with a reason.
+# steps; never syncing is caught (at exit, nothing acknowledged is durable); so is a new log
+# whose directory was never synced (the posix profile: its name is lost), but not under
+# --profile none; failing states are kept with their story; bad usage, a failing setup and a
+# failing program exit 2 with a reason.
 set -euo pipefail
 build=${BUILD:-build}
 cc=$build/bin/crashcheck
@@ -23,7 +25,7 @@ run() { # expected-exit args...: the JSON of one run
 
 json=$(run 0 --files log --check "$PWD/$check" -- "$app" log 6)
 [ "$(field violations "$json")" = 0 ] || fail "the correct log has violations: $json"
-[ "$(field steps "$json")" = 12 ] || fail "6 records should be 12 steps (write, fsync): $json"
+[ "$(field steps "$json")" = 13 ] || fail "6 records should be 13 steps (the directory's fsync, write, fsync): $json"
 [ "$(field distinct_states "$json")" -gt 6 ] || fail "too few states checked: $json"
 
 json=$(run 1 --files log --check "$PWD/$check" -- "$app" log 6 --ack-before-fsync)
@@ -36,6 +38,12 @@ grep -q "^acked 1" "$kept.txt" || fail "the story does not list the notes before
 
 json=$(run 1 --files log --check "$PWD/$check" -- "$app" log 3 --no-fsync)
 grep -q '"step": 0, "call": "exit"' <<<"$json" || fail "never syncing: the state at exit is not reported: $json"
+
+# the new log's name never synced: under the posix profile a cut can leave no log at all
+json=$(run 1 --files log --check "$PWD/$check" -- "$app" log 3 --no-dir-fsync)
+grep -q 'record 1 was acknowledged but is not in the log' <<<"$json" || fail "no directory fsync: not caught: $json"
+json=$(run 0 --files log --profile none --check "$PWD/$check" -- "$app" log 3 --no-dir-fsync)
+[ "$(field violations "$json")" = 0 ] || fail "names durable at once (--profile none): $json"
 
 # a setup that prepares the folder: the log starts with a record the check does not know
 json=$(run 0 --files log --setup 'printf "old\n" > log' --check "$PWD/$check && grep -qx old log" -- "$app" log 2)
