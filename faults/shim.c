@@ -125,6 +125,16 @@
  *   POWERCUT_MMAP=sync/lazy, which see changed bytes only) it is found at the next step,
  *   munmap or mremap. Not carried across an exec (the new image starts with room), and
  *   ENOSPC from libfiu points does not fill the disk. Other runs pay nothing for it.
+ * - Nothing reaches a tracked file unseen without a word (see "tracking guards"): pwritev2,
+ *   copy_file_range and sendfile into it are modelled writes; splice into it, sendfile from a
+ *   source that is not a regular file and pwritev2 flags the shim does not know are refused
+ *   before they happen; a change behind the shim's back (stdio's internal writes, another
+ *   process) is found by st_mtim/st_size at the next step on the file and confirmed by
+ *   content where a copy is kept. Each ends the run with exit status 97 and a message naming
+ *   the file. Files with a writable shared mapping are not checked (stores move st_mtime
+ *   unseen). O_DIRECT writes are plain writes: not durable before a sync (open(2)).
+ * - POWERCUT_EXIT_STEP=1: exit() makes one last step (the destructor), where nothing
+ *   volatile is durable; _exit and fatal signals cannot be seen.
  * - State is per process and global (the shim stands for the kernel); steps from several
  *   threads are serialised by one lock, but stores racing with a step may land either side.
  */
