@@ -130,7 +130,8 @@
  *   source that is not a regular file and pwritev2 flags the shim does not know are refused
  *   before they happen; a change behind the shim's back (stdio's internal writes, another
  *   process) is found by st_mtim/st_size at the next step on the file and confirmed by
- *   content where a copy is kept. Each ends the run with exit status 97 and a message naming
+ *   content where a copy is kept (fopen is followed like open, so a sync of a stream's
+ *   descriptor is such a step). Each ends the run with exit status 97 and a message naming
  *   the file. Files with a writable shared mapping are not checked (stores move st_mtime
  *   unseen). O_DIRECT writes are plain writes: not durable before a sync (open(2)).
  * - POWERCUT_EXIT_STEP=1: exit() makes one last step (the destructor), where nothing
@@ -186,6 +187,8 @@ static ssize_t (*real_copy_file_range)(int, off_t *, int, off_t *, size_t, unsig
 static ssize_t (*real_sendfile)(int, int, off_t *, size_t);
 static ssize_t (*real_sendfile64)(int, int, off_t *, size_t);
 static ssize_t (*real_splice)(int, off_t *, int, off_t *, size_t, unsigned int);
+static FILE *(*real_fopen)(const char *, const char *);
+static FILE *(*real_fopen64)(const char *, const char *);
 
 #define RESOLVE(name) \
     do { \
@@ -203,7 +206,8 @@ static void resolve_all(void)
     RESOLVE(munmap); RESOLVE(fcntl); RESOLVE(fcntl64); RESOLVE(fclose); RESOLVE(execve);
     RESOLVE(execvpe); RESOLVE(fexecve); RESOLVE(execveat);
     RESOLVE(pwritev2); RESOLVE(pwritev64v2); RESOLVE(copy_file_range); RESOLVE(sendfile);
-    RESOLVE(sendfile64); RESOLVE(splice);
+    RESOLVE(sendfile64); RESOLVE(splice); RESOLVE(fopen); RESOLVE(fopen64);
+    if (!real_fopen64) real_fopen64 = real_fopen;
     if (!real_pwritev64v2) real_pwritev64v2 = real_pwritev2;
     if (!real_sendfile64) real_sendfile64 = real_sendfile;
     if (!real_fcntl64) real_fcntl64 = real_fcntl;
@@ -606,6 +610,7 @@ static void trace_fail(int rc)
 }
 
 static void note_truncate(tfile *f, uint64_t size);
+static void fc_take(tfile *f);
 static void df_backed(tfile *f, uint64_t off, uint64_t len);
 static int shadow_fit(tfile *f, uint64_t size);
 static int use_shadow(void);
@@ -742,6 +747,7 @@ static void after_open(int fd, int dirfd, const char *path, int flags)
         if (S.tw) trace_fail(pc_tw_file(S.tw, f->id, abs, content, size));
         free(content);
         S.nfiles++;
+        fc_take(f); /* the foreign-change check compares from here on */
     } else if ((flags & O_TRUNC) && S.files[i].size) {
         /* a later open with O_TRUNC is a volatile change like ftruncate(0), not a step */
         note_truncate(&S.files[i], 0);
@@ -2163,8 +2169,9 @@ PC_EXPORT int msync(void *addr, size_t len, int flags)
  *   and ends the process with exit status 97 (PC_EXIT_LOST), the trace flushed.
  * - Changes behind the shim's back (stdio's internal writes, another process, a forked child)
  *   are looked for at every step on a file (fc_check_file): st_mtim and st_size are taken
- *   after each step that touched it, and compared (one fstat) when the next step on it
- *   opens; a difference is confirmed against the model's volatile content (read through the
+ *   when tracking starts and after each step on it, and compared (one fstat) when the next
+ *   step on it opens (after a change of the shim's outside a step, an open with O_TRUNC, the
+ *   content is compared instead); a difference is confirmed against the model's volatile content (read through the
  *   shim's descriptor) where one is kept, said on stderr, and ends the process with exit
  *   status 97. A file with a writable shared mapping is not checked (stores move st_mtime on
  *   some file systems, at fault time, unseen), nor at the first step after one existed.
@@ -2403,6 +2410,41 @@ PC_EXPORT ssize_t splice(int in, off_t *in_off, int out, off_t *out_off, size_t 
     return real_splice(in, in_off, out, out_off, len, flags);
 }
 
+/* fopen opens through a glibc-internal call: its descriptor is followed like open's, so that
+ * a sync on it is a step, where what the stream wrote (unseen) is found by fc_check_file. */
+static int fopen_flags(const char *mode)
+{
+    int plus = strchr(mode, '+') != NULL;
+    switch (mode[0]) {
+    case 'w': return (plus ? O_RDWR : O_WRONLY) | O_CREAT | O_TRUNC;
+    case 'a': return (plus ? O_RDWR : O_WRONLY) | O_CREAT | O_APPEND;
+    default: return plus ? O_RDWR : O_RDONLY;
+    }
+}
+
+static FILE *do_fopen(const char *path, const char *mode, FILE *(*real)(const char *, const char *))
+{
+    FILE *fp = real(path, mode);
+    if (fp && S.active && mode) {
+        int saved = errno;
+        after_open(fileno(fp), AT_FDCWD, path, fopen_flags(mode));
+        errno = saved;
+    }
+    return fp;
+}
+
+PC_EXPORT FILE *fopen(const char *path, const char *mode)
+{
+    ENSURE();
+    return do_fopen(path, mode, real_fopen);
+}
+
+PC_EXPORT FILE *fopen64(const char *path, const char *mode)
+{
+    ENSURE();
+    return do_fopen(path, mode, real_fopen64);
+}
+
 /* ---- foreign changes ---- */
 static int fc_mapped(size_t fi)
 {
@@ -2446,13 +2488,15 @@ static void fc_check_file(size_t fi)
         f->fc_ok = 0;
         return;
     }
-    if (!f->fc_ok || f->fc_stale) {
+    if (!f->fc_ok) {
         fc_take(f);
         return;
     }
     struct stat st;
     if (fstat(f->rfd, &st)) return;
-    if ((uint64_t)st.st_size == f->fc_size && st.st_mtim.tv_sec == f->fc_mtim.tv_sec &&
+    /* stale: the shim changed the file outside a step (an open with O_TRUNC, fopen "w"): no
+     * baseline of that change, so what the file holds is compared with the model directly */
+    if (!f->fc_stale && (uint64_t)st.st_size == f->fc_size && st.st_mtim.tv_sec == f->fc_mtim.tv_sec &&
         st.st_mtim.tv_nsec == f->fc_mtim.tv_nsec)
         return;
     char why[200];
@@ -2462,6 +2506,10 @@ static void fc_check_file(size_t fi)
         snprintf(why, sizeof why, "its size is %llu bytes, the model's %llu", (unsigned long long)size,
                  (unsigned long long)f->size);
     } else if (volatile_copy(f, &vol, &vlen)) {
+        if (f->fc_stale) { /* nothing to compare but the size, which is right */
+            fc_take(f);
+            return;
+        }
         snprintf(why, sizeof why, "its modification time changed (a record-only run keeps no copy of the "
                                   "content to compare: POWERCUT_MODEL=1 keeps one)");
     } else {

@@ -60,6 +60,8 @@
  *   q:LEN:BYTE       splice LEN bytes of BYTE from a pipe into the file at its offset
  *   h:OFF:TEXT       stdio: fdopen(dup()), fseek to OFF, fputs TEXT, fflush, fclose
  *   g                futimens(fd, NULL): a new st_mtime, the same bytes
+ *   b:MODE:TEXT      stdio alone: fopen(FILE, MODE) (r+ or w), fputs TEXT, fflush, fsync its
+ *                    descriptor, fclose
  *   e:HOW            the rest of the operations run in a new image of pc_work (HOW: v execv,
  *                    p execvp, l execl, e execve, E execve with only PATH (and ASAN_OPTIONS)
  *                    set, f fexecve,
@@ -453,6 +455,15 @@ int main(int argc, char **argv)
             break;
         }
         case 'g': r = futimens(fd, NULL); break;
+        case 'b': {
+            char mode[4] = {0};
+            for (int k = 0; k < 3 && *p && *p != ':'; k++) mode[k] = *p++;
+            if (*p == ':') p++;
+            FILE *st = fopen(path, mode);
+            if (!st || fputs(p, st) < 0 || fflush(st) || fsync(fileno(st))) r = -1;
+            if (st) fclose(st);
+            break;
+        }
         default: fprintf(stderr, "pc_work: unknown op %s\n", argv[i]); return 2;
         }
         if (r < 0) printf("ERR %d %d\n", i - 2, errno);

@@ -1517,6 +1517,11 @@ static void test_foreign_change(void **st)
     expect_lost(envs, "w:0:100:65 h:100:hello f", "its size is 105 bytes");
     expect_lost(envs, "w:0:100:65 z:20 h:10:hello f", "modification time changed");
     expect_lost(envs, "w:0:100:65 z:20 Y f", "stdio");
+    /* a stream of its own (fopen): its descriptor is followed, so its fsync is a step where
+     * the stream's writes are found; "w" truncates outside any step */
+    expect_lost("POWERCUT_CUT=9", "w:0:100:65 b:r+:hello", "byte at offset 0 differs");
+    expect_lost("POWERCUT_CUT=9", "w:0:100:65 f b:w:hello", "its size is 5 bytes, the model's 0");
+    expect_lost(envs, "w:0:100:65 f b:w:hello", "its size is 5 bytes, the model's 0");
     /* the same bytes under a new st_mtime: no change to report */
     uint64_t len;
     uint8_t *img = cut_image("2:all", NULL, "w:0:100:65 z:20 g f", &len);
