@@ -1412,13 +1412,13 @@ static const char *const fiu_names[] = {
 
 /* Opens step: harvests mapping stores, numbers the step, decides call/error/cut, records it.
  * Called with the lock held. */
-static void fc_check_step(uint32_t file_id);
+static void fc_check_step(int call, uint32_t file_id);
 static void fc_after_step(void);
 
 static int step_open(int call, uint32_t file_id, uint64_t off, uint64_t len, int *err)
 {
     harvest_all();
-    fc_check_step(file_id);
+    fc_check_step(call, file_id);
     uint64_t k = ++S.step;
     S.st.steps = k;
     int go = GO_CALL;
@@ -2211,7 +2211,7 @@ PC_EXPORT int msync(void *addr, size_t len, int flags)
 static struct {
     int exit_step;   /* POWERCUT_EXIT_STEP=1 */
     int foreign_off; /* POWERCUT_FOREIGN=off */
-    size_t cur;      /* index of the open step's file, SIZE_MAX: none */
+    size_t cur;      /* index of the open step's file if its call may change it, else SIZE_MAX */
 } G = {.cur = SIZE_MAX};
 
 static void read_env_guards(void)
@@ -2533,15 +2533,18 @@ static void fc_check_file(size_t fi)
 }
 
 /* At the opening of every step: the step's file (every file: UINT32_MAX), before anything. */
-static void fc_check_step(uint32_t file_id)
+static void fc_check_step(int call, uint32_t file_id)
 {
     G.cur = SIZE_MAX;
     if (G.foreign_off) return;
+    /* a sync changes neither st_mtime nor the size: no new baseline after it */
+    int changes = call != PC_CALL_MSYNC && call != PC_CALL_FSYNC && call != PC_CALL_FDATASYNC &&
+                  call != PC_CALL_SYNC_FILE_RANGE && call != PC_CALL_EXIT;
     for (size_t i = 0; i < S.nfiles; i++) {
         if (file_id != UINT32_MAX && S.files[i].id != file_id) continue;
         fc_check_file(i);
         if (file_id != UINT32_MAX) {
-            G.cur = i;
+            if (changes) G.cur = i;
             break;
         }
     }
