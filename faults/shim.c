@@ -228,7 +228,8 @@ typedef struct {
     struct timespec fc_mtim;
     uint64_t fc_size;
     int fc_ok;    /* the two above hold a baseline to compare with */
-    int fc_stale; /* changed by the shim outside a step (open O_TRUNC): baseline to retake */
+    int fc_stale; /* changed by the shim since the baseline; outside a step (an open with
+                   * O_TRUNC) that means no baseline: the next check compares content */
 } tfile;
 
 typedef struct {
@@ -1410,11 +1411,11 @@ static const char *const fiu_names[] = {
     "powercut/copy_file_range", "powercut/sendfile", "powercut/exit",
 };
 
-/* Opens step: harvests mapping stores, numbers the step, decides call/error/cut, records it.
- * Called with the lock held. */
 static void fc_check_step(int call, uint32_t file_id);
 static void fc_after_step(void);
 
+/* Opens step: harvests mapping stores, numbers the step, decides call/error/cut, records it.
+ * Called with the lock held. */
 static int step_open(int call, uint32_t file_id, uint64_t off, uint64_t len, int *err)
 {
     harvest_all();
@@ -2169,12 +2170,13 @@ PC_EXPORT int msync(void *addr, size_t len, int flags)
  *   and ends the process with exit status 97 (PC_EXIT_LOST), the trace flushed.
  * - Changes behind the shim's back (stdio's internal writes, another process, a forked child)
  *   are looked for at every step on a file (fc_check_file): st_mtim and st_size are taken
- *   when tracking starts and after each step on it, and compared (one fstat) when the next
- *   step on it opens (after a change of the shim's outside a step, an open with O_TRUNC, the
- *   content is compared instead); a difference is confirmed against the model's volatile content (read through the
- *   shim's descriptor) where one is kept, said on stderr, and ends the process with exit
- *   status 97. A file with a writable shared mapping is not checked (stores move st_mtime on
- *   some file systems, at fault time, unseen), nor at the first step after one existed.
+ *   when tracking starts and after each step on it that may change it, and compared (one
+ *   fstat) when the next step on it opens (after a change of the shim's outside a step, an
+ *   open with O_TRUNC, the content is compared instead). A difference is confirmed against
+ *   the model's volatile content (read through the shim's descriptor) where one is kept,
+ *   said on stderr, and ends the process with exit status 97. A file with a writable shared
+ *   mapping is not checked (stores move st_mtime on some file systems, at their fault,
+ *   unseen), nor at the first step after one was created.
  * - POWERCUT_EXIT_STEP=1: the destructor (exit(), a return from main) makes one last step,
  *   "exit", on no file in particular: its crash states are those where nothing volatile
  *   survives. Off by default: it would renumber nothing, but add a step to every trace.
