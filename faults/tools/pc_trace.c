@@ -34,6 +34,10 @@ static const char shim_text[] =
     "  POWERCUT_CRASH=TEAR[:WRITEBACK[:SEED]]  the crash of a cut made by libfiu\n"
     "  FIU_ENABLE, FIU_CTRL_FIFO  libfiu control of the points powercut/<call>\n"
     "  POWERCUT_MODEL=1, POWERCUT_DEBUG=1  keep the live model; say each mapping's backend\n"
+    "  POWERCUT_EXIT_STEP=1     one more step, exit, when the process exits\n"
+    "  POWERCUT_FOREIGN=stop|off  a change of the file behind the shim's back (stdio, another\n"
+    "                           process) stops the run (default) or is not looked for\n"
+    "  Exit 97: the shim lost track (a call it cannot model, a foreign change); 2: bad usage\n"
     "  TEAR: none|all|prefix:N|suffix:N|random[:S]|garbage:N  WRITEBACK: none|all|random[:S]\n"
     "  See faults/README.md.\n";
 
