@@ -112,7 +112,7 @@ const char *pc_call_name(int call)
     static const char *const names[] = {
         "none", "write", "pwrite", "writev", "pwritev", "ftruncate", "fallocate",
         "posix_fallocate", "msync", "fsync", "fdatasync", "sync_file_range", "fsync-dir",
-        "fdatasync-dir",
+        "fdatasync-dir", "pwritev2", "copy_file_range", "sendfile", "exit",
     };
     if (call < 0 || call >= PC_CALL_COUNT_) return "?";
     return names[call];

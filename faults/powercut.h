@@ -141,6 +141,8 @@ typedef enum {
     PC_CALL_FALLOCATE, PC_CALL_POSIX_FALLOCATE, PC_CALL_MSYNC, PC_CALL_FSYNC, PC_CALL_FDATASYNC,
     PC_CALL_SYNC_FILE_RANGE,
     PC_CALL_FSYNC_DIR, PC_CALL_FDATASYNC_DIR, /* of a directory holding a tracked file's name */
+    PC_CALL_PWRITEV2, PC_CALL_COPY_FILE_RANGE, PC_CALL_SENDFILE,
+    PC_CALL_EXIT, /* POWERCUT_EXIT_STEP=1: the process exits (file UINT32_MAX: every file) */
     PC_CALL_COUNT_
 } pc_call;
 PC_API const char *pc_call_name(int call);

@@ -128,6 +128,17 @@
  *   POWERCUT_MMAP=sync/lazy, which see changed bytes only) it is found at the next step,
  *   munmap or mremap. Not carried across an exec (the new image starts with room), and
  *   ENOSPC from libfiu points does not fill the disk. Other runs pay nothing for it.
+ * - Nothing reaches a tracked file unseen without a word (see "tracking guards"): pwritev2,
+ *   copy_file_range and sendfile into it are modelled writes; splice into it, sendfile from a
+ *   source that is not a regular file and pwritev2 flags the shim does not know are refused
+ *   before they happen; a change behind the shim's back (stdio's internal writes, another
+ *   process) is found by st_mtim/st_size at the next step on the file and confirmed by
+ *   content where a copy is kept (fopen is followed like open, so a sync of a stream's
+ *   descriptor is such a step). Each ends the run with exit status 97 and a message naming
+ *   the file. Files with a writable shared mapping are not checked (stores move st_mtime
+ *   unseen). O_DIRECT writes are plain writes: not durable before a sync (open(2)).
+ * - POWERCUT_EXIT_STEP=1: exit() makes one last step (the destructor), where nothing
+ *   volatile is durable; _exit and fatal signals cannot be seen.
  * - State is per process and global (the shim stands for the kernel); steps from several
  *   threads are serialised by one lock, but stores racing with a step may land either side.
  */
@@ -172,6 +183,15 @@ static int (*real_execve)(const char *, char *const[], char *const[]);
 static int (*real_execvpe)(const char *, char *const[], char *const[]);
 static int (*real_fexecve)(int, char *const[], char *const[]);
 static int (*real_execveat)(int, const char *, char *const[], char *const[], int);
+/* the calls that used to lose track silently (see "tracking guards" below) */
+static ssize_t (*real_pwritev2)(int, const struct iovec *, int, off_t, int);
+static ssize_t (*real_pwritev64v2)(int, const struct iovec *, int, off_t, int);
+static ssize_t (*real_copy_file_range)(int, off_t *, int, off_t *, size_t, unsigned int);
+static ssize_t (*real_sendfile)(int, int, off_t *, size_t);
+static ssize_t (*real_sendfile64)(int, int, off_t *, size_t);
+static ssize_t (*real_splice)(int, off_t *, int, off_t *, size_t, unsigned int);
+static FILE *(*real_fopen)(const char *, const char *);
+static FILE *(*real_fopen64)(const char *, const char *);
 
 #define RESOLVE(name) \
     do { \
@@ -188,6 +208,11 @@ static void resolve_all(void)
     RESOLVE(dup); RESOLVE(dup2); RESOLVE(dup3); RESOLVE(mmap); RESOLVE(mmap64); RESOLVE(mremap);
     RESOLVE(munmap); RESOLVE(fcntl); RESOLVE(fcntl64); RESOLVE(fclose); RESOLVE(execve);
     RESOLVE(execvpe); RESOLVE(fexecve); RESOLVE(execveat);
+    RESOLVE(pwritev2); RESOLVE(pwritev64v2); RESOLVE(copy_file_range); RESOLVE(sendfile);
+    RESOLVE(sendfile64); RESOLVE(splice); RESOLVE(fopen); RESOLVE(fopen64);
+    if (!real_fopen64) real_fopen64 = real_fopen;
+    if (!real_pwritev64v2) real_pwritev64v2 = real_pwritev2;
+    if (!real_sendfile64) real_sendfile64 = real_sendfile;
     if (!real_fcntl64) real_fcntl64 = real_fcntl;
 }
 
@@ -205,6 +230,12 @@ typedef struct {
     uint64_t pdev, pino; /* the directory holding its name (has_parent: known) */
     int has_parent;
     int name_new;   /* POWERCUT_NAMESPACE=posix: created by this process, name not durable yet */
+    /* foreign-change check (fc_check): st_mtim and st_size after the shim's last own change */
+    struct timespec fc_mtim;
+    uint64_t fc_size;
+    int fc_ok;    /* the two above hold a baseline to compare with */
+    int fc_stale; /* changed by the shim since the baseline; outside a step (an open with
+                   * O_TRUNC) that means no baseline: the next check compares content */
 } tfile;
 
 typedef struct {
@@ -387,6 +418,8 @@ static void install_segv(void)
     sigaction(SIGSEGV, &sa, &S.old_segv);
 }
 
+static void read_env_guards(void);
+
 static void read_env(void)
 {
     const char *pat = getenv("POWERCUT_FILE");
@@ -461,6 +494,7 @@ static void read_env(void)
      * bare copy of the volatile content instead, to diff mappings against. */
     if (!S.trace_path || S.cut_step || S.cb || getenv("POWERCUT_MODEL"))
         if (pc_model_new(S.sector, &S.m)) die("memory", "model");
+    read_env_guards();
 }
 
 static void adopt_handover(void);
@@ -492,9 +526,12 @@ static void finish_trace(void)
     }
 }
 
+static void exit_step(void);
+
 __attribute__((destructor)) static void pc_dtor(void)
 {
     if (!S.active || S.dead) return;
+    exit_step();
     pthread_mutex_lock(&lock);
     finish_trace();
     pthread_mutex_unlock(&lock);
@@ -582,6 +619,7 @@ static void trace_fail(int rc)
 }
 
 static void note_truncate(tfile *f, uint64_t size);
+static void fc_take(tfile *f);
 static void df_backed(tfile *f, uint64_t off, uint64_t len);
 static int shadow_fit(tfile *f, uint64_t size);
 static int use_shadow(void);
@@ -724,6 +762,7 @@ static void after_open(int fd, int dirfd, const char *path, int flags, int creat
         if (S.tw && f->name_new) trace_fail(pc_tw_created(S.tw, f->id));
         free(content);
         S.nfiles++;
+        fc_take(f); /* the foreign-change check compares from here on */
     } else if ((flags & O_TRUNC) && S.files[i].size) {
         /* a later open with O_TRUNC is a volatile change like ftruncate(0), not a step */
         note_truncate(&S.files[i], 0);
@@ -1340,6 +1379,7 @@ static int add_map(uintptr_t addr, size_t len, uint32_t file, uint64_t off, int 
             mprotect((void *)addr, mp.len, prot & ~PROT_WRITE);
         }
     }
+    if (mp.wshared) S.files[file].fc_ok = 0; /* stores move st_mtime: no baseline (fc_check) */
     if (mp.wshared) debug_map(&mp, mp.wt == WT_UFFD ? "uffd" : mp.wt == WT_MPROTECT ? "mprotect" : S.mmap_lazy ? "lazy" : "sync");
     S.maps[S.nmaps++] = mp; /* published last: the handler may scan the table at any time */
     return 0;
@@ -1382,14 +1422,18 @@ static const char *const fiu_names[] = {
     "", "powercut/write", "powercut/pwrite", "powercut/writev", "powercut/pwritev",
     "powercut/ftruncate", "powercut/fallocate", "powercut/posix_fallocate", "powercut/msync",
     "powercut/fsync", "powercut/fdatasync", "powercut/sync_file_range", "powercut/fsync_dir",
-    "powercut/fdatasync_dir",
+    "powercut/fdatasync_dir", "powercut/pwritev2", "powercut/copy_file_range", "powercut/sendfile", "powercut/exit",
 };
+
+static void fc_check_step(int call, uint32_t file_id);
+static void fc_after_step(void);
 
 /* Opens step: harvests mapping stores, numbers the step, decides call/error/cut, records it.
  * Called with the lock held. */
 static int step_open(int call, uint32_t file_id, uint64_t off, uint64_t len, int *err)
 {
     harvest_all();
+    fc_check_step(call, file_id);
     uint64_t k = ++S.step;
     S.st.steps = k;
     int go = GO_CALL;
@@ -1423,7 +1467,7 @@ static int step_open(int call, uint32_t file_id, uint64_t off, uint64_t len, int
     if (go == GO_CUT && S.mmap_lazy) capture_all();
     /* A short transfer is a write's way to fail half-way; other calls are interrupted. */
     if (go == GO_SHORT && call != PC_CALL_WRITE && call != PC_CALL_PWRITE && call != PC_CALL_WRITEV &&
-        call != PC_CALL_PWRITEV) {
+        call != PC_CALL_PWRITEV && call != PC_CALL_PWRITEV2) {
         go = GO_ERROR;
         *err = EINTR;
     }
@@ -1436,6 +1480,7 @@ static void step_close(void)
 {
     if (S.tw) trace_fail(pc_tw_step_end(S.tw));
     if (S.m) trace_fail(pc_model_step_end(S.m));
+    fc_after_step();
 }
 
 static int shadow_fit(tfile *f, uint64_t size)
@@ -1465,6 +1510,7 @@ static void note_write_src(tfile *f, uint64_t off, const void *data, uint64_t le
     if (S.tw) trace_fail(pc_tw_write(S.tw, f->id, off, data, len, from_mmap));
     if (use_shadow() && !shadow_fit(f, off + len)) memcpy(f->shadow + off, data, len);
     if (off + len > f->size) f->size = off + len;
+    if (!from_mmap) f->fc_stale = 1;
 }
 
 static void note_write(tfile *f, uint64_t off, const void *data, uint64_t len)
@@ -1480,6 +1526,7 @@ static void note_truncate(tfile *f, uint64_t size)
     if (use_shadow() && !shadow_fit(f, size) && size < f->size)
         memset(f->shadow + size, 0, f->size - size);
     f->size = size;
+    f->fc_stale = 1;
 }
 
 static void note_sync(tfile *f, uint64_t off, uint64_t len)
@@ -1674,6 +1721,10 @@ static int write_rejected(int flags, const struct iovec *iov, int n, int64_t pos
     return 0;
 }
 
+/* pwritev2's flags for the call under way in this thread (0: none; see do_pwritev2). */
+static __thread int rwf_now __attribute__((tls_model("initial-exec")));
+static int rwf_flags(int flags);
+
 /* One body for write, pwrite(64), writev, pwritev(64). pos < 0: the file offset, except
  * INT64_MIN: a negative offset the kernel refuses. */
 static ssize_t do_write(int call, int fd, const struct iovec *iov, int n, int64_t pos,
@@ -1696,6 +1747,7 @@ static ssize_t do_write(int call, int fd, const struct iovec *iov, int n, int64_
         }
         return real(fd, iov, n, pos);
     }
+    if (rwf_now) flags = rwf_flags(flags); /* pwritev2: its RWF_* flags act as open flags */
     BEGIN_STEP();
     uint64_t total = iov_total(iov, n), off;
     if (flags & O_APPEND) off = f->size; /* Linux appends even for pwrite on O_APPEND */
@@ -2163,6 +2215,435 @@ PC_EXPORT int msync(void *addr, size_t len, int flags)
     }
     errno = saved;
     return r;
+}
+
+/* ---- tracking guards: what would otherwise reach a tracked file unseen ---- */
+/*
+ * The model is only as good as what the shim sees, and a change it misses used to be missing
+ * from every image without a word. So:
+ * - pwritev2 (pwritev64v2) is a write like pwritev, its RWF_* flags acting as open flags for
+ *   the one call (rwf_flags): RWF_DSYNC/RWF_SYNC make the written range durable in the same
+ *   step (as on an O_DSYNC descriptor), RWF_APPEND writes at the end, RWF_NOAPPEND at the
+ *   offset; RWF_HIPRI, RWF_NOWAIT, RWF_DONTCACHE change nothing the model knows, and
+ *   RWF_ATOMIC is a plain write (the model may tear it: safe, not exact). Flags the shim does
+ *   not know could mean anything: refused.
+ * - copy_file_range and sendfile(64) into a tracked file are writes of the bytes that land:
+ *   read back from the file after the call; at a cut (no call), read from the source. They
+ *   sync nothing even on an O_SYNC/O_DSYNC descriptor (the kernel honours it on some paths
+ *   only; the model errs towards less durability).
+ * - What cannot be modelled is refused before it happens (lost_track): splice into a tracked
+ *   file (its bytes come from a pipe, which a cut cannot read ahead), sendfile from a source
+ *   that is not a regular file (the same), unknown pwritev2 flags. The shim says so on stderr
+ *   and ends the process with exit status 97 (PC_EXIT_LOST), the trace flushed.
+ * - Changes behind the shim's back (stdio's internal writes, another process, a forked child)
+ *   are looked for at every step on a file (fc_check_file): st_mtim and st_size are taken
+ *   when tracking starts and after each step on it that may change it, and compared (one
+ *   fstat) when the next step on it opens (after a change of the shim's outside a step, an
+ *   open with O_TRUNC, the content is compared instead). A difference is confirmed against
+ *   the model's volatile content (read through the shim's descriptor) where one is kept,
+ *   said on stderr, and ends the process with exit status 97. A file with a writable shared
+ *   mapping is not checked (stores move st_mtime on some file systems, at their fault,
+ *   unseen), nor at the first step after one was created.
+ * - POWERCUT_EXIT_STEP=1: the destructor (exit(), a return from main) makes one last step,
+ *   "exit", on no file in particular: its crash states are those where nothing volatile
+ *   survives. Off by default: it would renumber nothing, but add a step to every trace.
+ */
+#define PC_EXIT_LOST 97
+
+#ifndef RWF_HIPRI
+#define RWF_HIPRI 0x01
+#endif
+#ifndef RWF_DSYNC
+#define RWF_DSYNC 0x02
+#endif
+#ifndef RWF_SYNC
+#define RWF_SYNC 0x04
+#endif
+#ifndef RWF_NOWAIT
+#define RWF_NOWAIT 0x08
+#endif
+#ifndef RWF_APPEND
+#define RWF_APPEND 0x10
+#endif
+#ifndef RWF_NOAPPEND
+#define RWF_NOAPPEND 0x20
+#endif
+#ifndef RWF_ATOMIC
+#define RWF_ATOMIC 0x40
+#endif
+#ifndef RWF_DONTCACHE
+#define RWF_DONTCACHE 0x80
+#endif
+#define RWF_KNOWN (RWF_HIPRI | RWF_DSYNC | RWF_SYNC | RWF_NOWAIT | RWF_APPEND | RWF_NOAPPEND | RWF_ATOMIC | \
+                   RWF_DONTCACHE)
+
+static struct {
+    int exit_step;   /* POWERCUT_EXIT_STEP=1 */
+    int foreign_off; /* POWERCUT_FOREIGN=off */
+    size_t cur;      /* index of the open step's file if its call may change it, else SIZE_MAX */
+} G = {.cur = SIZE_MAX};
+
+static void read_env_guards(void)
+{
+    const char *v = getenv("POWERCUT_EXIT_STEP");
+    G.exit_step = 0;
+    if (v && *v) {
+        if (strcmp(v, "0") && strcmp(v, "1")) die("POWERCUT_EXIT_STEP", v);
+        G.exit_step = *v == '1';
+    }
+    v = getenv("POWERCUT_FOREIGN");
+    G.foreign_off = 0;
+    if (v && *v) {
+        if (!strcmp(v, "off")) G.foreign_off = 1;
+        else if (strcmp(v, "stop")) die("POWERCUT_FOREIGN", v);
+    }
+    G.cur = SIZE_MAX;
+}
+
+/* The model would silently stop matching the file: say what and where, keep the trace so far
+ * (it ends without its END record), and stop. */
+__attribute__((noreturn)) static void lost_track(const tfile *f, const char *what)
+{
+    warn("powercut: %s %s: the model cannot follow it, so the run stops here (exit status 97, "
+         "see faults/README.md)\n", what, f->path);
+    if (S.tw) pc_tw_flush(S.tw);
+    S.dead = 1;
+    _exit(PC_EXIT_LOST);
+}
+
+static int rwf_flags(int flags)
+{
+    if (rwf_now & RWF_APPEND) flags |= O_APPEND;
+    if (rwf_now & RWF_NOAPPEND) flags &= ~O_APPEND;
+    if (rwf_now & RWF_DSYNC) flags |= O_DSYNC;
+    if (rwf_now & RWF_SYNC) flags |= O_SYNC;
+    return flags;
+}
+
+static ssize_t rw_pwritev2(int fd, const struct iovec *iov, int n, int64_t pos)
+{
+    return real_pwritev2(fd, iov, n, (off_t)pos, rwf_now);
+}
+static ssize_t rw_pwritev64v2(int fd, const struct iovec *iov, int n, int64_t pos)
+{
+    return real_pwritev64v2(fd, iov, n, (off_t)pos, rwf_now);
+}
+
+static ssize_t do_pwritev2(int fd, const struct iovec *iov, int n, off_t off, int flags,
+                           ssize_t (*real)(int, const struct iovec *, int, off_t, int),
+                           ssize_t (*rw)(int, const struct iovec *, int, int64_t))
+{
+    tfile *f = fd_file(fd, NULL);
+    if (n < 0 || (!f && fd != S.mark_fd)) return real(fd, iov, n, off, flags);
+    if (f && (flags & ~RWF_KNOWN)) {
+        char what[96];
+        snprintf(what, sizeof what, "pwritev2 with RWF_* flags 0x%x the shim does not know, on",
+                 (unsigned)(flags & ~RWF_KNOWN));
+        lost_track(f, what);
+    }
+    /* offset -1: the file offset, as writev; below that the kernel refuses (EINVAL) */
+    rwf_now = flags;
+    ssize_t r = do_write(PC_CALL_PWRITEV2, fd, iov, n, off == -1 ? -1 : off < 0 ? INT64_MIN : off, rw);
+    int saved = errno;
+    rwf_now = 0;
+    errno = saved;
+    return r;
+}
+
+PC_EXPORT ssize_t pwritev2(int fd, const struct iovec *iov, int n, off_t off, int flags)
+{
+    ENSURE();
+    if (!S.active) return real_pwritev2(fd, iov, n, off, flags);
+    return do_pwritev2(fd, iov, n, off, flags, real_pwritev2, rw_pwritev2);
+}
+
+PC_EXPORT ssize_t pwritev64v2(int fd, const struct iovec *iov, int n, off_t off, int flags)
+{
+    ENSURE();
+    if (!S.active) return real_pwritev64v2(fd, iov, n, off, flags);
+    return do_pwritev2(fd, iov, n, off, flags, real_pwritev64v2, rw_pwritev64v2);
+}
+
+/* The bytes a copy put at [off, off+n) of f, read back through the shim's own descriptor
+ * (the call is made: they are in the page cache): a write of them. */
+static void note_landed(tfile *f, uint64_t off, uint64_t n)
+{
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf || read_all(f->rfd, buf, off, n)) lost_track(f, "cannot read back the bytes a copy wrote into");
+    note_write(f, off, buf, n);
+    free(buf);
+}
+
+/* A cut on a copy: the call is not made, so the bytes it would have written are read from
+ * its source (up to its end). */
+static void note_source(tfile *f, uint64_t off, int src, uint64_t soff, uint64_t n)
+{
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf) die("memory", "copy at a cut");
+    uint64_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(src, buf + got, n - got, (off_t)(soff + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (uint64_t)r;
+    }
+    note_write(f, off, buf, got);
+    free(buf);
+}
+
+static ssize_t real_copy(int call, int in, off_t *in_off, int out, off_t *out_off, size_t len,
+                         unsigned flags, int is64)
+{
+    if (call == PC_CALL_COPY_FILE_RANGE) return real_copy_file_range(in, in_off, out, out_off, len, flags);
+    return (is64 ? real_sendfile64 : real_sendfile)(out, in, in_off, len);
+}
+
+static uint64_t fd_pos(int fd, const off_t *given)
+{
+    if (given) return (uint64_t)*given;
+    off_t cur = lseek(fd, 0, SEEK_CUR);
+    return cur < 0 ? 0 : (uint64_t)cur;
+}
+
+/* copy_file_range and sendfile into a tracked descriptor (out). sendfile always writes at
+ * out's file offset, and takes its source offset from in_off or in's file offset. */
+static ssize_t do_copy(int call, int in, off_t *in_off, int out, off_t *out_off, size_t len,
+                       unsigned flags, int is64)
+{
+    int oflags;
+    tfile *f = fd_file(out, &oflags);
+    if (!f) return real_copy(call, in, in_off, out, out_off, len, flags, is64);
+    struct stat sst;
+    int ifl = real_fcntl(in, F_GETFL);
+    int src_ok = ifl >= 0 && fstat(in, &sst) == 0;
+    if (src_ok && call == PC_CALL_SENDFILE && !S_ISREG(sst.st_mode))
+        lost_track(f, "sendfile from a descriptor that is not a regular file (a cut cannot read its bytes "
+                      "ahead) into");
+    /* what the kernel refuses before copying anything: no effect, even cut */
+    int rejected = !src_ok || (ifl & O_ACCMODE) == O_WRONLY || !S_ISREG(sst.st_mode) || not_writable(oflags) ||
+                   (oflags & O_APPEND) || (call == PC_CALL_COPY_FILE_RANGE && flags) ||
+                   (in_off && *in_off < 0) || (out_off && *out_off < 0);
+    BEGIN_STEP();
+    uint64_t off = fd_pos(out, call == PC_CALL_COPY_FILE_RANGE ? out_off : NULL);
+    uint64_t soff = fd_pos(in, in_off);
+    uint64_t avail = !rejected && (uint64_t)sst.st_size > soff ? (uint64_t)sst.st_size - soff : 0;
+    uint64_t want = len < avail ? len : avail;
+    int nospace = !rejected && df_hole(f, off, want) != UINT64_MAX;
+    S.nospace = nospace;
+    int err, go = step_open(call, f->id, off, len, &err);
+    if (go == GO_CUT) {
+        if (!rejected && !nospace && want) note_source(f, off, in, soff, want);
+        CUT_RETURN(-1, real_copy(call, in, in_off, out, out_off, len, flags, is64));
+    }
+    if (go == GO_ERROR) {
+        step_close();
+        END_STEP();
+        errno = err;
+        return -1;
+    }
+    ssize_t r = real_copy(call, in, in_off, out, out_off, len, flags, is64);
+    int saved = errno;
+    if (r > 0) note_landed(f, off, (uint64_t)r);
+    step_close();
+    END_STEP();
+    errno = saved;
+    return r;
+}
+
+PC_EXPORT ssize_t copy_file_range(int in, off_t *in_off, int out, off_t *out_off, size_t len, unsigned int flags)
+{
+    ENSURE();
+    if (!S.active) return real_copy_file_range(in, in_off, out, out_off, len, flags);
+    return do_copy(PC_CALL_COPY_FILE_RANGE, in, in_off, out, out_off, len, flags, 0);
+}
+
+PC_EXPORT ssize_t sendfile(int out, int in, off_t *in_off, size_t len)
+{
+    ENSURE();
+    if (!S.active) return real_sendfile(out, in, in_off, len);
+    return do_copy(PC_CALL_SENDFILE, in, in_off, out, NULL, len, 0, 0);
+}
+
+PC_EXPORT ssize_t sendfile64(int out, int in, off_t *in_off, size_t len)
+{
+    ENSURE();
+    if (!S.active) return real_sendfile64(out, in, in_off, len);
+    return do_copy(PC_CALL_SENDFILE, in, in_off, out, NULL, len, 0, 1);
+}
+
+PC_EXPORT ssize_t splice(int in, off_t *in_off, int out, off_t *out_off, size_t len, unsigned int flags)
+{
+    ENSURE();
+    tfile *f = S.active ? fd_file(out, NULL) : NULL;
+    if (f) lost_track(f, "splice (its bytes come from a pipe, which a cut cannot read ahead) into");
+    return real_splice(in, in_off, out, out_off, len, flags);
+}
+
+/* fopen opens through a glibc-internal call: its descriptor is followed like open's, so that
+ * a sync on it is a step, where what the stream wrote (unseen) is found by fc_check_file. */
+static int fopen_flags(const char *mode)
+{
+    int plus = strchr(mode, '+') != NULL;
+    switch (mode[0]) {
+    case 'w': return (plus ? O_RDWR : O_WRONLY) | O_CREAT | O_TRUNC;
+    case 'a': return (plus ? O_RDWR : O_WRONLY) | O_CREAT | O_APPEND;
+    default: return plus ? O_RDWR : O_RDONLY;
+    }
+}
+
+static FILE *do_fopen(const char *path, const char *mode, FILE *(*real)(const char *, const char *))
+{
+    /* a mode that creates ("w", "a") makes a new name as open(O_CREAT) does (names.c) */
+    int absent = S.active && !S.dead && !busy && mode && path && (fopen_flags(mode) & O_CREAT) &&
+                 pc__ns_absent(AT_FDCWD, path);
+    FILE *fp = real(path, mode);
+    if (fp && S.active && mode) {
+        int saved = errno;
+        after_open(fileno(fp), AT_FDCWD, path, fopen_flags(mode), absent);
+        errno = saved;
+    }
+    return fp;
+}
+
+PC_EXPORT FILE *fopen(const char *path, const char *mode)
+{
+    ENSURE();
+    return do_fopen(path, mode, real_fopen);
+}
+
+PC_EXPORT FILE *fopen64(const char *path, const char *mode)
+{
+    ENSURE();
+    return do_fopen(path, mode, real_fopen64);
+}
+
+/* ---- foreign changes ---- */
+static int fc_mapped(size_t fi)
+{
+    for (size_t i = 0; i < S.nmaps; i++)
+        if (S.maps[i].file == fi && S.maps[i].wshared) return 1;
+    return 0;
+}
+
+/* The baseline: the file as the shim's own last change left it. */
+static void fc_take(tfile *f)
+{
+    struct stat st;
+    f->fc_stale = 0;
+    f->fc_ok = fstat(f->rfd, &st) == 0;
+    if (!f->fc_ok) return;
+    f->fc_mtim = st.st_mtim;
+    f->fc_size = (uint64_t)st.st_size;
+}
+
+/* The first offset below size where the file differs from vol (vlen bytes), UINT64_MAX if
+ * none. */
+static uint64_t fc_first_diff(tfile *f, const uint8_t *vol, uint64_t vlen, uint64_t size)
+{
+    static uint8_t buf[1 << 16];
+    for (uint64_t o = 0; o < size;) {
+        uint64_t want = size - o < sizeof buf ? size - o : sizeof buf;
+        ssize_t r = pread(f->rfd, buf, want, (off_t)o);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return o;
+        for (uint64_t i = 0; i < (uint64_t)r; i++)
+            if (o + i >= vlen || buf[i] != vol[o + i]) return o + i;
+        o += (uint64_t)r;
+    }
+    return size == vlen ? UINT64_MAX : size;
+}
+
+static void fc_check_file(size_t fi)
+{
+    tfile *f = &S.files[fi];
+    if (fc_mapped(fi)) {
+        f->fc_ok = 0;
+        return;
+    }
+    if (!f->fc_ok) {
+        fc_take(f);
+        return;
+    }
+    struct stat st;
+    if (fstat(f->rfd, &st)) return;
+    /* stale: the shim changed the file outside a step (an open with O_TRUNC, fopen "w"): no
+     * baseline of that change, so what the file holds is compared with the model directly */
+    if (!f->fc_stale && (uint64_t)st.st_size == f->fc_size && st.st_mtim.tv_sec == f->fc_mtim.tv_sec &&
+        st.st_mtim.tv_nsec == f->fc_mtim.tv_nsec)
+        return;
+    char why[200];
+    const uint8_t *vol;
+    uint64_t vlen, size = (uint64_t)st.st_size;
+    if (size != f->size) {
+        snprintf(why, sizeof why, "its size is %llu bytes, the model's %llu", (unsigned long long)size,
+                 (unsigned long long)f->size);
+    } else if (volatile_copy(f, &vol, &vlen)) {
+        if (f->fc_stale) { /* nothing to compare but the size, which is right */
+            fc_take(f);
+            return;
+        }
+        snprintf(why, sizeof why, "its modification time changed (a record-only run keeps no copy of the "
+                                  "content to compare: POWERCUT_MODEL=1 keeps one)");
+    } else {
+        uint64_t at = fc_first_diff(f, vol, vlen, size);
+        if (at == UINT64_MAX) { /* the same bytes: a utime, or a rewrite of what was there */
+            fc_take(f);
+            return;
+        }
+        snprintf(why, sizeof why, "its byte at offset %llu differs from the model's", (unsigned long long)at);
+    }
+    warn("powercut: %s changed behind the shim's back (found before step %llu): %s.\n", f->path,
+         (unsigned long long)S.step + 1, why);
+    warn("powercut: likely causes: stdio (fwrite/fputs/fprintf, then fflush or fclose, write through "
+         "glibc-internal calls no preload sees), another process or a forked child writing the file, "
+         "a raw syscall, io_uring or POSIX AIO.\n");
+    warn("powercut: the model no longer matches the file, so the run stops (exit status 97, see "
+         "faults/README.md; POWERCUT_FOREIGN=off turns this check off)\n");
+    if (S.tw) pc_tw_flush(S.tw);
+    S.dead = 1;
+    _exit(PC_EXIT_LOST);
+}
+
+/* At the opening of every step: the step's file (every file: UINT32_MAX), before anything. */
+static void fc_check_step(int call, uint32_t file_id)
+{
+    G.cur = SIZE_MAX;
+    if (G.foreign_off) return;
+    /* a sync changes neither st_mtime nor the size: no new baseline after it */
+    int changes = call != PC_CALL_MSYNC && call != PC_CALL_FSYNC && call != PC_CALL_FDATASYNC &&
+                  call != PC_CALL_SYNC_FILE_RANGE && call != PC_CALL_EXIT;
+    for (size_t i = 0; i < S.nfiles; i++) {
+        if (file_id != UINT32_MAX && S.files[i].id != file_id) continue;
+        fc_check_file(i);
+        if (file_id != UINT32_MAX) {
+            if (changes) G.cur = i;
+            break;
+        }
+    }
+}
+
+/* At the end of every step: the baselines of what it (or an open O_TRUNC) may have changed. */
+static void fc_after_step(void)
+{
+    if (G.foreign_off) return;
+    for (size_t i = 0; i < S.nfiles; i++)
+        if ((i == G.cur || S.files[i].fc_stale) && !fc_mapped(i)) fc_take(&S.files[i]);
+    G.cur = SIZE_MAX;
+}
+
+/* ---- the exit step ---- */
+static void exit_step(void)
+{
+    if (!G.exit_step || !S.claimed || busy || getpid() != S.owner || !S.nfiles) return;
+    BEGIN_STEP();
+    int err, go = step_open(PC_CALL_EXIT, UINT32_MAX, 0, 0, &err);
+    (void)err; /* an exit cannot fail: an error injected there changes nothing */
+    if (go == GO_CUT) {
+        (void)cut_and_unlock();
+        return;
+    }
+    step_close();
+    END_STEP();
 }
 
 /* ---- bookkeeping: open, close, dup ---- */

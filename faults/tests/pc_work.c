@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -53,6 +55,15 @@
  *   H:HOW            every descriptor from 3 on but the file's is closed (HOW: l close loop,
  *                    r close_range, F closefrom, d dup2 onto each, then close), then 6 other
  *                    files are opened (they take the freed numbers)
+ *   i:OFF:LEN:BYTE:FLAGS  pwritev2 (two halves) with RWF_* FLAGS; OFF -1: the file offset
+ *   I:OFF:LEN        preadv2 LEN bytes at OFF, prints "preadv2 N FIRST LAST" (the bytes read)
+ *   <:OFF:LEN:BYTE   copy_file_range LEN bytes of BYTE from FILE.src (created) to OFF
+ *   >:OFF:LEN:BYTE   sendfile LEN bytes of BYTE from FILE.src to OFF (lseek first)
+ *   q:LEN:BYTE       splice LEN bytes of BYTE from a pipe into the file at its offset
+ *   h:OFF:TEXT       stdio: fdopen(dup()), fseek to OFF, fputs TEXT, fflush, fclose
+ *   g                futimens(fd, NULL): a new st_mtime, the same bytes
+ *   b:MODE:TEXT      stdio alone: fopen(FILE, MODE) (r+ or w), fputs TEXT, fflush, fsync its
+ *                    descriptor, fclose
  *   e:HOW            the rest of the operations run in a new image of pc_work (HOW: v execv,
  *                    p execvp, l execl, e execve, E execve with only PATH (and ASAN_OPTIONS)
  *                    set, f fexecve,
@@ -399,6 +410,70 @@ int main(int argc, char **argv)
             break;
         }
         case 'e': r = exec_rest(argv, argc, i, *p); break;
+        case 'i': {
+            long long off = (long long)num(&p);
+            size_t len = num(&p);
+            unsigned char *b = fill(len, (int)num(&p));
+            int flags = (int)num(&p);
+            struct iovec v[2] = {{b, len / 2}, {b + len / 2, len - len / 2}};
+            r = pwritev2(fd, v, 2, (off_t)off, flags);
+            free(b);
+            break;
+        }
+        case 'I': {
+            unsigned long long off = num(&p);
+            size_t len = num(&p);
+            unsigned char *b = fill(len, 0);
+            struct iovec v = {b, len};
+            r = preadv2(fd, &v, 1, (off_t)off, 0);
+            if (r > 0) printf("preadv2 %ld %d %d\n", r, b[0], b[r - 1]);
+            free(b);
+            break;
+        }
+        case '<': case '>': {
+            off_t off = (off_t)num(&p);
+            size_t len = num(&p);
+            unsigned char *b = fill(len, (int)num(&p));
+            char src[4096];
+            snprintf(src, sizeof src, "%s.src", path);
+            int s = open(src, O_RDWR | O_CREAT | O_TRUNC, 0644);
+            if (s < 0 || write(s, b, len) != (ssize_t)len) exit(3);
+            free(b);
+            off_t soff = 0;
+            if (op == '<') r = copy_file_range(s, &soff, fd, &off, len, 0);
+            else if (lseek(fd, off, SEEK_SET) < 0) r = -1;
+            else r = sendfile(fd, s, &soff, len);
+            close(s);
+            break;
+        }
+        case 'q': {
+            size_t len = num(&p);
+            unsigned char *b = fill(len, (int)num(&p));
+            int pp[2];
+            if (pipe(pp) || write(pp[1], b, len) != (ssize_t)len) exit(3);
+            r = splice(pp[0], NULL, fd, NULL, len, 0);
+            close(pp[0]);
+            close(pp[1]);
+            free(b);
+            break;
+        }
+        case 'h': {
+            long off = (long)num(&p);
+            FILE *st = fdopen(dup(fd), "r+");
+            if (!st || fseek(st, off, SEEK_SET) || fputs(p, st) < 0 || fflush(st)) r = -1;
+            if (st) fclose(st);
+            break;
+        }
+        case 'g': r = futimens(fd, NULL); break;
+        case 'b': {
+            char mode[4] = {0};
+            for (int k = 0; k < 3 && *p && *p != ':'; k++) mode[k] = *p++;
+            if (*p == ':') p++;
+            FILE *st = fopen(path, mode);
+            if (!st || fputs(p, st) < 0 || fflush(st) || fsync(fileno(st))) r = -1;
+            if (st) fclose(st);
+            break;
+        }
         default: fprintf(stderr, "pc_work: unknown op %s\n", argv[i]); return 2;
         }
         if (r < 0) printf("ERR %d %d\n", i - 2, errno);

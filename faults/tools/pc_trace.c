@@ -38,6 +38,10 @@ static const char shim_text[] =
     "  POWERCUT_MODEL=1, POWERCUT_DEBUG=1  keep the live model; say each mapping's backend\n"
     "  POWERCUT_NAMESPACE=posix  a name the program creates exists after a cut only once an\n"
     "                           fsync of its directory made it durable (default: always)\n"
+    "  POWERCUT_EXIT_STEP=1     one more step, exit, when the process exits\n"
+    "  POWERCUT_FOREIGN=stop|off  a change of the file behind the shim's back (stdio, another\n"
+    "                           process) stops the run (default) or is not looked for\n"
+    "  Exit 97: the shim lost track (a call it cannot model, a foreign change); 2: bad usage\n"
     "  TEAR: none|all|prefix:N|suffix:N|random[:S]|garbage:N  WRITEBACK: none|all|random[:S]\n"
     "  See faults/README.md.\n";
 
