@@ -176,6 +176,8 @@ PC_API int pc_tw_lose(pc_tw *w, uint32_t id, uint64_t off, uint64_t len);
 PC_API int pc_tw_step_fail(pc_tw *w, const pc_crash *tear); /* pc_model_step_fail, after the syncs */
 PC_API int pc_tw_mark(pc_tw *w, int kind, uint64_t op, const char *label);
 PC_API int pc_tw_created(pc_tw *w, uint32_t id);  /* pc_model_created */
+/* POWERCUT_OUTPUT=1: the program's stdout (stream 1) or stderr (2) holds `bytes` bytes now. */
+PC_API int pc_tw_output(pc_tw *w, int stream, uint64_t bytes);
 PC_API int pc_tw_dir_sync(pc_tw *w, uint32_t id); /* pc_model_dir_sync, inside a step */
 /* The disk-full model killed the process (SIGBUS) for a store into the page at file offset
  * off of file id, after step `step`; at_fault: caught at the store's fault (1) or found at a
@@ -201,6 +203,8 @@ typedef struct {
     int err;           /* errno the call returned, 0 on success */
     uint64_t off, len; /* the call's range as the shim saw it */
     uint64_t op;       /* innermost open marker's operation id, 0 if none */
+    uint64_t out_bytes, err_bytes; /* POWERCUT_OUTPUT=1: bytes the program had written to its
+                          stdout and stderr (regular files) when the step began; 0 otherwise */
     const char *label; /* its label ("" if none); valid while the trace lives */
 } pc_step_info;
 PC_API int pc_trace_step_info(pc_trace *t, uint64_t step, pc_step_info *out);

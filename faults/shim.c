@@ -1427,6 +1427,7 @@ static const char *const fiu_names[] = {
 
 static void fc_check_step(int call, uint32_t file_id);
 static void fc_after_step(void);
+static void output_note(void);
 
 /* Opens step: harvests mapping stores, numbers the step, decides call/error/cut, records it.
  * Called with the lock held. */
@@ -1471,6 +1472,7 @@ static int step_open(int call, uint32_t file_id, uint64_t off, uint64_t len, int
         go = GO_ERROR;
         *err = EINTR;
     }
+    output_note();
     if (S.tw) trace_fail(pc_tw_step(S.tw, k, call, file_id, *err, off, len));
     if (S.m) trace_fail(pc_model_step_begin(S.m, NULL));
     return go;
@@ -2278,10 +2280,28 @@ PC_EXPORT int msync(void *addr, size_t len, int flags)
                    RWF_DONTCACHE)
 
 static struct {
+    int output;      /* POWERCUT_OUTPUT=1 */
+    int64_t out_at[3]; /* the stdout/stderr offsets last recorded (index 1, 2; -1: none yet) */
     int exit_step;   /* POWERCUT_EXIT_STEP=1 */
     int foreign_off; /* POWERCUT_FOREIGN=off */
     size_t cur;      /* index of the open step's file if its call may change it, else SIZE_MAX */
 } G = {.cur = SIZE_MAX};
+
+/* POWERCUT_OUTPUT=1: how much the program had written to its stdout and stderr when each step
+ * began, so that a checker knows what it had told the world before a cut (crashcheck run).
+ * Read from the descriptors' file offsets, which stdio's own writes (that no interposer sees)
+ * move too, as do those of every process sharing the descriptions; only regular files have
+ * one (lseek fails on a pipe or a terminal: nothing is recorded then). Costs two lseeks a step. */
+static void output_note(void)
+{
+    if (!G.output || !S.tw) return;
+    for (int fd = 1; fd <= 2; fd++) {
+        off_t at = lseek(fd, 0, SEEK_CUR);
+        if (at < 0 || (int64_t)at == G.out_at[fd]) continue;
+        G.out_at[fd] = (int64_t)at;
+        trace_fail(pc_tw_output(S.tw, fd, (uint64_t)at));
+    }
+}
 
 static void read_env_guards(void)
 {
@@ -2290,6 +2310,13 @@ static void read_env_guards(void)
     if (v && *v) {
         if (strcmp(v, "0") && strcmp(v, "1")) die("POWERCUT_EXIT_STEP", v);
         G.exit_step = *v == '1';
+    }
+    v = getenv("POWERCUT_OUTPUT");
+    G.output = 0;
+    G.out_at[1] = G.out_at[2] = -1;
+    if (v && *v) {
+        if (strcmp(v, "0") && strcmp(v, "1")) die("POWERCUT_OUTPUT", v);
+        G.output = *v == '1';
     }
     v = getenv("POWERCUT_FOREIGN");
     G.foreign_off = 0;

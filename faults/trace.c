@@ -32,6 +32,8 @@
  *                last record; version 2)
  *    12 CREATED  u32 id   (the process created the file: its name is volatile; version 2)
  *    13 DIRSYNC  u32 id   (in a step: the file's name is durable when the step ends; version 2)
+ *    14 OUTPUT   u8 stream (1 stdout, 2 stderr), u64 bytes written to it so far (before the next
+ *                STEP; POWERCUT_OUTPUT=1; version 3)
  * A step's records lie between its STEP and STEPEND; records outside steps are volatile
  * changes between steps (mostly pages written through mappings, found at the next step).
  * A trace may stop anywhere (the process died): the reader treats a truncated last record as
@@ -48,9 +50,10 @@
  */
 
 enum { R_FILE = 1, R_WRITE, R_TRUNC, R_STEP, R_SYNC, R_LOSE, R_MARK, R_STEPEND, R_END, R_FAIL, R_SIGBUS,
-       R_CREATED, R_DIRSYNC };
-/* Version 2 added SIGBUS, CREATED and DIRSYNC; a version 1 trace is a version 2 trace without them. */
-#define PC_TRACE_VERSION 2u
+       R_CREATED, R_DIRSYNC, R_OUTPUT };
+/* Version 2 added SIGBUS, CREATED and DIRSYNC, version 3 OUTPUT; an older trace is a newer one
+ * without them. */
+#define PC_TRACE_VERSION 3u
 #define TW_BUFSZ (1u << 20)
 #define TW_CHUNK ((size_t)4 << 20)
 
@@ -366,6 +369,14 @@ static int name_rec(pc_tw *w, int type, uint32_t id)
     return put32(w, id);
 }
 int pc_tw_created(pc_tw *w, uint32_t id) { return name_rec(w, R_CREATED, id); }
+
+int pc_tw_output(pc_tw *w, int stream, uint64_t bytes)
+{
+    if (!w || (stream != 1 && stream != 2)) return PC_EINVAL;
+    rec r = {.n = 0};
+    r8(&r, R_OUTPUT); r8(&r, (uint8_t)stream); r64(&r, bytes);
+    return rput(w, &r);
+}
 int pc_tw_dir_sync(pc_tw *w, uint32_t id) { return name_rec(w, R_DIRSYNC, id); }
 
 int pc_tw_mark(pc_tw *w, int kind, uint64_t op, const char *label)
@@ -471,6 +482,7 @@ static int index_trace(pc_trace *t)
     uint64_t ops[64];
     const char *labs[64];
     int depth = 0;
+    uint64_t out = 0, err = 0; /* the program's output so far (OUTPUT records) */
     while (r.i < r.n) {
         size_t at = r.i;
         uint8_t type = g8(&r);
@@ -502,6 +514,8 @@ static int index_trace(pc_trace *t)
             if (r.bad) break;
             if (e.info.step != t->nsteps + 1) return PC_EFORMAT;
             e.info.op = depth ? ops[depth - 1] : 0;
+            e.info.out_bytes = out;
+            e.info.err_bytes = err;
             e.info.label = depth ? labs[depth - 1] : "";
             if (grow_arr((void **)&t->steps, &t->scap, t->nsteps + 1, sizeof e)) return PC_ENOMEM;
             t->steps[t->nsteps++] = e;
@@ -510,6 +524,15 @@ static int index_trace(pc_trace *t)
         case R_SYNC: case R_LOSE: g32(&r); g64(&r); g64(&r); break;
         case R_FAIL: g8(&r); g64(&r); g64(&r); break;
         case R_CREATED: case R_DIRSYNC: g32(&r); break;
+        case R_OUTPUT: {
+            uint8_t stream = g8(&r);
+            uint64_t bytes = g64(&r);
+            if (r.bad) break;
+            if (stream == 1) out = bytes;
+            else if (stream == 2) err = bytes;
+            else return PC_EFORMAT;
+            break;
+        }
         case R_MARK: {
             uint8_t kind = g8(&r);
             uint64_t op = g64(&r);
@@ -818,6 +841,7 @@ static int apply(pc_replay *rp, int *ev, uint64_t *step)
     }
     case R_MARK: { g8(&r); g64(&r); uint32_t ll = g32(&r); take(&r, ll); break; }
     case R_SIGBUS: g32(&r); g64(&r); g64(&r); g8(&r); break; /* the store never happened */
+    case R_OUTPUT: g8(&r); g64(&r); break;
     case R_STEPEND: *ev = EV_STEPEND; break;
     case R_END: *ev = EV_END; break;
     default: return PC_EFORMAT;

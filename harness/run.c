@@ -13,10 +13,13 @@
  * - Each distinct state is laid out in state/ (a copy of snap/ with each tracked file replaced
  *   by its image) and the check runs there (sh -c CHECK). A non-zero exit is a violation; the
  *   first states that fail are kept in the output folder with their story.
- * - What the program had acknowledged before the cut reaches the check as the marker notes it
- *   wrote before the cut step (POWERCUT_MARK_FD lines `note TEXT`, or pc_mark_note), one per
- *   line in the file CRASHCHECK_NOTES names. The trace is the truth: the program runs once,
- *   so a program whose files differ from run to run (random nonces, times) needs no rerun.
+ * - What the program had acknowledged before the cut reaches the check two ways: the marker
+ *   notes it wrote before the cut step (POWERCUT_MARK_FD lines `note TEXT`, or pc_mark_note),
+ *   one per line in the file CRASHCHECK_NOTES names; and what it had written to its stdout
+ *   and stderr by then (files CRASHCHECK_STDOUT, CRASHCHECK_STDERR: the program's output goes
+ *   to files, whose offsets the shim records at each step, POWERCUT_OUTPUT=1; bytes still in a
+ *   stdio buffer were not told to anyone). The trace is the truth: the program runs once, so
+ *   a program whose files differ from run to run (random nonces, times) needs no rerun.
  *
  * Names (--profile posix, the default): a file the program creates has no name in a crash
  * state until an fsync of its directory (libpowercut's POWERCUT_NAMESPACE=posix); the state
@@ -136,16 +139,19 @@ static int put_file(const char *path, const uint8_t *data, uint64_t len) {
 /* ---- processes ---------------------------------------------------------------------- */
 
 /* Runs argv in `cwd` with `set` added to the environment (and `drop` prefixes removed), its
- * output (both streams) to `out`. Returns its exit status, 128 + N if signal N killed it, or
+ * stdout to `out` and its stderr to `err` (NULL: to `out` too). Returns its exit status, 128 + N if signal N killed it, or
  * -1 if it could not start. */
-static int run_in(const char *cwd, char *const *argv, char *const *set, const char *const *drop, const char *out) {
+static int run_in(const char *cwd, char *const *argv, char *const *set, const char *const *drop, const char *out,
+                  const char *err) {
   fflush(NULL);
   pid_t pid = fork();
   if (pid < 0) return -1;
   if (pid == 0) {
     int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int efd = err ? open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644) : fd;
     int nul = open("/dev/null", O_RDONLY);
-    if (fd < 0 || nul < 0 || chdir(cwd) != 0 || dup2(nul, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0) _exit(127);
+    if (fd < 0 || efd < 0 || nul < 0 || chdir(cwd) != 0 || dup2(nul, 0) < 0 || dup2(fd, 1) < 0 || dup2(efd, 2) < 0)
+      _exit(127);
     for (const char *const *d = drop; d && *d; d++) unsetenv(*d);
     for (char *const *s = set; s && *s; s++) putenv(*s);
     execvp(argv[0], argv);
@@ -160,7 +166,7 @@ static int run_in(const char *cwd, char *const *argv, char *const *set, const ch
 
 static int shell_in(const char *cwd, const char *cmd, char *const *set, const char *out) {
   char *argv[] = {"sh", "-c", (char *)cmd, NULL};
-  return run_in(cwd, argv, set, NULL, out);
+  return run_in(cwd, argv, set, NULL, out, NULL);
 }
 
 /* The first `cap` - 1 bytes of a file, as text. */
@@ -187,6 +193,8 @@ typedef struct walk {
   uint64_t *seen;      /* hashes of the states checked (open addressing, 0 = empty) */
   size_t seen_cap, nseen;
   char work[PATH_MAX], snap[PATH_MAX], state[PATH_MAX], notes[PATH_MAX], out[PATH_MAX];
+  char pout[PATH_MAX], perr[PATH_MAX];   /* the program's stdout and stderr, whole */
+  char cout[PATH_MAX], cerr[PATH_MAX];   /* ... as far as it had written them before the cut */
   double last_progress;
 } walk;
 
@@ -223,8 +231,25 @@ static void crash_text(const cc_schedule *s, char *buf, size_t len) {
   snprintf(buf, len, "tear %s writeback %s seed %u", tear, cc_writeback_name(s->writeback), s->seed);
 }
 
-/* Checks the state held in w->img, cut at `step` (0: the end of the run). */
-static int check_state(walk *w, uint64_t step, const char *call, const char *crash) {
+/* The first `n` bytes of `from` as the file `to`. */
+static int copy_head(const char *from, const char *to, uint64_t n) {
+  int in = open(from, O_RDONLY | O_CLOEXEC), out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int rc = in >= 0 && out >= 0 ? 0 : -1;
+  char buf[1 << 16];
+  while (rc == 0 && n) {
+    ssize_t got = read(in, buf, n < sizeof buf ? (size_t)n : sizeof buf);
+    if (got <= 0) break;
+    if (write(out, buf, (size_t)got) != got) rc = -1;
+    n -= (uint64_t)got;
+  }
+  if (in >= 0) close(in);
+  if (out >= 0 && close(out) != 0) rc = -1;
+  return rc;
+}
+
+/* Checks the state held in w->img, cut at `step` (0: the end of the run), when the program had
+ * written `out` and `err` bytes to its stdout and stderr. */
+static int check_state(walk *w, uint64_t step, const char *call, const char *crash, uint64_t out, uint64_t err) {
   cc_prog_result *r = w->r;
   /* The notes written before the cut: a state is its files and what the program had
    * acknowledged (the same files after one more acknowledgement may fail the check). */
@@ -232,7 +257,8 @@ static int check_state(walk *w, uint64_t step, const char *call, const char *cra
   const char *text;
   pc_trace_note_count(w->t, &n);
   while (before < n && pc_trace_note(w->t, before, &after, &text) == PC_OK && (!step || after < step)) before++;
-  uint64_t h = 0x84222325CBF29CE4ull ^ before * 0xC2B2AE3D27D4EB4Full;
+  uint64_t h = 0x84222325CBF29CE4ull ^ before * 0xC2B2AE3D27D4EB4Full ^ out * 0x165667B19E3779F9ull ^
+               err * 0x27D4EB2F165667C5ull;
   for (uint32_t i = 0; i < w->nfiles; i++)
     h = h * 0x100000001B3ull ^ (w->img[i] ? cc_hash(w->img[i], w->len[i]) : 0x5BD1E995u) ^ (i + 1) * 0x9E3779B97F4A7C15ull;
   if (!seen_add(w, h)) return CC_OK;
@@ -240,7 +266,7 @@ static int check_state(walk *w, uint64_t step, const char *call, const char *cra
   FILE *nf = fopen(w->notes, "w");
   for (uint64_t i = 0; nf && i < before; i++)
     if (pc_trace_note(w->t, i, &after, &text) == PC_OK) fprintf(nf, "%s\n", text);
-  if (!nf || fclose(nf) != 0) {
+  if (!nf || fclose(nf) != 0 || copy_head(w->pout, w->cout, out) != 0 || copy_head(w->perr, w->cerr, err) != 0) {
     snprintf(r->error, sizeof r->error, "cannot write %.900s: %s", w->notes, strerror(errno));
     return CC_EIO;
   }
@@ -268,7 +294,10 @@ static int check_state(walk *w, uint64_t step, const char *call, const char *cra
   snprintf(e_crash, sizeof e_crash, "CRASHCHECK_CRASH=%s", crash);
   snprintf(e_notes, sizeof e_notes, "CRASHCHECK_NOTES=%s", w->notes);
   snprintf(e_origin, sizeof e_origin, "CRASHCHECK_ORIGIN=%s", w->o->origin);
-  char *set[] = {e_step, e_call, e_crash, e_notes, e_origin, NULL};
+  char e_out[PATH_MAX + 32], e_err[PATH_MAX + 32];
+  snprintf(e_out, sizeof e_out, "CRASHCHECK_STDOUT=%s", w->cout);
+  snprintf(e_err, sizeof e_err, "CRASHCHECK_STDERR=%s", w->cerr);
+  char *set[] = {e_step, e_call, e_crash, e_notes, e_origin, e_out, e_err, NULL};
   int st = shell_in(w->state, w->o->check, set, w->out);
   if (st < 0) {
     snprintf(r->error, sizeof r->error, "cannot run the check: %s", strerror(errno));
@@ -355,7 +384,8 @@ static int walk_trace(walk *w) {
       cc_crash_of(&sched[i], &crash);
       char text[64];
       crash_text(&sched[i], text, sizeof text);
-      if ((rc = derive(w, m, &crash)) == CC_OK) rc = check_state(w, step, pc_call_name(info.call), text);
+      if ((rc = derive(w, m, &crash)) == CC_OK)
+        rc = check_state(w, step, pc_call_name(info.call), text, info.out_bytes, info.err_bytes);
     }
     if (w->o->progress && now_s() - w->last_progress > 0.25) {
       w->last_progress = now_s();
@@ -370,7 +400,9 @@ static int walk_trace(walk *w) {
     pc_crash crash;
     cc_crash_of(&none, &crash);
     r->states++;
-    if ((rc = derive(w, m, &crash)) == CC_OK) rc = check_state(w, 0, "exit", "the durable state at exit");
+    struct stat so, se; /* at exit: all it wrote */
+    uint64_t out = stat(w->pout, &so) == 0 ? (uint64_t)so.st_size : 0, err = stat(w->perr, &se) == 0 ? (uint64_t)se.st_size : 0;
+    if ((rc = derive(w, m, &crash)) == CC_OK) rc = check_state(w, 0, "exit", "the durable state at exit", out, err);
   }
   if (w->o->progress) fprintf(stderr, "\r%*s\r", 90, "");
   free(sched);
@@ -411,7 +443,11 @@ int cc_run_program(const cc_prog_opts *o, cc_prog_result *r) {
   snprintf(w.notes, sizeof w.notes, "%s/notes", o->workdir);
   snprintf(w.out, sizeof w.out, "%s/check.out", o->workdir);
   snprintf(trace, sizeof trace, "%s/trace", o->workdir);
-  snprintf(log, sizeof log, "%s/program.out", o->workdir);
+  snprintf(log, sizeof log, "%s/setup.out", o->workdir);
+  snprintf(w.pout, sizeof w.pout, "%s/program.stdout", o->workdir);
+  snprintf(w.perr, sizeof w.perr, "%s/program.stderr", o->workdir);
+  snprintf(w.cout, sizeof w.cout, "%s/stdout", o->workdir);
+  snprintf(w.cerr, sizeof w.cerr, "%s/stderr", o->workdir);
   int rc = CC_EIO;
   if (mkdir(live, 0755) != 0) {
     snprintf(r->error, sizeof r->error, "cannot create %.900s: %s", live, strerror(errno));
@@ -442,13 +478,15 @@ int cc_run_program(const cc_prog_opts *o, cc_prog_result *r) {
   snprintf(e_sector, sizeof e_sector, "POWERCUT_SECTOR=%u", o->sector);
   char e_ns[64];
   snprintf(e_ns, sizeof e_ns, "POWERCUT_NAMESPACE=%s", o->profile ? o->profile : "none");
-  char *set[] = {e_pre, e_file, e_trace, e_sector, origin_env, e_ns, NULL};
+  char e_output[] = "POWERCUT_OUTPUT=1"; /* what it had written when, for CRASHCHECK_STDOUT */
+  char *set[] = {e_pre, e_file, e_trace, e_sector, origin_env, e_ns, e_output, NULL};
   static const char *const drop[] = {"POWERCUT_CUT", "POWERCUT_IMAGE", "POWERCUT_ERROR", "POWERCUT_OWNER",
                                      "POWERCUT_HANDOVER", NULL};
-  r->program_status = run_in(live, o->argv, set, drop, log);
+  r->program_status = run_in(live, o->argv, set, drop, w.pout, w.perr);
   if (r->program_status != 0) {
     char out[600];
-    head_of(log, out, sizeof out);
+    head_of(w.perr, out, sizeof out);
+    if (!out[0]) head_of(w.pout, out, sizeof out);
     snprintf(r->error, sizeof r->error, "the program exited %d under the shim: %s", r->program_status, out);
     return CC_EINVAL;
   }

@@ -682,7 +682,7 @@ static void test_trace_replay_matches_live(void **st)
     pc_trace *t2;
     assert_int_equal(pc_trace_from_memory(buf, blen - 3, &t2), PC_OK);
     pc_trace_free(t2);
-    assert_int_equal(pc_trace_from_memory("PCTRACE\0\3\0\0\0\0\2\0\0", 16, &t2), PC_EFORMAT);
+    assert_int_equal(pc_trace_from_memory("PCTRACE\0\4\0\0\0\0\2\0\0", 16, &t2), PC_EFORMAT);
     pc_trace_free(t);
     for (uint64_t s = 0; s < k; s++)
         for (size_t i = 0; i < NSPECS; i++) free(sn[s].img[i]);

@@ -39,6 +39,7 @@ static const char shim_text[] =
     "  POWERCUT_NAMESPACE=posix  a name the program creates exists after a cut only once an\n"
     "                           fsync of its directory made it durable (default: always)\n"
     "  POWERCUT_EXIT_STEP=1     one more step, exit, when the process exits\n"
+    "  POWERCUT_OUTPUT=1        record how much the program had written to stdout/stderr at each step\n"
     "  POWERCUT_FOREIGN=stop|off  a change of the file behind the shim's back (stdio, another\n"
     "                           process) stops the run (default) or is not looked for\n"
     "  Exit 97: the shim lost track (a call it cannot model, a foreign change); 2: bad usage\n"

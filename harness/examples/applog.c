@@ -5,7 +5,8 @@
  *
  * Appends N records "record K\n" to FILE with write(2), each made durable with fsync(2) and
  * then acknowledged: a marker note "acked K" (libpowercut's pc_mark_note; nothing without the
- * shim), which is what a server's reply to its client stands for. A FILE it creates gets an
+ * shim) and the line "acked K" on stdout, which is what a server's reply to its client stands
+ * for. A FILE it creates gets an
  * fsync of its directory first, or its name may not survive a power cut (POSIX). Acknowledged
  * records must survive any power cut. Three ways to get that wrong, on purpose:
  * --ack-before-fsync replies before the fsync (a cut between the two loses an acknowledged
@@ -18,6 +19,14 @@
 #include <unistd.h>
 
 #include "powercut_mark.h"
+
+/* Tells the world: a marker note, and a line on stdout (flushed: what is still in stdio's
+ * buffer was told to no one). */
+static void acknowledge(const char *ack) {
+  pc_mark_note(ack);
+  printf("%s\n", ack);
+  fflush(stdout);
+}
 
 int main(int argc, char **argv) {
   const char *how = argc == 4 ? argv[3] : "";
@@ -52,12 +61,12 @@ int main(int argc, char **argv) {
       perror("write");
       return 1;
     }
-    if (early || never) pc_mark_note(ack);
+    if (early || never) acknowledge(ack);
     if (!never && fsync(fd) != 0) {
       perror("fsync");
       return 1;
     }
-    if (!early && !never) pc_mark_note(ack);
+    if (!early && !never) acknowledge(ack);
   }
   return close(fd) == 0 ? 0 : 1;
 }

@@ -4,8 +4,9 @@
 # that acknowledges after fsync is clean; acknowledging before the fsync is caught at the fsync
 # steps; never syncing is caught (at exit, nothing acknowledged is durable); so is a new log
 # whose directory was never synced (the posix profile: its name is lost), but not under
-# --profile none; failing states are kept with their story; bad usage, a failing setup and a
-# failing program exit 2 with a reason.
+# --profile none; the program's stdout as far as it had written it before the cut judges the
+# same way as its notes; failing states are kept with their story; bad usage, a failing setup
+# and a failing program exit 2 with a reason.
 set -euo pipefail
 build=${BUILD:-build}
 cc=$build/bin/crashcheck
@@ -35,6 +36,15 @@ grep -q 'was acknowledged but is not in the log' <<<"$json" || fail "the check's
 kept=$(grep -o '"kept": "[^"]*"' <<<"$json" | head -1 | cut -d'"' -f4)
 [ -f "$kept/log" ] && [ -f "$kept.txt" ] || fail "the first failing state is not kept ($kept)"
 grep -q "^acked 1" "$kept.txt" || fail "the story does not list the notes before the cut: $(cat "$kept.txt")"
+
+# what it had written to stdout before the cut, instead of its notes: the same verdicts
+json=$(run 0 --files log --check "$PWD/$check stdout" -- "$app" log 4)
+[ "$(field violations "$json")" = 0 ] || fail "acknowledged on stdout after fsync: $json"
+json=$(run 1 --files log --check "$PWD/$check stdout" -- "$app" log 4 --ack-before-fsync)
+grep -q 'record 1 was acknowledged but is not in the log' <<<"$json" || fail "acked on stdout before fsync: $json"
+json=$(run 0 --files log --check 'test "$(wc -l <"$CRASHCHECK_STDOUT")" -le "$(grep -c "^acked" "$CRASHCHECK_NOTES")"' \
+  -- "$app" log 3 --ack-before-fsync)
+[ "$(field distinct_states "$json")" -gt 3 ] || fail "stdout never longer than the notes: $json"
 
 json=$(run 1 --files log --check "$PWD/$check" -- "$app" log 3 --no-fsync)
 grep -q '"step": 0, "call": "exit"' <<<"$json" || fail "never syncing: the state at exit is not reported: $json"
