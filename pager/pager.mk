@@ -14,6 +14,9 @@ $(BUILD)/lib/libmappedpages.a: $(PAGER_SRCS:%.c=$(BUILD)/rel/%.o)
 $(BUILD)/lib/libmappedpages.so: $(PAGER_SRCS:%.c=$(BUILD)/rel/%.o)
 	@mkdir -p $(@D)
 	$(CC) -shared -Wl,-soname,libmappedpages.so.0 -o $@ $^ -lz
+# The name the library's SONAME gives: a program linked against build/lib looks for it there.
+$(BUILD)/lib/libmappedpages.so.0: $(BUILD)/lib/libmappedpages.so
+	ln -sf libmappedpages.so $@
 
 # Test variants of the library: fault points on, and fault points + sanitizers.
 $(BUILD)/tst/libmappedpages.a: $(PAGER_SRCS:%.c=$(BUILD)/tst/%.o)
@@ -33,7 +36,8 @@ $(BUILD)/bin/mp-bench: $(BUILD)/rel/pager/bench/mp_bench.o $(BUILD)/lib/libmappe
 	@mkdir -p $(@D)
 	$(CC) -o $@ $^ -lz
 
-LIBS_REL   += $(BUILD)/lib/libmappedpages.a $(BUILD)/lib/libmappedpages.so $(BUILD)/bin/mp-demo $(BUILD)/bin/mp-bench
+LIBS_REL   += $(BUILD)/lib/libmappedpages.a $(BUILD)/lib/libmappedpages.so $(BUILD)/lib/libmappedpages.so.0 \
+              $(BUILD)/bin/mp-demo $(BUILD)/bin/mp-bench
 CHECK_BINS += $(PAGER_TESTS:%=$(BUILD)/tst/%) $(PAGER_TESTS:%=$(BUILD)/asan/%)
 CHECK_SCRIPTS += pager/tests/e2e_install.sh pager/tests/e2e_demo.sh
 BENCH_BINS += $(BUILD)/bin/mp-bench

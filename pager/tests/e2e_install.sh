@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # e2e_install.sh: `make install` into a scratch prefix, then build the README's example
-# against it with pkg-config, statically and dynamically, and run both.
+# against it with pkg-config, statically and dynamically, and run both; and against the
+# uninstalled build/lib.
 set -euo pipefail
 root=$(pwd)
 tmp=$(mktemp -d)
@@ -17,7 +18,11 @@ export PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig"
 cc -std=c11 -Wall -Werror -o "$tmp/app-shared" "$tmp/app.c" $(pkg-config --cflags --libs mappedpages)
 cc -std=c11 -Wall -Werror -o "$tmp/app-static" "$tmp/app.c" $(pkg-config --cflags mappedpages) \
    "$tmp/prefix/lib/libmappedpages.a" -lz
+# Uninstalled too: linked against build/lib, it starts (the SONAME's link is there).
+cc -std=c11 -Wall -Werror -I"$root/pager" -o "$tmp/app-build" "$tmp/app.c" -L"$root/${BUILD:-build}/lib" -lmappedpages
 cd "$tmp"
+mkdir build-run && (cd build-run && LD_LIBRARY_PATH="$root/${BUILD:-build}/lib" ../app-build && [ -s data.pages ]) ||
+  { echo "the example linked against ${BUILD:-build}/lib does not run"; exit 1; }
 LD_LIBRARY_PATH="$tmp/prefix/lib" ./app-shared
 [ -s data.pages ] || { echo "example wrote no file"; exit 1; }
 rm data.pages
