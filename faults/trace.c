@@ -875,19 +875,31 @@ int pc_replay_next(pc_replay *rp, uint64_t *step_out)
     return PC_OK;
 }
 
-int pc_trace_image_exists(const pc_trace *t, uint32_t id, uint64_t step, const pc_crash *crash, int *exists)
+/* A replay stopped at `step` (its effects pending), for the one-shot queries below. */
+static int replay_to(const pc_trace *t, uint64_t step, pc_replay **out)
 {
-    if (!t || !crash || !exists) return PC_EINVAL;
     if (step < 1 || step > t->nsteps) return PC_ERANGE;
-    pc_replay *r;
-    int rc = pc_replay_new(t, &r);
+    int rc = pc_replay_new(t, out);
     if (rc) return rc;
     uint64_t k = 0;
     do {
-        if ((rc = pc_replay_next(r, &k))) goto out;
+        if ((rc = pc_replay_next(*out, &k))) break;
     } while (k && k < step);
-    rc = k == step ? pc_model_image_exists(r->m, id, crash, exists) : PC_ERANGE;
-out:
+    if (!rc && k != step) rc = PC_ERANGE;
+    if (rc) {
+        pc_replay_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int pc_trace_image_exists(const pc_trace *t, uint32_t id, uint64_t step, const pc_crash *crash, int *exists)
+{
+    if (!t || !crash || !exists) return PC_EINVAL;
+    pc_replay *r;
+    int rc = replay_to(t, step, &r);
+    if (rc) return rc;
+    rc = pc_model_image_exists(r->m, id, crash, exists);
     pc_replay_free(r);
     return rc;
 }
@@ -896,16 +908,10 @@ int pc_trace_image(const pc_trace *t, uint32_t id, uint64_t step, const pc_crash
                    uint8_t **buf_out, uint64_t *len_out)
 {
     if (!t || !crash || !buf_out || !len_out) return PC_EINVAL;
-    if (step < 1 || step > t->nsteps) return PC_ERANGE;
     pc_replay *r;
-    int rc = pc_replay_new(t, &r);
+    int rc = replay_to(t, step, &r);
     if (rc) return rc;
-    uint64_t k = 0;
-    do {
-        if ((rc = pc_replay_next(r, &k))) goto out;
-    } while (k && k < step);
-    rc = k == step ? pc_model_image(r->m, id, crash, buf_out, len_out) : PC_ERANGE;
-out:
+    rc = pc_model_image(r->m, id, crash, buf_out, len_out);
     pc_replay_free(r);
     return rc;
 }

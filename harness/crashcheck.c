@@ -137,6 +137,20 @@ static unsigned long parse_num(const char *usage, const char *opt, const char *s
   return v;
 }
 
+/* --page-size and --sector values, each refused with its usage unless it is one we support. */
+static uint32_t parse_page_size(const char *usage, const char *v) {
+  unsigned long ps = parse_num(usage, "--page-size", v, 16384);
+  if (ps != 1024 && ps != 2048 && ps != 4096 && ps != 8192 && ps != 16384)
+    die_usage(usage, "--page-size must be 1024, 2048, 4096, 8192 or 16384%s", "");
+  return (uint32_t)ps;
+}
+
+static uint32_t parse_sector(const char *usage, const char *v) {
+  unsigned long sec = parse_num(usage, "--sector", v, 4096);
+  if (sec != 512 && sec != 4096) die_usage(usage, "--sector must be 512 or 4096%s", "");
+  return (uint32_t)sec;
+}
+
 /* ---- environment ---------------------------------------------------------------- */
 
 static char self_path[PATH_MAX];
@@ -605,16 +619,11 @@ static int cmd_coverage(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--page-size")) {
-      unsigned long ps = parse_num(usage_coverage, a, v, 16384);
-      if (ps != 1024 && ps != 2048 && ps != 4096 && ps != 8192 && ps != 16384)
-        die_usage(usage_coverage, "--page-size must be 1024, 2048, 4096, 8192 or 16384%s", "");
       if (nsizes == 8) die_usage(usage_coverage, "at most 8 page sizes%s", "");
-      sizes[nsizes++] = (uint32_t)ps, i++;
+      sizes[nsizes++] = parse_page_size(usage_coverage, v), i++;
     } else if (!strcmp(a, "--sector")) {
-      unsigned long s = parse_num(usage_coverage, a, v, 4096);
-      if (s != 512 && s != 4096) die_usage(usage_coverage, "--sector must be 512 or 4096%s", "");
       if (nsectors == 2) die_usage(usage_coverage, "at most 2 sector sizes%s", "");
-      sectors[nsectors++] = (uint32_t)s, i++;
+      sectors[nsectors++] = parse_sector(usage_coverage, v), i++;
     } else if (!strcmp(a, "--jobs")) {
       jobs = (unsigned)parse_num(usage_coverage, a, v, 64), i++;
       if (!jobs) jobs = 1;
@@ -945,16 +954,11 @@ static int cmd_generate(int argc, char **argv) {
     else if (!strcmp(a, "--max-ops")) max_ops = parse_num(usage_generate, a, v, CC_MAX_OPS), i++;
     else if (!strcmp(a, "--jobs")) jobs = parse_num(usage_generate, a, v, 64), i++;
     else if (!strcmp(a, "--page-size")) {
-      unsigned long ps = parse_num(usage_generate, a, v, 16384);
-      if (ps != 1024 && ps != 2048 && ps != 4096 && ps != 8192 && ps != 16384)
-        die_usage(usage_generate, "--page-size must be 1024, 2048, 4096, 8192 or 16384%s", "");
       if (nsizes == 5) die_usage(usage_generate, "at most 5 page sizes%s", "");
-      sizes[nsizes++] = (uint32_t)ps, i++;
+      sizes[nsizes++] = parse_page_size(usage_generate, v), i++;
     } else if (!strcmp(a, "--sector")) {
-      unsigned long sec = parse_num(usage_generate, a, v, 4096);
-      if (sec != 512 && sec != 4096) die_usage(usage_generate, "--sector must be 512 or 4096%s", "");
       if (nsectors == 2) die_usage(usage_generate, "at most 2 sector sizes%s", "");
-      sectors[nsectors++] = (uint32_t)sec, i++;
+      sectors[nsectors++] = parse_sector(usage_generate, v), i++;
     } else die_usage(usage_generate, "unknown argument %s", a);
   }
   if (!out) die_usage(usage_generate, "-o is required%s", "");
@@ -1024,9 +1028,7 @@ static int cmd_run_program(int argc, char **argv) {
       if (strcmp(v, "posix") && strcmp(v, "none")) die_usage(usage_run, "--profile must be posix or none%s", "");
       o.profile = v, i++;
     } else if (!strcmp(a, "--sector")) {
-      unsigned long sec = parse_num(usage_run, a, v, 4096);
-      if (sec != 512 && sec != 4096) die_usage(usage_run, "--sector must be 512 or 4096%s", "");
-      o.sector = (uint32_t)sec, i++;
+      o.sector = parse_sector(usage_run, v), i++;
     } else if (!strcmp(a, "--json")) json = true;
     else if (!strcmp(a, "--quiet")) quiet = true;
     else die_usage(usage_run, "unknown argument %s (the program goes after --)", a);

@@ -4,6 +4,7 @@
  * the number of steps rather than one re-run per crash point. Identical images are
  * checked once. */
 #include "explore.h"
+#include "hashset.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -115,33 +116,6 @@ int cc_record(const cc_case *c, const cc_explore_opts *o, const char *file, cons
   return 128 + WTERMSIG(status);
 }
 
-/* ---- a set of image hashes ---------------------------------------------------------- */
-
-typedef struct hashset {
-  uint64_t *slots;
-  size_t cap, n;
-} hashset;
-
-/* Adds h; returns true if it was new. 0 is stored as 1 (0 marks an empty slot). */
-static bool hs_add(hashset *s, uint64_t h) {
-  if (!h) h = 1;
-  if (2 * (s->n + 1) > s->cap) {
-    hashset bigger = {calloc(s->cap ? s->cap * 2 : 1024, 8), s->cap ? s->cap * 2 : 1024, 0};
-    if (!bigger.slots) return true; /* out of memory: check it again rather than fail */
-    for (size_t i = 0; i < s->cap; i++)
-      if (s->slots[i]) hs_add(&bigger, s->slots[i]);
-    free(s->slots);
-    *s = bigger;
-  }
-  for (size_t i = h & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
-    if (s->slots[i] == h) return false;
-    if (!s->slots[i]) {
-      s->slots[i] = h;
-      s->n++;
-      return true;
-    }
-  }
-}
 
 /* ---- deriving and checking ---------------------------------------------------------- */
 
@@ -314,7 +288,7 @@ static int walk(walker *w) {
   cc_image *im = NULL;
   cc_check_cache cache = {0}; /* page hashes and pager handles, across checks */
   cc_schedule *sched = malloc(sizeof *sched * 8192);
-  hashset seen = {0};
+  cc_hashset seen = {0};
   rc = CC_OK; /* from here on, a failure stops the walk and says why in w->error */
   if (!sched || cc_image_new(w->image, sector, w->verifying, forget_written, &cache, &im) != CC_OK) {
     snprintf(w->error, sizeof w->error, "cannot create %s", w->image);
@@ -371,7 +345,7 @@ static int walk(walker *w) {
        * depends on the model's states around that operation too. (Once in all, a bug that
        * leaves nothing durable, an msync that syncs nothing, gave every later state the
        * image a cut in the create had, where it was right, and was never checked.) */
-      if (!hs_add(&seen, h ^ ((uint64_t)index + 1) * UINT64_C(0x9E3779B97F4A7C15)) || h % w->shards != w->shard)
+      if (!cc_hashset_add(&seen, h ^ ((uint64_t)index + 1) * UINT64_C(0x9E3779B97F4A7C15)) || h % w->shards != w->shard)
         continue;
       w->distinct++;
       cc_verdict v;
@@ -397,7 +371,7 @@ static int walk(walker *w) {
 out:
   unlink(w->image);
   free(sched);
-  free(seen.slots);
+  cc_hashset_free(&seen);
   cc_image_free(im);
   cc_check_cache_free(&cache);
   pc_replay_free(rp);
@@ -674,7 +648,7 @@ static cc_found *found_slot(cc_found *found, unsigned *n, unsigned max, bool dir
 typedef struct explore_walk {
   const job *jb;
   uint64_t next_again;
-  hashset followed; /* identities of the recovered files a forced follow-up ran on */
+  cc_hashset followed; /* identities of the recovered files a forced follow-up ran on */
   double last_progress;
 } explore_walk;
 
@@ -708,7 +682,7 @@ static bool forced_again(walker *w, const cc_verdict *v, bool *candidate) {
   snprintf(scratch, sizeof scratch, "%s.recovered", w->image);
   bool known = recovered_key(w->image, scratch, w->c->page_size, &key, why, sizeof why);
   unlink(scratch);
-  if (known && !(ew->jb->followed ? shared_add(ew->jb->followed, key) : hs_add(&ew->followed, key))) {
+  if (known && !(ew->jb->followed ? shared_add(ew->jb->followed, key) : cc_hashset_add(&ew->followed, key))) {
     r->again_same++;
     return false;
   }
@@ -800,7 +774,7 @@ static int run_job(const job *jb) {
   int rc = walk(&w);
   memcpy(jb->r->cover, cov.cell, sizeof cov.cell);
   cc_coverage_free(&cov);
-  free(ew.followed.slots);
+  cc_hashset_free(&ew.followed);
   if (jb->progress) fprintf(stderr, "\r%*s\r", 90, "");
   jb->r->steps = w.steps;
   jb->r->states = w.states;

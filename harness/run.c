@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "case.h"
+#include "hashset.h"
 #include "powercut.h"
 
 extern char **environ;
@@ -190,40 +191,12 @@ typedef struct walk {
   uint32_t nfiles;
   uint8_t **img;       /* the state at hand: each file's image */
   uint64_t *len;
-  uint64_t *seen;      /* hashes of the states checked (open addressing, 0 = empty) */
-  size_t seen_cap, nseen;
+  cc_hashset seen;     /* hashes of the states checked */
   char work[PATH_MAX], snap[PATH_MAX], state[PATH_MAX], notes[PATH_MAX], out[PATH_MAX];
   char pout[PATH_MAX], perr[PATH_MAX];   /* the program's stdout and stderr, whole */
   char cout[PATH_MAX], cerr[PATH_MAX];   /* ... as far as it had written them before the cut */
   double last_progress;
 } walk;
-
-static bool seen_add(walk *w, uint64_t h) {
-  if (!h) h = 1;
-  if (2 * (w->nseen + 1) > w->seen_cap) {
-    size_t cap = w->seen_cap ? w->seen_cap * 2 : 1024;
-    uint64_t *s = calloc(cap, sizeof *s);
-    if (!s) return true; /* out of memory: check it again rather than skip it */
-    for (size_t i = 0; i < w->seen_cap; i++)
-      if (w->seen[i])
-        for (size_t j = w->seen[i] & (cap - 1);; j = (j + 1) & (cap - 1))
-          if (!s[j]) {
-            s[j] = w->seen[i];
-            break;
-          }
-    free(w->seen);
-    w->seen = s;
-    w->seen_cap = cap;
-  }
-  for (size_t i = h & (w->seen_cap - 1);; i = (i + 1) & (w->seen_cap - 1)) {
-    if (w->seen[i] == h) return false;
-    if (!w->seen[i]) {
-      w->seen[i] = h;
-      w->nseen++;
-      return true;
-    }
-  }
-}
 
 static void crash_text(const cc_schedule *s, char *buf, size_t len) {
   char tear[32];
@@ -261,7 +234,7 @@ static int check_state(walk *w, uint64_t step, const char *call, const char *cra
                err * 0x27D4EB2F165667C5ull;
   for (uint32_t i = 0; i < w->nfiles; i++)
     h = h * 0x100000001B3ull ^ (w->img[i] ? cc_hash(w->img[i], w->len[i]) : 0x5BD1E995u) ^ (i + 1) * 0x9E3779B97F4A7C15ull;
-  if (!seen_add(w, h)) return CC_OK;
+  if (!cc_hashset_add(&w->seen, h)) return CC_OK;
   r->distinct++;
   FILE *nf = fopen(w->notes, "w");
   for (uint64_t i = 0; nf && i < before; i++)
@@ -516,7 +489,7 @@ int cc_run_program(const cc_prog_opts *o, cc_prog_result *r) {
   free(w.rel);
   free(w.img);
   free(w.len);
-  free(w.seen);
+  cc_hashset_free(&w.seen);
   pc_trace_free(w.t);
   r->seconds = now_s() - t0;
   return rc;

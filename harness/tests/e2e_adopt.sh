@@ -9,7 +9,7 @@
 # open, with a reproducer that replays. The image fixes the page size: explore refuses
 # another, coverage leaves the case out at the others.
 set -euo pipefail
-root=$(pwd)
+source harness/tests/mutant_tree.sh
 build=${BUILD:-build}
 cc=$build/bin/crashcheck
 mutant=${ADOPT_MUTANT:-ci/mutants/33-adopt-marks-before-mirror.patch}
@@ -65,11 +65,7 @@ grep -q "adopt-allocs starts from a 4096-byte-page image: explored at that page 
 
 # The mutant, built in a scratch copy of the tree (as ci/mutants/run does).
 dir="$tmp/mutant"
-mkdir -p "$dir/build"
-cp -rp Makefile pager faults harness ci corpus "$dir/"
-cp -rp "$build/rel" "$build/lib" "$build/bin" "$dir/build/"
-(cd "$dir" && patch -s -p1 <"$root/$mutant" && make -s BUILD=build build/bin/crashcheck) >"$tmp/build.log" 2>&1 ||
-  { cat "$tmp/build.log"; fail "the mutant $mutant does not build"; }
+build_mutant "$mutant" "$dir"
 cd "$dir"
 explore build/bin/crashcheck --again off --out "$tmp/found"
 [ "$st" = 1 ] || fail "the mutant's explore exited $st, not 1: $j $(cat "$tmp/err")"

@@ -7,6 +7,7 @@
 # reported as E1 (its run dies of SIGBUS) and replays so.
 # (corpus/workloads/default takes ~50 s with --errors on the 2-core VM: too slow here.)
 set -euo pipefail
+source harness/tests/mutant_tree.sh
 cc=build/bin/crashcheck
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -72,11 +73,7 @@ grep -q "error line" "$tmp/out" || fail "minimize does not say why"
 st=$(status $cc explore corpus/workloads/errors --errors --page-size 1024 --sector 512 --quiet --json)
 [ "$st" = 0 ] && [ "$(num violations)" = 0 ] || { cat "$tmp/out"; fail "explore --errors at 1024/512"; }
 m=$tmp/m18
-mkdir -p "$m/build"
-cp -rp Makefile pager faults harness ci corpus "$m/"
-cp -rp build/rel build/lib build/bin "$m/build/"
-(cd "$m" && patch -s -p1 < ci/mutants/18-extend-truncates-on-enospc.patch && make -s BUILD=build build/bin/crashcheck) \
-  >"$tmp/m18.log" 2>&1 || { cat "$tmp/m18.log"; fail "mutant 18 does not build"; }
+build_mutant ci/mutants/18-extend-truncates-on-enospc.patch "$m"
 st=$(status "$m/build/bin/crashcheck" explore corpus/workloads/errors --errors --out "$tmp/m18-out")
 [ "$st" = 1 ] || { cat "$tmp/out"; fail "explore --errors of mutant 18 exits $st, not 1"; }
 grep -q "^powercut: SIGBUS: a store through a shared mapping into the page at offset [0-9]* of .*, a hole the disk cannot back: the disk is full since step" \

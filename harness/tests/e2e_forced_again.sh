@@ -12,8 +12,7 @@
 #   page 0 before reclaiming what an interrupted block append left, so a cut inside that
 #   recovery (the follow-up's open) leaks the append's pages. blocks-1k appends blocks.
 set -euo pipefail
-root=$(pwd)
-build=${BUILD:-build}
+source harness/tests/mutant_tree.sh
 create_mutant=${FORCED_AGAIN_CREATE:-ci/mutants/42-create-stale-section-crc.patch}
 repair_mutant=${FORCED_AGAIN_REPAIR:-ci/mutants/32-recover-page0-before-reclaim.patch}
 tmp=$(mktemp -d)
@@ -26,11 +25,7 @@ mutant_crashcheck() {
   local patch=$1 dir
   [ -f "$patch" ] || fail "the mutant $patch is missing"
   dir="$tmp/$(basename "$patch" .patch)"
-  mkdir -p "$dir/build"
-  cp -rp Makefile pager faults harness ci corpus "$dir/"
-  cp -rp "$build/rel" "$build/lib" "$build/bin" "$dir/build/"
-  (cd "$dir" && patch -s -p1 < "$root/$patch" && make -s BUILD=build build/bin/crashcheck) >"$dir.log" 2>&1 ||
-    { cat "$dir.log"; fail "the mutant $patch does not build"; }
+  build_mutant "$patch" "$dir" >&2
   echo "$dir/build/bin/crashcheck"
 }
 

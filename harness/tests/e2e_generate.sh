@@ -5,7 +5,7 @@
 # every configuration. A pager bug shows as a violation in a batch: the case written ends with
 # it, and generate exits 1.
 set -euo pipefail
-root=$(pwd)
+source harness/tests/mutant_tree.sh
 build=${BUILD:-build}
 cc=$build/bin/crashcheck
 tmp=$(mktemp -d)
@@ -32,11 +32,7 @@ done
 [ "$total" = "$said" ] || fail "generate said $said required cells covered; exploring its case covers $total"
 # A mutant (built in a scratch copy, as ci/mutants/run does): the growth stops at its violation.
 mutant=${GENERATE_MUTANT:-ci/mutants/01-no-meta-msync.patch}
-mkdir -p "$tmp/tree/build"
-cp -rp Makefile pager faults harness ci corpus "$tmp/tree/"
-cp -rp "$build/rel" "$build/lib" "$build/bin" "$tmp/tree/build/"
-(cd "$tmp/tree" && patch -s -p1 <"$root/$mutant" && make -s BUILD=build build/bin/crashcheck) >"$tmp/build.log" 2>&1 ||
-  fail "mutant $mutant does not build: $(tail -5 "$tmp/build.log")"
+build_mutant "$mutant" "$tmp/tree"
 set +e
 "$tmp/tree/build/bin/crashcheck" generate --cover --page-size 1024 --tries 10 -o "$tmp/found.case" >"$tmp/mout" 2>&1
 st=$?

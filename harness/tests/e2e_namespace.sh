@@ -8,7 +8,7 @@
 # ci/mutants/run does). The same case on the real pager: no violation, and the cut in the
 # directory's fsync covered (create/name).
 set -euo pipefail
-root=$(pwd)
+source harness/tests/mutant_tree.sh
 build=${BUILD:-build}
 patch=ci/mutants/37-create-no-parent-dir-fsync.patch
 tmp=$(mktemp -d)
@@ -31,11 +31,7 @@ set -e
 grep -o '"cells": \[[^]]*\]' <<<"$j" | grep -q '"create/name/anywhere"' || fail "no cut in the create's directory fsync was counted: $j"
 
 dir="$tmp/mutant"
-mkdir -p "$dir/build"
-cp -rp Makefile pager faults harness ci corpus "$dir/"
-cp -rp "$build/rel" "$build/lib" "$build/bin" "$dir/build/"
-(cd "$dir" && patch -s -p1 < "$root/$patch" && make -s BUILD=build build/bin/crashcheck) >"$dir.log" 2>&1 ||
-  { cat "$dir.log"; fail "the mutant $patch does not build"; }
+build_mutant "$patch" "$dir"
 cc=$dir/build/bin/crashcheck
 
 set +e
