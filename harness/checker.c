@@ -36,12 +36,25 @@ static void keep_first(void *arg, const char *finding) {
 }
 
 /* R4. Protected pages' content is left to R5: reading it (mp_protected_read
- * verifies its checksum) is what a check of every crash state must not do twice. */
-static void structure(mp_pager *p, const char *when, cc_verdict *v) {
+ * verifies its checksum) is what a check of every crash state must not do twice.
+ * `kept` (may be NULL) holds the findings of the handle's last load, which stand when
+ * `same` says the handle kept that load's state, and takes this check's. */
+static void structure(mp_pager *p, const char *when, cc_findings *kept, bool same, cc_verdict *v) {
   first_finding f = {.n = 0};
-  if (mp_check_flags(p, MP_CHECK_NO_CONTENT, keep_first, &f, NULL) != MP_OK) {
-    violation(v, "R4", "mp_check runs", "mp_check could not run (%s)", when);
-    return;
+  if (kept && same && kept->known) {
+    f.n = kept->n;
+    snprintf(f.text, sizeof f.text, "%s", kept->first);
+  } else {
+    if (kept) kept->known = false;
+    if (mp_check_flags(p, MP_CHECK_NO_CONTENT, keep_first, &f, NULL) != MP_OK) {
+      violation(v, "R4", "mp_check runs", "mp_check could not run (%s)", when);
+      return;
+    }
+    if (kept) {
+      kept->known = true;
+      kept->n = f.n;
+      snprintf(kept->first, sizeof kept->first, "%s", f.text);
+    }
   }
   if (f.n) violation(v, "R4", "mp_check finds nothing", "%s: %u findings, the first: %s", when, f.n, f.text);
 }
@@ -149,8 +162,11 @@ static void contents(mp_pager *p, const cc_state *got, const cc_state *a, const 
 }
 
 /* Opens `path` with `flags`, or reloads the handle of it the cache keeps: a reload
- * reads only the pages that changed since the last check. */
-static int open_kept(const char *path, unsigned flags, cc_check_cache *cache, mp_pager **p, char *why, size_t len) {
+ * reads only the pages that changed since the last check, and `*same` says it kept all
+ * it had derived (mp_reload_same). */
+static int open_kept(const char *path, unsigned flags, cc_check_cache *cache, mp_pager **p, bool *same, char *why,
+                     size_t len) {
+  *same = false;
   if (!cache) return mp_open_explain(path, flags, p, why, len);
   if (cache->path && strcmp(cache->path, path) != 0) {
     mp_close(cache->preview);
@@ -163,8 +179,11 @@ static int open_kept(const char *path, unsigned flags, cc_check_cache *cache, mp
   mp_pager **kept = flags & MP_PREVIEW ? &cache->preview : &cache->reader;
   if (*kept) {
     *p = *kept;
-    return mp_reload(*kept, why, len);
+    return mp_reload_same(*kept, same, why, len);
   }
+  /* a new handle: nothing known of it */
+  if (flags & MP_PREVIEW) cache->preview_r4.known = false;
+  else cache->reader_r4.known = cache->preview_current = false;
   int rc = mp_open_explain(path, flags, p, why, len);
   if (rc == MP_OK) *kept = *p;
   return rc;
@@ -179,6 +198,7 @@ static void close_kept(mp_pager *p, const cc_check_cache *cache) {
  * stand in the writer's way). */
 static void drop_kept(cc_check_cache *cache) {
   if (!cache) return;
+  cache->preview_current = false;
   mp_close(cache->preview);
   mp_close(cache->reader);
   cache->preview = cache->reader = NULL;
@@ -199,16 +219,16 @@ int cc_check_image(const char *path, size_t page_size, const cc_state *before, c
   memset(v, 0, sizeof *v);
   char why[256];
   mp_pager *p = NULL;
-  if (access(path, F_OK) != 0 && errno == ENOENT) {
-    cc_check_missing(before, v);
-    return CC_OK;
-  }
-
   /* First as a reader, which changes nothing: its structure, and what a writer
    * would have to recover. The image is never written: it stays as the explorer
    * wrote it, so the next state costs only the sectors it changes. */
-  int rc = open_kept(path, MP_RDONLY, cache, &p, why, sizeof why);
+  bool same;
+  int rc = open_kept(path, MP_RDONLY, cache, &p, &same, why, sizeof why);
   unsigned recovery = 0;
+  if (rc == MP_ENOENT && access(path, F_OK) != 0 && errno == ENOENT) {
+    cc_check_missing(before, v);
+    return CC_OK;
+  }
   if (rc == MP_EINCOMPLETE && !before) {
     /* A cut in the create may leave a leftover, which MP_CREATE replaces. */
     v->rewritten = true;
@@ -223,19 +243,33 @@ int cc_check_image(const char *path, size_t page_size, const cc_state *before, c
     violation(v, "R1", "the file opens read-only", "%s: %s", mp_strerror(rc), why);
     return CC_OK;
   }
-  structure(p, recovery ? "before recovery" : "as found", v);
+  bool kept_reader = cache && p == cache->reader;
+  if (kept_reader && !same) cache->preview_current = false; /* derived from another reader state */
+  structure(p, recovery ? "before recovery" : "as found", kept_reader ? &cache->reader_r4 : NULL, same, v);
   if (recovery) {
     /* Then as a writer's open leaves it, seen through a preview: recovery runs
      * on a private copy of the mapping (its writes are the preview's, byte for
      * byte; cuts during recovery itself are R7's). A writer's open with nothing
-     * to do writes nothing and sees what the reader sees: the reader stands for it. */
+     * to do writes nothing and sees what the reader sees: the reader stands for it.
+     * Recovery reads only what the reader's load read: when that is unchanged, the
+     * kept preview is what reloading it would give, unless a page it holds a private
+     * copy of changed in the file. */
     close_kept(p, cache);
-    rc = open_kept(path, MP_PREVIEW, cache, &p, why, sizeof why);
+    bool current = kept_reader && same && cache->preview && cache->preview_current && !cache->preview_stale;
+    if (current) {
+      p = cache->preview;
+    } else {
+      rc = open_kept(path, MP_PREVIEW, cache, &p, &same, why, sizeof why);
+      if (cache) {
+        cache->preview_current = rc == MP_OK && kept_reader && p == cache->preview;
+        cache->preview_stale = false;
+      }
+    }
     if (rc != MP_OK) {
       violation(v, "R1", "the file opens read-write", "%s: %s", mp_strerror(rc), why);
       return CC_OK;
     }
-    structure(p, "after recovery", v);
+    structure(p, "after recovery", cache && p == cache->preview ? &cache->preview_r4 : NULL, current, v);
     cc_check_cache_private(cache, p); /* pages recovery wrote are the preview's own */
   }
   cc_state got;

@@ -1,11 +1,18 @@
 /* image.c: keeps the crash-image file equal to each derived image by writing only the
  * sectors where it differs, and hashes each image from its differences with the durable
  * content: the hash of an image is the sum of per-sector hashes, so the durable sum is
- * kept up to date as steps land and each image adjusts it by the sectors it changes. */
+ * kept up to date as steps land and each image adjusts it by the sectors it changes.
+ *
+ * The sectors are copied into a shared mapping of the file, not written with pwrite: the
+ * file lives on tmpfs (the explorer's scratch folder), and a state changes a handful of
+ * sector runs, each of which was a system call, about half of a state's cost. The
+ * checker's handles map the same file, so they see the bytes at once. Only a change of
+ * the file's size, and a rewrite of all of it, still go through the file. */
 #include "image.h"
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,6 +29,8 @@ struct cc_image {
   void *written_ctx;
   bool verify, started, all_stale, unaligned;
   uint64_t file_size;
+  uint8_t *view; /* MAP_SHARED, read-write, of view_len bytes (past the file's end: untouched) */
+  uint64_t view_len;
 
   /* Per-sector hashes of the durable content; dsum covers the sectors below dsize. */
   uint64_t *dh;
@@ -58,8 +67,6 @@ struct cc_image {
   uint64_t slot_cap;
   uint64_t *order;
   size_t order_cap;
-  uint8_t *stage;
-  size_t stage_cap;
 };
 
 static bool grow(void **p, size_t *cap, size_t need, size_t elem) {
@@ -110,6 +117,7 @@ int cc_image_new(const char *path, uint32_t sector, bool verify, cc_written_fn w
 
 void cc_image_free(cc_image *im) {
   if (!im) return;
+  if (im->view) munmap(im->view, im->view_len);
   if (im->fd >= 0) close(im->fd);
   free(im->dh);
   free(im->stale_bit);
@@ -122,7 +130,6 @@ void cc_image_free(cc_image *im) {
   free(im->landing);
   free(im->slot);
   free(im->order);
-  free(im->stage);
   free(im);
 }
 
@@ -285,6 +292,21 @@ static int cmp_u64(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+/* Makes the mapping cover `len` bytes of the file (whose size the caller has made at least
+ * that). It is made larger than asked, so that a file growing a page at a time is mapped
+ * again only when it doubles. */
+static bool ensure_view(cc_image *im, uint64_t len) {
+  if (len <= im->view_len) return true;
+  uint64_t want = im->view_len ? im->view_len : (uint64_t)1 << 20;
+  while (want < len) want *= 2;
+  void *v = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_SHARED, im->fd, 0);
+  if (v == MAP_FAILED) return false;
+  if (im->view) munmap(im->view, im->view_len);
+  im->view = v;
+  im->view_len = want;
+  return true;
+}
+
 static int write_whole(cc_image *im, pc_model *m, const pc_crash *crash) {
   uint8_t *buf;
   uint64_t len;
@@ -340,30 +362,29 @@ int cc_image_write(cc_image *im, pc_model *m, const pc_crash *crash) {
       }
     for (uint64_t s = fn; s < n && s < nd0; s++) im->order[norder++] = s;
     qsort(im->order, norder, 8, cmp_u64);
+    /* A file that grows is made longer before its new sectors are stored (a store past
+     * the end of a mapped file is SIGBUS); one that shrinks, after. */
+    if (size > im->file_size && ftruncate(im->fd, (off_t)size) != 0) rc = CC_EIO;
+    if (rc == CC_OK && !ensure_view(im, size)) rc = CC_EIO;
     for (size_t i = 0; i < norder && rc == CC_OK;) {
       size_t j = i, run = 0;
-      if (!grow((void **)&im->stage, &im->stage_cap, (norder - i) * S, 1)) {
-        rc = CC_ENOMEM;
-        break;
-      }
       uint64_t first = im->order[i];
       while (j < norder && im->order[j] == first + run) {
         uint64_t s = im->order[j];
         const uint8_t *src = im->slot[s] ? im->dptr[im->slot[s] - 1] : s < nd0 ? dur + s * S : NULL;
-        if (src) memcpy(im->stage + run * S, src, S);
-        else memset(im->stage + run * S, 0, S);
+        if (src) memcpy(im->view + s * S, src, S);
+        else memset(im->view + s * S, 0, S);
         run++;
         j++;
         while (j < norder && im->order[j] == im->order[j - 1]) j++; /* duplicates */
       }
-      if (pwrite(im->fd, im->stage, run * S, (off_t)(first * S)) != (ssize_t)(run * S)) rc = CC_EIO;
       changed(im, first * S, run * S);
       i = j;
     }
     for (size_t i = 0; i < im->nd; i++)
       if (im->dsec[i] < n) im->slot[im->dsec[i]] = 0;
     if (rc == CC_OK && size != im->file_size) {
-      if (ftruncate(im->fd, (off_t)size) != 0) rc = CC_EIO;
+      if (size < im->file_size && ftruncate(im->fd, (off_t)size) != 0) rc = CC_EIO;
       uint64_t lo = size < im->file_size ? size : im->file_size, hi = size < im->file_size ? im->file_size : size;
       changed(im, lo, hi - lo);
     }

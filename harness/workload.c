@@ -150,18 +150,23 @@ void cc_check_cache_forget(cc_check_cache *h, uint64_t off, uint64_t len) {
   if (!h) return;
   if (!h->ps) {
     h->changed_all = true; /* no page size yet: nothing was read, nothing is known */
+    h->preview_stale = true;
     return;
   }
   uint64_t first = off / h->ps, last = len > UINT64_MAX - off ? UINT64_MAX : (off + len + h->ps - 1) / h->ps;
   if (last - first > 65536) h->changed_all = true;
   for (uint64_t pg = first; pg < last && !h->changed_all; pg++) cc_check_cache_changed(h, pg);
   for (uint64_t pg = first; pg < last && pg < h->cap; pg++) h->known[pg] = 0;
+  uint64_t w;
+  if (h->preview_current && !h->preview_stale && h->preview && mp_next_written(h->preview, first, &w) == MP_OK)
+    h->preview_stale = w < last;
 }
 
 void cc_check_cache_forget_all(cc_check_cache *h) {
   if (!h) return;
   if (h->known) memset(h->known, 0, h->cap);
   h->changed_all = true;
+  h->preview_stale = true;
 }
 
 void cc_check_cache_free(cc_check_cache *h) {

@@ -80,6 +80,12 @@ struct mp_pager;
  * by physical page, forgotten by whoever knows when bytes change (the explorer:
  * the sectors it writes), and the pager handles the checker reloads instead of
  * opening again. Zero-initialise; a different page size empties the hashes. */
+typedef struct cc_findings {
+  bool known;
+  unsigned n;
+  char first[256];
+} cc_findings;
+
 typedef struct cc_check_cache {
   struct mp_pager *preview, *reader; /* of `path`: an MP_PREVIEW and an MP_RDONLY handle */
   char *path;
@@ -97,6 +103,14 @@ typedef struct cc_check_cache {
   uint64_t *changed;
   size_t nchanged, changedcap;
   bool changed_all;
+  /* R4 as each handle found it at its last load (mp_check's findings: how many, the
+   * first): a reload that keeps the reader's state (mp_reload_same) finds the same,
+   * and so does the preview, whose recovery reads what the reader read. */
+  cc_findings reader_r4, preview_r4;
+  /* The preview was loaded from the reader's current state, and none of the pages its
+   * recovery wrote (private copies, which hide the file's bytes) changed in the file
+   * since (`preview_stale` else): it is what a reload would make it. */
+  bool preview_current, preview_stale;
 } cc_check_cache;
 /* Notes that `page` may hold other bytes than when R6 last read it. */
 void cc_check_cache_changed(cc_check_cache *h, uint64_t page);

@@ -107,8 +107,12 @@ int mp_check_flags(mp_pager *p, unsigned flags, mp_report_fn report, void *arg, 
   /* Metadata: the copy page 0 selects must be whole and agree with memory. */
   unsigned sel = p0[MP_SB_ACTIVE_META] & 1;
   const uint8_t *meta = mp__pg(p, 1 + sel);
+  /* A read-only handle's file is as long as its last open or reload found it (a crash
+   * checker's reload per state saves the system call); a writer's is asked. */
   struct stat st;
-  uint64_t file_pages = fstat(p->fd, &st) == 0 ? (uint64_t)st.st_size / ps : p->map_pages;
+  uint64_t file_pages = p->rdonly ? p->file_size / ps
+                        : fstat(p->fd, &st) == 0 ? (uint64_t)st.st_size / ps
+                                                 : p->map_pages;
   if (file_pages > p->map_pages) file_pages = p->map_pages;
   mp_meta_hdr h;
   char reason[160];

@@ -28,6 +28,13 @@ struct mp_pager {
   uint64_t *pv_written; /* or these pages, one bit each (pv_words words) */
   size_t pv_words;
   int pagemap;        /* /proc/self/pagemap, opened when a preview first needs it (else -1) */
+  /* An MP_RDONLY handle's copy of the pages its last load read (page 0, the metadata,
+   * the directory): a reload that finds them unchanged keeps what it derived. */
+  uint64_t *memo_ids;
+  uint8_t *memo;
+  size_t memo_n;        /* pages held (0: nothing kept) */
+  size_t memo_ids_cap;  /* room in memo_ids, in ids */
+  size_t memo_bytes;    /* room in memo, in bytes (the page size may change at a reload) */
   bool poisoned;   /* the durable state is uncertain after a failed commit point */
   bool ours;       /* the file carries MP_BUILD_MIRRORED: inactive copies are intents */
   unsigned recovery; /* MP_RECOVER_* bits: what a writer's open does (or did) */

@@ -18,6 +18,7 @@
 #ifndef MAPPEDPAGES_H
 #define MAPPEDPAGES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -99,6 +100,13 @@ MP_API int mp_next_written(const mp_pager *p, uint64_t from, uint64_t *id);
  * failure the handle holds no pages until a reload succeeds, and `why` (may be
  * NULL) says what is wrong, as mp_open_explain does. */
 MP_API int mp_reload(mp_pager *p, char *why, size_t whylen);
+
+/* As mp_reload, and `*same` (may be NULL) says whether the handle kept what it knew: an
+ * MP_RDONLY handle whose file has the same size, and whose page 0, metadata pages and
+ * directory pages hold the bytes they held at its last load, reads nothing again, and
+ * every answer it gives is the last load's (mp_check's with MP_CHECK_NO_CONTENT included;
+ * pages' contents are read from the file as always). A preview always loads again. */
+MP_API int mp_reload_same(mp_pager *p, bool *same, char *why, size_t whylen);
 
 /* Unmaps and closes; NULL is accepted. Returns MP_EIO if close(2) failed. */
 MP_API int mp_close(mp_pager *p);

@@ -151,7 +151,10 @@ static int probe(int fd, const uint8_t *mapped, size_t mapped_len, uint64_t *siz
 }
 
 /* Maps the file as probed: `log2` and `size` set the geometry. A preview maps
- * privately and read-only; its recovery asks for write access when it has work. */
+ * privately and writably: its recovery's writes make private copies of the pages
+ * they touch, and nothing reaches the file. (It was mapped read-only, and made
+ * writable around each recovery: two calls that change the protection of every
+ * page, a quarter of a crash checker's time per recovered state.) */
 static int map_file(mp_pager *p, unsigned log2, uint64_t size) {
   size_t ps = (size_t)1 << log2;
   p->log2 = log2;
@@ -161,7 +164,7 @@ static int map_file(mp_pager *p, unsigned log2, uint64_t size) {
   p->dir_cap = mp__dir_cap(ps);
   p->file_size = size;
   p->map_pages = size / ps < p->capacity ? size / ps : p->capacity;
-  int prot = PROT_READ | (p->rdonly || p->preview ? 0 : PROT_WRITE);
+  int prot = PROT_READ | (p->rdonly && !p->preview ? 0 : PROT_WRITE);
   p->map = mmap(NULL, p->map_pages * ps, prot, p->preview ? MAP_PRIVATE : MAP_SHARED, p->fd, 0);
   if (p->map == MAP_FAILED) {
     p->map = NULL;
@@ -239,6 +242,50 @@ int mp_next_written(const mp_pager *p, uint64_t from, uint64_t *id) {
   return MP_ENOENT;
 }
 
+/* ---- what a reader's load read ------------------------------------------------
+ *
+ * A reader's state is a function of the bytes of page 0, the two metadata pages and
+ * the directory pages page 0 names (both copies; recover.c compares them), and of the
+ * file's size. A crash checker reloads one handle for image after image, most of which
+ * differ from the last in data pages alone: those reloads only compare the kept copies.
+ * An interrupted append's intent also names pages to read, which the copy would have to
+ * follow: a load that found one keeps nothing, and so does a preview (its recovery
+ * writes the pages it reads) and a writer. */
+static void forget_memo(mp_pager *p) { p->memo_n = 0; }
+
+static void keep_memo(mp_pager *p, const mp_p0_fix *fix) {
+  forget_memo(p);
+  if (!p->rdonly || p->preview || fix->intent) return;
+  size_t n = MP_RESERVED_PAGES + 2 * (size_t)p->dir_count;
+  if (n > p->memo_ids_cap) {
+    uint64_t *ids = mp__realloc(p->memo_ids, n * sizeof *ids);
+    if (!ids) return; /* no copy: the next reload loads again */
+    p->memo_ids = ids;
+    p->memo_ids_cap = n;
+  }
+  if (n * p->ps > p->memo_bytes) {
+    uint8_t *pages = mp__realloc(p->memo, n * p->ps);
+    if (!pages) return;
+    p->memo = pages;
+    p->memo_bytes = n * p->ps;
+  }
+  size_t k = 0;
+  for (uint64_t id = 0; id < MP_RESERVED_PAGES; id++) p->memo_ids[k++] = id;
+  for (uint32_t b = 0; b < p->dir_count; b++) {
+    p->memo_ids[k++] = p->blocks[b].page[0];
+    p->memo_ids[k++] = p->blocks[b].page[1];
+  }
+  for (size_t i = 0; i < k; i++) memcpy(p->memo + i * p->ps, mp__pg(p, p->memo_ids[i]), p->ps);
+  p->memo_n = k;
+}
+
+static bool memo_holds(const mp_pager *p) {
+  if (!p->memo_n) return false;
+  for (size_t i = 0; i < p->memo_n; i++)
+    if (memcmp(p->memo + i * p->ps, mp__pg(p, p->memo_ids[i]), p->ps) != 0) return false;
+  return true;
+}
+
 /* Derives the state of the handle from the mapping: page 0 as recovery accepts
  * it, the metadata, the directory; then recovery (a writer's or a preview's). */
 static int load(mp_pager *p, char *why, size_t whylen) {
@@ -260,11 +307,8 @@ static int load(mp_pager *p, char *why, size_t whylen) {
     snprintf(why, whylen, "recovery could not write the file");
     goto out;
   }
-  /* A preview hands out read-only memory, as any reader does. */
-  if (p->preview_wrote) {
-    find_written(p);
-    if (mprotect(p->map, p->map_pages * p->ps, PROT_READ) != 0) rc = MP_ENOMEM;
-  }
+  if (p->preview_wrote) find_written(p);
+  if (rc == MP_OK) keep_memo(p, &fix);
 out:
   free(p0);
   return rc;
@@ -311,20 +355,51 @@ static int attach(int fd, bool rdonly, bool preview, mp_pager **out, char *why, 
 }
 
 /* The private copies a preview's recovery made are dropped, so that every page
- * shows the file again: all of the mapping, which also keeps the pages mapped
- * (and so the next recovery's page-table work) to those one recovery touches. */
+ * shows the file again: the pages it wrote (all of the mapping when the page tables
+ * could not tell), which keeps the others mapped, so they are not faulted in again. */
 static void drop_private(mp_pager *p) {
   if (!p->preview_wrote) return;
   p->preview_wrote = false;
-  if (p->map && madvise(p->map, p->map_pages * p->ps, MADV_DONTNEED) != 0) unmap_file(p);
+  if (!p->map) return;
+  if (p->pv_all) {
+    if (madvise(p->map, p->map_pages * p->ps, MADV_DONTNEED) != 0) unmap_file(p);
+    return;
+  }
+  /* In runs of written pages, widened to whole system pages (a pager page may be
+   * smaller than one: the system page is what was copied). */
+  uintptr_t mask = (uintptr_t)p->sys_page - 1;
+  for (uint64_t id = 0; id < p->map_pages;) {
+    if (id % 64 == 0 && id / 64 < p->pv_words && !p->pv_written[id / 64]) {
+      id += 64;
+      continue;
+    }
+    if (!mp__bit(p->pv_written, id)) {
+      id++;
+      continue;
+    }
+    uint64_t end = id + 1;
+    while (end < p->map_pages && mp__bit(p->pv_written, end)) end++;
+    uintptr_t lo = (uintptr_t)(p->map + id * p->ps) & ~mask, hi = ((uintptr_t)(p->map + end * p->ps) + mask) & ~mask;
+    if (madvise((void *)lo, hi - lo, MADV_DONTNEED) != 0) {
+      unmap_file(p);
+      return;
+    }
+    id = end;
+  }
 }
 
-static int reload(mp_pager *p, char *why, size_t whylen) {
+static int reload(mp_pager *p, bool *same, char *why, size_t whylen) {
+  *same = false;
   if (p->preview) drop_private(p);
-  unload(p);
   uint64_t size;
   unsigned log2;
   int rc = probe(p->fd, p->map, p->map ? p->ps : 0, &size, &log2, why, whylen);
+  if (rc == MP_OK && p->map && log2 == p->log2 && size == p->file_size && memo_holds(p)) {
+    *same = true; /* nothing the state was derived from changed: it stands */
+    return MP_OK;
+  }
+  forget_memo(p);
+  unload(p);
   if (rc == MP_OK && p->map && log2 == p->log2 && size == p->file_size) {
     rc = load(p, why, whylen); /* same geometry: the mapping stays as it is */
   } else if (rc == MP_OK) {
@@ -344,10 +419,15 @@ static bool is_leftover(int fd, uint64_t size);
 static const char leftover_why[] =
     "the file is the leftover of an interrupted create: nothing else was ever written to it";
 
-int mp_reload(mp_pager *p, char *why, size_t whylen) {
+int mp_reload(mp_pager *p, char *why, size_t whylen) { return mp_reload_same(p, NULL, why, whylen); }
+
+int mp_reload_same(mp_pager *p, bool *same, char *why, size_t whylen) {
   char reason[256] = "";
+  bool unchanged = false;
+  if (same) *same = false;
   if (!p || !p->rdonly) return MP_EINVAL;
-  int rc = reload(p, reason, sizeof reason);
+  int rc = reload(p, &unchanged, reason, sizeof reason);
+  if (same) *same = rc == MP_OK && unchanged;
   struct stat st;
   if ((rc == MP_ECORRUPT || rc == MP_EVERSION) && fstat(p->fd, &st) == 0 && is_leftover(p->fd, (uint64_t)st.st_size)) {
     rc = MP_EINCOMPLETE; /* as mp_open says it */
@@ -528,6 +608,8 @@ int mp_close(mp_pager *p) {
   free(p->owned);
   free(p->reclaim);
   free(p->pv_written);
+  free(p->memo_ids);
+  free(p->memo);
   if (p->pagemap >= 0) close(p->pagemap);
   int rc = p->fd >= 0 && close(p->fd) != 0 ? MP_EIO : MP_OK;
   free(p);

@@ -2,7 +2,6 @@
  * interrupted protected alloc or free left allocated, and let a writer repair page 0,
  * the metadata selector and the directory copies, one durable change at a time. */
 #include <string.h>
-#include <sys/mman.h>
 
 #include "crc32.h"
 #include "internal.h"
@@ -135,11 +134,7 @@ int mp__recover(mp_pager *p, const uint8_t *p0, const mp_p0_fix *fix, bool meta_
   if ((p->rdonly && !p->preview) || !p->recovery) return MP_OK; /* nothing pending writes nothing */
 
   int rc;
-  if (p->preview) {
-    /* A preview's mapping is private and read-only until its recovery writes. */
-    if (mprotect(p->map, p->map_pages * p->ps, PROT_READ | PROT_WRITE) != 0) return MP_ENOMEM;
-    p->preview_wrote = true;
-  }
+  if (p->preview) p->preview_wrote = true; /* its private mapping takes the writes */
   if (meta_fell_back) {
     p->map[MP_SB_ACTIVE_META] = (uint8_t)p->active_meta;
     if ((rc = mp__sys_msync(p, 0, 1)) != MP_OK) return rc;

@@ -1010,6 +1010,30 @@ static void reloaded_matches(const uint8_t *img, size_t len, const snap *fresh, 
   snap_free(&s);
 }
 
+/* One MP_RDONLY handle kept across every torn image, each written in place into its
+ * file and read with mp_reload_same, must show what a fresh reader shows (`fresh`,
+ * whose recovery would do `pending`): whether it kept its state (page 0, the metadata
+ * and the directory unchanged) or loaded again. */
+static mp_pager *g_ro_reloader;
+
+static void ro_reloaded_matches(const uint8_t *img, size_t len, const snap *fresh, unsigned pending,
+                                const char *label) {
+  static char path[512];
+  if (!path[0]) snprintf(path, sizeof path, "%s", t_path(8, "torn-ro-reloaded.img"));
+  assert_int_equal(t_write_file(path, img, len), 0);
+  char why[256] = "";
+  bool same;
+  int rc = g_ro_reloader ? mp_reload_same(g_ro_reloader, &same, why, sizeof why)
+                         : mp_open_explain(path, MP_RDONLY, &g_ro_reloader, why, sizeof why);
+  if (rc != MP_OK) {
+    bad("%s [RO-RELOAD]: refused: %d %s", label, rc, why);
+    return;
+  }
+  snap s;
+  view_matches(g_ro_reloader, "RO-RELOAD", fresh, true, img, len, pending, label, &s);
+  snap_free(&s);
+}
+
 /* MP_PREVIEW on the same image must show what the writer's open made of it
  * (`rw`, whose recovery did `pending`, leaving the file `rw_path`), refuse
  * changes, name the pages it wrote, and leave the file as it was. */
@@ -1084,6 +1108,7 @@ static void torn_image(const uint8_t *img, size_t len, const snap *o, const snap
     }
     if (!ro && s.leaked) bad("%s [RW]: %llu page(s) leaked after recovery", label, (unsigned long long)s.leaked);
     if (ro) pending = mp_recovery(p), leaked = s.leaked;
+    if (ro) ro_reloaded_matches(img, len, &s, pending, label);
     else if (mp_recovery(p) != pending) bad("%s: a writer's open did %#x, a reader said %#x", label, mp_recovery(p), pending);
     mp_close(p);
     if (!ro) preview_matches(img, len, &s, path, pending, leaked, label);
@@ -1380,6 +1405,8 @@ static void torn_suite(size_t ps) {
   assert_int_equal(mp_close(p), MP_OK);
   assert_int_equal(mp_close(g_reloader), MP_OK);
   g_reloader = NULL;
+  assert_int_equal(mp_close(g_ro_reloader), MP_OK);
+  g_ro_reloader = NULL;
 }
 
 static void test_torn_page0_1k(void **state) {
@@ -1485,6 +1512,8 @@ static void stale_crc_suite(size_t ps, uint32_t stale, const char *kind) {
   assert_int_equal(mp_close(p), MP_OK);
   assert_int_equal(mp_close(g_reloader), MP_OK);
   g_reloader = NULL;
+  assert_int_equal(mp_close(g_ro_reloader), MP_OK);
+  g_ro_reloader = NULL;
   p = open_expect(path, MP_RDONLY, 0, 0, label);
   mp_close(p);
 

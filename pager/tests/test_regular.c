@@ -461,6 +461,125 @@ static void test_sync_whole_file(void **state) {
   free(file);
 }
 
+/* A reader reloaded image after image keeps what it derived when page 0, the metadata
+ * and the directory pages hold the same bytes and the file the same size (a crash
+ * checker's images mostly differ in data pages), and loads again otherwise; either
+ * way it answers as a fresh reader of the same bytes does. */
+static void same_as_fresh(mp_pager *kept, const char *path) {
+  mp_pager *fresh;
+  assert_int_equal(mp_open(path, MP_RDONLY, &fresh), MP_OK);
+  assert_int_equal(mp_page_count(kept), mp_page_count(fresh));
+  assert_int_equal(mp_free_count(kept), mp_free_count(fresh));
+  assert_int_equal(mp_recovery(kept), mp_recovery(fresh));
+  unsigned a = 99, b = 98;
+  assert_int_equal(mp_check(kept, NULL, NULL, &a), MP_OK);
+  assert_int_equal(mp_check(fresh, NULL, NULL, &b), MP_OK);
+  assert_int_equal(a, b);
+  uint64_t ka[64], fa[64];
+  size_t nk = regular_set(kept, ka, 64), nf = regular_set(fresh, fa, 64);
+  assert_int_equal(nk, nf);
+  assert_memory_equal(ka, fa, nk * sizeof *ka);
+  mp_close(fresh);
+}
+
+static void test_reload_keeps_what_did_not_change(void **state) {
+  (void)state;
+  const char *path = t_path(0, "reload-same.mp");
+  unlink(path);
+  mp_pager *w;
+  uint64_t ids[3], pid, more;
+  void *data;
+  assert_int_equal(mp_create(path, 4096, &w), MP_OK);
+  assert_int_equal(mp_alloc_bulk(w, 3, ids), MP_OK);
+  assert_int_equal(mp_protected_alloc(w, &pid), MP_OK);
+  assert_int_equal(mp_close(w), MP_OK);
+  size_t len_a, len_b;
+  uint8_t *a = t_read_file(path, &len_a);
+  assert_int_equal(mp_open(path, 0, &w), MP_OK);
+  assert_int_equal(mp_alloc(w, &more), MP_OK);
+  assert_int_equal(mp_close(w), MP_OK);
+  uint8_t *b = t_read_file(path, &len_b);
+  assert_int_equal(len_a, len_b);
+  assert_memory_not_equal(a, b, len_a);
+
+  assert_int_equal(t_write_file(path, a, len_a), 0);
+  mp_pager *r;
+  bool same = true;
+  assert_int_equal(mp_open(path, MP_RDONLY, &r), MP_OK);
+  assert_int_equal(mp_reload_same(r, &same, NULL, 0), MP_OK);
+  assert_true(same); /* nothing changed */
+  same_as_fresh(r, path);
+  /* a data page changes: the state stands, and the page reads the new bytes */
+  a[ids[1] * 4096 + 10] ^= 0x5a;
+  assert_int_equal(t_write_file(path, a, len_a), 0);
+  assert_int_equal(mp_reload_same(r, &same, NULL, 0), MP_OK);
+  assert_true(same);
+  assert_int_equal(mp_page(r, ids[1], &data), MP_OK);
+  assert_int_equal(((uint8_t *)data)[10], a[ids[1] * 4096 + 10]);
+  same_as_fresh(r, path);
+  /* the metadata changes: loaded again */
+  assert_int_equal(t_write_file(path, b, len_b), 0);
+  assert_int_equal(mp_reload_same(r, &same, NULL, 0), MP_OK);
+  assert_false(same);
+  same_as_fresh(r, path);
+  assert_int_equal(mp_reload_same(r, &same, NULL, 0), MP_OK);
+  assert_true(same);
+  /* a page the structure rests on changes (one byte near its end: page 0, a metadata
+   * page, a directory page; the checksum fails): loaded again, and the open fails or
+   * mp_check reports it as a fresh reader's does */
+  uint64_t prot_page;
+  uint32_t crc;
+  assert_int_equal(mp_protected_where(r, pid, &prot_page, &crc), MP_OK);
+  bool found_dir = false;
+  for (uint64_t pg = 0; pg < len_b / 4096; pg++) {
+    if (pg == prot_page || pg == ids[0] || pg == ids[1] || pg == ids[2] || pg == more) continue;
+    uint8_t *copy = malloc(len_b);
+    memcpy(copy, b, len_b);
+    copy[pg * 4096 + 4000] ^= 1;
+    assert_int_equal(t_write_file(path, copy, len_b), 0);
+    mp_pager *fresh;
+    int fresh_rc = mp_open(path, MP_RDONLY, &fresh);
+    unsigned n = 0;
+    if (fresh_rc == MP_OK) {
+      assert_int_equal(mp_check(fresh, NULL, NULL, &n), MP_OK);
+      mp_close(fresh);
+    }
+    if (fresh_rc != MP_OK || n) { /* this page is one the structure rests on */
+      found_dir = true;
+      assert_int_equal(mp_reload_same(r, &same, NULL, 0), fresh_rc);
+      assert_false(same);
+      if (fresh_rc == MP_OK) same_as_fresh(r, path);
+      /* and back: loaded again, as it was */
+      assert_int_equal(t_write_file(path, b, len_b), 0);
+      assert_int_equal(mp_reload_same(r, &same, NULL, 0), MP_OK);
+      assert_false(same);
+      same_as_fresh(r, path);
+    }
+    free(copy);
+  }
+  assert_true(found_dir);
+  /* the file grows: loaded again */
+  assert_int_equal(t_write_file(path, b, len_b), 0);
+  assert_int_equal(mp_reload_same(r, &same, NULL, 0), MP_OK);
+  int fd = open(path, O_WRONLY);
+  assert_true(fd >= 0);
+  assert_int_equal(ftruncate(fd, (off_t)len_b + 4096), 0);
+  close(fd);
+  assert_int_equal(mp_reload_same(r, &same, NULL, 0), MP_OK);
+  assert_false(same);
+  same_as_fresh(r, path);
+  mp_close(r);
+  /* a preview always loads again (its recovery writes the pages it reads) */
+  mp_pager *pv;
+  assert_int_equal(mp_open(path, MP_PREVIEW, &pv), MP_OK);
+  assert_int_equal(mp_reload_same(pv, &same, NULL, 0), MP_OK);
+  assert_false(same);
+  mp_close(pv);
+  assert_int_equal(mp_reload_same(NULL, &same, NULL, 0), MP_EINVAL);
+  free(a);
+  free(b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_argument_checks),
@@ -472,6 +591,7 @@ int main(void) {
       cmocka_unit_test(test_grow_to_capacity_1024),
       cmocka_unit_test(test_grow_to_capacity_4096),
       cmocka_unit_test(test_read_only),
+      cmocka_unit_test(test_reload_keeps_what_did_not_change),
       cmocka_unit_test(test_iterator_edges),
       cmocka_unit_test(test_sync_whole_file),
       cmocka_unit_test(test_huge_arguments),
