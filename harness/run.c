@@ -9,7 +9,9 @@
  *   pager file's: at each step, each tear of what the step makes durable x each early
  *   writeback of other dirty data; and the durable state the whole run leaves (a crash at
  *   exit: what was never synced is lost). A state is the content of every tracked file;
- *   identical states are checked once.
+ *   identical states are checked once. A file the program first opens after some steps
+ *   (SQLite opens its journal at the first write) is, in the states cut before that, as it
+ *   was before the run: absent if the program creates it.
  * - Each distinct state is laid out in state/ (a copy of snap/ with each tracked file replaced
  *   by its image) and the check runs there (sh -c CHECK). A non-zero exit is a violation; the
  *   first states that fail are kept in the output folder with their story.
@@ -191,6 +193,7 @@ typedef struct walk {
   uint32_t nfiles;
   uint8_t **img;       /* the state at hand: each file's image */
   uint64_t *len;
+  uint32_t known;      /* files the trace had met by then (ids from 0): the others as before the run */
   cc_hashset seen;     /* hashes of the states checked */
   char work[PATH_MAX], snap[PATH_MAX], state[PATH_MAX], notes[PATH_MAX], out[PATH_MAX];
   char pout[PATH_MAX], perr[PATH_MAX];   /* the program's stdout and stderr, whole */
@@ -233,7 +236,8 @@ static int check_state(walk *w, uint64_t step, const char *call, const char *cra
   uint64_t h = 0x84222325CBF29CE4ull ^ before * 0xC2B2AE3D27D4EB4Full ^ out * 0x165667B19E3779F9ull ^
                err * 0x27D4EB2F165667C5ull;
   for (uint32_t i = 0; i < w->nfiles; i++)
-    h = h * 0x100000001B3ull ^ (w->img[i] ? cc_hash(w->img[i], w->len[i]) : 0x5BD1E995u) ^ (i + 1) * 0x9E3779B97F4A7C15ull;
+    h = h * 0x100000001B3ull ^ (i >= w->known ? 0x27BB2EE6u : w->img[i] ? cc_hash(w->img[i], w->len[i]) : 0x5BD1E995u) ^
+        (i + 1) * 0x9E3779B97F4A7C15ull;
   if (!cc_hashset_add(&w->seen, h)) return CC_OK;
   r->distinct++;
   FILE *nf = fopen(w->notes, "w");
@@ -248,7 +252,7 @@ static int check_state(walk *w, uint64_t step, const char *call, const char *cra
     return CC_EIO;
   }
   char path[PATH_MAX];
-  for (uint32_t i = 0; i < w->nfiles; i++) {
+  for (uint32_t i = 0; i < w->known; i++) {
     if (!w->img[i]) { /* no name: gone, whatever the folder held before */
       if (join(path, sizeof path, w->state, w->rel[i]) == 0 && unlink(path) != 0 && errno != ENOENT) {
         snprintf(r->error, sizeof r->error, "cannot remove %.900s: %s", path, strerror(errno));
@@ -314,12 +318,19 @@ static int check_state(walk *w, uint64_t step, const char *call, const char *cra
 }
 
 /* The state of crash `crash` at the replay's current step into w->img (NULL: the file has no
- * name in that state: created, and its directory not synced since). */
+ * name in that state: created, and its directory not synced since). A file the program
+ * first opens later in the run (SQLite's -wal, made at the first write in WAL mode) is not
+ * in the model yet: the state holds it as it was before the run (snap/), absent if the
+ * program creates it. */
 static int derive(walk *w, pc_model *m, const pc_crash *crash) {
+  w->known = 0;
+  pc_model_file_count(m, &w->known);
+  if (w->known > w->nfiles) w->known = w->nfiles;
   for (uint32_t i = 0; i < w->nfiles; i++) {
     free(w->img[i]);
     w->img[i] = NULL;
     w->len[i] = 0;
+    if (i >= w->known) continue;
     int exists = 1;
     if (pc_model_image_exists(m, i, crash, &exists) == PC_OK && !exists) continue;
     if (pc_model_image(m, i, crash, &w->img[i], &w->len[i]) != PC_OK) {
