@@ -29,7 +29,7 @@ int cc_run_jobs(unsigned jobs, int (*work)(void *ctx, unsigned j, int fd),
   int fds[64];
   pid_t pids[64];
   unsigned started = 0;
-  int rc = 0;
+  int rc = CC_OK;
   for (; started < jobs; started++) {
     int p[2];
     if (pipe(p) != 0) {
@@ -65,7 +65,7 @@ int cc_run_jobs(unsigned jobs, int (*work)(void *ctx, unsigned j, int fd),
     else close(fds[j]);
     int st = 0;
     while (waitpid(pids[j], &st, 0) < 0 && errno == EINTR) {}
-    if (rc == 0 && (merged != 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)) {
+    if (rc == CC_OK && (merged != 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)) {
       if (WIFSIGNALED(st)) snprintf(why, whylen, "worker %u was killed by signal %d", j, WTERMSIG(st));
       else snprintf(why, whylen, "worker %u failed before sending its results", j);
       rc = CC_ESETUP;

@@ -332,9 +332,9 @@ static int check_state(walk *w, uint64_t step, const char *call, const char *cra
 
 /* The state of crash `crash` at the replay's current step into w->img (NULL: the file has no
  * name in that state: created, and its directory not synced since). A file the program
- * first opens later in the run (SQLite's -wal, made at the first write in WAL mode) is not
- * in the model yet: the state holds it as it was before the run (snap/), absent if the
- * program creates it. */
+ * first opens later in the run (SQLite's rollback journal, opened at the first write that
+ * needs it) is not in the model yet: the state holds it as it was before the run (snap/),
+ * absent if the program creates it. */
 static int derive(walk *w, pc_model *m, const pc_crash *crash) {
   w->known = 0;
   pc_model_file_count(m, &w->known);
