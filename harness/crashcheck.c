@@ -344,6 +344,16 @@ static void parse_writebacks(const char *list, cc_explore_opts *o) {
   }
 }
 
+/* --shard I/N: the I-th (from 0) of N parts of the crash states, by their hash (cc_takes). */
+static void parse_shard(const char *usage, const char *v, unsigned *shard, unsigned *shards) {
+  unsigned si = 0, sn = 0;
+  char extra;
+  if (!v || sscanf(v, "%u/%u%c", &si, &sn, &extra) != 2 || sn == 0 || si >= sn)
+    die_usage(usage, "--shard wants I/N with 0 <= I < N, not \"%s\"", v ? v : "");
+  *shard = si;
+  *shards = sn;
+}
+
 static int cmd_explore(int argc, char **argv) {
   if (want_help(argc, argv)) {
     fputs(usage_explore, stdout);
@@ -371,13 +381,8 @@ static int cmd_explore(int argc, char **argv) {
     else if (!strcmp(a, "--json")) json = true;
     else if (!strcmp(a, "--errors")) o.errors = true;
     else if (!strcmp(a, "--quiet")) o.progress = false;
-    else if (!strcmp(a, "--shard")) {
-      unsigned si = 0, sn = 0;
-      char extra;
-      if (!v || sscanf(v, "%u/%u%c", &si, &sn, &extra) != 2 || sn == 0 || si >= sn)
-        die_usage(usage_explore, "--shard wants I/N with 0 <= I < N, not \"%s\"", v ? v : "");
-      o.shard = si, o.shards = sn, i++;
-    } else if (a[0] == '-') die_usage(usage_explore, "unknown option %s", a);
+    else if (!strcmp(a, "--shard")) parse_shard(usage_explore, v, &o.shard, &o.shards), i++;
+    else if (a[0] == '-') die_usage(usage_explore, "unknown option %s", a);
     else if (case_path) die_usage(usage_explore, "more than one case: %s", a);
     else case_path = a;
   }
@@ -983,7 +988,7 @@ static int cmd_generate(int argc, char **argv) {
 
 static const char *usage_run =
     "usage: crashcheck run --files GLOB --check CMD [--setup CMD] [--profile P] [--sector N] [--out DIR]\n"
-    "                      [--json] [--quiet] -- PROGRAM [ARGS...]\n\n"
+    "                      [--jobs N] [--shard I/N] [--json] [--quiet] -- PROGRAM [ARGS...]\n\n"
     "Records PROGRAM once under libpowercut in an empty scratch folder (after SETUP ran there),\n"
     "then checks every crash state of the files it touched that match GLOB: at each step that can\n"
     "make data durable, each tear of that step x each early writeback of other dirty data, and the\n"
@@ -1001,6 +1006,10 @@ static const char *usage_run =
     "                  fsync of its directory; none: names are durable at once\n"
     "  --sector N      512 (default) or 4096\n"
     "  --out DIR       where failing states are kept, each with its story (default crashcheck-out)\n"
+    "  --jobs N        checks running at once (default 1), each worker in its own copy of the\n"
+    "                  folder: the same states, verdicts and first violations as one\n"
+    "  --shard I/N     check only the I-th (from 0) of N parts of the distinct states, split by\n"
+    "                  their hash; the N shards together check each state once\n"
     "  --json          one JSON object on stdout instead of the summary\n"
     "  --quiet         no progress line\n"
     "Not modelled yet: renames, unlinks, links (a deleted or renamed file keeps its content under\n"
@@ -1029,6 +1038,10 @@ static int cmd_run_program(int argc, char **argv) {
       o.profile = v, i++;
     } else if (!strcmp(a, "--sector")) {
       o.sector = parse_sector(usage_run, v), i++;
+    } else if (!strcmp(a, "--jobs")) {
+      o.jobs = (unsigned)parse_num(usage_run, a, v, 64), i++;
+    } else if (!strcmp(a, "--shard")) {
+      parse_shard(usage_run, v, &o.shard, &o.shards), i++;
     } else if (!strcmp(a, "--json")) json = true;
     else if (!strcmp(a, "--quiet")) quiet = true;
     else die_usage(usage_run, "unknown argument %s (the program goes after --)", a);
@@ -1070,7 +1083,7 @@ static int cmd_run_program(int argc, char **argv) {
       json_string(r->found[k].call);
       printf(", \"crash\": ");
       json_string(r->found[k].crash);
-      printf(", \"status\": %d, \"output\": ", r->found[k].status);
+      printf(", \"state\": %llu, \"status\": %d, \"output\": ", (unsigned long long)r->found[k].state, r->found[k].status);
       json_string(r->found[k].output);
       printf(", \"kept\": ");
       json_string(r->found[k].kept);
@@ -1086,7 +1099,8 @@ static int cmd_run_program(int argc, char **argv) {
       if (f->output[0]) printf("  check said: %.300s\n", f->output);
       if (f->kept[0]) printf("  kept in %s (the story in %s.txt)\n", f->kept, f->kept);
     }
-    printf("ran %s under the shim: %u tracked files, %llu steps\n", o.argv[0], r->files, (unsigned long long)r->steps);
+    printf("ran %s under the shim: %u tracked files, %llu steps%s\n", o.argv[0], r->files, (unsigned long long)r->steps,
+           o.shards > 1 ? " (one shard of the distinct states)" : "");
     printf("  crash states     %llu\n  distinct states  %llu checked\n  violations       %llu\n  time             %.2f s\n",
            (unsigned long long)r->states, (unsigned long long)r->distinct, (unsigned long long)r->violations, r->seconds);
   }

@@ -5,6 +5,7 @@
  * checked once. */
 #include "explore.h"
 #include "hashset.h"
+#include "jobs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -126,6 +127,7 @@ typedef struct job {
   const char *trace_path;
   const char *file;
   unsigned shard, shards;
+  unsigned worker, workers; /* this process's part of the shard (--jobs) */
   bool progress;
   cc_explore_result *r;
   uint64_t *followed; /* with workers: identities of the files forced follow-ups ran on, shared */
@@ -189,7 +191,8 @@ struct walker {
   bool existing;          /* the run opened an existing file: before its first operation, states[0] */
   const cc_explore_opts *o;
   const char *trace_path, *image;
-  unsigned shard, shards; /* this walk checks the images whose hash % shards == shard */
+  unsigned shard, shards; /* this walk checks the images cc_takes gives it */
+  unsigned worker, workers;
   bool verifying;         /* CRASHCHECK_VERIFY */
   /* Called for each image checked (v is its verdict); false ends the walk. */
   bool (*visit)(walker *w, const cc_verdict *v);
@@ -345,7 +348,8 @@ static int walk(walker *w) {
        * depends on the model's states around that operation too. (Once in all, a bug that
        * leaves nothing durable, an msync that syncs nothing, gave every later state the
        * image a cut in the create had, where it was right, and was never checked.) */
-      if (!cc_hashset_add(&seen, h ^ ((uint64_t)index + 1) * UINT64_C(0x9E3779B97F4A7C15)) || h % w->shards != w->shard)
+      if (!cc_hashset_add(&seen, h ^ ((uint64_t)index + 1) * UINT64_C(0x9E3779B97F4A7C15)) ||
+          !cc_takes(h, w->shard, w->shards, w->worker, w->workers))
         continue;
       w->distinct++;
       cc_verdict v;
@@ -479,7 +483,7 @@ uint64_t cc_again(const cc_case *c, const cc_explore_opts *o, const char *crashe
   narrow.writeback_all = false;
   again_walk aw = {.v = v, .where = where};
   walker w = {.c = follow, .run = &run, .existing = true, .o = &narrow, .trace_path = trace, .image = image,
-              .shard = 0, .shards = 1, .verifying = verifying(), .visit = again_visit, .ctx = &aw};
+              .shard = 0, .shards = 1, .workers = 1, .verifying = verifying(), .visit = again_visit, .ctx = &aw};
   if (walk(&w) != CC_OK || w.error[0]) {
     snprintf(v->v[0].found, sizeof v->v[0].found, "cannot walk the follow-up: %.250s", w.error);
     goto fail;
@@ -520,7 +524,7 @@ int cc_walk_window(const cc_case *c, const cc_explore_opts *o, const cc_run *run
                    const cc_state *inflight_after, cc_window_visit visit, void *ctx, uint64_t *states,
                    uint64_t *distinct, char *why, size_t whylen) {
   window_walk ww = {.visit = visit, .ctx = ctx};
-  walker w = {.c = c, .run = run, .o = o, .trace_path = trace, .image = image, .shard = 0, .shards = 1,
+  walker w = {.c = c, .run = run, .o = o, .trace_path = trace, .image = image, .shard = 0, .shards = 1, .workers = 1,
               .verifying = verifying(), .visit = window_visit, .ctx = &ww, .first_step = first_step,
               .last_index = last_index ? last_index : SIZE_MAX, .final = true, .inflight_index = inflight_index,
               .inflight_after = inflight_after};
@@ -624,7 +628,7 @@ static void write_reproducer(const job *jb, cc_found *f, unsigned index) {
   for (char *p = tear; *p; p++)
     if (*p == ':') *p = '-';
   snprintf(f->reproducer, sizeof f->reproducer, "%s/%s-step%u-%s-%s-%u-%u.case", jb->o->outdir, f->v.invariant,
-           f->step, tear, cc_writeback_name(f->sched.writeback), f->sched.seed, jb->shard * 1000 + index);
+           f->step, tear, cc_writeback_name(f->sched.writeback), f->sched.seed, (jb->shard * jb->workers + jb->worker) * 1000 + index);
   if (cc_case_save_text(rc, f->reproducer) != CC_OK) f->reproducer[0] = 0;
   free(rc);
 }
@@ -760,7 +764,7 @@ static void explore_stepped(walker *w) {
 
 static int run_job(const job *jb) {
   char image[1024];
-  snprintf(image, sizeof image, "%s/image-%u", jb->o->workdir, jb->shard);
+  snprintf(image, sizeof image, "%s/image-%u", jb->o->workdir, jb->worker);
   explore_walk ew = {.jb = jb, .next_again = 1};
   /* The walk and its R7 follow-ups count crash coverage here. */
   cc_coverage cov;
@@ -769,6 +773,7 @@ static int run_job(const job *jb) {
   counted.cover = &cov;
   walker w = {.c = jb->c, .run = jb->run, .existing = jb->c->image[0] != 0, .o = &counted,
               .trace_path = jb->trace_path, .image = image, .shard = jb->shard, .shards = jb->shards,
+              .worker = jb->worker, .workers = jb->workers,
               .verifying = verifying(), .visit = explore_visit, .stepped = explore_stepped, .ctx = &ew,
               .from_index = jb->c->explore_from};
   int rc = walk(&w);
@@ -783,88 +788,81 @@ static int run_job(const job *jb) {
   return rc;
 }
 
-/* Workers each take the images whose hash falls in their shard and send back their
- * counters and findings through a pipe. */
+/* Workers each take the images cc_takes gives them and send back their counters and
+ * findings through a pipe. */
+typedef struct explore_jobs {
+  job *base;
+  unsigned jobs;
+  cc_explore_result sum;
+} explore_jobs;
+
+static int explore_work(void *ctx, unsigned j, int fd) {
+  explore_jobs *ej = ctx;
+  cc_explore_result *r = ej->base->r;
+  job mine = *ej->base;
+  mine.worker = j;
+  mine.workers = ej->jobs;
+  mine.progress = ej->base->progress && j == 0;
+  run_job(&mine);
+  if (cc_send(fd, r, sizeof *r) != 0) return -1;
+  for (unsigned k = 0; k < r->nfound; k++)
+    if (cc_send(fd, &r->found[k], sizeof r->found[k]) != 0) return -1;
+  return 0;
+}
+
+static int explore_merge(void *ctx, unsigned j, FILE *in) {
+  (void)j;
+  explore_jobs *ej = ctx;
+  cc_explore_result *sum = &ej->sum, part;
+  if (fread(&part, sizeof part, 1, in) != 1) return -1;
+  sum->steps = part.steps; /* every worker walks every step */
+  sum->states = part.states;
+  sum->distinct += part.distinct;
+  if (part.first_violation_state &&
+      (!sum->first_violation_state || part.first_violation_state < sum->first_violation_state))
+    sum->first_violation_state = part.first_violation_state;
+  sum->violations += part.violations;
+  sum->leaks += part.leaks;
+  sum->again_runs += part.again_runs;
+  sum->again_states += part.again_states;
+  sum->again_repair += part.again_repair;
+  sum->again_create += part.again_create;
+  sum->again_sampled += part.again_sampled;
+  sum->again_same += part.again_same;
+  sum->reclaimed += part.reclaimed;
+  sum->leaky_states += part.leaky_states;
+  sum->open_states += part.open_states;
+  sum->adopt_states += part.adopt_states;
+  cc_coverage_merge(sum->cover, part.cover);
+  if (part.error[0]) snprintf(sum->error, sizeof sum->error, "%s", part.error);
+  for (unsigned k = 0; k < part.nfound; k++) {
+    cc_found f;
+    if (fread(&f, sizeof f, 1, in) != 1) return -1;
+    cc_found *to = found_slot(sum->found, &sum->nfound, ej->base->o->max_violations, strcmp(f.v.invariant, "R7") != 0);
+    if (to) *to = f;
+  }
+  return 0;
+}
+
 static int run_jobs(job *base, unsigned jobs) {
   cc_explore_result *r = base->r;
   if (jobs <= 1) return run_job(base);
-  int fds[64][2];
-  pid_t pids[64];
-  if (jobs > 64) jobs = 64;
   /* Pages of it are only touched as slots fill (a few thousand identities at most, mostly). */
   void *shared = mmap(NULL, SHARED_SLOTS * 8, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (shared == MAP_FAILED) return CC_ENOMEM;
   base->followed = shared;
-  for (unsigned j = 0; j < jobs; j++) {
-    if (pipe(fds[j]) != 0) {
-      munmap(shared, SHARED_SLOTS * 8);
-      return CC_ESETUP;
-    }
-    fflush(NULL);
-    pids[j] = fork();
-    if (pids[j] < 0) {
-      munmap(shared, SHARED_SLOTS * 8);
-      return CC_ESETUP;
-    }
-    if (pids[j] == 0) {
-      close(fds[j][0]);
-      job mine = *base;
-      mine.shard = base->shard * jobs + j;
-      mine.shards = base->shards * jobs;
-      mine.progress = base->progress && j == 0;
-      run_job(&mine);
-      if (write(fds[j][1], r, sizeof *r) != (ssize_t)sizeof *r) _exit(1);
-      for (unsigned k = 0; k < r->nfound; k++)
-        if (write(fds[j][1], &r->found[k], sizeof r->found[k]) != (ssize_t)sizeof r->found[k]) _exit(1);
-      _exit(0);
-    }
-    close(fds[j][1]);
-  }
-  cc_explore_result sum = *r;
-  sum.steps = sum.states = sum.distinct = sum.violations = sum.leaks = sum.reclaimed = sum.leaky_states = 0;
-  sum.open_states = sum.adopt_states = 0;
-  sum.again_runs = sum.again_states = sum.again_repair = sum.again_create = sum.again_sampled = sum.again_same = 0;
-  memset(sum.cover, 0, sizeof sum.cover);
-  sum.nfound = 0;
-  sum.first_violation_state = 0;
-  int rc = CC_OK;
-  for (unsigned j = 0; j < jobs; j++) {
-    cc_explore_result part;
-    FILE *in = fdopen(fds[j][0], "rb");
-    if (!in || fread(&part, sizeof part, 1, in) != 1) {
-      rc = CC_ESETUP;
-    } else {
-      sum.steps = part.steps; /* every worker walks every step */
-      sum.states = part.states;
-      sum.distinct += part.distinct;
-      if (part.first_violation_state &&
-          (!sum.first_violation_state || part.first_violation_state < sum.first_violation_state))
-        sum.first_violation_state = part.first_violation_state;
-      sum.violations += part.violations;
-      sum.leaks += part.leaks;
-      sum.again_runs += part.again_runs;
-      sum.again_states += part.again_states;
-      sum.again_repair += part.again_repair;
-      sum.again_create += part.again_create;
-      sum.again_sampled += part.again_sampled;
-      sum.again_same += part.again_same;
-      sum.reclaimed += part.reclaimed;
-      sum.leaky_states += part.leaky_states;
-      sum.open_states += part.open_states;
-      sum.adopt_states += part.adopt_states;
-      cc_coverage_merge(sum.cover, part.cover);
-      if (part.error[0]) snprintf(sum.error, sizeof sum.error, "%s", part.error);
-      for (unsigned k = 0; k < part.nfound; k++) {
-        cc_found f;
-        if (fread(&f, sizeof f, 1, in) != 1) break;
-        cc_found *to = found_slot(sum.found, &sum.nfound, base->o->max_violations, strcmp(f.v.invariant, "R7") != 0);
-        if (to) *to = f;
-      }
-    }
-    if (in) fclose(in);
-    waitpid(pids[j], NULL, 0);
-  }
-  *r = sum;
+  explore_jobs ej = {.base = base, .jobs = jobs, .sum = *r};
+  cc_explore_result *sum = &ej.sum;
+  sum->steps = sum->states = sum->distinct = sum->violations = sum->leaks = sum->reclaimed = sum->leaky_states = 0;
+  sum->open_states = sum->adopt_states = 0;
+  sum->again_runs = sum->again_states = sum->again_repair = sum->again_create = sum->again_sampled = sum->again_same = 0;
+  memset(sum->cover, 0, sizeof sum->cover);
+  sum->nfound = 0;
+  sum->first_violation_state = 0;
+  char why[200] = "";
+  int rc = cc_run_jobs(jobs, explore_work, explore_merge, &ej, why, sizeof why);
+  *r = ej.sum;
+  if (rc != CC_OK && !r->error[0]) snprintf(r->error, sizeof r->error, "%s", why);
   munmap(shared, SHARED_SLOTS * 8);
   base->followed = NULL;
   return rc;
@@ -906,7 +904,7 @@ int cc_explore(const cc_case *c, const cc_explore_opts *o, cc_explore_result *r)
     return rc;
   }
   job base = {.c = c, .o = o, .run = &run, .trace_path = trace, .file = file, .shard = o->shard,
-              .shards = o->shards ? o->shards : 1, .progress = o->progress, .r = r};
+              .shards = o->shards ? o->shards : 1, .workers = 1, .progress = o->progress, .r = r};
   rc = run_jobs(&base, o->jobs);
   cc_run_free(&run);
   unlink(file);

@@ -9,10 +9,20 @@
  *   pager file's: at each step, each tear of what the step makes durable x each early
  *   writeback of other dirty data; and the durable state the whole run leaves (a crash at
  *   exit: what was never synced is lost). A state is the content of every tracked file;
- *   identical states are checked once.
+ *   identical states are checked once. A file the program first opens after some steps
+ *   (SQLite opens its journal at the first write) is, in the states cut before that, as it
+ *   was before the run: absent if the program creates it.
  * - Each distinct state is laid out in state/ (a copy of snap/ with each tracked file replaced
  *   by its image) and the check runs there (sh -c CHECK). A non-zero exit is a violation; the
- *   first states that fail are kept in the output folder with their story.
+ *   first states that fail are kept in the output folder with their story, named by the
+ *   state's number in the enumeration.
+ * - --jobs N: N worker processes, forked once the trace is read, each walk the whole trace
+ *   (deriving a state costs little next to a check) and check the states whose hash falls to
+ *   them (cc_takes), each in its own state-J/ and with its own notes and stdout files. The
+ *   parent adds up their counts and puts their first violations in the enumeration's order,
+ *   so the summary is the one a single process gives. --shard I/N checks only the I-th part of
+ *   the states by the same hash, whatever its --jobs: the N shards together check each
+ *   distinct state once (each shard records the program again).
  * - What the program had acknowledged before the cut reaches the check two ways: the marker
  *   notes it wrote before the cut step (POWERCUT_MARK_FD lines `note TEXT`, or pc_mark_note),
  *   one per line in the file CRASHCHECK_NOTES names; and what it had written to its stdout
@@ -42,6 +52,7 @@
 
 #include "case.h"
 #include "hashset.h"
+#include "jobs.h"
 #include "powercut.h"
 
 extern char **environ;
@@ -191,7 +202,10 @@ typedef struct walk {
   uint32_t nfiles;
   uint8_t **img;       /* the state at hand: each file's image */
   uint64_t *len;
+  uint32_t known;      /* files the trace had met by then (ids from 0): the others as before the run */
   cc_hashset seen;     /* hashes of the states checked */
+  unsigned shard, shards, worker, workers; /* which states this process checks: cc_takes */
+  bool progress;       /* this process draws the progress line (one worker does) */
   char work[PATH_MAX], snap[PATH_MAX], state[PATH_MAX], notes[PATH_MAX], out[PATH_MAX];
   char pout[PATH_MAX], perr[PATH_MAX];   /* the program's stdout and stderr, whole */
   char cout[PATH_MAX], cerr[PATH_MAX];   /* ... as far as it had written them before the cut */
@@ -233,8 +247,9 @@ static int check_state(walk *w, uint64_t step, const char *call, const char *cra
   uint64_t h = 0x84222325CBF29CE4ull ^ before * 0xC2B2AE3D27D4EB4Full ^ out * 0x165667B19E3779F9ull ^
                err * 0x27D4EB2F165667C5ull;
   for (uint32_t i = 0; i < w->nfiles; i++)
-    h = h * 0x100000001B3ull ^ (w->img[i] ? cc_hash(w->img[i], w->len[i]) : 0x5BD1E995u) ^ (i + 1) * 0x9E3779B97F4A7C15ull;
-  if (!cc_hashset_add(&w->seen, h)) return CC_OK;
+    h = h * 0x100000001B3ull ^ (i >= w->known ? 0x27BB2EE6u : w->img[i] ? cc_hash(w->img[i], w->len[i]) : 0x5BD1E995u) ^
+        (i + 1) * 0x9E3779B97F4A7C15ull;
+  if (!cc_takes(h, w->shard, w->shards, w->worker, w->workers) || !cc_hashset_add(&w->seen, h)) return CC_OK;
   r->distinct++;
   FILE *nf = fopen(w->notes, "w");
   for (uint64_t i = 0; nf && i < before; i++)
@@ -248,7 +263,7 @@ static int check_state(walk *w, uint64_t step, const char *call, const char *cra
     return CC_EIO;
   }
   char path[PATH_MAX];
-  for (uint32_t i = 0; i < w->nfiles; i++) {
+  for (uint32_t i = 0; i < w->known; i++) {
     if (!w->img[i]) { /* no name: gone, whatever the folder held before */
       if (join(path, sizeof path, w->state, w->rel[i]) == 0 && unlink(path) != 0 && errno != ENOENT) {
         snprintf(r->error, sizeof r->error, "cannot remove %.900s: %s", path, strerror(errno));
@@ -281,14 +296,16 @@ static int check_state(walk *w, uint64_t step, const char *call, const char *cra
   if (r->nfound < sizeof r->found / sizeof *r->found) {
     cc_prog_found *f = &r->found[r->nfound++];
     f->step = step;
+    f->state = r->states;
     f->status = st;
     snprintf(f->call, sizeof f->call, "%s", call);
     snprintf(f->crash, sizeof f->crash, "%s", crash);
     head_of(w->out, f->output, sizeof f->output);
     f->kept[0] = 0;
     if (w->o->outdir && r->violations <= w->o->max_violations) {
+      /* Named by the state's place in the enumeration, which every worker and shard shares. */
       snprintf(f->kept, sizeof f->kept, "%s/state-%llu-%llu", w->o->outdir, (unsigned long long)step,
-               (unsigned long long)r->violations);
+               (unsigned long long)f->state);
       char story[PATH_MAX + 16];
       snprintf(story, sizeof story, "%s.txt", f->kept);
       FILE *s = NULL;
@@ -314,12 +331,19 @@ static int check_state(walk *w, uint64_t step, const char *call, const char *cra
 }
 
 /* The state of crash `crash` at the replay's current step into w->img (NULL: the file has no
- * name in that state: created, and its directory not synced since). */
+ * name in that state: created, and its directory not synced since). A file the program
+ * first opens later in the run (SQLite's rollback journal, opened at the first write that
+ * needs it) is not in the model yet: the state holds it as it was before the run (snap/),
+ * absent if the program creates it. */
 static int derive(walk *w, pc_model *m, const pc_crash *crash) {
+  w->known = 0;
+  pc_model_file_count(m, &w->known);
+  if (w->known > w->nfiles) w->known = w->nfiles;
   for (uint32_t i = 0; i < w->nfiles; i++) {
     free(w->img[i]);
     w->img[i] = NULL;
     w->len[i] = 0;
+    if (i >= w->known) continue;
     int exists = 1;
     if (pc_model_image_exists(m, i, crash, &exists) == PC_OK && !exists) continue;
     if (pc_model_image(m, i, crash, &w->img[i], &w->len[i]) != PC_OK) {
@@ -360,7 +384,7 @@ static int walk_trace(walk *w) {
       if ((rc = derive(w, m, &crash)) == CC_OK)
         rc = check_state(w, step, pc_call_name(info.call), text, info.out_bytes, info.err_bytes);
     }
-    if (w->o->progress && now_s() - w->last_progress > 0.25) {
+    if (w->progress && now_s() - w->last_progress > 0.25) {
       w->last_progress = now_s();
       fprintf(stderr, "\rcrashcheck: step %llu/%llu, %llu states, %llu distinct, %llu violations ",
               (unsigned long long)step, (unsigned long long)total, (unsigned long long)r->states,
@@ -377,7 +401,7 @@ static int walk_trace(walk *w) {
     uint64_t out = stat(w->pout, &so) == 0 ? (uint64_t)so.st_size : 0, err = stat(w->perr, &se) == 0 ? (uint64_t)se.st_size : 0;
     if ((rc = derive(w, m, &crash)) == CC_OK) rc = check_state(w, 0, "exit", "the durable state at exit", out, err);
   }
-  if (w->o->progress) fprintf(stderr, "\r%*s\r", 90, "");
+  if (w->progress) fprintf(stderr, "\r%*s\r", 90, "");
   free(sched);
   pc_replay_free(rp);
   return rc;
@@ -405,6 +429,119 @@ static int relative_names(walk *w, const char *live) {
   return CC_OK;
 }
 
+/* ---- workers (--jobs) and shards ----------------------------------------------------- */
+
+/* Where a walk lays out its states and what the check is told: each worker its own. */
+static void scratch_names(walk *w, const char *suffix) {
+  const char *d = w->o->workdir;
+  snprintf(w->state, sizeof w->state, "%s/state%s", d, suffix);
+  snprintf(w->notes, sizeof w->notes, "%s/notes%s", d, suffix);
+  snprintf(w->out, sizeof w->out, "%s/check%s.out", d, suffix);
+  snprintf(w->cout, sizeof w->cout, "%s/stdout%s", d, suffix);
+  snprintf(w->cerr, sizeof w->cerr, "%s/stderr%s", d, suffix);
+}
+
+typedef struct run_jobs {
+  walk *w;
+  unsigned jobs;
+  cc_prog_result sum;
+  int rc;
+  cc_prog_found *found; /* every worker's first ones, to be put in order */
+  unsigned nfound;
+} run_jobs;
+
+static int run_work(void *ctx, unsigned j, int fd) {
+  run_jobs *rj = ctx;
+  walk *w = rj->w;
+  char suffix[16];
+  snprintf(suffix, sizeof suffix, "-%u", j);
+  scratch_names(w, suffix);
+  w->worker = j;
+  w->workers = rj->jobs;
+  w->progress = w->o->progress && j == 0;
+  int rc = walk_trace(w);
+  return cc_send(fd, &rc, sizeof rc) || cc_send(fd, w->r, sizeof *w->r) ? -1 : 0;
+}
+
+static int run_merge(void *ctx, unsigned j, FILE *in) {
+  (void)j;
+  run_jobs *rj = ctx;
+  cc_prog_result *part = malloc(sizeof *part);
+  int rc;
+  if (!part || fread(&rc, sizeof rc, 1, in) != 1 || fread(part, sizeof *part, 1, in) != 1) {
+    free(part);
+    return -1;
+  }
+  cc_prog_result *sum = &rj->sum;
+  sum->steps = part->steps; /* every worker walks every step and crash choice */
+  sum->states = part->states;
+  sum->distinct += part->distinct;
+  sum->violations += part->violations;
+  if (rc != CC_OK && rj->rc == CC_OK) {
+    rj->rc = rc;
+    snprintf(sum->error, sizeof sum->error, "%s", part->error);
+  }
+  for (unsigned k = 0; k < part->nfound && k < sizeof part->found / sizeof *part->found; k++)
+    rj->found[rj->nfound++] = part->found[k];
+  free(part);
+  return 0;
+}
+
+static int by_state(const void *a, const void *b) {
+  uint64_t x = ((const cc_prog_found *)a)->state, y = ((const cc_prog_found *)b)->state;
+  return x < y ? -1 : x > y;
+}
+
+/* The walk, in this process or in o->jobs workers. With workers, the first violations are the
+ * first of all the workers' in the enumeration's order, as one process would have found them;
+ * the states a worker kept beyond those are removed again. */
+static int walk_all(walk *w) {
+  const cc_prog_opts *o = w->o;
+  w->shard = o->shards > 1 ? o->shard : 0;
+  w->shards = o->shards > 1 ? o->shards : 1;
+  w->worker = 0;
+  w->workers = 1;
+  w->progress = o->progress;
+  if (o->jobs <= 1) return walk_trace(w);
+  unsigned jobs = o->jobs > 64 ? 64 : o->jobs;
+  size_t per = sizeof w->r->found / sizeof *w->r->found;
+  run_jobs rj = {.w = w, .jobs = jobs, .rc = CC_OK, .found = calloc(jobs * per, sizeof *rj.found)};
+  if (!rj.found) {
+    snprintf(w->r->error, sizeof w->r->error, "out of memory");
+    return CC_ENOMEM;
+  }
+  rj.sum = *w->r;
+  char why[200] = "";
+  int rc = cc_run_jobs(jobs, run_work, run_merge, &rj, why, sizeof why);
+  cc_prog_result *r = w->r;
+  r->steps = rj.sum.steps;
+  r->states = rj.sum.states;
+  r->distinct = rj.sum.distinct;
+  r->violations = rj.sum.violations;
+  qsort(rj.found, rj.nfound, sizeof *rj.found, by_state);
+  r->nfound = 0;
+  for (unsigned k = 0; k < rj.nfound; k++) {
+    cc_prog_found *f = &rj.found[k];
+    if (k < per) {
+      if (k >= o->max_violations) f->kept[0] = 0; /* one worker alone kept it */
+      r->found[r->nfound++] = *f;
+    }
+    if (f->kept[0] && (k >= per || k >= o->max_violations)) {
+      char story[PATH_MAX + 16];
+      snprintf(story, sizeof story, "%s.txt", f->kept);
+      remove_tree(f->kept);
+      unlink(story);
+    }
+  }
+  free(rj.found);
+  if (rc != CC_OK) {
+    snprintf(r->error, sizeof r->error, "%s", why);
+    return rc;
+  }
+  if (rj.rc != CC_OK) snprintf(r->error, sizeof r->error, "%s", rj.sum.error);
+  return rj.rc;
+}
+
 int cc_run_program(const cc_prog_opts *o, cc_prog_result *r) {
   memset(r, 0, sizeof *r);
   double t0 = now_s();
@@ -412,15 +549,11 @@ int cc_run_program(const cc_prog_opts *o, cc_prog_result *r) {
   char live[PATH_MAX], trace[PATH_MAX], log[PATH_MAX];
   snprintf(live, sizeof live, "%s/live", o->workdir);
   snprintf(w.snap, sizeof w.snap, "%s/snap", o->workdir);
-  snprintf(w.state, sizeof w.state, "%s/state", o->workdir);
-  snprintf(w.notes, sizeof w.notes, "%s/notes", o->workdir);
-  snprintf(w.out, sizeof w.out, "%s/check.out", o->workdir);
+  scratch_names(&w, "");
   snprintf(trace, sizeof trace, "%s/trace", o->workdir);
   snprintf(log, sizeof log, "%s/setup.out", o->workdir);
   snprintf(w.pout, sizeof w.pout, "%s/program.stdout", o->workdir);
   snprintf(w.perr, sizeof w.perr, "%s/program.stderr", o->workdir);
-  snprintf(w.cout, sizeof w.cout, "%s/stdout", o->workdir);
-  snprintf(w.cerr, sizeof w.cerr, "%s/stderr", o->workdir);
   int rc = CC_EIO;
   if (mkdir(live, 0755) != 0) {
     snprintf(r->error, sizeof r->error, "cannot create %.900s: %s", live, strerror(errno));
@@ -480,7 +613,7 @@ int cc_run_program(const cc_prog_opts *o, cc_prog_result *r) {
     snprintf(r->error, sizeof r->error, "out of memory");
     rc = CC_ENOMEM;
   } else if ((rc = relative_names(&w, live)) == CC_OK) {
-    rc = walk_trace(&w);
+    rc = walk_all(&w);
   }
   for (uint32_t i = 0; i < w.nfiles; i++) {
     if (w.rel) free(w.rel[i]);

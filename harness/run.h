@@ -18,11 +18,14 @@ typedef struct cc_prog_opts {
   const char *profile;      /* libpowercut's POWERCUT_NAMESPACE: "posix" or "none" */
   cc_explore_opts crash;    /* tears and writebacks explored (prefixes, suffixes, random_*) */
   unsigned max_violations;  /* states kept in outdir (all are counted) */
+  unsigned jobs;            /* processes checking states at once (0 or 1: this one) */
+  unsigned shard, shards;   /* only the states whose hash falls in shard `shard` of `shards` */
   bool progress;
 } cc_prog_opts;
 
 typedef struct cc_prog_found {
   uint64_t step;   /* the step cut (0: the durable state the whole run leaves) */
+  uint64_t state;  /* the crash state's number in the enumeration (from 1), as with one job */
   char call[24];   /* its call */
   char crash[64];  /* the tear and writeback, as `crashcheck explore` writes them */
   int status;      /* the check's exit status (128 + N: killed by signal N) */
@@ -36,15 +39,16 @@ typedef struct cc_prog_result {
   int program_status;
   double seconds;
   unsigned nfound;
-  cc_prog_found found[8]; /* the first ones */
+  cc_prog_found found[8]; /* the first ones, in the enumeration's order */
   char error[1200];       /* set when the run could not go on (setup, program, trace) */
 } cc_prog_result;
 
 /* Runs the setup in an empty folder, records the program there once under the shim, then
  * derives every crash state of the tracked files from the trace (each step x each tear x each
  * writeback choice, and the durable state at the end), and runs the check once per distinct
- * state in a copy of the folder holding that state. Returns CC_OK when it ran (whatever the
- * check said); r->error says why not otherwise. */
+ * state in a copy of the folder holding that state (o->jobs processes at once, each with
+ * its own copy; o->shards > 1: only this shard's states). Returns CC_OK when it ran (whatever
+ * the check said); r->error says why not otherwise. */
 int cc_run_program(const cc_prog_opts *o, cc_prog_result *r);
 
 #endif

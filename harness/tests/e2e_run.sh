@@ -5,8 +5,10 @@
 # steps; never syncing is caught (at exit, nothing acknowledged is durable); so is a new log
 # whose directory was never synced (the posix profile: its name is lost), but not under
 # --profile none; the program's stdout as far as it had written it before the cut judges the
-# same way as its notes; failing states are kept with their story; bad usage, a failing setup
-# and a failing program exit 2 with a reason.
+# same way as its notes; failing states are kept with their story; --jobs 2 gives the same
+# results as one process, its workers each in their own folder; the shards of --shard
+# together are the whole; bad usage, a failing setup and a failing program exit 2 with a
+# reason.
 set -euo pipefail
 build=${BUILD:-build}
 cc=$build/bin/crashcheck
@@ -58,6 +60,41 @@ json=$(run 0 --files log --profile none --check "$PWD/$check" -- "$app" log 3 --
 # a setup that prepares the folder: the log starts with a record the check does not know
 json=$(run 0 --files log --setup 'printf "old\n" > log' --check "$PWD/$check && grep -qx old log" -- "$app" log 2)
 [ "$(field violations "$json")" = 0 ] || fail "with a setup: $json"
+
+# --jobs 2: the same states, counts, first violations (in the same order) and kept states as
+# one process, each worker checking in its own folder, at the same time as the other
+list() { # the violations listed, one a line: state step call crash
+  grep -o '"step": [0-9]*, "call": "[^"]*", "crash": "[^"]*", "state": [0-9]*' <<<"$1" |
+    sed 's/"step": \([0-9]*\), "call": \("[^"]*"\), "crash": \("[^"]*"\), "state": \([0-9]*\)/\4 \1 \2 \3/'
+}
+j1=$(run 1 --out "$tmp/j1" --files log --check "$PWD/$check" -- "$app" log 5 --ack-before-fsync)
+j2=$(run 1 --out "$tmp/j2" --jobs 2 --files log --check "$PWD/$check" -- "$app" log 5 --ack-before-fsync)
+for f in steps states distinct_states violations; do
+  [ "$(field $f "$j1")" = "$(field $f "$j2")" ] || fail "--jobs 2: $f differs: $j1 / $j2"
+done
+[ "$(field violations "$j1")" -gt 8 ] || fail "more violations than the 8 listed wanted: $j1"
+[ "$(list "$j1" | wc -l)" = 8 ] || fail "8 violations listed wanted: $j1"
+[ "$(list "$j1")" = "$(list "$j2")" ] || fail "--jobs 2: other first violations: $(list "$j1") / $(list "$j2")"
+[ "$(ls "$tmp/j1")" = "$(ls "$tmp/j2")" ] || fail "--jobs 2 kept other states: $(ls "$tmp/j1") / $(ls "$tmp/j2")"
+mkdir "$tmp/lock"
+json=$(run 0 --jobs 2 --files log --check "echo \$\$ >mine; rmdir $tmp/lock 2>/dev/null && sleep 0.1 && mkdir $tmp/lock \
+  || { touch $tmp/overlap; sleep 0.1; }; test \"\$(cat mine)\" = \$\$" -- "$app" log 4)
+[ -e "$tmp/overlap" ] || fail "--jobs 2: no two checks ran at once: $json"
+
+# --shard I/N: the shards' states and violations, together, are the whole run's
+whole=$(run 1 --files log --check "$PWD/$check" -- "$app" log 4 --ack-before-fsync)
+s0=$(run 1 --shard 0/2 --files log --check "$PWD/$check" -- "$app" log 4 --ack-before-fsync)
+s1=$(run 1 --shard 1/2 --jobs 2 --files log --check "$PWD/$check" -- "$app" log 4 --ack-before-fsync)
+[ "$(list "$whole" | wc -l)" = "$(field violations "$whole")" ] || fail "every violation listed wanted: $whole"
+[ $(( $(field distinct_states "$s0") + $(field distinct_states "$s1") )) = "$(field distinct_states "$whole")" ] ||
+  fail "the shards checked other states than the whole: $s0 / $s1 / $whole"
+[ $(( $(field violations "$s0") + $(field violations "$s1") )) = "$(field violations "$whole")" ] ||
+  fail "the shards found other violations than the whole: $s0 / $s1 / $whole"
+[ "$(field distinct_states "$s0")" -gt 0 ] && [ "$(field distinct_states "$s1")" -gt 0 ] || fail "an empty shard: $s0 / $s1"
+[ "$(list "$whole")" = "$( (list "$s0"; list "$s1") | sort -n)" ] ||
+  fail "the shards' violations are not the whole's: $(list "$whole") / $(list "$s0") $(list "$s1")"
+run 2 --shard 2/2 --files log --check true -- "$app" log 1 >/dev/null
+grep -q "\-\-shard wants I/N" "$tmp/err" || fail "bad shard: $(cat "$tmp/err")"
 
 run 2 --files log --check true >/dev/null
 grep -q "no program to run" "$tmp/err" || fail "no program: $(cat "$tmp/err")"
