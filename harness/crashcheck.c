@@ -15,6 +15,7 @@
 #include "case.h"
 #include "checker.h"
 #include "explore.h"
+#include "forkserver.h"
 #include "generate.h"
 #include "run.h"
 #include "mappedpages.h"
@@ -1153,6 +1154,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "generate")) return cmd_generate(argc, argv);
   if (!strcmp(cmd, "run")) return cmd_run_program(argc, argv);
   if (!strcmp(cmd, "__run")) return cmd_run(argc, argv);
+  if (!strcmp(cmd, "__serve") && argc == 3) return cc_fs_serve(atoi(argv[1]), atoi(argv[2]), cmd_run);
   die_usage(usage_main, "unknown command \"%s\"", cmd);
   return EXIT_USAGE;
 }

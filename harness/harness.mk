@@ -3,7 +3,7 @@
 
 CC_SRCS      := harness/case.c harness/workload.c harness/checker.c harness/image.c harness/explore.c \
                 harness/coverage.c harness/errors.c harness/generate.c \
-                harness/run.c harness/hashset.c harness/jobs.c
+                harness/run.c harness/hashset.c harness/jobs.c harness/forkserver.c
 CC_MAIN      := harness/crashcheck.c
 CC_MODEL     := faults/model.c faults/trace.c
 CC_TESTS     := $(patsubst %.c,%,$(wildcard harness/tests/test_*.c))
