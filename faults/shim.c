@@ -2659,13 +2659,13 @@ static void need_known(const char *name, const char *what)
     if (!is_known(name)) lost_name(what, name);
 }
 
-enum { NS_RENAME, NS_UNLINK, NS_LINK };
+enum { NS_RENAME, NS_UNLINK, NS_LINK, NS_NOTHING };
 
 /* The step of a rename, unlink or link: numbered, cut or failed like any other; its change
  * is applied to the model after the real call succeeded (before the images at a cut). */
 static int ns_step(int op, uint32_t id, const char *a, const char *b, int flags, int (*call)(void *), void *ctx)
 {
-    static const int calls[] = {PC_CALL_RENAME, PC_CALL_UNLINK, PC_CALL_LINK};
+    static const int calls[] = {PC_CALL_RENAME, PC_CALL_UNLINK, PC_CALL_LINK, PC_CALL_RENAME};
     BEGIN_STEP();
     int err, go = step_open(calls[op], id, 0, 0, &err);
     if (go == GO_ERROR) {
@@ -2678,7 +2678,7 @@ static int ns_step(int op, uint32_t id, const char *a, const char *b, int flags,
     if (r == 0) {
         if (op == NS_RENAME) note_rename(a, b, flags);
         else if (op == NS_UNLINK) note_unlink(a);
-        else note_link(a, b);
+        else if (op == NS_LINK) note_link(a, b);
     }
     if (go == GO_CUT) CUT_RETURN(-1, call(ctx));
     step_close();
@@ -2739,7 +2739,8 @@ static int do_rename(int olddir, const char *oldp, int newdir, const char *newp,
         lost_name("renameat2 with flags other than RENAME_NOREPLACE (RENAME_EXCHANGE, RENAME_WHITEOUT) of", from);
     need_known(from, "rename of a name of a tracked file that the shim never saw made:");
     int mflags = ns_flags() | (to_there && ti < 0 && !is_known(to) ? PC_NAME_OVER_OTHER : 0);
-    return ns_step(NS_RENAME, S.files[fi].id, from, to, mflags, call_rename, &a);
+    /* two links of one file: rename(2) does nothing and succeeds (a step all the same) */
+    return ns_step(ti == fi ? NS_NOTHING : NS_RENAME, S.files[fi].id, from, to, mflags, call_rename, &a);
 }
 
 static int do_unlink(int dirfd, const char *path, int flags)

@@ -1584,6 +1584,10 @@ static void test_link_and_rename_across_dirs(void **st)
     left("old parent first (neither name)", "f", -1, 0);
     left("old parent first (neither name)", "sub/f2", -1, 0);
     rmdir(sub);
+    /* a rename between two links of one file does nothing (rename(2)), but is a step */
+    names_cut("posix", "4:all", "^:f.ln:l j %:f.ln j", "pre");
+    left("rename onto a link of the same file", "f", 4096, 'o');
+    left("rename onto a link of the same file", "f.ln", 4096, 'o');
 }
 
 /* What the model cannot follow stops the run: renameat2's RENAME_EXCHANGE, an untracked file
