@@ -62,7 +62,8 @@
  *   and forks pass through. An exec in the owner continues the run in the new image
  *   (handover.c): steps number on, the trace is appended to, the model (durable, volatile,
  *   dirty sectors) is carried, so what was volatile before the exec stays volatile. A mode the
- *   new image cannot continue is refused with exit status 2, never dropped silently.
+ *   new image cannot continue is refused with exit status 2, never dropped silently; so is an
+ *   exec after a namespace step (names.c: the names are not carried yet).
  * - Writes through MAP_SHARED writable mappings of a tracked file are found by write
  *   tracking: the pages are write-protected, the first store to a page is noted, and at the
  *   start of every step (and before munmap/mremap/mmap(MAP_FIXED)) the noted pages are copied
