@@ -883,6 +883,21 @@ int pc_model_dir_sync(pc_model *m, uint32_t id)
     return rc;
 }
 
+/* The exec hand-over: a name's state as it was (pc__model_dump's NAMESET). The coin keys of
+ * later operations go on from the latest one, as they do in a replay of the whole trace. */
+int pc__model_name_set(pc_model *m, const char *path, uint32_t vol, uint32_t dur, uint64_t key)
+{
+    if (!m || !path) return PC_EINVAL;
+    uint32_t ix;
+    int rc = name_entry(m, path, PC_NAME_NONE, &ix);
+    if (rc) return rc;
+    m->names[ix].vol = vol;
+    m->names[ix].dur = dur;
+    m->names[ix].key = key;
+    if (key > ((uint64_t)1 << 32) && key - ((uint64_t)1 << 32) > m->nsops) m->nsops = key - ((uint64_t)1 << 32);
+    return PC_OK;
+}
+
 int pc_model_name_count(const pc_model *m, uint32_t *count)
 {
     if (!m || !count) return PC_EINVAL;
@@ -1111,6 +1126,10 @@ int pc__model_dump(const pc_model *m, pc_tw *w)
             CHK(pc_tw_lose(w, id, s * m->sector, (e - s) * m->sector));
             s = e;
         }
+    }
+    for (uint32_t i = 0; i < m->nnames; i++) {
+        const mname *e = &m->names[i];
+        CHK(pc__tw_name_set(w, e->path, e->vol, e->dur, e->key));
     }
     return PC_OK;
 }

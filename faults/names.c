@@ -41,8 +41,8 @@
  *   renamed over a tracked name or a name the model knows (its content and history are
  *   unknown: widen POWERCUT_FILE); a rename, unlink or link of a name of a tracked file the
  *   model never saw made (a link made before the file was tracked or by another process).
- *   An exec after a namespace step is refused (exit status 2): the names are not carried
- *   across it yet.
+ * - An exec of the owner carries the names: the model's (its NAMESET records in the
+ *   hand-over) and the shim's list of the names the steps above touched.
  * - Not modelled: mkdir and a new directory's own entry, rmdir (unlinkat AT_REMOVEDIR passes
  *   through: an empty directory holds no tracked name), O_TMPFILE + linkat, symlink,
  *   syncfs/sync, names created before the file was first tracked or by another process

@@ -62,8 +62,7 @@
  *   and forks pass through. An exec in the owner continues the run in the new image
  *   (handover.c): steps number on, the trace is appended to, the model (durable, volatile,
  *   dirty sectors) is carried, so what was volatile before the exec stays volatile. A mode the
- *   new image cannot continue is refused with exit status 2, never dropped silently; so is an
- *   exec after a namespace step (names.c: the names are not carried yet).
+ *   new image cannot continue is refused with exit status 2, never dropped silently.
  * - Writes through MAP_SHARED writable mappings of a tracked file are found by write
  *   tracking: the pages are write-protected, the first store to a page is noted, and at the
  *   start of every step (and before munmap/mremap/mmap(MAP_FIXED)) the noted pages are copied
@@ -340,7 +339,6 @@ static struct {
     size_t ncut;
     char **known;     /* names a namespace step touched (with the files' paths: the model's) */
     size_t nknown, kcap;
-    uint64_t nsops;   /* namespace steps so far (an exec cannot carry their names yet) */
     pc_stats st;
 } S = {.trace_fd = -1, .mark_fd = -1};
 
@@ -2635,14 +2633,12 @@ static void note_rename(const char *from, const char *to, int flags)
     if (S.tw) trace_fail(pc_tw_rename(S.tw, from, to, flags));
     add_known(from);
     add_known(to);
-    S.nsops++;
 }
 
 static void note_unlink(const char *name)
 {
     if (S.m) trace_fail(pc_model_unlink(S.m, name, ns_flags()));
     if (S.tw) trace_fail(pc_tw_unlink(S.tw, name, ns_flags()));
-    S.nsops++;
 }
 
 static void note_link(const char *from, const char *to)
@@ -2650,7 +2646,6 @@ static void note_link(const char *from, const char *to)
     if (S.m) trace_fail(pc_model_link(S.m, from, to, ns_flags()));
     if (S.tw) trace_fail(pc_tw_link(S.tw, from, to, ns_flags()));
     add_known(to);
-    S.nsops++;
 }
 
 /* A name of a tracked file the model has never heard of (a link made before tracking or by
@@ -3216,7 +3211,6 @@ static int exec_begin(void)
 {
     if (!S.active || !S.claimed || S.dead || busy || getpid() != S.owner) return -1;
     if (S.cb) die("exec (an in-process image callback cannot follow the new image)", "");
-    if (S.nsops) die("exec (after a rename, unlink or link of a tracked name: not carried across an exec yet)", "");
     busy++;
     pthread_mutex_lock(&lock);
     harvest_all(); /* the exec unmaps everything: stores so far are volatile changes */
@@ -3246,6 +3240,8 @@ static int exec_begin(void)
     }
     h.markn = (uint32_t)S.markn;
     memcpy(h.markbuf, S.markbuf, S.markn);
+    h.nknown = (uint32_t)S.nknown;
+    h.known = S.known;
     pc_tw *mw = NULL;
     if (S.m) {
         size_t len = 0;
@@ -3465,6 +3461,7 @@ static void adopt_handover(void)
         if (h.fds[i].file > 0 && (uint32_t)h.fds[i].file <= h.nfiles) set_fd(h.fds[i].fd, h.fds[i].file, h.fds[i].flags);
     S.markn = h.markn;
     memcpy(S.markbuf, h.markbuf, h.markn);
+    for (uint32_t i = 0; i < h.nknown; i++) add_known(h.known[i]);
     pc__ho_free(&h);
 }
 

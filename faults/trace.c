@@ -39,6 +39,8 @@
  *    17 LINK     u8 flags, u32 from_len, from, u32 to_len, to   (pc_model_link; version 4)
  *    18 DIRSYNCP u32 len, dir  (in a step: the changed names in dir are durable when the step
  *                ends; pc_model_dir_sync_path; version 4)
+ *    19 NAMESET  u32 vol, u32 dur, u64 key, u32 len, name  (a name's whole state: only in the
+ *                model the shim hands over across an exec, never in a trace file; version 4)
  * A step's records lie between its STEP and STEPEND; records outside steps are volatile
  * changes between steps (mostly pages written through mappings, found at the next step).
  * A trace may stop anywhere (the process died): the reader treats a truncated last record as
@@ -55,9 +57,9 @@
  */
 
 enum { R_FILE = 1, R_WRITE, R_TRUNC, R_STEP, R_SYNC, R_LOSE, R_MARK, R_STEPEND, R_END, R_FAIL, R_SIGBUS,
-       R_CREATED, R_DIRSYNC, R_OUTPUT, R_RENAME, R_UNLINK, R_LINK, R_DIRSYNCP };
+       R_CREATED, R_DIRSYNC, R_OUTPUT, R_RENAME, R_UNLINK, R_LINK, R_DIRSYNCP, R_NAMESET };
 /* Version 2 added SIGBUS, CREATED and DIRSYNC, version 3 OUTPUT, version 4 RENAME, UNLINK,
- * LINK and DIRSYNCP; an older trace is a newer one without them. */
+ * LINK, DIRSYNCP and NAMESET; an older trace is a newer one without them. */
 #define PC_TRACE_VERSION 4u
 #define TW_BUFSZ (1u << 20)
 #define TW_CHUNK ((size_t)4 << 20)
@@ -402,6 +404,15 @@ static int ns_rec(pc_tw *w, int type, const char *a, const char *b, int flags)
 int pc_tw_rename(pc_tw *w, const char *from, const char *to, int flags) { return ns_rec(w, R_RENAME, from, to, flags); }
 int pc_tw_unlink(pc_tw *w, const char *name, int flags) { return ns_rec(w, R_UNLINK, name, NULL, flags); }
 int pc_tw_link(pc_tw *w, const char *from, const char *to, int flags) { return ns_rec(w, R_LINK, from, to, flags); }
+int pc__tw_name_set(pc_tw *w, const char *path, uint32_t vol, uint32_t dur, uint64_t key)
+{
+    if (!w || !path) return PC_EINVAL;
+    rec r = {.n = 0};
+    r8(&r, R_NAMESET); r32(&r, vol); r32(&r, dur); r64(&r, key);
+    CHK(rput(w, &r));
+    return put_str(w, path);
+}
+
 int pc_tw_dir_sync_path(pc_tw *w, const char *dir)
 {
     if (!w || !dir) return PC_EINVAL;
@@ -557,6 +568,7 @@ static int index_trace(pc_trace *t)
         case R_RENAME: case R_LINK: g8(&r); take(&r, g32(&r)); take(&r, g32(&r)); break;
         case R_UNLINK: g8(&r); take(&r, g32(&r)); break;
         case R_DIRSYNCP: take(&r, g32(&r)); break;
+        case R_NAMESET: g32(&r); g32(&r); g64(&r); take(&r, g32(&r)); break;
         case R_OUTPUT: {
             uint8_t stream = g8(&r);
             uint64_t bytes = g64(&r);
@@ -887,6 +899,17 @@ static int apply(pc_replay *rp, int *ev, uint64_t *step)
         else rc = pc_model_dir_sync_path(rp->m, sa);
         free(sa);
         free(sb);
+        break;
+    }
+    case R_NAMESET: {
+        uint32_t vol = g32(&r), dur = g32(&r);
+        uint64_t key = g64(&r);
+        uint32_t n = g32(&r);
+        const uint8_t *p = take(&r, n);
+        if (r.bad) return PC_EFORMAT;
+        char *path = strndup((const char *)p, n);
+        rc = path ? pc__model_name_set(rp->m, path, vol, dur, key) : PC_ENOMEM;
+        free(path);
         break;
     }
     case R_MARK: { g8(&r); g64(&r); uint32_t ll = g32(&r); take(&r, ll); break; }
