@@ -8,7 +8,7 @@
  * - From that one trace, every crash state is derived, as `crashcheck explore` derives a
  *   pager file's: at each step, each tear of what the step makes durable x each early
  *   writeback of other dirty data; and the durable state the whole run leaves (a crash at
- *   exit: what was never synced is lost). A state is the content of every tracked file;
+ *   exit: what was never synced is lost). A state is what every name holds (below);
  *   identical states are checked once.
  * - Each distinct state is laid out in state/ as a directory tree: a copy of snap/, then every
  *   name the trace knows (each tracked file's first name, and every name a rename, unlink or
