@@ -279,8 +279,8 @@ typedef struct {
     uint64_t trace_bytes; /* bytes of trace written */
 } pc_stats;
 PC_API int pc_shim_stats(pc_stats *out);
-/* Forgets every tracked file, mapping and step and re-reads the environment (in-process
- * fuzzers call it between runs). */
+/* Forgets every tracked file, name, mapping and step and re-reads the environment
+ * (in-process fuzzers call it between runs). */
 PC_API int pc_shim_reset(void);
 /* In-memory cut: instead of writing POWERCUT_IMAGE and exiting, the shim calls cb with each
  * tracked file's crash image at the cut step, and the interrupted call fails with errno

@@ -3665,6 +3665,8 @@ PC_EXPORT int pc_shim_reset(void)
         pc__blocks_free(&S.files[i].blocks);
     }
     S.nfiles = 0;
+    for (size_t i = 0; i < S.nknown; i++) free(S.known[i]);
+    S.nknown = 0;
     S.full = 0;
     S.full_step = 0;
     if (S.fds) memset(S.fds, 0, S.nfds * sizeof *S.fds); /* none tracked yet: NULL */
