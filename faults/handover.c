@@ -82,6 +82,12 @@ int pc__ho_save(const pc_handover *h)
     }
     PUT(&o, h->model_len);
     if (h->model_len) put(&o, h->model, h->model_len);
+    PUT(&o, h->nknown);
+    for (uint32_t i = 0; i < h->nknown; i++) {
+        uint32_t kl = (uint32_t)strlen(h->known[i]);
+        PUT(&o, kl);
+        put(&o, h->known[i], kl);
+    }
     if (o.err) {
         free(o.b);
         errno = ENOMEM;
@@ -165,6 +171,14 @@ int pc__ho_load(int fd, pc_handover *h)
         if (!(h->model = malloc(h->model_len))) goto out;
         get(&r, h->model, h->model_len);
     }
+    GET(&r, h->nknown);
+    if (r.bad || h->nknown > len || !(h->known = calloc(h->nknown ? h->nknown : 1, sizeof *h->known))) goto out;
+    for (uint32_t i = 0; i < h->nknown && !r.bad; i++) {
+        uint32_t kl = 0;
+        GET(&r, kl);
+        if (r.bad || kl > len || !(h->known[i] = calloc(1, kl + 1))) goto out;
+        get(&r, h->known[i], kl);
+    }
     ok = !r.bad;
 out:
     free(b);
@@ -179,6 +193,10 @@ void pc__ho_free(pc_handover *h)
     free(h->files);
     free(h->fds);
     free(h->model);
+    for (uint32_t i = 0; h->known && i < h->nknown; i++) free(h->known[i]);
+    free(h->known);
+    h->known = NULL;
+    h->nknown = 0;
     h->files = NULL;
     h->fds = NULL;
     h->model = NULL;

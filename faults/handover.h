@@ -34,6 +34,8 @@ typedef struct {
     char markbuf[512];
     uint8_t *model;          /* the live model as trace records (pc__model_dump), or NULL */
     uint64_t model_len;
+    uint32_t nknown;         /* the names namespace steps touched (the shim's S.known) */
+    char **known;
 } pc_handover;
 
 /* The state in a new memfd without FD_CLOEXEC (the exec'd image reads it): its descriptor,
@@ -53,6 +55,9 @@ void pc__ho_env_free(char **env, char *const envp[]);
 
 /* The model as trace records (model.c), and a replay's model taken over (trace.c). */
 int pc__model_dump(const pc_model *m, pc_tw *w);
+/* A name's whole state (the dump's NAMESET record; model.c, trace.c). */
+int pc__model_name_set(pc_model *m, const char *path, uint32_t vol, uint32_t dur, uint64_t key);
+int pc__tw_name_set(pc_tw *w, const char *path, uint32_t vol, uint32_t dur, uint64_t key);
 pc_model *pc__replay_take(pc_replay *r);
 /* The trace writer continuing a flushed trace, and its descriptor renumbered (trace.c). */
 int pc__tw_resume(int fd, int mapped, uint64_t total, pc_tw **out);

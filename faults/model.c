@@ -42,15 +42,25 @@
  *   subset of what it was writing, and the kernel does not try again.
  * - Coins are a hash of (seed, purpose, file, sector), not a stream, so a decision never
  *   depends on enumeration order: (model, step, crash choices) -> one image, bit for bit.
- * - Names (the first piece of the namespace model, strict POSIX): a file the process created
- *   (pc_model_created) has a volatile directory entry. Its content is modelled as for any
- *   file, but a crash image has no file at all until an fsync of its directory made the
- *   entry durable (pc_model_dir_sync in a step, applied when the step ends). The entry is
- *   metadata like the size: a cut in the directory's fsync lands it with every tear but
- *   none when every sector of the step's D landed (D is empty for a directory fsync), and
- *   early writeback may have written it already: writeback all does, random draws a coin
- *   for it. What the images hold is pc_model_image_exists' answer plus the content; the
- *   content of a file that does not exist is what its inode held, which nothing can read.
+ * - Names (the namespace model, strict POSIX) are directory entries apart from the files
+ *   (inodes) they hold: each name has a volatile target (what the process sees: a file id,
+ *   none, or a file the model does not track) and a durable one. A file's first name comes
+ *   with pc_model_add_file, durable unless pc_model_created says the process made it; rename,
+ *   unlink and link change the volatile targets of the names they touch (pc_model_rename,
+ *   _unlink, _link). Content belongs to the file, not the name: a renamed file keeps its data
+ *   model, and a name whose removal is not durable still shows its file's content as of the
+ *   cut. A name's change becomes durable when a step that fsyncs its directory ends
+ *   (pc_model_dir_sync_path): a rename across directories therefore needs both: the new name
+ *   lands with its new parent's fsync, the old name's removal with its old parent's, and a cut
+ *   between the two may leave both names (one file, two links) or neither (the file lost),
+ *   the strictest reading of POSIX, which promises nothing before the fsyncs. A name is
+ *   metadata like the size: a cut in the directory's fsync lands it with every tear but none
+ *   when every sector of the step's D landed (D is empty for a directory fsync), and early
+ *   writeback may have written it already: writeback all does, random draws a coin per
+ *   namespace operation (both names of a rename share one), so a rename written back early
+ *   is written whole. A name changed twice before its fsync is either durable or in its
+ *   latest state, never in between. What an image holds for a name is
+ *   pc_model_image_name's answer; pc_model_image_exists(id) asks it of file id's first name.
  */
 
 typedef struct {
@@ -60,9 +70,17 @@ typedef struct {
     uint64_t *dbits;     /* cap / sector bits */
     uint64_t *dlist;     /* sector indexes; may hold stale entries whose bit is clear */
     size_t dn, dcap, dlive;
-    int name_new;     /* created by the process, its directory entry not durable yet */
-    int name_pending; /* ... made durable by the open step (an fsync of its directory) */
+    uint32_t name_ix; /* its first name in pc_model.names */
+    uint32_t name_was; /* what that name held durably before the file was added */
 } mfile;
+
+/* A directory entry: the file it holds as the process sees it and on the disk. */
+typedef struct {
+    char *path;
+    uint32_t vol, dur; /* a file id, PC_NAME_NONE or PC_NAME_OTHER */
+    uint64_t key;      /* the early-writeback coin of the operation that last changed it */
+    int pending;       /* made durable by the open step (an fsync of its directory) */
+} mname;
 
 typedef struct {
     uint32_t id;
@@ -90,6 +108,10 @@ struct pc_model {
     pc_crash fail;
     uint64_t *scratch; /* sector list scratch for range queries */
     size_t scap;
+    mname *names;
+    uint32_t nnames;
+    size_t ncap;
+    uint64_t nsops; /* namespace operations so far: each one's coin key */
 };
 
 const char *pc_strerror(int code)
@@ -112,7 +134,8 @@ const char *pc_call_name(int call)
     static const char *const names[] = {
         "none", "write", "pwrite", "writev", "pwritev", "ftruncate", "fallocate",
         "posix_fallocate", "msync", "fsync", "fdatasync", "sync_file_range", "fsync-dir",
-        "fdatasync-dir", "pwritev2", "copy_file_range", "sendfile", "exit",
+        "fdatasync-dir", "pwritev2", "copy_file_range", "sendfile", "exit", "rename", "unlink",
+        "link",
     };
     if (call < 0 || call >= PC_CALL_COUNT_) return "?";
     return names[call];
@@ -232,7 +255,33 @@ int pc_cut_parse(const char *spec, uint64_t *step, pc_crash *out)
     return parse_tokens(tok + 1, n - 1, out);
 }
 
+/* ---- names ---- */
+static int grow(void **p, size_t *cap, size_t need, size_t elem);
+
+static int find_name(const pc_model *m, const char *path, uint32_t *ix)
+{
+    for (uint32_t i = 0; i < m->nnames; i++)
+        if (!strcmp(m->names[i].path, path)) {
+            *ix = i;
+            return 1;
+        }
+    return 0;
+}
+
+/* The entry of `path`, made (holding `was` both ways) when the model does not know it. */
+static int name_entry(pc_model *m, const char *path, uint32_t was, uint32_t *ix)
+{
+    if (find_name(m, path, ix)) return PC_OK;
+    if (grow((void **)&m->names, &m->ncap, m->nnames + 1, sizeof(mname))) return PC_ENOMEM;
+    char *p = strdup(path);
+    if (!p) return PC_ENOMEM;
+    m->names[m->nnames] = (mname){p, was, was, 0, 0};
+    *ix = m->nnames++;
+    return PC_OK;
+}
+
 /* ---- files ---- */
+
 int pc_model_new(uint32_t sector_size, pc_model **out)
 {
     if (!out || sector_size < 1 || sector_size > (1u << 20)) return PC_EINVAL;
@@ -256,6 +305,12 @@ static void free_files(pc_model *m)
     free(m->files);
     m->files = NULL;
     m->nfiles = m->fcap = 0;
+    for (uint32_t i = 0; i < m->nnames; i++) free(m->names[i].path);
+    free(m->names);
+    m->names = NULL;
+    m->nnames = 0;
+    m->ncap = 0;
+    m->nsops = 0;
 }
 
 void pc_model_free(pc_model *m)
@@ -349,6 +404,18 @@ int pc_model_add_file(pc_model *m, const char *name, const void *content, uint64
         memcpy(f->dur, content, size);
     }
     f->vsize = f->dsize = size;
+    uint32_t ix;
+    if (name_entry(m, name, PC_NAME_NONE, &ix)) {
+        free(f->name);
+        free(f->vol);
+        free(f->dur);
+        free(f->dbits);
+        return PC_ENOMEM;
+    }
+    f->name_ix = ix;
+    f->name_was = m->names[ix].dur;
+    m->names[ix].vol = m->names[ix].dur = m->nfiles;
+    m->names[ix].key = m->nfiles; /* a created name's coin: its file id */
     if (id_out) *id_out = m->nfiles;
     m->nfiles++;
     return PC_OK;
@@ -685,10 +752,10 @@ int pc_model_step_end(pc_model *m)
     if (!m) return PC_EINVAL;
     if (!m->in_step) return PC_ESTATE;
     int lands = !m->failing || m->fail.tear != PC_TEAR_NONE;
-    for (uint32_t id = 0; id < m->nfiles; id++) {
-        mfile *f = &m->files[id];
-        if (f->name_pending && lands) f->name_new = 0;
-        f->name_pending = 0;
+    for (uint32_t i = 0; i < m->nnames; i++) {
+        mname *e = &m->names[i];
+        if (e->pending && lands) e->dur = e->vol;
+        e->pending = 0;
     }
     if (m->failing) {
         int rc = end_failed(m);
@@ -732,7 +799,72 @@ int pc_model_created(pc_model *m, uint32_t id)
     mfile *f;
     int rc = get_file(m, id, &f);
     if (rc) return rc;
-    f->name_new = 1;
+    m->names[f->name_ix].dur = f->name_was;
+    return PC_OK;
+}
+
+/* Applies a namespace change to the volatile targets; durable: to the durable ones too. */
+static void name_set(pc_model *m, uint32_t ix, uint32_t target, uint64_t key, int durable)
+{
+    m->names[ix].vol = target;
+    m->names[ix].key = key;
+    if (durable) m->names[ix].dur = target;
+}
+
+static uint64_t next_key(pc_model *m) { return ((uint64_t)1 << 32) + ++m->nsops; }
+
+int pc_model_rename(pc_model *m, const char *from, const char *to, int flags)
+{
+    if (!m || !from || !to) return PC_EINVAL;
+    uint32_t f, t;
+    if (!find_name(m, from, &f)) return PC_ENOENT;
+    uint32_t target = m->names[f].vol;
+    if (target == PC_NAME_NONE) return PC_ENOENT;
+    int rc = name_entry(m, to, flags & PC_NAME_OVER_OTHER ? PC_NAME_OTHER : PC_NAME_NONE, &t);
+    if (rc) return rc;
+    if (f == t) return PC_OK; /* rename(2) of a name onto itself does nothing */
+    uint64_t key = next_key(m);
+    name_set(m, t, target, key, flags & PC_NAME_DURABLE);
+    name_set(m, f, PC_NAME_NONE, key, flags & PC_NAME_DURABLE);
+    return PC_OK;
+}
+
+int pc_model_unlink(pc_model *m, const char *name, int flags)
+{
+    if (!m || !name) return PC_EINVAL;
+    uint32_t ix;
+    if (!find_name(m, name, &ix) || m->names[ix].vol == PC_NAME_NONE) return PC_ENOENT;
+    name_set(m, ix, PC_NAME_NONE, next_key(m), flags & PC_NAME_DURABLE);
+    return PC_OK;
+}
+
+int pc_model_link(pc_model *m, const char *from, const char *to, int flags)
+{
+    if (!m || !from || !to) return PC_EINVAL;
+    uint32_t f, t;
+    if (!find_name(m, from, &f) || m->names[f].vol == PC_NAME_NONE) return PC_ENOENT;
+    int rc = name_entry(m, to, PC_NAME_NONE, &t);
+    if (rc) return rc;
+    if (m->names[t].vol != PC_NAME_NONE) return PC_EINVAL; /* link(2) never replaces */
+    name_set(m, t, m->names[f].vol, next_key(m), flags & PC_NAME_DURABLE);
+    return PC_OK;
+}
+
+/* Whether `path` is an entry of directory `dir` (its parent, as a string). */
+static int in_dir(const char *path, const char *dir)
+{
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 0;
+    if (slash == path) n = 1; /* an entry of "/" */
+    return strlen(dir) == n && !strncmp(path, dir, n);
+}
+
+int pc_model_dir_sync_path(pc_model *m, const char *dir)
+{
+    if (!m || !dir) return PC_EINVAL;
+    if (!m->in_step) return PC_ESTATE;
+    for (uint32_t i = 0; i < m->nnames; i++)
+        if (m->names[i].vol != m->names[i].dur && in_dir(m->names[i].path, dir)) m->names[i].pending = 1;
     return PC_OK;
 }
 
@@ -742,7 +874,69 @@ int pc_model_dir_sync(pc_model *m, uint32_t id)
     int rc = get_file(m, id, &f);
     if (rc) return rc;
     if (!m->in_step) return PC_ESTATE;
-    f->name_pending = f->name_new;
+    const char *path = m->names[f->name_ix].path, *slash = strrchr(path, '/');
+    size_t n = slash ? (slash == path ? 1 : (size_t)(slash - path)) : 0;
+    char *dir = strndup(path, n);
+    if (!dir) return PC_ENOMEM;
+    rc = pc_model_dir_sync_path(m, dir);
+    free(dir);
+    return rc;
+}
+
+/* The exec hand-over: a name's state as it was (pc__model_dump's NAMESET). The coin keys of
+ * later operations go on from the latest one, as they do in a replay of the whole trace. */
+int pc__model_name_set(pc_model *m, const char *path, uint32_t vol, uint32_t dur, uint64_t key)
+{
+    if (!m || !path) return PC_EINVAL;
+    uint32_t ix;
+    int rc = name_entry(m, path, PC_NAME_NONE, &ix);
+    if (rc) return rc;
+    m->names[ix].vol = vol;
+    m->names[ix].dur = dur;
+    m->names[ix].key = key;
+    if (key > ((uint64_t)1 << 32) && key - ((uint64_t)1 << 32) > m->nsops) m->nsops = key - ((uint64_t)1 << 32);
+    return PC_OK;
+}
+
+int pc_model_name_count(const pc_model *m, uint32_t *count)
+{
+    if (!m || !count) return PC_EINVAL;
+    *count = m->nnames;
+    return PC_OK;
+}
+
+int pc_model_name(const pc_model *m, uint32_t i, const char **path)
+{
+    if (!m || !path) return PC_EINVAL;
+    if (i >= m->nnames) return PC_ENOENT;
+    *path = m->names[i].path;
+    return PC_OK;
+}
+
+int pc_model_image_name(pc_model *m, uint32_t i, const pc_crash *c, uint32_t *holds)
+{
+    if (!m || !c || !holds) return PC_EINVAL;
+    if (i >= m->nnames) return PC_ENOENT;
+    mname *e = &m->names[i];
+    *holds = e->dur;
+    if (e->vol == e->dur) return PC_OK;
+    if (m->in_step && e->pending && c->tear != PC_TEAR_NONE) {
+        /* with the step's data, as its size: only if every sector of D landed */
+        int rc = compute_dk(m);
+        if (rc) return rc;
+        int all = 1;
+        for (size_t j = 0; j < m->ndk && all; j++) {
+            int take = tear_takes(c, j, m->ndk, &m->dk[j]);
+            if (take < 0) return PC_EINVAL;
+            all = take;
+        }
+        if (all) {
+            *holds = e->vol;
+            return PC_OK;
+        }
+    }
+    if (c->wb == PC_WB_ALL || (c->wb == PC_WB_RANDOM && coin(c->wb_seed, PURPOSE_WB_NAME, e->key, 0)))
+        *holds = e->vol;
     return PC_OK;
 }
 
@@ -752,21 +946,9 @@ int pc_model_image_exists(pc_model *m, uint32_t id, const pc_crash *c, int *exis
     int rc = get_file(m, id, &f);
     if (rc) return rc;
     if (!c || !exists) return PC_EINVAL;
-    *exists = 1;
-    if (!f->name_new) return PC_OK;
-    if (m->in_step && f->name_pending && c->tear != PC_TEAR_NONE) {
-        /* with the step's data, as its size: only if every sector of D landed */
-        if ((rc = compute_dk(m))) return rc;
-        int all = 1;
-        for (size_t j = 0; j < m->ndk && all; j++) {
-            int take = tear_takes(c, j, m->ndk, &m->dk[j]);
-            if (take < 0) return PC_EINVAL;
-            all = take;
-        }
-        if (all) return PC_OK;
-    }
-    if (c->wb == PC_WB_ALL || (c->wb == PC_WB_RANDOM && coin(c->wb_seed, PURPOSE_WB_NAME, id, 0))) return PC_OK;
-    *exists = 0;
+    uint32_t holds;
+    if ((rc = pc_model_image_name(m, f->name_ix, c, &holds))) return rc;
+    *exists = holds == id;
     return PC_OK;
 }
 
@@ -929,7 +1111,7 @@ int pc__model_dump(const pc_model *m, pc_tw *w)
         if (end < f->vsize) end = f->vsize;
         if (end < f->dsize) end = f->dsize;
         CHK(pc_tw_file(w, id, f->name, f->dur, f->dsize));
-        if (f->name_new) CHK(pc_tw_created(w, id));
+        if (m->names[f->name_ix].dur != id) CHK(pc_tw_created(w, id));
         if (!end) continue;
         if (f->vsize) CHK(pc_tw_write(w, id, 0, f->vol, f->vsize, 0));
         CHK(pc_tw_truncate(w, id, end));
@@ -944,6 +1126,10 @@ int pc__model_dump(const pc_model *m, pc_tw *w)
             CHK(pc_tw_lose(w, id, s * m->sector, (e - s) * m->sector));
             s = e;
         }
+    }
+    for (uint32_t i = 0; i < m->nnames; i++) {
+        const mname *e = &m->names[i];
+        CHK(pc__tw_name_set(w, e->path, e->vol, e->dur, e->key));
     }
     return PC_OK;
 }

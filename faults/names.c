@@ -5,32 +5,49 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 /*
- * The first piece of the namespace model (POWERCUT_NAMESPACE=posix), and what it leaves for
- * later:
+ * The namespace model (POWERCUT_NAMESPACE=posix): what is modelled, and what is left:
  *
  * - A name is created by an open/openat/creat with O_CREAT that finds nothing at the path
  *   beforehand (one fstatat, following symlinks as the open does, so a dangling symlink's
  *   target counts as created) and succeeds. O_EXCL makes that exact; without it another
  *   process could create the file between the two calls, and the shim would call it created
  *   (a durable name taken for a volatile one: a stricter model, never a laxer one).
- * - The name lives in the directory its path names when the file is first tracked (the
- *   directory's device and inode, found once). An fsync or fdatasync of a descriptor of that
- *   directory is a step (fsync-dir, fdatasync-dir), whatever the namespace setting, so that
- *   steps number the same with and without the model; under posix it makes every volatile
- *   name in that directory durable when the step ends. The shim finds such a descriptor at
- *   the fsync (one fstat of an untracked descriptor once a file is tracked), not at its open:
- *   programs open the directory before they create the file in it.
- * - Not modelled yet: rename, unlink, link, mkdir, O_TMPFILE + linkat, syncfs/sync, names
- *   created before the file was first tracked or by another process (they are durable), a
- *   directory that is itself new (its own entry in its parent), and the ext4 profile (names
- *   in order with the data). A file created and then renamed over another keeps its created
- *   state under its old name: the rename is invisible.
+ * - Names are strings: absolute, the parent directory resolved by realpath, the last
+ *   component as given (pc__ns_canon), so that the name an open tracked and the one a later
+ *   rename or unlink gives agree however the program spells them. The model keeps, per name,
+ *   the file it holds as the process sees it and as the disk has it (model.c).
+ * - rename, renameat, renameat2 (RENAME_NOREPLACE), unlink, unlinkat, remove, link and
+ *   linkat whose source (or, for a rename, target) is the name of a tracked file are steps
+ *   (rename, unlink, link), whatever the namespace setting, so that steps number the same with
+ *   and without the model. Under posix their change is volatile until an fsync of the
+ *   directory holding each changed name; under none it is durable at once. The shim knows a
+ *   name for a tracked file by its inode (fstatat, not following a symlink at the last
+ *   component, as the calls do; linkat with AT_SYMLINK_FOLLOW follows it).
+ * - An fsync or fdatasync of a directory is a step (fsync-dir, fdatasync-dir) when the
+ *   directory holds a name the model knows (a tracked file's first name, or any name a step
+ *   above touched): the directory's path (its /proc/self/fd link) against the names' parents,
+ *   found at the fsync (one fstat of an untracked descriptor once a file is tracked, one
+ *   readlink when it is a directory), not at its open: programs open the directory before
+ *   they create the file in it.
+ * - Refused (exit status 97, the run stops: the model could not follow): renameat2 with
+ *   RENAME_EXCHANGE or RENAME_WHITEOUT of a tracked name; a file the shim does not track
+ *   renamed over a tracked name or a name the model knows (its content and history are
+ *   unknown: widen POWERCUT_FILE); a rename, unlink or link of a name of a tracked file the
+ *   model never saw made (a link made before the file was tracked or by another process).
+ * - An exec of the owner carries the names: the model's (its NAMESET records in the
+ *   hand-over) and the shim's list of the names the steps above touched.
+ * - Not modelled: mkdir and a new directory's own entry, rmdir (unlinkat AT_REMOVEDIR passes
+ *   through: an empty directory holds no tracked name), O_TMPFILE + linkat, symlink,
+ *   syncfs/sync, names created before the file was first tracked or by another process
+ *   (durable), an untracked file linked to a name the model knows, and the ext4 profile
+ *   (names in order with the data).
  */
 
 int pc__ns_parse(const char *value)
@@ -50,22 +67,6 @@ int pc__ns_absent(int dirfd, const char *path)
     return absent;
 }
 
-int pc__ns_parent(const char *abs, uint64_t *dev, uint64_t *ino)
-{
-    char dir[PATH_MAX];
-    const char *slash = abs ? strrchr(abs, '/') : NULL;
-    if (!slash) return -1;
-    size_t n = slash == abs ? 1 : (size_t)(slash - abs);
-    if (n >= sizeof dir) return -1;
-    memcpy(dir, abs, n);
-    dir[n] = 0;
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return -1;
-    *dev = (uint64_t)st.st_dev;
-    *ino = (uint64_t)st.st_ino;
-    return 0;
-}
-
 int pc__ns_is_dir(int fd, uint64_t *dev, uint64_t *ino)
 {
     struct stat st;
@@ -76,4 +77,55 @@ int pc__ns_is_dir(int fd, uint64_t *dev, uint64_t *ino)
     *dev = (uint64_t)st.st_dev;
     *ino = (uint64_t)st.st_ino;
     return 1;
+}
+
+void pc__ns_canon(const char *abs, char *out, size_t n)
+{
+    char copy[PATH_MAX], dir[PATH_MAX];
+    snprintf(copy, sizeof copy, "%s", abs);
+    char *slash = strrchr(copy, '/');
+    if (!slash || !slash[1]) {
+        snprintf(out, n, "%s", copy);
+        return;
+    }
+    *slash = 0;
+    int saved = errno;
+    const char *parent = copy[0] ? copy : "/";
+    if (!realpath(parent, dir)) snprintf(dir, sizeof dir, "%s", parent);
+    errno = saved;
+    snprintf(out, n, "%s/%s", strcmp(dir, "/") ? dir : "", slash + 1);
+}
+
+int pc__ns_fd_path(int fd, char *out, size_t n)
+{
+    char link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    int saved = errno;
+    ssize_t r = readlink(link, out, n - 1);
+    errno = saved;
+    if (r <= 0 || (size_t)r >= n - 1) return -1;
+    out[r] = 0;
+    return 0;
+}
+
+void pc__ns_name(int dirfd, const char *path, char *out, size_t n)
+{
+    char abs[PATH_MAX], base[PATH_MAX];
+    if (path[0] == '/') snprintf(abs, sizeof abs, "%s", path);
+    else {
+        int saved = errno;
+        int ok = dirfd == AT_FDCWD ? getcwd(base, sizeof base) != NULL : !pc__ns_fd_path(dirfd, base, sizeof base);
+        errno = saved;
+        if (!ok) base[0] = 0;
+        if ((size_t)snprintf(abs, sizeof abs, "%s/%s", base, path) >= sizeof abs) abs[0] = 0;
+    }
+    pc__ns_canon(abs, out, n);
+}
+
+int pc__ns_in_dir(const char *path, const char *dir)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) return 0;
+    size_t len = slash == path ? 1 : (size_t)(slash - path);
+    return strlen(dir) == len && !strncmp(path, dir, len);
 }

@@ -80,14 +80,36 @@ PC_API void pc_model_reset(pc_model *m);
  * creation, unless pc_model_created says otherwise). */
 PC_API int pc_model_add_file(pc_model *m, const char *name, const void *content, uint64_t size,
                              uint32_t *id_out);
-/* Names (the namespace model, POWERCUT_NAMESPACE=posix): the process created file id, so its
- * directory entry is volatile: a crash image has no such file until the entry is durable. */
+/* Names (the namespace model, POWERCUT_NAMESPACE=posix): directory entries, each holding a
+ * file id, PC_NAME_NONE (no such name) or PC_NAME_OTHER (a file the model does not track),
+ * once as the process sees it and once on the disk. A file's first name is its
+ * pc_model_add_file name. pc_model_created: the process created file id, so that name is
+ * volatile: a crash image has no such file until the entry is durable. */
+#define PC_NAME_NONE UINT32_MAX
+#define PC_NAME_OTHER (UINT32_MAX - 1)
 PC_API int pc_model_created(pc_model *m, uint32_t id);
-/* Inside a step (an fsync of the file's directory): its name becomes durable when the step
- * ends. A cut in the step lands it with every tear but none, as the size of a sync. */
+/* Namespace changes (paths as the names' strings; the shim gives them absolute, the parent
+ * resolved). Volatile until an fsync of the directory holding each changed name, unless
+ * flags has PC_NAME_DURABLE (names not modelled: durable at once). PC_NAME_OVER_OTHER: the
+ * rename's target, a name the model does not know yet, held a file it does not track.
+ * PC_ENOENT: `from` (or `name`) holds nothing the model knows. */
+enum { PC_NAME_DURABLE = 1, PC_NAME_OVER_OTHER = 2 };
+PC_API int pc_model_rename(pc_model *m, const char *from, const char *to, int flags);
+PC_API int pc_model_unlink(pc_model *m, const char *name, int flags);
+PC_API int pc_model_link(pc_model *m, const char *from, const char *to, int flags);
+/* Inside a step (an fsync of directory `dir`): every changed name in it becomes durable when
+ * the step ends. A cut in the step lands them with every tear but none, as the size of a
+ * sync. pc_model_dir_sync: the same for the directory of file id's first name. */
+PC_API int pc_model_dir_sync_path(pc_model *m, const char *dir);
 PC_API int pc_model_dir_sync(pc_model *m, uint32_t id);
-/* Whether file id exists in the crash image of the open step (or now): its name is durable,
- * lands with the cut step, or was written back early (writeback all, or a seeded coin). */
+/* The names the model knows (every name ever changed, and every file's first name). */
+PC_API int pc_model_name_count(const pc_model *m, uint32_t *count);
+PC_API int pc_model_name(const pc_model *m, uint32_t i, const char **path);
+/* What name i holds in the crash image of the open step (or now): its durable target, or its
+ * volatile one when its directory's fsync lands with the cut step or early writeback wrote
+ * it (writeback all, or a seeded coin per namespace operation). */
+PC_API int pc_model_image_name(pc_model *m, uint32_t i, const pc_crash *crash, uint32_t *holds);
+/* Whether file id's first name holds file id in that image. */
 PC_API int pc_model_image_exists(pc_model *m, uint32_t id, const pc_crash *crash, int *exists);
 PC_API int pc_model_file_count(const pc_model *m, uint32_t *count);
 PC_API int pc_model_file_name(const pc_model *m, uint32_t id, const char **name);
@@ -143,6 +165,7 @@ typedef enum {
     PC_CALL_FSYNC_DIR, PC_CALL_FDATASYNC_DIR, /* of a directory holding a tracked file's name */
     PC_CALL_PWRITEV2, PC_CALL_COPY_FILE_RANGE, PC_CALL_SENDFILE,
     PC_CALL_EXIT, /* POWERCUT_EXIT_STEP=1: the process exits (file UINT32_MAX: every file) */
+    PC_CALL_RENAME, PC_CALL_UNLINK, PC_CALL_LINK, /* of or over a tracked file's name */
     PC_CALL_COUNT_
 } pc_call;
 PC_API const char *pc_call_name(int call);
@@ -179,6 +202,10 @@ PC_API int pc_tw_created(pc_tw *w, uint32_t id);  /* pc_model_created */
 /* POWERCUT_OUTPUT=1: the program's stdout (stream 1) or stderr (2) holds `bytes` bytes now. */
 PC_API int pc_tw_output(pc_tw *w, int stream, uint64_t bytes);
 PC_API int pc_tw_dir_sync(pc_tw *w, uint32_t id); /* pc_model_dir_sync, inside a step */
+PC_API int pc_tw_dir_sync_path(pc_tw *w, const char *dir); /* pc_model_dir_sync_path */
+PC_API int pc_tw_rename(pc_tw *w, const char *from, const char *to, int flags); /* pc_model_rename */
+PC_API int pc_tw_unlink(pc_tw *w, const char *name, int flags);                /* pc_model_unlink */
+PC_API int pc_tw_link(pc_tw *w, const char *from, const char *to, int flags);   /* pc_model_link */
 /* The disk-full model killed the process (SIGBUS) for a store into the page at file offset
  * off of file id, after step `step`; at_fault: caught at the store's fault (1) or found at a
  * later harvest (0). The last record of a trace. */
@@ -252,8 +279,8 @@ typedef struct {
     uint64_t trace_bytes; /* bytes of trace written */
 } pc_stats;
 PC_API int pc_shim_stats(pc_stats *out);
-/* Forgets every tracked file, mapping and step and re-reads the environment (in-process
- * fuzzers call it between runs). */
+/* Forgets every tracked file, name, mapping and step and re-reads the environment
+ * (in-process fuzzers call it between runs). */
 PC_API int pc_shim_reset(void);
 /* In-memory cut: instead of writing POWERCUT_IMAGE and exiting, the shim calls cb with each
  * tracked file's crash image at the cut step, and the interrupted call fails with errno

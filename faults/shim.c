@@ -43,8 +43,10 @@
  *   hard link or another mount of the file is the same model file, under the tracked name.
  *   Its content at first open is durable. Its name is durable too, unless POWERCUT_NAMESPACE=
  *   posix and the open created it (names.c): then a cut leaves no file until an fsync of its
- *   directory, which is a step (fsync-dir) in either case. rename, unlink and link are not
- *   modelled yet.
+ *   directory, which is a step (fsync-dir) in either case. rename, unlink and link of a
+ *   tracked file's name are steps too, their changes volatile until the directory's fsync
+ *   (names.c); a cut writes an image for every name the model knows that holds a file then,
+ *   and removes the image of every name that holds none.
  * - Descriptors are a table indexed by fd; calls on an untracked fd cost one array load.
  *   dup/dup2/dup3 and fcntl(F_DUPFD, F_DUPFD_CLOEXEC) copy entries; close, close_range,
  *   closefrom and fclose (whose closes glibc makes internally) clear them, so a socket or pipe
@@ -192,6 +194,15 @@ static ssize_t (*real_sendfile64)(int, int, off_t *, size_t);
 static ssize_t (*real_splice)(int, off_t *, int, off_t *, size_t, unsigned int);
 static FILE *(*real_fopen)(const char *, const char *);
 static FILE *(*real_fopen64)(const char *, const char *);
+/* the namespace (names.c) */
+static int (*real_rename)(const char *, const char *);
+static int (*real_renameat)(int, const char *, int, const char *);
+static int (*real_renameat2)(int, const char *, int, const char *, unsigned int);
+static int (*real_unlink)(const char *);
+static int (*real_unlinkat)(int, const char *, int);
+static int (*real_link)(const char *, const char *);
+static int (*real_linkat)(int, const char *, int, const char *, int);
+static int (*real_remove)(const char *);
 
 #define RESOLVE(name) \
     do { \
@@ -210,6 +221,8 @@ static void resolve_all(void)
     RESOLVE(execvpe); RESOLVE(fexecve); RESOLVE(execveat);
     RESOLVE(pwritev2); RESOLVE(pwritev64v2); RESOLVE(copy_file_range); RESOLVE(sendfile);
     RESOLVE(sendfile64); RESOLVE(splice); RESOLVE(fopen); RESOLVE(fopen64);
+    RESOLVE(rename); RESOLVE(renameat); RESOLVE(renameat2); RESOLVE(unlink); RESOLVE(unlinkat);
+    RESOLVE(link); RESOLVE(linkat); RESOLVE(remove);
     if (!real_fopen64) real_fopen64 = real_fopen;
     if (!real_pwritev64v2) real_pwritev64v2 = real_pwritev2;
     if (!real_sendfile64) real_sendfile64 = real_sendfile;
@@ -227,9 +240,7 @@ typedef struct {
     uint8_t *shadow; /* sync mode without a model: the volatile content, to diff mappings */
     uint64_t shcap;
     pc_blocks blocks; /* disk-full model: the blocks the disk backs (df_on() runs only) */
-    uint64_t pdev, pino; /* the directory holding its name (has_parent: known) */
-    int has_parent;
-    int name_new;   /* POWERCUT_NAMESPACE=posix: created by this process, name not durable yet */
+    int name_new;   /* POWERCUT_NAMESPACE=posix: this process created its first name */
     /* foreign-change check (fc_check): st_mtim and st_size after the shim's last own change */
     struct timespec fc_mtim;
     uint64_t fc_size;
@@ -326,6 +337,8 @@ static struct {
     uint8_t **cut_imgs;
     uint64_t *cut_lens;
     size_t ncut;
+    char **known;     /* names a namespace step touched (with the files' paths: the model's) */
+    size_t nknown, kcap;
     pc_stats st;
 } S = {.trace_fd = -1, .mark_fd = -1};
 
@@ -749,10 +762,10 @@ static void after_open(int fd, int dirfd, const char *path, int flags, int creat
         f->ino = st.st_ino;
         f->rfd = rfd;
         f->size = size;
+        pc__ns_canon(abs, abs, sizeof abs); /* the name as rename and unlink will spell it */
         f->path = strdup(abs);
         f->id = (uint32_t)S.nfiles;
         df_backed(f, 0, size); /* its content at first open has its blocks */
-        f->has_parent = !pc__ns_parent(abs, &f->pdev, &f->pino);
         /* a name this open made is volatile until its directory is synced (names.c) */
         f->name_new = created && S.ns == PC_NS_POSIX;
         if (S.m) trace_fail(pc_model_add_file(S.m, abs, content, size, NULL));
@@ -1423,6 +1436,7 @@ static const char *const fiu_names[] = {
     "powercut/ftruncate", "powercut/fallocate", "powercut/posix_fallocate", "powercut/msync",
     "powercut/fsync", "powercut/fdatasync", "powercut/sync_file_range", "powercut/fsync_dir",
     "powercut/fdatasync_dir", "powercut/pwritev2", "powercut/copy_file_range", "powercut/sendfile", "powercut/exit",
+    "powercut/rename", "powercut/unlink", "powercut/link",
 };
 
 static void fc_check_step(int call, uint32_t file_id);
@@ -1584,11 +1598,11 @@ static int write_file(const char *path, const uint8_t *buf, uint64_t len)
     return rc;
 }
 
-static void image_path(const tfile *f, char *out, size_t n)
+static void image_path(const char *name, char *out, size_t n)
 {
-    const char *base = strrchr(f->path, '/');
-    base = base ? base + 1 : f->path;
-    if (!S.image) snprintf(out, n, "%s.crash", f->path);
+    const char *base = strrchr(name, '/');
+    base = base ? base + 1 : name;
+    if (!S.image) snprintf(out, n, "%s.crash", name);
     else if (S.is_glob) snprintf(out, n, "%s/%s", S.image, base);
     else snprintf(out, n, "%s", S.image);
 }
@@ -1602,20 +1616,32 @@ static void cut_to_files(void)
         S.st.trace_bytes = pc__tw_total(S.tw);
     }
     int failed = 0;
-    for (size_t i = 0; i < S.nfiles; i++) {
+    uint32_t nnames = 0;
+    if (!S.m || pc_model_name_count(S.m, &nnames)) {
+        warn("powercut: cannot build the crash image: no model\n");
+        failed = 1;
+    }
+    /* An image per name the model knows: the file it holds at the cut, nothing for a name
+     * that does not exist then, and no word on a name holding a file the shim never tracked.
+     * A plain POWERCUT_IMAGE is the tracked path's alone. */
+    for (uint32_t i = 0; i < nnames; i++) {
+        const char *name;
+        uint32_t holds = PC_NAME_OTHER;
         uint8_t *img = NULL;
         uint64_t len = 0;
-        int exists = 1;
-        int rc = S.m ? pc_model_image_exists(S.m, S.files[i].id, &S.crash, &exists) : PC_ESTATE;
-        if (!rc && exists) rc = pc_model_image(S.m, S.files[i].id, &S.crash, &img, &len);
+        int rc = pc_model_name(S.m, i, &name);
+        if (!rc && S.image && !S.is_glob && S.nfiles && strcmp(name, S.files[0].path)) continue;
+        if (!rc) rc = pc_model_image_name(S.m, i, &S.crash, &holds);
+        if (!rc && holds < PC_NAME_OTHER) rc = pc_model_image(S.m, holds, &S.crash, &img, &len);
         if (rc) {
             warn("powercut: cannot build the crash image: %s\n", pc_strerror(rc));
             failed = 1;
             continue;
         }
+        if (holds == PC_NAME_OTHER) continue;
         char path[PATH_MAX + 16];
-        image_path(&S.files[i], path, sizeof path);
-        if (!exists) { /* its name never reached the disk: the image is no file at all */
+        image_path(name, path, sizeof path);
+        if (holds == PC_NAME_NONE) { /* the name is not on the disk: the image is no file at all */
             if (unlink(path) != 0 && errno != ENOENT) {
                 warn("powercut: cannot remove %s (the file does not exist after this cut)\n", path);
                 failed = 1;
@@ -2036,22 +2062,31 @@ PC_EXPORT int posix_fallocate64(int fd, off_t off, off_t len)
 }
 
 /* ---- syncs ---- */
-/* The files whose names live in the directory (dev, ino): the first one's index, or -1. */
-static long dir_holds(uint64_t dev, uint64_t ino)
+static int is_known(const char *name);
+
+/* Whether the directory `dir` holds a name the model knows: the first tracked file's id among
+ * those names (UINT32_MAX: only names of renamed or removed ones), 1; 0 if none. */
+static int dir_holds(const char *dir, uint32_t *id)
 {
+    int any = 0;
+    *id = UINT32_MAX;
     for (size_t i = 0; i < S.nfiles; i++)
-        if (S.files[i].has_parent && S.files[i].pdev == dev && S.files[i].pino == ino) return (long)i;
-    return -1;
+        if (pc__ns_in_dir(S.files[i].path, dir)) {
+            *id = S.files[i].id;
+            return 1;
+        }
+    for (size_t i = 0; i < S.nknown && !any; i++) any = pc__ns_in_dir(S.known[i], dir);
+    return any;
 }
 
-/* fsync/fdatasync of a directory holding a tracked file's name: a step; under
- * POWERCUT_NAMESPACE=posix it makes the volatile names there durable (names.c). An injected
+/* fsync/fdatasync of a directory holding a name the model knows: a step; under
+ * POWERCUT_NAMESPACE=posix it makes the changed names there durable (names.c). An injected
  * error fails it with no effect. */
-static int do_fsync_dir(int call, int fd, uint64_t dev, uint64_t ino, long first, int (*real)(int))
+static int do_fsync_dir(int call, int fd, const char *dir, uint32_t id, int (*real)(int))
 {
     BEGIN_STEP();
     int dcall = call == PC_CALL_FSYNC ? PC_CALL_FSYNC_DIR : PC_CALL_FDATASYNC_DIR;
-    int err, go = step_open(dcall, S.files[first].id, 0, 0, &err);
+    int err, go = step_open(dcall, id, 0, 0, &err);
     if (go == GO_ERROR) {
         step_close();
         END_STEP();
@@ -2059,12 +2094,9 @@ static int do_fsync_dir(int call, int fd, uint64_t dev, uint64_t ino, long first
         return -1;
     }
     int r = go == GO_CUT ? 0 : real(fd), saved = errno;
-    for (size_t i = (size_t)first; r == 0 && i < S.nfiles; i++) {
-        tfile *f = &S.files[i];
-        if (!f->name_new || !f->has_parent || f->pdev != dev || f->pino != ino) continue;
-        if (S.m) trace_fail(pc_model_dir_sync(S.m, f->id));
-        if (S.tw) trace_fail(pc_tw_dir_sync(S.tw, f->id));
-        if (go != GO_CUT) f->name_new = 0;
+    if (r == 0 && S.ns == PC_NS_POSIX) {
+        if (S.m) trace_fail(pc_model_dir_sync_path(S.m, dir));
+        if (S.tw) trace_fail(pc_tw_dir_sync_path(S.tw, dir));
     }
     if (go == GO_CUT) CUT_RETURN(-1, real(fd));
     step_close();
@@ -2078,10 +2110,11 @@ static int do_fsync(int call, int fd, int (*real)(int))
     tfile *f = fd_file(fd, NULL);
     if (!f) {
         uint64_t dev, ino;
-        long first;
+        uint32_t id;
+        char dir[PATH_MAX];
         if (S.active && !S.dead && !busy && S.nfiles && pc__ns_is_dir(fd, &dev, &ino) &&
-            (first = dir_holds(dev, ino)) >= 0)
-            return do_fsync_dir(call, fd, dev, ino, first, real);
+            !pc__ns_fd_path(fd, dir, sizeof dir) && dir_holds(dir, &id))
+            return do_fsync_dir(call, fd, dir, id, real);
         return real(fd);
     }
     BEGIN_STEP();
@@ -2544,6 +2577,251 @@ PC_EXPORT FILE *fopen64(const char *path, const char *mode)
     return do_fopen(path, mode, real_fopen64);
 }
 
+/* ---- names: rename, unlink, link (names.c) ---- */
+__attribute__((noreturn)) static void lost_name(const char *what, const char *name)
+{
+    warn("powercut: %s %s: the model cannot follow it, so the run stops here (exit status 97, "
+         "see faults/README.md)\n", what, name);
+    if (S.tw) pc_tw_flush(S.tw);
+    S.dead = 1;
+    _exit(PC_EXIT_LOST);
+}
+
+static int is_known(const char *name)
+{
+    for (size_t i = 0; i < S.nfiles; i++)
+        if (!strcmp(S.files[i].path, name)) return 1;
+    for (size_t i = 0; i < S.nknown; i++)
+        if (!strcmp(S.known[i], name)) return 1;
+    return 0;
+}
+
+static void add_known(const char *name)
+{
+    if (is_known(name)) return;
+    if (S.nknown == S.kcap) {
+        size_t n = S.kcap ? S.kcap * 2 : 8;
+        char **p = realloc(S.known, n * sizeof *p);
+        if (!p) die("memory", "names");
+        S.known = p;
+        S.kcap = n;
+    }
+    if (!(S.known[S.nknown] = strdup(name))) die("memory", "names");
+    S.nknown++;
+}
+
+/* The tracked file at dirfd/path (lstat, or stat with `follow`): its index, or -1; *exists
+ * says whether anything is there. */
+static long tracked_at(int dirfd, const char *path, int follow, int *exists)
+{
+    struct stat st;
+    int saved = errno;
+    *exists = fstatat(dirfd, path, &st, follow ? 0 : AT_SYMLINK_NOFOLLOW) == 0;
+    errno = saved;
+    if (!*exists || !S_ISREG(st.st_mode)) return -1;
+    for (size_t i = 0; i < S.nfiles; i++)
+        if (S.files[i].dev == st.st_dev && S.files[i].ino == st.st_ino) return (long)i;
+    return -1;
+}
+
+static int ns_watching(void) { return S.active && !S.dead && !busy && S.nfiles && getpid() == S.owner; }
+static int ns_flags(void) { return S.ns == PC_NS_POSIX ? 0 : PC_NAME_DURABLE; }
+
+static void note_rename(const char *from, const char *to, int flags)
+{
+    if (S.m) trace_fail(pc_model_rename(S.m, from, to, flags));
+    if (S.tw) trace_fail(pc_tw_rename(S.tw, from, to, flags));
+    add_known(from);
+    add_known(to);
+}
+
+static void note_unlink(const char *name)
+{
+    if (S.m) trace_fail(pc_model_unlink(S.m, name, ns_flags()));
+    if (S.tw) trace_fail(pc_tw_unlink(S.tw, name, ns_flags()));
+}
+
+static void note_link(const char *from, const char *to)
+{
+    if (S.m) trace_fail(pc_model_link(S.m, from, to, ns_flags()));
+    if (S.tw) trace_fail(pc_tw_link(S.tw, from, to, ns_flags()));
+    add_known(to);
+}
+
+/* A name of a tracked file the model has never heard of (a link made before tracking or by
+ * another process) cannot be renamed or removed in it: it would not know what the name held. */
+static void need_known(const char *name, const char *what)
+{
+    if (!is_known(name)) lost_name(what, name);
+}
+
+enum { NS_RENAME, NS_UNLINK, NS_LINK, NS_NOTHING };
+
+/* The step of a rename, unlink or link: numbered, cut or failed like any other; its change
+ * is applied to the model after the real call succeeded (before the images at a cut). */
+static int ns_step(int op, uint32_t id, const char *a, const char *b, int flags, int (*call)(void *), void *ctx)
+{
+    static const int calls[] = {PC_CALL_RENAME, PC_CALL_UNLINK, PC_CALL_LINK, PC_CALL_RENAME};
+    BEGIN_STEP();
+    int err, go = step_open(calls[op], id, 0, 0, &err);
+    if (go == GO_ERROR) {
+        step_close();
+        END_STEP();
+        errno = err;
+        return -1;
+    }
+    int r = go == GO_CUT ? 0 : call(ctx), saved = errno;
+    if (r == 0) {
+        if (op == NS_RENAME) note_rename(a, b, flags);
+        else if (op == NS_UNLINK) note_unlink(a);
+        else if (op == NS_LINK) note_link(a, b);
+    }
+    if (go == GO_CUT) CUT_RETURN(-1, call(ctx));
+    step_close();
+    END_STEP();
+    errno = saved;
+    return r;
+}
+
+typedef struct {
+    int olddir, newdir;
+    const char *oldp, *newp;
+    unsigned flags;
+} ns_args;
+
+static int call_rename(void *p)
+{
+    ns_args *a = p;
+    if (a->flags) {
+        if (real_renameat2) return real_renameat2(a->olddir, a->oldp, a->newdir, a->newp, a->flags);
+        return (int)syscall(SYS_renameat2, a->olddir, a->oldp, a->newdir, a->newp, a->flags);
+    }
+    return real_renameat ? real_renameat(a->olddir, a->oldp, a->newdir, a->newp)
+                         : (int)syscall(SYS_renameat2, a->olddir, a->oldp, a->newdir, a->newp, 0);
+}
+
+static int call_unlink(void *p)
+{
+    ns_args *a = p;
+    return real_unlinkat ? real_unlinkat(a->olddir, a->oldp, 0) : (int)syscall(SYS_unlinkat, a->olddir, a->oldp, 0);
+}
+
+static int call_link(void *p)
+{
+    ns_args *a = p;
+    return real_linkat ? real_linkat(a->olddir, a->oldp, a->newdir, a->newp, (int)a->flags)
+                       : (int)syscall(SYS_linkat, a->olddir, a->oldp, a->newdir, a->newp, (int)a->flags);
+}
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+
+static int do_rename(int olddir, const char *oldp, int newdir, const char *newp, unsigned flags)
+{
+    ns_args a = {olddir, newdir, oldp, newp, flags};
+    if (!ns_watching() || !oldp || !newp) return call_rename(&a);
+    char from[PATH_MAX], to[PATH_MAX];
+    pc__ns_name(olddir, oldp, from, sizeof from);
+    pc__ns_name(newdir, newp, to, sizeof to);
+    int from_there, to_there;
+    long fi = tracked_at(olddir, oldp, 0, &from_there), ti = tracked_at(newdir, newp, 0, &to_there);
+    if (fi < 0 && ti < 0 && !is_known(to)) return call_rename(&a); /* no tracked name involved */
+    if (fi < 0) {
+        if (!from_there) return call_rename(&a); /* fails: ENOENT */
+        lost_name("rename of a file the shim does not track over the tracked name", to);
+    }
+    if (flags & ~(unsigned)RENAME_NOREPLACE)
+        lost_name("renameat2 with flags other than RENAME_NOREPLACE (RENAME_EXCHANGE, RENAME_WHITEOUT) of", from);
+    need_known(from, "rename of a name of a tracked file that the shim never saw made:");
+    int mflags = ns_flags() | (to_there && ti < 0 && !is_known(to) ? PC_NAME_OVER_OTHER : 0);
+    /* two links of one file: rename(2) does nothing and succeeds (a step all the same) */
+    return ns_step(ti == fi ? NS_NOTHING : NS_RENAME, S.files[fi].id, from, to, mflags, call_rename, &a);
+}
+
+static int do_unlink(int dirfd, const char *path, int flags)
+{
+    ns_args a = {dirfd, dirfd, path, NULL, 0};
+    int there;
+    long fi;
+    /* rmdir (AT_REMOVEDIR) removes an empty directory: no tracked name goes with it */
+    if (!ns_watching() || !path || (flags & AT_REMOVEDIR) || (fi = tracked_at(dirfd, path, 0, &there)) < 0)
+        return real_unlinkat ? real_unlinkat(dirfd, path, flags) : (int)syscall(SYS_unlinkat, dirfd, path, flags);
+    char name[PATH_MAX];
+    pc__ns_name(dirfd, path, name, sizeof name);
+    need_known(name, "unlink of a name of a tracked file that the shim never saw made:");
+    return ns_step(NS_UNLINK, S.files[fi].id, name, NULL, 0, call_unlink, &a);
+}
+
+static int do_link(int olddir, const char *oldp, int newdir, const char *newp, int flags)
+{
+    ns_args a = {olddir, newdir, oldp, newp, (unsigned)flags};
+    int there;
+    long fi;
+    if (!ns_watching() || !oldp || !newp || (fi = tracked_at(olddir, oldp, flags & AT_SYMLINK_FOLLOW, &there)) < 0)
+        return call_link(&a);
+    char from[PATH_MAX], to[PATH_MAX];
+    pc__ns_name(olddir, oldp, from, sizeof from);
+    pc__ns_name(newdir, newp, to, sizeof to);
+    if (flags & AT_SYMLINK_FOLLOW) { /* the name linked from is the file's, wherever the symlink points */
+        char real[PATH_MAX];
+        if (realpath(from, real)) snprintf(from, sizeof from, "%s", real);
+    }
+    need_known(from, "link from a name of a tracked file that the shim never saw made:");
+    return ns_step(NS_LINK, S.files[fi].id, from, to, 0, call_link, &a);
+}
+
+PC_EXPORT int rename(const char *oldp, const char *newp)
+{
+    ENSURE();
+    return do_rename(AT_FDCWD, oldp, AT_FDCWD, newp, 0);
+}
+
+PC_EXPORT int renameat(int olddir, const char *oldp, int newdir, const char *newp)
+{
+    ENSURE();
+    return do_rename(olddir, oldp, newdir, newp, 0);
+}
+
+PC_EXPORT int renameat2(int olddir, const char *oldp, int newdir, const char *newp, unsigned int flags)
+{
+    ENSURE();
+    return do_rename(olddir, oldp, newdir, newp, flags);
+}
+
+PC_EXPORT int unlink(const char *path)
+{
+    ENSURE();
+    return do_unlink(AT_FDCWD, path, 0);
+}
+
+PC_EXPORT int unlinkat(int dirfd, const char *path, int flags)
+{
+    ENSURE();
+    return do_unlink(dirfd, path, flags);
+}
+
+/* remove(3) calls unlink inside glibc, where no interposer sees it. */
+PC_EXPORT int remove(const char *path)
+{
+    ENSURE();
+    struct stat st;
+    if (!ns_watching() || !path || lstat(path, &st) != 0 || S_ISDIR(st.st_mode)) return real_remove(path);
+    return do_unlink(AT_FDCWD, path, 0);
+}
+
+PC_EXPORT int link(const char *oldp, const char *newp)
+{
+    ENSURE();
+    return do_link(AT_FDCWD, oldp, AT_FDCWD, newp, 0);
+}
+
+PC_EXPORT int linkat(int olddir, const char *oldp, int newdir, const char *newp, int flags)
+{
+    ENSURE();
+    return do_link(olddir, oldp, newdir, newp, flags);
+}
+
 /* ---- foreign changes ---- */
 static int fc_mapped(size_t fi)
 {
@@ -2962,6 +3240,8 @@ static int exec_begin(void)
     }
     h.markn = (uint32_t)S.markn;
     memcpy(h.markbuf, S.markbuf, S.markn);
+    h.nknown = (uint32_t)S.nknown;
+    h.known = S.known;
     pc_tw *mw = NULL;
     if (S.m) {
         size_t len = 0;
@@ -3169,7 +3449,6 @@ static void adopt_handover(void)
         f->name_new = h.files[i].name_new;
         f->path = h.files[i].path;
         h.files[i].path = NULL;
-        f->has_parent = !pc__ns_parent(f->path, &f->pdev, &f->pino);
         pc__own_adopt(f->rfd);
         set_cloexec(f->rfd, 1);
         df_backed(f, 0, f->size); /* the disk-full model starts again: room until its error */
@@ -3182,6 +3461,7 @@ static void adopt_handover(void)
         if (h.fds[i].file > 0 && (uint32_t)h.fds[i].file <= h.nfiles) set_fd(h.fds[i].fd, h.fds[i].file, h.fds[i].flags);
     S.markn = h.markn;
     memcpy(S.markbuf, h.markbuf, h.markn);
+    for (uint32_t i = 0; i < h.nknown; i++) add_known(h.known[i]);
     pc__ho_free(&h);
 }
 
@@ -3385,6 +3665,8 @@ PC_EXPORT int pc_shim_reset(void)
         pc__blocks_free(&S.files[i].blocks);
     }
     S.nfiles = 0;
+    for (size_t i = 0; i < S.nknown; i++) free(S.known[i]);
+    S.nknown = 0;
     S.full = 0;
     S.full_step = 0;
     if (S.fds) memset(S.fds, 0, S.nfds * sizeof *S.fds); /* none tracked yet: NULL */

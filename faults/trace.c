@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 /*
- * Format, version 2 (documented in faults/README.md). All integers little-endian.
+ * Format, version 4 (documented in faults/README.md). All integers little-endian.
  *   header: "PCTRACE\0" u32 version u32 sector_size
  *   records: u8 type, then
  *     1 FILE     u32 id, u32 name_len, name, u64 size, content[size]   (content is durable)
@@ -34,6 +34,13 @@
  *    13 DIRSYNC  u32 id   (in a step: the file's name is durable when the step ends; version 2)
  *    14 OUTPUT   u8 stream (1 stdout, 2 stderr), u64 bytes written to it so far (before the next
  *                STEP; POWERCUT_OUTPUT=1; version 3)
+ *    15 RENAME   u8 flags, u32 from_len, from, u32 to_len, to   (pc_model_rename; version 4)
+ *    16 UNLINK   u8 flags, u32 len, name                        (pc_model_unlink; version 4)
+ *    17 LINK     u8 flags, u32 from_len, from, u32 to_len, to   (pc_model_link; version 4)
+ *    18 DIRSYNCP u32 len, dir  (in a step: the changed names in dir are durable when the step
+ *                ends; pc_model_dir_sync_path; version 4)
+ *    19 NAMESET  u32 vol, u32 dur, u64 key, u32 len, name  (a name's whole state: only in the
+ *                model the shim hands over across an exec, never in a trace file; version 4)
  * A step's records lie between its STEP and STEPEND; records outside steps are volatile
  * changes between steps (mostly pages written through mappings, found at the next step).
  * A trace may stop anywhere (the process died): the reader treats a truncated last record as
@@ -50,10 +57,10 @@
  */
 
 enum { R_FILE = 1, R_WRITE, R_TRUNC, R_STEP, R_SYNC, R_LOSE, R_MARK, R_STEPEND, R_END, R_FAIL, R_SIGBUS,
-       R_CREATED, R_DIRSYNC, R_OUTPUT };
-/* Version 2 added SIGBUS, CREATED and DIRSYNC, version 3 OUTPUT; an older trace is a newer one
- * without them. */
-#define PC_TRACE_VERSION 3u
+       R_CREATED, R_DIRSYNC, R_OUTPUT, R_RENAME, R_UNLINK, R_LINK, R_DIRSYNCP, R_NAMESET };
+/* Version 2 added SIGBUS, CREATED and DIRSYNC, version 3 OUTPUT, version 4 RENAME, UNLINK,
+ * LINK, DIRSYNCP and NAMESET; an older trace is a newer one without them. */
+#define PC_TRACE_VERSION 4u
 #define TW_BUFSZ (1u << 20)
 #define TW_CHUNK ((size_t)4 << 20)
 
@@ -379,6 +386,40 @@ int pc_tw_output(pc_tw *w, int stream, uint64_t bytes)
 }
 int pc_tw_dir_sync(pc_tw *w, uint32_t id) { return name_rec(w, R_DIRSYNC, id); }
 
+static int put_str(pc_tw *w, const char *s)
+{
+    uint32_t n = (uint32_t)strlen(s);
+    CHK(put32(w, n));
+    return n ? tw_put(w, s, n) : PC_OK;
+}
+
+static int ns_rec(pc_tw *w, int type, const char *a, const char *b, int flags)
+{
+    if (!w || !a || (type != R_UNLINK && !b)) return PC_EINVAL;
+    CHK(put8(w, (uint8_t)type));
+    CHK(put8(w, (uint8_t)flags));
+    CHK(put_str(w, a));
+    return type == R_UNLINK ? PC_OK : put_str(w, b);
+}
+int pc_tw_rename(pc_tw *w, const char *from, const char *to, int flags) { return ns_rec(w, R_RENAME, from, to, flags); }
+int pc_tw_unlink(pc_tw *w, const char *name, int flags) { return ns_rec(w, R_UNLINK, name, NULL, flags); }
+int pc_tw_link(pc_tw *w, const char *from, const char *to, int flags) { return ns_rec(w, R_LINK, from, to, flags); }
+int pc__tw_name_set(pc_tw *w, const char *path, uint32_t vol, uint32_t dur, uint64_t key)
+{
+    if (!w || !path) return PC_EINVAL;
+    rec r = {.n = 0};
+    r8(&r, R_NAMESET); r32(&r, vol); r32(&r, dur); r64(&r, key);
+    CHK(rput(w, &r));
+    return put_str(w, path);
+}
+
+int pc_tw_dir_sync_path(pc_tw *w, const char *dir)
+{
+    if (!w || !dir) return PC_EINVAL;
+    CHK(put8(w, R_DIRSYNCP));
+    return put_str(w, dir);
+}
+
 int pc_tw_mark(pc_tw *w, int kind, uint64_t op, const char *label)
 {
     if (!w) return PC_EINVAL;
@@ -524,6 +565,10 @@ static int index_trace(pc_trace *t)
         case R_SYNC: case R_LOSE: g32(&r); g64(&r); g64(&r); break;
         case R_FAIL: g8(&r); g64(&r); g64(&r); break;
         case R_CREATED: case R_DIRSYNC: g32(&r); break;
+        case R_RENAME: case R_LINK: g8(&r); take(&r, g32(&r)); take(&r, g32(&r)); break;
+        case R_UNLINK: g8(&r); take(&r, g32(&r)); break;
+        case R_DIRSYNCP: take(&r, g32(&r)); break;
+        case R_NAMESET: g32(&r); g32(&r); g64(&r); take(&r, g32(&r)); break;
         case R_OUTPUT: {
             uint8_t stream = g8(&r);
             uint64_t bytes = g64(&r);
@@ -837,6 +882,34 @@ static int apply(pc_replay *rp, int *ev, uint64_t *step)
         uint32_t id = g32(&r);
         if (r.bad) return PC_EFORMAT;
         rc = type == R_CREATED ? pc_model_created(rp->m, id) : pc_model_dir_sync(rp->m, id);
+        break;
+    }
+    case R_RENAME: case R_LINK: case R_UNLINK: case R_DIRSYNCP: {
+        int flags = type == R_DIRSYNCP ? 0 : g8(&r);
+        uint32_t an = g32(&r);
+        const uint8_t *a = take(&r, an);
+        uint32_t bn = type == R_RENAME || type == R_LINK ? g32(&r) : 0;
+        const uint8_t *b = bn ? take(&r, bn) : NULL;
+        if (r.bad) return PC_EFORMAT;
+        char *sa = strndup((const char *)a, an), *sb = strndup(b ? (const char *)b : "", bn);
+        if (!sa || !sb) rc = PC_ENOMEM;
+        else if (type == R_RENAME) rc = pc_model_rename(rp->m, sa, sb, flags);
+        else if (type == R_LINK) rc = pc_model_link(rp->m, sa, sb, flags);
+        else if (type == R_UNLINK) rc = pc_model_unlink(rp->m, sa, flags);
+        else rc = pc_model_dir_sync_path(rp->m, sa);
+        free(sa);
+        free(sb);
+        break;
+    }
+    case R_NAMESET: {
+        uint32_t vol = g32(&r), dur = g32(&r);
+        uint64_t key = g64(&r);
+        uint32_t n = g32(&r);
+        const uint8_t *p = take(&r, n);
+        if (r.bad) return PC_EFORMAT;
+        char *path = strndup((const char *)p, n);
+        rc = path ? pc__model_name_set(rp->m, path, vol, dur, key) : PC_ENOMEM;
+        free(path);
         break;
     }
     case R_MARK: { g8(&r); g64(&r); uint32_t ll = g32(&r); take(&r, ll); break; }

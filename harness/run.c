@@ -8,14 +8,19 @@
  * - From that one trace, every crash state is derived, as `crashcheck explore` derives a
  *   pager file's: at each step, each tear of what the step makes durable x each early
  *   writeback of other dirty data; and the durable state the whole run leaves (a crash at
- *   exit: what was never synced is lost). A state is the content of every tracked file;
+ *   exit: what was never synced is lost). A state is what every name holds (below);
  *   identical states are checked once. A file the program first opens after some steps
- *   (SQLite opens its journal at the first write) is, in the states cut before that, as it
- *   was before the run: absent if the program creates it.
- * - Each distinct state is laid out in state/ (a copy of snap/ with each tracked file replaced
- *   by its image) and the check runs there (sh -c CHECK). A non-zero exit is a violation; the
- *   first states that fail are kept in the output folder with their story, named by the
- *   state's number in the enumeration.
+ *   (SQLite opens its journal at the first write) has no name in the model before that: the
+ *   states cut earlier hold it as it was before the run (snap/), absent if the program
+ *   creates it.
+ * - Each distinct state is laid out in state/ as a directory tree: a copy of snap/, then every
+ *   name the trace knows (each tracked file's first name, and every name a rename, unlink or
+ *   link of a tracked file touched) under its full path relative to the program's folder:
+ *   the image of the file it holds in that state, or removed when it holds none (a name
+ *   holding a file the shim never tracked keeps what snap/ has there). Two files of one base
+ *   name in two subfolders are two names: neither overwrites the other. The check runs there
+ *   (sh -c CHECK). A non-zero exit is a violation; the first states that fail are kept in
+ *   the output folder with their story, named by the state's number in the enumeration.
  * - --jobs N: N worker processes, forked once the trace is read, each walk the whole trace
  *   (deriving a state costs little next to a check) and check the states whose hash falls to
  *   them (cc_takes), each in its own state-J/ and with its own notes and stdout files. The
@@ -31,10 +36,12 @@
  *   stdio buffer were not told to anyone). The trace is the truth: the program runs once, so
  *   a program whose files differ from run to run (random nonces, times) needs no rerun.
  *
- * Names (--profile posix, the default): a file the program creates has no name in a crash
- * state until an fsync of its directory (libpowercut's POWERCUT_NAMESPACE=posix); the state
- * then lacks it. Not modelled yet: renames, unlinks and links (a deleted or renamed file keeps
- * its content under its first name). */
+ * Names (--profile posix, the default; libpowercut's POWERCUT_NAMESPACE=posix): a file the
+ * program creates, renames, removes or links changes names in a crash state only once an
+ * fsync of the directory holding each changed name made it durable: until then the state has
+ * the names as they were on the disk (a file not created yet, a deleted file still there
+ * with its content as of the cut, a renamed one under its old name, the file it was renamed
+ * over still in place). With --profile none names are as the program last saw them. */
 #include "run.h"
 
 #include <dirent.h>
@@ -198,11 +205,14 @@ typedef struct walk {
   const cc_prog_opts *o;
   cc_prog_result *r;
   pc_trace *t;
-  char **rel;          /* each tracked file's path under the program's folder */
+  char live[PATH_MAX], real[PATH_MAX]; /* the program's folder, as given and resolved */
   uint32_t nfiles;
-  uint8_t **img;       /* the state at hand: each file's image */
+  uint8_t **img;       /* the state at hand: the image of each file a name holds (else NULL) */
   uint64_t *len;
-  uint32_t known;      /* files the trace had met by then (ids from 0): the others as before the run */
+  uint32_t nnames, ncap;
+  const char **name;   /* ... each name the model knows, under the program's folder */
+  uint32_t *holds;     /* ... the file it holds: an id, PC_NAME_NONE or PC_NAME_OTHER */
+  signed char *in_snap; /* per name: snap/ has a file there (1), not (0), unknown yet (-1) */
   cc_hashset seen;     /* hashes of the states checked */
   unsigned shard, shards, worker, workers; /* which states this process checks: cc_takes */
   bool progress;       /* this process draws the progress line (one worker does) */
@@ -234,6 +244,8 @@ static int copy_head(const char *from, const char *to, uint64_t n) {
   return rc;
 }
 
+static int snap_has(walk *w, uint32_t i);
+
 /* Checks the state held in w->img, cut at `step` (0: the end of the run), when the program had
  * written `out` and `err` bytes to its stdout and stderr. */
 static int check_state(walk *w, uint64_t step, const char *call, const char *crash, uint64_t out, uint64_t err) {
@@ -246,9 +258,13 @@ static int check_state(walk *w, uint64_t step, const char *call, const char *cra
   while (before < n && pc_trace_note(w->t, before, &after, &text) == PC_OK && (!step || after < step)) before++;
   uint64_t h = 0x84222325CBF29CE4ull ^ before * 0xC2B2AE3D27D4EB4Full ^ out * 0x165667B19E3779F9ull ^
                err * 0x27D4EB2F165667C5ull;
-  for (uint32_t i = 0; i < w->nfiles; i++)
-    h = h * 0x100000001B3ull ^ (i >= w->known ? 0x27BB2EE6u : w->img[i] ? cc_hash(w->img[i], w->len[i]) : 0x5BD1E995u) ^
-        (i + 1) * 0x9E3779B97F4A7C15ull;
+  for (uint32_t i = 0; i < w->nnames; i++) {
+    uint32_t f = w->holds[i];
+    if (f == PC_NAME_OTHER) continue; /* as snap/ has it, in every state */
+    if (f == PC_NAME_NONE && !snap_has(w, i)) continue; /* absent, as if never known */
+    h = h * 0x100000001B3ull ^ cc_hash(w->name[i], strlen(w->name[i])) ^
+        (f == PC_NAME_NONE ? 0x5BD1E995u : cc_hash(w->img[f], w->len[f]) * 0x9E3779B97F4A7C15ull);
+  }
   if (!cc_takes(h, w->shard, w->shards, w->worker, w->workers) || !cc_hashset_add(&w->seen, h)) return CC_OK;
   r->distinct++;
   FILE *nf = fopen(w->notes, "w");
@@ -263,15 +279,17 @@ static int check_state(walk *w, uint64_t step, const char *call, const char *cra
     return CC_EIO;
   }
   char path[PATH_MAX];
-  for (uint32_t i = 0; i < w->known; i++) {
-    if (!w->img[i]) { /* no name: gone, whatever the folder held before */
-      if (join(path, sizeof path, w->state, w->rel[i]) == 0 && unlink(path) != 0 && errno != ENOENT) {
+  for (uint32_t i = 0; i < w->nnames; i++) {
+    uint32_t f = w->holds[i];
+    if (f == PC_NAME_OTHER) continue;
+    if (f == PC_NAME_NONE) { /* not on the disk: gone, whatever the folder held before */
+      if (join(path, sizeof path, w->state, w->name[i]) == 0 && unlink(path) != 0 && errno != ENOENT) {
         snprintf(r->error, sizeof r->error, "cannot remove %.900s: %s", path, strerror(errno));
         return CC_EIO;
       }
       continue;
     }
-    if (join(path, sizeof path, w->state, w->rel[i]) != 0 || put_file(path, w->img[i], w->len[i]) != 0) {
+    if (join(path, sizeof path, w->state, w->name[i]) != 0 || put_file(path, w->img[f], w->len[f]) != 0) {
       snprintf(r->error, sizeof r->error, "cannot write %.900s: %s", path, strerror(errno));
       return CC_EIO;
     }
@@ -330,27 +348,69 @@ static int check_state(walk *w, uint64_t step, const char *call, const char *cra
   return CC_OK;
 }
 
-/* The state of crash `crash` at the replay's current step into w->img (NULL: the file has no
- * name in that state: created, and its directory not synced since). A file the program
- * first opens later in the run (SQLite's rollback journal, opened at the first write that
- * needs it) is not in the model yet: the state holds it as it was before the run (snap/),
- * absent if the program creates it. */
+/* A name under the program's folder: the path relative to it, or NULL when outside. */
+static const char *rel_of(const walk *w, const char *name) {
+  size_t a = strlen(w->live), b = strlen(w->real);
+  if (!strncmp(name, w->live, a) && name[a] == '/' && name[a + 1]) return name + a + 1;
+  if (!strncmp(name, w->real, b) && name[b] == '/' && name[b + 1]) return name + b + 1;
+  return NULL;
+}
+
+static int snap_has(walk *w, uint32_t i) {
+  if (w->in_snap[i] < 0) {
+    char path[PATH_MAX];
+    struct stat st;
+    w->in_snap[i] = join(path, sizeof path, w->snap, w->name[i]) == 0 && lstat(path, &st) == 0;
+  }
+  return w->in_snap[i];
+}
+
+/* The state of crash `crash` at the replay's current step: what each name holds, and the
+ * image of each file a name holds, into w->holds and w->img. */
 static int derive(walk *w, pc_model *m, const pc_crash *crash) {
-  w->known = 0;
-  pc_model_file_count(m, &w->known);
-  if (w->known > w->nfiles) w->known = w->nfiles;
   for (uint32_t i = 0; i < w->nfiles; i++) {
     free(w->img[i]);
     w->img[i] = NULL;
     w->len[i] = 0;
-    if (i >= w->known) continue;
-    int exists = 1;
-    if (pc_model_image_exists(m, i, crash, &exists) == PC_OK && !exists) continue;
-    if (pc_model_image(m, i, crash, &w->img[i], &w->len[i]) != PC_OK) {
-      snprintf(w->r->error, sizeof w->r->error, "cannot derive the image of %s", w->rel[i]);
+  }
+  uint32_t n = 0;
+  pc_model_name_count(m, &n);
+  if (n > w->ncap) {
+    const char **nm = realloc(w->name, n * sizeof *nm);
+    if (nm) w->name = nm;
+    uint32_t *hd = realloc(w->holds, n * sizeof *hd);
+    if (hd) w->holds = hd;
+    signed char *sn = realloc(w->in_snap, n);
+    if (sn) w->in_snap = sn;
+    if (!nm || !hd || !sn) {
+      snprintf(w->r->error, sizeof w->r->error, "out of memory");
+      return CC_ENOMEM;
+    }
+    memset(w->in_snap + w->ncap, -1, n - w->ncap);
+    w->ncap = n;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    const char *path = NULL;
+    pc_model_name(m, i, &path);
+    if (!path || !(w->name[i] = rel_of(w, path))) {
+      snprintf(w->r->error, sizeof w->r->error,
+               "the program gave a tracked file the name %.900s, outside its folder: --files names files under the "
+               "folder it runs in, and their names must stay there", path ? path : "?");
+      return CC_EINVAL;
+    }
+    uint32_t f = PC_NAME_OTHER;
+    if (pc_model_image_name(m, i, crash, &f) != PC_OK ||
+        (f < w->nfiles && !w->img[f] && pc_model_image(m, f, crash, &w->img[f], &w->len[f]) != PC_OK)) {
+      snprintf(w->r->error, sizeof w->r->error, "cannot derive the image of %s", w->name[i]);
       return CC_EIO;
     }
+    if (f < PC_NAME_OTHER && f >= w->nfiles) {
+      snprintf(w->r->error, sizeof w->r->error, "the trace names file %u of %u", f, w->nfiles);
+      return CC_EIO;
+    }
+    w->holds[i] = f;
   }
+  w->nnames = n;
   return CC_OK;
 }
 
@@ -407,24 +467,18 @@ static int walk_trace(walk *w) {
   return rc;
 }
 
-/* Each tracked file's path under `live` (the trace names them absolute). */
-static int relative_names(walk *w, const char *live) {
-  char real[PATH_MAX];
-  if (!realpath(live, real)) snprintf(real, sizeof real, "%s", live);
+/* Each tracked file's first name must be under `live` (the trace names them absolute): said
+ * before any state is checked. */
+static int names_inside(walk *w) {
   for (uint32_t i = 0; i < w->nfiles; i++) {
     const char *name = NULL;
     pc_trace_file_name(w->t, i, &name);
-    const char *rel = NULL;
-    size_t a = strlen(live), b = strlen(real);
-    if (name && !strncmp(name, live, a) && name[a] == '/') rel = name + a + 1;
-    else if (name && !strncmp(name, real, b) && name[b] == '/') rel = name + b + 1;
-    if (!rel || !*rel) {
+    if (!name || !rel_of(w, name)) {
       snprintf(w->r->error, sizeof w->r->error,
                "the program tracked %s, outside its folder: --files names files under the folder it runs in",
                name ? name : "?");
       return CC_EINVAL;
     }
-    if (!(w->rel[i] = strdup(rel))) return CC_ENOMEM;
   }
   return CC_OK;
 }
@@ -606,22 +660,22 @@ int cc_run_program(const cc_prog_opts *o, cc_prog_result *r) {
   }
   pc_trace_file_count(w.t, &w.nfiles);
   r->files = w.nfiles;
-  w.rel = calloc(w.nfiles + 1, sizeof *w.rel);
   w.img = calloc(w.nfiles + 1, sizeof *w.img);
   w.len = calloc(w.nfiles + 1, sizeof *w.len);
-  if (!w.rel || !w.img || !w.len) {
+  snprintf(w.live, sizeof w.live, "%s", live);
+  if (!realpath(live, w.real)) snprintf(w.real, sizeof w.real, "%s", live);
+  if (!w.img || !w.len) {
     snprintf(r->error, sizeof r->error, "out of memory");
     rc = CC_ENOMEM;
-  } else if ((rc = relative_names(&w, live)) == CC_OK) {
+  } else if ((rc = names_inside(&w)) == CC_OK) {
     rc = walk_all(&w);
   }
-  for (uint32_t i = 0; i < w.nfiles; i++) {
-    if (w.rel) free(w.rel[i]);
-    if (w.img) free(w.img[i]);
-  }
-  free(w.rel);
+  for (uint32_t i = 0; w.img && i < w.nfiles; i++) free(w.img[i]);
   free(w.img);
   free(w.len);
+  free(w.name);
+  free(w.holds);
+  free(w.in_snap);
   cc_hashset_free(&w.seen);
   pc_trace_free(w.t);
   r->seconds = now_s() - t0;

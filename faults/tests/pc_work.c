@@ -64,6 +64,13 @@
  *   g                futimens(fd, NULL): a new st_mtime, the same bytes
  *   b:MODE:TEXT      stdio alone: fopen(FILE, MODE) (r+ or w), fputs TEXT, fflush, fsync its
  *                    descriptor, fclose
+ *   Names (NAME: a path relative to FILE's directory; the file's current name moves with %):
+ *   @:NAME           the descriptor moves to NAME, created (O_CREAT|O_TRUNC): the current file
+ *   %:NAME:HOW       rename the current file to NAME (HOW: r rename, a renameat, n renameat2
+ *                    RENAME_NOREPLACE, x renameat2 RENAME_EXCHANGE)
+ *   #:NAME:HOW       remove NAME (HOW: u unlink, a unlinkat, r remove)
+ *   ^:NAME:HOW       a hard link NAME to the current file (HOW: l link, a linkat)
+ *   /:NAME           fsync the directory NAME ("." : FILE's directory)
  *   e:HOW            the rest of the operations run in a new image of pc_work (HOW: v execv,
  *                    p execvp, l execl, e execve, E execve with only PATH (and ASAN_OPTIONS)
  *                    set, f fexecve,
@@ -73,6 +80,15 @@
 
 static int fd = -1;
 static const char *path;
+static char base[4096], cur[4096]; /* FILE's directory; the current file's name */
+
+/* NAME (up to the next ':') under FILE's directory. */
+static void name_at(char **p, char *out, size_t n)
+{
+    size_t len = strcspn(*p, ":");
+    snprintf(out, n, "%s/%.*s", base, (int)len, *p);
+    *p += len + (( *p)[len] == ':');
+}
 static unsigned char *map;
 static size_t maplen;
 
@@ -177,6 +193,10 @@ int main(int argc, char **argv)
         return 2;
     }
     path = argv[1];
+    snprintf(cur, sizeof cur, "%s", path);
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    snprintf(base, sizeof base, "%s", dirname(tmp));
     reopen(0);
     for (int i = 2; i < argc; i++) {
         char op = argv[i][0];
@@ -472,6 +492,44 @@ int main(int argc, char **argv)
             FILE *st = fopen(path, mode);
             if (!st || fputs(p, st) < 0 || fflush(st) || fsync(fileno(st))) r = -1;
             if (st) fclose(st);
+            break;
+        }
+        case '@': {
+            name_at(&p, cur, sizeof cur);
+            close(fd);
+            fd = open(cur, O_RDWR | O_CREAT | O_TRUNC, 0644);
+            if (fd < 0) exit(3);
+            break;
+        }
+        case '%': {
+            char to[4096];
+            name_at(&p, to, sizeof to);
+            char how = *p ? *p : 'r';
+            if (how == 'r') r = rename(cur, to);
+            else if (how == 'a') r = renameat(AT_FDCWD, cur, AT_FDCWD, to);
+            else r = renameat2(AT_FDCWD, cur, AT_FDCWD, to, how == 'n' ? RENAME_NOREPLACE : RENAME_EXCHANGE);
+            if (!r) snprintf(cur, sizeof cur, "%s", to);
+            break;
+        }
+        case '#': {
+            char name[4096];
+            name_at(&p, name, sizeof name);
+            char how = *p ? *p : 'u';
+            r = how == 'u' ? unlink(name) : how == 'a' ? unlinkat(AT_FDCWD, name, 0) : remove(name);
+            break;
+        }
+        case '^': {
+            char name[4096];
+            name_at(&p, name, sizeof name);
+            r = *p == 'a' ? linkat(AT_FDCWD, cur, AT_FDCWD, name, 0) : link(cur, name);
+            break;
+        }
+        case '/': {
+            char name[4096];
+            name_at(&p, name, sizeof name);
+            int dfd = open(name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            r = dfd < 0 ? -1 : fsync(dfd);
+            if (dfd >= 0) close(dfd);
             break;
         }
         default: fprintf(stderr, "pc_work: unknown op %s\n", argv[i]); return 2;

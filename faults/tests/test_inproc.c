@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../powercut.h"
@@ -274,6 +275,40 @@ static void test_cut_then_continue(void **st)
     got = NULL;
 }
 
+/* pc_shim_reset forgets names too: a directory that held only a name a rename of the last run
+ * made is no directory of a tracked name in the next one (its fsync is no step). */
+static void test_names_reset(void **st)
+{
+    (void)st;
+    char sub[160], moved[200];
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    snprintf(moved, sizeof moved, "%s/x", sub);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    assert_int_equal(pc_shim_set_image_cb(NULL, NULL), PC_OK);
+    assert_int_equal(pc_shim_set_cut(0, NULL), PC_OK);
+    assert_int_equal(pc_shim_reset(), PC_OK);
+    int fd = open(file, O_RDWR | O_CREAT, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(rename(file, moved), 0); /* step 1 */
+    int dfd = open(sub, O_RDONLY | O_DIRECTORY);
+    assert_int_equal(fsync(dfd), 0); /* step 2: sub holds the name x */
+    pc_stats s;
+    assert_int_equal(pc_shim_stats(&s), PC_OK);
+    assert_int_equal(s.steps, 2);
+    close(fd);
+    assert_int_equal(pc_shim_reset(), PC_OK);
+    fd = open(file, O_RDWR | O_CREAT, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(fsync(dfd), 0);
+    assert_int_equal(pc_shim_stats(&s), PC_OK);
+    assert_int_equal(s.steps, 0);
+    close(fd);
+    close(dfd);
+    assert_int_equal(pc_shim_reset(), PC_OK);
+    unlink(moved);
+    rmdir(sub);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/pcinproc.XXXXXX");
@@ -287,6 +322,7 @@ int main(void)
         cmocka_unit_test(test_cuts_in_memory),
         cmocka_unit_test(test_backends_and_reset),
         cmocka_unit_test(test_cut_then_continue),
+        cmocka_unit_test(test_names_reset),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     unlink(file);

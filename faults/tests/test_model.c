@@ -682,7 +682,7 @@ static void test_trace_replay_matches_live(void **st)
     pc_trace *t2;
     assert_int_equal(pc_trace_from_memory(buf, blen - 3, &t2), PC_OK);
     pc_trace_free(t2);
-    assert_int_equal(pc_trace_from_memory("PCTRACE\0\4\0\0\0\0\2\0\0", 16, &t2), PC_EFORMAT);
+    assert_int_equal(pc_trace_from_memory("PCTRACE\0\5\0\0\0\0\2\0\0", 16, &t2), PC_EFORMAT); /* version 5: unknown */
     pc_trace_free(t);
     for (uint64_t s = 0; s < k; s++)
         for (size_t i = 0; i < NSPECS; i++) free(sn[s].img[i]);
@@ -823,6 +823,160 @@ static void test_created_names(void **st)
             if (e != want[k - 1][i]) fail_msg("step %llu, %s: exists %d", (unsigned long long)k, cuts[i], e);
         }
     pc_trace_free(t);
+    /* the same records under a version 3 header (a trace the shim wrote before names had
+     * records of their own, its DIRSYNC per created file) read and answer the same */
+    uint8_t *v3 = malloc(len);
+    memcpy(v3, buf, len);
+    assert_int_equal(v3[8], 4);
+    v3[8] = 3;
+    assert_int_equal(pc_trace_from_memory(v3, len, &t), PC_OK);
+    free(v3);
+    for (uint64_t k = 1; k <= 2; k++)
+        for (size_t i = 0; i < 4; i++) {
+            pc_crash c;
+            int e = -1;
+            assert_int_equal(pc_crash_parse(cuts[i], &c), PC_OK);
+            assert_int_equal(pc_trace_image_exists(t, made, k, &c, &e), PC_OK);
+            if (e != want[k - 1][i]) fail_msg("version 3, step %llu, %s: exists %d", (unsigned long long)k, cuts[i], e);
+        }
+    pc_trace_free(t);
+    pc_tw_free(w);
+    pc_model_free(m);
+}
+
+/* Names apart from files: rename, unlink and link change what names hold as the process sees
+ * them; an fsync of a name's directory makes its change durable (lands with the cut as the
+ * size does); writeback writes a namespace operation whole (one coin for both names of a
+ * rename); PC_NAME_DURABLE applies at once; the target of a rename unknown to the model may
+ * hold a file it does not track. The trace gives the same answers at every step. */
+enum { NS_STEPS = 9 };
+static const char *const ns_names[] = {"d/a", "d/b", "e/c", "e/l", "e/o"};
+static const char *const ns_specs[] = {"none", "all", "none:all", "none:random:1", "none:random:2", "none:random:3"};
+enum { NS_NNAMES = 5, NS_NSPECS = 6 };
+
+static uint32_t holds_at(pc_model *m, const char *name, const char *spec)
+{
+    pc_crash c;
+    assert_int_equal(pc_crash_parse(spec, &c), PC_OK);
+    uint32_t n;
+    assert_int_equal(pc_model_name_count(m, &n), PC_OK);
+    for (uint32_t i = 0; i < n; i++) {
+        const char *nm;
+        assert_int_equal(pc_model_name(m, i, &nm), PC_OK);
+        if (strcmp(nm, name)) continue;
+        uint32_t h;
+        assert_int_equal(pc_model_image_name(m, i, &c, &h), PC_OK);
+        return h;
+    }
+    return PC_NAME_OTHER + 1; /* unknown to the model */
+}
+
+static void ns_table(pc_model *m, uint32_t (*out)[NS_NSPECS])
+{
+    for (int i = 0; i < NS_NNAMES; i++)
+        for (int j = 0; j < NS_NSPECS; j++) out[i][j] = holds_at(m, ns_names[i], ns_specs[j]);
+}
+
+static void test_namespace_ops(void **st)
+{
+    (void)st;
+    pc_model *m;
+    pc_tw *w;
+    assert_int_equal(pc_model_new(SEC, &m), PC_OK);
+    assert_int_equal(pc_tw_new(-1, SEC, &w), PC_OK);
+    uint32_t x, y, z;
+    assert_int_equal(pc_model_add_file(m, "d/a", "x", 1, &x), PC_OK);
+    assert_int_equal(pc_tw_file(w, 0, "d/a", "x", 1), PC_OK);
+    assert_int_equal(pc_model_add_file(m, "d/b", "y", 1, &y), PC_OK);
+    assert_int_equal(pc_tw_file(w, 1, "d/b", "y", 1), PC_OK);
+    assert_int_equal(pc_model_add_file(m, "e/c", "z", 1, &z), PC_OK);
+    assert_int_equal(pc_tw_file(w, 2, "e/c", "z", 1), PC_OK);
+    assert_int_equal(pc_model_rename(m, "d/nothing", "d/b", 0), PC_ENOENT);
+    assert_int_equal(pc_model_link(m, "d/a", "d/b", 0), PC_EINVAL); /* link never replaces */
+    assert_int_equal(pc_model_dir_sync_path(m, "d"), PC_ESTATE);   /* only inside a step */
+    uint32_t live[NS_STEPS][NS_NNAMES][NS_NSPECS];
+    uint64_t k = 0;
+#define NS_STEP(call, body) do { \
+        assert_int_equal(pc_model_step_begin(m, &k), PC_OK); \
+        assert_int_equal(pc_tw_step(w, k, call, 0, 0, 0, 0), PC_OK); \
+        body; \
+        ns_table(m, live[k - 1]); \
+        assert_int_equal(pc_model_step_end(m), PC_OK); \
+        assert_int_equal(pc_tw_step_end(w), PC_OK); \
+    } while (0)
+#define BOTH(mcall, tcall) do { assert_int_equal(mcall, PC_OK); assert_int_equal(tcall, PC_OK); } while (0)
+    /* 1: d/a renamed over d/b: volatile; written back whole or not at all */
+    NS_STEP(PC_CALL_RENAME, BOTH(pc_model_rename(m, "d/a", "d/b", 0), pc_tw_rename(w, "d/a", "d/b", 0)));
+    assert_int_equal(live[0][1][0], y);
+    assert_int_equal(live[0][0][0], x);
+    assert_int_equal(live[0][1][1], y); /* tear all: the rename syncs nothing */
+    assert_int_equal(live[0][1][2], x); /* writeback all wrote it */
+    assert_int_equal(live[0][0][2], PC_NAME_NONE);
+    int drawn[2] = {0, 0};
+    for (int seed = 0; seed < 32; seed++) {
+        char spec[32];
+        snprintf(spec, sizeof spec, "none:random:%d", seed);
+        uint32_t a = holds_at(m, "d/a", spec), b = holds_at(m, "d/b", spec);
+        assert_true((a == x && b == y) || (a == PC_NAME_NONE && b == x)); /* never half a rename */
+        drawn[b == x]++;
+    }
+    assert_true(drawn[0] && drawn[1]);
+    /* 2: e's fsync leaves d alone; 3: d's fsync lands the rename with every tear but none */
+    NS_STEP(PC_CALL_FSYNC_DIR, BOTH(pc_model_dir_sync_path(m, "e"), pc_tw_dir_sync_path(w, "e")));
+    assert_int_equal(live[1][1][1], y);
+    NS_STEP(PC_CALL_FSYNC_DIR, BOTH(pc_model_dir_sync_path(m, "d"), pc_tw_dir_sync_path(w, "d")));
+    assert_int_equal(live[2][1][0], y);
+    assert_int_equal(live[2][1][1], x);
+    assert_int_equal(live[2][0][1], PC_NAME_NONE);
+    assert_int_equal(holds_at(m, "d/b", "none"), x); /* durable once the step ended */
+    /* 4: e/c unlinked: there until e's fsync, with its file */
+    NS_STEP(PC_CALL_UNLINK, BOTH(pc_model_unlink(m, "e/c", 0), pc_tw_unlink(w, "e/c", 0)));
+    assert_int_equal(live[3][2][0], z);
+    assert_int_equal(live[3][2][2], PC_NAME_NONE);
+    /* 5: a link of d/b's file as e/l */
+    NS_STEP(PC_CALL_LINK, BOTH(pc_model_link(m, "d/b", "e/l", 0), pc_tw_link(w, "d/b", "e/l", 0)));
+    assert_int_equal(live[4][3][0], PC_NAME_NONE);
+    assert_int_equal(live[4][3][2], x);
+    /* 6: e's fsync: both changes there land */
+    NS_STEP(PC_CALL_FSYNC_DIR, BOTH(pc_model_dir_sync_path(m, "e"), pc_tw_dir_sync_path(w, "e")));
+    assert_int_equal(live[5][2][1], PC_NAME_NONE);
+    assert_int_equal(live[5][3][1], x);
+    /* 7: e/l renamed over e/o, which held a file the model does not track */
+    NS_STEP(PC_CALL_RENAME, BOTH(pc_model_rename(m, "e/l", "e/o", PC_NAME_OVER_OTHER),
+                                 pc_tw_rename(w, "e/l", "e/o", PC_NAME_OVER_OTHER)));
+    assert_int_equal(live[6][4][0], PC_NAME_OTHER);
+    assert_int_equal(live[6][4][2], x);
+    /* 8: a change durable at once (names not modelled) */
+    NS_STEP(PC_CALL_UNLINK, BOTH(pc_model_unlink(m, "d/b", PC_NAME_DURABLE), pc_tw_unlink(w, "d/b", PC_NAME_DURABLE)));
+    assert_int_equal(live[7][1][0], PC_NAME_NONE);
+    /* 9: a dir fsync that fails lands nothing */
+    pc_crash none;
+    assert_int_equal(pc_crash_parse("none", &none), PC_OK);
+    NS_STEP(PC_CALL_FSYNC_DIR, BOTH(pc_model_dir_sync_path(m, "e"), pc_tw_dir_sync_path(w, "e"));
+            BOTH(pc_model_step_fail(m, &none), pc_tw_step_fail(w, &none)));
+    assert_int_equal(holds_at(m, "e/o", "none"), PC_NAME_OTHER);
+#undef NS_STEP
+#undef BOTH
+    assert_int_equal(pc_tw_finish(w), PC_OK);
+    const uint8_t *buf;
+    size_t len;
+    assert_int_equal(pc_tw_buffer(w, &buf, &len), PC_OK);
+    pc_trace *t;
+    assert_int_equal(pc_trace_from_memory(buf, len, &t), PC_OK);
+    pc_replay *r;
+    assert_int_equal(pc_replay_new(t, &r), PC_OK);
+    for (uint64_t s = 1; s <= NS_STEPS; s++) {
+        uint64_t got;
+        assert_int_equal(pc_replay_next(r, &got), PC_OK);
+        assert_int_equal(got, s);
+        pc_model *rm;
+        assert_int_equal(pc_replay_model(r, &rm), PC_OK);
+        uint32_t replayed[NS_NNAMES][NS_NSPECS];
+        ns_table(rm, replayed);
+        assert_memory_equal(replayed, live[s - 1], sizeof replayed);
+    }
+    pc_replay_free(r);
+    pc_trace_free(t);
     pc_tw_free(w);
     pc_model_free(m);
 }
@@ -848,6 +1002,7 @@ int main(void)
         cmocka_unit_test(test_trace_replay_matches_live),
         cmocka_unit_test(test_disk_blocks),
         cmocka_unit_test(test_created_names),
+        cmocka_unit_test(test_namespace_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

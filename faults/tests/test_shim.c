@@ -1131,10 +1131,11 @@ static void test_other_name(void **st)
 {
     (void)st;
     uint64_t len;
-    uint8_t *img = cut_image("3:none", NULL, "w:0:10:65 l w:0:100:66 f", &len); /* the link's fsync */
+    /* 1 pwrite, 2 link (a step of its own), 3 pwrite through the link, 4 its fsync */
+    uint8_t *img = cut_image("4:none", NULL, "w:0:10:65 l w:0:100:66 f", &len);
     assert_int_equal(len, 0);
     free(img);
-    img = cut_image("3:all", NULL, "w:0:10:65 l w:0:100:66 f", &len);
+    img = cut_image("4:all", NULL, "w:0:10:65 l w:0:100:66 f", &len);
     assert_int_equal(len, 100);
     assert_true(range_is(img, 0, 100, 66));
     free(img);
@@ -1380,6 +1381,270 @@ static void test_existing_name_stays_durable(void **st)
     assert_null(slurp("f.crash", &len));
     /* an unknown namespace model is a usage error */
     assert_int_equal(run("POWERCUT_NAMESPACE=ext5", "w:0:1:97"), 2);
+}
+
+/* ---- names: rename, unlink, link (POWERCUT_NAMESPACE=posix unless said) ---- */
+static void expect_lost(const char *envs, const char *ops, const char *what);
+
+static void put(const char *name, int byte, size_t len)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    uint8_t *b = malloc(len + 1);
+    memset(b, byte, len);
+    assert_int_equal(write(fd, b, len), (ssize_t)len);
+    free(b);
+    close(fd);
+}
+
+static void clean_names(void)
+{
+    clean();
+    const char *names[] = {"f.tmp", "f.tmp.crash", "f.new", "f.new.crash", "g", "f.ln.crash",
+                           "sub/f2", "sub/f2.crash", "f2", "f2.crash"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char p[256];
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        unlink(p);
+    }
+}
+
+/* A run of ops cut at `cut`, every dir/f* file tracked, under namespace model `ns`. */
+static void names_cut(const char *ns, const char *cut, const char *ops, const char *pre)
+{
+    clean_names();
+    if (pre) put("f", 'o', 4096); /* there before the run: durable */
+    char envs[512];
+    snprintf(envs, sizeof envs, "POWERCUT_FILE=%s/f*|POWERCUT_NAMESPACE=%s|POWERCUT_CUT=%s", dir, ns, cut);
+    int rc = run(envs, ops);
+    if (rc != 99) fail_msg("cut %s of '%s': exit %d, not 99", cut, ops, rc);
+}
+
+/* What the cut left at name: its image holds `len` bytes of `byte`; len -1: no such file. */
+static void left(const char *cut, const char *name, long len, int byte)
+{
+    char img[128];
+    snprintf(img, sizeof img, "%s.crash", name);
+    uint64_t n;
+    uint8_t *b = slurp(img, &n);
+    if (len < 0) {
+        if (b) fail_msg("cut %s: %s must not exist, but holds %llu bytes", cut, name, (unsigned long long)n);
+        return;
+    }
+    if (!b) fail_msg("cut %s: %s must exist", cut, name);
+    if (n != (uint64_t)len || !range_is(b, 0, n, byte))
+        fail_msg("cut %s: %s holds %llu bytes (first %d), want %ld of %d", cut, name, (unsigned long long)n,
+                 n ? b[0] : -1, len, byte);
+    free(b);
+}
+
+/* What name holds in the trace's image of step k under crash spec (a file id, or
+ * PC_NAME_NONE), from a replay of the trace. */
+static uint32_t trace_holds(pc_trace *t, uint64_t k, const char *spec, const char *name)
+{
+    pc_replay *r;
+    assert_int_equal(pc_replay_new(t, &r), PC_OK);
+    uint64_t at = 0;
+    do assert_int_equal(pc_replay_next(r, &at), PC_OK);
+    while (at && at < k);
+    assert_int_equal(at, k);
+    pc_model *m;
+    assert_int_equal(pc_replay_model(r, &m), PC_OK);
+    pc_crash c;
+    assert_int_equal(pc_crash_parse(spec, &c), PC_OK);
+    char full[256];
+    snprintf(full, sizeof full, "%s/%s", dir, name);
+    uint32_t n, holds = PC_NAME_OTHER;
+    assert_int_equal(pc_model_name_count(m, &n), PC_OK);
+    for (uint32_t i = 0; i < n; i++) {
+        const char *nm;
+        assert_int_equal(pc_model_name(m, i, &nm), PC_OK);
+        if (!strcmp(nm, full)) assert_int_equal(pc_model_image_name(m, i, &c, &holds), PC_OK);
+    }
+    pc_replay_free(r);
+    return holds;
+}
+
+/* The atomic replace: a new version written to f.tmp, fsynced, renamed over f, the directory
+ * fsynced. The rename is a step; f holds the new file only once the directory's fsync lands
+ * (or writeback wrote the rename early), and the temporary name never existed on the disk.
+ * Without the fsync of f.tmp the rename can land before its data: f empty. Without the
+ * namespace model the rename is durable at once. */
+static void test_rename_over_needs_dir_fsync(void **st)
+{
+    (void)st;
+    /* 1 pwrite f.tmp, 2 fsync, 3 rename, 4 fsync-dir */
+    const char *ops = "@:f.tmp w:0:4096:110 f %:f j";
+    names_cut("posix", "2:all", ops, "pre");
+    left("2:all", "f", 4096, 'o');
+    left("2:all", "f.tmp", -1, 0);
+    const char *old[] = {"3:none", "3:all", "4:none"};
+    for (size_t i = 0; i < 3; i++) {
+        names_cut("posix", old[i], ops, "pre");
+        left(old[i], "f", 4096, 'o');
+        left(old[i], "f.tmp", -1, 0);
+    }
+    const char *new[] = {"3:none:all", "4:all", "4:prefix:1"};
+    for (size_t i = 0; i < 3; i++) {
+        names_cut("posix", new[i], ops, "pre");
+        left(new[i], "f", 4096, 'n');
+        left(new[i], "f.tmp", -1, 0);
+    }
+    /* each rename call, and renameat2 with RENAME_NOREPLACE to a new name */
+    names_cut("posix", "4:all", "@:f.tmp w:0:4096:110 f %:f:a j", "pre");
+    left("renameat", "f", 4096, 'n');
+    names_cut("posix", "4:all", "@:f.tmp w:0:4096:110 f %:f.new:n j", "pre");
+    left("renameat2", "f.new", 4096, 'n');
+    left("renameat2", "f", 4096, 'o');
+    /* the unsafe order: the rename lands, the data never did */
+    names_cut("posix", "3:all", "@:f.tmp w:0:4096:110 %:f j", "pre");
+    left("no fsync of f.tmp", "f", 0, 0);
+    /* names not modelled: the rename is durable at once */
+    names_cut("none", "3:none", ops, "pre");
+    left("none, 3:none", "f", 4096, 'n');
+    left("none, 3:none", "f.tmp", -1, 0);
+    /* the trace: the same answers, and the step named */
+    clean_names();
+    put("f", 'o', 4096);
+    char tr[256], envs[512];
+    snprintf(tr, sizeof tr, "%s/trace", dir);
+    snprintf(envs, sizeof envs, "POWERCUT_FILE=%s/f*|POWERCUT_NAMESPACE=posix|POWERCUT_TRACE=%s", dir, tr);
+    assert_int_equal(run(envs, ops), 0);
+    pc_trace *t;
+    assert_int_equal(pc_trace_open(tr, &t), PC_OK);
+    pc_step_info info;
+    assert_int_equal(pc_trace_step_info(t, 3, &info), PC_OK);
+    assert_string_equal(pc_call_name(info.call), "rename");
+    assert_int_equal(trace_holds(t, 3, "all", "f"), 0);
+    assert_int_equal(trace_holds(t, 3, "none:all", "f"), 1);
+    assert_int_equal(trace_holds(t, 4, "all", "f"), 1);
+    assert_int_equal(trace_holds(t, 4, "all", "f.tmp"), PC_NAME_NONE);
+    assert_int_equal(trace_holds(t, 4, "none", "f.tmp"), PC_NAME_NONE);
+    pc_trace_free(t);
+}
+
+/* unlink, unlinkat and remove of a tracked name are steps; the name goes from the disk only
+ * with its directory's fsync, and until then the file is there with its content as of the
+ * cut (the data is the file's, whatever happens to its name). */
+static void test_unlink_needs_dir_fsync(void **st)
+{
+    (void)st;
+    /* 1 unlink, 2 pwrite through the open descriptor, 3 fsync, 4 fsync-dir */
+    const char *ops = "#:f:u w:0:4096:99 f j";
+    names_cut("posix", "1:none", ops, "pre");
+    left("1:none", "f", 4096, 'o');
+    names_cut("posix", "3:all", ops, "pre");
+    left("3:all", "f", 4096, 'c');
+    names_cut("posix", "4:none", ops, "pre");
+    left("4:none", "f", 4096, 'c');
+    names_cut("posix", "4:all", ops, "pre");
+    left("4:all", "f", -1, 0);
+    names_cut("posix", "1:none:all", ops, "pre"); /* written back early */
+    left("1:none:all", "f", -1, 0);
+    names_cut("posix", "2:all", "#:f:a /:.", "pre");
+    left("unlinkat", "f", -1, 0);
+    names_cut("posix", "2:all", "#:f:r /:.", "pre");
+    left("remove", "f", -1, 0);
+    names_cut("none", "1:none", ops, "pre");
+    left("none, 1:none", "f", -1, 0);
+}
+
+/* link makes a second name, volatile like a created one; a rename across directories needs
+ * both directories' fsyncs: the new name lands with its parent's, the old one goes with its
+ * own, and a cut between the two leaves both names, or neither. */
+static void test_link_and_rename_across_dirs(void **st)
+{
+    (void)st;
+    /* f created by the run: 1 pwrite, 2 fsync, 3 link f.ln, 4 linkat f.new, 5 fsync-dir */
+    const char *ops = "w:0:512:97 f ^:f.ln:l ^:f.new:a j";
+    names_cut("posix", "4:none", ops, NULL);
+    left("4:none", "f", -1, 0);
+    left("4:none", "f.ln", -1, 0);
+    names_cut("posix", "5:all", ops, NULL);
+    left("5:all", "f", 512, 'a');
+    left("5:all", "f.ln", 512, 'a');
+    left("5:all", "f.new", 512, 'a');
+    char sub[128];
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    mkdir(sub, 0755);
+    /* 1 rename f -> sub/f2, 2 fsync sub, 3 fsync dir */
+    const char *across = "%:sub/f2 /:sub /:.";
+    names_cut("posix", "2:none", across, "pre");
+    left("2:none", "f", 4096, 'o');
+    left("2:none", "sub/f2", -1, 0);
+    names_cut("posix", "2:all", across, "pre");
+    left("2:all (both names)", "f", 4096, 'o');
+    left("2:all (both names)", "sub/f2", 4096, 'o');
+    names_cut("posix", "3:all", across, "pre");
+    left("3:all", "f", -1, 0);
+    left("3:all", "sub/f2", 4096, 'o');
+    names_cut("posix", "2:all", "%:sub/f2 /:. /:sub", "pre");
+    left("old parent first (neither name)", "f", -1, 0);
+    left("old parent first (neither name)", "sub/f2", -1, 0);
+    rmdir(sub);
+    /* a rename between two links of one file does nothing (rename(2)), but is a step */
+    names_cut("posix", "4:all", "^:f.ln:l j %:f.ln j", "pre");
+    left("rename onto a link of the same file", "f", 4096, 'o');
+    left("rename onto a link of the same file", "f.ln", 4096, 'o');
+}
+
+/* What the model cannot follow stops the run: renameat2's RENAME_EXCHANGE, an untracked file
+ * renamed over a tracked name. */
+static void test_names_refused(void **st)
+{
+    (void)st;
+    char envs[512];
+    snprintf(envs, sizeof envs, "POWERCUT_FILE=%s/f*|POWERCUT_NAMESPACE=posix", dir);
+    expect_lost(envs, "@:f.tmp %:f:x", "RENAME_EXCHANGE");
+    expect_lost("POWERCUT_NAMESPACE=posix", "@:g w:0:10:97 %:f", "does not track");
+}
+
+/* Names go across an exec of the owner: a rename before it stays volatile until the fsync
+ * of its directory after it, a link after it is a name of the same file, and the live cuts
+ * after the exec agree with the trace for seeded writeback (the coins of the operations
+ * after the exec go on from those before it). */
+static void test_names_across_exec(void **st)
+{
+    (void)st;
+    /* 1 pwrite f.tmp, 2 fsync, 3 rename over f, exec, 4 link f.ln, 5 fsync-dir */
+    const char *ops = "@:f.tmp w:0:4096:110 f %:f e:v ^:f.ln:l j";
+    names_cut("posix", "5:none", ops, "pre");
+    left("5:none", "f", 4096, 'o');
+    left("5:none", "f.ln", -1, 0);
+    names_cut("posix", "5:all", ops, "pre");
+    left("5:all", "f", 4096, 'n');
+    left("5:all", "f.ln", 4096, 'n');
+    clean_names();
+    put("f", 'o', 4096);
+    char tr[256], envs[512];
+    snprintf(tr, sizeof tr, "%s/trace", dir);
+    snprintf(envs, sizeof envs, "POWERCUT_FILE=%s/f*|POWERCUT_NAMESPACE=posix|POWERCUT_TRACE=%s", dir, tr);
+    assert_int_equal(run(envs, ops), 0);
+    pc_trace *t;
+    assert_int_equal(pc_trace_open(tr, &t), PC_OK);
+    int apart = 0;
+    for (int seed = 0; seed < 8; seed++) {
+        char cut[80], spec[64];
+        snprintf(spec, sizeof spec, "none:random:%d", seed);
+        snprintf(cut, sizeof cut, "5:%s", spec);
+        uint32_t f = trace_holds(t, 5, spec, "f"), ln = trace_holds(t, 5, spec, "f.ln");
+        names_cut("posix", cut, ops, "pre");
+        left(cut, "f", 4096, f == 1 ? 'n' : 'o');
+        left(cut, "f.ln", ln == 1 ? 4096 : -1, 'n');
+        apart |= (f == 1) != (ln == 1);
+    }
+    assert_true(apart); /* a seed drew the two operations apart */
+    pc_trace_free(t);
+    /* a directory that holds only a name a rename made before the exec: its fsync after the
+     * exec is a step, and lands the rename */
+    char sub[128];
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    mkdir(sub, 0755);
+    names_cut("posix", "2:all", "%:sub/f2 e:v /:sub", "pre");
+    left("2:all after an exec", "sub/f2", 4096, 'o');
+    rmdir(sub);
 }
 
 static void test_untracked_passthrough(void **st)
@@ -1740,6 +2005,11 @@ int main(void)
         cmocka_unit_test(test_diskfull_room_where_backed),
         cmocka_unit_test(test_created_name_needs_dir_fsync),
         cmocka_unit_test(test_existing_name_stays_durable),
+        cmocka_unit_test(test_rename_over_needs_dir_fsync),
+        cmocka_unit_test(test_unlink_needs_dir_fsync),
+        cmocka_unit_test(test_link_and_rename_across_dirs),
+        cmocka_unit_test(test_names_refused),
+        cmocka_unit_test(test_names_across_exec),
         cmocka_unit_test(test_pwritev2),
         cmocka_unit_test(test_copy_calls),
         cmocka_unit_test(test_foreign_change),

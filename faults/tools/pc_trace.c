@@ -11,7 +11,7 @@
 static const char usage_text[] =
     "usage: pc-trace TRACE                                list the steps\n"
     "       pc-trace TRACE image STEP CRASH OUT [FILE]    write a crash image (none, and OUT\n"
-    "                           removed, when the file's name was not durable)\n"
+    "                           removed, when the file's first name does not hold it then)\n"
     "  CRASH is TEAR[:WRITEBACK[:SEED]] as in POWERCUT_CUT; FILE is a file id (default 0).\n"
     "  Exit status: 0 done, 2 usage or unreadable trace.\n";
 
@@ -36,8 +36,9 @@ static const char shim_text[] =
     "  POWERCUT_CRASH=TEAR[:WRITEBACK[:SEED]]  the crash of a cut made by libfiu\n"
     "  FIU_ENABLE, FIU_CTRL_FIFO  libfiu control of the points powercut/<call>\n"
     "  POWERCUT_MODEL=1, POWERCUT_DEBUG=1  keep the live model; say each mapping's backend\n"
-    "  POWERCUT_NAMESPACE=posix  a name the program creates exists after a cut only once an\n"
-    "                           fsync of its directory made it durable (default: always)\n"
+    "  POWERCUT_NAMESPACE=posix  a name the program creates, renames, removes or links changes\n"
+    "                           after a cut only once an fsync of its directory made it\n"
+    "                           durable (default: at once)\n"
     "  POWERCUT_EXIT_STEP=1     one more step, exit, when the process exits\n"
     "  POWERCUT_OUTPUT=1        record how much the program had written to stdout/stderr at each step\n"
     "  POWERCUT_FOREIGN=stop|off  a change of the file behind the shim's back (stdio, another\n"
@@ -128,7 +129,8 @@ int main(int argc, char **argv)
         rc = pc_trace_image_exists(t, id, step, &c, &exists);
         if (!rc && !exists) { /* POWERCUT_NAMESPACE=posix: its name never reached the disk */
             if (remove(argv[5]) != 0 && errno != ENOENT) rc = PC_EIO;
-            else printf("file %u does not exist after this cut (its name was not durable): no %s\n", id, argv[5]);
+            else printf("file %u is not under its first name after this cut (that name was not durable, or "
+                        "a durable rename, unlink or link changed it): no %s\n", id, argv[5]);
         } else if (!rc) rc = pc_trace_image(t, id, step, &c, &img, &len);
         if (!rc && exists) {
             FILE *f = fopen(argv[5], "wb");
