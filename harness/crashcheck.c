@@ -277,7 +277,8 @@ static void print_json(const cc_explore_result *r, uint32_t page_size, uint32_t 
          "\"reclaimed\": %llu, \"first_violation_state\": %llu, \"again_runs\": %llu, \"again_states\": %llu, "
          "\"error_steps\": %llu, \"error_runs\": %llu, \"error_contract\": %llu, \"error_states\": %llu, "
          "\"again_forced_repair\": %llu, \"again_forced_create\": %llu, \"again_sampled\": %llu, "
-         "\"again_forced_same\": %llu, \"open_states\": %llu, \"adopt_states\": %llu, \"seconds\": %.3f, "
+         "\"again_forced_same\": %llu, \"again_forked\": %llu, \"open_states\": %llu, \"adopt_states\": %llu, "
+         "\"seconds\": %.3f, "
          "\"states_per_sec\": %.1f, \"violation_list\": [",
          (unsigned long long)r->steps, (unsigned long long)r->states, (unsigned long long)r->distinct,
          (unsigned long long)r->violations, (unsigned long long)r->leaks, (unsigned long long)r->reclaimed,
@@ -285,7 +286,8 @@ static void print_json(const cc_explore_result *r, uint32_t page_size, uint32_t 
          (unsigned long long)r->again_states, (unsigned long long)r->error_steps, (unsigned long long)r->error_runs,
          (unsigned long long)r->error_contract, (unsigned long long)r->error_states, (unsigned long long)r->again_repair,
          (unsigned long long)r->again_create, (unsigned long long)r->again_sampled,
-         (unsigned long long)r->again_same, (unsigned long long)r->open_states, (unsigned long long)r->adopt_states,
+         (unsigned long long)r->again_same, (unsigned long long)r->again_forked, (unsigned long long)r->open_states,
+         (unsigned long long)r->adopt_states,
          r->seconds,
          r->seconds > 0 ? r->distinct / r->seconds : 0.0);
   for (unsigned i = 0; i < r->nfound; i++) {

@@ -728,8 +728,10 @@ static bool explore_visit(walker *w, const cc_verdict *checked) {
   }
   if (forced || sampled) {
     cc_verdict inner;
+    unsigned long long served = cc_fs_served();
     r->again_states += cc_again(jb->c, w->o, w->image, NULL, false, &inner, &aw);
     r->again_runs++;
+    r->again_forked += cc_fs_served() > served;
     if (inner.nviolations) {
       v = inner;
       snprintf(v.v[0].found, sizeof v.v[0].found, "after recovery, a cut at follow-up step %u (%s in %s, tear %s): %s: %.150s",
@@ -791,6 +793,7 @@ static int run_job(const job *jb) {
               .verifying = verifying(), .visit = explore_visit, .stepped = explore_stepped, .ctx = &ew,
               .from_index = jb->c->explore_from};
   int rc = walk(&w);
+  cc_fs_stop(); /* a worker's server ends with it */
   memcpy(jb->r->cover, cov.cell, sizeof cov.cell);
   cc_coverage_free(&cov);
   cc_hashset_free(&ew.followed);
@@ -843,6 +846,7 @@ static int explore_merge(void *ctx, unsigned j, FILE *in) {
   sum->again_create += part.again_create;
   sum->again_sampled += part.again_sampled;
   sum->again_same += part.again_same;
+  sum->again_forked += part.again_forked;
   sum->reclaimed += part.reclaimed;
   sum->leaky_states += part.leaky_states;
   sum->open_states += part.open_states;
@@ -870,6 +874,7 @@ static int run_jobs(job *base, unsigned jobs) {
   sum->steps = sum->states = sum->distinct = sum->violations = sum->leaks = sum->reclaimed = sum->leaky_states = 0;
   sum->open_states = sum->adopt_states = 0;
   sum->again_runs = sum->again_states = sum->again_repair = sum->again_create = sum->again_sampled = sum->again_same = 0;
+  sum->again_forked = 0;
   memset(sum->cover, 0, sizeof sum->cover);
   sum->nfound = 0;
   sum->first_violation_state = 0;

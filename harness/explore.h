@@ -56,6 +56,7 @@ typedef struct cc_explore_result {
    * a cut inside the create, sampled; and forced states not followed because a writer's open
    * makes of them a file already followed. */
   uint64_t again_repair, again_create, again_sampled, again_same;
+  uint64_t again_forked; /* ... of again_runs: recorded in a child of the fork server (forkserver.h) */
   /* A case with an image: crash states cut in its first open, and those of them whose
    * recovery still has the adoption to do (mp_recovery() has MP_RECOVER_ADOPT). */
   uint64_t open_states, adopt_states;

@@ -38,6 +38,7 @@ static struct {
   pid_t pid;
   int req, resp;
   bool broken; /* could not start, or died: this process records the old way */
+  unsigned long long served;
   char shim[4096];
 } fs = {.req = -1, .resp = -1};
 
@@ -78,6 +79,13 @@ static void stop(void) {
 
 static void stop_at_exit(void) {
   if (fs.owner == getpid()) stop();
+}
+
+void cc_fs_stop(void) {
+  if (fs.owner != getpid()) return;
+  stop();
+  fs.owner = 0;
+  fs.broken = false;
 }
 
 static bool named(const char *entry, size_t nnames, const char *const *names) {
@@ -197,8 +205,11 @@ bool cc_fs_run(const char *self, const char *shim, char *const *args, size_t nva
     return false;
   }
   *status = st;
+  fs.served++;
   return true;
 }
+
+unsigned long long cc_fs_served(void) { return fs.served; }
 
 /* ---- the server ------------------------------------------------------------------ */
 

@@ -18,6 +18,13 @@
 bool cc_fs_run(const char *self, const char *shim, char *const *args, size_t n, const char *const *names,
                const char *const *values, int *status);
 
+/* Stops this process's server, if it started one (the next recording starts another):
+ * before a worker exits, so that no server outlives the run that used it. */
+void cc_fs_stop(void);
+
+/* Recordings this process ran through its server so far. */
+unsigned long long cc_fs_served(void);
+
 /* The server's side (crashcheck __serve REQ_FD RESP_FD): reads requests until end of file;
  * each runs `run(argc, argv)` in a forked child, after the shim has read its new
  * environment (pc_shim_reset), and answers with its wait status. Returns the exit status. */

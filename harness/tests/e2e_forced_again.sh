@@ -83,3 +83,24 @@ cc=$(mutant_crashcheck "$repair_mutant")
 only_forced_finds "$cc" corpus/workloads/blocks-1k '"invariant": "R7"[^}]*operation_kind": "palloc"[^}]*in open'
 [ "$(num again_forced_repair "$j")" -gt 0 ] || fail "no repaired state was followed: $j"
 echo "forced R7 after a repair: ok ($(num again_forced_repair "$j") followed, $(num again_forced_same "$j") the same file again)"
+
+# The follow-ups' recordings run in children of the fork server (harness/forkserver.c), and
+# decide as recordings executed one by one do (CRASHCHECK_NO_FORKSERVER=1): the same counts
+# and the same first violation, with one worker and with two.
+for jobs in 1 2; do
+  explore "$cc" corpus/workloads/blocks-1k --again 0 --jobs "$jobs"
+  forked=$j
+  CRASHCHECK_NO_FORKSERVER=1 explore "$cc" corpus/workloads/blocks-1k --again 0 --jobs "$jobs"
+  runs=$(num again_runs "$forked")
+  [ "$runs" -gt 0 ] && [ "$(num again_forked "$forked")" = "$runs" ] ||
+    fail "--jobs $jobs: not every follow-up was recorded in a child of the fork server: $forked"
+  [ "$(num again_forked "$j")" = 0 ] || fail "CRASHCHECK_NO_FORKSERVER=1 still forked: $j"
+  same() { sed 's/"seconds": [0-9.]*//; s/"states_per_sec": [0-9.]*//; s/"again_forked": [0-9]*//' <<<"$1"; }
+  [ "$(same "$forked")" = "$(same "$j")" ] || fail "--jobs $jobs: the fork server's run decides otherwise:
+  $forked
+  $j"
+done
+for c in /proc/[0-9]*/cmdline; do
+  tr '\0' ' ' <"$c" 2>/dev/null | grep -q "^$cc __serve" && fail "a fork server outlived its explore: $c"
+done
+echo "fork server: ok ($runs follow-ups recorded in its children, the same verdicts)"
