@@ -387,7 +387,6 @@ static int walk(walker *w) {
   }
   if (w->final && going && !w->error[0] && !w->step) walk_final(w, rp, im, &cache);
 out:
-  unlink(w->image);
   free(sched);
   cc_hashset_free(&seen);
   cc_image_free(im);
@@ -404,17 +403,26 @@ static bool verifying(void) {
 
 /* ---- R7: recovery keeps working --------------------------------------------------- */
 
+/* Copies `from` over `to`, which is not truncated first but cut to length after: R7 copies
+ * each crash image it follows up to the same few scratch files, and overwriting their pages
+ * in place spares tmpfs freeing, allocating and zeroing them again each time. */
 static bool copy_file(const char *from, const char *to) {
-  int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT, 0644);
   bool ok = in >= 0 && out >= 0;
   /* In the kernel where it can (no trip through a buffer here: R7 copies each crash image
    * it follows up, megabytes at 16 KiB pages); by hand where it cannot. */
   ssize_t n;
+  off_t total = 0;
   bool by_hand = false;
   while (ok && !by_hand && (n = copy_file_range(in, NULL, out, NULL, (size_t)1 << 30, 0)) != 0)
     if (n < 0) by_hand = errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL, ok = by_hand;
+    else total += n;
   char buf[1 << 16];
-  while (ok && by_hand && (n = read(in, buf, sizeof buf)) > 0) ok = write(out, buf, (size_t)n) == n;
+  while (ok && by_hand && (n = read(in, buf, sizeof buf)) > 0) {
+    ok = write(out, buf, (size_t)n) == n;
+    total += n;
+  }
+  if (ok && ftruncate(out, total) != 0) ok = false;
   if (in >= 0) close(in);
   if (out >= 0 && close(out) != 0) ok = false;
   return ok;
@@ -464,6 +472,7 @@ uint64_t cc_again(const cc_case *c, const cc_explore_opts *o, const char *crashe
   if (one) cc_cut_spec(only, spec, sizeof spec);
   cc_explore_opts rec = *o;
   rec.keep_states = !one;
+  if (one) unlink(image); /* the shim writes it at the cut: none if the run is shorter */
   int st = cc_record(follow, &rec, file, trace, one ? spec : NULL, one ? image : NULL, true, why, sizeof why);
   int model_rc = one ? cc_run_case_on(follow, model, &run) : st == 0 || st == 1 ? cc_run_load(states, &run) : CC_EIO;
   if (model_rc != CC_OK || (st != 0 && st != 99)) {
@@ -511,10 +520,9 @@ fail:
 out:
   cc_run_free(&run);
   free(follow);
-  unlink(file);
+  /* The copy and the walk's image stay for the next follow-up to overwrite (copy_file). */
   unlink(trace);
   unlink(model);
-  unlink(image);
   unlink(states);
   char extra[1200];
   snprintf(extra, sizeof extra, "%s.case", file);
@@ -698,8 +706,7 @@ static bool forced_again(walker *w, const cc_verdict *v, bool *candidate) {
   char scratch[1100], why[300] = "";
   uint64_t key;
   snprintf(scratch, sizeof scratch, "%s.recovered", w->image);
-  bool known = recovered_key(w->image, scratch, w->c->page_size, &key, why, sizeof why);
-  unlink(scratch);
+  bool known = recovered_key(w->image, scratch, w->c->page_size, &key, why, sizeof why); /* (scratch stays: copy_file) */
   if (known && !(ew->jb->followed ? shared_add(ew->jb->followed, key) : cc_hashset_add(&ew->followed, key))) {
     r->again_same++;
     return false;

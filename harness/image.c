@@ -94,7 +94,9 @@ static void changed(cc_image *im, uint64_t off, uint64_t len) {
 int cc_image_new(const char *path, uint32_t sector, bool verify, cc_written_fn written, void *ctx, cc_image **out) {
   cc_image *im = calloc(1, sizeof *im);
   if (!im) return CC_ENOMEM;
-  im->fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+  /* Not truncated: the first image rewrites all of it (all_stale), in place (a walk per R7
+   * follow-up uses the same file). */
+  im->fd = open(path, O_RDWR | O_CREAT, 0644);
   if (im->fd < 0) {
     free(im);
     return CC_EIO;
