@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1137,6 +1138,11 @@ static int cmd_run(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+  /* Each R7 follow-up reads a trace and derives images of a file of half a megabyte or
+   * more into buffers it frees: glibc would hand blocks that large back to the kernel
+   * (mmap, trim) and fault them in, zeroed, page by page at the next follow-up. Kept. */
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   ssize_t n = readlink("/proc/self/exe", self_path, sizeof self_path - 1);
   if (n <= 0) snprintf(self_path, sizeof self_path, "%s", argv[0]);
   else self_path[n] = 0;
