@@ -105,7 +105,8 @@ MP_API int mp_reload(mp_pager *p, char *why, size_t whylen);
  * MP_RDONLY handle whose file has the same size, and whose page 0, metadata pages and
  * directory pages hold the bytes they held at its last load, reads nothing again, and
  * every answer it gives is the last load's (mp_check's with MP_CHECK_NO_CONTENT included;
- * pages' contents are read from the file as always). A preview always loads again. */
+ * pages' contents are read from the file as always). A preview always loads again, and
+ * so does a reader's first reload (an open keeps no copies of what it read). */
 MP_API int mp_reload_same(mp_pager *p, bool *same, char *why, size_t whylen);
 
 /* Unmaps and closes; NULL is accepted. Returns MP_EIO if close(2) failed. */

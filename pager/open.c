@@ -250,12 +250,13 @@ int mp_next_written(const mp_pager *p, uint64_t from, uint64_t *id) {
  * differ from the last in data pages alone: those reloads only compare the kept copies.
  * An interrupted append's intent also names pages to read, which the copy would have to
  * follow: a load that found one keeps nothing, and so does a preview (its recovery
- * writes the pages it reads) and a writer. */
+ * writes the pages it reads) and a writer. Nor does a handle never reloaded: an open
+ * for one look (a fuzzer's, a tool's) pays nothing for the copies. */
 static void forget_memo(mp_pager *p) { p->memo_n = 0; }
 
 static void keep_memo(mp_pager *p, const mp_p0_fix *fix) {
   forget_memo(p);
-  if (!p->rdonly || p->preview || fix->intent) return;
+  if (!p->rdonly || p->preview || fix->intent || !p->reloaded) return;
   size_t n = MP_RESERVED_PAGES + 2 * (size_t)p->dir_count;
   if (n > p->memo_ids_cap) {
     uint64_t *ids = mp__realloc(p->memo_ids, n * sizeof *ids);
@@ -390,6 +391,7 @@ static void drop_private(mp_pager *p) {
 
 static int reload(mp_pager *p, bool *same, char *why, size_t whylen) {
   *same = false;
+  p->reloaded = true;
   if (p->preview) drop_private(p);
   uint64_t size;
   unsigned log2;

@@ -507,6 +507,8 @@ static void test_reload_keeps_what_did_not_change(void **state) {
   bool same = true;
   assert_int_equal(mp_open(path, MP_RDONLY, &r), MP_OK);
   assert_int_equal(mp_reload_same(r, &same, NULL, 0), MP_OK);
+  assert_false(same); /* an open keeps no copies: the first reload loads, and keeps them */
+  assert_int_equal(mp_reload_same(r, &same, NULL, 0), MP_OK);
   assert_true(same); /* nothing changed */
   same_as_fresh(r, path);
   /* a data page changes: the state stands, and the page reads the new bytes */
