@@ -28,11 +28,14 @@
  *   their pages, which a write leaves alone (recover.c). After the msync both pages
  *   are durable, so the flip, the only commit point, names a complete version.
  *   That msync spans every page between the two: Linux ends each msync(MS_SYNC)
- *   with a flush of the device's cache, and two of them would cost two flushes.
- *   Pages between them that the caller left dirty (a regular page not yet synced,
- *   another entry's staged copy) reach the disk early; the kernel's writeback could
- *   have written them at any moment, so no crash state is new, and a page written
- *   but not dirty costs nothing. Two barriers, where the reference takes three.
+ *   with a flush of the device's cache, and two of them would cost two flushes
+ *   (sync_file_range on each page and one msync would write fewer pages, but
+ *   nothing documents that it makes the first one durable). Pages between them
+ *   that the caller left dirty (a regular page not yet synced, another entry's
+ *   staged copy) reach the disk early; the kernel's writeback could have written
+ *   them at any moment, so no crash state is new, and clean ones cost next to
+ *   nothing (mp-bench: a copy 1,000 pages away). Two barriers; the reference
+ *   takes three.
  *
  * - Appending a block reference takes two page-0 writes, each one change: first
  *   the reference bytes go into the padding past dir_count with the CRC left
