@@ -169,10 +169,10 @@ void cc_coverage_merge(cc_cover_cells to, const cc_cover_cells from) {
  * the selector), growing first; a protected alloc zeroes its data copy, may append a block
  * (its new directory pages, the intent, dir_count + 1), stages the entry, commits metadata,
  * flips the block's selector and mirrors; a free does the same without data or growth; a
- * commit writes the data copy, stages the entry and flips; recovery rewrites page 0 (a
- * selector toggled back, an intent dropped, an append undone or redone), commits metadata
- * (a reclaim, a fallen-back selector) and mirrors. The create ends by making the file's name
- * durable (an fsync of its directory). */
+ * commit writes the data copy and stages the entry in one msync, then flips; recovery
+ * rewrites page 0 (a selector toggled back, an intent dropped, an append undone or redone),
+ * commits metadata (a reclaim, a fallen-back selector) and mirrors. The create ends by
+ * making the file's name durable (an fsync of its directory). */
 static unsigned required(int op, int what, uint32_t page_size, uint32_t sector) {
   /* Page 0 in one sector (pages no larger than an atomic sector) is written whole or not at
    * all: no torn page 0 is left for recovery to undo or redo an append from, or to toggle a
@@ -223,10 +223,13 @@ static unsigned required(int op, int what, uint32_t page_size, uint32_t sector) 
  * first sync reaches pages the file has but the metadata does not count yet. Adopting a file
  * another writer made rewrites its superblock's build byte (never a file of this library).
  * Recovery that completes a torn append (its count's checksum landed, the count did not)
- * mirrors the new block before the rewritten page 0 names it durably. */
+ * mirrors the new block before the rewritten page 0 names it durably. A protected commit's
+ * first msync spans every page between its copy and its directory page (pager/commit.c):
+ * what the caller left dirty there lands with it, a regular page's data or a freed page's. */
 static unsigned allowed(int op, int what, uint32_t page_size) {
   unsigned extra = 0;
   if (op == CC_SYNC && (what == CC_W_PROTECTED || what == CC_W_FREE)) extra = PAGE_PLACES;
+  if (op == CC_PWRITE && (what == CC_W_DATA || what == CC_W_FREE)) extra = PAGE_PLACES;
   if (op == CC_COVER_RECOVER && what == CC_W_SUPERBLOCK) extra = BIT(CC_AT_ANY);
   if (op == CC_COVER_RECOVER && what == CC_W_DIR_MIRROR) extra = BIT(CC_AT_NEW_BLOCK);
   if (page_size < 4096 && (what == CC_W_DATA || what == CC_W_PROTECTED || what == CC_W_FREE) && op != CC_WRITE)

@@ -104,8 +104,10 @@ int mp__ensure_pages(mp_pager *p, uint64_t pages);
 int mp__find_free(mp_pager *p, size_t n, uint64_t *ids, uint64_t *new_total);
 
 /* Writes the next version of block b's directory page (the inactive copy) from
- * the current copy, with entry e replaced, and makes it durable. */
-int mp__dir_stage(mp_pager *p, uint32_t b, uint32_t e, const uint8_t entry[MP_ENTRY_SIZE]);
+ * the current copy, with entry e replaced, and makes it durable, in one msync with
+ * page `with` unless that is MP_NO_PAGE (a protected write's copy: see commit.c). */
+#define MP_NO_PAGE UINT64_MAX
+int mp__dir_stage(mp_pager *p, uint32_t b, uint32_t e, const uint8_t entry[MP_ENTRY_SIZE], uint64_t with);
 /* Makes the staged copy of block b current: one selector flip in page 0. */
 int mp__dir_flip(mp_pager *p, uint32_t b);
 int mp__dir_mirror(mp_pager *p, uint32_t b);

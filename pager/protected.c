@@ -149,7 +149,7 @@ int mp_protected_alloc(mp_pager *p, uint64_t *id) {
   uint8_t raw[MP_ENTRY_SIZE];
   new_entry(p, ids[0], ids[1], raw);
   if ((rc = mp__sys_msync(p, ids[0], 1)) != MP_OK) return rc;
-  if ((rc = mp__dir_stage(p, b, e, raw)) != MP_OK) return rc;
+  if ((rc = mp__dir_stage(p, b, e, raw, MP_NO_PAGE)) != MP_OK) return rc;
   mp_block *blk = &p->blocks[b];
   mp_meta_txn txn;
   mp__meta_begin(p, total, &txn);
@@ -178,7 +178,7 @@ int mp_protected_free(mp_pager *p, uint64_t id) {
   int rc = writable_entry(p, id, &b, &e, &ent);
   if (rc != MP_OK) return rc;
   static const uint8_t cleared[MP_ENTRY_SIZE];
-  if ((rc = mp__dir_stage(p, b, e, cleared)) != MP_OK) return rc;
+  if ((rc = mp__dir_stage(p, b, e, cleared, MP_NO_PAGE)) != MP_OK) return rc;
   mp_block *blk = &p->blocks[b];
   if ((rc = mp__dir_flip(p, b)) != MP_OK) {
     blk->needs_mirror = true;
@@ -241,14 +241,15 @@ int mp_protected_commit(mp_pager *p, uint64_t id) {
   if (rc != MP_OK) return rc;
   mp_block *blk = &p->blocks[b];
   if (!mp__bit(blk->staged, e)) return MP_ENOTSTAGED;
+  /* Two barriers (commit.c): the copy and the next directory page together, then
+   * the selector. */
   uint64_t next = ent.page[!ent.slot];
-  if ((rc = mp__sys_msync(p, next, 1)) != MP_OK) return rc;
   ent.crc = page_crc(p, next);
   ent.slot = !ent.slot;
   ent.generation++;
   uint8_t raw[MP_ENTRY_SIZE];
   mp__entry_encode(&ent, raw);
-  if ((rc = mp__dir_stage(p, b, e, raw)) != MP_OK) return rc;
+  if ((rc = mp__dir_stage(p, b, e, raw, next)) != MP_OK) return rc;
   if ((rc = mp__dir_flip(p, b)) != MP_OK) return rc;
   mp__clear(blk->staged, e);
   return MP_OK;

@@ -118,6 +118,22 @@ static void test_cells_need_a_torn_page0(void **state) {
   assert_int_equal(cc_cell_status(CC_PALLOC, CC_W_APPEND_COUNT, CC_AT_FIRST, 4096, 4096), CC_CELL_REQUIRED);
 }
 
+/* A protected commit's first msync spans the pages between its copy and its directory page
+ * (pager/commit.c), so what the caller left dirty between them may land in it; no other
+ * operation but a sync writes a regular page's data at 4 KiB pages. */
+static void test_commit_span_cells(void **state) {
+  (void)state;
+  static const int carried[] = {CC_W_DATA, CC_W_FREE};
+  for (size_t i = 0; i < 2; i++) {
+    int what = carried[i];
+    assert_int_equal(cc_cell_status(CC_PWRITE, what, CC_AT_ANY, 4096, 512), CC_CELL_ALLOWED);
+    assert_int_equal(cc_cell_status(CC_PWRITE, what, CC_AT_LAST, 16384, 4096), CC_CELL_ALLOWED);
+    assert_int_equal(cc_cell_status(CC_PFREE, what, CC_AT_ANY, 4096, 512), CC_CELL_IMPOSSIBLE);
+  }
+  assert_int_equal(cc_cell_status(CC_PWRITE, CC_W_PROTECTED, CC_AT_ANY, 4096, 512), CC_CELL_REQUIRED);
+  assert_int_equal(cc_cell_status(CC_PWRITE, CC_W_META, CC_AT_ANY, 4096, 512), CC_CELL_IMPOSSIBLE);
+}
+
 static void test_forced_only(void **state) {
   (void)state;
   cc_explore_result r;
@@ -182,6 +198,7 @@ int main(void) {
       cmocka_unit_test(test_off),
       cmocka_unit_test(test_explore_from),
       cmocka_unit_test(test_cells_need_a_torn_page0),
+      cmocka_unit_test(test_commit_span_cells),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
