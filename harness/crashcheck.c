@@ -734,12 +734,67 @@ static int cmd_coverage(int argc, char **argv) {
   return status;
 }
 
+/* A state `crashcheck run` kept: a folder, or its story, beside the run's run.info. */
+static bool is_run_state(const char *arg) {
+  struct stat st;
+  char info[PATH_MAX + 16], copy[PATH_MAX];
+  snprintf(copy, sizeof copy, "%s", arg);
+  size_t n = strlen(copy);
+  while (n > 1 && copy[n - 1] == '/') copy[--n] = 0;
+  bool story = n > 4 && !strcmp(copy + n - 4, ".txt");
+  if (!story && (stat(copy, &st) != 0 || !S_ISDIR(st.st_mode))) return false;
+  char *slash = strrchr(copy, '/');
+  if (slash) *slash = 0;
+  snprintf(info, sizeof info, "%s/run.info", slash ? copy : ".");
+  return access(info, R_OK) == 0;
+}
+
+/* crashcheck replay of a state crashcheck run kept: the check again, on the state laid out
+ * again; exit 1 if it fails again. */
+static int replay_run_state(const char *kept, const char *keep) {
+  char work[PATH_MAX];
+  if (keep) {
+    struct stat st;
+    if (stat(keep, &st) == 0) die_usage("usage: crashcheck replay STATE [--keep DIR]\n",
+                                        "--keep %s: the folder exists (give a new one)", keep);
+  }
+  if (make_workdir(work, sizeof work) != 0) return EXIT_USAGE;
+  cc_prog_result *r = malloc(sizeof *r);
+  if (!r) return EXIT_USAGE;
+  int rc = cc_run_replay(kept, keep, work, r);
+  remove_workdir(work);
+  int status = rc != CC_OK ? EXIT_USAGE : r->violations ? EXIT_VIOLATION : EXIT_CLEAN;
+  if (rc != CC_OK) {
+    fprintf(stderr, "crashcheck replay: %s\n", r->error[0] ? r->error : cc_strerror(rc));
+  } else {
+    const cc_prog_found *f = r->nfound ? &r->found[0] : NULL;
+    printf("state of %s laid out again from the run's trace%s%s\n", kept, keep ? " in " : "", keep ? keep : "");
+    if (f) {
+      if (f->step) printf("power cut at step %llu (%s), %s\n", (unsigned long long)f->step, f->call, f->crash);
+      else printf("at exit (what was never synced is lost)\n");
+      printf("verdict: the check fails again (exit %d)%s%.300s\n", f->status, f->output[0] ? ": " : "", f->output);
+    } else {
+      printf("verdict: the check passes now (the check, or what it reads, changed since the run)\n");
+    }
+  }
+  free(r);
+  return status;
+}
+
 static int cmd_replay(int argc, char **argv) {
-  static const char *usage = "usage: crashcheck replay FILE\n\nReproduces one case deterministically (a reproducer, a hand-written "
+  static const char *usage = "usage: crashcheck replay FILE\n       crashcheck replay STATE [--keep DIR]\n\n"
+          "Reproduces one case deterministically (a reproducer, a hand-written "
           "case or any fuzzer\ncrash file) and tells the story: the operations, the step and call where power was "
-          "cut,\nthe tear, what recovery found and which invariant failed. Exit 1 on a violation.\n";
+          "cut,\nthe tear, what recovery found and which invariant failed. Exit 1 on a violation.\n\n"
+          "STATE: a failing state `crashcheck run` kept (its folder in the --out folder, or its story\n"
+          "STATE.txt): the state is laid out again from the run's trace (run.trace, run.snap, run.info\n"
+          "beside it) and the check runs there again; --keep DIR leaves that folder for a debugger.\n"
+          "Exit 1 if the check fails again.\n";
   int status;
-  if (handled_usage(argc, argv, usage, argc == 2, &status)) return status;
+  bool keep_args = argc == 4 && !strcmp(argv[2], "--keep");
+  if (handled_usage(argc, argv, usage, argc == 2 || keep_args, &status)) return status;
+  if (is_run_state(argv[1])) return replay_run_state(argv[1], keep_args ? argv[3] : NULL);
+  if (keep_args) die_usage(usage, "--keep is for a state crashcheck run kept; %s is not one", argv[1]);
   cc_case *c = load_case_or_die(argv[1]);
   char inv[16] = "", call[32] = "";
   int st = replay(c, true, inv, sizeof inv, call, sizeof call);
@@ -1104,7 +1159,8 @@ static int cmd_run_program(int argc, char **argv) {
                           f->call, f->crash, f->status);
       else printf("violation: at exit (what was never synced is lost): the check exited %d\n", f->status);
       if (f->output[0]) printf("  check said: %.300s\n", f->output);
-      if (f->kept[0]) printf("  kept in %s (the story in %s.txt)\n", f->kept, f->kept);
+      if (f->kept[0]) printf("  kept in %s (the story in %s.txt; `crashcheck replay %s` checks it again)\n", f->kept,
+                             f->kept, f->kept);
     }
     printf("ran %s under the shim: %u tracked files, %llu steps%s\n", o.argv[0], r->files, (unsigned long long)r->steps,
            o.shards > 1 ? " (one shard of the distinct states)" : "");

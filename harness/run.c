@@ -20,7 +20,10 @@
  *   holding a file the shim never tracked keeps what snap/ has there). Two files of one base
  *   name in two subfolders are two names: neither overwrites the other. The check runs there
  *   (sh -c CHECK). A non-zero exit is a violation; the first states that fail are kept in
- *   the output folder with their story, named by the state's number in the enumeration.
+ *   the output folder with their story, named by the state's number in the enumeration;
+ *   beside them the trace, the snapshot and run.info, from which `crashcheck replay STATE`
+ *   lays a kept state out again (the same enumeration, stopped at its number) and reruns the
+ *   check there (cc_run_replay).
  * - --jobs N: N worker processes, forked once the trace is read, each walk the whole trace
  *   (deriving a state costs little next to a check) and check the states whose hash falls to
  *   them (cc_takes), each in its own state-J/ and with its own notes and stdout files. The
@@ -216,6 +219,7 @@ typedef struct walk {
   cc_hashset seen;     /* hashes of the states checked */
   unsigned shard, shards, worker, workers; /* which states this process checks: cc_takes */
   bool progress;       /* this process draws the progress line (one worker does) */
+  uint64_t only_state; /* crashcheck replay: check the state of this number alone (0: all) */
   char work[PATH_MAX], snap[PATH_MAX], state[PATH_MAX], notes[PATH_MAX], out[PATH_MAX];
   char pout[PATH_MAX], perr[PATH_MAX];   /* the program's stdout and stderr, whole */
   char cout[PATH_MAX], cerr[PATH_MAX];   /* ... as far as it had written them before the cut */
@@ -333,8 +337,9 @@ static int check_state(walk *w, uint64_t step, const char *call, const char *cra
       }
       if (s) {
         fprintf(s, "crashcheck run: the check failed (exit %d) on this state\nstep: %llu (%s)\ncrash: %s\n"
-                   "check: %s\nnotes before the cut:\n", st, (unsigned long long)step, step ? call : "the end of the run",
-                crash, w->o->check);
+                   "state: %llu\nreplay: crashcheck replay %s\ncheck: %s\nnotes before the cut:\n", st,
+                (unsigned long long)step, step ? call : "the end of the run", crash, (unsigned long long)f->state,
+                f->kept, w->o->check);
         FILE *nr = fopen(w->notes, "r");
         for (int c; nr && (c = fgetc(nr)) != EOF;) fputc(c, s);
         if (nr) fclose(nr);
@@ -437,6 +442,7 @@ static int walk_trace(walk *w) {
     size_t nch = cc_crash_choices(&w->o->crash, n, sched, 8192);
     for (size_t i = 0; rc == CC_OK && i < nch; i++) {
       r->states++;
+      if (w->only_state && r->states != w->only_state) continue;
       pc_crash crash;
       cc_crash_of(&sched[i], &crash);
       char text[64];
@@ -457,10 +463,12 @@ static int walk_trace(walk *w) {
     pc_crash crash;
     cc_crash_of(&none, &crash);
     r->states++;
+    if (w->only_state && r->states != w->only_state) goto done;
     struct stat so, se; /* at exit: all it wrote */
     uint64_t out = stat(w->pout, &so) == 0 ? (uint64_t)so.st_size : 0, err = stat(w->perr, &se) == 0 ? (uint64_t)se.st_size : 0;
     if ((rc = derive(w, m, &crash)) == CC_OK) rc = check_state(w, 0, "exit", "the durable state at exit", out, err);
   }
+done:
   if (w->progress) fprintf(stderr, "\r%*s\r", 90, "");
   free(sched);
   pc_replay_free(rp);
@@ -596,6 +604,115 @@ static int walk_all(walk *w) {
   return rj.rc;
 }
 
+/* What a walk holds: the images, the names, the hashes seen, the trace. */
+static void free_walk(walk *w) {
+  for (uint32_t i = 0; w->img && i < w->nfiles; i++) free(w->img[i]);
+  free(w->img);
+  free(w->len);
+  free(w->name);
+  free(w->holds);
+  free(w->in_snap);
+  cc_hashset_free(&w->seen);
+  pc_trace_free(w->t);
+}
+
+/* ---- replay ------------------------------------------------------------------------ */
+
+/* What `crashcheck replay` needs to lay out a kept state again, beside the kept states in
+ * the output folder: the trace, the folder as the setup left it, the program's output, and
+ * run.info (the folder the program ran in, whose paths the trace's names carry, the check and
+ * the caller's folder). The run that keeps states last in a folder owns these. */
+static void save_replay(walk *w, const char *trace) {
+  const cc_prog_opts *o = w->o;
+  char path[PATH_MAX + 32];
+  if (!o->outdir || !w->r->nfound || (mkdir(o->outdir, 0755) != 0 && errno != EEXIST)) return;
+  bool ok = true;
+  snprintf(path, sizeof path, "%s/run.trace", o->outdir);
+  ok = ok && copy_file(trace, path, 0644) == 0;
+  snprintf(path, sizeof path, "%s/run.stdout", o->outdir);
+  ok = ok && copy_file(w->pout, path, 0644) == 0;
+  snprintf(path, sizeof path, "%s/run.stderr", o->outdir);
+  ok = ok && copy_file(w->perr, path, 0644) == 0;
+  snprintf(path, sizeof path, "%s/run.snap", o->outdir);
+  ok = ok && remove_tree(path) == 0 && copy_tree(w->snap, path) == 0;
+  snprintf(path, sizeof path, "%s/run.info", o->outdir);
+  FILE *f = ok ? fopen(path, "w") : NULL;
+  if (f) {
+    fprintf(f, "crashcheck-run 1\nlive %s\nreal %s\norigin %s\ncheck %s\n", w->live, w->real, o->origin, o->check);
+    ok = fclose(f) == 0;
+  }
+  if (!ok || !f) fprintf(stderr, "crashcheck run: cannot keep what replay needs in %s: %s\n", o->outdir, strerror(errno));
+}
+
+/* One line "KEY VALUE" of a small text file into `out` (false if missing). */
+static bool read_key(const char *file, const char *key, char *out, size_t cap) {
+  FILE *f = fopen(file, "r");
+  char line[4 * PATH_MAX];
+  bool found = false;
+  size_t n = strlen(key);
+  while (f && !found && fgets(line, sizeof line, f)) {
+    if (strncmp(line, key, n) || (line[n] != ' ' && line[n] != ':')) continue;
+    const char *v = line + n + 1;
+    while (*v == ' ') v++;
+    line[strcspn(line, "\n")] = 0;
+    snprintf(out, cap, "%s", v);
+    found = true;
+  }
+  if (f) fclose(f);
+  return found;
+}
+
+int cc_run_replay(const char *kept, const char *keep, const char *workdir, cc_prog_result *r) {
+  memset(r, 0, sizeof *r);
+  char story[PATH_MAX + 8], dir[PATH_MAX - 32], info[PATH_MAX + 16], trace[PATH_MAX + 16], num[64];
+  char live[PATH_MAX], real[PATH_MAX], origin[PATH_MAX], check[4 * PATH_MAX];
+  size_t len = strlen(kept);
+  while (len > 1 && kept[len - 1] == '/') len--;
+  if (len > 4 && !strncmp(kept + len - 4, ".txt", 4)) len -= 4; /* the story names its state */
+  snprintf(story, sizeof story, "%.*s.txt", (int)len, kept);
+  snprintf(dir, sizeof dir, "%.*s", (int)len, kept);
+  char *slash = strrchr(dir, '/');
+  if (slash) *slash = 0;
+  else snprintf(dir, sizeof dir, ".");
+  snprintf(info, sizeof info, "%s/run.info", dir);
+  snprintf(trace, sizeof trace, "%s/run.trace", dir);
+  if (!read_key(story, "state", num, sizeof num) || !strtoull(num, NULL, 10)) {
+    snprintf(r->error, sizeof r->error, "%.900s is not a state crashcheck run kept (no story naming its number)", story);
+    return CC_EINVAL;
+  }
+  if (!read_key(info, "live", live, sizeof live) || !read_key(info, "real", real, sizeof real) ||
+      !read_key(info, "origin", origin, sizeof origin) || !read_key(info, "check", check, sizeof check)) {
+    snprintf(r->error, sizeof r->error, "%.900s is missing or incomplete: the run that kept this state left nothing "
+             "to replay it with", info);
+    return CC_EINVAL;
+  }
+  cc_prog_opts o = {.check = check, .origin = origin, .workdir = workdir};
+  walk w = {.o = &o, .r = r, .only_state = strtoull(num, NULL, 10)};
+  scratch_names(&w, "");
+  if (keep) snprintf(w.state, sizeof w.state, "%s", keep);
+  snprintf(w.snap, sizeof w.snap, "%s/run.snap", dir);
+  snprintf(w.pout, sizeof w.pout, "%s/run.stdout", dir);
+  snprintf(w.perr, sizeof w.perr, "%s/run.stderr", dir);
+  snprintf(w.live, sizeof w.live, "%s", live);
+  snprintf(w.real, sizeof w.real, "%s", real);
+  if (pc_trace_open(trace, &w.t) != PC_OK) {
+    snprintf(r->error, sizeof r->error, "cannot read the trace %.900s", trace);
+    return CC_EIO;
+  }
+  /* The same choices of tears and writebacks as the run made (crashcheck run has no options
+   * for them): the state of that number is the same state. */
+  cc_explore_defaults(&o.crash);
+  pc_trace_file_count(w.t, &w.nfiles);
+  r->files = w.nfiles;
+  w.img = calloc(w.nfiles + 1, sizeof *w.img);
+  w.len = calloc(w.nfiles + 1, sizeof *w.len);
+  int rc = !w.img || !w.len ? CC_ENOMEM : walk_trace(&w);
+  if (rc == CC_OK && !r->distinct)
+    snprintf(r->error, sizeof r->error, "the trace has no state %llu", (unsigned long long)w.only_state), rc = CC_EINVAL;
+  free_walk(&w);
+  return rc;
+}
+
 int cc_run_program(const cc_prog_opts *o, cc_prog_result *r) {
   memset(r, 0, sizeof *r);
   double t0 = now_s();
@@ -670,14 +787,8 @@ int cc_run_program(const cc_prog_opts *o, cc_prog_result *r) {
   } else if ((rc = names_inside(&w)) == CC_OK) {
     rc = walk_all(&w);
   }
-  for (uint32_t i = 0; w.img && i < w.nfiles; i++) free(w.img[i]);
-  free(w.img);
-  free(w.len);
-  free(w.name);
-  free(w.holds);
-  free(w.in_snap);
-  cc_hashset_free(&w.seen);
-  pc_trace_free(w.t);
+  if (rc == CC_OK) save_replay(&w, trace);
+  free_walk(&w);
   r->seconds = now_s() - t0;
   return rc;
 }

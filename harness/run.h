@@ -51,4 +51,11 @@ typedef struct cc_prog_result {
  * the check said); r->error says why not otherwise. */
 int cc_run_program(const cc_prog_opts *o, cc_prog_result *r);
 
+/* crashcheck replay of a state cc_run_program kept (`kept`: its folder, or its story
+ * KEPT.txt): lays the state out again from what the run left beside it (run.trace, run.snap,
+ * run.info: see save_replay) in `keep` (NULL: a folder of `workdir`) and runs the check
+ * there, as the run did; r->violations says whether it failed again, r->found[0] how.
+ * CC_EINVAL with r->error when `kept` is not such a state. */
+int cc_run_replay(const char *kept, const char *keep, const char *workdir, cc_prog_result *r);
+
 #endif
