@@ -62,6 +62,8 @@ libs: $(LIBS_REL)
 
 # The whole tree builds with clang too (-Werror): a check of its own.
 CHECK_SCRIPTS += ci/clang-build.sh
+# ClusterFuzzLite's build of the fuzz targets (.clusterfuzzlite/), as its CI service runs it.
+CHECK_SCRIPTS += ci/clusterfuzzlite/check.sh
 
 run: all $(RUN_DEPS)
 	$(RUN_CMD)

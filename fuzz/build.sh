@@ -24,7 +24,7 @@ pager=(pager/*.c)
 # Every harness source but the CLI's main, and libpowercut's (the shim linked in).
 harness=()
 for s in harness/*.c; do [ "$s" = harness/crashcheck.c ] || harness+=("$s"); done
-harness+=(faults/model.c faults/trace.c faults/shim.c faults/wtrack_uffd.c)
+harness+=(faults/*.c) # every source of libpowercut: the list grows with it (fuzz.mk's PC_SRCS)
 
 # libfiu is not in the runner images: ship it beside the targets, found through $ORIGIN/lib.
 mkdir -p "$OUT/lib"
