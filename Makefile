@@ -32,7 +32,7 @@ BENCH_BINS  :=   # benchmark programs `make bench` runs
 CLEAN_EXTRA :=
 INSTALL_TARGETS := # further install steps, one target each
 
-.PHONY: all setup run check bench install clean
+.PHONY: all setup run check bench install clean coverage
 # Keep the objects of test programs: they are intermediates of a pattern chain.
 .SECONDARY:
 all: setup libs
@@ -74,6 +74,10 @@ check: all $(CHECK_BINS) $(CHECK_SCRIPTS)
 
 bench: all $(BENCH_BINS)
 	@for b in $(BENCH_BINS); do $$b || exit 1; done
+
+# An llvm-cov report of the pager from its tests and the fuzz corpora (ci/coverage.sh).
+coverage: setup
+	@ci/coverage.sh
 
 install: all $(INSTALL_TARGETS)
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
