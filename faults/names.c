@@ -54,6 +54,7 @@ int pc__ns_parse(const char *value)
 {
     if (!value || !*value || !strcmp(value, "none")) return PC_NS_NONE;
     if (!strcmp(value, "posix")) return PC_NS_POSIX;
+    if (!strcmp(value, "ext4")) return PC_NS_EXT4;
     return -1;
 }
 

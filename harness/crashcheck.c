@@ -1006,8 +1006,11 @@ static const char *usage_run =
     "                  what it had acknowledged, which the state must hold; CRASHCHECK_STDOUT and\n"
     "                  CRASHCHECK_STDERR: files of what it had written to stdout/stderr by then\n"
     "  --setup CMD     prepares the folder first (sh -c; CRASHCHECK_ORIGIN set)\n"
-    "  --profile P     posix (default): a file PROGRAM creates has no name after a cut until an\n"
-    "                  fsync of its directory; none: names are durable at once\n"
+    "  --profile P     posix (default): a name PROGRAM creates, renames, removes or links changes\n"
+    "                  after a cut only once an fsync of its directory made it durable; ext4:\n"
+    "                  ext4 data=ordered: those changes reach the disk in program order, an fsync\n"
+    "                  commits all earlier ones, a rename over a file first writes the renamed\n"
+    "                  file's data (auto_da_alloc); none: names are durable at once\n"
     "  --sector N      512 (default) or 4096\n"
     "  --out DIR       where failing states are kept, each with its story (default crashcheck-out)\n"
     "  --jobs N        checks running at once (default 1), each worker in its own copy of the\n"
@@ -1016,8 +1019,7 @@ static const char *usage_run =
     "                  their hash; the N shards together check each state once\n"
     "  --json          one JSON object on stdout instead of the summary\n"
     "  --quiet         no progress line\n"
-    "Not modelled yet: renames, unlinks, links (a deleted or renamed file keeps its content under\n"
-    "its first name). Exit status: 0 clean, 1 a violation, 2 usage, setup or program failure.\n";
+    "Exit status: 0 clean, 1 a violation, 2 usage, setup or program failure.\n";
 
 static int cmd_run_program(int argc, char **argv) {
   if (want_help(argc, argv)) {
@@ -1038,7 +1040,8 @@ static int cmd_run_program(int argc, char **argv) {
     else if (!strcmp(a, "--setup") && v) o.setup = v, i++;
     else if (!strcmp(a, "--out") && v) o.outdir = v, i++;
     else if (!strcmp(a, "--profile") && v) {
-      if (strcmp(v, "posix") && strcmp(v, "none")) die_usage(usage_run, "--profile must be posix or none%s", "");
+      if (strcmp(v, "posix") && strcmp(v, "ext4") && strcmp(v, "none"))
+        die_usage(usage_run, "--profile must be posix, ext4 or none%s", "");
       o.profile = v, i++;
     } else if (!strcmp(a, "--sector")) {
       o.sector = parse_sector(usage_run, v), i++;
