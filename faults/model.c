@@ -886,15 +886,18 @@ int pc_model_rename(pc_model *m, const char *from, const char *to, int flags)
     if (!find_name(m, from, &f)) return PC_ENOENT;
     uint32_t target = m->names[f].vol;
     if (target == PC_NAME_NONE) return PC_ENOENT;
+    /* auto_da_alloc: a rename over a file starts the writeback of the renamed file's dirty
+     * data, which data=ordered commits before the rename: as a sync in its step (refused
+     * outside one before anything changed, so that a replay spends the same coin keys) */
+    int journal = m->journal && !(flags & PC_NAME_DURABLE);
+    int over = find_name(m, to, &t) ? m->names[t].vol != PC_NAME_NONE && t != f : !!(flags & PC_NAME_OVER_OTHER);
+    over = over && journal && target < m->nfiles;
+    if (over && !m->in_step) return PC_ESTATE;
     int rc = name_entry(m, to, flags & PC_NAME_OVER_OTHER ? PC_NAME_OTHER : PC_NAME_NONE, &t);
     if (rc) return rc;
     if (f == t) return PC_OK; /* rename(2) of a name onto itself does nothing */
     uint64_t key = next_key(m);
-    if (m->journal && !(flags & PC_NAME_DURABLE)) {
-        /* auto_da_alloc: a rename over a file starts the writeback of the renamed file's
-         * dirty data, which data=ordered commits before the rename: as a sync in its step */
-        int over = m->names[t].vol != PC_NAME_NONE && target < m->nfiles;
-        if (over && !m->in_step) return PC_ESTATE;
+    if (journal) {
         jop *o;
         if ((rc = journal_push(m, key, target, &o))) return rc;
         o->ch[o->nch++] = (jchange){t, target};
