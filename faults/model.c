@@ -61,6 +61,17 @@
  *   is written whole. A name changed twice before its fsync is either durable or in its
  *   latest state, never in between. What an image holds for a name is
  *   pc_model_image_name's answer; pc_model_image_exists(id) asks it of file id's first name.
+ * - The ext4 profile (pc_model_set_journal; data=ordered with auto_da_alloc) replaces that
+ *   landing rule: every name change (a creation included) is an operation of one journal,
+ *   kept in program order until a commit applies them all to the durable targets. A commit
+ *   is an fsync of a directory, or of a file changed since the last commit
+ *   (pc_model_journal_commit), and lands as a name does with its directory's fsync above.
+ *   Between commits an image holds a prefix of the journal, as long as writeback says
+ *   (none, all, or a seeded length): the periodic commit may have come at any point, but
+ *   never commits a later operation without an earlier one. A rename over a name holding a
+ *   file syncs the renamed file in its step (auto_da_alloc starts that writeback and
+ *   data=ordered commits it first), and the prefix of an image of that step stops before
+ *   the rename unless all of that file's data landed.
  */
 
 typedef struct {

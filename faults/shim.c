@@ -45,8 +45,9 @@
  *   posix and the open created it (names.c): then a cut leaves no file until an fsync of its
  *   directory, which is a step (fsync-dir) in either case. rename, unlink and link of a
  *   tracked file's name are steps too, their changes volatile until the directory's fsync
- *   (names.c); a cut writes an image for every name the model knows that holds a file then,
- *   and removes the image of every name that holds none.
+ *   (names.c; under POWERCUT_NAMESPACE=ext4 until a commit, in program order); a cut writes
+ *   an image for every name the model knows that holds a file then, and removes the image
+ *   of every name that holds none.
  * - Descriptors are a table indexed by fd; calls on an untracked fd cost one array load.
  *   dup/dup2/dup3 and fcntl(F_DUPFD, F_DUPFD_CLOEXEC) copy entries; close, close_range,
  *   closefrom and fclose (whose closes glibc makes internally) clear them, so a socket or pipe
@@ -240,7 +241,7 @@ typedef struct {
     uint8_t *shadow; /* sync mode without a model: the volatile content, to diff mappings */
     uint64_t shcap;
     pc_blocks blocks; /* disk-full model: the blocks the disk backs (df_on() runs only) */
-    int name_new;   /* POWERCUT_NAMESPACE=posix: this process created its first name */
+    int name_new;   /* POWERCUT_NAMESPACE=posix or ext4: this process created its first name */
     /* foreign-change check (fc_check): st_mtim and st_size after the shim's last own change */
     struct timespec fc_mtim;
     uint64_t fc_size;
@@ -295,7 +296,7 @@ static struct {
     int mmap_force; /* POWERCUT_MMAP=mprotect or uffd: that backend (WT_*); 0 = choose */
     int uffd_ok;    /* the uffd backend works here: 1, not: -1, not tried yet: 0 */
     int debug;      /* POWERCUT_DEBUG: one line on stderr per tracked mapping */
-    int ns;         /* POWERCUT_NAMESPACE (names.h): PC_NS_NONE or PC_NS_POSIX */
+    int ns;         /* POWERCUT_NAMESPACE (names.h): PC_NS_NONE, PC_NS_POSIX or PC_NS_EXT4 */
     char *pattern, *abs_pattern;
     int is_glob;
     uint32_t sector;
