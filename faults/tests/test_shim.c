@@ -1579,6 +1579,28 @@ static void test_ext4_profile(void **st)
     assert_true(range_is(img, 0, len, 'n'));
     free(img);
     pc_trace_free(t);
+    /* across an exec the journal goes on in order: 1 pwrite f.tmp, 2 rename over f, exec,
+     * 3 link f.ln, 4 fsync-dir; live cuts after the exec (the hand-over's JOP records) agree
+     * with the one trace, and f.ln is never there without the rename before it */
+    const char *xops = "@:f.tmp w:0:4096:110 %:f e:v ^:f.ln:l j";
+    clean_names();
+    put("f", 'o', 4096);
+    assert_int_equal(run(envs, xops), 0);
+    assert_int_equal(pc_trace_open(tr, &t), PC_OK);
+    int drawn[3] = {0, 0, 0};
+    for (int seed = 0; seed < 12; seed++) {
+        char cut[80], spec[64];
+        snprintf(spec, sizeof spec, "none:random:%d", seed);
+        snprintf(cut, sizeof cut, "4:%s", spec);
+        uint32_t f = trace_holds(t, 4, spec, "f"), ln = trace_holds(t, 4, spec, "f.ln");
+        if (ln == 1 && f != 1) fail_msg("%s: f.ln without the rename before it", spec);
+        names_cut("ext4", cut, xops, "pre");
+        left(cut, "f", 4096, f == 1 ? 'n' : 'o');
+        left(cut, "f.ln", ln == 1 ? 4096 : -1, 'n');
+        drawn[(f == 1) + (ln == 1)]++;
+    }
+    assert_true(drawn[0] && drawn[1] && drawn[2]);
+    pc_trace_free(t);
 }
 
 /* unlink, unlinkat and remove of a tracked name are steps; the name goes from the disk only
