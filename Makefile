@@ -18,6 +18,12 @@ ASAN_FLAGS    := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omi
 ASAN_CFLAGS   := $(TST_CFLAGS) $(ASAN_FLAGS)
 EXTRA_CFLAGS  ?=
 
+# CRC-32 through Intel ISA-L where the compiler finds it (ci/setup installs libisal-dev),
+# else through zlib (pager/crc32.c). Recursive, so that it is asked when a recipe runs:
+# after ci/setup, which a fresh machine needs first.
+ISAL_CFLAGS = $(shell printf '\043include <isa-l/crc.h>\n' | $(CC) -E -x c - >/dev/null 2>&1 && echo -DMP_HAVE_ISAL)
+MP_LIBS     = $(if $(ISAL_CFLAGS),-lisal) -lz
+
 # Filled in by the .mk files below.
 LIBS_REL    :=   # what `make` builds
 CHECK_BINS  :=   # test programs `make check` runs (each exits non-zero on failure)
@@ -74,7 +80,7 @@ install: all $(INSTALL_TARGETS)
 	install -m 755 $(BUILD)/lib/libmappedpages.so $(DESTDIR)$(PREFIX)/lib/libmappedpages.so.$(MP_VERSION)
 	ln -sf libmappedpages.so.$(MP_VERSION) $(DESTDIR)$(PREFIX)/lib/libmappedpages.so.0
 	ln -sf libmappedpages.so.0 $(DESTDIR)$(PREFIX)/lib/libmappedpages.so
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(MP_VERSION)|g' pager/mappedpages.pc.in \
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(MP_VERSION)|g' -e 's|@LIBS_PRIVATE@|$(MP_LIBS)|g' pager/mappedpages.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mappedpages.pc
 
 clean:

@@ -65,10 +65,10 @@ export BUILD
 
 # The pager under the shim: a marked pager workload, for the cut-every-step test and pc-bench.
 $(BUILD)/tst/faults/tests/pc_pager_work: $(BUILD)/tst/faults/tests/pc_pager_work.o $(BUILD)/tst/libmappedpages.a
-	$(CC) -o $@ $^ -lfiu -lz
+	$(CC) -o $@ $^ -lfiu $(MP_LIBS)
 $(BUILD)/bin/pc-pager-work: $(BUILD)/rel/faults/tests/pc_pager_work.o $(BUILD)/lib/libmappedpages.a
 	@mkdir -p $(@D)
-	$(CC) -o $@ $^ -lz
+	$(CC) -o $@ $^ $(MP_LIBS)
 $(BUILD)/tst/faults/tests/test_pager_cuts: $(BUILD)/tst/faults/tests/test_pager_cuts.o $(PC_LIBSRCS:%.c=$(BUILD)/tst/%.o) \
     $(BUILD)/tst/libmappedpages.a | $(BUILD)/tst/faults/tests/pc_pager_work $(BUILD)/lib/libpowercut.so
-	$(CC) -o $@ $^ $(PC_TEST_LIBS) -lz
+	$(CC) -o $@ $^ $(PC_TEST_LIBS) $(MP_LIBS)

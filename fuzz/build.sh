@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # fuzz/build.sh: the OSS-Fuzz / ClusterFuzzLite build script: builds fuzz_image and fuzz_ops with
 # $CC $CFLAGS, links them with $LIB_FUZZING_ENGINE into $OUT, with dictionaries and seed corpora.
-# The builder image needs: libfiu-dev zlib1g-dev (apt-get). Run from anywhere; e.g. locally:
+# The builder image needs: libfiu-dev zlib1g-dev libxxhash-dev (apt-get; the harness inlines
+# XXH3 from its header; page checksums use zlib here, not ISA-L). Run from anywhere; e.g. locally:
 #   CC=clang CFLAGS="-fsanitize=address,fuzzer-no-link" LIB_FUZZING_ENGINE=-fsanitize=fuzzer \
 #     OUT=/tmp/out fuzz/build.sh
 set -euo pipefail

@@ -16,12 +16,12 @@ FUZZ_HARNESS  := $(or $(CC_SRCS),harness/case.c harness/workload.c harness/check
 FUZZ_SHIM     := $(or $(PC_SRCS),faults/model.c faults/trace.c faults/shim.c faults/wtrack_uffd.c)
 FUZZ_image_SRCS := $(PAGER_SRCS)
 FUZZ_ops_SRCS   := $(FUZZ_HARNESS) $(FUZZ_SHIM) $(PAGER_SRCS)
-FUZZ_image_LIBS := -lz
+FUZZ_image_LIBS = $(MP_LIBS)
 # fuzz_ops wraps the markers (the operation in flight) and the calls the shim numbers as steps
 # (fuzz_ops.c counts them itself: it stops the run after the operation in flight, and checks
 # that the shim cut at the step it counted).
 FUZZ_OPS_WRAP   := $(foreach f,pc_mark msync fsync fdatasync ftruncate ftruncate64 fallocate fallocate64 pwrite pwrite64 posix_fallocate64,-Wl,--wrap=$(f))
-FUZZ_ops_LIBS   := $(FUZZ_OPS_WRAP) -lfiu -ldl -pthread -lz
+FUZZ_ops_LIBS   = $(FUZZ_OPS_WRAP) -lfiu -ldl -pthread $(MP_LIBS)
 
 $(BUILD)/tst/fuzz/%.o $(BUILD)/asan/fuzz/%.o: EXTRA_CFLAGS += $(FUZZ_INCLUDES)
 

@@ -3,7 +3,12 @@
 
 CC_SRCS      := harness/case.c harness/workload.c harness/checker.c harness/image.c harness/explore.c \
                 harness/coverage.c harness/errors.c harness/generate.c \
-                harness/run.c harness/hashset.c harness/jobs.c harness/forkserver.c
+                harness/run.c harness/hashset.c harness/jobs.c harness/forkserver.c \
+                harness/contenthash.c harness/contenthash_avx2.c
+# XXH3's AVX2 copy (contenthash.c picks it at run time on CPUs that have AVX2).
+ifeq ($(shell uname -m),x86_64)
+$(BUILD)/%/harness/contenthash_avx2.o: EXTRA_CFLAGS += -mavx2
+endif
 CC_MAIN      := harness/crashcheck.c
 CC_MODEL     := faults/model.c faults/trace.c
 CC_TESTS     := $(patsubst %.c,%,$(wildcard harness/tests/test_*.c))
@@ -15,14 +20,14 @@ $(BUILD)/rel/harness/%.o $(BUILD)/tst/harness/%.o $(BUILD)/asan/harness/%.o: EXT
 $(BUILD)/bin/crashcheck: $(CC_MAIN:%.c=$(BUILD)/rel/%.o) $(CC_SRCS:%.c=$(BUILD)/rel/%.o) \
     $(CC_MODEL:%.c=$(BUILD)/rel/%.o) $(BUILD)/lib/libmappedpages.a | $(BUILD)/lib/libpowercut.so
 	@mkdir -p $(@D)
-	$(CC) -o $@ $^ -lz
+	$(CC) -o $@ $^ $(MP_LIBS)
 
 $(BUILD)/tst/harness/tests/%: $(BUILD)/tst/harness/tests/%.o $(CC_SRCS:%.c=$(BUILD)/tst/%.o) \
     $(CC_MODEL:%.c=$(BUILD)/tst/%.o) $(BUILD)/tst/libmappedpages.a
-	$(CC) -o $@ $^ -lcmocka -lfiu -lz
+	$(CC) -o $@ $^ -lcmocka -lfiu $(MP_LIBS)
 $(BUILD)/asan/harness/tests/%: $(BUILD)/asan/harness/tests/%.o $(CC_SRCS:%.c=$(BUILD)/asan/%.o) \
     $(CC_MODEL:%.c=$(BUILD)/asan/%.o) $(BUILD)/asan/libmappedpages.a
-	$(CC) $(ASAN_FLAGS) -o $@ $^ -lcmocka -lfiu -lz
+	$(CC) $(ASAN_FLAGS) -o $@ $^ -lcmocka -lfiu $(MP_LIBS)
 
 # Programs `crashcheck run` checks in the tests and README (they include powercut_mark.h).
 CC_EXAMPLES   := $(patsubst harness/examples/%.c,$(BUILD)/examples/%,$(wildcard harness/examples/*.c))

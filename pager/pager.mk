@@ -5,7 +5,9 @@ MP_VERSION   := 0.2.0
 PAGER_SRCS   := $(wildcard pager/*.c)
 PAGER_TESTS  := $(patsubst %.c,%,$(wildcard pager/tests/test_*.c))
 PAGER_TEST_SUPPORT := pager/tests/support.c
-TEST_LDLIBS  := -lcmocka -lfiu -lz
+TEST_LDLIBS  = -lcmocka -lfiu $(MP_LIBS)
+# The checksum's code, and its test, learn whether ISA-L is there (Makefile: ISAL_CFLAGS).
+$(BUILD)/%/pager/crc32.o $(BUILD)/%/pager/tests/test_crc32.o: EXTRA_CFLAGS += $(ISAL_CFLAGS)
 
 $(BUILD)/lib/libmappedpages.a: $(PAGER_SRCS:%.c=$(BUILD)/rel/%.o)
 	@mkdir -p $(@D)
@@ -13,7 +15,7 @@ $(BUILD)/lib/libmappedpages.a: $(PAGER_SRCS:%.c=$(BUILD)/rel/%.o)
 
 $(BUILD)/lib/libmappedpages.so: $(PAGER_SRCS:%.c=$(BUILD)/rel/%.o)
 	@mkdir -p $(@D)
-	$(CC) -shared -Wl,-soname,libmappedpages.so.0 -o $@ $^ -lz
+	$(CC) -shared -Wl,-soname,libmappedpages.so.0 -o $@ $^ $(MP_LIBS)
 # The name the library's SONAME gives: a program linked against build/lib looks for it there.
 $(BUILD)/lib/libmappedpages.so.0: $(BUILD)/lib/libmappedpages.so
 	ln -sf libmappedpages.so $@
@@ -31,10 +33,10 @@ $(BUILD)/asan/pager/tests/%: $(BUILD)/asan/pager/tests/%.o $(BUILD)/asan/pager/t
 
 $(BUILD)/bin/mp-demo: $(BUILD)/rel/pager/demo/mp_demo.o $(BUILD)/lib/libmappedpages.a
 	@mkdir -p $(@D)
-	$(CC) -o $@ $^ -lz
+	$(CC) -o $@ $^ $(MP_LIBS)
 $(BUILD)/bin/mp-bench: $(BUILD)/rel/pager/bench/mp_bench.o $(BUILD)/lib/libmappedpages.a
 	@mkdir -p $(@D)
-	$(CC) -o $@ $^ -lz
+	$(CC) -o $@ $^ $(MP_LIBS)
 
 LIBS_REL   += $(BUILD)/lib/libmappedpages.a $(BUILD)/lib/libmappedpages.so $(BUILD)/lib/libmappedpages.so.0 \
               $(BUILD)/bin/mp-demo $(BUILD)/bin/mp-bench

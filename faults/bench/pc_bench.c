@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,6 +66,38 @@ static int child(const char *path, size_t mib, long iters)
     return 0;
 }
 
+/*
+ * The namespace workload (`pc-bench --ns-child DIR ITERS`): each iteration replaces DIR/f
+ * the careful way (write DIR/f.tmp, fsync it, rename it over DIR/f, fsync DIR) and makes and
+ * removes a scratch file (create DIR/g, write, fsync, unlink, fsync DIR): every call a
+ * namespace model sees. It prints the elapsed nanoseconds and the iterations.
+ */
+static int ns_child(const char *dir, long iters)
+{
+    char tmp[PATH_MAX], dst[PATH_MAX], scratch[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s/f.tmp", dir);
+    snprintf(dst, sizeof dst, "%s/f", dir);
+    snprintf(scratch, sizeof scratch, "%s/g", dir);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (dfd < 0) return 3;
+    unsigned char buf[4096];
+    memset(buf, 0x5a, sizeof buf);
+    uint64_t t0 = now_ns();
+    for (long i = 0; i < iters; i++) {
+        buf[0] = (unsigned char)i;
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || write(fd, buf, sizeof buf) != (ssize_t)sizeof buf || fsync(fd) || close(fd)) return 4;
+        if (rename(tmp, dst) || fsync(dfd)) return 4;
+        fd = open(scratch, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || write(fd, buf, 512) != 512 || fsync(fd) || close(fd)) return 4;
+        if (unlink(scratch) || fsync(dfd)) return 4;
+    }
+    uint64_t t = now_ns() - t0;
+    printf("%llu %ld\n", (unsigned long long)t, iters);
+    close(dfd);
+    return 0;
+}
+
 /* Runs one measurement in a child; returns its "ns steps" (or "ns ops") line. */
 static int run_child(char *const argv[], const char *lib, const char *mode, const char *file,
                      uint64_t *ns, uint64_t *count)
@@ -84,6 +117,7 @@ static int run_child(char *const argv[], const char *lib, const char *mode, cons
         if (strstr(mode, "uffd")) setenv("POWERCUT_MMAP", "uffd", 1);
         if (strstr(mode, "mprotect")) setenv("POWERCUT_MMAP", "mprotect", 1);
         if (!strncmp(mode, "model", 5)) setenv("POWERCUT_MODEL", "1", 1);
+        if (strstr(mode, "posix")) setenv("POWERCUT_NAMESPACE", "posix", 1);
         execv(argv[0], argv);
         _exit(127);
     }
@@ -103,15 +137,17 @@ static int run_child(char *const argv[], const char *lib, const char *mode, cons
     return 0;
 }
 
-static const char *const modes[] = {"bare", "untracked", "record", "record-sync", "record-uffd", "record-mprotect", "model"};
-#define NMODES (sizeof modes / sizeof modes[0])
+static const char *const mmap_modes[] = {"bare", "untracked", "record", "record-sync", "record-uffd", "record-mprotect",
+                                         "model", NULL};
+/* The namespace workload: names durable at once (record), or after their directory's fsync. */
+static const char *const ns_modes[] = {"bare", "untracked", "record", "record-posix", NULL};
 
 /* Best of 3 runs per mode (the machine is shared); prints one row per mode. */
 static int table(const char *what, char *const argv[], const char *lib, const char *file,
-                 const char *unit)
+                 const char *unit, const char *const *modes)
 {
     uint64_t base = 0;
-    for (size_t i = 0; i < NMODES; i++) {
+    for (size_t i = 0; modes[i]; i++) {
         uint64_t best = UINT64_MAX, count = 1;
         for (int rep = 0; rep < 3; rep++) {
             uint64_t ns, c;
@@ -132,6 +168,7 @@ static int table(const char *what, char *const argv[], const char *lib, const ch
 int main(int argc, char **argv)
 {
     if (argc == 5 && !strcmp(argv[1], "--child")) return child(argv[2], strtoul(argv[3], NULL, 10), atol(argv[4]));
+    if (argc == 4 && !strcmp(argv[1], "--ns-child")) return ns_child(argv[2], atol(argv[3]));
     if (argc > 1 && !strcmp(argv[1], "--help")) {
         printf("usage: pc-bench [ITERATIONS]\n  libpowercut overhead: modes bare (no shim), untracked (shim, file\n"
                "  not tracked), record (POWERCUT_TRACE, mappings write-tracked), record-sync (POWERCUT_TRACE,\n"
@@ -161,11 +198,23 @@ int main(int argc, char **argv)
     printf("%-22s %-15s %10s %13s %8s\n", "workload", "mode", "total ms", "cost", "overhead");
     char *mm4[] = {self, "--child", file, "4", its, NULL};
     char *mm64[] = {self, "--child", file, "64", its, NULL};
-    if (table("mmap store+msync 4MiB", mm4, lib, file, "step")) return 1;
-    if (table("mmap store+msync 64MiB", mm64, lib, file, "step")) return 1;
+    if (table("mmap store+msync 4MiB", mm4, lib, file, "step", mmap_modes)) return 1;
+    if (table("mmap store+msync 64MiB", mm64, lib, file, "step", mmap_modes)) return 1;
     if (!access(pager, X_OK)) {
         char *pw[] = {pager, file, ops, "4096", NULL};
-        if (table("pager ops (pc-pager-work)", pw, lib, file, "op")) return 1;
+        if (table("pager ops (pc-pager-work)", pw, lib, file, "op", mmap_modes)) return 1;
     }
-    return 0;
+    /* Every file of a folder tracked (a glob), renamed and unlinked there. */
+    char dir[64], glob[80], nits[32];
+    snprintf(dir, sizeof dir, "/dev/shm/pc-bench-%d.d", (int)getpid());
+    snprintf(glob, sizeof glob, "%s/*", dir);
+    snprintf(nits, sizeof nits, "%ld", iters / 10 ? iters / 10 : 1);
+    if (mkdir(dir, 0755) && errno != EEXIST) return 2;
+    char *ns[] = {self, "--ns-child", dir, nits, NULL};
+    int rc = table("replace+unlink loop", ns, lib, glob, "iter", ns_modes);
+    char f[128];
+    snprintf(f, sizeof f, "%s/f", dir);
+    unlink(f);
+    rmdir(dir);
+    return rc ? 1 : 0;
 }

@@ -44,7 +44,7 @@ grep -q "violations       0" "$tmp/summary" || { cat "$tmp/summary"; fail "viola
 grep -q "forced: [0-9]* where recovery repaired or reclaimed, [0-9]* cut in the create" "$tmp/summary" ||
   { cat "$tmp/summary"; fail "the summary does not count R7's forced follow-ups"; }
 json=$($cc explore "$tmp/w.case" --quiet --json)
-for key in steps states distinct_states violations leaks seconds states_per_sec violation_list again_runs again_states \
+for key in steps states distinct_states violations leaks seconds states_per_sec checked_per_sec violation_list again_runs again_states \
     again_forced_repair again_forced_create again_forced_same again_sampled; do
   grep -q "\"$key\"" <<<"$json" || fail "JSON lacks $key: $json"
 done

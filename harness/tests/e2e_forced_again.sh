@@ -95,7 +95,7 @@ for jobs in 1 2; do
   [ "$runs" -gt 0 ] && [ "$(num again_forked "$forked")" = "$runs" ] ||
     fail "--jobs $jobs: not every follow-up was recorded in a child of the fork server: $forked"
   [ "$(num again_forked "$j")" = 0 ] || fail "CRASHCHECK_NO_FORKSERVER=1 still forked: $j"
-  same() { sed 's/"seconds": [0-9.]*//; s/"states_per_sec": [0-9.]*//; s/"again_forked": [0-9]*//' <<<"$1"; }
+  same() { sed 's/"seconds": [0-9.]*//; s/"states_per_sec": [0-9.]*//; s/"checked_per_sec": [0-9.]*//; s/"again_forked": [0-9]*//' <<<"$1"; }
   [ "$(same "$forked")" = "$(same "$j")" ] || fail "--jobs $jobs: the fork server's run decides otherwise:
   $forked
   $j"

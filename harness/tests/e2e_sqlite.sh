@@ -9,8 +9,13 @@
 # The acknowledgements reach CRASHCHECK_STDOUT one at a time, as each commit returns. A
 # tracked file the program first opens after its first steps (SQLite opens its journal at the
 # first write that needs it) is, in the states cut before that, as it was before the run.
-# (DELETE mode, SQLite's default, deletes its journal at each commit: it waits for the
-# unlink model.)
+# DELETE mode (SQLite's default) commits by deleting its journal; SQLite documents that with
+# synchronous=FULL the last commit may be rolled back after a power loss, never with EXTRA,
+# which fsyncs the directory after the unlink: under the posix profile FULL loses
+# acknowledged commits (the unlinked journal is still there, hot, and opening the database
+# plays it back) and never corrupts, in exactly the states cut after a journal's unlink and
+# before its directory's fsync (read from the trace); EXTRA is clean, and so is FULL under
+# --profile none, where the unlink is durable at once.
 set -euo pipefail
 build=${BUILD:-build}
 cc=$build/bin/crashcheck
@@ -18,12 +23,13 @@ ex=harness/examples/sqlite
 command -v sqlite3 >/dev/null || { echo "FAIL: sqlite3 is not installed (ci/setup installs it)"; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+fail() { echo "FAIL: $*" >&2; exit 1; } # stderr: a run() inside $(...) fails too
 field() { grep -o "\"$1\": [0-9]*" <<<"$2" | grep -o '[0-9]*$'; }
 commits=10
-run() { # expected-exit journal-mode synchronous [check]: the JSON of one run
+profile=posix
+run() { # expected-exit journal-mode synchronous [check]: the JSON of one run ($commits, $profile)
   local want=$1 journal=$2 sync=$3 check=${4:-$PWD/$ex/check.sh} st=0
-  "$cc" run --json --quiet --out "$tmp/out" --files 'test.db*' --setup "$PWD/$ex/setup.sh $journal" \
+  "$cc" run --json --quiet --profile "$profile" --out "$tmp/out" --files 'test.db*' --setup "$PWD/$ex/setup.sh $journal" \
     --check "$check" -- "$ex/work.sh" "$journal" "$sync" "$commits" >"$tmp/json" 2>"$tmp/err" || st=$?
   [ "$st" = "$want" ] || fail "journal_mode=$journal synchronous=$sync exits $st, not $want: $(cat "$tmp/json" "$tmp/err")"
   cat "$tmp/json"
@@ -62,4 +68,54 @@ json=$(run 1 off off '[ "$CRASHCHECK_STEP" = 0 ] || [ "$(grep -c ^acked "$CRASHC
 json=$(cat "$tmp/json")
 [ "$(field files "$json")" = 2 ] || fail "a journal opened late: not tracked: $json"
 [ "$(field distinct_states "$json")" -gt 4 ] || fail "a journal opened late: too few states: $json"
+
+# DELETE. The lost states must be the cuts after a journal's unlink and before an fsync of
+# its directory (that fsync itself cut with nothing landed: tear none), or the end of the run
+# when none follows: the trace of the same run, recorded here under the shim, says which
+# steps those are (its windows, U:D, D 0 for the end). A few commits: each window is one
+# state (the old journal under its name, whatever else is written back).
+commits=3
+mkdir "$tmp/rec"
+shim=$(realpath "$build/lib/libpowercut.so") exd=$PWD/$ex
+(cd "$tmp/rec" && sh "$exd/setup.sh" delete &&
+  LD_PRELOAD=$shim POWERCUT_FILE='test.db*' POWERCUT_TRACE=$tmp/trace POWERCUT_NAMESPACE=posix \
+    sh "$exd/work.sh" delete full "$commits" >/dev/null) ||
+  fail "DELETE: the recording under the shim failed"
+windows=$("$build/bin/pc-trace" "$tmp/trace" | awk '
+  $2 == "unlink" { u[n++] = $1 }
+  $2 == "fsync-dir" || $2 == "fdatasync-dir" { for (i = 0; i < n; i++) printf "%d:%d ", u[i], $1; n = 0 }
+  END { for (i = 0; i < n; i++) printf "%d:0 ", u[i] }')
+[ "$(wc -w <<<"$windows")" = "$commits" ] || fail "DELETE: not one unlink per commit in the trace: $windows"
+# window STEP CRASH: the number (from 1) of the window a cut at STEP with CRASH lies in
+cat >"$tmp/window" <<EOF
+k=0
+for w in $windows; do k=\$((k + 1)) u=\${w%:*} d=\${w#*:}
+  if [ "\$d" = 0 ]; then [ "\$1" = 0 ] || [ "\$1" -gt "\$u" ]
+  else [ "\$1" -gt "\$u" ] && { [ "\$1" -lt "\$d" ] || { [ "\$1" = "\$d" ] && [ "\${2#tear none }" != "\$2" ]; }; }
+  fi && { echo \$k; exit 0; }
+done
+exit 1
+EOF
+json=$(run 1 delete full)
+[ "$(field violations "$json")" = "$commits" ] || fail "DELETE synchronous=FULL: not one lost state per commit: $json"
+[ "$(grep -o '"output": "lost: ' <<<"$json" | wc -l)" = "$commits" ] || fail "DELETE synchronous=FULL: not lost: $json"
+! grep -q '"output": "corrupt' <<<"$json" || fail "DELETE synchronous=FULL: corrupt: $json"
+[ "$(field files "$json")" = $((commits + 1)) ] || fail "DELETE tracks test.db and one journal per commit: $json"
+seen=$(grep -o '"step": [0-9]*, "call": "[^"]*", "crash": "[^"]*"' <<<"$json" |
+  sed 's/"step": \([0-9]*\), "call": "[^"]*", "crash": "\([^"]*\)"/\1 \2/' |
+  while read -r step crash; do sh "$tmp/window" "$step" "$crash" || echo "step $step ($crash)"; done | sort | tr '\n' ' ')
+[ "$seen" = "$(seq -s ' ' "$commits") " ] || fail "DELETE synchronous=FULL: lost states by window ($windows): $seen: $json"
+# every state, not only the first violations kept: lost only in a window
+json=$(run 0 delete full 'out=$(sh '"$exd"'/check.sh) && exit 0; case $out in lost:*) ;; *) exit 1;; esac
+  sh '"$tmp"'/window "$CRASHCHECK_STEP" "$CRASHCHECK_CRASH" >/dev/null')
+[ "$(field violations "$json")" = 0 ] || fail "DELETE synchronous=FULL: a state lost outside the windows $windows: $json"
+# the directory fsync is the difference: EXTRA makes it after each unlink, and without the
+# namespace model the unlink is durable at once
+json=$(run 0 delete extra)
+[ "$(field violations "$json")" = 0 ] || fail "journal_mode=DELETE synchronous=EXTRA: $json"
+[ "$(field distinct_states "$json")" -gt 50 ] || fail "DELETE EXTRA: too few states checked: $json"
+profile=none
+json=$(run 0 delete full)
+profile=posix
+[ "$(field violations "$json")" = 0 ] || fail "DELETE synchronous=FULL, --profile none: $json"
 echo "e2e_sqlite: ok"

@@ -16,8 +16,10 @@ awk '/^```c$/{on=1; next} /^```$/{if(on) exit} on' "$root/README.md" > "$tmp/app
 grep -q mp_protected_commit "$tmp/app.c"
 export PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig"
 cc -std=c11 -Wall -Werror -o "$tmp/app-shared" "$tmp/app.c" $(pkg-config --cflags --libs mappedpages)
+# Statically: the archive, and the libraries pkg-config says it needs (ISA-L's CRC and zlib).
+private=$(pkg-config --static --libs-only-l mappedpages | sed 's/-lmappedpages//')
 cc -std=c11 -Wall -Werror -o "$tmp/app-static" "$tmp/app.c" $(pkg-config --cflags mappedpages) \
-   "$tmp/prefix/lib/libmappedpages.a" -lz
+   "$tmp/prefix/lib/libmappedpages.a" $private
 # Uninstalled too: linked against build/lib, it starts (the SONAME's link is there).
 cc -std=c11 -Wall -Werror -I"$root/pager" -o "$tmp/app-build" "$tmp/app.c" -L"$root/${BUILD:-build}/lib" -lmappedpages
 cd "$tmp"
