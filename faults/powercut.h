@@ -114,7 +114,8 @@ PC_API int pc_model_dir_sync(pc_model *m, uint32_t id);
 PC_API int pc_model_set_journal(pc_model *m);
 /* Inside a step (an fsync, or with datasync an fdatasync, of file id): commits the journal
  * when the step ends if the file changed since the last commit: for fsync, dirty data, a size
- * change or a journalled operation about it; for fdatasync, a size change or its creation. */
+ * change or a journalled operation about it; for fdatasync, a size change or its creation.
+ * Does nothing on a model without the journal. */
 PC_API int pc_model_journal_commit(pc_model *m, uint32_t id, int datasync);
 /* The names the model knows (every name ever changed, and every file's first name). */
 PC_API int pc_model_name_count(const pc_model *m, uint32_t *count);
