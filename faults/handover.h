@@ -58,6 +58,11 @@ int pc__model_dump(const pc_model *m, pc_tw *w);
 /* A name's whole state (the dump's NAMESET record; model.c, trace.c). */
 int pc__model_name_set(pc_model *m, const char *path, uint32_t vol, uint32_t dur, uint64_t key);
 int pc__tw_name_set(pc_tw *w, const char *path, uint32_t vol, uint32_t dur, uint64_t key);
+/* The ext4 profile's journal operations not committed yet (JOP records, hand-over only). */
+int pc__model_jop(pc_model *m, uint64_t key, uint32_t file, uint32_t flush, int created, uint32_t nch,
+                  const char *const path[], const uint32_t target[]);
+int pc__tw_jop(pc_tw *w, uint64_t key, uint32_t file, uint32_t flush, int created, uint32_t nch,
+               const char *const path[], const uint32_t target[]);
 pc_model *pc__replay_take(pc_replay *r);
 /* The trace writer continuing a flushed trace, and its descriptor renumbered (trace.c). */
 int pc__tw_resume(int fd, int mapped, uint64_t total, pc_tw **out);

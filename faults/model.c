@@ -61,6 +61,17 @@
  *   is written whole. A name changed twice before its fsync is either durable or in its
  *   latest state, never in between. What an image holds for a name is
  *   pc_model_image_name's answer; pc_model_image_exists(id) asks it of file id's first name.
+ * - The ext4 profile (pc_model_set_journal; data=ordered with auto_da_alloc) replaces that
+ *   landing rule: every name change (a creation included) is an operation of one journal,
+ *   kept in program order until a commit applies them all to the durable targets. A commit
+ *   is an fsync of a directory, or of a file changed since the last commit
+ *   (pc_model_journal_commit), and lands as a name does with its directory's fsync above.
+ *   Between commits an image holds a prefix of the journal, as long as writeback says
+ *   (none, all, or a seeded length): the periodic commit may have come at any point, but
+ *   never commits a later operation without an earlier one. A rename over a name holding a
+ *   file syncs the renamed file in its step (auto_da_alloc starts that writeback and
+ *   data=ordered commits it first), and the prefix of an image of that step stops before
+ *   the rename unless all of that file's data landed.
  */
 
 typedef struct {
@@ -81,6 +92,22 @@ typedef struct {
     uint64_t key;      /* the early-writeback coin of the operation that last changed it */
     int pending;       /* made durable by the open step (an fsync of its directory) */
 } mname;
+
+/* The ext4 profile (pc_model_set_journal): a namespace operation not committed yet, in
+ * program order. Its changes set names to targets; `file` is the file it is about (for the
+ * fsync that commits it), `flush` the file whose dirty data it flushed (auto_da_alloc:
+ * PC_NAME_NONE when none) in step `step` (0: outside any step). */
+typedef struct {
+    uint32_t ix, target;
+} jchange;
+
+typedef struct {
+    uint64_t key, step;
+    uint32_t file, flush;
+    int created;
+    uint32_t nch;
+    jchange ch[2];
+} jop;
 
 typedef struct {
     uint32_t id;
@@ -112,6 +139,10 @@ struct pc_model {
     uint32_t nnames;
     size_t ncap;
     uint64_t nsops; /* namespace operations so far: each one's coin key */
+    int journal;     /* the ext4 profile: names go through the journal below */
+    jop *jops;       /* its operations not committed yet, in program order */
+    size_t njops, jcap;
+    int jcommit;     /* the open step commits the journal when it ends */
 };
 
 const char *pc_strerror(int code)
@@ -159,7 +190,8 @@ static int coin(uint64_t seed, uint64_t purpose, uint64_t id, uint64_t sec)
     return (int)(h >> 63);
 }
 
-enum { PURPOSE_TEAR = 1, PURPOSE_WB = 2, PURPOSE_WB_SIZE = 3, PURPOSE_GARBAGE = 4, PURPOSE_WB_NAME = 5 };
+enum { PURPOSE_TEAR = 1, PURPOSE_WB = 2, PURPOSE_WB_SIZE = 3, PURPOSE_GARBAGE = 4, PURPOSE_WB_NAME = 5,
+       PURPOSE_WB_JOURNAL = 6 };
 
 /* ---- crash spec parsing ---- */
 static int parse_u64(const char *s, uint64_t *out)
@@ -311,6 +343,7 @@ static void free_files(pc_model *m)
     m->nnames = 0;
     m->ncap = 0;
     m->nsops = 0;
+    m->njops = 0;
 }
 
 void pc_model_free(pc_model *m)
@@ -320,6 +353,7 @@ void pc_model_free(pc_model *m)
     free(m->pend);
     free(m->dk);
     free(m->scratch);
+    free(m->jops);
     free(m);
 }
 
@@ -333,6 +367,7 @@ void pc_model_reset(pc_model *m)
     m->ndk = 0;
     m->dk_valid = 0;
     m->failing = 0;
+    m->jcommit = 0;
 }
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -607,6 +642,7 @@ int pc_model_step_begin(pc_model *m, uint64_t *step_out)
     m->npend = 0;
     m->dk_valid = 0;
     m->failing = 0;
+    m->jcommit = 0;
     m->step++;
     if (step_out) *step_out = m->step;
     return PC_OK;
@@ -747,6 +783,8 @@ int pc_model_step_fail(pc_model *m, const pc_crash *tear)
     return PC_OK;
 }
 
+static void journal_apply(pc_model *m, size_t n);
+
 int pc_model_step_end(pc_model *m)
 {
     if (!m) return PC_EINVAL;
@@ -757,6 +795,8 @@ int pc_model_step_end(pc_model *m)
         if (e->pending && lands) e->dur = e->vol;
         e->pending = 0;
     }
+    if (m->jcommit && lands) journal_apply(m, m->njops);
+    m->jcommit = 0;
     if (m->failing) {
         int rc = end_failed(m);
         if (rc) return rc;
@@ -794,15 +834,6 @@ int pc_model_lose(pc_model *m, uint32_t id, uint64_t off, uint64_t len)
 }
 
 /* ---- names ---- */
-int pc_model_created(pc_model *m, uint32_t id)
-{
-    mfile *f;
-    int rc = get_file(m, id, &f);
-    if (rc) return rc;
-    m->names[f->name_ix].dur = f->name_was;
-    return PC_OK;
-}
-
 /* Applies a namespace change to the volatile targets; durable: to the durable ones too. */
 static void name_set(pc_model *m, uint32_t ix, uint32_t target, uint64_t key, int durable)
 {
@@ -813,6 +844,52 @@ static void name_set(pc_model *m, uint32_t ix, uint32_t target, uint64_t key, in
 
 static uint64_t next_key(pc_model *m) { return ((uint64_t)1 << 32) + ++m->nsops; }
 
+/* The ext4 profile: the journal's next operation (its changes are added by the caller). */
+static int journal_push(pc_model *m, uint64_t key, uint32_t file, jop **out)
+{
+    if (grow((void **)&m->jops, &m->jcap, m->njops + 1, sizeof(jop))) return PC_ENOMEM;
+    jop *o = &m->jops[m->njops++];
+    memset(o, 0, sizeof *o);
+    o->key = key;
+    o->step = m->in_step ? m->step : 0;
+    o->file = file;
+    o->flush = PC_NAME_NONE;
+    *out = o;
+    return PC_OK;
+}
+
+/* The first n operations of the journal reach the disk: committed, they leave it. */
+static void journal_apply(pc_model *m, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        for (uint32_t c = 0; c < m->jops[i].nch; c++) m->names[m->jops[i].ch[c].ix].dur = m->jops[i].ch[c].target;
+    memmove(m->jops, m->jops + n, (m->njops - n) * sizeof(jop));
+    m->njops -= n;
+}
+
+int pc_model_set_journal(pc_model *m)
+{
+    if (!m) return PC_EINVAL;
+    if (m->nfiles || m->nnames) return PC_ESTATE;
+    m->journal = 1;
+    return PC_OK;
+}
+
+int pc_model_created(pc_model *m, uint32_t id)
+{
+    mfile *f;
+    int rc = get_file(m, id, &f);
+    if (rc) return rc;
+    m->names[f->name_ix].dur = f->name_was;
+    if (m->journal) { /* the creation is a journalled operation like any other */
+        jop *o;
+        if ((rc = journal_push(m, next_key(m), id, &o))) return rc;
+        o->created = 1;
+        o->ch[o->nch++] = (jchange){f->name_ix, id};
+    }
+    return PC_OK;
+}
+
 int pc_model_rename(pc_model *m, const char *from, const char *to, int flags)
 {
     if (!m || !from || !to) return PC_EINVAL;
@@ -820,10 +897,27 @@ int pc_model_rename(pc_model *m, const char *from, const char *to, int flags)
     if (!find_name(m, from, &f)) return PC_ENOENT;
     uint32_t target = m->names[f].vol;
     if (target == PC_NAME_NONE) return PC_ENOENT;
+    /* auto_da_alloc: a rename over a file starts the writeback of the renamed file's dirty
+     * data, which data=ordered commits before the rename: as a sync in its step (refused
+     * outside one before anything changed, so that a replay spends the same coin keys) */
+    int journal = m->journal && !(flags & PC_NAME_DURABLE);
+    int over = find_name(m, to, &t) ? m->names[t].vol != PC_NAME_NONE && t != f : !!(flags & PC_NAME_OVER_OTHER);
+    over = over && journal && target < m->nfiles;
+    if (over && !m->in_step) return PC_ESTATE;
     int rc = name_entry(m, to, flags & PC_NAME_OVER_OTHER ? PC_NAME_OTHER : PC_NAME_NONE, &t);
     if (rc) return rc;
     if (f == t) return PC_OK; /* rename(2) of a name onto itself does nothing */
     uint64_t key = next_key(m);
+    if (journal) {
+        jop *o;
+        if ((rc = journal_push(m, key, target, &o))) return rc;
+        o->ch[o->nch++] = (jchange){t, target};
+        o->ch[o->nch++] = (jchange){f, PC_NAME_NONE};
+        if (over) {
+            o->flush = target;
+            if ((rc = pc_model_sync(m, target, 0, UINT64_MAX))) return rc;
+        }
+    }
     name_set(m, t, target, key, flags & PC_NAME_DURABLE);
     name_set(m, f, PC_NAME_NONE, key, flags & PC_NAME_DURABLE);
     return PC_OK;
@@ -834,7 +928,14 @@ int pc_model_unlink(pc_model *m, const char *name, int flags)
     if (!m || !name) return PC_EINVAL;
     uint32_t ix;
     if (!find_name(m, name, &ix) || m->names[ix].vol == PC_NAME_NONE) return PC_ENOENT;
-    name_set(m, ix, PC_NAME_NONE, next_key(m), flags & PC_NAME_DURABLE);
+    uint64_t key = next_key(m);
+    if (m->journal && !(flags & PC_NAME_DURABLE)) {
+        jop *o;
+        int rc = journal_push(m, key, m->names[ix].vol, &o);
+        if (rc) return rc;
+        o->ch[o->nch++] = (jchange){ix, PC_NAME_NONE};
+    }
+    name_set(m, ix, PC_NAME_NONE, key, flags & PC_NAME_DURABLE);
     return PC_OK;
 }
 
@@ -846,7 +947,13 @@ int pc_model_link(pc_model *m, const char *from, const char *to, int flags)
     int rc = name_entry(m, to, PC_NAME_NONE, &t);
     if (rc) return rc;
     if (m->names[t].vol != PC_NAME_NONE) return PC_EINVAL; /* link(2) never replaces */
-    name_set(m, t, m->names[f].vol, next_key(m), flags & PC_NAME_DURABLE);
+    uint64_t key = next_key(m);
+    if (m->journal && !(flags & PC_NAME_DURABLE)) {
+        jop *o;
+        if ((rc = journal_push(m, key, m->names[f].vol, &o))) return rc;
+        o->ch[o->nch++] = (jchange){t, m->names[f].vol};
+    }
+    name_set(m, t, m->names[f].vol, key, flags & PC_NAME_DURABLE);
     return PC_OK;
 }
 
@@ -863,8 +970,31 @@ int pc_model_dir_sync_path(pc_model *m, const char *dir)
 {
     if (!m || !dir) return PC_EINVAL;
     if (!m->in_step) return PC_ESTATE;
+    if (m->journal) { /* ext4 commits the whole journal for a directory's fsync */
+        m->jcommit = 1;
+        return PC_OK;
+    }
     for (uint32_t i = 0; i < m->nnames; i++)
         if (m->names[i].vol != m->names[i].dur && in_dir(m->names[i].path, dir)) m->names[i].pending = 1;
+    return PC_OK;
+}
+
+int pc_model_journal_commit(pc_model *m, uint32_t id, int datasync)
+{
+    mfile *f;
+    int rc = get_file(m, id, &f);
+    if (rc) return rc;
+    if (!m->in_step) return PC_ESTATE;
+    if (!m->journal) return PC_OK;
+    /* ext4 commits the transaction of the inode's last change (i_sync_tid; for fdatasync
+     * i_datasync_tid: its size and its allocation). A file changed since the last commit
+     * (written, its size or names changed) has it in the running one, and that commits every
+     * operation before it; a file unchanged since commits nothing (its transaction is). */
+    int changed = f->vsize != f->dsize;
+    for (size_t i = 0; i < m->njops && !changed; i++)
+        changed = m->jops[i].file == id && (!datasync || m->jops[i].created);
+    if (!datasync && f->dlive) changed = 1;
+    if (changed) m->jcommit = 1;
     return PC_OK;
 }
 
@@ -898,6 +1028,28 @@ int pc__model_name_set(pc_model *m, const char *path, uint32_t vol, uint32_t dur
     return PC_OK;
 }
 
+/* The exec hand-over: a journal operation as it was (pc__model_dump's JOP), after the
+ * NAMESET records that made its names. Its step has ended: its flush is durable already. */
+int pc__model_jop(pc_model *m, uint64_t key, uint32_t file, uint32_t flush, int created, uint32_t nch,
+                  const char *const path[], const uint32_t target[])
+{
+    if (!m || nch > 2 || !m->journal || m->in_step) return PC_EINVAL;
+    jop *o;
+    int rc = journal_push(m, key, file, &o);
+    if (rc) return rc;
+    o->flush = flush;
+    o->created = created;
+    for (uint32_t c = 0; c < nch; c++) {
+        uint32_t ix;
+        if (!find_name(m, path[c], &ix)) {
+            m->njops--;
+            return PC_EFORMAT;
+        }
+        o->ch[o->nch++] = (jchange){ix, target[c]};
+    }
+    return PC_OK;
+}
+
 int pc_model_name_count(const pc_model *m, uint32_t *count)
 {
     if (!m || !count) return PC_EINVAL;
@@ -913,12 +1065,63 @@ int pc_model_name(const pc_model *m, uint32_t i, const char **path)
     return PC_OK;
 }
 
+/* Whether every sector of the open step's D of file id (UINT32_MAX: of every file) lands
+ * with tear c, and the tear is not none: what a size change, a name landing with a sync and a
+ * journal commit after the step's data need. */
+static int step_landed(pc_model *m, const pc_crash *c, uint32_t id, int *all)
+{
+    *all = c->tear != PC_TEAR_NONE;
+    int rc = compute_dk(m);
+    if (rc) return rc;
+    for (size_t j = 0; j < m->ndk && *all; j++) {
+        int take = tear_takes(c, j, m->ndk, &m->dk[j]);
+        if (take < 0) return PC_EINVAL;
+        if (id == UINT32_MAX || m->dk[j].id == id) *all = take;
+    }
+    return PC_OK;
+}
+
+/* The ext4 profile: how many of the journal's operations an image holds. Operations reach the
+ * disk in order (one running transaction, committed whole), so every image holds a prefix:
+ * all of them when the cut step's commit landed (after all of the step's data), else as many
+ * as early writeback says (the periodic commit: none, all, or a seeded length). An operation
+ * whose flush (auto_da_alloc) is the cut step's own data is not committed unless that data
+ * landed: data=ordered writes it first. */
+static int journal_prefix(pc_model *m, const pc_crash *c, size_t *k_out)
+{
+    size_t j = m->njops, k = 0;
+    int rc, all = 0;
+    *k_out = 0;
+    if (!j) return PC_OK;
+    if (m->in_step && m->jcommit && (rc = step_landed(m, c, UINT32_MAX, &all))) return rc;
+    if (all) k = j;
+    else if (c->wb == PC_WB_ALL) k = j;
+    else if (c->wb == PC_WB_RANDOM) k = (size_t)(mix64(c->wb_seed ^ mix64(PURPOSE_WB_JOURNAL) ^ mix64(m->jops[0].key)) % (j + 1));
+    for (size_t i = 0; i < k; i++) {
+        const jop *o = &m->jops[i];
+        if (!m->in_step || o->flush == PC_NAME_NONE || o->step != m->step) continue;
+        if ((rc = step_landed(m, c, o->flush, &all))) return rc;
+        if (!all) k = i;
+    }
+    *k_out = k;
+    return PC_OK;
+}
+
 int pc_model_image_name(pc_model *m, uint32_t i, const pc_crash *c, uint32_t *holds)
 {
     if (!m || !c || !holds) return PC_EINVAL;
     if (i >= m->nnames) return PC_ENOENT;
     mname *e = &m->names[i];
     *holds = e->dur;
+    if (m->journal) {
+        size_t k;
+        int rc = journal_prefix(m, c, &k);
+        if (rc) return rc;
+        for (size_t j = 0; j < k; j++)
+            for (uint32_t x = 0; x < m->jops[j].nch; x++)
+                if (m->jops[j].ch[x].ix == i) *holds = m->jops[j].ch[x].target;
+        return PC_OK;
+    }
     if (e->vol == e->dur) return PC_OK;
     if (m->in_step && e->pending && c->tear != PC_TEAR_NONE) {
         /* with the step's data, as its size: only if every sector of D landed */
@@ -1102,6 +1305,7 @@ int pc_model_durable(const pc_model *m, uint32_t id, const uint8_t **buf, uint64
 int pc__model_dump(const pc_model *m, pc_tw *w)
 {
     if (!m || !w || m->in_step) return PC_ESTATE;
+    if (m->journal) CHK(pc_tw_journal(w));
     for (uint32_t id = 0; id < m->nfiles; id++) {
         const mfile *f = &m->files[id];
         uint64_t nsec = f->cap / m->sector, last = 0; /* sectors up to `last` may be dirty */
@@ -1111,7 +1315,8 @@ int pc__model_dump(const pc_model *m, pc_tw *w)
         if (end < f->vsize) end = f->vsize;
         if (end < f->dsize) end = f->dsize;
         CHK(pc_tw_file(w, id, f->name, f->dur, f->dsize));
-        if (m->names[f->name_ix].dur != id) CHK(pc_tw_created(w, id));
+        /* (journalled, a creation is one of the JOP records below) */
+        if (m->names[f->name_ix].dur != id && !m->journal) CHK(pc_tw_created(w, id));
         if (!end) continue;
         if (f->vsize) CHK(pc_tw_write(w, id, 0, f->vol, f->vsize, 0));
         CHK(pc_tw_truncate(w, id, end));
@@ -1130,6 +1335,16 @@ int pc__model_dump(const pc_model *m, pc_tw *w)
     for (uint32_t i = 0; i < m->nnames; i++) {
         const mname *e = &m->names[i];
         CHK(pc__tw_name_set(w, e->path, e->vol, e->dur, e->key));
+    }
+    for (size_t i = 0; i < m->njops; i++) {
+        const jop *o = &m->jops[i];
+        const char *path[2] = {NULL, NULL};
+        uint32_t target[2] = {0, 0};
+        for (uint32_t c = 0; c < o->nch; c++) {
+            path[c] = m->names[o->ch[c].ix].path;
+            target[c] = o->ch[c].target;
+        }
+        CHK(pc__tw_jop(w, o->key, o->file, o->flush, o->created, o->nch, path, target));
     }
     return PC_OK;
 }

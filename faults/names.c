@@ -46,14 +46,22 @@
  * - Not modelled: mkdir and a new directory's own entry, rmdir (unlinkat AT_REMOVEDIR passes
  *   through: an empty directory holds no tracked name), O_TMPFILE + linkat, symlink,
  *   syncfs/sync, names created before the file was first tracked or by another process
- *   (durable), an untracked file linked to a name the model knows, and the ext4 profile
- *   (names in order with the data).
+ *   (durable), and an untracked file linked to a name the model knows.
+ * - POWERCUT_NAMESPACE=ext4 (data=ordered, auto_da_alloc): the same steps and names, but the
+ *   changes are operations of one journal in program order (pc_model_set_journal; a trace
+ *   says so with its JOURNAL record): an image holds a prefix of those not committed; an
+ *   fsync of a directory commits them all, an fsync or fdatasync of a tracked file when the
+ *   file changed since the last commit (pc_model_journal_commit, a JCOMMIT record); a rename
+ *   over a file writes the renamed file's data in its step. What is left out is stricter
+ *   than ext4 (faults/README.md, Names): fsyncs of untracked files, msync, O_SYNC writes and
+ *   syncfs commit nothing.
  */
 
 int pc__ns_parse(const char *value)
 {
     if (!value || !*value || !strcmp(value, "none")) return PC_NS_NONE;
     if (!strcmp(value, "posix")) return PC_NS_POSIX;
+    if (!strcmp(value, "ext4")) return PC_NS_EXT4;
     return -1;
 }
 

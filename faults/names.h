@@ -8,8 +8,9 @@
 #include <stdint.h>
 
 /* POWERCUT_NAMESPACE: PC_NS_NONE (unset: names are not modelled, a tracked file exists
- * durably from its creation) or PC_NS_POSIX; -1 for a value the shim does not know. */
-enum { PC_NS_NONE = 0, PC_NS_POSIX = 1 };
+ * durably from its creation), PC_NS_POSIX or PC_NS_EXT4 (names journalled in order,
+ * pc_model_set_journal); -1 for a value the shim does not know. */
+enum { PC_NS_NONE = 0, PC_NS_POSIX = 1, PC_NS_EXT4 = 2 };
 int pc__ns_parse(const char *value);
 
 /* Before an open with O_CREAT: 1 when nothing is at `path` (relative to dirfd), so that a

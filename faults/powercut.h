@@ -102,6 +102,21 @@ PC_API int pc_model_link(pc_model *m, const char *from, const char *to, int flag
  * sync. pc_model_dir_sync: the same for the directory of file id's first name. */
 PC_API int pc_model_dir_sync_path(pc_model *m, const char *dir);
 PC_API int pc_model_dir_sync(pc_model *m, uint32_t id);
+/* The ext4 profile (POWERCUT_NAMESPACE=ext4; call before any file is added): namespace
+ * operations (a creation, rename, unlink, link without PC_NAME_DURABLE) are journalled in
+ * program order, and an image holds a prefix of those not committed yet: all of them when
+ * the cut step commits the journal and every sector of its syncs landed (tear not none),
+ * otherwise none, all or a seeded length as the writeback is none, all or random. A step
+ * commits the journal when it ends if it is an fsync of a directory (pc_model_dir_sync_path
+ * then commits every directory's changes) or pc_model_journal_commit says so. A rename over
+ * an existing name (auto_da_alloc) also syncs the renamed file in its step, and is in no
+ * image of that step that does not hold all of that file's data. */
+PC_API int pc_model_set_journal(pc_model *m);
+/* Inside a step (an fsync, or with datasync an fdatasync, of file id): commits the journal
+ * when the step ends if the file changed since the last commit: for fsync, dirty data, a size
+ * change or a journalled operation about it; for fdatasync, a size change or its creation.
+ * Does nothing on a model without the journal. */
+PC_API int pc_model_journal_commit(pc_model *m, uint32_t id, int datasync);
 /* The names the model knows (every name ever changed, and every file's first name). */
 PC_API int pc_model_name_count(const pc_model *m, uint32_t *count);
 PC_API int pc_model_name(const pc_model *m, uint32_t i, const char **path);
@@ -203,6 +218,8 @@ PC_API int pc_tw_created(pc_tw *w, uint32_t id);  /* pc_model_created */
 PC_API int pc_tw_output(pc_tw *w, int stream, uint64_t bytes);
 PC_API int pc_tw_dir_sync(pc_tw *w, uint32_t id); /* pc_model_dir_sync, inside a step */
 PC_API int pc_tw_dir_sync_path(pc_tw *w, const char *dir); /* pc_model_dir_sync_path */
+PC_API int pc_tw_journal(pc_tw *w);                        /* pc_model_set_journal, first */
+PC_API int pc_tw_journal_commit(pc_tw *w, uint32_t id, int datasync); /* pc_model_journal_commit */
 PC_API int pc_tw_rename(pc_tw *w, const char *from, const char *to, int flags); /* pc_model_rename */
 PC_API int pc_tw_unlink(pc_tw *w, const char *name, int flags);                /* pc_model_unlink */
 PC_API int pc_tw_link(pc_tw *w, const char *from, const char *to, int flags);   /* pc_model_link */

@@ -45,8 +45,9 @@
  *   posix and the open created it (names.c): then a cut leaves no file until an fsync of its
  *   directory, which is a step (fsync-dir) in either case. rename, unlink and link of a
  *   tracked file's name are steps too, their changes volatile until the directory's fsync
- *   (names.c); a cut writes an image for every name the model knows that holds a file then,
- *   and removes the image of every name that holds none.
+ *   (names.c; under POWERCUT_NAMESPACE=ext4 until a commit, in program order); a cut writes
+ *   an image for every name the model knows that holds a file then, and removes the image
+ *   of every name that holds none.
  * - Descriptors are a table indexed by fd; calls on an untracked fd cost one array load.
  *   dup/dup2/dup3 and fcntl(F_DUPFD, F_DUPFD_CLOEXEC) copy entries; close, close_range,
  *   closefrom and fclose (whose closes glibc makes internally) clear them, so a socket or pipe
@@ -240,7 +241,7 @@ typedef struct {
     uint8_t *shadow; /* sync mode without a model: the volatile content, to diff mappings */
     uint64_t shcap;
     pc_blocks blocks; /* disk-full model: the blocks the disk backs (df_on() runs only) */
-    int name_new;   /* POWERCUT_NAMESPACE=posix: this process created its first name */
+    int name_new;   /* POWERCUT_NAMESPACE=posix or ext4: this process created its first name */
     /* foreign-change check (fc_check): st_mtim and st_size after the shim's last own change */
     struct timespec fc_mtim;
     uint64_t fc_size;
@@ -295,7 +296,7 @@ static struct {
     int mmap_force; /* POWERCUT_MMAP=mprotect or uffd: that backend (WT_*); 0 = choose */
     int uffd_ok;    /* the uffd backend works here: 1, not: -1, not tried yet: 0 */
     int debug;      /* POWERCUT_DEBUG: one line on stderr per tracked mapping */
-    int ns;         /* POWERCUT_NAMESPACE (names.h): PC_NS_NONE or PC_NS_POSIX */
+    int ns;         /* POWERCUT_NAMESPACE (names.h): PC_NS_NONE, PC_NS_POSIX or PC_NS_EXT4 */
     char *pattern, *abs_pattern;
     int is_glob;
     uint32_t sector;
@@ -433,6 +434,13 @@ static void install_segv(void)
 
 static void read_env_guards(void);
 
+
+/* The live model, journalled under POWERCUT_NAMESPACE=ext4 (names.c). */
+static int new_model(uint32_t sector)
+{
+    if (pc_model_new(sector, &S.m)) return PC_ENOMEM;
+    return S.ns == PC_NS_EXT4 ? pc_model_set_journal(S.m) : PC_OK;
+}
 static void read_env(void)
 {
     const char *pat = getenv("POWERCUT_FILE");
@@ -506,7 +514,7 @@ static void read_env(void)
     /* Record-only runs keep no model (the trace reader rebuilds it); in sync mode they keep a
      * bare copy of the volatile content instead, to diff mappings against. */
     if (!S.trace_path || S.cut_step || S.cb || getenv("POWERCUT_MODEL"))
-        if (pc_model_new(S.sector, &S.m)) die("memory", "model");
+        if (new_model(S.sector)) die("memory", "model");
     read_env_guards();
 }
 
@@ -664,6 +672,7 @@ static int claim(void)
         const char *mapped = getenv("POWERCUT_TRACE_MAPPED");
         int rc = mapped && *mapped && strcmp(mapped, "0") ? pc_tw_new_mapped(S.trace_fd, S.sector, &S.tw)
                                                           : pc_tw_new(S.trace_fd, S.sector, &S.tw);
+        if (!rc && S.ns == PC_NS_EXT4) rc = pc_tw_journal(S.tw);
         if (rc) die("POWERCUT_TRACE (cannot start the trace)", S.trace_path);
     }
     for (int i = 0; i < S.npending; i++) {
@@ -767,7 +776,7 @@ static void after_open(int fd, int dirfd, const char *path, int flags, int creat
         f->id = (uint32_t)S.nfiles;
         df_backed(f, 0, size); /* its content at first open has its blocks */
         /* a name this open made is volatile until its directory is synced (names.c) */
-        f->name_new = created && S.ns == PC_NS_POSIX;
+        f->name_new = created && S.ns != PC_NS_NONE;
         if (S.m) trace_fail(pc_model_add_file(S.m, abs, content, size, NULL));
         if (S.m && f->name_new) trace_fail(pc_model_created(S.m, f->id));
         if (use_shadow() && !shadow_fit(f, size ? size : 1)) memcpy(f->shadow, content, size);
@@ -2094,7 +2103,7 @@ static int do_fsync_dir(int call, int fd, const char *dir, uint32_t id, int (*re
         return -1;
     }
     int r = go == GO_CUT ? 0 : real(fd), saved = errno;
-    if (r == 0 && S.ns == PC_NS_POSIX) {
+    if (r == 0 && S.ns != PC_NS_NONE) { /* ext4: the model commits its journal */
         if (S.m) trace_fail(pc_model_dir_sync_path(S.m, dir));
         if (S.tw) trace_fail(pc_tw_dir_sync_path(S.tw, dir));
     }
@@ -2103,6 +2112,15 @@ static int do_fsync_dir(int call, int fd, const char *dir, uint32_t id, int (*re
     END_STEP();
     errno = saved;
     return r;
+}
+
+/* ext4: an fsync of a file commits the journal when the file changed since the last commit
+ * (pc_model_journal_commit decides, from the model a record-only run does not keep). */
+static void note_commit(tfile *f, int datasync)
+{
+    if (S.ns != PC_NS_EXT4) return;
+    if (S.m) trace_fail(pc_model_journal_commit(S.m, f->id, datasync));
+    if (S.tw) trace_fail(pc_tw_journal_commit(S.tw, f->id, datasync));
 }
 
 static int do_fsync(int call, int fd, int (*real)(int))
@@ -2122,6 +2140,7 @@ static int do_fsync(int call, int fd, int (*real)(int))
     capture_file((size_t)(f - S.files)); /* sync mode: the mapped stores this fsync covers */
     if (go == GO_CUT) {
         note_sync(f, 0, UINT64_MAX);
+        note_commit(f, call == PC_CALL_FDATASYNC);
         CUT_RETURN(-1, real(fd));
     }
     if (go == GO_ERROR) {
@@ -2137,8 +2156,10 @@ static int do_fsync(int call, int fd, int (*real)(int))
     }
     int r = real(fd);
     int saved = errno;
-    if (r == 0) note_sync(f, 0, UINT64_MAX);
-    else if (saved == EIO) note_lose(f, 0, UINT64_MAX);
+    if (r == 0) {
+        note_sync(f, 0, UINT64_MAX);
+        note_commit(f, call == PC_CALL_FDATASYNC);
+    } else if (saved == EIO) note_lose(f, 0, UINT64_MAX);
     step_close();
     END_STEP();
     errno = saved;
@@ -2625,7 +2646,7 @@ static long tracked_at(int dirfd, const char *path, int follow, int *exists)
 }
 
 static int ns_watching(void) { return S.active && !S.dead && !busy && S.nfiles && getpid() == S.owner; }
-static int ns_flags(void) { return S.ns == PC_NS_POSIX ? 0 : PC_NAME_DURABLE; }
+static int ns_flags(void) { return S.ns == PC_NS_NONE ? PC_NAME_DURABLE : 0; }
 
 static void note_rename(const char *from, const char *to, int flags)
 {
@@ -3712,7 +3733,7 @@ PC_EXPORT int pc_shim_set_image_cb(pc_image_cb cb, void *ctx)
     S.cb = cb;
     S.cbctx = ctx;
     int rc = PC_OK;
-    if (cb && !S.m && pc_model_new(S.sector ? S.sector : 512, &S.m)) rc = PC_ENOMEM;
+    if (cb && !S.m && new_model(S.sector ? S.sector : 512)) rc = PC_ENOMEM;
     pthread_mutex_unlock(&lock);
     return rc;
 }
@@ -3734,7 +3755,7 @@ PC_EXPORT int pc_shim_set_cut(uint64_t step, const pc_crash *crash)
     S.cut_step = step;
     if (crash) S.crash = *crash;
     int rc = PC_OK;
-    if (step && !S.m && pc_model_new(S.sector ? S.sector : 512, &S.m)) rc = PC_ENOMEM;
+    if (step && !S.m && new_model(S.sector ? S.sector : 512)) rc = PC_ENOMEM;
     pthread_mutex_unlock(&lock);
     return rc;
 }

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 /*
- * Format, version 4 (documented in faults/README.md). All integers little-endian.
+ * Format, version 5 (documented in faults/README.md). All integers little-endian.
  *   header: "PCTRACE\0" u32 version u32 sector_size
  *   records: u8 type, then
  *     1 FILE     u32 id, u32 name_len, name, u64 size, content[size]   (content is durable)
@@ -41,6 +41,11 @@
  *                ends; pc_model_dir_sync_path; version 4)
  *    19 NAMESET  u32 vol, u32 dur, u64 key, u32 len, name  (a name's whole state: only in the
  *                model the shim hands over across an exec, never in a trace file; version 4)
+ *    20 JOURNAL  (before any FILE: names follow the ext4 profile, pc_model_set_journal; version 5)
+ *    21 JCOMMIT  u32 id, u8 datasync  (in a step: an fsync/fdatasync of file id, which commits
+ *                the journal when the file changed since the last commit; version 5)
+ *    22 JOP      u64 key, u32 file, u32 flush, u8 created, u8 n, n x (u32 target, u32 len, name)
+ *                (a journal operation not committed: only in the exec hand-over; version 5)
  * A step's records lie between its STEP and STEPEND; records outside steps are volatile
  * changes between steps (mostly pages written through mappings, found at the next step).
  * A trace may stop anywhere (the process died): the reader treats a truncated last record as
@@ -57,10 +62,12 @@
  */
 
 enum { R_FILE = 1, R_WRITE, R_TRUNC, R_STEP, R_SYNC, R_LOSE, R_MARK, R_STEPEND, R_END, R_FAIL, R_SIGBUS,
-       R_CREATED, R_DIRSYNC, R_OUTPUT, R_RENAME, R_UNLINK, R_LINK, R_DIRSYNCP, R_NAMESET };
+       R_CREATED, R_DIRSYNC, R_OUTPUT, R_RENAME, R_UNLINK, R_LINK, R_DIRSYNCP, R_NAMESET, R_JOURNAL,
+       R_JCOMMIT, R_JOP };
 /* Version 2 added SIGBUS, CREATED and DIRSYNC, version 3 OUTPUT, version 4 RENAME, UNLINK,
- * LINK, DIRSYNCP and NAMESET; an older trace is a newer one without them. */
-#define PC_TRACE_VERSION 4u
+ * LINK, DIRSYNCP and NAMESET, version 5 JOURNAL, JCOMMIT and JOP; an older trace is a newer
+ * one without them. */
+#define PC_TRACE_VERSION 5u
 #define TW_BUFSZ (1u << 20)
 #define TW_CHUNK ((size_t)4 << 20)
 
@@ -413,6 +420,30 @@ int pc__tw_name_set(pc_tw *w, const char *path, uint32_t vol, uint32_t dur, uint
     return put_str(w, path);
 }
 
+int pc_tw_journal(pc_tw *w) { return w ? put8(w, R_JOURNAL) : PC_EINVAL; }
+
+int pc_tw_journal_commit(pc_tw *w, uint32_t id, int datasync)
+{
+    if (!w) return PC_EINVAL;
+    rec r = {.n = 0};
+    r8(&r, R_JCOMMIT); r32(&r, id); r8(&r, datasync ? 1 : 0);
+    return rput(w, &r);
+}
+
+int pc__tw_jop(pc_tw *w, uint64_t key, uint32_t file, uint32_t flush, int created, uint32_t nch,
+               const char *const path[], const uint32_t target[])
+{
+    if (!w || nch > 2) return PC_EINVAL;
+    rec r = {.n = 0};
+    r8(&r, R_JOP); r64(&r, key); r32(&r, file); r32(&r, flush); r8(&r, created ? 1 : 0); r8(&r, (uint8_t)nch);
+    CHK(rput(w, &r));
+    for (uint32_t c = 0; c < nch; c++) {
+        CHK(put32(w, target[c]));
+        CHK(put_str(w, path[c]));
+    }
+    return PC_OK;
+}
+
 int pc_tw_dir_sync_path(pc_tw *w, const char *dir)
 {
     if (!w || !dir) return PC_EINVAL;
@@ -569,6 +600,17 @@ static int index_trace(pc_trace *t)
         case R_UNLINK: g8(&r); take(&r, g32(&r)); break;
         case R_DIRSYNCP: take(&r, g32(&r)); break;
         case R_NAMESET: g32(&r); g32(&r); g64(&r); take(&r, g32(&r)); break;
+        case R_JOURNAL: break;
+        case R_JCOMMIT: g32(&r); g8(&r); break;
+        case R_JOP: {
+            g64(&r); g32(&r); g32(&r); g8(&r);
+            uint8_t n = g8(&r);
+            for (uint8_t c = 0; c < n && !r.bad; c++) {
+                g32(&r);
+                take(&r, g32(&r));
+            }
+            break;
+        }
         case R_OUTPUT: {
             uint8_t stream = g8(&r);
             uint64_t bytes = g64(&r);
@@ -910,6 +952,33 @@ static int apply(pc_replay *rp, int *ev, uint64_t *step)
         char *path = strndup((const char *)p, n);
         rc = path ? pc__model_name_set(rp->m, path, vol, dur, key) : PC_ENOMEM;
         free(path);
+        break;
+    }
+    case R_JOURNAL: rc = pc_model_set_journal(rp->m); break;
+    case R_JCOMMIT: {
+        uint32_t id = g32(&r);
+        uint8_t ds = g8(&r);
+        if (r.bad) return PC_EFORMAT;
+        rc = pc_model_journal_commit(rp->m, id, ds);
+        break;
+    }
+    case R_JOP: {
+        uint64_t key = g64(&r);
+        uint32_t file = g32(&r), flush = g32(&r);
+        uint8_t created = g8(&r), n = g8(&r);
+        if (r.bad || n > 2) return PC_EFORMAT;
+        char *path[2] = {NULL, NULL};
+        uint32_t target[2] = {0, 0};
+        for (uint8_t c = 0; c < n && !rc; c++) {
+            target[c] = g32(&r);
+            uint32_t len = g32(&r);
+            const uint8_t *p = take(&r, len);
+            if (r.bad) rc = PC_EFORMAT;
+            else if (!(path[c] = strndup((const char *)p, len))) rc = PC_ENOMEM;
+        }
+        if (!rc) rc = pc__model_jop(rp->m, key, file, flush, created, n, (const char *const *)path, target);
+        free(path[0]);
+        free(path[1]);
         break;
     }
     case R_MARK: { g8(&r); g64(&r); uint32_t ll = g32(&r); take(&r, ll); break; }

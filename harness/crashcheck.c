@@ -1066,7 +1066,10 @@ static const char *usage_run =
     "  --setup CMD     prepares the folder first (sh -c; CRASHCHECK_ORIGIN set)\n"
     "  --profile P     posix (default): a name PROGRAM creates, renames, removes or links changes\n"
     "                  in a crash state only once an fsync of its directory made the change\n"
-    "                  durable; none: names are durable at once\n"
+    "                  durable; ext4: ext4 data=ordered: those changes reach the disk in program\n"
+    "                  order, an fsync commits all earlier ones, a rename over a file first\n"
+    "                  writes the renamed file's data (auto_da_alloc); none: names are durable\n"
+    "                  at once\n"
     "  --sector N      512 (default) or 4096\n"
     "  --out DIR       where failing states are kept, each with its story (default crashcheck-out)\n"
     "  --jobs N        checks running at once (default 1), each worker in its own copy of the\n"
@@ -1096,7 +1099,8 @@ static int cmd_run_program(int argc, char **argv) {
     else if (!strcmp(a, "--setup") && v) o.setup = v, i++;
     else if (!strcmp(a, "--out") && v) o.outdir = v, i++;
     else if (!strcmp(a, "--profile") && v) {
-      if (strcmp(v, "posix") && strcmp(v, "none")) die_usage(usage_run, "--profile must be posix or none%s", "");
+      if (strcmp(v, "posix") && strcmp(v, "ext4") && strcmp(v, "none"))
+        die_usage(usage_run, "--profile must be posix, ext4 or none%s", "");
       o.profile = v, i++;
     } else if (!strcmp(a, "--sector")) {
       o.sector = parse_sector(usage_run, v), i++;

@@ -44,7 +44,10 @@
  * fsync of the directory holding each changed name made it durable: until then the state has
  * the names as they were on the disk (a file not created yet, a deleted file still there
  * with its content as of the cut, a renamed one under its old name, the file it was renamed
- * over still in place). With --profile none names are as the program last saw them. */
+ * over still in place). With --profile ext4 (POWERCUT_NAMESPACE=ext4) those changes reach the
+ * disk in program order, a state holding a prefix of them, every one before an fsync once it
+ * returned, and a rename over a file only with the renamed file's data (auto_da_alloc); with
+ * --profile none names are as the program last saw them. */
 #include "run.h"
 
 #include <dirent.h>

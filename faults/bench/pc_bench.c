@@ -118,6 +118,7 @@ static int run_child(char *const argv[], const char *lib, const char *mode, cons
         if (strstr(mode, "mprotect")) setenv("POWERCUT_MMAP", "mprotect", 1);
         if (!strncmp(mode, "model", 5)) setenv("POWERCUT_MODEL", "1", 1);
         if (strstr(mode, "posix")) setenv("POWERCUT_NAMESPACE", "posix", 1);
+        if (strstr(mode, "ext4")) setenv("POWERCUT_NAMESPACE", "ext4", 1);
         execv(argv[0], argv);
         _exit(127);
     }
@@ -139,8 +140,9 @@ static int run_child(char *const argv[], const char *lib, const char *mode, cons
 
 static const char *const mmap_modes[] = {"bare", "untracked", "record", "record-sync", "record-uffd", "record-mprotect",
                                          "model", NULL};
-/* The namespace workload: names durable at once (record), or after their directory's fsync. */
-static const char *const ns_modes[] = {"bare", "untracked", "record", "record-posix", NULL};
+/* The namespace workload: names durable at once (record), after their directory's fsync
+ * (posix), or journalled in order (ext4). */
+static const char *const ns_modes[] = {"bare", "untracked", "record", "record-posix", "record-ext4", NULL};
 
 /* Best of 3 runs per mode (the machine is shared); prints one row per mode. */
 static int table(const char *what, char *const argv[], const char *lib, const char *file,

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../diskfull.h"
+#include "../handover.h"
 #include "../powercut.h"
 
 #define SEC 512
@@ -682,7 +683,7 @@ static void test_trace_replay_matches_live(void **st)
     pc_trace *t2;
     assert_int_equal(pc_trace_from_memory(buf, blen - 3, &t2), PC_OK);
     pc_trace_free(t2);
-    assert_int_equal(pc_trace_from_memory("PCTRACE\0\5\0\0\0\0\2\0\0", 16, &t2), PC_EFORMAT); /* version 5: unknown */
+    assert_int_equal(pc_trace_from_memory("PCTRACE\0\6\0\0\0\0\2\0\0", 16, &t2), PC_EFORMAT); /* version 6: unknown */
     pc_trace_free(t);
     for (uint64_t s = 0; s < k; s++)
         for (size_t i = 0; i < NSPECS; i++) free(sn[s].img[i]);
@@ -827,7 +828,7 @@ static void test_created_names(void **st)
      * records of their own, its DIRSYNC per created file) read and answer the same */
     uint8_t *v3 = malloc(len);
     memcpy(v3, buf, len);
-    assert_int_equal(v3[8], 4);
+    assert_int_equal(v3[8], 5);
     v3[8] = 3;
     assert_int_equal(pc_trace_from_memory(v3, len, &t), PC_OK);
     free(v3);
@@ -981,6 +982,256 @@ static void test_namespace_ops(void **st)
     pc_model_free(m);
 }
 
+/* The ext4 profile (pc_model_set_journal). Names: "d/a" (file a, durable), "e/n" (file n,
+ * created), and the names the operations below make. */
+static const char *const j_names[] = {"d/a", "d/b", "e/n", "e/l", "d/t", "d/c"};
+static const char *const j_specs[] = {"none", "all:all", "none:all", "all:none", "prefix:1:all",
+                                      "none:random:1", "none:random:2", "none:random:5"};
+enum { J_NNAMES = 6, J_NSPECS = 8, J_STEPS = 10 };
+
+static void j_table(pc_model *m, uint32_t (*out)[J_NSPECS])
+{
+    for (int i = 0; i < J_NNAMES; i++)
+        for (int j = 0; j < J_NSPECS; j++) out[i][j] = holds_at(m, j_names[i], j_specs[j]);
+}
+
+static uint8_t *image_id(pc_model *m, uint32_t id, const char *spec, uint64_t *len)
+{
+    pc_crash c;
+    assert_int_equal(pc_crash_parse(spec, &c), PC_OK);
+    uint8_t *img;
+    assert_int_equal(pc_model_image(m, id, &c, &img, len), PC_OK);
+    return img;
+}
+
+/* Namespace operations reach the disk in program order: every image holds a prefix of those
+ * not committed, whatever the directories (posix draws each one alone). */
+static void test_ext4_prefix(void **st)
+{
+    (void)st;
+    pc_model *m;
+    assert_int_equal(pc_model_new(SEC, &m), PC_OK);
+    assert_int_equal(pc_model_set_journal(m), PC_OK);
+    uint32_t a, n;
+    assert_int_equal(pc_model_add_file(m, "d/a", "x", 1, &a), PC_OK);
+    assert_int_equal(pc_model_set_journal(m), PC_ESTATE); /* only before any file */
+    assert_int_equal(pc_model_add_file(m, "e/n", "y", 1, &n), PC_OK);
+    assert_int_equal(pc_model_created(m, n), PC_OK);              /* 1: e/n created */
+    assert_int_equal(pc_model_rename(m, "d/a", "d/b", 0), PC_OK); /* 2: d/a -> d/b */
+    assert_int_equal(pc_model_link(m, "d/b", "e/l", 0), PC_OK);   /* 3: e/l, a link of it */
+    assert_int_equal(pc_model_unlink(m, "e/n", 0), PC_OK);        /* 4: e/n removed */
+    /* the states with the first k operations, k = 0..4: e/n, d/a, d/b, e/l */
+    const uint32_t want[5][4] = {
+        {PC_NAME_NONE, a, PC_NAME_NONE, PC_NAME_NONE},
+        {n, a, PC_NAME_NONE, PC_NAME_NONE},
+        {n, PC_NAME_NONE, a, PC_NAME_NONE},
+        {n, PC_NAME_NONE, a, a},
+        {PC_NAME_NONE, PC_NAME_NONE, a, a},
+    };
+    int seen[5] = {0};
+    for (int seed = 0; seed < 64; seed++) {
+        char spec[32];
+        snprintf(spec, sizeof spec, "none:random:%d", seed);
+        uint32_t got[4] = {holds_at(m, "e/n", spec), holds_at(m, "d/a", spec), holds_at(m, "d/b", spec),
+                           holds_at(m, "e/l", spec)};
+        int k = 0;
+        while (k < 5 && memcmp(got, want[k], sizeof got)) k++;
+        if (k == 5) fail_msg("seed %d: e/n %u d/a %u d/b %u e/l %u is no prefix", seed, got[0], got[1], got[2], got[3]);
+        seen[k]++;
+    }
+    for (int k = 0; k < 5; k++) assert_true(seen[k]);
+    assert_int_equal(holds_at(m, "d/b", "none"), PC_NAME_NONE); /* nothing committed */
+    assert_int_equal(holds_at(m, "e/l", "none:all"), a);       /* the periodic commit: all */
+    pc_model_free(m);
+}
+
+/* A commit: an fsync of any directory commits every operation (posix: only its own), as the
+ * size of a sync: with the step's data, never with tear none. An fsync of a file commits when
+ * the file changed since the last commit; fdatasync when its size did (or it was created). */
+static void test_ext4_commit(void **st)
+{
+    (void)st;
+    pc_model *m;
+    assert_int_equal(pc_model_new(SEC, &m), PC_OK);
+    assert_int_equal(pc_model_set_journal(m), PC_OK);
+    uint32_t a, n;
+    assert_int_equal(pc_model_add_file(m, "d/a", "x", 1, &a), PC_OK);
+    assert_int_equal(pc_model_add_file(m, "e/n", "y", 1, &n), PC_OK);
+    assert_int_equal(pc_model_rename(m, "d/a", "d/b", 0), PC_OK);
+    assert_int_equal(pc_model_journal_commit(m, a, 0), PC_ESTATE); /* only inside a step */
+    assert_int_equal(pc_model_step_begin(m, NULL), PC_OK);
+    assert_int_equal(pc_model_dir_sync_path(m, "z"), PC_OK); /* a directory holding none of them */
+    assert_int_equal(holds_at(m, "d/b", "none"), PC_NAME_NONE);
+    assert_int_equal(holds_at(m, "d/b", "all"), a);
+    assert_int_equal(pc_model_step_end(m), PC_OK);
+    assert_int_equal(holds_at(m, "d/b", "none"), a);
+    assert_int_equal(holds_at(m, "d/a", "none"), PC_NAME_NONE);
+    /* an fsync of e/n, unchanged since: commits nothing */
+    assert_int_equal(pc_model_unlink(m, "d/b", 0), PC_OK);
+    assert_int_equal(pc_model_step_begin(m, NULL), PC_OK);
+    assert_int_equal(pc_model_sync(m, n, 0, UINT64_MAX), PC_OK);
+    assert_int_equal(pc_model_journal_commit(m, n, 0), PC_OK);
+    assert_int_equal(holds_at(m, "d/b", "all"), a);
+    assert_int_equal(pc_model_step_end(m), PC_OK);
+    assert_int_equal(holds_at(m, "d/b", "none"), a);
+    /* fdatasync of e/n overwritten in place: nothing either */
+    assert_int_equal(pc_model_write(m, n, 0, "Y", 1), PC_OK);
+    assert_int_equal(pc_model_step_begin(m, NULL), PC_OK);
+    assert_int_equal(pc_model_sync(m, n, 0, UINT64_MAX), PC_OK);
+    assert_int_equal(pc_model_journal_commit(m, n, 1), PC_OK);
+    assert_int_equal(pc_model_step_end(m), PC_OK);
+    assert_int_equal(holds_at(m, "d/b", "none"), a);
+    /* fsync of e/n written since: commits the unlink, with the step's data */
+    assert_int_equal(pc_model_write(m, n, 0, "Z", 1), PC_OK);
+    assert_int_equal(pc_model_step_begin(m, NULL), PC_OK);
+    assert_int_equal(pc_model_sync(m, n, 0, UINT64_MAX), PC_OK);
+    assert_int_equal(pc_model_journal_commit(m, n, 0), PC_OK);
+    assert_int_equal(holds_at(m, "d/b", "none"), a);            /* tear none: not committed */
+    assert_int_equal(holds_at(m, "d/b", "all"), PC_NAME_NONE);  /* tear all: committed */
+    assert_int_equal(pc_model_step_end(m), PC_OK);
+    assert_int_equal(holds_at(m, "d/b", "none"), PC_NAME_NONE);
+    /* fdatasync of e/n grown: commits */
+    assert_int_equal(pc_model_link(m, "e/n", "e/l", 0), PC_OK);
+    assert_int_equal(pc_model_write(m, n, 1, "Z", 1), PC_OK);
+    assert_int_equal(pc_model_step_begin(m, NULL), PC_OK);
+    assert_int_equal(pc_model_sync(m, n, 0, UINT64_MAX), PC_OK);
+    assert_int_equal(pc_model_journal_commit(m, n, 1), PC_OK);
+    assert_int_equal(pc_model_step_end(m), PC_OK);
+    assert_int_equal(holds_at(m, "e/l", "none"), n);
+    /* a failed directory fsync (tear none) commits nothing */
+    pc_crash none;
+    assert_int_equal(pc_crash_parse("none", &none), PC_OK);
+    assert_int_equal(pc_model_unlink(m, "e/l", 0), PC_OK);
+    assert_int_equal(pc_model_step_begin(m, NULL), PC_OK);
+    assert_int_equal(pc_model_dir_sync_path(m, "e"), PC_OK);
+    assert_int_equal(pc_model_step_fail(m, &none), PC_OK);
+    assert_int_equal(pc_model_step_end(m), PC_OK);
+    assert_int_equal(holds_at(m, "e/l", "none"), n);
+    pc_model_free(m);
+}
+
+/* auto_da_alloc: a rename over an existing name writes the renamed file's dirty data in its
+ * step, and is in no image without all of it; a rename to a new name writes nothing. The trace
+ * (JOURNAL, JCOMMIT) and the exec hand-over (JOP) give the same answers. */
+static void test_ext4_replace(void **st)
+{
+    (void)st;
+    pc_model *m;
+    pc_tw *w;
+    assert_int_equal(pc_model_new(SEC, &m), PC_OK);
+    assert_int_equal(pc_tw_new(-1, SEC, &w), PC_OK);
+    assert_int_equal(pc_model_set_journal(m), PC_OK);
+    assert_int_equal(pc_tw_journal(w), PC_OK);
+    uint32_t a, t, c;
+    assert_int_equal(pc_model_add_file(m, "d/b", "old", 3, &a), PC_OK);
+    assert_int_equal(pc_tw_file(w, 0, "d/b", "old", 3), PC_OK);
+    assert_int_equal(pc_model_add_file(m, "d/t", NULL, 0, &t), PC_OK);
+    assert_int_equal(pc_tw_file(w, 1, "d/t", NULL, 0), PC_OK);
+    assert_int_equal(pc_model_created(m, t), PC_OK);
+    assert_int_equal(pc_tw_created(w, t), PC_OK);
+    assert_int_equal(pc_model_add_file(m, "d/c", NULL, 0, &c), PC_OK);
+    assert_int_equal(pc_tw_file(w, 2, "d/c", NULL, 0), PC_OK);
+    assert_int_equal(pc_model_created(m, c), PC_OK);
+    assert_int_equal(pc_tw_created(w, c), PC_OK);
+    uint8_t data[3 * SEC];
+    memset(data, 'n', sizeof data);
+    uint32_t live[J_STEPS][J_NNAMES][J_NSPECS];
+    uint64_t k = 0, n;
+#define J_STEP(call, body) do { \
+        assert_int_equal(pc_model_step_begin(m, &k), PC_OK); \
+        assert_int_equal(pc_tw_step(w, k, call, 0, 0, 0, 0), PC_OK); \
+        body; \
+        j_table(m, live[k - 1]); \
+        assert_int_equal(pc_model_step_end(m), PC_OK); \
+        assert_int_equal(pc_tw_step_end(w), PC_OK); \
+    } while (0)
+#define BOTH(mcall, tcall) do { assert_int_equal(mcall, PC_OK); assert_int_equal(tcall, PC_OK); } while (0)
+    /* 1: d/t written, not synced; 2: d/c written, not synced */
+    J_STEP(PC_CALL_WRITE, BOTH(pc_model_write(m, t, 0, data, sizeof data), pc_tw_write(w, t, 0, data, sizeof data, 0)));
+    J_STEP(PC_CALL_WRITE, BOTH(pc_model_write(m, c, 0, data, SEC), pc_tw_write(w, c, 0, data, SEC, 0)));
+    assert_int_equal(pc_model_rename(m, "d/t", "d/b", 0), PC_ESTATE); /* over a file: in a step */
+    /* 3: d/t renamed over d/b: its 3 dirty sectors are the step's to write */
+    J_STEP(PC_CALL_RENAME, BOTH(pc_model_rename(m, "d/t", "d/b", 0), pc_tw_rename(w, "d/t", "d/b", 0));
+           assert_int_equal(pc_model_step_sectors(m, &n), PC_OK); assert_int_equal(n, 3));
+    assert_int_equal(live[2][1][2], a); /* none:all: all committed but the rename, its data not written */
+    assert_int_equal(live[2][4][2], t); /* (d/t's creation was) */
+    assert_int_equal(live[2][1][4], a); /* prefix:1:all: a third of it: neither */
+    assert_int_equal(live[2][1][1], t); /* all:all: the data, then the rename */
+    for (int s = 5; s < J_NSPECS; s++)
+        if (live[2][1][s] != a && live[2][1][s] != t) fail_msg("%s: d/b holds %u", j_specs[s], live[2][1][s]);
+    uint64_t len;
+    uint8_t *img = image_id(m, t, "none", &len);
+    assert_int_equal(len, sizeof data); /* written when the rename's step ended */
+    assert_memory_equal(img, data, len);
+    free(img);
+    assert_int_equal(holds_at(m, "d/b", "none"), a); /* but not committed */
+    assert_int_equal(holds_at(m, "d/b", "none:all"), t);
+    /* 4: d/c renamed to a new name: writes nothing, its data may miss the committed rename */
+    J_STEP(PC_CALL_RENAME, BOTH(pc_model_rename(m, "d/c", "d/a", 0), pc_tw_rename(w, "d/c", "d/a", 0));
+           assert_int_equal(pc_model_step_sectors(m, &n), PC_OK); assert_int_equal(n, 0));
+    assert_int_equal(live[3][0][2], c);
+    img = image_id(m, c, "none", &len);
+    assert_int_equal(len, 0);
+    free(img);
+    /* the exec hand-over: the model rebuilt from its dump has the journal, in order */
+    pc_tw *hw;
+    assert_int_equal(pc_tw_new(-1, SEC, &hw), PC_OK);
+    assert_int_equal(pc__model_dump(m, hw), PC_OK);
+    const uint8_t *hb;
+    size_t hl;
+    assert_int_equal(pc_tw_buffer(hw, &hb, &hl), PC_OK);
+    pc_trace *ht;
+    assert_int_equal(pc_trace_from_memory(hb, hl, &ht), PC_OK);
+    pc_replay *hr;
+    assert_int_equal(pc_replay_new(ht, &hr), PC_OK);
+    assert_int_equal(pc_replay_next(hr, &n), PC_OK);
+    assert_int_equal(n, 0);
+    pc_model *hm = pc__replay_take(hr);
+    uint32_t before[J_NNAMES][J_NSPECS], after[J_NNAMES][J_NSPECS];
+    j_table(m, before);
+    j_table(hm, after);
+    assert_memory_equal(before, after, sizeof before);
+    pc_model_free(hm);
+    pc_replay_free(hr);
+    pc_trace_free(ht);
+    pc_tw_free(hw);
+    /* 5: an fsync of d/c's file (written since): commits both renames */
+    J_STEP(PC_CALL_FSYNC, BOTH(pc_model_sync(m, c, 0, UINT64_MAX), pc_tw_sync(w, c, 0, UINT64_MAX));
+           BOTH(pc_model_journal_commit(m, c, 0), pc_tw_journal_commit(w, c, 0)));
+    assert_int_equal(live[4][0][1], c);
+    assert_int_equal(live[4][0][0], PC_NAME_NONE);
+    assert_int_equal(holds_at(m, "d/a", "none"), c);
+    assert_int_equal(holds_at(m, "d/b", "none"), t);
+    /* 6: d/a unlinked; 7: a directory's fsync commits it */
+    J_STEP(PC_CALL_UNLINK, BOTH(pc_model_unlink(m, "d/a", 0), pc_tw_unlink(w, "d/a", 0)));
+    J_STEP(PC_CALL_FSYNC_DIR, BOTH(pc_model_dir_sync_path(m, "q"), pc_tw_dir_sync_path(w, "q")));
+    assert_int_equal(holds_at(m, "d/a", "none"), PC_NAME_NONE);
+#undef J_STEP
+#undef BOTH
+    assert_int_equal(pc_tw_finish(w), PC_OK);
+    const uint8_t *buf;
+    size_t blen;
+    assert_int_equal(pc_tw_buffer(w, &buf, &blen), PC_OK);
+    pc_trace *tr;
+    assert_int_equal(pc_trace_from_memory(buf, blen, &tr), PC_OK);
+    pc_replay *r;
+    assert_int_equal(pc_replay_new(tr, &r), PC_OK);
+    for (uint64_t s = 1; s <= 7; s++) {
+        uint64_t got;
+        assert_int_equal(pc_replay_next(r, &got), PC_OK);
+        assert_int_equal(got, s);
+        pc_model *rm;
+        assert_int_equal(pc_replay_model(r, &rm), PC_OK);
+        uint32_t replayed[J_NNAMES][J_NSPECS];
+        j_table(rm, replayed);
+        assert_memory_equal(replayed, live[s - 1], sizeof replayed);
+    }
+    pc_replay_free(r);
+    pc_trace_free(tr);
+    pc_tw_free(w);
+    pc_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1003,6 +1254,9 @@ int main(void)
         cmocka_unit_test(test_disk_blocks),
         cmocka_unit_test(test_created_names),
         cmocka_unit_test(test_namespace_ops),
+        cmocka_unit_test(test_ext4_prefix),
+        cmocka_unit_test(test_ext4_commit),
+        cmocka_unit_test(test_ext4_replace),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1525,6 +1525,84 @@ static void test_rename_over_needs_dir_fsync(void **st)
     pc_trace_free(t);
 }
 
+/* POWERCUT_NAMESPACE=ext4: the unsafe replace (no fsync of f.tmp) is safe, as ext4's
+ * auto_da_alloc writes f.tmp's data before the rename commits; the rename is committed by the
+ * directory's fsync, or by writeback (the periodic commit), never without that data. A created
+ * file's own fsync commits its name (posix: only its directory's). Live cuts and the trace
+ * (its JOURNAL and JCOMMIT records) agree. */
+static void test_ext4_profile(void **st)
+{
+    (void)st;
+    /* 1 pwrite f.tmp, 2 rename over f (writes f.tmp's data), 3 fsync-dir */
+    const char *ops = "@:f.tmp w:0:4096:110 %:f j";
+    names_cut("ext4", "2:none:all", ops, "pre");
+    left("2:none:all", "f", 4096, 'o');  /* the rename waits for its data */
+    left("2:none:all", "f.tmp", 4096, 0); /* its creation committed, its size written back, its
+                                            * data not (the data model's writeback all) */
+    names_cut("ext4", "2:prefix:3:all", ops, "pre");
+    left("2:prefix:3:all", "f", 4096, 'o');
+    names_cut("ext4", "2:all:all", ops, "pre");
+    left("2:all:all", "f", 4096, 'n');
+    left("2:all:all", "f.tmp", -1, 0);
+    names_cut("ext4", "3:none", ops, "pre");
+    left("3:none", "f", 4096, 'o');      /* not committed; f.tmp's creation neither */
+    left("3:none", "f.tmp", -1, 0);
+    names_cut("ext4", "3:all", ops, "pre");
+    left("3:all", "f", 4096, 'n');       /* posix: empty (test_rename_over_needs_dir_fsync) */
+    /* a created file's fsync commits its name: 1 pwrite, 2 fsync, 3 pwrite */
+    names_cut("ext4", "3:none", "@:f.new w:0:4096:110 f w:0:4096:111", NULL);
+    left("ext4, fsync of f.new", "f.new", 4096, 'n');
+    names_cut("posix", "3:none", "@:f.new w:0:4096:110 f w:0:4096:111", NULL);
+    left("posix, fsync of f.new", "f.new", -1, 0);
+    /* the trace */
+    clean_names();
+    put("f", 'o', 4096);
+    char tr[256], envs[512];
+    snprintf(tr, sizeof tr, "%s/trace", dir);
+    snprintf(envs, sizeof envs, "POWERCUT_FILE=%s/f*|POWERCUT_NAMESPACE=ext4|POWERCUT_TRACE=%s", dir, tr);
+    assert_int_equal(run(envs, ops), 0);
+    pc_trace *t;
+    assert_int_equal(pc_trace_open(tr, &t), PC_OK);
+    assert_int_equal(trace_holds(t, 2, "none:all", "f"), 0);
+    assert_int_equal(trace_holds(t, 2, "none:all", "f.tmp"), 1);
+    assert_int_equal(trace_holds(t, 2, "prefix:3:all", "f"), 0);
+    assert_int_equal(trace_holds(t, 2, "all:all", "f"), 1);
+    assert_int_equal(trace_holds(t, 3, "none", "f"), 0);
+    assert_int_equal(trace_holds(t, 3, "none", "f.tmp"), PC_NAME_NONE);
+    assert_int_equal(trace_holds(t, 3, "all", "f"), 1);
+    uint8_t *img;
+    uint64_t len;
+    pc_crash c;
+    assert_int_equal(pc_crash_parse("all", &c), PC_OK);
+    assert_int_equal(pc_trace_image(t, 1, 3, &c, &img, &len), PC_OK);
+    assert_int_equal(len, 4096);
+    assert_true(range_is(img, 0, len, 'n'));
+    free(img);
+    pc_trace_free(t);
+    /* across an exec the journal goes on in order: 1 pwrite f.tmp, 2 rename over f, exec,
+     * 3 link f.ln, 4 fsync-dir; live cuts after the exec (the hand-over's JOP records) agree
+     * with the one trace, and f.ln is never there without the rename before it */
+    const char *xops = "@:f.tmp w:0:4096:110 %:f e:v ^:f.ln:l j";
+    clean_names();
+    put("f", 'o', 4096);
+    assert_int_equal(run(envs, xops), 0);
+    assert_int_equal(pc_trace_open(tr, &t), PC_OK);
+    int drawn[3] = {0, 0, 0};
+    for (int seed = 0; seed < 12; seed++) {
+        char cut[80], spec[64];
+        snprintf(spec, sizeof spec, "none:random:%d", seed);
+        snprintf(cut, sizeof cut, "4:%s", spec);
+        uint32_t f = trace_holds(t, 4, spec, "f"), ln = trace_holds(t, 4, spec, "f.ln");
+        if (ln == 1 && f != 1) fail_msg("%s: f.ln without the rename before it", spec);
+        names_cut("ext4", cut, xops, "pre");
+        left(cut, "f", 4096, f == 1 ? 'n' : 'o');
+        left(cut, "f.ln", ln == 1 ? 4096 : -1, 'n');
+        drawn[(f == 1) + (ln == 1)]++;
+    }
+    assert_true(drawn[0] && drawn[1] && drawn[2]);
+    pc_trace_free(t);
+}
+
 /* unlink, unlinkat and remove of a tracked name are steps; the name goes from the disk only
  * with its directory's fsync, and until then the file is there with its content as of the
  * cut (the data is the file's, whatever happens to its name). */
@@ -2006,6 +2084,7 @@ int main(void)
         cmocka_unit_test(test_created_name_needs_dir_fsync),
         cmocka_unit_test(test_existing_name_stays_durable),
         cmocka_unit_test(test_rename_over_needs_dir_fsync),
+        cmocka_unit_test(test_ext4_profile),
         cmocka_unit_test(test_unlink_needs_dir_fsync),
         cmocka_unit_test(test_link_and_rename_across_dirs),
         cmocka_unit_test(test_names_refused),

@@ -39,6 +39,9 @@ static const char shim_text[] =
     "  POWERCUT_NAMESPACE=posix  a name the program creates, renames, removes or links changes\n"
     "                           after a cut only once an fsync of its directory made it\n"
     "                           durable (default: at once)\n"
+    "  POWERCUT_NAMESPACE=ext4   those changes reach the disk in program order; an fsync\n"
+    "                           commits every earlier one; a rename over a file first\n"
+    "                           writes the renamed file's data (data=ordered, auto_da_alloc)\n"
     "  POWERCUT_EXIT_STEP=1     one more step, exit, when the process exits\n"
     "  POWERCUT_OUTPUT=1        record how much the program had written to stdout/stderr at each step\n"
     "  POWERCUT_FOREIGN=stop|off  a change of the file behind the shim's back (stdio, another\n"
@@ -127,7 +130,7 @@ int main(int argc, char **argv)
         uint64_t len;
         int exists = 1;
         rc = pc_trace_image_exists(t, id, step, &c, &exists);
-        if (!rc && !exists) { /* POWERCUT_NAMESPACE=posix: its name never reached the disk */
+        if (!rc && !exists) { /* POWERCUT_NAMESPACE=posix or ext4: its name never reached the disk */
             if (remove(argv[5]) != 0 && errno != ENOENT) rc = PC_EIO;
             else printf("file %u is not under its first name after this cut (that name was not durable, or "
                         "a durable rename, unlink or link changed it): no %s\n", id, argv[5]);
