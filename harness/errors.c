@@ -33,6 +33,11 @@
  *   (cc_run_case_errors) holds the pager to the contract as it goes, and leaves its states
  *   in a file (CRASHCHECK_STATES). A run that breaks the contract is a violation (E1) of
  *   its own; no crash is needed to show it.
+ * - A failed protected commit, mp_sync_page or mp_sync is retried once on the same handle,
+ *   inside its operation, as an application would: the handle is usable, and the retry's
+ *   MP_OK must hold what the failed msync dropped (fsync-gate), which the pager dirties
+ *   again as it fails. The shim sees that store of identical bytes with its exact write
+ *   tracking (POWERCUT_MMAP=track, the default), not under `sync`, which compares bytes.
  * - The crash states checked are those right after the error step (a cut during the failing
  *   call is one plain explore checks), of every later step of its operation and of the next
  *   one: what the error path wrote, and what the next operation built on it. While the

@@ -358,13 +358,6 @@ typedef struct runner {
   uint64_t intent_hash; /* pwrite: the content it meant to commit */
   bool tolerated;       /* expect() let the last call fail: run_case decides */
   int last_rc;          /* ... with this code */
-  /* After a failed call, the data of every page that was not known durable then (a regular
-   * page synced since its last write) is unknown on disk until the page is written again:
-   * a failed msync may have dropped it (fsync-gate; msync covers whole system pages, and
-   * pages the failed operation staged may be handed out later), and no later sync brings
-   * it back. `known`: the pages known durable at the failure; `rewritten`: written since. */
-  bool tainted;
-  growable known, rewritten;
 } runner;
 
 #define FAIL(r, ...)                                                     \
@@ -396,6 +389,19 @@ static int expect(runner *r, size_t i, const char *what, int rc, int ok1, int ok
     return CC_EINVAL;
   }
   FAIL(r, "operation %zu (%s): %s returned %d (%s)", i, cc_op_name(r->c->ops[i - 1].kind), what, rc, mp_strerror(rc));
+}
+
+/* After mp_sync returned MP_OK every regular page's content is durable, whatever an earlier
+ * failure did: a failed msync leaves the pages it dropped dirty again (the fsync-gate undone,
+ * pager/sys.c), so this sync wrote them. */
+static void synced_all(runner *r) {
+  size_t ps = mp_page_size(r->p);
+  for (size_t k = 0; k < r->reg.n; k++) {
+    if (r->reg.vals[k]) continue; /* unchanged since it was synced: its hash stands */
+    void *data;
+    mp_page(r->p, r->reg.ids[k], &data);
+    r->reg.vals[k] = cc_hash(data, ps);
+  }
 }
 
 static int do_op(runner *r, size_t i, const cc_op *op) {
@@ -436,8 +442,6 @@ static int do_op(runner *r, size_t i, const cc_op *op) {
       if (expect(r, i, "mp_page", mp_page(r->p, r->reg.ids[at], &data), MP_OK, MP_OK)) return CC_EINVAL;
       cc_fill(data, ps, op->b, r->reg.ids[at]);
       r->reg.vals[at] = 0;
-      if (r->tainted && g_find(&r->rewritten, r->reg.ids[at]) < 0 && g_insert(&r->rewritten, r->reg.ids[at], 0))
-        return CC_ENOMEM; /* rewritten whole: dirty again, so the next sync writes it */
       if (op->kind == CC_WRITE) return CC_OK;
       if (expect(r, i, "mp_sync_page", mp_sync_page(r->p, r->reg.ids[at]), MP_OK, MP_OK)) return CC_EINVAL;
       r->reg.vals[at] = cc_hash(data, ps);
@@ -445,14 +449,7 @@ static int do_op(runner *r, size_t i, const cc_op *op) {
     }
     case CC_SYNC:
       if (expect(r, i, "mp_sync", mp_sync(r->p), MP_OK, MP_OK)) return CC_EINVAL;
-      for (size_t k = 0; k < r->reg.n; k++) {
-        if (r->reg.vals[k]) continue; /* unchanged since it was synced: its hash stands */
-        if (r->tainted && g_find(&r->known, r->reg.ids[k]) < 0 && g_find(&r->rewritten, r->reg.ids[k]) < 0)
-          continue; /* its data may have been lost at the failure */
-        void *data;
-        mp_page(r->p, r->reg.ids[k], &data);
-        r->reg.vals[k] = cc_hash(data, ps);
-      }
+      synced_all(r);
       return CC_OK;
     case CC_PALLOC:
       rc = mp_protected_alloc(r->p, &id);
@@ -648,14 +645,37 @@ static int after_failure(runner *r, size_t i) {
   r->run->failed_op = i;
   r->run->failed_rc = r->failed_rc;
   r->run->error[0] = 0;
-  r->tainted = true;
-  for (size_t k = 0; k < r->reg.n; k++) /* (a full disk fails again: known once) */
-    if (r->reg.vals[k] && g_find(&r->known, r->reg.ids[k]) < 0 && g_insert(&r->known, r->reg.ids[k], 0) != CC_OK)
-      return CC_ENOMEM;
-  if (r->c->ops[i - 1].kind == CC_PWRITE && r->failed_what && !strcmp(r->failed_what, "mp_protected_commit")) {
-    /* the staged write outlives a failed commit (a retry may commit it): the caller drops it */
-    int rc = mp_protected_abort(r->p, r->intent[0]);
-    if (rc != MP_OK && rc != MP_ENOTSTAGED)
+  const cc_op *op = &r->c->ops[i - 1];
+  const char *what = r->failed_what ? r->failed_what : "";
+  if ((op->kind == CC_WRITE_SYNC && !strcmp(what, "mp_sync_page")) ||
+      (op->kind == CC_SYNC && !strcmp(what, "mp_sync"))) {
+    /* A failed sync is retried once, as an application would; its MP_OK is held to R6 (and the
+     * durable state the run leaves) like any other: what the failed msync dropped (fsync-gate)
+     * must be written by the retry. */
+    size_t at = op->a % (r->reg.n ? r->reg.n : 1);
+    int rc = op->kind == CC_SYNC ? mp_sync(r->p) : mp_sync_page(r->p, r->reg.ids[at]);
+    if (rc != MP_OK)
+      FAIL(r, "operation %zu: retrying %s after its failure returned %d (%s)", i, what, rc, mp_strerror(rc));
+    void *data;
+    if (op->kind == CC_SYNC)
+      synced_all(r);
+    else if (mp_page(r->p, r->reg.ids[at], &data) == MP_OK)
+      r->reg.vals[at] = cc_hash(data, mp_page_size(r->p));
+  }
+  if (op->kind == CC_PWRITE && !strcmp(what, "mp_protected_commit")) {
+    /* The staged write outlives a failed commit, so the caller retries it, as an application
+     * would: the handle is not poisoned. The retry's MP_OK is a promise like any other (R5, and
+     * the durable state the run leaves): the copy the failed msync may have dropped (fsync-gate)
+     * must reach the disk before the selector names it. A retry that fails too (the first
+     * failure poisoned the handle) leaves the write to be dropped, as before. */
+    int rc = mp_protected_commit(r->p, r->intent[0]);
+    long at = g_find(&r->prot, r->intent[0]);
+    if (rc == MP_OK && at >= 0)
+      r->prot.vals[at] = r->intent_hash;
+    else if (rc != MP_EPOISONED)
+      FAIL(r, "operation %zu: retrying mp_protected_commit after its failure returned %d (%s)", i, rc,
+           mp_strerror(rc));
+    else if ((rc = mp_protected_abort(r->p, r->intent[0])) != MP_OK && rc != MP_ENOTSTAGED)
       FAIL(r, "operation %zu: mp_protected_abort after the failed commit returned %d (%s)", i, rc, mp_strerror(rc));
   }
   if (!r->p) { /* a failed reopen: the handle is gone; the next open must work */
@@ -694,10 +714,6 @@ static void free_runner(runner *r) {
   free(r->reg.vals);
   free(r->prot.ids);
   free(r->prot.vals);
-  free(r->known.ids);
-  free(r->known.vals);
-  free(r->rewritten.ids);
-  free(r->rewritten.vals);
 }
 
 static int run_case(const cc_case *c, const char *path, start_kind start, bool check, bool errors, cc_run *run) {

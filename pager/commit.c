@@ -64,6 +64,15 @@
  *   the old or the new version. The change is reverted in memory and page 0 is
  *   synced again so that the disk holds the old one; if that fails too, the handle
  *   is poisoned: the durable state is uncertain, and only a reopen can tell.
+ *
+ * - Any other failed msync leaves the handle usable and the call retryable, which
+ *   the fsync-gate would make a lie: the kernel marks the pages a failed writeback
+ *   was writing clean, so a retried protected commit would rewrite (and sync) only
+ *   its directory page, then flip the selector onto a staged copy that never reached
+ *   the disk. Poisoning the handle instead would turn every failed data or stage
+ *   msync into a reopen, although nothing durable is uncertain then (the selector
+ *   still names the old version). So sys.c dirties the range of a failed msync again
+ *   before reporting the failure, and whatever msync comes next writes it.
  */
 #include <stdlib.h>
 #include <string.h>

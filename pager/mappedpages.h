@@ -163,6 +163,8 @@ MP_API int mp_protected_where(const mp_pager *p, uint64_t id, uint64_t *page, ui
  * current content. Valid as for mp_page. Nothing changes durably until
  * mp_protected_commit; MP_EBUSY if a write is already staged for this id. */
 MP_API int mp_protected_begin(mp_pager *p, uint64_t id, void **data);
+/* Makes the staged write the committed content. On failure the write stays staged:
+ * call it again (what the failed msync was writing is written again) or abort it. */
 MP_API int mp_protected_commit(mp_pager *p, uint64_t id);
 MP_API int mp_protected_abort(mp_pager *p, uint64_t id);
 MP_API int mp_next_protected(const mp_pager *p, uint64_t from, uint64_t *id);

@@ -42,6 +42,38 @@ int mp__errno_to_code(int err) {
   }
 }
 
+/* A failed msync is not a sync that did nothing: the kernel has marked the pages it was
+ * writing clean (the fsync-gate; faults/README.md), so their content stays visible but no
+ * later msync, nor the kernel's own writeback, writes it. Every failure the pager reports
+ * leaves the handle usable (only a failed commit point poisons it, commit.c), and the call
+ * that failed may be retried: a protected commit whose staged copy was dropped would flip its
+ * selector onto a copy that never reached the disk, and a retried mp_sync_page would report
+ * data durable that is not. So the range is dirtied again at once: a store into each system
+ * page, which the writeback left write-protected, makes the kernel count the whole page dirty
+ * (whatever the stored bytes), and whatever msync comes next writes it. No crash state is
+ * new: every such page held that content unsynced before the failed call, and could have been
+ * written back at any moment. The store is a compare-and-swap of a byte with itself, so that
+ * a store another thread makes into a regular page at the same moment is never undone (and
+ * compilers do not turn it into a load, as they may an atomic add of 0). Pages that are not
+ * in memory hold nothing dirty (mincore): a failed mp_sync does not read the file in. */
+static void redirty(const mp_pager *p, uintptr_t start, uintptr_t end) {
+  unsigned char in_core[256];
+  const size_t sp = p->sys_page;
+  while (start < end) {
+    size_t n = (size_t)((end - start) / sp);
+    if (n > sizeof in_core) n = sizeof in_core;
+    /* if mincore cannot tell, every page is dirtied: more writing, never less */
+    bool all = mincore((void *)start, n * sp, in_core) != 0;
+    for (size_t k = 0; k < n; k++) {
+      if (!all && !(in_core[k] & 1)) continue;
+      uint8_t *b = (uint8_t *)(start + k * sp);
+      uint8_t v = __atomic_load_n(b, __ATOMIC_RELAXED);
+      __atomic_compare_exchange_n(b, &v, v, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+    }
+    start += n * sp;
+  }
+}
+
 int mp__sys_msync(mp_pager *p, uint64_t first_page, uint64_t pages) {
   /* msync wants whole system pages; with pager pages smaller than that the
    * neighbours are synced too, which only makes more data durable. */
@@ -51,8 +83,11 @@ int mp__sys_msync(mp_pager *p, uint64_t first_page, uint64_t pages) {
   uintptr_t mask = (uintptr_t)p->sys_page - 1;
   start &= ~mask;
   end = (end + mask) & ~mask;
-  if (FAULT("pager/msync", EIO) || msync((void *)start, end - start, MS_SYNC) != 0)
-    return errno == ENOSPC ? MP_ENOSPC : MP_EIO;
+  if (FAULT("pager/msync", EIO) || msync((void *)start, end - start, MS_SYNC) != 0) {
+    int rc = errno == ENOSPC ? MP_ENOSPC : MP_EIO;
+    if (!p->rdonly) redirty(p, start, end);
+    return rc;
+  }
   return MP_OK;
 }
 
