@@ -297,8 +297,10 @@ static struct {
     int uffd_ok;    /* the uffd backend works here: 1, not: -1, not tried yet: 0 */
     int debug;      /* POWERCUT_DEBUG: one line on stderr per tracked mapping */
     int ns;         /* POWERCUT_NAMESPACE (names.h): PC_NS_NONE, PC_NS_POSIX or PC_NS_EXT4 */
-    char *pattern, *abs_pattern;
-    int is_glob;
+    char *pattern, *abs_pattern; /* the first pattern, as given and made absolute */
+    int is_glob;                 /* a glob, or several patterns: no one file named beforehand */
+    char **pats, **abs_pats;     /* every pattern of POWERCUT_FILE (':' between them) */
+    size_t npats;
     uint32_t sector;
     size_t page;
     pc_model *m;
@@ -446,17 +448,32 @@ static void read_env(void)
     const char *pat = getenv("POWERCUT_FILE");
     S.active = pat && *pat;
     if (!S.active) return;
-    S.pattern = strdup(pat);
-    S.is_glob = strpbrk(pat, "*?[") != NULL;
-    if (pat[0] == '/') S.abs_pattern = strdup(pat);
-    else {
-        char cwd[PATH_MAX];
-        if (getcwd(cwd, sizeof cwd)) {
-            size_t n = strlen(cwd) + strlen(pat) + 2;
-            S.abs_pattern = malloc(n);
-            if (S.abs_pattern) snprintf(S.abs_pattern, n, "%s/%s", cwd, pat);
+    /* Several patterns, separated by ':' as in PATH: a file matching any of them is tracked.
+     * Each relative one is taken from the folder the process starts in. */
+    char cwd[PATH_MAX];
+    int have_cwd = getcwd(cwd, sizeof cwd) != NULL;
+    size_t cap = 1;
+    for (const char *c = pat; *c; c++) cap += *c == ':';
+    S.pats = calloc(cap, sizeof *S.pats);
+    S.abs_pats = calloc(cap, sizeof *S.abs_pats);
+    if (!S.pats || !S.abs_pats) die("memory", "POWERCUT_FILE");
+    S.npats = 0;
+    for (const char *p = pat; *p;) {
+        size_t len = strcspn(p, ":");
+        if (len) {
+            char *one = strndup(p, len), *abs = NULL;
+            if (!one) die("memory", "POWERCUT_FILE");
+            if (one[0] == '/') abs = strdup(one);
+            else if (have_cwd && (abs = malloc(strlen(cwd) + len + 2))) sprintf(abs, "%s/%s", cwd, one);
+            S.pats[S.npats] = one;
+            S.abs_pats[S.npats++] = abs;
         }
+        p += len + (p[len] == ':');
     }
+    if (!S.npats) die("POWERCUT_FILE (no pattern)", pat);
+    S.pattern = strdup(S.pats[0]);
+    S.abs_pattern = S.abs_pats[0] ? strdup(S.abs_pats[0]) : NULL;
+    S.is_glob = S.npats > 1 || strpbrk(S.pattern, "*?[") != NULL;
     const char *v = getenv("POWERCUT_SECTOR");
     S.sector = 512;
     if (v && *v) {
@@ -588,10 +605,14 @@ static int set_fd(int fd, int32_t file, int flags)
 /* ---- tracked files ---- */
 static int path_matches(const char *given, const char *abs)
 {
-    if (!fnmatch(S.pattern, given, 0)) return 1;
-    if (S.abs_pattern && abs && !fnmatch(S.abs_pattern, abs, 0)) return 1;
+    for (size_t i = 0; i < S.npats; i++) {
+        if (!fnmatch(S.pats[i], given, 0)) return 1;
+        if (S.abs_pats[i] && abs && !fnmatch(S.abs_pats[i], abs, 0)) return 1;
+    }
     char real[PATH_MAX];
-    if (S.abs_pattern && abs && realpath(abs, real) && !fnmatch(S.abs_pattern, real, 0)) return 1;
+    if (!abs || !realpath(abs, real)) return 0;
+    for (size_t i = 0; i < S.npats; i++)
+        if (S.abs_pats[i] && !fnmatch(S.abs_pats[i], real, 0)) return 1;
     return 0;
 }
 
@@ -3702,6 +3723,14 @@ PC_EXPORT int pc_shim_reset(void)
     S.m = NULL;
     free(S.pattern);
     free(S.abs_pattern);
+    for (size_t i = 0; i < S.npats; i++) {
+        free(S.pats[i]);
+        free(S.abs_pats[i]);
+    }
+    free(S.pats);
+    free(S.abs_pats);
+    S.pats = S.abs_pats = NULL;
+    S.npats = 0;
     free(S.image);
     free(S.trace_path);
     S.pattern = S.abs_pattern = S.image = S.trace_path = NULL;

@@ -1049,14 +1049,15 @@ static int cmd_generate(int argc, char **argv) {
 /* ---- any program ---------------------------------------------------------------------- */
 
 static const char *usage_run =
-    "usage: crashcheck run --files GLOB --check CMD [--setup CMD] [--profile P] [--sector N] [--out DIR]\n"
+    "usage: crashcheck run --files GLOB... --check CMD [--setup CMD] [--profile P] [--sector N] [--out DIR]\n"
     "                      [--jobs N] [--shard I/N] [--json] [--quiet] -- PROGRAM [ARGS...]\n\n"
     "Records PROGRAM once under libpowercut in an empty scratch folder (after SETUP ran there),\n"
     "then checks every crash state of the files it touched that match GLOB: at each step that can\n"
     "make data durable, each tear of that step x each early writeback of other dirty data, and the\n"
     "durable state at exit (what was never synced is lost). Each distinct state is laid out in a\n"
     "copy of the folder, and CHECK runs there (sh -c); a non-zero exit is a violation.\n"
-    "  --files GLOB    the files to track, an fnmatch(3) glob relative to the folder (one)\n"
+    "  --files GLOB    the files to track, an fnmatch(3) glob relative to the folder; give it again\n"
+    "                  for more (a file matching any of them is tracked)\n"
     "  --check CMD     judges a crash state; it gets CRASHCHECK_STEP (0: the end of the run),\n"
     "                  CRASHCHECK_CALL, CRASHCHECK_CRASH, CRASHCHECK_ORIGIN (the folder crashcheck\n"
     "                  was started in) and CRASHCHECK_NOTES: a file of the marker notes PROGRAM\n"
@@ -1094,7 +1095,15 @@ static int cmd_run_program(int argc, char **argv) {
       i++;
       break;
     }
-    if (!strcmp(a, "--files") && v) o.files = v, i++;
+    if (!strcmp(a, "--files") && v) {
+      /* Several: libpowercut takes them as POWERCUT_FILE does, ':' between them. */
+      static char files[8192];
+      if (strchr(v, ':')) die_usage(usage_run, "--files %s: a pattern may not hold ':' (give --files again)", v);
+      size_t used = strlen(files);
+      if (used + strlen(v) + 2 > sizeof files) die_usage(usage_run, "too many --files%s", "");
+      snprintf(files + used, sizeof files - used, "%s%s", used ? ":" : "", v);
+      o.files = files, i++;
+    }
     else if (!strcmp(a, "--check") && v) o.check = v, i++;
     else if (!strcmp(a, "--setup") && v) o.setup = v, i++;
     else if (!strcmp(a, "--out") && v) o.outdir = v, i++;
