@@ -51,11 +51,12 @@ static const char *usage_main =
 static const char *usage_coverage =
     "usage: crashcheck coverage [CASE ...] [--page-size N]... [--sector N]... [--jobs N] [--require] [--json]\n"
     "\n"
-    "Explores each case (default: every workload in corpus/workloads/) at each page size (default\n"
-    "1024, 4096 and 16384) and each sector size (default 512 and 4096), and prints for each size the\n"
-    "crash coverage of all of them together: the cells (operation x what a cut step makes durable x\n"
-    "where it lands) the pager's protocol must be cut at, how many the cases covered, and every\n"
-    "one they missed. A missed cell is a shape of workload the suite lacks: add a case that takes it.\n"
+    "Explores each case (default: every workload in corpus/workloads/, or in the installed suite)\n"
+    "at each page size (default 1024, 4096 and 16384) and each sector size (default 512 and 4096),\n"
+    "and prints for each size the crash coverage of all of them together: the cells (operation x\n"
+    "what a cut step makes durable x where it lands) the pager's protocol must be cut at, how many\n"
+    "the cases covered, and every one they missed. A missed cell is a shape of workload the suite\n"
+    "lacks: add a case that takes it.\n"
     "A case that starts from an image (an image line) is explored at that image's page size only.\n"
     "  --page-size N   a page size to explore at (repeat for several)\n"
     "  --sector N      512 or 4096 (repeat for both)\n"
@@ -71,7 +72,8 @@ static const char *usage_explore =
     "Records the workload once under libpowercut and checks every crash state derived from the\n"
     "trace: every step x every tear x every early-writeback choice; identical images once.\n"
     "\n"
-    "  CASE               a case file (text or binary); default corpus/workloads/default\n"
+    "  CASE               a case file (text or binary); default corpus/workloads/default (or,\n"
+    "                     outside a source tree, the installed suite's default)\n"
     "  --ops N --seed S   a generated workload of N operations instead\n"
     "  --page-size N      1024, 2048, 4096, 8192 or 16384 (overrides the case; a case that\n"
     "                     starts from an image takes only that image's page size)\n"
@@ -165,6 +167,19 @@ static const char *default_shim(void) {
   snprintf(dir, sizeof dir, "%s", self_path);
   snprintf(buf, sizeof buf, "%s/../lib/libpowercut.so", dirname(dir));
   return buf;
+}
+
+/* The workload suite: corpus/workloads/ in a source tree (the working folder), else the one
+ * `make install` put beside the installed crashcheck (PREFIX/share/crashcheck/workloads, with
+ * the reference files its cases start from in ../interop). NULL when there is neither. */
+static const char *workloads_dir(void) {
+  static char buf[PATH_MAX + 64];
+  struct stat st;
+  if (stat("corpus/workloads", &st) == 0 && S_ISDIR(st.st_mode)) return "corpus/workloads";
+  char dir[PATH_MAX];
+  snprintf(dir, sizeof dir, "%s", self_path);
+  snprintf(buf, sizeof buf, "%s/../share/crashcheck/workloads", dirname(dir));
+  return stat(buf, &st) == 0 && S_ISDIR(st.st_mode) ? buf : NULL;
 }
 
 /* The scratch directory in use, removed if the run is interrupted (Ctrl-C, a CI
@@ -403,7 +418,10 @@ static int cmd_explore(int argc, char **argv) {
     c = malloc(sizeof *c);
     cc_generate(c, (unsigned long)ops, (unsigned long)seed);
   } else {
-    c = load_case_or_die(case_path ? case_path : "corpus/workloads/default");
+    char deflt[PATH_MAX + 80];
+    const char *suite = workloads_dir();
+    snprintf(deflt, sizeof deflt, "%s/default", suite ? suite : "corpus/workloads");
+    c = load_case_or_die(case_path ? case_path : deflt);
   }
   if (page_size && c->image[0] && (uint32_t)page_size != c->page_size) {
     fprintf(stderr, "crashcheck: %s starts from the image %s, whose pages are %u bytes: --page-size %ld does not "
@@ -647,11 +665,12 @@ static int cmd_coverage(int argc, char **argv) {
   }
   static char suite[256][PATH_MAX];
   if (!ncases) {
-    DIR *d = opendir("corpus/workloads");
-    if (!d) die_usage(usage_coverage, "no case given, and no corpus/workloads/ here%s", "");
+    const char *dir = workloads_dir();
+    DIR *d = dir ? opendir(dir) : NULL;
+    if (!d) die_usage(usage_coverage, "no case given, and no corpus/workloads/ here (nor an installed suite)%s", "");
     for (struct dirent *e; (e = readdir(d)) && ncases < 256;) {
       if (e->d_name[0] == '.') continue;
-      snprintf(suite[ncases], sizeof suite[ncases], "corpus/workloads/%s", e->d_name);
+      snprintf(suite[ncases], sizeof suite[ncases], "%.3800s/%s", dir, e->d_name);
       cases[ncases] = suite[ncases];
       ncases++;
     }

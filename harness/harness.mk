@@ -61,4 +61,7 @@ install-crashcheck: all
 	install -m 755 $(BUILD)/bin/crashcheck $(DESTDIR)$(PREFIX)/bin/
 	install -m 755 $(BUILD)/lib/libpowercut.so $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 faults/powercut.h faults/powercut_mark.h $(DESTDIR)$(PREFIX)/include/
+	install -d $(DESTDIR)$(PREFIX)/share/crashcheck/workloads $(DESTDIR)$(PREFIX)/share/crashcheck/interop
+	install -m 644 corpus/workloads/* $(DESTDIR)$(PREFIX)/share/crashcheck/workloads/
+	install -m 644 corpus/interop/*.img.gz $(DESTDIR)$(PREFIX)/share/crashcheck/interop/
 INSTALL_TARGETS += install-crashcheck

@@ -7,7 +7,7 @@ root=$(pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 make -s install PREFIX="$tmp/prefix" >/dev/null
-for f in include/mappedpages.h lib/libmappedpages.a lib/libmappedpages.so lib/libmappedpages.so.0 \
+for f in include/mappedpages.h lib/libmappedpages.a lib/libmappedpages.so lib/libmappedpages.so.0 share/crashcheck/workloads/default \
          lib/pkgconfig/mappedpages.pc bin/crashcheck lib/libpowercut.so include/powercut.h; do
   [ -e "$tmp/prefix/$f" ] || { echo "missing after install: $f"; exit 1; }
 done
@@ -34,4 +34,12 @@ rm data.pages
 # The installed crashcheck finds the installed shim and explores a small case.
 printf 'crashcheck-case 1\npage-size 1024\nalloc\npalloc\npwrite 0 1\nfree 0\n' > small.case
 "$tmp/prefix/bin/crashcheck" explore small.case --quiet --out "$tmp/out" | grep -q "violations       0"
+# ... and, from a folder outside the source tree, the installed workload suite: its default
+# workload (explore with no case), and a case that starts from an installed reference file.
+mkdir -p elsewhere && cd elsewhere
+"$tmp/prefix/bin/crashcheck" explore --again off --quiet --out "$tmp/out" | grep -q "explored 240 operations" ||
+  { echo "the installed crashcheck does not find the installed default workload"; exit 1; }
+"$tmp/prefix/bin/crashcheck" explore "$tmp/prefix/share/crashcheck/workloads/adopt-allocs" --again off --quiet \
+  --out "$tmp/out" | grep -q "violations       0" || { echo "an installed case cannot find its reference file"; exit 1; }
+cd ..
 echo "install, pkg-config and the README example work"
