@@ -224,12 +224,14 @@ static unsigned required(int op, int what, uint32_t page_size, uint32_t sector) 
  * another writer made rewrites its superblock's build byte (never a file of this library).
  * Recovery that completes a torn append (its count's checksum landed, the count did not)
  * mirrors the new block before the rewritten page 0 names it durably. A protected commit's
- * first msync spans every page between its copy and its directory page (pager/commit.c):
- * what the caller left dirty there lands with it, a regular page's data or a freed page's. */
+ * first msync spans every page between its copy and its directory page (pager/commit.c), and
+ * so does the stage of a protected alloc in an existing block (its zeroed copy and the
+ * entry): what the caller left dirty there lands with it, a regular page's data or a freed
+ * page's. */
 static unsigned allowed(int op, int what, uint32_t page_size) {
   unsigned extra = 0;
   if (op == CC_SYNC && (what == CC_W_PROTECTED || what == CC_W_FREE)) extra = PAGE_PLACES;
-  if (op == CC_PWRITE && (what == CC_W_DATA || what == CC_W_FREE)) extra = PAGE_PLACES;
+  if ((op == CC_PWRITE || op == CC_PALLOC) && (what == CC_W_DATA || what == CC_W_FREE)) extra = PAGE_PLACES;
   if (op == CC_COVER_RECOVER && what == CC_W_SUPERBLOCK) extra = BIT(CC_AT_ANY);
   if (op == CC_COVER_RECOVER && what == CC_W_DIR_MIRROR) extra = BIT(CC_AT_NEW_BLOCK);
   if (page_size < 4096 && (what == CC_W_DATA || what == CC_W_PROTECTED || what == CC_W_FREE) && op != CC_WRITE)

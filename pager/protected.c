@@ -148,8 +148,11 @@ int mp_protected_alloc(mp_pager *p, uint64_t *id) {
   memset(mp__pg(p, ids[0]), 0, p->ps);
   uint8_t raw[MP_ENTRY_SIZE];
   new_entry(p, ids[0], ids[1], raw);
-  if ((rc = mp__sys_msync(p, ids[0], 1)) != MP_OK) return rc;
-  if ((rc = mp__dir_stage(p, b, e, raw, MP_NO_PAGE)) != MP_OK) return rc;
+  /* The zeroed copy becomes durable with the staged entry, in one msync (mp__dir_stage):
+   * nothing reads the copy before the selector flips, after the metadata commit, and a cut
+   * before that leaves at most a record of pages recovery may reclaim (recover.c), whatever
+   * of the copy landed. */
+  if ((rc = mp__dir_stage(p, b, e, raw, ids[0])) != MP_OK) return rc;
   mp_block *blk = &p->blocks[b];
   mp_meta_txn txn;
   mp__meta_begin(p, total, &txn);
