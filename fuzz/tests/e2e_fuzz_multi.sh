@@ -2,12 +2,13 @@
 # e2e_fuzz_multi.sh: a campaign over two "machines", as README's Fuzzing section spells it: two
 # output directories side by side, each fuzzed by `make fuzz`'s script under its own FUZZ_NODE
 # (a keeps the -M node, b says FUZZ_MAIN=no), then the documented sync both ways
-# (fuzz/sync.sh, what `make fuzz-sync FROM=...` runs), then both resumed. Asserts that each
+# (fuzz/sync.sh, what `make fuzz-sync FROM=...` runs; a names b as host:/path, rsync's remote
+# form, through a stand-in for ssh), then both resumed. Asserts that each
 # machine's instance then holds entries afl-fuzz imported from the other's
 # ("id:...,sync:PEER,..."): a's -M node from b's secondary, and b's secondary from a's -M node
 # (which AFL++ 4 allows only when the copy carries an is_main_node marker, which the sync lays). Also the sync's
-# refusals: a machine's own directory, a peer under one of our names, a directory that is no
-# fuzz/out. One core per machine, fuzz_image (the fast target), 2 x 10 s of fuzzing.
+# refusals: a machine's own directory, a peer under one of our names, a host it cannot reach,
+# a directory that is no fuzz/out, bad FUZZ_NODE and FUZZ_MAIN. One core per machine, fuzz_image (the fast target), 2 x 10 s of fuzzing.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
 BUILD=${BUILD:-build}
@@ -32,8 +33,11 @@ both first
 grep -q -- "-M a-main" "$a/fuzz_image/a-main/fuzzer_stats" || { echo "FAIL: a-main did not run as -M"; fail=1; }
 grep -q -- "-S b-main" "$b/fuzz_image/b-main/fuzzer_stats" || { echo "FAIL: b-main did not run as -S"; fail=1; }
 
-# The documented sync, each machine naming the other.
-if FUZZ_OUT=$a fuzz/sync.sh "$b" >"$work/sync-a.log" 2>&1 && FUZZ_OUT=$b fuzz/sync.sh "$a" >"$work/sync-b.log" 2>&1; then
+# The documented sync, each machine naming the other: a names b as a remote host:/path, through
+# an rsync "remote shell" that runs rsync's server side here (rsync over ssh, without ssh).
+printf '#!/bin/sh\nshift\nexec "$@"\n' >"$work/rsh" && chmod +x "$work/rsh"
+if FUZZ_OUT=$a RSYNC_RSH=$work/rsh fuzz/sync.sh "machine-b:$(realpath "$b")" >"$work/sync-a.log" 2>&1 &&
+   FUZZ_OUT=$b fuzz/sync.sh "$a" >"$work/sync-b.log" 2>&1; then
   echo "ok: sync: $(cat "$work/sync-a.log"); $(cat "$work/sync-b.log")"
 else
   echo "FAIL: fuzz/sync.sh:"; cat "$work/sync-a.log" "$work/sync-b.log"; fail=1
@@ -71,6 +75,7 @@ refused() { # WHAT PATTERN -- COMMAND...
 refused "a sync from itself" "this machine's own" -- env FUZZ_OUT="$a" fuzz/sync.sh "$a"
 cp -r "$b" "$work/clash" && rm -rf "$work/clash/fuzz_image/a-main" && mv "$work/clash/fuzz_image/b-main" "$work/clash/fuzz_image/a-main"
 refused "a peer named as one of ours" "runs here too" -- env FUZZ_OUT="$a" fuzz/sync.sh "$work/clash"
+refused "a host it cannot reach" "cannot list" -- env FUZZ_OUT="$a" RSYNC_RSH=false fuzz/sync.sh "machine-c:/src/fuzz/out"
 refused "a directory that is no fuzz/out" "no TARGET/INSTANCE/fuzzer_stats" -- env FUZZ_OUT="$a" fuzz/sync.sh corpus
 refused "a bad FUZZ_NODE" "letters, digits" -- env FUZZ_OUT="$a" FUZZ_NODE=a-b fuzz/run.sh
 refused "a bad FUZZ_MAIN" "yes or no" -- env FUZZ_OUT="$a" FUZZ_MAIN=maybe fuzz/run.sh
