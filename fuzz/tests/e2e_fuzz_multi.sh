@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # e2e_fuzz_multi.sh: a campaign over two "machines", as README's Fuzzing section spells it: two
 # output directories side by side, each fuzzed by `make fuzz`'s script under its own FUZZ_NODE
-# (a keeps the -M node, b says FUZZ_MAIN=no), then the documented sync both ways
-# (fuzz/sync.sh, what `make fuzz-sync FROM=...` runs; a names b as host:/path, rsync's remote
-# form, through a stand-in for ssh), then both resumed. Asserts that each
-# machine's instance then holds entries afl-fuzz imported from the other's
-# ("id:...,sync:PEER,..."): a's -M node from b's secondary, and b's secondary from a's -M node
-# (which AFL++ 4 allows only when the copy carries an is_main_node marker, which the sync lays). Also the sync's
-# refusals: a machine's own directory, a peer under one of our names, a host it cannot reach,
-# a directory that is no fuzz/out, bad FUZZ_NODE and FUZZ_MAIN. One core per machine, fuzz_image (the fast target), 2 x 10 s of fuzzing.
+# (a keeps the -M node, b says FUZZ_MAIN=no), then the documented sync both ways (fuzz/sync.sh,
+# what `make fuzz-sync FROM=...` runs; a names b as host:/path, rsync's remote form, through a
+# stand-in for ssh), then both resumed. Asserts that each machine's instance then holds entries
+# afl-fuzz imported from the other's ("id:...,sync:PEER,..."): a's -M node from b's secondary,
+# and b's secondary from a's -M node (which AFL++ 4 allows only when the copy carries an
+# is_main_node marker, which the sync lays). Also the refusals: a machine's own directory, a
+# peer under one of our names, a host it cannot reach, a directory that is no fuzz/out, bad
+# FUZZ_NODE and FUZZ_MAIN. One core per machine, fuzz_image (the fast target), 2 x 10 s.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
 BUILD=${BUILD:-build}
