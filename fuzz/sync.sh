@@ -16,7 +16,10 @@
 # the secondaries of a machine without the -M node (FUZZ_MAIN=no) take the main node's queue,
 # which holds the finds of every instance it has synced; without it they would import nothing
 # from other machines, and one of them would elect itself main. Queue entries are never
-# rewritten once written, so copying again adds the new ones (rsync sends only those).
+# rewritten once written, so copying again adds the new ones (rsync sends only those). A sync
+# may run while afl-fuzz reads the copy: rsync writes each file under a dot name (which afl-fuzz
+# skips) and renames it when whole, in name order, which is id order; that order matters, as
+# afl-fuzz remembers only the highest id it took from a peer and never looks below it again.
 #
 # The peers on FROM are its TARGET/NAME directories with a fuzzer_stats: the instances that run
 # there, not the copies it holds of others (each machine names every other one). A directory
@@ -26,7 +29,7 @@
 # afl-fuzz picks the new entries up at its next sync round.
 #
 #   fuzz/sync.sh FROM...     FROM: another machine's fuzz/out, as rsync takes it (host:/path/fuzz/out,
-#                            or a local path); FUZZ_OUT: this machine's (default fuzz/out)
+#                            or a local path, relative to the checkout); FUZZ_OUT: this machine's (default fuzz/out)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 OUT=${FUZZ_OUT:-fuzz/out}
