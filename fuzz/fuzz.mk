@@ -69,13 +69,20 @@ FUZZ_AFL       := $(FUZZ_TARGETS:%=$(BUILD)/afl/%)
 FUZZ_AFL_ASAN  := $(FUZZ_TARGETS:%=$(BUILD)/afl-asan/%)
 FUZZ_LIBFUZZER := $(FUZZ_TARGETS:%=$(BUILD)/libfuzzer/%)
 
-.PHONY: fuzz triage fuzz-build fuzz-libfuzzer
+.PHONY: fuzz fuzz-sync triage fuzz-build fuzz-libfuzzer
 fuzz-build: all $(FUZZ_REPLAYERS) $(FUZZ_AFL) $(FUZZ_AFL_ASAN)
 fuzz-libfuzzer: all $(FUZZ_LIBFUZZER)
 
 # make fuzz [FUZZ_TIME=10m|8h] [FUZZ_TARGETS="fuzz_ops"]: resumes the campaign in fuzz/out/.
+# Over several machines: FUZZ_NODE=NAME on each (instances NAME-main, NAME-asan), FUZZ_MAIN=no
+# on all but one, and make fuzz-sync FROM="host:/path/fuzz/out ..." (fuzz/sync.sh) on each.
 fuzz: fuzz-build
-	FUZZ_TIME=$(or $(FUZZ_TIME),10m) FUZZ_TARGETS="$(FUZZ_TARGETS)" fuzz/run.sh
+	FUZZ_TIME=$(or $(FUZZ_TIME),10m) FUZZ_TARGETS="$(FUZZ_TARGETS)" FUZZ_NODE="$(FUZZ_NODE)" \
+	  FUZZ_MAIN="$(or $(FUZZ_MAIN),yes)" FUZZ_INSTANCES="$(or $(FUZZ_INSTANCES),main asan)" fuzz/run.sh
+
+fuzz-sync:
+	@[ -n "$(FROM)" ] || { echo 'make fuzz-sync FROM="host:/path/to/fuzz/out ...": the other machines of the campaign' >&2; exit 2; }
+	fuzz/sync.sh $(FROM)
 
 # make triage: one minimized reproducer per crash signature, into corpus/regressions/.
 triage: fuzz-build
@@ -85,6 +92,9 @@ triage: fuzz-build
 # needs the replayers and the AFL++ builds, made before `make check` runs the scripts.
 fuzz/tests/e2e_fuzz_smoke.sh: $(FUZZ_REPLAYERS) $(FUZZ_AFL)
 CHECK_SCRIPTS += fuzz/tests/e2e_fuzz_smoke.sh
+# Two "machines" of one campaign, synced as README says (fuzz_image only, ~25 s).
+fuzz/tests/e2e_fuzz_multi.sh: $(BUILD)/afl/fuzz_image
+CHECK_SCRIPTS += fuzz/tests/e2e_fuzz_multi.sh
 CLEAN_EXTRA   += fuzz/out
 
 # (d) The benchmark's replayer: the optimised objects (rel), no instrumentation, no sanitizers.
