@@ -4,6 +4,8 @@
  * the distinct images whose hash falls in its part (cc_takes). So every shard of one
  * exploration reports the same steps and states (what it enumerates), and the counts of what
  * it checked (distinct states, violations, leaks, R7 follow-ups ...) are its own: those add up.
+ * explore --errors shards split the runs with an injected error instead, so there the crash
+ * states after the errors add up as well (error_steps, the failable steps, still agree).
  * A difference in what every shard enumerates means the shards explored different things
  * (another case, page size, sector size, version of the tool): merging them would report a
  * run nobody made, so it is refused. The same holds for `run --shard`'s files, steps, states.
@@ -151,6 +153,10 @@ int cc_merge(const cc_merge_input *in, size_t n, bool json, FILE *out, char *why
   cc_cover_cells cells;
   memset(cells, 0, sizeof cells);
 
+  /* explore --errors shards split the error runs, not the images: each walks the states
+   * after its own runs' errors, so there the states add up too. */
+  uint64_t error_steps = 0, states_sum = 0;
+  bool errors = explore && cj_get_u64(docs[0], "error_steps", &error_steps) && error_steps > 0;
   for (size_t i = 0; i < n; i++) {
     const cj_value *d = docs[i];
     for (size_t k = 0; k < nagree; k++) {
@@ -159,7 +165,10 @@ int cc_merge(const cc_merge_input *in, size_t n, bool json, FILE *out, char *why
         refuse(why, whylen, "%s: no count \"%s\"", in[i].name, agree[k]);
         goto done;
       }
-      if (i == 0) agreed[k] = v;
+      if (errors && !strcmp(agree[k], "states")) {
+        states_sum += v;
+        agreed[k] = states_sum;
+      } else if (i == 0) agreed[k] = v;
       else if (v != agreed[k]) {
         refuse(why, whylen, "%s and %s disagree on %s (%llu against %llu): shards of one exploration enumerate the same",
                in[0].name, in[i].name, agree[k], (unsigned long long)agreed[k], (unsigned long long)v);

@@ -3,7 +3,8 @@
 # corpus/workloads/edges explored whole and as --shard 0/4 .. 3/4 (R7 off: its follow-ups are
 # sampled and deduplicated per process, so their counts do not add up across shards), and the
 # merge reports the same steps, crash states, distinct states, violations, leaks, reclaimed
-# pages and coverage (cells, missing, counts). The same for `crashcheck run --shard`. Then the
+# pages and coverage (cells, missing, counts). The same for explore --errors (whose shards split
+# the error runs: their states add up) and for `crashcheck run --shard`. Then the
 # refusals: shards of another page size (exit 2, naming the field and both files), a file that
 # is not JSON, and no file; and a shard with a violation makes the merge exit 1.
 set -euo pipefail
@@ -32,6 +33,19 @@ done
 python3 -c 'import json,sys; json.load(sys.stdin)' <<<"$merged" || fail "merged output is not JSON"
 "$cc" merge "$tmp"/shard0.json - <"$tmp/shard1.json" | grep -q "^merged 2 shards of one exploration" ||
   fail "human summary (one shard from stdin)"
+
+# explore --errors: the shards split the error runs, so the states after the errors add up too.
+ewhole=$("$cc" explore corpus/workloads/errors --errors --again off --quiet --json --out "$tmp/out")
+for i in 0 1 2 3; do
+  "$cc" explore corpus/workloads/errors --errors --again off --quiet --json --out "$tmp/out" --shard "$i/4" \
+    >"$tmp/err$i.json"
+done
+emerged=$("$cc" merge --json "$tmp"/err?.json) || fail "merge of --errors shards exited $?"
+for f in steps states distinct_states violations reclaimed error_steps error_runs error_contract error_states covered; do
+  [ "$(field "$f" "$emerged")" = "$(field "$f" "$ewhole")" ] ||
+    fail "--errors $f: merged $(field "$f" "$emerged"), unsharded $(field "$f" "$ewhole")"
+done
+[ "$(list cells "$emerged")" = "$(list cells "$ewhole")" ] || fail "--errors coverage cells differ"
 
 # run --shard: a program whose check fails every state after the write, so violations add up.
 cat >"$tmp/w.sh" <<'SH'

@@ -1,7 +1,7 @@
 /* test_merge.c: `crashcheck merge` (harness/merge.c) on hand-written shard outputs, and the
  * JSON reader under it (harness/json.c): checked counts and violations add up, the lists come
  * out by step, coverage is the union with missing recomputed, first_violation_state is the
- * smallest non-zero; shards that disagree on what they enumerate are refused naming the field
+ * smallest non-zero (and under --errors the states add up too); shards that disagree on what they enumerate are refused naming the field
  * and both files; malformed JSON is refused with where it broke; the exit is 1 on violations. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -133,6 +133,37 @@ static void test_refuses_mismatch(void **state) {
   free(a), free(steps), free(size);
 }
 
+/* explore --errors shards take every N-th error run: the states after them add up. */
+static void test_errors_shards(void **state) {
+  (void)state;
+  char *a = shard(40, 1000, 4096, 100, 0, 0, "", ""), *b = shard(40, 900, 4096, 90, 0, 0, "", "");
+  char *ea = NULL, *eb = NULL, *p;
+  /* the same outputs, of an --errors exploration with 12 failable steps */
+  assert_true(asprintf(&ea, "%s", a) > 0 && asprintf(&eb, "%s", b) > 0);
+  assert_non_null(p = strstr(ea, "\"error_steps\": 0"));
+  memcpy(p, "\"error_steps\": 9", 16);
+  assert_non_null(p = strstr(eb, "\"error_steps\": 0"));
+  memcpy(p, "\"error_steps\": 9", 16);
+  char why[256];
+  int status;
+  cc_merge_input in[] = {{"a", ea}, {"b", eb}};
+  char *out = merge(in, 2, true, &status, why, sizeof why);
+  assert_int_equal(status, 0);
+  cj_value *m = cj_parse(out, why, sizeof why);
+  assert_non_null(m);
+  assert_int_equal(count(m, "states"), 1900);
+  assert_int_equal(count(m, "error_steps"), 9);
+  cj_free(m);
+  free(out);
+  /* without --errors, the same two disagree */
+  in[0].text = a, in[1].text = b;
+  out = merge(in, 2, true, &status, why, sizeof why);
+  assert_int_equal(status, 2);
+  assert_non_null(strstr(why, "disagree on states (1000 against 900)"));
+  free(out);
+  free(a), free(b), free(ea), free(eb);
+}
+
 static void test_refuses_malformed(void **state) {
   (void)state;
   static const struct { const char *text, *message; } cases[] = {
@@ -195,6 +226,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_adds_up),
       cmocka_unit_test(test_refuses_mismatch),
+      cmocka_unit_test(test_errors_shards),
       cmocka_unit_test(test_refuses_malformed),
       cmocka_unit_test(test_run_shards),
   };
