@@ -278,3 +278,31 @@ const char *cc_cover_where_name(int where) {
                                                      "growing", "new-block", "full-block"};
   return where >= 0 && where < CC_WHERE_KINDS ? names[where] : "?";
 }
+
+/* Shared by explore, coverage and merge, so that a merged report reads as one explore wrote. */
+void cc_coverage_print_json(FILE *out, const cc_cover_cells cells, uint32_t page_size, uint32_t sector) {
+  size_t required, stray, covered = cc_coverage_count(cells, page_size, sector, &required, &stray);
+  fprintf(out, "{\"page_size\": %u, \"sector\": %u, \"covered\": %zu, \"required\": %zu, \"impossible_covered\": %zu, "
+         "\"cells\": [", page_size, sector, covered, required, stray);
+  int n = 0;
+  for (int o = 0; o < CC_COVER_OPS; o++)
+    for (int w = 0; w < CC_WHAT_KINDS; w++)
+      for (int x = 0; x < CC_WHERE_KINDS; x++)
+        if (cells[o][w][x])
+          fprintf(out, "%s\"%s/%s/%s\"", n++ ? ", " : "", cc_cover_op_name(o), cc_cover_what_name(w), cc_cover_where_name(x));
+  fprintf(out, "], \"missing\": [");
+  n = 0;
+  for (int o = 0; o < CC_COVER_OPS; o++)
+    for (int w = 0; w < CC_WHAT_KINDS; w++)
+      for (int x = 0; x < CC_WHERE_KINDS; x++)
+        if (!cells[o][w][x] && cc_cell_status(o, w, x, page_size, sector) == CC_CELL_REQUIRED)
+          fprintf(out, "%s\"%s/%s/%s\"", n++ ? ", " : "", cc_cover_op_name(o), cc_cover_what_name(w), cc_cover_where_name(x));
+  fprintf(out, "], \"impossible\": [");
+  n = 0;
+  for (int o = 0; o < CC_COVER_OPS; o++)
+    for (int w = 0; w < CC_WHAT_KINDS; w++)
+      for (int x = 0; x < CC_WHERE_KINDS; x++)
+        if (cells[o][w][x] && cc_cell_status(o, w, x, page_size, sector) == CC_CELL_IMPOSSIBLE)
+          fprintf(out, "%s\"%s/%s/%s\"", n++ ? ", " : "", cc_cover_op_name(o), cc_cover_what_name(w), cc_cover_where_name(x));
+  fprintf(out, "]}");
+}

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "case.h"
 #include "powercut.h"
@@ -84,5 +85,8 @@ size_t cc_coverage_count(const cc_cover_cells cells, uint32_t page_size, uint32_
 const char *cc_cover_op_name(int op);
 const char *cc_cover_what_name(int what);
 const char *cc_cover_where_name(int where);
+/* Crash coverage as JSON (explore --json's "coverage", coverage --json, merge): counts, and
+ * the covered, missing required and covered impossible cells as "operation/what/where". */
+void cc_coverage_print_json(FILE *out, const cc_cover_cells cells, uint32_t page_size, uint32_t sector);
 
 #endif

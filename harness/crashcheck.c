@@ -18,6 +18,7 @@
 #include "explore.h"
 #include "forkserver.h"
 #include "generate.h"
+#include "merge.h"
 #include "run.h"
 #include "mappedpages.h"
 #include "powercut.h"
@@ -43,6 +44,7 @@ static const char *usage_main =
     "  generate --cover -o OUT            grow a case until it covers every required cell\n"
     "  coverage [CASE...]                 crash coverage of the workload suite: what is missing\n"
     "  run --files G --check C -- PROG    any program's crash states, judged by your check\n"
+  "  merge [--json] FILE...             one report from the --json outputs of --shard I/N runs\n"
     "\n"
     "Run `crashcheck COMMAND --help` for a command's options.\n"
     "Exit status: 0 clean, 1 a violation was found, 2 usage or environment error.\n"
@@ -260,32 +262,8 @@ static void json_string(const char *s) {
   putchar('"');
 }
 
-/* Crash coverage as JSON: counts, and the covered cells as "operation/what/where". */
 static void print_coverage_json(const cc_cover_cells cells, uint32_t page_size, uint32_t sector) {
-  size_t required, stray, covered = cc_coverage_count(cells, page_size, sector, &required, &stray);
-  printf("{\"page_size\": %u, \"sector\": %u, \"covered\": %zu, \"required\": %zu, \"impossible_covered\": %zu, "
-         "\"cells\": [", page_size, sector, covered, required, stray);
-  int n = 0;
-  for (int o = 0; o < CC_COVER_OPS; o++)
-    for (int w = 0; w < CC_WHAT_KINDS; w++)
-      for (int x = 0; x < CC_WHERE_KINDS; x++)
-        if (cells[o][w][x])
-          printf("%s\"%s/%s/%s\"", n++ ? ", " : "", cc_cover_op_name(o), cc_cover_what_name(w), cc_cover_where_name(x));
-  printf("], \"missing\": [");
-  n = 0;
-  for (int o = 0; o < CC_COVER_OPS; o++)
-    for (int w = 0; w < CC_WHAT_KINDS; w++)
-      for (int x = 0; x < CC_WHERE_KINDS; x++)
-        if (!cells[o][w][x] && cc_cell_status(o, w, x, page_size, sector) == CC_CELL_REQUIRED)
-          printf("%s\"%s/%s/%s\"", n++ ? ", " : "", cc_cover_op_name(o), cc_cover_what_name(w), cc_cover_where_name(x));
-  printf("], \"impossible\": [");
-  n = 0;
-  for (int o = 0; o < CC_COVER_OPS; o++)
-    for (int w = 0; w < CC_WHAT_KINDS; w++)
-      for (int x = 0; x < CC_WHERE_KINDS; x++)
-        if (cells[o][w][x] && cc_cell_status(o, w, x, page_size, sector) == CC_CELL_IMPOSSIBLE)
-          printf("%s\"%s/%s/%s\"", n++ ? ", " : "", cc_cover_op_name(o), cc_cover_what_name(w), cc_cover_where_name(x));
-  printf("]}");
+  cc_coverage_print_json(stdout, cells, page_size, sector);
 }
 
 static void print_json(const cc_explore_result *r, uint32_t page_size, uint32_t sector) {
@@ -1203,6 +1181,91 @@ static int cmd_run_program(int argc, char **argv) {
   return status;
 }
 
+/* ---- merge ------------------------------------------------------------------------ */
+
+static const char *usage_merge =
+    "usage: crashcheck merge [--json] FILE...\n"
+    "\n"
+    "Combines the --json outputs of the shards of one exploration (`crashcheck explore --shard I/N\n"
+    "--json`, each FILE one shard's) into one report, or those of one `crashcheck run --shard I/N\n"
+    "--json`. The shards must agree on what each of them enumerates (steps, crash states, page and\n"
+    "sector size; for run, the tracked files): otherwise they are of different explorations and\n"
+    "merge refuses them. What each checked adds up (distinct states, violations, leaks, R7\n"
+    "follow-ups, I/O-error runs); first_violation_state is the smallest; the violations are listed\n"
+    "by step; the coverage cells are the union, and what is missing is recomputed. Shards of\n"
+    "explore --errors split the error runs: their crash states add up too.\n"
+    "  FILE      one shard's JSON; - reads standard input\n"
+    "  --json    one JSON object of explore's (or run's) shape on stdout, with \"shards\", and\n"
+    "            \"seconds\" the sum of the shards' (CPU) and \"wall_seconds\" the longest one's\n"
+    "Exit status: 0 clean, 1 the merged result has violations, 2 bad input or shards that disagree.\n";
+
+/* The whole of a file (or of stdin for "-"), NUL-terminated; NULL with a message on failure. */
+static char *read_all(const char *path) {
+  FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+  if (!f) {
+    fprintf(stderr, "crashcheck merge: cannot read %s: %s\n", path, strerror(errno));
+    return NULL;
+  }
+  size_t len = 0, cap = 4096;
+  char *buf = malloc(cap);
+  size_t got;
+  while (buf && (got = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+    len += got;
+    if (cap - len < 2) {
+      char *nb = realloc(buf, cap *= 2);
+      if (!nb) free(buf);
+      buf = nb;
+    }
+  }
+  bool bad = ferror(f) || !buf;
+  if (f != stdin) fclose(f);
+  if (bad) {
+    fprintf(stderr, "crashcheck merge: cannot read %s\n", path);
+    free(buf);
+    return NULL;
+  }
+  if (memchr(buf, 0, len)) {
+    fprintf(stderr, "crashcheck merge: %s holds a NUL byte: not JSON\n", path);
+    free(buf);
+    return NULL;
+  }
+  buf[len] = 0;
+  return buf;
+}
+
+static int cmd_merge(int argc, char **argv) {
+  if (want_help(argc, argv)) {
+    fputs(usage_merge, stdout);
+    return EXIT_CLEAN;
+  }
+  bool json = false;
+  int nfiles = 0, stdin_uses = 0;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--json")) json = true;
+    else if (argv[i][0] == '-' && argv[i][1]) die_usage(usage_merge, "unknown option %s", argv[i]);
+    else nfiles++, stdin_uses += !strcmp(argv[i], "-");
+  }
+  if (!nfiles) die_usage(usage_merge, "no shards given%s", "");
+  if (stdin_uses > 1) die_usage(usage_merge, "- (standard input) given more than once%s", "");
+  cc_merge_input *in = calloc((size_t)nfiles, sizeof *in);
+  int n = 0, status = EXIT_USAGE;
+  for (int i = 1; in && i < argc; i++) {
+    if (!strcmp(argv[i], "--json")) continue;
+    in[n].name = strcmp(argv[i], "-") ? argv[i] : "(stdin)";
+    if (!(in[n].text = read_all(argv[i]))) goto out;
+    n++;
+  }
+  if (in) {
+    char why[1024];
+    status = cc_merge(in, (size_t)n, json, stdout, why, sizeof why);
+    if (status == EXIT_USAGE) fprintf(stderr, "crashcheck merge: %s\n", why);
+  }
+out:
+  for (int i = 0; in && i < n; i++) free((char *)in[i].text);
+  free(in);
+  return status;
+}
+
 /* Runs a case on a file: what the shim records. Exit 1 if the pager disagrees
  * with the model. */
 static int cmd_run(int argc, char **argv) {
@@ -1252,6 +1315,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "encode")) return cmd_encode(argc, argv);
   if (!strcmp(cmd, "generate")) return cmd_generate(argc, argv);
   if (!strcmp(cmd, "run")) return cmd_run_program(argc, argv);
+  if (!strcmp(cmd, "merge")) return cmd_merge(argc, argv);
   if (!strcmp(cmd, "__run")) return cmd_run(argc, argv);
   if (!strcmp(cmd, "__serve") && argc == 3) return cc_fs_serve(atoi(argv[1]), atoi(argv[2]), cmd_run);
   die_usage(usage_main, "unknown command \"%s\"", cmd);

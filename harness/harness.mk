@@ -4,7 +4,7 @@
 CC_SRCS      := harness/case.c harness/workload.c harness/checker.c harness/image.c harness/explore.c \
                 harness/coverage.c harness/errors.c harness/generate.c \
                 harness/run.c harness/hashset.c harness/jobs.c harness/forkserver.c \
-                harness/contenthash.c harness/contenthash_avx2.c
+                harness/contenthash.c harness/contenthash_avx2.c harness/json.c harness/merge.c
 # XXH3's AVX2 copy (contenthash.c picks it at run time on CPUs that have AVX2).
 ifeq ($(shell uname -m),x86_64)
 $(BUILD)/%/harness/contenthash_avx2.o: EXTRA_CFLAGS += -mavx2
