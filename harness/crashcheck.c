@@ -266,8 +266,17 @@ static void print_coverage_json(const cc_cover_cells cells, uint32_t page_size, 
   cc_coverage_print_json(stdout, cells, page_size, sector);
 }
 
-static void print_json(const cc_explore_result *r, uint32_t page_size, uint32_t sector) {
-  printf("{\"steps\": %llu, \"states\": %llu, \"distinct_states\": %llu, \"violations\": %llu, \"leaks\": %llu, "
+/* The shard a --json output is ("shard": I, "shard_count": N; 0 of 1 unsharded), so that
+ * crashcheck merge can tell a missing or repeated shard. */
+static void print_shard_json(unsigned shard, unsigned shards) {
+  printf("\"shard\": %u, \"shard_count\": %u, ", shard, shards > 1 ? shards : 1);
+}
+
+static void print_json(const cc_explore_result *r, uint32_t page_size, uint32_t sector, unsigned shard,
+                       unsigned shards) {
+  printf("{");
+  print_shard_json(shard, shards);
+  printf("\"steps\": %llu, \"states\": %llu, \"distinct_states\": %llu, \"violations\": %llu, \"leaks\": %llu, "
          "\"reclaimed\": %llu, \"first_violation_state\": %llu, \"again_runs\": %llu, \"again_states\": %llu, "
          "\"error_steps\": %llu, \"error_runs\": %llu, \"error_contract\": %llu, \"error_states\": %llu, "
          "\"again_forced_repair\": %llu, \"again_forced_create\": %llu, \"again_sampled\": %llu, "
@@ -425,7 +434,7 @@ static int cmd_explore(int argc, char **argv) {
     return r.run_failed ? EXIT_VIOLATION : EXIT_USAGE;
   }
   if (json) {
-    print_json(&r, c->page_size, c->sector);
+    print_json(&r, c->page_size, c->sector, o.shard, o.shards);
   } else {
     printf("explored %zu operations at %u-byte pages, %u-byte sectors%s\n", c->nops, c->page_size, c->sector,
            o.shards > 1 ? " (one shard)" : "");
@@ -1146,7 +1155,9 @@ static int cmd_run_program(int argc, char **argv) {
     fprintf(stderr, "crashcheck run: %s\n", r->error[0] ? r->error : cc_strerror(rc));
     status = EXIT_USAGE;
   } else if (json) {
-    printf("{\"files\": %u, \"steps\": %llu, \"states\": %llu, \"distinct_states\": %llu, \"violations\": %llu, "
+    printf("{");
+    print_shard_json(o.shard, o.shards);
+    printf("\"files\": %u, \"steps\": %llu, \"states\": %llu, \"distinct_states\": %llu, \"violations\": %llu, "
            "\"seconds\": %.3f, \"violation_list\": [", r->files, (unsigned long long)r->steps,
            (unsigned long long)r->states, (unsigned long long)r->distinct, (unsigned long long)r->violations,
            r->seconds);

@@ -113,6 +113,7 @@ static bool find_cell(const char *name, int *op, int *what, int *where) {
 int cc_merge(const cc_merge_input *in, size_t n, bool json, FILE *out, char *why, size_t whylen) {
   if (n == 0) return refuse(why, whylen, "no shards to merge");
   cj_value **docs = calloc(n, sizeof *docs);
+  unsigned char *seen = NULL; /* per shard index: given */
   entry *entries = NULL;
   size_t nentries = 0, cap = 0;
   int status = 2;
@@ -143,6 +144,43 @@ int cc_merge(const cc_merge_input *in, size_t n, bool json, FILE *out, char *why
              explore ? "explore" : "run", in[i].name, explore ? "run" : "explore");
       goto done;
     }
+  }
+  /* Which shard each one is, when they say ("shard", "shard_count": explore and run print
+   * them): every one of 0 .. N-1 exactly once, else the merge would count a part twice or
+   * miss one without a word. Outputs that do not say are merged as given. */
+  uint64_t shard_count = 0;
+  bool say = false;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t sh, sc;
+    bool has = cj_get_u64(docs[i], "shard", &sh) && cj_get_u64(docs[i], "shard_count", &sc);
+    if (i == 0) {
+      say = has;
+      shard_count = has ? sc : 0;
+      if (has && (sc == 0 || sc > ((uint64_t)1 << 24))) {
+        refuse(why, whylen, "%s: shard_count %llu is not a count of shards", in[i].name, (unsigned long long)sc);
+        goto done;
+      }
+      if (has && !(seen = calloc((size_t)sc, 1))) {
+        refuse(why, whylen, "out of memory");
+        goto done;
+      }
+    } else if (has != say) {
+      refuse(why, whylen, "%s says which shard it is and %s does not: outputs of different versions of crashcheck",
+             say ? in[0].name : in[i].name, say ? in[i].name : in[0].name);
+      goto done;
+    }
+    if (!has) continue;
+    if (sc != shard_count) {
+      refuse(why, whylen, "%s and %s disagree on shard_count (%llu against %llu): shards of one exploration are parts "
+             "of one split", in[0].name, in[i].name, (unsigned long long)shard_count, (unsigned long long)sc);
+      goto done;
+    }
+    if (sh >= sc || seen[sh]) {
+      refuse(why, whylen, sh >= sc ? "%s: shard %llu of %llu does not exist" : "%s: shard %llu of %llu is given twice",
+             in[i].name, (unsigned long long)sh, (unsigned long long)sc);
+      goto done;
+    }
+    seen[sh] = 1;
   }
   const char *const *agree = explore ? explore_agree : run_agree;
   const char *const *add = explore ? explore_add : run_add;
@@ -248,6 +286,13 @@ int cc_merge(const cc_merge_input *in, size_t n, bool json, FILE *out, char *why
       nentries++;
     }
   }
+  /* (Checked after the counts: a shard of another exploration is told as such first.) */
+  for (uint64_t k = 0; say && k < shard_count; k++)
+    if (!seen[k]) {
+      refuse(why, whylen, "shard %llu of %llu is missing: its --json output must be merged too", (unsigned long long)k,
+             (unsigned long long)shard_count);
+      goto done;
+    }
   if (entries) qsort(entries, nentries, sizeof *entries, by_key);
   if (explore) {
     size_t req;
@@ -333,5 +378,6 @@ done:
   for (size_t i = 0; i < n; i++) cj_free(docs[i]);
   free(docs);
   free(entries);
+  free(seen);
   return status;
 }

@@ -31,8 +31,16 @@ done
 [ "$(field distinct_states "$(cat "$tmp/shard0.json")")" -lt "$(field distinct_states "$whole")" ] ||
   fail "one shard checked every distinct state: the sharding split nothing"
 python3 -c 'import json,sys; json.load(sys.stdin)' <<<"$merged" || fail "merged output is not JSON"
-"$cc" merge "$tmp"/shard0.json - <"$tmp/shard1.json" | grep -q "^merged 2 shards of one exploration" ||
-  fail "human summary (one shard from stdin)"
+"$cc" merge "$tmp"/shard0.json "$tmp"/shard1.json "$tmp"/shard2.json - <"$tmp/shard3.json" |
+  grep -q "^merged 4 shards of one exploration" || fail "human summary (one shard from stdin)"
+# Each output says which shard it is: a missing or a repeated one is refused.
+st=0
+"$cc" merge "$tmp"/shard0.json "$tmp"/shard1.json "$tmp"/shard3.json >/dev/null 2>"$tmp/err" || st=$?
+[ "$st" = 2 ] && grep -q "shard 2 of 4 is missing" "$tmp/err" || fail "a missing shard: exit $st: $(cat "$tmp/err")"
+st=0
+"$cc" merge "$tmp"/shard0.json "$tmp"/shard1.json "$tmp"/shard2.json "$tmp"/shard3.json "$tmp"/shard1.json \
+  >/dev/null 2>"$tmp/err" || st=$?
+[ "$st" = 2 ] && grep -q "shard 1 of 4 is given twice" "$tmp/err" || fail "a repeated shard: exit $st: $(cat "$tmp/err")"
 
 # explore --errors: the shards split the error runs, so the states after the errors add up too.
 ewhole=$("$cc" explore corpus/workloads/errors --errors --again off --quiet --json --out "$tmp/out")
