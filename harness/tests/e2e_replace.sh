@@ -16,15 +16,7 @@ app=$PWD/$build/examples/replace
 check=$PWD/harness/examples/replace-check.sh
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-field() { grep -o "\"$1\": [0-9]*" <<<"$2" | grep -o '[0-9]*$'; }
-run() { # expected-exit args...: the JSON of one run
-  local want=$1 st=0
-  shift
-  "$cc" run --json --quiet --out "$tmp/out" "$@" >"$tmp/json" 2>"$tmp/err" || st=$?
-  [ "$st" = "$want" ] || fail "crashcheck run $* exits $st, not $want: $(cat "$tmp/json" "$tmp/err")"
-  cat "$tmp/json"
-}
+source harness/tests/run_json.sh
 setup="$app data v1" # version 1 in place, durable, before the run
 
 json=$(run 0 --profile posix --files 'data*' --setup "$setup" --check "$check data v1 v2" -- "$app" data v2)

@@ -16,15 +16,7 @@ app=$build/examples/applog
 check=harness/examples/applog-check.sh
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-field() { grep -o "\"$1\": [0-9]*" <<<"$2" | grep -o '[0-9]*$'; }
-run() { # expected-exit args...: the JSON of one run
-  local want=$1 st=0
-  shift
-  "$cc" run --json --quiet --out "$tmp/out" "$@" >"$tmp/json" 2>"$tmp/err" || st=$?
-  [ "$st" = "$want" ] || fail "crashcheck run $* exits $st, not $want: $(cat "$tmp/json" "$tmp/err")"
-  cat "$tmp/json"
-}
+source harness/tests/run_json.sh
 
 json=$(run 0 --files log --check "$PWD/$check" -- "$app" log 6)
 [ "$(field violations "$json")" = 0 ] || fail "the correct log has violations: $json"

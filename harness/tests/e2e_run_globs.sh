@@ -8,8 +8,7 @@ set -euo pipefail
 cc=${BUILD:-build}/bin/crashcheck
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-field() { grep -o "\"$1\": [0-9]*" <<<"$2" | grep -o '[0-9]*$'; }
+source harness/tests/run_json.sh
 command -v python3 >/dev/null || fail "python3 is needed (the program that writes the two files)"
 cat >"$tmp/two.py" <<'PY'
 import os

@@ -11,15 +11,7 @@ cc=$build/bin/crashcheck
 work=$PWD/$build/tst/faults/tests/pc_work
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-field() { grep -o "\"$1\": [0-9]*" <<<"$2" | grep -o '[0-9]*$'; }
-run() { # expected-exit args...: the JSON of one run
-  local want=$1 st=0
-  shift
-  "$cc" run --json --quiet --out "$tmp/out" "$@" >"$tmp/json" 2>"$tmp/err" || st=$?
-  [ "$st" = "$want" ] || fail "crashcheck run $* exits $st, not $want: $(cat "$tmp/json" "$tmp/err")"
-  cat "$tmp/json"
-}
+source harness/tests/run_json.sh
 [ -x "$work" ] || fail "$work is not built"
 
 # write f.tmp, fsync it, rename it over f, fsync the directory: f is old or new, whole (f.tmp

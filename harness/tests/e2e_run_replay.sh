@@ -11,7 +11,7 @@ app=$PWD/$build/examples/replace
 check=$PWD/harness/examples/replace-check.sh
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source harness/tests/run_json.sh
 
 st=0
 "$cc" run --json --quiet --out "$tmp/out" --files 'data*' --setup "$app data v1" --check "$check data v1 v2" \

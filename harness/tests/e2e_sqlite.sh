@@ -23,8 +23,7 @@ ex=harness/examples/sqlite
 command -v sqlite3 >/dev/null || { echo "FAIL: sqlite3 is not installed (ci/setup installs it)"; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; } # stderr: a run() inside $(...) fails too
-field() { grep -o "\"$1\": [0-9]*" <<<"$2" | grep -o '[0-9]*$'; }
+source harness/tests/run_json.sh
 commits=10
 profile=posix
 run() { # expected-exit journal-mode synchronous [check]: the JSON of one run ($commits, $profile)
