@@ -33,10 +33,10 @@ rpath='-Wl,-rpath,$ORIGIN/lib'
 
 objs=(); for s in fuzz/fuzz_image.c "${pager[@]}"; do compile "$s"; done
 $CXX $CFLAGS "${objs[@]}" $LIB_FUZZING_ENGINE -lz -o "$OUT/fuzz_image"
-objs=(); for s in fuzz/fuzz_ops.c "${harness[@]}" "${pager[@]}"; do compile "$s"; done
-# fuzz_ops follows the operation markers and counts the steps of the pager's file (fuzz.mk).
-wrap=(); for f in pc_mark msync fsync fdatasync ftruncate ftruncate64 fallocate fallocate64 pwrite pwrite64 posix_fallocate64; do
-  wrap+=("-Wl,--wrap=$f"); done
+objs=(); for s in fuzz/fuzz_ops.c fuzz/memfile.c "${harness[@]}" "${pager[@]}"; do compile "$s"; done
+# fuzz_ops follows the operation markers, counts the steps of the pager's file and holds it in
+# memory: the calls it wraps are listed in fuzz/fuzz_ops.wrap (fuzz.mk reads it too).
+wrap=(); for f in $(grep -v '^#' fuzz/fuzz_ops.wrap); do wrap+=("-Wl,--wrap=$f"); done
 $CXX $CFLAGS "${objs[@]}" $LIB_FUZZING_ENGINE "${wrap[@]}" -lfiu -ldl -pthread -lz $rpath -o "$OUT/fuzz_ops"
 
 for t in fuzz_image fuzz_ops; do

@@ -15,12 +15,13 @@ AFL_DRIVER    ?= /usr/lib/afl/libAFLDriver.a
 FUZZ_HARNESS  := $(or $(CC_SRCS),harness/case.c harness/workload.c harness/checker.c harness/explore.c)
 FUZZ_SHIM     := $(or $(PC_SRCS),faults/model.c faults/trace.c faults/shim.c faults/wtrack_uffd.c)
 FUZZ_image_SRCS := $(PAGER_SRCS)
-FUZZ_ops_SRCS   := $(FUZZ_HARNESS) $(FUZZ_SHIM) $(PAGER_SRCS)
+FUZZ_ops_SRCS   := fuzz/memfile.c $(FUZZ_HARNESS) $(FUZZ_SHIM) $(PAGER_SRCS)
 FUZZ_image_LIBS = $(MP_LIBS)
-# fuzz_ops wraps the markers (the operation in flight) and the calls the shim numbers as steps
+# fuzz_ops wraps the markers (the operation in flight), the calls the shim numbers as steps
 # (fuzz_ops.c counts them itself: it stops the run after the operation in flight, and checks
-# that the shim cut at the step it counted).
-FUZZ_OPS_WRAP   := $(foreach f,pc_mark msync fsync fdatasync ftruncate ftruncate64 fallocate fallocate64 pwrite pwrite64 posix_fallocate64,-Wl,--wrap=$(f))
+# that the shim cut at the step it counted) and the other file calls of the pager, the runner
+# and the checker (memfile.c: the file held in memory): fuzz/fuzz_ops.wrap lists them.
+FUZZ_OPS_WRAP   := $(foreach f,$(shell grep -v '^\#' fuzz/fuzz_ops.wrap),-Wl,--wrap=$(f))
 FUZZ_ops_LIBS   = $(FUZZ_OPS_WRAP) -lfiu -ldl -pthread $(MP_LIBS)
 
 $(BUILD)/tst/fuzz/%.o $(BUILD)/asan/fuzz/%.o: EXTRA_CFLAGS += $(FUZZ_INCLUDES)
@@ -30,10 +31,10 @@ $(BUILD)/tst/fuzz/fuzz_image: $(BUILD)/tst/fuzz/fuzz_image.o $(BUILD)/tst/fuzz/r
 	$(CC) -o $@ $^ -lfiu $(FUZZ_image_LIBS)
 $(BUILD)/asan/fuzz/fuzz_image: $(BUILD)/asan/fuzz/fuzz_image.o $(BUILD)/asan/fuzz/replay_main.o $(BUILD)/asan/libmappedpages.a
 	$(CC) $(ASAN_FLAGS) -o $@ $^ -lfiu $(FUZZ_image_LIBS)
-$(BUILD)/tst/fuzz/fuzz_ops: $(BUILD)/tst/fuzz/fuzz_ops.o $(BUILD)/tst/fuzz/replay_main.o \
+$(BUILD)/tst/fuzz/fuzz_ops: $(BUILD)/tst/fuzz/fuzz_ops.o $(BUILD)/tst/fuzz/replay_main.o $(BUILD)/tst/fuzz/memfile.o \
     $(FUZZ_HARNESS:%.c=$(BUILD)/tst/%.o) $(FUZZ_SHIM:%.c=$(BUILD)/tst/%.o) $(BUILD)/tst/libmappedpages.a
 	$(CC) -o $@ $^ $(FUZZ_ops_LIBS)
-$(BUILD)/asan/fuzz/fuzz_ops: $(BUILD)/asan/fuzz/fuzz_ops.o $(BUILD)/asan/fuzz/replay_main.o \
+$(BUILD)/asan/fuzz/fuzz_ops: $(BUILD)/asan/fuzz/fuzz_ops.o $(BUILD)/asan/fuzz/replay_main.o $(BUILD)/asan/fuzz/memfile.o \
     $(FUZZ_HARNESS:%.c=$(BUILD)/asan/%.o) $(FUZZ_SHIM:%.c=$(BUILD)/asan/%.o) $(BUILD)/asan/libmappedpages.a
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(FUZZ_ops_LIBS)
 
@@ -99,7 +100,7 @@ CLEAN_EXTRA   += fuzz/out
 
 # (d) The benchmark's replayer: the optimised objects (rel), no instrumentation, no sanitizers.
 $(BUILD)/rel/fuzz/%.o: EXTRA_CFLAGS += $(FUZZ_INCLUDES)
-$(BUILD)/rel/fuzz/fuzz_ops: $(BUILD)/rel/fuzz/fuzz_ops.o $(BUILD)/rel/fuzz/replay_main.o \
+$(BUILD)/rel/fuzz/fuzz_ops: $(BUILD)/rel/fuzz/fuzz_ops.o $(BUILD)/rel/fuzz/replay_main.o $(BUILD)/rel/fuzz/memfile.o \
     $(FUZZ_HARNESS:%.c=$(BUILD)/rel/%.o) $(FUZZ_SHIM:%.c=$(BUILD)/rel/%.o) $(BUILD)/lib/libmappedpages.a
 	$(CC) -o $@ $^ $(FUZZ_ops_LIBS)
 BENCH_BINS += fuzz/bench/fuzz-bench

@@ -13,6 +13,7 @@
 #include "checker.h"
 #include "explore.h"
 #include "mappedpages.h"
+#include "memfile.h"
 #include "powercut.h"
 #include "workload.h"
 
@@ -35,6 +36,7 @@ static char dir[96], file[128];
 static int cut_seen;
 static uint64_t cur_op, cut_op, cut_count;
 static int verbose, garbage, selfcheck, r7; /* FUZZ_VERBOSE=1: a line per input saying where the cut fell */
+static int memory = 1; /* FUZZ_MEMORY=0: the runs from the template on a real file, under the shim */
 static uint64_t max_file = MAX_FILE;
 static size_t max_ops = MAX_OPS;
 
@@ -107,31 +109,49 @@ static int step(uint64_t end) {
   return 0;
 }
 
-#define STEP_FD(fd, cond, end) (steps.on && (cond) && is_file(fd) && step(end))
+/* A call the shim numbers as a step, counted when `tracked`: nonzero when it must fail instead
+ * (EIO, with no effect); *cut says the power is cut at it. A call on the in-memory file
+ * (memfile.c) is then served there, which models the step as the shim would; any other goes on
+ * to the shim. */
+static int count_step(int tracked, uint64_t end, int *cut) {
+  *cut = 0;
+  if (!tracked) return 0;
+  if (step(end)) return 1;
+  *cut = steps.n == steps.want;
+  return 0;
+}
+
 int __real_msync(void *addr, size_t len, int flags);
 int __wrap_msync(void *addr, size_t len, int flags);
 int __wrap_msync(void *addr, size_t len, int flags) {
-  if (steps.on && len && step(0)) return errno = EIO, -1;
+  int cut, r;
+  if (count_step(steps.on && len, 0, &cut)) return errno = EIO, -1;
+  if (mf_msync(addr, len, flags, cut, &r)) return r;
   return __real_msync(addr, len, flags);
 }
-#define WRAP_FD(ret, name, cond, end, params, args)          \
-  ret __real_##name params;                                 \
-  ret __wrap_##name params;                                 \
-  ret __wrap_##name params {                                \
-    if (STEP_FD(fd, cond, end)) return errno = EIO, (ret)-1; \
-    return __real_##name args;                            \
-  }
-#define WRAP_SYNC(name)                                                              \
-  int __real_##name(int fd);                                                         \
-  int __wrap_##name(int fd);                                                         \
-  int __wrap_##name(int fd) {                                                        \
-    if (steps.on && (is_file(fd) || is_file_dir(fd)) && step(0)) return errno = EIO, -1; \
-    return __real_##name(fd);                                                        \
+#define WRAP_SYNC(name)                                                       \
+  int __real_##name(int fd);                                                  \
+  int __wrap_##name(int fd);                                                  \
+  int __wrap_##name(int fd) {                                                 \
+    int cut, r;                                                               \
+    if (count_step(steps.on && (is_file(fd) || is_file_dir(fd)), 0, &cut)) \
+      return errno = EIO, -1;                                                 \
+    if (mf_fsync(fd, cut, &r)) return r;                                      \
+    return __real_##name(fd);                                                 \
   }
 WRAP_SYNC(fsync)
 WRAP_SYNC(fdatasync)
-WRAP_FD(int, ftruncate, len >= 0, (uint64_t)len, (int fd, off_t len), (fd, len))
-WRAP_FD(int, ftruncate64, len >= 0, (uint64_t)len, (int fd, off_t len), (fd, len))
+#define WRAP_TRUNCATE(name)                                                                   \
+  int __real_##name(int fd, off_t len);                                                       \
+  int __wrap_##name(int fd, off_t len);                                                       \
+  int __wrap_##name(int fd, off_t len) {                                                      \
+    int cut, r;                                                                               \
+    if (count_step(steps.on && len >= 0 && is_file(fd), (uint64_t)len, &cut)) return errno = EIO, -1; \
+    if (len >= 0 && mf_truncate(fd, (uint64_t)len, 0, cut, &r)) return r;                    \
+    return __real_##name(fd, len);                                                            \
+  }
+WRAP_TRUNCATE(ftruncate)
+WRAP_TRUNCATE(ftruncate64)
 /* The pager reserves each doubling of its file with fallocate (mode 0), so that a full disk is
  * an error then, not a SIGBUS later. On tmpfs that allocates and zeroes every page of it (about
  * 1 us a page here), and the next input's copy of the template frees them again: most of them
@@ -140,27 +160,41 @@ WRAP_FD(int, ftruncate64, len >= 0, (uint64_t)len, (int fd, off_t len), (fd, len
  * note_truncate; a cut in either changes only the size), so that the images and steps are
  * those of `crashcheck replay`, where the fallocate is real. tmpfs then allocates the pages the
  * run writes, nothing else. The fast run only: FUZZ_SELFCHECK=1 compares its images with the
- * slow run's, whose fallocate is real. */
+ * slow run's, whose fallocate is real. (The in-memory file grows the same way.) */
 int __real_fallocate(int fd, int mode, off_t off, off_t len);
 int __real_fallocate64(int fd, int mode, off_t off, off_t len);
 int __wrap_fallocate(int fd, int mode, off_t off, off_t len);
 int __wrap_fallocate64(int fd, int mode, off_t off, off_t len);
 static int grow(int fd, int mode, off_t off, off_t len, int (*real)(int, int, off_t, off_t)) {
-  int tracked = steps.on && off >= 0 && len > 0 && is_file(fd);
-  if (tracked && step((uint64_t)off + (uint64_t)len)) return errno = EIO, -1;
+  int tracked = steps.on && off >= 0 && len > 0 && is_file(fd), cut, r;
+  if (count_step(tracked, (uint64_t)off + (uint64_t)len, &cut)) return errno = EIO, -1;
+  uint64_t to = mode & FALLOC_FL_KEEP_SIZE ? 0 : (uint64_t)off + (uint64_t)len;
+  if (off >= 0 && len > 0 && mf_truncate(fd, to, 1, cut, &r)) return r;
   struct stat st;
   if (!tracked || !steps.fast || mode != 0 || fstat(fd, &st) != 0) return real(fd, mode, off, len);
   return __real_ftruncate64(fd, off + len > st.st_size ? off + len : st.st_size);
 }
 int __wrap_fallocate(int fd, int mode, off_t off, off_t len) { return grow(fd, mode, off, len, __real_fallocate); }
 int __wrap_fallocate64(int fd, int mode, off_t off, off_t len) { return grow(fd, mode, off, len, __real_fallocate64); }
-WRAP_FD(ssize_t, pwrite, 1, (uint64_t)off + n, (int fd, const void *buf, size_t n, off_t off), (fd, buf, n, off))
-WRAP_FD(ssize_t, pwrite64, 1, (uint64_t)off + n, (int fd, const void *buf, size_t n, off_t off), (fd, buf, n, off))
+#define WRAP_PWRITE(name)                                                                         \
+  ssize_t __real_##name(int fd, const void *buf, size_t n, off_t off);                            \
+  ssize_t __wrap_##name(int fd, const void *buf, size_t n, off_t off);                            \
+  ssize_t __wrap_##name(int fd, const void *buf, size_t n, off_t off) {                           \
+    int cut;                                                                                      \
+    long r;                                                                                       \
+    if (count_step(steps.on && is_file(fd), (uint64_t)off + n, &cut)) return errno = EIO, -1;    \
+    if (off >= 0 && mf_pwrite(fd, buf, n, (uint64_t)off, cut, &r)) return (ssize_t)r;           \
+    return __real_##name(fd, buf, n, off);                                                        \
+  }
+WRAP_PWRITE(pwrite)
+WRAP_PWRITE(pwrite64)
 /* posix_fallocate returns the error number */
 int __real_posix_fallocate64(int fd, off_t off, off_t len);
 int __wrap_posix_fallocate64(int fd, off_t off, off_t len);
 int __wrap_posix_fallocate64(int fd, off_t off, off_t len) {
-  if (STEP_FD(fd, off >= 0 && len > 0, (uint64_t)off + (uint64_t)len)) return EIO;
+  int cut, r;
+  if (count_step(steps.on && off >= 0 && len > 0 && is_file(fd), (uint64_t)off + (uint64_t)len, &cut)) return EIO;
+  if (off >= 0 && len > 0 && mf_truncate(fd, (uint64_t)off + (uint64_t)len, 1, cut, &r)) return r ? errno : 0;
   return __real_posix_fallocate64(fd, off, len);
 }
 
@@ -318,6 +352,9 @@ static void setup(void) {
   garbage = getenv("FUZZ_GARBAGE") && *getenv("FUZZ_GARBAGE") == '1';
   selfcheck = getenv("FUZZ_SELFCHECK") && *getenv("FUZZ_SELFCHECK") == '1';
   r7 = getenv("FUZZ_R7") && *getenv("FUZZ_R7") == '1';
+  /* The in-memory file models no names: under a namespace profile the runs take the shim. */
+  const char *ns = getenv("POWERCUT_NAMESPACE");
+  memory = !(getenv("FUZZ_MEMORY") && *getenv("FUZZ_MEMORY") == '0') && (!ns || !*ns || !strcmp(ns, "none"));
   if (getenv("FUZZ_MAX_FILE") && *getenv("FUZZ_MAX_FILE")) max_file = strtoull(getenv("FUZZ_MAX_FILE"), NULL, 0);
   if (getenv("FUZZ_MAX_OPS") && *getenv("FUZZ_MAX_OPS")) max_ops = strtoull(getenv("FUZZ_MAX_OPS"), NULL, 0);
   if (max_ops > CC_MAX_OPS) max_ops = CC_MAX_OPS;
@@ -390,18 +427,25 @@ static void run_ok(int rc, cc_run *run) {
  *    first step past it fails (EIO), the workload stops at its error.
  * Returns the runner's result; the cut, if any, set cut_seen.
  */
+static void on_memory_image(const char *name, const uint8_t *img, uint64_t len) { on_image(NULL, name, img, len); }
+
 static int fast_run(const cc_case *c, uint64_t step, const pc_crash *crash, cc_run *run) {
   const tmpl *t = template_for(c->page_size);
   int from_template = !step || step > t->steps;
-  if (from_template) put_template(t);
+  int in_memory = memory && from_template;
   cut_seen = 0;
   cur_op = cut_op = cut_count = 0;
-  if (step) shim(1, c, from_template ? step - t->steps : step, crash, "lazy", PC_AFTER_CUT_CONTINUE);
+  if (in_memory && mf_start(file, t->bytes, t->len, c->sector, step ? crash : NULL, on_memory_image)) {
+    fprintf(stderr, "fuzz_ops: cannot hold the file in memory: %s\n", strerror(errno));
+    abort();
+  }
+  if (from_template && !in_memory) put_template(t);
+  if (step && !in_memory) shim(1, c, from_template ? step - t->steps : step, crash, "lazy", PC_AFTER_CUT_CONTINUE);
   count_from((step_count){.on = 1, .fast = 1, .n = from_template ? t->steps : 0, .want = step,
                           .stop = step != 0, .capped = 1});
   int rc = from_template ? cc_run_case_on(c, file, run) : cc_run_case(c, file, run);
   steps.on = 0;
-  if (step) shim_off();
+  if (step && !in_memory) shim_off();
   return rc;
 }
 
@@ -409,6 +453,7 @@ static int fast_run(const cc_case *c, uint64_t step, const pc_crash *crash, cc_r
  * file, under write tracking, the cut call failing. Returns whether the cut happened; the
  * image is kept (on_image). */
 static int slow_run(const cc_case *c, uint64_t step, const pc_crash *crash) {
+  mf_stop();
   cut_seen = 0;
   cur_op = cut_op = cut_count = 0;
   shim(1, c, step, crash, "track", PC_AFTER_CUT_FAIL);
@@ -428,6 +473,7 @@ static void internal(const char *what, uint64_t step, const char *spec) {
 
 /* FUZZ_SELFCHECK=1, a case with fewer steps than its cut: the shim counts as many. */
 static void check_no_cut(const cc_case *c, uint64_t total, uint64_t step, const char *spec, const pc_crash *crash) {
+  mf_stop();
   shim(1, c, 0, crash, "track", PC_AFTER_CUT_FAIL);
   count_from((step_count){.on = 1});
   cc_run run;
@@ -477,10 +523,33 @@ static void follow_up(const cc_case *c, uint64_t step, const char *spec, size_t 
   cc_run_free(&run);
 }
 
+/* The checker on the crash image, in memory or (mem 0) in the real file. */
+static void check_image(int mem, const cc_case *c, const cc_state *before, const cc_state *after, int kind,
+                        cc_verdict *v) {
+  if (mem) {
+    if (mf_start(file, crash_image.bytes, crash_image.len, c->sector, NULL, NULL)) {
+      fprintf(stderr, "fuzz_ops: cannot hold the crash image in memory: %s\n", strerror(errno));
+      abort();
+    }
+  } else {
+    mf_stop();
+    put_image();
+  }
+  /* No page-hash cache: each input is another image. */
+  cc_check_image(file, c->page_size, before, after, kind, NULL, v);
+}
+
+static int one_input(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  static cc_case c; /* 48 KiB of operations: not on the stack */
   setup();
+  int rc = one_input(data, size);
+  mf_stop(); /* between inputs, calls reach the real files */
+  return rc;
+}
+
+static int one_input(const uint8_t *data, size_t size) {
+  static cc_case c; /* 48 KiB of operations: not on the stack */
   /* Longer cases are skipped before decoding them (an operation is 3 bytes). */
   if (size >= CC_HEADER_SIZE + 3 * (max_ops + 1)) {
     if (verbose) fprintf(stderr, "fuzz_ops: skipped: more than %zu operations\n", max_ops);
@@ -530,19 +599,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (index >= run.nstates) run_ok(rc == CC_OK ? CC_EINVAL : rc, &run);
   if (!cut_seen) internal("no cut under the shim", step, spec);
   if (cut_count != step || cut_op != steps.want_op) internal("the shim counts steps otherwise", step, spec);
+  int in_memory = mf_active();
   if (selfcheck) check_fast_image(&c, step, spec, &crash);
-  put_image();
 
   /* The checker of crashcheck, on the states before and after the operation in flight. */
   const cc_state *before = index ? &run.states[index - 1] : NULL, *after = &run.states[index];
   int kind = index ? c.ops[index - 1].kind : CC_OP_KINDS;
   cc_verdict v;
-  /* No page-hash cache: each input is another image. */
-  cc_check_image(file, c.page_size, before, after, kind, NULL, &v);
+  check_image(in_memory, &c, before, after, kind, &v);
+  if (selfcheck && in_memory) {
+    /* the checker's verdict on the in-memory file is the real file's */
+    cc_verdict w;
+    check_image(0, &c, before, after, kind, &w);
+    if (w.nviolations != v.nviolations || (v.nviolations && strcmp(w.v[0].invariant, v.v[0].invariant)) ||
+        w.reclaimed != v.reclaimed)
+      internal("the checker's verdict on the file held in memory differs from its verdict on the real file", step, spec);
+  }
   if (verbose)
-    fprintf(stderr, "fuzz_ops: cut at step %llu (%s) in operation %zu (%s): %u violations, %llu pages reclaimed\n",
+    fprintf(stderr, "fuzz_ops: cut at step %llu (%s) in operation %zu (%s): %u violations, %llu pages reclaimed (%s)\n",
             (unsigned long long)step, spec, index, index ? cc_op_name(kind) : "create", v.nviolations,
-            (unsigned long long)v.reclaimed);
+            (unsigned long long)v.reclaimed, in_memory ? "file in memory" : "real file");
   if (v.nviolations) {
     fprintf(stderr, "fuzz_ops: %s violated: power cut at step %llu (%s) in operation %zu (%s): expected %s; found %s\n",
             v.v[0].invariant, (unsigned long long)step, spec, index, index ? cc_op_name(kind) : "create",

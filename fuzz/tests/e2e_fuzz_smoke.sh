@@ -42,6 +42,18 @@ for t in "${targets[@]}"; do
   done
 done
 
+# fuzz_ops runs the cases cut after the create on its file held in memory (fuzz/memfile.c; the
+# self-checks above compared each image and verdict with the real file's), and FUZZ_MEMORY=0 on
+# the real file under the shim.
+mem=$(FUZZ_VERBOSE=1 "$BUILD/tst/fuzz/fuzz_ops" corpus/fuzz_ops 2>&1 | grep -c '^fuzz_ops: cut at .*(file in memory)$')
+real=$(FUZZ_VERBOSE=1 "$BUILD/tst/fuzz/fuzz_ops" corpus/fuzz_ops 2>&1 | grep -c '^fuzz_ops: cut at .*(real file)$')
+nomem=$(FUZZ_MEMORY=0 FUZZ_VERBOSE=1 "$BUILD/tst/fuzz/fuzz_ops" corpus/fuzz_ops 2>&1 | grep -c '(file in memory)$')
+if [ "$mem" -gt "$real" ] && [ "$nomem" -eq 0 ]; then
+  echo "ok: fuzz_ops seeds cut in memory: $mem, on the real file: $real (cut in the create), with FUZZ_MEMORY=0: $nomem in memory"
+else
+  echo "FAIL: fuzz_ops seeds cut in memory: $mem, on the real file: $real, in memory with FUZZ_MEMORY=0: $nomem"; fail=1
+fi
+
 # The targets can fail: each aborts on a known violation when told to look for it (a garbage
 # tear of the superblock sector, outside the default model; an image whose current metadata is
 # damaged, which open tolerates), with the reason on one line. This proves the in-process cut
