@@ -232,9 +232,9 @@ static int make_workdir(char *out, size_t len) {
 
 static void remove_workdir(const char *dir) {
   if (!strcmp(dir, current_workdir)) current_workdir[0] = 0;
-  char cmd[PATH_MAX + 16];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  if (system(cmd) != 0) fprintf(stderr, "crashcheck: could not remove %s\n", dir);
+  /* in-process: a shell and rm cost more than a small exploration's checks (and a quote in
+   * the folder's name would have broken the command) */
+  if (cc_remove_tree(dir) != 0) fprintf(stderr, "crashcheck: could not remove %s: %s\n", dir, strerror(errno));
 }
 
 static cc_case *load_case_or_die(const char *path) {

@@ -88,7 +88,7 @@ static int join(char *buf, size_t cap, const char *a, const char *b) {
   return 0;
 }
 
-static int remove_tree(const char *path) {
+int cc_remove_tree(const char *path) {
   struct stat st;
   if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : -1;
   if (!S_ISDIR(st.st_mode)) return unlink(path);
@@ -98,7 +98,7 @@ static int remove_tree(const char *path) {
   char sub[PATH_MAX];
   for (struct dirent *e; (e = readdir(d));) {
     if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    if (join(sub, sizeof sub, path, e->d_name) != 0 || remove_tree(sub) != 0) rc = -1;
+    if (join(sub, sizeof sub, path, e->d_name) != 0 || cc_remove_tree(sub) != 0) rc = -1;
   }
   closedir(d);
   return rmdir(path) == 0 ? rc : -1;
@@ -281,7 +281,7 @@ static int check_state(walk *w, uint64_t step, const char *call, const char *cra
     snprintf(r->error, sizeof r->error, "cannot write %.900s: %s", w->notes, strerror(errno));
     return CC_EIO;
   }
-  if (remove_tree(w->state) != 0 || copy_tree(w->snap, w->state) != 0) {
+  if (cc_remove_tree(w->state) != 0 || copy_tree(w->snap, w->state) != 0) {
     snprintf(r->error, sizeof r->error, "cannot lay out a crash state in %.900s: %s", w->state, strerror(errno));
     return CC_EIO;
   }
@@ -335,7 +335,7 @@ static int check_state(walk *w, uint64_t step, const char *call, const char *cra
       snprintf(story, sizeof story, "%s.txt", f->kept);
       FILE *s = NULL;
       if (mkdir(w->o->outdir, 0755) == 0 || errno == EEXIST) {
-        remove_tree(f->kept);
+        cc_remove_tree(f->kept);
         if (copy_tree(w->state, f->kept) == 0) s = fopen(story, "w");
       }
       if (s) {
@@ -594,7 +594,7 @@ static int walk_all(walk *w) {
     if (f->kept[0] && (k >= per || k >= o->max_violations)) {
       char story[PATH_MAX + 16];
       snprintf(story, sizeof story, "%s.txt", f->kept);
-      remove_tree(f->kept);
+      cc_remove_tree(f->kept);
       unlink(story);
     }
   }
@@ -637,7 +637,7 @@ static void save_replay(walk *w, const char *trace) {
   snprintf(path, sizeof path, "%s/run.stderr", o->outdir);
   ok = ok && copy_file(w->perr, path, 0644) == 0;
   snprintf(path, sizeof path, "%s/run.snap", o->outdir);
-  ok = ok && remove_tree(path) == 0 && copy_tree(w->snap, path) == 0;
+  ok = ok && cc_remove_tree(path) == 0 && copy_tree(w->snap, path) == 0;
   snprintf(path, sizeof path, "%s/run.info", o->outdir);
   FILE *f = ok ? fopen(path, "w") : NULL;
   if (f) {

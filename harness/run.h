@@ -58,4 +58,8 @@ int cc_run_program(const cc_prog_opts *o, cc_prog_result *r);
  * CC_EINVAL with r->error when `kept` is not such a state. */
 int cc_run_replay(const char *kept, const char *keep, const char *workdir, cc_prog_result *r);
 
+/* Removes path and everything under it (a missing path is no error), without a shell: 0, or -1
+ * with errno when something stayed. */
+int cc_remove_tree(const char *path);
+
 #endif
