@@ -141,12 +141,23 @@
  *   the file. Files with a writable shared mapping are not checked (stores move st_mtime
  *   unseen). O_DIRECT writes are plain writes: not durable before a sync (open(2)).
  * - POWERCUT_EXIT_STEP=1: exit() makes one last step (the destructor), where nothing
- *   volatile is durable; _exit and fatal signals cannot be seen.
+ *   volatile is durable; so do the owner's _exit and _Exit (interposed); fatal signals
+ *   cannot be seen.
  * - State is per process and global (the shim stands for the kernel); steps from several
  *   threads are serialised by one lock, but stores racing with a step may land either side.
  */
 
 #define PC_EXPORT __attribute__((visibility("default")))
+
+/* The shim's own ends of the process (die, a cut, a lost file) leave at once: _exit is
+ * interposed below (the program's _exit ends the run as exit does), and must not be re-entered
+ * from inside a step, with the lock held. Every `_exit(` in this file below this line is this. */
+static _Noreturn void shim_exit_now(int status)
+{
+    syscall(SYS_exit_group, status);
+    for (;;) syscall(SYS_exit, status);
+}
+#define _exit(status) shim_exit_now(status)
 
 /* ---- real functions ---- */
 static ssize_t (*real_write)(int, const void *, size_t);
@@ -573,6 +584,30 @@ __attribute__((destructor)) static void pc_dtor(void)
     pthread_mutex_lock(&lock);
     finish_trace();
     pthread_mutex_unlock(&lock);
+}
+
+/* _exit and _Exit: dash, and many programs after a fork, end with _exit, where no destructor
+ * runs: the trace was left unfinished (an empty file until a buffer filled) and the exit step
+ * never came. So the owner's _exit ends the run as exit() does (pc_dtor: the exit step under
+ * POWERCUT_EXIT_STEP=1, then the trace finished). Any other process passes through: a forked or
+ * vfork'ed child (the latter shares the owner's memory, so nothing of the shim is touched there
+ * but S.owner), and a process that never claimed. (The parentheses keep the macro above away
+ * from the definitions.) */
+static void at_program_exit(void)
+{
+    if (S.inited && S.claimed && S.owner == getpid()) pc_dtor();
+}
+
+PC_EXPORT _Noreturn void (_exit)(int status)
+{
+    at_program_exit();
+    shim_exit_now(status);
+}
+
+PC_EXPORT _Noreturn void (_Exit)(int status)
+{
+    at_program_exit();
+    shim_exit_now(status);
 }
 
 /* Fast check used by every interposed call. */

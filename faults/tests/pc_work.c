@@ -36,6 +36,7 @@
  *   U:OFF:LEN        munmap part of the map               P:LEN       mmap MAP_PRIVATE rw + store
  *   B:OP:LABEL / E:OP  pc_mark begin/end                  K:TEXT      write TEXT\n to fd 9 (_ = space)
  *   c                close and reopen (dup2 of a dup)      k           kill -9 self (no cleanup)
+ *   _ / !            end now with _exit(0) / _Exit(0), as dash does (no destructor runs)
  *   N:ADDR           store to ADDR (N:16 crashes with SIGSEGV)
  *   z:MS             sleep MS milliseconds                y / Y       a child writes byte 0 (exec) / 1 (fork)
  *   L:N:STRIDE       N times: store a byte into page (i*STRIDE mod pages) of the map, msync it
@@ -319,6 +320,8 @@ int main(int argc, char **argv)
             break;
         }
         case 'k': kill(getpid(), 9); break;
+        case '_': _exit(0);
+        case '!': _Exit(0);
         case 'N': *(volatile int *)(uintptr_t)num(&p) = 1; break; /* a real crash: N:16 */
         case 'z': usleep((useconds_t)num(&p) * 1000); break;
         case 'y': case 'Y': { /* a child writes the file too: exec'd (y) or just forked (Y) */

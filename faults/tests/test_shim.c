@@ -2043,9 +2043,39 @@ static void test_exit_step(void **st)
     assert_int_equal(run("POWERCUT_EXIT_STEP=2", "w:0:1:65"), 2); /* a usage error */
 }
 
+/* A program that ends with _exit or _Exit (dash does, after every `sh -c`) ends the run as
+ * exit does: its trace is complete, and POWERCUT_EXIT_STEP=1 makes the exit step there too.
+ * (They ran no destructor: the trace was left unfinished, unreadable.) */
+static void test_exit_call(void **st)
+{
+    (void)st;
+    const char *ends[] = {"_", "!"};
+    for (int i = 0; i < 2; i++) {
+        clean();
+        char envs[256], tp[256], ops[64];
+        snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace", dir);
+        snprintf(tp, sizeof tp, "%s/trace", dir);
+        snprintf(ops, sizeof ops, "w:0:100:65 f w:0:10:66 %s", ends[i]);
+        assert_int_equal(run(envs, ops), 0);
+        pc_trace *t;
+        uint64_t n;
+        assert_int_equal(pc_trace_open(tp, &t), PC_OK);
+        assert_int_equal(pc_trace_step_count(t, &n), PC_OK);
+        assert_int_equal(n, 3);
+        pc_trace_free(t);
+        assert_int_equal(traced_call(ops, 4, "POWERCUT_EXIT_STEP=1"), PC_CALL_EXIT);
+        uint64_t len;
+        uint8_t *img = cut_image("4:none", "POWERCUT_EXIT_STEP=1", ops, &len);
+        assert_true(img && len == 100 && range_is(img, 0, 100, 65)); /* the unsynced write lost at exit */
+        free(img);
+    }
+    clean();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exit_call),
         cmocka_unit_test(test_write_calls),
         cmocka_unit_test(test_truncate_and_fallocate),
         cmocka_unit_test(test_dsync_and_sync_fds),
