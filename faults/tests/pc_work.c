@@ -77,6 +77,11 @@
  *                    the directory fsynced; f.g created, the same bytes written, fsynced,
  *                    the directory fsynced, f.g unlinked (odd rounds: before its close; even:
  *                    after), the directory fsynced. A failing call ends the run with exit 4
+ *   $:N              N rounds of mapped scratch files beside FILE, 4 steps each, then one more
+ *                    (an fsync of the directory): f.m created, ftruncated to 4096 (a step), the
+ *                    directory fsynced, mapped, 'a' + round % 26 stored over it, msynced, 'A' +
+ *                    round % 26 stored over its first 512 bytes (not synced), closed, unlinked,
+ *                    unmapped. A failing call ends the run with exit 4
  *   &:N[:FILL]       N files f.h0 .. f.h(N-1) beside FILE open at once, each written (512 bytes
  *                    of 'h') and fsynced, then "nofile SOFT" printed (getrlimit), then all
  *                    closed; an open failing ends the run with exit 4. FILL 1: first /dev/null
@@ -562,6 +567,26 @@ int main(int argc, char **argv)
                 if (k % 2 ? unlink(g) || close(t) : close(t) || unlink(g)) exit(4);
                 if (fsync(dfd)) exit(4);
             }
+            close(dfd);
+            break;
+        }
+        case '$': {
+            unsigned long long n = num(&p);
+            char mn[4160];
+            snprintf(mn, sizeof mn, "%s/f.m", base);
+            int dfd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (dfd < 0) exit(4);
+            for (unsigned long long k = 0; k < n; k++) {
+                int t = open(mn, O_RDWR | O_CREAT | O_TRUNC, 0644);
+                if (t < 0 || ftruncate(t, 4096) || fsync(dfd)) exit(4);
+                unsigned char *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, t, 0);
+                if (m == MAP_FAILED) exit(4);
+                memset(m, 'a' + (int)(k % 26), 4096);
+                if (msync(m, 4096, MS_SYNC)) exit(4);
+                memset(m, 'A' + (int)(k % 26), 512);
+                if (close(t) || unlink(mn) || munmap(m, 4096)) exit(4);
+            }
+            if (fsync(dfd)) exit(4);
             close(dfd);
             break;
         }
