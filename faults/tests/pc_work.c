@@ -72,8 +72,8 @@
  *   #:NAME:HOW       remove NAME (HOW: u unlink, a unlinkat, r remove)
  *   ^:NAME:HOW       a hard link NAME to the current file (HOW: l link, a linkat)
  *   /:NAME           fsync the directory NAME ("." : FILE's directory)
- *   *:N              N rounds of short-lived files beside FILE, 9 steps each: f.tmp created,
- *                    512 bytes of 'a' + round % 26 written, fsynced, closed, renamed over f,
+ *   *:N[:BYTE]       N rounds of short-lived files beside FILE, 9 steps each: f.tmp created,
+ *                    512 bytes of 'a' + round % 26 (or of BYTE) written, fsynced, closed, renamed over f,
  *                    the directory fsynced; f.g created, the same bytes written, fsynced,
  *                    the directory fsynced, f.g unlinked (odd rounds: before its close; even:
  *                    after), the directory fsynced. A failing call ends the run with exit 4
@@ -548,7 +548,7 @@ int main(int argc, char **argv)
             break;
         }
         case '*': {
-            unsigned long long n = num(&p);
+            unsigned long long n = num(&p), byte = *p ? num(&p) : 0;
             char tmpn[4160], dst[4160], g[4160];
             snprintf(tmpn, sizeof tmpn, "%s/f.tmp", base);
             snprintf(dst, sizeof dst, "%s/f", base);
@@ -557,7 +557,7 @@ int main(int argc, char **argv)
             if (dfd < 0) exit(4);
             for (unsigned long long k = 0; k < n; k++) {
                 unsigned char b[512];
-                memset(b, 'a' + (int)(k % 26), sizeof b);
+                memset(b, byte ? (int)byte : 'a' + (int)(k % 26), sizeof b);
                 int t = open(tmpn, O_WRONLY | O_CREAT | O_TRUNC, 0644);
                 if (t < 0 || pwrite(t, b, sizeof b, 0) != (ssize_t)sizeof b || fsync(t) || close(t) ||
                     rename(tmpn, dst) || fsync(dfd))
