@@ -17,24 +17,29 @@
  * must survive that, or the trace ends unreadable and an fstat through a reused number tells
  * the model another file's size.
  *
- * - Every shim descriptor is moved (F_DUPFD_CLOEXEC) to a number the program cannot have:
- *   the lowest free one at or above its soft RLIMIT_NOFILE. To get it, the shim raises the
- *   soft limit to the hard one for that one call and lowers it back at once: the kernel
- *   checks the limit only when it hands out a number, so the descriptor stays valid, and
- *   the program's open, dup, dup2 and fcntl never produce or aim at a number at or above
- *   its limit. So the shim takes nothing of the program's budget of descriptors (a program
- *   may open as many files as without it), and as many as the hard limit leaves. The program
- *   sees its own limit again when the call returns; only another thread's getrlimit, open or
- *   fork made inside those two system calls could see the raised one (a program at its limit,
- *   racing with the shim). Raising the soft limit for good was rejected: getrlimit,
- *   sysconf(_SC_OPEN_MAX) and the children would all see it, and an open that should fail
- *   with EMFILE would not.
- * - Where the hard limit is the soft one (nothing to borrow), or the numbers above are all
- *   taken, the number is the lowest free one at or above BASE, high in the program's own
- *   range, so that it takes none of the low numbers a program expects open to hand out and
- *   is rarely a dup2 target. BASE is 64 below min(RLIMIT_NOFILE, 1024) (the select(2) range
- *   many programs stay in), or half the limit when that is below 128: a program holding more
- *   than BASE descriptors then finds the shim's among its own, and runs out of them sooner.
+ * - Every shim descriptor is moved (F_DUPFD_CLOEXEC) to a number the program is unlikely to
+ *   want. BASE is 64 below min(RLIMIT_NOFILE, 1024) (the select(2) range many programs stay
+ *   in), or half the limit when that is below 128.
+ *   - With a soft RLIMIT_NOFILE of 1024 or less, a program may well use every number it has
+ *     (the select(2) range is all of it), so the shim takes none of them: its number is the
+ *     lowest free one at or above the soft limit. To get it, it raises the soft limit to the
+ *     hard one for that one call and lowers it back at once: the kernel checks the limit only
+ *     when it hands out a number, so the descriptor stays valid, and the program's open, dup,
+ *     dup2 and fcntl never produce or aim at a number at or above its limit. The program sees
+ *     its own limit again when the call returns; only another thread's getrlimit, open or
+ *     fork made inside those two system calls could see the raised one (a program at its
+ *     limit, racing with the shim). Raising the soft limit for good was rejected: getrlimit,
+ *     sysconf(_SC_OPEN_MAX) and the children would all see it, and an open that should fail
+ *     with EMFILE would not.
+ *   - With a larger soft limit, the number is the lowest free one at or above BASE while that
+ *     is below 1024: high in the program's range (64 numbers, which a program reaches only
+ *     after 960 descriptors), so that it takes none of the low numbers a program expects open
+ *     to hand out and is rarely a dup2 target, and low enough to keep the kernel's table of
+ *     descriptors small (a number near a soft limit of 65536 makes every fork copy a table
+ *     that long). Past those 64, it is borrowed above the soft limit as above.
+ *   - Where nothing can be borrowed (the hard limit is the soft one, or reached), the number
+ *     is the lowest free one at or above BASE, up to the soft limit: the program finds the
+ *     shim's descriptors among its own, and runs out of them sooner.
  * - The program's close of a shim number fails with EBADF, as if it were not open; close_range
  *   and closefrom close the rest of their range; dup/dup2/dup3/fcntl from a shim number fail
  *   with EBADF. dup2/dup3 onto a shim number move the shim's descriptor elsewhere first, then
@@ -103,25 +108,34 @@ int pc__own_is(int fd)
     return 0;
 }
 
-/* A copy of fd above the soft limit (borrowed for this one call: see the top comment), or,
- * where the hard limit leaves no room there, in the window from BASE up to the soft limit;
- * close-on-exec. -1 with errno. */
+/* A copy of fd at the lowest free number at or above the soft limit, borrowed for this one
+ * call (see the top comment); -1 when the hard limit leaves none. */
+static int borrow(int fd, const struct rlimit *rl)
+{
+    if (rl->rlim_cur == RLIM_INFINITY || rl->rlim_cur >= rl->rlim_max) return -1;
+    struct rlimit up = *rl;
+    up.rlim_cur = rl->rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &up)) return -1;
+    int nfd = (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, (long)rl->rlim_cur);
+    (void)setrlimit(RLIMIT_NOFILE, rl); /* lowering the soft limit cannot fail */
+    return nfd;
+}
+
+/* A copy of fd at a high number (see the top comment for which), close-on-exec; -1 with
+ * errno. */
 static int high_copy(int fd)
 {
     struct rlimit rl;
-    if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < rl.rlim_max) {
-        struct rlimit up = rl;
-        up.rlim_cur = rl.rlim_max;
-        if (!setrlimit(RLIMIT_NOFILE, &up)) {
-            int nfd = (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, (long)rl.rlim_cur);
-            int e = errno;
-            (void)setrlimit(RLIMIT_NOFILE, &rl); /* lowering the soft limit cannot fail */
-            errno = e;
-            if (nfd >= 0) return nfd;
-        }
+    int have = !getrlimit(RLIMIT_NOFILE, &rl), nfd;
+    if (have && rl.rlim_cur <= 1024 && (nfd = borrow(fd, &rl)) >= 0) return nfd;
+    nfd = (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, pick_base());
+    if (nfd >= 0 && nfd < 1024) return nfd; /* the window */
+    int b = have && rl.rlim_cur > 1024 ? borrow(fd, &rl) : -1;
+    if (b >= 0) {
+        if (nfd >= 0) syscall(SYS_close, nfd);
+        return b;
     }
-    int nfd = (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, pick_base());
-    if (nfd < 0 && errno == EINVAL) errno = EMFILE; /* the base itself is past the limit */
+    if (nfd < 0) errno = EMFILE; /* or EINVAL: the base is past the limit */
     return nfd;
 }
 

@@ -56,8 +56,8 @@
  *   description. Closes the shim cannot see (raw syscall, glibc-internal) are not followed.
  * - The shim's own descriptors (trace, one private read descriptor per tracked file, the
  *   userfaultfd and pagemap of wtrack_uffd.c) live at high numbers out of the program's reach
- *   (ownfd.c): above its soft RLIMIT_NOFILE where the hard limit leaves room, else at the top
- *   of its range; its close/close_range/closefrom of them act as if the number were not open, a
+ *   (ownfd.c): at the top of its range or above its soft RLIMIT_NOFILE (borrowed for the one
+ *   call); its close/close_range/closefrom of them act as if the number were not open, a
  *   dup2/dup3 onto one moves the shim's first, dup/fcntl from one fail with EBADF. No free
  *   number for them stops the program (exit 2).
  * - A tracked file that can no longer change through the program (no name left, no program
