@@ -2003,26 +2003,31 @@ static void test_many_open_files(void **st)
     to_shm();
     snprintf(tr, sizeof tr, "%s/trace", dir);
     snprintf(cmd, sizeof cmd, "rm -f %s/f.h*", dir);
-    const char *ops[] = {"&:100", "&:1:1"}; /* 100 tracked files; one at the program's limit */
-    for (size_t i = 0; i < 2; i++) {
+    /* many tracked files, and one at the program's limit; under a soft limit of 128 (the
+     * shim's above it from the first) and of 1100 (the 64 from 960 first, then above: the
+     * program's 600 and the shim's 600 would not fit under it) */
+    const char *ops[] = {"&:100", "&:1:1", "&:600", "&:1:1"};
+    const int soft[] = {128, 1100};
+    for (size_t i = 0; i < 4; i++) {
         clean();
         capture_err = 1;
-        snprintf(envs, sizeof envs, "NOFILE=128:4096|POWERCUT_FILE=%s/f*|POWERCUT_TRACE=%s", dir, tr);
+        snprintf(envs, sizeof envs, "NOFILE=%d:4096|POWERCUT_FILE=%s/f*|POWERCUT_TRACE=%s", soft[i / 2], dir, tr);
         int rc = run(envs, ops[i]);
         capture_err = 0;
-        if (rc) fail_msg("'%s' under a soft limit of 128: exit %d: %s", ops[i], rc, last_err());
+        if (rc) fail_msg("'%s' under a soft limit of %d: exit %d: %s", ops[i], soft[i / 2], rc, last_err());
         uint64_t len;
-        char *out = (char *)slurp("out", &len);
+        char *out = (char *)slurp("out", &len), want[32];
         assert_non_null(out);
         out[len] = 0;
-        if (!strstr(out, "nofile 128\n")) fail_msg("'%s': the program's soft limit changed: %s", ops[i], out);
+        snprintf(want, sizeof want, "nofile %d\n", soft[i / 2]);
+        if (!strstr(out, want)) fail_msg("'%s': the program's soft limit changed: %s", ops[i], out);
         free(out);
         pc_trace *t;
         assert_int_equal(pc_trace_open(tr, &t), PC_OK);
         uint32_t files;
         int complete;
         assert_int_equal(pc_trace_file_count(t, &files), PC_OK);
-        assert_int_equal(files, i ? 2 : 101);
+        assert_int_equal(files, i % 2 ? 2 : i ? 601 : 101);
         assert_int_equal(pc_trace_complete(t, &complete), PC_OK);
         assert_true(complete);
         pc_trace_free(t);
