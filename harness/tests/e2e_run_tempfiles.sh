@@ -15,7 +15,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 source harness/tests/run_json.sh
 [ -x "$work" ] || fail "$work is not built"
-ulimit -n 256
+ulimit -n 256 || fail "cannot set a descriptor limit of 256 (the hard limit is lower)"
 
 # each of f, f.tmp and f.g, where it exists, holds 'n' bytes or zeros (a name or size that
 # landed before its data), nothing else
