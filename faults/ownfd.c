@@ -108,16 +108,25 @@ int pc__own_is(int fd)
     return 0;
 }
 
-/* A copy of fd at the lowest free number at or above the soft limit, borrowed for this one
- * call (see the top comment); -1 when the hard limit leaves none. */
-static int borrow(int fd, const struct rlimit *rl)
+/* Raises the soft RLIMIT_NOFILE to the hard one for the caller's one call, which lowers it
+ * back with setrlimit(rl) right after (see the top comment). 1 if raised; *rl: the limits as
+ * they were. */
+static int lift(struct rlimit *rl)
 {
-    if (rl->rlim_cur == RLIM_INFINITY || rl->rlim_cur >= rl->rlim_max) return -1;
+    if (getrlimit(RLIMIT_NOFILE, rl) || rl->rlim_cur == RLIM_INFINITY || rl->rlim_cur >= rl->rlim_max) return 0;
     struct rlimit up = *rl;
     up.rlim_cur = rl->rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &up)) return -1;
-    int nfd = (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, (long)rl->rlim_cur);
-    (void)setrlimit(RLIMIT_NOFILE, rl); /* lowering the soft limit cannot fail */
+    return !setrlimit(RLIMIT_NOFILE, &up);
+}
+
+/* A copy of fd at the lowest free number at or above the soft limit; -1 when the hard limit
+ * leaves none. */
+static int borrow(int fd)
+{
+    struct rlimit rl;
+    if (!lift(&rl)) return -1;
+    int nfd = (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, (long)rl.rlim_cur);
+    (void)setrlimit(RLIMIT_NOFILE, &rl); /* lowering the soft limit cannot fail */
     return nfd;
 }
 
@@ -126,11 +135,11 @@ static int borrow(int fd, const struct rlimit *rl)
 static int high_copy(int fd)
 {
     struct rlimit rl;
-    int have = !getrlimit(RLIMIT_NOFILE, &rl), nfd;
-    if (have && rl.rlim_cur <= 1024 && (nfd = borrow(fd, &rl)) >= 0) return nfd;
+    int small = !getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur <= 1024, nfd;
+    if (small && (nfd = borrow(fd)) >= 0) return nfd;
     nfd = (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, pick_base());
     if (nfd >= 0 && nfd < 1024) return nfd; /* the window */
-    int b = have && rl.rlim_cur > 1024 ? borrow(fd, &rl) : -1;
+    int b = small ? -1 : borrow(fd);
     if (b >= 0) {
         if (nfd >= 0) syscall(SYS_close, nfd);
         return b;
@@ -157,19 +166,16 @@ int pc__own_take(int fd)
 int pc__own_open(const char *path, int flags, mode_t mode)
 {
     int fd = (int)syscall(SYS_openat, AT_FDCWD, path, flags | O_CLOEXEC, mode);
-    if (fd < 0 && errno == EMFILE) { /* the program's numbers are all taken: borrow one above */
-        struct rlimit rl, up;
-        if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < rl.rlim_max) {
-            up = rl;
-            up.rlim_cur = rl.rlim_max;
-            if (!setrlimit(RLIMIT_NOFILE, &up)) {
-                fd = (int)syscall(SYS_openat, AT_FDCWD, path, flags | O_CLOEXEC, mode);
-                int e = errno;
-                (void)setrlimit(RLIMIT_NOFILE, &rl);
-                errno = e;
-            }
+    struct rlimit rl;
+    if (fd < 0 && errno == EMFILE) { /* the program's numbers are all taken */
+        if (!lift(&rl)) {
+            errno = EMFILE;
+            return -1;
         }
-        if (fd < 0) errno = EMFILE;
+        fd = (int)syscall(SYS_openat, AT_FDCWD, path, flags | O_CLOEXEC, mode);
+        int e = errno;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+        errno = e;
     }
     return fd < 0 ? -1 : pc__own_take(fd);
 }
