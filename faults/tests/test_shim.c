@@ -124,9 +124,10 @@ static int run(const char *envs, const char *ops)
             if (!eq) continue;
             *eq = 0;
             if (!strcmp(s, "NOFILE")) {
-                struct rlimit rl = {0, 0};
-                if (sscanf(eq + 1, "%lu:%lu", &rl.rlim_cur, &rl.rlim_max) != 2 || setrlimit(RLIMIT_NOFILE, &rl))
-                    _exit(126);
+                unsigned long soft, hard;
+                if (sscanf(eq + 1, "%lu:%lu", &soft, &hard) != 2) _exit(126);
+                struct rlimit rl = {(rlim_t)soft, (rlim_t)hard};
+                if (setrlimit(RLIMIT_NOFILE, &rl)) _exit(126);
                 continue;
             }
             setenv(s, eq + 1, 1);
@@ -2009,10 +2010,11 @@ static void test_short_lived_mapped_files(void **st)
     from_shm();
 }
 
-/* Many files open at once: the shim's descriptors sit above the program's soft limit (it
- * borrows the numbers up to the hard limit), so the program opens as many files as without
- * the shim, at its limit too, and still sees its own soft limit. Only when the hard limit
- * leaves no number does it stop, loudly (exit 2). */
+/* Many files open at once: the shim's descriptors sit above the program's soft limit (numbers
+ * borrowed up to the hard limit; with a soft limit above 1024, once the 64 from 960 are
+ * taken), so the program opens as many files as without the shim, at its limit too, and
+ * still sees its own soft limit. Only when the hard limit leaves no number does the shim
+ * stop, loudly (exit 2). */
 static void test_many_open_files(void **st)
 {
     (void)st;
