@@ -10,7 +10,8 @@
 typedef struct {
     uint64_t dev, ino, size; /* identity, and the volatile size as the shim knew it */
     uint32_t id;
-    int rfd;                 /* the private read descriptor, kept open across the exec */
+    int rfd;                 /* the private read descriptor, kept open across the exec; -1:
+                              * the file was retired (shim.c, retire_check) */
     int name_new;            /* POWERCUT_NAMESPACE=posix: created, its name not durable yet */
     char *path;
 } pc_ho_file;

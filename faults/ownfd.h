@@ -3,9 +3,15 @@
 #ifndef PC_OWNFD_H
 #define PC_OWNFD_H
 
+#include <sys/types.h>
+
 /* Moves fd to a high number (close-on-exec) and registers it; the old number is closed. The
  * new number, or -1 (fd closed, errno set) when no high number is free. */
 int pc__own_take(int fd);
+/* open(2) of path (close-on-exec) at a high number, as pc__own_take; where the program has
+ * every number below its soft limit, opened above it. -1 with errno: EMFILE when no number
+ * is free. */
+int pc__own_open(const char *path, int flags, mode_t mode);
 /* Registers fd as it is (inherited across exec at a number taken before). */
 void pc__own_adopt(int fd);
 /* Unregisters fd and closes it. */

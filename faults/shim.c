@@ -56,9 +56,15 @@
  *   description. Closes the shim cannot see (raw syscall, glibc-internal) are not followed.
  * - The shim's own descriptors (trace, one private read descriptor per tracked file, the
  *   userfaultfd and pagemap of wtrack_uffd.c) live at high numbers out of the program's reach
- *   (ownfd.c): its close/close_range/closefrom of them act as if the number were not open, a
+ *   (ownfd.c): at the top of its range or above its soft RLIMIT_NOFILE (borrowed for the one
+ *   call); its close/close_range/closefrom of them act as if the number were not open, a
  *   dup2/dup3 onto one moves the shim's first, dup/fcntl from one fail with EBADF. No free
  *   number for them stops the program (exit 2).
+ * - A tracked file that can no longer change through the program (no name left, no program
+ *   descriptor, no mapping) is retired (retire_check): its read descriptor is closed and its
+ *   inode no longer matches an open, since the kernel may give the number to a new file. Its
+ *   model file stays (a crash may still resurrect an unlinked name until its directory's
+ *   fsync, with content the model holds), so traces and images are as if it were kept.
  * - One process owns the model: the first that opens a tracked file (claim()); its children
  *   and forks pass through. An exec in the owner continues the run in the new image
  *   (handover.c): steps number on, the trace is appended to, the model (durable, volatile,
@@ -247,7 +253,8 @@ typedef struct {
     ino_t ino;
     uint32_t id;    /* model / trace file id */
     char *path;     /* as first opened, made absolute */
-    int rfd;        /* private read descriptor: initial content, fallocate re-reads */
+    int rfd;        /* private read descriptor: initial content, fallocate re-reads; -1 once
+                     * the file is retired (retire_check) */
     uint64_t size;  /* volatile size as the shim knows it (model-free record mode needs it) */
     uint8_t *shadow; /* sync mode without a model: the volatile content, to diff mappings */
     uint64_t shcap;
@@ -721,10 +728,10 @@ static int claim(void)
     S.owner = getpid();
     if (S.trace_path && !S.tw) {
         /* read-write: the trace writer maps regular files; out of the program's reach */
-        S.trace_fd = real_open(S.trace_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (S.trace_fd < 0) die("POWERCUT_TRACE (cannot create)", S.trace_path);
-        if ((S.trace_fd = pc__own_take(S.trace_fd)) < 0)
+        S.trace_fd = pc__own_open(S.trace_path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+        if (S.trace_fd < 0 && errno == EMFILE)
             die("POWERCUT_TRACE (no free descriptor above the program's for it)", S.trace_path);
+        if (S.trace_fd < 0) die("POWERCUT_TRACE (cannot create)", S.trace_path);
         const char *mapped = getenv("POWERCUT_TRACE_MAPPED");
         int rc = mapped && *mapped && strcmp(mapped, "0") ? pc_tw_new_mapped(S.trace_fd, S.sector, &S.tw)
                                                           : pc_tw_new(S.trace_fd, S.sector, &S.tw);
@@ -765,7 +772,7 @@ static int same_inode(int fd, struct stat *st, size_t *known)
     if (S.is_glob && !S.nfiles) return 0;
     if (fstat(fd, st) || !S_ISREG(st->st_mode)) return 0;
     for (size_t i = 0; i < S.nfiles; i++)
-        if (S.files[i].dev == st->st_dev && S.files[i].ino == st->st_ino) {
+        if (S.files[i].rfd >= 0 && S.files[i].dev == st->st_dev && S.files[i].ino == st->st_ino) {
             *known = i;
             return 1;
         }
@@ -800,7 +807,7 @@ static void after_open(int fd, int dirfd, const char *path, int flags, int creat
     if (fstat(fd, &st) || !S_ISREG(st.st_mode)) goto out;
     size_t i;
     for (i = 0; i < S.nfiles; i++)
-        if (S.files[i].dev == st.st_dev && S.files[i].ino == st.st_ino) break;
+        if (S.files[i].rfd >= 0 && S.files[i].dev == st.st_dev && S.files[i].ino == st.st_ino) break;
     if (i == S.nfiles) {
         if (S.nfiles == S.fcap) {
             size_t n = S.fcap ? S.fcap * 2 : 4;
@@ -811,9 +818,10 @@ static void after_open(int fd, int dirfd, const char *path, int flags, int creat
         }
         char link[64];
         snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-        int rfd = real_open(link, O_RDONLY | O_CLOEXEC);
-        if (rfd < 0) goto out;
-        if ((rfd = pc__own_take(rfd)) < 0) die("descriptors (none free above the program's for the shim)", abs);
+        /* the program's descriptor is open: a failure is no reason to leave the file untracked */
+        int rfd = pc__own_open(link, O_RDONLY, 0);
+        if (rfd < 0 && errno == EMFILE) die("descriptors (none free above the program's for the shim)", abs);
+        if (rfd < 0) die("tracked file (the shim cannot open it again to read it)", abs);
         uint64_t size = (uint64_t)st.st_size;
         uint8_t *content = malloc(size ? size : 1);
         if (!content || read_all(rfd, content, 0, size)) {
@@ -1406,7 +1414,8 @@ static void capture_file(size_t fi)
  * made before the cut, as write tracking would have noted it (see the top comment). */
 static void capture_all(void)
 {
-    for (size_t i = 0; i < S.nfiles; i++) capture_content(&S.files[i]);
+    for (size_t i = 0; i < S.nfiles; i++)
+        if (S.files[i].rfd >= 0) capture_content(&S.files[i]); /* a retired one knows it all */
 }
 
 /* The first backend of a new tracked mapping: uffd when forced and the kernel offers it,
@@ -2664,6 +2673,56 @@ __attribute__((noreturn)) static void lost_name(const char *what, const char *na
     _exit(PC_EXIT_LOST);
 }
 
+/* ---- retiring files ---- */
+/* A tracked file that no name, no program descriptor and no mapping reaches can no longer
+ * change through the program: its read descriptor and what else only follows changes (the
+ * volatile copy of sync mode, the disk-full model's blocks) go, so that a program making a
+ * new file per transaction does not run the shim out of descriptors (ownfd.c). st_nlink is
+ * the kernel's word that no name is left, whoever removed it. The model file stays: under
+ * POWERCUT_NAMESPACE=posix or ext4 an unlinked name is volatile until its directory's fsync,
+ * and a crash may bring the file back with its durable content, which the model (or the
+ * trace) holds; the file is never read again. Its (st_dev, st_ino) no longer matches an open:
+ * the kernel frees the inode with the last descriptor and may give its number to a new file.
+ * Holding on is never wrong, only costly: a check missed (a close the shim does not see, an
+ * unlink by another process after the last close) keeps the descriptor. With the lock held. */
+static void retire_check(size_t fi)
+{
+    if (fi >= S.nfiles || S.files[fi].rfd < 0) return;
+    tfile *f = &S.files[fi];
+    for (size_t fd = 0; fd < S.nfds; fd++)
+        if (S.fds[fd].file == (int32_t)fi + 1) return;
+    for (size_t i = 0; i < S.nmaps; i++)
+        if (S.maps[i].file == fi) return;
+    for (size_t i = 0; i < S.nopen; i++)
+        if (S.open[i].file == fi) return;
+    struct stat st;
+    int saved = errno;
+    if (fstat(f->rfd, &st) || st.st_nlink) {
+        errno = saved;
+        return;
+    }
+    if (S.mmap_lazy) capture_content(f); /* the stores its unmapped pages kept, learnt at last */
+    pc__own_release(f->rfd);
+    f->rfd = -1;
+    f->fc_ok = 0;
+    free(f->shadow);
+    f->shadow = NULL;
+    f->shcap = 0;
+    pc__blocks_free(&f->blocks);
+    errno = saved;
+}
+
+/* The program let go of a descriptor or a name of file index fi. */
+static void released(size_t fi)
+{
+    if (!S.active || S.dead || busy || getpid() != S.owner) return;
+    busy++;
+    pthread_mutex_lock(&lock);
+    retire_check(fi);
+    pthread_mutex_unlock(&lock);
+    busy--;
+}
+
 static int is_known(const char *name)
 {
     for (size_t i = 0; i < S.nfiles; i++)
@@ -2697,7 +2756,7 @@ static long tracked_at(int dirfd, const char *path, int follow, int *exists)
     errno = saved;
     if (!*exists || !S_ISREG(st.st_mode)) return -1;
     for (size_t i = 0; i < S.nfiles; i++)
-        if (S.files[i].dev == st.st_dev && S.files[i].ino == st.st_ino) return (long)i;
+        if (S.files[i].rfd >= 0 && S.files[i].dev == st.st_dev && S.files[i].ino == st.st_ino) return (long)i;
     return -1;
 }
 
@@ -2813,7 +2872,9 @@ static int do_rename(int olddir, const char *oldp, int newdir, const char *newp,
     need_known(from, "rename of a name of a tracked file that the shim never saw made:");
     int mflags = ns_flags() | (to_there && ti < 0 && !is_known(to) ? PC_NAME_OVER_OTHER : 0);
     /* two links of one file: rename(2) does nothing and succeeds (a step all the same) */
-    return ns_step(ti == fi ? NS_NOTHING : NS_RENAME, S.files[fi].id, from, to, mflags, call_rename, &a);
+    int r = ns_step(ti == fi ? NS_NOTHING : NS_RENAME, S.files[fi].id, from, to, mflags, call_rename, &a);
+    if (r == 0 && ti >= 0 && ti != fi) released((size_t)ti); /* renamed over: a name less */
+    return r;
 }
 
 static int do_unlink(int dirfd, const char *path, int flags)
@@ -2827,7 +2888,9 @@ static int do_unlink(int dirfd, const char *path, int flags)
     char name[PATH_MAX];
     pc__ns_name(dirfd, path, name, sizeof name);
     need_known(name, "unlink of a name of a tracked file that the shim never saw made:");
-    return ns_step(NS_UNLINK, S.files[fi].id, name, NULL, 0, call_unlink, &a);
+    int r = ns_step(NS_UNLINK, S.files[fi].id, name, NULL, 0, call_unlink, &a);
+    if (r == 0) released((size_t)fi);
+    return r;
 }
 
 static int do_link(int olddir, const char *oldp, int newdir, const char *newp, int flags)
@@ -2996,6 +3059,7 @@ static void fc_check_step(int call, uint32_t file_id)
                   call != PC_CALL_SYNC_FILE_RANGE && call != PC_CALL_EXIT;
     for (size_t i = 0; i < S.nfiles; i++) {
         if (file_id != UINT32_MAX && S.files[i].id != file_id) continue;
+        if (S.files[i].rfd < 0) continue; /* retired: nothing of the program's reaches it */
         fc_check_file(i);
         if (file_id != UINT32_MAX) {
             if (changes) G.cur = i;
@@ -3009,7 +3073,7 @@ static void fc_after_step(void)
 {
     if (G.foreign_off) return;
     for (size_t i = 0; i < S.nfiles; i++)
-        if ((i == G.cur || S.files[i].fc_stale) && !fc_mapped(i)) fc_take(&S.files[i]);
+        if ((i == G.cur || S.files[i].fc_stale) && !fc_mapped(i) && S.files[i].rfd >= 0) fc_take(&S.files[i]);
     G.cur = SIZE_MAX;
 }
 
@@ -3137,7 +3201,10 @@ static void evict_own(int fd2)
 
 static void untrack_fd(int fd)
 {
-    if (S.active && fd >= 0 && (size_t)fd < S.nfds) S.fds[fd].file = 0;
+    if (!S.active || fd < 0 || (size_t)fd >= S.nfds || !S.fds[fd].file) return;
+    size_t fi = (size_t)S.fds[fd].file - 1;
+    S.fds[fd].file = 0;
+    released(fi);
 }
 
 PC_EXPORT int close(int fd)
@@ -3158,7 +3225,7 @@ PC_EXPORT int close(int fd)
 static int do_close_range(unsigned first, unsigned last, int flags)
 {
     if (!(flags & CLOSE_RANGE_CLOEXEC) && S.active)
-        for (size_t fd = first; fd < S.nfds && fd <= last; fd++) S.fds[fd].file = 0;
+        for (size_t fd = first; fd < S.nfds && fd <= last; fd++) untrack_fd((int)fd);
     if (!S.active) return (int)syscall(SYS_close_range, first, last, (unsigned)flags);
     return pc__own_close_range(first, last, (unsigned)flags);
 }
@@ -3189,9 +3256,11 @@ static void copy_fd(int from, int to, int cloexec_only)
 {
     (void)cloexec_only;
     if (!S.active || to < 0) return;
-    if ((size_t)to < S.nfds) S.fds[to].file = 0;
+    int32_t was = (size_t)to < S.nfds ? S.fds[to].file : 0;
+    if (was) S.fds[to].file = 0;
     if (from >= 0 && (size_t)from < S.nfds && S.fds[from].file)
         set_fd(to, S.fds[from].file, S.fds[from].flags);
+    if (was && was != S.fds[to].file) released((size_t)was - 1); /* dup2 closed its descriptor */
 }
 
 PC_EXPORT int dup(int fd)
@@ -3526,16 +3595,19 @@ static void adopt_handover(void)
         f->name_new = h.files[i].name_new;
         f->path = h.files[i].path;
         h.files[i].path = NULL;
+        S.nfiles++;
+        if (f->rfd < 0) continue; /* retired before the exec: the model holds it all */
         pc__own_adopt(f->rfd);
         set_cloexec(f->rfd, 1);
         df_backed(f, 0, f->size); /* the disk-full model starts again: room until its error */
         /* sync mode without a model: the volatile content is the file's, as the kernel kept it */
         if (use_shadow() && (shadow_fit(f, f->size ? f->size : 1) || read_all(f->rfd, f->shadow, 0, f->size)))
             die("POWERCUT_MMAP=sync (cannot read the file again after the exec)", f->path);
-        S.nfiles++;
     }
     for (uint32_t i = 0; i < h.nfds; i++)
         if (h.fds[i].file > 0 && (uint32_t)h.fds[i].file <= h.nfiles) set_fd(h.fds[i].fd, h.fds[i].file, h.fds[i].flags);
+    /* the exec closed the close-on-exec descriptors and every mapping */
+    for (size_t i = 0; i < S.nfiles; i++) retire_check(i);
     S.markn = h.markn;
     memcpy(S.markbuf, h.markbuf, h.markn);
     for (uint32_t i = 0; i < h.nknown; i++) add_known(h.known[i]);
@@ -3605,9 +3677,14 @@ PC_EXPORT int munmap(void *addr, size_t len)
     harvest_all(); /* stores made before the unmap are volatile changes still to be recorded */
     for (size_t i = 0; S.mmap_sync && !S.mmap_lazy && i < S.nmaps; i++) /* lazy: the file keeps them */
         capture_range(&S.maps[i], (uintptr_t)addr, (uintptr_t)addr + len);
+    size_t unmapped[8], nu = 0; /* files that may lose their last mapping (more: kept, safe) */
+    for (size_t i = 0; i < S.nmaps && nu < 8; i++)
+        if ((uintptr_t)addr < S.maps[i].addr + S.maps[i].len && (uintptr_t)addr + len > S.maps[i].addr)
+            unmapped[nu++] = S.maps[i].file;
     int r = real_munmap(addr, len);
     int saved = errno;
     if (r == 0) forget_range((uintptr_t)addr, len);
+    for (size_t i = 0; r == 0 && i < nu; i++) retire_check(unmapped[i]);
     pthread_mutex_unlock(&lock);
     busy--;
     errno = saved;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
@@ -72,6 +73,20 @@
  *   #:NAME:HOW       remove NAME (HOW: u unlink, a unlinkat, r remove)
  *   ^:NAME:HOW       a hard link NAME to the current file (HOW: l link, a linkat)
  *   /:NAME           fsync the directory NAME ("." : FILE's directory)
+ *   *:N[:BYTE]       N rounds of short-lived files beside FILE, 9 steps each: f.tmp created,
+ *                    512 bytes of 'a' + round % 26 (or of BYTE) written, fsynced, closed, renamed over f,
+ *                    the directory fsynced; f.g created, the same bytes written, fsynced,
+ *                    the directory fsynced, f.g unlinked (odd rounds: before its close; even:
+ *                    after), the directory fsynced. A failing call ends the run with exit 4
+ *   $:N              N rounds of mapped scratch files beside FILE, 4 steps each, then one more
+ *                    (an fsync of the directory): f.m created, ftruncated to 4096 (a step), the
+ *                    directory fsynced, mapped, 'a' + round % 26 stored over it, msynced, 'A' +
+ *                    round % 26 stored over its first 512 bytes (not synced), closed, unlinked,
+ *                    unmapped. A failing call ends the run with exit 4
+ *   &:N[:FILL]       N files f.h0 .. f.h(N-1) beside FILE open at once, each written (512 bytes
+ *                    of 'h') and fsynced, then "nofile SOFT" printed (getrlimit), then all
+ *                    closed; an open failing ends the run with exit 4. FILL 1: first /dev/null
+ *                    is opened until EMFILE and one of those closed: one number is left
  *   e:HOW            the rest of the operations run in a new image of pc_work (HOW: v execv,
  *                    p execvp, l execl, e execve, E execve with only PATH (and ASAN_OPTIONS)
  *                    set, f fexecve,
@@ -533,6 +548,76 @@ int main(int argc, char **argv)
             int dfd = open(name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
             r = dfd < 0 ? -1 : fsync(dfd);
             if (dfd >= 0) close(dfd);
+            break;
+        }
+        case '*': {
+            unsigned long long n = num(&p), byte = *p ? num(&p) : 0;
+            char tmpn[4160], dst[4160], g[4160];
+            snprintf(tmpn, sizeof tmpn, "%s/f.tmp", base);
+            snprintf(dst, sizeof dst, "%s/f", base);
+            snprintf(g, sizeof g, "%s/f.g", base);
+            int dfd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (dfd < 0) exit(4);
+            for (unsigned long long k = 0; k < n; k++) {
+                unsigned char b[512];
+                memset(b, byte ? (int)byte : 'a' + (int)(k % 26), sizeof b);
+                int t = open(tmpn, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+                if (t < 0 || pwrite(t, b, sizeof b, 0) != (ssize_t)sizeof b || fsync(t) || close(t) ||
+                    rename(tmpn, dst) || fsync(dfd))
+                    exit(4);
+                t = open(g, O_RDWR | O_CREAT | O_TRUNC, 0644);
+                if (t < 0 || pwrite(t, b, sizeof b, 0) != (ssize_t)sizeof b || fsync(t) || fsync(dfd)) exit(4);
+                if (k % 2 ? unlink(g) || close(t) : close(t) || unlink(g)) exit(4);
+                if (fsync(dfd)) exit(4);
+            }
+            close(dfd);
+            break;
+        }
+        case '$': {
+            unsigned long long n = num(&p);
+            char mn[4160];
+            snprintf(mn, sizeof mn, "%s/f.m", base);
+            int dfd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (dfd < 0) exit(4);
+            for (unsigned long long k = 0; k < n; k++) {
+                int t = open(mn, O_RDWR | O_CREAT | O_TRUNC, 0644);
+                if (t < 0 || ftruncate(t, 4096) || fsync(dfd)) exit(4);
+                unsigned char *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, t, 0);
+                if (m == MAP_FAILED) exit(4);
+                memset(m, 'a' + (int)(k % 26), 4096);
+                if (msync(m, 4096, MS_SYNC)) exit(4);
+                memset(m, 'A' + (int)(k % 26), 512);
+                if (close(t) || unlink(mn) || munmap(m, 4096)) exit(4);
+            }
+            if (fsync(dfd)) exit(4);
+            close(dfd);
+            break;
+        }
+        case '&': {
+            unsigned long long n = num(&p);
+            if (num(&p) == 1) { /* the program at its limit, but for one number */
+                int nd, last = -1;
+                while ((nd = open("/dev/null", O_RDONLY)) >= 0) last = nd;
+                if (last >= 0) close(last);
+            }
+            int *h = calloc(n ? n : 1, sizeof *h);
+            unsigned char b[512];
+            memset(b, 'h', sizeof b);
+            if (!h) exit(3);
+            for (unsigned long long k = 0; k < n; k++) {
+                char name[4160];
+                snprintf(name, sizeof name, "%s/f.h%llu", base, k);
+                h[k] = open(name, O_RDWR | O_CREAT | O_TRUNC, 0644);
+                if (h[k] < 0 || pwrite(h[k], b, sizeof b, 0) != (ssize_t)sizeof b || fsync(h[k])) {
+                    printf("ERR open %llu %d\n", k, errno);
+                    exit(4);
+                }
+            }
+            struct rlimit rl;
+            if (getrlimit(RLIMIT_NOFILE, &rl)) exit(3);
+            printf("nofile %llu\n", (unsigned long long)rl.rlim_cur);
+            for (unsigned long long k = 0; k < n; k++) close(h[k]);
+            free(h);
             break;
         }
         default: fprintf(stderr, "pc_work: unknown op %s\n", argv[i]); return 2;

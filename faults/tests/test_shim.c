@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -92,9 +93,10 @@ static void clean(void)
     }
 }
 
-/* Runs pc_work on dir/f with the shim; envs are '|'-separated NAME=VALUE, ops space-separated.
- * Returns the exit status (-1 if killed); stdout goes to dir/out, and with POWERCUT_DEBUG in
- * envs stderr goes to dir/err. */
+/* Runs pc_work on dir/f with the shim; envs are '|'-separated NAME=VALUE, ops space-separated
+ * (NOFILE=SOFT:HARD is no variable: the RLIMIT_NOFILE pc_work starts with). Returns the exit
+ * status (-1 if killed); stdout goes to dir/out, and with POWERCUT_DEBUG in envs stderr goes
+ * to dir/err. */
 static int run(const char *envs, const char *ops)
 {
     char *argv[64];
@@ -121,6 +123,13 @@ static int run(const char *envs, const char *ops)
             char *eq = strchr(s, '=');
             if (!eq) continue;
             *eq = 0;
+            if (!strcmp(s, "NOFILE")) {
+                unsigned long soft, hard;
+                if (sscanf(eq + 1, "%lu:%lu", &soft, &hard) != 2) _exit(126);
+                struct rlimit rl = {(rlim_t)soft, (rlim_t)hard};
+                if (setrlimit(RLIMIT_NOFILE, &rl)) _exit(126);
+                continue;
+            }
             setenv(s, eq + 1, 1);
         }
         char out[128];
@@ -1403,7 +1412,7 @@ static void clean_names(void)
 {
     clean();
     const char *names[] = {"f.tmp", "f.tmp.crash", "f.new", "f.new.crash", "g", "f.ln.crash",
-                           "sub/f2", "sub/f2.crash", "f2", "f2.crash"};
+                           "sub/f2", "sub/f2.crash", "f2", "f2.crash", "f.g", "f.g.crash"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         char p[256];
         snprintf(p, sizeof p, "%s/%s", dir, names[i]);
@@ -1860,6 +1869,203 @@ static void test_diskfull_room_where_backed(void **st)
     free(f);
 }
 
+/* ---- the shim's descriptors: one per tracked file while the program can change it ---- */
+
+/* The stderr of the last run (capture_err), as a string. */
+static char *last_err(void)
+{
+    uint64_t len;
+    char *err = (char *)slurp("err", &len);
+    assert_non_null(err);
+    err[len] = 0;
+    return err;
+}
+
+/* The tests below make thousands of fsyncs, which cost ~1 ms each on ext4 and nothing on tmpfs:
+ * they run in a folder of /dev/shm when there is one (dir and file point there meanwhile). */
+static char saved_dir[sizeof dir];
+static void to_shm(void)
+{
+    snprintf(saved_dir, sizeof saved_dir, "%s", dir);
+    char d[sizeof dir];
+    snprintf(d, sizeof d, "/dev/shm/pcshim.XXXXXX");
+    if (!mkdtemp(d)) return; /* no /dev/shm: where the others run */
+    snprintf(dir, sizeof dir, "%s", d);
+    snprintf(file, sizeof file, "%s/f", dir);
+}
+static void from_shm(void)
+{
+    if (!strcmp(dir, saved_dir)) return;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(dir, sizeof dir, "%s", saved_dir);
+    snprintf(file, sizeof file, "%s/f", dir);
+}
+
+/* A program making a new file per transaction (an atomic replace, a scratch file created and
+ * removed) runs to the end however many it makes, with a descriptor limit of 128 that leaves
+ * the shim 64 numbers (and none above them): each file's private descriptor goes once no
+ * name, descriptor or mapping of the program reaches it (it used to stay, and the run stopped
+ * after ~60 files). Its model file stays: a cut before the directory's fsync that removes
+ * the last scratch file still has it, with its synced content, live and from the trace. */
+static void test_short_lived_files(void **st)
+{
+    (void)st;
+    const char *ns[] = {"none", "posix", "ext4"};
+    char tr[256], envs[512];
+    to_shm();
+    snprintf(tr, sizeof tr, "%s/trace", dir);
+    for (size_t i = 0; i < 3; i++) {
+        clean_names();
+        capture_err = 1;
+        snprintf(envs, sizeof envs, "NOFILE=128:128|POWERCUT_FILE=%s/f*|POWERCUT_NAMESPACE=%s|POWERCUT_TRACE=%s", dir,
+                 ns[i], tr);
+        int rc = run(envs, "*:1000");
+        capture_err = 0;
+        if (rc) fail_msg("%s: 1000 rounds exit %d: %s", ns[i], rc, last_err());
+        pc_trace *t;
+        assert_int_equal(pc_trace_open(tr, &t), PC_OK);
+        uint64_t n;
+        uint32_t files;
+        int complete;
+        assert_int_equal(pc_trace_step_count(t, &n), PC_OK);
+        assert_int_equal(n, 9000);
+        assert_int_equal(pc_trace_file_count(t, &files), PC_OK);
+        assert_int_equal(files, 2001); /* f as opened first, then f.tmp and f.g each round */
+        assert_int_equal(pc_trace_complete(t, &complete), PC_OK);
+        assert_true(complete);
+        if (i == 1) { /* round 900 ('a' + 899 % 26 = 'p'): f.g unlinked, its fsync-dir (8100) not landed */
+            assert_int_not_equal(trace_holds(t, 8100, "none", "f.g"), PC_NAME_NONE);
+            assert_int_equal(trace_holds(t, 8100, "all", "f.g"), PC_NAME_NONE);
+        }
+        pc_trace_free(t);
+    }
+    /* retired files across an exec: the new image takes them as they are (record-only sync
+     * mode reads every file it adopts again, which a retired one no longer has to offer) */
+    clean_names();
+    snprintf(envs, sizeof envs, "POWERCUT_FILE=%s/f*|POWERCUT_NAMESPACE=posix|POWERCUT_MMAP=sync|POWERCUT_TRACE=%s", dir, tr);
+    capture_err = 1;
+    int rc = run(envs, "*:20 e:v *:20");
+    capture_err = 0;
+    if (rc) fail_msg("20 rounds, an exec, 20 rounds: exit %d: %s", rc, last_err());
+    pc_trace *t;
+    uint64_t n;
+    int complete;
+    assert_int_equal(pc_trace_open(tr, &t), PC_OK);
+    assert_int_equal(pc_trace_step_count(t, &n), PC_OK);
+    assert_int_equal(n, 360);
+    assert_int_equal(pc_trace_complete(t, &complete), PC_OK);
+    assert_true(complete);
+    pc_trace_free(t);
+    clean_names();
+    snprintf(envs, sizeof envs, "NOFILE=128:128|POWERCUT_FILE=%s/f*|POWERCUT_NAMESPACE=posix|POWERCUT_CUT=8100:none", dir);
+    assert_int_equal(run(envs, "*:900"), 99);
+    left("8100:none", "f.g", 512, 'p');
+    left("8100:none", "f", 512, 'p');
+    clean_names();
+    snprintf(envs, sizeof envs, "NOFILE=128:128|POWERCUT_FILE=%s/f*|POWERCUT_NAMESPACE=posix|POWERCUT_CUT=8100:all", dir);
+    assert_int_equal(run(envs, "*:900"), 99);
+    left("8100:all", "f.g", -1, 0);
+    left("8100:all", "f", 512, 'p');
+    from_shm();
+}
+
+/* The same with a mapping: each round's file goes at its munmap (closed and unlinked before),
+ * 200 rounds under a limit of 128. Under POWERCUT_MMAP=lazy the store that no msync covered
+ * (made before the munmap) is read from the file as it goes, as a cut would have read it: a
+ * cut after the last round, where the unlink of the last file has not landed, writes the same
+ * image as write tracking for every seed of early writeback, and one seed has that store. */
+static void test_short_lived_mapped_files(void **st)
+{
+    (void)st;
+    char envs[512];
+    int stored = 0;
+    to_shm();
+    for (int seed = 1; seed <= 4; seed++) {
+        uint8_t *img[2];
+        uint64_t len[2];
+        for (int lazy = 0; lazy < 2; lazy++) {
+            clean();
+            char p[256];
+            snprintf(p, sizeof p, "%s/f.m.crash", dir);
+            unlink(p);
+            snprintf(envs, sizeof envs,
+                     "NOFILE=128:128|POWERCUT_FILE=%s/f*|POWERCUT_NAMESPACE=posix|POWERCUT_MMAP=%s|POWERCUT_CUT=801:none:random:%d",
+                     dir, lazy ? "lazy" : "track", seed);
+            capture_err = 1;
+            int rc = run(envs, "$:200");
+            capture_err = 0;
+            if (rc != 99) fail_msg("%s, seed %d: exit %d: %s", lazy ? "lazy" : "track", seed, rc, last_err());
+            img[lazy] = slurp("f.m.crash", &len[lazy]);
+        }
+        if (len[0] != len[1] || (img[0] && memcmp(img[0], img[1], len[0])))
+            fail_msg("seed %d: track and lazy images of f.m differ (%llu and %llu bytes)", seed,
+                     (unsigned long long)len[0], (unsigned long long)len[1]);
+        if (img[0] && len[0] == 4096 && img[0][0] == 'R') stored = 1; /* round 200: 'A' + 199 % 26 */
+        free(img[0]);
+        free(img[1]);
+    }
+    assert_true(stored);
+    from_shm();
+}
+
+/* Many files open at once: the shim's descriptors sit above the program's soft limit (numbers
+ * borrowed up to the hard limit; with a soft limit above 1024, once the 64 from 960 are
+ * taken), so the program opens as many files as without the shim, at its limit too, and
+ * still sees its own soft limit. Only when the hard limit leaves no number does the shim
+ * stop, loudly (exit 2). */
+static void test_many_open_files(void **st)
+{
+    (void)st;
+    char envs[512], tr[256], cmd[256];
+    to_shm();
+    snprintf(tr, sizeof tr, "%s/trace", dir);
+    snprintf(cmd, sizeof cmd, "rm -f %s/f.h*", dir);
+    /* many tracked files, and one at the program's limit; under a soft limit of 128 (the
+     * shim's above it from the first) and of 1100 (the 64 from 960 first, then above: the
+     * program's 600 and the shim's 600 would not fit under it) */
+    const char *ops[] = {"&:100", "&:1:1", "&:600", "&:1:1"};
+    const int soft[] = {128, 1100};
+    for (size_t i = 0; i < 4; i++) {
+        clean();
+        capture_err = 1;
+        snprintf(envs, sizeof envs, "NOFILE=%d:4096|POWERCUT_FILE=%s/f*|POWERCUT_TRACE=%s", soft[i / 2], dir, tr);
+        int rc = run(envs, ops[i]);
+        capture_err = 0;
+        if (rc) fail_msg("'%s' under a soft limit of %d: exit %d: %s", ops[i], soft[i / 2], rc, last_err());
+        uint64_t len;
+        char *out = (char *)slurp("out", &len), want[32];
+        assert_non_null(out);
+        out[len] = 0;
+        snprintf(want, sizeof want, "nofile %d\n", soft[i / 2]);
+        if (!strstr(out, want)) fail_msg("'%s': the program's soft limit changed: %s", ops[i], out);
+        free(out);
+        pc_trace *t;
+        assert_int_equal(pc_trace_open(tr, &t), PC_OK);
+        uint32_t files;
+        int complete;
+        assert_int_equal(pc_trace_file_count(t, &files), PC_OK);
+        assert_int_equal(files, i % 2 ? 2 : i ? 601 : 101);
+        assert_int_equal(pc_trace_complete(t, &complete), PC_OK);
+        assert_true(complete);
+        pc_trace_free(t);
+        assert_int_equal(system(cmd), 0);
+    }
+    /* nothing above the soft limit to borrow: the shim stops at the first file it cannot keep */
+    clean();
+    capture_err = 1;
+    snprintf(envs, sizeof envs, "NOFILE=128:128|POWERCUT_FILE=%s/f*|POWERCUT_TRACE=%s", dir, tr);
+    int rc = run(envs, "&:1:1");
+    capture_err = 0;
+    char *err = last_err();
+    if (rc != 2 || !strstr(err, "powercut: invalid descriptors (none free above the program's for the shim)") ||
+        !strstr(err, "f.h0"))
+        fail_msg("a tracked file opened at a hard limit of 128: exit %d, not 2: %s", rc, err);
+    free(err);
+    from_shm();
+}
+
 /* ---- the tracking guards: calls and changes that used to escape the model silently ---- */
 
 /* A run expected to stop because the shim lost track: exit 97, and stderr naming `what`. */
@@ -2123,6 +2329,9 @@ int main(void)
         cmocka_unit_test(test_copy_calls),
         cmocka_unit_test(test_foreign_change),
         cmocka_unit_test(test_exit_step),
+        cmocka_unit_test(test_short_lived_files),
+        cmocka_unit_test(test_short_lived_mapped_files),
+        cmocka_unit_test(test_many_open_files),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
