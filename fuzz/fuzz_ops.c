@@ -326,10 +326,12 @@ static void shim(int on, const cc_case *c, uint64_t step, const pc_crash *crash,
 static void shim_off(void);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* One input cut under the shim before the first real one, for the same reason: the shim's and
- * the model's tables grow at their first use, which would otherwise add edges to whichever
- * input comes first (libAFLDriver's own first input does not reach the shim). 1 KiB pages,
- * every kind of operation, a torn cut in a protected write. */
+/* One input cut under the shim before the first real one (and one more on the file in memory),
+ * for the same reason: the shim's and the model's tables grow at their first use, which would
+ * otherwise add edges to whichever input comes first (libAFLDriver's own first input does not
+ * reach the shim; in a 45 s campaign of the in-memory file without the first, afl-fuzz measured
+ * a stability of 98.1% against 99.7%). 1 KiB pages, every kind of operation, a torn cut in a
+ * protected write. */
 static void warm_up(void) {
   static const uint8_t in[] = {0, 0, 14, 0, CC_TEAR_PREFIX, 1, CC_WB_ALL, 0,
                                CC_ALLOC, 0, 0, CC_ALLOC_BULK, 3, 0, CC_WRITE_SYNC, 0, 1, CC_PALLOC, 0, 0,
@@ -369,7 +371,16 @@ static void setup(void) {
   /* Every template now, not at the first input of its page size: an input must take the same
    * path each time it runs (AFL++'s stability). */
   for (uint32_t ps = 1024; ps <= 16384; ps *= 2) template_for(ps);
+  if (memory && mf_warm()) {
+    fprintf(stderr, "fuzz_ops: cannot set up the file in memory: %s\n", strerror(errno));
+    abort();
+  }
+  /* under the shim, whose tables inputs cut in the create still use, then in memory */
+  int in_memory = memory;
+  memory = 0;
   warm_up();
+  memory = in_memory;
+  if (memory) warm_up();
 }
 
 /* Under afl-fuzz (libAFLDriver), before the fork server starts: the children inherit all this. */

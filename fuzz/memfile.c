@@ -65,7 +65,7 @@ static struct {
   char path[256];
   uint8_t *buf;  /* MF_RESERVE bytes; the file is its first `size` */
   size_t size;
-  size_t mapped; /* the longest MAP_SHARED mapping handed out: what msync can reach */
+  size_t mapped; /* the longest MAP_SHARED mapping handed out since mf_put: what msync can reach */
   bool exists;
   mf_desc fd[MF_FDS];
   struct {
@@ -73,7 +73,6 @@ static struct {
     size_t len;
   } priv[MF_PRIVS];
   /* the model of the run, while it is live (until the cut) */
-  pc_model *models[2]; /* 512- and 4096-byte sectors, kept from run to run */
   pc_model *m;
   uint32_t id, sector;
   bool live;
@@ -167,15 +166,20 @@ static void step_end(int cut) {
 
 /* ---- control ---- */
 
+int mf_warm(void) { return reserve(); }
+
 int mf_put(const uint8_t *bytes, size_t len) {
   if (reserve()) return -1;
   size_t old = M.size;
   if (len > MF_RESERVE) return errno = EFBIG, -1;
   memcpy(M.buf, bytes, len);
-  if (len < old) memset(M.buf + len, 0, old - len);
+  /* what the last file held past this one's end: zeroed with no branch on it, so that an
+   * input takes the same edges whatever ran before it (afl-fuzz's stability) */
+  memset(M.buf + len, 0, (old - len) & -(size_t)(old > len));
   M.size = len;
   M.exists = true;
   M.live = false;
+  M.mapped = 0; /* put between runs and checks, when no handle maps the file */
   return 0;
 }
 
@@ -186,11 +190,12 @@ int mf_start(const char *path, const uint8_t *bytes, size_t len, uint32_t sector
   if (mf_put(bytes, len)) return -1;
   M.on = true;
   if (!crash) return 0;
-  pc_model **slot = &M.models[sector == 4096];
-  if (!*slot && pc_model_new(sector, slot) != PC_OK) return errno = ENOMEM, -1;
-  M.m = *slot;
-  pc_model_reset(M.m);
-  if (pc_model_add_file(M.m, path, bytes, len, &M.id) != PC_OK) return errno = ENOMEM, -1;
+  /* A new model for each run, as the shim makes one: a reset one would keep the sizes its
+   * tables grew to, and later inputs would take other paths through it than the first. */
+  pc_model_free(M.m);
+  M.m = NULL;
+  if (pc_model_new(sector, &M.m) != PC_OK || pc_model_add_file(M.m, path, bytes, len, &M.id) != PC_OK)
+    return errno = ENOMEM, -1;
   M.sector = sector;
   M.crash = *crash;
   M.on_image = on_image;
@@ -497,6 +502,16 @@ int __wrap_madvise(void *addr, size_t len, int advice) {
     if (len > M.priv[i].len - from) len = M.priv[i].len - from;
     file_bytes(addr, from, len);
   }
+  return 0;
+}
+
+/* Every page of the file is in memory: residency here would depend on what earlier inputs
+ * touched in the buffer, and the pager's paths with it (sys.c, redirty). */
+int __real_mincore(void *addr, size_t len, unsigned char *vec);
+int __wrap_mincore(void *addr, size_t len, unsigned char *vec);
+int __wrap_mincore(void *addr, size_t len, unsigned char *vec) {
+  if (!in_buf(addr)) return __real_mincore(addr, len, vec);
+  memset(vec, 1, (len + MF_PAGE - 1) / MF_PAGE);
   return 0;
 }
 

@@ -17,6 +17,9 @@ typedef void (*mf_image_fn)(const char *name, const uint8_t *img, uint64_t len);
  * follows the steps, and the step for which mf_cut_now() says yes makes the crash image. */
 int mf_start(const char *path, const uint8_t *bytes, size_t len, uint32_t sector, const pc_crash *crash,
              mf_image_fn on_image);
+/* What mf_start would make at its first use (the buffer's address space), made now: fuzz_ops
+ * calls it before the fork server starts, so that no input takes the path that makes it. */
+int mf_warm(void);
 /* The file's content becomes `len` bytes of `bytes`, outside any step (the model, if any, is
  * dropped: this is the content of a new run or a check). */
 int mf_put(const uint8_t *bytes, size_t len);
