@@ -22,6 +22,8 @@ FUZZ_image_LIBS = $(MP_LIBS)
 # that the shim cut at the step it counted) and the other file calls of the pager, the runner
 # and the checker (memfile.c: the file held in memory): fuzz/fuzz_ops.wrap lists them.
 FUZZ_OPS_WRAP   := $(foreach f,$(shell grep -v '^\#' fuzz/fuzz_ops.wrap),-Wl,--wrap=$(f))
+# A change to that list relinks fuzz_ops in every tree: each link has memfile.o.
+$(foreach t,tst asan rel afl afl-asan libfuzzer,$(BUILD)/$(t)/fuzz/memfile.o): fuzz/fuzz_ops.wrap
 FUZZ_ops_LIBS   = $(FUZZ_OPS_WRAP) -lfiu -ldl -pthread $(MP_LIBS)
 
 $(BUILD)/tst/fuzz/%.o $(BUILD)/asan/fuzz/%.o: EXTRA_CFLAGS += $(FUZZ_INCLUDES)
