@@ -40,6 +40,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -123,12 +124,20 @@ static bool my_path(const char *path) { return M.on && path && strcmp(path, M.pa
 
 /* ---- the model ---- */
 
+/* The model cannot fail but for memory; a run it no longer follows would give wrong images
+ * without a word, so that ends the process, loudly (a fuzzer's crash). */
+static void model(int rc, const char *what) {
+  if (rc == PC_OK) return;
+  fprintf(stderr, "fuzz_ops: the model of the file in memory failed (%s): %s\n", what, pc_strerror(rc));
+  abort();
+}
+
 /* The runs of sectors of [fo, fend) where the file differs from the model's volatile copy,
  * noted as writes (the shim's diff_into_model, without a trace: sector-sized chunks). */
 static void diff(uint64_t fo, uint64_t fend) {
   const uint8_t *vol;
   uint64_t vlen;
-  if (pc_model_volatile(M.m, M.id, &vol, &vlen) != PC_OK) return;
+  model(pc_model_volatile(M.m, M.id, &vol, &vlen), "volatile");
   if (fend > vlen) fend = vlen;
   uint64_t chunk = M.sector >= 64 && 4096 % M.sector == 0 && fo % M.sector == 0 ? M.sector : 64;
   uint64_t run = UINT64_MAX;
@@ -137,18 +146,18 @@ static void diff(uint64_t fo, uint64_t fend) {
     bool differs = memcmp(M.buf + o, vol + o, (size_t)n) != 0;
     if (differs && run == UINT64_MAX) run = o;
     if (!differs && run != UINT64_MAX) {
-      pc_model_write(M.m, M.id, run, M.buf + run, o - run);
+      model(pc_model_write(M.m, M.id, run, M.buf + run, o - run), "write");
       run = UINT64_MAX;
-      pc_model_volatile(M.m, M.id, &vol, &vlen); /* the write may have moved it */
+      model(pc_model_volatile(M.m, M.id, &vol, &vlen), "volatile"); /* the write may have moved it */
     }
   }
-  if (run != UINT64_MAX) pc_model_write(M.m, M.id, run, M.buf + run, fend - run);
+  if (run != UINT64_MAX) model(pc_model_write(M.m, M.id, run, M.buf + run, fend - run), "write");
 }
 
 /* A step opens: at a cut, every store made so far is the model's first (the shim's capture_all). */
 static void step_begin(int cut) {
   if (cut) diff(0, UINT64_MAX);
-  pc_model_step_begin(M.m, NULL);
+  model(pc_model_step_begin(M.m, NULL), "step");
 }
 
 /* A step closes: at a cut, the image of the open step; then nothing more is modelled (the shim
@@ -157,11 +166,12 @@ static void step_end(int cut) {
   if (cut) {
     uint8_t *img = NULL;
     uint64_t len = 0;
-    if (pc_model_image(M.m, M.id, &M.crash, &img, &len) == PC_OK && M.on_image) M.on_image(M.path, img, len);
+    model(pc_model_image(M.m, M.id, &M.crash, &img, &len), "image");
+    if (M.on_image) M.on_image(M.path, img, len);
     free(img);
     M.live = false;
   }
-  pc_model_step_end(M.m);
+  model(pc_model_step_end(M.m), "step");
 }
 
 /* ---- control ---- */
@@ -220,7 +230,7 @@ int mf_msync(void *addr, size_t len, int flags, int cut, int *ret) {
     step_begin(cut);
     if ((flags & MS_SYNC) && lo < hi) {
       diff(lo & ~(uint64_t)63, hi);
-      pc_model_sync(M.m, M.id, lo, hi - lo);
+      model(pc_model_sync(M.m, M.id, lo, hi - lo), "sync");
     }
     step_end(cut);
   }
@@ -238,7 +248,7 @@ int mf_truncate(int fd, uint64_t size, int grow_only, int cut, int *ret) {
   }
   if (M.live) {
     step_begin(cut);
-    pc_model_truncate(M.m, M.id, size);
+    model(pc_model_truncate(M.m, M.id, size), "truncate");
     step_end(cut);
   }
   resize(size);
@@ -251,7 +261,7 @@ int mf_fsync(int fd, int cut, int *ret) {
   if (M.live) {
     step_begin(cut);
     if (!cut) diff(0, UINT64_MAX); /* a cut compared it already */
-    pc_model_sync(M.m, M.id, 0, UINT64_MAX);
+    model(pc_model_sync(M.m, M.id, 0, UINT64_MAX), "sync");
     step_end(cut);
   }
   *ret = 0;
@@ -267,7 +277,7 @@ int mf_pwrite(int fd, const void *data, size_t n, uint64_t off, int cut, long *r
   }
   if (M.live) {
     step_begin(cut);
-    pc_model_write(M.m, M.id, off, data, n);
+    model(pc_model_write(M.m, M.id, off, data, n), "write");
     step_end(cut);
   }
   memcpy(M.buf + off, data, n);
