@@ -207,6 +207,9 @@ MP_API uint64_t mp_leaked_count(const mp_pager *p);
  * it so; FORMAT.md does not check it then): the checksum alone is rewritten, so
  * that the first directory block's append can rely on it. */
 #define MP_RECOVER_CHECKSUM 0x20u
+/* Page 0's first sector held garbage (a torn write on a drive without atomic sectors):
+ * page 0 is rebuilt from the metadata and directory pages and written whole (see README). */
+#define MP_RECOVER_SALVAGE 0x40u
 MP_API unsigned mp_recovery(const mp_pager *p);
 
 /* What each page of a file is, read from a copy of the file held in memory (`len` bytes)
