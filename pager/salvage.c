@@ -53,10 +53,12 @@
  *   computed once per position and arrangements cost an XOR per reference.
  *   When nothing matches and the page is 4 KiB or smaller, the checksum may have been in
  *   the garbage: then only zero directory pages, or exactly two that pair, are rebuilt
- *   (one block: page_a is the lower page; the current copy is the one whose differing
- *   entries have the higher generations, or, if they differ in which entries are in use,
- *   the one whose in-use entries the other's contain, both states of an alloc's or
- *   free's selector flip); everything else is refused with MP_ECORRUPT and a sentence
+ *   (one block: page_a is the lower page; the current copy is the one whose in-use
+ *   entries all name pages the chosen bitmap allocates, if only one does: a free whose
+ *   pages the chosen metadata freed; else the one whose differing entries have the higher
+ *   generations, or, if they differ in which entries are in use, the one whose in-use
+ *   entries the other's contain: both are states of an alloc's or a free's selector flip,
+ *   the metadata commit of an alloc coming before its flip); everything else is refused with MP_ECORRUPT and a sentence
  *   saying how many directory pages were found and why they cannot be placed.
  *
  * - Build byte (MP_BUILD_MIRRORED) was in the garbage too. The file is taken as ours
@@ -348,8 +350,28 @@ static bool mirrored(const mp_pager *p, const uint8_t *p0) {
   return diffs <= 1;
 }
 
+/* Every in-use entry names two distinct pages the bitmap allocates: a copy that could be current. */
+static bool copy_fits(const salvage *s, const uint8_t *d) {
+  for (uint32_t e = 0; e < s->p->dir_cap; e++) {
+    mp_entry ent;
+    mp__entry_decode(mp__entry_at_c(d, e), &ent);
+    if (ent.in_use && (ent.page[0] == ent.page[1] || ent.page[0] < MP_RESERVED_PAGES ||
+                       ent.page[1] < MP_RESERVED_PAGES || !bm_has(s, ent.page[0]) || !bm_has(s, ent.page[1])))
+      return false;
+  }
+  return true;
+}
+
 /* One block from its two copies, without a checksum to say which is current: see the top. */
-static int pick_copy(const mp_pager *p, const uint8_t *x, const uint8_t *y, int *act) {
+static int pick_copy(const salvage *s, const uint8_t *x, const uint8_t *y, int *act) {
+  const mp_pager *p = s->p;
+  bool x_fits = copy_fits(s, x), y_fits = copy_fits(s, y);
+  if (x_fits != y_fits) {
+    /* A free's pages freed (the metadata's after-state): the copy still naming them is not current. */
+    *act = y_fits;
+    return MP_OK;
+  }
+  if (!x_fits) return MP_ECORRUPT;
   bool x_more = false, y_more = false, x_newer = false, y_newer = false;
   for (uint32_t e = 0; e < p->dir_cap; e++) {
     mp_entry a, b;
@@ -463,7 +485,7 @@ int mp__salvage(const mp_pager *p, uint8_t *out, bool *ours, char *why, size_t w
     size_t lo = s->n == 2 && s->page[0] > s->page[1]; /* page_a is the lower page */
     if (ps > SALVAGE_SPAN_MAX || (s->n != 0 && s->n != 2) ||
         (s->n == 2 &&
-         (s->conflict[0][1] || pick_copy(p, mp__pg(p, s->page[lo]), mp__pg(p, s->page[!lo]), &act) != MP_OK))) {
+         (s->conflict[0][1] || pick_copy(s, mp__pg(p, s->page[lo]), mp__pg(p, s->page[!lo]), &act) != MP_OK))) {
       snprintf(why, whylen, "page 0's first sector is unreadable and the directory references cannot be rebuilt: "
                             "%zu directory pages found, and %s",
                s->n,

@@ -268,6 +268,30 @@ static void test_in_flight_flip(void **state) {
   }
 }
 
+/* A protected free cut in its reclaim's selector flip, page 0 lost whole (4 KiB sectors):
+ * the entry is cleared in the current directory copy, still in use in the other (its mirror
+ * comes after), and the metadata's after-state frees its pages. Without the checksum, the
+ * copy whose entries name free pages cannot be the current one. */
+static void test_in_flight_free_whole_page(void **state) {
+  (void)state;
+  size_t len0, len1;
+  shown before, after;
+  uint8_t *img0 = build(4096, 2, 3, &len0, &before);
+  mp_pager *p;
+  assert_int_equal(mp_open(g_built, 0, &p), MP_OK);
+  assert_int_equal(mp_protected_free(p, 1), MP_OK);
+  take(p, &after);
+  assert_int_equal(mp_close(p), MP_OK);
+  uint8_t *img1 = t_read_file(g_built, &len1);
+  assert_true(img1 && len1 == len0 && t_le32(img1 + 20) == 1);
+  uint64_t inactive = t_le64(img1 + 24 + 8 * (img1[24 + 16] ? 0 : 1));
+  memcpy(img1 + inactive * 4096, img0 + inactive * 4096, 4096); /* not yet mirrored */
+  garble(img1, 4096, 4096, F_ZERO, 0);
+  free(expect_salvaged(img1, len1, &after, "protected free's reclaim flip, page 0 lost whole"));
+  free(img0);
+  free(img1);
+}
+
 /* ---- refused shapes ---------------------------------------------------------------- */
 
 static void test_refused(void **state) {
@@ -344,6 +368,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_no_protected),   cmocka_unit_test(test_one_block),
       cmocka_unit_test(test_several_blocks), cmocka_unit_test(test_in_flight_flip),
+      cmocka_unit_test(test_in_flight_free_whole_page),
       cmocka_unit_test(test_refused),        cmocka_unit_test(test_leftover_not_salvaged),
   };
   if (!getenv("TMPDIR") && access("/dev/shm", W_OK) == 0) setenv("TMPDIR", "/dev/shm", 0);
