@@ -79,7 +79,10 @@ MP_API int mp_create(const char *path, size_t page_size, mp_pager **out);
  * missing file (or an interrupted create) is created with MP_DEFAULT_PAGE_SIZE.
  * A writer holds an exclusive lock; MP_RDONLY openers share a lock. Opening
  * read-write also finishes or rolls back an operation that a power cut
- * interrupted (see README: recovery). */
+ * interrupted (see README: recovery). A page 0 whose first sector is garbage
+ * (no MPPG tag: a torn write on a drive without atomic sectors) is rebuilt from
+ * the other pages when they tell it beyond doubt, else refused with MP_ECORRUPT
+ * (README: salvaging page 0). */
 MP_API int mp_open(const char *path, unsigned flags, mp_pager **out);
 
 /* As mp_open; when it fails, also writes one sentence saying why into `why`
