@@ -46,13 +46,16 @@
  *   leaves when the page is larger than the sector. Every arrangement of the candidates
  *   (pairings, orders, which copy is page_a, selectors; optionally one pair shaped like a
  *   block append's, as an intent in the padding, which the checksum does not cover) is
- *   checksummed with the bytes past the garbage as found, and exactly one must match:
+ *   checksummed with the bytes past the garbage as found (with fewer blocks than pairs as
+ *   well: a regular page may hold a directory page's bytes, a copy of another file's, say),
+ *   and exactly one must match:
  *   that checksum is the one the before- or after-state of the torn write carries, so
  *   the match is that state's section, byte for byte, and rewriting page 0 changes only
  *   the garbage sector. CRC-32 is affine, so each reference's share of the checksum is
  *   computed once per position and arrangements cost an XOR per reference.
  *   When nothing matches and the page is 4 KiB or smaller, the checksum may have been in
- *   the garbage: then only zero directory pages, or exactly two that pair, are rebuilt
+ *   the garbage: then only zero directory pages, or exactly two that pair and are not both
+ *   empty (an empty block, or two regular pages holding its bytes?), are rebuilt
  *   (one block: page_a is the lower page; the current copy is the one whose in-use
  *   entries all name pages the chosen bitmap allocates, if only one does: a free whose
  *   pages the chosen metadata freed; else the one whose differing entries have the higher
@@ -86,7 +89,7 @@
 /* The largest sector the fault model knows: garbage never reaches past it. */
 #define SALVAGE_SPAN_MAX 4096u
 /* Arrangements checksummed at most (a few milliseconds); more are refused. */
-#define SALVAGE_BUDGET (UINT64_C(1) << 22)
+#define SALVAGE_BUDGET (UINT64_C(1) << 20)
 #define SALVAGE_MAX_DIRS 16
 
 bool mp__salvageable_head(const uint8_t *head) { return memcmp(head + MP_SB_TAG, "MPPG", 4) != 0; }
@@ -172,6 +175,7 @@ typedef struct salvage {
   bool conflict[SALVAGE_MAX_DIRS][SALVAGE_MAX_DIRS];
   /* The arrangement search. */
   const bool *skip;   /* pages left out (an intent's) */
+  bool skip_any;      /* ... and there are some */
   size_t k;           /* blocks in the arrangement */
   uint32_t target;    /* the section CRC as found */
   uint32_t base;      /* CRC of the section with k blocks and every reference zero */
@@ -292,11 +296,28 @@ static void fill_contrib(salvage *s, size_t k) {
   }
 }
 
+/* Pages left out of an arrangement that form an append's pair: the same section with them
+ * as an intent in the padding (which the checksum does not cover) is counted instead, as
+ * what our appends leave, rather than a second match. */
+static bool intent_left_out(const salvage *s) {
+  int out[2], n = 0;
+  for (size_t i = 0; i < s->n; i++)
+    if (!s->used[i] && !s->skip[i]) {
+      if (n == 2) return false;
+      out[n++] = (int)i;
+    }
+  if (n != 2 || s->skip_any || s->forced[out[0]] >= 0 || s->forced[out[1]] >= 0) return false;
+  for (int o = 0; o < 2; o++)
+    if (empty_dir(s->p, mp__pg(s->p, s->page[out[o]])) && new_block_copy(s->p, mp__pg(s->p, s->page[out[!o]])))
+      return true;
+  return false;
+}
+
 static void search(salvage *s, size_t pos, uint32_t acc) {
   if (s->matches > 1 || s->leaves > SALVAGE_BUDGET) return;
   if (pos == s->k) {
     s->leaves++;
-    if ((s->base ^ acc) == s->target && s->matches++ == 0) memcpy(s->best, s->cur, sizeof s->cur);
+    if ((s->base ^ acc) == s->target && !intent_left_out(s) && s->matches++ == 0) memcpy(s->best, s->cur, sizeof s->cur);
     return;
   }
   for (size_t a = 0; a < s->n; a++) {
@@ -431,9 +452,11 @@ int mp__salvage(const mp_pager *p, uint8_t *out, bool *ours, char *why, size_t w
           if (!empty_dir(p, mp__pg(p, s->page[ia])) || !new_block_copy(p, mp__pg(p, s->page[ib]))) continue;
           skip[ia] = skip[ib] = true;
         }
+        s->skip_any = ia >= 0;
         size_t rest = s->n - (ia >= 0 ? 2 : 0);
-        if (rest % 2 == 0 && rest / 2 * MP_REF_SIZE + MP_SB_REFS + (ia >= 0 ? MP_REF_SIZE : 0) <= span) {
-          s->k = rest / 2;
+        /* Fewer blocks than pairs too: a regular page may hold a directory page's bytes. */
+        for (size_t k = 0; k <= rest / 2 && k * MP_REF_SIZE + MP_SB_REFS + (ia >= 0 ? MP_REF_SIZE : 0) <= span; k++) {
+          s->k = k;
           memset(sect, 0, ps);
           memcpy(sect + span, p->map + span, ps - span);
           mp__put32(sect + MP_SB_DIR_COUNT, (uint32_t)s->k);
@@ -483,13 +506,18 @@ int mp__salvage(const mp_pager *p, uint8_t *out, bool *ours, char *why, size_t w
     /* The checksum vouches for nothing: it may have been in the garbage (see the top). */
     int act = 0;
     size_t lo = s->n == 2 && s->page[0] > s->page[1]; /* page_a is the lower page */
-    if (ps > SALVAGE_SPAN_MAX || (s->n != 0 && s->n != 2) ||
+    /* Two empty directory pages are an empty block, or two regular pages holding its bytes:
+     * only the checksum could tell. */
+    bool empty = s->n == 2 && empty_dir(p, mp__pg(p, s->page[0])) && empty_dir(p, mp__pg(p, s->page[1]));
+    if (ps > SALVAGE_SPAN_MAX || (s->n != 0 && s->n != 2) || empty ||
         (s->n == 2 &&
          (s->conflict[0][1] || pick_copy(s, mp__pg(p, s->page[lo]), mp__pg(p, s->page[!lo]), &act) != MP_OK))) {
       snprintf(why, whylen, "page 0's first sector is unreadable and the directory references cannot be rebuilt: "
                             "%zu directory pages found, and %s",
                s->n,
                ps > SALVAGE_SPAN_MAX ? "no arrangement of them matches page 0's checksum"
+               : empty               ? "without page 0's checksum an empty block cannot be told from two regular "
+                                       "pages holding its bytes"
                : s->n == 2           ? "their two copies cannot be told apart without page 0's checksum"
                                      : "without page 0's checksum at most one block can be placed");
       rc = MP_ECORRUPT;

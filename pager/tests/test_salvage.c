@@ -292,6 +292,39 @@ static void test_in_flight_free_whole_page(void **state) {
   free(img1);
 }
 
+/* Writes an empty directory page's bytes (capacity, zeros, checksum) into regular page id. */
+static void fake_empty_dir(uint8_t *img, size_t ps, uint64_t id) {
+  uint8_t *pg = img + id * ps;
+  memset(pg, 0, ps);
+  t_put32(pg, (uint32_t)((ps - 12) / 30));
+  t_put32(pg + ps - 4, t_crc(pg, ps - 4));
+}
+
+/* Regular pages may hold what directory pages hold (a copy of another file, say): page 0's
+ * checksum, which survives a 512-byte garbage sector at 4 KiB pages, says they are no block. */
+static void test_regular_pages_like_directories(void **state) {
+  (void)state;
+  size_t len;
+  shown st;
+  uint8_t *img = build(4096, 4, 5, &len, &st);
+  assert_true(st.nreg >= 3);
+  fake_empty_dir(img, 4096, st.reg[0]);
+  fake_empty_dir(img, 4096, st.reg[2]);
+  uint8_t *base = malloc(len);
+  memcpy(base, img, len);
+  mp_pager *p;
+  assert_int_equal(t_write_file(g_built, img, len), 0);
+  assert_int_equal(mp_open(g_built, MP_RDONLY, &p), MP_OK);
+  take(p, &st); /* the protected contents are unchanged; the regular pages' data is not looked at */
+  assert_int_equal(mp_close(p), MP_OK);
+  garble(img, 4096, 512, F_RANDOM, 5);
+  uint8_t *after = expect_salvaged(img, len, &st, "regular pages holding directory pages' bytes");
+  assert_memory_equal(after, base, len);
+  free(after);
+  free(base);
+  free(img);
+}
+
 /* ---- refused shapes ---------------------------------------------------------------- */
 
 static void test_refused(void **state) {
@@ -328,6 +361,26 @@ static void test_refused(void **state) {
   expect_refused(img, len, "3 directory pages found, and without page 0's checksum at most one block can be placed",
                  "a stray directory page");
   free(img);
+
+  /* An empty block (its only protected page freed), page 0 lost whole: two regular pages
+   * could hold the same bytes. */
+  {
+    const char *path = t_path(0, "emptyblock.pages");
+    mp_pager *p;
+    uint64_t id;
+    assert_int_equal(mp_create(path, 4096, &p), MP_OK);
+    assert_int_equal(mp_protected_alloc(p, &id), MP_OK);
+    assert_int_equal(mp_protected_free(p, id), MP_OK);
+    assert_int_equal(mp_close(p), MP_OK);
+    img = t_read_file(path, &len);
+    assert_non_null(img);
+    garble(img, 4096, 4096, F_RANDOM, 4);
+    expect_refused(img, len,
+                   "2 directory pages found, and without page 0's checksum an empty block cannot be told from two "
+                   "regular pages holding its bytes",
+                   "an empty block, page 0 lost whole");
+    free(img);
+  }
 
   /* Metadata copies whose generations are not consecutive: no commit of ours leaves that. */
   img = build(4096, 3, 0, &len, &st);
@@ -368,7 +421,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_no_protected),   cmocka_unit_test(test_one_block),
       cmocka_unit_test(test_several_blocks), cmocka_unit_test(test_in_flight_flip),
-      cmocka_unit_test(test_in_flight_free_whole_page),
+      cmocka_unit_test(test_in_flight_free_whole_page), cmocka_unit_test(test_regular_pages_like_directories),
       cmocka_unit_test(test_refused),        cmocka_unit_test(test_leftover_not_salvaged),
   };
   if (!getenv("TMPDIR") && access("/dev/shm", W_OK) == 0) setenv("TMPDIR", "/dev/shm", 0);
