@@ -569,7 +569,9 @@ static int one_input(const uint8_t *data, size_t size) {
   cc_case_decode(data, size, &c);
   /* A garbage sector (bytes neither old nor new) is outside the default fault model, which
    * the pager promises to survive (DESIGN.md: optional, for drives without atomic sectors):
-   * a garbage superblock sector can never open. FUZZ_GARBAGE=1 fuzzes it anyway. */
+   * a garbage first sector of page 0 is salvaged (pager/salvage.c), but garbage over data the
+   * caller synced, or over page 0 and both metadata copies, is lost. FUZZ_GARBAGE=1 fuzzes it
+   * anyway. */
   if (c.sched.cut_step && c.sched.tear == CC_TEAR_GARBAGE && !garbage) {
     if (verbose) fprintf(stderr, "fuzz_ops: skipped: a garbage tear (FUZZ_GARBAGE=1 fuzzes them)\n");
     return 0;

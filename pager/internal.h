@@ -38,6 +38,7 @@ struct mp_pager {
   bool reloaded;        /* mp_reload was called: the copies start being kept then */
   bool poisoned;   /* the durable state is uncertain after a failed commit point */
   bool ours;       /* the file carries MP_BUILD_MIRRORED: inactive copies are intents */
+  bool salvaged;   /* page 0's first sector was garbage: page 0 was rebuilt (salvage.c) */
   unsigned recovery; /* MP_RECOVER_* bits: what a writer's open does (or did) */
   unsigned log2;
   size_t ps;
@@ -123,11 +124,21 @@ int mp__writable(mp_pager *p);
 /* Grows the owned/reclaim word arrays to cover `pages`. */
 int mp__words_reserve(mp_pager *p, uint64_t pages);
 
+/* ---- a garbage first sector of page 0 (salvage.c) ----
+ * Whether a head that fails the superblock check is one salvage tries (no tag: the
+ * first sector is presumed garbage); the page size the metadata copies give; and page 0
+ * rebuilt, as it stood before or after the torn write, from the mapping of a handle whose
+ * geometry that page size set. Both refuse with MP_ECORRUPT and a sentence of what was lost. */
+bool mp__salvageable_head(const uint8_t *head);
+int mp__salvage_geometry(int fd, uint64_t size, unsigned *log2, char *why, size_t whylen);
+int mp__salvage(const mp_pager *p, uint8_t *out, bool *ours, char *why, size_t whylen);
+
 /* ---- open-time recovery (recover.c) ----
  * Finds what an interrupted operation left behind (pages to reclaim, inactive
  * copies to mirror) and, for a writer, repairs the file. `p0` is page 0 as
  * mp__p0_resolve accepted it; `meta_fell_back` says the selected metadata copy
- * was damaged and the other one is in use. */
-int mp__recover(mp_pager *p, const uint8_t *p0, const mp_p0_fix *fix, bool meta_fell_back);
+ * was damaged and the other one is in use; `salvaged` (NULL if not) is page 0 as salvage.c
+ * rebuilt it over a garbage first sector, which a writer writes before anything else. */
+int mp__recover(mp_pager *p, const uint8_t *p0, const mp_p0_fix *fix, bool meta_fell_back, const uint8_t *salvaged);
 
 #endif

@@ -79,7 +79,10 @@ MP_API int mp_create(const char *path, size_t page_size, mp_pager **out);
  * missing file (or an interrupted create) is created with MP_DEFAULT_PAGE_SIZE.
  * A writer holds an exclusive lock; MP_RDONLY openers share a lock. Opening
  * read-write also finishes or rolls back an operation that a power cut
- * interrupted (see README: recovery). */
+ * interrupted (see README: recovery). A page 0 whose first sector is garbage
+ * (no MPPG tag: a torn write on a drive without atomic sectors) is rebuilt from
+ * the other pages when they tell it beyond doubt, else refused with MP_ECORRUPT
+ * (README: salvaging page 0). */
 MP_API int mp_open(const char *path, unsigned flags, mp_pager **out);
 
 /* As mp_open; when it fails, also writes one sentence saying why into `why`
@@ -207,6 +210,9 @@ MP_API uint64_t mp_leaked_count(const mp_pager *p);
  * it so; FORMAT.md does not check it then): the checksum alone is rewritten, so
  * that the first directory block's append can rely on it. */
 #define MP_RECOVER_CHECKSUM 0x20u
+/* Page 0's first sector held garbage (a torn write on a drive without atomic sectors):
+ * page 0 is rebuilt from the metadata and directory pages and written whole (see README). */
+#define MP_RECOVER_SALVAGE 0x40u
 MP_API unsigned mp_recovery(const mp_pager *p);
 
 /* What each page of a file is, read from a copy of the file held in memory (`len` bytes)

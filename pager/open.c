@@ -116,6 +116,8 @@ static int load_dirs(mp_pager *p, const uint8_t *p0, char *why, size_t whylen) {
   return MP_OK;
 }
 
+static bool is_leftover(int fd, uint64_t size);
+
 /* Reads what the superblock says before anything is mapped: the file's size and
  * its page size, refusing files too short to hold the reserved pages. */
 static int probe(int fd, const uint8_t *mapped, size_t mapped_len, uint64_t *size, unsigned *log2, char *why,
@@ -137,7 +139,12 @@ static int probe(int fd, const uint8_t *mapped, size_t mapped_len, uint64_t *siz
   }
   const char *reason;
   int rc = mp__sb_check(head, sizeof buf, log2, &reason);
-  if (rc != MP_OK) {
+  if (rc != MP_OK && mp__salvageable_head(head) && !is_leftover(fd, (uint64_t)st.st_size)) {
+    /* No tag: page 0's first sector may be garbage; the metadata copies tell the page
+     * size (salvage.c). An interrupted create's leftover is not salvaged: it holds nothing. */
+    rc = mp__salvage_geometry(fd, (uint64_t)st.st_size, log2, why, whylen);
+    if (rc != MP_OK) return rc;
+  } else if (rc != MP_OK) {
     snprintf(why, whylen, "%s", reason);
     return rc;
   }
@@ -256,7 +263,7 @@ static void forget_memo(mp_pager *p) { p->memo_n = 0; }
 
 static void keep_memo(mp_pager *p, const mp_p0_fix *fix) {
   forget_memo(p);
-  if (!p->rdonly || p->preview || fix->intent || !p->reloaded) return;
+  if (!p->rdonly || p->preview || fix->intent || p->salvaged || !p->reloaded) return;
   size_t n = MP_RESERVED_PAGES + 2 * (size_t)p->dir_count;
   if (n > p->memo_ids_cap) {
     uint64_t *ids = mp__realloc(p->memo_ids, n * sizeof *ids);
@@ -290,27 +297,39 @@ static bool memo_holds(const mp_pager *p) {
 /* Derives the state of the handle from the mapping: page 0 as recovery accepts
  * it, the metadata, the directory; then recovery (a writer's or a preview's). */
 static int load(mp_pager *p, char *why, size_t whylen) {
-  uint8_t *p0 = mp__malloc(p->ps);
+  uint8_t *p0 = mp__malloc(p->ps), *raw = NULL;
   if (!p0) return MP_ENOMEM;
   mp_p0_fix fix;
   const char *reason;
-  bool fell_back;
-  int rc = mp__p0_resolve(p->map, p->ps, p0, &fix, &reason);
+  bool fell_back, ours;
+  int rc;
+  if (mp__salvageable_head(p->map)) {
+    /* Page 0 as it stood before or after the write that tore it, then resolved as any
+     * page 0 (it may hold an append's intent). */
+    if (!(raw = mp__malloc(p->ps))) {
+      rc = MP_ENOMEM;
+      goto out;
+    }
+    if ((rc = mp__salvage(p, raw, &ours, why, whylen)) != MP_OK) goto out;
+    p->salvaged = true;
+  }
+  rc = mp__p0_resolve(raw ? raw : p->map, p->ps, p0, &fix, &reason);
   if (rc != MP_OK) {
-    snprintf(why, whylen, "%s", reason);
+    snprintf(why, whylen, "%s%s", raw ? "page 0's first sector is unreadable, and the page rebuilt: " : "", reason);
     goto out;
   }
   p->ours = p0[MP_SB_VERSION + 3] == MP_BUILD_MIRRORED;
   if ((rc = load_meta(p, p0, &fell_back, why, whylen)) != MP_OK) goto out;
   if ((rc = mp__words_reserve(p, p->map_pages)) != MP_OK) goto out;
   if ((rc = load_dirs(p, p0, why, whylen)) != MP_OK) goto out;
-  if ((rc = mp__recover(p, p0, &fix, fell_back)) != MP_OK) {
+  if ((rc = mp__recover(p, p0, &fix, fell_back, raw)) != MP_OK) {
     snprintf(why, whylen, "recovery could not write the file");
     goto out;
   }
   if (p->preview_wrote) find_written(p);
   if (rc == MP_OK) keep_memo(p, &fix);
 out:
+  free(raw);
   free(p0);
   return rc;
 }
@@ -329,7 +348,7 @@ static void unload(mp_pager *p) {
   p->total = p->generation = p->free_count = p->hint_word = 0;
   p->active_meta = 0;
   p->recovery = 0;
-  p->intent_pending = p->poisoned = p->ours = false;
+  p->intent_pending = p->poisoned = p->ours = p->salvaged = false;
 }
 
 /* Maps an open descriptor and loads it. On failure *why says what is wrong; the
@@ -417,7 +436,6 @@ static int reload(mp_pager *p, bool *same, char *why, size_t whylen) {
   return rc;
 }
 
-static bool is_leftover(int fd, uint64_t size);
 static const char leftover_why[] =
     "the file is the leftover of an interrupted create: nothing else was ever written to it";
 

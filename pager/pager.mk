@@ -41,5 +41,5 @@ $(BUILD)/bin/mp-bench: $(BUILD)/rel/pager/bench/mp_bench.o $(BUILD)/lib/libmappe
 LIBS_REL   += $(BUILD)/lib/libmappedpages.a $(BUILD)/lib/libmappedpages.so $(BUILD)/lib/libmappedpages.so.0 \
               $(BUILD)/bin/mp-demo $(BUILD)/bin/mp-bench
 CHECK_BINS += $(PAGER_TESTS:%=$(BUILD)/tst/%) $(PAGER_TESTS:%=$(BUILD)/asan/%)
-CHECK_SCRIPTS += pager/tests/e2e_install.sh pager/tests/e2e_demo.sh
+CHECK_SCRIPTS += pager/tests/e2e_install.sh pager/tests/e2e_demo.sh pager/tests/e2e_salvage.sh
 BENCH_BINS += $(BUILD)/bin/mp-bench

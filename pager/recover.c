@@ -113,9 +113,11 @@ static int adopt(mp_pager *p) {
   return rc;
 }
 
-static unsigned pending(const mp_pager *p, const uint8_t *p0, const mp_p0_fix *fix, bool meta_fell_back) {
-  unsigned what = 0;
-  if (memcmp(p->map + MP_SB_DIR_COUNT, p0 + MP_SB_DIR_COUNT, p->ps - MP_SB_DIR_COUNT) != 0)
+static unsigned pending(const mp_pager *p, const uint8_t *p0, const mp_p0_fix *fix, bool meta_fell_back,
+                        const uint8_t *salvaged) {
+  unsigned what = salvaged ? MP_RECOVER_SALVAGE : 0;
+  const uint8_t *disk = salvaged ? salvaged : p->map;
+  if (memcmp(disk + MP_SB_DIR_COUNT, p0 + MP_SB_DIR_COUNT, p->ps - MP_SB_DIR_COUNT) != 0)
     what |= fix->how == MP_P0_RESEAL ? MP_RECOVER_CHECKSUM : MP_RECOVER_PAGE0;
   if (meta_fell_back) what |= MP_RECOVER_METADATA;
   if (p->reclaim_count) what |= MP_RECOVER_RECLAIM;
@@ -127,14 +129,21 @@ static unsigned pending(const mp_pager *p, const uint8_t *p0, const mp_p0_fix *f
 
 unsigned mp_recovery(const mp_pager *p) { return p ? p->recovery : 0; }
 
-int mp__recover(mp_pager *p, const uint8_t *p0, const mp_p0_fix *fix, bool meta_fell_back) {
+int mp__recover(mp_pager *p, const uint8_t *p0, const mp_p0_fix *fix, bool meta_fell_back, const uint8_t *salvaged) {
   if (p->ours) find_interrupted(p, fix);
-  p->recovery = pending(p, p0, fix, meta_fell_back);
+  p->recovery = pending(p, p0, fix, meta_fell_back, salvaged);
   p->previewed_reclaim = p->reclaim_count; /* what mp_leaked_count tells of a preview */
   if ((p->rdonly && !p->preview) || !p->recovery) return MP_OK; /* nothing pending writes nothing */
 
   int rc;
   if (p->preview) p->preview_wrote = true; /* its private mapping takes the writes */
+  if (salvaged) {
+    /* First, and whole: every later repair writes page 0 in place, and would write the
+     * garbage with it. The rebuilt page is one the torn write left before or after it
+     * (salvage.c), so a cut here leaves either that or the garbage, salvaged again. */
+    memcpy(p->map, salvaged, p->ps);
+    if ((rc = mp__sys_msync(p, 0, 1)) != MP_OK) return rc;
+  }
   if (meta_fell_back) {
     p->map[MP_SB_ACTIVE_META] = (uint8_t)p->active_meta;
     if ((rc = mp__sys_msync(p, 0, 1)) != MP_OK) return rc;

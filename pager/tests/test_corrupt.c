@@ -393,10 +393,12 @@ static void corrupt_suite(const uint8_t *base, size_t len, const char *name) {
   } while (0)
 
   /* -- superblock -- */
+  /* Without its tag, page 0's first sector is taken for garbage and rebuilt from the
+   * other pages (salvage.c): here they are intact, so the state is the file's. */
   for (int i = 0; i < 4; i++) {
     RESET();
     m[i] ^= 0x20;
-    CASE(EX_FAIL, 0, "%s: tag byte %d", name, i);
+    CASE(EX_SAME, 0, "%s: tag byte %d", name, i);
   }
   static const struct { int at; uint8_t v; enum ex ex; } ver[] = {
       {4, 1, EX_FAIL}, {4, 0xFF, EX_FAIL}, {5, 3, EX_FAIL}, {5, 0xFF, EX_FAIL},
