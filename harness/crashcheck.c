@@ -586,7 +586,8 @@ static int replay(const cc_case *c, bool tell, char *invariant, size_t invlen, c
       printf("verdict: %s violated\n  expected: %s\n  found:    %s\n", v.v[i].invariant, v.v[i].expected, v.v[i].found);
     if (v.nviolations && c->sched.tear == CC_TEAR_GARBAGE)
       printf("note: a garbage tear (a sector holding neither old nor new bytes) is outside the default fault\n"
-             "      model: nothing can recover a superblock sector destroyed that way\n");
+             "      model: a 0.2 file survives one over page 0's first sector when the rest of the file\n"
+             "      rebuilds it (salvage), not one that takes a metadata copy with it\n");
   }
   if (!v.nviolations && c->again.cut_step && access(image, F_OK) == 0) {
     /* R7: the crash image goes on: the follow-up's open recovers it, then works on. (A state
