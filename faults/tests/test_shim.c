@@ -998,7 +998,8 @@ static void test_marker_stores(void **st)
 
 /* Only the process that claimed the file is modelled: children (exec'd or forked) pass
  * through without touching its trace or its step numbers. Their writes are changes behind
- * the model's back: found at the owner's next step on the file, unless that check is off. */
+ * the model's back: found at the owner's next step on the file, or at its exit, unless that
+ * check is off. */
 static void test_children_pass_through(void **st)
 {
     (void)st;
@@ -1027,6 +1028,14 @@ static void test_children_pass_through(void **st)
     uint8_t *img = cut_image("2:all", "POWERCUT_FOREIGN=off", "w:0:10:65 y Y f", &len);
     assert_true(range_is(img, 0, 10, 65)); /* the model knows the parent's story only */
     free(img);
+    /* A child's write after the owner's last step on the file is found at the owner's exit
+     * (it ended the trace without it, unsaid), by exit and by _exit, and not when told not to. */
+    snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace", dir);
+    assert_int_equal(run(envs, "w:0:10:65 f z:20 Y"), 97);
+    assert_int_equal(run(envs, "w:0:10:65 f z:20 Y _"), 97);
+    assert_int_equal(run(envs, "w:0:10:65 f"), 0);
+    snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace|POWERCUT_FOREIGN=off", dir);
+    assert_int_equal(run(envs, "w:0:10:65 f z:20 Y"), 0);
 }
 
 /* The write-tracking SIGSEGV handler hands real crashes on: the process still dies. */

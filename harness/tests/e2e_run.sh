@@ -8,7 +8,8 @@
 # same way as its notes; failing states are kept with their story; --jobs 2 gives the same
 # results as one process, its workers each in their own folder; the shards of --shard
 # together are the whole; bad usage, a failing setup and a failing program exit 2 with a
-# reason; a shell (dash ends with _exit) is recorded whole.
+# reason; a shell (dash ends with _exit) is recorded whole, and a child process's writes are
+# refused loudly.
 set -euo pipefail
 build=${BUILD:-build}
 cc=$build/bin/crashcheck
@@ -106,5 +107,10 @@ json=$(run 1 --files f --check 'grep -q hello f' -- sh -c 'echo hello > f')
 [ "$(field steps "$json")" -ge 1 ] && [ "$(field violations "$json")" -ge 1 ] || fail "sh -c: unsynced data kept: $json"
 json=$(run 0 --files f --check 'test ! -s f || grep -qx hello f' -- sh -c 'echo hello > f')
 [ "$(field violations "$json")" = 0 ] || fail "sh -c: a torn line: $json"
+
+# A child process writing the file (dash forks /bin/echo) is not modelled: the run is refused,
+# naming the file, instead of checking a trace that lacks the writes (0 steps, "clean").
+run 2 --files f --check true -- sh -c '/bin/echo hello > f; /bin/true' >/dev/null
+grep -q "changed behind the shim's back" "$tmp/err" || fail "a child's write went unsaid: $(cat "$tmp/err")"
 
 echo "e2e_run: ok"
