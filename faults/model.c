@@ -166,7 +166,7 @@ const char *pc_call_name(int call)
         "none", "write", "pwrite", "writev", "pwritev", "ftruncate", "fallocate",
         "posix_fallocate", "msync", "fsync", "fdatasync", "sync_file_range", "fsync-dir",
         "fdatasync-dir", "pwritev2", "copy_file_range", "sendfile", "exit", "rename", "unlink",
-        "link",
+        "link", "sync", "syncfs",
     };
     if (call < 0 || call >= PC_CALL_COUNT_) return "?";
     return names[call];

@@ -181,6 +181,7 @@ typedef enum {
     PC_CALL_PWRITEV2, PC_CALL_COPY_FILE_RANGE, PC_CALL_SENDFILE,
     PC_CALL_EXIT, /* POWERCUT_EXIT_STEP=1: the process exits (file UINT32_MAX: every file) */
     PC_CALL_RENAME, PC_CALL_UNLINK, PC_CALL_LINK, /* of or over a tracked file's name */
+    PC_CALL_SYNC, PC_CALL_SYNCFS, /* sync(2), syncfs(2) (file UINT32_MAX: every file) */
     PC_CALL_COUNT_
 } pc_call;
 PC_API const char *pc_call_name(int call);

@@ -181,6 +181,8 @@ static int (*real_posix_fallocate64)(int, off_t, off_t);
 static int (*real_msync)(void *, size_t, int);
 static int (*real_fsync)(int);
 static int (*real_fdatasync)(int);
+static void (*real_sync)(void);
+static int (*real_syncfs)(int);
 static int (*real_sync_file_range)(int, off_t, off_t, unsigned int);
 static int (*real_open)(const char *, int, ...);
 static int (*real_open64)(const char *, int, ...);
@@ -232,7 +234,7 @@ static void resolve_all(void)
     RESOLVE(write); RESOLVE(pwrite); RESOLVE(pwrite64); RESOLVE(writev); RESOLVE(pwritev);
     RESOLVE(pwritev64); RESOLVE(ftruncate); RESOLVE(ftruncate64); RESOLVE(fallocate);
     RESOLVE(fallocate64); RESOLVE(posix_fallocate); RESOLVE(posix_fallocate64); RESOLVE(msync);
-    RESOLVE(fsync); RESOLVE(fdatasync); RESOLVE(sync_file_range); RESOLVE(open); RESOLVE(open64);
+    RESOLVE(fsync); RESOLVE(fdatasync); RESOLVE(sync); RESOLVE(syncfs); RESOLVE(sync_file_range); RESOLVE(open); RESOLVE(open64);
     RESOLVE(openat); RESOLVE(openat64); RESOLVE(creat); RESOLVE(creat64); RESOLVE(close);
     RESOLVE(dup); RESOLVE(dup2); RESOLVE(dup3); RESOLVE(mmap); RESOLVE(mmap64); RESOLVE(mremap);
     RESOLVE(munmap); RESOLVE(fcntl); RESOLVE(fcntl64); RESOLVE(fclose); RESOLVE(execve);
@@ -1513,7 +1515,7 @@ static const char *const fiu_names[] = {
     "powercut/ftruncate", "powercut/fallocate", "powercut/posix_fallocate", "powercut/msync",
     "powercut/fsync", "powercut/fdatasync", "powercut/sync_file_range", "powercut/fsync_dir",
     "powercut/fdatasync_dir", "powercut/pwritev2", "powercut/copy_file_range", "powercut/sendfile", "powercut/exit",
-    "powercut/rename", "powercut/unlink", "powercut/link",
+    "powercut/rename", "powercut/unlink", "powercut/link", "powercut/sync", "powercut/syncfs",
 };
 
 static void fc_check_step(int call, uint32_t file_id);
@@ -2244,6 +2246,90 @@ PC_EXPORT int fdatasync(int fd)
 {
     ENSURE();
     return do_fsync(PC_CALL_FDATASYNC, fd, real_fdatasync);
+}
+
+/* sync(2), syncfs(2): Linux writes every dirty page and inode (of the file system of fd, for
+ * syncfs) and waits for them, so when the call returns every tracked file's data and size are
+ * durable (those on that file system) and, under a namespace profile, every changed name (in
+ * directories on it); ext4 commits its journal. One step (file UINT32_MAX); a cut in it lands
+ * any part of all that, as in any sync. `all`: every file system (sync). An injected error
+ * (syncfs only: sync cannot fail) has no effect. */
+static void sync_names(int all, dev_t dev)
+{
+    if (S.ns == PC_NS_NONE) return;
+    size_t n = S.nfiles + S.nknown, done = 0;
+    char **dirs = calloc(n ? n : 1, sizeof *dirs);
+    if (!dirs) die("memory", "sync");
+    for (size_t i = 0; i < n; i++) {
+        const char *path = i < S.nfiles ? S.files[i].path : S.known[i - S.nfiles];
+        const char *slash = strrchr(path, '/');
+        char dir[PATH_MAX];
+        if (!slash) continue; /* the shim keeps absolute names */
+        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+        size_t k = 0;
+        while (k < done && strcmp(dirs[k], dir)) k++;
+        if (k < done) continue;
+        struct stat st;
+        if (!all && (stat(dir, &st) || st.st_dev != dev)) continue;
+        if (!(dirs[done++] = strdup(dir))) die("memory", "sync");
+        if (S.m) trace_fail(pc_model_dir_sync_path(S.m, dir));
+        if (S.tw) trace_fail(pc_tw_dir_sync_path(S.tw, dir));
+    }
+    for (size_t k = 0; k < done; k++) free(dirs[k]);
+    free(dirs);
+}
+
+static int do_sync(int call, int fd)
+{
+    struct stat st;
+    int all = call == PC_CALL_SYNC;
+    if (!all && fstat(fd, &st)) return -1; /* EBADF, as the call would say */
+    BEGIN_STEP();
+    int err, go = step_open(call, UINT32_MAX, 0, 0, &err);
+    if (go == GO_ERROR) {
+        step_close();
+        END_STEP();
+        errno = err;
+        return -1;
+    }
+    for (size_t i = 0; i < S.nfiles; i++) {
+        tfile *f = &S.files[i];
+        if (!all && f->dev != st.st_dev) continue;
+        capture_file(i); /* sync mode: the mapped stores it writes */
+        note_sync(f, 0, UINT64_MAX);
+        note_commit(f, 0);
+    }
+    sync_names(all, all ? 0 : st.st_dev);
+    if (go == GO_CUT) {
+        int e = cut_and_unlock();
+        if (e) {
+            errno = e;
+            return -1;
+        }
+        return all ? (real_sync(), 0) : real_syncfs(fd);
+    }
+    int r = all ? (real_sync(), 0) : real_syncfs(fd), saved = errno;
+    step_close();
+    END_STEP();
+    errno = saved;
+    return r;
+}
+
+PC_EXPORT void sync(void)
+{
+    ENSURE();
+    if (!S.active || S.dead || busy || !S.nfiles || !claim()) {
+        real_sync();
+        return;
+    }
+    (void)do_sync(PC_CALL_SYNC, -1);
+}
+
+PC_EXPORT int syncfs(int fd)
+{
+    ENSURE();
+    if (!S.active || S.dead || busy || !S.nfiles || !claim()) return real_syncfs(fd);
+    return do_sync(PC_CALL_SYNCFS, fd);
 }
 
 PC_EXPORT int sync_file_range(int fd, off_t off, off_t n, unsigned int flags)
@@ -3059,7 +3145,8 @@ static void fc_check_step(int call, uint32_t file_id)
     if (G.foreign_off) return;
     /* a sync changes neither st_mtime nor the size: no new baseline after it */
     int changes = call != PC_CALL_MSYNC && call != PC_CALL_FSYNC && call != PC_CALL_FDATASYNC &&
-                  call != PC_CALL_SYNC_FILE_RANGE && call != PC_CALL_EXIT;
+                  call != PC_CALL_SYNC_FILE_RANGE && call != PC_CALL_EXIT && call != PC_CALL_SYNC &&
+                  call != PC_CALL_SYNCFS;
     for (size_t i = 0; i < S.nfiles; i++) {
         if (file_id != UINT32_MAX && S.files[i].id != file_id) continue;
         if (S.files[i].rfd < 0) continue; /* retired: nothing of the program's reaches it */

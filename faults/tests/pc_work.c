@@ -38,6 +38,7 @@
  *   B:OP:LABEL / E:OP  pc_mark begin/end                  K:TEXT      write TEXT\n to fd 9 (_ = space)
  *   c                close and reopen (dup2 of a dup)      k           kill -9 self (no cleanup)
  *   _ / !            end now with _exit(0) / _Exit(0), as dash does (no destructor runs)
+ *   ; / ,            sync() / syncfs() of the file's descriptor
  *   N:ADDR           store to ADDR (N:16 crashes with SIGSEGV)
  *   z:MS             sleep MS milliseconds                y / Y       a child writes byte 0 (exec) / 1 (fork)
  *   L:N:STRIDE       N times: store a byte into page (i*STRIDE mod pages) of the map, msync it
@@ -257,6 +258,8 @@ int main(int argc, char **argv)
             break;
         }
         case 'f': r = fsync(fd); break;
+        case ';': sync(); break;
+        case ',': r = syncfs(fd); break;
         case 'd': r = fdatasync(fd); break;
         case 'j': case 'J': { /* the directory holding the file's name, synced as programs do */
             char *copy = strdup(path);
