@@ -269,8 +269,10 @@ typedef struct {
 /* How a mapping's pages are write-protected and their stores noted (see the top comment). */
 enum { WT_NONE = 0, WT_MPROTECT = 1, WT_UFFD = 2 };
 
-/* A written page left writable after its harvest, compared with its last recorded content
- * at every step instead of faulting again (see harvest_all). */
+/* A written page whose next stores are recorded as the 64-byte chunks they change, compared
+ * with its last recorded content (see harvest_all). On mprotect it is left writable and
+ * compared at every step; on uffd the harvest's scan protects it again, and it is compared
+ * only when a scan lists it as written (hit). */
 typedef struct {
     uintptr_t addr;
     uint32_t file; /* index into S.files */
@@ -278,6 +280,7 @@ typedef struct {
     uint64_t last; /* step of its last change */
     int prot;
     int wt;        /* backend of its mapping: how to protect it again */
+    int hit;       /* uffd: the last scan listed it */
     uint8_t *copy;
 } openpg;
 
@@ -295,6 +298,7 @@ static struct {
     int cut_goes_on; /* pc_shim_set_after_cut(PC_AFTER_CUT_CONTINUE) */
     int mmap_force; /* POWERCUT_MMAP=mprotect or uffd: that backend (WT_*); 0 = choose */
     int uffd_ok;    /* the uffd backend works here: 1, not: -1, not tried yet: 0 */
+    int forked;     /* fork() made a child: it may store into open pages unseen by uffd */
     int debug;      /* POWERCUT_DEBUG: one line on stderr per tracked mapping */
     int ns;         /* POWERCUT_NAMESPACE (names.h): PC_NS_NONE, PC_NS_POSIX or PC_NS_EXT4 */
     char *pattern, *abs_pattern; /* the first pattern, as given and made absolute */
@@ -347,6 +351,7 @@ static struct {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static void atfork_child(void);
+static void atfork_parent(void);
 /* The shim's own calls pass straight through. Initial-exec TLS: a preloaded or linked-in
  * library always gets static TLS, and this avoids a __tls_get_addr call per interposed call. */
 static __thread int busy __attribute__((tls_model("initial-exec")));
@@ -548,7 +553,7 @@ static void init(void)
     if (S.active) adopt_handover();
     fiu_setup();
     if (S.active) install_segv();
-    pthread_atfork(NULL, NULL, atfork_child);
+    pthread_atfork(NULL, atfork_parent, atfork_child);
     busy--;
 }
 
@@ -702,6 +707,15 @@ static int claim(void)
     }
     S.npending = 0;
     return 1;
+}
+
+/* A forked child's copies of the mappings are not write-protected (see wtrack_uffd.c), and
+ * what it stores through them lands in the owner's pages unseen by the owner's uffd scans:
+ * from now on the owner compares every open page at every step, as on mprotect, so that the
+ * child's stores into them are found there (and the backends keep writing the same trace). */
+static void atfork_parent(void)
+{
+    S.forked = 1;
 }
 
 /* A forked child shares the owner's trace descriptor and tracked files but not its story:
@@ -989,10 +1003,30 @@ static void record_changes(openpg *e, tfile *f, const uint8_t *mem, uint64_t n)
     }
 }
 
+/* Whether another tracked writable mapping shows file offset foff of file index fi too: its
+ * stores there change the open page without a fault in the page's own mapping. */
+static int mapped_twice(uint32_t fi, uint64_t foff)
+{
+    int n = 0;
+    for (size_t i = 0; i < S.nmaps; i++) {
+        const tmap *mp = &S.maps[i];
+        n += mp->wshared && mp->file == fi && foff >= mp->off && foff - mp->off < mp->len;
+    }
+    return n > 1;
+}
+
+/* On uffd, an open page the scan did not list holds what was recorded, and is not compared,
+ * unless something else may have changed it: the shim's own modelled writes into its range
+ * mark it (touch_open), a forked child or another mapping of the same bytes may have stored
+ * to it unseen. Every other open page is compared, as on mprotect, so that both backends
+ * record the same changes at the same steps. */
 static void compare_open(void)
 {
     for (size_t i = 0; i < S.nopen; i++) {
         openpg *e = &S.open[i];
+        int skip = e->wt == WT_UFFD && !e->hit && !S.forked && !mapped_twice(e->file, e->foff);
+        e->hit = 0;
+        if (skip) continue;
         tfile *f = &S.files[e->file];
         uint64_t n = page_bytes(f, e->foff);
         const uint8_t *mem = (const uint8_t *)e->addr;
@@ -1000,6 +1034,15 @@ static void compare_open(void)
         record_changes(e, f, mem, n);
         e->last = S.step;
     }
+}
+
+/* A modelled change of file index fi's bytes in [lo, hi) that was not a store through a
+ * mapping (a write call, a truncation): the kernel changed the open pages there without a
+ * fault, so they are compared at the next harvest. */
+static void touch_open(uint32_t fi, uint64_t lo, uint64_t hi)
+{
+    for (size_t i = 0; i < S.nopen; i++)
+        if (S.open[i].file == fi && S.open[i].foff < hi && S.open[i].foff + S.page > lo) S.open[i].hit = 1;
 }
 
 /* Write-protects [a, a+len) of a mapping again, so that its next store is noted. */
@@ -1012,7 +1055,9 @@ static void arm(int wt, uintptr_t a, size_t len, int prot)
 static void close_open(size_t i, int protect)
 {
     openpg *e = &S.open[i];
-    if (protect) arm(e->wt, e->addr, S.page, e->prot);
+    /* on uffd the scan that listed it last protected it then, and a store since is listed by
+     * the next scan, which finds it no longer open: the page is recorded whole */
+    if (protect && e->wt != WT_UFFD) arm(e->wt, e->addr, S.page, e->prot);
     free(e->copy);
     S.open[i] = S.open[--S.nopen];
 }
@@ -1057,19 +1102,19 @@ static const uint8_t *open_page(tmap *mp, size_t pg, uint64_t n)
     if (!copy) return NULL;
     memcpy(copy, (const void *)(mp->addr + pg * S.page), n);
     S.open[S.nopen++] = (openpg){mp->addr + pg * S.page, mp->file, mp->off + (uint64_t)pg * S.page,
-                                 S.step, mp->prot, mp->wt, copy};
+                                 S.step, mp->prot, mp->wt, 0, copy};
     return copy;
 }
 
-static int is_open(uintptr_t a)
+static openpg *find_open(uintptr_t a)
 {
     for (size_t i = 0; i < S.nopen; i++)
-        if (S.open[i].addr == a) return 1;
-    return 0;
+        if (S.open[i].addr == a) return &S.open[i];
+    return NULL;
 }
 
-/* uffd backend: a run of pages the scan found written; open pages are always among them
- * (they are left writable), the others were stored to since the last harvest. */
+/* uffd backend: a run of pages the scan found written since the last one: open pages among
+ * them are compared (hit), the others noted as the SIGSEGV handler notes a fault. */
 static void uffd_written(void *ctx, uintptr_t a, size_t len)
 {
     tmap *mp = ctx;
@@ -1077,9 +1122,14 @@ static void uffd_written(void *ctx, uintptr_t a, size_t len)
     uintptr_t lo = a > mp->addr ? a : mp->addr, hi = a + len < end ? a + len : end;
     for (uintptr_t p = lo; p < hi; p += S.page) {
         size_t pg = (p - mp->addr) / S.page;
+        openpg *e = find_open(p);
+        if (e) {
+            e->hit = 1;
+            continue;
+        }
         /* atomic like the SIGSEGV handler's: it may note pages of this mapping while it
          * changes backend (to_uffd, to_mprotect) */
-        if (is_open(p) || __atomic_exchange_n(&mp->faulted[pg], 1, __ATOMIC_SEQ_CST)) continue;
+        if (__atomic_exchange_n(&mp->faulted[pg], 1, __ATOMIC_SEQ_CST)) continue;
         mp->flist[__atomic_fetch_add(&mp->nf, 1, __ATOMIC_SEQ_CST)] = pg;
         S.st.faults++;
     }
@@ -1099,16 +1149,12 @@ static void set_open_wt(const tmap *mp)
 }
 
 /* uffd backend: notes the pages written since the last harvest, as the SIGSEGV handler
- * does for the mprotect backend. If the scan fails (the mapping is no longer registered:
- * nothing the shim does causes that), every page may have been written: all are noted and
- * the mapping continues with the mprotect backend. */
+ * does for the mprotect backend, and protects them again in the same call. If the scan fails
+ * (the mapping is no longer registered: nothing the shim does causes that), every page may
+ * have been written: all are noted and the mapping continues with the mprotect backend. */
 static void uffd_collect(tmap *mp)
 {
-    size_t np = mp->len / S.page, nopen = 0;
-    for (size_t i = 0; i < S.nopen; i++)
-        if (S.open[i].addr >= mp->addr && S.open[i].addr < mp->addr + mp->len) nopen++;
-    if (nopen == np) return; /* every page is writable already: nothing to scan for */
-    if (!pc__uffd_scan(mp->addr, mp->len, uffd_written, mp)) return;
+    if (!pc__uffd_scan(mp->addr, mp->len, 1, uffd_written, mp)) return;
     warn("powercut: PAGEMAP_SCAN failed (%s); mapping %p continues with mprotect\n", strerror(errno),
          (void *)mp->addr);
     uffd_written(mp, mp->addr, mp->len);
@@ -1148,7 +1194,7 @@ static void to_mprotect(tmap *mp)
         if (S.open[i].addr >= mp->addr && S.open[i].addr < mp->addr + mp->len)
             mprotect((void *)S.open[i].addr, S.page, mp->prot);
     size_t before = __atomic_load_n(&mp->nf, __ATOMIC_SEQ_CST);
-    pc__uffd_scan(mp->addr, mp->len, uffd_written, mp);
+    pc__uffd_scan(mp->addr, mp->len, 0, uffd_written, mp);
     size_t after = __atomic_load_n(&mp->nf, __ATOMIC_SEQ_CST);
     for (size_t j = before; j < after; j++)
         mprotect((void *)(mp->addr + mp->flist[j] * S.page), S.page, mp->prot);
@@ -1189,7 +1235,6 @@ static void adapt(tmap *mp, size_t written)
 /* Records the pages written since the last harvest (whole), and opens them. */
 static void harvest_map(tmap *mp)
 {
-    if (mp->wt == WT_UFFD) uffd_collect(mp);
     size_t nf = __atomic_load_n(&mp->nf, __ATOMIC_SEQ_CST);
     if (!nf) {
         adapt(mp, 0);
@@ -1213,8 +1258,9 @@ static void harvest_map(tmap *mp)
         S.st.harvested++;
         mp->faulted[pg] = 0;
     }
-    /* re-protect the others in runs of contiguous pages: one system call per run */
-    for (size_t j = 0; j < nf;) {
+    /* re-protect the others in runs of contiguous pages: one system call per run (uffd's
+     * scan protected them already) */
+    for (size_t j = 0; j < nf && mp->wt != WT_UFFD;) {
         if (mp->flist[j] == SIZE_MAX) {
             j++;
             continue;
@@ -1228,9 +1274,12 @@ static void harvest_map(tmap *mp)
     adapt(mp, nf);
 }
 
-/* Before every step (and unmap, remap, MAP_FIXED): what the process stored through mappings. */
+/* Before every step (and unmap, remap, MAP_FIXED): what the process stored through mappings.
+ * The uffd scans come first: they tell which of their open pages to compare. */
 static void harvest_all(void)
 {
+    for (size_t i = 0; i < S.nmaps; i++)
+        if (S.maps[i].wt == WT_UFFD) uffd_collect(&S.maps[i]);
     if (S.nopen) compare_open();
     for (size_t i = 0; i < S.nmaps; i++) harvest_map(&S.maps[i]);
     trim_open();
@@ -1556,7 +1605,10 @@ static void note_write_src(tfile *f, uint64_t off, const void *data, uint64_t le
     if (S.tw) trace_fail(pc_tw_write(S.tw, f->id, off, data, len, from_mmap));
     if (use_shadow() && !shadow_fit(f, off + len)) memcpy(f->shadow + off, data, len);
     if (off + len > f->size) f->size = off + len;
-    if (!from_mmap) f->fc_stale = 1;
+    if (!from_mmap) {
+        f->fc_stale = 1;
+        touch_open((uint32_t)(f - S.files), off, off + len);
+    }
 }
 
 static void note_write(tfile *f, uint64_t off, const void *data, uint64_t len)
@@ -1571,6 +1623,7 @@ static void note_truncate(tfile *f, uint64_t size)
     if (S.tw) trace_fail(pc_tw_truncate(S.tw, f->id, size));
     if (use_shadow() && !shadow_fit(f, size) && size < f->size)
         memset(f->shadow + size, 0, f->size - size);
+    touch_open((uint32_t)(f - S.files), size < f->size ? size : f->size, UINT64_MAX);
     f->size = size;
     f->fc_stale = 1;
 }

@@ -687,6 +687,14 @@ static const char *const backend_cases[] = {
     "t:8192 f m:8192 s:0:10:69 U:0:4096 s:4096:10:70 M:4096:4096 f",           /* partial munmap */
     /* a written page cut off by a shrink and stored to again after a grow */
     "w:0:3000:65 f w:1000:3000:66 t:5000 m:5000 s:4500:10:67 M:0:4096 t:2000 t:9000 s:4096:1:1 w:0:1:68 f",
+    /* on uffd an open page is compared only when a scan lists it, or when it may have
+     * changed without a store through its own mapping: a pwrite into it, a shrink and regrow
+     * under it, a second mapping of the same bytes storing into it, a forked child storing
+     * into it (mprotect compares it at every step: the same trace) */
+    "t:8192 f m:8192 s:0:10:65 M:0:4096 w:0:20:66 M:0:4096 s:100:1:67 M:0:4096 f",
+    "t:8192 f m:8192 s:4000:10:65 M:0:4096 t:3000 t:8192 M:0:4096 s:100:1:67 M:0:4096 f",
+    "t:8192 f m:8192 s:0:10:65 M:0:4096 m:8192 s:0:10:66 M:0:4096 s:8:1:67 M:0:4096 f",
+    "t:8192 f m:8192 s:0:1:65 M:0:4096 F:0:10:3 M:0:4096 s:100:1:67 M:0:4096 f",
     /* more written pages than stay open (16), a forked child storing into the mapping; under
      * track, 200 scattered stores switch the mapping to uffd and 300 quiet steps back */
     "t:1048576 f m:1048576 s:0:1:5 L:200:7 Q:300 s:8192:1:9 M:0:16384 F:4096:10:3 s:4096:1:4 f",
