@@ -618,6 +618,20 @@ int pc_model_write(pc_model *m, uint32_t id, uint64_t off, const void *data, uin
     return mark_range(m, f, off, off + len);
 }
 
+/* The trace's DIRTY record (trace.c): [off, off+len), inside the volatile size, written with
+ * the bytes it holds: dirty as pc_model_write of those bytes would leave it. */
+int pc__model_dirty(pc_model *m, uint32_t id, uint64_t off, uint64_t len);
+int pc__model_dirty(pc_model *m, uint32_t id, uint64_t off, uint64_t len)
+{
+    mfile *f;
+    int rc = get_file(m, id, &f);
+    if (rc) return rc;
+    if (off + len < off || off + len > f->vsize) return PC_EINVAL;
+    if (!len) return PC_OK;
+    m->dk_valid = 0;
+    return mark_range(m, f, off, off + len);
+}
+
 int pc_model_truncate(pc_model *m, uint32_t id, uint64_t size)
 {
     mfile *f;

@@ -67,8 +67,9 @@
  * - Writes through MAP_SHARED writable mappings of a tracked file are found by write
  *   tracking: the pages are write-protected, the first store to a page is noted, and at the
  *   start of every step (and before munmap/mremap/mmap(MAP_FIXED)) the noted pages are copied
- *   into the model and trace. A written page then stays writable as an "open" page, compared
- *   with a copy at every step, until it goes idle (see OPEN_MAX). Markers harvest nothing: a
+ *   into the model and trace (the trace takes only their changed chunks when it can: see
+ *   record_page). A written page then stays "open", compared with a copy at the steps where
+ *   it may have changed, until it goes idle (see OPEN_MAX). Markers harvest nothing: a
  *   marker is not a crash point, and what was stored before it is recorded at the next step,
  *   before that step's STEP record, so every image of that step has it (its WRITE records
  *   may follow the MARK; markers only attribute steps). Two backends protect and note:
@@ -560,6 +561,7 @@ static void init(void)
 __attribute__((constructor)) static void pc_ctor(void) { init(); }
 
 uint64_t pc__tw_total(const pc_tw *w);
+int pc__tw_dirty(pc_tw *w, uint32_t id, uint64_t off, uint64_t len); /* trace.c */
 
 static void finish_trace(void)
 {
@@ -1052,13 +1054,34 @@ static void arm(int wt, uintptr_t a, size_t len, int prot)
     else mprotect((void *)a, len, prot & ~PROT_WRITE);
 }
 
+/* Copies of open pages come and go at every step of a program storing all over a mapping:
+ * the freed ones are kept for the next rather than returned to malloc each time. */
+static uint8_t *spare_copies[2 * OPEN_MAX];
+static size_t nspare;
+
+static uint8_t *copy_get(void)
+{
+    return nspare ? spare_copies[--nspare] : malloc(S.page);
+}
+
+static void copy_put(uint8_t *c)
+{
+    if (nspare < sizeof spare_copies / sizeof spare_copies[0]) spare_copies[nspare++] = c;
+    else free(c);
+}
+
+static void copies_free(void)
+{
+    while (nspare) free(spare_copies[--nspare]);
+}
+
 static void close_open(size_t i, int protect)
 {
     openpg *e = &S.open[i];
     /* on uffd the scan that listed it last protected it then, and a store since is listed by
      * the next scan, which finds it no longer open: the page is recorded whole */
     if (protect && e->wt != WT_UFFD) arm(e->wt, e->addr, S.page, e->prot);
-    free(e->copy);
+    copy_put(e->copy);
     S.open[i] = S.open[--S.nopen];
 }
 
@@ -1098,7 +1121,7 @@ static const uint8_t *open_page(tmap *mp, size_t pg, uint64_t n)
         S.open = p;
         S.ocap = nc;
     }
-    uint8_t *copy = malloc(S.page);
+    uint8_t *copy = copy_get();
     if (!copy) return NULL;
     memcpy(copy, (const void *)(mp->addr + pg * S.page), n);
     S.open[S.nopen++] = (openpg){mp->addr + pg * S.page, mp->file, mp->off + (uint64_t)pg * S.page,
@@ -1232,6 +1255,149 @@ static void adapt(tmap *mp, size_t written)
     else if (mp->wt == WT_UFFD && 2 * saved < scans) to_mprotect(mp);
 }
 
+/*
+ * A page written since it was last protected is dirty whole (the kernel writes it back
+ * whole), so the model must mark all of it dirty; but most of its bytes usually hold what
+ * they held (a scattered store changes a few chunks of a page written before). Recording
+ * it whole costs 4 KiB of trace a page, which on tmpfs costs more than everything else the
+ * harvest does. So the trace records such a page as DIRTY of the page (trace.c: written
+ * with the bytes it holds) followed by WRITEs of the 64-byte chunks that differ from the
+ * model's volatile content: the same model after it, hence the same crash states, in a
+ * tenth of the bytes. The volatile content is the model's when the shim keeps one; without
+ * one (record-only runs), a copy of each page recorded before (pshadow), kept up to date
+ * with every change the trace records for its bytes (psh_write, psh_truncate). A page with
+ * no copy yet is recorded whole. The copies cost memory as the pages written do, capped at
+ * PSH_MAX bytes (beyond it new pages are recorded whole, as before).
+ */
+typedef struct {
+    uint8_t **pg; /* by page index in the file; NULL: no copy */
+    size_t n;
+} pshadow;
+static pshadow *psh;  /* by file index */
+static size_t npsh;
+static uint64_t psh_bytes;
+#define PSH_MAX ((uint64_t)256 << 20)
+#define PSH_PAGES_MAX ((size_t)1 << 22) /* pages of a file with copies: bounds the table */
+
+static int psh_on(void) { return S.tw && !S.m; }
+
+static uint8_t *psh_get(size_t fi, uint64_t pg)
+{
+    return fi < npsh && pg < psh[fi].n ? psh[fi].pg[pg] : NULL;
+}
+
+/* A new zeroed copy for page pg of file fi; NULL past the caps or without memory. */
+static uint8_t *psh_new(size_t fi, uint64_t pg)
+{
+    if (pg >= PSH_PAGES_MAX || psh_bytes + S.page > PSH_MAX) return NULL;
+    if (fi >= npsh) {
+        pshadow *p = realloc(psh, (fi + 1) * sizeof *p);
+        if (!p) return NULL;
+        memset(p + npsh, 0, (fi + 1 - npsh) * sizeof *p);
+        psh = p;
+        npsh = fi + 1;
+    }
+    pshadow *sh = &psh[fi];
+    if (pg >= sh->n) {
+        size_t nn = sh->n ? sh->n : 64;
+        while (nn <= pg) nn *= 2;
+        uint8_t **t = realloc(sh->pg, nn * sizeof *t);
+        if (!t) return NULL;
+        memset(t + sh->n, 0, (nn - sh->n) * sizeof *t);
+        sh->pg = t;
+        sh->n = nn;
+    }
+    uint8_t *c = calloc(1, S.page);
+    if (!c) return NULL;
+    psh_bytes += S.page;
+    return sh->pg[pg] = c;
+}
+
+/* The trace recorded data at [off, off+len) of file fi: the copies there follow. */
+static void psh_write(size_t fi, uint64_t off, const uint8_t *data, uint64_t len)
+{
+    if (fi >= npsh || !len) return;
+    for (uint64_t pg = off / S.page; pg <= (off + len - 1) / S.page && pg < psh[fi].n; pg++) {
+        uint8_t *c = psh[fi].pg[pg];
+        if (!c) continue;
+        uint64_t lo = pg * S.page > off ? pg * S.page : off;
+        uint64_t hi = (pg + 1) * S.page < off + len ? (pg + 1) * S.page : off + len;
+        memmove(c + (lo - pg * S.page), data + (lo - off), hi - lo);
+    }
+}
+
+/* The trace recorded a truncation of file fi from old to size bytes: a shrink zeroes the
+ * copies past the new end (the model reads zeros there, and after a regrow too). */
+static void psh_truncate(size_t fi, uint64_t old, uint64_t size)
+{
+    if (fi >= npsh || size >= old) return;
+    for (uint64_t pg = size / S.page; pg <= (old - 1) / S.page && pg < psh[fi].n; pg++) {
+        uint8_t *c = psh[fi].pg[pg];
+        if (!c) continue;
+        uint64_t lo = pg * S.page > size ? 0 : size - pg * S.page;
+        memset(c + lo, 0, S.page - lo);
+    }
+}
+
+static void psh_free(void)
+{
+    for (size_t i = 0; i < npsh; i++) {
+        for (size_t j = 0; j < psh[i].n; j++) free(psh[i].pg[j]);
+        free(psh[i].pg);
+    }
+    free(psh);
+    psh = NULL;
+    npsh = 0;
+    psh_bytes = 0;
+}
+
+/* Records the n bytes at file offset fo of a page written since it was last protected,
+ * from src (a stable copy, or the mapping itself): into the model whole; into the trace as
+ * DIRTY + the changed chunks when the volatile content there is known, else whole. */
+static void record_page(tfile *f, uint64_t fo, const uint8_t *src, uint64_t n)
+{
+    size_t fi = (size_t)(f - S.files);
+    if (S.tw) {
+        const uint8_t *base = NULL, *vol;
+        uint64_t vlen;
+        if (S.m) {
+            if (!pc_model_volatile(S.m, f->id, &vol, &vlen) && fo + n <= vlen) base = vol + fo;
+        } else {
+            base = psh_get(fi, fo / S.page);
+        }
+        /* the page's copy (pshadow) takes each changed run as it is recorded */
+        uint8_t *copy = base && !S.m ? (uint8_t *)base : NULL;
+        if (base) {
+            trace_fail(pc__tw_dirty(S.tw, f->id, fo, n));
+            uint64_t run = UINT64_MAX; /* start of the current run of changed chunks */
+            for (uint64_t o = 0; o < n;) {
+                /* equal stretches go 512 bytes per memcmp */
+                if (run == UINT64_MAX && n - o >= 512 && !memcmp(src + o, base + o, 512)) {
+                    o += 512;
+                    continue;
+                }
+                uint64_t c = n - o < 64 ? n - o : 64;
+                int diff = c == 64 ? !chunk_eq(src + o, base + o) : memcmp(src + o, base + o, c) != 0;
+                if (diff && run == UINT64_MAX) run = o;
+                if (!diff && run != UINT64_MAX) {
+                    trace_fail(pc_tw_write(S.tw, f->id, fo + run, src + run, o - run, 1));
+                    if (copy) memcpy(copy + run, src + run, o - run);
+                    run = UINT64_MAX;
+                }
+                o += c;
+            }
+            if (run != UINT64_MAX) {
+                trace_fail(pc_tw_write(S.tw, f->id, fo + run, src + run, n - run, 1));
+                if (copy) memcpy(copy + run, src + run, n - run);
+            }
+        } else {
+            trace_fail(pc_tw_write(S.tw, f->id, fo, src, n, 1));
+            if (psh_on() && (copy = psh_new(fi, fo / S.page))) memcpy(copy, src, n);
+        }
+    }
+    if (S.m) trace_fail(pc_model_write(S.m, f->id, fo, src, n));
+}
+
 /* Records the pages written since the last harvest (whole), and opens them. */
 static void harvest_map(tmap *mp)
 {
@@ -1252,8 +1418,7 @@ static void harvest_map(tmap *mp)
         else src = (const void *)(mp->addr + pg * S.page);
         if (n) {
             df_store(f, fo, n);
-            if (S.m) trace_fail(pc_model_write(S.m, f->id, fo, src, n));
-            if (S.tw) trace_fail(pc_tw_write(S.tw, f->id, fo, src, n, 1));
+            record_page(f, fo, src, n);
         }
         S.st.harvested++;
         mp->faulted[pg] = 0;
@@ -1603,6 +1768,7 @@ static void note_write_src(tfile *f, uint64_t off, const void *data, uint64_t le
     else if (!S.full) df_backed(f, off, len); /* (when full, the call found room first) */
     if (S.m) trace_fail(pc_model_write(S.m, f->id, off, data, len));
     if (S.tw) trace_fail(pc_tw_write(S.tw, f->id, off, data, len, from_mmap));
+    if (psh_on()) psh_write((size_t)(f - S.files), off, data, len);
     if (use_shadow() && !shadow_fit(f, off + len)) memcpy(f->shadow + off, data, len);
     if (off + len > f->size) f->size = off + len;
     if (!from_mmap) {
@@ -1621,6 +1787,7 @@ static void note_truncate(tfile *f, uint64_t size)
     if (size < f->size) df_freed(f, blk_hi(size), UINT64_MAX);
     if (S.m) trace_fail(pc_model_truncate(S.m, f->id, size));
     if (S.tw) trace_fail(pc_tw_truncate(S.tw, f->id, size));
+    if (psh_on()) psh_truncate((size_t)(f - S.files), f->size, size);
     if (use_shadow() && !shadow_fit(f, size) && size < f->size)
         memset(f->shadow + size, 0, f->size - size);
     touch_open((uint32_t)(f - S.files), size < f->size ? size : f->size, UINT64_MAX);
@@ -3753,6 +3920,8 @@ PC_EXPORT int pc_shim_reset(void)
     while (S.nmaps) drop_map(S.nmaps - 1);
     pc__uffd_close(); /* reopened by the next mapping: the environment may choose otherwise */
     S.uffd_ok = 0;
+    psh_free();
+    copies_free();
     for (size_t i = 0; i < S.nfiles; i++) {
         pc__own_release(S.files[i].rfd);
         free(S.files[i].path);
