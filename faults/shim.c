@@ -264,6 +264,7 @@ typedef struct {
     uint8_t *faulted;      /* per page: store seen since the last harvest */
     size_t *flist, nf;     /* the faulted pages, in fault order */
     uint32_t win_h, win_c; /* harvests, and pages found written, in this window (adapt) */
+    uint32_t win_o;        /* open pages found changed in this window (adapt) */
     int no_uffd;           /* the kernel refused to register it: mprotect for good */
 } tmap;
 
@@ -1035,6 +1036,11 @@ static void compare_open(void)
         if (!n || !memcmp(mem, e->copy, n)) continue;
         record_changes(e, f, mem, n);
         e->last = S.step;
+        for (size_t j = 0; j < S.nmaps; j++) /* a store into an open page: a fault on uffd */
+            if (e->addr - S.maps[j].addr < S.maps[j].len) {
+                S.maps[j].win_o++;
+                break;
+            }
     }
 }
 
@@ -1242,15 +1248,21 @@ static void to_mprotect(tmap *mp)
 #define COST_SCAN_CALL 700
 #define COST_SCAN_PAGE 1
 #define COST_PAGE_SAVED 9000
+#define COST_OPEN_FAULT 1000
 
+/* uffd also protects open pages (uffd_collect): each store into one costs it a fault
+ * (COST_OPEN_FAULT, counted as the open pages found changed) that mprotect, which leaves them
+ * writable and compares them, does not pay: the pager's rewrites of its few hot pages keep it
+ * on mprotect for that reason too. */
 static void adapt(tmap *mp, size_t written)
 {
     if (!mp->wt || S.mmap_force || mp->no_uffd) return;
     mp->win_c += (uint32_t)written;
     if (++mp->win_h < WINDOW) return;
-    uint64_t scans = (uint64_t)mp->win_h * (COST_SCAN_CALL + mp->len / S.page * COST_SCAN_PAGE);
+    uint64_t scans = (uint64_t)mp->win_h * (COST_SCAN_CALL + mp->len / S.page * COST_SCAN_PAGE) +
+                     (uint64_t)mp->win_o * COST_OPEN_FAULT;
     uint64_t saved = (uint64_t)mp->win_c * COST_PAGE_SAVED;
-    mp->win_h = mp->win_c = 0;
+    mp->win_h = mp->win_c = mp->win_o = 0;
     if (mp->wt == WT_MPROTECT && saved > 2 * scans) to_uffd(mp);
     else if (mp->wt == WT_UFFD && 2 * saved < scans) to_mprotect(mp);
 }

@@ -708,6 +708,27 @@ static const char *const backend_cases[] = {
     "t:1048576 f m:1048576 s:0:1:5 L:200:7 Q:300 s:8192:1:9 M:0:16384 F:4096:10:3 s:4096:1:4 f",
 };
 
+/* track weighs what uffd would cost an open page: a fault at each store into it (uffd protects
+ * open pages too), where mprotect compares it. A hot page stored to at every step, with a
+ * store into another page every 4th step, over a 256 KiB mapping: the cold pages alone would
+ * pay for uffd's scans, the hot page's faults do not, so the mapping stays on mprotect. With
+ * no hot page, the same cold stores move it to uffd. */
+static void test_track_hot_page(void **st)
+{
+    (void)st;
+    if (!uffd_available()) skip();
+    const char *cases[] = {"t:262144 f m:262144 *:200:4 f", "t:262144 f m:262144 L:50:1 Q:150 f"};
+    for (int i = 0; i < 2; i++) {
+        uint64_t len;
+        char *err;
+        uint8_t *t = trace_with("track", cases[i], &len, &err);
+        if ((strstr(err, ": uffd") != NULL) != (i == 1))
+            fail_msg("'%s' under track: %s", cases[i], i ? "never moved to uffd" : "moved to uffd");
+        free(t);
+        free(err);
+    }
+}
+
 static void test_backends_same_trace(void **st)
 {
     (void)st;
@@ -2127,6 +2148,7 @@ int main(void)
         cmocka_unit_test(test_lazy_mode),
         cmocka_unit_test(test_backends_same_trace),
         cmocka_unit_test(test_backends_live),
+        cmocka_unit_test(test_track_hot_page),
         cmocka_unit_test(test_rewritten_pages),
         cmocka_unit_test(test_uffd_kernel_stores),
         cmocka_unit_test(test_errors),
