@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -301,6 +302,10 @@ static struct {
     int mmap_force; /* POWERCUT_MMAP=mprotect or uffd: that backend (WT_*); 0 = choose */
     int uffd_ok;    /* the uffd backend works here: 1, not: -1, not tried yet: 0 */
     int forked;     /* fork() made a child: it may store into open pages unseen by uffd */
+    uintptr_t hint_lo, hint_hi; /* the msync step being opened: its page-rounded range */
+    uint64_t faults_seen;       /* the process's page faults when the last uffd scans began */
+    int faults_ok;              /* faults_seen holds a count (see uffd_collect_all) */
+    uint64_t scan_found;        /* pages the current scans listed */
     int debug;      /* POWERCUT_DEBUG: one line on stderr per tracked mapping */
     int ns;         /* POWERCUT_NAMESPACE (names.h): PC_NS_NONE, PC_NS_POSIX or PC_NS_EXT4 */
     char *pattern, *abs_pattern; /* the first pattern, as given and made absolute */
@@ -1149,6 +1154,7 @@ static void uffd_written(void *ctx, uintptr_t a, size_t len)
     tmap *mp = ctx;
     uintptr_t end = mp->addr + mp->len;
     uintptr_t lo = a > mp->addr ? a : mp->addr, hi = a + len < end ? a + len : end;
+    if (hi > lo) S.scan_found += (hi - lo) / S.page;
     for (uintptr_t p = lo; p < hi; p += S.page) {
         size_t pg = (p - mp->addr) / S.page;
         openpg *e = find_open(p);
@@ -1181,9 +1187,9 @@ static void set_open_wt(const tmap *mp)
  * does for the mprotect backend, and protects them again in the same call. If the scan fails
  * (the mapping is no longer registered: nothing the shim does causes that), every page may
  * have been written: all are noted and the mapping continues with the mprotect backend. */
-static void uffd_collect(tmap *mp)
+static void uffd_collect(tmap *mp, uintptr_t lo, uintptr_t hi)
 {
-    if (!pc__uffd_scan(mp->addr, mp->len, 1, uffd_written, mp)) return;
+    if (!pc__uffd_scan(lo, hi - lo, 1, uffd_written, mp)) return;
     warn("powercut: PAGEMAP_SCAN failed (%s); mapping %p continues with mprotect\n", strerror(errno),
          (void *)mp->addr);
     uffd_written(mp, mp->addr, mp->len);
@@ -1451,12 +1457,60 @@ static void harvest_map(tmap *mp)
     adapt(mp, nf);
 }
 
+/* The process's page faults so far (all its threads), or UINT64_MAX. */
+static uint64_t fault_count(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru)) return UINT64_MAX;
+    return (uint64_t)ru.ru_minflt + (uint64_t)ru.ru_majflt;
+}
+
+/*
+ * The uffd scans of a harvest. A scan walks every page table entry of its range (~1 us per
+ * 4 MiB on the VM of faults/README.md, as much as the rest of a step), but the pages it can
+ * find are those stored to since the last scans, and after those every page of every uffd
+ * mapping was write-protected: each such page has since cost the process at least one page
+ * fault (the kernel counts a fault whoever takes it: the program's stores, its kernel calls
+ * copying into the mapping, in any of its threads; min_flt, or maj_flt for a retried one).
+ * So the faults counted since the last scans began bound what there is to find: none, no
+ * scan; as many as the pages a scan of the synced range of an msync step lists (the common
+ * case of a program storing into what it syncs next), no scan of the rest. Otherwise (other
+ * faults: the program touching fresh memory, more pages stored to) every mapping is scanned
+ * whole. The count is read before the scans begin, so a fault during them is counted again
+ * next time: at worst a needless whole scan. (Stores made into this process's memory by
+ * another process, process_vm_writev or a debugger's, fault in that process: they are found
+ * at the next whole scan only.)
+ */
+static void uffd_collect_all(void)
+{
+    size_t nu = 0;
+    for (size_t i = 0; i < S.nmaps; i++) nu += S.maps[i].wt == WT_UFFD;
+    if (!nu) return;
+    uint64_t now = fault_count();
+    uint64_t since = S.faults_ok && now != UINT64_MAX ? now - S.faults_seen : UINT64_MAX;
+    S.faults_seen = now;
+    S.faults_ok = now != UINT64_MAX;
+    if (since == 0) return;
+    if (since != UINT64_MAX && S.hint_hi > S.hint_lo) {
+        S.scan_found = 0;
+        uintptr_t hlo = S.hint_lo & ~(uintptr_t)(S.page - 1);
+        for (size_t i = 0; i < S.nmaps; i++) {
+            tmap *mp = &S.maps[i];
+            uintptr_t lo = hlo > mp->addr ? hlo : mp->addr;
+            uintptr_t hi = S.hint_hi < mp->addr + mp->len ? S.hint_hi : mp->addr + mp->len;
+            if (mp->wt == WT_UFFD && lo < hi) uffd_collect(mp, lo, hi);
+        }
+        if (S.scan_found == since) return;
+    }
+    for (size_t i = 0; i < S.nmaps; i++)
+        if (S.maps[i].wt == WT_UFFD) uffd_collect(&S.maps[i], S.maps[i].addr, S.maps[i].addr + S.maps[i].len);
+}
+
 /* Before every step (and unmap, remap, MAP_FIXED): what the process stored through mappings.
  * The uffd scans come first: they tell which of their open pages to compare. */
 static void harvest_all(void)
 {
-    for (size_t i = 0; i < S.nmaps; i++)
-        if (S.maps[i].wt == WT_UFFD) uffd_collect(&S.maps[i]);
+    uffd_collect_all();
     if (S.nopen) compare_open();
     for (size_t i = 0; i < S.nmaps; i++) harvest_map(&S.maps[i]);
     trim_open();
@@ -2488,7 +2542,10 @@ PC_EXPORT int msync(void *addr, size_t len, int flags)
     BEGIN_STEP();
     tmap *m0 = &S.maps[first];
     uint64_t off0 = m0->off + (a > m0->addr ? a - m0->addr : 0);
+    S.hint_lo = a; /* what the step's harvest scans first (uffd_collect_all) */
+    S.hint_hi = e;
     int err, go = step_open(PC_CALL_MSYNC, S.files[m0->file].id, off0, len, &err);
+    S.hint_lo = S.hint_hi = 0;
     for (size_t i = 0; valid && S.mmap_sync && (flags & MS_SYNC) && i < S.nmaps; i++)
         if (a < S.maps[i].addr + S.maps[i].len && e > S.maps[i].addr) capture_range(&S.maps[i], a, e);
     int r = 0, saved = 0;
@@ -3934,6 +3991,7 @@ PC_EXPORT int pc_shim_reset(void)
     S.uffd_ok = 0;
     psh_free();
     copies_free();
+    S.faults_ok = 0;
     for (size_t i = 0; i < S.nfiles; i++) {
         pc__own_release(S.files[i].rfd);
         free(S.files[i].path);
