@@ -46,8 +46,8 @@
  *                the journal when the file changed since the last commit; version 5)
  *    22 JOP      u64 key, u32 file, u32 flush, u8 created, u8 n, n x (u32 target, u32 len, name)
  *                (a journal operation not committed: only in the exec hand-over; version 5)
- *    23 DIRTY    u32 id, u64 off, u64 len  (a volatile change: the range, inside the volatile
- *                size, written with the bytes it holds, as a WRITE of them would; the shim
+ *    23 DIRTY    u32 id, u64 off, u64 len  (a volatile change: the range written with the
+ *                bytes it holds, zeros past the volatile size, as a WRITE of them would; the shim
  *                records a page stored to again as DIRTY of the page then WRITEs of the
  *                chunks that changed, which leaves the model as a WRITE of the whole page
  *                would, for a tenth of the bytes; version 6)
@@ -918,7 +918,7 @@ static int apply(pc_replay *rp, int *ev, uint64_t *step)
         uint64_t off = g64(&r), l = g64(&r);
         if (r.bad) return PC_EFORMAT;
         rc = pc__model_dirty(rp->m, id, off, l);
-        if (rc == PC_EINVAL) rc = PC_EFORMAT; /* past the volatile size: no shim writes that */
+        if (rc == PC_EINVAL) rc = PC_EFORMAT; /* a range that wraps */
         break;
     }
     case R_STEP:
