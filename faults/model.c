@@ -618,6 +618,31 @@ int pc_model_write(pc_model *m, uint32_t id, uint64_t off, const void *data, uin
     return mark_range(m, f, off, off + len);
 }
 
+/* The trace's DIRTY record (trace.c): [off, off+len) written with the bytes it holds, as
+ * pc_model_write of them would leave it; past the volatile size they read as zeros (the shim
+ * writes none there, but a trace must replay whatever it says). */
+int pc__model_dirty(pc_model *m, uint32_t id, uint64_t off, uint64_t len);
+int pc__model_dirty(pc_model *m, uint32_t id, uint64_t off, uint64_t len)
+{
+    mfile *f;
+    int rc = get_file(m, id, &f);
+    if (rc) return rc;
+    if (off + len < off) return PC_EINVAL;
+    if (!len) return PC_OK;
+    if (off + len > f->vsize) {
+        uint64_t from = off > f->vsize ? off : f->vsize;
+        uint8_t *z = calloc(1, off + len - from);
+        if (!z) return PC_ENOMEM;
+        rc = pc_model_write(m, id, from, z, off + len - from);
+        free(z);
+        if (rc) return rc;
+        len = from - off;
+        if (!len) return PC_OK;
+    }
+    m->dk_valid = 0;
+    return mark_range(m, f, off, off + len);
+}
+
 int pc_model_truncate(pc_model *m, uint32_t id, uint64_t size)
 {
     mfile *f;

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -73,8 +74,9 @@
  * - Writes through MAP_SHARED writable mappings of a tracked file are found by write
  *   tracking: the pages are write-protected, the first store to a page is noted, and at the
  *   start of every step (and before munmap/mremap/mmap(MAP_FIXED)) the noted pages are copied
- *   into the model and trace. A written page then stays writable as an "open" page, compared
- *   with a copy at every step, until it goes idle (see OPEN_MAX). Markers harvest nothing: a
+ *   into the model and trace (the trace takes only their changed chunks when it can: see
+ *   record_page). A written page then stays "open", compared with a copy at the steps where
+ *   it may have changed, until it goes idle (see OPEN_MAX). Markers harvest nothing: a
  *   marker is not a crash point, and what was stored before it is recorded at the next step,
  *   before that step's STEP record, so every image of that step has it (its WRITE records
  *   may follow the MARK; markers only attribute steps). Two backends protect and note:
@@ -283,14 +285,17 @@ typedef struct {
     uint8_t *faulted;      /* per page: store seen since the last harvest */
     size_t *flist, nf;     /* the faulted pages, in fault order */
     uint32_t win_h, win_c; /* harvests, and pages found written, in this window (adapt) */
+    uint32_t win_o;        /* open pages found changed in this window (adapt) */
     int no_uffd;           /* the kernel refused to register it: mprotect for good */
 } tmap;
 
 /* How a mapping's pages are write-protected and their stores noted (see the top comment). */
 enum { WT_NONE = 0, WT_MPROTECT = 1, WT_UFFD = 2 };
 
-/* A written page left writable after its harvest, compared with its last recorded content
- * at every step instead of faulting again (see harvest_all). */
+/* A written page whose next stores are recorded as the 64-byte chunks they change, compared
+ * with its last recorded content (see harvest_all). On mprotect it is left writable and
+ * compared at every step; on uffd the harvest's scan protects it again, and it is compared
+ * only when a scan lists it as written (hit). */
 typedef struct {
     uintptr_t addr;
     uint32_t file; /* index into S.files */
@@ -298,6 +303,7 @@ typedef struct {
     uint64_t last; /* step of its last change */
     int prot;
     int wt;        /* backend of its mapping: how to protect it again */
+    int hit;       /* uffd: the last scan listed it */
     uint8_t *copy;
 } openpg;
 
@@ -315,6 +321,11 @@ static struct {
     int cut_goes_on; /* pc_shim_set_after_cut(PC_AFTER_CUT_CONTINUE) */
     int mmap_force; /* POWERCUT_MMAP=mprotect or uffd: that backend (WT_*); 0 = choose */
     int uffd_ok;    /* the uffd backend works here: 1, not: -1, not tried yet: 0 */
+    int forked;     /* fork() made a child: it may store into open pages unseen by uffd */
+    uintptr_t hint_lo, hint_hi; /* the msync step being opened: its page-rounded range */
+    uint64_t faults_seen;       /* the process's page faults when the last uffd scans began */
+    int faults_ok;              /* faults_seen holds a count (see uffd_collect_all) */
+    uint64_t scan_found;        /* pages the current scans listed */
     int debug;      /* POWERCUT_DEBUG: one line on stderr per tracked mapping */
     int ns;         /* POWERCUT_NAMESPACE (names.h): PC_NS_NONE, PC_NS_POSIX or PC_NS_EXT4 */
     char *pattern, *abs_pattern; /* the first pattern, as given and made absolute */
@@ -367,6 +378,7 @@ static struct {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static void atfork_child(void);
+static void atfork_parent(void);
 /* The shim's own calls pass straight through. Initial-exec TLS: a preloaded or linked-in
  * library always gets static TLS, and this avoids a __tls_get_addr call per interposed call. */
 static __thread int busy __attribute__((tls_model("initial-exec")));
@@ -568,13 +580,14 @@ static void init(void)
     if (S.active) adopt_handover();
     fiu_setup();
     if (S.active) install_segv();
-    pthread_atfork(NULL, NULL, atfork_child);
+    pthread_atfork(NULL, atfork_parent, atfork_child);
     busy--;
 }
 
 __attribute__((constructor)) static void pc_ctor(void) { init(); }
 
 uint64_t pc__tw_total(const pc_tw *w);
+int pc__tw_dirty(pc_tw *w, uint32_t id, uint64_t off, uint64_t len); /* trace.c */
 
 static void finish_trace(void)
 {
@@ -749,6 +762,15 @@ static int claim(void)
     }
     S.npending = 0;
     return 1;
+}
+
+/* A forked child's copies of the mappings are not write-protected (see wtrack_uffd.c), and
+ * what it stores through them lands in the owner's pages unseen by the owner's uffd scans:
+ * from now on the owner compares every open page at every step, as on mprotect, so that the
+ * child's stores into them are found there (and the backends keep writing the same trace). */
+static void atfork_parent(void)
+{
+    S.forked = 1;
 }
 
 /* A forked child shares the owner's trace descriptor and tracked files but not its story:
@@ -1037,17 +1059,51 @@ static void record_changes(openpg *e, tfile *f, const uint8_t *mem, uint64_t n)
     }
 }
 
+/* Whether another tracked writable mapping shows file offset foff of file index fi too: its
+ * stores there change the open page without a fault in the page's own mapping. */
+static int mapped_twice(uint32_t fi, uint64_t foff)
+{
+    int n = 0;
+    for (size_t i = 0; i < S.nmaps; i++) {
+        const tmap *mp = &S.maps[i];
+        n += mp->wshared && mp->file == fi && foff >= mp->off && foff - mp->off < mp->len;
+    }
+    return n > 1;
+}
+
+/* On uffd, an open page the scan did not list holds what was recorded, and is not compared,
+ * unless something else may have changed it: the shim's own modelled writes into its range
+ * mark it (touch_open), a forked child or another mapping of the same bytes may have stored
+ * to it unseen. Every other open page is compared, as on mprotect, so that both backends
+ * record the same changes at the same steps. */
 static void compare_open(void)
 {
     for (size_t i = 0; i < S.nopen; i++) {
         openpg *e = &S.open[i];
+        int skip = e->wt == WT_UFFD && !e->hit && !S.forked && !mapped_twice(e->file, e->foff);
+        e->hit = 0;
+        if (skip) continue;
         tfile *f = &S.files[e->file];
         uint64_t n = page_bytes(f, e->foff);
         const uint8_t *mem = (const uint8_t *)e->addr;
         if (!n || !memcmp(mem, e->copy, n)) continue;
         record_changes(e, f, mem, n);
         e->last = S.step;
+        for (size_t j = 0; j < S.nmaps; j++) /* a store into an open page: a fault on uffd */
+            if (e->addr - S.maps[j].addr < S.maps[j].len) {
+                S.maps[j].win_o++;
+                break;
+            }
     }
+}
+
+/* A modelled change of file index fi's bytes in [lo, hi) that was not a store through a
+ * mapping (a write call, a truncation): the kernel changed the open pages there without a
+ * fault, so they are compared at the next harvest. */
+static void touch_open(uint32_t fi, uint64_t lo, uint64_t hi)
+{
+    for (size_t i = 0; i < S.nopen; i++)
+        if (S.open[i].file == fi && S.open[i].foff < hi && S.open[i].foff + S.page > lo) S.open[i].hit = 1;
 }
 
 /* Write-protects [a, a+len) of a mapping again, so that its next store is noted. */
@@ -1057,11 +1113,34 @@ static void arm(int wt, uintptr_t a, size_t len, int prot)
     else mprotect((void *)a, len, prot & ~PROT_WRITE);
 }
 
+/* Copies of open pages come and go at every step of a program storing all over a mapping:
+ * the freed ones are kept for the next rather than returned to malloc each time. */
+static uint8_t *spare_copies[2 * OPEN_MAX];
+static size_t nspare;
+
+static uint8_t *copy_get(void)
+{
+    return nspare ? spare_copies[--nspare] : malloc(S.page);
+}
+
+static void copy_put(uint8_t *c)
+{
+    if (nspare < sizeof spare_copies / sizeof spare_copies[0]) spare_copies[nspare++] = c;
+    else free(c);
+}
+
+static void copies_free(void)
+{
+    while (nspare) free(spare_copies[--nspare]);
+}
+
 static void close_open(size_t i, int protect)
 {
     openpg *e = &S.open[i];
-    if (protect) arm(e->wt, e->addr, S.page, e->prot);
-    free(e->copy);
+    /* on uffd the scan that listed it last protected it then, and a store since is listed by
+     * the next scan, which finds it no longer open: the page is recorded whole */
+    if (protect && e->wt != WT_UFFD) arm(e->wt, e->addr, S.page, e->prot);
+    copy_put(e->copy);
     S.open[i] = S.open[--S.nopen];
 }
 
@@ -1101,33 +1180,39 @@ static const uint8_t *open_page(tmap *mp, size_t pg, uint64_t n)
         S.open = p;
         S.ocap = nc;
     }
-    uint8_t *copy = malloc(S.page);
+    uint8_t *copy = copy_get();
     if (!copy) return NULL;
     memcpy(copy, (const void *)(mp->addr + pg * S.page), n);
     S.open[S.nopen++] = (openpg){mp->addr + pg * S.page, mp->file, mp->off + (uint64_t)pg * S.page,
-                                 S.step, mp->prot, mp->wt, copy};
+                                 S.step, mp->prot, mp->wt, 0, copy};
     return copy;
 }
 
-static int is_open(uintptr_t a)
+static openpg *find_open(uintptr_t a)
 {
     for (size_t i = 0; i < S.nopen; i++)
-        if (S.open[i].addr == a) return 1;
-    return 0;
+        if (S.open[i].addr == a) return &S.open[i];
+    return NULL;
 }
 
-/* uffd backend: a run of pages the scan found written; open pages are always among them
- * (they are left writable), the others were stored to since the last harvest. */
+/* uffd backend: a run of pages the scan found written since the last one: open pages among
+ * them are compared (hit), the others noted as the SIGSEGV handler notes a fault. */
 static void uffd_written(void *ctx, uintptr_t a, size_t len)
 {
     tmap *mp = ctx;
     uintptr_t end = mp->addr + mp->len;
     uintptr_t lo = a > mp->addr ? a : mp->addr, hi = a + len < end ? a + len : end;
+    if (hi > lo) S.scan_found += (hi - lo) / S.page;
     for (uintptr_t p = lo; p < hi; p += S.page) {
         size_t pg = (p - mp->addr) / S.page;
+        openpg *e = find_open(p);
+        if (e) {
+            e->hit = 1;
+            continue;
+        }
         /* atomic like the SIGSEGV handler's: it may note pages of this mapping while it
          * changes backend (to_uffd, to_mprotect) */
-        if (is_open(p) || __atomic_exchange_n(&mp->faulted[pg], 1, __ATOMIC_SEQ_CST)) continue;
+        if (__atomic_exchange_n(&mp->faulted[pg], 1, __ATOMIC_SEQ_CST)) continue;
         mp->flist[__atomic_fetch_add(&mp->nf, 1, __ATOMIC_SEQ_CST)] = pg;
         S.st.faults++;
     }
@@ -1147,16 +1232,12 @@ static void set_open_wt(const tmap *mp)
 }
 
 /* uffd backend: notes the pages written since the last harvest, as the SIGSEGV handler
- * does for the mprotect backend. If the scan fails (the mapping is no longer registered:
- * nothing the shim does causes that), every page may have been written: all are noted and
- * the mapping continues with the mprotect backend. */
-static void uffd_collect(tmap *mp)
+ * does for the mprotect backend, and protects them again in the same call. If the scan fails
+ * (the mapping is no longer registered: nothing the shim does causes that), every page may
+ * have been written: all are noted and the mapping continues with the mprotect backend. */
+static void uffd_collect(tmap *mp, uintptr_t lo, uintptr_t hi)
 {
-    size_t np = mp->len / S.page, nopen = 0;
-    for (size_t i = 0; i < S.nopen; i++)
-        if (S.open[i].addr >= mp->addr && S.open[i].addr < mp->addr + mp->len) nopen++;
-    if (nopen == np) return; /* every page is writable already: nothing to scan for */
-    if (!pc__uffd_scan(mp->addr, mp->len, uffd_written, mp)) return;
+    if (!pc__uffd_scan(lo, hi - lo, 1, uffd_written, mp)) return;
     warn("powercut: PAGEMAP_SCAN failed (%s); mapping %p continues with mprotect\n", strerror(errno),
          (void *)mp->addr);
     uffd_written(mp, mp->addr, mp->len);
@@ -1196,7 +1277,7 @@ static void to_mprotect(tmap *mp)
         if (S.open[i].addr >= mp->addr && S.open[i].addr < mp->addr + mp->len)
             mprotect((void *)S.open[i].addr, S.page, mp->prot);
     size_t before = __atomic_load_n(&mp->nf, __ATOMIC_SEQ_CST);
-    pc__uffd_scan(mp->addr, mp->len, uffd_written, mp);
+    pc__uffd_scan(mp->addr, mp->len, 0, uffd_written, mp);
     size_t after = __atomic_load_n(&mp->nf, __ATOMIC_SEQ_CST);
     for (size_t j = before; j < after; j++)
         mprotect((void *)(mp->addr + mp->flist[j] * S.page), S.page, mp->prot);
@@ -1221,23 +1302,171 @@ static void to_mprotect(tmap *mp)
 #define COST_SCAN_CALL 700
 #define COST_SCAN_PAGE 1
 #define COST_PAGE_SAVED 9000
+#define COST_OPEN_FAULT 1000
 
+/* uffd also protects open pages (uffd_collect): each store into one costs it a fault
+ * (COST_OPEN_FAULT, counted as the open pages found changed) that mprotect, which leaves them
+ * writable and compares them, does not pay: the pager's rewrites of its few hot pages keep it
+ * on mprotect for that reason too. */
 static void adapt(tmap *mp, size_t written)
 {
     if (!mp->wt || S.mmap_force || mp->no_uffd) return;
     mp->win_c += (uint32_t)written;
     if (++mp->win_h < WINDOW) return;
-    uint64_t scans = (uint64_t)mp->win_h * (COST_SCAN_CALL + mp->len / S.page * COST_SCAN_PAGE);
+    uint64_t scans = (uint64_t)mp->win_h * (COST_SCAN_CALL + mp->len / S.page * COST_SCAN_PAGE) +
+                     (uint64_t)mp->win_o * COST_OPEN_FAULT;
     uint64_t saved = (uint64_t)mp->win_c * COST_PAGE_SAVED;
-    mp->win_h = mp->win_c = 0;
+    mp->win_h = mp->win_c = mp->win_o = 0;
     if (mp->wt == WT_MPROTECT && saved > 2 * scans) to_uffd(mp);
     else if (mp->wt == WT_UFFD && 2 * saved < scans) to_mprotect(mp);
+}
+
+/*
+ * A page written since it was last protected is dirty whole (the kernel writes it back
+ * whole), so the model must mark all of it dirty; but most of its bytes usually hold what
+ * they held (a scattered store changes a few chunks of a page written before). Recording
+ * it whole costs 4 KiB of trace a page, which on tmpfs costs more than everything else the
+ * harvest does. So the trace records such a page as DIRTY of the page (trace.c: written
+ * with the bytes it holds) followed by WRITEs of the 64-byte chunks that differ from the
+ * model's volatile content: the same model after it, hence the same crash states, in a
+ * tenth of the bytes. The volatile content is the model's when the shim keeps one; without
+ * one (record-only runs), a copy of each page recorded before (pshadow), kept up to date
+ * with every change the trace records for its bytes (psh_write, psh_truncate). A page with
+ * no copy yet is recorded whole. The copies cost memory as the pages written do, capped at
+ * PSH_MAX bytes (beyond it new pages are recorded whole, as before).
+ */
+typedef struct {
+    uint8_t **pg; /* by page index in the file; NULL: no copy */
+    size_t n;
+} pshadow;
+static pshadow *psh;  /* by file index */
+static size_t npsh;
+static uint64_t psh_bytes;
+#define PSH_MAX ((uint64_t)256 << 20)
+#define PSH_PAGES_MAX ((size_t)1 << 22) /* pages of a file with copies: bounds the table */
+
+static int psh_on(void) { return S.tw && !S.m; }
+
+static uint8_t *psh_get(size_t fi, uint64_t pg)
+{
+    return fi < npsh && pg < psh[fi].n ? psh[fi].pg[pg] : NULL;
+}
+
+/* A new zeroed copy for page pg of file fi; NULL past the caps or without memory. */
+static uint8_t *psh_new(size_t fi, uint64_t pg)
+{
+    if (pg >= PSH_PAGES_MAX || psh_bytes + S.page > PSH_MAX) return NULL;
+    if (fi >= npsh) {
+        pshadow *p = realloc(psh, (fi + 1) * sizeof *p);
+        if (!p) return NULL;
+        memset(p + npsh, 0, (fi + 1 - npsh) * sizeof *p);
+        psh = p;
+        npsh = fi + 1;
+    }
+    pshadow *sh = &psh[fi];
+    if (pg >= sh->n) {
+        size_t nn = sh->n ? sh->n : 64;
+        while (nn <= pg) nn *= 2;
+        uint8_t **t = realloc(sh->pg, nn * sizeof *t);
+        if (!t) return NULL;
+        memset(t + sh->n, 0, (nn - sh->n) * sizeof *t);
+        sh->pg = t;
+        sh->n = nn;
+    }
+    uint8_t *c = calloc(1, S.page);
+    if (!c) return NULL;
+    psh_bytes += S.page;
+    return sh->pg[pg] = c;
+}
+
+/* The trace recorded data at [off, off+len) of file fi: the copies there follow. */
+static void psh_write(size_t fi, uint64_t off, const uint8_t *data, uint64_t len)
+{
+    if (fi >= npsh || !len) return;
+    for (uint64_t pg = off / S.page; pg <= (off + len - 1) / S.page && pg < psh[fi].n; pg++) {
+        uint8_t *c = psh[fi].pg[pg];
+        if (!c) continue;
+        uint64_t lo = pg * S.page > off ? pg * S.page : off;
+        uint64_t hi = (pg + 1) * S.page < off + len ? (pg + 1) * S.page : off + len;
+        memmove(c + (lo - pg * S.page), data + (lo - off), hi - lo);
+    }
+}
+
+/* The trace recorded a truncation of file fi from old to size bytes: a shrink zeroes the
+ * copies past the new end (the model reads zeros there, and after a regrow too). */
+static void psh_truncate(size_t fi, uint64_t old, uint64_t size)
+{
+    if (fi >= npsh || size >= old) return;
+    for (uint64_t pg = size / S.page; pg <= (old - 1) / S.page && pg < psh[fi].n; pg++) {
+        uint8_t *c = psh[fi].pg[pg];
+        if (!c) continue;
+        uint64_t lo = pg * S.page > size ? 0 : size - pg * S.page;
+        memset(c + lo, 0, S.page - lo);
+    }
+}
+
+static void psh_free(void)
+{
+    for (size_t i = 0; i < npsh; i++) {
+        for (size_t j = 0; j < psh[i].n; j++) free(psh[i].pg[j]);
+        free(psh[i].pg);
+    }
+    free(psh);
+    psh = NULL;
+    npsh = 0;
+    psh_bytes = 0;
+}
+
+/* Records the n bytes at file offset fo of a page written since it was last protected,
+ * from src (a stable copy, or the mapping itself): into the model whole; into the trace as
+ * DIRTY + the changed chunks when the volatile content there is known, else whole. */
+static void record_page(tfile *f, uint64_t fo, const uint8_t *src, uint64_t n)
+{
+    size_t fi = (size_t)(f - S.files);
+    if (S.tw) {
+        const uint8_t *base = NULL, *vol;
+        uint64_t vlen;
+        if (S.m) {
+            if (!pc_model_volatile(S.m, f->id, &vol, &vlen) && fo + n <= vlen) base = vol + fo;
+        } else {
+            base = psh_get(fi, fo / S.page);
+        }
+        /* the page's copy (pshadow) takes each changed run as it is recorded */
+        uint8_t *copy = base && !S.m ? (uint8_t *)base : NULL;
+        if (base) {
+            trace_fail(pc__tw_dirty(S.tw, f->id, fo, n));
+            uint64_t run = UINT64_MAX; /* start of the current run of changed chunks */
+            for (uint64_t o = 0; o < n;) {
+                /* equal stretches go 512 bytes per memcmp */
+                if (run == UINT64_MAX && n - o >= 512 && !memcmp(src + o, base + o, 512)) {
+                    o += 512;
+                    continue;
+                }
+                uint64_t c = n - o < 64 ? n - o : 64;
+                int diff = c == 64 ? !chunk_eq(src + o, base + o) : memcmp(src + o, base + o, c) != 0;
+                if (diff && run == UINT64_MAX) run = o;
+                if (!diff && run != UINT64_MAX) {
+                    trace_fail(pc_tw_write(S.tw, f->id, fo + run, src + run, o - run, 1));
+                    if (copy) memcpy(copy + run, src + run, o - run);
+                    run = UINT64_MAX;
+                }
+                o += c;
+            }
+            if (run != UINT64_MAX) {
+                trace_fail(pc_tw_write(S.tw, f->id, fo + run, src + run, n - run, 1));
+                if (copy) memcpy(copy + run, src + run, n - run);
+            }
+        } else {
+            trace_fail(pc_tw_write(S.tw, f->id, fo, src, n, 1));
+            if (psh_on() && (copy = psh_new(fi, fo / S.page))) memcpy(copy, src, n);
+        }
+    }
+    if (S.m) trace_fail(pc_model_write(S.m, f->id, fo, src, n));
 }
 
 /* Records the pages written since the last harvest (whole), and opens them. */
 static void harvest_map(tmap *mp)
 {
-    if (mp->wt == WT_UFFD) uffd_collect(mp);
     size_t nf = __atomic_load_n(&mp->nf, __ATOMIC_SEQ_CST);
     if (!nf) {
         adapt(mp, 0);
@@ -1255,14 +1484,14 @@ static void harvest_map(tmap *mp)
         else src = (const void *)(mp->addr + pg * S.page);
         if (n) {
             df_store(f, fo, n);
-            if (S.m) trace_fail(pc_model_write(S.m, f->id, fo, src, n));
-            if (S.tw) trace_fail(pc_tw_write(S.tw, f->id, fo, src, n, 1));
+            record_page(f, fo, src, n);
         }
         S.st.harvested++;
         mp->faulted[pg] = 0;
     }
-    /* re-protect the others in runs of contiguous pages: one system call per run */
-    for (size_t j = 0; j < nf;) {
+    /* re-protect the others in runs of contiguous pages: one system call per run (uffd's
+     * scan protected them already) */
+    for (size_t j = 0; j < nf && mp->wt != WT_UFFD;) {
         if (mp->flist[j] == SIZE_MAX) {
             j++;
             continue;
@@ -1276,9 +1505,60 @@ static void harvest_map(tmap *mp)
     adapt(mp, nf);
 }
 
-/* Before every step (and unmap, remap, MAP_FIXED): what the process stored through mappings. */
+/* The process's page faults so far (all its threads), or UINT64_MAX. */
+static uint64_t fault_count(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru)) return UINT64_MAX;
+    return (uint64_t)ru.ru_minflt + (uint64_t)ru.ru_majflt;
+}
+
+/*
+ * The uffd scans of a harvest. A scan walks every page table entry of its range (~1 us per
+ * 4 MiB on the VM of faults/README.md, as much as the rest of a step), but the pages it can
+ * find are those stored to since the last scans, and after those every page of every uffd
+ * mapping was write-protected: each such page has since cost the process at least one page
+ * fault (the kernel counts a fault whoever takes it: the program's stores, its kernel calls
+ * copying into the mapping, in any of its threads; min_flt, or maj_flt for a retried one).
+ * So the faults counted since the last scans began bound what there is to find: none, no
+ * scan; as many as the pages a scan of the synced range of an msync step lists (the common
+ * case of a program storing into what it syncs next), no scan of the rest. Otherwise (other
+ * faults: the program touching fresh memory, more pages stored to) every mapping is scanned
+ * whole. The count is read before the scans begin, so a fault during them is counted again
+ * next time: at worst a needless whole scan. (Stores made into this process's memory by
+ * another process, process_vm_writev or a debugger's, fault in that process: they are found
+ * at the next whole scan only.)
+ */
+static void uffd_collect_all(void)
+{
+    size_t nu = 0;
+    for (size_t i = 0; i < S.nmaps; i++) nu += S.maps[i].wt == WT_UFFD;
+    if (!nu) return;
+    uint64_t now = fault_count();
+    uint64_t since = S.faults_ok && now != UINT64_MAX ? now - S.faults_seen : UINT64_MAX;
+    S.faults_seen = now;
+    S.faults_ok = now != UINT64_MAX;
+    if (since == 0) return;
+    if (since != UINT64_MAX && S.hint_hi > S.hint_lo) {
+        S.scan_found = 0;
+        uintptr_t hlo = S.hint_lo & ~(uintptr_t)(S.page - 1);
+        for (size_t i = 0; i < S.nmaps; i++) {
+            tmap *mp = &S.maps[i];
+            uintptr_t lo = hlo > mp->addr ? hlo : mp->addr;
+            uintptr_t hi = S.hint_hi < mp->addr + mp->len ? S.hint_hi : mp->addr + mp->len;
+            if (mp->wt == WT_UFFD && lo < hi) uffd_collect(mp, lo, hi);
+        }
+        if (S.scan_found == since) return;
+    }
+    for (size_t i = 0; i < S.nmaps; i++)
+        if (S.maps[i].wt == WT_UFFD) uffd_collect(&S.maps[i], S.maps[i].addr, S.maps[i].addr + S.maps[i].len);
+}
+
+/* Before every step (and unmap, remap, MAP_FIXED): what the process stored through mappings.
+ * The uffd scans come first: they tell which of their open pages to compare. */
 static void harvest_all(void)
 {
+    uffd_collect_all();
     if (S.nopen) compare_open();
     for (size_t i = 0; i < S.nmaps; i++) harvest_map(&S.maps[i]);
     trim_open();
@@ -1603,9 +1883,13 @@ static void note_write_src(tfile *f, uint64_t off, const void *data, uint64_t le
     else if (!S.full) df_backed(f, off, len); /* (when full, the call found room first) */
     if (S.m) trace_fail(pc_model_write(S.m, f->id, off, data, len));
     if (S.tw) trace_fail(pc_tw_write(S.tw, f->id, off, data, len, from_mmap));
+    if (psh_on()) psh_write((size_t)(f - S.files), off, data, len);
     if (use_shadow() && !shadow_fit(f, off + len)) memcpy(f->shadow + off, data, len);
     if (off + len > f->size) f->size = off + len;
-    if (!from_mmap) f->fc_stale = 1;
+    if (!from_mmap) {
+        f->fc_stale = 1;
+        touch_open((uint32_t)(f - S.files), off, off + len);
+    }
 }
 
 static void note_write(tfile *f, uint64_t off, const void *data, uint64_t len)
@@ -1618,8 +1902,10 @@ static void note_truncate(tfile *f, uint64_t size)
     if (size < f->size) df_freed(f, blk_hi(size), UINT64_MAX);
     if (S.m) trace_fail(pc_model_truncate(S.m, f->id, size));
     if (S.tw) trace_fail(pc_tw_truncate(S.tw, f->id, size));
+    if (psh_on()) psh_truncate((size_t)(f - S.files), f->size, size);
     if (use_shadow() && !shadow_fit(f, size) && size < f->size)
         memset(f->shadow + size, 0, f->size - size);
+    touch_open((uint32_t)(f - S.files), size < f->size ? size : f->size, UINT64_MAX);
     f->size = size;
     f->fc_stale = 1;
 }
@@ -2389,7 +2675,10 @@ PC_EXPORT int msync(void *addr, size_t len, int flags)
     BEGIN_STEP();
     tmap *m0 = &S.maps[first];
     uint64_t off0 = m0->off + (a > m0->addr ? a - m0->addr : 0);
+    S.hint_lo = a; /* what the step's harvest scans first (uffd_collect_all) */
+    S.hint_hi = e;
     int err, go = step_open(PC_CALL_MSYNC, S.files[m0->file].id, off0, len, &err);
+    S.hint_lo = S.hint_hi = 0;
     for (size_t i = 0; valid && S.mmap_sync && (flags & MS_SYNC) && i < S.nmaps; i++)
         if (a < S.maps[i].addr + S.maps[i].len && e > S.maps[i].addr) capture_range(&S.maps[i], a, e);
     int r = 0, saved = 0;
@@ -3911,6 +4200,9 @@ PC_EXPORT int pc_shim_reset(void)
     while (S.nmaps) drop_map(S.nmaps - 1);
     pc__uffd_close(); /* reopened by the next mapping: the environment may choose otherwise */
     S.uffd_ok = 0;
+    psh_free();
+    copies_free();
+    S.faults_ok = 0;
     for (size_t i = 0; i < S.nfiles; i++) {
         pc__own_release(S.files[i].rfd);
         free(S.files[i].path);

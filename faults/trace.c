@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 /*
- * Format, version 5 (documented in faults/README.md). All integers little-endian.
+ * Format, version 6 (documented in faults/README.md). All integers little-endian.
  *   header: "PCTRACE\0" u32 version u32 sector_size
  *   records: u8 type, then
  *     1 FILE     u32 id, u32 name_len, name, u64 size, content[size]   (content is durable)
@@ -46,6 +46,11 @@
  *                the journal when the file changed since the last commit; version 5)
  *    22 JOP      u64 key, u32 file, u32 flush, u8 created, u8 n, n x (u32 target, u32 len, name)
  *                (a journal operation not committed: only in the exec hand-over; version 5)
+ *    23 DIRTY    u32 id, u64 off, u64 len  (a volatile change: the range written with the
+ *                bytes it holds, zeros past the volatile size, as a WRITE of them would; the shim
+ *                records a page stored to again as DIRTY of the page then WRITEs of the
+ *                chunks that changed, which leaves the model as a WRITE of the whole page
+ *                would, for a tenth of the bytes; version 6)
  * A step's records lie between its STEP and STEPEND; records outside steps are volatile
  * changes between steps (mostly pages written through mappings, found at the next step).
  * A trace may stop anywhere (the process died): the reader treats a truncated last record as
@@ -63,11 +68,15 @@
 
 enum { R_FILE = 1, R_WRITE, R_TRUNC, R_STEP, R_SYNC, R_LOSE, R_MARK, R_STEPEND, R_END, R_FAIL, R_SIGBUS,
        R_CREATED, R_DIRSYNC, R_OUTPUT, R_RENAME, R_UNLINK, R_LINK, R_DIRSYNCP, R_NAMESET, R_JOURNAL,
-       R_JCOMMIT, R_JOP };
+       R_JCOMMIT, R_JOP, R_DIRTY };
 /* Version 2 added SIGBUS, CREATED and DIRSYNC, version 3 OUTPUT, version 4 RENAME, UNLINK,
- * LINK, DIRSYNCP and NAMESET, version 5 JOURNAL, JCOMMIT and JOP; an older trace is a newer
- * one without them. */
-#define PC_TRACE_VERSION 5u
+ * LINK, DIRSYNCP and NAMESET, version 5 JOURNAL, JCOMMIT and JOP, version 6 DIRTY; an older
+ * trace is a newer one without them. */
+#define PC_TRACE_VERSION 6u
+
+/* Internal to libpowercut (model.c, the shim): the DIRTY record's writer and its effect. */
+int pc__tw_dirty(pc_tw *w, uint32_t id, uint64_t off, uint64_t len);
+int pc__model_dirty(pc_model *m, uint32_t id, uint64_t off, uint64_t len);
 #define TW_BUFSZ (1u << 20)
 #define TW_CHUNK ((size_t)4 << 20)
 
@@ -340,6 +349,14 @@ int pc_tw_write(pc_tw *w, uint32_t id, uint64_t off, const void *data, uint64_t 
     return len ? tw_put(w, data, len) : PC_OK;
 }
 
+int pc__tw_dirty(pc_tw *w, uint32_t id, uint64_t off, uint64_t len)
+{
+    if (!w) return PC_EINVAL;
+    rec r = {.n = 0};
+    r8(&r, R_DIRTY); r32(&r, id); r64(&r, off); r64(&r, len);
+    return rput(w, &r);
+}
+
 int pc_tw_truncate(pc_tw *w, uint32_t id, uint64_t size)
 {
     if (!w) return PC_EINVAL;
@@ -593,7 +610,7 @@ static int index_trace(pc_trace *t)
             t->steps[t->nsteps++] = e;
             break;
         }
-        case R_SYNC: case R_LOSE: g32(&r); g64(&r); g64(&r); break;
+        case R_SYNC: case R_LOSE: case R_DIRTY: g32(&r); g64(&r); g64(&r); break;
         case R_FAIL: g8(&r); g64(&r); g64(&r); break;
         case R_CREATED: case R_DIRSYNC: g32(&r); break;
         case R_RENAME: case R_LINK: g8(&r); take(&r, g32(&r)); take(&r, g32(&r)); break;
@@ -894,6 +911,14 @@ static int apply(pc_replay *rp, int *ev, uint64_t *step)
         uint64_t sz = g64(&r);
         if (r.bad) return PC_EFORMAT;
         rc = pc_model_truncate(rp->m, id, sz);
+        break;
+    }
+    case R_DIRTY: {
+        uint32_t id = g32(&r);
+        uint64_t off = g64(&r), l = g64(&r);
+        if (r.bad) return PC_EFORMAT;
+        rc = pc__model_dirty(rp->m, id, off, l);
+        if (rc == PC_EINVAL) rc = PC_EFORMAT; /* a range that wraps */
         break;
     }
     case R_STEP:

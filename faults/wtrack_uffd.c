@@ -19,11 +19,15 @@
  *   signal-and-mprotect cycle costs ~9 us), and the page table entry loses its uffd-wp bit.
  *   Nothing is queued on the descriptor, so nobody has to read it.
  * - PAGEMAP_SCAN on /proc/self/pagemap with category PAGE_IS_WRITTEN lists the pages whose
- *   entry lacks the bit, i.e. stored to since they were last write-protected. The shim scans
- *   without PM_SCAN_WP_MATCHING, because pages it keeps open (compared at every step instead
- *   of faulting, see shim.c) must stay writable; it write-protects pages itself when they
- *   leave the open set. PM_SCAN_CHECK_WPASYNC makes the scan fail instead of silently
- *   reporting nothing when a range is not (or no longer) registered.
+ *   entry lacks the bit, i.e. stored to since they were last write-protected. With
+ *   PM_SCAN_WP_MATCHING the same call write-protects every page it lists, atomically with
+ *   the listing (under the page table lock): a store after it faults again and is listed by
+ *   the next scan, so nothing falls between the two, and no UFFDIO_WRITEPROTECT per page is
+ *   needed (one costs as much as a whole scan of a 1 MiB mapping on the VM of
+ *   faults/README.md). The shim scans so at every harvest, its open pages included (shim.c:
+ *   an open page is then compared only when the scan lists it). PM_SCAN_CHECK_WPASYNC makes
+ *   the scan fail instead of silently reporting nothing when a range is not (or no longer)
+ *   registered.
  * - Registration write-protects the whole range at once (UFFDIO_WRITEPROTECT). For file and
  *   shmem mappings this also leaves a marker in the entries of pages not faulted in yet, so
  *   that a later scan does not report them as written: every page starts clean. The price is
@@ -61,6 +65,7 @@ struct pc_pm_scan_arg {
 };
 #define PC_PAGEMAP_SCAN _IOWR('f', 16, struct pc_pm_scan_arg)
 #define PC_PAGE_IS_WRITTEN (1ULL << 1)
+#define PC_PM_SCAN_WP_MATCHING (1ULL << 0)
 #define PC_PM_SCAN_CHECK_WPASYNC (1ULL << 1)
 
 static int uffd = -1, pagemap = -1;
@@ -162,7 +167,7 @@ int pc__uffd_register(uintptr_t addr, size_t len)
     return 0;
 }
 
-int pc__uffd_scan(uintptr_t addr, size_t len, void (*fn)(void *ctx, uintptr_t a, size_t n), void *ctx)
+int pc__uffd_scan(uintptr_t addr, size_t len, int protect, void (*fn)(void *ctx, uintptr_t a, size_t n), void *ctx)
 {
     if (pagemap < 0) return -1;
     /* A few dozen regions per call: the kernel allocates a bounce buffer of this size on
@@ -170,7 +175,7 @@ int pc__uffd_scan(uintptr_t addr, size_t len, void (*fn)(void *ctx, uintptr_t a,
     struct pc_page_region vec[32];
     struct pc_pm_scan_arg arg = {
         .size = sizeof arg,
-        .flags = PC_PM_SCAN_CHECK_WPASYNC,
+        .flags = PC_PM_SCAN_CHECK_WPASYNC | (protect ? PC_PM_SCAN_WP_MATCHING : 0),
         .start = addr,
         .end = addr + len,
         .vec = (uintptr_t)vec,

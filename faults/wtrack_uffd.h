@@ -23,8 +23,10 @@ int pc__uffd_unregister(uintptr_t addr, size_t len);
 /* Write-protects [addr, addr+len) again (a page leaves the shim's open set). */
 int pc__uffd_protect(uintptr_t addr, size_t len);
 /* Calls fn for each run of pages of [addr, addr+len) stored to since they were last
- * write-protected, in address order, without protecting them. 0, or -1 if the scan failed
- * (the caller must then assume any page may have been written). */
-int pc__uffd_scan(uintptr_t addr, size_t len, void (*fn)(void *ctx, uintptr_t a, size_t n), void *ctx);
+ * write-protected, in address order; with protect, the same call write-protects each page it
+ * reports (a later store is reported by the next scan). 0, or -1 if the scan failed (the
+ * caller must then assume any page may have been written, protected or not). */
+int pc__uffd_scan(uintptr_t addr, size_t len, int protect, void (*fn)(void *ctx, uintptr_t a, size_t n),
+                  void *ctx);
 
 #endif

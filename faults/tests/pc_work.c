@@ -43,6 +43,9 @@
  *   z:MS             sleep MS milliseconds                y / Y       a child writes byte 0 (exec) / 1 (fork)
  *   L:N:STRIDE       N times: store a byte into page (i*STRIDE mod pages) of the map, msync it
  *   Q:N              N times: msync the first page of the map (no store)
+ *   *:N:EVERY        N times: store a byte into the first page of the map (a hot page) and,
+ *                    every EVERY-th time, one into the next of the other pages in turn; msync
+ *                    the first page
  *   G:OFF:LEN:BYTE   read(2) LEN bytes of BYTE from a pipe into the map (a store by the kernel)
  *   F:OFF:LEN:BYTE   a forked child stores into the map, the parent waits
  *   o                reopen O_RDONLY                      X:OFF:LEN:FLAGS  msync(FLAGS) of map range
@@ -360,6 +363,15 @@ int main(int argc, char **argv)
                 unsigned long long pg = k * stride % pages;
                 map[pg * 4096 + k % 4096] = (unsigned char)(k + 1);
                 r = msync(map + pg * 4096, 4096, MS_SYNC);
+            }
+            break;
+        }
+        case '*': {
+            unsigned long long n = num(&p), every = num(&p), pages = maplen / 4096, cold = 0;
+            for (unsigned long long k = 0; k < n && pages > 1 && every && r == 0; k++) {
+                map[k % 4096] = (unsigned char)(k + 1);
+                if (k % every == 0) map[(1 + cold++ % (pages - 1)) * 4096] = (unsigned char)(k + 1);
+                r = msync(map, 4096, MS_SYNC);
             }
             break;
         }

@@ -590,6 +590,95 @@ static void b_step(both *b, uint64_t k, int call, int sync, uint64_t off, uint64
 }
 
 
+int pc__tw_dirty(pc_tw *w, uint32_t id, uint64_t off, uint64_t len);
+
+/* DIRTY (how the shim records a page stored to again: the page, then the chunks that changed)
+ * leaves the replayed model as a WRITE of the whole page leaves the live one: every sector
+ * of the page dirty. That matters where the page holds bytes that are not durable and not
+ * dirty either, after a failed fsync dropped them (fsync-gate): a store into one sector
+ * dirties the page whole again, so the next msync makes all 8 sectors durable (its tears
+ * count and take all 8: suffix:2 leaves the stored first sector out), not the one stored
+ * to. Past the volatile size a DIRTY writes zeros, as a WRITE of what the range reads would. */
+static void test_trace_dirty(void **st)
+{
+    (void)st;
+    both b;
+    assert_int_equal(pc_model_new(SEC, &b.m), PC_OK);
+    assert_int_equal(pc_tw_new(-1, SEC, &b.w), PC_OK);
+    uint8_t page[8 * SEC];
+    memset(page, 'i', sizeof page);
+    assert_int_equal(pc_model_add_file(b.m, "/x/f", page, sizeof page, NULL), PC_OK);
+    assert_int_equal(pc_tw_file(b.w, 0, "/x/f", page, sizeof page), PC_OK);
+    snap sn[2];
+    memset(page, 'a', sizeof page);
+    b_write(&b, 0, sizeof page, 'a', 0);
+    b_step(&b, 1, PC_CALL_PWRITE, 0, 0, sizeof page, &sn[0]);
+    pc_tw_step_end(b.w);
+    assert_int_equal(pc_model_lose(b.m, 0, 0, UINT64_MAX), PC_OK); /* an fsync failed with EIO */
+    assert_int_equal(pc_tw_lose(b.w, 0, 0, UINT64_MAX), PC_OK);
+    memset(page + 100, 'x', 10); /* a store into the first sector of the page */
+    assert_int_equal(pc_model_write(b.m, 0, 0, page, sizeof page), PC_OK);
+    assert_int_equal(pc__tw_dirty(b.w, 0, 0, sizeof page), PC_OK);
+    assert_int_equal(pc_tw_write(b.w, 0, 64, page + 64, 64, 1), PC_OK);
+    b_step(&b, 2, PC_CALL_MSYNC, 1, 0, sizeof page, &sn[1]);
+    pc_tw_step_end(b.w);
+    const uint8_t *buf;
+    size_t blen;
+    assert_int_equal(pc_tw_buffer(b.w, &buf, &blen), PC_OK);
+    pc_trace *t;
+    assert_int_equal(pc_trace_from_memory(buf, blen, &t), PC_OK);
+    pc_replay *r;
+    assert_int_equal(pc_replay_new(t, &r), PC_OK);
+    for (uint64_t s = 1; s <= 2; s++) {
+        uint64_t got, n;
+        assert_int_equal(pc_replay_next(r, &got), PC_OK);
+        assert_int_equal(got, s);
+        pc_model *rm;
+        assert_int_equal(pc_replay_model(r, &rm), PC_OK);
+        assert_int_equal(pc_model_step_sectors(rm, &n), PC_OK);
+        assert_int_equal(n, s == 1 ? 0 : 8);
+        for (size_t i = 0; i < NSPECS; i++) {
+            pc_crash c;
+            pc_crash_parse(specs[i], &c);
+            uint8_t *img;
+            uint64_t len;
+            assert_int_equal(pc_model_image(rm, 0, &c, &img, &len), PC_OK);
+            assert_int_equal(len, sn[s - 1].len[i]);
+            if (memcmp(img, sn[s - 1].img[i], len))
+                fail_msg("step %llu, %s: the replayed image differs", (unsigned long long)s, specs[i]);
+            free(img);
+        }
+    }
+    pc_replay_free(r);
+    pc_trace_free(t);
+    for (uint64_t s = 0; s < 2; s++)
+        for (size_t i = 0; i < NSPECS; i++) free(sn[s].img[i]);
+    /* across the volatile size (8 sectors): zeros written past it, a sector longer */
+    assert_int_equal(pc__tw_dirty(b.w, 0, 7 * SEC, 2 * SEC), PC_OK);
+    assert_int_equal(pc_tw_step(b.w, 3, PC_CALL_FSYNC, 0, 0, 0, UINT64_MAX), PC_OK);
+    assert_int_equal(pc_tw_sync(b.w, 0, 0, UINT64_MAX), PC_OK);
+    assert_int_equal(pc_tw_buffer(b.w, &buf, &blen), PC_OK);
+    assert_int_equal(pc_trace_from_memory(buf, blen, &t), PC_OK);
+    assert_int_equal(pc_replay_new(t, &r), PC_OK);
+    uint64_t got;
+    for (int i = 0; i < 3; i++) assert_int_equal(pc_replay_next(r, &got), PC_OK);
+    assert_int_equal(got, 3);
+    pc_model *rm;
+    assert_int_equal(pc_replay_model(r, &rm), PC_OK);
+    pc_crash all;
+    assert_int_equal(pc_crash_parse("all", &all), PC_OK);
+    uint8_t *img;
+    uint64_t ilen;
+    assert_int_equal(pc_model_image(rm, 0, &all, &img, &ilen), PC_OK);
+    assert_int_equal(ilen, 9 * SEC);
+    assert_true(img[8 * SEC] == 0 && img[9 * SEC - 1] == 0 && img[7 * SEC] == 'a');
+    free(img);
+    pc_replay_free(r);
+    pc_trace_free(t);
+    pc_tw_free(b.w);
+    pc_model_free(b.m);
+}
+
 static void test_trace_replay_matches_live(void **st)
 {
     (void)st;
@@ -683,7 +772,7 @@ static void test_trace_replay_matches_live(void **st)
     pc_trace *t2;
     assert_int_equal(pc_trace_from_memory(buf, blen - 3, &t2), PC_OK);
     pc_trace_free(t2);
-    assert_int_equal(pc_trace_from_memory("PCTRACE\0\6\0\0\0\0\2\0\0", 16, &t2), PC_EFORMAT); /* version 6: unknown */
+    assert_int_equal(pc_trace_from_memory("PCTRACE\0\7\0\0\0\0\2\0\0", 16, &t2), PC_EFORMAT); /* version 7: unknown */
     pc_trace_free(t);
     for (uint64_t s = 0; s < k; s++)
         for (size_t i = 0; i < NSPECS; i++) free(sn[s].img[i]);
@@ -828,7 +917,7 @@ static void test_created_names(void **st)
      * records of their own, its DIRSYNC per created file) read and answer the same */
     uint8_t *v3 = malloc(len);
     memcpy(v3, buf, len);
-    assert_int_equal(v3[8], 5);
+    assert_int_equal(v3[8], 6);
     v3[8] = 3;
     assert_int_equal(pc_trace_from_memory(v3, len, &t), PC_OK);
     free(v3);
@@ -1251,6 +1340,7 @@ int main(void)
         cmocka_unit_test(test_many_sectors),
         cmocka_unit_test(test_image_sectors_equal_image),
         cmocka_unit_test(test_trace_replay_matches_live),
+        cmocka_unit_test(test_trace_dirty),
         cmocka_unit_test(test_disk_blocks),
         cmocka_unit_test(test_created_names),
         cmocka_unit_test(test_namespace_ops),

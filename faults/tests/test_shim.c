@@ -548,7 +548,15 @@ static void test_writeback_all_is_volatile(void **st)
  * following mappings (mode: "" = write tracking, "|POWERCUT_MMAP=sync" = compare at syncs). */
 /* Every step of ops, cut live under mode ("" or "|VAR=VALUE"), twice, gives the image the
  * recorded trace derives, for 5 crash choices; the trace has `steps` steps. */
+static void live_vs_trace_from(const char *ops, const char *mode, uint64_t steps, uint64_t from);
+
 static void live_vs_trace(const char *ops, const char *mode, uint64_t steps)
+{
+    live_vs_trace_from(ops, mode, steps, 1);
+}
+
+/* The same, for the steps from `from` on only (a long preamble of no interest). */
+static void live_vs_trace_from(const char *ops, const char *mode, uint64_t steps, uint64_t from)
 {
     clean();
     char envs[256];
@@ -565,7 +573,7 @@ static void live_vs_trace(const char *ops, const char *mode, uint64_t steps)
     assert_int_equal(pc_trace_complete(t, &complete), PC_OK);
     assert_true(complete);
     const char *specs[] = {"none", "all:all", "random:3:random:4:5", "garbage:2:none:9", "suffix:3"};
-    for (uint64_t k = 1; k <= n; k++)
+    for (uint64_t k = from; k <= n; k++)
         for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
             char cut[64];
             snprintf(cut, sizeof cut, "%llu:%s", (unsigned long long)k, specs[i]);
@@ -696,10 +704,39 @@ static const char *const backend_cases[] = {
     "t:8192 f m:8192 s:0:10:69 U:0:4096 s:4096:10:70 M:4096:4096 f",           /* partial munmap */
     /* a written page cut off by a shrink and stored to again after a grow */
     "w:0:3000:65 f w:1000:3000:66 t:5000 m:5000 s:4500:10:67 M:0:4096 t:2000 t:9000 s:4096:1:1 w:0:1:68 f",
+    /* on uffd an open page is compared only when a scan lists it, or when it may have
+     * changed without a store through its own mapping: a pwrite into it, a shrink and regrow
+     * under it, a second mapping of the same bytes storing into it, a forked child storing
+     * into it (mprotect compares it at every step: the same trace) */
+    "t:8192 f m:8192 s:0:10:65 M:0:4096 w:0:20:66 M:0:4096 s:100:1:67 M:0:4096 f",
+    "t:8192 f m:8192 s:4000:10:65 M:0:4096 t:3000 t:8192 M:0:4096 s:100:1:67 M:0:4096 f",
+    "t:8192 f m:8192 s:0:10:65 M:0:4096 m:8192 s:0:10:66 M:0:4096 s:8:1:67 M:0:4096 f",
+    "t:8192 f m:8192 s:0:1:65 M:0:4096 F:0:10:3 M:0:4096 s:100:1:67 M:0:4096 f",
     /* more written pages than stay open (16), a forked child storing into the mapping; under
      * track, 200 scattered stores switch the mapping to uffd and 300 quiet steps back */
     "t:1048576 f m:1048576 s:0:1:5 L:200:7 Q:300 s:8192:1:9 M:0:16384 F:4096:10:3 s:4096:1:4 f",
 };
+
+/* track weighs what uffd would cost an open page: a fault at each store into it (uffd protects
+ * open pages too), where mprotect compares it. A hot page stored to at every step, with a
+ * store into another page every 4th step, over a 256 KiB mapping: the cold pages alone would
+ * pay for uffd's scans, the hot page's faults do not, so the mapping stays on mprotect. With
+ * no hot page, the same cold stores move it to uffd. */
+static void test_track_hot_page(void **st)
+{
+    (void)st;
+    if (!uffd_available()) skip();
+    const char *cases[] = {"t:262144 f m:262144 *:200:4 f", "t:262144 f m:262144 L:50:1 Q:150 f"};
+    for (int i = 0; i < 2; i++) {
+        uint64_t len;
+        char *err;
+        uint8_t *t = trace_with("track", cases[i], &len, &err);
+        if ((strstr(err, ": uffd") != NULL) != (i == 1))
+            fail_msg("'%s' under track: %s", cases[i], i ? "never moved to uffd" : "moved to uffd");
+        free(t);
+        free(err);
+    }
+}
 
 static void test_backends_same_trace(void **st)
 {
@@ -746,6 +783,53 @@ static void test_backends_live(void **st)
     trace_vs_live("|POWERCUT_MMAP=mprotect");
 }
 
+/* A page stored to again after it left the open set is recorded as DIRTY of the page plus
+ * the chunks that changed (trace.c), against a copy of its recorded content that a
+ * record-only run keeps (the live cut runs diff against their model): the trace's images
+ * equal the live ones at every step. Page 3 stored to, then 20 pages stored to and synced
+ * one by one close it and the first three; then a pwrite over its stores and a shrink and
+ * regrow that zero some (its copy must follow both, else the stores of the old bytes again
+ * that follow would equal the stale copy and go unrecorded), a store into closed page 0 and
+ * two into page 1 left unsynced while page 2 is synced (early writeback must have them). And with an
+ * msync (step 23) failing with EIO (its dirty page dropped), a store of the byte the page
+ * already holds there dirties it whole again, as the kernel does: the next msync (24) lands
+ * the dropped bytes, live and from the trace alike (without DIRTY the trace would mark
+ * nothing dirty and lose them). */
+static void test_rewritten_pages(void **st)
+{
+    (void)st;
+    live_vs_trace_from("t:81920 f m:81920 s:12388:50:65 s:15000:10:66 L:20:1 w:12388:50:73 t:14000 t:81920 "
+                       "s:12388:50:65 s:15000:10:66 s:0:10:70 s:4096:1:71 s:4200:1:72 M:8192:4096 s:0:1:75 "
+                       "M:0:16384 f", "", 28, 22);
+    const char *ops = "t:81920 f m:81920 L:20:1 s:0:100:70 M:0:4096 s:0:1:70 M:0:4096 f";
+    clean();
+    char envs[256];
+    snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace|POWERCUT_ERROR=23:EIO", dir);
+    assert_int_equal(run(envs, ops), 0);
+    char tp[256];
+    snprintf(tp, sizeof tp, "%s/trace", dir);
+    pc_trace *t;
+    assert_int_equal(pc_trace_open(tp, &t), PC_OK);
+    const char *specs[] = {"none", "all", "suffix:1"};
+    for (size_t i = 0; i < 3; i++) {
+        char cut[32];
+        snprintf(cut, sizeof cut, "24:%s", specs[i]);
+        uint64_t len, dlen;
+        uint8_t *img = cut_image(cut, "POWERCUT_ERROR=23:EIO", ops, &len);
+        pc_crash c;
+        assert_int_equal(pc_crash_parse(specs[i], &c), PC_OK);
+        uint8_t *derived;
+        assert_int_equal(pc_trace_image(t, 0, 24, &c, &derived, &dlen), PC_OK);
+        assert_int_equal(dlen, len);
+        if (memcmp(derived, img, len)) fail_msg("step 24 %s: trace image differs from live image", specs[i]);
+        /* the dropped bytes: not durable before the msync, landed by it */
+        assert_true(range_is(derived, 0, 100, 70) == (i > 0));
+        free(img);
+        free(derived);
+    }
+    pc_trace_free(t);
+}
+
 /* The uffd backend sees stores by the kernel (read(2) into a mapping); with mprotect they
  * fail with EFAULT (a documented limit). */
 static void test_uffd_kernel_stores(void **st)
@@ -761,6 +845,16 @@ static void test_uffd_kernel_stores(void **st)
     free(img);
     img = cut_image("3:none", "POWERCUT_MMAP=uffd", ops, &len); /* not yet */
     assert_true(range_is(img, 100, 10, 0));
+    free(img);
+    /* into a page the msync (step 4) does not cover: the harvest's scan of the synced range
+     * finds nothing, but the kernel's fault counts, so the whole mapping is scanned and the
+     * store is in the step's writeback */
+    const char *other = "t:8192 f m:8192 s:0:1:1 M:0:4096 G:4196:10:65 M:0:4096 f";
+    img = cut_image("4:none:all", "POWERCUT_MMAP=uffd", other, &len);
+    assert_true(range_is(img, 4196, 10, 65));
+    free(img);
+    img = cut_image("4:none:none", "POWERCUT_MMAP=uffd", other, &len);
+    assert_true(range_is(img, 4196, 10, 0));
     free(img);
     clean();
     assert_int_equal(run("POWERCUT_MMAP=mprotect", ops), 0);
@@ -2345,6 +2439,8 @@ int main(void)
         cmocka_unit_test(test_lazy_mode),
         cmocka_unit_test(test_backends_same_trace),
         cmocka_unit_test(test_backends_live),
+        cmocka_unit_test(test_track_hot_page),
+        cmocka_unit_test(test_rewritten_pages),
         cmocka_unit_test(test_uffd_kernel_stores),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_error_outcomes),
