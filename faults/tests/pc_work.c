@@ -43,7 +43,7 @@
  *   z:MS             sleep MS milliseconds                y / Y       a child writes byte 0 (exec) / 1 (fork)
  *   L:N:STRIDE       N times: store a byte into page (i*STRIDE mod pages) of the map, msync it
  *   Q:N              N times: msync the first page of the map (no store)
- *   *:N:EVERY        N times: store a byte into the first page of the map (a hot page) and,
+ *   ?:N:EVERY        N times: store a byte into the first page of the map (a hot page) and,
  *                    every EVERY-th time, one into the next of the other pages in turn; msync
  *                    the first page
  *   G:OFF:LEN:BYTE   read(2) LEN bytes of BYTE from a pipe into the map (a store by the kernel)
@@ -366,7 +366,7 @@ int main(int argc, char **argv)
             }
             break;
         }
-        case '*': {
+        case '?': {
             unsigned long long n = num(&p), every = num(&p), pages = maplen / 4096, cold = 0;
             for (unsigned long long k = 0; k < n && pages > 1 && every && r == 0; k++) {
                 map[k % 4096] = (unsigned char)(k + 1);
