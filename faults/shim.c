@@ -166,6 +166,8 @@ static _Noreturn void shim_exit_now(int status)
     for (;;) syscall(SYS_exit, status);
 }
 #define _exit(status) shim_exit_now(status)
+/* The exit status of a run the shim stops because the model could not follow the program. */
+#define PC_EXIT_LOST 97
 
 /* ---- real functions ---- */
 static ssize_t (*real_write)(int, const void *, size_t);
@@ -726,6 +728,54 @@ static void df_backed(tfile *f, uint64_t off, uint64_t len);
 static int shadow_fit(tfile *f, uint64_t size);
 static int use_shadow(void);
 
+/* POWERCUT_RUN (crashcheck run sets it): the processes of one run share a folder beside the
+ * trace, so a process that the owner did not start (a sibling: a shell's second command after
+ * its first claimed, each forked by the shell) can tell that another one owns the run. Without
+ * it, a second claimer recreated the trace and the first one's story was lost, unsaid; a
+ * `sync` run as a command made data durable that the model kept volatile. Each is now said
+ * on stderr and in TRACE.refused, which crashcheck run reports, and the process stops (exit
+ * status 97: what it was about to do cannot be modelled). */
+static const char *run_side(const char *suffix, char *buf, size_t n)
+{
+    const char *run = getenv("POWERCUT_RUN");
+    if (!run || !*run || !S.trace_path) return NULL;
+    snprintf(buf, n, "%s.%s", S.trace_path, suffix);
+    return buf;
+}
+
+__attribute__((noreturn)) static void refuse_in_run(const char *what)
+{
+    char path[PATH_MAX + 16], owner[32] = "another process";
+    if (run_side("owner", path, sizeof path)) {
+        int fd = real_open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? read(fd, owner, sizeof owner - 1) : -1;
+        if (n > 0) owner[n] = 0;
+        if (fd >= 0) real_close(fd);
+    }
+    char msg[1024];
+    snprintf(msg, sizeof msg,
+             "powercut: process %ld %s while process %s owns the run: one process is modelled, and "
+             "this one's effect would be missing from the model, so it stops (exit status 97; "
+             "faults/README.md, one process)\n",
+             (long)getpid(), what, owner);
+    warn("%s", msg);
+    if (run_side("refused", path, sizeof path)) {
+        int fd = real_open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            if (write(fd, msg, strlen(msg)) < 0) { /* said on stderr already */ }
+            real_close(fd);
+        }
+    }
+    _exit(PC_EXIT_LOST);
+}
+
+/* Under POWERCUT_RUN, whether another process of the run owns it (this one has not claimed). */
+static int run_owned_elsewhere(void)
+{
+    char path[PATH_MAX + 16];
+    return !S.claimed && run_side("owner", path, sizeof path) && access(path, F_OK) == 0;
+}
+
 /* One process owns the model: the first that opens a tracked file (POWERCUT_OWNER records its
  * pid for the processes it starts). Processes it spawns afterwards (system("sync"), a shell's
  * children once it has claimed) pass everything through instead of truncating its trace or
@@ -740,6 +790,14 @@ static int claim(void)
     if (owner && *owner && strcmp(owner, me)) {
         S.active = 0;
         return 0;
+    }
+    char side[PATH_MAX + 16];
+    if (run_side("owner", side, sizeof side)) {
+        int fd = real_open(side, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0 && errno == EEXIST) refuse_in_run("opened a tracked file");
+        if (fd < 0) die("POWERCUT_RUN (cannot create the owner's mark beside the trace)", side);
+        if (write(fd, me, strlen(me)) < 0) die("POWERCUT_RUN (cannot write the owner's mark)", side);
+        real_close(fd);
     }
     setenv("POWERCUT_OWNER", me, 1);
     S.claimed = 1;
@@ -2604,6 +2662,7 @@ static int do_sync(int call, int fd)
 PC_EXPORT void sync(void)
 {
     ENSURE();
+    if (!busy && run_owned_elsewhere()) refuse_in_run("called sync()");
     if (!S.active || S.dead || busy || !S.nfiles || !claim()) {
         real_sync();
         return;
@@ -2614,6 +2673,7 @@ PC_EXPORT void sync(void)
 PC_EXPORT int syncfs(int fd)
 {
     ENSURE();
+    if (!busy && run_owned_elsewhere()) refuse_in_run("called syncfs()");
     if (!S.active || S.dead || busy || !S.nfiles || !claim()) return real_syncfs(fd);
     return do_sync(PC_CALL_SYNCFS, fd);
 }
@@ -2747,7 +2807,6 @@ PC_EXPORT int msync(void *addr, size_t len, int flags)
  *   "exit", on no file in particular: its crash states are those where nothing volatile
  *   survives. Off by default: it would renumber nothing, but add a step to every trace.
  */
-#define PC_EXIT_LOST 97
 
 #ifndef RWF_HIPRI
 #define RWF_HIPRI 0x01

@@ -759,10 +759,22 @@ int cc_run_program(const cc_prog_opts *o, cc_prog_result *r) {
   char e_ns[64];
   snprintf(e_ns, sizeof e_ns, "POWERCUT_NAMESPACE=%s", o->profile ? o->profile : "none");
   char e_output[] = "POWERCUT_OUTPUT=1"; /* what it had written when, for CRASHCHECK_STDOUT */
-  char *set[] = {e_pre, e_file, e_trace, e_sector, origin_env, e_ns, e_output, NULL};
+  /* the processes of the run know each other (a shell's commands): the shim refuses a second
+   * owner and a sync of another process, and says so in TRACE.refused */
+  char e_run[] = "POWERCUT_RUN=1";
+  char *set[] = {e_pre, e_file, e_trace, e_sector, origin_env, e_ns, e_output, e_run, NULL};
   static const char *const drop[] = {"POWERCUT_CUT", "POWERCUT_IMAGE", "POWERCUT_ERROR", "POWERCUT_OWNER",
                                      "POWERCUT_HANDOVER", NULL};
   r->program_status = run_in(live, o->argv, set, drop, w.pout, w.perr);
+  char refused[PATH_MAX + 16];
+  snprintf(refused, sizeof refused, "%s.refused", trace);
+  if (access(refused, F_OK) == 0) {
+    /* whatever the program's own exit status: a process of it did what one model cannot follow */
+    char out[600];
+    head_of(refused, out, sizeof out);
+    snprintf(r->error, sizeof r->error, "the program ran more than one process on the tracked files: %s", out);
+    return CC_EINVAL;
+  }
   if (r->program_status != 0) {
     char out[600];
     head_of(w.perr, out, sizeof out);

@@ -55,11 +55,10 @@ for f in steps states distinct_states violations reclaimed error_steps error_run
 done
 [ "$(list cells "$emerged")" = "$(list cells "$ewhole")" ] || fail "--errors coverage cells differ"
 
-# run --shard: a program whose check fails every state after the write, so violations add up.
-cat >"$tmp/w.sh" <<'SH'
-printf 'hello' >f.dat && sync f.dat
-SH
-run() { "$cc" run --json --quiet --out "$tmp/rout$1" --files 'f.dat' --check 'test ! -s f.dat' "${@:2}" -- sh "$tmp/w.sh"; }
+# run --shard: a program whose check fails every state after its first write, so violations add
+# up (one process: a shell's `printf >f; sync f` is two, which crashcheck run refuses).
+app=${BUILD:-build}/examples/applog
+run() { "$cc" run --json --quiet --out "$tmp/rout$1" --files log --check 'test ! -s log' "${@:2}" -- "$PWD/$app" log 2; }
 rwhole=$(run w) && fail "the run's check should fail some states" || true
 for i in 0 1 2 3; do run "$i" --shard "$i/4" >"$tmp/run$i.json" || true; done
 st=0

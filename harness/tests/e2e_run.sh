@@ -9,7 +9,7 @@
 # results as one process, its workers each in their own folder; the shards of --shard
 # together are the whole; bad usage, a failing setup and a failing program exit 2 with a
 # reason; a shell (dash ends with _exit) is recorded whole, and a child process's writes are
-# refused loudly.
+# refused loudly, and so are a second process owning the files and another process's sync.
 set -euo pipefail
 build=${BUILD:-build}
 cc=$build/bin/crashcheck
@@ -112,5 +112,14 @@ json=$(run 0 --files f --check 'test ! -s f || grep -qx hello f' -- sh -c 'echo 
 # naming the file, instead of checking a trace that lacks the writes (0 steps, "clean").
 run 2 --files f --check true -- sh -c '/bin/echo hello > f; /bin/true' >/dev/null
 grep -q "changed behind the shim's back" "$tmp/err" || fail "a child's write went unsaid: $(cat "$tmp/err")"
+
+# Two processes in turn, each owning the files (a shell's two commands): the second used to
+# recreate the trace, and the first one's writes were gone, unsaid. A sync run as a command
+# (another process) made durable what the model kept volatile. Both are refused, named.
+run 2 --files 'f*' --setup 'echo x > src' --check true -- sh -c 'cp src f1; cp src f2; :' >/dev/null
+grep -q "ran more than one process on the tracked files: .*opened a tracked file while process" "$tmp/err" ||
+  fail "a second owner went unsaid: $(cat "$tmp/err")"
+run 2 --files f --check true -- sh -c 'echo hello > f; sync; :' >/dev/null
+grep -q "called sync() while process" "$tmp/err" || fail "another process's sync went unsaid: $(cat "$tmp/err")"
 
 echo "e2e_run: ok"
