@@ -121,5 +121,8 @@ grep -q "ran more than one process on the tracked files: .*opened a tracked file
   fail "a second owner went unsaid: $(cat "$tmp/err")"
 run 2 --files f --check true -- sh -c 'echo hello > f; sync; :' >/dev/null
 grep -q "called sync() while process" "$tmp/err" || fail "another process's sync went unsaid: $(cat "$tmp/err")"
+# A process that only reads the files is neither modelled nor refused, before or after the owner.
+json=$(run 0 --files 'f*' --setup 'echo x > f0' --check true -- sh -c 'cat f0 >/dev/null; cp f0 f1; cat f1 >/dev/null; :')
+[ "$(field steps "$json")" -ge 1 ] || fail "readers around the owner: $json"
 
 echo "e2e_run: ok"
