@@ -22,6 +22,7 @@ typedef struct mp_block {
 struct mp_pager {
   int fd;
   bool rdonly;
+  bool sparse;     /* MP_SPARSE: growth by ftruncate, pages the pager writes reserved first */
   bool preview;    /* MP_PREVIEW: a MAP_PRIVATE mapping that recovery writes; msync does nothing */
   bool preview_wrote; /* ... and its recovery wrote to it: */
   bool pv_all;        /* every page counts as written (pagemap could not tell), */
@@ -76,6 +77,7 @@ struct mp_pager {
 int mp__sys_msync(mp_pager *p, uint64_t first_page, uint64_t pages);
 int mp__sys_extend(mp_pager *p, uint64_t new_size);
 int mp__sys_remap(mp_pager *p, uint64_t new_pages);
+int mp__sys_back(mp_pager *p, const uint64_t *ids, size_t n);
 int mp__errno_to_code(int err);
 void *mp__malloc(size_t n);
 void *mp__calloc(size_t n, size_t size);

@@ -63,6 +63,15 @@ enum {
  * For fsck-like tools and crash checkers: "what would recovery make of this?".
  * Mutating calls return MP_ERDONLY; the lock is a reader's. */
 #define MP_PREVIEW 0x4u
+/* A writer's flag: the file grows with ftruncate and reserves nothing, where it otherwise
+ * reserves each growth with fallocate. Growth then writes no zeros and the file system
+ * allocates blocks as pages are first written; the price is that a store into a page the
+ * file system cannot back then (a full disk) faults with SIGBUS in the caller, where
+ * without the flag MP_ENOSPC comes at allocation. The pages the pager itself writes into
+ * (a protected page's two copies, a new directory block's pages) are reserved one by one
+ * before their first write, so the library's own stores never fault: a full disk there is
+ * MP_ENOSPC, as before. Per handle: nothing of it is kept in the file. */
+#define MP_SPARSE 0x8u
 
 #define MP_DEFAULT_PAGE_SIZE 4096u
 #define MP_MIN_PAGE_SIZE 1024u

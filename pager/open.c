@@ -589,13 +589,14 @@ int mp_open(const char *path, unsigned flags, mp_pager **out) { return mp_open_e
 int mp_open_explain(const char *path, unsigned flags, mp_pager **out, char *user_why, size_t user_whylen) {
   char why[256] = "";
   int rc = open_file(path, flags, out, why, sizeof why);
+  if (rc == MP_OK) (*out)->sparse = (flags & MP_SPARSE) != 0;
   if (rc != MP_OK && user_why && user_whylen) snprintf(user_why, user_whylen, "%s", why[0] ? why : mp_strerror(rc));
   return rc;
 }
 
 static int open_file(const char *path, unsigned flags, mp_pager **out, char *why, size_t whylen) {
-  if (!path || !out || (flags & ~(MP_RDONLY | MP_CREATE | MP_PREVIEW)) ||
-      (flags & (MP_RDONLY | MP_PREVIEW) && flags & MP_CREATE))
+  if (!path || !out || (flags & ~(MP_RDONLY | MP_CREATE | MP_PREVIEW | MP_SPARSE)) ||
+      (flags & (MP_RDONLY | MP_PREVIEW) && flags & (MP_CREATE | MP_SPARSE)))
     return MP_EINVAL;
   *out = NULL;
   bool preview = flags & MP_PREVIEW, rdonly = (flags & MP_RDONLY) || preview;

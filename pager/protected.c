@@ -87,6 +87,10 @@ static int alloc_in_new_block(mp_pager *p, uint64_t *id) {
     return rc;
   }
   uint64_t da = ids[0], db = ids[1], pa = ids[2], pb = ids[3];
+  if ((rc = mp__sys_back(p, ids, 4)) != MP_OK) {
+    free(staged);
+    return rc;
+  }
   memset(mp__pg(p, pa), 0, p->ps);
   mp__dir_init(mp__pg(p, da), p->ps);
   mp__dir_init(mp__pg(p, db), p->ps);
@@ -144,7 +148,7 @@ int mp_protected_alloc(mp_pager *p, uint64_t *id) {
   /* The entry is staged in the inactive copy before the pages are allocated, so
    * that a cut after the allocation leaves a record of whom they were for. */
   uint64_t ids[2], total;
-  if ((rc = mp__find_free(p, 2, ids, &total)) != MP_OK) return rc;
+  if ((rc = mp__find_free(p, 2, ids, &total)) != MP_OK || (rc = mp__sys_back(p, ids, 2)) != MP_OK) return rc;
   memset(mp__pg(p, ids[0]), 0, p->ps);
   uint8_t raw[MP_ENTRY_SIZE];
   new_entry(p, ids[0], ids[1], raw);

@@ -877,6 +877,67 @@ static void test_grow_enospc(void **st) {
   findings_done();
 }
 
+/* MP_SPARSE: the file grows with ftruncate and reserves nothing, so most of a grown file is
+ * holes; a full disk at that growth is MP_ENOSPC. The pages the pager itself writes into (a
+ * protected page's copies, a new directory block's pages) are reserved first: a full disk
+ * there is MP_ENOSPC and changes nothing, never a SIGBUS in the library. A read-only or
+ * preview open cannot ask for it. */
+static uint64_t allocated_bytes(const char *path) {
+  struct stat sb;
+  return stat(path, &sb) == 0 ? (uint64_t)sb.st_blocks * 512 : 0;
+}
+
+static void test_sparse(void **st) {
+  (void)st;
+  char why[256];
+  findings_reset();
+  snprintf(where, sizeof where, "MP_SPARSE");
+  const char *path = t_path(3, "sparse.mp");
+  mp_pager *p;
+  assert_int_equal(mp_open(path, MP_CREATE | MP_SPARSE | MP_RDONLY, &p), MP_EINVAL);
+  assert_int_equal(mp_open(path, MP_CREATE | MP_SPARSE, &p), MP_OK);
+  assert_int_equal(mp_close(p), MP_OK);
+  assert_int_equal(mp_open(path, MP_SPARSE | MP_PREVIEW, &p), MP_EINVAL);
+  assert_int_equal(mp_open(path, MP_SPARSE, &p), MP_OK);
+  uint64_t ids[3], id;
+  /* 8,000 pages of 4 KiB: a 32 MiB file whose blocks are not reserved */
+  uint64_t *many = calloc(8000, sizeof *many);
+  assert_non_null(many);
+  assert_int_equal(mp_alloc_bulk(p, 8000, many), MP_OK);
+  free(many);
+  uint64_t size = file_size(path);
+  assert_true(size >= 8000ull * 4096);
+  EXPECT(allocated_bytes(path) < size / 4, "%llu of %llu bytes allocated: growth reserved blocks",
+         (unsigned long long)allocated_bytes(path), (unsigned long long)size);
+  /* growth refused by a full disk (every free page taken first, so the next one grows) */
+  uint64_t rest = mp_free_count(p);
+  many = calloc(rest + 1, sizeof *many);
+  assert_non_null(many);
+  assert_int_equal(mp_alloc_bulk(p, rest, many), MP_OK);
+  free(many);
+  snap(p, &before);
+  assert_int_equal(fiu_enable("pager/ftruncate", 1, (void *)(intptr_t)ENOSPC, 0), 0);
+  assert_int_equal(mp_alloc_bulk(p, 3, ids), MP_ENOSPC);
+  fiu_disable("pager/ftruncate");
+  snap(p, &now);
+  EXPECT(same(&now, &before, why, sizeof why), "state changed: %s", why);
+  /* and the reservation of the pages the pager writes into */
+  assert_int_equal(fiu_enable("pager/fallocate", 1, (void *)(intptr_t)ENOSPC, 0), 0);
+  assert_int_equal(mp_protected_alloc(p, &id), MP_ENOSPC);
+  fiu_disable("pager/fallocate");
+  snap(p, &now);
+  EXPECT(same(&now, &before, why, sizeof why), "state changed: %s", why);
+  assert_int_equal(check(p), 0);
+  uint64_t backed = allocated_bytes(path);
+  assert_int_equal(mp_protected_alloc(p, &id), MP_OK);
+  EXPECT(allocated_bytes(path) > backed, "the protected page's copies were not reserved (%llu bytes, then %llu)",
+         (unsigned long long)backed, (unsigned long long)allocated_bytes(path));
+  assert_int_equal(check(p), 0);
+  assert_int_equal(mp_close(p), MP_OK);
+  unlink(path);
+  findings_done();
+}
+
 /* More pages than one bitmap page can describe: MP_EFULL, and nothing changes, not even
  * the file size (the check must come before any growth). */
 static void test_alloc_bulk_efull(void **st) {
@@ -932,6 +993,7 @@ int main(void) {
       cmocka_unit_test(test_open_existing),
       cmocka_unit_test(test_grow_enospc),
       cmocka_unit_test(test_alloc_bulk_efull),
+      cmocka_unit_test(test_sparse),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
