@@ -428,8 +428,11 @@ static void run_ok(int rc, cc_run *run) {
 
 /*
  * The fast run: the case, checked against the model as it goes, from a copy of a created file
- * unless the cut falls in the create, counting steps. Without a cut (step 0) the shim stays
- * off. With one, the run is under the shim:
+ * unless the cut falls in the create, counting steps. From the copy, the file is held in memory
+ * (memfile.c, unless FUZZ_MEMORY=0), which models the steps as the shim's lazy mode below does
+ * and takes the image at the cut step; the run goes on as described next. Without a cut
+ * (step 0) the shim stays off. Otherwise (a cut in the create, or FUZZ_MEMORY=0) the run with
+ * a cut is under the shim:
  *  - POWERCUT_MMAP=lazy: no write tracking (no page faults, no mprotect); every mapping is
  *    compared with the model at the cut instead, which gives the image write tracking would
  *    (faults/README.md; FUZZ_SELFCHECK=1 compares the two);
