@@ -9,7 +9,9 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Usage: pc_pager_work FILE OPS [PAGE_SIZE]  -> prints "ns OPS" on success, exit 1 on error. */
+/* Usage: pc_pager_work FILE OPS [PAGE_SIZE [sparse]]  -> prints "ns OPS" on success, exit 1 on
+ * error. With "sparse" the file is reopened with MP_SPARSE right after the create (inside the
+ * create's marker): growth by ftruncate, the pager's own pages reserved one by one. */
 
 #define CHECK(call)                                                                  \
     do {                                                                             \
@@ -23,7 +25,7 @@
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: pc_pager_work FILE OPS [PAGE_SIZE]\n");
+        fprintf(stderr, "usage: pc_pager_work FILE OPS [PAGE_SIZE [sparse]]\n");
         return 2;
     }
     long ops = atol(argv[2]);
@@ -34,6 +36,10 @@ int main(int argc, char **argv)
     mp_pager *p;
     pc_mark_begin(1, "create");
     CHECK(mp_create(argv[1], ps, &p));
+    if (argc > 4 && !strcmp(argv[4], "sparse")) {
+        CHECK(mp_close(p));
+        CHECK(mp_open(argv[1], MP_SPARSE, &p));
+    }
     uint64_t prot;
     CHECK(mp_protected_alloc(p, &prot));
     pc_mark_end(1);

@@ -44,7 +44,7 @@ static int teardown(void **st)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-static void record(const char *mmap_mode, const char *pages, const char *trace, int ops)
+static void record_as(const char *mmap_mode, const char *pages, const char *trace, int ops, const char *how)
 {
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -58,7 +58,7 @@ static void record(const char *mmap_mode, const char *pages, const char *trace, 
         snprintf(n, sizeof n, "%d", ops);
         int devnull = open("/dev/null", O_WRONLY);
         dup2(devnull, 1);
-        execl(work, work, pages, n, "4096", (char *)NULL);
+        execl(work, work, pages, n, "4096", how, (char *)NULL);
         _exit(127);
     }
     int status;
@@ -66,23 +66,38 @@ static void record(const char *mmap_mode, const char *pages, const char *trace, 
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+static void record(const char *mmap_mode, const char *pages, const char *trace, int ops)
+{
+    record_as(mmap_mode, pages, trace, ops, NULL);
+}
+
 static const char *const crashes[] = {
     "none:none", "all:none", "prefix:1:none", "suffix:1:none", "random:none", "none:all", "all:all",
     "random:random",
 };
 
-static void check_all_steps(const char *mmap_mode)
+static void check_all_steps_as(const char *mmap_mode, const char *how)
 {
     char pages[128], trace[128], img_path[128];
     snprintf(pages, sizeof pages, "%s/p.pages", dir);
     snprintf(trace, sizeof trace, "%s/p.trace", dir);
     snprintf(img_path, sizeof img_path, "%s/img.pages", dir);
-    record(mmap_mode, pages, trace, 24);
+    record_as(mmap_mode, pages, trace, how ? 40 : 24, how);
     pc_trace *t;
     assert_int_equal(pc_trace_open(trace, &t), PC_OK);
     uint64_t nsteps;
     assert_int_equal(pc_trace_step_count(t, &nsteps), PC_OK);
     assert_true(nsteps > 24);
+    if (how) {
+        unsigned grown = 0, reserved = 0;
+        for (uint64_t k = 1; k <= nsteps; k++) {
+            pc_step_info info;
+            assert_int_equal(pc_trace_step_info(t, k, &info), PC_OK);
+            grown += info.call == PC_CALL_FTRUNCATE;
+            reserved += info.call == PC_CALL_FALLOCATE;
+        }
+        if (!grown || !reserved) fail_msg("%s: %u ftruncate and %u fallocate steps", how, grown, reserved);
+    }
     pc_replay *r;
     assert_int_equal(pc_replay_new(t, &r), PC_OK);
     unsigned bad = 0, images = 0;
@@ -126,17 +141,31 @@ static void check_all_steps(const char *mmap_mode)
             images++;
         }
     }
-    print_message("%s: %llu steps, %u images, %u rejected\n", mmap_mode, (unsigned long long)nsteps,
-                  images, bad);
+    print_message("%s%s%s: %llu steps, %u images, %u rejected\n", mmap_mode, how ? " " : "", how ? how : "",
+                  (unsigned long long)nsteps, images, bad);
     assert_int_equal(bad, 0);
     pc_replay_free(r);
     pc_trace_free(t);
+}
+
+static void check_all_steps(const char *mmap_mode)
+{
+    check_all_steps_as(mmap_mode, NULL);
 }
 
 static void test_pager_every_step_track(void **st)
 {
     (void)st;
     check_all_steps("track");
+}
+
+/* MP_SPARSE: growth by ftruncate and the reservation of the pages the pager writes into (an
+ * fallocate inside the file's size) are steps too; every crash state of them opens clean as
+ * well, and the trace has both kinds (the pager grew the sparse way). */
+static void test_pager_every_step_sparse(void **st)
+{
+    (void)st;
+    check_all_steps_as("track", "sparse");
 }
 
 static void test_pager_every_step_sync(void **st)
@@ -191,6 +220,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pager_every_step_track),
         cmocka_unit_test(test_pager_every_step_sync),
+        cmocka_unit_test(test_pager_every_step_sparse),
         cmocka_unit_test(test_pager_backends_same_trace),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
