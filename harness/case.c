@@ -47,6 +47,7 @@ void cc_case_default(cc_case *c) {
   memset(&c->error, 0, sizeof c->error);
   c->explore_from = 0;
   c->image[0] = 0;
+  c->sparse = false;
   c->nops = 0;
 }
 
@@ -97,6 +98,7 @@ void cc_case_decode(const uint8_t *data, size_t len, cc_case *out) {
   memset(&out->again, 0, sizeof out->again);
   memset(&out->error, 0, sizeof out->error);
   out->explore_from = 0;
+  out->sparse = false;
   out->image[0] = 0;
   out->nops = 0;
   for (size_t at = CC_HEADER_SIZE; at + 3 <= len && out->nops < CC_MAX_OPS; at += 3) {
@@ -160,6 +162,7 @@ static void print_text(const cc_case *c, const char *image, FILE *f) {
     fprintf(f, "error %u %s %s\n", c->error.step, cc_errno_name(c->error.err, num, sizeof num), tear);
   }
   if (c->explore_from) fprintf(f, "explore-from %zu\n", c->explore_from);
+  if (c->sparse) fprintf(f, "sparse\n");
   for (size_t i = 0; i < c->nops; i++) {
     const cc_op *op = &c->ops[i];
     fprintf(f, "%s", cc_op_name(op->kind));
@@ -312,6 +315,11 @@ static int parse_line(char **tok, int ntok, cc_case *c, parse_ctx *ctx) {
     sched->cut_step = (uint32_t)v;
     sched->writeback = (uint8_t)wb;
     sched->seed = (uint8_t)w;
+    return 0;
+  }
+  if (strcmp(tok[0], "sparse") == 0) {
+    if (ntok != 1) return -1;
+    c->sparse = true;
     return 0;
   }
   if (strcmp(tok[0], "explore-from") == 0) { /* explore-from OPERATION (1-based) */

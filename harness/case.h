@@ -4,6 +4,7 @@
 #define CC_CASE_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -80,6 +81,10 @@ typedef struct cc_case {
    * is cut and checked like any operation. An absolute path, resolved when the case is
    * read; "" for a fresh file. The file's page size is the case's. Text form only. */
   char image[1024];
+  /* The workload's handles are opened with MP_SPARSE (the file grows by ftruncate, the
+   * pages the pager writes into reserved first); a created file is reopened so right after
+   * mp_create, in the create. Text form only ("sparse"). */
+  bool sparse;
   size_t nops;
   cc_op ops[CC_MAX_OPS];
 } cc_case;

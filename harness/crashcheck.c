@@ -1283,9 +1283,15 @@ out:
 /* Runs a case on a file: what the shim records. Exit 1 if the pager disagrees
  * with the model. */
 static int cmd_run(int argc, char **argv) {
-  bool existing = argc == 4 && !strcmp(argv[3], "--existing");
-  if (argc != 3 && !existing) return EXIT_USAGE;
+  bool existing = false, sparse = false;
+  if (argc < 3 || argc > 5) return EXIT_USAGE;
+  for (int i = 3; i < argc; i++) {
+    if (!strcmp(argv[i], "--existing")) existing = true;
+    else if (!strcmp(argv[i], "--sparse")) sparse = true;
+    else return EXIT_USAGE;
+  }
   cc_case *c = load_case_or_die(argv[1]);
+  c->sparse = sparse;
   cc_run run;
   /* explore --errors: the run with an injected error is the model; it leaves its states */
   /* R7's follow-ups: the run leaves its states, so the explorer need not run the model */

@@ -101,7 +101,11 @@ int cc_record(const cc_case *c, const cc_explore_opts *o, const char *file, cons
     env[nenv++] = set[k];
   }
   env[nenv] = NULL;
-  char *argv[] = {(char *)o->self, "__run", casefile, (char *)file, existing ? "--existing" : NULL, NULL};
+  /* the binary case has no room for the text form's "sparse": a flag of its own */
+  char *argv[7] = {(char *)o->self, "__run", casefile, (char *)file, NULL, NULL, NULL};
+  int na = 4;
+  if (existing) argv[na++] = "--existing";
+  if (c->sparse) argv[na++] = "--sparse";
   /* In a child of the fork server (forkserver.c), which loaded the shim once; executed
    * here when there is none. The variables are ours[], less the "=" of each. */
   enum { NVARS = sizeof ours / sizeof *ours };
@@ -468,6 +472,7 @@ uint64_t cc_again(const cc_case *c, const cc_explore_opts *o, const char *crashe
     goto fail;
   }
   cc_follow_up(follow, c->page_size, c->sector);
+  follow->sparse = c->sparse; /* the recovered file is opened as the workload opened it */
   char spec[96];
   if (one) cc_cut_spec(only, spec, sizeof spec);
   cc_explore_opts rec = *o;

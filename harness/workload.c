@@ -342,6 +342,9 @@ int cc_state_read_bits(struct mp_pager *p, cc_check_cache *cache, cc_state *out)
 
 /* ---- the runner -------------------------------------------------------------- */
 
+/* The flags of the workload's writer opens. */
+static unsigned open_flags(const cc_case *c) { return c->sparse ? MP_SPARSE : 0; }
+
 typedef struct runner {
   const cc_case *c;
   const char *path;
@@ -490,7 +493,7 @@ static int do_op(runner *r, size_t i, const cc_op *op) {
     case CC_REOPEN:
       mp_close(r->p);
       r->p = NULL;
-      return expect(r, i, "mp_open", mp_open(r->path, 0, &r->p), MP_OK, MP_OK);
+      return expect(r, i, "mp_open", mp_open(r->path, open_flags(r->c), &r->p), MP_OK, MP_OK);
   }
   return CC_OK;
 }
@@ -584,7 +587,7 @@ static int reopen_poisoned(runner *r, size_t i) {
          "until it is reopened", i, rc, mp_strerror(rc));
   mp_close(r->p);
   r->p = NULL;
-  if ((rc = mp_open(r->path, 0, &r->p)) != MP_OK)
+  if ((rc = mp_open(r->path, open_flags(r->c), &r->p)) != MP_OK)
     FAIL(r, "operation %zu: reopening the poisoned file: mp_open returned %d (%s)", i, rc, mp_strerror(rc));
   cc_state seen;
   if (cc_state_read(r->p, false, NULL, &seen) != CC_OK) return CC_ENOMEM;
@@ -679,7 +682,7 @@ static int after_failure(runner *r, size_t i) {
       FAIL(r, "operation %zu: mp_protected_abort after the failed commit returned %d (%s)", i, rc, mp_strerror(rc));
   }
   if (!r->p) { /* a failed reopen: the handle is gone; the next open must work */
-    int rc = mp_open(r->path, 0, &r->p);
+    int rc = mp_open(r->path, open_flags(r->c), &r->p);
     if (rc != MP_OK) FAIL(r, "operation %zu: mp_open failed again after the injected error: %d (%s)", i, rc, mp_strerror(rc));
   }
   return CC_OK;
@@ -746,7 +749,12 @@ static int run_case(const cc_case *c, const char *path, start_kind start, bool c
   }
   if (!existing) unlink(path);
   pc_mark_begin(cc_marker(0), existing ? "open" : "create");
-  rc = existing ? mp_open(path, 0, &r.p) : mp_create(path, c->page_size, &r.p);
+  rc = existing ? mp_open(path, open_flags(c), &r.p) : mp_create(path, c->page_size, &r.p);
+  if (rc == MP_OK && !existing && c->sparse) { /* mp_create takes no flags: reopened, as a user would */
+    rc = mp_close(r.p);
+    r.p = NULL;
+    if (rc == MP_OK) rc = mp_open(path, MP_SPARSE, &r.p);
+  }
   pc_mark_end(cc_marker(0));
   if (rc != MP_OK) {
     snprintf(run->error, sizeof run->error, "%s(%s): %s", existing ? "mp_open" : "mp_create", path, mp_strerror(rc));
