@@ -735,10 +735,15 @@ static int use_shadow(void);
  * `sync` run as a command made data durable that the model kept volatile. Each is now said
  * on stderr and in TRACE.refused, which crashcheck run reports, and the process stops (exit
  * status 97: what it was about to do cannot be modelled). */
-static const char *run_side(const char *suffix, char *buf, size_t n)
+static int in_run(void)
 {
     const char *run = getenv("POWERCUT_RUN");
-    if (!run || !*run || !S.trace_path) return NULL;
+    return run && *run;
+}
+
+static const char *run_side(const char *suffix, char *buf, size_t n)
+{
+    if (!in_run() || !S.trace_path) return NULL;
     snprintf(buf, n, "%s.%s", S.trace_path, suffix);
     return buf;
 }
@@ -890,9 +895,7 @@ static void after_open(int fd, int dirfd, const char *path, int flags, int creat
     pthread_mutex_lock(&lock);
     /* Under POWERCUT_RUN a process that only reads a tracked file (a shell's `cat f`, `grep`)
      * changes nothing durable: it claims nothing, and is not another owner to refuse. */
-    if (!S.claimed && (flags & O_ACCMODE) == O_RDONLY && !(flags & (O_TRUNC | O_CREAT)) && getenv("POWERCUT_RUN") &&
-        *getenv("POWERCUT_RUN"))
-        goto out;
+    if (!S.claimed && (flags & O_ACCMODE) == O_RDONLY && !(flags & (O_TRUNC | O_CREAT)) && in_run()) goto out;
     if (!claim()) goto out;
     if (fstat(fd, &st) || !S_ISREG(st.st_mode)) goto out;
     size_t i;

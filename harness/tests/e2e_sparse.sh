@@ -9,8 +9,7 @@ set -euo pipefail
 cc=${BUILD:-build}/bin/crashcheck
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-field() { grep -o "\"$1\": [0-9]*" <<<"$2" | head -1 | grep -o '[0-9]*$'; }
+source harness/tests/run_json.sh
 
 for ps in 1024 4096; do
   { printf 'crashcheck-case 1\npage-size %s\nsector 512\ncut none\n' "$ps"
