@@ -166,7 +166,7 @@ const char *pc_call_name(int call)
         "none", "write", "pwrite", "writev", "pwritev", "ftruncate", "fallocate",
         "posix_fallocate", "msync", "fsync", "fdatasync", "sync_file_range", "fsync-dir",
         "fdatasync-dir", "pwritev2", "copy_file_range", "sendfile", "exit", "rename", "unlink",
-        "link", "sync", "syncfs",
+        "link", "sync", "syncfs", "truncate",
     };
     if (call < 0 || call >= PC_CALL_COUNT_) return "?";
     return names[call];
@@ -915,6 +915,31 @@ int pc_model_created(pc_model *m, uint32_t id)
     return PC_OK;
 }
 
+/* RENAME_EXCHANGE: one operation that swaps what two names hold. Both change with one coin
+ * key, so early writeback writes the swap whole; under posix each name lands with its own
+ * directory's fsync (across directories a cut between the two may leave one file under both
+ * names, or the other: as for a rename, the strictest reading). The ext4 profile journals it
+ * as one operation and flushes neither file's data: ext4 documents auto_da_alloc for a rename
+ * over a file and a truncate, not for an exchange, so none is assumed (the stricter model). */
+static int exchange(pc_model *m, uint32_t f, const char *to, int flags)
+{
+    uint32_t t;
+    if (!find_name(m, to, &t) || m->names[t].vol == PC_NAME_NONE) return PC_ENOENT;
+    if (t == f) return PC_OK;
+    uint32_t a = m->names[f].vol, b = m->names[t].vol;
+    uint64_t key = next_key(m);
+    if (m->journal && !(flags & PC_NAME_DURABLE)) {
+        jop *o;
+        int rc = journal_push(m, key, a, &o);
+        if (rc) return rc;
+        o->ch[o->nch++] = (jchange){t, a};
+        o->ch[o->nch++] = (jchange){f, b};
+    }
+    name_set(m, t, a, key, flags & PC_NAME_DURABLE);
+    name_set(m, f, b, key, flags & PC_NAME_DURABLE);
+    return PC_OK;
+}
+
 int pc_model_rename(pc_model *m, const char *from, const char *to, int flags)
 {
     if (!m || !from || !to) return PC_EINVAL;
@@ -922,6 +947,7 @@ int pc_model_rename(pc_model *m, const char *from, const char *to, int flags)
     if (!find_name(m, from, &f)) return PC_ENOENT;
     uint32_t target = m->names[f].vol;
     if (target == PC_NAME_NONE) return PC_ENOENT;
+    if (flags & PC_NAME_EXCHANGE) return exchange(m, f, to, flags);
     /* auto_da_alloc: a rename over a file starts the writeback of the renamed file's dirty
      * data, which data=ordered commits before the rename: as a sync in its step (refused
      * outside one before anything changed, so that a replay spends the same coin keys) */

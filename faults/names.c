@@ -23,7 +23,7 @@
  *   component as given (pc__ns_canon), so that the name an open tracked and the one a later
  *   rename or unlink gives agree however the program spells them. The model keeps, per name,
  *   the file it holds as the process sees it and as the disk has it (model.c).
- * - rename, renameat, renameat2 (RENAME_NOREPLACE), unlink, unlinkat, remove, link and
+ * - rename, renameat, renameat2 (RENAME_NOREPLACE, RENAME_EXCHANGE), unlink, unlinkat, remove, link and
  *   linkat whose source (or, for a rename, target) is the name of a tracked file are steps
  *   (rename, unlink, link), whatever the namespace setting, so that steps number the same with
  *   and without the model. Under posix their change is volatile until an fsync of the
@@ -36,9 +36,11 @@
  *   found at the fsync (one fstat of an untracked descriptor once a file is tracked, one
  *   readlink when it is a directory), not at its open: programs open the directory before
  *   they create the file in it.
+ * - renameat2's RENAME_EXCHANGE of two names of tracked files is a rename step that swaps
+ *   them (PC_NAME_EXCHANGE): one operation, both names landing as a rename's do.
  * - Refused (exit status 97, the run stops: the model could not follow): renameat2 with
- *   RENAME_EXCHANGE or RENAME_WHITEOUT of a tracked name; a file the shim does not track
- *   renamed over a tracked name or a name the model knows (its content and history are
+ *   RENAME_WHITEOUT of a tracked name; a file the shim does not track renamed over a tracked
+ *   name or a name the model knows, or exchanged with a tracked name (its content and history are
  *   unknown: widen POWERCUT_FILE); a rename, unlink or link of a name of a tracked file the
  *   model never saw made (a link made before the file was tracked or by another process).
  * - An exec of the owner carries the names: the model's (its NAMESET records in the

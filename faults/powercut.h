@@ -92,8 +92,10 @@ PC_API int pc_model_created(pc_model *m, uint32_t id);
  * resolved). Volatile until an fsync of the directory holding each changed name, unless
  * flags has PC_NAME_DURABLE (names not modelled: durable at once). PC_NAME_OVER_OTHER: the
  * rename's target, a name the model does not know yet, held a file it does not track.
+ * PC_NAME_EXCHANGE: renameat2's RENAME_EXCHANGE, the two names swap what they hold, in one
+ * operation (both must hold something: else PC_ENOENT).
  * PC_ENOENT: `from` (or `name`) holds nothing the model knows. */
-enum { PC_NAME_DURABLE = 1, PC_NAME_OVER_OTHER = 2 };
+enum { PC_NAME_DURABLE = 1, PC_NAME_OVER_OTHER = 2, PC_NAME_EXCHANGE = 4 };
 PC_API int pc_model_rename(pc_model *m, const char *from, const char *to, int flags);
 PC_API int pc_model_unlink(pc_model *m, const char *name, int flags);
 PC_API int pc_model_link(pc_model *m, const char *from, const char *to, int flags);
@@ -182,6 +184,7 @@ typedef enum {
     PC_CALL_EXIT, /* POWERCUT_EXIT_STEP=1: the process exits (file UINT32_MAX: every file) */
     PC_CALL_RENAME, PC_CALL_UNLINK, PC_CALL_LINK, /* of or over a tracked file's name */
     PC_CALL_SYNC, PC_CALL_SYNCFS, /* sync(2), syncfs(2) (file UINT32_MAX: every file) */
+    PC_CALL_TRUNCATE, /* truncate(2) by path of a tracked file */
     PC_CALL_COUNT_
 } pc_call;
 PC_API const char *pc_call_name(int call);

@@ -178,6 +178,8 @@ static ssize_t (*real_pwritev)(int, const struct iovec *, int, off_t);
 static ssize_t (*real_pwritev64)(int, const struct iovec *, int, off_t);
 static int (*real_ftruncate)(int, off_t);
 static int (*real_ftruncate64)(int, off_t);
+static int (*real_truncate)(const char *, off_t);
+static int (*real_truncate64)(const char *, off_t);
 static int (*real_fallocate)(int, int, off_t, off_t);
 static int (*real_fallocate64)(int, int, off_t, off_t);
 static int (*real_posix_fallocate)(int, off_t, off_t);
@@ -236,7 +238,7 @@ static int (*real_remove)(const char *);
 static void resolve_all(void)
 {
     RESOLVE(write); RESOLVE(pwrite); RESOLVE(pwrite64); RESOLVE(writev); RESOLVE(pwritev);
-    RESOLVE(pwritev64); RESOLVE(ftruncate); RESOLVE(ftruncate64); RESOLVE(fallocate);
+    RESOLVE(pwritev64); RESOLVE(ftruncate); RESOLVE(ftruncate64); RESOLVE(truncate); RESOLVE(truncate64); RESOLVE(fallocate);
     RESOLVE(fallocate64); RESOLVE(posix_fallocate); RESOLVE(posix_fallocate64); RESOLVE(msync);
     RESOLVE(fsync); RESOLVE(fdatasync); RESOLVE(sync); RESOLVE(syncfs); RESOLVE(sync_file_range); RESOLVE(open); RESOLVE(open64);
     RESOLVE(openat); RESOLVE(openat64); RESOLVE(creat); RESOLVE(creat64); RESOLVE(close);
@@ -1862,6 +1864,7 @@ static const char *const fiu_names[] = {
     "powercut/fsync", "powercut/fdatasync", "powercut/sync_file_range", "powercut/fsync_dir",
     "powercut/fdatasync_dir", "powercut/pwritev2", "powercut/copy_file_range", "powercut/sendfile", "powercut/exit",
     "powercut/rename", "powercut/unlink", "powercut/link", "powercut/sync", "powercut/syncfs",
+    "powercut/truncate",
 };
 
 static void fc_check_step(int call, uint32_t file_id);
@@ -2377,6 +2380,51 @@ PC_EXPORT int ftruncate64(int fd, off_t len)
 {
     ENSURE();
     return do_ftruncate(fd, len, real_ftruncate64);
+}
+
+/* truncate(2) names the file by its path: a tracked file's (symlinks followed, as the call
+ * does) is a step like ftruncate, whatever descriptors the program holds on it; any other path
+ * passes through. At a cut the size change is the model's when the call would succeed (the
+ * file writable by the process: access(W_OK), as ftruncate asks whether its descriptor is). */
+static int ns_watching(void);
+static long tracked_at(int dirfd, const char *path, int follow, int *exists);
+
+static int do_truncate_path(const char *path, off_t len, int (*real)(const char *, off_t))
+{
+    int there;
+    long fi;
+    if (!ns_watching() || !path || len < 0 || (fi = tracked_at(AT_FDCWD, path, 1, &there)) < 0) return real(path, len);
+    tfile *f = &S.files[fi];
+    BEGIN_STEP();
+    int err, go = step_open(PC_CALL_TRUNCATE, f->id, (uint64_t)len, 0, &err);
+    if (go == GO_CUT) {
+        if (access(path, W_OK) == 0) note_truncate(f, (uint64_t)len);
+        CUT_RETURN(-1, real(path, len));
+    }
+    if (go == GO_ERROR) {
+        step_close();
+        END_STEP();
+        errno = err;
+        return -1;
+    }
+    int r = real(path, len), saved = errno;
+    if (r == 0) note_truncate(f, (uint64_t)len);
+    step_close();
+    END_STEP();
+    errno = saved;
+    return r;
+}
+
+PC_EXPORT int truncate(const char *path, off_t len)
+{
+    ENSURE();
+    return do_truncate_path(path, len, real_truncate);
+}
+
+PC_EXPORT int truncate64(const char *path, off_t len)
+{
+    ENSURE();
+    return do_truncate_path(path, len, real_truncate64);
 }
 
 /* After a fallocate of any mode, the model re-reads what may have changed from the file: the
@@ -3297,6 +3345,9 @@ static int call_link(void *p)
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
 #endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
 
 static int do_rename(int olddir, const char *oldp, int newdir, const char *newp, unsigned flags)
 {
@@ -3308,12 +3359,24 @@ static int do_rename(int olddir, const char *oldp, int newdir, const char *newp,
     int from_there, to_there;
     long fi = tracked_at(olddir, oldp, 0, &from_there), ti = tracked_at(newdir, newp, 0, &to_there);
     if (fi < 0 && ti < 0 && !is_known(to)) return call_rename(&a); /* no tracked name involved */
+    if (flags & RENAME_EXCHANGE) {
+        /* Both names swap their files in one step; both must hold a tracked file (an
+         * untracked one's content and history are unknown), or the call fails anyway. */
+        if (!from_there || !to_there || (flags & ~(unsigned)RENAME_EXCHANGE)) return call_rename(&a);
+        if (fi < 0 || ti < 0)
+            lost_name("renameat2 RENAME_EXCHANGE with a file the shim does not track, of the tracked name",
+                      fi < 0 ? to : from);
+        need_known(from, "RENAME_EXCHANGE of a name of a tracked file that the shim never saw made:");
+        need_known(to, "RENAME_EXCHANGE of a name of a tracked file that the shim never saw made:");
+        return ns_step(ti == fi ? NS_NOTHING : NS_RENAME, S.files[fi].id, from, to, ns_flags() | PC_NAME_EXCHANGE,
+                       call_rename, &a);
+    }
     if (fi < 0) {
         if (!from_there) return call_rename(&a); /* fails: ENOENT */
         lost_name("rename of a file the shim does not track over the tracked name", to);
     }
     if (flags & ~(unsigned)RENAME_NOREPLACE)
-        lost_name("renameat2 with flags other than RENAME_NOREPLACE (RENAME_EXCHANGE, RENAME_WHITEOUT) of", from);
+        lost_name("renameat2 with flags other than RENAME_NOREPLACE and RENAME_EXCHANGE (RENAME_WHITEOUT) of", from);
     need_known(from, "rename of a name of a tracked file that the shim never saw made:");
     int mflags = ns_flags() | (to_there && ti < 0 && !is_known(to) ? PC_NAME_OVER_OTHER : 0);
     /* two links of one file: rename(2) does nothing and succeeds (a step all the same) */

@@ -27,6 +27,7 @@
  *   v:OFF:LEN:BYTE   pwritev (two halves)                V:LEN:BYTE  writev
  *   x:OFF:LEN:BYTE   pwrite64 (explicit 64 name)         t:SIZE      ftruncate
  *   T:SIZE           ftruncate64                          a:OFF:LEN   fallocate (mode 0)
+ *   {:SIZE           truncate(2) of the current file's name (by path, no descriptor)
  *   p:OFF:LEN        posix_fallocate                      f / d       fsync / fdatasync
  *   j / J            fsync / fdatasync of the file's directory (opened O_DIRECTORY)
  *   R:OFF:LEN        sync_file_range                      D           reopen O_RDWR|O_DSYNC
@@ -73,7 +74,7 @@
  *   Names (NAME: a path relative to FILE's directory; the file's current name moves with %):
  *   @:NAME           the descriptor moves to NAME, created (O_CREAT|O_TRUNC): the current file
  *   %:NAME:HOW       rename the current file to NAME (HOW: r rename, a renameat, n renameat2
- *                    RENAME_NOREPLACE, x renameat2 RENAME_EXCHANGE)
+ *                    RENAME_NOREPLACE, x renameat2 RENAME_EXCHANGE, w RENAME_WHITEOUT)
  *   #:NAME:HOW       remove NAME (HOW: u unlink, a unlinkat, r remove)
  *   ^:NAME:HOW       a hard link NAME to the current file (HOW: l link, a linkat)
  *   /:NAME           fsync the directory NAME ("." : FILE's directory)
@@ -249,6 +250,7 @@ int main(int argc, char **argv)
         }
         case 't': r = ftruncate(fd, (off_t)num(&p)); break;
         case 'T': r = ftruncate64(fd, (off64_t)num(&p)); break;
+        case '{': r = truncate(cur, (off_t)num(&p)); break;
         case 'a': {
             unsigned long long o = num(&p), l = num(&p);
             r = fallocate(fd, (int)num(&p), (off_t)o, (off_t)l);
@@ -540,7 +542,7 @@ int main(int argc, char **argv)
             char how = *p ? *p : 'r';
             if (how == 'r') r = rename(cur, to);
             else if (how == 'a') r = renameat(AT_FDCWD, cur, AT_FDCWD, to);
-            else r = renameat2(AT_FDCWD, cur, AT_FDCWD, to, how == 'n' ? RENAME_NOREPLACE : RENAME_EXCHANGE);
+            else r = renameat2(AT_FDCWD, cur, AT_FDCWD, to, how == 'n' ? RENAME_NOREPLACE : how == 'w' ? RENAME_WHITEOUT : RENAME_EXCHANGE);
             if (!r) snprintf(cur, sizeof cur, "%s", to);
             break;
         }

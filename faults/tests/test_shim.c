@@ -1534,6 +1534,20 @@ static void names_cut(const char *ns, const char *cut, const char *ops, const ch
     if (rc != 99) fail_msg("cut %s of '%s': exit %d, not 99", cut, ops, rc);
 }
 
+/* A traced run of ops under posix, f there before it ('o'): the trace, opened. */
+static pc_trace *names_traced(const char *ops)
+{
+    clean_names();
+    put("f", 'o', 4096);
+    char tr[256], envs[512];
+    snprintf(tr, sizeof tr, "%s/trace", dir);
+    snprintf(envs, sizeof envs, "POWERCUT_FILE=%s/f*|POWERCUT_NAMESPACE=posix|POWERCUT_TRACE=%s", dir, tr);
+    assert_int_equal(run(envs, ops), 0);
+    pc_trace *t;
+    assert_int_equal(pc_trace_open(tr, &t), PC_OK);
+    return t;
+}
+
 /* What the cut left at name: its image holds `len` bytes of `byte`; len -1: no such file. */
 static void left(const char *cut, const char *name, long len, int byte)
 {
@@ -1618,14 +1632,7 @@ static void test_rename_over_needs_dir_fsync(void **st)
     left("none, 3:none", "f", 4096, 'n');
     left("none, 3:none", "f.tmp", -1, 0);
     /* the trace: the same answers, and the step named */
-    clean_names();
-    put("f", 'o', 4096);
-    char tr[256], envs[512];
-    snprintf(tr, sizeof tr, "%s/trace", dir);
-    snprintf(envs, sizeof envs, "POWERCUT_FILE=%s/f*|POWERCUT_NAMESPACE=posix|POWERCUT_TRACE=%s", dir, tr);
-    assert_int_equal(run(envs, ops), 0);
-    pc_trace *t;
-    assert_int_equal(pc_trace_open(tr, &t), PC_OK);
+    pc_trace *t = names_traced(ops);
     pc_step_info info;
     assert_int_equal(pc_trace_step_info(t, 3, &info), PC_OK);
     assert_string_equal(pc_call_name(info.call), "rename");
@@ -1780,15 +1787,82 @@ static void test_link_and_rename_across_dirs(void **st)
     left("rename onto a link of the same file", "f.ln", 4096, 'o');
 }
 
-/* What the model cannot follow stops the run: renameat2's RENAME_EXCHANGE, an untracked file
- * renamed over a tracked name. */
+/* renameat2's RENAME_EXCHANGE swaps what two tracked names hold in one step: under posix the
+ * swap lands with the directory's fsync (or early writeback, whole), never half; the content
+ * goes with the files. */
+static void test_rename_exchange(void **st)
+{
+    (void)st;
+    /* f there before the run ('o'); f.tmp created by it: 1 pwrite 'n', 2 fsync, 3 exchange
+     * f.tmp with f, 4 fsync of the directory */
+    const char *ops = "@:f.tmp w:0:512:110 f %:f:x j";
+    names_cut("posix", "3:none", ops, "pre");
+    left("3:none", "f", 4096, 'o');
+    left("3:none", "f.tmp", -1, 0); /* its creation is not durable either */
+    names_cut("posix", "3:all", ops, "pre"); /* the fsync of the directory is still to come */
+    left("3:all", "f", 4096, 'o');
+    left("3:all", "f.tmp", -1, 0);
+    names_cut("posix", "3:none:all", ops, "pre"); /* written back early: the whole swap */
+    left("3:none:all", "f", 512, 'n');
+    left("3:none:all", "f.tmp", 4096, 'o');
+    names_cut("posix", "4:all", ops, "pre");
+    left("4:all", "f", 512, 'n');
+    left("4:all", "f.tmp", 4096, 'o');
+    names_cut("none", "3:none", ops, "pre"); /* names durable at once */
+    left("none, 3:none", "f", 512, 'n');
+    left("none, 3:none", "f.tmp", 4096, 'o');
+    names_cut("ext4", "4:all", ops, "pre");
+    left("ext4, 4:all", "f", 512, 'n');
+    left("ext4, 4:all", "f.tmp", 4096, 'o');
+    /* the trace (what crashcheck run derives its states from): the same answers */
+    pc_trace *t = names_traced(ops);
+    assert_int_equal(trace_holds(t, 3, "all", "f"), 0);
+    assert_int_equal(trace_holds(t, 3, "all", "f.tmp"), PC_NAME_NONE);
+    assert_int_equal(trace_holds(t, 3, "none:all", "f"), 1);
+    assert_int_equal(trace_holds(t, 3, "none:all", "f.tmp"), 0);
+    assert_int_equal(trace_holds(t, 4, "all", "f"), 1);
+    assert_int_equal(trace_holds(t, 4, "all", "f.tmp"), 0);
+    pc_trace_free(t);
+}
+
+/* truncate(2) by path of a tracked file is a step (as ftruncate), its size volatile until a
+ * sync of the file; a path the shim does not track passes through. */
+static void test_truncate_by_path(void **st)
+{
+    (void)st;
+    /* 1 pwrite, 2 fsync, 3 truncate to 100, 4 fsync */
+    const char *ops = "w:0:4096:97 f {:100 f";
+    clean_names();
+    char tr[256], envs[512];
+    snprintf(tr, sizeof tr, "%s/trace", dir);
+    snprintf(envs, sizeof envs, "POWERCUT_FILE=%s/f*|POWERCUT_TRACE=%s", dir, tr);
+    assert_int_equal(run(envs, ops), 0);
+    pc_trace *t;
+    assert_int_equal(pc_trace_open(tr, &t), PC_OK);
+    uint64_t n;
+    assert_int_equal(pc_trace_step_count(t, &n), PC_OK);
+    assert_int_equal(n, 4);
+    pc_step_info info;
+    assert_int_equal(pc_trace_step_info(t, 3, &info), PC_OK);
+    assert_string_equal(pc_call_name(info.call), "truncate");
+    assert_int_equal(info.off, 100);
+    pc_trace_free(t);
+    names_cut("none", "3:none", ops, NULL);
+    left("truncate, 3:none", "f", 4096, 'a'); /* the size change is not durable */
+    names_cut("none", "4:all", ops, NULL);
+    left("truncate, 4:all", "f", 100, 'a');
+}
+
+/* What the model cannot follow stops the run: renameat2's RENAME_WHITEOUT, an untracked file
+ * renamed over a tracked name or exchanged with it. */
 static void test_names_refused(void **st)
 {
     (void)st;
     char envs[512];
     snprintf(envs, sizeof envs, "POWERCUT_FILE=%s/f*|POWERCUT_NAMESPACE=posix", dir);
-    expect_lost(envs, "@:f.tmp %:f:x", "RENAME_EXCHANGE");
+    expect_lost(envs, "@:f.tmp %:f:w", "RENAME_WHITEOUT");
     expect_lost("POWERCUT_NAMESPACE=posix", "@:g w:0:10:97 %:f", "does not track");
+    expect_lost("POWERCUT_NAMESPACE=posix", "@:g w:0:10:97 %:f:x", "RENAME_EXCHANGE with a file the shim does not track");
 }
 
 /* Names go across an exec of the owner: a rename before it stays volatile until the fsync
@@ -1806,14 +1880,7 @@ static void test_names_across_exec(void **st)
     names_cut("posix", "5:all", ops, "pre");
     left("5:all", "f", 4096, 'n');
     left("5:all", "f.ln", 4096, 'n');
-    clean_names();
-    put("f", 'o', 4096);
-    char tr[256], envs[512];
-    snprintf(tr, sizeof tr, "%s/trace", dir);
-    snprintf(envs, sizeof envs, "POWERCUT_FILE=%s/f*|POWERCUT_NAMESPACE=posix|POWERCUT_TRACE=%s", dir, tr);
-    assert_int_equal(run(envs, ops), 0);
-    pc_trace *t;
-    assert_int_equal(pc_trace_open(tr, &t), PC_OK);
+    pc_trace *t = names_traced(ops);
     int apart = 0;
     for (int seed = 0; seed < 8; seed++) {
         char cut[80], spec[64];
@@ -2464,7 +2531,7 @@ int main(void)
         cmocka_unit_test(test_ext4_profile),
         cmocka_unit_test(test_unlink_needs_dir_fsync),
         cmocka_unit_test(test_link_and_rename_across_dirs),
-        cmocka_unit_test(test_names_refused),
+        cmocka_unit_test(test_rename_exchange), cmocka_unit_test(test_truncate_by_path), cmocka_unit_test(test_names_refused),
         cmocka_unit_test(test_names_across_exec),
         cmocka_unit_test(test_pwritev2),
         cmocka_unit_test(test_copy_calls),
