@@ -88,7 +88,7 @@ typedef struct {
 /* A directory entry: the file it holds as the process sees it and on the disk. */
 typedef struct {
     char *path;
-    uint32_t vol, dur; /* a file id, PC_NAME_NONE or PC_NAME_OTHER */
+    uint32_t vol, dur; /* a file id, PC_NAME_NONE, PC_NAME_OTHER or PC_NAME_DIR */
     uint64_t key;      /* the early-writeback coin of the operation that last changed it */
     int pending;       /* made durable by the open step (an fsync of its directory) */
 } mname;
@@ -139,6 +139,7 @@ struct pc_model {
     uint32_t nnames;
     size_t ncap;
     uint64_t nsops; /* namespace operations so far: each one's coin key */
+    uint32_t ndirs;  /* directory changes so far (mkdir, rmdir): names then look up their parents */
     int journal;     /* the ext4 profile: names go through the journal below */
     jop *jops;       /* its operations not committed yet, in program order */
     size_t njops, jcap;
@@ -166,7 +167,7 @@ const char *pc_call_name(int call)
         "none", "write", "pwrite", "writev", "pwritev", "ftruncate", "fallocate",
         "posix_fallocate", "msync", "fsync", "fdatasync", "sync_file_range", "fsync-dir",
         "fdatasync-dir", "pwritev2", "copy_file_range", "sendfile", "exit", "rename", "unlink",
-        "link", "sync", "syncfs", "truncate",
+        "link", "sync", "syncfs", "truncate", "mkdir", "rmdir",
     };
     if (call < 0 || call >= PC_CALL_COUNT_) return "?";
     return names[call];
@@ -343,6 +344,7 @@ static void free_files(pc_model *m)
     m->nnames = 0;
     m->ncap = 0;
     m->nsops = 0;
+    m->ndirs = 0;
     m->njops = 0;
 }
 
@@ -974,6 +976,31 @@ int pc_model_rename(pc_model *m, const char *from, const char *to, int flags)
     return PC_OK;
 }
 
+/* mkdir and rmdir: a directory's own entry, one operation each, landing as any name does. */
+static int dir_change(pc_model *m, const char *path, uint32_t was, uint32_t now, int flags)
+{
+    if (!m || !path) return PC_EINVAL;
+    uint32_t ix;
+    int rc = name_entry(m, path, was, &ix);
+    if (rc) return rc;
+    if (m->names[ix].vol != (now == PC_NAME_DIR ? PC_NAME_NONE : PC_NAME_DIR))
+        return now == PC_NAME_DIR ? PC_EINVAL : PC_ENOENT;
+    m->ndirs++;
+    uint64_t key = next_key(m);
+    if (m->journal && !(flags & PC_NAME_DURABLE)) {
+        jop *o;
+        if ((rc = journal_push(m, key, PC_NAME_NONE, &o))) return rc;
+        o->ch[o->nch++] = (jchange){ix, now};
+    }
+    name_set(m, ix, now, key, flags & PC_NAME_DURABLE);
+    return PC_OK;
+}
+
+/* A name the model has not heard of holds nothing before the mkdir; a directory it has not
+ * heard of was there, durably, before the rmdir. */
+int pc_model_mkdir(pc_model *m, const char *path, int flags) { return dir_change(m, path, PC_NAME_NONE, PC_NAME_DIR, flags); }
+int pc_model_rmdir(pc_model *m, const char *path, int flags) { return dir_change(m, path, PC_NAME_DIR, PC_NAME_NONE, flags); }
+
 int pc_model_unlink(pc_model *m, const char *name, int flags)
 {
     if (!m || !name) return PC_EINVAL;
@@ -1075,6 +1102,7 @@ int pc__model_name_set(pc_model *m, const char *path, uint32_t vol, uint32_t dur
     m->names[ix].vol = vol;
     m->names[ix].dur = dur;
     m->names[ix].key = key;
+    if (vol == PC_NAME_DIR || dur == PC_NAME_DIR) m->ndirs++;
     if (key > ((uint64_t)1 << 32) && key - ((uint64_t)1 << 32) > m->nsops) m->nsops = key - ((uint64_t)1 << 32);
     return PC_OK;
 }
@@ -1158,10 +1186,9 @@ static int journal_prefix(pc_model *m, const pc_crash *c, size_t *k_out)
     return PC_OK;
 }
 
-int pc_model_image_name(pc_model *m, uint32_t i, const pc_crash *c, uint32_t *holds)
+/* What name i's own entry holds in the image, its directories aside. */
+static int entry_holds(pc_model *m, uint32_t i, const pc_crash *c, uint32_t *holds)
 {
-    if (!m || !c || !holds) return PC_EINVAL;
-    if (i >= m->nnames) return PC_ENOENT;
     mname *e = &m->names[i];
     *holds = e->dur;
     if (m->journal) {
@@ -1192,6 +1219,30 @@ int pc_model_image_name(pc_model *m, uint32_t i, const pc_crash *c, uint32_t *ho
     if (c->wb == PC_WB_ALL || (c->wb == PC_WB_RANDOM && coin(c->wb_seed, PURPOSE_WB_NAME, e->key, 0)))
         *holds = e->vol;
     return PC_OK;
+}
+
+int pc_model_image_name(pc_model *m, uint32_t i, const pc_crash *c, uint32_t *holds)
+{
+    if (!m || !c || !holds) return PC_EINVAL;
+    if (i >= m->nnames) return PC_ENOENT;
+    int rc = entry_holds(m, i, c, holds);
+    if (rc || *holds == PC_NAME_NONE || !m->ndirs) return rc;
+    /* Each directory above it that the model knows (one the process made or removed) must be
+     * on the disk too; one it does not know was there before and stays. */
+    char *up = strdup(m->names[i].path);
+    if (!up) return PC_ENOMEM;
+    for (char *slash; (slash = strrchr(up, '/')) && slash != up;) {
+        *slash = 0;
+        uint32_t d, dh;
+        if (!find_name(m, up, &d)) continue;
+        if ((rc = entry_holds(m, d, c, &dh))) break;
+        if (dh != PC_NAME_DIR) {
+            *holds = PC_NAME_NONE;
+            break;
+        }
+    }
+    free(up);
+    return rc;
 }
 
 int pc_model_image_exists(pc_model *m, uint32_t id, const pc_crash *c, int *exists)

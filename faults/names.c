@@ -45,8 +45,12 @@
  *   model never saw made (a link made before the file was tracked or by another process).
  * - An exec of the owner carries the names: the model's (its NAMESET records in the
  *   hand-over) and the shim's list of the names the steps above touched.
- * - Not modelled: mkdir and a new directory's own entry, rmdir (unlinkat AT_REMOVEDIR passes
- *   through: an empty directory holds no tracked name), O_TMPFILE + linkat, symlink,
+ * - mkdir, mkdirat, rmdir (and unlinkat AT_REMOVEDIR, remove) of a directory in, at or above
+ *   the tracked files' root are steps, the directory's entry a name holding PC_NAME_DIR; a
+ *   name below a directory the model knows lands in an image only with it (shim.c, the
+ *   directories; model.c, pc_model_image_name). Those made before the claim are handed over
+ *   at it. A directory holding a known name cannot be renamed (refused).
+ * - Not modelled: O_TMPFILE + linkat, symlink,
  *   syncfs/sync, names created before the file was first tracked or by another process
  *   (durable), and an untracked file linked to a name the model knows.
  * - POWERCUT_NAMESPACE=ext4 (data=ordered, auto_da_alloc): the same steps and names, but the

@@ -87,6 +87,8 @@ PC_API int pc_model_add_file(pc_model *m, const char *name, const void *content,
  * volatile: a crash image has no such file until the entry is durable. */
 #define PC_NAME_NONE UINT32_MAX
 #define PC_NAME_OTHER (UINT32_MAX - 1)
+#define PC_NAME_DIR (UINT32_MAX - 2) /* a directory the process made (pc_model_mkdir) or removed */
+#define PC_NAME_IS_FILE(target) ((target) < PC_NAME_DIR)
 PC_API int pc_model_created(pc_model *m, uint32_t id);
 /* Namespace changes (paths as the names' strings; the shim gives them absolute, the parent
  * resolved). Volatile until an fsync of the directory holding each changed name, unless
@@ -99,6 +101,14 @@ enum { PC_NAME_DURABLE = 1, PC_NAME_OVER_OTHER = 2, PC_NAME_EXCHANGE = 4 };
 PC_API int pc_model_rename(pc_model *m, const char *from, const char *to, int flags);
 PC_API int pc_model_unlink(pc_model *m, const char *name, int flags);
 PC_API int pc_model_link(pc_model *m, const char *from, const char *to, int flags);
+/* Directories: a name holding PC_NAME_DIR. mkdir makes one (volatile like a created file's
+ * name); rmdir removes one (a directory the model never heard of existed durably). Every name
+ * below a directory the model knows exists in an image only if that directory does (and every
+ * directory above it that the model knows): a file created in a new directory is on the disk
+ * once its own entry and the directory's entry in its parent are. PC_EINVAL: mkdir over a name
+ * that holds something; PC_ENOENT: rmdir of a name that holds no directory. */
+PC_API int pc_model_mkdir(pc_model *m, const char *path, int flags);
+PC_API int pc_model_rmdir(pc_model *m, const char *path, int flags);
 /* Inside a step (an fsync of directory `dir`): every changed name in it becomes durable when
  * the step ends. A cut in the step lands them with every tear but none, as the size of a
  * sync. pc_model_dir_sync: the same for the directory of file id's first name. */
@@ -185,6 +195,7 @@ typedef enum {
     PC_CALL_RENAME, PC_CALL_UNLINK, PC_CALL_LINK, /* of or over a tracked file's name */
     PC_CALL_SYNC, PC_CALL_SYNCFS, /* sync(2), syncfs(2) (file UINT32_MAX: every file) */
     PC_CALL_TRUNCATE, /* truncate(2) by path of a tracked file */
+    PC_CALL_MKDIR, PC_CALL_RMDIR, /* of a directory under the tracked files' root */
     PC_CALL_COUNT_
 } pc_call;
 PC_API const char *pc_call_name(int call);
@@ -226,6 +237,8 @@ PC_API int pc_tw_journal(pc_tw *w);                        /* pc_model_set_journ
 PC_API int pc_tw_journal_commit(pc_tw *w, uint32_t id, int datasync); /* pc_model_journal_commit */
 PC_API int pc_tw_rename(pc_tw *w, const char *from, const char *to, int flags); /* pc_model_rename */
 PC_API int pc_tw_unlink(pc_tw *w, const char *name, int flags);                /* pc_model_unlink */
+PC_API int pc_tw_mkdir(pc_tw *w, const char *path, int flags);                 /* pc_model_mkdir */
+PC_API int pc_tw_rmdir(pc_tw *w, const char *path, int flags);                 /* pc_model_rmdir */
 PC_API int pc_tw_link(pc_tw *w, const char *from, const char *to, int flags);   /* pc_model_link */
 /* The disk-full model killed the process (SIGBUS) for a store into the page at file offset
  * off of file id, after step `step`; at_fault: caught at the store's fault (1) or found at a

@@ -229,6 +229,9 @@ static int (*real_unlinkat)(int, const char *, int);
 static int (*real_link)(const char *, const char *);
 static int (*real_linkat)(int, const char *, int, const char *, int);
 static int (*real_remove)(const char *);
+static int (*real_mkdir)(const char *, mode_t);
+static int (*real_mkdirat)(int, const char *, mode_t);
+static int (*real_rmdir)(const char *);
 
 #define RESOLVE(name) \
     do { \
@@ -249,6 +252,7 @@ static void resolve_all(void)
     RESOLVE(sendfile64); RESOLVE(splice); RESOLVE(fopen); RESOLVE(fopen64);
     RESOLVE(rename); RESOLVE(renameat); RESOLVE(renameat2); RESOLVE(unlink); RESOLVE(unlinkat);
     RESOLVE(link); RESOLVE(linkat); RESOLVE(remove);
+    RESOLVE(mkdir); RESOLVE(mkdirat); RESOLVE(rmdir);
     if (!real_fopen64) real_fopen64 = real_fopen;
     if (!real_pwritev64v2) real_pwritev64v2 = real_pwritev2;
     if (!real_sendfile64) real_sendfile64 = real_sendfile;
@@ -346,6 +350,8 @@ static struct {
     pid_t owner; /* the claiming process: a vfork child shares S but is not it */
     struct pmark { int kind; uint64_t op; char *label; } pending[64]; /* marks before the claim */
     int npending;
+    char **pdirs;   /* directories the process made under the root before the claim, not durable */
+    size_t npdirs, pdcap;
     uint64_t step;
     uint64_t cut_step;
     pc_crash crash;
@@ -788,6 +794,8 @@ static int run_owned_elsewhere(void)
  * children once it has claimed) pass everything through instead of truncating its trace or
  * numbering steps of their own; a shell that only starts the workload never claims. The
  * trace is created at the claim, and the markers set before it are written first. */
+static void claim_dirs(void);
+
 static int claim(void)
 {
     if (S.claimed) return 1;
@@ -826,6 +834,7 @@ static int claim(void)
         free(S.pending[i].label);
     }
     S.npending = 0;
+    claim_dirs();
     return 1;
 }
 
@@ -1864,7 +1873,7 @@ static const char *const fiu_names[] = {
     "powercut/fsync", "powercut/fdatasync", "powercut/sync_file_range", "powercut/fsync_dir",
     "powercut/fdatasync_dir", "powercut/pwritev2", "powercut/copy_file_range", "powercut/sendfile", "powercut/exit",
     "powercut/rename", "powercut/unlink", "powercut/link", "powercut/sync", "powercut/syncfs",
-    "powercut/truncate",
+    "powercut/truncate", "powercut/mkdir", "powercut/rmdir",
 };
 
 static void fc_check_step(int call, uint32_t file_id);
@@ -2066,17 +2075,17 @@ static void cut_to_files(void)
         int rc = pc_model_name(S.m, i, &name);
         if (!rc && S.image && !S.is_glob && S.nfiles && strcmp(name, S.files[0].path)) continue;
         if (!rc) rc = pc_model_image_name(S.m, i, &S.crash, &holds);
-        if (!rc && holds < PC_NAME_OTHER) rc = pc_model_image(S.m, holds, &S.crash, &img, &len);
+        if (!rc && PC_NAME_IS_FILE(holds)) rc = pc_model_image(S.m, holds, &S.crash, &img, &len);
         if (rc) {
             warn("powercut: cannot build the crash image: %s\n", pc_strerror(rc));
             failed = 1;
             continue;
         }
-        if (holds == PC_NAME_OTHER) continue;
+        if (holds == PC_NAME_OTHER || holds == PC_NAME_DIR) continue; /* images are files */
         char path[PATH_MAX + 16];
         image_path(name, path, sizeof path);
         if (holds == PC_NAME_NONE) { /* the name is not on the disk: the image is no file at all */
-            if (unlink(path) != 0 && errno != ENOENT) {
+            if (unlink(path) != 0 && errno != ENOENT && errno != EISDIR) {
                 warn("powercut: cannot remove %s (the file does not exist after this cut)\n", path);
                 failed = 1;
             }
@@ -2593,6 +2602,9 @@ static void note_commit(tfile *f, int datasync)
     if (S.tw) trace_fail(pc_tw_journal_commit(S.tw, f->id, datasync));
 }
 
+static int before_claim(void);
+static void pdir_synced(const char *dir);
+
 static int do_fsync(int call, int fd, int (*real)(int))
 {
     tfile *f = fd_file(fd, NULL);
@@ -2603,6 +2615,12 @@ static int do_fsync(int call, int fd, int (*real)(int))
         if (S.active && !S.dead && !busy && S.nfiles && pc__ns_is_dir(fd, &dev, &ino) &&
             !pc__ns_fd_path(fd, dir, sizeof dir) && dir_holds(dir, &id))
             return do_fsync_dir(call, fd, dir, id, real);
+        if (S.npdirs && before_claim() && pc__ns_is_dir(fd, &dev, &ino) && !pc__ns_fd_path(fd, dir, sizeof dir)) {
+            int r = real(fd), saved = errno; /* before the claim: directories made in it are durable */
+            if (r == 0) pdir_synced(dir);
+            errno = saved;
+            return r;
+        }
         return real(fd);
     }
     BEGIN_STEP();
@@ -3225,18 +3243,23 @@ static int is_known(const char *name)
     return 0;
 }
 
+/* Appends a copy of s to the list v (n strings, room for cap); dies without memory. */
+static void push_copy(char ***v, size_t *n, size_t *cap, const char *s)
+{
+    if (*n == *cap) {
+        size_t k = *cap ? *cap * 2 : 8;
+        char **p = realloc(*v, k * sizeof *p);
+        if (!p) die("memory", "names");
+        *v = p;
+        *cap = k;
+    }
+    if (!((*v)[*n] = strdup(s))) die("memory", "names");
+    ++*n;
+}
+
 static void add_known(const char *name)
 {
-    if (is_known(name)) return;
-    if (S.nknown == S.kcap) {
-        size_t n = S.kcap ? S.kcap * 2 : 8;
-        char **p = realloc(S.known, n * sizeof *p);
-        if (!p) die("memory", "names");
-        S.known = p;
-        S.kcap = n;
-    }
-    if (!(S.known[S.nknown] = strdup(name))) die("memory", "names");
-    S.nknown++;
+    if (!is_known(name)) push_copy(&S.known, &S.nknown, &S.kcap, name);
 }
 
 /* The tracked file at dirfd/path (lstat, or stat with `follow`): its index, or -1; *exists
@@ -3270,6 +3293,13 @@ static void note_unlink(const char *name)
     if (S.tw) trace_fail(pc_tw_unlink(S.tw, name, ns_flags()));
 }
 
+static void note_dir(int made, const char *path)
+{
+    if (S.m) trace_fail((made ? pc_model_mkdir : pc_model_rmdir)(S.m, path, ns_flags()));
+    if (S.tw) trace_fail((made ? pc_tw_mkdir : pc_tw_rmdir)(S.tw, path, ns_flags()));
+    add_known(path);
+}
+
 static void note_link(const char *from, const char *to)
 {
     if (S.m) trace_fail(pc_model_link(S.m, from, to, ns_flags()));
@@ -3284,13 +3314,13 @@ static void need_known(const char *name, const char *what)
     if (!is_known(name)) lost_name(what, name);
 }
 
-enum { NS_RENAME, NS_UNLINK, NS_LINK, NS_NOTHING };
+enum { NS_RENAME, NS_UNLINK, NS_LINK, NS_NOTHING, NS_MKDIR, NS_RMDIR };
 
 /* The step of a rename, unlink or link: numbered, cut or failed like any other; its change
  * is applied to the model after the real call succeeded (before the images at a cut). */
 static int ns_step(int op, uint32_t id, const char *a, const char *b, int flags, int (*call)(void *), void *ctx)
 {
-    static const int calls[] = {PC_CALL_RENAME, PC_CALL_UNLINK, PC_CALL_LINK, PC_CALL_RENAME};
+    static const int calls[] = {PC_CALL_RENAME, PC_CALL_UNLINK, PC_CALL_LINK, PC_CALL_RENAME, PC_CALL_MKDIR, PC_CALL_RMDIR};
     BEGIN_STEP();
     int err, go = step_open(calls[op], id, 0, 0, &err);
     if (go == GO_ERROR) {
@@ -3304,6 +3334,7 @@ static int ns_step(int op, uint32_t id, const char *a, const char *b, int flags,
         if (op == NS_RENAME) note_rename(a, b, flags);
         else if (op == NS_UNLINK) note_unlink(a);
         else if (op == NS_LINK) note_link(a, b);
+        else if (op == NS_MKDIR || op == NS_RMDIR) note_dir(op == NS_MKDIR, a);
     }
     if (go == GO_CUT) CUT_RETURN(-1, call(ctx));
     step_close();
@@ -3349,15 +3380,57 @@ static int call_link(void *p)
 #define RENAME_EXCHANGE (1 << 1)
 #endif
 
+/* A directory renamed: the names below it would all change, which the model (names as strings)
+ * cannot follow: refused when it holds a name the model knows. An empty one the model knows
+ * (made in the run) is a rename of its name. */
+static int rename_dir(const char *from, const char *to, ns_args *a)
+{
+    size_t n = strlen(from);
+    for (size_t i = 0; i < S.nfiles + S.nknown; i++) {
+        const char *k = i < S.nfiles ? S.files[i].path : S.known[i - S.nfiles];
+        if (!strncmp(k, from, n) && k[n] == '/')
+            lost_name("rename of a directory holding a name the model knows (the names below it would all move):", from);
+    }
+    if (!is_known(from) && !is_known(to)) return call_rename(a);
+    if (a->flags & ~(unsigned)RENAME_NOREPLACE)
+        lost_name("renameat2 of a directory with flags other than RENAME_NOREPLACE:", from);
+    return ns_step(NS_RENAME, UINT32_MAX, from, to, ns_flags(), call_rename, a);
+}
+
+/* Before the claim: a directory made then and renamed is not durable under its new name either. */
+static int rename_pending(ns_args *a)
+{
+    char from[PATH_MAX], to[PATH_MAX];
+    pc__ns_name(a->olddir, a->oldp, from, sizeof from);
+    pc__ns_name(a->newdir, a->newp, to, sizeof to);
+    int r = call_rename(a), saved = errno;
+    size_t n = strlen(from);
+    for (size_t i = 0; r == 0 && i < S.npdirs; i++) {
+        if (strncmp(S.pdirs[i], from, n) || (S.pdirs[i][n] && S.pdirs[i][n] != '/')) continue;
+        char moved[PATH_MAX];
+        snprintf(moved, sizeof moved, "%s%s", to, S.pdirs[i] + n); /* it, or one made inside it */
+        char *c = strdup(moved);
+        if (!c) die("memory", "directories");
+        free(S.pdirs[i]);
+        S.pdirs[i] = c;
+    }
+    errno = saved;
+    return r;
+}
+
 static int do_rename(int olddir, const char *oldp, int newdir, const char *newp, unsigned flags)
 {
     ns_args a = {olddir, newdir, oldp, newp, flags};
+    if (S.npdirs && before_claim() && oldp && newp) return rename_pending(&a);
     if (!ns_watching() || !oldp || !newp) return call_rename(&a);
     char from[PATH_MAX], to[PATH_MAX];
     pc__ns_name(olddir, oldp, from, sizeof from);
     pc__ns_name(newdir, newp, to, sizeof to);
     int from_there, to_there;
     long fi = tracked_at(olddir, oldp, 0, &from_there), ti = tracked_at(newdir, newp, 0, &to_there);
+    struct stat ds;
+    if (fi < 0 && from_there && !fstatat(olddir, oldp, &ds, AT_SYMLINK_NOFOLLOW) && S_ISDIR(ds.st_mode))
+        return rename_dir(from, to, &a);
     if (fi < 0 && ti < 0 && !is_known(to)) return call_rename(&a); /* no tracked name involved */
     if (flags & RENAME_EXCHANGE) {
         /* Both names swap their files in one step; both must hold a tracked file (an
@@ -3385,13 +3458,15 @@ static int do_rename(int olddir, const char *oldp, int newdir, const char *newp,
     return r;
 }
 
+static int do_rmdir(int dirfd, const char *path);
+
 static int do_unlink(int dirfd, const char *path, int flags)
 {
     ns_args a = {dirfd, dirfd, path, NULL, 0};
     int there;
     long fi;
-    /* rmdir (AT_REMOVEDIR) removes an empty directory: no tracked name goes with it */
-    if (!ns_watching() || !path || (flags & AT_REMOVEDIR) || (fi = tracked_at(dirfd, path, 0, &there)) < 0)
+    if (path && (flags & AT_REMOVEDIR)) return do_rmdir(dirfd, path);
+    if (!ns_watching() || !path || (fi = tracked_at(dirfd, path, 0, &there)) < 0)
         return real_unlinkat ? real_unlinkat(dirfd, path, flags) : (int)syscall(SYS_unlinkat, dirfd, path, flags);
     char name[PATH_MAX];
     pc__ns_name(dirfd, path, name, sizeof name);
@@ -3417,6 +3492,129 @@ static int do_link(int olddir, const char *oldp, int newdir, const char *newp, i
     }
     need_known(from, "link from a name of a tracked file that the shim never saw made:");
     return ns_step(NS_LINK, S.files[fi].id, from, to, 0, call_link, &a);
+}
+
+/* ---- directories (names.c: the model of names) ----
+ * A directory the process makes or removes in the tracked files' root (the folder of each
+ * POWERCUT_FILE pattern, up to its first wildcard), the root itself or one above it, is a
+ * name like a file's: mkdir and rmdir
+ * are steps (calls mkdir, rmdir), volatile under posix until an fsync of the parent, and a
+ * name below a directory that is not on the disk is not on the disk either (pc_model_mkdir).
+ * Programs make their directories before they open the first tracked file, when there is no
+ * model yet: those made then are kept aside (S.pdirs), dropped when an fsync of their parent
+ * makes them durable or when they are removed again, and handed to the model at the claim, as
+ * made (volatile) before its first step. */
+static int in_tracked_tree(const char *name)
+{
+    for (size_t i = 0; i < S.npats; i++) {
+        const char *pat = S.abs_pats[i];
+        if (!pat) continue;
+        char root[PATH_MAX];
+        size_t fixed = strcspn(pat, "*?[");
+        snprintf(root, sizeof root, "%.*s", (int)fixed, pat);
+        char *slash = strrchr(root, '/');
+        if (!slash) continue;
+        *slash = 0;
+        char real[PATH_MAX];
+        const char *r = realpath(root[0] ? root : "/", real) ? real : root;
+        size_t n = strlen(r), k = strlen(name);
+        if (!strncmp(name, r, n) && (name[n] == '/' || !name[n])) return 1; /* in it, or it */
+        if (k < n && !strncmp(name, r, k) && r[k] == '/') return 1;          /* above it */
+    }
+    return 0;
+}
+
+static void pdir_drop(size_t i)
+{
+    free(S.pdirs[i]);
+    S.pdirs[i] = S.pdirs[--S.npdirs];
+}
+
+/* Before the claim: remember a directory made, forget one removed or made durable. */
+static void pdir_note(int made, const char *name)
+{
+    for (size_t i = 0; i < S.npdirs; i++)
+        if (!strcmp(S.pdirs[i], name)) {
+            if (!made) pdir_drop(i);
+            return;
+        }
+    if (made) push_copy(&S.pdirs, &S.npdirs, &S.pdcap, name); /* (else: there before, durable, and gone) */
+}
+
+static void pdir_synced(const char *dir)
+{
+    for (size_t i = 0; i < S.npdirs;)
+        if (pc__ns_in_dir(S.pdirs[i], dir)) pdir_drop(i);
+        else i++;
+}
+
+/* The claim: the directories made before it are names the model has, made and not durable
+ * (in the order they were made: the ext4 journal keeps it). */
+static void claim_dirs(void)
+{
+    for (size_t i = 0; i < S.npdirs; i++) {
+        if (S.ns != PC_NS_NONE) note_dir(1, S.pdirs[i]);
+        free(S.pdirs[i]);
+    }
+    S.npdirs = 0;
+}
+
+static int before_claim(void) { return S.active && !S.dead && !busy && !S.claimed; }
+
+typedef struct {
+    int dirfd;
+    const char *path;
+    mode_t mode;
+} dir_args;
+
+static int call_mkdir(void *p)
+{
+    dir_args *a = p;
+    return real_mkdirat ? real_mkdirat(a->dirfd, a->path, a->mode) : (int)syscall(SYS_mkdirat, a->dirfd, a->path, a->mode);
+}
+
+static int call_rmdir(void *p)
+{
+    dir_args *a = p;
+    return real_unlinkat ? real_unlinkat(a->dirfd, a->path, AT_REMOVEDIR)
+                         : (int)syscall(SYS_unlinkat, a->dirfd, a->path, AT_REMOVEDIR);
+}
+
+static int do_dir(int made, int dirfd, const char *path, mode_t mode)
+{
+    dir_args a = {dirfd, path, mode};
+    int (*call)(void *) = made ? call_mkdir : call_rmdir;
+    if (!path || (!ns_watching() && !before_claim())) return call(&a);
+    char name[PATH_MAX];
+    pc__ns_name(dirfd, path, name, sizeof name);
+    if (!in_tracked_tree(name)) return call(&a);
+    if (!ns_watching()) { /* no model yet */
+        int r = call(&a), saved = errno;
+        if (r == 0 && S.ns != PC_NS_NONE) pdir_note(made, name);
+        errno = saved;
+        return r;
+    }
+    return ns_step(made ? NS_MKDIR : NS_RMDIR, UINT32_MAX, name, NULL, 0, call, &a);
+}
+
+static int do_rmdir(int dirfd, const char *path) { return do_dir(0, dirfd, path, 0); }
+
+PC_EXPORT int mkdir(const char *path, mode_t mode)
+{
+    ENSURE();
+    return do_dir(1, AT_FDCWD, path, mode);
+}
+
+PC_EXPORT int mkdirat(int dirfd, const char *path, mode_t mode)
+{
+    ENSURE();
+    return do_dir(1, dirfd, path, mode);
+}
+
+PC_EXPORT int rmdir(const char *path)
+{
+    ENSURE();
+    return do_rmdir(AT_FDCWD, path);
 }
 
 PC_EXPORT int rename(const char *oldp, const char *newp)
@@ -3454,7 +3652,8 @@ PC_EXPORT int remove(const char *path)
 {
     ENSURE();
     struct stat st;
-    if (!ns_watching() || !path || lstat(path, &st) != 0 || S_ISDIR(st.st_mode)) return real_remove(path);
+    if (path && lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) return do_rmdir(AT_FDCWD, path);
+    if (!ns_watching() || !path || lstat(path, &st) != 0) return real_remove(path);
     return do_unlink(AT_FDCWD, path, 0);
 }
 
@@ -4342,6 +4541,8 @@ PC_EXPORT int pc_shim_reset(void)
     S.nfiles = 0;
     for (size_t i = 0; i < S.nknown; i++) free(S.known[i]);
     S.nknown = 0;
+    for (size_t i = 0; i < S.npdirs; i++) free(S.pdirs[i]);
+    S.npdirs = 0;
     S.full = 0;
     S.full_step = 0;
     if (S.fds) memset(S.fds, 0, S.nfds * sizeof *S.fds); /* none tracked yet: NULL */

@@ -51,6 +51,8 @@
  *                records a page stored to again as DIRTY of the page then WRITEs of the
  *                chunks that changed, which leaves the model as a WRITE of the whole page
  *                would, for a tenth of the bytes; version 6)
+ *    24 MKDIR    u8 flags, u32 len, path   (pc_model_mkdir; version 7)
+ *    25 RMDIR    u8 flags, u32 len, path   (pc_model_rmdir; version 7)
  * A step's records lie between its STEP and STEPEND; records outside steps are volatile
  * changes between steps (mostly pages written through mappings, found at the next step).
  * A trace may stop anywhere (the process died): the reader treats a truncated last record as
@@ -68,11 +70,11 @@
 
 enum { R_FILE = 1, R_WRITE, R_TRUNC, R_STEP, R_SYNC, R_LOSE, R_MARK, R_STEPEND, R_END, R_FAIL, R_SIGBUS,
        R_CREATED, R_DIRSYNC, R_OUTPUT, R_RENAME, R_UNLINK, R_LINK, R_DIRSYNCP, R_NAMESET, R_JOURNAL,
-       R_JCOMMIT, R_JOP, R_DIRTY };
+       R_JCOMMIT, R_JOP, R_DIRTY, R_MKDIR, R_RMDIR };
 /* Version 2 added SIGBUS, CREATED and DIRSYNC, version 3 OUTPUT, version 4 RENAME, UNLINK,
- * LINK, DIRSYNCP and NAMESET, version 5 JOURNAL, JCOMMIT and JOP, version 6 DIRTY; an older
- * trace is a newer one without them. */
-#define PC_TRACE_VERSION 6u
+ * LINK, DIRSYNCP and NAMESET, version 5 JOURNAL, JCOMMIT and JOP, version 6 DIRTY, version 7
+ * MKDIR and RMDIR; an older trace is a newer one without them. */
+#define PC_TRACE_VERSION 7u
 
 /* Internal to libpowercut (model.c, the shim): the DIRTY record's writer and its effect. */
 int pc__tw_dirty(pc_tw *w, uint32_t id, uint64_t off, uint64_t len);
@@ -419,15 +421,18 @@ static int put_str(pc_tw *w, const char *s)
 
 static int ns_rec(pc_tw *w, int type, const char *a, const char *b, int flags)
 {
-    if (!w || !a || (type != R_UNLINK && !b)) return PC_EINVAL;
+    int one = type == R_UNLINK || type == R_MKDIR || type == R_RMDIR; /* a single name */
+    if (!w || !a || (!one && !b)) return PC_EINVAL;
     CHK(put8(w, (uint8_t)type));
     CHK(put8(w, (uint8_t)flags));
     CHK(put_str(w, a));
-    return type == R_UNLINK ? PC_OK : put_str(w, b);
+    return one ? PC_OK : put_str(w, b);
 }
 int pc_tw_rename(pc_tw *w, const char *from, const char *to, int flags) { return ns_rec(w, R_RENAME, from, to, flags); }
 int pc_tw_unlink(pc_tw *w, const char *name, int flags) { return ns_rec(w, R_UNLINK, name, NULL, flags); }
 int pc_tw_link(pc_tw *w, const char *from, const char *to, int flags) { return ns_rec(w, R_LINK, from, to, flags); }
+int pc_tw_mkdir(pc_tw *w, const char *path, int flags) { return ns_rec(w, R_MKDIR, path, NULL, flags); }
+int pc_tw_rmdir(pc_tw *w, const char *path, int flags) { return ns_rec(w, R_RMDIR, path, NULL, flags); }
 int pc__tw_name_set(pc_tw *w, const char *path, uint32_t vol, uint32_t dur, uint64_t key)
 {
     if (!w || !path) return PC_EINVAL;
@@ -614,7 +619,7 @@ static int index_trace(pc_trace *t)
         case R_FAIL: g8(&r); g64(&r); g64(&r); break;
         case R_CREATED: case R_DIRSYNC: g32(&r); break;
         case R_RENAME: case R_LINK: g8(&r); take(&r, g32(&r)); take(&r, g32(&r)); break;
-        case R_UNLINK: g8(&r); take(&r, g32(&r)); break;
+        case R_UNLINK: case R_MKDIR: case R_RMDIR: g8(&r); take(&r, g32(&r)); break;
         case R_DIRSYNCP: take(&r, g32(&r)); break;
         case R_NAMESET: g32(&r); g32(&r); g64(&r); take(&r, g32(&r)); break;
         case R_JOURNAL: break;
@@ -951,7 +956,7 @@ static int apply(pc_replay *rp, int *ev, uint64_t *step)
         rc = type == R_CREATED ? pc_model_created(rp->m, id) : pc_model_dir_sync(rp->m, id);
         break;
     }
-    case R_RENAME: case R_LINK: case R_UNLINK: case R_DIRSYNCP: {
+    case R_RENAME: case R_LINK: case R_UNLINK: case R_DIRSYNCP: case R_MKDIR: case R_RMDIR: {
         int flags = type == R_DIRSYNCP ? 0 : g8(&r);
         uint32_t an = g32(&r);
         const uint8_t *a = take(&r, an);
@@ -963,6 +968,8 @@ static int apply(pc_replay *rp, int *ev, uint64_t *step)
         else if (type == R_RENAME) rc = pc_model_rename(rp->m, sa, sb, flags);
         else if (type == R_LINK) rc = pc_model_link(rp->m, sa, sb, flags);
         else if (type == R_UNLINK) rc = pc_model_unlink(rp->m, sa, flags);
+        else if (type == R_MKDIR) rc = pc_model_mkdir(rp->m, sa, flags);
+        else if (type == R_RMDIR) rc = pc_model_rmdir(rp->m, sa, flags);
         else rc = pc_model_dir_sync_path(rp->m, sa);
         free(sa);
         free(sb);

@@ -142,7 +142,8 @@ static int copy_tree(const char *from, const char *to) {
 }
 
 /* Writes `len` bytes as the file `path`, making its folders. */
-static int put_file(const char *path, const uint8_t *data, uint64_t len) {
+/* Makes the directories above path. */
+static int make_parents(const char *path) {
   char dir[PATH_MAX];
   snprintf(dir, sizeof dir, "%s", path);
   for (char *s = dir + 1; (s = strchr(s, '/')); s++) {
@@ -150,6 +151,16 @@ static int put_file(const char *path, const uint8_t *data, uint64_t len) {
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) return -1;
     *s = '/';
   }
+  return 0;
+}
+
+/* Makes directory path, and those above it. */
+static int make_dirs(const char *path) {
+  return make_parents(path) == 0 && (mkdir(path, 0755) == 0 || errno == EEXIST) ? 0 : -1;
+}
+
+static int put_file(const char *path, const uint8_t *data, uint64_t len) {
+  if (make_parents(path) != 0) return -1;
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return -1;
   int rc = 0;
@@ -217,7 +228,7 @@ typedef struct walk {
   uint64_t *len;
   uint32_t nnames, ncap;
   const char **name;   /* ... each name the model knows, under the program's folder */
-  uint32_t *holds;     /* ... the file it holds: an id, PC_NAME_NONE or PC_NAME_OTHER */
+  uint32_t *holds;     /* ... the file it holds: an id, PC_NAME_NONE, PC_NAME_OTHER or PC_NAME_DIR */
   signed char *in_snap; /* per name: snap/ has a file there (1), not (0), unknown yet (-1) */
   cc_hashset seen;     /* hashes of the states checked */
   unsigned shard, shards, worker, workers; /* which states this process checks: cc_takes */
@@ -270,7 +281,9 @@ static int check_state(walk *w, uint64_t step, const char *call, const char *cra
     if (f == PC_NAME_OTHER) continue; /* as snap/ has it, in every state */
     if (f == PC_NAME_NONE && !snap_has(w, i)) continue; /* absent, as if never known */
     h = h * 0x100000001B3ull ^ cc_hash(w->name[i], strlen(w->name[i])) ^
-        (f == PC_NAME_NONE ? 0x5BD1E995u : cc_hash(w->img[f], w->len[f]) * 0x9E3779B97F4A7C15ull);
+        (f == PC_NAME_NONE  ? 0x5BD1E995u
+         : f == PC_NAME_DIR ? 0x1B873593u
+                            : cc_hash(w->img[f], w->len[f]) * 0x9E3779B97F4A7C15ull);
   }
   if (!cc_takes(h, w->shard, w->shards, w->worker, w->workers) || !cc_hashset_add(&w->seen, h)) return CC_OK;
   r->distinct++;
@@ -290,8 +303,17 @@ static int check_state(walk *w, uint64_t step, const char *call, const char *cra
     uint32_t f = w->holds[i];
     if (f == PC_NAME_OTHER) continue;
     if (f == PC_NAME_NONE) { /* not on the disk: gone, whatever the folder held before */
-      if (join(path, sizeof path, w->state, w->name[i]) == 0 && unlink(path) != 0 && errno != ENOENT) {
+      struct stat st;
+      if (join(path, sizeof path, w->state, w->name[i]) == 0 && lstat(path, &st) == 0 &&
+          (S_ISDIR(st.st_mode) ? cc_remove_tree(path) : unlink(path)) != 0 && errno != ENOENT) {
         snprintf(r->error, sizeof r->error, "cannot remove %.900s: %s", path, strerror(errno));
+        return CC_EIO;
+      }
+      continue;
+    }
+    if (f == PC_NAME_DIR) { /* a directory the program made: there, and what the names below say */
+      if (join(path, sizeof path, w->state, w->name[i]) != 0 || make_dirs(path) != 0) {
+        snprintf(r->error, sizeof r->error, "cannot make %.900s: %s", path, strerror(errno));
         return CC_EIO;
       }
       continue;
@@ -412,7 +434,7 @@ static int derive(walk *w, pc_model *m, const pc_crash *crash) {
       snprintf(w->r->error, sizeof w->r->error, "cannot derive the image of %s", w->name[i]);
       return CC_EIO;
     }
-    if (f < PC_NAME_OTHER && f >= w->nfiles) {
+    if (PC_NAME_IS_FILE(f) && f >= w->nfiles) {
       snprintf(w->r->error, sizeof w->r->error, "the trace names file %u of %u", f, w->nfiles);
       return CC_EIO;
     }

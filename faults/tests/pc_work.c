@@ -78,6 +78,8 @@
  *   #:NAME:HOW       remove NAME (HOW: u unlink, a unlinkat, r remove)
  *   ^:NAME:HOW       a hard link NAME to the current file (HOW: l link, a linkat)
  *   /:NAME           fsync the directory NAME ("." : FILE's directory)
+ *   (:NAME / ):NAME  mkdir (0755) / rmdir NAME
+ *   ]:FROM:TO        rename(2) of FROM to TO (names, not the current file: a directory)
  *   *:N[:BYTE]       N rounds of short-lived files beside FILE, 9 steps each: f.tmp created,
  *                    512 bytes of 'a' + round % 26 (or of BYTE) written, fsynced, closed, renamed over f,
  *                    the directory fsynced; f.g created, the same bytes written, fsynced,
@@ -557,6 +559,19 @@ int main(int argc, char **argv)
             char name[4096];
             name_at(&p, name, sizeof name);
             r = *p == 'a' ? linkat(AT_FDCWD, cur, AT_FDCWD, name, 0) : link(cur, name);
+            break;
+        }
+        case '(': case ')': {
+            char name[4096];
+            name_at(&p, name, sizeof name);
+            r = op == '(' ? mkdir(name, 0755) : rmdir(name);
+            break;
+        }
+        case ']': {
+            char from[4096], to[4096];
+            name_at(&p, from, sizeof from);
+            name_at(&p, to, sizeof to);
+            r = rename(from, to);
             break;
         }
         case '/': {

@@ -1853,6 +1853,82 @@ static void test_truncate_by_path(void **st)
     left("truncate, 4:all", "f", 100, 'a');
 }
 
+/* A directory made under the root is a name like a file's (posix: volatile until an fsync of its
+ * parent), and a name below it exists in an image only if the directory does: a file fsynced
+ * with its directory's fsync is lost until the parent's. rmdir likewise; a directory made
+ * before the first tracked open (no model yet) is handed to the model, unless an fsync of its
+ * parent made it durable first. */
+static void test_directories(void **st)
+{
+    (void)st;
+    char tr[256], envs[512], sub[200];
+    snprintf(tr, sizeof tr, "%s/trace", dir);
+    snprintf(sub, sizeof sub, "%s/f.d", dir);
+    /* 1 mkdir f.d, 2 pwrite f.d/g, 3 fsync, 4 fsync f.d, 5 fsync ., 6 unlink g, 7 fsync f.d,
+     * 8 rmdir f.d, 9 fsync . */
+    const char *ops = "(:f.d @:f.d/g w:0:512:97 f /:f.d /:. #:f.d/g:u /:f.d ):f.d /:.";
+    clean_names();
+    rmdir(sub);
+    snprintf(envs, sizeof envs, "POWERCUT_FILE=%s/f*|POWERCUT_NAMESPACE=posix|POWERCUT_TRACE=%s", dir, tr);
+    assert_int_equal(run(envs, ops), 0);
+    pc_trace *t;
+    assert_int_equal(pc_trace_open(tr, &t), PC_OK);
+    pc_step_info info;
+    assert_int_equal(pc_trace_step_info(t, 1, &info), PC_OK);
+    assert_string_equal(pc_call_name(info.call), "mkdir");
+    assert_int_equal(pc_trace_step_info(t, 8, &info), PC_OK);
+    assert_string_equal(pc_call_name(info.call), "rmdir");
+    assert_int_equal(trace_holds(t, 4, "all", "f.d/g"), PC_NAME_NONE); /* its entry, not f.d's */
+    assert_int_equal(trace_holds(t, 4, "all", "f.d"), PC_NAME_NONE);
+    assert_int_equal(trace_holds(t, 4, "none:all", "f.d/g"), 1);     /* written back early */
+    assert_int_equal(trace_holds(t, 5, "none", "f.d/g"), PC_NAME_NONE);
+    assert_int_equal(trace_holds(t, 5, "all", "f.d/g"), 1);
+    assert_int_equal(trace_holds(t, 5, "all", "f.d"), PC_NAME_DIR);
+    assert_int_equal(trace_holds(t, 9, "none", "f.d"), PC_NAME_DIR); /* the rmdir not durable */
+    assert_int_equal(trace_holds(t, 9, "none", "f.d/g"), PC_NAME_NONE);
+    assert_int_equal(trace_holds(t, 9, "all", "f.d"), PC_NAME_NONE);
+    pc_trace_free(t);
+    /* ext4: the mkdir and the creation are journal operations in order, and the fsync of g
+     * (step 3: the file changed since the last commit) commits both */
+    clean_names();
+    rmdir(sub);
+    snprintf(envs, sizeof envs, "POWERCUT_FILE=%s/f*|POWERCUT_NAMESPACE=ext4|POWERCUT_TRACE=%s", dir, tr);
+    assert_int_equal(run(envs, ops), 0);
+    assert_int_equal(pc_trace_open(tr, &t), PC_OK);
+    assert_int_equal(trace_holds(t, 3, "none", "f.d/g"), PC_NAME_NONE);
+    assert_int_equal(trace_holds(t, 3, "none", "f.d"), PC_NAME_NONE);
+    assert_int_equal(trace_holds(t, 3, "all", "f.d/g"), 1);
+    assert_int_equal(trace_holds(t, 3, "all", "f.d"), PC_NAME_DIR);
+    pc_trace_free(t);
+    /* before the first tracked open: FILE (f) is not tracked, d/g is */
+    snprintf(sub, sizeof sub, "%s/d", dir);
+    const char *early[] = {"(:d @:d/g w:0:512:97 f /:d /:.", "(:d /:. @:d/g w:0:512:97 f /:d"};
+    for (int k = 0; k < 2; k++) {
+        clean_names();
+        char g[256];
+        snprintf(g, sizeof g, "%s/d/g", dir);
+        unlink(g);
+        rmdir(sub);
+        snprintf(envs, sizeof envs, "POWERCUT_FILE=%s/d/*|POWERCUT_NAMESPACE=posix|POWERCUT_TRACE=%s", dir, tr);
+        assert_int_equal(run(envs, early[k]), 0);
+        assert_int_equal(pc_trace_open(tr, &t), PC_OK);
+        /* step 3, the fsync of d: g's entry lands; d's own only with the fsync of its parent */
+        assert_int_equal(trace_holds(t, 3, "all", "d/g"), k ? 0 : PC_NAME_NONE);
+        if (!k) assert_int_equal(trace_holds(t, 4, "all", "d/g"), 0);
+        pc_trace_free(t);
+        unlink(g);
+        rmdir(sub);
+    }
+    snprintf(sub, sizeof sub, "%s/f.d", dir);
+    /* a directory holding a tracked name cannot be renamed: its names would all move */
+    snprintf(envs, sizeof envs, "POWERCUT_FILE=%s/f*|POWERCUT_NAMESPACE=posix", dir);
+    expect_lost(envs, "(:f.d @:f.d/g ]:f.d:f.e", "rename of a directory holding");
+    char g[256];
+    snprintf(g, sizeof g, "%s/f.d/g", dir);
+    unlink(g);
+    rmdir(sub);
+}
+
 /* What the model cannot follow stops the run: renameat2's RENAME_WHITEOUT, an untracked file
  * renamed over a tracked name or exchanged with it. */
 static void test_names_refused(void **st)
@@ -2531,7 +2607,7 @@ int main(void)
         cmocka_unit_test(test_ext4_profile),
         cmocka_unit_test(test_unlink_needs_dir_fsync),
         cmocka_unit_test(test_link_and_rename_across_dirs),
-        cmocka_unit_test(test_rename_exchange), cmocka_unit_test(test_truncate_by_path), cmocka_unit_test(test_names_refused),
+        cmocka_unit_test(test_rename_exchange), cmocka_unit_test(test_directories), cmocka_unit_test(test_truncate_by_path), cmocka_unit_test(test_names_refused),
         cmocka_unit_test(test_names_across_exec),
         cmocka_unit_test(test_pwritev2),
         cmocka_unit_test(test_copy_calls),

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # e2e_run_globs.sh: `crashcheck run --files` given twice tracks the files either glob matches
 # (libpowercut's POWERCUT_FILE, ':' between patterns): one process writes and fsyncs a.dat and
-# sub/b.log (and their folders). The check fails every state, so that the run keeps them: with
-# both globs two files are tracked and kept states hold b.log, whole in some; with the first
-# glob alone one file is, and no state holds b.log. A pattern holding ':' is refused.
+# sub/b.log (and their folders). The check fails the states that hold something in b.log, so
+# that the run keeps them: with both globs two files are tracked and kept states hold b.log,
+# whole in some; with the first glob alone one file is, and no state (the check fails them
+# all) holds b.log. A pattern holding ':' is refused.
 set -euo pipefail
 cc=${BUILD:-build}/bin/crashcheck
 tmp=$(mktemp -d)
@@ -25,16 +26,18 @@ PY
 run() { # args...: the JSON of one run whose check fails every state (each kept, up to 20)
   local st=0
   rm -rf "$tmp/out"
-  "$cc" run --json --quiet --out "$tmp/out" "$@" --check 'exit 1' -- python3 "$tmp/two.py" >"$tmp/json" 2>"$tmp/err" ||
+  "$cc" run --json --quiet --out "$tmp/out" "$@" --check "$check" -- python3 "$tmp/two.py" >"$tmp/json" 2>"$tmp/err" ||
     st=$?
   [ "$st" = 1 ] || fail "crashcheck run $* exits $st, not 1: $(cat "$tmp/json" "$tmp/err")"
   cat "$tmp/json"
 }
 whole() { for f in "$tmp"/out/state-*/sub/b.log; do [ -f "$f" ] && [ "$(wc -c <"$f")" = 1000 ] && return 0; done; return 1; }
+check='[ ! -s sub/b.log ]' # kept: the states where b.log holds something (sub is a new folder: in some)
 json=$(run --files 'a.*' --files 'sub/*.log')
 [ "$(field files "$json")" = 2 ] || fail "two globs: not two files tracked: $json"
 [ "$(field steps "$json")" -ge 4 ] || fail "two globs: too few steps: $json"
 whole || fail "two globs: no kept state holds sub/b.log whole"
+check='exit 1'
 json=$(run --files 'a.*')
 [ "$(field files "$json")" = 1 ] || fail "one glob: not one file tracked: $json"
 ! ls "$tmp"/out/state-*/sub/b.log >/dev/null 2>&1 || fail "one glob: a state holds the untracked sub/b.log"
