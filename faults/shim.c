@@ -26,6 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -230,6 +232,8 @@ static int (*real_link)(const char *, const char *);
 static int (*real_linkat)(int, const char *, int, const char *, int);
 static int (*real_remove)(const char *);
 static int (*real_mkdir)(const char *, mode_t);
+static int (*real_madvise)(void *, size_t, int);
+static int (*real_ioctl)(int, unsigned long, ...);
 static int (*real_mkdirat)(int, const char *, mode_t);
 static int (*real_rmdir)(const char *);
 
@@ -252,7 +256,7 @@ static void resolve_all(void)
     RESOLVE(sendfile64); RESOLVE(splice); RESOLVE(fopen); RESOLVE(fopen64);
     RESOLVE(rename); RESOLVE(renameat); RESOLVE(renameat2); RESOLVE(unlink); RESOLVE(unlinkat);
     RESOLVE(link); RESOLVE(linkat); RESOLVE(remove);
-    RESOLVE(mkdir); RESOLVE(mkdirat); RESOLVE(rmdir);
+    RESOLVE(mkdir); RESOLVE(mkdirat); RESOLVE(rmdir); RESOLVE(madvise); RESOLVE(ioctl);
     if (!real_fopen64) real_fopen64 = real_fopen;
     if (!real_pwritev64v2) real_pwritev64v2 = real_pwritev2;
     if (!real_sendfile64) real_sendfile64 = real_sendfile;
@@ -3492,6 +3496,52 @@ static int do_link(int olddir, const char *oldp, int newdir, const char *newp, i
     }
     need_known(from, "link from a name of a tracked file that the shim never saw made:");
     return ns_step(NS_LINK, S.files[fi].id, from, to, 0, call_link, &a);
+}
+
+/* ---- calls that change a file the model does not follow: refused ----
+ * madvise(MADV_REMOVE) frees a range of a shared file mapping's pages and punches the hole in
+ * the file (tmpfs, and file systems with hole punching), which also drops the pages' write
+ * tracking; ioctl FICLONE and FICLONERANGE make a range of a file share another's blocks
+ * (btrfs, XFS; reflinks). Each changes a tracked file's content in a way the model does not
+ * follow: when it succeeds, the run stops, naming the call (fallocate(FALLOC_FL_PUNCH_HOLE)
+ * and copy_file_range are the modelled ways to the same end). One that fails changed nothing
+ * and is no step: cp tries a reflink first and copies when the file system refuses it. */
+#ifndef FICLONE
+#define FICLONE 0x40049409ul      /* _IOW(0x94, 9, int) */
+#define FICLONERANGE 0x4020940dul /* _IOW(0x94, 13, struct file_clone_range) */
+#endif
+
+PC_EXPORT int madvise(void *addr, size_t len, int advice)
+{
+    ENSURE();
+    int r = real_madvise ? real_madvise(addr, len, advice) : (int)syscall(SYS_madvise, addr, len, advice);
+    if (r == 0 && advice == MADV_REMOVE && S.active && !S.dead && !busy) {
+        uintptr_t lo = (uintptr_t)addr, hi = lo + len;
+        for (size_t i = 0; i < S.nmaps; i++)
+            if (S.maps[i].wshared && S.maps[i].addr < hi && lo < S.maps[i].addr + S.maps[i].len)
+                lost_name("madvise(MADV_REMOVE) of a shared mapping punched a hole the model does not follow "
+                          "(fallocate(FALLOC_FL_PUNCH_HOLE) does) in the tracked file",
+                          S.files[S.maps[i].file].path);
+    }
+    return r;
+}
+
+PC_EXPORT int ioctl(int fd, unsigned long request, ...)
+{
+    ENSURE();
+    va_list ap;
+    va_start(ap, request);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    int r = real_ioctl ? real_ioctl(fd, request, arg) : (int)syscall(SYS_ioctl, fd, request, arg);
+    if (r == 0 && (request == FICLONE || request == FICLONERANGE) && S.active && !S.dead && !busy) {
+        tfile *f = fd_file(fd, NULL);
+        if (f)
+            lost_name("ioctl FICLONE/FICLONERANGE (a reflink) changed what the model does not follow "
+                      "(copy_file_range does) in the tracked file",
+                      f->path);
+    }
+    return r;
 }
 
 /* ---- directories (names.c: the model of names) ----

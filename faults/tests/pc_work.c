@@ -17,6 +17,8 @@
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -80,6 +82,8 @@
  *   /:NAME           fsync the directory NAME ("." : FILE's directory)
  *   (:NAME / ):NAME  mkdir (0755) / rmdir NAME
  *   ]:FROM:TO        rename(2) of FROM to TO (names, not the current file: a directory)
+ *   }:OFF:LEN        madvise(MADV_REMOVE) of the map range (punches a hole in the file)
+ *   `                ioctl(FICLONE) of FILE.src (created, 4096 bytes of 's') into the file
  *   *:N[:BYTE]       N rounds of short-lived files beside FILE, 9 steps each: f.tmp created,
  *                    512 bytes of 'a' + round % 26 (or of BYTE) written, fsynced, closed, renamed over f,
  *                    the directory fsynced; f.g created, the same bytes written, fsynced,
@@ -285,6 +289,21 @@ int main(int argc, char **argv)
             fd = open(path, O_RDONLY);
             if (fd < 0) { perror("open"); exit(3); }
             break;
+        case '}': {
+            unsigned long long off = num(&p), len = num(&p);
+            r = map ? madvise(map + off, len, MADV_REMOVE) : -1;
+            break;
+        }
+        case '`': {
+            char src[4160];
+            snprintf(src, sizeof src, "%s.src", path);
+            int s = open(src, O_RDWR | O_CREAT | O_TRUNC, 0644);
+            unsigned char *b = fill(4096, 's');
+            r = s < 0 || write(s, b, 4096) != 4096 ? -1 : ioctl(fd, FICLONE, s);
+            free(b);
+            if (s >= 0) close(s);
+            break;
+        }
         case 'm':
             maplen = num(&p);
             map = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);

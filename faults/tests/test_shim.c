@@ -1941,6 +1941,29 @@ static void test_names_refused(void **st)
     expect_lost("POWERCUT_NAMESPACE=posix", "@:g w:0:10:97 %:f:x", "RENAME_EXCHANGE with a file the shim does not track");
 }
 
+/* Calls that change a tracked file in ways the model does not follow stop the run, named:
+ * madvise(MADV_REMOVE) of its shared mapping, a reflink (ioctl FICLONE) into it when it
+ * succeeds. One the file system refuses changed nothing: cp's reflink probe goes on (the test
+ * folder's file system has no reflinks: the refusal of a successful one is not run here). */
+static void test_unmodelled_calls_refused(void **st)
+{
+    (void)st;
+    expect_lost("", "t:8192 m:8192 s:0:10:97 }:0:4096", "MADV_REMOVE");
+    clean();
+    char tr[256], envs[300];
+    snprintf(tr, sizeof tr, "%s/trace", dir);
+    snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s", tr);
+    int rc = run(envs, "w:0:10:97 ` f");
+    if (rc == 97) skip(); /* a file system with reflinks: refused, as it must be */
+    assert_int_equal(rc, 0);
+    pc_trace *t;
+    assert_int_equal(pc_trace_open(tr, &t), PC_OK);
+    uint64_t n;
+    assert_int_equal(pc_trace_step_count(t, &n), PC_OK);
+    assert_int_equal(n, 2); /* the pwrite and the fsync: the failed FICLONE is no step */
+    pc_trace_free(t);
+}
+
 /* Names go across an exec of the owner: a rename before it stays volatile until the fsync
  * of its directory after it, a link after it is a name of the same file, and the live cuts
  * after the exec agree with the trace for seeded writeback (the coins of the operations
@@ -2607,7 +2630,7 @@ int main(void)
         cmocka_unit_test(test_ext4_profile),
         cmocka_unit_test(test_unlink_needs_dir_fsync),
         cmocka_unit_test(test_link_and_rename_across_dirs),
-        cmocka_unit_test(test_rename_exchange), cmocka_unit_test(test_directories), cmocka_unit_test(test_truncate_by_path), cmocka_unit_test(test_names_refused),
+        cmocka_unit_test(test_rename_exchange), cmocka_unit_test(test_directories), cmocka_unit_test(test_truncate_by_path), cmocka_unit_test(test_names_refused), cmocka_unit_test(test_unmodelled_calls_refused),
         cmocka_unit_test(test_names_across_exec),
         cmocka_unit_test(test_pwritev2),
         cmocka_unit_test(test_copy_calls),
