@@ -73,7 +73,7 @@ int pc__ho_save(const pc_handover *h)
     for (uint32_t i = 0; i < h->nfiles; i++) {
         const pc_ho_file *f = &h->files[i];
         uint32_t pl = (uint32_t)strlen(f->path);
-        PUT(&o, f->dev); PUT(&o, f->ino); PUT(&o, f->size); PUT(&o, f->id); PUT(&o, f->rfd); PUT(&o, f->name_new);
+        PUT(&o, f->dev); PUT(&o, f->ino); PUT(&o, f->size); PUT(&o, f->id); PUT(&o, f->rfd); PUT(&o, f->name_new); PUT(&o, f->symlink);
         PUT(&o, pl);
         put(&o, f->path, pl);
     }
@@ -157,7 +157,7 @@ int pc__ho_load(int fd, pc_handover *h)
     for (uint32_t i = 0; i < h->nfiles && !r.bad; i++) {
         pc_ho_file *f = &h->files[i];
         uint32_t pl = 0;
-        GET(&r, f->dev); GET(&r, f->ino); GET(&r, f->size); GET(&r, f->id); GET(&r, f->rfd); GET(&r, f->name_new);
+        GET(&r, f->dev); GET(&r, f->ino); GET(&r, f->size); GET(&r, f->id); GET(&r, f->rfd); GET(&r, f->name_new); GET(&r, f->symlink);
         GET(&r, pl);
         if (r.bad || pl > len || !(f->path = calloc(1, pl + 1))) goto out;
         get(&r, f->path, pl);

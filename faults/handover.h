@@ -14,6 +14,7 @@ typedef struct {
                               * the file was retired (shim.c, retire_check) */
     int name_new;            /* POWERCUT_NAMESPACE=posix: created, its name not durable yet */
     char *path;
+    int symlink;             /* a symbolic link the program made (shim.c, note_symlink) */
 } pc_ho_file;
 
 typedef struct {

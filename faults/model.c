@@ -83,6 +83,7 @@ typedef struct {
     size_t dn, dcap, dlive;
     uint32_t name_ix; /* its first name in pc_model.names */
     uint32_t name_was; /* what that name held durably before the file was added */
+    int symlink;       /* a symbolic link: the content is its target */
 } mfile;
 
 /* A directory entry: the file it holds as the process sees it and on the disk. */
@@ -167,8 +168,9 @@ const char *pc_call_name(int call)
         "none", "write", "pwrite", "writev", "pwritev", "ftruncate", "fallocate",
         "posix_fallocate", "msync", "fsync", "fdatasync", "sync_file_range", "fsync-dir",
         "fdatasync-dir", "pwritev2", "copy_file_range", "sendfile", "exit", "rename", "unlink",
-        "link", "sync", "syncfs", "truncate", "mkdir", "rmdir",
+        "link", "sync", "syncfs", "truncate", "mkdir", "rmdir", "symlink",
     };
+    _Static_assert(sizeof names / sizeof *names == PC_CALL_COUNT_, "a name per call");
     if (call < 0 || call >= PC_CALL_COUNT_) return "?";
     return names[call];
 }
@@ -996,6 +998,22 @@ static int dir_change(pc_model *m, const char *path, uint32_t was, uint32_t now,
     return PC_OK;
 }
 
+int pc_model_set_symlink(pc_model *m, uint32_t id)
+{
+    mfile *f;
+    int rc = get_file(m, id, &f);
+    if (!rc) f->symlink = 1;
+    return rc;
+}
+
+int pc_model_file_is_symlink(const pc_model *m, uint32_t id, int *is)
+{
+    if (!m || !is) return PC_EINVAL;
+    if (id >= m->nfiles) return PC_ENOENT;
+    *is = m->files[id].symlink;
+    return PC_OK;
+}
+
 /* A name the model has not heard of holds nothing before the mkdir; a directory it has not
  * heard of was there, durably, before the rmdir. */
 int pc_model_mkdir(pc_model *m, const char *path, int flags) { return dir_change(m, path, PC_NAME_NONE, PC_NAME_DIR, flags); }
@@ -1417,6 +1435,7 @@ int pc__model_dump(const pc_model *m, pc_tw *w)
         if (end < f->vsize) end = f->vsize;
         if (end < f->dsize) end = f->dsize;
         CHK(pc_tw_file(w, id, f->name, f->dur, f->dsize));
+        if (f->symlink) CHK(pc_tw_symlink(w, id));
         /* (journalled, a creation is one of the JOP records below) */
         if (m->names[f->name_ix].dur != id && !m->journal) CHK(pc_tw_created(w, id));
         if (!end) continue;

@@ -50,7 +50,10 @@
  *   name below a directory the model knows lands in an image only with it (shim.c, the
  *   directories; model.c, pc_model_image_name). Those made before the claim are handed over
  *   at it. A directory holding a known name cannot be renamed (refused).
- * - Not modelled: O_TMPFILE + linkat, symlink,
+ * - symlink, symlinkat in the tracked tree: a file of the model (content: the target) under a
+ *   created name, marked a link (pc_model_set_symlink); its names are followed by the link's
+ *   own inode (shim.c, tracked_at).
+ * - Not modelled: O_TMPFILE + linkat,
  *   syncfs/sync, names created before the file was first tracked or by another process
  *   (durable), and an untracked file linked to a name the model knows.
  * - POWERCUT_NAMESPACE=ext4 (data=ordered, auto_da_alloc): the same steps and names, but the

@@ -108,6 +108,10 @@ PC_API int pc_model_link(pc_model *m, const char *from, const char *to, int flag
  * once its own entry and the directory's entry in its parent are. PC_EINVAL: mkdir over a name
  * that holds something; PC_ENOENT: rmdir of a name that holds no directory. */
 PC_API int pc_model_mkdir(pc_model *m, const char *path, int flags);
+/* Symbolic links: file id (pc_model_add_file, its content the link's target, durable with the
+ * inode) is a symbolic link, not a regular file: an image lays it out as a link. */
+PC_API int pc_model_set_symlink(pc_model *m, uint32_t id);
+PC_API int pc_model_file_is_symlink(const pc_model *m, uint32_t id, int *is);
 PC_API int pc_model_rmdir(pc_model *m, const char *path, int flags);
 /* Inside a step (an fsync of directory `dir`): every changed name in it becomes durable when
  * the step ends. A cut in the step lands them with every tear but none, as the size of a
@@ -196,6 +200,7 @@ typedef enum {
     PC_CALL_SYNC, PC_CALL_SYNCFS, /* sync(2), syncfs(2) (file UINT32_MAX: every file) */
     PC_CALL_TRUNCATE, /* truncate(2) by path of a tracked file */
     PC_CALL_MKDIR, PC_CALL_RMDIR, /* of a directory under the tracked files' root */
+    PC_CALL_SYMLINK, /* a symbolic link made there */
     PC_CALL_COUNT_
 } pc_call;
 PC_API const char *pc_call_name(int call);
@@ -238,6 +243,7 @@ PC_API int pc_tw_journal_commit(pc_tw *w, uint32_t id, int datasync); /* pc_mode
 PC_API int pc_tw_rename(pc_tw *w, const char *from, const char *to, int flags); /* pc_model_rename */
 PC_API int pc_tw_unlink(pc_tw *w, const char *name, int flags);                /* pc_model_unlink */
 PC_API int pc_tw_mkdir(pc_tw *w, const char *path, int flags);                 /* pc_model_mkdir */
+PC_API int pc_tw_symlink(pc_tw *w, uint32_t id);                               /* pc_model_set_symlink */
 PC_API int pc_tw_rmdir(pc_tw *w, const char *path, int flags);                 /* pc_model_rmdir */
 PC_API int pc_tw_link(pc_tw *w, const char *from, const char *to, int flags);   /* pc_model_link */
 /* The disk-full model killed the process (SIGBUS) for a store into the page at file offset

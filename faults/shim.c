@@ -232,6 +232,7 @@ static int (*real_link)(const char *, const char *);
 static int (*real_linkat)(int, const char *, int, const char *, int);
 static int (*real_remove)(const char *);
 static int (*real_mkdir)(const char *, mode_t);
+static int (*real_symlinkat)(const char *, int, const char *);
 static int (*real_madvise)(void *, size_t, int);
 static int (*real_ioctl)(int, unsigned long, ...);
 static int (*real_mkdirat)(int, const char *, mode_t);
@@ -256,7 +257,7 @@ static void resolve_all(void)
     RESOLVE(sendfile64); RESOLVE(splice); RESOLVE(fopen); RESOLVE(fopen64);
     RESOLVE(rename); RESOLVE(renameat); RESOLVE(renameat2); RESOLVE(unlink); RESOLVE(unlinkat);
     RESOLVE(link); RESOLVE(linkat); RESOLVE(remove);
-    RESOLVE(mkdir); RESOLVE(mkdirat); RESOLVE(rmdir); RESOLVE(madvise); RESOLVE(ioctl);
+    RESOLVE(mkdir); RESOLVE(mkdirat); RESOLVE(rmdir); RESOLVE(madvise); RESOLVE(ioctl); RESOLVE(symlinkat);
     if (!real_fopen64) real_fopen64 = real_fopen;
     if (!real_pwritev64v2) real_pwritev64v2 = real_pwritev2;
     if (!real_sendfile64) real_sendfile64 = real_sendfile;
@@ -276,6 +277,8 @@ typedef struct {
     uint64_t shcap;
     pc_blocks blocks; /* disk-full model: the blocks the disk backs (df_on() runs only) */
     int name_new;   /* POWERCUT_NAMESPACE=posix or ext4: this process created its first name */
+    int symlink;    /* a symbolic link the program made (symlink, symlinkat): its content is the
+                     * target; no descriptor reaches it (rfd -1), its names are followed */
     /* foreign-change check (fc_check): st_mtim and st_size after the shim's last own change */
     struct timespec fc_mtim;
     uint64_t fc_size;
@@ -889,6 +892,22 @@ static int same_inode(int fd, struct stat *st, size_t *known)
     return 1;
 }
 
+/* A new tracked file's entry, zeroed but for its id (the next one). */
+static tfile *new_file(void)
+{
+    if (S.nfiles == S.fcap) {
+        size_t n = S.fcap ? S.fcap * 2 : 4;
+        tfile *p = realloc(S.files, n * sizeof *p);
+        if (!p) die("memory", "tracked files");
+        S.files = p;
+        S.fcap = n;
+    }
+    tfile *f = &S.files[S.nfiles];
+    memset(f, 0, sizeof *f);
+    f->id = (uint32_t)S.nfiles++;
+    return f;
+}
+
 /* Called after a successful open of fd: start tracking when the path matches, or when it is
  * another name of a tracked file. `created`: nothing was at the path before the call
  * (names.c), so this open made the name. */
@@ -917,13 +936,6 @@ static void after_open(int fd, int dirfd, const char *path, int flags, int creat
     for (i = 0; i < S.nfiles; i++)
         if (S.files[i].rfd >= 0 && S.files[i].dev == st.st_dev && S.files[i].ino == st.st_ino) break;
     if (i == S.nfiles) {
-        if (S.nfiles == S.fcap) {
-            size_t n = S.fcap ? S.fcap * 2 : 4;
-            tfile *p = realloc(S.files, n * sizeof *p);
-            if (!p) goto out;
-            S.files = p;
-            S.fcap = n;
-        }
         char link[64];
         snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
         /* the program's descriptor is open: a failure is no reason to leave the file untracked */
@@ -937,15 +949,13 @@ static void after_open(int fd, int dirfd, const char *path, int flags, int creat
             pc__own_release(rfd);
             goto out;
         }
-        tfile *f = &S.files[S.nfiles];
-        memset(f, 0, sizeof *f);
+        tfile *f = new_file();
         f->dev = st.st_dev;
         f->ino = st.st_ino;
         f->rfd = rfd;
         f->size = size;
         pc__ns_canon(abs, abs, sizeof abs); /* the name as rename and unlink will spell it */
         f->path = strdup(abs);
-        f->id = (uint32_t)S.nfiles;
         df_backed(f, 0, size); /* its content at first open has its blocks */
         /* a name this open made is volatile until its directory is synced (names.c) */
         f->name_new = created && S.ns != PC_NS_NONE;
@@ -955,7 +965,6 @@ static void after_open(int fd, int dirfd, const char *path, int flags, int creat
         if (S.tw) trace_fail(pc_tw_file(S.tw, f->id, abs, content, size));
         if (S.tw && f->name_new) trace_fail(pc_tw_created(S.tw, f->id));
         free(content);
-        S.nfiles++;
         fc_take(f); /* the foreign-change check compares from here on */
     } else if ((flags & O_TRUNC) && S.files[i].size) {
         /* a later open with O_TRUNC is a volatile change like ftruncate(0), not a step */
@@ -1877,8 +1886,9 @@ static const char *const fiu_names[] = {
     "powercut/fsync", "powercut/fdatasync", "powercut/sync_file_range", "powercut/fsync_dir",
     "powercut/fdatasync_dir", "powercut/pwritev2", "powercut/copy_file_range", "powercut/sendfile", "powercut/exit",
     "powercut/rename", "powercut/unlink", "powercut/link", "powercut/sync", "powercut/syncfs",
-    "powercut/truncate", "powercut/mkdir", "powercut/rmdir",
+    "powercut/truncate", "powercut/mkdir", "powercut/rmdir", "powercut/symlink",
 };
+_Static_assert(sizeof fiu_names / sizeof *fiu_names == PC_CALL_COUNT_, "a fault point per call");
 
 static void fc_check_step(int call, uint32_t file_id);
 static void fc_after_step(void);
@@ -2045,6 +2055,17 @@ static int write_file(const char *path, const uint8_t *buf, uint64_t len)
     return rc;
 }
 
+/* The image of a symbolic link: a link to the target `len` bytes name. */
+static int write_link(const char *path, const uint8_t *target, uint64_t len)
+{
+    char to[PATH_MAX];
+    if (len >= sizeof to) return -1;
+    memcpy(to, target, (size_t)len);
+    to[len] = 0;
+    if (unlink(path) != 0 && errno != ENOENT) return -1;
+    return real_symlinkat ? real_symlinkat(to, AT_FDCWD, path) : (int)syscall(SYS_symlinkat, to, AT_FDCWD, path);
+}
+
 static void image_path(const char *name, char *out, size_t n)
 {
     const char *base = strrchr(name, '/');
@@ -2095,7 +2116,9 @@ static void cut_to_files(void)
             }
             continue;
         }
-        if (write_file(path, img, len)) {
+        int link = 0;
+        pc_model_file_is_symlink(S.m, holds, &link);
+        if (link ? write_link(path, img, len) : write_file(path, img, len)) {
             warn("powercut: cannot write the crash image %s\n", path);
             failed = 1;
         }
@@ -3233,6 +3256,11 @@ static void released(size_t fi)
     if (!S.active || S.dead || busy || getpid() != S.owner) return;
     busy++;
     pthread_mutex_lock(&lock);
+    if (fi < S.nfiles && S.files[fi].symlink) {
+        /* a link's only name went: its inode may be reused, and nothing can reach it again */
+        S.files[fi].symlink = 0;
+        S.files[fi].dev = S.files[fi].ino = 0;
+    }
     retire_check(fi);
     pthread_mutex_unlock(&lock);
     busy--;
@@ -3274,9 +3302,12 @@ static long tracked_at(int dirfd, const char *path, int follow, int *exists)
     int saved = errno;
     *exists = fstatat(dirfd, path, &st, follow ? 0 : AT_SYMLINK_NOFOLLOW) == 0;
     errno = saved;
-    if (!*exists || !S_ISREG(st.st_mode)) return -1;
+    int link = S_ISLNK(st.st_mode);
+    if (!*exists || !(S_ISREG(st.st_mode) || link)) return -1;
     for (size_t i = 0; i < S.nfiles; i++)
-        if (S.files[i].rfd >= 0 && S.files[i].dev == st.st_dev && S.files[i].ino == st.st_ino) return (long)i;
+        if ((link ? S.files[i].symlink : S.files[i].rfd >= 0) && S.files[i].dev == st.st_dev &&
+            S.files[i].ino == st.st_ino)
+            return (long)i;
     return -1;
 }
 
@@ -3304,6 +3335,37 @@ static void note_dir(int made, const char *path)
     add_known(path);
 }
 
+static tfile *new_file(void);
+
+/* A symbolic link made at `name`: a file of the model (its content the target, durable with
+ * the inode) whose name is created, volatile like a created file's. `made`: the call was made
+ * (else a cut before it: the images need the model alone). */
+static void note_symlink(const char *name, const char *target, int made)
+{
+    struct stat st;
+    int saved = errno;
+    if (!made || fstatat(AT_FDCWD, name, &st, AT_SYMLINK_NOFOLLOW) != 0) memset(&st, 0, sizeof st);
+    errno = saved;
+    tfile *f = new_file();
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
+    f->rfd = -1;
+    f->symlink = 1;
+    f->size = strlen(target);
+    if (!(f->path = strdup(name))) die("memory", "names");
+    f->name_new = S.ns != PC_NS_NONE;
+    if (S.m) {
+        trace_fail(pc_model_add_file(S.m, name, target, f->size, NULL));
+        if (f->name_new) trace_fail(pc_model_created(S.m, f->id));
+        trace_fail(pc_model_set_symlink(S.m, f->id));
+    }
+    if (S.tw) {
+        trace_fail(pc_tw_file(S.tw, f->id, name, target, f->size));
+        if (f->name_new) trace_fail(pc_tw_created(S.tw, f->id));
+        trace_fail(pc_tw_symlink(S.tw, f->id));
+    }
+}
+
 static void note_link(const char *from, const char *to)
 {
     if (S.m) trace_fail(pc_model_link(S.m, from, to, ns_flags()));
@@ -3318,13 +3380,14 @@ static void need_known(const char *name, const char *what)
     if (!is_known(name)) lost_name(what, name);
 }
 
-enum { NS_RENAME, NS_UNLINK, NS_LINK, NS_NOTHING, NS_MKDIR, NS_RMDIR };
+enum { NS_RENAME, NS_UNLINK, NS_LINK, NS_NOTHING, NS_MKDIR, NS_RMDIR, NS_SYMLINK };
 
 /* The step of a rename, unlink or link: numbered, cut or failed like any other; its change
  * is applied to the model after the real call succeeded (before the images at a cut). */
 static int ns_step(int op, uint32_t id, const char *a, const char *b, int flags, int (*call)(void *), void *ctx)
 {
-    static const int calls[] = {PC_CALL_RENAME, PC_CALL_UNLINK, PC_CALL_LINK, PC_CALL_RENAME, PC_CALL_MKDIR, PC_CALL_RMDIR};
+    static const int calls[] = {PC_CALL_RENAME, PC_CALL_UNLINK, PC_CALL_LINK,  PC_CALL_RENAME,
+                                PC_CALL_MKDIR,  PC_CALL_RMDIR,  PC_CALL_SYMLINK};
     BEGIN_STEP();
     int err, go = step_open(calls[op], id, 0, 0, &err);
     if (go == GO_ERROR) {
@@ -3339,6 +3402,7 @@ static int ns_step(int op, uint32_t id, const char *a, const char *b, int flags,
         else if (op == NS_UNLINK) note_unlink(a);
         else if (op == NS_LINK) note_link(a, b);
         else if (op == NS_MKDIR || op == NS_RMDIR) note_dir(op == NS_MKDIR, a);
+        else if (op == NS_SYMLINK) note_symlink(a, b, go != GO_CUT);
     }
     if (go == GO_CUT) CUT_RETURN(-1, call(ctx));
     step_close();
@@ -3648,6 +3712,46 @@ static int do_dir(int made, int dirfd, const char *path, mode_t mode)
 }
 
 static int do_rmdir(int dirfd, const char *path) { return do_dir(0, dirfd, path, 0); }
+
+/* symlink, symlinkat: a link made in the tracked tree is a file of the model (note_symlink);
+ * its name is then followed as a tracked file's (tracked_at finds it by its own inode). */
+typedef struct {
+    const char *target;
+    int dirfd;
+    const char *path;
+} link_args;
+
+static int call_symlink(void *p)
+{
+    link_args *a = p;
+    return real_symlinkat ? real_symlinkat(a->target, a->dirfd, a->path)
+                          : (int)syscall(SYS_symlinkat, a->target, a->dirfd, a->path);
+}
+
+static int do_symlink(const char *target, int dirfd, const char *path)
+{
+    link_args a = {target, dirfd, path};
+    if (!target || !path || !ns_watching()) return call_symlink(&a);
+    char name[PATH_MAX];
+    pc__ns_name(dirfd, path, name, sizeof name);
+    if (!in_tracked_tree(name)) return call_symlink(&a);
+    int there;
+    if (!pc__ns_absent(dirfd, path) || tracked_at(dirfd, path, 0, &there) >= 0 || there)
+        return call_symlink(&a); /* EEXIST: changes nothing */
+    return ns_step(NS_SYMLINK, UINT32_MAX, name, target, 0, call_symlink, &a);
+}
+
+PC_EXPORT int symlink(const char *target, const char *path)
+{
+    ENSURE();
+    return do_symlink(target, AT_FDCWD, path);
+}
+
+PC_EXPORT int symlinkat(const char *target, int dirfd, const char *path)
+{
+    ENSURE();
+    return do_symlink(target, dirfd, path);
+}
 
 PC_EXPORT int mkdir(const char *path, mode_t mode)
 {
@@ -4145,7 +4249,8 @@ static int exec_begin(void)
     if (!h.files || !h.fds) die("memory", "exec hand-over");
     for (size_t i = 0; i < S.nfiles; i++)
         h.files[i] = (pc_ho_file){(uint64_t)S.files[i].dev, (uint64_t)S.files[i].ino, S.files[i].size,
-                                  S.files[i].id, S.files[i].rfd, S.files[i].name_new, S.files[i].path};
+                                  S.files[i].id, S.files[i].rfd, S.files[i].name_new, S.files[i].path,
+                                  S.files[i].symlink};
     for (size_t fd = 0; fd < S.nfds; fd++) {
         if (!S.fds[fd].file) continue;
         long fl = syscall(SYS_fcntl, (int)fd, F_GETFD);
@@ -4360,6 +4465,7 @@ static void adopt_handover(void)
         f->size = h.files[i].size;
         f->rfd = h.files[i].rfd;
         f->name_new = h.files[i].name_new;
+        f->symlink = h.files[i].symlink;
         f->path = h.files[i].path;
         h.files[i].path = NULL;
         S.nfiles++;

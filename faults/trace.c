@@ -53,6 +53,8 @@
  *                would, for a tenth of the bytes; version 6)
  *    24 MKDIR    u8 flags, u32 len, path   (pc_model_mkdir; version 7)
  *    25 RMDIR    u8 flags, u32 len, path   (pc_model_rmdir; version 7)
+ *    26 SYMLINK  u32 id   (file id, just added, is a symbolic link: pc_model_set_symlink;
+ *                version 7)
  * A step's records lie between its STEP and STEPEND; records outside steps are volatile
  * changes between steps (mostly pages written through mappings, found at the next step).
  * A trace may stop anywhere (the process died): the reader treats a truncated last record as
@@ -70,10 +72,10 @@
 
 enum { R_FILE = 1, R_WRITE, R_TRUNC, R_STEP, R_SYNC, R_LOSE, R_MARK, R_STEPEND, R_END, R_FAIL, R_SIGBUS,
        R_CREATED, R_DIRSYNC, R_OUTPUT, R_RENAME, R_UNLINK, R_LINK, R_DIRSYNCP, R_NAMESET, R_JOURNAL,
-       R_JCOMMIT, R_JOP, R_DIRTY, R_MKDIR, R_RMDIR };
+       R_JCOMMIT, R_JOP, R_DIRTY, R_MKDIR, R_RMDIR, R_SYMLINK };
 /* Version 2 added SIGBUS, CREATED and DIRSYNC, version 3 OUTPUT, version 4 RENAME, UNLINK,
  * LINK, DIRSYNCP and NAMESET, version 5 JOURNAL, JCOMMIT and JOP, version 6 DIRTY, version 7
- * MKDIR and RMDIR; an older trace is a newer one without them. */
+ * MKDIR, RMDIR and SYMLINK; an older trace is a newer one without them. */
 #define PC_TRACE_VERSION 7u
 
 /* Internal to libpowercut (model.c, the shim): the DIRTY record's writer and its effect. */
@@ -433,6 +435,13 @@ int pc_tw_unlink(pc_tw *w, const char *name, int flags) { return ns_rec(w, R_UNL
 int pc_tw_link(pc_tw *w, const char *from, const char *to, int flags) { return ns_rec(w, R_LINK, from, to, flags); }
 int pc_tw_mkdir(pc_tw *w, const char *path, int flags) { return ns_rec(w, R_MKDIR, path, NULL, flags); }
 int pc_tw_rmdir(pc_tw *w, const char *path, int flags) { return ns_rec(w, R_RMDIR, path, NULL, flags); }
+int pc_tw_symlink(pc_tw *w, uint32_t id)
+{
+    if (!w) return PC_EINVAL;
+    rec r = {.n = 0};
+    r8(&r, R_SYMLINK); r32(&r, id);
+    return rput(w, &r);
+}
 int pc__tw_name_set(pc_tw *w, const char *path, uint32_t vol, uint32_t dur, uint64_t key)
 {
     if (!w || !path) return PC_EINVAL;
@@ -617,7 +626,7 @@ static int index_trace(pc_trace *t)
         }
         case R_SYNC: case R_LOSE: case R_DIRTY: g32(&r); g64(&r); g64(&r); break;
         case R_FAIL: g8(&r); g64(&r); g64(&r); break;
-        case R_CREATED: case R_DIRSYNC: g32(&r); break;
+        case R_CREATED: case R_DIRSYNC: case R_SYMLINK: g32(&r); break;
         case R_RENAME: case R_LINK: g8(&r); take(&r, g32(&r)); take(&r, g32(&r)); break;
         case R_UNLINK: case R_MKDIR: case R_RMDIR: g8(&r); take(&r, g32(&r)); break;
         case R_DIRSYNCP: take(&r, g32(&r)); break;
@@ -950,10 +959,12 @@ static int apply(pc_replay *rp, int *ev, uint64_t *step)
         rc = pc_model_step_fail(rp->m, &c);
         break;
     }
-    case R_CREATED: case R_DIRSYNC: {
+    case R_CREATED: case R_DIRSYNC: case R_SYMLINK: {
         uint32_t id = g32(&r);
         if (r.bad) return PC_EFORMAT;
-        rc = type == R_CREATED ? pc_model_created(rp->m, id) : pc_model_dir_sync(rp->m, id);
+        rc = type == R_CREATED   ? pc_model_created(rp->m, id)
+             : type == R_DIRSYNC ? pc_model_dir_sync(rp->m, id)
+                                 : pc_model_set_symlink(rp->m, id);
         break;
     }
     case R_RENAME: case R_LINK: case R_UNLINK: case R_DIRSYNCP: case R_MKDIR: case R_RMDIR: {

@@ -141,7 +141,6 @@ static int copy_tree(const char *from, const char *to) {
   return rc;
 }
 
-/* Writes `len` bytes as the file `path`, making its folders. */
 /* Makes the directories above path. */
 static int make_parents(const char *path) {
   char dir[PATH_MAX];
@@ -159,6 +158,17 @@ static int make_dirs(const char *path) {
   return make_parents(path) == 0 && (mkdir(path, 0755) == 0 || errno == EEXIST) ? 0 : -1;
 }
 
+/* A symbolic link at path to the target `len` bytes name (what was there first goes). */
+static int put_link(const char *path, const uint8_t *target, uint64_t len) {
+  char to[PATH_MAX];
+  if (len >= sizeof to || make_parents(path) != 0) return -1;
+  memcpy(to, target, (size_t)len);
+  to[len] = 0;
+  if (unlink(path) != 0 && errno != ENOENT) return -1;
+  return symlink(to, path);
+}
+
+/* Writes `len` bytes as the file `path`, making its folders. */
 static int put_file(const char *path, const uint8_t *data, uint64_t len) {
   if (make_parents(path) != 0) return -1;
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -226,6 +236,7 @@ typedef struct walk {
   uint32_t nfiles;
   uint8_t **img;       /* the state at hand: the image of each file a name holds (else NULL) */
   uint64_t *len;
+  signed char *link;   /* per file: a symbolic link (its image is the target) */
   uint32_t nnames, ncap;
   const char **name;   /* ... each name the model knows, under the program's folder */
   uint32_t *holds;     /* ... the file it holds: an id, PC_NAME_NONE, PC_NAME_OTHER or PC_NAME_DIR */
@@ -283,7 +294,7 @@ static int check_state(walk *w, uint64_t step, const char *call, const char *cra
     h = h * 0x100000001B3ull ^ cc_hash(w->name[i], strlen(w->name[i])) ^
         (f == PC_NAME_NONE  ? 0x5BD1E995u
          : f == PC_NAME_DIR ? 0x1B873593u
-                            : cc_hash(w->img[f], w->len[f]) * 0x9E3779B97F4A7C15ull);
+                            : cc_hash(w->img[f], w->len[f]) * 0x9E3779B97F4A7C15ull ^ (uint64_t)w->link[f]);
   }
   if (!cc_takes(h, w->shard, w->shards, w->worker, w->workers) || !cc_hashset_add(&w->seen, h)) return CC_OK;
   r->distinct++;
@@ -318,7 +329,8 @@ static int check_state(walk *w, uint64_t step, const char *call, const char *cra
       }
       continue;
     }
-    if (join(path, sizeof path, w->state, w->name[i]) != 0 || put_file(path, w->img[f], w->len[f]) != 0) {
+    if (join(path, sizeof path, w->state, w->name[i]) != 0 ||
+        (w->link[f] ? put_link(path, w->img[f], w->len[f]) : put_file(path, w->img[f], w->len[f])) != 0) {
       snprintf(r->error, sizeof r->error, "cannot write %.900s: %s", path, strerror(errno));
       return CC_EIO;
     }
@@ -434,6 +446,8 @@ static int derive(walk *w, pc_model *m, const pc_crash *crash) {
       snprintf(w->r->error, sizeof w->r->error, "cannot derive the image of %s", w->name[i]);
       return CC_EIO;
     }
+    int is_link = 0;
+    if (f < w->nfiles && pc_model_file_is_symlink(m, f, &is_link) == PC_OK) w->link[f] = (signed char)is_link;
     if (PC_NAME_IS_FILE(f) && f >= w->nfiles) {
       snprintf(w->r->error, sizeof w->r->error, "the trace names file %u of %u", f, w->nfiles);
       return CC_EIO;
@@ -629,11 +643,20 @@ static int walk_all(walk *w) {
   return rj.rc;
 }
 
+/* The per-file arrays of a walk of w->nfiles files: -1 without memory. */
+static int walk_alloc(walk *w) {
+  w->img = calloc(w->nfiles + 1, sizeof *w->img);
+  w->len = calloc(w->nfiles + 1, sizeof *w->len);
+  w->link = calloc(w->nfiles + 1, sizeof *w->link);
+  return w->img && w->len && w->link ? 0 : -1;
+}
+
 /* What a walk holds: the images, the names, the hashes seen, the trace. */
 static void free_walk(walk *w) {
   for (uint32_t i = 0; w->img && i < w->nfiles; i++) free(w->img[i]);
   free(w->img);
   free(w->len);
+  free(w->link);
   free(w->name);
   free(w->holds);
   free(w->in_snap);
@@ -729,9 +752,7 @@ int cc_run_replay(const char *kept, const char *keep, const char *workdir, cc_pr
   cc_explore_defaults(&o.crash);
   pc_trace_file_count(w.t, &w.nfiles);
   r->files = w.nfiles;
-  w.img = calloc(w.nfiles + 1, sizeof *w.img);
-  w.len = calloc(w.nfiles + 1, sizeof *w.len);
-  int rc = !w.img || !w.len ? CC_ENOMEM : walk_trace(&w);
+  int rc = walk_alloc(&w) ? CC_ENOMEM : walk_trace(&w);
   if (rc == CC_OK && !r->distinct)
     snprintf(r->error, sizeof r->error, "the trace has no state %llu", (unsigned long long)w.only_state), rc = CC_EINVAL;
   free_walk(&w);
@@ -814,11 +835,10 @@ int cc_run_program(const cc_prog_opts *o, cc_prog_result *r) {
   }
   pc_trace_file_count(w.t, &w.nfiles);
   r->files = w.nfiles;
-  w.img = calloc(w.nfiles + 1, sizeof *w.img);
-  w.len = calloc(w.nfiles + 1, sizeof *w.len);
+  int nomem = walk_alloc(&w);
   snprintf(w.live, sizeof w.live, "%s", live);
   if (!realpath(live, w.real)) snprintf(w.real, sizeof w.real, "%s", live);
-  if (!w.img || !w.len) {
+  if (nomem) {
     snprintf(r->error, sizeof r->error, "out of memory");
     rc = CC_ENOMEM;
   } else if ((rc = names_inside(&w)) == CC_OK) {

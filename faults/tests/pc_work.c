@@ -83,6 +83,7 @@
  *   (:NAME / ):NAME  mkdir (0755) / rmdir NAME
  *   ]:FROM:TO        rename(2) of FROM to TO (names, not the current file: a directory)
  *   }:OFF:LEN        madvise(MADV_REMOVE) of the map range (punches a hole in the file)
+ *   [:TARGET:NAME    symlink(TARGET, NAME): a symbolic link NAME to TARGET (as given)
  *   `                ioctl(FICLONE) of FILE.src (created, 4096 bytes of 's') into the file
  *   *:N[:BYTE]       N rounds of short-lived files beside FILE, 9 steps each: f.tmp created,
  *                    512 bytes of 'a' + round % 26 (or of BYTE) written, fsynced, closed, renamed over f,
@@ -584,6 +585,15 @@ int main(int argc, char **argv)
             char name[4096];
             name_at(&p, name, sizeof name);
             r = op == '(' ? mkdir(name, 0755) : rmdir(name);
+            break;
+        }
+        case '[': {
+            char target[4096], name[4096];
+            size_t len = strcspn(p, ":");
+            snprintf(target, sizeof target, "%.*s", (int)len, p);
+            p += len + (p[len] == ':');
+            name_at(&p, name, sizeof name);
+            r = symlink(target, name);
             break;
         }
         case ']': {

@@ -1929,6 +1929,68 @@ static void test_directories(void **st)
     rmdir(sub);
 }
 
+/* A symbolic link made in the tracked tree is a file of the model (its target, durable with
+ * it) under a created name: absent until its directory's fsync; renamed over another link (the
+ * atomic switch of a "current" pointer), the name holds the new link only once the rename is
+ * durable; images lay it out as a link. */
+static void test_symlinks(void **st)
+{
+    (void)st;
+    /* first a link made before an exec of the program and renamed after it: still followed */
+    const char *ops = "[:a:f.cur j [:b:f.tmp ]:f.tmp:f.cur j";
+    char tr[256], envs[512];
+    snprintf(tr, sizeof tr, "%s/trace", dir);
+    char p[256];
+    snprintf(p, sizeof p, "%s/f.cur", dir);
+    clean_names();
+    unlink(p);
+    snprintf(envs, sizeof envs, "POWERCUT_FILE=%s/f*|POWERCUT_NAMESPACE=posix|POWERCUT_TRACE=%s", dir, tr);
+    /* 1 symlink f.tmp, 2 fsync-dir, exec, 3 rename f.tmp f.cur, 4 fsync-dir */
+    assert_int_equal(run(envs, "[:a:f.tmp j e:v ]:f.tmp:f.cur j"), 0);
+    pc_trace *t;
+    assert_int_equal(pc_trace_open(tr, &t), PC_OK);
+    assert_int_equal(trace_holds(t, 4, "none", "f.cur"), PC_NAME_NONE);
+    assert_int_equal(trace_holds(t, 4, "all", "f.cur"), 1);
+    pc_trace_free(t);
+    clean_names();
+    unlink(p);
+    /* 1 symlink f.cur -> a, 2 fsync-dir, 3 symlink f.tmp -> b, 4 rename f.tmp f.cur, 5 fsync-dir */
+    assert_int_equal(run(envs, ops), 0);
+    assert_int_equal(pc_trace_open(tr, &t), PC_OK);
+    pc_step_info info;
+    assert_int_equal(pc_trace_step_info(t, 1, &info), PC_OK);
+    assert_string_equal(pc_call_name(info.call), "symlink");
+    assert_int_equal(trace_holds(t, 1, "all", "f.cur"), PC_NAME_NONE);
+    assert_int_equal(trace_holds(t, 1, "none:all", "f.cur"), 1); /* written back early */
+    assert_int_equal(trace_holds(t, 2, "all", "f.cur"), 1);
+    assert_int_equal(trace_holds(t, 4, "all", "f.cur"), 1);
+    assert_int_equal(trace_holds(t, 5, "none", "f.cur"), 1);
+    assert_int_equal(trace_holds(t, 5, "all", "f.cur"), 2);
+    assert_int_equal(trace_holds(t, 5, "all", "f.tmp"), PC_NAME_NONE);
+    pc_replay *r;
+    pc_model *m;
+    uint64_t at;
+    assert_int_equal(pc_replay_new(t, &r), PC_OK);
+    assert_int_equal(pc_replay_next(r, &at), PC_OK);
+    assert_int_equal(pc_replay_model(r, &m), PC_OK);
+    int is = 0;
+    assert_int_equal(pc_model_file_is_symlink(m, 1, &is), PC_OK);
+    assert_true(is);
+    assert_int_equal(pc_model_file_is_symlink(m, 0, &is), PC_OK);
+    assert_false(is);
+    pc_replay_free(r);
+    pc_trace_free(t);
+    unlink(p);
+    /* the live cut lays the link out as a link */
+    names_cut("posix", "5:all", ops, NULL);
+    char img[256], target[16] = {0};
+    snprintf(img, sizeof img, "%s/f.cur.crash", dir);
+    assert_int_equal(readlink(img, target, sizeof target - 1), 1);
+    assert_string_equal(target, "b");
+    unlink(img);
+    unlink(p);
+}
+
 /* What the model cannot follow stops the run: renameat2's RENAME_WHITEOUT, an untracked file
  * renamed over a tracked name or exchanged with it. */
 static void test_names_refused(void **st)
@@ -2630,7 +2692,7 @@ int main(void)
         cmocka_unit_test(test_ext4_profile),
         cmocka_unit_test(test_unlink_needs_dir_fsync),
         cmocka_unit_test(test_link_and_rename_across_dirs),
-        cmocka_unit_test(test_rename_exchange), cmocka_unit_test(test_directories), cmocka_unit_test(test_truncate_by_path), cmocka_unit_test(test_names_refused), cmocka_unit_test(test_unmodelled_calls_refused),
+        cmocka_unit_test(test_rename_exchange), cmocka_unit_test(test_directories), cmocka_unit_test(test_symlinks), cmocka_unit_test(test_truncate_by_path), cmocka_unit_test(test_names_refused), cmocka_unit_test(test_unmodelled_calls_refused),
         cmocka_unit_test(test_names_across_exec),
         cmocka_unit_test(test_pwritev2),
         cmocka_unit_test(test_copy_calls),
