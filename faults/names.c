@@ -53,7 +53,9 @@
  * - symlink, symlinkat in the tracked tree: a file of the model (content: the target) under a
  *   created name, marked a link (pc_model_set_symlink); its names are followed by the link's
  *   own inode (shim.c, tracked_at).
- * - Not modelled: O_TMPFILE + linkat,
+ * - Refused too: a file linked by its descriptor (AT_EMPTY_PATH, /proc/self/fd: O_TMPFILE) to a
+ *   name in the tracked tree.
+ * - Not modelled:
  *   syncfs/sync, names created before the file was first tracked or by another process
  *   (durable), and an untracked file linked to a name the model knows.
  * - POWERCUT_NAMESPACE=ext4 (data=ordered, auto_da_alloc): the same steps and names, but the

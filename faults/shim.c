@@ -3544,11 +3544,24 @@ static int do_unlink(int dirfd, const char *path, int flags)
     return r;
 }
 
+static int in_tracked_tree(const char *name);
+
 static int do_link(int olddir, const char *oldp, int newdir, const char *newp, int flags)
 {
     ns_args a = {olddir, newdir, oldp, newp, (unsigned)flags};
     int there;
     long fi;
+    if (oldp && newp && (flags & AT_EMPTY_PATH || !strncmp(oldp, "/proc/self/fd/", 14)) &&
+        (ns_watching() || before_claim())) {
+        /* A file named by its descriptor (the O_TMPFILE idiom, or a file whose names are gone):
+         * what it holds and whether any of it is durable is unknown to the model, and a name
+         * of the tree given to it would be missing from every crash state. */
+        char to[PATH_MAX], abs[PATH_MAX];
+        pc__ns_name(newdir, newp, to, sizeof to);
+        make_abs(newdir, newp, abs, sizeof abs);
+        if (in_tracked_tree(to) || path_matches(newp, abs))
+            lost_name("linkat of a file by its descriptor (O_TMPFILE, AT_EMPTY_PATH, /proc/self/fd) to the name", to);
+    }
     if (!ns_watching() || !oldp || !newp || (fi = tracked_at(olddir, oldp, flags & AT_SYMLINK_FOLLOW, &there)) < 0)
         return call_link(&a);
     char from[PATH_MAX], to[PATH_MAX];

@@ -84,6 +84,8 @@
  *   ]:FROM:TO        rename(2) of FROM to TO (names, not the current file: a directory)
  *   }:OFF:LEN        madvise(MADV_REMOVE) of the map range (punches a hole in the file)
  *   [:TARGET:NAME    symlink(TARGET, NAME): a symbolic link NAME to TARGET (as given)
+ *   ':NAME           an O_TMPFILE file in FILE's directory, 10 bytes of 't' written and
+ *                    fsynced, then linked as NAME (linkat of /proc/self/fd/N)
  *   `                ioctl(FICLONE) of FILE.src (created, 4096 bytes of 's') into the file
  *   *:N[:BYTE]       N rounds of short-lived files beside FILE, 9 steps each: f.tmp created,
  *                    512 bytes of 'a' + round % 26 (or of BYTE) written, fsynced, closed, renamed over f,
@@ -585,6 +587,17 @@ int main(int argc, char **argv)
             char name[4096];
             name_at(&p, name, sizeof name);
             r = op == '(' ? mkdir(name, 0755) : rmdir(name);
+            break;
+        }
+        case '\'': {
+            char name[4096], proc[64];
+            name_at(&p, name, sizeof name);
+            int t = open(base, O_TMPFILE | O_RDWR, 0644);
+            unsigned char *b = fill(10, 't');
+            snprintf(proc, sizeof proc, "/proc/self/fd/%d", t);
+            r = t < 0 || write(t, b, 10) != 10 || fsync(t) ? -1 : linkat(AT_FDCWD, proc, AT_FDCWD, name, AT_SYMLINK_FOLLOW);
+            free(b);
+            if (t >= 0) close(t);
             break;
         }
         case '[': {
