@@ -603,13 +603,17 @@ static void exit_step(void);
 
 static void exit_check(void);
 
+static int baton_due(void);
+static void baton_pass(void);
+
 __attribute__((destructor)) static void pc_dtor(void)
 {
     if (!S.active || S.dead) return;
     exit_step();
     pthread_mutex_lock(&lock);
     exit_check();
-    finish_trace();
+    if (baton_due()) baton_pass();
+    else finish_trace();
     pthread_mutex_unlock(&lock);
 }
 
@@ -757,12 +761,25 @@ __attribute__((noreturn)) static void refuse_in_run(const char *what)
         if (n > 0) owner[n] = 0;
         if (fd >= 0) real_close(fd);
     }
-    char msg[1024];
-    snprintf(msg, sizeof msg,
-             "powercut: process %ld %s while process %s owns the run: one process is modelled, and "
-             "this one's effect would be missing from the model, so it stops (exit status 97; "
-             "faults/README.md, one process)\n",
-             (long)getpid(), what, owner);
+    /* the owner alive: two processes at once, which one model cannot follow; dead: it ended
+     * without handing the run on (a signal, or the shim stopped it), and its state is lost */
+    char *end;
+    long pid = strtol(owner, &end, 10);
+    int alive = end != owner && pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+    char msg[1200];
+    if (alive || end == owner)
+        snprintf(msg, sizeof msg,
+                 "powercut: process %ld %s while process %s owns the run%s: the processes of a run are "
+                 "modelled one after the other, each taking the run over when the one before has "
+                 "ended, never two at once (a parent waiting for its child still owns it), so this "
+                 "one stops (exit status 97; faults/README.md, one process at a time)\n",
+                 (long)getpid(), what, owner, getppid() == (pid_t)pid ? " (its parent)" : "");
+    else
+        snprintf(msg, sizeof msg,
+                 "powercut: process %ld %s after process %s, which owned the run, ended without handing "
+                 "it on (killed by a signal, or stopped by the shim: see its messages), so this one "
+                 "stops (exit status 97; faults/README.md, one process at a time)\n",
+                 (long)getpid(), what, owner);
     warn("%s", msg);
     if (run_side("refused", path, sizeof path)) {
         int fd = real_open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -781,6 +798,9 @@ static int run_owned_elsewhere(void)
     return !S.claimed && run_side("owner", path, sizeof path) && access(path, F_OK) == 0;
 }
 
+static void baton_take(void);
+static void baton_take_now(void);
+
 /* One process owns the model: the first that opens a tracked file (POWERCUT_OWNER records its
  * pid for the processes it starts). Processes it spawns afterwards (system("sync"), a shell's
  * children once it has claimed) pass everything through instead of truncating its trace or
@@ -791,18 +811,23 @@ static int claim(void)
     if (S.claimed) return 1;
     char me[32];
     snprintf(me, sizeof me, "%ld", (long)getpid());
+    char side[PATH_MAX + 16];
+    const char *run = run_side("owner", side, sizeof side);
+    /* Under POWERCUT_RUN the mark beside the trace decides, not the variable: a process the
+     * owner started (which inherited POWERCUT_OWNER) is refused while the owner lives, and may
+     * take the baton once it has ended. */
     const char *owner = getenv("POWERCUT_OWNER");
-    if (owner && *owner && strcmp(owner, me)) {
+    if (owner && *owner && strcmp(owner, me) && !run) {
         S.active = 0;
         return 0;
     }
-    char side[PATH_MAX + 16];
-    if (run_side("owner", side, sizeof side)) {
+    if (run) {
         int fd = real_open(side, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (fd < 0 && errno == EEXIST) refuse_in_run("opened a tracked file");
         if (fd < 0) die("POWERCUT_RUN (cannot create the owner's mark beside the trace)", side);
         if (write(fd, me, strlen(me)) < 0) die("POWERCUT_RUN (cannot write the owner's mark)", side);
         real_close(fd);
+        baton_take();
     }
     setenv("POWERCUT_OWNER", me, 1);
     S.claimed = 1;
@@ -840,6 +865,9 @@ static void atfork_parent(void)
  * it passes everything through, and drops (never flushes) its copy of the trace buffer. */
 static void atfork_child(void)
 {
+    /* Under POWERCUT_RUN the fork of a process that never claimed (a shell's subshell, `( ... )`
+     * or `... &`) is a process of the run like any other: it may own the files in its turn. */
+    if (!S.claimed && in_run()) return;
     S.dead = 1;
     /* the child's copies of the mappings are not registered (no UFFD_FEATURE_EVENT_FORK), and
      * its /proc/self/pagemap descriptor would describe the parent */
@@ -872,6 +900,19 @@ static int same_inode(int fd, struct stat *st, size_t *known)
         return 0;
     *known = S.nfiles;
     return 1;
+}
+
+/* Before an open that would claim the files (not a read): the baton the last owner left is
+ * taken first, so that what the open does (O_TRUNC) is this owner's change, not one made
+ * behind the model's back. Another name of a tracked file (a hard link) takes it in
+ * after_open, after the open. */
+static void before_open(int dirfd, const char *path, int flags)
+{
+    if (!S.active || S.dead || busy || S.claimed || !path || !in_run()) return;
+    if ((flags & O_ACCMODE) == O_RDONLY && !(flags & (O_TRUNC | O_CREAT))) return;
+    char abs[PATH_MAX];
+    make_abs(dirfd, path, abs, sizeof abs);
+    if (path_matches(path, abs)) baton_take_now();
 }
 
 /* Called after a successful open of fd: start tracking when the path matches, or when it is
@@ -2671,6 +2712,7 @@ PC_EXPORT void sync(void)
 {
     ENSURE();
     if (!busy && run_owned_elsewhere()) refuse_in_run("called sync()");
+    baton_take_now(); /* after the owner ended: its volatile data is made durable, a step */
     if (!S.active || S.dead || busy || !S.nfiles || !claim()) {
         real_sync();
         return;
@@ -2682,6 +2724,7 @@ PC_EXPORT int syncfs(int fd)
 {
     ENSURE();
     if (!busy && run_owned_elsewhere()) refuse_in_run("called syncfs()");
+    baton_take_now();
     if (!S.active || S.dead || busy || !S.nfiles || !claim()) return real_syncfs(fd);
     return do_sync(PC_CALL_SYNCFS, fd);
 }
@@ -2855,11 +2898,15 @@ static struct {
  * began, so that a checker knows what it had told the world before a cut (crashcheck run).
  * Read from the descriptors' file offsets, which stdio's own writes (that no interposer sees)
  * move too, as do those of every process sharing the descriptions; only regular files have
- * one (lseek fails on a pipe or a terminal: nothing is recorded then). Costs two lseeks a step. */
+ * one (lseek fails on a pipe or a terminal: nothing is recorded then). Costs two lseeks a step.
+ * A descriptor 1 or 2 that is a tracked file is not the program's output (dd opens its of=
+ * there). The owner that hands the run on notes them once more at its end: what it printed
+ * after its last step was told before the next process's first step. */
 static void output_note(void)
 {
     if (!G.output || !S.tw) return;
     for (int fd = 1; fd <= 2; fd++) {
+        if ((size_t)fd < S.nfds && S.fds[fd].file) continue;
         off_t at = lseek(fd, 0, SEEK_CUR);
         if (at < 0 || (int64_t)at == G.out_at[fd]) continue;
         G.out_at[fd] = (int64_t)at;
@@ -3084,6 +3131,7 @@ static int fopen_flags(const char *mode)
 
 static FILE *do_fopen(const char *path, const char *mode, FILE *(*real)(const char *, const char *))
 {
+    if (mode) before_open(AT_FDCWD, path, fopen_flags(mode));
     /* a mode that creates ("w", "a") makes a new name as open(O_CREAT) does (names.c) */
     int absent = S.active && !S.dead && !busy && mode && path && (fopen_flags(mode) & O_CREAT) &&
                  pc__ns_absent(AT_FDCWD, path);
@@ -3298,8 +3346,21 @@ static int call_link(void *p)
 #define RENAME_NOREPLACE (1 << 0)
 #endif
 
+/* A name of the run's files changed by a process that does not own the run (`rm f`, `mv f.tmp
+ * f` between two commands): it takes the baton, so that the change is a step of the run rather
+ * than one found behind the model's back. */
+static void baton_for_name(int dirfd, const char *path)
+{
+    if (!path || S.claimed || !S.active || S.dead || busy || !in_run()) return;
+    char abs[PATH_MAX];
+    make_abs(dirfd, path, abs, sizeof abs);
+    if (path_matches(path, abs)) baton_take_now();
+}
+
 static int do_rename(int olddir, const char *oldp, int newdir, const char *newp, unsigned flags)
 {
+    baton_for_name(olddir, oldp);
+    baton_for_name(newdir, newp);
     ns_args a = {olddir, newdir, oldp, newp, flags};
     if (!ns_watching() || !oldp || !newp) return call_rename(&a);
     char from[PATH_MAX], to[PATH_MAX];
@@ -3324,6 +3385,7 @@ static int do_rename(int olddir, const char *oldp, int newdir, const char *newp,
 
 static int do_unlink(int dirfd, const char *path, int flags)
 {
+    if (!(flags & AT_REMOVEDIR)) baton_for_name(dirfd, path);
     ns_args a = {dirfd, dirfd, path, NULL, 0};
     int there;
     long fi;
@@ -3340,6 +3402,8 @@ static int do_unlink(int dirfd, const char *path, int flags)
 
 static int do_link(int olddir, const char *oldp, int newdir, const char *newp, int flags)
 {
+    baton_for_name(olddir, oldp);
+    baton_for_name(newdir, newp);
     ns_args a = {olddir, newdir, oldp, newp, (unsigned)flags};
     int there;
     long fi;
@@ -3560,6 +3624,7 @@ PC_EXPORT int open(const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = va_mode(flags, ap);
     va_end(ap);
+    before_open(AT_FDCWD, path, flags);
     int absent = S.active && !S.dead && !busy && (flags & O_CREAT) && pc__ns_absent(AT_FDCWD, path);
     int fd = real_open(path, flags, mode);
     if (S.active) after_open(fd, AT_FDCWD, path, flags, absent);
@@ -3573,6 +3638,7 @@ PC_EXPORT int open64(const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = va_mode(flags, ap);
     va_end(ap);
+    before_open(AT_FDCWD, path, flags);
     int absent = S.active && !S.dead && !busy && (flags & O_CREAT) && pc__ns_absent(AT_FDCWD, path);
     int fd = real_open64(path, flags, mode);
     if (S.active) after_open(fd, AT_FDCWD, path, flags, absent);
@@ -3586,6 +3652,7 @@ PC_EXPORT int openat(int dirfd, const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = va_mode(flags, ap);
     va_end(ap);
+    before_open(dirfd, path, flags);
     int absent = S.active && !S.dead && !busy && (flags & O_CREAT) && pc__ns_absent(dirfd, path);
     int fd = real_openat(dirfd, path, flags, mode);
     if (S.active) after_open(fd, dirfd, path, flags, absent);
@@ -3599,6 +3666,7 @@ PC_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = va_mode(flags, ap);
     va_end(ap);
+    before_open(dirfd, path, flags);
     int absent = S.active && !S.dead && !busy && (flags & O_CREAT) && pc__ns_absent(dirfd, path);
     int fd = real_openat64(dirfd, path, flags, mode);
     if (S.active) after_open(fd, dirfd, path, flags, absent);
@@ -3608,6 +3676,7 @@ PC_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
 PC_EXPORT int creat(const char *path, mode_t mode)
 {
     ENSURE();
+    before_open(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC);
     int absent = S.active && !S.dead && !busy && pc__ns_absent(AT_FDCWD, path);
     int fd = real_creat(path, mode);
     if (S.active) after_open(fd, AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, absent);
@@ -3617,6 +3686,7 @@ PC_EXPORT int creat(const char *path, mode_t mode)
 PC_EXPORT int creat64(const char *path, mode_t mode)
 {
     ENSURE();
+    before_open(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC);
     int absent = S.active && !S.dead && !busy && pc__ns_absent(AT_FDCWD, path);
     int fd = real_creat64(path, mode);
     if (S.active) after_open(fd, AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, absent);
@@ -3806,6 +3876,150 @@ static void own_cloexec(int on)
     for (size_t i = 0; i < S.nfiles; i++) set_cloexec(S.files[i].rfd, on);
 }
 
+/* The state the owner hands on (handover.c), the lock held and the trace flushed: the model
+ * as trace records in *mw (freed by the caller after the save). */
+static void ho_fill(pc_handover *h, pc_tw **mw)
+{
+    memset(h, 0, sizeof *h);
+    h->sector = S.sector;
+    h->step = S.step;
+    h->trace_fd = S.tw ? S.trace_fd : -1;
+    const char *mapped = getenv("POWERCUT_TRACE_MAPPED");
+    h->trace_mapped = mapped && *mapped && strcmp(mapped, "0");
+    h->trace_total = pc__tw_total(S.tw);
+    h->nfiles = (uint32_t)S.nfiles;
+    h->files = calloc(S.nfiles ? S.nfiles : 1, sizeof *h->files);
+    h->fds = calloc(S.nfds ? S.nfds : 1, sizeof *h->fds);
+    if (!h->files || !h->fds) die("memory", "hand-over");
+    for (size_t i = 0; i < S.nfiles; i++)
+        h->files[i] = (pc_ho_file){.dev = (uint64_t)S.files[i].dev, .ino = (uint64_t)S.files[i].ino,
+                                   .size = S.files[i].size, .id = S.files[i].id, .rfd = S.files[i].rfd,
+                                   .name_new = S.files[i].name_new, .path = S.files[i].path};
+    for (size_t fd = 0; fd < S.nfds; fd++) {
+        if (!S.fds[fd].file) continue;
+        long fl = syscall(SYS_fcntl, (int)fd, F_GETFD);
+        if (fl >= 0 && !(fl & FD_CLOEXEC)) h->fds[h->nfds++] = (pc_ho_fd){(int)fd, S.fds[fd].file, S.fds[fd].flags};
+    }
+    h->markn = (uint32_t)S.markn;
+    memcpy(h->markbuf, S.markbuf, S.markn);
+    h->nknown = (uint32_t)S.nknown;
+    h->known = S.known;
+    *mw = NULL;
+    if (S.m) {
+        size_t len = 0;
+        if (pc_tw_new(-1, S.sector, mw) || pc__model_dump(S.m, *mw) ||
+            pc_tw_buffer(*mw, (const uint8_t **)&h->model, &len))
+            die("memory", "hand-over of the model");
+        h->model_len = len;
+    }
+}
+
+/* Every store made through the mappings, into the model and trace: the process is about to
+ * lose its mappings (an exec, its end), and what it stored stays in the page cache. */
+static void stores_to_model(void)
+{
+    harvest_all();
+    if (S.mmap_lazy) capture_all();
+    else if (S.mmap_sync)
+        for (size_t i = 0; i < S.nmaps; i++) capture_range(&S.maps[i], S.maps[i].addr, S.maps[i].addr + S.maps[i].len);
+}
+
+/* ---- the baton: the run goes on in the next process (protocol: handover.c) ---- */
+
+/* The owner is ending under POWERCUT_RUN with a trace: it hands the run on. */
+static int baton_due(void)
+{
+    char side[PATH_MAX + 16];
+    return S.claimed && !busy && S.owner == getpid() && S.tw && run_side("baton", side, sizeof side);
+}
+
+/* Steps 1-3 of the baton protocol, the lock held, at the owner's very end: nothing of the
+ * shim follows this process any more. */
+static void baton_pass(void)
+{
+    busy++;
+    stores_to_model();
+    output_note();
+    if (pc_tw_flush(S.tw)) die("POWERCUT_TRACE (cannot flush it)", S.trace_path);
+    pc_handover h;
+    pc_tw *mw;
+    ho_fill(&h, &mw);
+    h.nfds = 0; /* its descriptors end with it */
+    for (size_t i = 0; i < S.nfiles; i++) {
+        pc_ho_file *hf = &h.files[i];
+        tfile *f = &S.files[i];
+        if (f->rfd < 0) continue;
+        char link[64], where[PATH_MAX];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", f->rfd);
+        ssize_t n = readlink(link, where, sizeof where - 1);
+        struct stat st;
+        /* no name left: nothing can reach it but a process holding it open; the model keeps it */
+        if (n <= 0 || (size_t)n >= sizeof where - 1 || fstat(f->rfd, &st) || !st.st_nlink) {
+            hf->rfd = -1;
+            continue;
+        }
+        where[n] = 0;
+        if (!(hf->where = strdup(where))) die("memory", "baton");
+        /* the baseline from which the next owner tells a change by nobody's step: the file as
+         * it is now (exit_check compared it already; a mapped file's stores were harvested) */
+        fc_take(f);
+        hf->fc_ok = f->fc_ok;
+        hf->fc_sec = (int64_t)f->fc_mtim.tv_sec;
+        hf->fc_nsec = (int64_t)f->fc_mtim.tv_nsec;
+        hf->fc_size = f->fc_size;
+    }
+    finish_trace(); /* a run that ends here is whole; the next owner cuts the END off */
+    char path[PATH_MAX + 16];
+    run_side("baton", path, sizeof path);
+    if (pc__ho_save_file(&h, path)) die("POWERCUT_RUN (cannot write the baton beside the trace)", path);
+    for (size_t i = 0; i < S.nfiles; i++) free(h.files[i].where);
+    pc_tw_free(mw);
+    free(h.files);
+    free(h.fds);
+    /* the baton is on the disk before the run has no owner: whoever gets the owner's mark next
+     * finds it */
+    run_side("owner", path, sizeof path);
+    if (syscall(SYS_unlinkat, AT_FDCWD, path, 0)) die("POWERCUT_RUN (cannot remove the owner's mark)", path);
+    S.dead = 1;
+    busy--;
+}
+
+static void adopt_state(pc_handover *h, int baton);
+
+/* Steps 4-5 of the baton protocol, in claim() once this process holds the owner's mark: the
+ * run goes on from the state the last owner left, if one did. */
+static void baton_take(void)
+{
+    char path[PATH_MAX + 16];
+    if (!run_side("baton", path, sizeof path)) return;
+    int fd = real_open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) return; /* the first owner */
+    pc_handover h;
+    if (fd < 0 || pc__ho_load(fd, &h)) die("POWERCUT_RUN (the state the process before left is unreadable)", path);
+    if (syscall(SYS_unlinkat, AT_FDCWD, path, 0)) die("POWERCUT_RUN (cannot remove the baton)", path);
+    adopt_state(&h, 1);
+    pc__ho_free(&h);
+}
+
+/* Whether a baton waits beside the trace for the next owner. */
+static int baton_waiting(void)
+{
+    char path[PATH_MAX + 16];
+    return !S.claimed && run_side("baton", path, sizeof path) && access(path, F_OK) == 0;
+}
+
+/* Takes a waiting baton before a call whose effect the model must see from the state it
+ * carries: an open that truncates a file of the run, a sync. */
+static void baton_take_now(void)
+{
+    if (!S.active || S.dead || busy || !baton_waiting()) return;
+    busy++;
+    pthread_mutex_lock(&lock);
+    (void)claim();
+    pthread_mutex_unlock(&lock);
+    busy--;
+}
+
 /* Steps 1-3 of the protocol: the memfd holding the state, with the lock held; -1 without it
  * when this process is not the owner (nothing to carry: its exec is not followed). */
 static int exec_begin(void)
@@ -3814,43 +4028,11 @@ static int exec_begin(void)
     if (S.cb) die("exec (an in-process image callback cannot follow the new image)", "");
     busy++;
     pthread_mutex_lock(&lock);
-    harvest_all(); /* the exec unmaps everything: stores so far are volatile changes */
-    if (S.mmap_lazy) capture_all();
-    else if (S.mmap_sync)
-        for (size_t i = 0; i < S.nmaps; i++) capture_range(&S.maps[i], S.maps[i].addr, S.maps[i].addr + S.maps[i].len);
+    stores_to_model(); /* the exec unmaps everything: stores so far are volatile changes */
     if (S.tw && pc_tw_flush(S.tw)) die("POWERCUT_TRACE (cannot flush it before exec)", S.trace_path);
     pc_handover h;
-    memset(&h, 0, sizeof h);
-    h.sector = S.sector;
-    h.step = S.step;
-    h.trace_fd = S.tw ? S.trace_fd : -1;
-    const char *mapped = getenv("POWERCUT_TRACE_MAPPED");
-    h.trace_mapped = mapped && *mapped && strcmp(mapped, "0");
-    h.trace_total = pc__tw_total(S.tw);
-    h.nfiles = (uint32_t)S.nfiles;
-    h.files = calloc(S.nfiles ? S.nfiles : 1, sizeof *h.files);
-    h.fds = calloc(S.nfds ? S.nfds : 1, sizeof *h.fds);
-    if (!h.files || !h.fds) die("memory", "exec hand-over");
-    for (size_t i = 0; i < S.nfiles; i++)
-        h.files[i] = (pc_ho_file){(uint64_t)S.files[i].dev, (uint64_t)S.files[i].ino, S.files[i].size,
-                                  S.files[i].id, S.files[i].rfd, S.files[i].name_new, S.files[i].path};
-    for (size_t fd = 0; fd < S.nfds; fd++) {
-        if (!S.fds[fd].file) continue;
-        long fl = syscall(SYS_fcntl, (int)fd, F_GETFD);
-        if (fl >= 0 && !(fl & FD_CLOEXEC)) h.fds[h.nfds++] = (pc_ho_fd){(int)fd, S.fds[fd].file, S.fds[fd].flags};
-    }
-    h.markn = (uint32_t)S.markn;
-    memcpy(h.markbuf, S.markbuf, S.markn);
-    h.nknown = (uint32_t)S.nknown;
-    h.known = S.known;
-    pc_tw *mw = NULL;
-    if (S.m) {
-        size_t len = 0;
-        if (pc_tw_new(-1, S.sector, &mw) || pc__model_dump(S.m, mw) ||
-            pc_tw_buffer(mw, (const uint8_t **)&h.model, &len))
-            die("memory", "exec hand-over of the model");
-        h.model_len = len;
-    }
+    pc_tw *mw;
+    ho_fill(&h, &mw);
     int fd = pc__ho_save(&h);
     if (fd < 0) die("exec (cannot save the state for the new image)", strerror(errno));
     pc_tw_free(mw);
@@ -4006,7 +4188,115 @@ PC_EXPORT int execle(const char *path, const char *arg, ...)
     return r;
 }
 
-/* Step 5, in the new image at its start: continue the run the old image handed over. */
+static void fc_check_file(size_t fi);
+
+/* A file of the baton, by the name it had when the last owner ended: the same inode, opened
+ * for the shim, or the run stops: something untracked removed, renamed or replaced it while
+ * no process owned the run (`rm`, `mv`, `cp` over it without opening it under the shim). */
+static int baton_reopen(const pc_ho_file *hf, const char *name)
+{
+    int rfd = hf->where ? pc__own_open(hf->where, O_RDONLY, 0) : -1;
+    if (rfd < 0 && errno == EMFILE) die("descriptors (none free above the program's for the shim)", hf->where);
+    struct stat st;
+    if (rfd >= 0 && fstat(rfd, &st) == 0 && (uint64_t)st.st_dev == hf->dev && (uint64_t)st.st_ino == hf->ino)
+        return rfd;
+    warn("powercut: %s changed behind the shim's back (found when process %ld took the run over, before "
+         "step %llu): %s is no longer that file (removed, renamed or replaced by a process that does not "
+         "own the run).\n", name, (long)getpid(), (unsigned long long)S.step + 1,
+         hf->where ? hf->where : "its name");
+    warn("powercut: the model no longer matches the file, so the run stops (exit status 97, see "
+         "faults/README.md, one run)\n");
+    S.dead = 1;
+    _exit(PC_EXIT_LOST);
+}
+
+/* Step 5 of the exec protocol, in the new image at its start, and the baton's take-over
+ * (handover.c): continue the run the previous image or process handed on. `baton`: the state
+ * came from TRACE.baton, written by another process that ended: its descriptors are gone, the
+ * trace and the files are opened again by name, and each file is compared with the baseline
+ * it left before anything else happens. */
+static void adopt_state(pc_handover *h, int baton)
+{
+    const char *from = baton ? "the process before" : "the image before the exec";
+    char what[160];
+    if (h->sector != S.sector) {
+        snprintf(what, sizeof what, "POWERCUT_SECTOR (another sector size than %s)", from);
+        die(what, getenv("POWERCUT_SECTOR"));
+    }
+    if ((h->trace_fd >= 0) != (S.trace_path != NULL))
+        die("POWERCUT_TRACE (a trace cannot start or stop at an exec)", S.trace_path);
+    if (S.m) {
+        pc_model *m = NULL;
+        if (pc__ho_model(h, &m)) {
+            snprintf(what, sizeof what, "POWERCUT_CUT/POWERCUT_MODEL (%s kept no model to continue)", from);
+            die(what, "");
+        }
+        pc_model_free(S.m);
+        S.m = m;
+    }
+    S.claimed = 1;
+    S.owner = getpid();
+    S.step = S.st.steps = h->step;
+    if (h->trace_fd >= 0 && baton) {
+        /* the last owner finished the trace: its END goes, and this process appends */
+        int fd = pc__own_open(S.trace_path, O_RDWR, 0);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) || (uint64_t)st.st_size != h->trace_total + 1 ||
+            syscall(SYS_ftruncate, fd, (long)h->trace_total) ||
+            syscall(SYS_lseek, fd, (long)h->trace_total, SEEK_SET) < 0)
+            die("POWERCUT_TRACE (cannot continue the trace the process before left)", S.trace_path);
+        S.trace_fd = fd;
+    } else if (h->trace_fd >= 0) {
+        pc__own_adopt(h->trace_fd);
+        set_cloexec(h->trace_fd, 1);
+        S.trace_fd = h->trace_fd;
+    }
+    if (h->trace_fd >= 0 && pc__tw_resume(S.trace_fd, h->trace_mapped, h->trace_total, &S.tw))
+        die("POWERCUT_TRACE (cannot continue it)", S.trace_path);
+    S.files = calloc(h->nfiles ? h->nfiles : 1, sizeof *S.files);
+    if (!S.files) die("memory", "hand-over");
+    S.fcap = h->nfiles ? h->nfiles : 1;
+    for (uint32_t i = 0; i < h->nfiles; i++) {
+        tfile *f = &S.files[i];
+        f->dev = (dev_t)h->files[i].dev;
+        f->ino = (ino_t)h->files[i].ino;
+        f->id = h->files[i].id;
+        f->size = h->files[i].size;
+        f->rfd = h->files[i].rfd;
+        f->name_new = h->files[i].name_new;
+        f->path = h->files[i].path;
+        h->files[i].path = NULL;
+        S.nfiles++;
+        if (f->rfd < 0) continue; /* retired before: the model holds it all */
+        if (baton) {
+            f->rfd = baton_reopen(&h->files[i], f->path);
+            f->fc_ok = h->files[i].fc_ok;
+            f->fc_mtim.tv_sec = (time_t)h->files[i].fc_sec;
+            f->fc_mtim.tv_nsec = (long)h->files[i].fc_nsec;
+            f->fc_size = h->files[i].fc_size;
+        } else {
+            pc__own_adopt(f->rfd);
+            set_cloexec(f->rfd, 1);
+        }
+        df_backed(f, 0, f->size); /* the disk-full model starts again: room until its error */
+        /* sync mode without a model: the volatile content is the file's, as the kernel kept it */
+        if (use_shadow() && (shadow_fit(f, f->size ? f->size : 1) || read_all(f->rfd, f->shadow, 0, f->size)))
+            die("POWERCUT_MMAP=sync (cannot read the file again)", f->path);
+    }
+    for (uint32_t i = 0; i < h->nfds; i++)
+        if (h->fds[i].file > 0 && (uint32_t)h->fds[i].file <= h->nfiles) set_fd(h->fds[i].fd, h->fds[i].file, h->fds[i].flags);
+    /* what changed between the two processes was changed by no owner: not modelled */
+    if (baton && !G.foreign_off)
+        for (size_t i = 0; i < S.nfiles; i++)
+            if (S.files[i].rfd >= 0) fc_check_file(i);
+    /* the exec closed the close-on-exec descriptors and every mapping */
+    for (size_t i = 0; i < S.nfiles; i++) retire_check(i);
+    S.markn = h->markn;
+    memcpy(S.markbuf, h->markbuf, h->markn);
+    for (uint32_t i = 0; i < h->nknown; i++) add_known(h->known[i]);
+}
+
+/* In the new image at its start: continue the run the old image handed over. */
 static void adopt_handover(void)
 {
     const char *v = getenv("POWERCUT_HANDOVER");
@@ -4017,55 +4307,7 @@ static void adopt_handover(void)
     pc_handover h;
     if (pc__ho_load((int)hfd, &h)) die("POWERCUT_HANDOVER (the state the image before exec left is unreadable)", v);
     unsetenv("POWERCUT_HANDOVER"); /* the processes this image starts are not the owner's image */
-    if (h.sector != S.sector) die("POWERCUT_SECTOR (another sector size than before the exec)", getenv("POWERCUT_SECTOR"));
-    if ((h.trace_fd >= 0) != (S.trace_path != NULL))
-        die("POWERCUT_TRACE (a trace cannot start or stop at an exec)", S.trace_path);
-    if (S.m) {
-        pc_model *m = NULL;
-        if (pc__ho_model(&h, &m))
-            die("POWERCUT_CUT/POWERCUT_MODEL (the image before the exec kept no model to continue)", "");
-        pc_model_free(S.m);
-        S.m = m;
-    }
-    S.claimed = 1;
-    S.owner = getpid();
-    S.step = S.st.steps = h.step;
-    if (h.trace_fd >= 0) {
-        pc__own_adopt(h.trace_fd);
-        set_cloexec(h.trace_fd, 1);
-        S.trace_fd = h.trace_fd;
-        if (pc__tw_resume(h.trace_fd, h.trace_mapped, h.trace_total, &S.tw))
-            die("POWERCUT_TRACE (cannot continue it after the exec)", S.trace_path);
-    }
-    S.files = calloc(h.nfiles ? h.nfiles : 1, sizeof *S.files);
-    if (!S.files) die("memory", "exec hand-over");
-    S.fcap = h.nfiles ? h.nfiles : 1;
-    for (uint32_t i = 0; i < h.nfiles; i++) {
-        tfile *f = &S.files[i];
-        f->dev = (dev_t)h.files[i].dev;
-        f->ino = (ino_t)h.files[i].ino;
-        f->id = h.files[i].id;
-        f->size = h.files[i].size;
-        f->rfd = h.files[i].rfd;
-        f->name_new = h.files[i].name_new;
-        f->path = h.files[i].path;
-        h.files[i].path = NULL;
-        S.nfiles++;
-        if (f->rfd < 0) continue; /* retired before the exec: the model holds it all */
-        pc__own_adopt(f->rfd);
-        set_cloexec(f->rfd, 1);
-        df_backed(f, 0, f->size); /* the disk-full model starts again: room until its error */
-        /* sync mode without a model: the volatile content is the file's, as the kernel kept it */
-        if (use_shadow() && (shadow_fit(f, f->size ? f->size : 1) || read_all(f->rfd, f->shadow, 0, f->size)))
-            die("POWERCUT_MMAP=sync (cannot read the file again after the exec)", f->path);
-    }
-    for (uint32_t i = 0; i < h.nfds; i++)
-        if (h.fds[i].file > 0 && (uint32_t)h.fds[i].file <= h.nfiles) set_fd(h.fds[i].fd, h.fds[i].file, h.fds[i].flags);
-    /* the exec closed the close-on-exec descriptors and every mapping */
-    for (size_t i = 0; i < S.nfiles; i++) retire_check(i);
-    S.markn = h.markn;
-    memcpy(S.markbuf, h.markbuf, h.markn);
-    for (uint32_t i = 0; i < h.nknown; i++) add_known(h.known[i]);
+    adopt_state(&h, 0);
     pc__ho_free(&h);
 }
 
