@@ -752,6 +752,29 @@ static const char *run_side(const char *suffix, char *buf, size_t n)
     return buf;
 }
 
+/* Under POWERCUT_RUN, why a process of the run stops it, in TRACE.refused, which crashcheck
+ * run reports whatever the program's exit status: a shell script goes on after a command the
+ * shim stopped, and its last command's status would hide it. */
+static void note_refused(const char *msg)
+{
+    char path[PATH_MAX + 16];
+    if (!run_side("refused", path, sizeof path)) return;
+    int fd = real_open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) return; /* said on stderr already */
+    if (write(fd, msg, strlen(msg)) < 0) { /* said on stderr already */ }
+    real_close(fd);
+}
+
+/* The shim stops the process because the model lost track: msg said on stderr and noted. */
+__attribute__((noreturn)) static void stop_lost(const char *msg)
+{
+    warn("%s", msg);
+    note_refused(msg);
+    if (S.tw) pc_tw_flush(S.tw);
+    S.dead = 1;
+    _exit(PC_EXIT_LOST);
+}
+
 __attribute__((noreturn)) static void refuse_in_run(const char *what)
 {
     char path[PATH_MAX + 16], owner[32] = "another process";
@@ -781,13 +804,7 @@ __attribute__((noreturn)) static void refuse_in_run(const char *what)
                  "stops (exit status 97; faults/README.md, one process at a time)\n",
                  (long)getpid(), what, owner);
     warn("%s", msg);
-    if (run_side("refused", path, sizeof path)) {
-        int fd = real_open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (fd >= 0) {
-            if (write(fd, msg, strlen(msg)) < 0) { /* said on stderr already */ }
-            real_close(fd);
-        }
-    }
+    note_refused(msg);
     _exit(PC_EXIT_LOST);
 }
 
@@ -2942,11 +2959,10 @@ static void read_env_guards(void)
  * (it ends without its END record), and stop. */
 __attribute__((noreturn)) static void lost_track(const tfile *f, const char *what)
 {
-    warn("powercut: %s %s: the model cannot follow it, so the run stops here (exit status 97, "
-         "see faults/README.md)\n", what, f->path);
-    if (S.tw) pc_tw_flush(S.tw);
-    S.dead = 1;
-    _exit(PC_EXIT_LOST);
+    char msg[PATH_MAX + 400];
+    snprintf(msg, sizeof msg, "powercut: %s %s: the model cannot follow it, so the run stops here (exit status 97, "
+             "see faults/README.md)\n", what, f->path);
+    stop_lost(msg);
 }
 
 static int rwf_flags(int flags)
@@ -3159,11 +3175,10 @@ PC_EXPORT FILE *fopen64(const char *path, const char *mode)
 /* ---- names: rename, unlink, link (names.c) ---- */
 __attribute__((noreturn)) static void lost_name(const char *what, const char *name)
 {
-    warn("powercut: %s %s: the model cannot follow it, so the run stops here (exit status 97, "
-         "see faults/README.md)\n", what, name);
-    if (S.tw) pc_tw_flush(S.tw);
-    S.dead = 1;
-    _exit(PC_EXIT_LOST);
+    char msg[PATH_MAX + 400];
+    snprintf(msg, sizeof msg, "powercut: %s %s: the model cannot follow it, so the run stops here (exit status 97, "
+             "see faults/README.md)\n", what, name);
+    stop_lost(msg);
 }
 
 /* ---- retiring files ---- */
@@ -3546,13 +3561,17 @@ static void fc_check_file(size_t fi)
         }
         snprintf(why, sizeof why, "its byte at offset %llu differs from the model's", (unsigned long long)at);
     }
-    warn("powercut: %s changed behind the shim's back (found before step %llu): %s.\n", f->path,
-         (unsigned long long)S.step + 1, why);
+    char msg[PATH_MAX + 400];
+    snprintf(msg, sizeof msg, "powercut: %s changed behind the shim's back (found before step %llu): %s.\n", f->path,
+             (unsigned long long)S.step + 1, why);
+    warn("%s", msg);
     warn("powercut: likely causes: stdio (fwrite/fputs/fprintf, then fflush or fclose, write through "
          "glibc-internal calls no preload sees), another process or a forked child writing the file, "
-         "a raw syscall, io_uring or POSIX AIO.\n");
+         "a process that did not own the run writing it between two that did, a raw syscall, io_uring "
+         "or POSIX AIO.\n");
     warn("powercut: the model no longer matches the file, so the run stops (exit status 97, see "
          "faults/README.md; POWERCUT_FOREIGN=off turns this check off)\n");
+    note_refused(msg);
     if (S.tw) pc_tw_flush(S.tw);
     S.dead = 1;
     _exit(PC_EXIT_LOST);
@@ -4200,14 +4219,13 @@ static int baton_reopen(const pc_ho_file *hf, const char *name)
     struct stat st;
     if (rfd >= 0 && fstat(rfd, &st) == 0 && (uint64_t)st.st_dev == hf->dev && (uint64_t)st.st_ino == hf->ino)
         return rfd;
-    warn("powercut: %s changed behind the shim's back (found when process %ld took the run over, before "
-         "step %llu): %s is no longer that file (removed, renamed or replaced by a process that does not "
-         "own the run).\n", name, (long)getpid(), (unsigned long long)S.step + 1,
-         hf->where ? hf->where : "its name");
-    warn("powercut: the model no longer matches the file, so the run stops (exit status 97, see "
-         "faults/README.md, one run)\n");
-    S.dead = 1;
-    _exit(PC_EXIT_LOST);
+    char msg[3 * PATH_MAX];
+    snprintf(msg, sizeof msg,
+             "powercut: %s changed behind the shim's back (found when process %ld took the run over, before "
+             "step %llu): %s is no longer that file (removed, renamed or replaced by a process that did not "
+             "own the run), so the run stops (exit status 97; faults/README.md, one process at a time)\n",
+             name, (long)getpid(), (unsigned long long)S.step + 1, hf->where ? hf->where : "its name");
+    stop_lost(msg);
 }
 
 /* Step 5 of the exec protocol, in the new image at its start, and the baton's take-over

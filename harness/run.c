@@ -769,10 +769,11 @@ int cc_run_program(const cc_prog_opts *o, cc_prog_result *r) {
   char refused[PATH_MAX + 16];
   snprintf(refused, sizeof refused, "%s.refused", trace);
   if (access(refused, F_OK) == 0) {
-    /* whatever the program's own exit status: a process of it did what one model cannot follow */
+    /* whatever the program's own exit status (a script's last command decides it): a process
+     * of it did what the model cannot follow, and the trace lacks it */
     char out[600];
     head_of(refused, out, sizeof out);
-    snprintf(r->error, sizeof r->error, "the program ran more than one process on the tracked files: %s", out);
+    snprintf(r->error, sizeof r->error, "a process of the program did what the model cannot follow: %s", out);
     return CC_EINVAL;
   }
   if (r->program_status != 0) {
