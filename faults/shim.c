@@ -70,7 +70,10 @@
  *   and forks pass through. An exec in the owner continues the run in the new image
  *   (handover.c): steps number on, the trace is appended to, the model (durable, volatile,
  *   dirty sectors) is carried, so what was volatile before the exec stays volatile. A mode the
- *   new image cannot continue is refused with exit status 2, never dropped silently.
+ *   new image cannot continue is refused with exit status 2, never dropped silently. Under
+ *   POWERCUT_RUN the processes of a run own it one after the other (the baton, handover.c):
+ *   the owner that ends leaves the same state beside the trace, the next one that would
+ *   claim takes it, checks the files against it and numbers on; two at once are refused.
  * - Writes through MAP_SHARED writable mappings of a tracked file are found by write
  *   tracking: the pages are write-protected, the first store to a page is noted, and at the
  *   start of every step (and before munmap/mremap/mmap(MAP_FIXED)) the noted pages are copied
@@ -822,7 +825,9 @@ static void baton_take_now(void);
  * pid for the processes it starts). Processes it spawns afterwards (system("sync"), a shell's
  * children once it has claimed) pass everything through instead of truncating its trace or
  * numbering steps of their own; a shell that only starts the workload never claims. The
- * trace is created at the claim, and the markers set before it are written first. */
+ * trace is created at the claim, and the markers set before it are written first. Under
+ * POWERCUT_RUN the owner's mark beside the trace is the claim: taken by one process at a
+ * time, and with it the baton the last owner left, if any. */
 static int claim(void)
 {
     if (S.claimed) return 1;
