@@ -11,7 +11,7 @@
 set -euo pipefail
 build=${BUILD:-build}
 cc=$build/bin/crashcheck
-app=$PWD/$build/examples/applog
+app=$(cd "$build" && pwd)/examples/applog
 check=$PWD/harness/examples/applog-check.sh
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
