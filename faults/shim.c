@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /*
@@ -212,6 +213,11 @@ static int (*real_execve)(const char *, char *const[], char *const[]);
 static int (*real_execvpe)(const char *, char *const[], char *const[]);
 static int (*real_fexecve)(int, char *const[], char *const[]);
 static int (*real_execveat)(int, const char *, char *const[], char *const[], int);
+static pid_t (*real_wait)(int *);
+static pid_t (*real_waitpid)(pid_t, int *, int);
+static pid_t (*real_wait3)(int *, int, struct rusage *);
+static pid_t (*real_wait4)(pid_t, int *, int, struct rusage *);
+static int (*real_waitid)(idtype_t, id_t, siginfo_t *, int);
 /* the calls that used to lose track silently (see "tracking guards" below) */
 static ssize_t (*real_pwritev2)(int, const struct iovec *, int, off_t, int);
 static ssize_t (*real_pwritev64v2)(int, const struct iovec *, int, off_t, int);
@@ -246,6 +252,7 @@ static void resolve_all(void)
     RESOLVE(dup); RESOLVE(dup2); RESOLVE(dup3); RESOLVE(mmap); RESOLVE(mmap64); RESOLVE(mremap);
     RESOLVE(munmap); RESOLVE(fcntl); RESOLVE(fcntl64); RESOLVE(fclose); RESOLVE(execve);
     RESOLVE(execvpe); RESOLVE(fexecve); RESOLVE(execveat);
+    RESOLVE(wait); RESOLVE(waitpid); RESOLVE(wait3); RESOLVE(wait4); RESOLVE(waitid);
     RESOLVE(pwritev2); RESOLVE(pwritev64v2); RESOLVE(copy_file_range); RESOLVE(sendfile);
     RESOLVE(sendfile64); RESOLVE(splice); RESOLVE(fopen); RESOLVE(fopen64);
     RESOLVE(rename); RESOLVE(renameat); RESOLVE(renameat2); RESOLVE(unlink); RESOLVE(unlinkat);
@@ -345,6 +352,7 @@ static struct {
     char *trace_path;
     int claimed;
     pid_t owner; /* the claiming process: a vfork child shares S but is not it */
+    long lend_ms; /* POWERCUT_LEND_WAIT: how long a child waits for its owning parent to lend */
     struct pmark { int kind; uint64_t op; char *label; } pending[64]; /* marks before the claim */
     int npending;
     uint64_t step;
@@ -549,6 +557,12 @@ static void read_env(void)
         if (*end || fd < 0) die("POWERCUT_MARK_FD", v);
         S.mark_fd = (int)fd;
     }
+    S.lend_ms = 3000;
+    if ((v = getenv("POWERCUT_LEND_WAIT")) && *v) {
+        char *end;
+        S.lend_ms = strtol(v, &end, 10);
+        if (*end || S.lend_ms < 0) die("POWERCUT_LEND_WAIT", v);
+    }
     /* The trace is created when this process claims the tracked files (claim()). */
     if ((v = getenv("POWERCUT_TRACE")) && *v) S.trace_path = strdup(v);
     S.mmap_sync = S.mmap_lazy = 0;
@@ -574,6 +588,8 @@ static void read_env(void)
 
 static void adopt_handover(void);
 
+static void adopt_inherited(void);
+
 static void init(void)
 {
     if (S.inited) return;
@@ -587,6 +603,7 @@ static void init(void)
     if (S.active) install_segv();
     pthread_atfork(NULL, atfork_parent, atfork_child);
     busy--;
+    adopt_inherited();
 }
 
 __attribute__((constructor)) static void pc_ctor(void) { init(); }
@@ -792,14 +809,17 @@ __attribute__((noreturn)) static void refuse_in_run(const char *what)
     char *end;
     long pid = strtol(owner, &end, 10);
     int alive = end != owner && pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
-    char msg[1200];
+    char msg[1200], parent[120];
+    snprintf(parent, sizeof parent, " (its parent, which did not wait for it within %ld ms)", S.lend_ms);
     if (alive || end == owner)
         snprintf(msg, sizeof msg,
                  "powercut: process %ld %s while process %s owns the run%s: the processes of a run are "
                  "modelled one after the other, each taking the run over when the one before has "
-                 "ended, never two at once (a parent waiting for its child still owns it), so this "
-                 "one stops (exit status 97; faults/README.md, one process at a time)\n",
-                 (long)getpid(), what, owner, getppid() == (pid_t)pid ? " (its parent)" : "");
+                 "ended or while it waits for a child (wait, waitpid, wait3, wait4, waitid), never two "
+                 "at once, so this one stops (exit status 97; faults/README.md, one process at a "
+                 "time)\n",
+                 (long)getpid(), what, owner,
+                 getppid() == (pid_t)pid ? parent : "");
     else
         snprintf(msg, sizeof msg,
                  "powercut: process %ld %s after process %s, which owned the run, ended without handing "
@@ -809,6 +829,37 @@ __attribute__((noreturn)) static void refuse_in_run(const char *what)
     warn("%s", msg);
     note_refused(msg);
     _exit(PC_EXIT_LOST);
+}
+
+
+/* The pid in TRACE.owner (0: none, or unreadable). */
+static long run_owner_pid(void)
+{
+    char path[PATH_MAX + 16], buf[32];
+    if (!run_side("owner", path, sizeof path)) return 0;
+    int fd = real_open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    real_close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    return strtol(buf, NULL, 10);
+}
+
+/* The owner is this process's parent: it lends the run when it blocks waiting for a child
+ * (baton_lend), which may come a moment after the child started (a shell's vfork returns, then
+ * it waits). 1 once the owner's mark is gone, 0 when the owner is not the parent or kept it
+ * for POWERCUT_LEND_WAIT milliseconds. */
+static int lend_awaited(void)
+{
+    for (long ms = 0; ms < S.lend_ms; ms += 2) {
+        long pid = run_owner_pid();
+        if (!pid) return 1;
+        if ((pid_t)pid != getppid()) return 0;
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
 }
 
 /* Under POWERCUT_RUN, whether another process of the run owns it (this one has not claimed). */
@@ -844,8 +895,9 @@ static int claim(void)
         return 0;
     }
     if (run) {
-        int fd = real_open(side, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (fd < 0 && errno == EEXIST) refuse_in_run("opened a tracked file");
+        int fd;
+        while ((fd = real_open(side, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0 && errno == EEXIST)
+            if (!lend_awaited()) refuse_in_run("opened a tracked file");
         if (fd < 0) die("POWERCUT_RUN (cannot create the owner's mark beside the trace)", side);
         if (write(fd, me, strlen(me)) < 0) die("POWERCUT_RUN (cannot write the owner's mark)", side);
         real_close(fd);
@@ -937,6 +989,46 @@ static void before_open(int dirfd, const char *path, int flags)
     if (path_matches(path, abs)) baton_take_now();
 }
 
+/* Under POWERCUT_RUN, a process started with a descriptor open for writing on a file of the
+ * run (dash's `cmd > db` opens db in the shell, and cmd writes to its descriptor 1 without
+ * opening anything) owns the run from its start, as if it had opened the file: it takes the
+ * baton (waiting for the shell to lend it), and the descriptor is tracked. */
+static void after_open(int fd, int dirfd, const char *path, int flags, int created);
+static void adopt_inherited(void)
+{
+    if (!S.active || S.dead || S.claimed || busy || !S.trace_path || !in_run()) return;
+    char dpath[64];
+    snprintf(dpath, sizeof dpath, "/proc/self/fd");
+    int dfd = (int)syscall(SYS_openat, AT_FDCWD, dpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return;
+    int fds[64], n = 0;
+    char buf[4096];
+    long got;
+    while (n < 64 && (got = syscall(SYS_getdents64, dfd, buf, sizeof buf)) > 0)
+        for (long off = 0; off < got && n < 64;) {
+            struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *d =
+                (void *)(buf + off);
+            off += d->reclen;
+            char *end;
+            long fd = strtol(d->name, &end, 10);
+            if (*end || fd < 0 || fd == dfd) continue;
+            long fl = syscall(SYS_fcntl, (int)fd, F_GETFL);
+            if (fl >= 0 && (fl & O_ACCMODE) != O_RDONLY) fds[n++] = (int)fd;
+        }
+    syscall(SYS_close, dfd);
+    for (int i = 0; i < n; i++) {
+        char link[64], where[PATH_MAX];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fds[i]);
+        ssize_t len = readlink(link, where, sizeof where - 1);
+        struct stat st;
+        if (len <= 0 || (size_t)len >= sizeof where - 1 || fstat(fds[i], &st) || !S_ISREG(st.st_mode)) continue;
+        where[len] = 0;
+        if (!path_matches(where, where)) continue;
+        long fl = syscall(SYS_fcntl, fds[i], F_GETFL);
+        after_open(fds[i], AT_FDCWD, where, (int)fl & ~(O_CREAT | O_TRUNC), 0);
+    }
+}
+
 /* Called after a successful open of fd: start tracking when the path matches, or when it is
  * another name of a tracked file. `created`: nothing was at the path before the call
  * (names.c), so this open made the name. */
@@ -1005,9 +1097,12 @@ static void after_open(int fd, int dirfd, const char *path, int flags, int creat
         free(content);
         S.nfiles++;
         fc_take(f); /* the foreign-change check compares from here on */
-    } else if ((flags & O_TRUNC) && S.files[i].size) {
-        /* a later open with O_TRUNC is a volatile change like ftruncate(0), not a step */
-        note_truncate(&S.files[i], 0);
+    } else if (flags & O_TRUNC) {
+        /* a later open with O_TRUNC is a volatile change like ftruncate(0), not a step; of an
+         * empty file it changes nothing but st_mtime, which the next check must not take for
+         * a change behind the shim's back */
+        if (S.files[i].size) note_truncate(&S.files[i], 0);
+        else S.files[i].fc_stale = 1;
     }
     set_fd(fd, (int32_t)i + 1, flags);
 out:
@@ -2733,7 +2828,7 @@ static int do_sync(int call, int fd)
 PC_EXPORT void sync(void)
 {
     ENSURE();
-    if (!busy && run_owned_elsewhere()) refuse_in_run("called sync()");
+    if (!busy && run_owned_elsewhere() && !lend_awaited()) refuse_in_run("called sync()");
     baton_take_now(); /* after the owner ended: its volatile data is made durable, a step */
     if (!S.active || S.dead || busy || !S.nfiles || !claim()) {
         real_sync();
@@ -2745,7 +2840,7 @@ PC_EXPORT void sync(void)
 PC_EXPORT int syncfs(int fd)
 {
     ENSURE();
-    if (!busy && run_owned_elsewhere()) refuse_in_run("called syncfs()");
+    if (!busy && run_owned_elsewhere() && !lend_awaited()) refuse_in_run("called syncfs()");
     baton_take_now();
     if (!S.active || S.dead || busy || !S.nfiles || !claim()) return real_syncfs(fd);
     return do_sync(PC_CALL_SYNCFS, fd);
@@ -3957,18 +4052,17 @@ static int baton_due(void)
     return S.claimed && !busy && S.owner == getpid() && S.tw && run_side("baton", side, sizeof side);
 }
 
-/* Steps 1-3 of the baton protocol, the lock held, at the owner's very end: nothing of the
- * shim follows this process any more. */
-static void baton_pass(void)
+/* Steps 1-3 of the baton protocol, the lock held and busy: the state beside the trace, the
+ * trace finished, the owner's mark removed. */
+static void baton_leave(void)
 {
-    busy++;
     stores_to_model();
     output_note();
     if (pc_tw_flush(S.tw)) die("POWERCUT_TRACE (cannot flush it)", S.trace_path);
     pc_handover h;
     pc_tw *mw;
     ho_fill(&h, &mw);
-    h.nfds = 0; /* its descriptors end with it */
+    h.nfds = 0; /* descriptors are the process's own */
     for (size_t i = 0; i < S.nfiles; i++) {
         pc_ho_file *hf = &h.files[i];
         tfile *f = &S.files[i];
@@ -4004,6 +4098,13 @@ static void baton_pass(void)
      * finds it */
     run_side("owner", path, sizeof path);
     if (syscall(SYS_unlinkat, AT_FDCWD, path, 0)) die("POWERCUT_RUN (cannot remove the owner's mark)", path);
+}
+
+/* At the owner's very end: nothing of the shim follows this process any more. */
+static void baton_pass(void)
+{
+    busy++;
+    baton_leave();
     S.dead = 1;
     busy--;
 }
@@ -4042,6 +4143,167 @@ static void baton_take_now(void)
     (void)claim();
     pthread_mutex_unlock(&lock);
     busy--;
+}
+
+/* ---- lending the run while the owner waits for its child (POWERCUT_RUN) ----
+ * A process that owns the run and blocks in wait, waitpid, wait3, wait4 or waitid (a shell
+ * running a command on the files it opened with its own redirection, a program running a
+ * helper) does nothing to the files until the call returns: it leaves the baton as an ending
+ * owner does, so that the child (or whichever process of the run comes) may own the run in
+ * the meantime, and takes it back when the call returns: the state the baton holds then (its
+ * own, or what the processes in between left: steps, trace, model, new files), each file
+ * compared with the baseline there. A process that holds the owner's mark then (a background
+ * job still at work) is another owner at the same time: this one is refused. A child that
+ * would own the run while its parent owns it waits for the parent to lend it (claim()). */
+
+static int lend_due(int options)
+{
+    return !(options & WNOHANG) && S.active && !S.dead && S.claimed && !busy && S.owner == getpid() &&
+           baton_due();
+}
+
+static void baton_lend(void)
+{
+    busy++;
+    pthread_mutex_lock(&lock);
+    baton_leave();
+    pthread_mutex_unlock(&lock);
+    busy--;
+}
+
+static void fc_check_file(size_t fi);
+static int baton_reopen(const pc_ho_file *hf, const char *name);
+
+/* The wait returned: the owner's mark again, and the state the baton holds now. */
+static void baton_back(void)
+{
+    int saved = errno;
+    busy++;
+    pthread_mutex_lock(&lock);
+    char side[PATH_MAX + 16], me[32];
+    run_side("owner", side, sizeof side);
+    snprintf(me, sizeof me, "%ld", (long)getpid());
+    int fd = real_open(side, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == EEXIST) refuse_in_run("came back from waiting for a child");
+    if (fd < 0 || write(fd, me, strlen(me)) < 0) die("POWERCUT_RUN (cannot write the owner's mark)", side);
+    real_close(fd);
+    char path[PATH_MAX + 16];
+    run_side("baton", path, sizeof path);
+    pc_handover h;
+    int bfd = real_open(path, O_RDONLY | O_CLOEXEC);
+    if (bfd < 0 || pc__ho_load(bfd, &h)) die("POWERCUT_RUN (the state left while this process waited is unreadable)", path);
+    if (syscall(SYS_unlinkat, AT_FDCWD, path, 0)) die("POWERCUT_RUN (cannot remove the baton)", path);
+    if (h.nfiles < S.nfiles) die("POWERCUT_RUN (the state left while this process waited lacks its files)", path);
+    /* the trace: the END cut off, appended to from where the last process left it */
+    struct stat st;
+    pc_tw_free(S.tw);
+    S.tw = NULL;
+    if (fstat(S.trace_fd, &st) || (uint64_t)st.st_size != h.trace_total + 1 ||
+        syscall(SYS_ftruncate, S.trace_fd, (long)h.trace_total) ||
+        syscall(SYS_lseek, S.trace_fd, (long)h.trace_total, SEEK_SET) < 0 ||
+        pc__tw_resume(S.trace_fd, h.trace_mapped, h.trace_total, &S.tw))
+        die("POWERCUT_TRACE (cannot continue the trace after a wait)", S.trace_path);
+    S.step = S.st.steps = h.step;
+    if (S.m) {
+        pc_model *m = NULL;
+        if (pc__ho_model(&h, &m)) die("POWERCUT_CUT/POWERCUT_MODEL (the process in between kept no model)", "");
+        pc_model_free(S.m);
+        S.m = m;
+    }
+    for (uint32_t i = 0; i < h.nfiles; i++) {
+        pc_ho_file *hf = &h.files[i];
+        if (i == S.nfiles) { /* a file the processes in between tracked first */
+            if (S.nfiles == S.fcap) {
+                size_t n = S.fcap ? S.fcap * 2 : 4;
+                tfile *q = realloc(S.files, n * sizeof *q);
+                if (!q) die("memory", "baton");
+                S.files = q;
+                S.fcap = n;
+            }
+            tfile *f = &S.files[S.nfiles++];
+            memset(f, 0, sizeof *f);
+            f->dev = (dev_t)hf->dev;
+            f->ino = (ino_t)hf->ino;
+            f->id = hf->id;
+            f->path = hf->path;
+            hf->path = NULL;
+            f->rfd = hf->rfd < 0 ? -1 : baton_reopen(hf, f->path);
+            if (f->rfd >= 0) df_backed(f, 0, hf->size);
+        }
+        tfile *f = &S.files[i];
+        f->size = hf->size;
+        f->name_new = hf->name_new;
+        if (f->rfd < 0) continue;
+        f->fc_stale = 0;
+        f->fc_ok = hf->fc_ok;
+        f->fc_mtim.tv_sec = (time_t)hf->fc_sec;
+        f->fc_mtim.tv_nsec = (long)hf->fc_nsec;
+        f->fc_size = hf->fc_size;
+        if (use_shadow() && (shadow_fit(f, f->size ? f->size : 1) || read_all(f->rfd, f->shadow, 0, f->size)))
+            die("POWERCUT_MMAP=sync (cannot read the file again)", f->path);
+    }
+    for (uint32_t i = 0; i < h.nknown; i++) add_known(h.known[i]);
+    /* what the processes in between wrote shows in this one's mappings: its open pages are
+     * compared from here on, not from before */
+    for (size_t i = 0; i < S.nopen; i++)
+        if (S.open[i].prot & PROT_READ) memcpy(S.open[i].copy, (const void *)S.open[i].addr, S.page);
+    if (!G.foreign_off)
+        for (size_t i = 0; i < S.nfiles; i++)
+            if (S.files[i].rfd >= 0) fc_check_file(i);
+    pc__ho_free(&h);
+    pthread_mutex_unlock(&lock);
+    busy--;
+    errno = saved;
+}
+
+PC_EXPORT pid_t wait(int *status)
+{
+    ENSURE();
+    if (!lend_due(0)) return real_wait(status);
+    baton_lend();
+    pid_t r = real_wait(status);
+    baton_back();
+    return r;
+}
+
+PC_EXPORT pid_t waitpid(pid_t pid, int *status, int options)
+{
+    ENSURE();
+    if (!lend_due(options)) return real_waitpid(pid, status, options);
+    baton_lend();
+    pid_t r = real_waitpid(pid, status, options);
+    baton_back();
+    return r;
+}
+
+PC_EXPORT pid_t wait3(int *status, int options, struct rusage *ru)
+{
+    ENSURE();
+    if (!lend_due(options)) return real_wait3(status, options, ru);
+    baton_lend();
+    pid_t r = real_wait3(status, options, ru);
+    baton_back();
+    return r;
+}
+
+PC_EXPORT pid_t wait4(pid_t pid, int *status, int options, struct rusage *ru)
+{
+    ENSURE();
+    if (!lend_due(options)) return real_wait4(pid, status, options, ru);
+    baton_lend();
+    pid_t r = real_wait4(pid, status, options, ru);
+    baton_back();
+    return r;
+}
+
+PC_EXPORT int waitid(idtype_t type, id_t id, siginfo_t *info, int options)
+{
+    ENSURE();
+    if (!lend_due(options)) return real_waitid(type, id, info, options);
+    baton_lend();
+    int r = real_waitid(type, id, info, options);
+    baton_back();
+    return r;
 }
 
 /* Steps 1-3 of the protocol: the memfd holding the state, with the lock held; -1 without it

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /*
@@ -41,6 +42,7 @@
  *   ; / ,            sync() / syncfs() of the file's descriptor
  *   N:ADDR           store to ADDR (N:16 crashes with SIGSEGV)
  *   z:MS             sleep MS milliseconds                y / Y       a child writes byte 0 (exec) / 1 (fork)
+ *   [:MS             a child (exec) writes byte 0 while this process sleeps MS before it waits
  *   L:N:STRIDE       N times: store a byte into page (i*STRIDE mod pages) of the map, msync it
  *   Q:N              N times: msync the first page of the map (no store)
  *   ?:N:EVERY        N times: store a byte into the first page of the map (a hot page) and,
@@ -353,6 +355,20 @@ int main(int argc, char **argv)
                 else { int c = open(path, O_RDWR); (void)!pwrite(c, "Y", 1, 1); fsync(c); }
                 _exit(0);
             }
+            int status;
+            waitpid(pid, &status, 0);
+            break;
+        }
+        case '[': { /* a child (exec'd) writes byte 0 while this one sleeps MS before waiting */
+            unsigned long long ms = num(&p);
+            fflush(stdout);
+            pid_t pid = fork();
+            if (pid == 0) {
+                execl("/proc/self/exe", "pc_work", path, "w:0:1:90", (char *)NULL);
+                _exit(0);
+            }
+            struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
             int status;
             waitpid(pid, &status, 0);
             break;

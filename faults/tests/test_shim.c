@@ -1428,6 +1428,58 @@ static void test_baton(void **st)
     free(err);
 }
 
+/* POWERCUT_RUN: an owner that forks a child and waits for it lends it the run (waitpid): the
+ * child (exec'd pc_work) writes byte 0 as step 4 of the one trace, and the parent, back from
+ * the wait, syncs it as step 5; a cut in the child's write loses the parent's unsynced data.
+ * A forked child that writes without exec (no shim of its own) is found behind the parent's
+ * back when the wait returns (97, noted in TRACE.refused); a child whose parent does not wait
+ * for it within POWERCUT_LEND_WAIT is refused, named, and the parent goes on. */
+static void test_lend(void **st)
+{
+    (void)st;
+    char envs[256];
+    clean();
+    snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace|POWERCUT_RUN=1", dir);
+    assert_int_equal(run(envs, "w:0:10:65 f w:20:10:66 y f"), 0);
+    pc_trace *t = read_trace(5);
+    pc_step_info info;
+    assert_int_equal(pc_trace_step_info(t, 4, &info), PC_OK);
+    assert_int_equal(info.call, PC_CALL_PWRITE);
+    assert_int_equal(pc_trace_step_info(t, 5, &info), PC_OK);
+    assert_int_equal(info.call, PC_CALL_FSYNC);
+    uint8_t want[30];
+    memset(want, 65, 10);
+    trace_image_is(t, 4, "none", want, 10); /* the child's byte and the parent's 66: volatile */
+    memset(want + 10, 0, 10);
+    memset(want + 20, 66, 10);
+    want[0] = 90;
+    trace_image_is(t, 5, "all", want, 30);
+    pc_trace_free(t);
+    char p[300];
+    snprintf(p, sizeof p, "%s/trace.refused", dir);
+    assert_int_not_equal(access(p, F_OK), 0);
+    /* a forked child writing with the parent's shim state (no exec): not modelled, found */
+    clean();
+    assert_int_equal(run(envs, "w:0:10:65 f Y f"), 97);
+    uint64_t len;
+    uint8_t *r = slurp("trace.refused", &len);
+    assert_non_null(r);
+    r[len] = 0;
+    if (!strstr((char *)r, "changed behind the shim's back")) fail_msg("not noted: %s", (char *)r);
+    free(r);
+    /* a parent that sleeps before it waits: its child gives up after 100 ms */
+    clean();
+    snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace|POWERCUT_RUN=1|POWERCUT_LEND_WAIT=100", dir);
+    assert_int_equal(run(envs, "w:0:10:65 [:600 f"), 0);
+    r = slurp("trace.refused", &len);
+    assert_non_null(r);
+    r[len] = 0;
+    if (!strstr((char *)r, "(its parent, which did not wait for it within 100 ms)")) fail_msg("not said: %s", (char *)r);
+    free(r);
+    t = read_trace(2); /* the parent's two steps, nothing of the child */
+    pc_trace_free(t);
+}
+
 /* Defect 8: an exec in the owner continues the run: the steps before it stay in the trace and
  * numbering goes on, and what was volatile before it stays volatile (never durable), in a
  * traced run and in a cut run, through every exec function; a failed exec changes nothing. */
@@ -2386,6 +2438,10 @@ static void test_foreign_change(void **st)
     expect_lost(envs, "w:0:100:65 h:100:hello f", "its size is 105 bytes");
     expect_lost(envs, "w:0:100:65 z:20 h:10:hello f", "modification time changed");
     expect_lost(envs, "w:0:100:65 z:20 Y f", "stdio");
+    /* an open with O_TRUNC of the tracked file while it is empty moves st_mtime alone: the
+     * shim's own change (a shell's `exec 3>>f` then `cp src f`), not one behind its back */
+    clean();
+    assert_int_equal(run(envs, "z:20 @:f w:0:10:65 f"), 0);
     /* a stream of its own (fopen): its descriptor is followed, so its fsync is a step where
      * the stream's writes are found; "w" truncates outside any step */
     expect_lost("POWERCUT_CUT=9", "w:0:100:65 b:r+:hello", "byte at offset 0 differs");
@@ -2559,6 +2615,7 @@ int main(void)
         cmocka_unit_test(test_program_closes_everything),
         cmocka_unit_test(test_exec_continues),
         cmocka_unit_test(test_baton),
+        cmocka_unit_test(test_lend),
         cmocka_unit_test(test_diskfull_hole_sigbus),
         cmocka_unit_test(test_diskfull_room_where_backed),
         cmocka_unit_test(test_created_name_needs_dir_fsync),
