@@ -52,7 +52,10 @@
  * inode, or the run stops: replaced behind the shim's back), compares each with the baseline
  * (changed: the run stops, exit 97), and goes on at the next step number with the model. A
  * process that would own while TRACE.owner names a live process is refused (shim.c,
- * refuse_in_run): the processes of one run take turns, never overlap.
+ * refuse_in_run): the processes of one run take turns, never overlap. An owner that blocks
+ * waiting for a child lends the baton the same way (steps 1-3), and takes it back when the
+ * wait returns (steps 4-5 in the same process: its own descriptors and mappings kept, the
+ * rest from the baton); its child, which may start before the wait, waits for the lend.
  */
 
 #define MAGIC "PCHANDO2"

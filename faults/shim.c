@@ -74,7 +74,8 @@
  *   new image cannot continue is refused with exit status 2, never dropped silently. Under
  *   POWERCUT_RUN the processes of a run own it one after the other (the baton, handover.c):
  *   the owner that ends leaves the same state beside the trace, the next one that would
- *   claim takes it, checks the files against it and numbers on; two at once are refused.
+ *   claim takes it, checks the files against it and numbers on; an owner waiting for a child
+ *   lends it the same way and takes it back; two at once are refused.
  * - Writes through MAP_SHARED writable mappings of a tracked file are found by write
  *   tracking: the pages are write-protected, the first store to a page is noted, and at the
  *   start of every step (and before munmap/mremap/mmap(MAP_FIXED)) the noted pages are copied
