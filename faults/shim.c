@@ -990,43 +990,26 @@ static void before_open(int dirfd, const char *path, int flags)
     if (path_matches(path, abs)) baton_take_now();
 }
 
-/* Under POWERCUT_RUN, a process started with a descriptor open for writing on a file of the
- * run (dash's `cmd > db` opens db in the shell, and cmd writes to its descriptor 1 without
- * opening anything) owns the run from its start, as if it had opened the file: it takes the
- * baton (waiting for the shell to lend it), and the descriptor is tracked. */
+/* Under POWERCUT_RUN, a process started with its standard input, output or error open for
+ * writing on a file of the run (dash's `cmd > db` opens db in the shell, and cmd writes to
+ * its descriptor 1 without opening anything) owns the run from its start, as if it had opened
+ * the file: it takes the baton (waiting for the shell to lend it), and the descriptor is
+ * tracked. Higher descriptors (a shell's `exec 3>db`, inherited by every command it runs) do
+ * not claim: most commands never use them, and each would wait its turn for nothing. */
 static void after_open(int fd, int dirfd, const char *path, int flags, int created);
 static void adopt_inherited(void)
 {
     if (!S.active || S.dead || S.claimed || busy || !S.trace_path || !in_run()) return;
-    char dpath[64];
-    snprintf(dpath, sizeof dpath, "/proc/self/fd");
-    int dfd = (int)syscall(SYS_openat, AT_FDCWD, dpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) return;
-    int fds[64], n = 0;
-    char buf[4096];
-    long got;
-    while (n < 64 && (got = syscall(SYS_getdents64, dfd, buf, sizeof buf)) > 0)
-        for (long off = 0; off < got && n < 64;) {
-            struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *d =
-                (void *)(buf + off);
-            off += d->reclen;
-            char *end;
-            long fd = strtol(d->name, &end, 10);
-            if (*end || fd < 0 || fd == dfd) continue;
-            long fl = syscall(SYS_fcntl, (int)fd, F_GETFL);
-            if (fl >= 0 && (fl & O_ACCMODE) != O_RDONLY) fds[n++] = (int)fd;
-        }
-    syscall(SYS_close, dfd);
-    for (int i = 0; i < n; i++) {
+    for (int fd = 0; fd <= 2; fd++) {
+        long fl = syscall(SYS_fcntl, fd, F_GETFL);
+        if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY) continue;
         char link[64], where[PATH_MAX];
-        snprintf(link, sizeof link, "/proc/self/fd/%d", fds[i]);
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
         ssize_t len = readlink(link, where, sizeof where - 1);
         struct stat st;
-        if (len <= 0 || (size_t)len >= sizeof where - 1 || fstat(fds[i], &st) || !S_ISREG(st.st_mode)) continue;
+        if (len <= 0 || (size_t)len >= sizeof where - 1 || fstat(fd, &st) || !S_ISREG(st.st_mode)) continue;
         where[len] = 0;
-        if (!path_matches(where, where)) continue;
-        long fl = syscall(SYS_fcntl, fds[i], F_GETFL);
-        after_open(fds[i], AT_FDCWD, where, (int)fl & ~(O_CREAT | O_TRUNC), 0);
+        if (path_matches(where, where)) after_open(fd, AT_FDCWD, where, (int)fl & ~(O_CREAT | O_TRUNC), 0);
     }
 }
 
@@ -4244,10 +4227,9 @@ static void baton_back(void)
             die("POWERCUT_MMAP=sync (cannot read the file again)", f->path);
     }
     for (uint32_t i = 0; i < h.nknown; i++) add_known(h.known[i]);
-    /* what the processes in between wrote shows in this one's mappings: its open pages are
-     * compared from here on, not from before */
-    for (size_t i = 0; i < S.nopen; i++)
-        if (S.open[i].prot & PROT_READ) memcpy(S.open[i].copy, (const void *)S.open[i].addr, S.page);
+    /* Its open pages keep their copies from before the wait: what the processes in between
+     * wrote into them is recorded again at the next step (the same bytes: the same images),
+     * and what a forked child stored through the mapping unseen is recorded at all. */
     if (!G.foreign_off)
         for (size_t i = 0; i < S.nfiles; i++)
             if (S.files[i].rfd >= 0) fc_check_file(i);

@@ -60,9 +60,9 @@ run 2 --files log --setup ': > log' --check true \
 grep -q "log changed behind the shim's back (found when process [0-9]* took the run over, before step 2): .* is no longer that file" "$tmp/err" ||
   fail "a removal between two commands went unsaid: $(cat "$tmp/err")"
 
-# two processes at once: a background subshell holds f1 open (it owns the run) while cp
-# writes f2; and a shell that owns the run (its own redirection) while its child writes
-run 2 --files 'f*' --setup 'echo x > src' --check true -- sh -c '{ exec 3>>f1; while [ ! -e go ]; do sleep 0.02; done; } &
+# two processes at once: a background subshell holds f1 open (it owns the run, and busy-waits:
+# it never waits for a child, so it never lends it) while cp writes f2
+run 2 --files 'f*' --setup 'echo x > src' --check true -- sh -c '{ exec 3>>f1; while [ ! -e go ]; do :; done; } &
   while [ ! -e f1 ]; do sleep 0.02; done; sleep 0.2; cp src f2; touch go; wait' >/dev/null
 grep -q "did what the model cannot follow: .*opened a tracked file while process [0-9]* owns the run: .*never two at once" "$tmp/err" ||
   fail "two owners at once went unsaid: $(cat "$tmp/err")"
