@@ -872,6 +872,7 @@ static int run_owned_elsewhere(void)
 
 static void baton_take(void);
 static void baton_take_now(void);
+static int baton_waiting(void);
 
 /* One process owns the model: the first that opens a tracked file (POWERCUT_OWNER records its
  * pid for the processes it starts). Processes it spawns afterwards (system("sync"), a shell's
@@ -977,17 +978,18 @@ static int same_inode(int fd, struct stat *st, size_t *known)
     return 1;
 }
 
-/* Before an open that would claim the files (not a read): the baton the last owner left is
- * taken first, so that what the open does (O_TRUNC) is this owner's change, not one made
- * behind the model's back. Another name of a tracked file (a hard link) takes it in
- * after_open, after the open. */
+/* Before an open that would claim the files (not a read) of a name the patterns match: the
+ * run is claimed first (claim_now), so that what the open does (O_TRUNC) is this owner's
+ * change, not one made behind the model's back. Another name of a tracked file (a hard link)
+ * claims in after_open, after the open. */
+static void claim_now(void);
 static void before_open(int dirfd, const char *path, int flags)
 {
     if (!S.active || S.dead || busy || S.claimed || !path || !in_run()) return;
     if ((flags & O_ACCMODE) == O_RDONLY && !(flags & (O_TRUNC | O_CREAT))) return;
     char abs[PATH_MAX];
     make_abs(dirfd, path, abs, sizeof abs);
-    if (path_matches(path, abs)) baton_take_now();
+    if (path_matches(path, abs)) claim_now();
 }
 
 /* Under POWERCUT_RUN, a process started with its standard input, output or error open for
@@ -3446,14 +3448,16 @@ static int call_link(void *p)
 #endif
 
 /* A name of the run's files changed by a process that does not own the run (`rm f`, `mv f.tmp
- * f` between two commands): it takes the baton, so that the change is a step of the run rather
- * than one found behind the model's back. */
+ * f` between two commands, or run by a shell that owns the files): it takes the baton (or
+ * waits for its parent's lend), so that the change is a step of the run rather than one
+ * missed (an unlinked file's descriptor still reads the same). Before anyone claimed, it
+ * claims nothing: a name no one opened is no file of the run. */
 static void baton_for_name(int dirfd, const char *path)
 {
     if (!path || S.claimed || !S.active || S.dead || busy || !in_run()) return;
     char abs[PATH_MAX];
     make_abs(dirfd, path, abs, sizeof abs);
-    if (path_matches(path, abs)) baton_take_now();
+    if (path_matches(path, abs) && (baton_waiting() || run_owned_elsewhere())) claim_now();
 }
 
 static int do_rename(int olddir, const char *oldp, int newdir, const char *newp, unsigned flags)
@@ -4117,16 +4121,25 @@ static int baton_waiting(void)
     return !S.claimed && run_side("baton", path, sizeof path) && access(path, F_OK) == 0;
 }
 
-/* Takes a waiting baton before a call whose effect the model must see from the state it
- * carries: an open that truncates a file of the run, a sync. */
-static void baton_take_now(void)
+/* Claims the run before a call whose effect the model must see from the state the baton
+ * carries (an open that truncates a file of the run, a rename), not after it: the process
+ * that passes or lends the run takes its baseline of the files when it does, which may be
+ * after such a call made by the next process, whose own change would then look like one
+ * behind the model's back. claim() takes the waiting baton, or waits for the parent's lend. */
+static void claim_now(void)
 {
-    if (!S.active || S.dead || busy || !baton_waiting()) return;
+    if (!S.active || S.dead || busy || S.claimed) return;
     busy++;
     pthread_mutex_lock(&lock);
     (void)claim();
     pthread_mutex_unlock(&lock);
     busy--;
+}
+
+/* A sync after the owner ended: the baton it left, taken. */
+static void baton_take_now(void)
+{
+    if (baton_waiting()) claim_now();
 }
 
 /* ---- lending the run while the owner waits for its child (POWERCUT_RUN) ----
