@@ -796,6 +796,8 @@ __attribute__((noreturn)) static void stop_lost(const char *msg)
     _exit(PC_EXIT_LOST);
 }
 
+static int is_ancestor(long pid);
+
 __attribute__((noreturn)) static void refuse_in_run(const char *what)
 {
     char path[PATH_MAX + 16], owner[32] = "another process";
@@ -810,8 +812,9 @@ __attribute__((noreturn)) static void refuse_in_run(const char *what)
     char *end;
     long pid = strtol(owner, &end, 10);
     int alive = end != owner && pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
-    char msg[1200], parent[120];
-    snprintf(parent, sizeof parent, " (its parent, which did not wait for it within %ld ms)", S.lend_ms);
+    char msg[1200], parent[160];
+    snprintf(parent, sizeof parent, " (%s, which did not wait for a child within %ld ms)",
+             getppid() == (pid_t)pid ? "its parent" : "an ancestor of it", S.lend_ms);
     if (alive || end == owner)
         snprintf(msg, sizeof msg,
                  "powercut: process %ld %s while process %s owns the run%s: the processes of a run are "
@@ -820,7 +823,7 @@ __attribute__((noreturn)) static void refuse_in_run(const char *what)
                  "at once, so this one stops (exit status 97; faults/README.md, one process at a "
                  "time)\n",
                  (long)getpid(), what, owner,
-                 getppid() == (pid_t)pid ? parent : "");
+                 alive && is_ancestor(pid) ? parent : "");
     else
         snprintf(msg, sizeof msg,
                  "powercut: process %ld %s after process %s, which owned the run, ended without handing "
@@ -847,16 +850,36 @@ static long run_owner_pid(void)
     return strtol(buf, NULL, 10);
 }
 
-/* The owner is this process's parent: it lends the run when it blocks waiting for a child
- * (baton_lend), which may come a moment after the child started (a shell's vfork returns, then
- * it waits). 1 once the owner's mark is gone, 0 when the owner is not the parent or kept it
- * for POWERCUT_LEND_WAIT milliseconds. */
+/* Whether pid is this process's parent, or the parent's parent and so on (/proc/PID/stat). */
+static int is_ancestor(long pid)
+{
+    long p = (long)getppid();
+    for (int depth = 0; depth < 64 && p > 1; depth++) {
+        if (p == pid) return 1;
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%ld/stat", p);
+        int fd = real_open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return 0;
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        real_close(fd);
+        if (n <= 0) return 0;
+        buf[n] = 0;
+        const char *rp = strrchr(buf, ')'); /* "pid (comm) state ppid ...": comm may hold spaces */
+        if (!rp || sscanf(rp + 1, " %*c %ld", &p) != 1) return 0;
+    }
+    return 0;
+}
+
+/* The owner is an ancestor of this process (its parent, or a shell above a subshell): it lends
+ * the run when it blocks waiting for a child (baton_lend), which may come a moment after this
+ * one started (a shell's vfork returns, then it waits). 1 once the owner's mark is gone, 0
+ * when the owner is no ancestor or kept it for POWERCUT_LEND_WAIT milliseconds. */
 static int lend_awaited(void)
 {
     for (long ms = 0; ms < S.lend_ms; ms += 2) {
         long pid = run_owner_pid();
         if (!pid) return 1;
-        if ((pid_t)pid != getppid()) return 0;
+        if (!is_ancestor(pid)) return 0;
         struct timespec ts = {0, 2000000};
         nanosleep(&ts, NULL);
     }

@@ -1474,7 +1474,7 @@ static void test_lend(void **st)
     r = slurp("trace.refused", &len);
     assert_non_null(r);
     r[len] = 0;
-    if (!strstr((char *)r, "(its parent, which did not wait for it within 100 ms)")) fail_msg("not said: %s", (char *)r);
+    if (!strstr((char *)r, "(its parent, which did not wait for a child within 100 ms)")) fail_msg("not said: %s", (char *)r);
     free(r);
     t = read_trace(2); /* the parent's two steps, nothing of the child */
     pc_trace_free(t);

@@ -74,6 +74,9 @@ json=$(run 1 --files 'f*' --setup 'echo x > src' --check false \
 "$build/bin/pc-trace" "$tmp/out/run.trace" | awk '$1 ~ /^[0-9]+$/ {print $2 ":" $3}' | tr '\n' ' ' >"$tmp/calls"
 [ "$(cat "$tmp/calls")" = "write:0 copy_file_range:0 write:0 write:0 copy_file_range:1 copy_file_range:1 copy_file_range:1 copy_file_range:1 " ] ||
   fail "the shell's writes and its commands': $(cat "$tmp/calls")"
+# a command in a subshell of a shell that owns a file takes the run the shell lends
+json=$(run 0 --files 'f*' --setup 'echo x > src' --check true -- sh -c 'exec 3>>f1; (sh -c "cp src f2"); echo b >> f1')
+[ "$(field steps "$json")" = 3 ] && [ "$(field files "$json")" = 2 ] || fail "a subshell's command: $json"
 # mv and rm run by a shell that owns the file wait for its lend: steps of the run, in order
 json=$(run 1 --files 'f*' --check false -- sh -c 'exec 3>>f1; echo a >&3; mv f1 f2; rm f2; echo b > f1')
 "$build/bin/pc-trace" "$tmp/out/run.trace" | awk '$1 ~ /^[0-9]+$/ {print $2}' | tr '\n' ' ' >"$tmp/calls"
