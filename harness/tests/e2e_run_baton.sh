@@ -8,7 +8,8 @@
 # the acknowledgement after that sync are clean. `rm` and `mv` between commands are steps of
 # the run, and so are the commands of a shell that owns the files through its own
 # redirections (it lends them the run while it waits for each); a change by a process outside
-# the run (no shim) between two commands, and two processes at once, are refused, named.
+# the run (no shim) between two commands or after the last one, and two processes at once,
+# are refused, named.
 set -euo pipefail
 build=${BUILD:-build}
 cc=$build/bin/crashcheck
@@ -59,6 +60,15 @@ run 2 --files log --setup ': > log' --check true \
   -- sh -c "$(append 1); env -u LD_PRELOAD rm log; $(append 2 sync)" >/dev/null
 grep -q "log changed behind the shim's back (found when process [0-9]* took the run over, before step 2): .* is no longer that file" "$tmp/err" ||
   fail "a removal between two commands went unsaid: $(cat "$tmp/err")"
+
+# the same after the last command that wrote the file: crashcheck run compares the files with
+# the state the last owner left (the check a next owner would make)
+run 2 --files log --setup ': > log' --check true -- sh -c "$(append 1); env -u LD_PRELOAD sh -c 'echo zz >> log'" >/dev/null
+grep -q "log changed after the last process that owned the run ended (its size is 12 bytes, 9 then)" "$tmp/err" ||
+  fail "a change after the last owner went unsaid: $(cat "$tmp/err")"
+run 2 --files log --setup ': > log' --check true -- sh -c "$(append 1); env -u LD_PRELOAD rm log" >/dev/null
+grep -q "log was removed, renamed or replaced after the last process that owned the run ended" "$tmp/err" ||
+  fail "a removal after the last owner went unsaid: $(cat "$tmp/err")"
 
 # two processes at once: a background subshell holds f1 open (it owns the run, and busy-waits:
 # it never waits for a child, so it never lends it) while cp writes f2
