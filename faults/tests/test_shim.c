@@ -1467,10 +1467,10 @@ static void test_lend(void **st)
     r[len] = 0;
     if (!strstr((char *)r, "changed behind the shim's back")) fail_msg("not noted: %s", (char *)r);
     free(r);
-    /* a parent that sleeps before it waits: its child gives up after 100 ms */
+    /* a parent that sleeps a second before it waits: its child gives up after 100 ms */
     clean();
     snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace|POWERCUT_RUN=1|POWERCUT_LEND_WAIT=100", dir);
-    assert_int_equal(run(envs, "w:0:10:65 [:600 f"), 0);
+    assert_int_equal(run(envs, "w:0:10:65 [:1000 f"), 0);
     r = slurp("trace.refused", &len);
     assert_non_null(r);
     r[len] = 0;
