@@ -219,6 +219,7 @@ static pid_t (*real_waitpid)(pid_t, int *, int);
 static pid_t (*real_wait3)(int *, int, struct rusage *);
 static pid_t (*real_wait4)(pid_t, int *, int, struct rusage *);
 static int (*real_waitid)(idtype_t, id_t, siginfo_t *, int);
+static int (*real_system)(const char *);
 /* the calls that used to lose track silently (see "tracking guards" below) */
 static ssize_t (*real_pwritev2)(int, const struct iovec *, int, off_t, int);
 static ssize_t (*real_pwritev64v2)(int, const struct iovec *, int, off_t, int);
@@ -253,7 +254,7 @@ static void resolve_all(void)
     RESOLVE(dup); RESOLVE(dup2); RESOLVE(dup3); RESOLVE(mmap); RESOLVE(mmap64); RESOLVE(mremap);
     RESOLVE(munmap); RESOLVE(fcntl); RESOLVE(fcntl64); RESOLVE(fclose); RESOLVE(execve);
     RESOLVE(execvpe); RESOLVE(fexecve); RESOLVE(execveat);
-    RESOLVE(wait); RESOLVE(waitpid); RESOLVE(wait3); RESOLVE(wait4); RESOLVE(waitid);
+    RESOLVE(wait); RESOLVE(waitpid); RESOLVE(wait3); RESOLVE(wait4); RESOLVE(waitid); RESOLVE(system);
     RESOLVE(pwritev2); RESOLVE(pwritev64v2); RESOLVE(copy_file_range); RESOLVE(sendfile);
     RESOLVE(sendfile64); RESOLVE(splice); RESOLVE(fopen); RESOLVE(fopen64);
     RESOLVE(rename); RESOLVE(renameat); RESOLVE(renameat2); RESOLVE(unlink); RESOLVE(unlinkat);
@@ -819,7 +820,7 @@ __attribute__((noreturn)) static void refuse_in_run(const char *what)
         snprintf(msg, sizeof msg,
                  "powercut: process %ld %s while process %s owns the run%s: the processes of a run are "
                  "modelled one after the other, each taking the run over when the one before has "
-                 "ended or while it waits for a child (wait, waitpid, wait3, wait4, waitid), never two "
+                 "ended or while it waits for a child (wait, waitpid, wait3, wait4, waitid, system), never two "
                  "at once, so this one stops (exit status 97; faults/README.md, one process at a "
                  "time)\n",
                  (long)getpid(), what, owner,
@@ -4166,7 +4167,7 @@ static void baton_take_now(void)
 }
 
 /* ---- lending the run while the owner waits for its child (POWERCUT_RUN) ----
- * A process that owns the run and blocks in wait, waitpid, wait3, wait4 or waitid (a shell
+ * A process that owns the run and blocks in wait, waitpid, wait3, wait4, waitid or system (a shell
  * running a command on the files it opened with its own redirection, a program running a
  * helper) does nothing to the files until the call returns: it leaves the baton as an ending
  * owner does, so that the child (or whichever process of the run comes) may own the run in
@@ -4321,6 +4322,18 @@ PC_EXPORT int waitid(idtype_t type, id_t id, siginfo_t *info, int options)
     if (!lend_due(options)) return real_waitid(type, id, info, options);
     baton_lend();
     int r = real_waitid(type, id, info, options);
+    baton_back();
+    return r;
+}
+
+/* glibc's system() waits with its own internal waitpid, which no preload sees: the run is lent
+ * around the whole call (the command runs, the caller only waits). */
+PC_EXPORT int system(const char *command)
+{
+    ENSURE();
+    if (!command || !lend_due(0)) return real_system(command);
+    baton_lend();
+    int r = real_system(command);
     baton_back();
     return r;
 }

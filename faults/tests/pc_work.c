@@ -43,6 +43,7 @@
  *   N:ADDR           store to ADDR (N:16 crashes with SIGSEGV)
  *   z:MS             sleep MS milliseconds                y / Y       a child writes byte 0 (exec) / 1 (fork)
  *   [:MS             a child (exec) writes byte 0 while this process sleeps MS before it waits
+ *   ]                system(): this program again on FILE, writing byte 0
  *   L:N:STRIDE       N times: store a byte into page (i*STRIDE mod pages) of the map, msync it
  *   Q:N              N times: msync the first page of the map (no store)
  *   ?:N:EVERY        N times: store a byte into the first page of the map (a hot page) and,
@@ -357,6 +358,13 @@ int main(int argc, char **argv)
             }
             int status;
             waitpid(pid, &status, 0);
+            break;
+        }
+        case ']': { /* system(): this program again on the file, writing byte 0 */
+            char cmd[8300];
+            snprintf(cmd, sizeof cmd, "'%s' '%s' w:0:1:90", argv[0], path);
+            fflush(stdout);
+            if (system(cmd) != 0) r = -1;
             break;
         }
         case '[': { /* a child (exec'd) writes byte 0 while this one sleeps MS before waiting */

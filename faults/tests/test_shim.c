@@ -1431,6 +1431,7 @@ static void test_baton(void **st)
 /* POWERCUT_RUN: an owner that forks a child and waits for it lends it the run (waitpid): the
  * child (exec'd pc_work) writes byte 0 as step 4 of the one trace, and the parent, back from
  * the wait, syncs it as step 5; a cut in the child's write loses the parent's unsynced data.
+ * The same through system().
  * A forked child that writes without exec (no shim of its own) is found behind the parent's
  * back when the wait returns (97, noted in TRACE.refused); a child whose parent does not wait
  * for it within POWERCUT_LEND_WAIT is refused, named, and the parent goes on. */
@@ -1457,6 +1458,15 @@ static void test_lend(void **st)
     pc_trace_free(t);
     char p[300];
     snprintf(p, sizeof p, "%s/trace.refused", dir);
+    assert_int_not_equal(access(p, F_OK), 0);
+    /* system(): glibc waits inside it, unseen; the run is lent around the call */
+    clean();
+    assert_int_equal(run(envs, "w:0:10:65 f w:20:10:66 ] f"), 0);
+    t = read_trace(5);
+    assert_int_equal(pc_trace_step_info(t, 4, &info), PC_OK);
+    assert_int_equal(info.call, PC_CALL_PWRITE);
+    trace_image_is(t, 5, "all", want, 30);
+    pc_trace_free(t);
     assert_int_not_equal(access(p, F_OK), 0);
     /* a forked child writing with the parent's shim state (no exec): not modelled, found */
     clean();
