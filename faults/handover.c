@@ -3,6 +3,7 @@
 #include "handover.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,9 +35,30 @@
  *      (a model is needed and none was kept, a trace is wanted and none was kept or the other
  *      way round, another sector size) stops the new image with exit status 2 and a message.
  * The memfd is native-endian: both images run on the same machine.
+ *
+ * The baton (POWERCUT_RUN: one run, several processes one after the other, as a shell script
+ * runs its commands). The page cache outlives a process, so what one process wrote and never
+ * synced is still volatile for the next one, and a power cut after it ended can still lose it.
+ * So when the owner ends (exit, _exit, after the exit step and the foreign-change check):
+ *   1. its stores are recorded and the trace finished (END: a run that stops here is whole);
+ *   2. the same state goes to TRACE.baton (pc__ho_save_file: TRACE.baton.tmp, renamed), each
+ *      file with the name it has then (readlink of the shim's descriptor; none: gone from the
+ *      namespace, retired) and the baseline of the foreign-change check, but no descriptors:
+ *      the process's are closed with it;
+ *   3. TRACE.owner is removed: the run has no owner, and its state is on the disk.
+ * The next process that would own the files (claim: an open for writing, a sync) creates
+ * TRACE.owner (O_EXCL: exactly one process gets it), finds TRACE.baton, reads and removes it,
+ * cuts the END off the trace and appends to it, opens each file again by its name (the same
+ * inode, or the run stops: replaced behind the shim's back), compares each with the baseline
+ * (changed: the run stops, exit 97), and goes on at the next step number with the model. A
+ * process that would own while TRACE.owner names a live process is refused (shim.c,
+ * refuse_in_run): the processes of one run take turns, never overlap. An owner that blocks
+ * waiting for a child lends the baton the same way (steps 1-3), and takes it back when the
+ * wait returns (steps 4-5 in the same process: its own descriptors and mappings kept, the
+ * rest from the baton); its child, which may start before the wait, waits for the lend.
  */
 
-#define MAGIC "PCHANDO1"
+#define MAGIC "PCHANDO2"
 
 typedef struct {
     uint8_t *b;
@@ -63,51 +85,93 @@ static void put(buf *o, const void *p, size_t n)
 }
 #define PUT(o, v) put((o), &(v), sizeof(v))
 
+static void put_str(buf *o, const char *s)
+{
+    uint32_t l = s ? (uint32_t)strlen(s) : 0;
+    PUT(o, l);
+    if (l) put(o, s, l);
+}
+
+/* The whole state in o (o->err: out of memory). */
+static void encode(const pc_handover *h, buf *o)
+{
+    put(o, MAGIC, 8);
+    PUT(o, h->sector); PUT(o, h->step); PUT(o, h->trace_fd); PUT(o, h->trace_mapped);
+    PUT(o, h->trace_total); PUT(o, h->nfiles); PUT(o, h->nfds); PUT(o, h->markn);
+    put(o, h->markbuf, h->markn);
+    for (uint32_t i = 0; i < h->nfiles; i++) {
+        const pc_ho_file *f = &h->files[i];
+        PUT(o, f->dev); PUT(o, f->ino); PUT(o, f->size); PUT(o, f->id); PUT(o, f->rfd); PUT(o, f->name_new); PUT(o, f->symlink);
+        put_str(o, f->path);
+        put_str(o, f->where);
+        PUT(o, f->fc_sec); PUT(o, f->fc_nsec); PUT(o, f->fc_size); PUT(o, f->fc_ok);
+    }
+    for (uint32_t i = 0; i < h->nfds; i++) {
+        PUT(o, h->fds[i].fd); PUT(o, h->fds[i].file); PUT(o, h->fds[i].flags);
+    }
+    PUT(o, h->model_len);
+    if (h->model_len) put(o, h->model, h->model_len);
+    PUT(o, h->nknown);
+    for (uint32_t i = 0; i < h->nknown; i++) put_str(o, h->known[i]);
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+    for (size_t done = 0; done < n;) {
+        long r = syscall(SYS_write, fd, p + done, n - done);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        done += (size_t)r;
+    }
+    return 0;
+}
+
 int pc__ho_save(const pc_handover *h)
 {
     buf o = {0};
-    put(&o, MAGIC, 8);
-    PUT(&o, h->sector); PUT(&o, h->step); PUT(&o, h->trace_fd); PUT(&o, h->trace_mapped);
-    PUT(&o, h->trace_total); PUT(&o, h->nfiles); PUT(&o, h->nfds); PUT(&o, h->markn);
-    put(&o, h->markbuf, h->markn);
-    for (uint32_t i = 0; i < h->nfiles; i++) {
-        const pc_ho_file *f = &h->files[i];
-        uint32_t pl = (uint32_t)strlen(f->path);
-        PUT(&o, f->dev); PUT(&o, f->ino); PUT(&o, f->size); PUT(&o, f->id); PUT(&o, f->rfd); PUT(&o, f->name_new); PUT(&o, f->symlink);
-        PUT(&o, pl);
-        put(&o, f->path, pl);
-    }
-    for (uint32_t i = 0; i < h->nfds; i++) {
-        PUT(&o, h->fds[i].fd); PUT(&o, h->fds[i].file); PUT(&o, h->fds[i].flags);
-    }
-    PUT(&o, h->model_len);
-    if (h->model_len) put(&o, h->model, h->model_len);
-    PUT(&o, h->nknown);
-    for (uint32_t i = 0; i < h->nknown; i++) {
-        uint32_t kl = (uint32_t)strlen(h->known[i]);
-        PUT(&o, kl);
-        put(&o, h->known[i], kl);
-    }
+    encode(h, &o);
     if (o.err) {
         free(o.b);
         errno = ENOMEM;
         return -1;
     }
     int fd = (int)syscall(SYS_memfd_create, "powercut-handover", 0);
-    for (size_t done = 0; fd >= 0 && done < o.n;) {
-        long r = syscall(SYS_write, fd, o.b + done, o.n - done);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) {
-            int e = errno;
-            syscall(SYS_close, fd);
-            errno = e;
-            fd = -1;
-            break;
-        }
-        done += (size_t)r;
+    if (fd >= 0 && write_all(fd, o.b, o.n)) {
+        int e = errno;
+        syscall(SYS_close, fd);
+        errno = e;
+        fd = -1;
     }
     free(o.b);
     return fd;
+}
+
+/* Raw calls: the shim interposes open, write and rename, and this runs inside it. */
+int pc__ho_save_file(const pc_handover *h, const char *path)
+{
+    buf o = {0};
+    encode(h, &o);
+    size_t pl = strlen(path);
+    char *tmp = malloc(pl + 5);
+    if (o.err || !tmp) {
+        free(o.b);
+        free(tmp);
+        errno = ENOMEM;
+        return -1;
+    }
+    memcpy(tmp, path, pl);
+    memcpy(tmp + pl, ".tmp", 5);
+    int rc = -1, fd = (int)syscall(SYS_openat, AT_FDCWD, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        rc = write_all(fd, o.b, o.n);
+        int e = errno;
+        syscall(SYS_close, fd);
+        if (!rc) rc = syscall(SYS_renameat, AT_FDCWD, tmp, AT_FDCWD, path) ? -1 : 0;
+        else errno = e;
+    }
+    free(o.b);
+    free(tmp);
+    return rc;
 }
 
 typedef struct {
@@ -127,6 +191,17 @@ static void get(rd *r, void *out, size_t n)
     r->i += n;
 }
 #define GET(r, v) get((r), &(v), sizeof(v))
+
+/* A string put_str wrote, malloc'ed; NULL when malformed or out of memory. */
+static char *get_str(rd *r, size_t len)
+{
+    uint32_t l = 0;
+    GET(r, l);
+    char *s;
+    if (r->bad || l > len || !(s = calloc(1, (size_t)l + 1))) return NULL;
+    get(r, s, l);
+    return s;
+}
 
 int pc__ho_load(int fd, pc_handover *h)
 {
@@ -156,11 +231,16 @@ int pc__ho_load(int fd, pc_handover *h)
     if (!h->files || !h->fds) goto out;
     for (uint32_t i = 0; i < h->nfiles && !r.bad; i++) {
         pc_ho_file *f = &h->files[i];
-        uint32_t pl = 0;
         GET(&r, f->dev); GET(&r, f->ino); GET(&r, f->size); GET(&r, f->id); GET(&r, f->rfd); GET(&r, f->name_new); GET(&r, f->symlink);
-        GET(&r, pl);
-        if (r.bad || pl > len || !(f->path = calloc(1, pl + 1))) goto out;
-        get(&r, f->path, pl);
+        if (!(f->path = get_str(&r, len))) goto out;
+        uint32_t wl = 0;
+        GET(&r, wl);
+        if (r.bad || wl > len) goto out;
+        if (wl) {
+            if (!(f->where = calloc(1, wl + 1))) goto out;
+            get(&r, f->where, wl);
+        }
+        GET(&r, f->fc_sec); GET(&r, f->fc_nsec); GET(&r, f->fc_size); GET(&r, f->fc_ok);
     }
     for (uint32_t i = 0; i < h->nfds && !r.bad; i++) {
         GET(&r, h->fds[i].fd); GET(&r, h->fds[i].file); GET(&r, h->fds[i].flags);
@@ -173,12 +253,8 @@ int pc__ho_load(int fd, pc_handover *h)
     }
     GET(&r, h->nknown);
     if (r.bad || h->nknown > len || !(h->known = calloc(h->nknown ? h->nknown : 1, sizeof *h->known))) goto out;
-    for (uint32_t i = 0; i < h->nknown && !r.bad; i++) {
-        uint32_t kl = 0;
-        GET(&r, kl);
-        if (r.bad || kl > len || !(h->known[i] = calloc(1, kl + 1))) goto out;
-        get(&r, h->known[i], kl);
-    }
+    for (uint32_t i = 0; i < h->nknown && !r.bad; i++)
+        if (!(h->known[i] = get_str(&r, len))) goto out;
     ok = !r.bad;
 out:
     free(b);
@@ -189,7 +265,10 @@ out:
 
 void pc__ho_free(pc_handover *h)
 {
-    for (uint32_t i = 0; h->files && i < h->nfiles; i++) free(h->files[i].path);
+    for (uint32_t i = 0; h->files && i < h->nfiles; i++) {
+        free(h->files[i].path);
+        free(h->files[i].where);
+    }
     free(h->files);
     free(h->fds);
     free(h->model);

@@ -1,5 +1,6 @@
 /* handover.h: what the owner process carries across its own exec (steps, files, descriptors,
- * trace, model), internal to the shim. See handover.c. */
+ * trace, model), and, under POWERCUT_RUN, to the next process of the run when it ends (the
+ * baton), internal to the shim. See handover.c. */
 #ifndef PC_HANDOVER_H
 #define PC_HANDOVER_H
 
@@ -15,6 +16,13 @@ typedef struct {
     int name_new;            /* POWERCUT_NAMESPACE=posix: created, its name not durable yet */
     char *path;
     int symlink;             /* a symbolic link the program made (shim.c, note_symlink) */
+    /* the baton only (NULL, 0 across an exec, whose descriptors stay open): where the next
+     * process finds the file (its name when the owner ended), and the foreign-change baseline
+     * it compares the file with before it goes on */
+    char *where;
+    int64_t fc_sec, fc_nsec;
+    uint64_t fc_size;
+    int fc_ok;
 } pc_ho_file;
 
 typedef struct {
@@ -43,6 +51,9 @@ typedef struct {
 /* The state in a new memfd without FD_CLOEXEC (the exec'd image reads it): its descriptor,
  * or -1 with errno. */
 int pc__ho_save(const pc_handover *h);
+/* The same state in the file `path`, whole or not at all: written beside it (path.tmp) and
+ * renamed over it. 0, or -1 with errno. */
+int pc__ho_save_file(const pc_handover *h, const char *path);
 /* Reads the state the old image saved and closes fd. 0, or -1 (malformed, unreadable). */
 int pc__ho_load(int fd, pc_handover *h);
 void pc__ho_free(pc_handover *h);

@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /*
@@ -72,7 +73,11 @@
  *   and forks pass through. An exec in the owner continues the run in the new image
  *   (handover.c): steps number on, the trace is appended to, the model (durable, volatile,
  *   dirty sectors) is carried, so what was volatile before the exec stays volatile. A mode the
- *   new image cannot continue is refused with exit status 2, never dropped silently.
+ *   new image cannot continue is refused with exit status 2, never dropped silently. Under
+ *   POWERCUT_RUN the processes of a run own it one after the other (the baton, handover.c):
+ *   the owner that ends leaves the same state beside the trace, the next one that would
+ *   claim takes it, checks the files against it and numbers on; an owner waiting for a child
+ *   lends it the same way and takes it back; two at once are refused.
  * - Writes through MAP_SHARED writable mappings of a tracked file are found by write
  *   tracking: the pages are write-protected, the first store to a page is noted, and at the
  *   start of every step (and before munmap/mremap/mmap(MAP_FIXED)) the noted pages are copied
@@ -213,6 +218,12 @@ static int (*real_execve)(const char *, char *const[], char *const[]);
 static int (*real_execvpe)(const char *, char *const[], char *const[]);
 static int (*real_fexecve)(int, char *const[], char *const[]);
 static int (*real_execveat)(int, const char *, char *const[], char *const[], int);
+static pid_t (*real_wait)(int *);
+static pid_t (*real_waitpid)(pid_t, int *, int);
+static pid_t (*real_wait3)(int *, int, struct rusage *);
+static pid_t (*real_wait4)(pid_t, int *, int, struct rusage *);
+static int (*real_waitid)(idtype_t, id_t, siginfo_t *, int);
+static int (*real_system)(const char *);
 /* the calls that used to lose track silently (see "tracking guards" below) */
 static ssize_t (*real_pwritev2)(int, const struct iovec *, int, off_t, int);
 static ssize_t (*real_pwritev64v2)(int, const struct iovec *, int, off_t, int);
@@ -253,6 +264,7 @@ static void resolve_all(void)
     RESOLVE(dup); RESOLVE(dup2); RESOLVE(dup3); RESOLVE(mmap); RESOLVE(mmap64); RESOLVE(mremap);
     RESOLVE(munmap); RESOLVE(fcntl); RESOLVE(fcntl64); RESOLVE(fclose); RESOLVE(execve);
     RESOLVE(execvpe); RESOLVE(fexecve); RESOLVE(execveat);
+    RESOLVE(wait); RESOLVE(waitpid); RESOLVE(wait3); RESOLVE(wait4); RESOLVE(waitid); RESOLVE(system);
     RESOLVE(pwritev2); RESOLVE(pwritev64v2); RESOLVE(copy_file_range); RESOLVE(sendfile);
     RESOLVE(sendfile64); RESOLVE(splice); RESOLVE(fopen); RESOLVE(fopen64);
     RESOLVE(rename); RESOLVE(renameat); RESOLVE(renameat2); RESOLVE(unlink); RESOLVE(unlinkat);
@@ -355,6 +367,7 @@ static struct {
     char *trace_path;
     int claimed;
     pid_t owner; /* the claiming process: a vfork child shares S but is not it */
+    long lend_ms; /* POWERCUT_LEND_WAIT: how long a child waits for its owning parent to lend */
     struct pmark { int kind; uint64_t op; char *label; } pending[64]; /* marks before the claim */
     int npending;
     char **pdirs;   /* directories the process made under the root before the claim, not durable */
@@ -561,6 +574,12 @@ static void read_env(void)
         if (*end || fd < 0) die("POWERCUT_MARK_FD", v);
         S.mark_fd = (int)fd;
     }
+    S.lend_ms = 3000;
+    if ((v = getenv("POWERCUT_LEND_WAIT")) && *v) {
+        char *end;
+        S.lend_ms = strtol(v, &end, 10);
+        if (*end || S.lend_ms < 0) die("POWERCUT_LEND_WAIT", v);
+    }
     /* The trace is created when this process claims the tracked files (claim()). */
     if ((v = getenv("POWERCUT_TRACE")) && *v) S.trace_path = strdup(v);
     S.mmap_sync = S.mmap_lazy = 0;
@@ -586,6 +605,8 @@ static void read_env(void)
 
 static void adopt_handover(void);
 
+static void adopt_inherited(void);
+
 static void init(void)
 {
     if (S.inited) return;
@@ -599,6 +620,7 @@ static void init(void)
     if (S.active) install_segv();
     pthread_atfork(NULL, atfork_parent, atfork_child);
     busy--;
+    adopt_inherited();
 }
 
 __attribute__((constructor)) static void pc_ctor(void) { init(); }
@@ -618,13 +640,17 @@ static void exit_step(void);
 
 static void exit_check(void);
 
+static int baton_due(void);
+static void baton_pass(void);
+
 __attribute__((destructor)) static void pc_dtor(void)
 {
     if (!S.active || S.dead) return;
     exit_step();
     pthread_mutex_lock(&lock);
     exit_check();
-    finish_trace();
+    if (baton_due()) baton_pass();
+    else finish_trace();
     pthread_mutex_unlock(&lock);
 }
 
@@ -763,6 +789,31 @@ static const char *run_side(const char *suffix, char *buf, size_t n)
     return buf;
 }
 
+/* Under POWERCUT_RUN, why a process of the run stops it, in TRACE.refused, which crashcheck
+ * run reports whatever the program's exit status: a shell script goes on after a command the
+ * shim stopped, and its last command's status would hide it. */
+static void note_refused(const char *msg)
+{
+    char path[PATH_MAX + 16];
+    if (!run_side("refused", path, sizeof path)) return;
+    int fd = real_open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) return; /* said on stderr already */
+    if (write(fd, msg, strlen(msg)) < 0) { /* said on stderr already */ }
+    real_close(fd);
+}
+
+/* The shim stops the process because the model lost track: msg said on stderr and noted. */
+__attribute__((noreturn)) static void stop_lost(const char *msg)
+{
+    warn("%s", msg);
+    note_refused(msg);
+    if (S.tw) pc_tw_flush(S.tw);
+    S.dead = 1;
+    _exit(PC_EXIT_LOST);
+}
+
+static int is_ancestor(long pid);
+
 __attribute__((noreturn)) static void refuse_in_run(const char *what)
 {
     char path[PATH_MAX + 16], owner[32] = "another process";
@@ -772,21 +823,83 @@ __attribute__((noreturn)) static void refuse_in_run(const char *what)
         if (n > 0) owner[n] = 0;
         if (fd >= 0) real_close(fd);
     }
-    char msg[1024];
-    snprintf(msg, sizeof msg,
-             "powercut: process %ld %s while process %s owns the run: one process is modelled, and "
-             "this one's effect would be missing from the model, so it stops (exit status 97; "
-             "faults/README.md, one process)\n",
-             (long)getpid(), what, owner);
+    /* the owner alive: two processes at once, which one model cannot follow; dead: it ended
+     * without handing the run on (a signal, or the shim stopped it), and its state is lost */
+    char *end;
+    long pid = strtol(owner, &end, 10);
+    int alive = end != owner && pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+    char msg[1200], parent[160];
+    snprintf(parent, sizeof parent, " (%s, which did not wait for a child within %ld ms)",
+             getppid() == (pid_t)pid ? "its parent" : "an ancestor of it", S.lend_ms);
+    if (alive || end == owner)
+        snprintf(msg, sizeof msg,
+                 "powercut: process %ld %s while process %s owns the run%s: the processes of a run are "
+                 "modelled one after the other, each taking the run over when the one before has "
+                 "ended or while it waits for a child (wait, waitpid, wait3, wait4, waitid, system), never two "
+                 "at once, so this one stops (exit status 97; faults/README.md, one process at a "
+                 "time)\n",
+                 (long)getpid(), what, owner,
+                 alive && is_ancestor(pid) ? parent : "");
+    else
+        snprintf(msg, sizeof msg,
+                 "powercut: process %ld %s after process %s, which owned the run, ended without handing "
+                 "it on (killed by a signal, or stopped by the shim: see its messages), so this one "
+                 "stops (exit status 97; faults/README.md, one process at a time)\n",
+                 (long)getpid(), what, owner);
     warn("%s", msg);
-    if (run_side("refused", path, sizeof path)) {
-        int fd = real_open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (fd >= 0) {
-            if (write(fd, msg, strlen(msg)) < 0) { /* said on stderr already */ }
-            real_close(fd);
-        }
-    }
+    note_refused(msg);
     _exit(PC_EXIT_LOST);
+}
+
+
+/* The pid in TRACE.owner (0: none, or unreadable). */
+static long run_owner_pid(void)
+{
+    char path[PATH_MAX + 16], buf[32];
+    if (!run_side("owner", path, sizeof path)) return 0;
+    int fd = real_open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    real_close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    return strtol(buf, NULL, 10);
+}
+
+/* Whether pid is this process's parent, or the parent's parent and so on (/proc/PID/stat). */
+static int is_ancestor(long pid)
+{
+    long p = (long)getppid();
+    for (int depth = 0; depth < 64 && p > 1; depth++) {
+        if (p == pid) return 1;
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%ld/stat", p);
+        int fd = real_open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return 0;
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        real_close(fd);
+        if (n <= 0) return 0;
+        buf[n] = 0;
+        const char *rp = strrchr(buf, ')'); /* "pid (comm) state ppid ...": comm may hold spaces */
+        if (!rp || sscanf(rp + 1, " %*c %ld", &p) != 1) return 0;
+    }
+    return 0;
+}
+
+/* The owner is an ancestor of this process (its parent, or a shell above a subshell): it lends
+ * the run when it blocks waiting for a child (baton_lend), which may come a moment after this
+ * one started (a shell's vfork returns, then it waits). 1 once the owner's mark is gone, 0
+ * when the owner is no ancestor or kept it for POWERCUT_LEND_WAIT milliseconds. */
+static int lend_awaited(void)
+{
+    for (long ms = 0; ms < S.lend_ms; ms += 2) {
+        long pid = run_owner_pid();
+        if (!pid) return 1;
+        if (!is_ancestor(pid)) return 0;
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
 }
 
 /* Under POWERCUT_RUN, whether another process of the run owns it (this one has not claimed). */
@@ -796,30 +909,41 @@ static int run_owned_elsewhere(void)
     return !S.claimed && run_side("owner", path, sizeof path) && access(path, F_OK) == 0;
 }
 
+static void baton_take(void);
+static void baton_take_now(void);
+static void claim_dirs(void);
+static int baton_waiting(void);
+
 /* One process owns the model: the first that opens a tracked file (POWERCUT_OWNER records its
  * pid for the processes it starts). Processes it spawns afterwards (system("sync"), a shell's
  * children once it has claimed) pass everything through instead of truncating its trace or
  * numbering steps of their own; a shell that only starts the workload never claims. The
- * trace is created at the claim, and the markers set before it are written first. */
-static void claim_dirs(void);
-
+ * trace is created at the claim, and the markers set before it are written first. Under
+ * POWERCUT_RUN the owner's mark beside the trace is the claim: taken by one process at a
+ * time, and with it the baton the last owner left, if any. */
 static int claim(void)
 {
     if (S.claimed) return 1;
     char me[32];
     snprintf(me, sizeof me, "%ld", (long)getpid());
+    char side[PATH_MAX + 16];
+    const char *run = run_side("owner", side, sizeof side);
+    /* Under POWERCUT_RUN the mark beside the trace decides, not the variable: a process the
+     * owner started (which inherited POWERCUT_OWNER) is refused while the owner lives, and may
+     * take the baton once it has ended. */
     const char *owner = getenv("POWERCUT_OWNER");
-    if (owner && *owner && strcmp(owner, me)) {
+    if (owner && *owner && strcmp(owner, me) && !run) {
         S.active = 0;
         return 0;
     }
-    char side[PATH_MAX + 16];
-    if (run_side("owner", side, sizeof side)) {
-        int fd = real_open(side, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (fd < 0 && errno == EEXIST) refuse_in_run("opened a tracked file");
+    if (run) {
+        int fd;
+        while ((fd = real_open(side, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0 && errno == EEXIST)
+            if (!lend_awaited()) refuse_in_run("opened a tracked file");
         if (fd < 0) die("POWERCUT_RUN (cannot create the owner's mark beside the trace)", side);
         if (write(fd, me, strlen(me)) < 0) die("POWERCUT_RUN (cannot write the owner's mark)", side);
         real_close(fd);
+        baton_take();
     }
     setenv("POWERCUT_OWNER", me, 1);
     S.claimed = 1;
@@ -858,6 +982,9 @@ static void atfork_parent(void)
  * it passes everything through, and drops (never flushes) its copy of the trace buffer. */
 static void atfork_child(void)
 {
+    /* Under POWERCUT_RUN the fork of a process that never claimed (a shell's subshell, `( ... )`
+     * or `... &`) is a process of the run like any other: it may own the files in its turn. */
+    if (!S.claimed && in_run()) return;
     S.dead = 1;
     /* the child's copies of the mappings are not registered (no UFFD_FEATURE_EVENT_FORK), and
      * its /proc/self/pagemap descriptor would describe the parent */
@@ -906,6 +1033,43 @@ static tfile *new_file(void)
     memset(f, 0, sizeof *f);
     f->id = (uint32_t)S.nfiles++;
     return f;
+}
+
+/* Before an open that would claim the files (not a read) of a name the patterns match: the
+ * run is claimed first (claim_now), so that what the open does (O_TRUNC) is this owner's
+ * change, not one made behind the model's back. Another name of a tracked file (a hard link)
+ * claims in after_open, after the open. */
+static void claim_now(void);
+static void before_open(int dirfd, const char *path, int flags)
+{
+    if (!S.active || S.dead || busy || S.claimed || !path || !in_run()) return;
+    if ((flags & O_ACCMODE) == O_RDONLY && !(flags & (O_TRUNC | O_CREAT))) return;
+    char abs[PATH_MAX];
+    make_abs(dirfd, path, abs, sizeof abs);
+    if (path_matches(path, abs)) claim_now();
+}
+
+/* Under POWERCUT_RUN, a process started with its standard input, output or error open for
+ * writing on a file of the run (dash's `cmd > db` opens db in the shell, and cmd writes to
+ * its descriptor 1 without opening anything) owns the run from its start, as if it had opened
+ * the file: it takes the baton (waiting for the shell to lend it), and the descriptor is
+ * tracked. Higher descriptors (a shell's `exec 3>db`, inherited by every command it runs) do
+ * not claim: most commands never use them, and each would wait its turn for nothing. */
+static void after_open(int fd, int dirfd, const char *path, int flags, int created);
+static void adopt_inherited(void)
+{
+    if (!S.active || S.dead || S.claimed || busy || !S.trace_path || !in_run()) return;
+    for (int fd = 0; fd <= 2; fd++) {
+        long fl = syscall(SYS_fcntl, fd, F_GETFL);
+        if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY) continue;
+        char link[64], where[PATH_MAX];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t len = readlink(link, where, sizeof where - 1);
+        struct stat st;
+        if (len <= 0 || (size_t)len >= sizeof where - 1 || fstat(fd, &st) || !S_ISREG(st.st_mode)) continue;
+        where[len] = 0;
+        if (path_matches(where, where)) after_open(fd, AT_FDCWD, where, (int)fl & ~(O_CREAT | O_TRUNC), 0);
+    }
 }
 
 /* Called after a successful open of fd: start tracking when the path matches, or when it is
@@ -966,9 +1130,12 @@ static void after_open(int fd, int dirfd, const char *path, int flags, int creat
         if (S.tw && f->name_new) trace_fail(pc_tw_created(S.tw, f->id));
         free(content);
         fc_take(f); /* the foreign-change check compares from here on */
-    } else if ((flags & O_TRUNC) && S.files[i].size) {
-        /* a later open with O_TRUNC is a volatile change like ftruncate(0), not a step */
-        note_truncate(&S.files[i], 0);
+    } else if (flags & O_TRUNC) {
+        /* a later open with O_TRUNC is a volatile change like ftruncate(0), not a step; of an
+         * empty file it changes nothing but st_mtime, which the next check must not take for
+         * a change behind the shim's back */
+        if (S.files[i].size) note_truncate(&S.files[i], 0);
+        else S.files[i].fc_stale = 1;
     }
     set_fd(fd, (int32_t)i + 1, flags);
 out:
@@ -2763,7 +2930,8 @@ static int do_sync(int call, int fd)
 PC_EXPORT void sync(void)
 {
     ENSURE();
-    if (!busy && run_owned_elsewhere()) refuse_in_run("called sync()");
+    if (!busy && run_owned_elsewhere() && !lend_awaited()) refuse_in_run("called sync()");
+    baton_take_now(); /* after the owner ended: its volatile data is made durable, a step */
     if (!S.active || S.dead || busy || !S.nfiles || !claim()) {
         real_sync();
         return;
@@ -2774,7 +2942,8 @@ PC_EXPORT void sync(void)
 PC_EXPORT int syncfs(int fd)
 {
     ENSURE();
-    if (!busy && run_owned_elsewhere()) refuse_in_run("called syncfs()");
+    if (!busy && run_owned_elsewhere() && !lend_awaited()) refuse_in_run("called syncfs()");
+    baton_take_now();
     if (!S.active || S.dead || busy || !S.nfiles || !claim()) return real_syncfs(fd);
     return do_sync(PC_CALL_SYNCFS, fd);
 }
@@ -2948,11 +3117,15 @@ static struct {
  * began, so that a checker knows what it had told the world before a cut (crashcheck run).
  * Read from the descriptors' file offsets, which stdio's own writes (that no interposer sees)
  * move too, as do those of every process sharing the descriptions; only regular files have
- * one (lseek fails on a pipe or a terminal: nothing is recorded then). Costs two lseeks a step. */
+ * one (lseek fails on a pipe or a terminal: nothing is recorded then). Costs two lseeks a step.
+ * A descriptor 1 or 2 that is a tracked file is not the program's output (dd opens its of=
+ * there). The owner that hands the run on notes them once more at its end: what it printed
+ * after its last step was told before the next process's first step. */
 static void output_note(void)
 {
     if (!G.output || !S.tw) return;
     for (int fd = 1; fd <= 2; fd++) {
+        if ((size_t)fd < S.nfds && S.fds[fd].file) continue;
         off_t at = lseek(fd, 0, SEEK_CUR);
         if (at < 0 || (int64_t)at == G.out_at[fd]) continue;
         G.out_at[fd] = (int64_t)at;
@@ -2988,11 +3161,10 @@ static void read_env_guards(void)
  * (it ends without its END record), and stop. */
 __attribute__((noreturn)) static void lost_track(const tfile *f, const char *what)
 {
-    warn("powercut: %s %s: the model cannot follow it, so the run stops here (exit status 97, "
-         "see faults/README.md)\n", what, f->path);
-    if (S.tw) pc_tw_flush(S.tw);
-    S.dead = 1;
-    _exit(PC_EXIT_LOST);
+    char msg[PATH_MAX + 400];
+    snprintf(msg, sizeof msg, "powercut: %s %s: the model cannot follow it, so the run stops here (exit status 97, "
+             "see faults/README.md)\n", what, f->path);
+    stop_lost(msg);
 }
 
 static int rwf_flags(int flags)
@@ -3177,6 +3349,7 @@ static int fopen_flags(const char *mode)
 
 static FILE *do_fopen(const char *path, const char *mode, FILE *(*real)(const char *, const char *))
 {
+    if (mode) before_open(AT_FDCWD, path, fopen_flags(mode));
     /* a mode that creates ("w", "a") makes a new name as open(O_CREAT) does (names.c) */
     int absent = S.active && !S.dead && !busy && mode && path && (fopen_flags(mode) & O_CREAT) &&
                  pc__ns_absent(AT_FDCWD, path);
@@ -3204,11 +3377,10 @@ PC_EXPORT FILE *fopen64(const char *path, const char *mode)
 /* ---- names: rename, unlink, link (names.c) ---- */
 __attribute__((noreturn)) static void lost_name(const char *what, const char *name)
 {
-    warn("powercut: %s %s: the model cannot follow it, so the run stops here (exit status 97, "
-         "see faults/README.md)\n", what, name);
-    if (S.tw) pc_tw_flush(S.tw);
-    S.dead = 1;
-    _exit(PC_EXIT_LOST);
+    char msg[PATH_MAX + 400];
+    snprintf(msg, sizeof msg, "powercut: %s %s: the model cannot follow it, so the run stops here (exit status 97, "
+             "see faults/README.md)\n", what, name);
+    stop_lost(msg);
 }
 
 /* ---- retiring files ---- */
@@ -3486,8 +3658,23 @@ static int rename_pending(ns_args *a)
     return r;
 }
 
+/* A name of the run's files changed by a process that does not own the run (`rm f`, `mv f.tmp
+ * f` between two commands, or run by a shell that owns the files): it takes the baton (or
+ * waits for its parent's lend), so that the change is a step of the run rather than one
+ * missed (an unlinked file's descriptor still reads the same). Before anyone claimed, it
+ * claims nothing: a name no one opened is no file of the run. */
+static void baton_for_name(int dirfd, const char *path)
+{
+    if (!path || S.claimed || !S.active || S.dead || busy || !in_run()) return;
+    char abs[PATH_MAX];
+    make_abs(dirfd, path, abs, sizeof abs);
+    if (path_matches(path, abs) && (baton_waiting() || run_owned_elsewhere())) claim_now();
+}
+
 static int do_rename(int olddir, const char *oldp, int newdir, const char *newp, unsigned flags)
 {
+    baton_for_name(olddir, oldp);
+    baton_for_name(newdir, newp);
     ns_args a = {olddir, newdir, oldp, newp, flags};
     if (S.npdirs && before_claim() && oldp && newp) return rename_pending(&a);
     if (!ns_watching() || !oldp || !newp) return call_rename(&a);
@@ -3530,6 +3717,7 @@ static int do_rmdir(int dirfd, const char *path);
 
 static int do_unlink(int dirfd, const char *path, int flags)
 {
+    if (!(flags & AT_REMOVEDIR)) baton_for_name(dirfd, path);
     ns_args a = {dirfd, dirfd, path, NULL, 0};
     int there;
     long fi;
@@ -3548,6 +3736,8 @@ static int in_tracked_tree(const char *name);
 
 static int do_link(int olddir, const char *oldp, int newdir, const char *newp, int flags)
 {
+    baton_for_name(olddir, oldp);
+    baton_for_name(newdir, newp);
     ns_args a = {olddir, newdir, oldp, newp, (unsigned)flags};
     int there;
     long fi;
@@ -3911,13 +4101,17 @@ static void fc_check_file(size_t fi)
         }
         snprintf(why, sizeof why, "its byte at offset %llu differs from the model's", (unsigned long long)at);
     }
-    warn("powercut: %s changed behind the shim's back (found before step %llu): %s.\n", f->path,
-         (unsigned long long)S.step + 1, why);
+    char msg[PATH_MAX + 400];
+    snprintf(msg, sizeof msg, "powercut: %s changed behind the shim's back (found before step %llu): %s.\n", f->path,
+             (unsigned long long)S.step + 1, why);
+    warn("%s", msg);
     warn("powercut: likely causes: stdio (fwrite/fputs/fprintf, then fflush or fclose, write through "
          "glibc-internal calls no preload sees), another process or a forked child writing the file, "
-         "a raw syscall, io_uring or POSIX AIO.\n");
+         "a process that did not own the run writing it between two that did, a raw syscall, io_uring "
+         "or POSIX AIO.\n");
     warn("powercut: the model no longer matches the file, so the run stops (exit status 97, see "
          "faults/README.md; POWERCUT_FOREIGN=off turns this check off)\n");
+    note_refused(msg);
     if (S.tw) pc_tw_flush(S.tw);
     S.dead = 1;
     _exit(PC_EXIT_LOST);
@@ -3989,6 +4183,7 @@ PC_EXPORT int open(const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = va_mode(flags, ap);
     va_end(ap);
+    before_open(AT_FDCWD, path, flags);
     int absent = S.active && !S.dead && !busy && (flags & O_CREAT) && pc__ns_absent(AT_FDCWD, path);
     int fd = real_open(path, flags, mode);
     if (S.active) after_open(fd, AT_FDCWD, path, flags, absent);
@@ -4002,6 +4197,7 @@ PC_EXPORT int open64(const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = va_mode(flags, ap);
     va_end(ap);
+    before_open(AT_FDCWD, path, flags);
     int absent = S.active && !S.dead && !busy && (flags & O_CREAT) && pc__ns_absent(AT_FDCWD, path);
     int fd = real_open64(path, flags, mode);
     if (S.active) after_open(fd, AT_FDCWD, path, flags, absent);
@@ -4015,6 +4211,7 @@ PC_EXPORT int openat(int dirfd, const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = va_mode(flags, ap);
     va_end(ap);
+    before_open(dirfd, path, flags);
     int absent = S.active && !S.dead && !busy && (flags & O_CREAT) && pc__ns_absent(dirfd, path);
     int fd = real_openat(dirfd, path, flags, mode);
     if (S.active) after_open(fd, dirfd, path, flags, absent);
@@ -4028,6 +4225,7 @@ PC_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = va_mode(flags, ap);
     va_end(ap);
+    before_open(dirfd, path, flags);
     int absent = S.active && !S.dead && !busy && (flags & O_CREAT) && pc__ns_absent(dirfd, path);
     int fd = real_openat64(dirfd, path, flags, mode);
     if (S.active) after_open(fd, dirfd, path, flags, absent);
@@ -4037,6 +4235,7 @@ PC_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
 PC_EXPORT int creat(const char *path, mode_t mode)
 {
     ENSURE();
+    before_open(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC);
     int absent = S.active && !S.dead && !busy && pc__ns_absent(AT_FDCWD, path);
     int fd = real_creat(path, mode);
     if (S.active) after_open(fd, AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, absent);
@@ -4046,6 +4245,7 @@ PC_EXPORT int creat(const char *path, mode_t mode)
 PC_EXPORT int creat64(const char *path, mode_t mode)
 {
     ENSURE();
+    before_open(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC);
     int absent = S.active && !S.dead && !busy && pc__ns_absent(AT_FDCWD, path);
     int fd = real_creat64(path, mode);
     if (S.active) after_open(fd, AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, absent);
@@ -4235,6 +4435,338 @@ static void own_cloexec(int on)
     for (size_t i = 0; i < S.nfiles; i++) set_cloexec(S.files[i].rfd, on);
 }
 
+/* The state the owner hands on (handover.c), the lock held and the trace flushed: the model
+ * as trace records in *mw (freed by the caller after the save). */
+static void ho_fill(pc_handover *h, pc_tw **mw)
+{
+    memset(h, 0, sizeof *h);
+    h->sector = S.sector;
+    h->step = S.step;
+    h->trace_fd = S.tw ? S.trace_fd : -1;
+    const char *mapped = getenv("POWERCUT_TRACE_MAPPED");
+    h->trace_mapped = mapped && *mapped && strcmp(mapped, "0");
+    h->trace_total = pc__tw_total(S.tw);
+    h->nfiles = (uint32_t)S.nfiles;
+    h->files = calloc(S.nfiles ? S.nfiles : 1, sizeof *h->files);
+    h->fds = calloc(S.nfds ? S.nfds : 1, sizeof *h->fds);
+    if (!h->files || !h->fds) die("memory", "hand-over");
+    for (size_t i = 0; i < S.nfiles; i++)
+        h->files[i] = (pc_ho_file){.dev = (uint64_t)S.files[i].dev, .ino = (uint64_t)S.files[i].ino,
+                                   .size = S.files[i].size, .id = S.files[i].id, .rfd = S.files[i].rfd,
+                                   .name_new = S.files[i].name_new, .path = S.files[i].path,
+                                   .symlink = S.files[i].symlink};
+    for (size_t fd = 0; fd < S.nfds; fd++) {
+        if (!S.fds[fd].file) continue;
+        long fl = syscall(SYS_fcntl, (int)fd, F_GETFD);
+        if (fl >= 0 && !(fl & FD_CLOEXEC)) h->fds[h->nfds++] = (pc_ho_fd){(int)fd, S.fds[fd].file, S.fds[fd].flags};
+    }
+    h->markn = (uint32_t)S.markn;
+    memcpy(h->markbuf, S.markbuf, S.markn);
+    h->nknown = (uint32_t)S.nknown;
+    h->known = S.known;
+    *mw = NULL;
+    if (S.m) {
+        size_t len = 0;
+        if (pc_tw_new(-1, S.sector, mw) || pc__model_dump(S.m, *mw) ||
+            pc_tw_buffer(*mw, (const uint8_t **)&h->model, &len))
+            die("memory", "hand-over of the model");
+        h->model_len = len;
+    }
+}
+
+/* Every store made through the mappings, into the model and trace: the process is about to
+ * lose its mappings (an exec, its end), and what it stored stays in the page cache. */
+static void stores_to_model(void)
+{
+    harvest_all();
+    if (S.mmap_lazy) capture_all();
+    else if (S.mmap_sync)
+        for (size_t i = 0; i < S.nmaps; i++) capture_range(&S.maps[i], S.maps[i].addr, S.maps[i].addr + S.maps[i].len);
+}
+
+/* ---- the baton: the run goes on in the next process (protocol: handover.c) ---- */
+
+/* The owner is ending under POWERCUT_RUN with a trace: it hands the run on. */
+static int baton_due(void)
+{
+    char side[PATH_MAX + 16];
+    return S.claimed && !busy && S.owner == getpid() && S.tw && run_side("baton", side, sizeof side);
+}
+
+/* Steps 1-3 of the baton protocol, the lock held and busy: the state beside the trace, the
+ * trace finished, the owner's mark removed. */
+static void baton_leave(void)
+{
+    stores_to_model();
+    output_note();
+    if (pc_tw_flush(S.tw)) die("POWERCUT_TRACE (cannot flush it)", S.trace_path);
+    pc_handover h;
+    pc_tw *mw;
+    ho_fill(&h, &mw);
+    h.nfds = 0; /* descriptors are the process's own */
+    for (size_t i = 0; i < S.nfiles; i++) {
+        pc_ho_file *hf = &h.files[i];
+        tfile *f = &S.files[i];
+        if (f->rfd < 0) continue;
+        char link[64], where[PATH_MAX];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", f->rfd);
+        ssize_t n = readlink(link, where, sizeof where - 1);
+        struct stat st;
+        /* no name left: nothing can reach it but a process holding it open; the model keeps it */
+        if (n <= 0 || (size_t)n >= sizeof where - 1 || fstat(f->rfd, &st) || !st.st_nlink) {
+            hf->rfd = -1;
+            continue;
+        }
+        where[n] = 0;
+        if (!(hf->where = strdup(where))) die("memory", "baton");
+        /* the baseline from which the next owner tells a change by nobody's step: the file as
+         * it is now (exit_check compared it already; a mapped file's stores were harvested) */
+        fc_take(f);
+        hf->fc_ok = f->fc_ok;
+        hf->fc_sec = (int64_t)f->fc_mtim.tv_sec;
+        hf->fc_nsec = (int64_t)f->fc_mtim.tv_nsec;
+        hf->fc_size = f->fc_size;
+    }
+    finish_trace(); /* a run that ends here is whole; the next owner cuts the END off */
+    char path[PATH_MAX + 16];
+    run_side("baton", path, sizeof path);
+    if (pc__ho_save_file(&h, path)) die("POWERCUT_RUN (cannot write the baton beside the trace)", path);
+    for (size_t i = 0; i < S.nfiles; i++) free(h.files[i].where);
+    pc_tw_free(mw);
+    free(h.files);
+    free(h.fds);
+    /* the baton is on the disk before the run has no owner: whoever gets the owner's mark next
+     * finds it */
+    run_side("owner", path, sizeof path);
+    if (syscall(SYS_unlinkat, AT_FDCWD, path, 0)) die("POWERCUT_RUN (cannot remove the owner's mark)", path);
+}
+
+/* At the owner's very end: nothing of the shim follows this process any more. */
+static void baton_pass(void)
+{
+    busy++;
+    baton_leave();
+    S.dead = 1;
+    busy--;
+}
+
+static void adopt_state(pc_handover *h, int baton);
+
+/* Steps 4-5 of the baton protocol, in claim() once this process holds the owner's mark: the
+ * run goes on from the state the last owner left, if one did. */
+static void baton_take(void)
+{
+    char path[PATH_MAX + 16];
+    if (!run_side("baton", path, sizeof path)) return;
+    int fd = real_open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) return; /* the first owner */
+    pc_handover h;
+    if (fd < 0 || pc__ho_load(fd, &h)) die("POWERCUT_RUN (the state the process before left is unreadable)", path);
+    if (syscall(SYS_unlinkat, AT_FDCWD, path, 0)) die("POWERCUT_RUN (cannot remove the baton)", path);
+    adopt_state(&h, 1);
+    pc__ho_free(&h);
+}
+
+/* Whether a baton waits beside the trace for the next owner. */
+static int baton_waiting(void)
+{
+    char path[PATH_MAX + 16];
+    return !S.claimed && run_side("baton", path, sizeof path) && access(path, F_OK) == 0;
+}
+
+/* Claims the run before a call whose effect the model must see from the state the baton
+ * carries (an open that truncates a file of the run, a rename), not after it: the process
+ * that passes or lends the run takes its baseline of the files when it does, which may be
+ * after such a call made by the next process, whose own change would then look like one
+ * behind the model's back. claim() takes the waiting baton, or waits for the parent's lend. */
+static void claim_now(void)
+{
+    if (!S.active || S.dead || busy || S.claimed) return;
+    busy++;
+    pthread_mutex_lock(&lock);
+    (void)claim();
+    pthread_mutex_unlock(&lock);
+    busy--;
+}
+
+/* A sync after the owner ended: the baton it left, taken. */
+static void baton_take_now(void)
+{
+    if (baton_waiting()) claim_now();
+}
+
+/* ---- lending the run while the owner waits for its child (POWERCUT_RUN) ----
+ * A process that owns the run and blocks in wait, waitpid, wait3, wait4, waitid or system (a shell
+ * running a command on the files it opened with its own redirection, a program running a
+ * helper) does nothing to the files until the call returns: it leaves the baton as an ending
+ * owner does, so that the child (or whichever process of the run comes) may own the run in
+ * the meantime, and takes it back when the call returns: the state the baton holds then (its
+ * own, or what the processes in between left: steps, trace, model, new files), each file
+ * compared with the baseline there. A process that holds the owner's mark then (a background
+ * job still at work) is another owner at the same time: this one is refused. A child that
+ * would own the run while its parent owns it waits for the parent to lend it (claim()). */
+
+static int lend_due(int options)
+{
+    return !(options & WNOHANG) && S.active && !S.dead && S.claimed && !busy && S.owner == getpid() &&
+           baton_due();
+}
+
+static void baton_lend(void)
+{
+    busy++;
+    pthread_mutex_lock(&lock);
+    baton_leave();
+    pthread_mutex_unlock(&lock);
+    busy--;
+}
+
+static void fc_check_file(size_t fi);
+static int baton_reopen(const pc_ho_file *hf, const char *name);
+
+/* The wait returned: the owner's mark again, and the state the baton holds now. */
+static void baton_back(void)
+{
+    int saved = errno;
+    busy++;
+    pthread_mutex_lock(&lock);
+    char side[PATH_MAX + 16], me[32];
+    run_side("owner", side, sizeof side);
+    snprintf(me, sizeof me, "%ld", (long)getpid());
+    int fd = real_open(side, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == EEXIST) refuse_in_run("came back from waiting for a child");
+    if (fd < 0 || write(fd, me, strlen(me)) < 0) die("POWERCUT_RUN (cannot write the owner's mark)", side);
+    real_close(fd);
+    char path[PATH_MAX + 16];
+    run_side("baton", path, sizeof path);
+    pc_handover h;
+    int bfd = real_open(path, O_RDONLY | O_CLOEXEC);
+    if (bfd < 0 || pc__ho_load(bfd, &h)) die("POWERCUT_RUN (the state left while this process waited is unreadable)", path);
+    if (syscall(SYS_unlinkat, AT_FDCWD, path, 0)) die("POWERCUT_RUN (cannot remove the baton)", path);
+    if (h.nfiles < S.nfiles) die("POWERCUT_RUN (the state left while this process waited lacks its files)", path);
+    /* the trace: the END cut off, appended to from where the last process left it */
+    struct stat st;
+    pc_tw_free(S.tw);
+    S.tw = NULL;
+    if (fstat(S.trace_fd, &st) || (uint64_t)st.st_size != h.trace_total + 1 ||
+        syscall(SYS_ftruncate, S.trace_fd, (long)h.trace_total) ||
+        syscall(SYS_lseek, S.trace_fd, (long)h.trace_total, SEEK_SET) < 0 ||
+        pc__tw_resume(S.trace_fd, h.trace_mapped, h.trace_total, &S.tw))
+        die("POWERCUT_TRACE (cannot continue the trace after a wait)", S.trace_path);
+    S.step = S.st.steps = h.step;
+    if (S.m) {
+        pc_model *m = NULL;
+        if (pc__ho_model(&h, &m)) die("POWERCUT_CUT/POWERCUT_MODEL (the process in between kept no model)", "");
+        pc_model_free(S.m);
+        S.m = m;
+    }
+    for (uint32_t i = 0; i < h.nfiles; i++) {
+        pc_ho_file *hf = &h.files[i];
+        if (i == S.nfiles) { /* a file the processes in between tracked first */
+            if (S.nfiles == S.fcap) {
+                size_t n = S.fcap ? S.fcap * 2 : 4;
+                tfile *q = realloc(S.files, n * sizeof *q);
+                if (!q) die("memory", "baton");
+                S.files = q;
+                S.fcap = n;
+            }
+            tfile *f = &S.files[S.nfiles++];
+            memset(f, 0, sizeof *f);
+            f->dev = (dev_t)hf->dev;
+            f->ino = (ino_t)hf->ino;
+            f->id = hf->id;
+            f->path = hf->path;
+            hf->path = NULL;
+            f->rfd = hf->rfd < 0 ? -1 : baton_reopen(hf, f->path);
+            if (f->rfd >= 0) df_backed(f, 0, hf->size);
+        }
+        tfile *f = &S.files[i];
+        f->size = hf->size;
+        f->name_new = hf->name_new;
+        if (f->rfd < 0) continue;
+        f->fc_stale = 0;
+        f->fc_ok = hf->fc_ok;
+        f->fc_mtim.tv_sec = (time_t)hf->fc_sec;
+        f->fc_mtim.tv_nsec = (long)hf->fc_nsec;
+        f->fc_size = hf->fc_size;
+        if (use_shadow() && (shadow_fit(f, f->size ? f->size : 1) || read_all(f->rfd, f->shadow, 0, f->size)))
+            die("POWERCUT_MMAP=sync (cannot read the file again)", f->path);
+    }
+    for (uint32_t i = 0; i < h.nknown; i++) add_known(h.known[i]);
+    /* Its open pages keep their copies from before the wait: what the processes in between
+     * wrote into them is recorded again at the next step (the same bytes: the same images),
+     * and what a forked child stored through the mapping unseen is recorded at all. */
+    if (!G.foreign_off)
+        for (size_t i = 0; i < S.nfiles; i++)
+            if (S.files[i].rfd >= 0) fc_check_file(i);
+    pc__ho_free(&h);
+    pthread_mutex_unlock(&lock);
+    busy--;
+    errno = saved;
+}
+
+PC_EXPORT pid_t wait(int *status)
+{
+    ENSURE();
+    if (!lend_due(0)) return real_wait(status);
+    baton_lend();
+    pid_t r = real_wait(status);
+    baton_back();
+    return r;
+}
+
+PC_EXPORT pid_t waitpid(pid_t pid, int *status, int options)
+{
+    ENSURE();
+    if (!lend_due(options)) return real_waitpid(pid, status, options);
+    baton_lend();
+    pid_t r = real_waitpid(pid, status, options);
+    baton_back();
+    return r;
+}
+
+PC_EXPORT pid_t wait3(int *status, int options, struct rusage *ru)
+{
+    ENSURE();
+    if (!lend_due(options)) return real_wait3(status, options, ru);
+    baton_lend();
+    pid_t r = real_wait3(status, options, ru);
+    baton_back();
+    return r;
+}
+
+PC_EXPORT pid_t wait4(pid_t pid, int *status, int options, struct rusage *ru)
+{
+    ENSURE();
+    if (!lend_due(options)) return real_wait4(pid, status, options, ru);
+    baton_lend();
+    pid_t r = real_wait4(pid, status, options, ru);
+    baton_back();
+    return r;
+}
+
+PC_EXPORT int waitid(idtype_t type, id_t id, siginfo_t *info, int options)
+{
+    ENSURE();
+    if (!lend_due(options)) return real_waitid(type, id, info, options);
+    baton_lend();
+    int r = real_waitid(type, id, info, options);
+    baton_back();
+    return r;
+}
+
+/* glibc's system() waits with its own internal waitpid, which no preload sees: the run is lent
+ * around the whole call (the command runs, the caller only waits). */
+PC_EXPORT int system(const char *command)
+{
+    ENSURE();
+    if (!command || !lend_due(0)) return real_system(command);
+    baton_lend();
+    int r = real_system(command);
+    baton_back();
+    return r;
+}
+
 /* Steps 1-3 of the protocol: the memfd holding the state, with the lock held; -1 without it
  * when this process is not the owner (nothing to carry: its exec is not followed). */
 static int exec_begin(void)
@@ -4243,44 +4775,11 @@ static int exec_begin(void)
     if (S.cb) die("exec (an in-process image callback cannot follow the new image)", "");
     busy++;
     pthread_mutex_lock(&lock);
-    harvest_all(); /* the exec unmaps everything: stores so far are volatile changes */
-    if (S.mmap_lazy) capture_all();
-    else if (S.mmap_sync)
-        for (size_t i = 0; i < S.nmaps; i++) capture_range(&S.maps[i], S.maps[i].addr, S.maps[i].addr + S.maps[i].len);
+    stores_to_model(); /* the exec unmaps everything: stores so far are volatile changes */
     if (S.tw && pc_tw_flush(S.tw)) die("POWERCUT_TRACE (cannot flush it before exec)", S.trace_path);
     pc_handover h;
-    memset(&h, 0, sizeof h);
-    h.sector = S.sector;
-    h.step = S.step;
-    h.trace_fd = S.tw ? S.trace_fd : -1;
-    const char *mapped = getenv("POWERCUT_TRACE_MAPPED");
-    h.trace_mapped = mapped && *mapped && strcmp(mapped, "0");
-    h.trace_total = pc__tw_total(S.tw);
-    h.nfiles = (uint32_t)S.nfiles;
-    h.files = calloc(S.nfiles ? S.nfiles : 1, sizeof *h.files);
-    h.fds = calloc(S.nfds ? S.nfds : 1, sizeof *h.fds);
-    if (!h.files || !h.fds) die("memory", "exec hand-over");
-    for (size_t i = 0; i < S.nfiles; i++)
-        h.files[i] = (pc_ho_file){(uint64_t)S.files[i].dev, (uint64_t)S.files[i].ino, S.files[i].size,
-                                  S.files[i].id, S.files[i].rfd, S.files[i].name_new, S.files[i].path,
-                                  S.files[i].symlink};
-    for (size_t fd = 0; fd < S.nfds; fd++) {
-        if (!S.fds[fd].file) continue;
-        long fl = syscall(SYS_fcntl, (int)fd, F_GETFD);
-        if (fl >= 0 && !(fl & FD_CLOEXEC)) h.fds[h.nfds++] = (pc_ho_fd){(int)fd, S.fds[fd].file, S.fds[fd].flags};
-    }
-    h.markn = (uint32_t)S.markn;
-    memcpy(h.markbuf, S.markbuf, S.markn);
-    h.nknown = (uint32_t)S.nknown;
-    h.known = S.known;
-    pc_tw *mw = NULL;
-    if (S.m) {
-        size_t len = 0;
-        if (pc_tw_new(-1, S.sector, &mw) || pc__model_dump(S.m, mw) ||
-            pc_tw_buffer(mw, (const uint8_t **)&h.model, &len))
-            die("memory", "exec hand-over of the model");
-        h.model_len = len;
-    }
+    pc_tw *mw;
+    ho_fill(&h, &mw);
     int fd = pc__ho_save(&h);
     if (fd < 0) die("exec (cannot save the state for the new image)", strerror(errno));
     pc_tw_free(mw);
@@ -4436,7 +4935,115 @@ PC_EXPORT int execle(const char *path, const char *arg, ...)
     return r;
 }
 
-/* Step 5, in the new image at its start: continue the run the old image handed over. */
+static void fc_check_file(size_t fi);
+
+/* A file of the baton, by the name it had when the last owner ended: the same inode, opened
+ * for the shim, or the run stops: something untracked removed, renamed or replaced it while
+ * no process owned the run (`rm`, `mv`, `cp` over it without opening it under the shim). */
+static int baton_reopen(const pc_ho_file *hf, const char *name)
+{
+    int rfd = hf->where ? pc__own_open(hf->where, O_RDONLY, 0) : -1;
+    if (rfd < 0 && errno == EMFILE) die("descriptors (none free above the program's for the shim)", hf->where);
+    struct stat st;
+    if (rfd >= 0 && fstat(rfd, &st) == 0 && (uint64_t)st.st_dev == hf->dev && (uint64_t)st.st_ino == hf->ino)
+        return rfd;
+    char msg[3 * PATH_MAX];
+    snprintf(msg, sizeof msg,
+             "powercut: %s changed behind the shim's back (found when process %ld took the run over, before "
+             "step %llu): %s is no longer that file (removed, renamed or replaced by a process that did not "
+             "own the run), so the run stops (exit status 97; faults/README.md, one process at a time)\n",
+             name, (long)getpid(), (unsigned long long)S.step + 1, hf->where ? hf->where : "its name");
+    stop_lost(msg);
+}
+
+/* Step 5 of the exec protocol, in the new image at its start, and the baton's take-over
+ * (handover.c): continue the run the previous image or process handed on. `baton`: the state
+ * came from TRACE.baton, written by another process that ended: its descriptors are gone, the
+ * trace and the files are opened again by name, and each file is compared with the baseline
+ * it left before anything else happens. */
+static void adopt_state(pc_handover *h, int baton)
+{
+    const char *from = baton ? "the process before" : "the image before the exec";
+    char what[160];
+    if (h->sector != S.sector) {
+        snprintf(what, sizeof what, "POWERCUT_SECTOR (another sector size than %s)", from);
+        die(what, getenv("POWERCUT_SECTOR"));
+    }
+    if ((h->trace_fd >= 0) != (S.trace_path != NULL))
+        die("POWERCUT_TRACE (a trace cannot start or stop at an exec)", S.trace_path);
+    if (S.m) {
+        pc_model *m = NULL;
+        if (pc__ho_model(h, &m)) {
+            snprintf(what, sizeof what, "POWERCUT_CUT/POWERCUT_MODEL (%s kept no model to continue)", from);
+            die(what, "");
+        }
+        pc_model_free(S.m);
+        S.m = m;
+    }
+    S.claimed = 1;
+    S.owner = getpid();
+    S.step = S.st.steps = h->step;
+    if (h->trace_fd >= 0 && baton) {
+        /* the last owner finished the trace: its END goes, and this process appends */
+        int fd = pc__own_open(S.trace_path, O_RDWR, 0);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) || (uint64_t)st.st_size != h->trace_total + 1 ||
+            syscall(SYS_ftruncate, fd, (long)h->trace_total) ||
+            syscall(SYS_lseek, fd, (long)h->trace_total, SEEK_SET) < 0)
+            die("POWERCUT_TRACE (cannot continue the trace the process before left)", S.trace_path);
+        S.trace_fd = fd;
+    } else if (h->trace_fd >= 0) {
+        pc__own_adopt(h->trace_fd);
+        set_cloexec(h->trace_fd, 1);
+        S.trace_fd = h->trace_fd;
+    }
+    if (h->trace_fd >= 0 && pc__tw_resume(S.trace_fd, h->trace_mapped, h->trace_total, &S.tw))
+        die("POWERCUT_TRACE (cannot continue it)", S.trace_path);
+    S.files = calloc(h->nfiles ? h->nfiles : 1, sizeof *S.files);
+    if (!S.files) die("memory", "hand-over");
+    S.fcap = h->nfiles ? h->nfiles : 1;
+    for (uint32_t i = 0; i < h->nfiles; i++) {
+        tfile *f = &S.files[i];
+        f->dev = (dev_t)h->files[i].dev;
+        f->ino = (ino_t)h->files[i].ino;
+        f->id = h->files[i].id;
+        f->size = h->files[i].size;
+        f->rfd = h->files[i].rfd;
+        f->name_new = h->files[i].name_new;
+        f->symlink = h->files[i].symlink;
+        f->path = h->files[i].path;
+        h->files[i].path = NULL;
+        S.nfiles++;
+        if (f->rfd < 0) continue; /* retired before: the model holds it all */
+        if (baton) {
+            f->rfd = baton_reopen(&h->files[i], f->path);
+            f->fc_ok = h->files[i].fc_ok;
+            f->fc_mtim.tv_sec = (time_t)h->files[i].fc_sec;
+            f->fc_mtim.tv_nsec = (long)h->files[i].fc_nsec;
+            f->fc_size = h->files[i].fc_size;
+        } else {
+            pc__own_adopt(f->rfd);
+            set_cloexec(f->rfd, 1);
+        }
+        df_backed(f, 0, f->size); /* the disk-full model starts again: room until its error */
+        /* sync mode without a model: the volatile content is the file's, as the kernel kept it */
+        if (use_shadow() && (shadow_fit(f, f->size ? f->size : 1) || read_all(f->rfd, f->shadow, 0, f->size)))
+            die("POWERCUT_MMAP=sync (cannot read the file again)", f->path);
+    }
+    for (uint32_t i = 0; i < h->nfds; i++)
+        if (h->fds[i].file > 0 && (uint32_t)h->fds[i].file <= h->nfiles) set_fd(h->fds[i].fd, h->fds[i].file, h->fds[i].flags);
+    /* what changed between the two processes was changed by no owner: not modelled */
+    if (baton && !G.foreign_off)
+        for (size_t i = 0; i < S.nfiles; i++)
+            if (S.files[i].rfd >= 0) fc_check_file(i);
+    /* the exec closed the close-on-exec descriptors and every mapping */
+    for (size_t i = 0; i < S.nfiles; i++) retire_check(i);
+    S.markn = h->markn;
+    memcpy(S.markbuf, h->markbuf, h->markn);
+    for (uint32_t i = 0; i < h->nknown; i++) add_known(h->known[i]);
+}
+
+/* In the new image at its start: continue the run the old image handed over. */
 static void adopt_handover(void)
 {
     const char *v = getenv("POWERCUT_HANDOVER");
@@ -4447,56 +5054,7 @@ static void adopt_handover(void)
     pc_handover h;
     if (pc__ho_load((int)hfd, &h)) die("POWERCUT_HANDOVER (the state the image before exec left is unreadable)", v);
     unsetenv("POWERCUT_HANDOVER"); /* the processes this image starts are not the owner's image */
-    if (h.sector != S.sector) die("POWERCUT_SECTOR (another sector size than before the exec)", getenv("POWERCUT_SECTOR"));
-    if ((h.trace_fd >= 0) != (S.trace_path != NULL))
-        die("POWERCUT_TRACE (a trace cannot start or stop at an exec)", S.trace_path);
-    if (S.m) {
-        pc_model *m = NULL;
-        if (pc__ho_model(&h, &m))
-            die("POWERCUT_CUT/POWERCUT_MODEL (the image before the exec kept no model to continue)", "");
-        pc_model_free(S.m);
-        S.m = m;
-    }
-    S.claimed = 1;
-    S.owner = getpid();
-    S.step = S.st.steps = h.step;
-    if (h.trace_fd >= 0) {
-        pc__own_adopt(h.trace_fd);
-        set_cloexec(h.trace_fd, 1);
-        S.trace_fd = h.trace_fd;
-        if (pc__tw_resume(h.trace_fd, h.trace_mapped, h.trace_total, &S.tw))
-            die("POWERCUT_TRACE (cannot continue it after the exec)", S.trace_path);
-    }
-    S.files = calloc(h.nfiles ? h.nfiles : 1, sizeof *S.files);
-    if (!S.files) die("memory", "exec hand-over");
-    S.fcap = h.nfiles ? h.nfiles : 1;
-    for (uint32_t i = 0; i < h.nfiles; i++) {
-        tfile *f = &S.files[i];
-        f->dev = (dev_t)h.files[i].dev;
-        f->ino = (ino_t)h.files[i].ino;
-        f->id = h.files[i].id;
-        f->size = h.files[i].size;
-        f->rfd = h.files[i].rfd;
-        f->name_new = h.files[i].name_new;
-        f->symlink = h.files[i].symlink;
-        f->path = h.files[i].path;
-        h.files[i].path = NULL;
-        S.nfiles++;
-        if (f->rfd < 0) continue; /* retired before the exec: the model holds it all */
-        pc__own_adopt(f->rfd);
-        set_cloexec(f->rfd, 1);
-        df_backed(f, 0, f->size); /* the disk-full model starts again: room until its error */
-        /* sync mode without a model: the volatile content is the file's, as the kernel kept it */
-        if (use_shadow() && (shadow_fit(f, f->size ? f->size : 1) || read_all(f->rfd, f->shadow, 0, f->size)))
-            die("POWERCUT_MMAP=sync (cannot read the file again after the exec)", f->path);
-    }
-    for (uint32_t i = 0; i < h.nfds; i++)
-        if (h.fds[i].file > 0 && (uint32_t)h.fds[i].file <= h.nfiles) set_fd(h.fds[i].fd, h.fds[i].file, h.fds[i].flags);
-    /* the exec closed the close-on-exec descriptors and every mapping */
-    for (size_t i = 0; i < S.nfiles; i++) retire_check(i);
-    S.markn = h.markn;
-    memcpy(S.markbuf, h.markbuf, h.markn);
-    for (uint32_t i = 0; i < h.nknown; i++) add_known(h.known[i]);
+    adopt_state(&h, 0);
     pc__ho_free(&h);
 }
 

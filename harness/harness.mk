@@ -10,7 +10,7 @@ ifeq ($(shell uname -m),x86_64)
 $(BUILD)/%/harness/contenthash_avx2.o: EXTRA_CFLAGS += -mavx2
 endif
 CC_MAIN      := harness/crashcheck.c
-CC_MODEL     := faults/model.c faults/trace.c
+CC_MODEL     := faults/model.c faults/trace.c faults/handover.c
 CC_TESTS     := $(patsubst %.c,%,$(wildcard harness/tests/test_*.c))
 CC_INCLUDES  := -Iharness -Ifaults
 

@@ -31,6 +31,11 @@
  *   so the summary is the one a single process gives. --shard I/N checks only the I-th part of
  *   the states by the same hash, whatever its --jobs: the N shards together check each
  *   distinct state once (each shard records the program again).
+ * - The program may be several processes (a shell script): libpowercut passes the run from
+ *   one to the next (POWERCUT_RUN, the baton: faults/handover.c), one trace. Whatever one of
+ *   them did that the model cannot follow is in TRACE.refused, reported whatever the
+ *   program's exit status; after the last one, the files are compared with the state it left
+ *   (TRACE.baton), as the next one would have compared them.
  * - What the program had acknowledged before the cut reaches the check two ways: the marker
  *   notes it wrote before the cut step (POWERCUT_MARK_FD lines `note TEXT`, or pc_mark_note),
  *   one per line in the file CRASHCHECK_NOTES names; and what it had written to its stdout
@@ -64,6 +69,7 @@
 #include <unistd.h>
 
 #include "case.h"
+#include "handover.h"
 #include "hashset.h"
 #include "jobs.h"
 #include "powercut.h"
@@ -759,6 +765,44 @@ int cc_run_replay(const char *kept, const char *keep, const char *workdir, cc_pr
   return rc;
 }
 
+/* The baton the program's last owner left beside the trace (libpowercut, POWERCUT_RUN) names
+ * each file it tracked and the file as it left it (inode, size, modification time): the check
+ * the next owner would have made. A process of the program that changed one after that, and
+ * never owned the run (a last command without the shim, a write through an inherited
+ * descriptor, stdio flushed at exit), would otherwise be missing from every crash state,
+ * unsaid. 0, or -1 with the reason in err. */
+static int changed_after_run(const char *trace, char *err, size_t n) {
+  char path[PATH_MAX + 16];
+  snprintf(path, sizeof path, "%s.baton", trace);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0; /* no owner ended with a trace: nothing to compare */
+  pc_handover h;
+  if (pc__ho_load(fd, &h)) {
+    snprintf(err, n, "cannot read %.900s, the state the program's last process left", path);
+    return -1;
+  }
+  int rc = 0;
+  for (uint32_t i = 0; i < h.nfiles && !rc; i++) {
+    const pc_ho_file *f = &h.files[i];
+    struct stat st;
+    if (!f->where) continue; /* no name left when the last owner ended */
+    if (stat(f->where, &st) != 0 || (uint64_t)st.st_dev != f->dev || (uint64_t)st.st_ino != f->ino) {
+      snprintf(err, n, "%.900s was removed, renamed or replaced after the last process that owned the run ended, "
+               "by a process the shim did not follow: the crash states would lack it", f->where);
+      rc = -1;
+    } else if (f->fc_ok && ((uint64_t)st.st_size != f->fc_size || (int64_t)st.st_mtim.tv_sec != f->fc_sec ||
+                            (int64_t)st.st_mtim.tv_nsec != f->fc_nsec)) {
+      snprintf(err, n, "%.900s changed after the last process that owned the run ended (its size is %llu bytes, "
+               "%llu then), by a process the shim did not follow (one without the shim, a write through a "
+               "descriptor it inherited, stdio flushed at exit): the crash states would lack it", f->where,
+               (unsigned long long)st.st_size, (unsigned long long)f->fc_size);
+      rc = -1;
+    }
+  }
+  pc__ho_free(&h);
+  return rc;
+}
+
 int cc_run_program(const cc_prog_opts *o, cc_prog_result *r) {
   memset(r, 0, sizeof *r);
   double t0 = now_s();
@@ -812,10 +856,11 @@ int cc_run_program(const cc_prog_opts *o, cc_prog_result *r) {
   char refused[PATH_MAX + 16];
   snprintf(refused, sizeof refused, "%s.refused", trace);
   if (access(refused, F_OK) == 0) {
-    /* whatever the program's own exit status: a process of it did what one model cannot follow */
+    /* whatever the program's own exit status (a script's last command decides it): a process
+     * of it did what the model cannot follow, and the trace lacks it */
     char out[600];
     head_of(refused, out, sizeof out);
-    snprintf(r->error, sizeof r->error, "the program ran more than one process on the tracked files: %s", out);
+    snprintf(r->error, sizeof r->error, "a process of the program did what the model cannot follow: %s", out);
     return CC_EINVAL;
   }
   if (r->program_status != 0) {
@@ -829,6 +874,7 @@ int cc_run_program(const cc_prog_opts *o, cc_prog_result *r) {
     snprintf(r->error, sizeof r->error, "the program never opened a file matching %.900s (no trace)", o->files);
     return CC_EINVAL;
   }
+  if (changed_after_run(trace, r->error, sizeof r->error)) return CC_EINVAL;
   if (pc_trace_open(trace, &w.t) != PC_OK) {
     snprintf(r->error, sizeof r->error, "cannot read the trace %.900s", trace);
     return CC_EIO;

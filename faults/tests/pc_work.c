@@ -21,6 +21,7 @@
 #include <sys/ioctl.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /*
@@ -44,6 +45,8 @@
  *   ; / ,            sync() / syncfs() of the file's descriptor
  *   N:ADDR           store to ADDR (N:16 crashes with SIGSEGV)
  *   z:MS             sleep MS milliseconds                y / Y       a child writes byte 0 (exec) / 1 (fork)
+ *   [:MS             a child (exec) writes byte 0 while this process sleeps MS before it waits
+ *   ]                system(): this program again on FILE, writing byte 0
  *   L:N:STRIDE       N times: store a byte into page (i*STRIDE mod pages) of the map, msync it
  *   Q:N              N times: msync the first page of the map (no store)
  *   ?:N:EVERY        N times: store a byte into the first page of the map (a hot page) and,
@@ -379,6 +382,27 @@ int main(int argc, char **argv)
                 else { int c = open(path, O_RDWR); (void)!pwrite(c, "Y", 1, 1); fsync(c); }
                 _exit(0);
             }
+            int status;
+            waitpid(pid, &status, 0);
+            break;
+        }
+        case ']': { /* system(): this program again on the file, writing byte 0 */
+            char cmd[8300];
+            snprintf(cmd, sizeof cmd, "'%s' '%s' w:0:1:90", argv[0], path);
+            fflush(stdout);
+            if (system(cmd) != 0) r = -1;
+            break;
+        }
+        case '[': { /* a child (exec'd) writes byte 0 while this one sleeps MS before waiting */
+            unsigned long long ms = num(&p);
+            fflush(stdout);
+            pid_t pid = fork();
+            if (pid == 0) {
+                execl("/proc/self/exe", "pc_work", path, "w:0:1:90", (char *)NULL);
+                _exit(0);
+            }
+            struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
             int status;
             waitpid(pid, &status, 0);
             break;

@@ -85,7 +85,9 @@ static int teardown(void **st)
 
 static void clean(void)
 {
-    const char *names[] = {"f", "f.crash", "trace", "out", "marks", "g", "err", "f.ln", "f.other", "g.crash", "f.src"};
+    const char *names[] = {"f",     "f.crash", "trace", "out",     "marks",         "g",
+                           "err",   "f.ln",    "f.other", "g.crash", "f.src",       "trace.owner",
+                           "trace.baton", "trace.refused"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char p[256];
         snprintf(p, sizeof p, "%s/%s", dir, names[i]);
@@ -1326,6 +1328,168 @@ static void test_program_closes_everything(void **st)
     }
 }
 
+/* POWERCUT_RUN: two processes one after the other (a shell's two commands) are one run. The
+ * first ends with data written and not synced (66 over the synced 65, a growth, a store
+ * through a mapping it never unmapped): it hands the run on (TRACE.baton), and the second,
+ * opening the file, numbers on from step 5 in the same trace, with that data still volatile: a
+ * cut in its steps may lose it, its fsync makes it durable. Cut runs carry the live model the
+ * same way. A change of the file between the two by no process of the run stops the second
+ * (exit 97); so does a process after one that ended without handing on. */
+static void test_baton(void **st)
+{
+    (void)st;
+    const char *first = "w:0:4096:65 f w:0:4096:66 t:8192 m:8192 s:5000:10:70";
+    const char *second = "w:8192:512:68 D w:4096:512:69 f";
+    char envs[256], p[300];
+    for (int mapped = 0; mapped < 2; mapped++) {
+        clean();
+        snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace|POWERCUT_RUN=1%s", dir,
+                 mapped ? "|POWERCUT_TRACE_MAPPED=1" : "");
+        assert_int_equal(run(envs, first), 0);
+        pc_trace *t = read_trace(4); /* whole: a run that ends here is complete */
+        pc_trace_free(t);
+        snprintf(p, sizeof p, "%s/trace.baton", dir);
+        assert_int_equal(access(p, F_OK), 0);
+        snprintf(p, sizeof p, "%s/trace.owner", dir);
+        assert_int_not_equal(access(p, F_OK), 0); /* the run has no owner between the two */
+        assert_int_equal(run(envs, second), 0);
+        uint64_t vlen;
+        uint8_t *vol = slurp("f", &vlen);
+        assert_int_equal(vlen, 8704);
+        t = read_trace(7);
+        uint8_t want[8704];
+        memset(want, 65, 4096);
+        trace_image_is(t, 5, "none", want, 4096); /* the first one's 66 is lost */
+        trace_image_is(t, 6, "none", want, 4096);
+        memset(want, 66, 4096);
+        memset(want + 4096, 0, sizeof want - 4096);
+        memset(want + 5000, 70, 10);
+        memset(want + 8192, 68, 512);
+        trace_image_is(t, 5, "none:all", want, 8704); /* or already written back */
+        memset(want, 65, 4096);
+        memset(want + 4096, 0, sizeof want - 4096);
+        memset(want + 4096, 69, 512);
+        trace_image_is(t, 7, "none", want, 8704); /* only the O_DSYNC range and the size */
+        trace_image_is(t, 7, "all", vol, vlen);   /* the fsync: the first one's data too */
+        pc_trace_free(t);
+        free(vol);
+    }
+    /* cut runs: the live model goes on in the second process */
+    uint64_t len;
+    const char *cuts[] = {"5:none", "6:none:all", "7:all"};
+    for (int i = 0; i < 3; i++) {
+        clean();
+        snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace|POWERCUT_RUN=1|POWERCUT_CUT=%s", dir, cuts[i]);
+        assert_int_equal(run(envs, first), 0);
+        assert_int_equal(run(envs, second), 99);
+        uint8_t *img = slurp("f.crash", &len);
+        assert_non_null(img);
+        assert_int_equal(len, i ? 8704 : 4096);
+        assert_true(range_is(img, 0, 4096, i ? 66 : 65));
+        if (i) assert_true(range_is(img, 5000, 10, 70));
+        free(img);
+    }
+    /* POWERCUT_EXIT_STEP=1: each process's end is a crash point (step 5, then 9), where what
+     * it never synced may be lost, and the next one still has it volatile */
+    clean();
+    snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace|POWERCUT_RUN=1|POWERCUT_EXIT_STEP=1", dir);
+    assert_int_equal(run(envs, first), 0);
+    assert_int_equal(run(envs, second), 0);
+    pc_trace *t = read_trace(9);
+    pc_step_info info;
+    assert_int_equal(pc_trace_step_info(t, 5, &info), PC_OK);
+    assert_int_equal(info.call, PC_CALL_EXIT);
+    assert_int_equal(pc_trace_step_info(t, 9, &info), PC_OK);
+    assert_int_equal(info.call, PC_CALL_EXIT);
+    uint8_t want[4096];
+    memset(want, 65, sizeof want);
+    trace_image_is(t, 5, "none", want, 4096);
+    trace_image_is(t, 6, "none", want, 4096);
+    pc_trace_free(t);
+    /* the file changed between the two by a process that is not of the run: found, stopped */
+    clean();
+    snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace|POWERCUT_RUN=1", dir);
+    assert_int_equal(run(envs, first), 0);
+    int fd = open(file, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, "zz", 2, 100), 2);
+    close(fd);
+    assert_int_equal(run(envs, second), 97);
+    /* a process after one killed before it could hand on is refused, named */
+    clean();
+    assert_int_equal(run(envs, "w:0:10:65 k"), -1);
+    capture_err = 1;
+    assert_int_equal(run(envs, second), 97);
+    capture_err = 0;
+    uint8_t *err = slurp("err", &len);
+    assert_non_null(err);
+    err[len] = 0;
+    if (!strstr((char *)err, "ended without handing it on")) fail_msg("not said: %s", (char *)err);
+    free(err);
+}
+
+/* POWERCUT_RUN: an owner that forks a child and waits for it lends it the run (waitpid): the
+ * child (exec'd pc_work) writes byte 0 as step 4 of the one trace, and the parent, back from
+ * the wait, syncs it as step 5; a cut in the child's write loses the parent's unsynced data.
+ * The same through system().
+ * A forked child that writes without exec (no shim of its own) is found behind the parent's
+ * back when the wait returns (97, noted in TRACE.refused); a child whose parent does not wait
+ * for it within POWERCUT_LEND_WAIT is refused, named, and the parent goes on. */
+static void test_lend(void **st)
+{
+    (void)st;
+    char envs[256];
+    clean();
+    snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace|POWERCUT_RUN=1", dir);
+    assert_int_equal(run(envs, "w:0:10:65 f w:20:10:66 y f"), 0);
+    pc_trace *t = read_trace(5);
+    pc_step_info info;
+    assert_int_equal(pc_trace_step_info(t, 4, &info), PC_OK);
+    assert_int_equal(info.call, PC_CALL_PWRITE);
+    assert_int_equal(pc_trace_step_info(t, 5, &info), PC_OK);
+    assert_int_equal(info.call, PC_CALL_FSYNC);
+    uint8_t want[30];
+    memset(want, 65, 10);
+    trace_image_is(t, 4, "none", want, 10); /* the child's byte and the parent's 66: volatile */
+    memset(want + 10, 0, 10);
+    memset(want + 20, 66, 10);
+    want[0] = 90;
+    trace_image_is(t, 5, "all", want, 30);
+    pc_trace_free(t);
+    char p[300];
+    snprintf(p, sizeof p, "%s/trace.refused", dir);
+    assert_int_not_equal(access(p, F_OK), 0);
+    /* system(): glibc waits inside it, unseen; the run is lent around the call */
+    clean();
+    assert_int_equal(run(envs, "w:0:10:65 f w:20:10:66 ] f"), 0);
+    t = read_trace(5);
+    assert_int_equal(pc_trace_step_info(t, 4, &info), PC_OK);
+    assert_int_equal(info.call, PC_CALL_PWRITE);
+    trace_image_is(t, 5, "all", want, 30);
+    pc_trace_free(t);
+    assert_int_not_equal(access(p, F_OK), 0);
+    /* a forked child writing with the parent's shim state (no exec): not modelled, found */
+    clean();
+    assert_int_equal(run(envs, "w:0:10:65 f Y f"), 97);
+    uint64_t len;
+    uint8_t *r = slurp("trace.refused", &len);
+    assert_non_null(r);
+    r[len] = 0;
+    if (!strstr((char *)r, "changed behind the shim's back")) fail_msg("not noted: %s", (char *)r);
+    free(r);
+    /* a parent that sleeps a second before it waits: its child gives up after 100 ms */
+    clean();
+    snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace|POWERCUT_RUN=1|POWERCUT_LEND_WAIT=100", dir);
+    assert_int_equal(run(envs, "w:0:10:65 [:1000 f"), 0);
+    r = slurp("trace.refused", &len);
+    assert_non_null(r);
+    r[len] = 0;
+    if (!strstr((char *)r, "(its parent, which did not wait for a child within 100 ms)")) fail_msg("not said: %s", (char *)r);
+    free(r);
+    t = read_trace(2); /* the parent's two steps, nothing of the child */
+    pc_trace_free(t);
+}
+
 /* Defect 8: an exec in the owner continues the run: the steps before it stay in the trace and
  * numbering goes on, and what was volatile before it stays volatile (never durable), in a
  * traced run and in a cut run, through every exec function; a failed exec changes nothing. */
@@ -2516,6 +2680,10 @@ static void test_foreign_change(void **st)
     expect_lost(envs, "w:0:100:65 h:100:hello f", "its size is 105 bytes");
     expect_lost(envs, "w:0:100:65 z:20 h:10:hello f", "modification time changed");
     expect_lost(envs, "w:0:100:65 z:20 Y f", "stdio");
+    /* an open with O_TRUNC of the tracked file while it is empty moves st_mtime alone: the
+     * shim's own change (a shell's `exec 3>>f` then `cp src f`), not one behind its back */
+    clean();
+    assert_int_equal(run(envs, "z:20 @:f w:0:10:65 f"), 0);
     /* a stream of its own (fopen): its descriptor is followed, so its fsync is a step where
      * the stream's writes are found; "w" truncates outside any step */
     expect_lost("POWERCUT_CUT=9", "w:0:100:65 b:r+:hello", "byte at offset 0 differs");
@@ -2688,6 +2856,8 @@ int main(void)
         cmocka_unit_test(test_fcntl),
         cmocka_unit_test(test_program_closes_everything),
         cmocka_unit_test(test_exec_continues),
+        cmocka_unit_test(test_baton),
+        cmocka_unit_test(test_lend),
         cmocka_unit_test(test_diskfull_hole_sigbus),
         cmocka_unit_test(test_diskfull_room_where_backed),
         cmocka_unit_test(test_created_name_needs_dir_fsync),
