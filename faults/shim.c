@@ -2806,7 +2806,7 @@ static int do_fsync(int call, int fd, int (*real)(int))
         uint64_t dev, ino;
         uint32_t id;
         char dir[PATH_MAX];
-        if (S.active && !S.dead && !busy && S.nfiles && pc__ns_is_dir(fd, &dev, &ino) &&
+        if (S.active && !S.dead && !busy && (S.nfiles || S.nknown) && pc__ns_is_dir(fd, &dev, &ino) &&
             !pc__ns_fd_path(fd, dir, sizeof dir) && dir_holds(dir, &id))
             return do_fsync_dir(call, fd, dir, id, real);
         if (S.npdirs && before_claim() && pc__ns_is_dir(fd, &dev, &ino) && !pc__ns_fd_path(fd, dir, sizeof dir)) {
@@ -3897,15 +3897,28 @@ static int call_rmdir(void *p)
                          : (int)syscall(SYS_unlinkat, a->dirfd, a->path, AT_REMOVEDIR);
 }
 
+/* Whether this process records directory and link changes: it owns the run (a tracked file
+ * is not needed: under POWERCUT_RUN a `mkdir` command owns the run for its one call). */
+static int tree_watching(void) { return S.active && !S.dead && !busy && S.claimed && getpid() == S.owner; }
+
+/* Under POWERCUT_RUN a change in the tracked tree by a process that does not own the run (a
+ * script's `mkdir d`, `ln -s`) takes it first, so that the change is a step of the one trace
+ * and goes on with the baton (else the next command would find the directory durable). */
+static void tree_claim(const char *name)
+{
+    if (in_run() && !S.claimed && S.active && !S.dead && !busy && S.trace_path && in_tracked_tree(name)) claim_now();
+}
+
 static int do_dir(int made, int dirfd, const char *path, mode_t mode)
 {
     dir_args a = {dirfd, path, mode};
     int (*call)(void *) = made ? call_mkdir : call_rmdir;
-    if (!path || (!ns_watching() && !before_claim())) return call(&a);
+    if (!path || (!tree_watching() && !before_claim())) return call(&a);
     char name[PATH_MAX];
     pc__ns_name(dirfd, path, name, sizeof name);
     if (!in_tracked_tree(name)) return call(&a);
-    if (!ns_watching()) { /* no model yet */
+    tree_claim(name);
+    if (!tree_watching()) { /* no model yet */
         int r = call(&a), saved = errno;
         if (r == 0 && S.ns != PC_NS_NONE) pdir_note(made, name);
         errno = saved;
@@ -3934,10 +3947,12 @@ static int call_symlink(void *p)
 static int do_symlink(const char *target, int dirfd, const char *path)
 {
     link_args a = {target, dirfd, path};
-    if (!target || !path || !ns_watching()) return call_symlink(&a);
+    if (!target || !path || (!tree_watching() && !(in_run() && before_claim()))) return call_symlink(&a);
     char name[PATH_MAX];
     pc__ns_name(dirfd, path, name, sizeof name);
     if (!in_tracked_tree(name)) return call_symlink(&a);
+    tree_claim(name);
+    if (!tree_watching()) return call_symlink(&a);
     int there;
     if (!pc__ns_absent(dirfd, path) || tracked_at(dirfd, path, 0, &there) >= 0 || there)
         return call_symlink(&a); /* EEXIST: changes nothing */

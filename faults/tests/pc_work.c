@@ -84,9 +84,9 @@
  *   ^:NAME:HOW       a hard link NAME to the current file (HOW: l link, a linkat)
  *   /:NAME           fsync the directory NAME ("." : FILE's directory)
  *   (:NAME / ):NAME  mkdir (0755) / rmdir NAME
- *   ]:FROM:TO        rename(2) of FROM to TO (names, not the current file: a directory)
+ *   8:FROM:TO        rename(2) of FROM to TO (names, not the current file: a directory)
  *   }:OFF:LEN        madvise(MADV_REMOVE) of the map range (punches a hole in the file)
- *   [:TARGET:NAME    symlink(TARGET, NAME): a symbolic link NAME to TARGET (as given)
+ *   7:TARGET:NAME    symlink(TARGET, NAME): a symbolic link NAME to TARGET (as given)
  *   ':NAME           an O_TMPFILE file in FILE's directory, 10 bytes of 't' written and
  *                    fsynced, then linked as NAME (linkat of /proc/self/fd/N)
  *   `                ioctl(FICLONE) of FILE.src (created, 4096 bytes of 's') into the file
@@ -624,7 +624,7 @@ int main(int argc, char **argv)
             if (t >= 0) close(t);
             break;
         }
-        case '[': {
+        case '7': {
             char target[4096], name[4096];
             size_t len = strcspn(p, ":");
             snprintf(target, sizeof target, "%.*s", (int)len, p);
@@ -633,7 +633,7 @@ int main(int argc, char **argv)
             r = symlink(target, name);
             break;
         }
-        case ']': {
+        case '8': {
             char from[4096], to[4096];
             name_at(&p, from, sizeof from);
             name_at(&p, to, sizeof to);
