@@ -52,7 +52,8 @@ enum {
   MP_ENOTSTAGED = -13, /* mp_protected_commit/abort without mp_protected_begin */
   MP_EINCOMPLETE = -14,/* the file is the leftover of an interrupted mp_create */
   MP_EPOISONED = -15,  /* an earlier I/O error left the durable state uncertain: reopen */
-  MP_EACCES = -16      /* permission denied */
+  MP_EACCES = -16,     /* permission denied */
+  MP_ENOTSUP = -17     /* the call is not implemented for this file's format yet (0.3: protected pages) */
 };
 
 /* Flags for mp_open. */
@@ -70,8 +71,15 @@ enum {
  * without the flag MP_ENOSPC comes at allocation. The pages the pager itself writes into
  * (a protected page's two copies, a new directory block's pages) are reserved one by one
  * before their first write, so the library's own stores never fault: a full disk there is
- * MP_ENOSPC, as before. Per handle: nothing of it is kept in the file. */
+ * MP_ENOSPC, as before. A 0.2 file keeps nothing of it: the flag is the handle's. A 0.3 file
+ * created with it keeps it in its superblock, and every later handle of it grows so. */
 #define MP_SPARSE 0x8u
+/* With MP_CREATE (or mp_create_flags): a file this call creates is in the 0.3 format
+ * (pager/FORMAT.md section 3: up to 2^32 pages, every operation one commit of two msyncs, no
+ * metadata write a garbage sector can make fatal), which the mappedpages 0.2 crate refuses.
+ * An existing file is opened in its own format whatever the flag. Not yet in 0.3: protected
+ * pages (MP_ENOTSUP), and the upgrade of a 0.2 file. */
+#define MP_FORMAT_3 0x10u
 
 #define MP_DEFAULT_PAGE_SIZE 4096u
 #define MP_MIN_PAGE_SIZE 1024u
@@ -83,6 +91,9 @@ typedef struct mp_pager mp_pager;
  * Fails with MP_EEXIST if the path exists, unless it is the leftover of a create
  * that a power cut interrupted, which is replaced. */
 MP_API int mp_create(const char *path, size_t page_size, mp_pager **out);
+/* As mp_create, with flags: MP_FORMAT_3 (the file is 0.3), MP_SPARSE (as for mp_open; a 0.3
+ * file keeps it). Other bits: MP_EINVAL. */
+MP_API int mp_create_flags(const char *path, size_t page_size, unsigned flags, mp_pager **out);
 
 /* Opens an existing file; the page size is read from it. With MP_CREATE, a
  * missing file (or an interrupted create) is created with MP_DEFAULT_PAGE_SIZE.
@@ -129,7 +140,8 @@ MP_API const char *mp_strerror(int code);
 MP_API size_t mp_page_size(const mp_pager *p);
 MP_API uint64_t mp_page_count(const mp_pager *p); /* pages in the file, reserved ones included */
 MP_API uint64_t mp_free_count(const mp_pager *p);
-/* Most pages this file can ever hold at its page size: (page_size - 28) * 8. */
+/* Most pages this file can ever hold: at its page size, (page_size - 28) * 8 for a 0.2
+ * file; 2^32 for a 0.3 file. */
 MP_API uint64_t mp_capacity(const mp_pager *p);
 
 /* ---- Regular pages ---------------------------------------------------------
@@ -222,6 +234,9 @@ MP_API uint64_t mp_leaked_count(const mp_pager *p);
 /* Page 0's first sector held garbage (a torn write on a drive without atomic sectors):
  * page 0 is rebuilt from the metadata and directory pages and written whole (see README). */
 #define MP_RECOVER_SALVAGE 0x40u
+/* A 0.3 file: a commit that a power cut interrupted left leaf slots newer than the root,
+ * whose magic is zeroed so that no later root can make them current (FORMAT.md 3.3). */
+#define MP_RECOVER_LEAVES 0x80u
 MP_API unsigned mp_recovery(const mp_pager *p);
 
 /* What each page of a file is, read from a copy of the file held in memory (`len` bytes)

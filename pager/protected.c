@@ -142,6 +142,7 @@ int mp_protected_alloc(mp_pager *p, uint64_t *id) {
   if (!p || !id) return MP_EINVAL;
   int rc = mp__writable(p);
   if (rc != MP_OK) return rc;
+  if (p->fmt3) return MP_ENOTSUP; /* (FORMAT.md 3.6's protected operations are still to come) */
   uint32_t b, e;
   if (!find_free_entry(p, &b, &e)) return alloc_in_new_block(p, id);
 

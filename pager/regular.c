@@ -7,6 +7,10 @@
 
 /* MP_OK for an allocated regular page, else the code that says why not. */
 static int check_regular(const mp_pager *p, uint64_t id) {
+  if (p->fmt3) {
+    if (id >= p->total || mp3__meta_page(p, id)) return MP_EINVAL;
+    return mp3__allocated(p, id) ? MP_OK : MP_ENOTALLOC;
+  }
   if (id < MP_RESERVED_PAGES || id >= p->total || mp__bit(p->owned, id) || mp__bit(p->reclaim, id)) return MP_EINVAL;
   return mp__allocated(p, id) ? MP_OK : MP_ENOTALLOC;
 }
@@ -16,6 +20,7 @@ int mp_alloc_bulk(mp_pager *p, size_t n, uint64_t *ids) {
   int rc = mp__writable(p);
   if (rc != MP_OK || n == 0) return rc;
   if (n > p->capacity) return MP_EFULL;
+  if (p->fmt3) return mp3__alloc_bulk(p, n, ids);
   uint64_t total;
   if ((rc = mp__find_free(p, n, ids, &total)) != MP_OK) return rc;
   mp_meta_txn txn;
@@ -43,6 +48,7 @@ int mp_free_bulk(mp_pager *p, size_t n, const uint64_t *ids) {
   }
   free(seen);
   if (rc != MP_OK) return rc;
+  if (p->fmt3) return mp3__free_bulk(p, n, ids);
   mp_meta_txn txn;
   mp__meta_begin(p, p->total, &txn);
   for (size_t i = 0; i < n; i++) mp__meta_set(p, &txn, ids[i], false);
@@ -76,6 +82,7 @@ int mp_sync(mp_pager *p) {
 /* Word w of the regular-page set: allocated, owned by no structure, not awaiting
  * reclaim, not reserved, inside the file's pages. */
 static uint64_t regular_word(const mp_pager *p, const uint8_t *bm, uint64_t w) {
+  if (p->fmt3) return mp3__regular_word(p, w);
   if (w >= (p->total + 63) / 64) return 0; /* (w * 64 wraps past 2^58 words) */
   uint64_t bits = mp__get64(bm + w * 8) & ~p->owned[w] & ~p->reclaim[w];
   if (w == 0) bits &= ~((UINT64_C(1) << MP_RESERVED_PAGES) - 1);
@@ -85,7 +92,7 @@ static uint64_t regular_word(const mp_pager *p, const uint8_t *bm, uint64_t w) {
 
 int mp_regular_bits(const mp_pager *p, uint64_t first_word, uint64_t *words, size_t n) {
   if (!p || (!words && n)) return MP_EINVAL;
-  const uint8_t *bm = p->map ? mp__active_meta(p) + MP_META_BITMAP : NULL;
+  const uint8_t *bm = !p->map ? NULL : p->fmt3 ? p->map : mp__active_meta(p) + MP_META_BITMAP;
   /* A word whose index wraps past 2^64 is past the file too, not word 0 again. */
   for (size_t k = 0; k < n; k++)
     words[k] = bm && k <= UINT64_MAX - first_word ? regular_word(p, bm, first_word + k) : 0;
@@ -96,7 +103,7 @@ int mp_next_regular(const mp_pager *p, uint64_t from, uint64_t *id) {
   if (!p || !id) return MP_EINVAL;
   if (from < MP_RESERVED_PAGES) from = MP_RESERVED_PAGES;
   if (!p->map) return MP_ENOENT; /* a failed mp_reload left no file loaded */
-  const uint8_t *bm = mp__active_meta(p) + MP_META_BITMAP;
+  const uint8_t *bm = p->fmt3 ? NULL : mp__active_meta(p) + MP_META_BITMAP;
   for (uint64_t w = from / 64; w * 64 < p->total; w++) {
     uint64_t bits = regular_word(p, bm, w);
     if (w == from / 64) bits &= ~UINT64_C(0) << (from % 64);
