@@ -124,6 +124,22 @@ int mp3__format(int fd, unsigned log2, bool sparse) {
   return rc;
 }
 
+/* A create cut short leaves each byte zero or what create writes there, except that a drive
+ * without atomic sectors may leave one sector being written as garbage: in the root's or the
+ * leaf's block (the first msync), or in the superblock's sector (the second). So one aligned
+ * region of MP3_SECTOR bytes (the largest sector 0.3 assumes) may differ, and only while the
+ * superblock sector is not the one create writes, since that lands after the rest is durable.
+ * Any other file of this size differs in more than one region: it is not replaced. */
+static bool leftover_of(const uint8_t *buf, const uint8_t *img, uint64_t size) {
+  uint64_t odd_region = UINT64_MAX;
+  for (uint64_t i = 0; i < size; i++) {
+    if (buf[i] == 0 || buf[i] == img[i]) continue;
+    if (odd_region != UINT64_MAX && odd_region != i / MP3_SECTOR) return false;
+    odd_region = i / MP3_SECTOR;
+  }
+  return odd_region == UINT64_MAX || memcmp(buf, img, MP3_SB_LEN) != 0;
+}
+
 bool mp3__is_leftover(int fd, uint64_t size) {
   if (size == 0 || size % NEW_BLOCKS) return false;
   uint64_t mb = size / NEW_BLOCKS;
@@ -135,8 +151,7 @@ bool mp3__is_leftover(int fd, uint64_t size) {
     for (uint64_t ps = mb == MP3_SECTOR ? MP_MIN_PAGE_SIZE : mb; ps <= mb && !match; ps *= 2)
       for (int sparse = 0; sparse < 2 && !match; sparse++) {
         new_image((unsigned)__builtin_ctzll(ps), sparse, img);
-        match = true;
-        for (uint64_t i = 0; i < size && match; i++) match = buf[i] == 0 || buf[i] == img[i];
+        match = leftover_of(buf, img, size);
       }
   }
   free(buf);

@@ -182,6 +182,30 @@ static void test_every_cut_of_create(void **state) {
     /* all of them, with the superblock sector */
     memcpy(img, fresh, len);
     assert_opens_or_leftover(img, len, ps, true);
+    /* a garbage sector (512 bytes, or a 4 KiB one) in the first msync, or in the superblock's */
+    for (size_t g = 0; g < 3; g++) {
+      size_t at = g == 0 ? 2 * mb + 512 : g == 1 ? 3 * mb : 0, n = g == 1 ? 4096 : 512;
+      memcpy(img, fresh, len);
+      if (g < 2) memset(img, 0, MP3_SB_LEN);
+      for (size_t b = 0; b < n; b++) img[at + b] = (uint8_t)(0x5A ^ b);
+      assert_opens_or_leftover(img, len, ps, false);
+    }
+    /* two such regions, or one under a superblock that landed: not a create's, never replaced */
+    for (int g = 0; g < 2; g++) {
+      memcpy(img, fresh, len);
+      img[2 * mb + 100] = 0x5A; /* the root */
+      if (g == 0) memset(img, 0, MP3_SB_LEN), img[5 * mb + 7] = 0x5A;
+      const char *path = t_path(0, "notours.mp");
+      assert_int_equal(t_write_file(path, img, len), 0);
+      mp_pager *p;
+      assert_int_equal(mp_open(path, MP_CREATE | MP_FORMAT_3, &p), MP_ECORRUPT);
+      assert_int_equal(mp_create_flags(path, ps, MP_FORMAT_3, &p), MP_EEXIST);
+      size_t got;
+      uint8_t *kept = t_read_file(path, &got);
+      assert_int_equal(got, len);
+      assert_memory_equal(kept, img, len);
+      free(kept);
+    }
     /* the sparse variant's leftover is one too */
     free(fresh);
     fresh = create_image(ps, MP_SPARSE, &len);
