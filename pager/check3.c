@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "crc32.h"
 #include "internal.h"
 
 typedef struct check3 {
@@ -30,8 +31,77 @@ static bool bit_in(const mp_pager *p, const unsigned *cur, uint64_t id) {
   return mp3__slot(p, k, cur[k])[MP3_LEAF_BITMAP + i / 8] >> (i % 8) & 1;
 }
 
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* A block that a reference or entry names: whole, inside the file, no metadata block, allocated;
+ * its pages are appended to `pages` (room for them made by the caller). */
+static void claim(const mp_pager *p, check3 *c, const unsigned *cur, uint64_t total, uint64_t first, const char *kind,
+                  uint64_t num, uint64_t *pages, size_t *n) {
+  const uint64_t m = p->v3->m;
+  if (first % m || first >= total || total - first < m || mp3__meta_page(p, first)) {
+    found(c, "%s %llu names page %llu, which is not a whole data block inside the file", kind, (unsigned long long)num,
+          (unsigned long long)first);
+    return;
+  }
+  for (uint64_t id = first; id < first + m; id++) {
+    if (!bit_in(p, cur, id))
+      found(c, "%s %llu names page %llu, which its leaf says is free", kind, (unsigned long long)num,
+            (unsigned long long)id);
+    pages[(*n)++] = id;
+  }
+}
+
+/* The directory blocks of the root and their entries, as open reads them, and the handle's. */
+static int check_dirs(mp_pager *p, check3 *c, const uint8_t *root, uint32_t dc, uint64_t total, const unsigned *cur,
+                      bool content) {
+  const mp3_state *s = p->v3;
+  uint64_t *pages = mp__malloc(((size_t)dc * (2 + 2 * p->dir_cap) * s->m + 1) * sizeof *pages);
+  if (!pages) return MP_ENOMEM;
+  size_t n = 0;
+  if (dc != p->dir_count) found(c, "%u directory blocks in the file, %u in memory", dc, p->dir_count);
+  for (uint32_t b = 0; b < dc; b++) {
+    const uint8_t *ref = mp3__root_ref(root, b);
+    uint64_t pg[2] = {mp__get64(ref), mp__get64(ref + 8)};
+    unsigned active = ref[MP_REF_ACTIVE];
+    size_t before = n;
+    for (int k = 0; k < 2; k++) claim(p, c, cur, total, pg[k], "directory reference", b, pages, &n);
+    if (n - before != 2 * s->m) continue;
+    const uint8_t *dir = mp__pg(p, pg[active]);
+    if (!mp__dir_valid(dir, p->ps)) {
+      found(c, "directory page %llu (block %u, current copy) is damaged", (unsigned long long)pg[active], b);
+      continue;
+    }
+    uint32_t used = 0;
+    for (uint32_t e = 0; e < p->dir_cap; e++) {
+      mp_entry ent;
+      mp__entry_decode(mp__entry_at_c(dir, e), &ent);
+      if (!ent.in_use) continue;
+      used++;
+      uint64_t id = (uint64_t)b * p->dir_cap + e;
+      size_t at = n;
+      for (int k = 0; k < 2; k++) claim(p, c, cur, total, ent.page[k], "protected page", id, pages, &n);
+      if (n - at == 2 * s->m && ent.page[0] != ent.page[1] && content &&
+          mp__crc32(0, mp__pg(p, ent.page[ent.slot]), p->ps) != ent.crc)
+        found(c, "protected page %llu: its current copy (page %llu) does not match the checksum in its entry",
+              (unsigned long long)id, (unsigned long long)ent.page[ent.slot]);
+    }
+    if (b < p->dir_count && (p->blocks[b].page[0] != pg[0] || p->blocks[b].page[1] != pg[1] ||
+                             p->blocks[b].active != active || p->blocks[b].used != used))
+      found(c, "directory block %u in memory differs from the file", b);
+  }
+  qsort(pages, n, sizeof *pages, cmp_u64);
+  for (size_t i = 1; i < n; i++)
+    if (pages[i] == pages[i - 1]) found(c, "page %llu is used twice", (unsigned long long)pages[i]);
+  if (n != s->owned_n || (n && memcmp(pages, s->owned, n * sizeof *pages)))
+    found(c, "the pages owned by directory blocks and protected pages in memory differ from the file's");
+  free(pages);
+  return MP_OK;
+}
+
 int mp3__check(mp_pager *p, unsigned flags, mp_report_fn report, void *arg, unsigned *findings) {
-  (void)flags; /* no protected pages yet: nothing whose content to read */
   check3 c = {.report = report, .arg = arg};
   const mp3_state *s = p->v3;
   const size_t ps = p->ps;
@@ -125,6 +195,11 @@ int mp3__check(mp_pager *p, unsigned flags, mp_report_fn report, void *arg, unsi
         if (!bit_in(p, cur, id))
           found(&c, "group %llu: its leaf slots' page %llu is free in its leaf", (unsigned long long)k,
                 (unsigned long long)id);
+    if (check_dirs(p, &c, mp__pg(p, s->sb.root[r->slot]), r->dir_count, r->total, cur,
+                   !(flags & MP_CHECK_NO_CONTENT)) != MP_OK) {
+      free(cur);
+      return MP_ENOMEM;
+    }
   }
   free(cur);
 out:

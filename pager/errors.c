@@ -20,7 +20,6 @@ const char *mp_strerror(int code) {
     case MP_EINCOMPLETE: return "the file is the leftover of an interrupted create; mp_create or MP_CREATE replaces it";
     case MP_EPOISONED: return "an earlier I/O error left the durable state uncertain: close and reopen the file";
     case MP_EACCES: return "permission denied";
-    case MP_ENOTSUP: return "not implemented for this file's format yet (protected pages in a 0.3 file)";
     default: return "unknown error code";
   }
 }

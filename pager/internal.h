@@ -43,6 +43,10 @@ typedef struct mp3_state {
    * the disk before the next commit: else a root of the same generation would make them current. */
   uint64_t *unstage;
   size_t unstage_n, unstage_cap;
+  /* Every page of the blocks that directory blocks and protected pages own, sorted: not a
+   * bitmap of the file, whose size would follow the file's (3.9). */
+  uint64_t *owned;
+  size_t owned_n, owned_cap;
 } mp3_state;
 
 struct mp_pager {
@@ -187,6 +191,15 @@ static inline uint64_t mp3__group_size(const mp_pager *p, uint64_t k) {
 bool mp3__allocated(const mp_pager *p, uint64_t id);
 /* Whether page id belongs to a metadata block: the superblock's, a root's, a leaf slot's. */
 bool mp3__meta_page(const mp_pager *p, uint64_t id);
+/* The owned-page list: membership, room for n more, a run of pages added or removed. */
+bool mp3__owned(const mp_pager *p, uint64_t id);
+int mp3__own_reserve(mp_pager *p, size_t n);
+void mp3__own(mp_pager *p, uint64_t first, uint64_t n);
+void mp3__disown(mp_pager *p, uint64_t first, uint64_t n);
+/* Protected pages of a 0.3 file: one commit each (3.6). Entry (b, e) is in use (ent). */
+int mp3__protected_alloc(mp_pager *p, uint64_t *id);
+int mp3__protected_free(mp_pager *p, uint32_t b, uint32_t e, const mp_entry *ent);
+int mp3__protected_commit(mp_pager *p, uint32_t b, uint32_t e, const mp_entry *ent);
 /* Word w of the regular-page set (as mp_regular_bits gives it). */
 uint64_t mp3__regular_word(const mp_pager *p, uint64_t w);
 int mp3__alloc_bulk(mp_pager *p, size_t n, uint64_t *ids);

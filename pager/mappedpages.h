@@ -52,8 +52,7 @@ enum {
   MP_ENOTSTAGED = -13, /* mp_protected_commit/abort without mp_protected_begin */
   MP_EINCOMPLETE = -14,/* the file is the leftover of an interrupted mp_create */
   MP_EPOISONED = -15,  /* an earlier I/O error left the durable state uncertain: reopen */
-  MP_EACCES = -16,     /* permission denied */
-  MP_ENOTSUP = -17     /* the call is not implemented for this file's format yet (0.3: protected pages) */
+  MP_EACCES = -16      /* permission denied */
 };
 
 /* Flags for mp_open. */
@@ -77,8 +76,8 @@ enum {
 /* With MP_CREATE (or mp_create_flags): a file this call creates is in the 0.3 format
  * (pager/FORMAT.md section 3: up to 2^32 pages, every operation one commit of two msyncs, no
  * metadata write a garbage sector can make fatal), which the mappedpages 0.2 crate refuses.
- * An existing file is opened in its own format whatever the flag. Not yet in 0.3: protected
- * pages (MP_ENOTSUP), and the upgrade of a 0.2 file. */
+ * An existing file is opened in its own format whatever the flag. Not yet: the upgrade of a
+ * 0.2 file, which still stops at its capacity with MP_EFULL. */
 #define MP_FORMAT_3 0x10u
 
 #define MP_DEFAULT_PAGE_SIZE 4096u

@@ -61,8 +61,54 @@ uint64_t mp3__regular_word(const mp_pager *p, uint64_t w) {
   }
   if (p->total - first < 64) bits &= (UINT64_C(1) << (p->total - first)) - 1;
   for (unsigned j = 0; j < 64; j++)
-    if (bits >> j & 1 && mp3__meta_page(p, first + j)) bits &= ~(UINT64_C(1) << j);
+    if (bits >> j & 1 && (mp3__meta_page(p, first + j) || mp3__owned(p, first + j))) bits &= ~(UINT64_C(1) << j);
   return bits;
+}
+
+/* ---- owned pages --------------------------------------------------------------- */
+
+/* Index of the first owned page >= id. */
+static size_t owned_at(const mp3_state *s, uint64_t id) {
+  size_t lo = 0, hi = s->owned_n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (s->owned[mid] < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+bool mp3__owned(const mp_pager *p, uint64_t id) {
+  const mp3_state *s = p->v3;
+  size_t i = owned_at(s, id);
+  return i < s->owned_n && s->owned[i] == id;
+}
+
+int mp3__own_reserve(mp_pager *p, size_t n) {
+  mp3_state *s = p->v3;
+  if (s->owned_n + n <= s->owned_cap) return MP_OK;
+  size_t cap = s->owned_cap ? s->owned_cap : 64;
+  while (cap < s->owned_n + n) cap *= 2;
+  uint64_t *o = mp__realloc(s->owned, cap * sizeof *o);
+  if (!o) return MP_ENOMEM;
+  s->owned = o;
+  s->owned_cap = cap;
+  return MP_OK;
+}
+
+void mp3__own(mp_pager *p, uint64_t first, uint64_t n) { /* (room reserved by the caller) */
+  mp3_state *s = p->v3;
+  size_t i = owned_at(s, first);
+  memmove(s->owned + i + n, s->owned + i, (s->owned_n - i) * sizeof *s->owned);
+  for (uint64_t k = 0; k < n; k++) s->owned[i + k] = first + k;
+  s->owned_n += n;
+}
+
+void mp3__disown(mp_pager *p, uint64_t first, uint64_t n) {
+  mp3_state *s = p->v3;
+  size_t i = owned_at(s, first), j = owned_at(s, first + n);
+  memmove(s->owned + i, s->owned + j, (s->owned_n - j) * sizeof *s->owned);
+  s->owned_n -= j - i;
 }
 
 int mp3__probe(const uint8_t *head, size_t len, unsigned *log2, char *why, size_t whylen) {
@@ -206,6 +252,76 @@ int mp3__invalidate(mp_pager *p, uint64_t page) {
   return mp__sys_msync(p, page, 1);
 }
 
+/* A block a directory reference or entry names (`kind` number `num`): whole, inside the file,
+ * allocated, no metadata block; its pages go into the owned list (sorted afterwards). */
+static int claim_block(mp_pager *p, uint64_t first, const char *kind, uint64_t num, char *why, size_t whylen) {
+  mp3_state *s = p->v3;
+  const char *problem = NULL;
+  if (first % s->m || first > p->total - s->m) problem = "not a whole metadata block inside the file";
+  else if (mp3__meta_page(p, first)) problem = "a metadata block";
+  for (uint64_t id = first; !problem && id < first + s->m; id++)
+    if (!mp3__allocated(p, id)) problem = "free in its group's leaf";
+  if (problem) {
+    snprintf(why, whylen, "%s %llu names page %llu, %s", kind, (unsigned long long)num, (unsigned long long)first,
+             problem);
+    return MP_ECORRUPT;
+  }
+  int rc = mp3__own_reserve(p, s->m);
+  if (rc != MP_OK) return rc;
+  for (uint64_t id = first; id < first + s->m; id++) s->owned[s->owned_n++] = id;
+  return MP_OK;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* The directory blocks the root names (0.2's directory pages, FORMAT.md 3.4), and the pages
+ * they and their entries own, each owned once. */
+static int load_dirs(mp_pager *p, const uint8_t *root, uint32_t dc, char *why, size_t whylen) {
+  mp3_state *s = p->v3;
+  int rc = mp__blocks_reserve(p, dc);
+  if (rc != MP_OK) return rc;
+  for (uint32_t b = 0; b < dc; b++) {
+    const uint8_t *ref = mp3__root_ref(root, b);
+    mp_block *blk = &p->blocks[b];
+    *blk = (mp_block){.page = {mp__get64(ref), mp__get64(ref + 8)}, .active = ref[MP_REF_ACTIVE]};
+    p->dir_count = b + 1; /* so that close frees what this block allocates */
+    if (!(blk->staged = mp__calloc((p->dir_cap + 63) / 64, 8))) return MP_ENOMEM;
+    for (int k = 0; k < 2; k++)
+      if ((rc = claim_block(p, blk->page[k], "directory reference", b, why, whylen)) != MP_OK) return rc;
+    const uint8_t *cur = mp__pg(p, blk->page[blk->active]);
+    if (!mp__dir_valid(cur, p->ps)) {
+      snprintf(why, whylen, "directory page %llu (block %u, current copy) is damaged",
+               (unsigned long long)blk->page[blk->active], b);
+      return MP_ECORRUPT;
+    }
+    for (uint32_t e = 0; e < p->dir_cap; e++) {
+      mp_entry ent;
+      mp__entry_decode(mp__entry_at_c(cur, e), &ent);
+      if (!ent.in_use) continue;
+      uint64_t id = (uint64_t)b * p->dir_cap + e;
+      if (ent.page[0] == ent.page[1]) {
+        snprintf(why, whylen, "protected page %llu uses page %llu for both copies", (unsigned long long)id,
+                 (unsigned long long)ent.page[0]);
+        return MP_ECORRUPT;
+      }
+      for (int k = 0; k < 2; k++)
+        if ((rc = claim_block(p, ent.page[k], "protected page", id, why, whylen)) != MP_OK) return rc;
+      blk->used++;
+    }
+  }
+  if (s->owned_n) qsort(s->owned, s->owned_n, sizeof *s->owned, cmp_u64);
+  for (size_t i = 1; i < s->owned_n; i++)
+    if (s->owned[i] == s->owned[i - 1]) {
+      snprintf(why, whylen, "page %llu is owned twice (by directory blocks or protected pages)",
+               (unsigned long long)s->owned[i]);
+      return MP_ECORRUPT;
+    }
+  return MP_OK;
+}
+
 int mp3__load(mp_pager *p, char *why, size_t whylen) {
   if (!(p->v3 = mp__calloc(1, sizeof *p->v3))) return MP_ENOMEM;
   mp3_state *s = p->v3;
@@ -246,11 +362,6 @@ int mp3__load(mp_pager *p, char *why, size_t whylen) {
     snprintf(why, whylen, "the root claims %llu pages but the file holds %llu", (unsigned long long)r->total,
              (unsigned long long)file_pages);
     return MP_ECORRUPT;
-  }
-  if (r->dir_count) {
-    snprintf(why, whylen, "the root lists %u directory blocks: protected pages of 0.3 files are not read yet",
-             r->dir_count);
-    return MP_EVERSION;
   }
   p->total = r->total;
   p->generation = r->generation;
@@ -304,7 +415,7 @@ int mp3__load(mp_pager *p, char *why, size_t whylen) {
   const uint64_t blocks[5] = {0, s->sb.root[0], s->sb.root[1], s->sb.leaf0[0], s->sb.leaf0[1]};
   for (int i = 0; i < 5; i++)
     if ((rc = meta_block_ok(p, blocks[i], names[i < 4 ? i : 3], why, whylen)) != MP_OK) return rc;
-  return MP_OK;
+  return load_dirs(p, mp__pg(p, s->sb.root[r->slot]), r->dir_count, why, whylen);
 }
 
 void mp3__unload(mp_pager *p) {
@@ -312,6 +423,7 @@ void mp3__unload(mp_pager *p) {
   free(p->v3->group);
   free(p->v3->has_free);
   free(p->v3->unstage);
+  free(p->v3->owned);
   free(p->v3);
   p->v3 = NULL;
 }

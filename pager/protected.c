@@ -142,7 +142,7 @@ int mp_protected_alloc(mp_pager *p, uint64_t *id) {
   if (!p || !id) return MP_EINVAL;
   int rc = mp__writable(p);
   if (rc != MP_OK) return rc;
-  if (p->fmt3) return MP_ENOTSUP; /* (FORMAT.md 3.6's protected operations are still to come) */
+  if (p->fmt3) return mp3__protected_alloc(p, id);
   uint32_t b, e;
   if (!find_free_entry(p, &b, &e)) return alloc_in_new_block(p, id);
 
@@ -185,6 +185,7 @@ int mp_protected_free(mp_pager *p, uint64_t id) {
   mp_entry ent;
   int rc = writable_entry(p, id, &b, &e, &ent);
   if (rc != MP_OK) return rc;
+  if (p->fmt3) return mp3__protected_free(p, b, e, &ent);
   static const uint8_t cleared[MP_ENTRY_SIZE];
   if ((rc = mp__dir_stage(p, b, e, cleared, MP_NO_PAGE)) != MP_OK) return rc;
   mp_block *blk = &p->blocks[b];
@@ -249,6 +250,7 @@ int mp_protected_commit(mp_pager *p, uint64_t id) {
   if (rc != MP_OK) return rc;
   mp_block *blk = &p->blocks[b];
   if (!mp__bit(blk->staged, e)) return MP_ENOTSTAGED;
+  if (p->fmt3) return mp3__protected_commit(p, b, e, &ent);
   /* Two barriers (commit.c): the copy and the next directory page together, then
    * the selector. */
   uint64_t next = ent.page[!ent.slot];

@@ -8,7 +8,7 @@
 /* MP_OK for an allocated regular page, else the code that says why not. */
 static int check_regular(const mp_pager *p, uint64_t id) {
   if (p->fmt3) {
-    if (id >= p->total || mp3__meta_page(p, id)) return MP_EINVAL;
+    if (id >= p->total || mp3__meta_page(p, id) || mp3__owned(p, id)) return MP_EINVAL;
     return mp3__allocated(p, id) ? MP_OK : MP_ENOTALLOC;
   }
   if (id < MP_RESERVED_PAGES || id >= p->total || mp__bit(p->owned, id) || mp__bit(p->reclaim, id)) return MP_EINVAL;

@@ -1,5 +1,6 @@
-/* pc_fmt3_work.c: a small deterministic workload on a 0.3 file, each operation marked, run under
- * the power-cut shim by test_fmt3_cuts; it writes the state after each operation to a side file. */
+/* pc_fmt3_work.c: a small deterministic workload on a 0.3 file (regular and protected pages), each
+ * operation marked, run under the power-cut shim by test_fmt3_cuts; it writes the state after
+ * each operation to a side file. */
 #include "../../faults/powercut_mark.h"
 #include "mappedpages.h"
 
@@ -10,7 +11,8 @@
 
 /* Usage: pc_fmt3_work FILE OPS PAGE_SIZE STATES [sparse]
  * STATES (not a file the shim tracks) gets a line per operation n (1 is the create): "n", then
- * " id:byte" for every allocated regular page and the byte its whole content holds. */
+ * " id:byte" for every allocated regular page and the byte its whole content holds, then
+ * " Pid=byte" for every protected page and the byte its committed content holds. */
 
 #define CHECK(call)                                                              \
   do {                                                                           \
@@ -27,6 +29,10 @@ static void state(FILE *out, mp_pager *p, long op) {
   fprintf(out, "%ld", op);
   for (uint64_t id = 0; mp_next_regular(p, id, &id) == MP_OK; id++)
     fprintf(out, " %llu:%u", (unsigned long long)id, byte_of[id & 0xFFFF]);
+  for (uint64_t id = 0; mp_next_protected(p, id, &id) == MP_OK; id++) {
+    const void *d;
+    fprintf(out, " P%llu=%u", (unsigned long long)id, mp_protected_read(p, id, &d) == MP_OK ? *(const uint8_t *)d : 999);
+  }
   fprintf(out, "\n");
   fflush(out);
 }
@@ -54,14 +60,16 @@ int main(int argc, char **argv) {
   CHECK(mp_create_flags(argv[1], ps, MP_FORMAT_3 | (argc > 5 && !strcmp(argv[5], "sparse") ? MP_SPARSE : 0), &p));
   pc_mark_end(1);
   state(out, p, 1);
-  uint64_t live[256], ids[4];
-  int nlive = 0;
+  uint64_t live[256], ids[4], prot[64];
+  int nlive = 0, nprot = 0;
   uint64_t x = 0x9e3779b97f4a7c15ULL;
   for (long i = 0; i < ops; i++) {
     x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    static const char *const names[] = {"alloc+write", "bulk alloc+write", "free", "bulk free"};
-    int kind = (int)(i % 4);
-    if (kind >= 2 && nlive < 2) kind = 0;
+    static const char *const names[] = {"alloc+write", "bulk alloc+write", "free", "bulk free",
+                                        "protected commit", "protected alloc", "protected free"};
+    int kind = (int)(i % 7);
+    if ((kind == 2 || kind == 3) && nlive < 2) kind = 0;
+    if ((kind == 4 && !nprot) || (kind == 6 && nprot < 2)) kind = 5;
     uint8_t b = (uint8_t)(1 + i % 250);
     pc_mark_begin((uint64_t)i + 2, names[kind]);
     switch (kind) {
@@ -91,6 +99,23 @@ int main(int argc, char **argv) {
         CHECK(mp_free_bulk(p, 2, ids));
         live[k + 1] = live[--nlive]; /* the higher index first: the lower is still in place */
         live[k] = live[--nlive];
+        break;
+      }
+      case 4: {
+        void *stage;
+        uint64_t id = prot[x % (uint64_t)nprot];
+        CHECK(mp_protected_begin(p, id, &stage));
+        memset(stage, b, ps);
+        CHECK(mp_protected_commit(p, id));
+        break;
+      }
+      case 5:
+        CHECK(mp_protected_alloc(p, &prot[nprot++]));
+        break;
+      case 6: {
+        int k = (int)(x % (uint64_t)nprot);
+        CHECK(mp_protected_free(p, prot[k]));
+        prot[k] = prot[--nprot];
         break;
       }
     }

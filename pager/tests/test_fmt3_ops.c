@@ -304,6 +304,142 @@ static void test_failed_msyncs(void **state) {
   mp_close(p);
 }
 
+/* Protected pages (3.6): alloc, commit and free are one commit of two msyncs each, a new
+ * directory block included; copies and directory pages are whole blocks the regular pages never
+ * see; a reopen reads every committed content back. */
+static void test_protected(void **state) {
+  (void)state;
+  static const size_t sizes[] = {1024, 4096};
+  for (size_t i = 0; i < 2; i++) {
+    const size_t ps = sizes[i];
+    const uint64_t m = mp3__m(ps);
+    const uint32_t cap = (uint32_t)((ps - 12) / 30);
+    const char *path = t_path(0, "prot3.mp");
+    mp_pager *p;
+    assert_int_equal(mp_create_flags(path, ps, MP_FORMAT_3, &p), MP_OK);
+    uint64_t reg;
+    assert_int_equal(mp_alloc(p, &reg), MP_OK);
+    const uint32_t n = cap + 5; /* a second directory block */
+    uint64_t *pid = malloc(n * sizeof *pid);
+    for (uint32_t k = 0; k < n; k++) {
+      count_msyncs(0, -1);
+      assert_int_equal(mp_protected_alloc(p, &pid[k]), MP_OK);
+      assert_int_equal(msyncs, 2);
+      stop_counting();
+      assert_int_equal(pid[k], k);
+      const void *data;
+      assert_int_equal(mp_protected_read(p, pid[k], &data), MP_OK);
+      for (size_t b = 0; b < ps; b++) assert_int_equal(((const uint8_t *)data)[b], 0);
+      uint64_t page;
+      uint32_t crc;
+      assert_int_equal(mp_protected_where(p, pid[k], &page, &crc), MP_OK);
+      assert_int_equal(page % m, 0); /* a whole block */
+      void *d;
+      assert_int_equal(mp_page(p, page, &d), MP_EINVAL); /* not a regular page */
+      void *stage;
+      assert_int_equal(mp_protected_begin(p, pid[k], &stage), MP_OK);
+      memset(stage, (int)(k % 251 + 1), ps);
+      count_msyncs(0, -1);
+      assert_int_equal(mp_protected_commit(p, pid[k]), MP_OK);
+      assert_int_equal(msyncs, 2);
+      stop_counting();
+      if (k % 40 == 0) assert_clean(p);
+    }
+    assert_clean(p);
+    /* the regular pages are the one allocated, whatever the protected pages took */
+    uint64_t id;
+    assert_int_equal(mp_next_regular(p, 0, &id), MP_OK);
+    assert_int_equal(id, reg);
+    assert_int_equal(mp_next_regular(p, reg + 1, &id), MP_ENOENT);
+    /* free every third; a staged write is discarded by the free */
+    void *stage;
+    assert_int_equal(mp_protected_begin(p, pid[3], &stage), MP_OK);
+    assert_int_equal(mp_protected_begin(p, pid[3], &stage), MP_EBUSY);
+    for (uint32_t k = 0; k < n; k += 3) {
+      count_msyncs(0, -1);
+      assert_int_equal(mp_protected_free(p, pid[k]), MP_OK);
+      assert_int_equal(msyncs, 2);
+      stop_counting();
+    }
+    assert_int_equal(mp_protected_free(p, pid[0]), MP_ENOTALLOC);
+    assert_int_equal(mp_protected_commit(p, pid[1]), MP_ENOTSTAGED);
+    /* an aborted write leaves the content */
+    assert_int_equal(mp_protected_begin(p, pid[1], &stage), MP_OK);
+    memset(stage, 0xEE, ps);
+    assert_int_equal(mp_protected_abort(p, pid[1]), MP_OK);
+    assert_clean(p);
+    /* the freed entries are reused, the first first */
+    uint64_t again;
+    assert_int_equal(mp_protected_alloc(p, &again), MP_OK);
+    assert_int_equal(again, 0);
+    uint64_t pages = mp_page_count(p), free_count = mp_free_count(p);
+    assert_int_equal(mp_close(p), MP_OK);
+    for (int ro = 1; ro >= 0; ro--) {
+      assert_int_equal(mp_open(path, ro ? MP_RDONLY : 0, &p), MP_OK);
+      assert_int_equal(mp_recovery(p), 0);
+      assert_int_equal(mp_page_count(p), pages);
+      assert_int_equal(mp_free_count(p), free_count);
+      uint32_t listed = 0;
+      for (uint64_t from = 0; mp_next_protected(p, from, &id) == MP_OK; from = id + 1) {
+        listed++;
+        const void *data;
+        assert_int_equal(mp_protected_read(p, id, &data), MP_OK);
+        uint8_t want = id == 0 ? 0 : (uint8_t)(id % 251 + 1);
+        assert_int_equal(((const uint8_t *)data)[ps - 1], want);
+      }
+      assert_int_equal(listed, n - (n + 2) / 3 + 1);
+      assert_clean(p);
+      mp_close(p);
+    }
+    free(pid);
+  }
+}
+
+/* A failed stage or root msync of a protected commit leaves the write staged and the content
+ * the last committed one; the call again commits it. */
+static void test_protected_failures(void **state) {
+  (void)state;
+  const char *path = t_path(0, "pfail3.mp");
+  mp_pager *p;
+  const size_t ps = 4096;
+  assert_int_equal(mp_create_flags(path, ps, MP_FORMAT_3, &p), MP_OK);
+  uint64_t id;
+  assert_int_equal(mp_protected_alloc(p, &id), MP_OK);
+  for (int which = 1; which <= 2; which++) {
+    void *stage;
+    assert_int_equal(mp_protected_begin(p, id, &stage), MP_OK);
+    memset(stage, 0x40 + which, ps);
+    count_msyncs(which, which);
+    assert_int_equal(mp_protected_commit(p, id), MP_EIO);
+    stop_counting();
+    const void *data;
+    assert_int_equal(mp_protected_read(p, id, &data), MP_OK);
+    assert_int_equal(((const uint8_t *)data)[0], which == 1 ? 0 : 0x41);
+    assert_clean(p);
+    assert_int_equal(mp_protected_commit(p, id), MP_OK);
+    assert_int_equal(mp_protected_read(p, id, &data), MP_OK);
+    assert_int_equal(((const uint8_t *)data)[0], 0x40 + which);
+    /* alloc and free fail the same way */
+    uint64_t other;
+    uint64_t before = mp_free_count(p);
+    count_msyncs(which, which);
+    assert_int_equal(mp_protected_alloc(p, &other), MP_EIO);
+    stop_counting();
+    count_msyncs(which, which);
+    assert_int_equal(mp_protected_free(p, id), MP_EIO);
+    stop_counting();
+    assert_int_equal(mp_free_count(p), before);
+    assert_int_equal(mp_next_protected(p, id + 1, &other), MP_ENOENT);
+    assert_clean(p);
+    mp_close(p);
+    assert_int_equal(mp_open(path, 0, &p), MP_OK);
+    assert_int_equal(mp_protected_read(p, id, &data), MP_OK);
+    assert_int_equal(((const uint8_t *)data)[0], 0x40 + which);
+    assert_clean(p);
+  }
+  mp_close(p);
+}
+
 int main(void) {
   fiu_init(0);
   const struct CMUnitTest tests[] = {
@@ -311,6 +447,8 @@ int main(void) {
       cmocka_unit_test(test_model_ops),
       cmocka_unit_test(test_growth_steps),
       cmocka_unit_test(test_failed_msyncs),
+      cmocka_unit_test(test_protected),
+      cmocka_unit_test(test_protected_failures),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
