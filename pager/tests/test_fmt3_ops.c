@@ -440,6 +440,53 @@ static void test_protected_failures(void **state) {
   mp_close(p);
 }
 
+/* mp_image_page_kinds reads a 0.3 image: what each page of a file with every kind of page is. */
+static void test_page_kinds(void **state) {
+  (void)state;
+  static const size_t sizes[] = {1024, 4096};
+  for (size_t i = 0; i < 2; i++) {
+    const size_t ps = sizes[i];
+    const uint64_t m = mp3__m(ps);
+    const char *path = t_path(0, "kinds3.mp");
+    mp_pager *p;
+    assert_int_equal(mp_create_flags(path, ps, MP_FORMAT_3, &p), MP_OK);
+    uint64_t reg[3], prot, page;
+    uint32_t crc;
+    assert_int_equal(mp_alloc_bulk(p, 3, reg), MP_OK);
+    assert_int_equal(mp_protected_alloc(p, &prot), MP_OK);
+    assert_int_equal(mp_protected_where(p, prot, &page, &crc), MP_OK);
+    assert_int_equal(mp_free(p, reg[1]), MP_OK);
+    uint64_t total = mp_page_count(p);
+    uint8_t *want = calloc(1, total);
+    for (uint64_t id = 0; id < total; id++) want[id] = MP_PAGE_FREE;
+    for (uint64_t id = 0; id < m; id++) want[id] = MP_PAGE_SUPERBLOCK;
+    for (uint64_t id = m; id < 5 * m; id++) want[id] = MP_PAGE_METADATA;
+    want[reg[0]] = want[reg[2]] = MP_PAGE_REGULAR;
+    /* the rest: the protected page's two blocks and the directory's two, allocated, not regular */
+    for (uint64_t id = 5 * m; id < total; id++)
+      if (want[id] == MP_PAGE_FREE && mp_page(p, id, &(void *){0}) == MP_EINVAL) want[id] = 0xFF;
+    mp_close(p);
+    size_t len;
+    uint8_t *img = t_read_file(path, &len), *kinds = malloc(total + 2);
+    assert_int_equal(mp_image_page_kinds(img, len, kinds, total + 2), MP_OK);
+    unsigned dirs = 0, prots = 0;
+    for (uint64_t id = 0; id < total; id++) {
+      if (want[id] == 0xFF) {
+        dirs += kinds[id] == MP_PAGE_DIRECTORY;
+        prots += kinds[id] == MP_PAGE_PROTECTED;
+        continue;
+      }
+      if (kinds[id] != want[id]) fail_msg("%zu: page %llu is kind %u, not %u", ps, (unsigned long long)id, kinds[id], want[id]);
+    }
+    assert_int_equal(dirs, 2 * m);
+    assert_int_equal(prots, 2 * m);
+    assert_int_equal(kinds[page], MP_PAGE_PROTECTED);
+    assert_int_equal(kinds[total], MP_PAGE_UNKNOWN);
+    assert_int_equal(kinds[total + 1], MP_PAGE_UNKNOWN);
+    free(img), free(kinds), free(want);
+  }
+}
+
 int main(void) {
   fiu_init(0);
   const struct CMUnitTest tests[] = {
@@ -449,6 +496,7 @@ int main(void) {
       cmocka_unit_test(test_failed_msyncs),
       cmocka_unit_test(test_protected),
       cmocka_unit_test(test_protected_failures),
+      cmocka_unit_test(test_page_kinds),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
