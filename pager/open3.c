@@ -373,6 +373,13 @@ int mp3__load(mp_pager *p, char *why, size_t whylen) {
   if ((rc = state_reserve(p, groups)) != MP_OK) return rc;
   s->groups = groups;
   uint64_t free_sum = 0;
+#ifdef MADV_POPULATE_READ
+  /* Each group's two slots are read: faulting them in from the kernel, one call a group, costs
+   * a fraction of a fault each from here (3.9's open of 2^28 pages; without, the faults are most
+   * of it). A kernel without it (EINVAL) takes the faults one by one, as before. */
+  for (uint64_t k = 1; k < groups && p->total - k * s->c >= 2 * s->m; k++)
+    if (madvise(mp__pg(p, k * s->c), 2 * s->mb, MADV_POPULATE_READ) != 0) break;
+#endif
   for (uint64_t k = 0; k < groups; k++) {
     if (k && p->total - k * s->c < 2 * s->m) {
       snprintf(why, whylen, "group %llu's leaf slots lie past the file's %llu pages", (unsigned long long)k,
