@@ -53,6 +53,7 @@ struct mp_pager {
   int fd;
   bool rdonly;
   bool fmt3;       /* the file is 0.3 (FORMAT.md section 3): v3 holds its state */
+  bool upgrade;    /* MP_FORMAT_3 on a writer's open: a 0.2 file that outgrows 0.2 becomes 0.3 */
   mp3_state *v3;
   bool sparse;     /* MP_SPARSE: growth by ftruncate, pages the pager writes reserved first */
   bool preview;    /* MP_PREVIEW: a MAP_PRIVATE mapping that recovery writes; msync does nothing */
@@ -206,6 +207,9 @@ int mp3__alloc_bulk(mp_pager *p, size_t n, uint64_t *ids);
 int mp3__free_bulk(mp_pager *p, size_t n, const uint64_t *ids);
 /* Zeroes a leaf slot's magic and syncs it (a stale slot, or one a failed commit staged). */
 int mp3__invalidate(mp_pager *p, uint64_t page);
+/* Upgrades the settled 0.2 file of a writer's handle to 0.3 (FORMAT.md 3.8; upgrade3.c); on
+ * MP_OK the handle holds the 0.3 state. MP_EFULL below 4 KiB pages. */
+int mp3__upgrade(mp_pager *p);
 /* Work a failed 0.3 commit left: its staged slots' invalidation made durable. */
 int mp3__settle(mp_pager *p);
 

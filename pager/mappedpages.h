@@ -44,7 +44,7 @@ enum {
   MP_ENOENT = -5,      /* the file does not exist, or an iterator has no more ids */
   MP_ECORRUPT = -6,    /* the file is not a valid mappedpages file, or is damaged */
   MP_EVERSION = -7,    /* the file has an unsupported format version or page size */
-  MP_EFULL = -8,       /* the file reached its capacity (one bitmap page, or the directory) */
+  MP_EFULL = -8,       /* the file reached its capacity (0.2: one bitmap page; 0.3: 2^32 pages; the directory) */
   MP_ENOSPC = -9,      /* the file system is full */
   MP_ERDONLY = -10,    /* the pager was opened with MP_RDONLY */
   MP_ENOTALLOC = -11,  /* the page or protected id is not allocated */
@@ -73,11 +73,13 @@ enum {
  * MP_ENOSPC, as before. A 0.2 file keeps nothing of it: the flag is the handle's. A 0.3 file
  * created with it keeps it in its superblock, and every later handle of it grows so. */
 #define MP_SPARSE 0x8u
-/* With MP_CREATE (or mp_create_flags): a file this call creates is in the 0.3 format
- * (pager/FORMAT.md section 3: up to 2^32 pages, every operation one commit of two msyncs, no
- * metadata write a garbage sector can make fatal), which the mappedpages 0.2 crate refuses.
- * An existing file is opened in its own format whatever the flag. Not yet: the upgrade of a
- * 0.2 file, which still stops at its capacity with MP_EFULL. */
+/* The 0.3 format (pager/FORMAT.md section 3: up to 2^32 pages, every operation one commit of
+ * two msyncs, no metadata write a garbage sector can make fatal), which the mappedpages 0.2
+ * crate refuses. With MP_CREATE (or mp_create_flags), a file this call creates is 0.3. On a
+ * writer's open of a 0.2 file (pages of 4 KiB or more), an allocation that needs more pages
+ * than 0.2 holds upgrades the file to 0.3 in one crash-atomic commit (FORMAT.md 3.8) instead
+ * of returning MP_EFULL; without the flag a 0.2 file stays 0.2, readable by the reference.
+ * Not with MP_RDONLY or MP_PREVIEW. */
 #define MP_FORMAT_3 0x10u
 
 #define MP_DEFAULT_PAGE_SIZE 4096u

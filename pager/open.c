@@ -623,13 +623,14 @@ int mp_open_explain(const char *path, unsigned flags, mp_pager **out, char *user
   char why[256] = "";
   int rc = open_file(path, flags, out, why, sizeof why);
   if (rc == MP_OK && flags & MP_SPARSE) (*out)->sparse = true; /* (a 0.3 file's superblock may say so too) */
+  if (rc == MP_OK && flags & MP_FORMAT_3) (*out)->upgrade = true;
   if (rc != MP_OK && user_why && user_whylen) snprintf(user_why, user_whylen, "%s", why[0] ? why : mp_strerror(rc));
   return rc;
 }
 
 static int open_file(const char *path, unsigned flags, mp_pager **out, char *why, size_t whylen) {
   if (!path || !out || (flags & ~(MP_RDONLY | MP_CREATE | MP_PREVIEW | MP_SPARSE | MP_FORMAT_3)) ||
-      (flags & (MP_RDONLY | MP_PREVIEW) && flags & (MP_CREATE | MP_SPARSE)) || (flags & MP_FORMAT_3 && !(flags & MP_CREATE)))
+      (flags & (MP_RDONLY | MP_PREVIEW) && flags & (MP_CREATE | MP_SPARSE | MP_FORMAT_3)))
     return MP_EINVAL;
   const unsigned create_flags = flags & (MP_FORMAT_3 | MP_SPARSE);
   *out = NULL;

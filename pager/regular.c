@@ -19,10 +19,12 @@ int mp_alloc_bulk(mp_pager *p, size_t n, uint64_t *ids) {
   if (!p || (n && !ids)) return MP_EINVAL;
   int rc = mp__writable(p);
   if (rc != MP_OK || n == 0) return rc;
-  if (n > p->capacity) return MP_EFULL;
+  if (n > p->capacity && !p->upgrade) return MP_EFULL;
   if (p->fmt3) return mp3__alloc_bulk(p, n, ids);
   uint64_t total;
-  if ((rc = mp__find_free(p, n, ids, &total)) != MP_OK) return rc;
+  rc = n > p->capacity ? MP_EFULL : mp__find_free(p, n, ids, &total);
+  if (rc == MP_EFULL && p->upgrade && (rc = mp3__upgrade(p)) == MP_OK) return mp3__alloc_bulk(p, n, ids);
+  if (rc != MP_OK) return rc;
   mp_meta_txn txn;
   mp__meta_begin(p, total, &txn);
   for (size_t i = 0; i < n; i++) mp__meta_set(p, &txn, ids[i], true);
@@ -118,7 +120,7 @@ int mp_regular_bits(const mp_pager *p, uint64_t first_word, uint64_t *words, siz
 
 int mp_next_regular(const mp_pager *p, uint64_t from, uint64_t *id) {
   if (!p || !id) return MP_EINVAL;
-  if (from < MP_RESERVED_PAGES) from = MP_RESERVED_PAGES;
+  if (from < MP_RESERVED_PAGES && !p->fmt3) from = MP_RESERVED_PAGES; /* (0.3: regular_word knows its metadata) */
   if (!p->map) return MP_ENOENT; /* a failed mp_reload left no file loaded */
   const uint8_t *bm = p->fmt3 ? NULL : mp__active_meta(p) + MP_META_BITMAP;
   for (uint64_t w = from / 64; w * 64 < p->total; w++) {

@@ -103,9 +103,10 @@ static void test_create_flags(void **state) {
   uint8_t *img = create_image(4096, MP_SPARSE, &len);
   assert_int_equal(t_le32(img + MP3_SB_FLAGS), MP3_SB_SPARSE);
   free(img);
-  /* the open flag, with MP_CREATE only */
-  assert_int_equal(mp_open(path, MP_FORMAT_3, &p), MP_EINVAL);
+  /* the open flag: a writer's (without MP_CREATE it creates nothing) */
+  assert_int_equal(mp_open(path, MP_FORMAT_3, &p), MP_ENOENT);
   assert_int_equal(mp_open(path, MP_FORMAT_3 | MP_RDONLY, &p), MP_EINVAL);
+  assert_int_equal(mp_open(path, MP_FORMAT_3 | MP_PREVIEW, &p), MP_EINVAL);
   assert_int_equal(mp_open(path, MP_CREATE | MP_FORMAT_3, &p), MP_OK);
   assert_int_equal(mp_capacity(p), MP3_MAX_PAGES);
   assert_int_equal(mp_page_size(p), MP_DEFAULT_PAGE_SIZE);
@@ -113,7 +114,7 @@ static void test_create_flags(void **state) {
   img = t_read_file(path, &len);
   assert_true(mp3__is_v3(img, len));
   free(img);
-  /* an existing file keeps its format */
+  /* an existing file keeps its format (a 0.2 one until it outgrows 0.2: test_fmt3_upgrade) */
   assert_int_equal(mp_open(path, MP_CREATE, &p), MP_OK);
   assert_int_equal(mp_capacity(p), MP3_MAX_PAGES);
   mp_close(p);
