@@ -7,7 +7,7 @@
  *   not current, with generation G + 1: the current slot is copied, changed, counted and sealed.
  *   No reader of root G looks at that slot (it takes the highest generation at most G), so a
  *   cut anywhere in the stage, with any subset of its sectors on disk, torn or garbage, leaves
- *   the state of root G. One msync per run of adjacent staged blocks (usually one leaf).
+ *   the state of root G. One msync from the lowest staged block to the highest.
  *
  * - Commit. Root G + 1 is written into slot (G + 1) mod 2, which holds root G - 1, never the
  *   live root G; one msync. A block of its own, sealed by its CRC: either it validates and names

@@ -76,9 +76,10 @@ enum {
 /* The 0.3 format (pager/FORMAT.md section 3: up to 2^32 pages, every operation one commit of
  * two msyncs, no metadata write a garbage sector can make fatal), which the mappedpages 0.2
  * crate refuses. With MP_CREATE (or mp_create_flags), a file this call creates is 0.3. On a
- * writer's open of a 0.2 file (pages of 4 KiB or more), an allocation that needs more pages
- * than 0.2 holds upgrades the file to 0.3 in one crash-atomic commit (FORMAT.md 3.8) instead
- * of returning MP_EFULL; without the flag a 0.2 file stays 0.2, readable by the reference.
+ * writer's open of a 0.2 file (pages of 4 KiB or more), an mp_alloc or mp_alloc_bulk that
+ * needs more pages than 0.2 holds upgrades the file to 0.3 in one crash-atomic commit
+ * (FORMAT.md 3.8) instead of returning MP_EFULL (a protected allocation does not, yet); without
+ * the flag a 0.2 file stays 0.2, readable by the reference.
  * Not with MP_RDONLY or MP_PREVIEW. */
 #define MP_FORMAT_3 0x10u
 
@@ -126,7 +127,8 @@ MP_API int mp_next_written(const mp_pager *p, uint64_t from, uint64_t *id);
 MP_API int mp_reload(mp_pager *p, char *why, size_t whylen);
 
 /* As mp_reload, and `*same` (may be NULL) says whether the handle kept what it knew: an
- * MP_RDONLY handle whose file has the same size, and whose page 0, metadata pages and
+ * MP_RDONLY handle of a 0.2 file (a 0.3 file's loads again, for now) whose file has the same
+ * size, and whose page 0, metadata pages and
  * directory pages hold the bytes they held at its last load, reads nothing again, and
  * every answer it gives is the last load's (mp_check's with MP_CHECK_NO_CONTENT included;
  * pages' contents are read from the file as always). A preview always loads again, and

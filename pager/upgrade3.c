@@ -36,7 +36,8 @@ static void set_bit(uint8_t *bm, uint64_t i) { bm[i / 8] |= (uint8_t)(1u << (i %
 
 int mp3__upgrade(mp_pager *p) {
   const size_t ps = p->ps;
-  if (ps < MP3_SECTOR) return MP_EFULL;
+  /* (a 0.3 root holds one directory reference fewer than 0.2's page 0 at 4 KiB: 238, not 239) */
+  if (ps < MP3_SECTOR || p->dir_count > mp3__max_refs(ps)) return MP_EFULL;
   const uint64_t c = mp3__group_pages(ps), T = p->total, g = p->generation;
   /* The new size, and the four blocks at or past T that are no group's leaf slots. */
   uint64_t place[4], total = T;

@@ -253,12 +253,61 @@ static void test_upgrade_failures(void **state) {
   }
 }
 
+/* A 0.2 file with 239 directory blocks (as many as its page 0 holds at 4 KiB, one more than a
+ * 0.3 root does; another writer's, this library fills blocks before it adds one) is not
+ * upgraded: MP_EFULL, the file untouched. */
+static void test_upgrade_too_many_blocks(void **state) {
+  (void)state;
+  const uint32_t blocks = 239;
+  const uint64_t total = 3 + 2 * blocks;
+  uint8_t *img = calloc(total, PS);
+  memcpy(img, "MPPG\0\2\0\1", 8);
+  t_put32(img + 8, 12);
+  t_put32(img + 16, 0x2144DF1Cu); /* the CRC of any whole page with its own CRC */
+  t_put32(img + 20, blocks);
+  for (uint32_t b = 0; b < blocks; b++) {
+    t_put64(img + 24 + 17 * b, 3 + 2 * b);
+    t_put64(img + 24 + 17 * b + 8, 4 + 2 * b);
+    uint8_t *dir = img + (3 + 2 * (uint64_t)b) * PS;
+    for (int k = 0; k < 2; k++, dir += PS) {
+      t_put32(dir, (PS - 12) / 30);
+      t_put32(dir + PS - 4, t_crc(dir, PS - 4));
+    }
+  }
+  t_put32(img + PS - 4, t_crc(img + 20, PS - 24));
+  for (int k = 1; k <= 2; k++) {
+    uint8_t *meta = img + (size_t)k * PS;
+    t_put64(meta, total);
+    for (uint64_t id = 0; id < total; id++) meta[24 + id / 8] |= (uint8_t)(1u << (id % 8));
+    t_put32(meta + PS - 4, t_crc(meta, PS - 4));
+  }
+  snprintf(path, sizeof path, "%s", t_path(7, "blocks.mp"));
+  assert_int_equal(t_write_file(path, img, total * PS), 0);
+  mp_pager *p;
+  assert_int_equal(mp_open(path, MP_FORMAT_3, &p), MP_OK);
+  assert_clean(p);
+  uint64_t *ids = malloc(40000 * 8);
+  assert_int_equal(mp_alloc_bulk(p, 40000, ids), MP_EFULL); /* more than 0.2 holds: an upgrade, refused */
+  assert_int_equal(mp_capacity(p), 32544);
+  assert_clean(p);
+  assert_int_equal(mp_alloc(p, ids), MP_OK); /* and the 0.2 file works on */
+  mp_close(p);
+  int fd = open(path, O_RDONLY);
+  uint8_t head[8];
+  assert_int_equal(pread(fd, head, sizeof head, 0), (ssize_t)sizeof head);
+  close(fd);
+  assert_int_equal(head[5], 2);
+  free(ids);
+  free(img);
+}
+
 int main(void) {
   fiu_init(0);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_upgrade),
       cmocka_unit_test(test_upgrade_cuts),
       cmocka_unit_test(test_upgrade_failures),
+      cmocka_unit_test(test_upgrade_too_many_blocks),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
