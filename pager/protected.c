@@ -138,7 +138,7 @@ static int alloc_in_new_block(mp_pager *p, uint64_t *id) {
   return MP_OK;
 }
 
-int mp_protected_alloc(mp_pager *p, uint64_t *id) {
+static int protected_alloc(mp_pager *p, uint64_t *id) {
   if (!p || !id) return MP_EINVAL;
   int rc = mp__writable(p);
   if (rc != MP_OK) return rc;
@@ -178,6 +178,15 @@ int mp_protected_alloc(mp_pager *p, uint64_t *id) {
   *id = (uint64_t)b * p->dir_cap + e;
   mp__dir_mirror(p, b);
   return MP_OK;
+}
+
+int mp_protected_alloc(mp_pager *p, uint64_t *id) {
+  int rc = protected_alloc(p, id);
+  /* A 0.2 file out of pages (not of directory references: a 0.3 root holds fewer) whose writer
+   * asked for it becomes 0.3 (upgrade3.c); nothing was written before MP_EFULL. */
+  if (rc == MP_EFULL && !p->fmt3 && p->upgrade && p->dir_count < p->max_refs && (rc = mp3__upgrade(p)) == MP_OK)
+    rc = mp3__protected_alloc(p, id);
+  return rc;
 }
 
 int mp_protected_free(mp_pager *p, uint64_t id) {

@@ -225,6 +225,28 @@ static int fail_cb(const char *name, int *failnum, void **failinfo, unsigned int
 
 /* A failed msync of the stage or of the superblock: MP_EIO, the handle and the file still the
  * 0.2 ones (page 0's sector put back), and the call again upgrades. */
+/* A protected allocation that outgrows 0.2 upgrades the file as well. */
+static void test_upgrade_by_protected_alloc(void **state) {
+  (void)state;
+  full_02();
+  mp_pager *p;
+  assert_int_equal(mp_open(path, MP_SPARSE, &p), MP_OK);
+  uint64_t id;
+  assert_int_equal(mp_protected_alloc(p, &id), MP_EFULL); /* without the flag */
+  mp_close(p);
+  assert_int_equal(mp_open(path, MP_FORMAT_3 | MP_SPARSE, &p), MP_OK);
+  assert_int_equal(mp_protected_alloc(p, &id), MP_OK);
+  assert_int_equal(id, 2);
+  assert_int_equal(mp_capacity(p), MP3_MAX_PAGES);
+  view v = look(p);
+  assert_same(&v, &before);
+  free(v.reg);
+  assert_clean(p);
+  mp_close(p);
+  expect(&before, true, 0);
+  free(before.reg);
+}
+
 static void test_upgrade_failures(void **state) {
   (void)state;
   for (fail_at = 1; fail_at <= 2; fail_at++) {
@@ -306,6 +328,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_upgrade),
       cmocka_unit_test(test_upgrade_cuts),
+      cmocka_unit_test(test_upgrade_by_protected_alloc),
       cmocka_unit_test(test_upgrade_failures),
       cmocka_unit_test(test_upgrade_too_many_blocks),
   };
