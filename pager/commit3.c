@@ -25,8 +25,9 @@
  *   commit is G + 1 again, and if it left one of those groups alone, its stale slot would become
  *   current. So the staged slots' magic is zeroed at once, and synced before any later commit
  *   (mp3__settle); the call can then be retried. A failed root msync also rewrites the root slot
- *   with zeros and syncs it, so that root G is the valid one again; if that fails too the
- *   handle is poisoned (the disk may hold either root).
+ *   with zeros and syncs it first, so that root G is the valid one again; if that fails too the
+ *   handle is poisoned (the disk may hold either root), and the staged slots are left valid:
+ *   root G + 1, if it landed, needs them.
  *
  * - Finding pages: a bitmap of the groups with free pages is scanned a word at a time from a
  *   cursor (the last group that gave pages), then the group's staged bitmap from its hint (the
@@ -190,7 +191,12 @@ static int txn_commit(mp_pager *p, txn3 *t) {
   mp3__root_encode(&r, p->log2, refs, root);
   if ((rc = mp__sys_msync(p, s->sb.root[rs], m)) != MP_OK) {
     memset(root, 0, s->mb);
-    if (mp__sys_msync(p, s->sb.root[rs], m) != MP_OK) p->poisoned = true;
+    if (mp__sys_msync(p, s->sb.root[rs], m) != MP_OK) {
+      /* The disk may hold root G + 1, whose leaves must then stay valid: they are left as
+       * staged (if root G stands after all, a writer's open finds them stale). */
+      p->poisoned = true;
+      goto out;
+    }
     unstage(p, t);
     goto out;
   }
