@@ -93,6 +93,7 @@ int mp_check(mp_pager *p, mp_report_fn report, void *arg, unsigned *findings) {
 
 int mp_check_flags(mp_pager *p, unsigned flags, mp_report_fn report, void *arg, unsigned *findings) {
   if (!p || !p->map || (flags & ~MP_CHECK_NO_CONTENT)) return MP_EINVAL; /* (no map: a failed mp_reload) */
+  if (p->fmt3) return mp3__check(p, flags, report, arg, findings);
   checker c = {.p = p, .report = report, .arg = arg, .content = !(flags & MP_CHECK_NO_CONTENT)};
   c.seen = mp__calloc(p->words ? p->words : 1, 8);
   if (!c.seen) return MP_ENOMEM;

@@ -110,6 +110,7 @@ int mp__writable(mp_pager *p) {
 }
 
 bool mp__allocated(const mp_pager *p, uint64_t id) {
+  if (p->fmt3) return mp3__allocated(p, id);
   const uint8_t *bm = mp__active_meta(p) + MP_META_BITMAP;
   return id < p->total && (bm[id >> 3] >> (id & 7) & 1);
 }
@@ -300,6 +301,7 @@ int mp__dir_append_commit(mp_pager *p) {
 /* ---- pending work ---------------------------------------------------------- */
 
 int mp__settle(mp_pager *p) {
+  if (p->fmt3) return mp3__settle(p);
   if (p->reclaim_count) {
     /* Free what an interrupted protected operation left allocated, before any
      * mirror erases the record of it. */

@@ -11,7 +11,7 @@ const char *mp_strerror(int code) {
     case MP_ENOENT: return "no such file, or no more ids";
     case MP_ECORRUPT: return "the file is not a valid mappedpages file or is damaged";
     case MP_EVERSION: return "the file has an unsupported format version or page size";
-    case MP_EFULL: return "the file is full: no more pages fit in one bitmap page, or no more directory blocks in page 0";
+    case MP_EFULL: return "the file is full: no more pages fit in one bitmap page (0.2) or in 2^32 pages (0.3), or no more directory blocks";
     case MP_ENOSPC: return "no space left on the file system";
     case MP_ERDONLY: return "the pager was opened read-only";
     case MP_ENOTALLOC: return "the page or protected id is not allocated";

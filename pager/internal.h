@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "format3.h"
 #include "layout.h"
 #include "mappedpages.h"
 
@@ -19,9 +20,41 @@ typedef struct mp_block {
   bool needs_mirror; /* the inactive copy may differ in allocation fields (see commit.c) */
 } mp_block;
 
+/* One group of a 0.3 file (FORMAT.md 3.9): which leaf slot is current, the group's free
+ * pages (as that slot says) and the bit where the next search in it starts. */
+typedef struct mp3_group {
+  uint32_t free;
+  uint32_t hint;
+  uint8_t cur;
+} mp3_group;
+
+/* What a handle of a 0.3 file keeps (open3.c loads it, commit3.c changes it). The bitmaps
+ * are read through the mapping, from each group's current slot. */
+typedef struct mp3_state {
+  mp3_sb sb;
+  size_t mb;           /* metadata block, bytes */
+  uint64_t m, c;       /* pages per metadata block, pages per group */
+  uint64_t groups;     /* ceil(total / c) */
+  size_t groups_cap;   /* room in group and has_free, in groups */
+  mp3_group *group;
+  uint64_t *has_free;  /* a bit per group with a free page */
+  uint64_t cursor;     /* the group where the next allocation starts looking */
+  /* Leaf slots a failed commit staged, whose magic was zeroed in the mapping and must reach
+   * the disk before the next commit: else a root of the same generation would make them current. */
+  uint64_t *unstage;
+  size_t unstage_n, unstage_cap;
+  /* Every page of the blocks that directory blocks and protected pages own, sorted: not a
+   * bitmap of the file, whose size would follow the file's (3.9). */
+  uint64_t *owned;
+  size_t owned_n, owned_cap;
+} mp3_state;
+
 struct mp_pager {
   int fd;
   bool rdonly;
+  bool fmt3;       /* the file is 0.3 (FORMAT.md section 3): v3 holds its state */
+  bool upgrade;    /* MP_FORMAT_3 on a writer's open: a 0.2 file that outgrows 0.2 becomes 0.3 */
+  mp3_state *v3;
   bool sparse;     /* MP_SPARSE: growth by ftruncate, pages the pager writes reserved first */
   bool preview;    /* MP_PREVIEW: a MAP_PRIVATE mapping that recovery writes; msync does nothing */
   bool preview_wrote; /* ... and its recovery wrote to it: */
@@ -134,6 +167,51 @@ int mp__words_reserve(mp_pager *p, uint64_t pages);
 bool mp__salvageable_head(const uint8_t *head);
 int mp__salvage_geometry(int fd, uint64_t size, unsigned *log2, char *why, size_t whylen);
 int mp__salvage(const mp_pager *p, uint8_t *out, bool *ours, char *why, size_t whylen);
+
+/* ---- the 0.3 format (open3.c, check3.c, commit3.c) ---- */
+/* Geometry from the superblock sector of a 0.3 file (`head`, len bytes). */
+int mp3__probe(const uint8_t *head, size_t len, unsigned *log2, char *why, size_t whylen);
+/* Writes a new, empty 0.3 file on an empty descriptor (FORMAT.md 3.5). */
+int mp3__format(int fd, unsigned log2, bool sparse);
+/* Whether the file holds nothing but what an interrupted mp3__format wrote. */
+bool mp3__is_leftover(int fd, uint64_t size);
+/* Loads the mapping of a 0.3 file into *p; a writer invalidates stale leaf slots (3.3). */
+int mp3__load(mp_pager *p, char *why, size_t whylen);
+void mp3__unload(mp_pager *p);
+int mp3__check(mp_pager *p, unsigned flags, mp_report_fn report, void *arg, unsigned *findings);
+/* First page of leaf slot s of group k; the current slot's bitmap. */
+uint64_t mp3__slot_page(const mp_pager *p, uint64_t k, unsigned s);
+static inline uint8_t *mp3__slot(const mp_pager *p, uint64_t k, unsigned s) { return mp__pg(p, mp3__slot_page(p, k, s)); }
+static inline const uint8_t *mp3__bitmap(const mp_pager *p, uint64_t k) {
+  return mp3__slot(p, k, p->v3->group[k].cur) + MP3_LEAF_BITMAP;
+}
+static inline uint64_t mp3__group_size(const mp_pager *p, uint64_t k) {
+  uint64_t first = k * p->v3->c;
+  return p->total - first < p->v3->c ? p->total - first : p->v3->c;
+}
+bool mp3__allocated(const mp_pager *p, uint64_t id);
+/* Whether page id belongs to a metadata block: the superblock's, a root's, a leaf slot's. */
+bool mp3__meta_page(const mp_pager *p, uint64_t id);
+/* The owned-page list: membership, room for n more, a run of pages added or removed. */
+bool mp3__owned(const mp_pager *p, uint64_t id);
+int mp3__own_reserve(mp_pager *p, size_t n);
+void mp3__own(mp_pager *p, uint64_t first, uint64_t n);
+void mp3__disown(mp_pager *p, uint64_t first, uint64_t n);
+/* Protected pages of a 0.3 file: one commit each (3.6). Entry (b, e) is in use (ent). */
+int mp3__protected_alloc(mp_pager *p, uint64_t *id);
+int mp3__protected_free(mp_pager *p, uint32_t b, uint32_t e, const mp_entry *ent);
+int mp3__protected_commit(mp_pager *p, uint32_t b, uint32_t e, const mp_entry *ent);
+/* Word w of the regular-page set (as mp_regular_bits gives it). */
+uint64_t mp3__regular_word(const mp_pager *p, uint64_t w);
+int mp3__alloc_bulk(mp_pager *p, size_t n, uint64_t *ids);
+int mp3__free_bulk(mp_pager *p, size_t n, const uint64_t *ids);
+/* Zeroes a leaf slot's magic and syncs it (a stale slot, or one a failed commit staged). */
+int mp3__invalidate(mp_pager *p, uint64_t page);
+/* Upgrades the settled 0.2 file of a writer's handle to 0.3 (FORMAT.md 3.8; upgrade3.c); on
+ * MP_OK the handle holds the 0.3 state. MP_EFULL below 4 KiB pages. */
+int mp3__upgrade(mp_pager *p);
+/* Work a failed 0.3 commit left: its staged slots' invalidation made durable. */
+int mp3__settle(mp_pager *p);
 
 /* ---- open-time recovery (recover.c) ----
  * Finds what an interrupted operation left behind (pages to reclaim, inactive

@@ -21,9 +21,79 @@ static void mark_entries(const uint8_t *dirpage, size_t ps, uint64_t pages, uint
   }
 }
 
+/* A 0.3 image: block 0 the superblock's, the roots' and every leaf slot's blocks metadata, pages
+ * by the current leaf of their group under the valid root with the higher generation, and the
+ * directory and protected blocks that root's references and either copy's entries name. */
+static int kinds3(const uint8_t *img, size_t len, uint8_t *kinds, uint64_t npages) {
+  mp3_sb sb;
+  char why[200];
+  int rc = mp3__sb_decode(img, len, &sb, why, sizeof why);
+  if (rc != MP_OK) return rc;
+  const size_t ps = (size_t)1 << sb.log2;
+  const uint64_t m = mp3__m(ps), c = mp3__group_pages(ps);
+  uint64_t pages = len / ps;
+  if (pages < m) return MP_ECORRUPT;
+  if (npages > pages) memset(kinds + pages, MP_PAGE_UNKNOWN, npages - pages);
+  if (pages > npages) pages = npages;
+  memset(kinds, MP_PAGE_UNKNOWN, pages);
+  /* (a named block past the image stays unknown) */
+#define MARK(first, kind)                                                  \
+  for (uint64_t id_ = (first); id_ < (first) + m && id_ < pages; id_++) kinds[id_] = (kind)
+  MARK(0, MP_PAGE_SUPERBLOCK);
+  const uint8_t *root = NULL;
+  mp3_root r = {0}, r1;
+  for (unsigned i = 0; i < 2; i++) {
+    MARK(sb.root[i], MP_PAGE_METADATA);
+    MARK(sb.leaf0[i], MP_PAGE_METADATA);
+    if (sb.root[i] > len / ps - m) continue;
+    const uint8_t *blk = img + sb.root[i] * ps;
+    if (mp3__root_decode(blk, sb.log2, i, &r1, why, sizeof why) == MP_OK && (!root || r1.generation > r.generation))
+      root = blk, r = r1;
+  }
+  if (!root) return MP_OK;
+  const uint64_t total = r.total < len / ps ? r.total : len / ps, groups = (total + c - 1) / c;
+  for (uint64_t k = 0; k < groups; k++) {
+    uint64_t slot_page[2] = {k ? k * c : sb.leaf0[0], k ? k * c + m : sb.leaf0[1]};
+    if (k) {
+      MARK(slot_page[0], MP_PAGE_METADATA);
+      MARK(slot_page[1], MP_PAGE_METADATA);
+    }
+    if (slot_page[0] > len / ps - m || slot_page[1] > len / ps - m) continue;
+    const uint8_t *slot[2] = {img + slot_page[0] * ps, img + slot_page[1] * ps};
+    unsigned cur, stale;
+    if (mp3__leaf_current(slot, ps, (uint32_t)k, r.generation, &cur, &stale, why, sizeof why) != MP_OK) continue;
+    const uint8_t *bm = slot[cur] + MP3_LEAF_BITMAP;
+    for (uint64_t id = k * c; id < (k + 1) * c && id < pages; id++) {
+      if (kinds[id] != MP_PAGE_UNKNOWN) continue;
+      uint64_t i = id - k * c;
+      kinds[id] = id < total && (bm[i / 8] >> (i % 8) & 1) ? MP_PAGE_REGULAR : MP_PAGE_FREE;
+    }
+  }
+  for (uint32_t b = 0; b < r.dir_count; b++)
+    for (int k = 0; k < 2; k++) {
+      uint64_t page = mp__get64(mp3__root_ref(root, b) + 8 * (size_t)k);
+      MARK(page, MP_PAGE_DIRECTORY);
+    }
+  for (uint32_t b = 0; b < r.dir_count; b++)
+    for (int k = 0; k < 2; k++) {
+      uint64_t page = mp__get64(mp3__root_ref(root, b) + 8 * (size_t)k);
+      if (page >= pages || !mp__dir_valid(img + ps * page, ps)) continue;
+      uint32_t cap = mp__dir_cap(ps);
+      for (uint32_t e = 0; e < cap; e++) {
+        mp_entry ent;
+        mp__entry_decode(mp__entry_at_c(img + ps * page, e), &ent);
+        for (int j = 0; ent.in_use && j < 2; j++)
+          if (ent.page[j] < pages && kinds[ent.page[j]] != MP_PAGE_DIRECTORY) MARK(ent.page[j], MP_PAGE_PROTECTED);
+      }
+    }
+#undef MARK
+  return MP_OK;
+}
+
 int mp_image_page_kinds(const void *image, size_t len, uint8_t *kinds, uint64_t npages) {
   if (!image || (!kinds && npages)) return MP_EINVAL;
   const uint8_t *img = image;
+  if (mp3__is_v3(img, len)) return kinds3(img, len, kinds, npages);
   unsigned log2;
   const char *why;
   int rc = mp__sb_check(img, len, &log2, &why);

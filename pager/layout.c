@@ -54,7 +54,8 @@ int mp__sb_check(const uint8_t *head, size_t len, unsigned *log2, const char **w
     return MP_ECORRUPT;
   }
   if (head[MP_SB_VERSION] != MP_VERSION_MAJOR || head[MP_SB_VERSION + 1] > MP_VERSION_MINOR) {
-    *why = "format version newer than 0.2";
+    *why = head[MP_SB_VERSION] == 0 && head[MP_SB_VERSION + 1] == 3 ? "format version 0.3 where a 0.2 superblock was expected"
+                                                                      : "format version newer than 0.3";
     return MP_EVERSION;
   }
   uint32_t l = mp__get32(head + MP_SB_LOG2);

@@ -44,7 +44,7 @@ enum {
   MP_ENOENT = -5,      /* the file does not exist, or an iterator has no more ids */
   MP_ECORRUPT = -6,    /* the file is not a valid mappedpages file, or is damaged */
   MP_EVERSION = -7,    /* the file has an unsupported format version or page size */
-  MP_EFULL = -8,       /* the file reached its capacity (one bitmap page, or the directory) */
+  MP_EFULL = -8,       /* the file reached its capacity (0.2: one bitmap page; 0.3: 2^32 pages; the directory) */
   MP_ENOSPC = -9,      /* the file system is full */
   MP_ERDONLY = -10,    /* the pager was opened with MP_RDONLY */
   MP_ENOTALLOC = -11,  /* the page or protected id is not allocated */
@@ -70,8 +70,18 @@ enum {
  * without the flag MP_ENOSPC comes at allocation. The pages the pager itself writes into
  * (a protected page's two copies, a new directory block's pages) are reserved one by one
  * before their first write, so the library's own stores never fault: a full disk there is
- * MP_ENOSPC, as before. Per handle: nothing of it is kept in the file. */
+ * MP_ENOSPC, as before. A 0.2 file keeps nothing of it: the flag is the handle's. A 0.3 file
+ * created with it keeps it in its superblock, and every later handle of it grows so. */
 #define MP_SPARSE 0x8u
+/* The 0.3 format (pager/FORMAT.md section 3: up to 2^32 pages, every operation one commit of
+ * two msyncs, no metadata write a garbage sector can make fatal), which the mappedpages 0.2
+ * crate refuses. With MP_CREATE (or mp_create_flags), a file this call creates is 0.3. On a
+ * writer's open of a 0.2 file (pages of 4 KiB or more), an allocation (regular or protected)
+ * that needs more pages than 0.2 holds upgrades the file to 0.3 in one crash-atomic commit
+ * (FORMAT.md 3.8) instead of returning MP_EFULL; without the flag a 0.2 file stays 0.2,
+ * readable by the reference.
+ * Not with MP_RDONLY or MP_PREVIEW. */
+#define MP_FORMAT_3 0x10u
 
 #define MP_DEFAULT_PAGE_SIZE 4096u
 #define MP_MIN_PAGE_SIZE 1024u
@@ -83,6 +93,9 @@ typedef struct mp_pager mp_pager;
  * Fails with MP_EEXIST if the path exists, unless it is the leftover of a create
  * that a power cut interrupted, which is replaced. */
 MP_API int mp_create(const char *path, size_t page_size, mp_pager **out);
+/* As mp_create, with flags: MP_FORMAT_3 (the file is 0.3), MP_SPARSE (as for mp_open; a 0.3
+ * file keeps it). Other bits: MP_EINVAL. */
+MP_API int mp_create_flags(const char *path, size_t page_size, unsigned flags, mp_pager **out);
 
 /* Opens an existing file; the page size is read from it. With MP_CREATE, a
  * missing file (or an interrupted create) is created with MP_DEFAULT_PAGE_SIZE.
@@ -114,7 +127,8 @@ MP_API int mp_next_written(const mp_pager *p, uint64_t from, uint64_t *id);
 MP_API int mp_reload(mp_pager *p, char *why, size_t whylen);
 
 /* As mp_reload, and `*same` (may be NULL) says whether the handle kept what it knew: an
- * MP_RDONLY handle whose file has the same size, and whose page 0, metadata pages and
+ * MP_RDONLY handle of a 0.2 file (a 0.3 file's loads again, for now) whose file has the same
+ * size, and whose page 0, metadata pages and
  * directory pages hold the bytes they held at its last load, reads nothing again, and
  * every answer it gives is the last load's (mp_check's with MP_CHECK_NO_CONTENT included;
  * pages' contents are read from the file as always). A preview always loads again, and
@@ -129,7 +143,8 @@ MP_API const char *mp_strerror(int code);
 MP_API size_t mp_page_size(const mp_pager *p);
 MP_API uint64_t mp_page_count(const mp_pager *p); /* pages in the file, reserved ones included */
 MP_API uint64_t mp_free_count(const mp_pager *p);
-/* Most pages this file can ever hold at its page size: (page_size - 28) * 8. */
+/* Most pages this file can ever hold: at its page size, (page_size - 28) * 8 for a 0.2
+ * file; 2^32 for a 0.3 file. */
 MP_API uint64_t mp_capacity(const mp_pager *p);
 
 /* ---- Regular pages ---------------------------------------------------------
@@ -222,13 +237,18 @@ MP_API uint64_t mp_leaked_count(const mp_pager *p);
 /* Page 0's first sector held garbage (a torn write on a drive without atomic sectors):
  * page 0 is rebuilt from the metadata and directory pages and written whole (see README). */
 #define MP_RECOVER_SALVAGE 0x40u
+/* A 0.3 file: a commit that a power cut interrupted left leaf slots newer than the root,
+ * whose magic is zeroed so that no later root can make them current (FORMAT.md 3.3). */
+#define MP_RECOVER_LEAVES 0x80u
 MP_API unsigned mp_recovery(const mp_pager *p);
 
 /* What each page of a file is, read from a copy of the file held in memory (`len` bytes)
  * without opening it: for tools that classify the writes they see (crashcheck's coverage).
  * kinds[id] gets an MP_PAGE_* value for pages 0 .. npages - 1 (MP_PAGE_UNKNOWN past the
  * image, or where no metadata copy is whole). Pages named by either copy of a directory
- * block count as that block's, so an operation in flight is seen. MP_ECORRUPT or
+ * block count as that block's, so an operation in flight is seen. A 0.3 image: MP_PAGE_SUPERBLOCK
+ * for page 0's metadata block, MP_PAGE_METADATA for the roots' and every leaf slot's, the rest by
+ * the current leaves and directory of the valid root with the higher generation. MP_ECORRUPT or
  * MP_EVERSION if the superblock is not one this library reads, MP_ENOMEM without memory for
  * a copy of page 0. */
 #define MP_PAGE_UNKNOWN 0

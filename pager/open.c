@@ -120,8 +120,8 @@ static bool is_leftover(int fd, uint64_t size);
 
 /* Reads what the superblock says before anything is mapped: the file's size and
  * its page size, refusing files too short to hold the reserved pages. */
-static int probe(int fd, const uint8_t *mapped, size_t mapped_len, uint64_t *size, unsigned *log2, char *why,
-                 size_t whylen) {
+static int probe(int fd, const uint8_t *mapped, size_t mapped_len, uint64_t *size, unsigned *log2, bool *fmt3,
+                 char *why, size_t whylen) {
   struct stat st;
   if (fstat(fd, &st) != 0) return mp__errno_to_code(errno);
   if (!S_ISREG(st.st_mode)) {
@@ -136,6 +136,24 @@ static int probe(int fd, const uint8_t *mapped, size_t mapped_len, uint64_t *siz
   else if ((uint64_t)st.st_size < sizeof buf || pread(fd, buf, sizeof buf, 0) != (ssize_t)sizeof buf) {
     snprintf(why, whylen, "file too short for a superblock");
     return MP_ECORRUPT;
+  }
+  *fmt3 = mp3__is_v3(head, sizeof buf);
+  if (*fmt3) {
+    /* The 0.3 superblock is a sector of its own (FORMAT.md 3.5). */
+    uint8_t sector[MP3_SB_LEN];
+    const uint8_t *sb = sector;
+    size_t got = 0;
+    if (head == mapped && mapped_len >= sizeof sector) sb = mapped, got = sizeof sector;
+    else if ((uint64_t)st.st_size >= sizeof sector && pread(fd, sector, sizeof sector, 0) == (ssize_t)sizeof sector)
+      got = sizeof sector;
+    int rc3 = mp3__probe(sb, got, log2, why, whylen);
+    if (rc3 != MP_OK) return rc3;
+    if ((uint64_t)st.st_size < mp3__mb((size_t)1 << *log2)) {
+      snprintf(why, whylen, "file of %llu bytes is shorter than the 0.3 superblock's block", (unsigned long long)st.st_size);
+      return MP_ECORRUPT;
+    }
+    *size = (uint64_t)st.st_size;
+    return MP_OK;
   }
   const char *reason;
   int rc = mp__sb_check(head, sizeof buf, log2, &reason);
@@ -162,15 +180,16 @@ static int probe(int fd, const uint8_t *mapped, size_t mapped_len, uint64_t *siz
  * they touch, and nothing reaches the file. (It was mapped read-only, and made
  * writable around each recovery: two calls that change the protection of every
  * page, a quarter of a crash checker's time per recovered state.) */
-static int map_file(mp_pager *p, unsigned log2, uint64_t size) {
+static int map_file(mp_pager *p, unsigned log2, uint64_t size, bool fmt3) {
   size_t ps = (size_t)1 << log2;
+  p->fmt3 = fmt3;
   p->log2 = log2;
   p->ps = ps;
   p->capacity = mp__capacity(ps);
   p->max_refs = mp__max_refs(ps);
   p->dir_cap = mp__dir_cap(ps);
   p->file_size = size;
-  p->map_pages = size / ps < p->capacity ? size / ps : p->capacity;
+  p->map_pages = size / ps < p->capacity || fmt3 ? size / ps : p->capacity;
   int prot = PROT_READ | (p->rdonly && !p->preview ? 0 : PROT_WRITE);
   p->map = mmap(NULL, p->map_pages * ps, prot, p->preview ? MAP_PRIVATE : MAP_SHARED, p->fd, 0);
   if (p->map == MAP_FAILED) {
@@ -297,6 +316,11 @@ static bool memo_holds(const mp_pager *p) {
 /* Derives the state of the handle from the mapping: page 0 as recovery accepts
  * it, the metadata, the directory; then recovery (a writer's or a preview's). */
 static int load(mp_pager *p, char *why, size_t whylen) {
+  if (p->fmt3) {
+    int rc3 = mp3__load(p, why, whylen);
+    if (rc3 == MP_OK && p->preview_wrote) find_written(p);
+    return rc3;
+  }
   uint8_t *p0 = mp__malloc(p->ps), *raw = NULL;
   if (!p0) return MP_ENOMEM;
   mp_p0_fix fix;
@@ -337,6 +361,7 @@ out:
 /* Forgets everything load() derived, keeping the descriptor, the mapping and the
  * arrays' memory: the handle holds no pages until the next load. */
 static void unload(mp_pager *p) {
+  mp3__unload(p);
   for (uint32_t b = 0; b < p->dir_count; b++) free(p->blocks[b].staged);
   if (p->blocks_cap) memset(p->blocks, 0, p->blocks_cap * sizeof *p->blocks);
   p->dir_count = 0;
@@ -356,7 +381,8 @@ static void unload(mp_pager *p) {
 static int attach(int fd, bool rdonly, bool preview, mp_pager **out, char *why, size_t whylen) {
   uint64_t size;
   unsigned log2;
-  int rc = probe(fd, NULL, 0, &size, &log2, why, whylen);
+  bool fmt3;
+  int rc = probe(fd, NULL, 0, &size, &log2, &fmt3, why, whylen);
   if (rc != MP_OK) return rc;
   mp_pager *p = mp__calloc(1, sizeof *p);
   if (!p) return MP_ENOMEM;
@@ -365,7 +391,7 @@ static int attach(int fd, bool rdonly, bool preview, mp_pager **out, char *why, 
   p->rdonly = rdonly;
   p->preview = preview;
   p->sys_page = (size_t)sysconf(_SC_PAGESIZE);
-  if ((rc = map_file(p, log2, size)) == MP_OK && (rc = load(p, why, whylen)) == MP_OK) {
+  if ((rc = map_file(p, log2, size, fmt3)) == MP_OK && (rc = load(p, why, whylen)) == MP_OK) {
     *out = p;
     return MP_OK;
   }
@@ -414,18 +440,20 @@ static int reload(mp_pager *p, bool *same, char *why, size_t whylen) {
   if (p->preview) drop_private(p);
   uint64_t size;
   unsigned log2;
-  int rc = probe(p->fd, p->map, p->map ? p->ps : 0, &size, &log2, why, whylen);
-  if (rc == MP_OK && p->map && log2 == p->log2 && size == p->file_size && memo_holds(p)) {
+  bool fmt3;
+  int rc = probe(p->fd, p->map, p->map ? p->ps : 0, &size, &log2, &fmt3, why, whylen);
+  bool same_map = rc == MP_OK && p->map && log2 == p->log2 && size == p->file_size && fmt3 == p->fmt3;
+  if (same_map && memo_holds(p)) {
     *same = true; /* nothing the state was derived from changed: it stands */
     return MP_OK;
   }
   forget_memo(p);
   unload(p);
-  if (rc == MP_OK && p->map && log2 == p->log2 && size == p->file_size) {
+  if (same_map) {
     rc = load(p, why, whylen); /* same geometry: the mapping stays as it is */
   } else if (rc == MP_OK) {
     unmap_file(p);
-    if ((rc = map_file(p, log2, size)) == MP_OK) rc = load(p, why, whylen);
+    if ((rc = map_file(p, log2, size, fmt3)) == MP_OK) rc = load(p, why, whylen);
   }
   if (rc != MP_OK) {
     /* An empty handle without a mapping, which a later reload can fill. */
@@ -466,9 +494,9 @@ static bool valid_page_size(size_t ps) {
 /* True if every byte of the file is either zero or what mp_create writes there: the
  * leftover of a create that a power cut interrupted, which holds nothing of anyone's
  * and may be replaced. Create sets the size to four pages in one call, so the size
- * (0 or 4 pages) names the page size to compare with. */
+ * (0 or 4 pages) names the page size to compare with (a 0.3 create's: six blocks, open3.c). */
 static bool is_leftover(int fd, uint64_t size) {
-  if (size == 0) return true;
+  if (size == 0 || mp3__is_leftover(fd, size)) return true;
   uint64_t ps = size / 4;
   if (size % 4 || !valid_page_size((size_t)ps)) return false;
   uint8_t *buf = malloc(size), *img = calloc(4, ps);
@@ -532,7 +560,7 @@ static int lock(int fd, bool rdonly) {
   return MP_OK;
 }
 
-static int create_at(const char *path, size_t ps, mp_pager **out) {
+static int create_at(const char *path, size_t ps, unsigned flags, mp_pager **out) {
   unsigned log2 = (unsigned)__builtin_ctzll(ps);
   int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644), rc;
   if (fd < 0 && errno == EEXIST) {
@@ -563,7 +591,8 @@ static int create_at(const char *path, size_t ps, mp_pager **out) {
     goto fail;
   }
   char why[256];
-  if ((rc = format(fd, log2)) != MP_OK || (rc = sync_parent_dir(path)) != MP_OK ||
+  rc = flags & MP_FORMAT_3 ? mp3__format(fd, log2, flags & MP_SPARSE) : format(fd, log2);
+  if (rc != MP_OK || (rc = sync_parent_dir(path)) != MP_OK ||
       (rc = attach(fd, false, false, out, why, sizeof why)) != MP_OK) {
     /* The file is ours (created with O_EXCL, or an emptied leftover, and locked):
      * a failed create must not leave a file that later creates refuse. */
@@ -576,10 +605,14 @@ fail:
   return rc;
 }
 
-int mp_create(const char *path, size_t page_size, mp_pager **out) {
-  if (!path || !out || !valid_page_size(page_size)) return MP_EINVAL;
+int mp_create(const char *path, size_t page_size, mp_pager **out) { return mp_create_flags(path, page_size, 0, out); }
+
+int mp_create_flags(const char *path, size_t page_size, unsigned flags, mp_pager **out) {
+  if (!path || !out || !valid_page_size(page_size) || (flags & ~(MP_FORMAT_3 | MP_SPARSE))) return MP_EINVAL;
   *out = NULL;
-  return create_at(path, page_size, out);
+  int rc = create_at(path, page_size, flags, out);
+  if (rc == MP_OK && flags & MP_SPARSE) (*out)->sparse = true;
+  return rc;
 }
 
 static int open_file(const char *path, unsigned flags, mp_pager **out, char *why, size_t whylen);
@@ -589,20 +622,22 @@ int mp_open(const char *path, unsigned flags, mp_pager **out) { return mp_open_e
 int mp_open_explain(const char *path, unsigned flags, mp_pager **out, char *user_why, size_t user_whylen) {
   char why[256] = "";
   int rc = open_file(path, flags, out, why, sizeof why);
-  if (rc == MP_OK) (*out)->sparse = (flags & MP_SPARSE) != 0;
+  if (rc == MP_OK && flags & MP_SPARSE) (*out)->sparse = true; /* (a 0.3 file's superblock may say so too) */
+  if (rc == MP_OK && flags & MP_FORMAT_3) (*out)->upgrade = true;
   if (rc != MP_OK && user_why && user_whylen) snprintf(user_why, user_whylen, "%s", why[0] ? why : mp_strerror(rc));
   return rc;
 }
 
 static int open_file(const char *path, unsigned flags, mp_pager **out, char *why, size_t whylen) {
-  if (!path || !out || (flags & ~(MP_RDONLY | MP_CREATE | MP_PREVIEW | MP_SPARSE)) ||
-      (flags & (MP_RDONLY | MP_PREVIEW) && flags & (MP_CREATE | MP_SPARSE)))
+  if (!path || !out || (flags & ~(MP_RDONLY | MP_CREATE | MP_PREVIEW | MP_SPARSE | MP_FORMAT_3)) ||
+      (flags & (MP_RDONLY | MP_PREVIEW) && flags & (MP_CREATE | MP_SPARSE | MP_FORMAT_3)))
     return MP_EINVAL;
+  const unsigned create_flags = flags & (MP_FORMAT_3 | MP_SPARSE);
   *out = NULL;
   bool preview = flags & MP_PREVIEW, rdonly = (flags & MP_RDONLY) || preview;
   int fd = open(path, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
   if (fd < 0) {
-    if (errno == ENOENT && (flags & MP_CREATE)) return create_at(path, MP_DEFAULT_PAGE_SIZE, out);
+    if (errno == ENOENT && (flags & MP_CREATE)) return create_at(path, MP_DEFAULT_PAGE_SIZE, create_flags, out);
     return mp__errno_to_code(errno);
   }
   int rc = lock(fd, rdonly);
@@ -612,7 +647,7 @@ static int open_file(const char *path, unsigned flags, mp_pager **out, char *why
     struct stat st;
     if (fstat(fd, &st) == 0 && is_leftover(fd, (uint64_t)st.st_size)) {
       close(fd);
-      if (flags & MP_CREATE) return create_at(path, MP_DEFAULT_PAGE_SIZE, out);
+      if (flags & MP_CREATE) return create_at(path, MP_DEFAULT_PAGE_SIZE, create_flags, out);
       snprintf(why, whylen, "%s", leftover_why);
       return MP_EINCOMPLETE;
     }
@@ -623,6 +658,7 @@ static int open_file(const char *path, unsigned flags, mp_pager **out, char *why
 
 int mp_close(mp_pager *p) {
   if (!p) return MP_OK;
+  mp3__unload(p);
   if (p->map) munmap(p->map, p->map_pages * p->ps);
   for (uint32_t b = 0; b < p->dir_count; b++) free(p->blocks[b].staged);
   free(p->blocks);

@@ -3,7 +3,8 @@
 
 MP_VERSION   := 0.2.0
 PAGER_SRCS   := $(wildcard pager/*.c)
-PAGER_TESTS  := $(patsubst %.c,%,$(wildcard pager/tests/test_*.c))
+# test_fmt3_cuts runs the pager under libpowercut: built below, in the tst variant only.
+PAGER_TESTS  := $(filter-out %/test_fmt3_cuts,$(patsubst %.c,%,$(wildcard pager/tests/test_*.c)))
 PAGER_TEST_SUPPORT := pager/tests/support.c
 TEST_LDLIBS  = -lcmocka -lfiu $(MP_LIBS)
 # The checksum's code, and its test, learn whether ISA-L is there (Makefile: ISAL_CFLAGS).
@@ -41,5 +42,14 @@ $(BUILD)/bin/mp-bench: $(BUILD)/rel/pager/bench/mp_bench.o $(BUILD)/lib/libmappe
 LIBS_REL   += $(BUILD)/lib/libmappedpages.a $(BUILD)/lib/libmappedpages.so $(BUILD)/lib/libmappedpages.so.0 \
               $(BUILD)/bin/mp-demo $(BUILD)/bin/mp-bench
 CHECK_BINS += $(PAGER_TESTS:%=$(BUILD)/tst/%) $(PAGER_TESTS:%=$(BUILD)/asan/%)
+
+# A 0.3 file under the power-cut shim: the workload it records, and the test that reads the
+# trace back through libpowercut's model (faults/faults.mk builds the shim and those objects).
+$(BUILD)/tst/pager/tests/pc_fmt3_work: $(BUILD)/tst/pager/tests/pc_fmt3_work.o $(BUILD)/tst/libmappedpages.a
+	$(CC) -o $@ $^ -lfiu $(MP_LIBS)
+$(BUILD)/tst/pager/tests/test_fmt3_cuts: $(BUILD)/tst/pager/tests/test_fmt3_cuts.o $(BUILD)/tst/faults/model.o \
+    $(BUILD)/tst/faults/trace.o $(BUILD)/tst/libmappedpages.a | $(BUILD)/tst/pager/tests/pc_fmt3_work $(BUILD)/lib/libpowercut.so
+	$(CC) -o $@ $^ -lcmocka -lfiu -ldl -pthread $(MP_LIBS)
+CHECK_BINS += $(BUILD)/tst/pager/tests/test_fmt3_cuts
 CHECK_SCRIPTS += pager/tests/e2e_install.sh pager/tests/e2e_demo.sh pager/tests/e2e_salvage.sh
 BENCH_BINS += $(BUILD)/bin/mp-bench

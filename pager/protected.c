@@ -138,10 +138,11 @@ static int alloc_in_new_block(mp_pager *p, uint64_t *id) {
   return MP_OK;
 }
 
-int mp_protected_alloc(mp_pager *p, uint64_t *id) {
+static int protected_alloc(mp_pager *p, uint64_t *id) {
   if (!p || !id) return MP_EINVAL;
   int rc = mp__writable(p);
   if (rc != MP_OK) return rc;
+  if (p->fmt3) return mp3__protected_alloc(p, id);
   uint32_t b, e;
   if (!find_free_entry(p, &b, &e)) return alloc_in_new_block(p, id);
 
@@ -179,11 +180,21 @@ int mp_protected_alloc(mp_pager *p, uint64_t *id) {
   return MP_OK;
 }
 
+int mp_protected_alloc(mp_pager *p, uint64_t *id) {
+  int rc = protected_alloc(p, id);
+  /* A 0.2 file out of pages (not of directory references: a 0.3 root holds fewer) whose writer
+   * asked for it becomes 0.3 (upgrade3.c); nothing was written before MP_EFULL. */
+  if (rc == MP_EFULL && !p->fmt3 && p->upgrade && p->dir_count < p->max_refs && (rc = mp3__upgrade(p)) == MP_OK)
+    rc = mp3__protected_alloc(p, id);
+  return rc;
+}
+
 int mp_protected_free(mp_pager *p, uint64_t id) {
   uint32_t b, e;
   mp_entry ent;
   int rc = writable_entry(p, id, &b, &e, &ent);
   if (rc != MP_OK) return rc;
+  if (p->fmt3) return mp3__protected_free(p, b, e, &ent);
   static const uint8_t cleared[MP_ENTRY_SIZE];
   if ((rc = mp__dir_stage(p, b, e, cleared, MP_NO_PAGE)) != MP_OK) return rc;
   mp_block *blk = &p->blocks[b];
@@ -248,6 +259,7 @@ int mp_protected_commit(mp_pager *p, uint64_t id) {
   if (rc != MP_OK) return rc;
   mp_block *blk = &p->blocks[b];
   if (!mp__bit(blk->staged, e)) return MP_ENOTSTAGED;
+  if (p->fmt3) return mp3__protected_commit(p, b, e, &ent);
   /* Two barriers (commit.c): the copy and the next directory page together, then
    * the selector. */
   uint64_t next = ent.page[!ent.slot];
