@@ -729,6 +729,17 @@ static int compute_dk(pc_model *m)
     return PC_OK;
 }
 
+int pc_model_step_sector(pc_model *m, uint64_t j, uint32_t *id, uint64_t *sector)
+{
+    if (!m || !id || !sector) return PC_EINVAL;
+    int rc = m->in_step ? compute_dk(m) : PC_OK;
+    if (rc) return rc;
+    if (!m->in_step || j >= m->ndk) return PC_ERANGE;
+    *id = m->dk[j].id;
+    *sector = m->dk[j].sec;
+    return PC_OK;
+}
+
 int pc_model_step_sectors(pc_model *m, uint64_t *n_out)
 {
     if (!m || !n_out) return PC_EINVAL;

@@ -169,6 +169,9 @@ PC_API int pc_model_step_fail(pc_model *m, const pc_crash *tear);
 
 /* Number of sectors the open step makes durable (the n of prefix/suffix/garbage). */
 PC_API int pc_model_step_sectors(pc_model *m, uint64_t *n_out);
+/* The j-th of them (0-based, in the order prefix, suffix and garbage count them): its file and
+ * its sector index (byte offset / sector size). PC_ERANGE past the last. */
+PC_API int pc_model_step_sector(pc_model *m, uint64_t j, uint32_t *id, uint64_t *sector);
 /* Crash image of file id if power is cut during the open step (or now, with no step open):
  * a malloc'ed buffer the caller frees. Never changes the model. */
 PC_API int pc_model_image(pc_model *m, uint32_t id, const pc_crash *crash, uint8_t **buf_out,

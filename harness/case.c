@@ -48,6 +48,7 @@ void cc_case_default(cc_case *c) {
   c->explore_from = 0;
   c->image[0] = 0;
   c->sparse = false;
+  c->format3 = c->upgrade = false;
   c->nops = 0;
 }
 
@@ -99,6 +100,7 @@ void cc_case_decode(const uint8_t *data, size_t len, cc_case *out) {
   memset(&out->error, 0, sizeof out->error);
   out->explore_from = 0;
   out->sparse = false;
+  out->format3 = out->upgrade = false;
   out->image[0] = 0;
   out->nops = 0;
   for (size_t at = CC_HEADER_SIZE; at + 3 <= len && out->nops < CC_MAX_OPS; at += 3) {
@@ -163,6 +165,8 @@ static void print_text(const cc_case *c, const char *image, FILE *f) {
   }
   if (c->explore_from) fprintf(f, "explore-from %zu\n", c->explore_from);
   if (c->sparse) fprintf(f, "sparse\n");
+  if (c->format3) fprintf(f, "format 3\n");
+  if (c->upgrade) fprintf(f, "upgrade\n");
   for (size_t i = 0; i < c->nops; i++) {
     const cc_op *op = &c->ops[i];
     fprintf(f, "%s", cc_op_name(op->kind));
@@ -320,6 +324,16 @@ static int parse_line(char **tok, int ntok, cc_case *c, parse_ctx *ctx) {
   if (strcmp(tok[0], "sparse") == 0) {
     if (ntok != 1) return -1;
     c->sparse = true;
+    return 0;
+  }
+  if (strcmp(tok[0], "format") == 0) { /* format 3: the file is created in the 0.3 format */
+    if (ntok != 2 || strcmp(tok[1], "3")) return -1;
+    c->format3 = true;
+    return 0;
+  }
+  if (strcmp(tok[0], "upgrade") == 0) {
+    if (ntok != 1) return -1;
+    c->upgrade = true;
     return 0;
   }
   if (strcmp(tok[0], "explore-from") == 0) { /* explore-from OPERATION (1-based) */

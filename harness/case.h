@@ -85,6 +85,10 @@ typedef struct cc_case {
    * pages the pager writes into reserved first); a created file is reopened so right after
    * mp_create, in the create. Text form only ("sparse"). */
   bool sparse;
+  /* The file is created in the 0.3 format ("format 3": mp_create_flags with MP_FORMAT_3), or
+   * created 0.2 and upgraded by the first allocation that outgrows 0.2 ("upgrade": the
+   * workload's writer handles opened with MP_FORMAT_3). Text form only. */
+  bool format3, upgrade;
   size_t nops;
   cc_op ops[CC_MAX_OPS];
 } cc_case;

@@ -80,8 +80,10 @@ static const char *usage_explore =
     "  --page-size N      1024, 2048, 4096, 8192 or 16384 (overrides the case; a case that\n"
     "                     starts from an image takes only that image's page size)\n"
     "  --sector N         512 (default) or 4096 (drives with atomic 4 KiB writes)\n"
-    "  --tear LIST        comma list of: prefix, suffix, random:K (default prefix,suffix,random:4;\n"
-    "                     none and all are always explored)\n"
+    "  --tear LIST        comma list of: prefix, suffix, random:K, garbage (default\n"
+    "                     prefix,suffix,random:4,garbage; none and all are always explored;\n"
+    "                     garbage: in a 0.3 file, each sector of its superblock, roots, leaves\n"
+    "                     and directory blocks that a step writes, landed as garbage)\n"
     "  --writeback LIST   comma list of: all, random:K (default all,random:2; none always)\n"
     "  --jobs N           checker processes (default 1)\n"
     "  --shard I/N        explore only the I-th of N parts of the state space (0-based)\n"
@@ -323,13 +325,14 @@ static void print_json(const cc_explore_result *r, uint32_t page_size, uint32_t 
 }
 
 static void parse_tears(const char *list, cc_explore_opts *o) {
-  o->prefixes = o->suffixes = false;
+  o->prefixes = o->suffixes = o->garbage = false;
   o->random_tears = 0;
   char buf[256];
   snprintf(buf, sizeof buf, "%s", list);
   for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
     if (!strcmp(t, "prefix")) o->prefixes = true;
     else if (!strcmp(t, "suffix")) o->suffixes = true;
+    else if (!strcmp(t, "garbage")) o->garbage = true;
     else if (!strcmp(t, "none") || !strcmp(t, "all")) continue;
     else if (!strncmp(t, "random:", 7)) o->random_tears = (unsigned)parse_num(usage_explore, "--tear", t + 7, 255);
     else die_usage(usage_explore, "unknown tear \"%s\"", t);
@@ -1286,15 +1289,19 @@ out:
 /* Runs a case on a file: what the shim records. Exit 1 if the pager disagrees
  * with the model. */
 static int cmd_run(int argc, char **argv) {
-  bool existing = false, sparse = false;
-  if (argc < 3 || argc > 5) return EXIT_USAGE;
+  bool existing = false, sparse = false, format3 = false, upgrade = false;
+  if (argc < 3 || argc > 7) return EXIT_USAGE;
   for (int i = 3; i < argc; i++) {
     if (!strcmp(argv[i], "--existing")) existing = true;
     else if (!strcmp(argv[i], "--sparse")) sparse = true;
+    else if (!strcmp(argv[i], "--format3")) format3 = true;
+    else if (!strcmp(argv[i], "--upgrade")) upgrade = true;
     else return EXIT_USAGE;
   }
   cc_case *c = load_case_or_die(argv[1]);
   c->sparse = sparse;
+  c->format3 = format3;
+  c->upgrade = upgrade;
   cc_run run;
   /* explore --errors: the run with an injected error is the model; it leaves its states */
   /* R7's follow-ups: the run leaves its states, so the explorer need not run the model */

@@ -33,7 +33,7 @@ void cc_explore_defaults(cc_explore_opts *o) {
   o->shards = 1;
   o->random_tears = 4;
   o->random_writebacks = 2;
-  o->prefixes = o->suffixes = o->writeback_all = true;
+  o->prefixes = o->suffixes = o->writeback_all = o->garbage = true;
   o->max_violations = 20;
   o->again = 16;
 }
@@ -101,11 +101,13 @@ int cc_record(const cc_case *c, const cc_explore_opts *o, const char *file, cons
     env[nenv++] = set[k];
   }
   env[nenv] = NULL;
-  /* the binary case has no room for the text form's "sparse": a flag of its own */
-  char *argv[7] = {(char *)o->self, "__run", casefile, (char *)file, NULL, NULL, NULL};
+  /* the binary case has no room for the text form's "sparse", "format 3", "upgrade": flags */
+  char *argv[9] = {(char *)o->self, "__run", casefile, (char *)file, NULL, NULL, NULL, NULL, NULL};
   int na = 4;
   if (existing) argv[na++] = "--existing";
   if (c->sparse) argv[na++] = "--sparse";
+  if (c->format3) argv[na++] = "--format3";
+  if (c->upgrade) argv[na++] = "--upgrade";
   /* In a child of the fork server (forkserver.c), which loaded the shim once; executed
    * here when there is none. The variables are ours[], less the "=" of each. */
   enum { NVARS = sizeof ours / sizeof *ours };
@@ -293,6 +295,33 @@ static void walk_final(walker *w, pc_replay *rp, cc_image *im, cc_check_cache *c
 /* The hash of every state without a file (no image bytes to hash). */
 #define NO_FILE_HASH UINT64_C(0x6E6F2D66696C6521)
 
+/* Garbage tears of the open step's metadata sectors, if the file (as the program sees it) is
+ * 0.3: one choice per such sector (up to the 255th sector of the step, which a tear's count
+ * can name), with the rest of the step landed and nothing written back early. */
+static size_t metadata_garbage(walker *w, pc_model *m, uint64_t n, cc_schedule *out, size_t cap) {
+  const uint8_t *vol;
+  uint64_t vlen;
+  if (pc_model_volatile(m, 0, &vol, &vlen) != PC_OK || vlen < 8 || memcmp(vol, "MPPG", 4) || vol[4] != 0 ||
+      vol[5] != 3)
+    return 0;
+  uint64_t ps = w->c->page_size, pages = vlen / ps, sector = w->c->sector;
+  uint8_t *kinds = pages ? malloc(pages) : NULL;
+  if (!kinds || mp_image_page_kinds(vol, vlen, kinds, pages) != MP_OK) {
+    free(kinds);
+    return 0;
+  }
+  size_t count = 0;
+  for (uint64_t j = 0; j < n && j < 255 && count < cap; j++) {
+    uint32_t id;
+    uint64_t sec, page;
+    if (pc_model_step_sector(m, j, &id, &sec) != PC_OK || id != 0 || (page = sec * sector / ps) >= pages) continue;
+    if (kinds[page] == MP_PAGE_SUPERBLOCK || kinds[page] == MP_PAGE_METADATA || kinds[page] == MP_PAGE_DIRECTORY)
+      out[count++] = (cc_schedule){.tear = CC_TEAR_GARBAGE, .tear_n = (uint8_t)(j + 1), .writeback = CC_WB_NONE};
+  }
+  free(kinds);
+  return count;
+}
+
 static int walk(walker *w) {
   pc_trace *t = NULL;
   pc_replay *rp = NULL;
@@ -349,6 +378,7 @@ static int walk(walker *w) {
                 pc_model_image_exists(m, 0, &none_none, &before_name) == PC_OK && !before_name &&
                 pc_model_image_exists(m, 0, &all_none, &after_name) == PC_OK && after_name;
     size_t nch = cut ? choices(w->o, n, name, sched, 8192) : 0;
+    if (cut && w->o->garbage) nch += metadata_garbage(w, m, n, sched + nch, 8192 - nch);
     for (size_t i = 0; going && i < nch; i++) {
       w->states++;
       pc_crash crash;
@@ -473,6 +503,8 @@ uint64_t cc_again(const cc_case *c, const cc_explore_opts *o, const char *crashe
   }
   cc_follow_up(follow, c->page_size, c->sector);
   follow->sparse = c->sparse; /* the recovered file is opened as the workload opened it */
+  follow->format3 = c->format3;
+  follow->upgrade = c->upgrade;
   char spec[96];
   if (one) cc_cut_spec(only, spec, sizeof spec);
   cc_explore_opts rec = *o;

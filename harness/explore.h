@@ -20,6 +20,13 @@ typedef struct cc_explore_opts {
   unsigned random_tears;  /* seeded random tear subsets per step (default 4) */
   unsigned random_writebacks; /* seeded random writeback subsets (default 2) */
   bool prefixes, suffixes, writeback_all; /* parts of the default state space */
+  /* Garbage tears of metadata writes in 0.3 files: at each step, each sector of the file's
+   * superblock, roots, leaves or directory blocks that the step writes, landed as garbage
+   * (bytes neither old nor new: a drive without atomic sectors) with the rest of the step
+   * landed. The 0.3 format promises that no one such sector makes the file unopenable or
+   * loses a committed operation; 0.2 promises it of page 0's first sector alone (salvage),
+   * so 0.2 images get none. Default on ("garbage" in --tear). */
+  bool garbage;
   bool progress;       /* a progress line on stderr */
   unsigned max_violations; /* stop reporting after this many (all are counted) */
   /* R7. Every crash state whose recovery repairs or reclaims something (mp_recovery() not

@@ -343,7 +343,9 @@ int cc_state_read_bits(struct mp_pager *p, cc_check_cache *cache, cc_state *out)
 /* ---- the runner -------------------------------------------------------------- */
 
 /* The flags of the workload's writer opens. */
-static unsigned open_flags(const cc_case *c) { return c->sparse ? MP_SPARSE : 0; }
+static unsigned open_flags(const cc_case *c) {
+  return (c->sparse ? MP_SPARSE : 0) | (c->format3 || c->upgrade ? MP_FORMAT_3 : 0);
+}
 
 typedef struct runner {
   const cc_case *c;
@@ -749,11 +751,12 @@ static int run_case(const cc_case *c, const char *path, start_kind start, bool c
   }
   if (!existing) unlink(path);
   pc_mark_begin(cc_marker(0), existing ? "open" : "create");
-  rc = existing ? mp_open(path, open_flags(c), &r.p) : mp_create(path, c->page_size, &r.p);
-  if (rc == MP_OK && !existing && c->sparse) { /* mp_create takes no flags: reopened, as a user would */
+  rc = existing ? mp_open(path, open_flags(c), &r.p)
+                 : mp_create_flags(path, c->page_size, c->format3 ? open_flags(c) : 0, &r.p);
+  if (rc == MP_OK && !existing && !c->format3 && open_flags(c)) { /* a 0.2 file: reopened so, as a user would */
     rc = mp_close(r.p);
     r.p = NULL;
-    if (rc == MP_OK) rc = mp_open(path, MP_SPARSE, &r.p);
+    if (rc == MP_OK) rc = mp_open(path, open_flags(c), &r.p);
   }
   pc_mark_end(cc_marker(0));
   if (rc != MP_OK) {
