@@ -38,6 +38,9 @@ $(BUILD)/bin/mp-demo: $(BUILD)/rel/pager/demo/mp_demo.o $(BUILD)/lib/libmappedpa
 $(BUILD)/bin/mp-bench: $(BUILD)/rel/pager/bench/mp_bench.o $(BUILD)/lib/libmappedpages.a
 	@mkdir -p $(@D)
 	$(CC) -o $@ $^ $(MP_LIBS)
+$(BUILD)/bin/mp-scale: $(BUILD)/rel/pager/bench/mp_scale.o $(BUILD)/lib/libmappedpages.a
+	@mkdir -p $(@D)
+	$(CC) -o $@ $^ $(MP_LIBS)
 
 LIBS_REL   += $(BUILD)/lib/libmappedpages.a $(BUILD)/lib/libmappedpages.so $(BUILD)/lib/libmappedpages.so.0 \
               $(BUILD)/bin/mp-demo $(BUILD)/bin/mp-bench
@@ -52,4 +55,4 @@ $(BUILD)/tst/pager/tests/test_fmt3_cuts: $(BUILD)/tst/pager/tests/test_fmt3_cuts
 	$(CC) -o $@ $^ -lcmocka -lfiu -ldl -pthread $(MP_LIBS)
 CHECK_BINS += $(BUILD)/tst/pager/tests/test_fmt3_cuts
 CHECK_SCRIPTS += pager/tests/e2e_install.sh pager/tests/e2e_demo.sh pager/tests/e2e_salvage.sh
-BENCH_BINS += $(BUILD)/bin/mp-bench
+BENCH_BINS += $(BUILD)/bin/mp-bench $(BUILD)/bin/mp-scale
