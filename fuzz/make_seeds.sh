@@ -63,6 +63,20 @@ for ps in 1024 2048 4096 8192; do
     [ -f "$work/pages.crash" ] && seed_image "torn-$ps-${cut//:/-}" 0 "$work/pages.crash"
   done
 done
+# 0.3 files (pager/FORMAT.md section 3): the same workload created with MP_FORMAT_3 (the case's
+# "format 3"), valid at 1 and 4 KiB pages, and cut at 1 KiB with a garbage sector and a tear.
+for ps in 1024 4096; do
+  case_text $ps 512 "cut none" | sed '/^sector/a format 3' >"$work/c3.txt"
+  "$cc" __run "$work/c3.txt" "$work/pages3" --format3 >/dev/null
+  seed_image "valid-f3-$ps" 0 "$work/pages3"
+  [ $ps = 1024 ] || continue
+  for cut in 12:garbage:1 17:prefix:1; do
+    rm -f "$work/pages3.crash"
+    LD_PRELOAD=$shim POWERCUT_FILE="$work/pages3" POWERCUT_CUT=$cut "$cc" __run "$work/c3.txt" "$work/pages3" \
+      --format3 >/dev/null 2>&1 || true
+    [ -f "$work/pages3.crash" ] && seed_image "torn-f3-$ps-${cut//:/-}" 0 "$work/pages3.crash"
+  done
+done
 # Mode 1 on a valid image: the checksum fixer's own path.
 cp "$img/valid-1024" "$img/valid-1024-fixcrc" && printf '\x01' | dd of="$img/valid-1024-fixcrc" bs=1 count=1 conv=notrunc status=none
 # Files written by the reference implementation (corpus/interop).
