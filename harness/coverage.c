@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "image.h"
 #include "mappedpages.h"
 
 /* Byte offsets of the 0.2 format's page 0 that tell one change from another; the page
@@ -80,6 +81,9 @@ void cc_cover_step(cc_coverage *cov, pc_model *m, uint32_t file, int call, uint6
   const uint8_t *vol, *dur;
   uint64_t vlen, dlen;
   if (pc_model_volatile(m, file, &vol, &vlen) != PC_OK || pc_model_durable(m, file, &dur, &dlen) != PC_OK) return;
+  /* The cells are those of the 0.2 protocol (its metadata copies, selector, directory
+   * stages): a 0.3 file's steps, the upgrade's included, count in none. */
+  if (cc_image_is_format3(vol, vlen) || cc_image_is_format3(dur, dlen)) return;
   if (call == PC_CALL_FSYNC_DIR || call == PC_CALL_FDATASYNC_DIR) {
     /* a name this step makes durable: absent if the cut lands nothing, present if it lands all */
     pc_crash none = {.tear = PC_TEAR_NONE}, all = {.tear = PC_TEAR_ALL};

@@ -301,9 +301,7 @@ static void walk_final(walker *w, pc_replay *rp, cc_image *im, cc_check_cache *c
 static size_t metadata_garbage(walker *w, pc_model *m, uint64_t n, cc_schedule *out, size_t cap) {
   const uint8_t *vol;
   uint64_t vlen;
-  if (pc_model_volatile(m, 0, &vol, &vlen) != PC_OK || vlen < 8 || memcmp(vol, "MPPG", 4) || vol[4] != 0 ||
-      vol[5] != 3)
-    return 0;
+  if (pc_model_volatile(m, 0, &vol, &vlen) != PC_OK || !cc_image_is_format3(vol, vlen)) return 0;
   uint64_t ps = w->c->page_size, pages = vlen / ps, sector = w->c->sector;
   uint8_t *kinds = pages ? malloc(pages) : NULL;
   if (!kinds || mp_image_page_kinds(vol, vlen, kinds, pages) != MP_OK) {

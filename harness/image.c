@@ -402,3 +402,7 @@ int cc_image_write(cc_image *im, pc_model *m, const pc_crash *crash) {
     if (!mark_stale(im, im->dsec[i])) im->all_stale = true;
   return im->verify ? verify(im, m, crash) : CC_OK;
 }
+
+bool cc_image_is_format3(const uint8_t *content, uint64_t len) {
+  return len >= 8 && memcmp(content, "MPPG", 4) == 0 && content[4] == 0 && content[5] == 3;
+}

@@ -31,5 +31,8 @@ int cc_image_write(cc_image *im, pc_model *m, const pc_crash *crash);
 void cc_image_touched(cc_image *im);
 /* Call at the end of each step, before pc_replay_next. */
 int cc_image_end_step(cc_image *im, pc_model *m);
+/* Whether the len bytes of a file's content begin with a 0.3 superblock (pager/FORMAT.md 3.5:
+ * tag MPPG, major 0, minor 3). */
+bool cc_image_is_format3(const uint8_t *content, uint64_t len);
 
 #endif
