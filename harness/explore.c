@@ -249,14 +249,18 @@ static void same_verdict_uncached(const walker *w, const cc_state *before, const
                                   const cc_verdict *cached) {
   cc_verdict fresh;
   cc_check_image(w->image, w->c->page_size, before, after, w->kind, NULL, &fresh);
+  /* The recovery a writer's open would do is part of the verdict: it decides whether the
+   * state is checked after recovery too, and which states R7 goes on from. */
   bool same = fresh.nviolations == cached->nviolations && fresh.leaks == cached->leaks &&
-              fresh.reclaimed == cached->reclaimed;
+              fresh.reclaimed == cached->reclaimed && fresh.recovery == cached->recovery;
   for (unsigned i = 0; same && i < fresh.nviolations; i++)
     same = strcmp(fresh.v[i].invariant, cached->v[i].invariant) == 0 && strcmp(fresh.v[i].found, cached->v[i].found) == 0;
   if (same) return;
-  fprintf(stderr, "crashcheck: CRASHCHECK_VERIFY: at step %llu the cached check found %u violations (%s), "
-          "a fresh one %u (%s)\n", (unsigned long long)w->step, cached->nviolations,
-          cached->nviolations ? cached->v[0].found : "-", fresh.nviolations, fresh.nviolations ? fresh.v[0].found : "-");
+  fprintf(stderr, "crashcheck: CRASHCHECK_VERIFY: at step %llu the cached check found %u violations (%s; recovery "
+          "%#x, %llu reclaimed), a fresh one %u (%s; recovery %#x, %llu reclaimed)\n", (unsigned long long)w->step,
+          cached->nviolations, cached->nviolations ? cached->v[0].found : "-", cached->recovery,
+          (unsigned long long)cached->reclaimed, fresh.nviolations, fresh.nviolations ? fresh.v[0].found : "-",
+          fresh.recovery, (unsigned long long)fresh.reclaimed);
   abort();
 }
 

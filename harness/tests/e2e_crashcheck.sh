@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # e2e_crashcheck.sh: the crashcheck binary end to end: usage errors, explore (summary,
 # JSON, jobs and shards that add up), show/encode, check, replay of cut cases and of
-# arbitrary byte strings, minimize's refusal of a clean case.
+# arbitrary byte strings, minimize's refusal of a clean case, CRASHCHECK_VERIFY's comparison
+# of cached and fresh verdicts (ci/mutants/63).
 set -euo pipefail
+source harness/tests/mutant_tree.sh
 cc=build/bin/crashcheck
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -60,6 +62,16 @@ jv=$(CRASHCHECK_VERIFY=1 $cc explore "$tmp/w.case" --quiet --json)
 # ones on every repaired state, hundreds here) were verified on the small workload above.
 jv=$(CRASHCHECK_VERIFY=1 $cc explore corpus/workloads/default --quiet --json --again off)
 [ "$(num violations "$jv")" = 0 ] || fail "verified run of the default workload"
+# What a writer's open would recover is part of the verdict that VERIFY compares: it decides
+# whether a state is checked after recovery and which states R7 goes on from. ci/mutants/63's
+# reader keeps its directory copies wrong (page_a twice) and says a reload changed nothing
+# when only page_b did: the cached verdict then lacks the mirror a fresh one sees.
+build_mutant ci/mutants/63-memo-pairs-page-a-twice.patch "$tmp/m63"
+st=$(cd "$tmp/m63" && status env CRASHCHECK_VERIFY=1 build/bin/crashcheck explore corpus/workloads/default --quiet \
+  --json --again off --out "$tmp/m63-out")
+[ "$st" = 134 ] || { cat "$tmp/out"; fail "mutant 63 under CRASHCHECK_VERIFY exits $st, not 134 (abort)"; }
+grep -q "CRASHCHECK_VERIFY: at step [0-9]* the cached check found .*recovery 0, .* a fresh one .*recovery 0x8" "$tmp/out" ||
+  { cat "$tmp/out"; fail "mutant 63: VERIFY does not name the recovery"; }
 j2=$($cc explore "$tmp/w.case" --quiet --json --jobs 2)
 [ "$(num distinct_states "$j2")" = "$distinct" ] || fail "--jobs 2 checked $(num distinct_states "$j2"), not $distinct"
 s0=$($cc explore "$tmp/w.case" --quiet --json --shard 0/2)
