@@ -20,6 +20,10 @@ typedef struct cc_explore_opts {
   unsigned random_tears;  /* seeded random tear subsets per step (default 4) */
   unsigned random_writebacks; /* seeded random writeback subsets (default 2) */
   bool prefixes, suffixes, writeback_all; /* parts of the default state space */
+  /* --tear garbage: beyond the default model, a step whose first durable sector is the file's
+   * first also tears into a garbage first sector (bytes neither old nor new: a drive without
+   * atomic sectors), where that sector lies within page 0 (pages of at least the sector) */
+  bool garbage_head;
   bool progress;       /* a progress line on stderr */
   unsigned max_violations; /* stop reporting after this many (all are counted) */
   /* R7. Every crash state whose recovery repairs or reclaims something (mp_recovery() not
