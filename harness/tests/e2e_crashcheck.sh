@@ -2,7 +2,8 @@
 # e2e_crashcheck.sh: the crashcheck binary end to end: usage errors, explore (summary,
 # JSON, jobs and shards that add up), show/encode, check, replay of cut cases and of
 # arbitrary byte strings, minimize's refusal of a clean case, CRASHCHECK_VERIFY's comparison
-# of cached and fresh verdicts (ci/mutants/63), garbage tears (ci/mutants/61).
+# of cached and fresh verdicts (ci/mutants/63), garbage tears (ci/mutants/61), a reader's
+# view of the regular pages (ci/mutants/56).
 set -euo pipefail
 source harness/tests/mutant_tree.sh
 cc=build/bin/crashcheck
@@ -91,6 +92,14 @@ st=$(cd "$tmp/m61" && status timeout 120 build/bin/crashcheck minimize "$repro" 
 ops=$(grep -cvE '^(#|crashcheck-case|page-size|sector|cut|again)' "$tmp/m61.min" || true)
 [ "$st" = 0 ] && [ "$ops" -le 4 ] && grep -q "tear garbage:1" "$tmp/m61.min" ||
   { cat "$tmp/out"; fail "mutant 61's reproducer minimizes to $ops operations (exit $st)"; }
+# A reader's regular pages are those a writer's open leaves: ci/mutants/56 lists the pages
+# awaiting reclaim among them, which only a reader of a state with something to reclaim shows
+# (a preview's recovery has freed them): R2 on the default workload.
+build_mutant ci/mutants/56-regular-bits-keep-reclaim.patch "$tmp/m56"
+st=$(cd "$tmp/m56" && status build/bin/crashcheck explore corpus/workloads/default --quiet --json --again off \
+  --out "$tmp/m56-out")
+[ "$st" = 1 ] && grep -q '"invariant": "R2", .*"expected": "a read-only open lists the regular pages a writer.s open leaves", "found": "page [0-9]* is a regular page to a reader, not one after recovery"' "$tmp/out" ||
+  { cat "$tmp/out"; fail "mutant 56: exit $st, no R2 of the reader's view"; }
 build_mutant ci/mutants/63-memo-pairs-page-a-twice.patch "$tmp/m63"
 st=$(cd "$tmp/m63" && status env CRASHCHECK_VERIFY=1 build/bin/crashcheck explore corpus/workloads/default --quiet \
   --json --again off --out "$tmp/m63-out")
