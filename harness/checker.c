@@ -1,7 +1,7 @@
 /* checker.c: decides whether one crash image recovered correctly: it opens (R1), its
  * structure holds (R4), its allocation state is the model's before or after state (R2,
  * R3), protected contents (R5) and synced data (R6) are intact, and no page leaked (R8; W1,
- * a warning, in a file another writer made). */
+ * a warning, in a file another writer made); what a reader lists is what recovery leaves (R2). */
 #include "checker.h"
 
 #include <errno.h>
@@ -246,6 +246,20 @@ int cc_check_image(const char *path, size_t page_size, const cc_state *before, c
   bool kept_reader = cache && p == cache->reader;
   if (kept_reader && !same) cache->preview_current = false; /* derived from another reader state */
   structure(p, recovery ? "before recovery" : "as found", kept_reader ? &cache->reader_r4 : NULL, same, v);
+  /* What a read-only open lists as the caller's regular pages must be what a writer's open
+   * leaves them: recovery only frees pages nothing owns (which a reader already leaves out),
+   * mirrors, and rewrites page 0 as the reader resolved it. Read before the reader's handle
+   * is set aside, compared with the recovered state below. */
+  uint64_t *reader_bits = NULL;
+  size_t reader_words = 0;
+  if (recovery) {
+    reader_words = (size_t)((mp_page_count(p) + 63) / 64);
+    reader_bits = malloc((reader_words ? reader_words : 1) * 8);
+    if (reader_bits && mp_regular_bits(p, 0, reader_bits, reader_words) != MP_OK) {
+      free(reader_bits);
+      reader_bits = NULL;
+    }
+  }
   if (recovery) {
     /* Then as a writer's open leaves it, seen through a preview: recovery runs
      * on a private copy of the mapping (its writes are the preview's, byte for
@@ -266,6 +280,7 @@ int cc_check_image(const char *path, size_t page_size, const cc_state *before, c
       }
     }
     if (rc != MP_OK) {
+      free(reader_bits);
       violation(v, "R1", "the file opens read-write", "%s: %s", mp_strerror(rc), why);
       return CC_OK;
     }
@@ -275,9 +290,25 @@ int cc_check_image(const char *path, size_t page_size, const cc_state *before, c
   cc_state got;
   rc = cc_state_read_bits(p, cache, &got);
   if (rc != CC_OK) {
+    free(reader_bits);
     cc_check_cache_private(cache, NULL);
     close_kept(p, cache);
     return rc;
+  }
+  if (reader_bits) {
+    size_t n = reader_words > got.nwords ? reader_words : got.nwords, w = 0;
+    uint64_t r = 0, g = 0;
+    for (; w < n; w++) {
+      r = w < reader_words ? reader_bits[w] : 0, g = w < got.nwords ? got.bits[w] : 0;
+      if (r != g) break;
+    }
+    if (w < n) {
+      uint64_t id = (uint64_t)w * 64 + (uint64_t)__builtin_ctzll(r ^ g);
+      violation(v, "R2", "a read-only open lists the regular pages a writer's open leaves",
+                "page %llu is %s to a reader, %s after recovery", (unsigned long long)id,
+                r >> (id % 64) & 1 ? "a regular page" : "not a regular page", g >> (id % 64) & 1 ? "one" : "not one");
+    }
+    free(reader_bits);
   }
 
   bool is_before = before && cc_state_same_sets(&got, before), is_after = cc_state_same_sets(&got, after);

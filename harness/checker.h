@@ -22,6 +22,7 @@ typedef struct cc_verdict {
   uint64_t reclaimed; /* pages an interrupted operation left that recovery reclaimed */
   unsigned recovery;  /* mp_recovery(): what a writer's open repairs or reclaims (0: nothing) */
   bool rewritten;     /* the check wrote to the image (a create replacing a leftover) */
+  bool refused;       /* explore --tear garbage: a refusal to open, accepted there (nothing to go on from) */
 } cc_verdict;
 
 /* Checks the crash image at `path`, recovering it in memory (MP_PREVIEW): the file

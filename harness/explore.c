@@ -168,11 +168,12 @@ static void to_pc_crash(const cc_schedule *s, pc_crash *out) {
 
 /* The crash choices explored at a step that makes n sectors durable (and, with `name`, the
  * file's name: an fsync of its directory, which lands it with tear all). */
-static size_t choices(const cc_explore_opts *o, uint64_t n, bool name, cc_schedule *out, size_t cap) {
+static size_t choices(const cc_explore_opts *o, uint64_t n, bool name, bool head, cc_schedule *out, size_t cap) {
   cc_schedule tears[600];
   size_t nt = 0;
   tears[nt++] = (cc_schedule){.tear = CC_TEAR_NONE};
   if (n || name) tears[nt++] = (cc_schedule){.tear = CC_TEAR_ALL};
+  if (head) tears[nt++] = (cc_schedule){.tear = CC_TEAR_GARBAGE, .tear_n = 1, .seed = 1};
   for (uint64_t k = 1; k < n && k < 256 && nt < 590; k++) {
     if (o->prefixes) tears[nt++] = (cc_schedule){.tear = CC_TEAR_PREFIX, .tear_n = (uint8_t)k};
     if (o->suffixes) tears[nt++] = (cc_schedule){.tear = CC_TEAR_SUFFIX, .tear_n = (uint8_t)k};
@@ -251,14 +252,18 @@ static void same_verdict_uncached(const walker *w, const cc_state *before, const
                                   const cc_verdict *cached) {
   cc_verdict fresh;
   cc_check_image(w->image, w->c->page_size, before, after, w->kind, NULL, &fresh);
+  /* The recovery a writer's open would do is part of the verdict: it decides whether the
+   * state is checked after recovery too, and which states R7 goes on from. */
   bool same = fresh.nviolations == cached->nviolations && fresh.leaks == cached->leaks &&
-              fresh.reclaimed == cached->reclaimed;
+              fresh.reclaimed == cached->reclaimed && fresh.recovery == cached->recovery;
   for (unsigned i = 0; same && i < fresh.nviolations; i++)
     same = strcmp(fresh.v[i].invariant, cached->v[i].invariant) == 0 && strcmp(fresh.v[i].found, cached->v[i].found) == 0;
   if (same) return;
-  fprintf(stderr, "crashcheck: CRASHCHECK_VERIFY: at step %llu the cached check found %u violations (%s), "
-          "a fresh one %u (%s)\n", (unsigned long long)w->step, cached->nviolations,
-          cached->nviolations ? cached->v[0].found : "-", fresh.nviolations, fresh.nviolations ? fresh.v[0].found : "-");
+  fprintf(stderr, "crashcheck: CRASHCHECK_VERIFY: at step %llu the cached check found %u violations (%s; recovery "
+          "%#x, %llu reclaimed), a fresh one %u (%s; recovery %#x, %llu reclaimed)\n", (unsigned long long)w->step,
+          cached->nviolations, cached->nviolations ? cached->v[0].found : "-", cached->recovery,
+          (unsigned long long)cached->reclaimed, fresh.nviolations, fresh.nviolations ? fresh.v[0].found : "-",
+          fresh.recovery, (unsigned long long)fresh.reclaimed);
   abort();
 }
 
@@ -290,6 +295,30 @@ static void walk_final(walker *w, pc_replay *rp, cc_image *im, cc_check_cache *c
   w->sched = &none;
   memset(&w->info, 0, sizeof w->info);
   w->visit(w, &v);
+}
+
+/* --tear garbage: whether the open step's first durable sector is the file's first, the
+ * sector a garbage:1 tear would fill (a prefix of one sector lands exactly it; writeback
+ * none adds nothing). Page 0's first sector holds what salvage rebuilds from the rest of the
+ * file; garbage anywhere else is data lost, which no pager can undo. */
+static void lowest_sector(void *ctx, uint64_t sector, const uint8_t *data) {
+  (void)data;
+  uint64_t *low = ctx;
+  if (sector < *low) *low = sector;
+}
+
+static bool first_sector_is_head(pc_model *m) {
+  static const pc_crash first = {.tear = PC_TEAR_PREFIX, .tear_n = 1};
+  uint64_t low = UINT64_MAX, size;
+  return pc_model_image_sectors(m, 0, &first, lowest_sector, &low, &size) == PC_OK && low == 0;
+}
+
+static void refusal_allowed(cc_verdict *v) {
+  unsigned k = 0;
+  for (unsigned i = 0; i < v->nviolations; i++)
+    if (strcmp(v->v[i].invariant, "R1") != 0) v->v[k++] = v->v[i];
+  v->refused = k < v->nviolations;
+  v->nviolations = k;
 }
 
 /* The hash of every state without a file (no image bytes to hash). */
@@ -362,7 +391,7 @@ static int walk(walker *w) {
     pc_replay_model(rp, &m);
     pc_model_step_sectors(m, &n);
     bool cut = w->step >= w->first_step && !past && index >= w->from_index;
-    if (w->o->cover && cut)
+    if (w->o->cover && cut && !w->c->format3) /* the cells are the 0.2 protocol's */
       cc_cover_step(w->o->cover, m, w->info.file, w->info.call, w->info.off, w->info.len,
                     index ? w->kind : w->existing ? CC_COVER_RECOVER : CC_COVER_CREATE);
     if (cc_image_step(im, m) != CC_OK) {
@@ -375,7 +404,12 @@ static int walk(walker *w) {
     bool name = (w->info.call == PC_CALL_FSYNC_DIR || w->info.call == PC_CALL_FDATASYNC_DIR) &&
                 pc_model_image_exists(m, 0, &none_none, &before_name) == PC_OK && !before_name &&
                 pc_model_image_exists(m, 0, &all_none, &after_name) == PC_OK && after_name;
-    size_t nch = cut ? choices(w->o, n, name, sched, 8192) : 0;
+    bool head = cut && n && w->o->garbage_head && first_sector_is_head(m);
+    /* A sector larger than the page takes page 1 (metadata A) or more into the garbage with
+     * page 0: salvage may then have lost the current metadata, and refuses (R1, saying so)
+     * where it cannot tell; what it must never do is open such a file to a wrong state. */
+    bool may_refuse = head && sector > w->c->page_size;
+    size_t nch = cut ? choices(w->o, n, name, head, sched, 8192) : 0;
     if (cut && w->o->garbage) nch += metadata_garbage(w, m, n, sched + nch, 8192 - nch);
     for (size_t i = 0; going && i < nch; i++) {
       w->states++;
@@ -410,6 +444,7 @@ static int walk(walker *w) {
         cc_check_image(w->image, w->c->page_size, before, after, w->kind, &cache, &v);
         if (v.rewritten) cc_image_touched(im);
         else if (w->verifying) same_verdict_uncached(w, before, after, &v);
+        if (may_refuse && sched[i].tear == CC_TEAR_GARBAGE) refusal_allowed(&v);
       }
       w->sched = &sched[i];
       going = w->visit(w, &v);
@@ -538,7 +573,7 @@ uint64_t cc_again(const cc_case *c, const cc_explore_opts *o, const char *crashe
   }
   cc_explore_opts narrow = *o;
   narrow.random_tears = narrow.random_writebacks = 0;
-  narrow.writeback_all = false;
+  narrow.writeback_all = narrow.garbage_head = false; /* one garbage sector per crash: the first cut's */
   again_walk aw = {.v = v, .where = where};
   walker w = {.c = follow, .run = &run, .existing = true, .o = &narrow, .trace_path = trace, .image = image,
               .shard = 0, .shards = 1, .workers = 1, .verifying = verifying(), .visit = again_visit, .ctx = &aw};
@@ -758,8 +793,9 @@ static bool explore_visit(walker *w, const cc_verdict *checked) {
   cc_verdict v = *checked;
   cc_again_where aw = {0};
   bool candidate = false, sampled = false;
-  /* A state without a file has nothing to recover: R7 does not follow it. */
-  bool follow = !v.nviolations && !jb->o->again_off && !w->missing;
+  /* A state without a file, or one that rightly does not open, has nothing to recover: R7
+   * does not follow it. */
+  bool follow = !v.nviolations && !v.refused && !jb->o->again_off && !w->missing;
   bool forced = follow && forced_again(w, &v, &candidate);
   if (!candidate && follow && jb->o->again && w->step >= ew->next_again) {
     /* R7 on a sample of the other crash states, spread over the steps. */
@@ -977,7 +1013,7 @@ int cc_explore(const cc_case *c, const cc_explore_opts *o, cc_explore_result *r)
 /* ---- crash choices, for other walkers (crashcheck run) -------------------------------- */
 
 size_t cc_crash_choices(const cc_explore_opts *o, uint64_t n, cc_schedule *out, size_t cap) {
-  return choices(o, n, false, out, cap);
+  return choices(o, n, false, false, out, cap);
 }
 
 void cc_crash_of(const cc_schedule *s, pc_crash *out) { to_pc_crash(s, out); }

@@ -25,8 +25,12 @@ typedef struct cc_explore_opts {
    * (bytes neither old nor new: a drive without atomic sectors) with the rest of the step
    * landed. The 0.3 format promises that no one such sector makes the file unopenable or
    * loses a committed operation; 0.2 promises it of page 0's first sector alone (salvage),
-   * so 0.2 images get none. Default on ("garbage" in --tear). */
+   * so 0.2 images get none. Default on; "garbage" in --tear. */
   bool garbage;
+  /* --tear garbage: beyond the default model, a step whose first durable sector is the file's
+   * first also tears into a garbage first sector (bytes neither old nor new: a drive without
+   * atomic sectors), where that sector lies within page 0 (pages of at least the sector) */
+  bool garbage_head;
   bool progress;       /* a progress line on stderr */
   unsigned max_violations; /* stop reporting after this many (all are counted) */
   /* R7. Every crash state whose recovery repairs or reclaims something (mp_recovery() not

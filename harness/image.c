@@ -228,13 +228,14 @@ static void collect(void *ctx, uint64_t s, const uint8_t *data) {
   }
   if (im->garbage) {
     /* Only the garbage sector is not volatile content; copying each is simpler and
-     * garbage crashes are few. */
+     * garbage crashes are few. The copies' buffer may move as it grows, so dptr is
+     * pointed into it once the collection is done (cc_image_derive). */
     if (!grow((void **)&im->ddata, &im->dbytes, (im->ncopies + 1) * im->S, 1)) {
       im->failed = true;
       return;
     }
-    memcpy(im->ddata + im->ncopies * im->S, data, im->S);
-    data = im->ddata + im->ncopies++ * im->S;
+    memcpy(im->ddata + im->ncopies++ * im->S, data, im->S);
+    data = NULL;
   }
   im->dsec[im->nd] = s;
   im->dptr[im->nd++] = data;
@@ -254,6 +255,7 @@ int cc_image_derive(cc_image *im, pc_model *m, const pc_crash *crash, uint64_t *
   im->garbage = crash->tear == PC_TEAR_GARBAGE;
   uint64_t size;
   if (pc_model_image_sectors(m, 0, crash, collect, im, &size) != PC_OK || im->failed) return CC_EIO;
+  for (size_t i = 0; im->garbage && i < im->nd; i++) im->dptr[i] = im->ddata + i * im->S; /* each sector a copy */
   im->size = size;
   uint64_t S = im->S;
   if (im->unaligned || size % S) {

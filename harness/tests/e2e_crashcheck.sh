@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # e2e_crashcheck.sh: the crashcheck binary end to end: usage errors, explore (summary,
 # JSON, jobs and shards that add up), show/encode, check, replay of cut cases and of
-# arbitrary byte strings, minimize's refusal of a clean case.
+# arbitrary byte strings, minimize's refusal of a clean case, CRASHCHECK_VERIFY's comparison
+# of cached and fresh verdicts (ci/mutants/63), garbage tears (ci/mutants/61), a reader's
+# view of the regular pages (ci/mutants/56).
 set -euo pipefail
+source harness/tests/mutant_tree.sh
 cc=build/bin/crashcheck
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -60,6 +63,49 @@ jv=$(CRASHCHECK_VERIFY=1 $cc explore "$tmp/w.case" --quiet --json)
 # ones on every repaired state, hundreds here) were verified on the small workload above.
 jv=$(CRASHCHECK_VERIFY=1 $cc explore corpus/workloads/default --quiet --json --again off)
 [ "$(num violations "$jv")" = 0 ] || fail "verified run of the default workload"
+# What a writer's open would recover is part of the verdict that VERIFY compares: it decides
+# whether a state is checked after recovery and which states R7 goes on from. ci/mutants/63's
+# reader keeps its directory copies wrong (page_a twice) and says a reload changed nothing
+# when only page_b did: the cached verdict then lacks the mirror a fresh one sees.
+# --tear garbage: a garbage first sector at each step whose first durable sector is the file's
+# first (page 0's writes), beyond the default model. The real pager salvages every one on the
+# default workload at 4 KiB pages, and at 2 KiB pages under 4 KiB sectors (metadata A lost with
+# page 0) refuses where it cannot tell, which is accepted there; ci/mutants/61 trusts metadata
+# B alone there and opens the state before the last commit: R3. Verified (CRASHCHECK_VERIFY):
+# the image file kept sector by sector holds each garbage image whole.
+plain=$($cc explore corpus/workloads/default --quiet --json --again off --tear none)
+for config in 4096/512 2048/4096; do
+  jg=$(CRASHCHECK_VERIFY=1 $cc explore corpus/workloads/default --quiet --json --again off --tear garbage --out "$tmp/g-out" --page-size "${config%/*}" \
+    --sector "${config#*/}") || fail "explore --tear garbage at $config: $jg"
+  [ "$(num violations "$jg")" = 0 ] || fail "garbage tears at $config: violations"
+  [ "$(num states "$jg")" -gt "$(num states "$plain")" ] || fail "garbage tears at $config: no more states than --tear none"
+done
+build_mutant ci/mutants/61-salvage-lone-meta-own-offset.patch "$tmp/m61"
+st=$(cd "$tmp/m61" && status build/bin/crashcheck explore corpus/workloads/default --quiet --json --again off \
+  --tear garbage --page-size 2048 --sector 4096 --out "$tmp/m61-out")
+[ "$st" = 1 ] && grep -q '"invariant": "R3"' "$tmp/out" || { cat "$tmp/out"; fail "mutant 61 under garbage tears: exit $st"; }
+# Its first reproducer (an R2 at a late step) minimizes to a short story: each trial explores
+# garbage tears too (else none fails, and each explores in vain), and an R3 of a shorter
+# case is the same finding as the R2 (neither the state before nor the one after).
+repro=$(ls "$tmp"/m61-out/R2-*.case | head -1)
+st=$(cd "$tmp/m61" && status timeout 120 build/bin/crashcheck minimize "$repro" -o "$tmp/m61.min")
+ops=$(grep -cvE '^(#|crashcheck-case|page-size|sector|cut|again)' "$tmp/m61.min" || true)
+[ "$st" = 0 ] && [ "$ops" -le 4 ] && grep -q "tear garbage:1" "$tmp/m61.min" ||
+  { cat "$tmp/out"; fail "mutant 61's reproducer minimizes to $ops operations (exit $st)"; }
+# A reader's regular pages are those a writer's open leaves: ci/mutants/56 lists the pages
+# awaiting reclaim among them, which only a reader of a state with something to reclaim shows
+# (a preview's recovery has freed them): R2 on the default workload.
+build_mutant ci/mutants/56-regular-bits-keep-reclaim.patch "$tmp/m56"
+st=$(cd "$tmp/m56" && status build/bin/crashcheck explore corpus/workloads/default --quiet --json --again off \
+  --out "$tmp/m56-out")
+[ "$st" = 1 ] && grep -q '"invariant": "R2", .*"expected": "a read-only open lists the regular pages a writer.s open leaves", "found": "page [0-9]* is a regular page to a reader, not one after recovery"' "$tmp/out" ||
+  { cat "$tmp/out"; fail "mutant 56: exit $st, no R2 of the reader's view"; }
+build_mutant ci/mutants/63-memo-pairs-page-a-twice.patch "$tmp/m63"
+st=$(cd "$tmp/m63" && status env CRASHCHECK_VERIFY=1 build/bin/crashcheck explore corpus/workloads/default --quiet \
+  --json --again off --out "$tmp/m63-out")
+[ "$st" = 134 ] || { cat "$tmp/out"; fail "mutant 63 under CRASHCHECK_VERIFY exits $st, not 134 (abort)"; }
+grep -q "CRASHCHECK_VERIFY: at step [0-9]* the cached check found .*recovery 0, .* a fresh one .*recovery 0x8" "$tmp/out" ||
+  { cat "$tmp/out"; fail "mutant 63: VERIFY does not name the recovery"; }
 j2=$($cc explore "$tmp/w.case" --quiet --json --jobs 2)
 [ "$(num distinct_states "$j2")" = "$distinct" ] || fail "--jobs 2 checked $(num distinct_states "$j2"), not $distinct"
 s0=$($cc explore "$tmp/w.case" --quiet --json --shard 0/2)

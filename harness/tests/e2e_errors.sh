@@ -4,7 +4,8 @@
 # corpus/workloads/errors (at two page and sector sizes); the case text form's error line
 # (show, bad lines refused); replay of an error case with and without a cut; a full disk
 # after an injected ENOSPC: the real pager stays clean, ci/mutants/18's sparse growth is
-# reported as E1 (its run dies of SIGBUS) and replays so.
+# reported as E1 (its run dies of SIGBUS) and replays so, and so is ci/mutants/58's store past
+# the end of the file (a signal the disk-full model did not send).
 # (corpus/workloads/default takes ~50 s with --errors on the 2-core VM: too slow here.)
 set -euo pipefail
 source harness/tests/mutant_tree.sh
@@ -87,4 +88,21 @@ repro=$(ls "$tmp"/m18-out/E1-*.case | head -1)
 grep -q "verdict: E1 violated" "$tmp/out" && grep -q "killed the run with SIGBUS" "$tmp/out" || fail "replay: no E1 story"
 # the real pager replays the same case cleanly
 [ "$(status $cc replay "$repro")" = 0 ] || { cat "$tmp/out"; fail "the real pager on mutant 18's reproducer"; }
+
+# A run killed by a signal the disk-full model did not send is the pager's E1 too, not a
+# failure of crashcheck: ci/mutants/58 records the grown size after a failed fallocate, so
+# the retried growth skips the extension and its store past the end of the file is SIGBUS
+# from the kernel (no hole, no shim story). Explore reports it as E1 (exit 1, not 2) with the
+# error and the signal, and its reproducer replays so.
+m=$tmp/m58
+build_mutant ci/mutants/58-extend-failure-keeps-size.patch "$m"
+st=$(status "$m/build/bin/crashcheck" explore corpus/workloads/errors --errors --out "$tmp/m58-out")
+[ "$st" = 1 ] || { cat "$tmp/out"; fail "explore --errors of mutant 58 exits $st, not 1"; }
+grep -q "found:    fallocate at step [0-9]* failed with ENOSPC in operation [0-9]* ([a-z-]*); the run then died with signal 7 (Bus error)" \
+  "$tmp/out" || { cat "$tmp/out"; fail "mutant 58: the E1 story"; }
+grep -q "expected: a failed call leaves a handle that goes on working" "$tmp/out" || fail "mutant 58: expected"
+repro=$(ls "$tmp"/m58-out/E1-*.case | head -1)
+[ "$(status "$m/build/bin/crashcheck" replay "$repro")" = 1 ] || { cat "$tmp/out"; fail "replay of mutant 58's reproducer"; }
+grep -q "verdict: E1 violated" "$tmp/out" && grep -q "died with signal 7" "$tmp/out" || fail "replay: no E1 story (58)"
+[ "$(status $cc replay "$repro")" = 0 ] || { cat "$tmp/out"; fail "the real pager on mutant 58's reproducer"; }
 echo "e2e_errors: ok"
