@@ -4631,6 +4631,10 @@ static void baton_lend(void)
 {
     busy++;
     pthread_mutex_lock(&lock);
+    /* A change since the last step by nobody's step (a forked child that wrote before this
+     * wait began) is found now, as at the owner's end (exit_check): the baseline the lend
+     * takes would otherwise absorb it. */
+    if (!G.exit_step) fc_check_step(PC_CALL_EXIT, UINT32_MAX);
     baton_leave();
     pthread_mutex_unlock(&lock);
     busy--;

@@ -44,7 +44,7 @@
  *   _ / !            end now with _exit(0) / _Exit(0), as dash does (no destructor runs)
  *   ; / ,            sync() / syncfs() of the file's descriptor
  *   N:ADDR           store to ADDR (N:16 crashes with SIGSEGV)
- *   z:MS             sleep MS milliseconds                y / Y       a child writes byte 0 (exec) / 1 (fork)
+ *   z:MS             sleep MS milliseconds                y / Y[:MS]  a child writes byte 0 (exec) / 1 (fork), then (after MS ms) it is waited for
  *   [:MS             a child (exec) writes byte 0 while this process sleeps MS before it waits
  *   ]                system(): this program again on FILE, writing byte 0
  *   L:N:STRIDE       N times: store a byte into page (i*STRIDE mod pages) of the map, msync it
@@ -383,6 +383,7 @@ int main(int argc, char **argv)
                 _exit(0);
             }
             int status;
+            if (*p) usleep((useconds_t)num(&p) * 1000); /* Y:MS: the child is done before the wait */
             waitpid(pid, &status, 0);
             break;
         }

@@ -1477,6 +1477,15 @@ static void test_lend(void **st)
     r[len] = 0;
     if (!strstr((char *)r, "changed behind the shim's back")) fail_msg("not noted: %s", (char *)r);
     free(r);
+    /* the same child done before its parent waits: the lend must not take its write into the
+     * baseline it leaves */
+    clean();
+    assert_int_equal(run(envs, "w:0:10:65 f Y:200 f"), 97);
+    r = slurp("trace.refused", &len);
+    assert_non_null(r);
+    r[len] = 0;
+    if (!strstr((char *)r, "changed behind the shim's back")) fail_msg("not noted before the lend: %s", (char *)r);
+    free(r);
     /* a parent that sleeps a second before it waits: its child gives up after 100 ms */
     clean();
     snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace|POWERCUT_RUN=1|POWERCUT_LEND_WAIT=100", dir);
