@@ -245,21 +245,8 @@ static uint64_t grown(const mp_pager *p, uint64_t total) {
 static int grow_to(mp_pager *p, uint64_t total) {
   mp3_state *s = p->v3;
   uint64_t groups = (total + s->c - 1) / s->c;
-  int rc = MP_OK;
-  if (groups > s->groups_cap) {
-    size_t cap = s->groups_cap ? s->groups_cap : 8;
-    while (cap < groups) cap *= 2;
-    mp3_group *g = mp__realloc(s->group, cap * sizeof *g);
-    if (!g) return MP_ENOMEM;
-    s->group = g;
-    uint64_t *f = mp__realloc(s->has_free, (cap + 63) / 64 * 8);
-    if (!f) return MP_ENOMEM;
-    s->has_free = f;
-    memset(s->group + s->groups_cap, 0, (cap - s->groups_cap) * sizeof *g);
-    size_t old_words = (s->groups_cap + 63) / 64;
-    memset(s->has_free + old_words, 0, ((cap + 63) / 64 - old_words) * 8);
-    s->groups_cap = cap;
-  }
+  int rc = mp3__groups_reserve(p, groups);
+  if (rc != MP_OK) return rc;
   if ((rc = mp__sys_extend(p, total * p->ps)) != MP_OK || (rc = mp__sys_remap(p, total)) != MP_OK) return rc;
   for (uint64_t k = s->groups; k < groups && rc == MP_OK; k++) {
     uint64_t ids[8], n = 0;

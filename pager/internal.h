@@ -192,6 +192,8 @@ static inline uint64_t mp3__group_size(const mp_pager *p, uint64_t k) {
 bool mp3__allocated(const mp_pager *p, uint64_t id);
 /* Whether page id belongs to a metadata block: the superblock's, a root's, a leaf slot's. */
 bool mp3__meta_page(const mp_pager *p, uint64_t id);
+/* Room for `groups` groups in the handle's per-group arrays (new ones zeroed). */
+int mp3__groups_reserve(mp_pager *p, uint64_t groups);
 /* The owned-page list: membership, room for n more, a run of pages added or removed. */
 bool mp3__owned(const mp_pager *p, uint64_t id);
 int mp3__own_reserve(mp_pager *p, size_t n);

@@ -207,7 +207,7 @@ bool mp3__is_leftover(int fd, uint64_t size) {
 
 /* ---- load ------------------------------------------------------------------- */
 
-static int state_reserve(mp_pager *p, uint64_t groups) {
+int mp3__groups_reserve(mp_pager *p, uint64_t groups) {
   mp3_state *s = p->v3;
   if (groups <= s->groups_cap) return MP_OK;
   size_t cap = s->groups_cap ? s->groups_cap : 8;
@@ -370,7 +370,7 @@ int mp3__load(mp_pager *p, char *why, size_t whylen) {
 
   /* Every group's current leaf, its counts, its own blocks. */
   const uint64_t groups = (p->total + s->c - 1) / s->c;
-  if ((rc = state_reserve(p, groups)) != MP_OK) return rc;
+  if ((rc = mp3__groups_reserve(p, groups)) != MP_OK) return rc;
   s->groups = groups;
   uint64_t free_sum = 0;
 #ifdef MADV_POPULATE_READ

@@ -13,6 +13,9 @@
 
 #include "mappedpages.h"
 
+#define BENCH_NAME "mp-bench"
+#include "bench_util.h"
+
 /* Counts the library's msync calls: this definition takes precedence over libc's
  * for the statically linked library, and forwards to the kernel. */
 static unsigned long msync_calls;
@@ -20,21 +23,6 @@ int msync(void *addr, size_t len, int flags) {
   msync_calls++;
   return (int)syscall(SYS_msync, addr, len, flags);
 }
-
-static double now_ns(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1e9 + t.tv_nsec;
-}
-
-#define CHECK(call)                                                            \
-  do {                                                                         \
-    int rc_ = (call);                                                          \
-    if (rc_ != MP_OK) {                                                        \
-      fprintf(stderr, "mp-bench: %s: %s\n", #call, mp_strerror(rc_));          \
-      exit(1);                                                                 \
-    }                                                                          \
-  } while (0)
 
 static void row(const char *fs, const char *what, double ns, double per, unsigned long syncs, double n) {
   printf("%-9s %-34s %12.1f ns/%-5s %6.2f msync/op\n", fs, what, ns / n, per == 0 ? "page" : "op", syncs / n);

@@ -20,23 +20,11 @@
 
 #include "mappedpages.h"
 
+#define BENCH_NAME "mp-scale"
+#include "bench_util.h"
+
 #define PS 4096u
 #define CHUNK (1u << 20) /* pages a bulk call asks for */
-
-static double now_ns(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1e9 + t.tv_nsec;
-}
-
-#define CHECK(call)                                                            \
-  do {                                                                         \
-    int rc_ = (call);                                                          \
-    if (rc_ != MP_OK) {                                                        \
-      fprintf(stderr, "mp-scale: %s: %s\n", #call, mp_strerror(rc_));          \
-      exit(1);                                                                 \
-    }                                                                          \
-  } while (0)
 
 /* Two ordered msyncs of one dirty page each: what any commit with two barriers pays. */
 static double floor_ns(const char *dir, int rounds) {
