@@ -349,6 +349,44 @@ static size_t metadata_garbage(walker *w, pc_model *m, uint64_t n, cc_schedule *
   return count;
 }
 
+/* A new image of a step waiting for its check: its key (cc_image_key over the metadata) and
+ * its choice. */
+typedef struct pending {
+  uint64_t key;
+  uint32_t i;
+  int exists;
+} pending;
+
+static int by_key(const void *x, const void *y) {
+  const pending *a = x, *b = y;
+  if (a->key != b->key) return a->key < b->key ? -1 : 1;
+  return (a->i > b->i) - (a->i < b->i);
+}
+
+/* Which sectors hold what a reader's load reads (pages 0 to 2, the directory's pages, a 0.3
+ * file's metadata blocks), as the program's volatile content places them at this step. Only
+ * an order follows from it: a sector it misses costs a load, never a wrong verdict. */
+static bool keyed_pages(walker *w, pc_model *m, uint8_t **keyed, uint64_t *nkeyed) {
+  const uint8_t *vol;
+  uint64_t vlen;
+  if (pc_model_volatile(m, 0, &vol, &vlen) != PC_OK) return false;
+  uint64_t ps = w->c->page_size, pages = vlen / ps, S = w->c->sector, nsec = pages * ps / S;
+  uint8_t *kinds = pages ? malloc(pages) : NULL, *k = realloc(*keyed, nsec ? nsec : 1);
+  if (k) *keyed = k;
+  if (!kinds || !k || mp_image_page_kinds(vol, vlen, kinds, pages) != MP_OK) {
+    free(kinds);
+    return false;
+  }
+  for (uint64_t s = 0; s < nsec; s++) {
+    uint64_t page = s * S / ps;
+    k[s] = page < 3 || kinds[page] == MP_PAGE_SUPERBLOCK || kinds[page] == MP_PAGE_METADATA ||
+           kinds[page] == MP_PAGE_DIRECTORY;
+  }
+  free(kinds);
+  *nkeyed = nsec;
+  return true;
+}
+
 static int walk(walker *w) {
   pc_trace *t = NULL;
   pc_replay *rp = NULL;
@@ -365,9 +403,12 @@ static int walk(walker *w) {
   cc_image *im = NULL;
   cc_check_cache cache = {0}; /* page hashes and pager handles, across checks */
   cc_schedule *sched = malloc(sizeof *sched * 8192);
+  pending *pend = malloc(sizeof *pend * 8192);
+  uint8_t *keyed = NULL;
+  uint64_t nkeyed = 0;
   cc_hashset seen = {0};
   rc = CC_OK; /* from here on, a failure stops the walk and says why in w->error */
-  if (!sched || cc_image_new(w->image, sector, w->verifying, forget_written, &cache, &im) != CC_OK) {
+  if (!sched || !pend || cc_image_new(w->image, sector, w->verifying, forget_written, &cache, &im) != CC_OK) {
     snprintf(w->error, sizeof w->error, "cannot create %s", w->image);
     rc = CC_EIO;
     goto out;
@@ -411,6 +452,13 @@ static int walk(walker *w) {
     bool may_refuse = head && sector > w->c->page_size;
     size_t nch = cut ? choices(w->o, n, name, head, sched, 8192) : 0;
     if (cut && w->o->garbage) nch += metadata_garbage(w, m, n, sched + nch, 8192 - nch);
+    /* First every choice's image is derived and hashed; the new ones are then checked in the
+     * order of their metadata (the sectors of pages 0 to 2 and of the directory that differ
+     * from the durable content), so that images which differ in data pages alone follow one
+     * another, and the checker's handles keep what they derived (mp_reload_same) instead of
+     * loading again at nearly every state. Equal keys keep the choices' order. */
+    size_t npend = 0, derived = SIZE_MAX; /* the choice whose image cc_image holds */
+    if (nch && !keyed_pages(w, m, &keyed, &nkeyed)) nkeyed = 0;
     for (size_t i = 0; going && i < nch; i++) {
       w->states++;
       pc_crash crash;
@@ -424,6 +472,7 @@ static int walk(walker *w) {
         break;
       }
       if (!exists) h = NO_FILE_HASH;
+      else derived = i;
       /* An image is checked once per operation in flight, not once in all: its verdict
        * depends on the model's states around that operation too. (Once in all, a bug that
        * leaves nothing durable, an msync that syncs nothing, gave every later state the
@@ -432,15 +481,28 @@ static int walk(walker *w) {
           !cc_takes(h, w->shard, w->shards, w->worker, w->workers))
         continue;
       w->distinct++;
+      pend[npend++] = (pending){.key = exists ? cc_image_key(im, keyed, nkeyed) : 0, .i = (uint32_t)i, .exists = exists};
+    }
+    if (npend > 1) qsort(pend, npend, sizeof *pend, by_key);
+    for (size_t k = 0; going && k < npend; k++) {
+      size_t i = pend[k].i;
+      pc_crash crash;
+      to_pc_crash(&sched[i], &crash);
+      uint64_t h;
       cc_verdict v;
-      w->missing = !exists;
-      if (!exists) {
+      w->missing = !pend[k].exists;
+      if (!pend[k].exists) {
         cc_check_missing(before, &v); /* the image file is left as it is: nothing reads it */
+      } else if (derived != i && cc_image_derive(im, m, &crash, &h) != CC_OK) {
+        snprintf(w->error, sizeof w->error, "cannot derive the image of step %llu", (unsigned long long)w->step);
+        going = false;
+        break;
       } else if (cc_image_write(im, m, &crash) != CC_OK) {
         snprintf(w->error, sizeof w->error, "cannot write %s", w->image);
         going = false;
         break;
       } else {
+        derived = i;
         cc_check_image(w->image, w->c->page_size, before, after, w->kind, &cache, &v);
         if (v.rewritten) cc_image_touched(im);
         else if (w->verifying) same_verdict_uncached(w, before, after, &v);
@@ -455,6 +517,8 @@ static int walk(walker *w) {
   if (w->final && going && !w->error[0] && !w->step) walk_final(w, rp, im, &cache);
 out:
   free(sched);
+  free(pend);
+  free(keyed);
   cc_hashset_free(&seen);
   cc_image_free(im);
   cc_check_cache_free(&cache);

@@ -289,12 +289,17 @@ int cc_image_derive(cc_image *im, pc_model *m, const pc_crash *crash, uint64_t *
   return CC_OK;
 }
 
-/* ---- writing ------------------------------------------------------------------------ */
-
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
+uint64_t cc_image_key(const cc_image *im, const uint8_t *keyed, uint64_t nkeyed) {
+  uint64_t key = im->size * SIZE_MIX;
+  for (size_t i = 0; i < im->nd; i++) {
+    uint64_t s = im->dsec[i];
+    if (s >= nkeyed || !keyed[s]) continue;
+    key += !im->garbage && s < im->vh_cap && im->vh_stamp[s] == im->stamp ? im->vh[s] : sector_hash(im->dptr[i], im->S, s);
+  }
+  return key;
 }
+
+/* ---- writing ------------------------------------------------------------------------ */
 
 /* Makes the mapping cover `len` bytes of the file (whose size the caller has made at least
  * that). It is made larger than asked, so that a file growing a page at a time is mapped
@@ -365,26 +370,32 @@ int cc_image_write(cc_image *im, pc_model *m, const pc_crash *crash) {
         im->slot[im->dsec[i]] = (uint32_t)i + 1;
       }
     for (uint64_t s = fn; s < n && s < nd0; s++) im->order[norder++] = s;
-    qsort(im->order, norder, 8, cmp_u64);
     /* A file that grows is made longer before its new sectors are stored (a store past
      * the end of a mapped file is SIGBUS); one that shrinks, after. */
     if (size > im->file_size && ftruncate(im->fd, (off_t)size) != 0) rc = CC_EIO;
     if (rc == CC_OK && !ensure_view(im, size)) rc = CC_EIO;
-    for (size_t i = 0; i < norder && rc == CC_OK;) {
-      size_t j = i, run = 0;
-      uint64_t first = im->order[i];
-      while (j < norder && im->order[j] == first + run) {
-        uint64_t s = im->order[j];
-        const uint8_t *src = im->slot[s] ? im->dptr[im->slot[s] - 1] : s < nd0 ? dur + s * S : NULL;
-        if (src) memcpy(im->view + s * S, src, S);
-        else memset(im->view + s * S, 0, S);
-        run++;
-        j++;
-        while (j < norder && im->order[j] == im->order[j - 1]) j++; /* duplicates */
+    /* A sector that already holds its bytes (the last image had the same there: most of a
+     * step's images share their metadata sectors) is neither stored nor reported: the
+     * checker's handles and hashes of that page stay good. So the order needs no sorting: a
+     * sector listed twice holds its bytes the second time, and adjacent sectors, which the
+     * lists mostly give in ascending order, are reported as one range. */
+    uint64_t run_first = 0, run = 0;
+    for (size_t i = 0; i < norder && rc == CC_OK; i++) {
+      uint64_t s = im->order[i];
+      const uint8_t *src = im->slot[s] ? im->dptr[im->slot[s] - 1] : s < nd0 ? dur + s * S : NULL;
+      uint8_t *at = im->view + s * S;
+      bool same = s < fn && (src ? memcmp(at, src, S) == 0 : at[0] == 0 && memcmp(at, at + 1, S - 1) == 0);
+      if (!same) {
+        if (src) memcpy(at, src, S);
+        else memset(at, 0, S);
       }
-      changed(im, first * S, run * S);
-      i = j;
+      if (run && (same || s != run_first + run)) {
+        changed(im, run_first * S, run * S);
+        run = 0;
+      }
+      if (!same && !run++) run_first = s;
     }
+    if (run) changed(im, run_first * S, run * S);
     for (size_t i = 0; i < im->nd; i++)
       if (im->dsec[i] < n) im->slot[im->dsec[i]] = 0;
     if (rc == CC_OK && size != im->file_size) {

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "case.h" /* the CC_ codes */
 #include "powercut.h"
 
 typedef struct cc_image cc_image;
@@ -25,6 +26,10 @@ int cc_image_step(cc_image *im, pc_model *m);
 /* Derives the image of `crash` at the current step and its hash (a function of the
  * image's bytes alone, so equal images have equal hashes). */
 int cc_image_derive(cc_image *im, pc_model *m, const pc_crash *crash, uint64_t *hash);
+/* A hash of the sectors of the image last derived that differ from the durable content and
+ * have keyed[sector] set (sectors at or past nkeyed count as not keyed), and of its size:
+ * two images of one step with equal keys are equal in those sectors. */
+uint64_t cc_image_key(const cc_image *im, const uint8_t *keyed, uint64_t nkeyed);
 /* Makes the file hold the image last derived. */
 int cc_image_write(cc_image *im, pc_model *m, const pc_crash *crash);
 /* Someone else wrote the file (the checker's recovery): rewrite all of it next time. */
