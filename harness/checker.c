@@ -161,6 +161,24 @@ static void contents(mp_pager *p, const cc_state *got, const cc_state *a, const 
   for (size_t k = 0; k < cache->npriv; k++) cc_check_cache_changed(cache, cache->priv[k]);
 }
 
+/* Notes what the reader `p` (NULL: none) was just loaded from, so that the next check can
+ * tell without a reload whether it still stands. */
+static void keep_basis(cc_check_cache *cache, mp_pager *p) {
+  size_t n = 0;
+  cache->basis_held = false;
+  if (!p || !cache->image_size || mp_reload_basis(p, NULL, 0, &n) != MP_OK) return;
+  if (n > cache->basiscap) {
+    uint64_t *b = realloc(cache->basis, n * sizeof *b);
+    if (!b) return;
+    cache->basis = b;
+    cache->basiscap = n;
+  }
+  if (mp_reload_basis(p, cache->basis, n, &cache->nbasis) != MP_OK) return;
+  cache->basis_ps = mp_page_size(p);
+  cache->reader_size = cache->image_size;
+  cache->basis_held = true;
+}
+
 /* Opens `path` with `flags`, or reloads the handle of it the cache keeps: a reload
  * reads only the pages that changed since the last check, and `*same` says it kept all
  * it had derived (mp_reload_same). */
@@ -176,16 +194,25 @@ static int open_kept(const char *path, unsigned flags, cc_check_cache *cache, mp
     cache->path = NULL;
   }
   if (!cache->path && !(cache->path = strdup(path))) return mp_open_explain(path, flags, p, why, len);
-  mp_pager **kept = flags & MP_PREVIEW ? &cache->preview : &cache->reader;
+  bool reader = !(flags & MP_PREVIEW);
+  mp_pager **kept = reader ? &cache->reader : &cache->preview;
+  if (*kept && reader && cache->basis_held && cache->image_size && cache->image_size == cache->reader_size) {
+    *p = *kept;
+    *same = true; /* nothing its state was derived from was written since: a reload is a no-op */
+    return MP_OK;
+  }
+  int rc;
   if (*kept) {
     *p = *kept;
-    return mp_reload_same(*kept, same, why, len);
+    rc = mp_reload_same(*kept, same, why, len);
+  } else {
+    /* a new handle: nothing known of it */
+    if (reader) cache->reader_r4.known = cache->preview_current = false;
+    else cache->preview_r4.known = false;
+    rc = mp_open_explain(path, flags, p, why, len);
+    if (rc == MP_OK) *kept = *p;
   }
-  /* a new handle: nothing known of it */
-  if (flags & MP_PREVIEW) cache->preview_r4.known = false;
-  else cache->reader_r4.known = cache->preview_current = false;
-  int rc = mp_open_explain(path, flags, p, why, len);
-  if (rc == MP_OK) *kept = *p;
+  if (reader) keep_basis(cache, rc == MP_OK ? *p : NULL);
   return rc;
 }
 
@@ -198,6 +225,7 @@ static void close_kept(mp_pager *p, const cc_check_cache *cache) {
  * stand in the writer's way). */
 static void drop_kept(cc_check_cache *cache) {
   if (!cache) return;
+  cache->basis_held = false;
   cache->preview_current = false;
   mp_close(cache->preview);
   mp_close(cache->reader);

@@ -286,7 +286,10 @@ static void walk_final(walker *w, pc_replay *rp, cc_image *im, cc_check_cache *c
   cc_verdict v;
   w->missing = !exists;
   if (!exists) cc_check_missing(last, &v);
-  else cc_check_image(w->image, w->c->page_size, last, last, CC_OP_KINDS, cache, &v);
+  else {
+    cache->image_size = cc_image_file_size(im);
+    cc_check_image(w->image, w->c->page_size, last, last, CC_OP_KINDS, cache, &v);
+  }
   w->states++;
   w->distinct++;
   w->step = 0;
@@ -503,6 +506,7 @@ static int walk(walker *w) {
         break;
       } else {
         derived = i;
+        cache.image_size = cc_image_file_size(im);
         cc_check_image(w->image, w->c->page_size, before, after, w->kind, &cache, &v);
         if (v.rewritten) cc_image_touched(im);
         else if (w->verifying) same_verdict_uncached(w, before, after, &v);

@@ -135,6 +135,8 @@ void cc_image_free(cc_image *im) {
   free(im);
 }
 
+uint64_t cc_image_file_size(const cc_image *im) { return im->all_stale ? 0 : im->file_size; }
+
 void cc_image_touched(cc_image *im) {
   im->all_stale = true;
   changed(im, 0, UINT64_MAX);

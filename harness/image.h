@@ -32,6 +32,8 @@ int cc_image_derive(cc_image *im, pc_model *m, const pc_crash *crash, uint64_t *
 uint64_t cc_image_key(const cc_image *im, const uint8_t *keyed, uint64_t nkeyed);
 /* Makes the file hold the image last derived. */
 int cc_image_write(cc_image *im, pc_model *m, const pc_crash *crash);
+/* The file's size as this module last made it (0 before the first write). */
+uint64_t cc_image_file_size(const cc_image *im);
 /* Someone else wrote the file (the checker's recovery): rewrite all of it next time. */
 void cc_image_touched(cc_image *im);
 /* Call at the end of each step, before pc_replay_next. */

@@ -148,6 +148,10 @@ void cc_check_cache_changed(cc_check_cache *h, uint64_t page) {
 
 void cc_check_cache_forget(cc_check_cache *h, uint64_t off, uint64_t len) {
   if (!h) return;
+  for (size_t i = 0; h->basis_held && i < h->nbasis; i++) {
+    uint64_t at = h->basis[i] * h->basis_ps;
+    h->basis_held = !(at + h->basis_ps > off && (len > UINT64_MAX - off || at < off + len));
+  }
   if (!h->ps) {
     h->changed_all = true; /* no page size yet: nothing was read, nothing is known */
     h->preview_stale = true;
@@ -164,6 +168,7 @@ void cc_check_cache_forget(cc_check_cache *h, uint64_t off, uint64_t len) {
 
 void cc_check_cache_forget_all(cc_check_cache *h) {
   if (!h) return;
+  h->basis_held = false;
   if (h->known) memset(h->known, 0, h->cap);
   h->changed_all = true;
   h->preview_stale = true;
@@ -178,6 +183,7 @@ void cc_check_cache_free(cc_check_cache *h) {
   free(h->changed);
   free(h->known);
   free(h->priv);
+  free(h->basis);
   memset(h, 0, sizeof *h);
 }
 

@@ -111,6 +111,15 @@ typedef struct cc_check_cache {
    * recovery wrote (private copies, which hide the file's bytes) changed in the file
    * since (`preview_stale` else): it is what a reload would make it. */
   bool preview_current, preview_stale;
+  /* The reader's basis (mp_reload_basis: the pages its state was derived from) at its last
+   * load, with the file's size then. While none of those pages was forgotten since and the
+   * file has that size, the reader is what a reload would leave it, and is not reloaded (no
+   * fstat, no compare of its copies). `image_size` is the size of the file as its writer
+   * (the explorer) last wrote it, set before each check; 0, unknown: always reload. */
+  uint64_t *basis;
+  size_t nbasis, basiscap, basis_ps;
+  bool basis_held;
+  uint64_t image_size, reader_size;
 } cc_check_cache;
 /* Notes that `page` may hold other bytes than when R6 last read it. */
 void cc_check_cache_changed(cc_check_cache *h, uint64_t page);

@@ -135,6 +135,15 @@ MP_API int mp_reload(mp_pager *p, char *why, size_t whylen);
  * so does a reader's first reload (an open keeps no copies of what it read). */
 MP_API int mp_reload_same(mp_pager *p, bool *same, char *why, size_t whylen);
 
+/* The pages whose bytes mp_reload_same compares to keep a reader's state (page 0, the
+ * metadata pages, both copies of each directory block), up to `cap` of them into `ids`,
+ * and how many there are into *n. A caller that writes the file itself and knows that none
+ * of them changed, nor the file's size, since the handle's last load or reload may take
+ * the handle as it stands: that reload would say *same and change nothing. MP_ENOENT when
+ * the handle keeps no copies (a writer, a preview, a 0.3 file, a handle not yet reloaded,
+ * a load that found an append's intent or salvaged page 0): only a reload tells then. */
+MP_API int mp_reload_basis(const mp_pager *p, uint64_t *ids, size_t cap, size_t *n);
+
 /* Unmaps and closes; NULL is accepted. Returns MP_EIO if close(2) failed. */
 MP_API int mp_close(mp_pager *p);
 

@@ -313,6 +313,14 @@ static bool memo_holds(const mp_pager *p) {
   return true;
 }
 
+int mp_reload_basis(const mp_pager *p, uint64_t *ids, size_t cap, size_t *n) {
+  if (!p || !n || (cap && !ids)) return MP_EINVAL;
+  *n = p->memo_n;
+  if (!p->memo_n) return MP_ENOENT;
+  for (size_t i = 0; i < p->memo_n && i < cap; i++) ids[i] = p->memo_ids[i];
+  return MP_OK;
+}
+
 /* Derives the state of the handle from the mapping: page 0 as recovery accepts
  * it, the metadata, the directory; then recovery (a writer's or a preview's). */
 static int load(mp_pager *p, char *why, size_t whylen) {

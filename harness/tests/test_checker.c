@@ -252,6 +252,56 @@ static void test_cached_checks_see_changes(void **state) {
   cc_run_free(&run);
 }
 
+/* The kept reader is not reloaded while none of the pages its state was derived from
+ * (mp_reload_basis) was written since, by the writer's own account (forget), in a file of
+ * the size that writer says: the check takes its word, so a change it does not report is
+ * not seen; a reported one, or another size, is. A write elsewhere keeps the reader. */
+static void test_reader_kept_until_its_basis_changes(void **state) {
+  (void)state;
+  cc_run run;
+  const char *f = path("basis.pages");
+  run_text(workload, f, &run, cs);
+  FILE *io = fopen(f, "rb");
+  assert_non_null(io);
+  assert_int_equal(fseek(io, 0, SEEK_END), 0);
+  uint64_t size = (uint64_t)ftell(io);
+  fclose(io);
+  cc_check_cache cache = {.image_size = size};
+  cc_verdict v;
+  for (int i = 0; i < 2; i++) { /* an open, then a reload that keeps copies of what it read */
+    assert_int_equal(cc_check_image(f, 4096, &run.states[4], &run.states[5], CC_ALLOC, &cache, &v), CC_OK);
+    assert_int_equal(v.nviolations, 0);
+  }
+  assert_true(cache.basis_held);
+  assert_true(cache.nbasis >= 3);
+  assert_int_equal(cache.basis[1], 1);
+  cc_check_cache_forget(&cache, 3 * 4096 + 100, 1); /* a data page */
+  assert_true(cache.basis_held);
+  damage(f, 1, 1000); /* both metadata copies, unreported */
+  damage(f, 2, 1000);
+  assert_int_equal(cc_check_image(f, 4096, &run.states[4], &run.states[5], CC_ALLOC, &cache, &v), CC_OK);
+  assert_int_equal(v.nviolations, 0);
+  cache.image_size = size + 4096; /* another size: reloaded */
+  assert_int_equal(cc_check_image(f, 4096, &run.states[4], &run.states[5], CC_ALLOC, &cache, &v), CC_OK);
+  assert_true(v.nviolations > 0);
+  assert_false(cache.basis_held); /* nothing kept of a file that does not open */
+  cache.image_size = size;
+  damage(f, 1, 1000); /* undone, and reported */
+  damage(f, 2, 1000);
+  cc_check_cache_forget(&cache, 4096 + 1000, 1);
+  assert_int_equal(cc_check_image(f, 4096, &run.states[4], &run.states[5], CC_ALLOC, &cache, &v), CC_OK);
+  assert_int_equal(v.nviolations, 0);
+  assert_int_equal(cc_check_image(f, 4096, &run.states[4], &run.states[5], CC_ALLOC, &cache, &v), CC_OK);
+  assert_true(cache.basis_held);
+  damage(f, 2, 1000);
+  cc_check_cache_forget(&cache, 2 * 4096 + 1000, 1);
+  assert_false(cache.basis_held);
+  assert_int_equal(cc_check_image(f, 4096, &run.states[4], &run.states[5], CC_ALLOC, &cache, &v), CC_OK);
+  assert_true(v.nviolations > 0);
+  cc_check_cache_free(&cache);
+  cc_run_free(&run);
+}
+
 /* The kept preview stands for a reload only while nothing it holds a private copy of
  * changed: at 1 KiB pages, recovery rewriting page 0 (the metadata selector, after the
  * selected copy was damaged) copies the whole system page, pages 0-3, and page 3 holds
@@ -301,6 +351,7 @@ int main(void) {
       cmocka_unit_test(test_lost_operation_is_r3_and_mix_is_r2),
       cmocka_unit_test(test_damaged_contents_are_r5_and_r6),
       cmocka_unit_test(test_cached_checks_see_changes),
+      cmocka_unit_test(test_reader_kept_until_its_basis_changes),
       cmocka_unit_test(test_kept_preview_sees_changed_neighbours),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
