@@ -132,6 +132,14 @@ struct pc_model {
     psec *dk; /* D of the open step, valid when dk_valid */
     size_t ndk, dkcap;
     int dk_valid;
+    /* The early-writeback candidates of file wb_id in the open step (dirty, differing from
+     * durable, outside D), ascending: the same for every crash choice of the step, which an
+     * explorer asks for by the thousand. Valid while wb_valid; computing D again (after any
+     * change, which drops D) drops it. */
+    uint64_t *wb;
+    size_t nwb, wbcap;
+    uint32_t wb_id;
+    int wb_valid;
     int failing;     /* pc_model_step_fail: the open step's syncs end torn by `fail` */
     pc_crash fail;
     uint64_t *scratch; /* sector list scratch for range queries */
@@ -356,6 +364,7 @@ void pc_model_free(pc_model *m)
     free_files(m);
     free(m->pend);
     free(m->dk);
+    free(m->wb);
     free(m->scratch);
     free(m->jops);
     free(m);
@@ -703,6 +712,7 @@ static int compute_dk(pc_model *m)
 {
     if (m->dk_valid) return PC_OK;
     m->ndk = 0;
+    m->wb_valid = 0;
     for (size_t i = 0; i < m->npend; i++) {
         mfile *f = &m->files[m->pend[i].id];
         uint64_t s0 = m->pend[i].off / m->sector;
@@ -1327,12 +1337,22 @@ int pc_model_image_sectors(pc_model *m, uint32_t id, const pc_crash *c, pc_secto
 
     /* Early writeback: dirty, differing sectors outside D, within the volatile size. */
     if (c->wb != PC_WB_NONE) {
-        uint64_t s1 = (f->vsize + S - 1) / S;
-        size_t n;
-        if ((rc = dirty_in(m, f, 0, s1, &n))) return rc;
-        for (size_t j = 0; j < n; j++) {
-            uint64_t s = m->scratch[j];
-            if (!differs(m, f, s) || (ndk && in_dk(m, id, s))) continue;
+        if (!m->in_step || !m->wb_valid || m->wb_id != id) {
+            uint64_t s1 = (f->vsize + S - 1) / S;
+            size_t n;
+            if ((rc = dirty_in(m, f, 0, s1, &n))) return rc;
+            m->nwb = 0;
+            for (size_t j = 0; j < n; j++) {
+                uint64_t s = m->scratch[j];
+                if (!differs(m, f, s) || (ndk && in_dk(m, id, s))) continue;
+                if (grow((void **)&m->wb, &m->wbcap, m->nwb + 1, sizeof(uint64_t))) return PC_ENOMEM;
+                m->wb[m->nwb++] = s;
+            }
+            m->wb_id = id;
+            m->wb_valid = m->in_step;
+        }
+        for (size_t j = 0; j < m->nwb; j++) {
+            uint64_t s = m->wb[j];
             if (c->wb == PC_WB_ALL || coin(c->wb_seed, PURPOSE_WB, id, s)) fn(ctx, s, f->vol + s * S);
         }
         if (f->vsize != f->dsize &&

@@ -294,6 +294,51 @@ static void test_writeback(void **st)
     pc_model_free(m);
 }
 
+/* The early-writeback candidates of a step are kept across its crash images, and follow a
+ * change made inside the step (a store the shim notes while the step is open, a second
+ * file): each image shows the writeback as it stands when asked. */
+static void test_writeback_follows_changes_in_step(void **st)
+{
+    (void)st;
+    pc_model *m = mk();
+    wr(m, 0, 8 * SEC, 'a');
+    sync_step(m, 0, UINT64_MAX);
+    wr(m, 2 * SEC, SEC, 'b');
+    assert_int_equal(pc_model_step_begin(m, NULL), PC_OK);
+    assert_int_equal(pc_model_sync(m, 0, 0, SEC), PC_OK);
+    uint64_t len;
+    uint8_t *img = image(m, "none:all", &len);
+    assert_true(all_bytes(img, 2 * SEC, SEC, 'b'));
+    assert_true(all_bytes(img, 5 * SEC, SEC, 'a'));
+    free(img);
+    wr(m, 5 * SEC, SEC, 'c'); /* inside the open step */
+    img = image(m, "none:all", &len);
+    assert_true(all_bytes(img, 2 * SEC, SEC, 'b'));
+    assert_true(all_bytes(img, 5 * SEC, SEC, 'c'));
+    free(img);
+    wr(m, 2 * SEC, SEC, 'a'); /* back to its durable bytes: nothing to write back there */
+    img = image(m, "none:all", &len);
+    assert_true(all_bytes(img, 2 * SEC, SEC, 'a'));
+    free(img);
+    uint32_t id2;
+    uint8_t zero[2 * SEC] = {0};
+    assert_int_equal(pc_model_add_file(m, "g", zero, sizeof zero, &id2), PC_OK);
+    uint8_t d[SEC];
+    memset(d, 'g', SEC);
+    assert_int_equal(pc_model_write(m, id2, SEC, d, SEC), PC_OK);
+    pc_crash c;
+    assert_int_equal(pc_crash_parse("none:all", &c), PC_OK);
+    uint8_t *g;
+    assert_int_equal(pc_model_image(m, id2, &c, &g, &len), PC_OK);
+    assert_true(all_bytes(g, SEC, SEC, 'g'));
+    free(g);
+    img = image(m, "none:all", &len); /* file 0's again, after file 1's */
+    assert_true(all_bytes(img, 5 * SEC, SEC, 'c'));
+    free(img);
+    assert_int_equal(pc_model_step_end(m), PC_OK);
+    pc_model_free(m);
+}
+
 static void test_writeback_all_on_fsync_step_is_exclusive(void **st)
 {
     (void)st;
@@ -1347,6 +1392,7 @@ int main(void)
         cmocka_unit_test(test_ext4_prefix),
         cmocka_unit_test(test_ext4_commit),
         cmocka_unit_test(test_ext4_replace),
+        cmocka_unit_test(test_writeback_follows_changes_in_step),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
