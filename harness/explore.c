@@ -461,7 +461,7 @@ static int walk(walker *w) {
      * another, and the checker's handles keep what they derived (mp_reload_same) instead of
      * loading again at nearly every state. Equal keys keep the choices' order. */
     size_t npend = 0, derived = SIZE_MAX; /* the choice whose image cc_image holds */
-    if (nch && !keyed_pages(w, m, &keyed, &nkeyed)) nkeyed = 0;
+    bool keyed_known = false; /* found at the step's first new image: many steps have none */
     for (size_t i = 0; going && i < nch; i++) {
       w->states++;
       pc_crash crash;
@@ -484,6 +484,10 @@ static int walk(walker *w) {
           !cc_takes(h, w->shard, w->shards, w->worker, w->workers))
         continue;
       w->distinct++;
+      if (exists && !keyed_known) {
+        keyed_known = true;
+        if (!keyed_pages(w, m, &keyed, &nkeyed)) nkeyed = 0;
+      }
       pend[npend++] = (pending){.key = exists ? cc_image_key(im, keyed, nkeyed) : 0, .i = (uint32_t)i, .exists = exists};
     }
     if (npend > 1) qsort(pend, npend, sizeof *pend, by_key);
