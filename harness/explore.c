@@ -360,6 +360,14 @@ typedef struct pending {
   int exists;
 } pending;
 
+static void reverse(pending *p, size_t from, size_t to) {
+  for (; from + 1 < to; from++, to--) {
+    pending t = p[from];
+    p[from] = p[to - 1];
+    p[to - 1] = t;
+  }
+}
+
 static int by_key(const void *x, const void *y) {
   const pending *a = x, *b = y;
   if (a->key != b->key) return a->key < b->key ? -1 : 1;
@@ -408,7 +416,7 @@ static int walk(walker *w) {
   cc_schedule *sched = malloc(sizeof *sched * 8192);
   pending *pend = malloc(sizeof *pend * 8192);
   uint8_t *keyed = NULL;
-  uint64_t nkeyed = 0;
+  uint64_t nkeyed = 0, last_key = 0; /* the key of the image checked last */
   cc_hashset seen = {0};
   rc = CC_OK; /* from here on, a failure stops the walk and says why in w->error */
   if (!sched || !pend || cc_image_new(w->image, sector, w->verifying, forget_written, &cache, &im) != CC_OK) {
@@ -490,7 +498,19 @@ static int walk(walker *w) {
       }
       pend[npend++] = (pending){.key = exists ? cc_image_key(im, keyed, nkeyed) : 0, .i = (uint32_t)i, .exists = exists};
     }
-    if (npend > 1) qsort(pend, npend, sizeof *pend, by_key);
+    if (npend > 1) {
+      qsort(pend, npend, sizeof *pend, by_key);
+      /* The images like the last one checked (of the step before, mostly) go first: the
+       * handles keep what they derived from it. */
+      size_t lo = 0, hi;
+      while (lo < npend && !(pend[lo].exists && pend[lo].key == last_key)) lo++;
+      for (hi = lo; hi < npend && pend[hi].exists && pend[hi].key == last_key; hi++) continue;
+      if (lo > 0 && hi > lo) { /* [0, hi) rotated left by lo, by three reversals */
+        reverse(pend, 0, lo);
+        reverse(pend, lo, hi);
+        reverse(pend, 0, hi);
+      }
+    }
     for (size_t k = 0; going && k < npend; k++) {
       size_t i = pend[k].i;
       pc_crash crash;
@@ -510,6 +530,7 @@ static int walk(walker *w) {
         break;
       } else {
         derived = i;
+        last_key = pend[k].key;
         cache.image_size = cc_image_file_size(im);
         cc_check_image(w->image, w->c->page_size, before, after, w->kind, &cache, &v);
         if (v.rewritten) cc_image_touched(im);

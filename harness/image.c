@@ -52,6 +52,12 @@ struct cc_image {
   bool failed; /* out of memory while collecting */
   bool garbage; /* the crash being derived has a garbage sector */
 
+  /* cc_image_key's sum over the keyed sectors of the durable content (key_n of them, of the
+   * map key_map), for the step of stamp key_stamp. */
+  uint64_t key_base, key_n;
+  const uint8_t *key_map;
+  uint32_t key_stamp;
+
   /* Hashes of volatile sectors, which many crash choices of a step share. */
   uint64_t *vh;
   uint32_t *vh_stamp;
@@ -291,12 +297,21 @@ int cc_image_derive(cc_image *im, pc_model *m, const pc_crash *crash, uint64_t *
   return CC_OK;
 }
 
-uint64_t cc_image_key(const cc_image *im, const uint8_t *keyed, uint64_t nkeyed) {
-  uint64_t key = im->size * SIZE_MIX;
+uint64_t cc_image_key(cc_image *im, const uint8_t *keyed, uint64_t nkeyed) {
+  uint64_t n = im->size / im->S, lim = n < nkeyed ? n : nkeyed;
+  if (im->key_stamp != im->stamp || im->key_n != lim || im->key_map != keyed) {
+    /* the durable content's part, the same for every image of the step of that size */
+    im->key_base = 0;
+    for (uint64_t s = 0; s < lim; s++)
+      if (keyed[s]) im->key_base += dur_hash(im, s);
+    im->key_stamp = im->stamp, im->key_n = lim, im->key_map = keyed;
+  }
+  uint64_t key = im->key_base + im->size * SIZE_MIX;
   for (size_t i = 0; i < im->nd; i++) {
     uint64_t s = im->dsec[i];
-    if (s >= nkeyed || !keyed[s]) continue;
-    key += !im->garbage && s < im->vh_cap && im->vh_stamp[s] == im->stamp ? im->vh[s] : sector_hash(im->dptr[i], im->S, s);
+    if (s >= lim || !keyed[s]) continue;
+    uint64_t h = !im->garbage && s < im->vh_cap && im->vh_stamp[s] == im->stamp ? im->vh[s] : sector_hash(im->dptr[i], im->S, s);
+    key += h - dur_hash(im, s);
   }
   return key;
 }

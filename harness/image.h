@@ -26,10 +26,10 @@ int cc_image_step(cc_image *im, pc_model *m);
 /* Derives the image of `crash` at the current step and its hash (a function of the
  * image's bytes alone, so equal images have equal hashes). */
 int cc_image_derive(cc_image *im, pc_model *m, const pc_crash *crash, uint64_t *hash);
-/* A hash of the sectors of the image last derived that differ from the durable content and
- * have keyed[sector] set (sectors at or past nkeyed count as not keyed), and of its size:
- * two images of one step with equal keys are equal in those sectors. */
-uint64_t cc_image_key(const cc_image *im, const uint8_t *keyed, uint64_t nkeyed);
+/* A hash of the image last derived over the sectors with keyed[sector] set (sectors at or
+ * past nkeyed count as not keyed), and of its size: two images with equal keys, of one step
+ * or of two, are equal in those sectors. */
+uint64_t cc_image_key(cc_image *im, const uint8_t *keyed, uint64_t nkeyed);
 /* Makes the file hold the image last derived. */
 int cc_image_write(cc_image *im, pc_model *m, const pc_crash *crash);
 /* The file's size as this module last made it (0 before the first write). */

@@ -1,6 +1,6 @@
 /* test_image.c: the crash-image file the explorer keeps (image.c): each image written holds
  * exactly the derived bytes, only the sectors whose bytes change are reported to the checker's
- * cache, and the key over chosen sectors tells images of one step apart by those sectors alone. */
+ * cache, and the key over chosen sectors tells images apart by those sectors alone. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -125,6 +125,15 @@ static void test_key_over_keyed_sectors(void **state) {
   assert_int_equal(k_first, k_all);   /* they differ in sector 5 only */
   assert_int_equal(k_none, k_late);   /* sector 1 durable in both */
   assert_int_not_equal(k_first, k_none);
+  /* Keys compare across steps: once the step's sectors are durable, the next step's image
+   * that lands nothing holds sector 1 as the last one's did. */
+  assert_int_equal(cc_image_end_step(im, m), CC_OK);
+  assert_int_equal(pc_model_step_end(m), PC_OK);
+  uint64_t step;
+  assert_int_equal(pc_model_step_begin(m, &step), PC_OK);
+  assert_int_equal(cc_image_step(im, m), CC_OK);
+  assert_int_equal(cc_image_derive(im, m, &none, &h), CC_OK);
+  assert_int_equal(cc_image_key(im, keyed, 8), k_all);
   cc_image_free(im);
   pc_model_free(m);
 }
