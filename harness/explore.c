@@ -1075,18 +1075,26 @@ int cc_explore(const cc_case *c, const cc_explore_opts *o, cc_explore_result *r)
   if (from_image && (cc_case_image_copy(c, file, r->error, sizeof r->error) != CC_OK ||
                      cc_case_image_copy(c, model, r->error, sizeof r->error) != CC_OK))
     return CC_EIO;
-  int st = cc_record(c, o, file, trace, NULL, NULL, from_image, r->error, sizeof r->error);
+  /* The recorded run leaves the model's states (as R7's follow-ups' runs do), so the model
+   * need not run again here; a run from an image has the states of its own start. */
+  cc_explore_opts rec = *o;
+  rec.keep_states = !from_image;
+  char states[1100];
+  snprintf(states, sizeof states, "%s.states", file);
+  int st = cc_record(c, &rec, file, trace, NULL, NULL, from_image, r->error, sizeof r->error);
   if (st != 0) {
     if (!r->error[0])
       snprintf(r->error, sizeof r->error, "the recorded workload failed (exit %d): it disagrees with the model "
                "without any crash (run `crashcheck replay` on the case for the story)", st);
     r->run_failed = st == 1;
     unlink(model);
+    unlink(states);
     return st < 0 ? st : CC_EIO;
   }
   cc_run run;
-  int rc = from_image ? cc_run_case_image(c, model, &run) : cc_run_case(c, model, &run);
+  int rc = from_image ? cc_run_case_image(c, model, &run) : cc_run_load(states, &run);
   unlink(model);
+  unlink(states);
   if (rc != CC_OK) {
     snprintf(r->error, sizeof r->error, "the workload does not run cleanly: %s", run.error);
     r->run_failed = rc == CC_EINVAL;
