@@ -82,6 +82,8 @@ struct mp_pager {
   uint32_t dir_cap;   /* entries per directory page */
 
   uint8_t *map;       /* MAP_SHARED mapping of map_pages pages */
+  const uint8_t *view; /* MP_PREVIEW: a read-only MAP_SHARED mapping of the same pages (the
+                        * file's bytes, where map holds private copies) */
   uint64_t map_pages;
   uint64_t file_size; /* bytes, as last extended or read */
 

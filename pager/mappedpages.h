@@ -111,10 +111,11 @@ MP_API int mp_open(const char *path, unsigned flags, mp_pager **out);
  * (whylen bytes, always NUL-terminated; may be NULL). */
 MP_API int mp_open_explain(const char *path, unsigned flags, mp_pager **out, char *why, size_t whylen);
 
-/* For an MP_PREVIEW handle: the smallest page >= from that its recovery wrote in
- * memory, which a writer's open would write to the file (read from the kernel's
- * page tables, so it holds whatever recovery did). MP_ENOENT when there is none,
- * or for other handles. */
+/* For an MP_PREVIEW handle: the smallest page >= from that its mapping holds a copy of
+ * its own (read from the kernel's page tables, so it holds whatever recovery did): every
+ * page its recovery wrote in memory, which a writer's open would write to the file, and
+ * pages an earlier load's recovery wrote, which a reload gave the file's bytes again.
+ * MP_ENOENT when there is none, or for other handles. */
 MP_API int mp_next_written(const mp_pager *p, uint64_t from, uint64_t *id);
 
 /* Reads the file again into an MP_RDONLY or MP_PREVIEW handle, as closing it

@@ -175,6 +175,8 @@ static int probe(int fd, const uint8_t *mapped, size_t mapped_len, uint64_t *siz
   return MP_OK;
 }
 
+static void unmap_file(mp_pager *p);
+
 /* Maps the file as probed: `log2` and `size` set the geometry. A preview maps
  * privately and writably: its recovery's writes make private copies of the pages
  * they touch, and nothing reaches the file. (It was mapped read-only, and made
@@ -197,13 +199,24 @@ static int map_file(mp_pager *p, unsigned log2, uint64_t size, bool fmt3) {
     p->map_pages = 0;
     return MP_ENOMEM;
   }
+  if (p->preview) {
+    void *v = mmap(NULL, p->map_pages * ps, PROT_READ, MAP_SHARED, p->fd, 0);
+    if (v == MAP_FAILED) {
+      unmap_file(p);
+      return MP_ENOMEM;
+    }
+    p->view = v;
+  }
   return MP_OK;
 }
 
 static void unmap_file(mp_pager *p) {
   if (p->map) munmap(p->map, p->map_pages * p->ps);
+  if (p->view) munmap((void *)p->view, p->map_pages * p->ps);
   p->map = NULL;
+  p->view = NULL;
   p->map_pages = 0;
+  p->preview_wrote = false; /* no private copies left */
 }
 
 /* ---- what a preview's recovery wrote --------------------------------------- */
@@ -408,20 +421,21 @@ static int attach(int fd, bool rdonly, bool preview, mp_pager **out, char *why, 
   return rc;
 }
 
-/* The private copies a preview's recovery made are dropped, so that every page
- * shows the file again: the pages it wrote (all of the mapping when the page tables
- * could not tell), which keeps the others mapped, so they are not faulted in again. */
-static void drop_private(mp_pager *p) {
-  if (!p->preview_wrote) return;
-  p->preview_wrote = false;
-  if (!p->map) return;
+/* A preview's private copies are given the file's bytes again, from the shared view, and
+ * stay private: dropping them (madvise) and having recovery copy the same few pages again
+ * (a copy-on-write fault each) cost a crash checker more than its checks. The page tables
+ * then keep listing them as written (mp_next_written), which they are: copies of their own,
+ * holding the file's bytes as of this reload where this recovery does not write. When the
+ * page tables could not tell which pages are copies, all of them are dropped (the mapping,
+ * if even that fails). */
+static void refresh_private(mp_pager *p) {
+  if (!p->preview_wrote || !p->map) return;
+  const uint64_t sys = p->sys_page, bytes = p->map_pages * p->ps;
   if (p->pv_all) {
-    if (madvise(p->map, p->map_pages * p->ps, MADV_DONTNEED) != 0) unmap_file(p);
+    p->preview_wrote = false;
+    if (madvise(p->map, bytes, MADV_DONTNEED) != 0) unmap_file(p);
     return;
   }
-  /* In runs of written pages, widened to whole system pages (a pager page may be
-   * smaller than one: the system page is what was copied). */
-  uintptr_t mask = (uintptr_t)p->sys_page - 1;
   for (uint64_t id = 0; id < p->map_pages;) {
     if (id % 64 == 0 && id / 64 < p->pv_words && !p->pv_written[id / 64]) {
       id += 64;
@@ -433,11 +447,10 @@ static void drop_private(mp_pager *p) {
     }
     uint64_t end = id + 1;
     while (end < p->map_pages && mp__bit(p->pv_written, end)) end++;
-    uintptr_t lo = (uintptr_t)(p->map + id * p->ps) & ~mask, hi = ((uintptr_t)(p->map + end * p->ps) + mask) & ~mask;
-    if (madvise((void *)lo, hi - lo, MADV_DONTNEED) != 0) {
-      unmap_file(p);
-      return;
-    }
+    /* whole system pages: a copy is of one (pager pages may be smaller) */
+    uint64_t lo = id * p->ps / sys * sys, hi = (end * p->ps + sys - 1) / sys * sys;
+    if (hi > bytes) hi = bytes;
+    memcpy(p->map + lo, p->view + lo, hi - lo);
     id = end;
   }
 }
@@ -445,12 +458,17 @@ static void drop_private(mp_pager *p) {
 static int reload(mp_pager *p, bool *same, char *why, size_t whylen) {
   *same = false;
   p->reloaded = true;
-  if (p->preview) drop_private(p);
   uint64_t size;
   unsigned log2;
   bool fmt3;
-  int rc = probe(p->fd, p->map, p->map ? p->ps : 0, &size, &log2, &fmt3, why, whylen);
+  /* (a preview's head is read from its view: its own page 0 may be a private copy) */
+  const uint8_t *head = p->preview ? p->view : p->map;
+  int rc = probe(p->fd, head, head ? p->ps : 0, &size, &log2, &fmt3, why, whylen);
   bool same_map = rc == MP_OK && p->map && log2 == p->log2 && size == p->file_size && fmt3 == p->fmt3;
+  if (p->preview && same_map) {
+    refresh_private(p);
+    same_map = p->map != NULL;
+  }
   if (same_map && memo_holds(p)) {
     *same = true; /* nothing the state was derived from changed: it stands */
     return MP_OK;
@@ -465,7 +483,6 @@ static int reload(mp_pager *p, bool *same, char *why, size_t whylen) {
   }
   if (rc != MP_OK) {
     /* An empty handle without a mapping, which a later reload can fill. */
-    if (p->preview) drop_private(p);
     unload(p);
     unmap_file(p);
   }
@@ -667,7 +684,7 @@ static int open_file(const char *path, unsigned flags, mp_pager **out, char *why
 int mp_close(mp_pager *p) {
   if (!p) return MP_OK;
   mp3__unload(p);
-  if (p->map) munmap(p->map, p->map_pages * p->ps);
+  unmap_file(p); /* (a mapping holds the file, and with it the lock, until it is gone) */
   for (uint32_t b = 0; b < p->dir_count; b++) free(p->blocks[b].staged);
   free(p->blocks);
   free(p->owned);

@@ -600,6 +600,54 @@ static void test_reload_keeps_what_did_not_change(void **state) {
   free(b);
 }
 
+/* A preview's reload gives the pages its recovery copied the file's bytes again: here page 0,
+ * whose metadata selector recovery turned to the older copy when the current one was damaged.
+ * Once the damage is undone, the reloaded preview recovers nothing and shows the file's state,
+ * not one derived from its old copy of page 0; the copy stays its own (mp_next_written), with
+ * the file's bytes. */
+static void test_preview_reload_refreshes_its_copies(void **state) {
+  (void)state;
+  const char *path = t_path(0, "preview-refresh.mp");
+  unlink(path);
+  mp_pager *w, *pv, *fresh;
+  uint64_t ids[2];
+  assert_int_equal(mp_create(path, 4096, &w), MP_OK);
+  assert_int_equal(mp_alloc(w, &ids[0]), MP_OK);
+  assert_int_equal(mp_alloc(w, &ids[1]), MP_OK);
+  assert_int_equal(mp_close(w), MP_OK);
+  size_t len;
+  uint8_t *good = t_read_file(path, &len), *bad = malloc(len);
+  assert_non_null(bad);
+  unsigned meta = 1;
+  for (; meta <= 2; meta++) { /* the current metadata copy, damaged */
+    memcpy(bad, good, len);
+    bad[meta * 4096 + 1000] ^= 0x40;
+    assert_int_equal(t_write_file(path, bad, len), 0);
+    assert_int_equal(mp_open(path, MP_PREVIEW, &pv), MP_OK);
+    if (mp_recovery(pv) & MP_RECOVER_METADATA) break;
+    mp_close(pv);
+  }
+  assert_true(meta <= 2);
+  uint64_t w0;
+  assert_int_equal(mp_next_written(pv, 0, &w0), MP_OK);
+  assert_int_equal(w0, 0); /* the selector, rewritten in its copy of page 0 */
+  assert_int_equal(t_write_file(path, good, len), 0);
+  assert_int_equal(mp_reload(pv, NULL, 0), MP_OK);
+  assert_int_equal(mp_recovery(pv), 0);
+  assert_int_equal(mp_open(path, MP_RDONLY, &fresh), MP_OK);
+  assert_int_equal(mp_free_count(pv), mp_free_count(fresh));
+  assert_int_equal(mp_page_count(pv), mp_page_count(fresh));
+  uint64_t got;
+  assert_int_equal(mp_next_regular(pv, ids[1], &got), MP_OK);
+  assert_int_equal(got, ids[1]); /* the newer copy's allocation */
+  mp_close(fresh);
+  assert_int_equal(mp_next_written(pv, 0, &w0), MP_OK);
+  assert_int_equal(w0, 0);
+  mp_close(pv);
+  free(good);
+  free(bad);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_argument_checks),
@@ -612,6 +660,7 @@ int main(void) {
       cmocka_unit_test(test_grow_to_capacity_4096),
       cmocka_unit_test(test_read_only),
       cmocka_unit_test(test_reload_keeps_what_did_not_change),
+      cmocka_unit_test(test_preview_reload_refreshes_its_copies),
       cmocka_unit_test(test_iterator_edges),
       cmocka_unit_test(test_sync_whole_file),
       cmocka_unit_test(test_huge_arguments),
