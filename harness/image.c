@@ -58,6 +58,12 @@ struct cc_image {
   const uint8_t *key_map;
   uint32_t key_stamp;
 
+  /* The hash of what the file holds in each sector, known where fh_stamp equals fh_gen (a
+   * whole rewrite moves fh_gen on): a sector whose new bytes hash the same is not stored. */
+  uint64_t *fh;
+  uint32_t *fh_stamp, fh_gen;
+  size_t fh_cap;
+
   /* Hashes of volatile sectors, which many crash choices of a step share. */
   uint64_t *vh;
   uint32_t *vh_stamp;
@@ -112,6 +118,7 @@ int cc_image_new(const char *path, uint32_t sector, bool verify, cc_written_fn w
   im->written = written;
   im->written_ctx = ctx;
   im->all_stale = true;
+  im->fh_gen = 1; /* (stamps start at 0: nothing known) */
   uint8_t *zero = calloc(1, sector);
   if (!zero) {
     cc_image_free(im);
@@ -135,6 +142,8 @@ void cc_image_free(cc_image *im) {
   free(im->ddata);
   free(im->vh);
   free(im->vh_stamp);
+  free(im->fh);
+  free(im->fh_stamp);
   free(im->landing);
   free(im->slot);
   free(im->order);
@@ -340,6 +349,7 @@ static int write_whole(cc_image *im, pc_model *m, const pc_crash *crash) {
   bool ok = pwrite(im->fd, buf, len, 0) == (ssize_t)len && ftruncate(im->fd, (off_t)len) == 0;
   free(buf);
   changed(im, 0, UINT64_MAX);
+  im->fh_gen++; /* what each sector holds: unknown again */
   if (!ok) return CC_EIO;
   im->file_size = len;
   im->all_stale = false;
@@ -397,15 +407,30 @@ int cc_image_write(cc_image *im, pc_model *m, const pc_crash *crash) {
      * sector listed twice holds its bytes the second time, and adjacent sectors, which the
      * lists mostly give in ascending order, are reported as one range. */
     uint64_t run_first = 0, run = 0;
+    size_t fcap = im->fh_cap; /* both arrays grow alike from the same capacity */
+    if (!grow((void **)&im->fh, &fcap, n + 1, 8) || !grow((void **)&im->fh_stamp, &im->fh_cap, n + 1, 4))
+      return CC_ENOMEM;
     for (size_t i = 0; i < norder && rc == CC_OK; i++) {
       uint64_t s = im->order[i];
-      const uint8_t *src = im->slot[s] ? im->dptr[im->slot[s] - 1] : s < nd0 ? dur + s * S : NULL;
+      uint32_t slot = im->slot[s];
+      const uint8_t *src = slot ? im->dptr[slot - 1] : s < nd0 ? dur + s * S : NULL;
       uint8_t *at = im->view + s * S;
-      bool same = s < fn && (src ? memcmp(at, src, S) == 0 : at[0] == 0 && memcmp(at, at + 1, S - 1) == 0);
+      /* The hash of the bytes going there, where derive or the durable content knows it
+       * (not for a garbage sector), against the hash of what the file holds, where known:
+       * equal hashes stand for equal bytes, as they do for the images' identity. */
+      bool want_known = !slot || (!im->garbage && s < im->vh_cap && im->vh_stamp[s] == im->stamp);
+      uint64_t want = slot ? (want_known ? im->vh[s] : 0) : s < nd0 ? dur_hash(im, s) : zero_hash(im, s);
+      bool same = false;
+      if (s < fn) {
+        if (want_known && im->fh_stamp[s] == im->fh_gen) same = im->fh[s] == want;
+        else same = src ? memcmp(at, src, S) == 0 : at[0] == 0 && memcmp(at, at + 1, S - 1) == 0;
+      }
       if (!same) {
         if (src) memcpy(at, src, S);
         else memset(at, 0, S);
       }
+      im->fh[s] = want;
+      im->fh_stamp[s] = want_known ? im->fh_gen : 0;
       if (run && (same || s != run_first + run)) {
         changed(im, run_first * S, run * S);
         run = 0;
