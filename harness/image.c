@@ -442,6 +442,8 @@ int cc_image_write(cc_image *im, pc_model *m, const pc_crash *crash) {
       if (im->dsec[i] < n) im->slot[im->dsec[i]] = 0;
     if (rc == CC_OK && size != im->file_size) {
       if (size < im->file_size && ftruncate(im->fd, (off_t)size) != 0) rc = CC_EIO;
+      /* the sectors cut off read as zeros when the file grows again, whatever they held */
+      for (uint64_t s = n; s < fn && s < im->fh_cap; s++) im->fh_stamp[s] = 0;
       uint64_t lo = size < im->file_size ? size : im->file_size, hi = size < im->file_size ? im->file_size : size;
       changed(im, lo, hi - lo);
     }
