@@ -193,12 +193,18 @@ static uint64_t mix64(uint64_t x)
     return x ^ (x >> 31);
 }
 
+/* A coin is a function of (seed, purpose, file id) and the sector; the first part, the same
+ * for every sector of a file, is computed once where many sectors are flipped for. */
+static uint64_t coin_prefix(uint64_t seed, uint64_t purpose, uint64_t id)
+{
+    return mix64(mix64(seed ^ mix64(purpose)) ^ mix64(id + 0x51ed270b27eb2d4bULL));
+}
+
+static int coin_at(uint64_t prefix, uint64_t sec) { return (int)(mix64(prefix ^ sec) >> 63); }
+
 static int coin(uint64_t seed, uint64_t purpose, uint64_t id, uint64_t sec)
 {
-    uint64_t h = mix64(seed ^ mix64(purpose));
-    h = mix64(h ^ mix64(id + 0x51ed270b27eb2d4bULL));
-    h = mix64(h ^ sec);
-    return (int)(h >> 63);
+    return coin_at(coin_prefix(seed, purpose, id), sec);
 }
 
 enum { PURPOSE_TEAR = 1, PURPOSE_WB = 2, PURPOSE_WB_SIZE = 3, PURPOSE_GARBAGE = 4, PURPOSE_WB_NAME = 5,
@@ -1351,9 +1357,10 @@ int pc_model_image_sectors(pc_model *m, uint32_t id, const pc_crash *c, pc_secto
             m->wb_id = id;
             m->wb_valid = m->in_step;
         }
+        uint64_t wb_coin = coin_prefix(c->wb_seed, PURPOSE_WB, id);
         for (size_t j = 0; j < m->nwb; j++) {
             uint64_t s = m->wb[j];
-            if (c->wb == PC_WB_ALL || coin(c->wb_seed, PURPOSE_WB, id, s)) fn(ctx, s, f->vol + s * S);
+            if (c->wb == PC_WB_ALL || coin_at(wb_coin, s)) fn(ctx, s, f->vol + s * S);
         }
         if (f->vsize != f->dsize &&
             (c->wb == PC_WB_ALL || coin(c->wb_seed, PURPOSE_WB_SIZE, id, 0)))
@@ -1367,13 +1374,11 @@ int pc_model_image_sectors(pc_model *m, uint32_t id, const pc_crash *c, pc_secto
     uint64_t gidx = c->tear_n < ndk ? c->tear_n : ndk; /* garbage:N past the end: the last */
     uint64_t mine = 0, landed = 0;
     uint8_t *garbage = NULL;
+    if ((unsigned)c->tear > PC_TEAR_GARBAGE) return PC_EINVAL; /* (tear_takes's -1) */
+    uint64_t tear_coin = coin_prefix(c->tear_seed, PURPOSE_TEAR, id);
     for (size_t j = 0; j < ndk; j++) {
-        int take = tear_takes(c, j, ndk, &m->dk[j]);
-        if (take < 0) {
-            free(garbage);
-            return PC_EINVAL;
-        }
         if (m->dk[j].id != id) continue;
+        int take = c->tear == PC_TEAR_RANDOM ? coin_at(tear_coin, m->dk[j].sec) : tear_takes(c, j, ndk, &m->dk[j]);
         mine++;
         if (!take) continue;
         landed++;

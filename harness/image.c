@@ -239,7 +239,8 @@ int cc_image_step(cc_image *im, pc_model *m) {
 static void collect(void *ctx, uint64_t s, const uint8_t *data) {
   cc_image *im = ctx;
   size_t cap = im->dcap;
-  if (!grow((void **)&im->dsec, &cap, im->nd + 1, 8) || !grow((void **)&im->dptr, &im->dcap, im->nd + 1, sizeof(void *))) {
+  if (im->nd >= im->dcap && /* (both arrays grow alike from the same capacity) */
+      (!grow((void **)&im->dsec, &cap, im->nd + 1, 8) || !grow((void **)&im->dptr, &im->dcap, im->nd + 1, sizeof(void *)))) {
     im->failed = true;
     return;
   }
