@@ -388,10 +388,14 @@ static bool keyed_pages(walker *w, pc_model *m, uint8_t **keyed, uint64_t *nkeye
     free(kinds);
     return false;
   }
-  for (uint64_t s = 0; s < nsec; s++) {
-    uint64_t page = s * S / ps;
-    k[s] = page < 3 || kinds[page] == MP_PAGE_SUPERBLOCK || kinds[page] == MP_PAGE_METADATA ||
-           kinds[page] == MP_PAGE_DIRECTORY;
+  memset(k, 0, nsec);
+  for (uint64_t page = 0; page < pages; page++) { /* (by page: a few are keyed, most are not) */
+    if (!(page < 3 || kinds[page] == MP_PAGE_SUPERBLOCK || kinds[page] == MP_PAGE_METADATA ||
+          kinds[page] == MP_PAGE_DIRECTORY))
+      continue;
+    uint64_t lo = page * ps / S, hi = ((page + 1) * ps + S - 1) / S; /* its sectors */
+    if (hi > nsec) hi = nsec;
+    if (lo < hi) memset(k + lo, 1, (size_t)(hi - lo));
   }
   free(kinds);
   *nkeyed = nsec;
