@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,8 +233,10 @@ static void drop_kept(cc_check_cache *cache) {
   cache->preview = cache->reader = NULL;
 }
 
+void cc_verdict_clear(cc_verdict *v) { memset(v, 0, offsetof(cc_verdict, v) + sizeof v->v[0]); }
+
 void cc_check_missing(const cc_state *before, cc_verdict *v) {
-  memset(v, 0, sizeof *v);
+  cc_verdict_clear(v);
   if (!before) return; /* the create in flight: before it there was no file */
   char e[320], b[150];
   cc_state_describe(before, b, sizeof b);
@@ -244,7 +247,7 @@ void cc_check_missing(const cc_state *before, cc_verdict *v) {
 
 int cc_check_image(const char *path, size_t page_size, const cc_state *before, const cc_state *after, int inflight,
                    cc_check_cache *cache, cc_verdict *v) {
-  memset(v, 0, sizeof *v);
+  cc_verdict_clear(v);
   char why[256];
   mp_pager *p = NULL;
   /* First as a reader, which changes nothing: its structure, and what a writer

@@ -17,13 +17,18 @@ typedef struct cc_violation {
 
 typedef struct cc_verdict {
   unsigned nviolations;
-  cc_violation v[CC_MAX_VIOLATIONS];
   uint64_t leaks;     /* W1: pages owned by nothing after recovery (in an adopted file) */
   uint64_t reclaimed; /* pages an interrupted operation left that recovery reclaimed */
   unsigned recovery;  /* mp_recovery(): what a writer's open repairs or reclaims (0: nothing) */
   bool rewritten;     /* the check wrote to the image (a create replacing a leftover) */
   bool refused;       /* explore --tear garbage: a refusal to open, accepted there (nothing to go on from) */
+  /* Last: a check clears what comes before it and its first entry; the others are written
+   * before they count (nviolations), and a check of every crash state need not clear 2 KiB. */
+  cc_violation v[CC_MAX_VIOLATIONS];
 } cc_verdict;
+
+/* Empties a verdict (no violation) without clearing the entries past the first. */
+void cc_verdict_clear(cc_verdict *v);
 
 /* Checks the crash image at `path`, recovering it in memory (MP_PREVIEW): the file
  * is left as it was, except that a create's leftover is created again (rewritten).

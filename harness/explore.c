@@ -887,13 +887,14 @@ static bool explore_visit(walker *w, const cc_verdict *checked) {
   explore_walk *ew = w->ctx;
   const job *jb = ew->jb;
   cc_explore_result *r = jb->r;
-  cc_verdict v = *checked;
+  const cc_verdict *vp = checked; /* (copied only when R7 changes it) */
+  cc_verdict r7;
   cc_again_where aw = {0};
   bool candidate = false, sampled = false;
   /* A state without a file, or one that rightly does not open, has nothing to recover: R7
    * does not follow it. */
-  bool follow = !v.nviolations && !v.refused && !jb->o->again_off && !w->missing;
-  bool forced = follow && forced_again(w, &v, &candidate);
+  bool follow = !vp->nviolations && !vp->refused && !jb->o->again_off && !w->missing;
+  bool forced = follow && forced_again(w, vp, &candidate);
   if (!candidate && follow && jb->o->again && w->step >= ew->next_again) {
     /* R7 on a sample of the other crash states, spread over the steps. */
     uint64_t gap = w->total_steps / jb->o->again;
@@ -908,23 +909,24 @@ static bool explore_visit(walker *w, const cc_verdict *checked) {
     r->again_runs++;
     r->again_forked += cc_fs_served() > served;
     if (inner.nviolations) {
-      v = inner;
-      snprintf(v.v[0].found, sizeof v.v[0].found, "after recovery, a cut at follow-up step %u (%s in %s, tear %s): %s: %.150s",
+      r7 = inner;
+      snprintf(r7.v[0].found, sizeof r7.v[0].found, "after recovery, a cut at follow-up step %u (%s in %s, tear %s): %s: %.150s",
                aw.step, aw.call, aw.op, cc_tear_name(aw.sched.tear), inner.v[0].invariant, inner.v[0].found);
-      v.v[0].invariant = "R7";
+      r7.v[0].invariant = "R7";
+      vp = &r7;
     }
   }
-  r->leaks += v.leaks;
-  r->reclaimed += v.reclaimed;
-  if (v.reclaimed) r->leaky_states++;
+  r->leaks += vp->leaks;
+  r->reclaimed += vp->reclaimed;
+  if (vp->reclaimed) r->leaky_states++;
   if (w->existing && w->index == 0) { /* cut in the first open of the case's image */
     r->open_states++;
     if (checked->recovery & MP_RECOVER_ADOPT) r->adopt_states++;
   }
-  if (!v.nviolations) return true;
+  if (!vp->nviolations) return true;
   /* The first violation of R1-R6 is what a bug breaks directly; an R7
    * follow-up may trip over the same bug earlier in the enumeration. */
-  bool direct = strcmp(v.v[0].invariant, "R7") != 0;
+  bool direct = strcmp(vp->v[0].invariant, "R7") != 0;
   if (!r->violations++ || (direct && r->first_is_again)) {
     r->first_violation_state = w->states;
     r->first_is_again = !direct;
@@ -932,7 +934,7 @@ static bool explore_visit(walker *w, const cc_verdict *checked) {
   cc_found *f = found_slot(r->found, &r->nfound, jb->o->max_violations, direct);
   if (!f) return true;
   memset(f, 0, sizeof *f);
-  f->v = v.v[0];
+  f->v = vp->v[0];
   f->step = (uint32_t)w->step;
   f->sched = *w->sched;
   f->sched.cut_step = (uint32_t)w->step;
