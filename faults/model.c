@@ -1357,7 +1357,7 @@ int pc_model_image_sectors(pc_model *m, uint32_t id, const pc_crash *c, pc_secto
             m->wb_id = id;
             m->wb_valid = m->in_step;
         }
-        uint64_t wb_coin = coin_prefix(c->wb_seed, PURPOSE_WB, id);
+        uint64_t wb_coin = c->wb == PC_WB_RANDOM ? coin_prefix(c->wb_seed, PURPOSE_WB, id) : 0;
         for (size_t j = 0; j < m->nwb; j++) {
             uint64_t s = m->wb[j];
             if (c->wb == PC_WB_ALL || coin_at(wb_coin, s)) fn(ctx, s, f->vol + s * S);
@@ -1375,7 +1375,7 @@ int pc_model_image_sectors(pc_model *m, uint32_t id, const pc_crash *c, pc_secto
     uint64_t mine = 0, landed = 0;
     uint8_t *garbage = NULL;
     if ((unsigned)c->tear > PC_TEAR_GARBAGE) return PC_EINVAL; /* (tear_takes's -1) */
-    uint64_t tear_coin = coin_prefix(c->tear_seed, PURPOSE_TEAR, id);
+    uint64_t tear_coin = c->tear == PC_TEAR_RANDOM ? coin_prefix(c->tear_seed, PURPOSE_TEAR, id) : 0;
     for (size_t j = 0; j < ndk; j++) {
         if (m->dk[j].id != id) continue;
         int take = c->tear == PC_TEAR_RANDOM ? coin_at(tear_coin, m->dk[j].sec) : tear_takes(c, j, ndk, &m->dk[j]);

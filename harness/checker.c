@@ -135,7 +135,16 @@ static void contents(mp_pager *p, const cc_state *got, const cc_state *a, const 
   if (ids) {
     if (cache->nchanged) memcpy(ids, cache->changed, cache->nchanged * sizeof *ids);
     if (cache->npriv) memcpy(ids + cache->nchanged, cache->priv, cache->npriv * sizeof *ids);
-    qsort(ids, nids, sizeof *ids, compare_ids);
+    if (nids > 16) {
+      qsort(ids, nids, sizeof *ids, compare_ids);
+    } else { /* (a few pages mostly: no calls through a comparison function for them) */
+      for (size_t i = 1; i < nids; i++)
+        for (size_t j = i; j > 0 && ids[j - 1] > ids[j]; j--) {
+          uint64_t t = ids[j];
+          ids[j] = ids[j - 1];
+          ids[j - 1] = t;
+        }
+    }
     for (size_t k = 0; k < nids; k++)
       if (k == 0 || ids[k] != ids[k - 1]) synced_intact(p, got, a, b, ids[k], cache, v);
     free(ids);
