@@ -177,6 +177,9 @@ int mp3__probe(const uint8_t *head, size_t len, unsigned *log2, char *why, size_
 int mp3__format(int fd, unsigned log2, bool sparse);
 /* Whether the file holds nothing but what an interrupted mp3__format wrote. */
 bool mp3__is_leftover(int fd, uint64_t size);
+/* The first i in [from, size) where buf[i] is neither 0 nor img[i] (size if none): what a
+ * create's leftover may not hold (open.c, open3.c). */
+uint64_t mp__leftover_mismatch(const uint8_t *buf, const uint8_t *img, uint64_t from, uint64_t size);
 /* Loads the mapping of a 0.3 file into *p; a writer invalidates stale leaf slots (3.3). */
 int mp3__load(mp_pager *p, char *why, size_t whylen);
 void mp3__unload(mp_pager *p);

@@ -277,3 +277,20 @@ int mp__p0_resolve(const uint8_t *found, size_t ps, uint8_t *out, mp_p0_fix *fix
   }
   return MP_OK;
 }
+
+uint64_t mp__leftover_mismatch(const uint8_t *buf, const uint8_t *img, uint64_t from, uint64_t size) {
+  for (uint64_t i = from; i < size;) {
+    uint64_t b, m;
+    if (i % 8 == 0 && i + 8 <= size) { /* a word of zeros, or of the image's bytes: all pass */
+      memcpy(&b, buf + i, 8);
+      memcpy(&m, img + i, 8);
+      if (b == 0 || b == m) {
+        i += 8;
+        continue;
+      }
+    }
+    if (buf[i] != 0 && buf[i] != img[i]) return i;
+    i++;
+  }
+  return size;
+}

@@ -531,7 +531,7 @@ static bool is_leftover(int fd, uint64_t size) {
     mp__sb_init(img, log2);
     mp__meta_init(img + ps, ps, 4);
     mp__meta_init(img + 2 * ps, ps, 4);
-    for (uint64_t i = 0; i < size && match; i++) match = buf[i] == 0 || buf[i] == img[i];
+    match = mp__leftover_mismatch(buf, img, 0, size) == size;
   }
   free(buf);
   free(img);

@@ -178,8 +178,7 @@ int mp3__format(int fd, unsigned log2, bool sparse) {
  * Any other file of this size differs in more than one region: it is not replaced. */
 static bool leftover_of(const uint8_t *buf, const uint8_t *img, uint64_t size) {
   uint64_t odd_region = UINT64_MAX;
-  for (uint64_t i = 0; i < size; i++) {
-    if (buf[i] == 0 || buf[i] == img[i]) continue;
+  for (uint64_t i = 0; (i = mp__leftover_mismatch(buf, img, i, size)) < size; i++) {
     if (odd_region != UINT64_MAX && odd_region != i / MP3_SECTOR) return false;
     odd_region = i / MP3_SECTOR;
   }

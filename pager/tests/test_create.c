@@ -132,6 +132,35 @@ static void test_other_content_is_never_replaced(void **state) {
   free(fresh);
 }
 
+/* One byte that neither zero nor the create's own bytes explain, at each place within a
+ * word and at the very end, makes the file no leftover: nothing replaces it. */
+static void test_one_foreign_byte_is_no_leftover(void **state) {
+  (void)state;
+  size_t len;
+  uint8_t *fresh = fresh_image(1024, &len);
+  const char *path = t_path(0, "onebyte.mp");
+  size_t at[] = {3 * 1024, 3 * 1024 + 1, 3 * 1024 + 5, 3 * 1024 + 7, 3 * 1024 + 8, len - 1};
+  for (size_t k = 0; k < sizeof at / sizeof *at; k++) {
+    uint8_t *img = malloc(len);
+    memcpy(img, fresh, len);
+    memset(img, 0, 1024); /* page 0 not written: only a leftover may be replaced */
+    img[1024 + 40] ^= 0xff; /* nor a metadata copy whole, so nothing is salvaged */
+    img[2 * 1024 + 40] ^= 0xff;
+    img[at[k]] = (uint8_t)(fresh[at[k]] + 0x5a) ? (uint8_t)(fresh[at[k]] + 0x5a) : 1;
+    assert_int_equal(t_write_file(path, img, len), 0);
+    mp_pager *p;
+    assert_int_equal(mp_create(path, 1024, &p), MP_EEXIST);
+    img[at[k]] = 0; /* without it: the leftover of a cut create, replaced */
+    img[1024 + 40] = 0;
+    img[2 * 1024 + 40] = 0;
+    assert_int_equal(t_write_file(path, img, len), 0);
+    assert_int_equal(mp_create(path, 1024, &p), MP_OK);
+    mp_close(p);
+    free(img);
+  }
+  free(fresh);
+}
+
 /* The file as each msync of mp_create is about to make it durable (read through
  * the page cache, which holds what the mapping wrote), via a libfiu callback on the
  * pager's msync fault point that never fails the call. */
@@ -213,6 +242,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_every_cut_of_create),
       cmocka_unit_test(test_leftover_of_other_page_size),
+      cmocka_unit_test(test_one_foreign_byte_is_no_leftover),
       cmocka_unit_test(test_other_content_is_never_replaced),
       cmocka_unit_test(test_create_cuts_leave_no_stale_checksum),
   };
