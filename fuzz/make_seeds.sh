@@ -67,13 +67,13 @@ done
 # "format 3"), valid at 1 and 4 KiB pages, and cut at 1 KiB with a garbage sector and a tear.
 for ps in 1024 4096; do
   case_text $ps 512 "cut none" | sed '/^sector/a format 3' >"$work/c3.txt"
-  "$cc" __run "$work/c3.txt" "$work/pages3" --format3 >/dev/null
+  "$cc" __run "$work/c3.txt" "$work/pages3" >/dev/null
   seed_image "valid-f3-$ps" 0 "$work/pages3"
   [ $ps = 1024 ] || continue
   for cut in 12:garbage:1 17:prefix:1; do
     rm -f "$work/pages3.crash"
     LD_PRELOAD=$shim POWERCUT_FILE="$work/pages3" POWERCUT_CUT=$cut "$cc" __run "$work/c3.txt" "$work/pages3" \
-      --format3 >/dev/null 2>&1 || true
+      >/dev/null 2>&1 || true
     [ -f "$work/pages3.crash" ] && seed_image "torn-f3-$ps-${cut//:/-}" 0 "$work/pages3.crash"
   done
 done

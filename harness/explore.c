@@ -101,13 +101,9 @@ int cc_record(const cc_case *c, const cc_explore_opts *o, const char *file, cons
     env[nenv++] = set[k];
   }
   env[nenv] = NULL;
-  /* the binary case has no room for the text form's "sparse", "format 3", "upgrade": flags */
-  char *argv[9] = {(char *)o->self, "__run", casefile, (char *)file, NULL, NULL, NULL, NULL, NULL};
-  int na = 4;
-  if (existing) argv[na++] = "--existing";
-  if (c->sparse) argv[na++] = "--sparse";
-  if (c->format3) argv[na++] = "--format3";
-  if (c->upgrade) argv[na++] = "--upgrade";
+  /* (the binary case carries "sparse", "format 3" and "upgrade" in its header) */
+  char *argv[6] = {(char *)o->self, "__run", casefile, (char *)file, NULL, NULL};
+  if (existing) argv[4] = "--existing";
   /* In a child of the fork server (forkserver.c), which loaded the shim once; executed
    * here when there is none. The variables are ours[], less the "=" of each. */
   enum { NVARS = sizeof ours / sizeof *ours };
