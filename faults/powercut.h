@@ -337,6 +337,13 @@ PC_API int pc_shim_set_image_cb(pc_image_cb cb, void *ctx);
  * pc_shim_reset, like the callback. */
 enum { PC_AFTER_CUT_FAIL = 0, PC_AFTER_CUT_CONTINUE = 1 };
 PC_API int pc_shim_set_after_cut(int mode);
+/* After an in-process cut (from the image callback on, until pc_shim_reset): the shim's model
+ * with the cut step still open, and the id in it of the tracked file `path` (as the callback
+ * names it), so that the caller can ask what the images were made of: which sectors the step
+ * made durable (pc_model_step_sectors, pc_model_step_sector), what the program saw
+ * (pc_model_volatile). Borrowed: read it, never change it. PC_ESTATE without such a cut,
+ * PC_ENOENT for a path the shim does not track. */
+PC_API int pc_shim_cut_model(const char *path, pc_model **m, uint32_t *id);
 /* Schedule a cut (or, with err != 0, an error) at step k of this run (0 disables). */
 PC_API int pc_shim_set_cut(uint64_t step, const pc_crash *crash);
 /* err: an errno, or PC_ERRNO_SHORT: a write transfers only the first half of its bytes (and

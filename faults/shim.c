@@ -5347,6 +5347,24 @@ PC_EXPORT int pc_shim_set_image_cb(pc_image_cb cb, void *ctx)
     return rc;
 }
 
+PC_EXPORT int pc_shim_cut_model(const char *path, pc_model **m, uint32_t *id)
+{
+    ENSURE();
+    if (!path || !m || !id) return PC_EINVAL;
+    pthread_mutex_lock(&lock);
+    /* After an in-process cut nothing reaches the model (every call passes straight through
+     * until pc_shim_reset), so it still holds the cut step open, as the images were made. */
+    int rc = S.dead && S.cb && S.m ? PC_ENOENT : PC_ESTATE;
+    for (size_t i = 0; rc == PC_ENOENT && i < S.nfiles; i++)
+        if (!strcmp(S.files[i].path, path)) {
+            *m = S.m;
+            *id = S.files[i].id;
+            rc = PC_OK;
+        }
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
 PC_EXPORT int pc_shim_set_after_cut(int mode)
 {
     if (mode != PC_AFTER_CUT_FAIL && mode != PC_AFTER_CUT_CONTINUE) return PC_EINVAL;

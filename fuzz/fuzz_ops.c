@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "case.h"
 #include "checker.h"
 #include "explore.h"
+#include "image.h"
 #include "mappedpages.h"
 #include "memfile.h"
 #include "powercut.h"
@@ -221,9 +223,34 @@ static struct {
   size_t len, cap;
 } crash_image;
 
-static void on_image(void *ctx, const char *name, const uint8_t *img, uint64_t len) {
-  (void)ctx;
+/* The case being run, and what its cut's garbage tear did (judged at the cut, from the model
+ * that made the image): GARBAGE_NONE when no sector got garbage (the step made none durable, or
+ * garbage:0), GARBAGE_PROMISED when it fell in a 0.3 file's metadata block (the superblock, a
+ * root, a leaf, a directory copy), GARBAGE_BEYOND anywhere else. */
+static const cc_case *cur_case;
+enum { GARBAGE_NONE, GARBAGE_PROMISED, GARBAGE_BEYOND };
+static int cut_garbage;
+
+/* Which sector a garbage:N tear fills is the model's to say (the N-th the step makes durable, the
+ * last past the end); whether the pager must survive it is what crashcheck explore decides for its
+ * garbage tears of 0.3 files (cc_step_sector_is_metadata3): the same sectors, the same verdicts. */
+static int judge_garbage(const cc_case *c, pc_model *m, uint32_t id) {
+  uint64_t n = 0;
+  if (pc_model_step_sectors(m, &n) != PC_OK) {
+    fprintf(stderr, "fuzz_ops: the model cannot say which sectors the cut step makes durable\n");
+    abort();
+  }
+  if (!n || !c->sched.tear_n) return GARBAGE_NONE;
+  uint64_t pages = 0, j = (c->sched.tear_n < n ? c->sched.tear_n : n) - 1;
+  uint8_t *kinds = cc_step_kinds3(m, id, c->page_size, &pages);
+  int promised = kinds && cc_step_sector_is_metadata3(m, id, j, kinds, pages, c->page_size, c->sector);
+  free(kinds);
+  return promised ? GARBAGE_PROMISED : GARBAGE_BEYOND;
+}
+
+static void took_image(const char *name, const uint8_t *img, uint64_t len, pc_model *m, uint32_t id) {
   if (strcmp(name, file) != 0) return;
+  cut_garbage = cur_case && cur_case->sched.tear == CC_TEAR_GARBAGE ? judge_garbage(cur_case, m, id) : GARBAGE_NONE;
   cut_count = steps.n;
   if (!steps.fast) steps.on = 0; /* the rest of this run is cleanup */
   if (len > crash_image.cap) {
@@ -239,6 +266,18 @@ static void on_image(void *ctx, const char *name, const uint8_t *img, uint64_t l
   crash_image.len = (size_t)len;
   cut_seen = 1;
   cut_op = cur_op;
+}
+
+/* The shim's image callback: its model, for judge_garbage, is still there after the cut. */
+static void on_image(void *ctx, const char *name, const uint8_t *img, uint64_t len) {
+  (void)ctx;
+  pc_model *m = NULL;
+  uint32_t id = 0;
+  if (strcmp(name, file) == 0 && pc_shim_cut_model(name, &m, &id) != PC_OK) {
+    fprintf(stderr, "fuzz_ops: the shim cut without its model\n");
+    abort();
+  }
+  took_image(name, img, len, m, id);
 }
 
 /* The file becomes `len` bytes of `bytes`, written over what it holds, not truncated first:
@@ -260,36 +299,53 @@ static void put_file(const uint8_t *bytes, size_t len, const char *what) {
  * at every input). */
 static void put_image(void) { put_file(crash_image.bytes, crash_image.len, "the crash image"); }
 
-/* A freshly created file, per page size: its bytes and the create's steps. A run whose cut
- * falls after the create (or without a cut) starts from a copy of it instead of creating the
- * file (the create allocates, syncs twice and fsyncs the directory). The create leaves every
- * byte durable, so the shim, taking the copy as durable when it opens it, models the same file
- * (FUZZ_SELFCHECK=1 compares the images). Steps keep the numbering of a run that creates (the
- * shim's cut step is shifted by the create's steps), so that a finding replays with
- * `crashcheck replay` as it is. */
+/* A freshly created file, per page size and way of creating it (below): its bytes and the create's
+ * steps. A run whose cut falls after the create (or without a cut) starts from a copy of it
+ * instead of creating the file (the create allocates, syncs twice and fsyncs the directory). The
+ * create leaves every byte durable, so the shim, taking the copy as durable when it opens it,
+ * models the same file (FUZZ_SELFCHECK=1 compares the images). Steps keep the numbering of a run
+ * that creates (the shim's cut step is shifted by the create's steps), so that a finding replays
+ * with `crashcheck replay` as it is. */
 typedef struct tmpl {
   uint8_t *bytes;
   size_t len;
   uint64_t steps;
 } tmpl;
-static tmpl templates[5]; /* 1, 2, 4, 8, 16 KiB */
+/* How the case's create makes the file (operation 0, as the runner does it): 0.2 or 0.3 (format
+ * 3, which the superblock of a sparse 0.3 file records), and a 0.2 file's reopen with MP_SPARSE
+ * or MP_FORMAT_3 (sparse, upgrade). "format 3" with "upgrade" is "format 3". */
+enum { CREATE_FORMAT3 = 1, CREATE_SPARSE = 2, CREATE_UPGRADE = 4, CREATE_KINDS = 8 };
+static tmpl templates[5][CREATE_KINDS]; /* 1, 2, 4, 8, 16 KiB */
 
-static const tmpl *template_for(uint32_t ps) {
-  tmpl *t = &templates[ps >= 16384 ? 4 : ps >= 8192 ? 3 : ps >= 4096 ? 2 : ps >= 2048 ? 1 : 0];
+static unsigned create_kind(const cc_case *c) {
+  return (c->format3 ? CREATE_FORMAT3 : 0u) | (c->sparse ? CREATE_SPARSE : 0u) |
+         (c->upgrade && !c->format3 ? CREATE_UPGRADE : 0u);
+}
+
+static const tmpl *template_for(uint32_t ps, unsigned kind) {
+  tmpl *t = &templates[ps >= 16384 ? 4 : ps >= 8192 ? 3 : ps >= 4096 ? 2 : ps >= 2048 ? 1 : 0][kind];
   if (t->bytes) return t;
-  mp_pager *p;
-  unlink(file);
+  /* the runner's create, through the runner: the same calls as a case's operation 0 */
+  static cc_case create;
+  cc_case_default(&create);
+  create.page_size = ps;
+  create.format3 = kind & CREATE_FORMAT3;
+  create.sparse = kind & CREATE_SPARSE;
+  create.upgrade = kind & CREATE_UPGRADE;
+  cc_run run;
   count_from((step_count){.on = 1});
-  int rc = mp_create(file, ps, &p);
+  int rc = cc_run_case(&create, file, &run);
   steps.on = 0;
-  if (rc == MP_OK) mp_close(p);
   struct stat st;
-  int fd = rc == MP_OK ? open(file, O_RDONLY) : -1;
+  int fd = rc == CC_OK ? open(file, O_RDONLY) : -1;
   uint8_t *b = fd >= 0 && fstat(fd, &st) == 0 ? malloc((size_t)st.st_size + 1) : NULL;
   if (!b || pread(fd, b, (size_t)st.st_size, 0) != (ssize_t)st.st_size) {
-    fprintf(stderr, "fuzz_ops: run: cannot create a file of %u-byte pages: %s\n", ps, mp_strerror(rc));
+    fprintf(stderr, "fuzz_ops: run: cannot create a %s file of %u-byte pages%s%s: %s\n", create.format3 ? "0.3" : "0.2",
+            ps, create.sparse ? ", sparse" : "", create.upgrade ? ", for the upgrade" : "",
+            rc != CC_OK ? run.error : strerror(errno));
     abort();
   }
+  cc_run_free(&run);
   close(fd);
   t->len = (size_t)st.st_size;
   t->steps = steps.n;
@@ -330,13 +386,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  * for the same reason: the shim's and the model's tables grow at their first use, which would
  * otherwise add edges to whichever input comes first (libAFLDriver's own first input does not
  * reach the shim; in a 45 s campaign of the in-memory file without the first, afl-fuzz measured
- * a stability of 98.1% against 99.7%). 1 KiB pages, every kind of operation, a torn cut in a
- * protected write. */
+ * a stability of 98.1% against 99.7%). 4 KiB pages, every kind of operation, a torn cut in a
+ * protected operation; in a 0.2 file, then in a 0.3 one, whose structures are others. */
 static void warm_up(void) {
-  static const uint8_t in[] = {0, 0, 14, 0, CC_TEAR_PREFIX, 1, CC_WB_ALL, 0,
-                               CC_ALLOC, 0, 0, CC_ALLOC_BULK, 3, 0, CC_WRITE_SYNC, 0, 1, CC_PALLOC, 0, 0,
-                               CC_PWRITE, 0, 2, CC_WRITE, 1, 3, CC_SYNC, 0, 0, CC_PABORT, 0, 4,
-                               CC_FREE_BULK, 0, 1, CC_REOPEN, 0, 0, CC_PFREE, 0, 0, CC_FREE, 0, 0};
+  static uint8_t in[] = {0, 0, 14, 0, CC_TEAR_PREFIX, 1, CC_WB_ALL, 0,
+                         CC_ALLOC, 0, 0, CC_ALLOC_BULK, 3, 0, CC_WRITE_SYNC, 0, 1, CC_PALLOC, 0, 0,
+                         CC_PWRITE, 0, 2, CC_WRITE, 1, 3, CC_SYNC, 0, 0, CC_PABORT, 0, 4,
+                         CC_FREE_BULK, 0, 1, CC_REOPEN, 0, 0, CC_PFREE, 0, 0, CC_FREE, 0, 0};
+  in[1] = 0;
+  LLVMFuzzerTestOneInput(in, sizeof in);
+  in[1] = CC_HDR_FORMAT3;
   LLVMFuzzerTestOneInput(in, sizeof in);
 }
 
@@ -370,7 +429,9 @@ static void setup(void) {
   mallopt(M_TRIM_THRESHOLD, 512 << 20);
   /* Every template now, not at the first input of its page size: an input must take the same
    * path each time it runs (AFL++'s stability). */
-  for (uint32_t ps = 1024; ps <= 16384; ps *= 2) template_for(ps);
+  for (uint32_t ps = 1024; ps <= 16384; ps *= 2)
+    for (unsigned kind = 0; kind < CREATE_KINDS; kind++)
+      if (!((kind & CREATE_FORMAT3) && (kind & CREATE_UPGRADE))) template_for(ps, kind);
   if (memory && mf_warm()) {
     fprintf(stderr, "fuzz_ops: cannot set up the file in memory: %s\n", strerror(errno));
     abort();
@@ -441,15 +502,15 @@ static void run_ok(int rc, cc_run *run) {
  *    first step past it fails (EIO), the workload stops at its error.
  * Returns the runner's result; the cut, if any, set cut_seen.
  */
-static void on_memory_image(const char *name, const uint8_t *img, uint64_t len) { on_image(NULL, name, img, len); }
 
 static int fast_run(const cc_case *c, uint64_t step, const pc_crash *crash, cc_run *run) {
-  const tmpl *t = template_for(c->page_size);
+  const tmpl *t = template_for(c->page_size, create_kind(c));
   int from_template = !step || step > t->steps;
   int in_memory = memory && from_template;
   cut_seen = 0;
+  cut_garbage = GARBAGE_NONE;
   cur_op = cut_op = cut_count = 0;
-  if (in_memory && mf_start(file, t->bytes, t->len, c->sector, step ? crash : NULL, on_memory_image)) {
+  if (in_memory && mf_start(file, t->bytes, t->len, c->sector, step ? crash : NULL, took_image)) {
     fprintf(stderr, "fuzz_ops: cannot hold the file in memory: %s\n", strerror(errno));
     abort();
   }
@@ -469,6 +530,7 @@ static int fast_run(const cc_case *c, uint64_t step, const pc_crash *crash, cc_r
 static int slow_run(const cc_case *c, uint64_t step, const pc_crash *crash) {
   mf_stop();
   cut_seen = 0;
+  cut_garbage = GARBAGE_NONE;
   cur_op = cut_op = cut_count = 0;
   shim(1, c, step, crash, "track", PC_AFTER_CUT_FAIL);
   count_from((step_count){.on = 1});
@@ -508,7 +570,9 @@ static void check_fast_image(const cc_case *c, uint64_t step, const char *spec, 
   if (!fast) internal("no memory for a copy of the image", step, spec);
   memcpy(fast, crash_image.bytes, len);
   uint64_t op = cut_op;
+  int judged = cut_garbage;
   if (!slow_run(c, step, crash) || cut_op != op) internal("the slow run cuts elsewhere", step, spec);
+  if (cut_garbage != judged) internal("the slow run's garbage sector lies elsewhere", step, spec);
   if (cut_count != step) internal("the shim counts steps otherwise in the slow run", step, spec);
   int same = crash_image.len == len && !memcmp(fast, crash_image.bytes, len);
   free(fast);
@@ -570,13 +634,20 @@ static int one_input(const uint8_t *data, size_t size) {
     return 0;
   }
   cc_case_decode(data, size, &c);
-  /* A garbage sector (bytes neither old nor new) is outside the default fault model, which
-   * the pager promises to survive (DESIGN.md: optional, for drives without atomic sectors):
-   * a garbage first sector of page 0 is salvaged (pager/salvage.c), but garbage over data the
-   * caller synced, or over page 0 and both metadata copies, is lost. FUZZ_GARBAGE=1 fuzzes it
-   * anyway. */
-  if (c.sched.cut_step && c.sched.tear == CC_TEAR_GARBAGE && !garbage) {
-    if (verbose) fprintf(stderr, "fuzz_ops: skipped: a garbage tear (FUZZ_GARBAGE=1 fuzzes them)\n");
+  cur_case = &c;
+  /* A garbage sector (bytes neither old nor new) is outside the default fault model (DESIGN.md:
+   * optional, for drives without atomic sectors), but for what a 0.3 file promises: no garbage
+   * sector in one of its metadata writes (the superblock, a root, a leaf, a directory copy)
+   * loses the file or a committed operation (pager/FORMAT.md 3.2), which crashcheck explore
+   * checks by default. So does fuzz_ops: a garbage tear of a case whose file is or may become
+   * 0.3 runs, and is checked if its sector fell in such a block (judged at the cut:
+   * took_image). Garbage over data the caller synced is lost in any format, and in a 0.2 file
+   * garbage over page 0 and both metadata copies too (a garbage first sector of page 0 alone
+   * is salvaged: pager/salvage.c); such inputs are skipped. FUZZ_GARBAGE=1 checks every
+   * garbage tear anyway. */
+  bool maybe3 = c.format3 || c.upgrade;
+  if (c.sched.cut_step && c.sched.tear == CC_TEAR_GARBAGE && !garbage && !maybe3) {
+    if (verbose) fprintf(stderr, "fuzz_ops: skipped: a garbage tear in a 0.2 file (FUZZ_GARBAGE=1 fuzzes them)\n");
     return 0;
   }
 
@@ -617,6 +688,13 @@ static int one_input(const uint8_t *data, size_t size) {
   if (cut_count != step || cut_op != steps.want_op) internal("the shim counts steps otherwise", step, spec);
   int in_memory = mf_active();
   if (selfcheck) check_fast_image(&c, step, spec, &crash);
+  if (cut_garbage == GARBAGE_BEYOND && !garbage) {
+    if (verbose)
+      fprintf(stderr, "fuzz_ops: skipped: the garbage sector of the cut at step %llu is not in a 0.3 file's metadata "
+              "(FUZZ_GARBAGE=1 checks it)\n", (unsigned long long)step);
+    cc_run_free(&run);
+    return 0;
+  }
 
   /* The checker of crashcheck, on the states before and after the operation in flight. */
   const cc_state *before = index ? &run.states[index - 1] : NULL, *after = &run.states[index];
@@ -632,9 +710,10 @@ static int one_input(const uint8_t *data, size_t size) {
       internal("the checker's verdict on the file held in memory differs from its verdict on the real file", step, spec);
   }
   if (verbose)
-    fprintf(stderr, "fuzz_ops: cut at step %llu (%s) in operation %zu (%s): %u violations, %llu pages reclaimed (%s)\n",
+    fprintf(stderr, "fuzz_ops: cut at step %llu (%s) in operation %zu (%s): %u violations, %llu pages reclaimed%s (%s)\n",
             (unsigned long long)step, spec, index, index ? cc_op_name(kind) : "create", v.nviolations,
-            (unsigned long long)v.reclaimed, in_memory ? "file in memory" : "real file");
+            (unsigned long long)v.reclaimed, cut_garbage == GARBAGE_PROMISED ? ", garbage in a 0.3 metadata block" : "",
+            in_memory ? "file in memory" : "real file");
   if (v.nviolations) {
     fprintf(stderr, "fuzz_ops: %s violated: power cut at step %llu (%s) in operation %zu (%s): expected %s; found %s\n",
             v.v[0].invariant, (unsigned long long)step, spec, index, index ? cc_op_name(kind) : "create",

@@ -5,12 +5,15 @@
 set -euo pipefail
 cc=build/bin/crashcheck
 shim=$PWD/build/lib/libpowercut.so
+# `make_seeds.sh format3-ops` writes the 0.3 operation seeds alone (corpus/fuzz_ops/format3-*),
+# leaving every other seed as it is.
 [ -x "$cc" ] && [ -f "$shim" ] || { echo "make_seeds: run make first" >&2; exit 2; }
+only=${1:-}
+[ -z "$only" ] || [ "$only" = format3-ops ] || { echo "usage: fuzz/make_seeds.sh [format3-ops]" >&2; exit 2; }
 work=$(mktemp -d /dev/shm/make_seeds.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 img=corpus/fuzz_image ops=corpus/fuzz_ops
 mkdir -p "$img" "$ops"
-rm -f "$img"/* "$ops"/*
 
 # Each image seed is a mode byte (0: take the bytes as they are; 1: recompute the checksums,
 # which a valid image does not need, but the mutations of it do) and the file image.
@@ -44,6 +47,37 @@ alloc
 CASE
 }
 
+# 0.3 operation seeds (the case's "format 3", header byte 1 bit 1): the workload above at 1 and
+# 4 KiB pages, and at 16 KiB without its bulk allocation and second protected page (a 0.3 file
+# of 16 KiB pages starts at 96 KiB, and fuzz_ops skips files past 256 KiB: 19 steps); cut
+# early, in a garbage sector of a metadata write (which a 0.3 file must survive: fuzz_ops checks
+# it), late with every dirty sector written back, and in a garbage sector of a later metadata
+# write; at 1 KiB also in a garbage sector of write-sync's data (step 10: fuzz_ops skips it, as
+# data lost), at 4 KiB also sparse with 4 KiB sectors.
+format3_ops() {
+  local ps cut late
+  rm -f "$ops"/format3-*
+  for ps in 1024 4096 16384; do
+    late="21 27"; [ $ps = 16384 ] && late="17 19"
+    for cut in "none" "9 tear prefix:1 writeback none seed 0" "12 tear garbage:1 writeback none seed 0" \
+               "${late% *} tear all writeback all seed 0" "${late#* } tear garbage:2 writeback random seed 5"; do
+      case_text $ps 512 "cut $cut" | sed '/^sector/a format 3' >"$work/f3.txt"
+      [ $ps = 16384 ] && sed -i '/^alloc-bulk 3$/d; /^pwrite 0 9$/{n;d}; /^pwrite 1 4$/d' "$work/f3.txt"
+      "$cc" encode "$work/f3.txt" -o "$ops/format3-$ps-${cut%% *}"
+    done
+  done
+  case_text 1024 512 "cut 10 tear garbage:1 writeback none seed 0" | sed '/^sector/a format 3' >"$work/f3.txt"
+  "$cc" encode "$work/f3.txt" -o "$ops/format3-1024-10-data-garbage"
+  case_text 4096 4096 "cut 12 tear suffix:1 writeback none seed 0" | sed '/^sector/a format 3\nsparse' >"$work/f3.txt"
+  "$cc" encode "$work/f3.txt" -o "$ops/format3-sparse-4096-12"
+}
+if [ "$only" = format3-ops ]; then
+  format3_ops
+  du -sh "$ops"
+  exit 0
+fi
+rm -f "$img"/* "$ops"/*
+
 for ps in 1024 2048 4096 8192; do
   case_text $ps 512 "cut none" >"$work/c.txt"
   # At 4 and 8 KiB, regular pages only (a file of few pages): the reference's files in
@@ -67,13 +101,13 @@ done
 # "format 3"), valid at 1 and 4 KiB pages, and cut at 1 KiB with a garbage sector and a tear.
 for ps in 1024 4096; do
   case_text $ps 512 "cut none" | sed '/^sector/a format 3' >"$work/c3.txt"
-  "$cc" __run "$work/c3.txt" "$work/pages3" --format3 >/dev/null
+  "$cc" __run "$work/c3.txt" "$work/pages3" >/dev/null
   seed_image "valid-f3-$ps" 0 "$work/pages3"
   [ $ps = 1024 ] || continue
   for cut in 12:garbage:1 17:prefix:1; do
     rm -f "$work/pages3.crash"
     LD_PRELOAD=$shim POWERCUT_FILE="$work/pages3" POWERCUT_CUT=$cut "$cc" __run "$work/c3.txt" "$work/pages3" \
-      --format3 >/dev/null 2>&1 || true
+      >/dev/null 2>&1 || true
     [ -f "$work/pages3.crash" ] && seed_image "torn-f3-$ps-${cut//:/-}" 0 "$work/pages3.crash"
   done
 done
@@ -110,4 +144,5 @@ done
 "$cc" generate --ops 60 --seed 1 -o "$work/g.txt"
 sed -i 's/^cut none/cut 40 tear random writeback none seed 2/' "$work/g.txt"
 "$cc" encode "$work/g.txt" -o "$ops/generated-60"
+format3_ops
 du -sh "$img" "$ops"

@@ -26,7 +26,11 @@
  *    with the model's volatile copy and notes the differing sectors as writes, then syncs the
  *    range; a cut first compares the whole file, so that the model knows every store made before
  *    it, and the image is taken inside the step. The model, not this file, decides tears and
- *    early writeback, so the images are the shim's.
+ *    early writeback, so the images are the shim's. A growth (fallocate, or ftruncate for a
+ *    sparse file) is a size change; an fallocate inside the file (a sparse 0.3 or 0.2 file's
+ *    pager reserving a page it is about to write into) changes nothing, as in the shim
+ *    (note_fallocate). At the cut the image callback gets the model too, its step open, as
+ *    pc_shim_cut_model gives the shim's (fuzz_ops asks it where a garbage sector fell).
  * What it does not model: a store past the end of the file (SIGBUS on a real mapping; zeros
  * here), a full disk, failing calls (fuzz_ops injects none; its runs fail steps past the
  * operation in flight before they reach here), the create (its directory fsync and names: runs
@@ -167,7 +171,7 @@ static void step_end(int cut) {
     uint8_t *img = NULL;
     uint64_t len = 0;
     model(pc_model_image(M.m, M.id, &M.crash, &img, &len), "image");
-    if (M.on_image) M.on_image(M.path, img, len);
+    if (M.on_image) M.on_image(M.path, img, len, M.m, M.id);
     free(img);
     M.live = false;
   }

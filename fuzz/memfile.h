@@ -8,8 +8,10 @@
 
 #include "powercut.h"
 
-/* Called with the crash image when a step cuts (the shim's image callback's shape). */
-typedef void (*mf_image_fn)(const char *name, const uint8_t *img, uint64_t len);
+/* Called with the crash image when a step cuts (the shim's image callback's shape), and the
+ * model it was made from, with the cut step open (as pc_shim_cut_model gives the shim's): id is
+ * the file's. Borrowed for the call. */
+typedef void (*mf_image_fn)(const char *name, const uint8_t *img, uint64_t len, pc_model *m, uint32_t id);
 
 /* From now on, calls on `path` (and the descriptors and mappings made of it) are served from
  * memory. The file holds `len` bytes of `bytes` (copied; its content durable, as a file

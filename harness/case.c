@@ -90,7 +90,7 @@ void cc_case_decode(const uint8_t *data, size_t len, cc_case *out) {
   uint8_t h[CC_HEADER_SIZE] = {0};
   if (len) memcpy(h, data, len < CC_HEADER_SIZE ? len : CC_HEADER_SIZE);
   out->page_size = page_sizes[h[0] % 8];
-  out->sector = (h[1] & 1) ? 4096 : 512;
+  out->sector = (h[1] & CC_HDR_SECTOR_4K) ? 4096 : 512;
   out->sched.cut_step = (uint32_t)h[2] | (uint32_t)h[3] << 8;
   out->sched.tear = h[4] % CC_TEAR_KINDS;
   out->sched.tear_n = h[5];
@@ -99,8 +99,9 @@ void cc_case_decode(const uint8_t *data, size_t len, cc_case *out) {
   memset(&out->again, 0, sizeof out->again);
   memset(&out->error, 0, sizeof out->error);
   out->explore_from = 0;
-  out->sparse = false;
-  out->format3 = out->upgrade = false;
+  out->sparse = (h[1] & CC_HDR_SPARSE) != 0;
+  out->format3 = (h[1] & CC_HDR_FORMAT3) != 0;
+  out->upgrade = (h[1] & CC_HDR_UPGRADE) != 0;
   out->image[0] = 0;
   out->nops = 0;
   for (size_t at = CC_HEADER_SIZE; at + 3 <= len && out->nops < CC_MAX_OPS; at += 3) {
@@ -118,7 +119,8 @@ size_t cc_case_encode(const cc_case *c, uint8_t *out, size_t cap) {
   for (uint8_t i = 8; i-- > 0;) /* the first index that holds it */
     if (page_sizes[i] == c->page_size) ps = i;
   out[0] = ps;
-  out[1] = c->sector == 4096;
+  out[1] = (uint8_t)((c->sector == 4096 ? CC_HDR_SECTOR_4K : 0) | (c->format3 ? CC_HDR_FORMAT3 : 0) |
+                     (c->sparse ? CC_HDR_SPARSE : 0) | (c->upgrade ? CC_HDR_UPGRADE : 0));
   out[2] = (uint8_t)c->sched.cut_step;
   out[3] = (uint8_t)(c->sched.cut_step >> 8);
   out[4] = c->sched.tear;

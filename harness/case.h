@@ -83,11 +83,12 @@ typedef struct cc_case {
   char image[1024];
   /* The workload's handles are opened with MP_SPARSE (the file grows by ftruncate, the
    * pages the pager writes into reserved first); a created file is reopened so right after
-   * mp_create, in the create. Text form only ("sparse"). */
+   * mp_create, in the create. Text "sparse", binary header byte 1's CC_HDR_SPARSE. */
   bool sparse;
   /* The file is created in the 0.3 format ("format 3": mp_create_flags with MP_FORMAT_3), or
    * created 0.2 and upgraded by the first allocation that outgrows 0.2 ("upgrade": the
-   * workload's writer handles opened with MP_FORMAT_3). Text form only. */
+   * workload's writer handles opened with MP_FORMAT_3). Text "format 3" and "upgrade", binary
+   * header byte 1's CC_HDR_FORMAT3 and CC_HDR_UPGRADE. */
   bool format3, upgrade;
   size_t nops;
   cc_op ops[CC_MAX_OPS];
@@ -96,8 +97,15 @@ typedef struct cc_case {
 /* Binary form: an 8-byte header (page size, flags, cut step u16 LE, tear, tear n,
  * writeback, seed), then 3 bytes per operation. Every byte string decodes: missing
  * header bytes read as 0, a trailing partial operation is dropped, values are
- * taken modulo their range, and operations past CC_MAX_OPS are ignored. */
+ * taken modulo their range, unknown flag bits are ignored, and operations past
+ * CC_MAX_OPS are ignored. The flags (byte 1) began as the sector bit alone; the others
+ * came with the 0.3 format, so a case saved before them (byte 1 is 0 or 1) decodes as it
+ * did: a 0.2 file, handles opened without flags. */
 #define CC_HEADER_SIZE 8
+#define CC_HDR_SECTOR_4K 0x01u /* 4096-byte sectors (else 512) */
+#define CC_HDR_FORMAT3 0x02u   /* "format 3" */
+#define CC_HDR_SPARSE 0x04u    /* "sparse" */
+#define CC_HDR_UPGRADE 0x08u   /* "upgrade" */
 void cc_case_decode(const uint8_t *data, size_t len, cc_case *out);
 /* Writes the binary form; returns the number of bytes (CC_HEADER_SIZE + 3 nops). */
 size_t cc_case_encode(const cc_case *c, uint8_t *out, size_t cap);

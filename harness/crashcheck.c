@@ -507,7 +507,9 @@ static int replay(const cc_case *c, bool tell, char *invariant, size_t invlen, c
   o.shim = default_shim();
   o.self = self_path;
   if (tell) {
-    printf("case: %u-byte pages, %u-byte sectors, %zu operations\n", c->page_size, c->sector, c->nops);
+    printf("case: %u-byte pages, %u-byte sectors, %s%s%zu operations\n", c->page_size, c->sector,
+           c->format3 ? "a 0.3 file, " : c->upgrade ? "a 0.2 file opened for the upgrade to 0.3, " : "",
+           c->sparse ? "sparse, " : "", c->nops);
   }
   if (c->error.step) { /* explore --errors' reproducers: the run fails a call first */
     int st = cc_replay_error(c, &o, tell, invariant, invlen);
@@ -1307,19 +1309,11 @@ out:
 /* Runs a case on a file: what the shim records. Exit 1 if the pager disagrees
  * with the model. */
 static int cmd_run(int argc, char **argv) {
-  bool existing = false, sparse = false, format3 = false, upgrade = false;
-  if (argc < 3 || argc > 7) return EXIT_USAGE;
-  for (int i = 3; i < argc; i++) {
-    if (!strcmp(argv[i], "--existing")) existing = true;
-    else if (!strcmp(argv[i], "--sparse")) sparse = true;
-    else if (!strcmp(argv[i], "--format3")) format3 = true;
-    else if (!strcmp(argv[i], "--upgrade")) upgrade = true;
-    else return EXIT_USAGE;
-  }
+  /* The case says how the file is created and opened (format 3, sparse, upgrade), in either
+   * form: the binary one the explorer writes carries them in its header. */
+  bool existing = argc == 4 && !strcmp(argv[3], "--existing");
+  if (argc != 3 && !existing) return EXIT_USAGE;
   cc_case *c = load_case_or_die(argv[1]);
-  c->sparse = sparse;
-  c->format3 = format3;
-  c->upgrade = upgrade;
   cc_run run;
   /* explore --errors: the run with an injected error is the model; it leaves its states */
   /* R7's follow-ups: the run leaves its states, so the explorer need not run the model */

@@ -101,13 +101,9 @@ int cc_record(const cc_case *c, const cc_explore_opts *o, const char *file, cons
     env[nenv++] = set[k];
   }
   env[nenv] = NULL;
-  /* the binary case has no room for the text form's "sparse", "format 3", "upgrade": flags */
-  char *argv[9] = {(char *)o->self, "__run", casefile, (char *)file, NULL, NULL, NULL, NULL, NULL};
-  int na = 4;
-  if (existing) argv[na++] = "--existing";
-  if (c->sparse) argv[na++] = "--sparse";
-  if (c->format3) argv[na++] = "--format3";
-  if (c->upgrade) argv[na++] = "--upgrade";
+  /* (the binary case carries "sparse", "format 3" and "upgrade" in its header) */
+  char *argv[6] = {(char *)o->self, "__run", casefile, (char *)file, NULL, NULL};
+  if (existing) argv[4] = "--existing";
   /* In a child of the fork server (forkserver.c), which loaded the shim once; executed
    * here when there is none. The variables are ours[], less the "=" of each. */
   enum { NVARS = sizeof ours / sizeof *ours };
@@ -331,23 +327,13 @@ static void refusal_allowed(cc_verdict *v) {
  * 0.3: one choice per such sector (up to the 255th sector of the step, which a tear's count
  * can name), with the rest of the step landed and nothing written back early. */
 static size_t metadata_garbage(walker *w, pc_model *m, uint64_t n, cc_schedule *out, size_t cap) {
-  const uint8_t *vol;
-  uint64_t vlen;
-  if (pc_model_volatile(m, 0, &vol, &vlen) != PC_OK || !cc_image_is_format3(vol, vlen)) return 0;
-  uint64_t ps = w->c->page_size, pages = vlen / ps, sector = w->c->sector;
-  uint8_t *kinds = pages ? malloc(pages) : NULL;
-  if (!kinds || mp_image_page_kinds(vol, vlen, kinds, pages) != MP_OK) {
-    free(kinds);
-    return 0;
-  }
+  uint64_t pages;
+  uint8_t *kinds = cc_step_kinds3(m, 0, w->c->page_size, &pages);
+  if (!kinds) return 0;
   size_t count = 0;
-  for (uint64_t j = 0; j < n && j < 255 && count < cap; j++) {
-    uint32_t id;
-    uint64_t sec, page;
-    if (pc_model_step_sector(m, j, &id, &sec) != PC_OK || id != 0 || (page = sec * sector / ps) >= pages) continue;
-    if (kinds[page] == MP_PAGE_SUPERBLOCK || kinds[page] == MP_PAGE_METADATA || kinds[page] == MP_PAGE_DIRECTORY)
+  for (uint64_t j = 0; j < n && j < 255 && count < cap; j++)
+    if (cc_step_sector_is_metadata3(m, 0, j, kinds, pages, w->c->page_size, w->c->sector))
       out[count++] = (cc_schedule){.tear = CC_TEAR_GARBAGE, .tear_n = (uint8_t)(j + 1), .writeback = CC_WB_NONE};
-  }
   free(kinds);
   return count;
 }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "case.h"
+#include "mappedpages.h"
 
 #define IDX_MIX 0xD6E8FEB86659FD93ull
 #define SIZE_MIX 0x9E3779B97F4A7C15ull
@@ -469,4 +470,27 @@ int cc_image_write(cc_image *im, pc_model *m, const pc_crash *crash) {
 
 bool cc_image_is_format3(const uint8_t *content, uint64_t len) {
   return len >= 8 && memcmp(content, "MPPG", 4) == 0 && content[4] == 0 && content[5] == 3;
+}
+
+uint8_t *cc_step_kinds3(pc_model *m, uint32_t id, uint32_t page_size, uint64_t *npages) {
+  const uint8_t *vol;
+  uint64_t vlen;
+  if (pc_model_volatile(m, id, &vol, &vlen) != PC_OK || !cc_image_is_format3(vol, vlen)) return NULL;
+  uint64_t pages = vlen / page_size;
+  uint8_t *kinds = pages ? malloc(pages) : NULL;
+  if (!kinds || mp_image_page_kinds(vol, vlen, kinds, pages) != MP_OK) {
+    free(kinds);
+    return NULL;
+  }
+  *npages = pages;
+  return kinds;
+}
+
+bool cc_step_sector_is_metadata3(pc_model *m, uint32_t id, uint64_t j, const uint8_t *kinds, uint64_t npages,
+                                 uint32_t page_size, uint32_t sector) {
+  uint32_t fid;
+  uint64_t sec, page;
+  if (pc_model_step_sector(m, j, &fid, &sec) != PC_OK || fid != id || (page = sec * sector / page_size) >= npages)
+    return false;
+  return kinds[page] == MP_PAGE_SUPERBLOCK || kinds[page] == MP_PAGE_METADATA || kinds[page] == MP_PAGE_DIRECTORY;
 }

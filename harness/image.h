@@ -41,5 +41,15 @@ int cc_image_end_step(cc_image *im, pc_model *m);
 /* Whether the len bytes of a file's content begin with a 0.3 superblock (pager/FORMAT.md 3.5:
  * tag MPPG, major 0, minor 3). */
 bool cc_image_is_format3(const uint8_t *content, uint64_t len);
+/* The kinds (mp_image_page_kinds: MP_PAGE_*) of file `id`'s pages as the program sees it in the
+ * model's open step, if that is a 0.3 file: malloc'ed, *npages of them. NULL for a 0.2 file (or
+ * none yet: a create before its superblock), or without memory. */
+uint8_t *cc_step_kinds3(pc_model *m, uint32_t id, uint32_t page_size, uint64_t *npages);
+/* Whether the open step's j-th durable sector (0-based, as a garbage:j+1 tear counts them) is
+ * file `id`'s and lies in a superblock, root, leaf or directory block of `kinds`
+ * (cc_step_kinds3): a garbage sector the 0.3 format promises to survive (pager/FORMAT.md 3.2),
+ * which explore's garbage tears (by default) and fuzz_ops check. */
+bool cc_step_sector_is_metadata3(pc_model *m, uint32_t id, uint64_t j, const uint8_t *kinds, uint64_t npages,
+                                 uint32_t page_size, uint32_t sector);
 
 #endif

@@ -275,6 +275,50 @@ static void test_cut_then_continue(void **st)
     got = NULL;
 }
 
+/* pc_shim_cut_model: after a cut, failing or going on, the model still holds the cut step
+ * open: step 4's msync makes durable the one sector the store before it changed (bytes 1024 to
+ * 1535), and the volatile content is what the program saw. Nothing before a cut or after the
+ * reset, nothing for a file the shim does not track. */
+static void test_cut_model(void **st)
+{
+    (void)st;
+    pc_model *m;
+    uint32_t id, fid;
+    uint64_t n, sec, vlen;
+    const uint8_t *vol;
+    assert_int_equal(pc_shim_set_image_cb(on_image, NULL), PC_OK);
+    assert_int_equal(pc_shim_reset(), PC_OK);
+    assert_int_equal(pc_shim_cut_model(file, &m, &id), PC_ESTATE);
+    for (int goes_on = 0; goes_on < 2; goes_on++) {
+        assert_int_equal(pc_shim_set_after_cut(goes_on ? PC_AFTER_CUT_CONTINUE : PC_AFTER_CUT_FAIL), PC_OK);
+        stay = goes_on;
+        assert_int_equal(run_cut(4, "garbage:1"), !goes_on);
+        stay = 0;
+        assert_int_equal(calls, 1);
+        assert_int_equal(pc_shim_cut_model("/nonexistent/file", &m, &id), PC_ENOENT);
+        assert_int_equal(pc_shim_cut_model(file, &m, &id), PC_OK);
+        assert_int_equal(pc_model_step_sectors(m, &n), PC_OK);
+        assert_int_equal(n, 1);
+        assert_int_equal(pc_model_step_sector(m, 0, &fid, &sec), PC_OK);
+        assert_int_equal(fid, id);
+        assert_int_equal(sec, 2);
+        assert_int_equal(pc_model_volatile(m, id, &vol, &vlen), PC_OK);
+        assert_int_equal(vlen, 2048);
+        assert_int_equal(vol[1024], 'c');
+        assert_int_equal(vol[0], 'b');
+        /* the image holds garbage exactly there */
+        assert_int_equal(got_len, 2048);
+        assert_true(memcmp(got + 1024, vol + 1024, 512) != 0);
+        assert_int_equal(got[0], 'b');
+    }
+    assert_int_equal(pc_shim_set_after_cut(PC_AFTER_CUT_FAIL), PC_OK);
+    assert_int_equal(pc_shim_set_cut(0, NULL), PC_OK);
+    assert_int_equal(pc_shim_reset(), PC_OK);
+    assert_int_equal(pc_shim_cut_model(file, &m, &id), PC_ESTATE);
+    free(got);
+    got = NULL;
+}
+
 /* pc_shim_reset forgets names too: a directory that held only a name a rename of the last run
  * made is no directory of a tracked name in the next one (its fsync is no step). */
 static void test_names_reset(void **st)
@@ -322,6 +366,7 @@ int main(void)
         cmocka_unit_test(test_cuts_in_memory),
         cmocka_unit_test(test_backends_and_reset),
         cmocka_unit_test(test_cut_then_continue),
+        cmocka_unit_test(test_cut_model),
         cmocka_unit_test(test_names_reset),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

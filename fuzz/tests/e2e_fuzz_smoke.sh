@@ -54,6 +54,21 @@ else
   echo "FAIL: fuzz_ops seeds cut in memory: $mem, on the real file: $real, in memory with FUZZ_MEMORY=0: $nomem"; fail=1
 fi
 
+# 0.3 seeds (corpus/fuzz_ops/format3-*): a garbage tear of a metadata write is checked (0.3
+# promises to survive it, pager/FORMAT.md 3.2), one of data is skipped, in memory and on the
+# real file alike.
+for mem in 1 0; do
+  out=$(FUZZ_MEMORY=$mem FUZZ_VERBOSE=1 "$BUILD/tst/fuzz/fuzz_ops" corpus/fuzz_ops/format3-* 2>&1)
+  checked=$(grep -c '^fuzz_ops: cut at .*0 violations.*, garbage in a 0.3 metadata block (' <<<"$out")
+  skipped=$(grep -c "^fuzz_ops: skipped: the garbage sector of the cut at step 10 is not in a 0.3 file's metadata" <<<"$out")
+  if [ "$checked" -ge 6 ] && [ "$skipped" -eq 1 ]; then
+    echo "ok: fuzz_ops 0.3 seeds (FUZZ_MEMORY=$mem): $checked garbage tears of metadata checked, $skipped of data skipped"
+  else
+    echo "FAIL: fuzz_ops 0.3 seeds (FUZZ_MEMORY=$mem): $checked garbage tears of metadata checked (6 expected), $skipped of data skipped (1)"
+    grep '^fuzz_ops' <<<"$out" | tail -5; fail=1
+  fi
+done
+
 # The targets can fail: each aborts on a known violation when told to look for it (a garbage
 # tear of a 4 KiB sector over 1 KiB pages, page 0 and both metadata copies, outside the default
 # model and past what salvage can rebuild; an image whose current metadata is damaged, which
