@@ -62,6 +62,7 @@ struct mp_pager {
   uint64_t *pv_written; /* or these pages, one bit each (pv_words words) */
   size_t pv_words;
   int pagemap;        /* /proc/self/pagemap, opened when a preview first needs it (else -1) */
+  bool no_scan;       /* its PAGEMAP_SCAN failed (a kernel before 6.7): entries are read */
   /* An MP_RDONLY handle's copy of the pages its last load read (page 0, the metadata,
    * the directory): a reload that finds them unchanged keeps what it derived. */
   uint64_t *memo_ids;
@@ -113,6 +114,8 @@ int mp__sys_msync(mp_pager *p, uint64_t first_page, uint64_t pages);
 int mp__sys_extend(mp_pager *p, uint64_t new_size);
 int mp__sys_remap(mp_pager *p, uint64_t new_pages);
 int mp__sys_back(mp_pager *p, const uint64_t *ids, size_t n);
+/* ioctl(pagemap, request, arg) for PAGEMAP_SCAN (a preview's written pages, open.c). */
+long mp__sys_pagemap_scan(int pagemap, unsigned long request, void *arg);
 int mp__errno_to_code(int err);
 void *mp__malloc(size_t n);
 void *mp__calloc(size_t n, size_t size);

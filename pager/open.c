@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h> /* (PAGEMAP_SCAN's request number) */
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -229,6 +230,53 @@ static void unmap_file(mp_pager *p) {
 #define PM_SWAPPED (UINT64_C(1) << 62)
 #define PM_FILE (UINT64_C(1) << 61)
 
+/* PAGEMAP_SCAN (Linux 6.7, linux/fs.h), under names of our own so that newer headers do not
+ * clash; the layout is the kernel's ABI. It lists the runs of pages in given categories, where
+ * reading /proc/self/pagemap costs 8 bytes copied out per page of the mapping. */
+struct mp_page_region {
+  uint64_t start, end, categories;
+};
+struct mp_pm_scan_arg {
+  uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+  uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define MP_PAGEMAP_SCAN _IOWR('f', 16, struct mp_pm_scan_arg)
+#define MP_PAGE_IS_FILE (1ULL << 2)
+#define MP_PAGE_IS_PRESENT (1ULL << 3)
+#define MP_PAGE_IS_SWAPPED (1ULL << 4)
+
+static void mark_written(mp_pager *p, uint64_t lo, uint64_t hi) { /* bytes of the mapping */
+  uint64_t first = lo / p->ps, last = (hi + p->ps - 1) / p->ps;
+  for (uint64_t pg = first; pg < last && pg < p->map_pages; pg++) mp__set(p->pv_written, pg);
+}
+
+/* The anonymous pages (present, or swapped out) of the mapping, by PAGEMAP_SCAN: false if the
+ * kernel has no such call (the pages are read one by one then). */
+static bool scan_written(mp_pager *p) {
+  struct mp_page_region vec[32];
+  uintptr_t base = (uintptr_t)p->map;
+  struct mp_pm_scan_arg arg = {
+      .size = sizeof arg,
+      .start = base,
+      .end = base + (p->map_pages * p->ps + p->sys_page - 1) / p->sys_page * p->sys_page,
+      .vec = (uintptr_t)vec,
+      .vec_len = sizeof vec / sizeof vec[0],
+      .category_inverted = MP_PAGE_IS_FILE, /* not a file's page ... */
+      .category_mask = MP_PAGE_IS_FILE,
+      .category_anyof_mask = MP_PAGE_IS_PRESENT | MP_PAGE_IS_SWAPPED, /* ... and there */
+      .return_mask = MP_PAGE_IS_FILE | MP_PAGE_IS_PRESENT | MP_PAGE_IS_SWAPPED,
+  };
+  for (;;) {
+    long n = mp__sys_pagemap_scan(p->pagemap, MP_PAGEMAP_SCAN, &arg);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    for (long i = 0; i < n; i++) mark_written(p, vec[i].start - base, vec[i].end - base);
+    if (arg.walk_end >= arg.end) return true;
+    if (arg.walk_end <= arg.start) return false; /* no progress: never loop forever */
+    arg.start = arg.walk_end;
+  }
+}
+
 /* Finds the pages a preview's recovery wrote from the kernel's page tables, not
  * from the recovery code: a checker must not trust the recovery it checks to say
  * where it wrote. Where the page tables cannot be read, every page counts. */
@@ -244,6 +292,14 @@ static void find_written(mp_pager *p) {
   memset(p->pv_written, 0, p->pv_words * 8);
   if (p->pagemap < 0) p->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
   if (p->pagemap < 0) return;
+  if (!p->no_scan) {
+    if (scan_written(p)) {
+      p->pv_all = false;
+      return;
+    }
+    p->no_scan = true; /* (an older kernel: read the entries from now on) */
+    memset(p->pv_written, 0, p->pv_words * 8);
+  }
   size_t sys = p->sys_page;
   uint64_t first = (uintptr_t)p->map / sys, n = (p->map_pages * p->ps + sys - 1) / sys;
   uint64_t entries[512];

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -146,6 +147,11 @@ int mp__sys_remap(mp_pager *p, uint64_t new_pages) {
   p->map = m;
   p->map_pages = new_pages;
   return MP_OK;
+}
+
+long mp__sys_pagemap_scan(int pagemap, unsigned long request, void *arg) {
+  if (FAULT("pager/pagemap_scan", ENOTTY)) return -1; /* as a kernel before 6.7 answers */
+  return ioctl(pagemap, request, arg);
 }
 
 void *mp__malloc(size_t n) { return FAULT("pager/malloc", ENOMEM) ? NULL : malloc(n ? n : 1); }

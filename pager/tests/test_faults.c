@@ -974,6 +974,62 @@ static void test_alloc_bulk_efull(void **st) {
   findings_done();
 }
 
+/* The pages a preview's recovery wrote (mp_next_written), listed from PAGEMAP_SCAN, are the
+ * ones the pagemap's entries list, which a kernel without the call leaves (the fault point
+ * answers as one does): page 0, whose selector recovery turned to the older metadata copy
+ * when the current one was damaged, at 1 KiB pages with its system page's neighbours, and
+ * a 16 KiB page alone. */
+static void written_list(const char *path, bool scan, uint64_t *ids, size_t *n) {
+  if (!scan) assert_int_equal(fiu_enable("pager/pagemap_scan", 1, NULL, 0), 0);
+  mp_pager *pv;
+  assert_int_equal(mp_open(path, MP_PREVIEW, &pv), MP_OK);
+  assert_true(mp_recovery(pv) & MP_RECOVER_METADATA);
+  *n = 0;
+  uint64_t id;
+  for (uint64_t from = 0; *n < 16 && mp_next_written(pv, from, &id) == MP_OK; from = id + 1) ids[(*n)++] = id;
+  mp_close(pv);
+  if (!scan) fiu_disable("pager/pagemap_scan");
+}
+
+static void test_preview_written_without_scan(void **st) {
+  (void)st;
+  const char *path = t_path(0, "written.mp");
+  for (size_t ps = 1024; ps <= 16384; ps *= 16) {
+    unlink(path);
+    mp_pager *w;
+    uint64_t id;
+    assert_int_equal(mp_create(path, ps, &w), MP_OK);
+    assert_int_equal(mp_alloc(w, &id), MP_OK);
+    assert_int_equal(mp_alloc(w, &id), MP_OK);
+    assert_int_equal(mp_close(w), MP_OK);
+    size_t len;
+    uint8_t *good = t_read_file(path, &len);
+    bool found = false;
+    for (size_t meta = 1; meta <= 2 && !found; meta++) { /* the current copy, damaged */
+      uint8_t *bad = malloc(len);
+      memcpy(bad, good, len);
+      bad[meta * ps + 40] ^= 0x40;
+      assert_int_equal(t_write_file(path, bad, len), 0);
+      free(bad);
+      mp_pager *r;
+      assert_int_equal(mp_open(path, MP_RDONLY, &r), MP_OK);
+      found = mp_recovery(r) & MP_RECOVER_METADATA;
+      mp_close(r);
+    }
+    assert_true(found);
+    uint64_t scanned[16], read[16];
+    size_t ns, nr;
+    written_list(path, true, scanned, &ns);
+    written_list(path, false, read, &nr);
+    assert_true(ns >= 1);
+    assert_int_equal(scanned[0], 0);
+    assert_int_equal(ns, ps < 4096 ? 4096 / ps : 1);
+    assert_int_equal(nr, ns);
+    assert_memory_equal(read, scanned, ns * sizeof *read);
+    free(good);
+  }
+}
+
 int main(void) {
   fiu_init(0);
   const struct CMUnitTest tests[] = {
@@ -994,6 +1050,7 @@ int main(void) {
       cmocka_unit_test(test_grow_enospc),
       cmocka_unit_test(test_alloc_bulk_efull),
       cmocka_unit_test(test_sparse),
+      cmocka_unit_test(test_preview_written_without_scan),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
