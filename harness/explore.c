@@ -344,6 +344,7 @@ typedef struct pending {
   uint64_t key;
   uint32_t i;
   int exists;
+  size_t saved; /* cc_image_save's: restored instead of derived again */
 } pending;
 
 static void reverse(pending *p, size_t from, size_t to) {
@@ -486,7 +487,8 @@ static int walk(walker *w) {
         keyed_known = true;
         if (!keyed_pages(w, m, &keyed, &nkeyed)) nkeyed = 0;
       }
-      pend[npend++] = (pending){.key = exists ? cc_image_key(im, keyed, nkeyed) : 0, .i = (uint32_t)i, .exists = exists};
+      pend[npend++] = (pending){.key = exists ? cc_image_key(im, keyed, nkeyed) : 0, .i = (uint32_t)i, .exists = exists,
+                                .saved = exists ? cc_image_save(im) : SIZE_MAX};
     }
     if (npend > 1) {
       qsort(pend, npend, sizeof *pend, by_key);
@@ -510,7 +512,7 @@ static int walk(walker *w) {
       w->missing = !pend[k].exists;
       if (!pend[k].exists) {
         cc_check_missing(before, &v); /* the image file is left as it is: nothing reads it */
-      } else if (derived != i && cc_image_derive(im, m, &crash, &h) != CC_OK) {
+      } else if (derived != i && !cc_image_restore(im, pend[k].saved) && cc_image_derive(im, m, &crash, &h) != CC_OK) {
         snprintf(w->error, sizeof w->error, "cannot derive the image of step %llu", (unsigned long long)w->step);
         going = false;
         break;

@@ -53,6 +53,19 @@ struct cc_image {
   bool failed; /* out of memory while collecting */
   bool garbage; /* the crash being derived has a garbage sector */
 
+  /* Images of the open step kept by cc_image_save: their sectors (indexes and content
+   * pointers, which stay valid during the step) laid end to end, and per image where its
+   * run begins, its length and the image's size. Emptied when the step changes. */
+  uint64_t *sv_sec;
+  const uint8_t **sv_ptr;
+  size_t sv_n, sv_cap;
+  struct saved_image {
+    size_t off, nd;
+    uint64_t size;
+  } *sv;
+  size_t sv_count, sv_slots;
+  uint32_t sv_stamp;
+
   /* cc_image_key's sum over the keyed sectors of the durable content (key_n of them, of the
    * map key_map), for the step of stamp key_stamp. */
   uint64_t key_base, key_n;
@@ -145,6 +158,9 @@ void cc_image_free(cc_image *im) {
   free(im->vh_stamp);
   free(im->fh);
   free(im->fh_stamp);
+  free(im->sv_sec);
+  free(im->sv_ptr);
+  free(im->sv);
   free(im->landing);
   free(im->slot);
   free(im->order);
@@ -331,6 +347,37 @@ uint64_t cc_image_key(cc_image *im, const uint8_t *keyed, uint64_t nkeyed) {
     key += h - dur_hash(im, s);
   }
   return key;
+}
+
+size_t cc_image_save(cc_image *im) {
+  if (im->garbage || im->unaligned || im->size % im->S) return SIZE_MAX; /* (copies, or whole) */
+  if (im->sv_stamp != im->stamp) im->sv_n = im->sv_count = 0, im->sv_stamp = im->stamp;
+  size_t cap = im->sv_cap; /* both arrays grow alike from the same capacity */
+  if (!grow((void **)&im->sv_sec, &cap, im->sv_n + im->nd + 1, 8) ||
+      !grow((void **)&im->sv_ptr, &im->sv_cap, im->sv_n + im->nd + 1, sizeof(void *)) ||
+      !grow((void **)&im->sv, &im->sv_slots, im->sv_count + 1, sizeof *im->sv))
+    return SIZE_MAX;
+  memcpy(im->sv_sec + im->sv_n, im->dsec, im->nd * 8);
+  memcpy(im->sv_ptr + im->sv_n, im->dptr, im->nd * sizeof(void *));
+  im->sv[im->sv_count] = (struct saved_image){.off = im->sv_n, .nd = im->nd, .size = im->size};
+  im->sv_n += im->nd;
+  return im->sv_count++;
+}
+
+bool cc_image_restore(cc_image *im, size_t saved) {
+  if (saved == SIZE_MAX || im->sv_stamp != im->stamp || saved >= im->sv_count) return false;
+  const struct saved_image *sv = &im->sv[saved];
+  size_t cap = im->dcap;
+  if (sv->nd > im->dcap &&
+      (!grow((void **)&im->dsec, &cap, sv->nd, 8) || !grow((void **)&im->dptr, &im->dcap, sv->nd, sizeof(void *))))
+    return false;
+  memcpy(im->dsec, im->sv_sec + sv->off, sv->nd * 8);
+  memcpy(im->dptr, im->sv_ptr + sv->off, sv->nd * sizeof(void *));
+  im->nd = sv->nd;
+  im->size = sv->size;
+  im->garbage = false;
+  im->ncopies = 0;
+  return true;
 }
 
 /* ---- writing ------------------------------------------------------------------------ */

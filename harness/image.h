@@ -30,6 +30,12 @@ int cc_image_derive(cc_image *im, pc_model *m, const pc_crash *crash, uint64_t *
  * past nkeyed count as not keyed), and of its size: two images with equal keys, of one step
  * or of two, are equal in those sectors. */
 uint64_t cc_image_key(cc_image *im, const uint8_t *keyed, uint64_t nkeyed);
+/* Keeps the image last derived for cc_image_restore during this step (SIZE_MAX: not kept,
+ * derive it again: an image with a garbage sector, or one written whole). */
+size_t cc_image_save(cc_image *im);
+/* Makes a kept image of this step the last derived again, as deriving it would; false if
+ * there is none such. */
+bool cc_image_restore(cc_image *im, size_t saved);
 /* Makes the file hold the image last derived. */
 int cc_image_write(cc_image *im, pc_model *m, const pc_crash *crash);
 /* The file's size as this module last made it (0 before the first write). */

@@ -144,6 +144,40 @@ static void test_writes_through_a_shrink(void **state) {
   pc_model_free(m);
 }
 
+/* An image kept during its step is restored as deriving it again would leave it: written, the
+ * file holds it; a garbage image is not kept, and nothing kept outlives the step. */
+static void test_saved_images_restore(void **state) {
+  (void)state;
+  pc_model *m = model_with_step();
+  cc_image *im;
+  assert_int_equal(cc_image_new(path, S, true, NULL, NULL, &im), CC_OK); /* (verify: the file is each image) */
+  assert_int_equal(cc_image_step(im, m), CC_OK);
+  const pc_crash first = {.tear = PC_TEAR_PREFIX, .tear_n = 1, .wb = PC_WB_ALL}, all = {.tear = PC_TEAR_ALL},
+                 garbage = {.tear = PC_TEAR_GARBAGE, .tear_n = 1};
+  uint64_t h_first, h_all, h;
+  assert_int_equal(cc_image_derive(im, m, &first, &h_first), CC_OK);
+  size_t kept_first = cc_image_save(im);
+  assert_int_equal(cc_image_derive(im, m, &all, &h_all), CC_OK);
+  size_t kept_all = cc_image_save(im);
+  assert_int_equal(cc_image_derive(im, m, &garbage, &h), CC_OK);
+  assert_true(cc_image_save(im) == SIZE_MAX);
+  assert_true(cc_image_restore(im, kept_first));
+  assert_int_equal(cc_image_write(im, m, &first), CC_OK);
+  assert_true(cc_image_restore(im, kept_all));
+  assert_int_equal(cc_image_write(im, m, &all), CC_OK);
+  assert_true(cc_image_restore(im, kept_first));
+  assert_int_equal(cc_image_write(im, m, &first), CC_OK);
+  assert_false(cc_image_restore(im, SIZE_MAX));
+  assert_int_equal(cc_image_end_step(im, m), CC_OK);
+  assert_int_equal(pc_model_step_end(m), PC_OK);
+  uint64_t step;
+  assert_int_equal(pc_model_step_begin(m, &step), PC_OK);
+  assert_int_equal(cc_image_step(im, m), CC_OK);
+  assert_false(cc_image_restore(im, kept_all)); /* another step: its sectors are gone */
+  cc_image_free(im);
+  pc_model_free(m);
+}
+
 /* The key covers the keyed sectors that differ from durable, and nothing else. */
 static void test_key_over_keyed_sectors(void **state) {
   (void)state;
@@ -183,6 +217,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_unchanged_sectors_not_reported),
       cmocka_unit_test(test_writes_through_a_shrink),
+      cmocka_unit_test(test_saved_images_restore),
       cmocka_unit_test(test_key_over_keyed_sectors),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
