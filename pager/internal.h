@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crc32.h"
 #include "format3.h"
 #include "layout.h"
 #include "mappedpages.h"
@@ -25,8 +26,22 @@ typedef struct mp_block {
 typedef struct mp3_group {
   uint32_t free;
   uint32_t hint;
+  uint32_t staged; /* 1 + its place in the list of the commit under construction; 0: not staged */
   uint8_t cur;
 } mp3_group;
+
+/* A group whose current slot this handle sealed itself, with the CRC it computed, and whose
+ * other slot's bitmap is the current one's but for the 64-bit words listed: the previous
+ * generation, which that commit changed in those words only (commit3.c, "patching"). */
+#define MP3_EDITS 4
+#define MP3_RECENT 8
+typedef struct mp3_recent {
+  bool used;
+  uint8_t n_word;
+  uint32_t crc;
+  uint64_t group;
+  uint32_t word[MP3_EDITS];
+} mp3_recent;
 
 /* What a handle of a 0.3 file keeps (open3.c loads it, commit3.c changes it). The bitmaps
  * are read through the mapping, from each group's current slot. */
@@ -47,6 +62,24 @@ typedef struct mp3_state {
    * bitmap of the file, whose size would follow the file's (3.9). */
   uint64_t *owned;
   size_t owned_n, owned_cap;
+  /* What a commit needs to write a leaf or root from the one it knows instead of whole
+   * (commit3.c): the groups of the last commits, which root slots this handle wrote itself and
+   * their CRCs, the powers of x that patch a block's CRC (built at the first commit), and
+   * room for a root's directory references. */
+  mp3_recent recent[MP3_RECENT];
+  unsigned recent_next;
+  bool root_ours[2];
+  uint32_t root_crc[2];
+  mp_crc_patch patch;
+  uint8_t *refs;
+  /* Tests: whole = true makes every commit copy, count and checksum its blocks whole, as
+   * before patching (the bytes written must not differ); `work` counts that whole-block work. */
+  bool whole;
+  struct {
+    uint64_t copied;  /* leaf bytes copied whole from the current slot */
+    uint64_t summed;  /* bytes checksummed whole, leaves and roots */
+    uint64_t counted; /* bitmap bits counted for a free count */
+  } work;
 } mp3_state;
 
 struct mp_pager {

@@ -431,6 +431,8 @@ void mp3__unload(mp_pager *p) {
   free(p->v3->has_free);
   free(p->v3->unstage);
   free(p->v3->owned);
+  free(p->v3->refs);
+  mp__crc32_patch_free(&p->v3->patch);
   free(p->v3);
   p->v3 = NULL;
 }
