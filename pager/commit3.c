@@ -257,14 +257,12 @@ static void seal(mp_pager *p, txn3 *t, staged3 *g, uint64_t gen) {
   }
   if (g->patched && !g->many && !s->whole) {
     const uint8_t *cur = mp3__slot(p, g->k, s->group[g->k].cur);
-    uint8_t head[MP3_LEAF_BITMAP];
-    mp3__leaf_head_encode(head, (uint32_t)g->k, gen, g->free);
-    uint32_t crc = g->base_crc ^ mp__crc32_patch(&s->patch, 0, cur, head, sizeof head);
+    mp3__leaf_head_encode(leaf, (uint32_t)g->k, gen, g->free);
+    uint32_t crc = g->base_crc ^ mp__crc32_patch(&s->patch, cur, leaf, 0, MP3_LEAF_BITMAP);
     for (unsigned i = 0; i < g->n_word; i++) {
       size_t at = MP3_LEAF_BITMAP + 8 * (size_t)g->word[i];
-      crc ^= mp__crc32_patch(&s->patch, at, cur + at, leaf + at, mb - 4 - at < 8 ? mb - 4 - at : 8);
+      crc ^= mp__crc32_patch(&s->patch, cur, leaf, at, mb - 4 - at < 8 ? mb - 4 - at : 8);
     }
-    memcpy(leaf, head, sizeof head);
     mp__put32(leaf + mb - 4, crc);
   } else {
     mp3__leaf_seal(leaf, p->ps, (uint32_t)g->k, gen, g->free);
@@ -273,26 +271,21 @@ static void seal(mp_pager *p, txn3 *t, staged3 *g, uint64_t gen) {
   g->crc = mp__get32(leaf + mb - 4);
 }
 
-/* Writes root r into its slot: patched over root G - 1 when this handle wrote that one, else
- * whole. refs: r's directory references, in s->refs. */
+/* Writes root r into its slot, over root G - 1. When this handle wrote both slots, root G's
+ * CRC is patched by the bytes that differ (the header, the references; past them both are
+ * zero, dir_count never falls), else the root is encoded whole. r's directory references are
+ * in s->refs. */
 static void write_root(mp_pager *p, const mp3_root *r) {
   mp3_state *s = p->v3;
   const size_t mb = s->mb;
   uint8_t *root = mp__pg(p, s->sb.root[r->slot]);
-  if (s->root_ours[r->slot] && !s->whole) {
-    uint8_t head[MP3_ROOT_REFS];
-    mp3__root_head(r, p->log2, head);
-    size_t len = (size_t)MP3_REF_SIZE * r->dir_count;
-    size_t old_len = (size_t)MP3_REF_SIZE * mp__get32(root + MP3_ROOT_DIR_COUNT);
-    if (old_len > len) { /* (no commit drops a block; were one to, its references become zeros) */
-      memset(s->refs + len, 0, old_len - len);
-      len = old_len;
-    }
-    uint32_t crc = s->root_crc[r->slot] ^ mp__crc32_patch(&s->patch, 0, root, head, sizeof head) ^
-                   mp__crc32_patch(&s->patch, MP3_ROOT_REFS, root + MP3_ROOT_REFS, s->refs, len);
-    memcpy(root, head, sizeof head);
+  const uint8_t *live = mp__pg(p, s->sb.root[!r->slot]);
+  const size_t len = (size_t)MP3_REF_SIZE * r->dir_count;
+  if (s->root_ours[0] && s->root_ours[1] && !s->whole && mp__get32(root + MP3_ROOT_DIR_COUNT) <= r->dir_count &&
+      mp__get32(live + MP3_ROOT_DIR_COUNT) <= r->dir_count) {
+    mp3__root_head(r, p->log2, root);
     memcpy(root + MP3_ROOT_REFS, s->refs, len);
-    mp__put32(root + mb - 4, crc);
+    mp__put32(root + mb - 4, s->root_crc[!r->slot] ^ mp__crc32_patch(&s->patch, live, root, 0, MP3_ROOT_REFS + len));
   } else {
     mp3__root_encode(r, p->log2, s->refs, root);
     s->work.summed += mb - 4;

@@ -85,17 +85,19 @@ uint32_t mp__crc32(uint32_t crc, const void *buf, size_t len)
  * A 0.3 commit rewrites a leaf or a root block that differs from one whose CRC the handle
  * computed itself in a few bytes only (a bitmap word, the header's counts). CRC-32 is linear:
  * for two messages of the same length, crc(A) ^ crc(B) is the bare remainder (no initial or
- * final inversion: those cancel) of A ^ B, which is zero but for the changed bytes. A run of
- * changed bytes followed by d unchanged ones contributes raw(run) * x^(8d) mod P. So the new
- * CRC costs a few table steps over the changed bytes and one multiplication modulo P per run,
- * against a pass over the whole block.
+ * final inversion: those cancel) of A ^ B, which is zero but for the changed bytes. So the new
+ * CRC costs a little work per changed 8 bytes, against a pass over the whole block.
  *
- * Polynomials are in zlib's reflected form: bit 31 of a word is the coefficient of x^0. The
- * distances to the end are taken in whole 8-byte chunks counted back from the end of the
- * message: a chunk's leading bytes before the run are zero in A ^ B, and leading zeros leave a
- * bare remainder unchanged, so only multiples of 8 bytes need a power of x. Those powers,
- * x^(64 q) for each chunk q, are the handle's table (mp_crc_patch), built from x^0 by eight
- * zero-byte steps each. */
+ * Polynomials are in zlib's reflected form: bit 31 of a word is the coefficient of x^0, and an
+ * 8-byte chunk of a message, loaded little-endian, is itself a reflected polynomial of 64
+ * terms (bit 63 is x^0: bit 0 of its first byte, the first bit the CRC takes, has the highest
+ * degree). Chunks are counted back from the message's end: chunk q holds the bytes
+ * [len - 8q - 8, len - 8q) (the first one starts before byte 0 when len % 8: those bytes are
+ * zero in A ^ B). Chunk q's delta D contributes D * x^32 * x^(64q) mod P to the bare remainder;
+ * with D = Dh + x^32 Dl (Dh its high word, x^0..x^31), that is Dh * x^(32 + 64q) + Dl *
+ * x^(64 + 64q): two carry-less multiplications of 32 by 32 bits by powers of x from the
+ * handle's table (mp_crc_patch.pow[j] = x^(32j) mod P), XORed into one 64-bit sum that is
+ * reduced modulo P once, at the end. */
 
 /* v * x^8 mod P: the step of the byte-wise CRC over a zero byte. */
 static inline uint32_t step0(const z_crc_t *t, uint32_t v)
@@ -103,22 +105,71 @@ static inline uint32_t step0(const z_crc_t *t, uint32_t v)
     return (v >> 8) ^ (uint32_t)t[v & 0xff];
 }
 
+/* The carry-less product of two words. Bit j of a and bit l of b are the coefficients of
+ * x^(31-j) and x^(31-l), so bit j+l of the product is that of x^(62-j-l). */
+static uint64_t clmul_soft(uint32_t a, uint32_t b)
+{
+    uint64_t prod = 0;
+    for (unsigned j = 0; j < 32; j++) /* branch-free, so that the rounds overlap */
+        prod ^= ((uint64_t)b << j) & (0 - (uint64_t)(a >> j & 1));
+    return prod;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <wmmintrin.h>
+#define HAVE_CLMUL_HW 1
+__attribute__((target("pclmul,sse2"))) static uint64_t clmul_hw(uint32_t a, uint32_t b)
+{
+    __m128i x = _mm_cvtsi32_si128((int)a), y = _mm_cvtsi32_si128((int)b);
+    return (uint64_t)_mm_cvtsi128_si64(_mm_clmulepi64_si128(x, y, 0));
+}
+#endif
+
+static inline uint64_t clmul(bool hw, uint32_t a, uint32_t b)
+{
+#ifdef HAVE_CLMUL_HW
+    if (hw)
+        return clmul_hw(a, b);
+#else
+    (void)hw;
+#endif
+    return clmul_soft(a, b);
+}
+
+/* A sum of carry-less products, modulo P. Shifted left once it is the reflected form of 64
+ * terms: its high word is x^0..x^31 as it stands, its low word x^32 times a reflected word,
+ * which four zero-byte steps reduce. */
+static uint32_t reduce(const z_crc_t *t, uint64_t prods)
+{
+    uint64_t r = prods << 1;
+    uint32_t lo = (uint32_t)r;
+    for (int i = 0; i < 4; i++)
+        lo = step0(t, lo);
+    return (uint32_t)(r >> 32) ^ lo;
+}
+
 int mp__crc32_patch_init(mp_crc_patch *c, size_t len)
 {
     const z_crc_t *t = get_crc_table();
-    size_t n = len / 8 + 2;
-    uint32_t *k = malloc(n * sizeof *k);
-    if (k == NULL)
+    size_t n = 2 * (len / 8) + 4;
+    uint32_t *pow = malloc(n * sizeof *pow);
+    if (pow == NULL)
         return -1;
-    k[0] = UINT32_C(1) << 31; /* x^0 */
-    for (size_t q = 1; q < n; q++) {
-        uint32_t v = k[q - 1];
-        for (int i = 0; i < 8; i++)
+    pow[0] = UINT32_C(1) << 31; /* x^0 */
+    for (size_t j = 1; j < n; j++) {
+        uint32_t v = pow[j - 1];
+        for (int i = 0; i < 4; i++)
             v = step0(t, v);
-        k[q] = v;
+        pow[j] = v;
     }
     c->len = len;
-    c->pow = k;
+    c->pow = pow;
+    c->table = t;
+#ifdef HAVE_CLMUL_HW
+    c->clmul = __builtin_cpu_supports("pclmul");
+#else
+    c->clmul = false;
+#endif
     return 0;
 }
 
@@ -131,55 +182,51 @@ void mp__crc32_patch_free(mp_crc_patch *c)
 
 uint32_t mp__crc32_mulmod(uint32_t a, uint32_t b)
 {
-    /* The carry-less product: bit j of a and bit l of b are the coefficients of x^(31-j) and
-     * x^(31-l), so bit j+l of the product is that of x^(62-j-l): one shift left makes it the
-     * reflected form of 64 bits (bit 63 is x^0). Branch-free, so the 32 rounds overlap. */
-    uint64_t prod = 0;
-    for (unsigned j = 0; j < 32; j++)
-        prod ^= ((uint64_t)b << j) & (0 - (uint64_t)(a >> j & 1));
-    prod <<= 1;
-    /* The high half is x^0..x^31 as it stands; the low half is x^32 times a reflected word,
-     * which four zero-byte steps reduce. */
-    const z_crc_t *t = get_crc_table();
-    uint32_t lo = (uint32_t)prod;
-    for (int i = 0; i < 4; i++)
-        lo = step0(t, lo);
-    return (uint32_t)(prod >> 32) ^ lo;
+#ifdef HAVE_CLMUL_HW
+    return reduce(get_crc_table(), clmul(__builtin_cpu_supports("pclmul"), a, b));
+#else
+    return reduce(get_crc_table(), clmul(false, a, b));
+#endif
 }
 
-uint32_t mp__crc32_patch(const mp_crc_patch *c, size_t off, const void *old_bytes, const void *new_bytes,
-                         size_t n)
+static inline uint64_t get64le(const unsigned char *p)
 {
-    const unsigned char *a = old_bytes, *b = new_bytes;
-    const z_crc_t *t = get_crc_table();
+    uint64_t v;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(&v, p, 8);
+#else
+    v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+#endif
+    return v;
+}
+
+uint32_t mp__crc32_patch(const mp_crc_patch *c, const void *old_msg, const void *new_msg, size_t off, size_t n)
+{
+    const unsigned char *a = old_msg, *b = new_msg;
     const size_t len = c->len, end = off + n;
-    uint32_t out = 0, acc = 0;
-    bool open = false;
+    uint64_t sum = 0;
     if (n == 0)
         return 0;
-    /* Chunk q holds the bytes at [len - 8q - 8, len - 8q): from the chunk of the first byte
-     * down to the chunk of the last. A chunk without change closes the run before it. */
-    size_t q_first = (len - 1 - off) / 8, q_last = (len - end) / 8;
-    for (size_t q = q_first + 1; q-- > q_last;) {
-        unsigned char d[8];
-        bool any = false;
-        for (size_t i = 0; i < 8; i++) {
-            size_t pos = len - 8 * q - 8 + i; /* wraps in the first chunk, when len % 8: past end */
-            d[i] = pos >= off && pos < end ? (unsigned char)(a[pos - off] ^ b[pos - off]) : 0;
-            any |= d[i] != 0;
+    for (size_t q = (len - 1 - off) / 8 + 1; q-- > (len - end) / 8;) {
+        uint64_t d = 0;
+        if (len - 8 * q >= 8) {
+            /* the chunk's 8 bytes, less those outside [off, end) */
+            size_t at = len - 8 * q - 8;
+            d = get64le(a + at) ^ get64le(b + at);
+            if (at < off)
+                d &= ~UINT64_C(0) << (8 * (off - at));
+            if (at + 8 > end)
+                d &= ~UINT64_C(0) >> (8 * (at + 8 - end));
+        } else { /* the first chunk, when len % 8: its bytes before byte 0 count as zeros */
+            size_t have = len - 8 * q;
+            for (size_t i = off; i < have && i < end; i++)
+                d |= (uint64_t)(a[i] ^ b[i]) << (8 * (8 - have + i));
         }
-        if (!any) {
-            if (open)
-                out ^= mp__crc32_mulmod(acc, c->pow[q + 1]);
-            open = false;
-            acc = 0;
-            continue;
-        }
-        for (size_t i = 0; i < 8; i++)
-            acc = (acc >> 8) ^ (uint32_t)t[(acc ^ d[i]) & 0xff];
-        open = true;
+        if (d)
+            sum ^= clmul(c->clmul, (uint32_t)(d >> 32), c->pow[2 * q + 1]) ^
+                   clmul(c->clmul, (uint32_t)d, c->pow[2 * q + 2]);
     }
-    if (open)
-        out ^= mp__crc32_mulmod(acc, c->pow[q_last]);
-    return out;
+    return reduce(c->table, sum);
 }

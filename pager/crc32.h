@@ -3,6 +3,7 @@
 #ifndef MP_CRC32_H
 #define MP_CRC32_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,20 +21,23 @@ const char *mp__crc32_impl(void);
  * name or one the build lacks. Not thread-safe: call it before checksumming threads start. */
 int mp__crc32_use(const char *name);
 
-/* A block's CRC patched rather than recomputed (crc32.c says why it holds): for a message of
- * `len` bytes whose CRC is crc, replacing the n bytes at offset off, old_bytes, by new_bytes
- * gives crc ^ mp__crc32_patch(c, off, old_bytes, new_bytes, n); several replacements XOR their
- * terms in. The cost follows the bytes that differ, not len. mp__crc32_patch_init builds the
- * table of powers of x for messages of len bytes (len / 2 + 8 bytes of heap): -1 without
- * memory. off + n <= len. */
+/* A block's CRC patched rather than recomputed (crc32.c says why it holds): old_msg and
+ * new_msg are two messages of `len` bytes that may differ only in the n bytes at offset off
+ * (bytes outside that run are ignored, as if equal): then crc(new_msg) = crc(old_msg) ^
+ * mp__crc32_patch(c, old_msg, new_msg, off, n), and the terms of several disjoint runs XOR.
+ * The cost follows the 8-byte chunks of the run, not len. mp__crc32_patch_init builds the
+ * table of powers of x for messages of len bytes (len + 16 bytes of heap) and chooses the
+ * CPU's carry-less multiplication where there is one (clmul, which tests may clear): -1
+ * without memory. off + n <= len. */
 typedef struct mp_crc_patch {
     size_t len;
-    uint32_t *pow; /* x^(64 q) mod P, for q = 0 .. len / 8 + 1 */
+    uint32_t *pow;        /* x^(32 j) mod P, for j = 0 .. 2 (len / 8) + 3 */
+    const void *table;    /* zlib's byte table */
+    bool clmul;           /* PCLMULQDQ, else a loop of shifts */
 } mp_crc_patch;
 int mp__crc32_patch_init(mp_crc_patch *c, size_t len);
 void mp__crc32_patch_free(mp_crc_patch *c);
-uint32_t mp__crc32_patch(const mp_crc_patch *c, size_t off, const void *old_bytes, const void *new_bytes,
-                         size_t n);
+uint32_t mp__crc32_patch(const mp_crc_patch *c, const void *old_msg, const void *new_msg, size_t off, size_t n);
 /* a * b mod P, both in zlib's reflected form (crc32_combine_op's multiplication). */
 uint32_t mp__crc32_mulmod(uint32_t a, uint32_t b);
 

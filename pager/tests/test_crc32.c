@@ -234,12 +234,17 @@ static void test_mulmod(void **state)
     assert_int_equal(mp__crc32_mulmod(0x12345678u, 0), 0);
 }
 
-/* One replacement of n bytes at off, patched, against the CRC of the whole message. */
+/* One replacement of n bytes at off, patched, against the CRC of the whole message. The new
+ * message differs from the old one outside the run too (its bytes there must be ignored). */
 static void expect_patch(const mp_crc_patch *c, unsigned char *msg, size_t off, const unsigned char *repl,
                          size_t n)
 {
+    static unsigned char other[8188];
     uint32_t before = mp__crc32(0, msg, c->len);
-    uint32_t term = mp__crc32_patch(c, off, msg + off, repl, n);
+    for (size_t i = 0; i < c->len; i++)
+        other[i] = (unsigned char)~msg[i];
+    memcpy(other + off, repl, n);
+    uint32_t term = mp__crc32_patch(c, msg, other, off, n);
     memcpy(msg + off, repl, n);
     uint32_t want = mp__crc32(0, msg, c->len);
     if ((before ^ term) != want)
@@ -256,10 +261,17 @@ static void test_patch_every_offset(void **state)
     (void)state;
     static const size_t lens[] = {1, 7, 8, 9, 17, 64, 100, 1020, 4092, 8188};
     unsigned char msg[8188], repl[24];
-    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
-        size_t len = lens[li];
+    for (size_t li = 0; li < 2 * (sizeof lens / sizeof lens[0]); li++) {
+        size_t len = lens[li / 2];
         mp_crc_patch c;
         assert_int_equal(mp__crc32_patch_init(&c, len), 0);
+        if (li % 2) { /* the multiplication without the CPU's instruction too */
+            if (!c.clmul) {
+                mp__crc32_patch_free(&c);
+                continue;
+            }
+            c.clmul = false;
+        }
         fill_random(msg, len, len);
         uint64_t seed = 1;
         for (size_t off = 0; off < len; off++) {
@@ -274,7 +286,8 @@ static void test_patch_every_offset(void **state)
                             repl[i] = msg[off + i];
                 expect_patch(&c, msg, off, repl, n);
             }
-            expect_patch(&c, msg, off, msg + off, 1); /* no change at all */
+            unsigned char same = msg[off];
+            expect_patch(&c, msg, off, &same, 1); /* no change in the run */
         }
         mp__crc32_patch_free(&c);
     }
@@ -286,26 +299,34 @@ static void test_patch_random_batches(void **state)
 {
     (void)state;
     static const size_t lens[] = {4092, 8188, 1000};
-    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
-        size_t len = lens[li];
-        unsigned char *msg = malloc(len), *repl = malloc(len);
+    for (size_t li = 0; li < 2 * (sizeof lens / sizeof lens[0]); li++) {
+        size_t len = lens[li / 2];
+        unsigned char *msg = malloc(len), *next = malloc(len), *repl = malloc(len);
         assert_non_null(msg);
+        assert_non_null(next);
         assert_non_null(repl);
         mp_crc_patch c;
         assert_int_equal(mp__crc32_patch_init(&c, len), 0);
+        c.clmul = c.clmul && li % 2 == 0; /* with the CPU's multiplication and without */
         fill_random(msg, len, 77 + len);
         uint32_t crc = mp__crc32(0, msg, len);
         uint64_t r = 5;
         for (int batch = 0; batch < 3000; batch++) {
+            /* disjoint runs of one commit: each between the end of the last and the message's */
             int edits = 1 + batch % 6;
-            for (int e = 0; e < edits; e++) {
+            size_t from = 0;
+            memcpy(next, msg, len);
+            for (int e = 0; e < edits && from < len; e++) {
                 r = r * 6364136223846793005u + 1442695040888963407u;
-                size_t n = batch % 97 == 0 ? (size_t)(r >> 40) % len + 1 : (size_t)(r >> 20) % 16 + 1;
-                size_t off = (size_t)(r >> 33) % (len - n + 1);
+                size_t room = len - from;
+                size_t n = batch % 97 == 0 ? (size_t)(r >> 40) % room + 1 : (size_t)(r >> 20) % (room < 16 ? room : 16) + 1;
+                size_t off = from + (size_t)(r >> 33) % ((room - n) / 4 + 1);
                 fill_random(repl, n, r);
-                crc ^= mp__crc32_patch(&c, off, msg + off, repl, n);
-                memcpy(msg + off, repl, n);
+                memcpy(next + off, repl, n);
+                crc ^= mp__crc32_patch(&c, msg, next, off, n);
+                from = off + n;
             }
+            memcpy(msg, next, len);
             uint32_t want = mp__crc32(0, msg, len);
             if (crc != want)
                 fail_msg("len %zu, batch %d: patched %08x, whole %08x", len, batch, (unsigned)crc,
@@ -313,6 +334,7 @@ static void test_patch_random_batches(void **state)
         }
         mp__crc32_patch_free(&c);
         free(msg);
+        free(next);
         free(repl);
     }
 }
