@@ -145,8 +145,15 @@ static int txn_begin(mp_pager *p, uint64_t total, txn3 *t) {
   if (!s->patch.pow && mp__crc32_patch_init(&s->patch, s->mb - 4) != 0) return MP_ENOMEM;
   if (!s->refs && !(s->refs = mp__malloc(((size_t)p->max_refs + 1) * MP3_REF_SIZE))) return MP_ENOMEM;
   if (mp__blocks_reserve(p, p->dir_count + 1) != MP_OK) return MP_ENOMEM;
-  *t = (txn3){.total = total, .old_groups = s->groups, .flip = NO_FLIP, .cap = 4};
+  /* (field by field: the inline list is left as it is, the staging fills what it uses) */
+  t->total = total;
+  t->old_groups = s->groups;
   t->st = t->st_in;
+  t->n = 0;
+  t->cap = sizeof t->st_in / sizeof t->st_in[0];
+  t->n_extra = 0;
+  t->flip = NO_FLIP;
+  t->append = false;
   return MP_OK;
 }
 
@@ -258,7 +265,8 @@ static void seal(mp_pager *p, txn3 *t, staged3 *g, uint64_t gen) {
   if (g->patched && !g->many && !s->whole) {
     const uint8_t *cur = mp3__slot(p, g->k, s->group[g->k].cur);
     mp3__leaf_head_encode(leaf, (uint32_t)g->k, gen, g->free);
-    uint32_t crc = g->base_crc ^ mp__crc32_patch(&s->patch, cur, leaf, 0, MP3_LEAF_BITMAP);
+    /* (the magic, the first 4 bytes, is the current slot's: it is valid) */
+    uint32_t crc = g->base_crc ^ mp__crc32_patch(&s->patch, cur, leaf, MP3_LEAF_GROUP, MP3_LEAF_BITMAP - 4);
     for (unsigned i = 0; i < g->n_word; i++) {
       size_t at = MP3_LEAF_BITMAP + 8 * (size_t)g->word[i];
       crc ^= mp__crc32_patch(&s->patch, cur, leaf, at, mb - 4 - at < 8 ? mb - 4 - at : 8);

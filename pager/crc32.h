@@ -26,13 +26,13 @@ int mp__crc32_use(const char *name);
  * (bytes outside that run are ignored, as if equal): then crc(new_msg) = crc(old_msg) ^
  * mp__crc32_patch(c, old_msg, new_msg, off, n), and the terms of several disjoint runs XOR.
  * The cost follows the 8-byte chunks of the run, not len. mp__crc32_patch_init builds the
- * table of powers of x for messages of len bytes (len + 16 bytes of heap) and chooses the
+ * table of powers of x for messages of len bytes (len + 4 KiB of heap) and chooses the
  * CPU's carry-less multiplication where there is one (clmul, which tests may clear): -1
  * without memory. off + n <= len. */
 typedef struct mp_crc_patch {
     size_t len;
     uint32_t *pow;        /* x^(32 j) mod P, for j = 0 .. 2 (len / 8) + 3 */
-    const void *table;    /* zlib's byte table */
+    const uint32_t *red;  /* x^32 times each byte of a word, mod P (4 x 256, after pow) */
     bool clmul;           /* PCLMULQDQ, else a loop of shifts */
 } mp_crc_patch;
 int mp__crc32_patch_init(mp_crc_patch *c, size_t len);

@@ -232,14 +232,6 @@ int mp3__root_decode(const uint8_t *block, unsigned log2, unsigned slot, mp3_roo
 
 /* ---- leaves ----------------------------------------------------------------- */
 
-void mp3__leaf_head_encode(uint8_t out[MP3_LEAF_BITMAP], uint32_t group, uint64_t generation, uint32_t free_count) {
-  memcpy(out, leaf_magic, 4);
-  mp__put32(out + MP3_LEAF_GROUP, group);
-  mp__put64(out + MP3_LEAF_GEN, generation);
-  mp__put32(out + MP3_LEAF_FREE, free_count);
-  mp__put32(out + MP3_LEAF_FREE + 4, 0);
-}
-
 void mp3__leaf_seal(uint8_t *block, size_t ps, uint32_t group, uint64_t generation, uint32_t free_count) {
   size_t mb = mp3__mb(ps);
   mp3__leaf_head_encode(block, group, generation, free_count);

@@ -87,8 +87,16 @@ static inline const uint8_t *mp3__root_ref(const uint8_t *block, uint32_t i) {
   return block + MP3_ROOT_REFS + (size_t)MP3_REF_SIZE * i;
 }
 
-/* A leaf slot's MP3_LEAF_BITMAP bytes of header alone. */
-void mp3__leaf_head_encode(uint8_t out[MP3_LEAF_BITMAP], uint32_t group, uint64_t generation, uint32_t free_count);
+
+/* A leaf slot's MP3_LEAF_BITMAP bytes of header alone (inline: every commit writes one). */
+static inline void mp3__leaf_head_encode(uint8_t *out, uint32_t group, uint64_t generation, uint32_t free_count) {
+  static const uint8_t magic[4] = {'M', 'P', 'L', '3'};
+  for (int i = 0; i < 4; i++) out[i] = magic[i];
+  for (int i = 0; i < 4; i++) out[MP3_LEAF_GROUP + i] = (uint8_t)(group >> (8 * i));
+  for (int i = 0; i < 8; i++) out[MP3_LEAF_GEN + i] = (uint8_t)(generation >> (8 * i));
+  for (int i = 0; i < 4; i++) out[MP3_LEAF_FREE + i] = (uint8_t)(free_count >> (8 * i));
+  for (int i = 0; i < 4; i++) out[MP3_LEAF_FREE + 4 + i] = 0;
+}
 /* Writes a leaf slot's header and CRC around the bitmap already in the block. */
 void mp3__leaf_seal(uint8_t *block, size_t ps, uint32_t group, uint64_t generation, uint32_t free_count);
 /* The 24-byte header alone: true when the magic and the group index are right (*l set). */
