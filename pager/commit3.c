@@ -266,12 +266,12 @@ static void seal(mp_pager *p, txn3 *t, staged3 *g, uint64_t gen) {
     const uint8_t *cur = mp3__slot(p, g->k, s->group[g->k].cur);
     mp3__leaf_head_encode(leaf, (uint32_t)g->k, gen, g->free);
     /* (the magic, the first 4 bytes, is the current slot's: it is valid) */
-    uint32_t crc = g->base_crc ^ mp__crc32_patch(&s->patch, cur, leaf, MP3_LEAF_GROUP, MP3_LEAF_BITMAP - 4);
+    uint64_t sum = mp__crc32_patch_sum(&s->patch, cur, leaf, MP3_LEAF_GROUP, MP3_LEAF_BITMAP - 4);
     for (unsigned i = 0; i < g->n_word; i++) {
       size_t at = MP3_LEAF_BITMAP + 8 * (size_t)g->word[i];
-      crc ^= mp__crc32_patch(&s->patch, cur, leaf, at, mb - 4 - at < 8 ? mb - 4 - at : 8);
+      sum ^= mp__crc32_patch_sum(&s->patch, cur, leaf, at, mb - 4 - at < 8 ? mb - 4 - at : 8);
     }
-    mp__put32(leaf + mb - 4, crc);
+    mp__put32(leaf + mb - 4, g->base_crc ^ mp__crc32_patch_term(&s->patch, sum));
   } else {
     mp3__leaf_seal(leaf, p->ps, (uint32_t)g->k, gen, g->free);
     s->work.summed += mb - 4;
@@ -293,7 +293,8 @@ static void write_root(mp_pager *p, const mp3_root *r) {
       mp__get32(live + MP3_ROOT_DIR_COUNT) <= r->dir_count) {
     mp3__root_head(r, p->log2, root);
     memcpy(root + MP3_ROOT_REFS, s->refs, len);
-    mp__put32(root + mb - 4, s->root_crc[!r->slot] ^ mp__crc32_patch(&s->patch, live, root, 0, MP3_ROOT_REFS + len));
+    /* (from byte 4: both hold the magic, or neither would be ours) */
+    mp__put32(root + mb - 4, s->root_crc[!r->slot] ^ mp__crc32_patch(&s->patch, live, root, 4, MP3_ROOT_REFS - 4 + len));
   } else {
     mp3__root_encode(r, p->log2, s->refs, root);
     s->work.summed += mb - 4;

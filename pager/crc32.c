@@ -265,13 +265,23 @@ __attribute__((target("pclmul,sse2"))) static uint64_t patch_sum_hw(const mp_crc
 }
 #endif
 
-uint32_t mp__crc32_patch(const mp_crc_patch *c, const void *old_msg, const void *new_msg, size_t off, size_t n)
+uint64_t mp__crc32_patch_sum(const mp_crc_patch *c, const void *old_msg, const void *new_msg, size_t off, size_t n)
 {
     if (n == 0)
         return 0;
 #ifdef HAVE_CLMUL_HW
     if (c->clmul)
-        return reduce(c, patch_sum_hw(c, old_msg, new_msg, off, n));
+        return patch_sum_hw(c, old_msg, new_msg, off, n);
 #endif
-    return reduce(c, patch_sum_soft(c, old_msg, new_msg, off, n));
+    return patch_sum_soft(c, old_msg, new_msg, off, n);
+}
+
+uint32_t mp__crc32_patch_term(const mp_crc_patch *c, uint64_t sum)
+{
+    return reduce(c, sum);
+}
+
+uint32_t mp__crc32_patch(const mp_crc_patch *c, const void *old_msg, const void *new_msg, size_t off, size_t n)
+{
+    return reduce(c, mp__crc32_patch_sum(c, old_msg, new_msg, off, n));
 }

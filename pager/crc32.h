@@ -38,6 +38,10 @@ typedef struct mp_crc_patch {
 int mp__crc32_patch_init(mp_crc_patch *c, size_t len);
 void mp__crc32_patch_free(mp_crc_patch *c);
 uint32_t mp__crc32_patch(const mp_crc_patch *c, const void *old_msg, const void *new_msg, size_t off, size_t n);
+/* The same in two steps, for several disjoint runs of one pair of messages: their sums XOR,
+ * and one reduction of the total gives the term (one reduction instead of one a run). */
+uint64_t mp__crc32_patch_sum(const mp_crc_patch *c, const void *old_msg, const void *new_msg, size_t off, size_t n);
+uint32_t mp__crc32_patch_term(const mp_crc_patch *c, uint64_t sum);
 /* a * b mod P, both in zlib's reflected form (crc32_combine_op's multiplication). */
 uint32_t mp__crc32_mulmod(uint32_t a, uint32_t b);
 
