@@ -129,6 +129,16 @@ static void take_bit(staged3 *g, uint8_t *bm, uint64_t i) {
   note_word(g, i / 64);
 }
 
+/* The free bits `taken` of the staged bitmap's 64-bit word w, set (bits only inside the group:
+ * the bytes past the bitmap, where the last word runs into the CRC, are not written). */
+static void take_word(staged3 *g, uint8_t *bm, uint64_t w, uint64_t taken) {
+  if (!taken) return;
+  for (unsigned i = 0; i < 8; i++)
+    if ((uint8_t)(taken >> (8 * i))) bm[8 * w + i] |= (uint8_t)(taken >> (8 * i));
+  g->allocated += (uint64_t)__builtin_popcountll(taken);
+  note_word(g, w);
+}
+
 static void give_bit(staged3 *g, uint8_t *bm, uint64_t i) {
   const uint8_t bit = (uint8_t)(1u << (i % 8));
   if (!(bm[i / 8] & bit)) return;
@@ -426,13 +436,15 @@ static size_t take_from(mp_pager *p, txn3 *t, uint64_t k, staged3 *g, uint8_t *b
   for (uint64_t step = 0; step < words && got < want; step++, w = w + 1 < words ? w + 1 : 0) {
     uint64_t bits = ~mp__get64(bm + 8 * w);
     if (w == words - 1 && size % 64) bits &= (UINT64_C(1) << (size % 64)) - 1;
+    /* the word's free pages it takes, set at once (a bulk allocation sets millions) */
+    uint64_t taken = 0;
     while (bits && got < want) {
       unsigned b = (unsigned)__builtin_ctzll(bits);
       bits &= bits - 1;
-      uint64_t i = w * 64 + b;
-      take_bit(g, bm, i);
-      ids[got++] = first + i;
+      taken |= UINT64_C(1) << b;
+      ids[got++] = first + w * 64 + b;
     }
+    take_word(g, bm, w, taken);
     if (got == want) break;
   }
   if (k < t->old_groups) p->v3->group[k].hint = (uint32_t)w;

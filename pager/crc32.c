@@ -149,13 +149,17 @@ static uint32_t reduce_steps(const z_crc_t *t, uint64_t prods)
     return (uint32_t)(r >> 32) ^ lo;
 }
 
+/* v * x^32 mod P, by the tables */
+static inline uint32_t mulx32(const mp_crc_patch *c, uint32_t v)
+{
+    const uint32_t *red = c->red;
+    return red[v & 0xff] ^ red[256 + (v >> 8 & 0xff)] ^ red[512 + (v >> 16 & 0xff)] ^ red[768 + (v >> 24)];
+}
+
 static inline uint32_t reduce(const mp_crc_patch *c, uint64_t prods)
 {
     uint64_t r = prods << 1;
-    uint32_t lo = (uint32_t)r;
-    const uint32_t *red = c->red;
-    return (uint32_t)(r >> 32) ^ red[lo & 0xff] ^ red[256 + (lo >> 8 & 0xff)] ^ red[512 + (lo >> 16 & 0xff)] ^
-           red[768 + (lo >> 24)];
+    return (uint32_t)(r >> 32) ^ mulx32(c, (uint32_t)r);
 }
 
 int mp__crc32_patch_init(mp_crc_patch *c, size_t len)
@@ -165,20 +169,19 @@ int mp__crc32_patch_init(mp_crc_patch *c, size_t len)
     uint32_t *pow = malloc((n + 1024) * sizeof *pow);
     if (pow == NULL)
         return -1;
+    /* red: four zero-byte steps of each byte value at each place, from the steps of its single
+     * bits (the map is linear); pow: each power x^32 times the last, by red. A handle builds
+     * them at its first commit, so they cost a few microseconds, not a step per entry. */
     uint32_t *red = pow + n;
-    for (unsigned i = 0; i < 4; i++)
-        for (uint32_t v = 0; v < 256; v++) {
-            uint32_t w = v << (8 * i);
+    for (unsigned i = 0; i < 4; i++) {
+        red[256 * i] = 0;
+        for (unsigned bit = 0; bit < 8; bit++) {
+            uint32_t w = UINT32_C(1) << (8 * i + bit);
             for (int k = 0; k < 4; k++)
                 w = step0(t, w);
-            red[256 * i + v] = w;
+            for (uint32_t v = 0; v < (1u << bit); v++)
+                red[256 * i + ((1u << bit) | v)] = w ^ red[256 * i + v];
         }
-    pow[0] = UINT32_C(1) << 31; /* x^0 */
-    for (size_t j = 1; j < n; j++) {
-        uint32_t v = pow[j - 1];
-        for (int i = 0; i < 4; i++)
-            v = step0(t, v);
-        pow[j] = v;
     }
     c->len = len;
     c->pow = pow;
@@ -188,6 +191,12 @@ int mp__crc32_patch_init(mp_crc_patch *c, size_t len)
 #else
     c->clmul = false;
 #endif
+    pow[0] = UINT32_C(1) << 31; /* x^0 */
+    for (size_t j = 1; j < n && j < 5; j++)
+        pow[j] = mulx32(c, pow[j - 1]);
+    /* then four chains, each x^128 times its last: they overlap where one chain would wait */
+    for (size_t j = 5; j < n; j++)
+        pow[j] = reduce(c, clmul(c->clmul, pow[j - 4], pow[4]));
     return 0;
 }
 
