@@ -155,6 +155,13 @@ static int txn_begin(mp_pager *p, uint64_t total, txn3 *t) {
   if (!s->patch.pow && mp__crc32_patch_init(&s->patch, s->mb - 4) != 0) return MP_ENOMEM;
   if (!s->refs && !(s->refs = mp__malloc(((size_t)p->max_refs + 1) * MP3_REF_SIZE))) return MP_ENOMEM;
   if (mp__blocks_reserve(p, p->dir_count + 1) != MP_OK) return MP_ENOMEM;
+  if (s->staged_cap < s->groups_cap) { /* (growth reserved the groups first) */
+    uint32_t *st = mp__realloc(s->staged, s->groups_cap * sizeof *st);
+    if (!st) return MP_ENOMEM;
+    memset(st + s->staged_cap, 0, (s->groups_cap - s->staged_cap) * sizeof *st);
+    s->staged = st;
+    s->staged_cap = s->groups_cap;
+  }
   /* (field by field: the inline list is left as it is, the staging fills what it uses) */
   t->total = total;
   t->old_groups = s->groups;
@@ -168,7 +175,7 @@ static int txn_begin(mp_pager *p, uint64_t total, txn3 *t) {
 }
 
 static void txn_end(mp_pager *p, txn3 *t) {
-  for (size_t i = 0; i < t->n; i++) p->v3->group[t->st[i].k].staged = 0;
+  for (size_t i = 0; i < t->n; i++) p->v3->staged[t->st[i].k] = 0;
   if (t->st != t->st_in) free(t->st);
 }
 
@@ -189,7 +196,7 @@ static staged3 *stage(mp_pager *p, txn3 *t, uint64_t k, uint8_t **bm) {
   mp3_state *s = p->v3;
   uint8_t *next = mp3__slot(p, k, next_slot(p, t, k)) + MP3_LEAF_BITMAP;
   *bm = next;
-  if (s->group[k].staged) return &t->st[s->group[k].staged - 1];
+  if (s->staged[k]) return &t->st[s->staged[k] - 1];
   if (t->n == t->cap) {
     size_t cap = 2 * t->cap;
     staged3 *st = t->st == t->st_in ? mp__malloc(cap * sizeof *st) : mp__realloc(t->st, cap * sizeof *st);
@@ -223,7 +230,7 @@ static staged3 *stage(mp_pager *p, txn3 *t, uint64_t k, uint8_t **bm) {
     g->allocated = 2 * s->m;
     g->many = true;
   }
-  s->group[k].staged = (uint32_t)++t->n;
+  s->staged[k] = (uint32_t)++t->n;
   return g;
 }
 
@@ -379,7 +386,7 @@ static int txn_commit(mp_pager *p, txn3 *t) {
   for (size_t i = 0; i < t->n; i++) {
     const staged3 *g = &t->st[i];
     uint64_t k = g->k;
-    if (k >= t->old_groups) s->group[k] = (mp3_group){.hint = 0, .staged = s->group[k].staged};
+    if (k >= t->old_groups) s->group[k] = (mp3_group){.hint = 0};
     s->group[k].cur = (uint8_t)next_slot(p, t, k);
     s->group[k].free = g->free;
     if (g->free) mp__set(s->has_free, k);

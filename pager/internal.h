@@ -26,7 +26,6 @@ typedef struct mp_block {
 typedef struct mp3_group {
   uint32_t free;
   uint32_t hint;
-  uint32_t staged; /* 1 + its place in the list of the commit under construction; 0: not staged */
   uint8_t cur;
 } mp3_group;
 
@@ -72,6 +71,10 @@ typedef struct mp3_state {
   uint32_t root_crc[2];
   mp_crc_patch patch;
   uint8_t *refs;
+  /* A writer's, per group: 1 + its place in the list of the commit under construction, 0 when
+   * not staged (staged_cap groups; a reader's handle has none) */
+  uint32_t *staged;
+  size_t staged_cap;
   /* Tests: whole = true makes every commit copy, count and checksum its blocks whole, as
    * before patching (the bytes written must not differ); `work` counts that whole-block work. */
   bool whole;

@@ -432,6 +432,7 @@ void mp3__unload(mp_pager *p) {
   free(p->v3->unstage);
   free(p->v3->owned);
   free(p->v3->refs);
+  free(p->v3->staged);
   mp__crc32_patch_free(&p->v3->patch);
   free(p->v3);
   p->v3 = NULL;
