@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define MP3_VERSION_MINOR 3
 #define MP3_BUILD 1
@@ -89,13 +90,19 @@ static inline const uint8_t *mp3__root_ref(const uint8_t *block, uint32_t i) {
 
 
 /* A leaf slot's MP3_LEAF_BITMAP bytes of header alone (inline: every commit writes one). */
+static inline void mp3__put_le(uint8_t *out, uint64_t v, size_t n) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  memcpy(out, &v, n); /* (one store where n is a constant) */
+#else
+  for (size_t i = 0; i < n; i++) out[i] = (uint8_t)(v >> (8 * i));
+#endif
+}
 static inline void mp3__leaf_head_encode(uint8_t *out, uint32_t group, uint64_t generation, uint32_t free_count) {
-  static const uint8_t magic[4] = {'M', 'P', 'L', '3'};
-  for (int i = 0; i < 4; i++) out[i] = magic[i];
-  for (int i = 0; i < 4; i++) out[MP3_LEAF_GROUP + i] = (uint8_t)(group >> (8 * i));
-  for (int i = 0; i < 8; i++) out[MP3_LEAF_GEN + i] = (uint8_t)(generation >> (8 * i));
-  for (int i = 0; i < 4; i++) out[MP3_LEAF_FREE + i] = (uint8_t)(free_count >> (8 * i));
-  for (int i = 0; i < 4; i++) out[MP3_LEAF_FREE + 4 + i] = 0;
+  memcpy(out, "MPL3", 4);
+  mp3__put_le(out + MP3_LEAF_GROUP, group, 4);
+  mp3__put_le(out + MP3_LEAF_GEN, generation, 8);
+  mp3__put_le(out + MP3_LEAF_FREE, free_count, 4);
+  mp3__put_le(out + MP3_LEAF_FREE + 4, 0, 4);
 }
 /* Writes a leaf slot's header and CRC around the bitmap already in the block. */
 void mp3__leaf_seal(uint8_t *block, size_t ps, uint32_t group, uint64_t generation, uint32_t free_count);
