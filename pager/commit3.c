@@ -280,14 +280,18 @@ static void seal(mp_pager *p, txn3 *t, staged3 *g, uint64_t gen) {
     s->work.counted += txn_group_size(p, t, g->k);
   }
   if (g->patched && !g->many && !s->whole) {
+    /* Against the current slot: its header differs in the generation and the free count (its
+     * magic, group and zeros are what a valid slot of group k holds), its bitmap in the words
+     * noted. */
     const uint8_t *cur = mp3__slot(p, g->k, s->group[g->k].cur);
-    mp3__leaf_head_encode(leaf, (uint32_t)g->k, gen, g->free);
-    /* (the magic, the first 4 bytes, is the current slot's: it is valid) */
-    uint64_t sum = mp__crc32_patch_sum(&s->patch, cur, leaf, MP3_LEAF_GROUP, MP3_LEAF_BITMAP - 4);
+    uint64_t sum = mp__crc32_patch_delta(&s->patch, MP3_LEAF_GEN, mp__get64(cur + MP3_LEAF_GEN) ^ gen) ^
+                   mp__crc32_patch_delta(&s->patch, MP3_LEAF_FREE, mp__get32(cur + MP3_LEAF_FREE) ^ g->free);
     for (unsigned i = 0; i < g->n_word; i++) {
       size_t at = MP3_LEAF_BITMAP + 8 * (size_t)g->word[i];
-      sum ^= mp__crc32_patch_sum(&s->patch, cur, leaf, at, mb - 4 - at < 8 ? mb - 4 - at : 8);
+      uint64_t d = mb - 4 - at < 8 ? mp__get32(cur + at) ^ mp__get32(leaf + at) : mp__get64(cur + at) ^ mp__get64(leaf + at);
+      sum ^= mp__crc32_patch_delta(&s->patch, at, d);
     }
+    mp3__leaf_head_encode(leaf, (uint32_t)g->k, gen, g->free);
     mp__put32(leaf + mb - 4, g->base_crc ^ mp__crc32_patch_term(&s->patch, sum));
   } else {
     mp3__leaf_seal(leaf, p->ps, (uint32_t)g->k, gen, g->free);
@@ -308,10 +312,18 @@ static void write_root(mp_pager *p, const mp3_root *r) {
   const size_t len = (size_t)MP3_REF_SIZE * r->dir_count;
   if (s->root_ours[0] && s->root_ours[1] && !s->whole && mp__get32(root + MP3_ROOT_DIR_COUNT) <= r->dir_count &&
       mp__get32(live + MP3_ROOT_DIR_COUNT) <= r->dir_count) {
+    /* Against root G, field by field (its magic, page size and zeros are the same), then the
+     * references. */
+    const mp_crc_patch *c = &s->patch;
+    uint64_t sum = mp__crc32_patch_delta(c, MP3_ROOT_SLOT, live[MP3_ROOT_SLOT] ^ r->slot) ^
+                   mp__crc32_patch_delta(c, MP3_ROOT_GEN, mp__get64(live + MP3_ROOT_GEN) ^ r->generation) ^
+                   mp__crc32_patch_delta(c, MP3_ROOT_TOTAL, mp__get64(live + MP3_ROOT_TOTAL) ^ r->total) ^
+                   mp__crc32_patch_delta(c, MP3_ROOT_FREE, mp__get64(live + MP3_ROOT_FREE) ^ r->free_count) ^
+                   mp__crc32_patch_delta(c, MP3_ROOT_DIR_COUNT, mp__get32(live + MP3_ROOT_DIR_COUNT) ^ r->dir_count);
     mp3__root_head(r, p->log2, root);
     memcpy(root + MP3_ROOT_REFS, s->refs, len);
-    /* (from byte 4: both hold the magic, or neither would be ours) */
-    mp__put32(root + mb - 4, s->root_crc[!r->slot] ^ mp__crc32_patch(&s->patch, live, root, 4, MP3_ROOT_REFS - 4 + len));
+    sum ^= mp__crc32_patch_sum(c, live, root, MP3_ROOT_REFS, len);
+    mp__put32(root + mb - 4, s->root_crc[!r->slot] ^ mp__crc32_patch_term(c, sum));
   } else {
     mp3__root_encode(r, p->log2, s->refs, root);
     s->work.summed += mb - 4;

@@ -274,6 +274,38 @@ __attribute__((target("pclmul,sse2"))) static uint64_t patch_sum_hw(const mp_crc
 }
 #endif
 
+/* A delta of at most 8 bytes at off, as a little-endian word: it lies in the chunk of its first
+ * byte, shifted by that byte's place in it, and what passes the chunk's end in the next one. */
+static inline __attribute__((always_inline)) uint64_t delta_sum(const mp_crc_patch *c, size_t off, uint64_t delta,
+                                                                clmul_fn mul)
+{
+    const size_t q = (c->len - 1 - off) / 8;
+    const unsigned shift = 7 - (unsigned)((c->len - 1 - off) % 8);
+    uint64_t d = delta << (8 * shift), sum;
+    sum = mul((uint32_t)(d >> 32), c->pow[2 * q + 1]) ^ mul((uint32_t)d, c->pow[2 * q + 2]);
+    if (shift && (d = delta >> (64 - 8 * shift)) != 0)
+        sum ^= mul((uint32_t)(d >> 32), c->pow[2 * q - 1]) ^ mul((uint32_t)d, c->pow[2 * q]);
+    return sum;
+}
+
+#ifdef HAVE_CLMUL_HW
+__attribute__((target("pclmul,sse2"))) static uint64_t delta_sum_hw(const mp_crc_patch *c, size_t off, uint64_t delta)
+{
+    return delta_sum(c, off, delta, clmul_hw);
+}
+#endif
+
+uint64_t mp__crc32_patch_delta(const mp_crc_patch *c, size_t off, uint64_t delta)
+{
+    if (delta == 0)
+        return 0;
+#ifdef HAVE_CLMUL_HW
+    if (c->clmul)
+        return delta_sum_hw(c, off, delta);
+#endif
+    return delta_sum(c, off, delta, clmul_soft);
+}
+
 uint64_t mp__crc32_patch_sum(const mp_crc_patch *c, const void *old_msg, const void *new_msg, size_t off, size_t n)
 {
     if (n == 0)

@@ -42,6 +42,10 @@ uint32_t mp__crc32_patch(const mp_crc_patch *c, const void *old_msg, const void 
  * and one reduction of the total gives the term (one reduction instead of one a run). */
 uint64_t mp__crc32_patch_sum(const mp_crc_patch *c, const void *old_msg, const void *new_msg, size_t off, size_t n);
 uint32_t mp__crc32_patch_term(const mp_crc_patch *c, uint64_t sum);
+/* The sum for a run of at most 8 bytes at off given as the XOR of its old and new bytes, a
+ * little-endian word (its bytes past the run zero): for fields whose old and new values the
+ * caller holds, no reading back of what it just stored. off + the run's length <= len. */
+uint64_t mp__crc32_patch_delta(const mp_crc_patch *c, size_t off, uint64_t delta);
 /* a * b mod P, both in zlib's reflected form (crc32_combine_op's multiplication). */
 uint32_t mp__crc32_mulmod(uint32_t a, uint32_t b);
 

@@ -293,6 +293,41 @@ static void test_patch_every_offset(void **state)
     }
 }
 
+/* A field of 1 to 8 bytes at every offset, given as the XOR of its old and new values. */
+static void test_patch_delta(void **state)
+{
+    (void)state;
+    static const size_t lens[] = {1, 7, 8, 9, 17, 100, 4092, 8188};
+    static unsigned char msg[8188];
+    for (size_t li = 0; li < 2 * (sizeof lens / sizeof lens[0]); li++) {
+        size_t len = lens[li / 2];
+        mp_crc_patch c;
+        assert_int_equal(mp__crc32_patch_init(&c, len), 0);
+        c.clmul = c.clmul && li % 2 == 0;
+        fill_random(msg, len, 3 * len);
+        uint32_t crc = mp__crc32(0, msg, len);
+        uint64_t seed = len;
+        for (size_t off = 0; off < len; off++) {
+            if (off >= 40 && len - off > 40 && off % 7)
+                continue;
+            for (size_t n = 1; n <= 8 && off + n <= len; n++) {
+                unsigned char repl[8];
+                fill_random(repl, n, ++seed);
+                uint64_t delta = 0;
+                for (size_t i = 0; i < n; i++)
+                    delta |= (uint64_t)(msg[off + i] ^ repl[i]) << (8 * i);
+                crc ^= mp__crc32_patch_term(&c, mp__crc32_patch_delta(&c, off, delta));
+                memcpy(msg + off, repl, n);
+                uint32_t want = mp__crc32(0, msg, len);
+                if (crc != want)
+                    fail_msg("len %zu: %zu bytes at %zu as a delta: patched %08x, whole %08x", len, n, off,
+                             (unsigned)crc, (unsigned)want);
+            }
+        }
+        mp__crc32_patch_free(&c);
+    }
+}
+
 /* Many replacements of one message, their terms XORed together as a commit does: random
  * offsets and lengths (whole 4 KiB runs too), compared with the whole CRC after each batch. */
 static void test_patch_random_batches(void **state)
@@ -362,6 +397,7 @@ int main(void)
         cmocka_unit_test(test_mulmod),
         cmocka_unit_test(test_patch_every_offset),
         cmocka_unit_test(test_patch_random_batches),
+        cmocka_unit_test(test_patch_delta),
     };
     static const char *const impls[] = {"isal", "zlib"};
     int failed = 0;
