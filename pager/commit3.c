@@ -6,9 +6,10 @@
  * - Stage. Each group whose bits change gets its next leaf written whole into the slot that is
  *   not current, with generation G + 1: the current slot is copied, changed and sealed, its free
  *   count kept from the bits the commit changed (a copy the handle knows is patched instead of
- *   copied, see "patching" below; the bytes are the same). No reader of root G looks at that slot (it takes the highest generation at most G), so a
- *   cut anywhere in the stage, with any subset of its sectors on disk, torn or garbage, leaves
- *   the state of root G. One msync from the lowest staged block to the highest.
+ *   copied, see "patching" below; the bytes are the same). No reader of root G looks at that
+ *   slot (it takes the highest generation at most G), so a cut anywhere in the stage, with any
+ *   subset of its sectors on disk, torn or garbage, leaves the state of root G. One msync from
+ *   the lowest staged block to the highest.
  *
  * - Commit. Root G + 1 is written into slot (G + 1) mod 2, which holds root G - 1, never the
  *   live root G; one msync. A block of its own, sealed by its CRC: either it validates and names
@@ -288,7 +289,8 @@ static void seal(mp_pager *p, txn3 *t, staged3 *g, uint64_t gen) {
                    mp__crc32_patch_delta(&s->patch, MP3_LEAF_FREE, mp__get32(cur + MP3_LEAF_FREE) ^ g->free);
     for (unsigned i = 0; i < g->n_word; i++) {
       size_t at = MP3_LEAF_BITMAP + 8 * (size_t)g->word[i];
-      uint64_t d = mb - 4 - at < 8 ? mp__get32(cur + at) ^ mp__get32(leaf + at) : mp__get64(cur + at) ^ mp__get64(leaf + at);
+      uint64_t d = mb - 4 - at < 8 ? mp__get32(cur + at) ^ mp__get32(leaf + at) /* the last, 4 bytes */
+                                    : mp__get64(cur + at) ^ mp__get64(leaf + at);
       sum ^= mp__crc32_patch_delta(&s->patch, at, d);
     }
     mp3__leaf_head_encode(leaf, (uint32_t)g->k, gen, g->free);

@@ -354,7 +354,8 @@ static void test_patch_random_batches(void **state)
             for (int e = 0; e < edits && from < len; e++) {
                 r = r * 6364136223846793005u + 1442695040888963407u;
                 size_t room = len - from;
-                size_t n = batch % 97 == 0 ? (size_t)(r >> 40) % room + 1 : (size_t)(r >> 20) % (room < 16 ? room : 16) + 1;
+                size_t n = batch % 97 == 0 ? (size_t)(r >> 40) % room + 1
+                                           : (size_t)(r >> 20) % (room < 16 ? room : 16) + 1;
                 size_t off = from + (size_t)(r >> 33) % ((room - n) / 4 + 1);
                 fill_random(repl, n, r);
                 memcpy(next + off, repl, n);

@@ -58,7 +58,8 @@ static void same_files(const char *a, const char *b, int step) {
   struct stat sa, sb;
   assert_int_equal(fstat(fa, &sa), 0);
   assert_int_equal(fstat(fb, &sb), 0);
-  if (sa.st_size != sb.st_size) fail_msg("step %d: the files are %lld and %lld bytes", step, (long long)sa.st_size, (long long)sb.st_size);
+  if (sa.st_size != sb.st_size)
+    fail_msg("step %d: the files are %lld and %lld bytes", step, (long long)sa.st_size, (long long)sb.st_size);
   static uint8_t x[1 << 16], y[1 << 16];
   off_t at = 0;
   for (;;) {
