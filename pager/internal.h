@@ -215,8 +215,8 @@ bool mp3__is_leftover(int fd, uint64_t size);
 int mp3__load(mp_pager *p, char *why, size_t whylen);
 void mp3__unload(mp_pager *p);
 int mp3__check(mp_pager *p, unsigned flags, mp_report_fn report, void *arg, unsigned *findings);
-/* First page of leaf slot s of group k; the current slot's bitmap. */
-/* (inline: a commit takes several) */
+/* First page of leaf slot s of group k (inline: a commit takes several); the current slot's
+ * bitmap. */
 static inline uint64_t mp3__slot_page(const mp_pager *p, uint64_t k, unsigned s) {
   return k ? k * p->v3->c + s * p->v3->m : p->v3->sb.leaf0[s];
 }
