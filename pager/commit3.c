@@ -153,7 +153,10 @@ static void give_bit(staged3 *g, uint8_t *bm, uint64_t i) {
 /* Everything a commit could want memory for, before it writes anything. */
 static int txn_begin(mp_pager *p, uint64_t total, txn3 *t) {
   mp3_state *s = p->v3;
-  if (!s->patch.pow && mp__crc32_patch_init(&s->patch, s->mb - 4) != 0) return MP_ENOMEM;
+  /* The patch tables once a root of this handle's stands: a first commit has nothing to patch
+   * from, and a handle that makes one commit (a bulk allocation) does not pay for them. */
+  if (!s->patch.pow && (s->root_ours[0] || s->root_ours[1]) && mp__crc32_patch_init(&s->patch, s->mb - 4) != 0)
+    return MP_ENOMEM;
   if (!s->refs && !(s->refs = mp__malloc(((size_t)p->max_refs + 1) * MP3_REF_SIZE))) return MP_ENOMEM;
   if (mp__blocks_reserve(p, p->dir_count + 1) != MP_OK) return MP_ENOMEM;
   if (s->staged_cap < s->groups_cap) { /* (growth reserved the groups first) */
@@ -281,7 +284,7 @@ static void seal(mp_pager *p, txn3 *t, staged3 *g, uint64_t gen) {
                          mp3__popcount(leaf + MP3_LEAF_BITMAP, txn_group_size(p, t, g->k)));
     s->work.counted += txn_group_size(p, t, g->k);
   }
-  if (g->patched && !g->many && !s->whole) {
+  if (g->patched && !g->many && !s->whole && s->patch.pow) {
     /* Against the current slot: its header differs in the generation and the free count (its
      * magic, group and zeros are what a valid slot of group k holds), its bitmap in the words
      * noted. */
@@ -313,8 +316,8 @@ static void write_root(mp_pager *p, const mp3_root *r) {
   uint8_t *root = mp__pg(p, s->sb.root[r->slot]);
   const uint8_t *live = mp__pg(p, s->sb.root[!r->slot]);
   const size_t len = (size_t)MP3_REF_SIZE * r->dir_count;
-  if (s->root_ours[0] && s->root_ours[1] && !s->whole && mp__get32(root + MP3_ROOT_DIR_COUNT) <= r->dir_count &&
-      mp__get32(live + MP3_ROOT_DIR_COUNT) <= r->dir_count) {
+  if (s->root_ours[0] && s->root_ours[1] && !s->whole && s->patch.pow &&
+      mp__get32(root + MP3_ROOT_DIR_COUNT) <= r->dir_count && mp__get32(live + MP3_ROOT_DIR_COUNT) <= r->dir_count) {
     /* Against root G, field by field (its magic, page size and zeros are the same), then the
      * references. */
     const mp_crc_patch *c = &s->patch;
