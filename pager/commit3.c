@@ -71,6 +71,7 @@ typedef struct txn3 {
   uint64_t append_pages[2]; /* its copies (copy A current) */
 } txn3;
 #define NO_FLIP UINT32_MAX
+#define MP3_PATCH_MAX 65536u /* largest metadata block a commit patches (see txn_begin) */
 
 /* ---- patching ------------------------------------------------------------------ *
  *
@@ -154,8 +155,11 @@ static void give_bit(staged3 *g, uint8_t *bm, uint64_t i) {
 static int txn_begin(mp_pager *p, uint64_t total, txn3 *t) {
   mp3_state *s = p->v3;
   /* The patch tables once a root of this handle's stands: a first commit has nothing to patch
-   * from, and a handle that makes one commit (a bulk allocation) does not pay for them. */
-  if (!s->patch.pow && (s->root_ours[0] || s->root_ours[1]) && mp__crc32_patch_init(&s->patch, s->mb - 4) != 0)
+   * from, and a handle that makes one commit (a bulk allocation) does not pay for them. They
+   * take as many bytes as a metadata block, so blocks above MP3_PATCH_MAX (pages above 64 KiB)
+   * are written whole, as they always were: same bytes, bounded heap. */
+  if (!s->patch.pow && s->mb <= MP3_PATCH_MAX && (s->root_ours[0] || s->root_ours[1]) &&
+      mp__crc32_patch_init(&s->patch, s->mb - 4) != 0)
     return MP_ENOMEM;
   if (!s->refs && !(s->refs = mp__malloc(((size_t)p->max_refs + 1) * MP3_REF_SIZE))) return MP_ENOMEM;
   if (mp__blocks_reserve(p, p->dir_count + 1) != MP_OK) return MP_ENOMEM;
