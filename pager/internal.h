@@ -63,9 +63,8 @@ typedef struct mp3_state {
   size_t owned_n, owned_cap;
   /* What a commit needs to write a leaf or root from the one it knows instead of whole
    * (commit3.c): the groups of the last commits, which root slots this handle wrote itself and
-   * their CRCs, the powers of x that patch a block's CRC (built once a root of the handle's stands,
-   * for blocks up to 64 KiB), and
-   * room for a root's directory references. */
+   * their CRCs, the powers of x that patch a block's CRC (built once a root of the handle's
+   * stands, for blocks up to 64 KiB), and room for a root's directory references. */
   mp3_recent recent[MP3_RECENT];
   unsigned recent_next;
   bool root_ours[2];
