@@ -132,16 +132,21 @@ int mp3__sb_decode(const uint8_t *head, size_t len, mp3_sb *sb, char *why, size_
 
 /* ---- roots ------------------------------------------------------------------ */
 
+void mp3__root_head(const mp3_root *r, unsigned log2, uint8_t out[MP3_ROOT_REFS]) {
+  memset(out, 0, MP3_ROOT_REFS);
+  memcpy(out, root_magic, 4);
+  out[MP3_ROOT_SLOT] = (uint8_t)r->slot;
+  out[MP3_ROOT_LOG2] = (uint8_t)log2;
+  mp__put64(out + MP3_ROOT_GEN, r->generation);
+  mp__put64(out + MP3_ROOT_TOTAL, r->total);
+  mp__put64(out + MP3_ROOT_FREE, r->free_count);
+  mp__put32(out + MP3_ROOT_DIR_COUNT, r->dir_count);
+}
+
 void mp3__root_encode(const mp3_root *r, unsigned log2, const uint8_t *refs, uint8_t *block) {
   size_t mb = mp3__mb((size_t)1 << log2);
   memset(block, 0, mb);
-  memcpy(block, root_magic, 4);
-  block[MP3_ROOT_SLOT] = (uint8_t)r->slot;
-  block[MP3_ROOT_LOG2] = (uint8_t)log2;
-  mp__put64(block + MP3_ROOT_GEN, r->generation);
-  mp__put64(block + MP3_ROOT_TOTAL, r->total);
-  mp__put64(block + MP3_ROOT_FREE, r->free_count);
-  mp__put32(block + MP3_ROOT_DIR_COUNT, r->dir_count);
+  mp3__root_head(r, log2, block);
   if (r->dir_count) memcpy(block + MP3_ROOT_REFS, refs, (size_t)MP3_REF_SIZE * r->dir_count);
   mp__put32(block + mb - 4, block_crc(block, mb));
 }
@@ -229,11 +234,7 @@ int mp3__root_decode(const uint8_t *block, unsigned log2, unsigned slot, mp3_roo
 
 void mp3__leaf_seal(uint8_t *block, size_t ps, uint32_t group, uint64_t generation, uint32_t free_count) {
   size_t mb = mp3__mb(ps);
-  memcpy(block, leaf_magic, 4);
-  mp__put32(block + MP3_LEAF_GROUP, group);
-  mp__put64(block + MP3_LEAF_GEN, generation);
-  mp__put32(block + MP3_LEAF_FREE, free_count);
-  mp__put32(block + MP3_LEAF_FREE + 4, 0);
+  mp3__leaf_head_encode(block, group, generation, free_count);
   mp__put32(block + mb - 4, block_crc(block, mb));
 }
 

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define MP3_VERSION_MINOR 3
 #define MP3_BUILD 1
@@ -78,6 +79,8 @@ int mp3__sb_decode(const uint8_t *head, size_t len, mp3_sb *sb, char *why, size_
 /* Writes a root block (mb bytes): the header fields of r, dir_count references copied
  * from refs (MP3_REF_SIZE bytes each, 0.2's layout), zeros, CRC. */
 void mp3__root_encode(const mp3_root *r, unsigned log2, const uint8_t *refs, uint8_t *block);
+/* The root's first MP3_ROOT_REFS bytes alone (magic, slot, page size, counts, zeros). */
+void mp3__root_head(const mp3_root *r, unsigned log2, uint8_t out[MP3_ROOT_REFS]);
 /* Validates the root block of slot `slot` for pages of 2^log2 bytes: magic, slot number,
  * page size, CRC, zero bytes, the generation's parity, the counts and every reference. */
 int mp3__root_decode(const uint8_t *block, unsigned log2, unsigned slot, mp3_root *r, char *why, size_t whylen);
@@ -85,6 +88,22 @@ static inline const uint8_t *mp3__root_ref(const uint8_t *block, uint32_t i) {
   return block + MP3_ROOT_REFS + (size_t)MP3_REF_SIZE * i;
 }
 
+
+/* A leaf slot's MP3_LEAF_BITMAP bytes of header alone (inline: every commit writes one). */
+static inline void mp3__put_le(uint8_t *out, uint64_t v, size_t n) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  memcpy(out, &v, n); /* (one store where n is a constant) */
+#else
+  for (size_t i = 0; i < n; i++) out[i] = (uint8_t)(v >> (8 * i));
+#endif
+}
+static inline void mp3__leaf_head_encode(uint8_t *out, uint32_t group, uint64_t generation, uint32_t free_count) {
+  memcpy(out, "MPL3", 4);
+  mp3__put_le(out + MP3_LEAF_GROUP, group, 4);
+  mp3__put_le(out + MP3_LEAF_GEN, generation, 8);
+  mp3__put_le(out + MP3_LEAF_FREE, free_count, 4);
+  mp3__put_le(out + MP3_LEAF_FREE + 4, 0, 4);
+}
 /* Writes a leaf slot's header and CRC around the bitmap already in the block. */
 void mp3__leaf_seal(uint8_t *block, size_t ps, uint32_t group, uint64_t generation, uint32_t free_count);
 /* The 24-byte header alone: true when the magic and the group index are right (*l set). */

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crc32.h"
 #include "format3.h"
 #include "layout.h"
 #include "mappedpages.h"
@@ -28,6 +29,19 @@ typedef struct mp3_group {
   uint8_t cur;
 } mp3_group;
 
+/* A group whose current slot this handle sealed itself, with the CRC it computed, and whose
+ * other slot's bitmap is the current one's but for the 64-bit words listed: the previous
+ * generation, which that commit changed in those words only (commit3.c, "patching"). */
+#define MP3_EDITS 4
+#define MP3_RECENT 8
+typedef struct mp3_recent {
+  bool used;
+  uint8_t n_word;
+  uint32_t crc;
+  uint64_t group;
+  uint32_t word[MP3_EDITS];
+} mp3_recent;
+
 /* What a handle of a 0.3 file keeps (open3.c loads it, commit3.c changes it). The bitmaps
  * are read through the mapping, from each group's current slot. */
 typedef struct mp3_state {
@@ -47,6 +61,28 @@ typedef struct mp3_state {
    * bitmap of the file, whose size would follow the file's (3.9). */
   uint64_t *owned;
   size_t owned_n, owned_cap;
+  /* What a commit needs to write a leaf or root from the one it knows instead of whole
+   * (commit3.c): the groups of the last commits, which root slots this handle wrote itself and
+   * their CRCs, the powers of x that patch a block's CRC (built once a root of the handle's
+   * stands, for blocks up to 64 KiB), and room for a root's directory references. */
+  mp3_recent recent[MP3_RECENT];
+  unsigned recent_next;
+  bool root_ours[2];
+  uint32_t root_crc[2];
+  mp_crc_patch patch;
+  uint8_t *refs;
+  /* A writer's, per group: 1 + its place in the list of the commit under construction, 0 when
+   * not staged (staged_cap groups; a reader's handle has none) */
+  uint32_t *staged;
+  size_t staged_cap;
+  /* Tests: whole = true makes every commit copy, count and checksum its blocks whole, as
+   * before patching (the bytes written must not differ); `work` counts that whole-block work. */
+  bool whole;
+  struct {
+    uint64_t copied;  /* leaf bytes copied whole from the current slot */
+    uint64_t summed;  /* bytes checksummed whole, leaves and roots */
+    uint64_t counted; /* bitmap bits counted for a free count */
+  } work;
 } mp3_state;
 
 struct mp_pager {
@@ -187,8 +223,11 @@ uint64_t mp__leftover_mismatch(const uint8_t *buf, const uint8_t *img, uint64_t 
 int mp3__load(mp_pager *p, char *why, size_t whylen);
 void mp3__unload(mp_pager *p);
 int mp3__check(mp_pager *p, unsigned flags, mp_report_fn report, void *arg, unsigned *findings);
-/* First page of leaf slot s of group k; the current slot's bitmap. */
-uint64_t mp3__slot_page(const mp_pager *p, uint64_t k, unsigned s);
+/* First page of leaf slot s of group k (inline: a commit takes several); the current slot's
+ * bitmap. */
+static inline uint64_t mp3__slot_page(const mp_pager *p, uint64_t k, unsigned s) {
+  return k ? k * p->v3->c + s * p->v3->m : p->v3->sb.leaf0[s];
+}
 static inline uint8_t *mp3__slot(const mp_pager *p, uint64_t k, unsigned s) { return mp__pg(p, mp3__slot_page(p, k, s)); }
 static inline const uint8_t *mp3__bitmap(const mp_pager *p, uint64_t k) {
   return mp3__slot(p, k, p->v3->group[k].cur) + MP3_LEAF_BITMAP;

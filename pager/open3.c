@@ -28,10 +28,6 @@
 
 #include "internal.h"
 
-uint64_t mp3__slot_page(const mp_pager *p, uint64_t k, unsigned s) {
-  return k ? k * p->v3->c + s * p->v3->m : p->v3->sb.leaf0[s];
-}
-
 bool mp3__allocated(const mp_pager *p, uint64_t id) {
   if (id >= p->total) return false;
   uint64_t k = id / p->v3->c, i = id % p->v3->c;
@@ -430,6 +426,9 @@ void mp3__unload(mp_pager *p) {
   free(p->v3->has_free);
   free(p->v3->unstage);
   free(p->v3->owned);
+  free(p->v3->refs);
+  free(p->v3->staged);
+  mp__crc32_patch_free(&p->v3->patch);
   free(p->v3);
   p->v3 = NULL;
 }

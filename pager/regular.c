@@ -46,6 +46,10 @@ int mp_free_bulk(mp_pager *p, size_t n, const uint64_t *ids) {
   int rc = mp__writable(p);
   if (rc != MP_OK || n == 0) return rc;
   /* Every id is checked, duplicates included, before anything changes. */
+  if (p->fmt3 && n == 1) {
+    rc = check_regular(p, ids[0]);
+    return rc != MP_OK ? rc : mp3__free_bulk(p, n, ids);
+  }
   if (p->fmt3) {
     /* (a sorted copy: a bitmap of the file would cost up to 512 MiB a call at 2^32 pages) */
     uint64_t *sorted = mp__malloc(n * sizeof *sorted);

@@ -1,5 +1,6 @@
 /* test_crc32.c: mp__crc32 must equal zlib's crc32 everywhere the pager may call it:
- * any length, any alignment, chained, and without touching bytes past the buffer. */
+ * any length, any alignment, chained, and without touching bytes past the buffer; and a
+ * checksum patched with mp__crc32_patch must equal the one computed over the whole message. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -209,6 +210,176 @@ static void test_guard_pages(void **state)
     assert_int_equal(munmap(map, data + 2 * pg), 0);
 }
 
+/* ---- patched checksums ---------------------------------------------------------- */
+
+/* The multiplication modulo P is zlib's: crc32_combine_op(a, 0, op) is op * a mod P. */
+static void test_mulmod(void **state)
+{
+    (void)state;
+    uint32_t v[2];
+    for (uint64_t i = 0; i < 20000; i++) {
+        fill_random((unsigned char *)v, sizeof v, i + 1);
+        if (i % 7 == 0)
+            v[0] = UINT32_C(1) << (i % 32); /* single terms */
+        if (i % 11 == 0)
+            v[1] = i % 3 ? 0xffffffffu : UINT32_C(1) << 31; /* all terms; x^0 */
+        if (v[1] == 0) /* zlib's loop never ends on a zero operator */
+            continue;
+        uint32_t want = (uint32_t)crc32_combine_op(v[0], 0, v[1]);
+        if (mp__crc32_mulmod(v[1], v[0]) != want || mp__crc32_mulmod(v[0], v[1]) != want)
+            fail_msg("%08x * %08x: got %08x, zlib %08x", (unsigned)v[0], (unsigned)v[1],
+                     (unsigned)mp__crc32_mulmod(v[1], v[0]), (unsigned)want);
+    }
+    assert_int_equal(mp__crc32_mulmod(0, 0x12345678u), 0);
+    assert_int_equal(mp__crc32_mulmod(0x12345678u, 0), 0);
+}
+
+/* One replacement of n bytes at off, patched, against the CRC of the whole message. The new
+ * message differs from the old one outside the run too (its bytes there must be ignored). */
+static void expect_patch(const mp_crc_patch *c, unsigned char *msg, size_t off, const unsigned char *repl,
+                         size_t n)
+{
+    static unsigned char other[8188];
+    uint32_t before = mp__crc32(0, msg, c->len);
+    for (size_t i = 0; i < c->len; i++)
+        other[i] = (unsigned char)~msg[i];
+    memcpy(other + off, repl, n);
+    uint32_t term = mp__crc32_patch(c, msg, other, off, n);
+    memcpy(msg + off, repl, n);
+    uint32_t want = mp__crc32(0, msg, c->len);
+    if ((before ^ term) != want)
+        fail_msg("len %zu: %zu bytes at %zu: patched %08x, whole %08x", c->len, n, off,
+                 (unsigned)(before ^ term), (unsigned)want);
+}
+
+/* Every offset of messages of the lengths a metadata block's checksum covers (and short and
+ * odd ones): runs of 1 to 24 bytes, so every place a run can start and end within an 8-byte
+ * chunk counted from the end, runs across chunks, runs that change only some of their bytes
+ * (unchanged chunks inside a run), and runs that change nothing. */
+static void test_patch_every_offset(void **state)
+{
+    (void)state;
+    static const size_t lens[] = {1, 7, 8, 9, 17, 64, 100, 1020, 4092, 8188};
+    unsigned char msg[8188], repl[24];
+    for (size_t li = 0; li < 2 * (sizeof lens / sizeof lens[0]); li++) {
+        size_t len = lens[li / 2];
+        mp_crc_patch c;
+        assert_int_equal(mp__crc32_patch_init(&c, len), 0);
+        if (li % 2) { /* the multiplication without the CPU's instruction too */
+            if (!c.clmul) {
+                mp__crc32_patch_free(&c);
+                continue;
+            }
+            c.clmul = false;
+        }
+        fill_random(msg, len, len);
+        uint64_t seed = 1;
+        for (size_t off = 0; off < len; off++) {
+            /* beyond the first and last 64 offsets, one in 5 (every residue still comes) */
+            if (off >= 64 && len - off > 64 && off % 5)
+                continue;
+            for (size_t n = 1; n <= 24 && off + n <= len; n++) {
+                fill_random(repl, n, ++seed);
+                if (seed % 3 == 0) /* keep some bytes: unchanged chunks inside the run */
+                    for (size_t i = 0; i < n; i++)
+                        if (i % 9 < 8)
+                            repl[i] = msg[off + i];
+                expect_patch(&c, msg, off, repl, n);
+            }
+            unsigned char same = msg[off];
+            expect_patch(&c, msg, off, &same, 1); /* no change in the run */
+        }
+        mp__crc32_patch_free(&c);
+    }
+}
+
+/* A field of 1 to 8 bytes at every offset, given as the XOR of its old and new values. */
+static void test_patch_delta(void **state)
+{
+    (void)state;
+    static const size_t lens[] = {1, 7, 8, 9, 17, 100, 4092, 8188};
+    static unsigned char msg[8188];
+    for (size_t li = 0; li < 2 * (sizeof lens / sizeof lens[0]); li++) {
+        size_t len = lens[li / 2];
+        mp_crc_patch c;
+        assert_int_equal(mp__crc32_patch_init(&c, len), 0);
+        c.clmul = c.clmul && li % 2 == 0;
+        fill_random(msg, len, 3 * len);
+        uint32_t crc = mp__crc32(0, msg, len);
+        uint64_t seed = len;
+        for (size_t off = 0; off < len; off++) {
+            if (off >= 40 && len - off > 40 && off % 7)
+                continue;
+            for (size_t n = 1; n <= 8 && off + n <= len; n++) {
+                unsigned char repl[8];
+                fill_random(repl, n, ++seed);
+                uint64_t delta = 0;
+                for (size_t i = 0; i < n; i++)
+                    delta |= (uint64_t)(msg[off + i] ^ repl[i]) << (8 * i);
+                crc ^= mp__crc32_patch_term(&c, mp__crc32_patch_delta(&c, off, delta));
+                memcpy(msg + off, repl, n);
+                uint32_t want = mp__crc32(0, msg, len);
+                if (crc != want)
+                    fail_msg("len %zu: %zu bytes at %zu as a delta: patched %08x, whole %08x", len, n, off,
+                             (unsigned)crc, (unsigned)want);
+            }
+        }
+        mp__crc32_patch_free(&c);
+    }
+}
+
+/* Many replacements of one message, their terms XORed together as a commit does: random
+ * offsets and lengths (whole 4 KiB runs too), compared with the whole CRC after each batch. */
+static void test_patch_random_batches(void **state)
+{
+    (void)state;
+    static const size_t lens[] = {4092, 8188, 1000};
+    for (size_t li = 0; li < 2 * (sizeof lens / sizeof lens[0]); li++) {
+        size_t len = lens[li / 2];
+        unsigned char *msg = malloc(len), *next = malloc(len), *repl = malloc(len);
+        assert_non_null(msg);
+        assert_non_null(next);
+        assert_non_null(repl);
+        mp_crc_patch c;
+        assert_int_equal(mp__crc32_patch_init(&c, len), 0);
+        c.clmul = c.clmul && li % 2 == 0; /* with the CPU's multiplication and without */
+        fill_random(msg, len, 77 + len);
+        uint32_t crc = mp__crc32(0, msg, len);
+        uint64_t r = 5, sum = 0;
+        for (int batch = 0; batch < 3000; batch++) {
+            /* disjoint runs of one commit: each between the end of the last and the message's */
+            int edits = 1 + batch % 6;
+            size_t from = 0;
+            memcpy(next, msg, len);
+            for (int e = 0; e < edits && from < len; e++) {
+                r = r * 6364136223846793005u + 1442695040888963407u;
+                size_t room = len - from;
+                size_t n = batch % 97 == 0 ? (size_t)(r >> 40) % room + 1
+                                           : (size_t)(r >> 20) % (room < 16 ? room : 16) + 1;
+                size_t off = from + (size_t)(r >> 33) % ((room - n) / 4 + 1);
+                fill_random(repl, n, r);
+                memcpy(next + off, repl, n);
+                if (batch % 2) /* each run reduced, or the sum of the runs once */
+                    crc ^= mp__crc32_patch(&c, msg, next, off, n);
+                else
+                    sum ^= mp__crc32_patch_sum(&c, msg, next, off, n);
+                from = off + n;
+            }
+            crc ^= mp__crc32_patch_term(&c, sum);
+            sum = 0;
+            memcpy(msg, next, len);
+            uint32_t want = mp__crc32(0, msg, len);
+            if (crc != want)
+                fail_msg("len %zu, batch %d: patched %08x, whole %08x", len, batch, (unsigned)crc,
+                         (unsigned)want);
+        }
+        mp__crc32_patch_free(&c);
+        free(msg);
+        free(next);
+        free(repl);
+    }
+}
+
 int main(void)
 {
     /* The value tests run once per code path the build has, so that one with ISA-L still
@@ -224,6 +395,10 @@ int main(void)
     const struct CMUnitTest dispatch_tests[] = {
         cmocka_unit_test(test_selection),
         cmocka_unit_test(test_first_call_race),
+        cmocka_unit_test(test_mulmod),
+        cmocka_unit_test(test_patch_every_offset),
+        cmocka_unit_test(test_patch_random_batches),
+        cmocka_unit_test(test_patch_delta),
     };
     static const char *const impls[] = {"isal", "zlib"};
     int failed = 0;
