@@ -357,8 +357,10 @@ size_t cc_image_save(cc_image *im) {
       !grow((void **)&im->sv_ptr, &im->sv_cap, im->sv_n + im->nd + 1, sizeof(void *)) ||
       !grow((void **)&im->sv, &im->sv_slots, im->sv_count + 1, sizeof *im->sv))
     return SIZE_MAX;
-  memcpy(im->sv_sec + im->sv_n, im->dsec, im->nd * 8);
-  memcpy(im->sv_ptr + im->sv_n, im->dptr, im->nd * sizeof(void *));
+  if (im->nd) { /* (no sector ever collected: no arrays yet) */
+    memcpy(im->sv_sec + im->sv_n, im->dsec, im->nd * 8);
+    memcpy(im->sv_ptr + im->sv_n, im->dptr, im->nd * sizeof(void *));
+  }
   im->sv[im->sv_count] = (struct saved_image){.off = im->sv_n, .nd = im->nd, .size = im->size};
   im->sv_n += im->nd;
   return im->sv_count++;
@@ -371,8 +373,10 @@ bool cc_image_restore(cc_image *im, size_t saved) {
   if (sv->nd > im->dcap &&
       (!grow((void **)&im->dsec, &cap, sv->nd, 8) || !grow((void **)&im->dptr, &im->dcap, sv->nd, sizeof(void *))))
     return false;
-  memcpy(im->dsec, im->sv_sec + sv->off, sv->nd * 8);
-  memcpy(im->dptr, im->sv_ptr + sv->off, sv->nd * sizeof(void *));
+  if (sv->nd) {
+    memcpy(im->dsec, im->sv_sec + sv->off, sv->nd * 8);
+    memcpy(im->dptr, im->sv_ptr + sv->off, sv->nd * sizeof(void *));
+  }
   im->nd = sv->nd;
   im->size = sv->size;
   im->garbage = false;
