@@ -45,6 +45,15 @@ bool mp3__meta_page(const mp_pager *p, uint64_t id) {
   return id >= s->c && id % s->c < 2 * s->m;
 }
 
+/* The bits of pages [lo, hi) within the word of pages [first, first + 64). */
+static uint64_t word_range(uint64_t first, uint64_t lo, uint64_t hi) {
+  if (hi <= first || lo >= first + 64 || hi <= lo) return 0;
+  uint64_t a = lo > first ? lo - first : 0, b = hi < first + 64 ? hi - first : 64;
+  return (b - a == 64 ? ~UINT64_C(0) : (UINT64_C(1) << (b - a)) - 1) << a;
+}
+
+static size_t owned_at(const mp3_state *s, uint64_t id);
+
 uint64_t mp3__regular_word(const mp_pager *p, uint64_t w) {
   if (w >= (p->total + 63) / 64) return 0;
   const uint64_t first = w * 64, c = p->v3->c;
@@ -56,9 +65,19 @@ uint64_t mp3__regular_word(const mp_pager *p, uint64_t w) {
     bits |= (uint64_t)mp3__bitmap(p, id / c)[id % c / 8] << (8 * j);
   }
   if (p->total - first < 64) bits &= (UINT64_C(1) << (p->total - first)) - 1;
-  for (unsigned j = 0; j < 64; j++)
-    if (bits >> j & 1 && (mp3__meta_page(p, first + j) || mp3__owned(p, first + j))) bits &= ~(UINT64_C(1) << j);
-  return bits;
+  if (!bits) return 0;
+  /* What mp3__meta_page and mp3__owned say of each page, a word at a time: a state read
+   * asks for every word of the file (crash checkers, fuzzers: once per state). */
+  const mp3_state *s = p->v3;
+  uint64_t not_regular = word_range(first, 0, s->m);
+  for (int i = 0; i < 2; i++)
+    not_regular |= word_range(first, s->sb.root[i], s->sb.root[i] + s->m) |
+                   word_range(first, s->sb.leaf0[i], s->sb.leaf0[i] + s->m);
+  for (uint64_t k = first / c > 1 ? first / c : 1; k * c < first + 64; k++) /* groups' leaf slots */
+    not_regular |= word_range(first, k * c, k * c + 2 * s->m);
+  for (size_t i = owned_at(s, first); i < s->owned_n && s->owned[i] < first + 64; i++)
+    not_regular |= UINT64_C(1) << (s->owned[i] - first);
+  return bits & ~not_regular;
 }
 
 /* ---- owned pages --------------------------------------------------------------- */

@@ -518,6 +518,45 @@ static void test_page_kinds(void **state) {
   }
 }
 
+/* A reader's regular pages, a word at a time (mp_regular_bits), are the pages the image says
+ * are regular (mp_image_page_kinds, which reads the leaves and the directory on its own): in a
+ * file of two groups whose boundary (page 32,544 at 1 KiB) falls inside a word, with group 1's
+ * leaf slots there, protected pages' and directory blocks' pages, and holes freed around it. */
+static void test_regular_words_across_groups(void **state) {
+  (void)state;
+  const char *path = t_path(0, "words3.mp");
+  mp_pager *p;
+  assert_int_equal(mp_create_flags(path, 1024, MP_FORMAT_3 | MP_SPARSE, &p), MP_OK);
+  uint64_t *ids = malloc(40000 * sizeof *ids), prot[3];
+  assert_non_null(ids);
+  assert_int_equal(mp_alloc_bulk(p, 40000, ids), MP_OK);
+  for (int i = 0; i < 3; i++) assert_int_equal(mp_protected_alloc(p, &prot[i]), MP_OK);
+  for (size_t i = 0; i < 40000; i++)
+    if ((ids[i] > 32400 && ids[i] < 32700 && ids[i] % 7 == 0) || ids[i] % 997 == 0)
+      assert_int_equal(mp_free(p, ids[i]), MP_OK);
+  assert_int_equal(mp_close(p), MP_OK);
+  assert_int_equal(mp_open(path, MP_RDONLY, &p), MP_OK);
+  uint64_t total = mp_page_count(p);
+  assert_true(total > 32544 + 64);
+  size_t nwords = (size_t)((total + 63) / 64);
+  uint64_t *words = malloc(nwords * 8);
+  assert_int_equal(mp_regular_bits(p, 0, words, nwords), MP_OK);
+  size_t len;
+  uint8_t *img = t_read_file(path, &len), *kinds = malloc(total);
+  assert_int_equal(mp_image_page_kinds(img, len, kinds, total), MP_OK);
+  uint64_t regular = 0;
+  for (uint64_t id = 0; id < total; id++) {
+    bool bit = words[id / 64] >> (id % 64) & 1;
+    regular += bit;
+    if (bit != (kinds[id] == MP_PAGE_REGULAR))
+      fail_msg("page %llu: %s in the reader's words, kind %u in the image", (unsigned long long)id,
+               bit ? "regular" : "not regular", kinds[id]);
+  }
+  assert_true(regular > 39000);
+  mp_close(p);
+  free(img), free(kinds), free(words), free(ids);
+}
+
 int main(void) {
   /* Scratch files on tmpfs when there is one: these tests sync often, a flush of a real disk
    * costs each msync milliseconds, and nothing they check depends on the file system. */
@@ -531,6 +570,7 @@ int main(void) {
       cmocka_unit_test(test_protected),
       cmocka_unit_test(test_protected_failures),
       cmocka_unit_test(test_page_kinds),
+      cmocka_unit_test(test_regular_words_across_groups),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
