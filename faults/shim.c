@@ -4534,9 +4534,12 @@ static void baton_leave(void)
         }
         where[n] = 0;
         if (!(hf->where = strdup(where))) die("memory", "baton");
-        /* the baseline from which the next owner tells a change by nobody's step: the file as
-         * it is now (exit_check compared it already; a mapped file's stores were harvested) */
-        fc_take(f);
+        /* the baseline from which the next owner tells a change by nobody's step: the one the
+         * check before this (exit_check, or the lend's) compared the file with, kept as it is;
+         * a fresh fstat here would absorb a write made since that check (a forked child's,
+         * while its parent lends the run: test_lend caught it under load). Taken now only
+         * where there is none to keep (a mapped file's, whose stores were harvested). */
+        if (!f->fc_ok || f->fc_stale) fc_take(f);
         hf->fc_ok = f->fc_ok;
         hf->fc_sec = (int64_t)f->fc_mtim.tv_sec;
         hf->fc_nsec = (int64_t)f->fc_mtim.tv_nsec;
