@@ -324,6 +324,12 @@ int cc_image_derive(cc_image *im, pc_model *m, const pc_crash *crash, uint64_t *
   return CC_OK;
 }
 
+/* Whether vh holds the hash of sector s of the image last derived (derive keeps the hashes of
+ * volatile sectors for the step; a garbage sector's bytes are a copy of their own). */
+static bool vol_hash_known(const cc_image *im, uint64_t s) {
+  return !im->garbage && s < im->vh_cap && im->vh_stamp[s] == im->stamp;
+}
+
 uint64_t cc_image_key(cc_image *im, const uint8_t *keyed, uint64_t nkeyed) {
   uint64_t n = im->size / im->S, lim = n < nkeyed ? n : nkeyed;
   if (im->key_stamp != im->stamp || im->key_n != lim || im->key_map != keyed) {
@@ -343,7 +349,7 @@ uint64_t cc_image_key(cc_image *im, const uint8_t *keyed, uint64_t nkeyed) {
   for (size_t i = 0; i < im->nd; i++) {
     uint64_t s = im->dsec[i];
     if (s >= lim || !keyed[s]) continue;
-    uint64_t h = !im->garbage && s < im->vh_cap && im->vh_stamp[s] == im->stamp ? im->vh[s] : sector_hash(im->dptr[i], im->S, s);
+    uint64_t h = vol_hash_known(im, s) ? im->vh[s] : sector_hash(im->dptr[i], im->S, s);
     key += h - dur_hash(im, s);
   }
   return key;
@@ -477,7 +483,7 @@ int cc_image_write(cc_image *im, pc_model *m, const pc_crash *crash) {
       /* The hash of the bytes going there, where derive or the durable content knows it
        * (not for a garbage sector), against the hash of what the file holds, where known:
        * equal hashes stand for equal bytes, as they do for the images' identity. */
-      bool want_known = !slot || (!im->garbage && s < im->vh_cap && im->vh_stamp[s] == im->stamp);
+      bool want_known = !slot || vol_hash_known(im, s);
       uint64_t want = slot ? (want_known ? im->vh[s] : 0) : s < nd0 ? dur_hash(im, s) : zero_hash(im, s);
       bool same = false;
       if (s < fn) {
