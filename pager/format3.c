@@ -12,12 +12,6 @@
 static const uint8_t sb_tag[4] = {'M', 'P', 'P', 'G'}, root_magic[4] = {'M', 'P', 'R', '3'},
                      leaf_magic[4] = {'M', 'P', 'L', '3'};
 
-static bool all_zero(const uint8_t *b, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (b[i]) return false;
-  return true;
-}
-
 /* Trailing CRC of a block of n bytes: over [0, n - 4). */
 static uint32_t block_crc(const uint8_t *b, size_t n) { return mp__crc32(0, b, n - 4); }
 static bool block_crc_ok(const uint8_t *b, size_t n) { return block_crc(b, n) == mp__get32(b + n - 4); }
@@ -101,7 +95,7 @@ int mp3__sb_decode(const uint8_t *head, size_t len, mp3_sb *sb, char *why, size_
              (unsigned long long)mp3__group_pages(ps));
     return MP_ECORRUPT;
   }
-  if (!all_zero(head + MP3_SB_GROUP + 8, MP3_SB_CRC - MP3_SB_GROUP - 8)) {
+  if (!mp__all_zero(head + MP3_SB_GROUP + 8, MP3_SB_CRC - MP3_SB_GROUP - 8)) {
     snprintf(why, whylen, "0.3 superblock bytes 56..507 are not zero");
     return MP_ECORRUPT;
   }
@@ -170,7 +164,7 @@ int mp3__root_decode(const uint8_t *block, unsigned log2, unsigned slot, mp3_roo
              block[MP3_ROOT_LOG2], log2);
     return MP_ECORRUPT;
   }
-  if (block[6] | block[7] || !all_zero(block + MP3_ROOT_DIR_COUNT + 4, 4)) {
+  if (block[6] | block[7] || !mp__all_zero(block + MP3_ROOT_DIR_COUNT + 4, 4)) {
     snprintf(why, whylen, "root slot %u has reserved bytes that are not zero", slot);
     return MP_ECORRUPT;
   }
@@ -218,7 +212,7 @@ int mp3__root_decode(const uint8_t *block, unsigned log2, unsigned slot, mp3_roo
     }
   }
   size_t end = MP3_ROOT_REFS + (size_t)MP3_REF_SIZE * dc;
-  if (!all_zero(block + end, mb - 4 - end)) {
+  if (!mp__all_zero(block + end, mb - 4 - end)) {
     snprintf(why, whylen, "root slot %u has bytes past its %u directory references that are not zero", slot, dc);
     return MP_ECORRUPT;
   }
@@ -276,7 +270,7 @@ int mp3__leaf_decode(const uint8_t *block, size_t ps, uint32_t group, uint64_t p
   const uint8_t *bm = block + MP3_LEAF_BITMAP;
   size_t area = mb - 4 - MP3_LEAF_BITMAP, full = (size_t)(pages / 8);
   unsigned rest = (unsigned)(pages % 8);
-  if ((rest && bm[full] >> rest) || !all_zero(bm + full + (rest ? 1 : 0), area - full - (rest ? 1 : 0))) {
+  if ((rest && bm[full] >> rest) || !mp__all_zero(bm + full + (rest ? 1 : 0), area - full - (rest ? 1 : 0))) {
     snprintf(why, whylen, "group %u: the leaf has bits set past the file's last page", group);
     return MP_ECORRUPT;
   }

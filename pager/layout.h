@@ -86,6 +86,7 @@ typedef struct mp_meta_hdr {
 /* Validates a whole metadata page: CRC, page count within [3, capacity] and
  * within the pages the file holds, reserved pages allocated, no bit past the
  * page count, free count equal to the bitmap. */
+bool mp__all_zero(const uint8_t *b, size_t n);
 bool mp__meta_valid(const uint8_t *page, size_t ps, uint64_t file_pages, mp_meta_hdr *hdr,
                     char *why, size_t whylen);
 

@@ -41,12 +41,6 @@ static bool allocation_differs(const mp_pager *p, const uint8_t *a, const uint8_
   return false;
 }
 
-static bool all_zero(const uint8_t *b, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (b[i]) return false;
-  return true;
-}
-
 /* Bytes past dir_count are only an interrupted append if they name exactly what an
  * append writes before them (protected.c, alloc_in_new_block): two distinct
  * directory pages, the first an empty one, the second an empty one but for entry 0,
@@ -63,11 +57,11 @@ static bool intent_is_append(const mp_pager *p, const uint64_t pages[2], uint64_
   for (int k = 0; k < 2; k++) {
     if (pages[k] < MP_RESERVED_PAGES || pages[k] >= p->total) return false;
     const uint8_t *d = mp__pg(p, pages[k]);
-    if (!mp__dir_valid(d, ps) || !all_zero(d + 4, MP_DIR_ENTRIES - 4) || !all_zero(d + used, ps - 4 - used)) return false;
+    if (!mp__dir_valid(d, ps) || !mp__all_zero(d + 4, MP_DIR_ENTRIES - 4) || !mp__all_zero(d + used, ps - 4 - used)) return false;
   }
   mp_entry ent;
   mp__entry_decode(mp__entry_at_c(mp__pg(p, pages[1]), 0), &ent);
-  if (!all_zero(mp__entry_at_c(mp__pg(p, pages[0]), 0), MP_ENTRY_SIZE) ||
+  if (!mp__all_zero(mp__entry_at_c(mp__pg(p, pages[0]), 0), MP_ENTRY_SIZE) ||
       mp__entry_at_c(mp__pg(p, pages[1]), 0)[MP_ENTRY_IN_USE] != 1 || ent.slot != 0 || ent.generation != 0)
     return false;
   named[0] = pages[0], named[1] = pages[1], named[2] = ent.page[0], named[3] = ent.page[1];
@@ -77,7 +71,7 @@ static bool intent_is_append(const mp_pager *p, const uint64_t pages[2], uint64_
       if (named[i] == named[j]) return false;
   }
   const uint8_t *first = mp__pg(p, ent.page[0]);
-  return all_zero(first, ps) && mp__crc32(0, first, ps) == ent.crc;
+  return mp__all_zero(first, ps) && mp__crc32(0, first, ps) == ent.crc;
 }
 
 static void find_interrupted(mp_pager *p, const mp_p0_fix *fix) {
