@@ -219,7 +219,9 @@ static int open_kept(const char *path, unsigned flags, cc_check_cache *cache, mp
     /* a new handle: nothing known of it */
     if (reader) cache->reader_r4.known = cache->preview_current = false;
     else cache->preview_r4.known = false;
-    rc = mp_open_explain(path, flags, p, why, len);
+    /* A kept reader is reloaded only when its basis was written (above), where a copy of the
+     * basis's bytes would never match: the handle keeps none. */
+    rc = mp_open_explain(path, reader ? flags | MP_BASIS_WATCHED : flags, p, why, len);
     if (rc == MP_OK) *kept = *p;
   }
   if (reader) keep_basis(cache, rc == MP_OK ? *p : NULL);

@@ -82,6 +82,12 @@ enum {
  * readable by the reference.
  * Not with MP_RDONLY or MP_PREVIEW. */
 #define MP_FORMAT_3 0x10u
+/* With MP_RDONLY, for a caller that writes the file itself and reloads the handle only when
+ * one of the pages mp_reload_basis names changed, or the file's size did (a crash checker
+ * writing image after image): the handle keeps the list of those pages but no copy of their
+ * bytes, which would never match at such a reload, so mp_reload_same loads again at each
+ * one (`*same` false) instead of first copying and comparing them. */
+#define MP_BASIS_WATCHED 0x20u
 
 #define MP_DEFAULT_PAGE_SIZE 4096u
 #define MP_MIN_PAGE_SIZE 1024u
@@ -133,16 +139,17 @@ MP_API int mp_reload(mp_pager *p, char *why, size_t whylen);
  * directory pages hold the bytes they held at its last load, reads nothing again, and
  * every answer it gives is the last load's (mp_check's with MP_CHECK_NO_CONTENT included;
  * pages' contents are read from the file as always). A preview always loads again, and
- * so does a reader's first reload (an open keeps no copies of what it read). */
+ * so do a reader's first reload (an open keeps no copies of what it read) and every reload
+ * of an MP_BASIS_WATCHED handle. */
 MP_API int mp_reload_same(mp_pager *p, bool *same, char *why, size_t whylen);
 
 /* The pages whose bytes mp_reload_same compares to keep a reader's state (page 0, the
  * metadata pages, both copies of each directory block), up to `cap` of them into `ids`,
  * and how many there are into *n. A caller that writes the file itself and knows that none
  * of them changed, nor the file's size, since the handle's last load or reload may take
- * the handle as it stands: that reload would say *same and change nothing. MP_ENOENT when
- * the handle keeps no copies (a writer, a preview, a 0.3 file, a handle not yet reloaded,
- * a load that found an append's intent or salvaged page 0): only a reload tells then. */
+ * the handle as it stands: that reload would find nothing changed. MP_ENOENT when the
+ * handle keeps no basis (a writer, a preview, a 0.3 file, a handle not yet reloaded, a load
+ * that found an append's intent or salvaged page 0): only a reload tells then. */
 MP_API int mp_reload_basis(const mp_pager *p, uint64_t *ids, size_t cap, size_t *n);
 
 /* Unmaps and closes; NULL is accepted. Returns MP_EIO if close(2) failed. */

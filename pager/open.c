@@ -347,7 +347,10 @@ int mp_next_written(const mp_pager *p, uint64_t from, uint64_t *id) {
  * follow: a load that found one keeps nothing, and so does a preview (its recovery
  * writes the pages it reads) and a writer. Nor does a handle never reloaded: an open
  * for one look (a fuzzer's, a tool's) pays nothing for the copies. */
-static void forget_memo(mp_pager *p) { p->memo_n = 0; }
+static void forget_memo(mp_pager *p) {
+  p->memo_n = 0;
+  p->memo_copied = false;
+}
 
 static void keep_memo(mp_pager *p, const mp_p0_fix *fix) {
   forget_memo(p);
@@ -359,7 +362,7 @@ static void keep_memo(mp_pager *p, const mp_p0_fix *fix) {
     p->memo_ids = ids;
     p->memo_ids_cap = n;
   }
-  if (n * p->ps > p->memo_bytes) {
+  if (!p->basis_watched && n * p->ps > p->memo_bytes) {
     uint8_t *pages = mp__realloc(p->memo, n * p->ps);
     if (!pages) return;
     p->memo = pages;
@@ -371,12 +374,15 @@ static void keep_memo(mp_pager *p, const mp_p0_fix *fix) {
     p->memo_ids[k++] = p->blocks[b].page[0];
     p->memo_ids[k++] = p->blocks[b].page[1];
   }
-  for (size_t i = 0; i < k; i++) memcpy(p->memo + i * p->ps, mp__pg(p, p->memo_ids[i]), p->ps);
+  if (!p->basis_watched) {
+    for (size_t i = 0; i < k; i++) memcpy(p->memo + i * p->ps, mp__pg(p, p->memo_ids[i]), p->ps);
+    p->memo_copied = true;
+  }
   p->memo_n = k;
 }
 
 static bool memo_holds(const mp_pager *p) {
-  if (!p->memo_n) return false;
+  if (!p->memo_n || !p->memo_copied) return false;
   for (size_t i = 0; i < p->memo_n; i++)
     if (memcmp(p->memo + i * p->ps, mp__pg(p, p->memo_ids[i]), p->ps) != 0) return false;
   return true;
@@ -710,8 +716,9 @@ int mp_open_explain(const char *path, unsigned flags, mp_pager **out, char *user
 }
 
 static int open_file(const char *path, unsigned flags, mp_pager **out, char *why, size_t whylen) {
-  if (!path || !out || (flags & ~(MP_RDONLY | MP_CREATE | MP_PREVIEW | MP_SPARSE | MP_FORMAT_3)) ||
-      (flags & (MP_RDONLY | MP_PREVIEW) && flags & (MP_CREATE | MP_SPARSE | MP_FORMAT_3)))
+  if (!path || !out || (flags & ~(MP_RDONLY | MP_CREATE | MP_PREVIEW | MP_SPARSE | MP_FORMAT_3 | MP_BASIS_WATCHED)) ||
+      (flags & (MP_RDONLY | MP_PREVIEW) && flags & (MP_CREATE | MP_SPARSE | MP_FORMAT_3)) ||
+      (flags & MP_BASIS_WATCHED && (flags & (MP_RDONLY | MP_PREVIEW)) != MP_RDONLY))
     return MP_EINVAL;
   const unsigned create_flags = flags & (MP_FORMAT_3 | MP_SPARSE);
   *out = NULL;
@@ -723,7 +730,10 @@ static int open_file(const char *path, unsigned flags, mp_pager **out, char *why
   }
   int rc = lock(fd, rdonly);
   if (rc == MP_OK) rc = attach(fd, rdonly, preview, out, why, whylen);
-  if (rc == MP_OK) return MP_OK;
+  if (rc == MP_OK) {
+    (*out)->basis_watched = flags & MP_BASIS_WATCHED;
+    return MP_OK;
+  }
   if (rc == MP_ECORRUPT || rc == MP_EVERSION) {
     struct stat st;
     if (fstat(fd, &st) == 0 && is_leftover(fd, (uint64_t)st.st_size)) {

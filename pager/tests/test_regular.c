@@ -600,6 +600,53 @@ static void test_reload_keeps_what_did_not_change(void **state) {
   free(b);
 }
 
+/* MP_BASIS_WATCHED: the handle lists its basis as any reader's does, but keeps no copy of it,
+ * so every reload loads again (`*same` false) and still gives a fresh reader's state; only a
+ * reader may ask for it. */
+static void test_basis_watched_reader_loads_at_every_reload(void **state) {
+  (void)state;
+  const char *path = t_path(0, "basis-watched.mp");
+  unlink(path);
+  mp_pager *w, *r;
+  uint64_t ids[2], pid, more;
+  assert_int_equal(mp_create(path, 4096, &w), MP_OK);
+  assert_int_equal(mp_alloc_bulk(w, 2, ids), MP_OK);
+  assert_int_equal(mp_protected_alloc(w, &pid), MP_OK);
+  assert_int_equal(mp_close(w), MP_OK);
+  size_t len_a, len_b;
+  uint8_t *a = t_read_file(path, &len_a);
+  assert_int_equal(mp_open(path, 0, &w), MP_OK);
+  assert_int_equal(mp_alloc(w, &more), MP_OK);
+  assert_int_equal(mp_close(w), MP_OK);
+  uint8_t *b = t_read_file(path, &len_b);
+  assert_int_equal(t_write_file(path, a, len_a), 0);
+  assert_int_equal(mp_open(path, MP_RDONLY | MP_BASIS_WATCHED, &r), MP_OK);
+  bool same = true;
+  uint64_t basis[64];
+  size_t nbasis;
+  assert_int_equal(mp_reload_same(r, &same, NULL, 0), MP_OK);
+  assert_false(same);
+  assert_int_equal(mp_reload_basis(r, basis, 64, &nbasis), MP_OK);
+  assert_int_equal(nbasis, 5); /* pages 0 to 2 and the directory block's two copies */
+  for (uint64_t i = 0; i < 3; i++) assert_int_equal(basis[i], i);
+  assert_int_equal(mp_reload_same(r, &same, NULL, 0), MP_OK);
+  assert_false(same); /* nothing changed, yet loaded again: it kept nothing to compare */
+  same_as_fresh(r, path);
+  /* the metadata changes (the writer's alloc, written as a checker writes an image): the
+   * load finds it as any reader's does */
+  assert_int_equal(t_write_file(path, b, len_b), 0);
+  assert_int_equal(mp_reload_same(r, &same, NULL, 0), MP_OK);
+  assert_false(same);
+  same_as_fresh(r, path);
+  assert_int_equal(mp_close(r), MP_OK);
+  free(a);
+  free(b);
+  /* a writer or a preview keeps no basis to watch */
+  assert_int_equal(mp_open(path, MP_BASIS_WATCHED, &r), MP_EINVAL);
+  assert_int_equal(mp_open(path, MP_PREVIEW | MP_BASIS_WATCHED, &r), MP_EINVAL);
+  assert_int_equal(mp_open(path, MP_RDONLY | MP_PREVIEW | MP_BASIS_WATCHED, &r), MP_EINVAL);
+}
+
 /* A preview's reload gives the pages its recovery copied the file's bytes again: here page 0,
  * whose metadata selector recovery turned to the older copy when the current one was damaged.
  * Once the damage is undone, the reloaded preview recovers nothing and shows the file's state,
@@ -660,6 +707,7 @@ int main(void) {
       cmocka_unit_test(test_grow_to_capacity_4096),
       cmocka_unit_test(test_read_only),
       cmocka_unit_test(test_reload_keeps_what_did_not_change),
+      cmocka_unit_test(test_basis_watched_reader_loads_at_every_reload),
       cmocka_unit_test(test_preview_reload_refreshes_its_copies),
       cmocka_unit_test(test_iterator_edges),
       cmocka_unit_test(test_sync_whole_file),
