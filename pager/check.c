@@ -70,9 +70,9 @@ static void check_block(checker *c, uint32_t b, const uint8_t *ref, uint64_t tot
           mp__get32(cur + MP_DIR_CAPACITY), p->dir_cap);
   uint32_t used = 0;
   for (uint32_t e = 0; e < p->dir_cap; e++) {
+    if (!mp__entry_used(cur, e)) continue;
     mp_entry ent;
     mp__entry_decode(mp__entry_at_c(cur, e), &ent);
-    if (!ent.in_use) continue;
     used++;
     uint64_t id = (uint64_t)b * p->dir_cap + e;
     bool first = claim(c, ent.page[0], "protected page", id, total, bitmap);

@@ -76,9 +76,9 @@ static int check_dirs(mp_pager *p, check3 *c, const uint8_t *root, uint32_t dc, 
     }
     uint32_t used = 0;
     for (uint32_t e = 0; e < p->dir_cap; e++) {
+      if (!mp__entry_used(dir, e)) continue;
       mp_entry ent;
       mp__entry_decode(mp__entry_at_c(dir, e), &ent);
-      if (!ent.in_use) continue;
       used++;
       uint64_t id = (uint64_t)b * p->dir_cap + e;
       size_t at = n;

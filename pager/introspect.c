@@ -12,9 +12,9 @@
 static void mark_entries(const uint8_t *dirpage, size_t ps, uint64_t pages, uint8_t *kinds) {
   uint32_t cap = mp__dir_cap(ps);
   for (uint32_t e = 0; e < cap; e++) {
+    if (!mp__entry_used(dirpage, e)) continue;
     mp_entry ent;
     mp__entry_decode(mp__entry_at_c(dirpage, e), &ent);
-    if (!ent.in_use) continue;
     for (int k = 0; k < 2; k++)
       if (ent.page[k] >= MP_RESERVED_PAGES && ent.page[k] < pages && kinds[ent.page[k]] != MP_PAGE_DIRECTORY)
         kinds[ent.page[k]] = MP_PAGE_PROTECTED;
@@ -80,9 +80,10 @@ static int kinds3(const uint8_t *img, size_t len, uint8_t *kinds, uint64_t npage
       if (page >= pages || !mp__dir_valid(img + ps * page, ps)) continue;
       uint32_t cap = mp__dir_cap(ps);
       for (uint32_t e = 0; e < cap; e++) {
+        if (!mp__entry_used(img + ps * page, e)) continue;
         mp_entry ent;
         mp__entry_decode(mp__entry_at_c(img + ps * page, e), &ent);
-        for (int j = 0; ent.in_use && j < 2; j++)
+        for (int j = 0; j < 2; j++)
           if (ent.page[j] < pages && kinds[ent.page[j]] != MP_PAGE_DIRECTORY) MARK(ent.page[j], MP_PAGE_PROTECTED);
       }
     }

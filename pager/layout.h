@@ -103,6 +103,11 @@ static inline uint8_t *mp__entry_at(uint8_t *dirpage, uint32_t e) { return dirpa
 static inline const uint8_t *mp__entry_at_c(const uint8_t *dirpage, uint32_t e) {
   return dirpage + MP_DIR_ENTRIES + (size_t)MP_ENTRY_SIZE * e;
 }
+/* Whether entry e is in use, without decoding it: most of a block's entries are free, and
+ * loads and checks walk all of them. */
+static inline bool mp__entry_used(const uint8_t *dirpage, uint32_t e) {
+  return mp__entry_at_c(dirpage, e)[MP_ENTRY_IN_USE] != 0;
+}
 bool mp__dir_valid(const uint8_t *page, size_t ps);
 
 /* Page 0 after a torn write. Every rewrite of page 0 by this library carries one

@@ -100,9 +100,9 @@ static int load_dirs(mp_pager *p, const uint8_t *p0, char *why, size_t whylen) {
     blk->staged = mp__calloc((p->dir_cap + 63) / 64, 8);
     if (!blk->staged) return MP_ENOMEM;
     for (uint32_t e = 0; e < p->dir_cap; e++) {
+      if (!mp__entry_used(cur, e)) continue;
       mp_entry ent;
       mp__entry_decode(mp__entry_at_c(cur, e), &ent);
-      if (!ent.in_use) continue;
       uint64_t id = (uint64_t)b * p->dir_cap + e;
       if (ent.page[0] == ent.page[1]) {
         snprintf(why, whylen, "protected page %llu uses page %llu for both copies", (unsigned long long)id,

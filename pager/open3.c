@@ -312,9 +312,9 @@ static int load_dirs(mp_pager *p, const uint8_t *root, uint32_t dc, char *why, s
       return MP_ECORRUPT;
     }
     for (uint32_t e = 0; e < p->dir_cap; e++) {
+      if (!mp__entry_used(cur, e)) continue;
       mp_entry ent;
       mp__entry_decode(mp__entry_at_c(cur, e), &ent);
-      if (!ent.in_use) continue;
       uint64_t id = (uint64_t)b * p->dir_cap + e;
       if (ent.page[0] == ent.page[1]) {
         snprintf(why, whylen, "protected page %llu uses page %llu for both copies", (unsigned long long)id,

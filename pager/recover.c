@@ -19,9 +19,9 @@ static void consider(mp_pager *p, uint64_t id) {
 
 static void consider_entries(mp_pager *p, const uint8_t *dirpage) {
   for (uint32_t e = 0; e < p->dir_cap; e++) {
+    if (!mp__entry_used(dirpage, e)) continue;
     mp_entry ent;
     mp__entry_decode(mp__entry_at_c(dirpage, e), &ent);
-    if (!ent.in_use) continue;
     consider(p, ent.page[0]);
     consider(p, ent.page[1]);
   }
