@@ -824,10 +824,13 @@ __attribute__((noreturn)) static void refuse_in_run(const char *what)
         if (fd >= 0) real_close(fd);
     }
     /* the owner alive: two processes at once, which one model cannot follow; dead: it ended
-     * without handing the run on (a signal, or the shim stopped it), and its state is lost */
+     * without handing the run on (a signal, or the shim stopped it), and its state is lost,
+     * unless it was a cut (TRACE.cut, cut_to_files): the power is off for every process of
+     * the run, and this one ends as the cut one did (a parent back from waiting for it) */
     char *end;
     long pid = strtol(owner, &end, 10);
     int alive = end != owner && pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+    if (!alive && run_side("cut", path, sizeof path) && access(path, F_OK) == 0) _exit(99);
     char msg[1200], parent[160];
     snprintf(parent, sizeof parent, " (%s, which did not wait for a child within %ld ms)",
              getppid() == (pid_t)pid ? "its parent" : "an ancestor of it", S.lend_ms);
@@ -2290,6 +2293,12 @@ static void cut_to_files(void)
             failed = 1;
         }
         free(img);
+    }
+    /* under POWERCUT_RUN the other processes of the run find the power off (refuse_in_run) */
+    char mark[PATH_MAX + 16];
+    if (!failed && run_side("cut", mark, sizeof mark)) {
+        int fd = real_open(mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd >= 0) real_close(fd);
     }
     _exit(failed ? 98 : 99);
 }

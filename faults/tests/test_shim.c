@@ -87,7 +87,7 @@ static void clean(void)
 {
     const char *names[] = {"f",     "f.crash", "trace", "out",     "marks",         "g",
                            "err",   "f.ln",    "f.other", "g.crash", "f.src",       "trace.owner",
-                           "trace.baton", "trace.refused"};
+                           "trace.baton", "trace.refused", "trace.cut"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char p[256];
         snprintf(p, sizeof p, "%s/%s", dir, names[i]);
@@ -1430,8 +1430,8 @@ static void test_baton(void **st)
 
 /* POWERCUT_RUN: an owner that forks a child and waits for it lends it the run (waitpid): the
  * child (exec'd pc_work) writes byte 0 as step 4 of the one trace, and the parent, back from
- * the wait, syncs it as step 5; a cut in the child's write loses the parent's unsynced data.
- * The same through system().
+ * the wait, syncs it as step 5; a cut in the child's write loses the parent's unsynced data,
+ * and ends the parent too (99, nothing refused). The same through system().
  * A forked child that writes without exec (no shim of its own) is found behind the parent's
  * back when the wait returns (97, noted in TRACE.refused); a child whose parent does not wait
  * for it within POWERCUT_LEND_WAIT is refused, named, and the parent goes on. */
@@ -1458,6 +1458,19 @@ static void test_lend(void **st)
     pc_trace_free(t);
     char p[300];
     snprintf(p, sizeof p, "%s/trace.refused", dir);
+    assert_int_not_equal(access(p, F_OK), 0);
+    /* a cut in the child's write: its image, and the power off for the parent too, which
+     * ends with 99 when its wait returns (TRACE.cut), neither refused nor going on */
+    clean();
+    char cut[300];
+    snprintf(cut, sizeof cut, "%s|POWERCUT_CUT=4:none", envs);
+    assert_int_equal(run(cut, "w:0:10:65 f w:20:10:66 y f"), 99);
+    uint64_t clen;
+    uint8_t *img = slurp("f.crash", &clen);
+    assert_non_null(img);
+    assert_int_equal(clen, 10);
+    assert_true(range_is(img, 0, 10, 65));
+    free(img);
     assert_int_not_equal(access(p, F_OK), 0);
     /* system(): glibc waits inside it, unseen; the run is lent around the call */
     clean();
