@@ -1072,10 +1072,17 @@ static tfile *new_file(void)
  * change, not one made behind the model's back. Another name of a tracked file (a hard link)
  * claims in after_open, after the open. */
 static void claim_now(void);
+static void fchild_for_name(int dirfd, const char *path, int follow);
 static void before_open(int dirfd, const char *path, int flags)
 {
     if (!S.active || S.dead || busy || (S.claimed && !S.fchild) || !path || !in_run()) return;
     if ((flags & O_ACCMODE) == O_RDONLY && !(flags & (O_TRUNC | O_CREAT))) return;
+    /* a forked child: a truncating open of any name of a tracked file (a hard link the
+     * patterns miss) changes it too */
+    if (S.fchild && (flags & O_TRUNC)) {
+        fchild_for_name(dirfd, path, !(flags & O_NOFOLLOW));
+        return;
+    }
     char abs[PATH_MAX];
     make_abs(dirfd, path, abs, sizeof abs);
     if (!path_matches(path, abs)) return;

@@ -46,7 +46,8 @@
  *   N:ADDR           store to ADDR (N:16 crashes with SIGSEGV)
  *   z:MS             sleep MS milliseconds                y / Y[:MS]  a child writes byte 0 (exec) / 1 (fork), then (after MS ms) it is waited for
  *                    (Y: the forked child pwrites 'Y' at 1 through the inherited descriptor, fsyncs
- *                    it and ends with _exit; Yo: it opens the file by name; Ye: it ends with exit)
+ *                    it and ends with _exit; Yo: it opens the file by name; Ye: it ends with exit;
+ *                    Yt: it opens FILE.ln, made by l, with O_TRUNC)
  *   [:MS             a child (exec) writes byte 0 while this process sleeps MS before it waits
  *   ]                system(): this program again on FILE, writing byte 0
  *   L:N:STRIDE       N times: store a byte into page (i*STRIDE mod pages) of the map, msync it
@@ -380,11 +381,13 @@ int main(int argc, char **argv)
         case 'y': case 'Y': { /* a child writes the file too: exec'd (y) or just forked (Y) */
             fflush(stdout);
             pid_t pid = fork();
-            char how = op == 'Y' && (*p == 'o' || *p == 'e') ? *p++ : 0;
+            char how = op == 'Y' && (*p == 'o' || *p == 'e' || *p == 't') ? *p++ : 0;
             if (*p == ':') p++;
             if (pid == 0) {
                 if (op == 'y') execl("/proc/self/exe", "pc_work", path, "w:0:1:90", (char *)NULL);
-                int c = how == 'o' ? open(path, O_RDWR) : fd;
+                char ln[4096];
+                snprintf(ln, sizeof ln, "%s.ln", path);
+                int c = how == 'o' ? open(path, O_RDWR) : how == 't' ? open(ln, O_RDWR | O_TRUNC) : fd;
                 int bad = pwrite(c, "Y", 1, 1) != 1 || fsync(c) != 0;
                 if (how == 'e') exit(bad);
                 _exit(bad);

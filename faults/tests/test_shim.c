@@ -1596,6 +1596,8 @@ static void test_fork_child(void **st)
     pc_trace_free(t);
     fork_vs_alone("", "w:0:10:65 f w:20:10:66 Ye f", "w:0:10:65 f w:20:10:66 w:1:1:89 f f", 6, 0);
     fork_vs_alone("", "w:0:10:65 f w:20:10:66 Yo f", "w:0:10:65 f w:20:10:66 w:1:1:89 f f", 6, 0);
+    /* a truncating open by another name (a hard link the patterns do not match): the run's */
+    fork_vs_alone("", "w:0:10:65 f l Yt f", "w:0:10:65 f l @:f.ln w:1:1:89 f f", 6, 1);
     fork_vs_alone("", "w:0:10:65 f Y:200 f", "w:0:10:65 f w:1:1:89 f f", 5, 1);
     /* 1 t, 2 M (parent) | 3 M (child's store into the page its parent keeps open) | 4 f */
     const char *modes[] = {"", "|POWERCUT_MMAP=sync", "|POWERCUT_MMAP=mprotect", "|POWERCUT_MMAP=uffd",
