@@ -1431,9 +1431,9 @@ static void test_baton(void **st)
 /* POWERCUT_RUN: an owner that forks a child and waits for it lends it the run (waitpid): the
  * child (exec'd pc_work) writes byte 0 as step 4 of the one trace, and the parent, back from
  * the wait, syncs it as step 5; a cut in the child's write loses the parent's unsynced data,
- * and ends the parent too (99, nothing refused). The same through system(). A child whose parent does not wait for it within
- * POWERCUT_LEND_WAIT is refused, named, and the parent goes on (forked children without exec:
- * test_fork_child). */
+ * and ends the parent too (99, nothing refused). The same through system(). A child whose
+ * parent does not wait for it within POWERCUT_LEND_WAIT is refused, named, and the parent goes
+ * on (forked children without exec: test_fork_child). */
 static void test_lend(void **st)
 {
     (void)st;
@@ -1609,9 +1609,9 @@ static void test_fork_child(void **st)
         fork_vs_alone(modes[i], "t:8192 m:8192 s:0:10:65 M:0:4096 F:100:10:66 s:5000:10:67 f",
                       "t:8192 m:8192 s:0:10:65 M:0:4096 s:100:10:66 s:5000:10:67 f", 3, i < 2 ? 1 : 0);
     }
-    /* a parent that sleeps 400 ms before it waits: its child's write, and its store, are
+    /* a parent that sleeps a second before it waits: its child's write, and its store, are
      * refused after 100 ms, before they land */
-    const char *busy[] = {"w:0:10:65 f Y:400 f", "t:8192 m:8192 s:0:10:65 M:0:4096 F:100:10:66:1:400 f"};
+    const char *busy[] = {"w:0:10:65 f Y:1000 f", "t:8192 m:8192 s:0:10:65 M:0:4096 F:100:10:66:1:1000 f"};
     for (int i = 0; i < 2; i++) {
         clean();
         snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace|POWERCUT_RUN=1|POWERCUT_LEND_WAIT=100", dir);
