@@ -1416,11 +1416,19 @@ static void compare_open(void)
 
 /* A modelled change of file index fi's bytes in [lo, hi) that was not a store through a
  * mapping (a write call, a truncation): the kernel changed the open pages there without a
- * fault, so they are compared at the next harvest. */
-static void touch_open(uint32_t fi, uint64_t lo, uint64_t hi)
+ * fault, so they are compared at the next harvest. A write's bytes (data) go into their
+ * copies too, as into the model: a copy holds what was recorded, and a store of the old bytes
+ * back before that harvest would otherwise compare equal to it and be lost. (A truncation's
+ * zeros are left to the compare, which records them as the kernel left the page.) */
+static void touch_open(uint32_t fi, uint64_t lo, uint64_t hi, const uint8_t *data)
 {
-    for (size_t i = 0; i < S.nopen; i++)
-        if (S.open[i].file == fi && S.open[i].foff < hi && S.open[i].foff + S.page > lo) S.open[i].hit = 1;
+    for (size_t i = 0; i < S.nopen; i++) {
+        openpg *e = &S.open[i];
+        if (e->file != fi || e->foff >= hi || e->foff + S.page <= lo) continue;
+        e->hit = 1;
+        uint64_t a = lo > e->foff ? lo : e->foff, b = hi < e->foff + S.page ? hi : e->foff + S.page;
+        if (data) memcpy(e->copy + (a - e->foff), data + (a - lo), b - a);
+    }
 }
 
 /* Write-protects [a, a+len) of a mapping again, so that its next store is noted. */
@@ -2211,7 +2219,7 @@ static void note_write_src(tfile *f, uint64_t off, const void *data, uint64_t le
     if (off + len > f->size) f->size = off + len;
     if (!from_mmap) {
         f->fc_stale = 1;
-        touch_open((uint32_t)(f - S.files), off, off + len);
+        touch_open((uint32_t)(f - S.files), off, off + len, data);
     }
 }
 
@@ -2228,7 +2236,7 @@ static void note_truncate(tfile *f, uint64_t size)
     if (psh_on()) psh_truncate((size_t)(f - S.files), f->size, size);
     if (use_shadow() && !shadow_fit(f, size) && size < f->size)
         memset(f->shadow + size, 0, f->size - size);
-    touch_open((uint32_t)(f - S.files), size < f->size ? size : f->size, UINT64_MAX);
+    touch_open((uint32_t)(f - S.files), size < f->size ? size : f->size, UINT64_MAX, NULL);
     f->size = size;
     f->fc_stale = 1;
 }

@@ -425,8 +425,14 @@ static void test_rejected_calls(void **st)
     live_vs_trace("t:100 D W:0:65 R:0:1", "", 3);
 }
 
+static pc_trace *read_trace(uint64_t want_steps);
+static void trace_image_is(pc_trace *t, uint64_t step, const char *spec, const uint8_t *want, uint64_t len);
+
 /* A page stored to again after its msync stays writable (open) and is compared at each
- * step: its new store is dirty and early writeback can put it on the disk. */
+ * step: its new store is dirty and early writeback can put it on the disk. A write call into
+ * an open page, then a store of the page's old byte back before the next step: the store is
+ * recorded (the copy the page is compared with took the write), in every backend, traced and
+ * cut live. */
 static void test_open_page_rewrite(void **st)
 {
     (void)st;
@@ -442,6 +448,24 @@ static void test_open_page_rewrite(void **st)
     img = cut_image("5:all", NULL, ops, &len);
     assert_int_equal(img[0], 66);
     free(img);
+    const char *back = "t:8192 m:8192 s:0:10:65 M:0:4096 w:0:1:90 s:0:1:65 f";
+    const char *modes[] = {"", "|POWERCUT_MMAP=mprotect", "|POWERCUT_MMAP=uffd"};
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        if (i == 2 && !uffd_available()) continue;
+        char envs[256];
+        clean();
+        snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace%s", dir, modes[i]);
+        assert_int_equal(run(envs, back), 0);
+        uint8_t *vol = slurp("f", &len);
+        assert_int_equal(vol[0], 65);
+        pc_trace *t = read_trace(4);
+        trace_image_is(t, 4, "all", vol, len); /* the fsync: the file as the program left it */
+        pc_trace_free(t);
+        free(vol);
+        img = cut_image("4:all", modes[i][0] ? modes[i] + 1 : NULL, back, &len);
+        assert_int_equal(img[0], 65);
+        free(img);
+    }
 }
 
 static void test_mremap_munmap(void **st)
@@ -1566,11 +1590,12 @@ static void fork_vs_alone(const char *mode, const char *forked, const char *alon
  * it waits for the owner's lend (waitpid), numbers its steps on in the one trace from the
  * baton's state (not its stale copy from the fork), and hands the run back at its end, so the
  * parent's wait returns to the child's state. Through the descriptor it inherited (pwrite +
- * fsync, then _exit), ending with exit, opening the file by name, and done before its parent
- * waits; storing through a mapping it inherited (into a page its parent keeps open), with and
- * without its own msync; in each backend. Each run's images equal those of the same calls in
- * one process, traced and cut live. A child whose parent does not wait within
- * POWERCUT_LEND_WAIT is refused, named, before its write or store lands. */
+ * fsync, then _exit), ending with exit, opening the file by name, truncating it through a hard
+ * link, and done before its parent waits; storing through a mapping it inherited (into a page
+ * its parent keeps open), with and without its own msync; in each backend. Each run's images
+ * equal those of the same calls in one process, traced and cut live. A child whose parent
+ * does not wait within POWERCUT_LEND_WAIT is refused, named, before its write or store
+ * lands. */
 static void test_fork_child(void **st)
 {
     (void)st;
