@@ -4843,9 +4843,14 @@ static void baton_resume(const char *path, const char *what)
             die("POWERCUT_MMAP=sync (cannot read the file again)", f->path);
     }
     for (uint32_t i = 0; i < h.nknown; i++) add_known(h.known[i]);
-    /* Its open pages keep their copies from before the wait: what the processes in between
-     * wrote into them is recorded again at the next step (the same bytes: the same images),
-     * and what a forked child stored through the mapping unseen is recorded at all. */
+    /* The copies its open pages are compared with, and the page copies a record-only trace
+     * diffs against (pshadow), are from before the wait: the processes in between may have
+     * recorded other bytes there since (a child storing through the mapping it inherited), so
+     * a store of the old bytes back would compare equal and be lost. The pages are protected
+     * again and the copies dropped: the next store to one is recorded against the model, or
+     * whole. */
+    while (S.nopen) close_open(S.nopen - 1, 1);
+    psh_free();
     if (!G.foreign_off)
         for (size_t i = 0; i < S.nfiles; i++)
             if (S.files[i].rfd >= 0) fc_check_file(i);

@@ -1592,10 +1592,11 @@ static void fork_vs_alone(const char *mode, const char *forked, const char *alon
  * parent's wait returns to the child's state. Through the descriptor it inherited (pwrite +
  * fsync, then _exit), ending with exit, opening the file by name, truncating it through a hard
  * link, and done before its parent waits; storing through a mapping it inherited (into a page
- * its parent keeps open), with and without its own msync; in each backend. Each run's images
- * equal those of the same calls in one process, traced and cut live. A child whose parent
- * does not wait within POWERCUT_LEND_WAIT is refused, named, before its write or store
- * lands. */
+ * its parent keeps open), with and without its own msync, and the parent storing its old
+ * bytes back over the child's after the wait (also over an exec'd child's pwrite); in each
+ * backend. Each run's images equal those of the same calls in one process, traced and cut
+ * live. A child whose parent does not wait within POWERCUT_LEND_WAIT is refused, named,
+ * before its write or store lands. */
 static void test_fork_child(void **st)
 {
     (void)st;
@@ -1633,7 +1634,13 @@ static void test_fork_child(void **st)
                       "t:8192 m:8192 s:0:10:65 M:0:4096 s:100:10:66 M:0:110 s:5000:10:67 f", 4, i < 2 ? 3 : 0);
         fork_vs_alone(modes[i], "t:8192 m:8192 s:0:10:65 M:0:4096 F:100:10:66 s:5000:10:67 f",
                       "t:8192 m:8192 s:0:10:65 M:0:4096 s:100:10:66 s:5000:10:67 f", 3, i < 2 ? 1 : 0);
+        /* the parent, back from its wait, stores its old bytes back over the child's */
+        fork_vs_alone(modes[i], "t:8192 m:8192 s:0:10:65 M:0:4096 F:100:10:66:1 s:100:10:0 f",
+                      "t:8192 m:8192 s:0:10:65 M:0:4096 s:100:10:66 M:0:110 s:100:10:0 f", 4, i < 1 ? 2 : 0);
     }
+    /* the same over an exec'd child's pwrite into a page the parent keeps open */
+    fork_vs_alone("", "t:8192 m:8192 s:0:10:65 M:0:4096 y s:0:1:65 f",
+                  "t:8192 m:8192 s:0:10:65 M:0:4096 w:0:1:90 s:0:1:65 f", 4, 2);
     /* a parent that sleeps a second before it waits: its child's write, and its store, are
      * refused after 100 ms, before they land */
     const char *busy[] = {"w:0:10:65 f Y:1000 f", "t:8192 m:8192 s:0:10:65 M:0:4096 F:100:10:66:1:1000 f"};
