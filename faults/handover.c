@@ -55,7 +55,9 @@
  * refuse_in_run): the processes of one run take turns, never overlap. An owner that blocks
  * waiting for a child lends the baton the same way (steps 1-3), and takes it back when the
  * wait returns (steps 4-5 in the same process: its own descriptors and mappings kept, the
- * rest from the baton); its child, which may start before the wait, waits for the lend.
+ * rest from the baton); its child, which may start before the wait, waits for the lend. A
+ * child forked without exec does the same at its first change of a file (shim.c, fchild_take):
+ * steps 4-5, its own descriptors and mappings kept as the owner back from its wait keeps its.
  */
 
 #define MAGIC "PCHANDO2"

@@ -70,14 +70,17 @@
  *   model file stays (a crash may still resurrect an unlinked name until its directory's
  *   fsync, with content the model holds), so traces and images are as if it were kept.
  * - One process owns the model: the first that opens a tracked file (claim()); its children
- *   and forks pass through. An exec in the owner continues the run in the new image
- *   (handover.c): steps number on, the trace is appended to, the model (durable, volatile,
- *   dirty sectors) is carried, so what was volatile before the exec stays volatile. A mode the
- *   new image cannot continue is refused with exit status 2, never dropped silently. Under
- *   POWERCUT_RUN the processes of a run own it one after the other (the baton, handover.c):
- *   the owner that ends leaves the same state beside the trace, the next one that would
- *   claim takes it, checks the files against it and numbers on; an owner waiting for a child
- *   lends it the same way and takes it back; two at once are refused.
+ *   and forks pass through (under POWERCUT_RUN they take turns, below). An exec in the owner
+ *   continues the run in the new image (handover.c): steps number on, the trace is appended
+ *   to, the model (durable, volatile, dirty sectors) is carried, so what was volatile before
+ *   the exec stays volatile. A mode the new image cannot continue is refused with exit
+ *   status 2, never dropped silently. Under POWERCUT_RUN the processes of a run own it one
+ *   after the other (the baton, handover.c): the owner that ends leaves the same state beside
+ *   the trace, the next one that would claim takes it, checks the files against it and
+ *   numbers on; an owner waiting for a child lends it the same way and takes it back; two at
+ *   once are refused. A forked child of the owner (no exec) takes the lent run at its first
+ *   change of a file, from the baton, not from its stale copy of the owner's state
+ *   (fchild_arm, fchild_take).
  * - Writes through MAP_SHARED writable mappings of a tracked file are found by write
  *   tracking: the pages are write-protected, the first store to a page is noted, and at the
  *   start of every step (and before munmap/mremap/mmap(MAP_FIXED)) the noted pages are copied
@@ -314,6 +317,8 @@ typedef struct {
     uint32_t win_h, win_c; /* harvests, and pages found written, in this window (adapt) */
     uint32_t win_o;        /* open pages found changed in this window (adapt) */
     int no_uffd;           /* the kernel refused to register it: mprotect for good */
+    int child_armed;       /* POWERCUT_MMAP=sync, in a forked child not yet in the run:
+                            * read-only until its first store takes the run over (fchild_take) */
 } tmap;
 
 /* How a mapping's pages are write-protected and their stores noted (see the top comment). */
@@ -349,6 +354,8 @@ static struct {
     int mmap_force; /* POWERCUT_MMAP=mprotect or uffd: that backend (WT_*); 0 = choose */
     int uffd_ok;    /* the uffd backend works here: 1, not: -1, not tried yet: 0 */
     int forked;     /* fork() made a child: it may store into open pages unseen by uffd */
+    int fchild;     /* a forked child of the owner under POWERCUT_RUN that has not taken the run
+                     * over yet: its copy of the state is as of the fork (fchild_take) */
     uintptr_t hint_lo, hint_hi; /* the msync step being opened: its page-rounded range */
     uint64_t faults_seen;       /* the process's page faults when the last uffd scans began */
     int faults_ok;              /* faults_seen holds a count (see uffd_collect_all) */
@@ -409,6 +416,8 @@ static struct {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static void atfork_child(void);
 static void atfork_parent(void);
+static void fchild_now(void);
+static void fchild_take(void);
 /* The shim's own calls pass straight through. Initial-exec TLS: a preloaded or linked-in
  * library always gets static TLS, and this avoids a __tls_get_addr call per interposed call. */
 static __thread int busy __attribute__((tls_model("initial-exec")));
@@ -657,10 +666,11 @@ __attribute__((destructor)) static void pc_dtor(void)
 /* _exit and _Exit: dash, and many programs after a fork, end with _exit, where no destructor
  * runs: the trace was left unfinished (an empty file until a buffer filled) and the exit step
  * never came. So the owner's _exit ends the run as exit() does (pc_dtor: the exit step under
- * POWERCUT_EXIT_STEP=1, then the trace finished). Any other process passes through: a forked or
- * vfork'ed child (the latter shares the owner's memory, so nothing of the shim is touched there
- * but S.owner), and a process that never claimed. (The parentheses keep the macro above away
- * from the definitions.) */
+ * POWERCUT_EXIT_STEP=1, then the trace finished; a forked child that took the run over hands it
+ * back there). Any other process passes through: a forked child that did not, a vfork'ed child
+ * (it shares the owner's memory, so nothing of the shim is touched there but S.owner), and a
+ * process that never claimed. (The parentheses keep the macro above away from the
+ * definitions.) */
 static void at_program_exit(void)
 {
     if (S.inited && S.claimed && S.owner == getpid()) pc_dtor();
@@ -686,6 +696,18 @@ static inline tfile *fd_file(int fd, int *flags)
     if (!S.active || S.dead || busy || fd < 0 || (size_t)fd >= S.nfds || !S.fds[fd].file) return NULL;
     if (flags) *flags = S.fds[fd].flags;
     return &S.files[S.fds[fd].file - 1];
+}
+
+/* fd_file for a call that is a step on the file: a forked child takes the run over first
+ * (fchild_take), which may move S.files. */
+static tfile *step_fd(int fd, int *flags)
+{
+    tfile *f = fd_file(fd, flags);
+    if (f && S.fchild) {
+        fchild_now();
+        f = fd_file(fd, flags);
+    }
+    return f;
 }
 
 static int set_fd(int fd, int32_t file, int flags)
@@ -824,10 +846,13 @@ __attribute__((noreturn)) static void refuse_in_run(const char *what)
         if (fd >= 0) real_close(fd);
     }
     /* the owner alive: two processes at once, which one model cannot follow; dead: it ended
-     * without handing the run on (a signal, or the shim stopped it), and its state is lost */
+     * without handing the run on (a signal, or the shim stopped it), and its state is lost,
+     * unless it was a cut (TRACE.cut, cut_to_files): the power is off for every process of
+     * the run, and this one ends as the cut one did (a parent back from waiting for it) */
     char *end;
     long pid = strtol(owner, &end, 10);
     int alive = end != owner && pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+    if (!alive && run_side("cut", path, sizeof path) && access(path, F_OK) == 0) _exit(99);
     char msg[1200], parent[160];
     snprintf(parent, sizeof parent, " (%s, which did not wait for a child within %ld ms)",
              getppid() == (pid_t)pid ? "its parent" : "an ancestor of it", S.lend_ms);
@@ -978,13 +1003,20 @@ static void atfork_parent(void)
     S.forked = 1;
 }
 
+static void fchild_arm(void);
+
 /* A forked child shares the owner's trace descriptor and tracked files but not its story:
- * it passes everything through, and drops (never flushes) its copy of the trace buffer. */
+ * it drops (never flushes) its copy of the trace buffer. Without POWERCUT_RUN it passes
+ * everything through; under it, it takes part in the run (fchild_arm). */
 static void atfork_child(void)
 {
     /* Under POWERCUT_RUN the fork of a process that never claimed (a shell's subshell, `( ... )`
      * or `... &`) is a process of the run like any other: it may own the files in its turn. */
     if (!S.claimed && in_run()) return;
+    if (S.claimed && !S.dead && in_run() && S.trace_path && (S.tw || S.fchild)) {
+        fchild_arm();
+        return;
+    }
     S.dead = 1;
     /* the child's copies of the mappings are not registered (no UFFD_FEATURE_EVENT_FORK), and
      * its /proc/self/pagemap descriptor would describe the parent */
@@ -1040,13 +1072,22 @@ static tfile *new_file(void)
  * change, not one made behind the model's back. Another name of a tracked file (a hard link)
  * claims in after_open, after the open. */
 static void claim_now(void);
+static void fchild_for_name(int dirfd, const char *path, int follow);
 static void before_open(int dirfd, const char *path, int flags)
 {
-    if (!S.active || S.dead || busy || S.claimed || !path || !in_run()) return;
+    if (!S.active || S.dead || busy || (S.claimed && !S.fchild) || !path || !in_run()) return;
     if ((flags & O_ACCMODE) == O_RDONLY && !(flags & (O_TRUNC | O_CREAT))) return;
+    /* a forked child: a truncating open of any name of a tracked file (a hard link the
+     * patterns miss) changes it too */
+    if (S.fchild && (flags & O_TRUNC)) {
+        fchild_for_name(dirfd, path, !(flags & O_NOFOLLOW));
+        return;
+    }
     char abs[PATH_MAX];
     make_abs(dirfd, path, abs, sizeof abs);
-    if (path_matches(path, abs)) claim_now();
+    if (!path_matches(path, abs)) return;
+    if (S.fchild) fchild_now();
+    else claim_now();
 }
 
 /* Under POWERCUT_RUN, a process started with its standard input, output or error open for
@@ -1099,6 +1140,15 @@ static void after_open(int fd, int dirfd, const char *path, int flags, int creat
     size_t i;
     for (i = 0; i < S.nfiles; i++)
         if (S.files[i].rfd >= 0 && S.files[i].dev == st.st_dev && S.files[i].ino == st.st_ino) break;
+    if (i == S.nfiles && S.fchild) {
+        /* a forked child's copy lacks the files its owner tracked since: a file it only reads
+         * is left to it untracked (it claims nothing, as a reading process of the run); any
+         * other open takes the run over (the baton may hold the file) */
+        if ((flags & O_ACCMODE) == O_RDONLY && !(flags & (O_TRUNC | O_CREAT))) goto out;
+        fchild_take();
+        for (i = 0; i < S.nfiles; i++)
+            if (S.files[i].rfd >= 0 && S.files[i].dev == st.st_dev && S.files[i].ino == st.st_ino) break;
+    }
     if (i == S.nfiles) {
         char link[64];
         snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
@@ -1211,6 +1261,16 @@ static void df_store(tfile *f, uint64_t off, uint64_t len)
 static void segv_handler(int sig, siginfo_t *si, void *uc)
 {
     uintptr_t a = (uintptr_t)si->si_addr;
+    /* a forked child's first store through a tracked mapping: the run is taken over before it
+     * lands (see fchild_arm); a sync mapping is writable then, and the store re-runs */
+    for (size_t i = 0; S.fchild && !busy && i < S.nmaps; i++) {
+        tmap *mp = &S.maps[i];
+        if (a < mp->addr || a >= mp->addr + mp->len || (mp->wt != WT_MPROTECT && !mp->child_armed)) continue;
+        int armed = mp->child_armed;
+        fchild_now();
+        if (armed) return;
+        break;
+    }
     for (size_t i = 0; i < S.nmaps; i++) {
         tmap *mp = &S.maps[i];
         if (mp->wt != WT_MPROTECT || a < mp->addr || a >= mp->addr + mp->len) continue;
@@ -1356,11 +1416,19 @@ static void compare_open(void)
 
 /* A modelled change of file index fi's bytes in [lo, hi) that was not a store through a
  * mapping (a write call, a truncation): the kernel changed the open pages there without a
- * fault, so they are compared at the next harvest. */
-static void touch_open(uint32_t fi, uint64_t lo, uint64_t hi)
+ * fault, so they are compared at the next harvest. A write's bytes (data) go into their
+ * copies too, as into the model: a copy holds what was recorded, and a store of the old bytes
+ * back before that harvest would otherwise compare equal to it and be lost. (A truncation's
+ * zeros are left to the compare, which records them as the kernel left the page.) */
+static void touch_open(uint32_t fi, uint64_t lo, uint64_t hi, const uint8_t *data)
 {
-    for (size_t i = 0; i < S.nopen; i++)
-        if (S.open[i].file == fi && S.open[i].foff < hi && S.open[i].foff + S.page > lo) S.open[i].hit = 1;
+    for (size_t i = 0; i < S.nopen; i++) {
+        openpg *e = &S.open[i];
+        if (e->file != fi || e->foff >= hi || e->foff + S.page <= lo) continue;
+        e->hit = 1;
+        uint64_t a = lo > e->foff ? lo : e->foff, b = hi < e->foff + S.page ? hi : e->foff + S.page;
+        if (data) memcpy(e->copy + (a - e->foff), data + (a - lo), b - a);
+    }
 }
 
 /* Write-protects [a, a+len) of a mapping again, so that its next store is noted. */
@@ -2008,6 +2076,10 @@ static int add_map(uintptr_t addr, size_t len, uint32_t file, uint64_t off, int 
             mprotect((void *)addr, mp.len, prot & ~PROT_WRITE);
         }
     }
+    if (mp.wshared && !mp.wt && S.fchild) { /* its first store takes the run over (fchild_arm) */
+        mprotect((void *)addr, mp.len, prot & ~PROT_WRITE);
+        mp.child_armed = 1;
+    }
     if (mp.wshared) S.files[file].fc_ok = 0; /* stores move st_mtime: no baseline (fc_check) */
     if (mp.wshared) debug_map(&mp, mp.wt == WT_UFFD ? "uffd" : mp.wt == WT_MPROTECT ? "mprotect" : S.mmap_lazy ? "lazy" : "sync");
     S.maps[S.nmaps++] = mp; /* published last: the handler may scan the table at any time */
@@ -2147,7 +2219,7 @@ static void note_write_src(tfile *f, uint64_t off, const void *data, uint64_t le
     if (off + len > f->size) f->size = off + len;
     if (!from_mmap) {
         f->fc_stale = 1;
-        touch_open((uint32_t)(f - S.files), off, off + len);
+        touch_open((uint32_t)(f - S.files), off, off + len, data);
     }
 }
 
@@ -2164,7 +2236,7 @@ static void note_truncate(tfile *f, uint64_t size)
     if (psh_on()) psh_truncate((size_t)(f - S.files), f->size, size);
     if (use_shadow() && !shadow_fit(f, size) && size < f->size)
         memset(f->shadow + size, 0, f->size - size);
-    touch_open((uint32_t)(f - S.files), size < f->size ? size : f->size, UINT64_MAX);
+    touch_open((uint32_t)(f - S.files), size < f->size ? size : f->size, UINT64_MAX, NULL);
     f->size = size;
     f->fc_stale = 1;
 }
@@ -2291,6 +2363,12 @@ static void cut_to_files(void)
         }
         free(img);
     }
+    /* under POWERCUT_RUN the other processes of the run find the power off (refuse_in_run) */
+    char mark[PATH_MAX + 16];
+    if (!failed && run_side("cut", mark, sizeof mark)) {
+        int fd = real_open(mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd >= 0) real_close(fd);
+    }
     _exit(failed ? 98 : 99);
 }
 
@@ -2345,7 +2423,14 @@ static int cut_and_unlock(void)
         return (real_call);                  \
     } while (0)
 
-#define BEGIN_STEP() do { busy++; pthread_mutex_lock(&lock); } while (0)
+/* A forked child not in the run yet takes it over here (the steps that hold no tfile pointer
+ * before this; the others use step_fd). */
+#define BEGIN_STEP() \
+    do { \
+        busy++; \
+        pthread_mutex_lock(&lock); \
+        if (S.fchild) fchild_take(); \
+    } while (0)
 #define END_STEP() do { pthread_mutex_unlock(&lock); busy--; } while (0)
 
 /* ---- writes ---- */
@@ -2396,7 +2481,7 @@ static ssize_t do_write(int call, int fd, const struct iovec *iov, int n, int64_
                         ssize_t (*real)(int, const struct iovec *, int, int64_t))
 {
     int flags;
-    tfile *f = fd_file(fd, &flags);
+    tfile *f = step_fd(fd, &flags);
     if (!f) {
         if (S.mark_fd >= 0 && fd == S.mark_fd && !busy) {
             ssize_t r = real(fd, iov, n, pos);
@@ -2550,7 +2635,7 @@ PC_EXPORT ssize_t pwritev64(int fd, const struct iovec *iov, int n, off_t off)
 static int do_ftruncate(int fd, off_t len, int (*real)(int, off_t))
 {
     int flags;
-    tfile *f = fd_file(fd, &flags);
+    tfile *f = step_fd(fd, &flags);
     if (!f || len < 0) return real(fd, len);
     BEGIN_STEP();
     int err, go = step_open(PC_CALL_FTRUNCATE, f->id, (uint64_t)len, 0, &err);
@@ -2591,14 +2676,16 @@ PC_EXPORT int ftruncate64(int fd, off_t len)
  * file writable by the process: access(W_OK), as ftruncate asks whether its descriptor is). */
 static int ns_watching(void);
 static long tracked_at(int dirfd, const char *path, int follow, int *exists);
+static void fchild_for_name(int dirfd, const char *path, int follow);
 
 static int do_truncate_path(const char *path, off_t len, int (*real)(const char *, off_t))
 {
     int there;
     long fi;
+    if (S.fchild && path) fchild_for_name(AT_FDCWD, path, 1);
     if (!ns_watching() || !path || len < 0 || (fi = tracked_at(AT_FDCWD, path, 1, &there)) < 0) return real(path, len);
-    tfile *f = &S.files[fi];
     BEGIN_STEP();
+    tfile *f = &S.files[fi];
     int err, go = step_open(PC_CALL_TRUNCATE, f->id, (uint64_t)len, 0, &err);
     if (go == GO_CUT) {
         if (access(path, W_OK) == 0) note_truncate(f, (uint64_t)len);
@@ -2671,7 +2758,7 @@ static int do_fallocate(int call, int fd, int mode, off_t off, off_t len,
                         int (*real)(int, int, off_t, off_t), int (*preal)(int, off_t, off_t))
 {
     int flags;
-    tfile *f = fd_file(fd, &flags);
+    tfile *f = step_fd(fd, &flags);
     if (!f || off < 0 || len <= 0)
         return preal ? preal(fd, off, len) : real(fd, mode, off, len);
     BEGIN_STEP();
@@ -2798,17 +2885,20 @@ static void note_commit(tfile *f, int datasync)
 
 static int before_claim(void);
 static void pdir_synced(const char *dir);
+static int in_tracked_tree(const char *name);
 
 static int do_fsync(int call, int fd, int (*real)(int))
 {
-    tfile *f = fd_file(fd, NULL);
+    tfile *f = step_fd(fd, NULL);
     if (!f) {
         uint64_t dev, ino;
         uint32_t id;
         char dir[PATH_MAX];
-        if (S.active && !S.dead && !busy && (S.nfiles || S.nknown) && pc__ns_is_dir(fd, &dev, &ino) &&
-            !pc__ns_fd_path(fd, dir, sizeof dir) && dir_holds(dir, &id))
-            return do_fsync_dir(call, fd, dir, id, real);
+        int isdir = S.active && !S.dead && !busy && (S.nfiles || S.nknown) && pc__ns_is_dir(fd, &dev, &ino) &&
+                    !pc__ns_fd_path(fd, dir, sizeof dir);
+        /* a forked child's copy may lack the names its owner made since: the run first */
+        if (isdir && S.fchild && in_tracked_tree(dir)) fchild_now();
+        if (isdir && dir_holds(dir, &id)) return do_fsync_dir(call, fd, dir, id, real);
         if (S.npdirs && before_claim() && pc__ns_is_dir(fd, &dev, &ino) && !pc__ns_fd_path(fd, dir, sizeof dir)) {
             int r = real(fd), saved = errno; /* before the claim: directories made in it are durable */
             if (r == 0) pdir_synced(dir);
@@ -2951,7 +3041,7 @@ PC_EXPORT int syncfs(int fd)
 PC_EXPORT int sync_file_range(int fd, off_t off, off_t n, unsigned int flags)
 {
     ENSURE();
-    tfile *f = fd_file(fd, NULL);
+    tfile *f = step_fd(fd, NULL);
     if (!f) return real_sync_file_range(fd, off, n, flags);
     /* guarantees nothing about durability: a step without effect */
     BEGIN_STEP();
@@ -3267,7 +3357,7 @@ static ssize_t do_copy(int call, int in, off_t *in_off, int out, off_t *out_off,
                        unsigned flags, int is64)
 {
     int oflags;
-    tfile *f = fd_file(out, &oflags);
+    tfile *f = step_fd(out, &oflags);
     if (!f) return real_copy(call, in, in_off, out, out_off, len, flags, is64);
     struct stat sst;
     int ifl = real_fcntl(in, F_GETFL);
@@ -3483,7 +3573,10 @@ static long tracked_at(int dirfd, const char *path, int follow, int *exists)
     return -1;
 }
 
-static int ns_watching(void) { return S.active && !S.dead && !busy && S.nfiles && getpid() == S.owner; }
+static int ns_watching(void)
+{
+    return S.active && !S.dead && !busy && S.nfiles && (S.fchild || getpid() == S.owner);
+}
 static int ns_flags(void) { return S.ns == PC_NS_NONE ? PC_NAME_DURABLE : 0; }
 
 static void note_rename(const char *from, const char *to, int flags)
@@ -3658,6 +3751,19 @@ static int rename_pending(ns_args *a)
     return r;
 }
 
+/* A forked child's copy knows the names and files of the fork's time: a name the patterns
+ * match, a tracked file or a name the model knows takes the run over before the call. */
+static void fchild_for_name(int dirfd, const char *path, int follow)
+{
+    if (!S.fchild || !path || !S.active || S.dead || busy) return;
+    char abs[PATH_MAX], name[PATH_MAX];
+    int there;
+    make_abs(dirfd, path, abs, sizeof abs);
+    pc__ns_name(dirfd, path, name, sizeof name);
+    if (path_matches(path, abs) || tracked_at(dirfd, path, follow, &there) >= 0 || is_known(name))
+        fchild_now();
+}
+
 /* A name of the run's files changed by a process that does not own the run (`rm f`, `mv f.tmp
  * f` between two commands, or run by a shell that owns the files): it takes the baton (or
  * waits for its parent's lend), so that the change is a step of the run rather than one
@@ -3665,6 +3771,7 @@ static int rename_pending(ns_args *a)
  * claims nothing: a name no one opened is no file of the run. */
 static void baton_for_name(int dirfd, const char *path)
 {
+    if (S.fchild) fchild_for_name(dirfd, path, 0);
     if (!path || S.claimed || !S.active || S.dead || busy || !in_run()) return;
     char abs[PATH_MAX];
     make_abs(dirfd, path, abs, sizeof abs);
@@ -3899,13 +4006,17 @@ static int call_rmdir(void *p)
 
 /* Whether this process records directory and link changes: it owns the run (a tracked file
  * is not needed: under POWERCUT_RUN a `mkdir` command owns the run for its one call). */
-static int tree_watching(void) { return S.active && !S.dead && !busy && S.claimed && getpid() == S.owner; }
+static int tree_watching(void)
+{
+    return S.active && !S.dead && !busy && S.claimed && (S.fchild || getpid() == S.owner);
+}
 
 /* Under POWERCUT_RUN a change in the tracked tree by a process that does not own the run (a
  * script's `mkdir d`, `ln -s`) takes it first, so that the change is a step of the one trace
  * and goes on with the baton (else the next command would find the directory durable). */
 static void tree_claim(const char *name)
 {
+    if (S.fchild && !busy && in_tracked_tree(name)) fchild_now();
     if (in_run() && !S.claimed && S.active && !S.dead && !busy && S.trace_path && in_tracked_tree(name)) claim_now();
 }
 
@@ -4646,6 +4757,8 @@ static void baton_lend(void)
 static void fc_check_file(size_t fi);
 static int baton_reopen(const pc_ho_file *hf, const char *name);
 
+static void baton_resume(const char *path, const char *what);
+
 /* The wait returned: the owner's mark again, and the state the baton holds now. */
 static void baton_back(void)
 {
@@ -4661,11 +4774,26 @@ static void baton_back(void)
     real_close(fd);
     char path[PATH_MAX + 16];
     run_side("baton", path, sizeof path);
+    baton_resume(path, "the state left while this process waited");
+    pthread_mutex_unlock(&lock);
+    busy--;
+    errno = saved;
+}
+
+/* A process that holds the owner's mark again (back from its wait) or for the first time (a
+ * forked child, fchild_take) goes on from the baton at path: its own descriptors, mappings and
+ * files kept, the steps, trace, model, baselines and the files tracked since from the baton.
+ * The lock held and busy. */
+static void baton_resume(const char *path, const char *what)
+{
+    char msg[160];
     pc_handover h;
     int bfd = real_open(path, O_RDONLY | O_CLOEXEC);
-    if (bfd < 0 || pc__ho_load(bfd, &h)) die("POWERCUT_RUN (the state left while this process waited is unreadable)", path);
+    snprintf(msg, sizeof msg, "POWERCUT_RUN (%s is unreadable)", what);
+    if (bfd < 0 || pc__ho_load(bfd, &h)) die(msg, path);
     if (syscall(SYS_unlinkat, AT_FDCWD, path, 0)) die("POWERCUT_RUN (cannot remove the baton)", path);
-    if (h.nfiles < S.nfiles) die("POWERCUT_RUN (the state left while this process waited lacks its files)", path);
+    snprintf(msg, sizeof msg, "POWERCUT_RUN (%s lacks its files)", what);
+    if (h.nfiles < S.nfiles) die(msg, path);
     /* the trace: the END cut off, appended to from where the last process left it */
     struct stat st;
     pc_tw_free(S.tw);
@@ -4715,13 +4843,110 @@ static void baton_back(void)
             die("POWERCUT_MMAP=sync (cannot read the file again)", f->path);
     }
     for (uint32_t i = 0; i < h.nknown; i++) add_known(h.known[i]);
-    /* Its open pages keep their copies from before the wait: what the processes in between
-     * wrote into them is recorded again at the next step (the same bytes: the same images),
-     * and what a forked child stored through the mapping unseen is recorded at all. */
+    /* The copies its open pages are compared with, and the page copies a record-only trace
+     * diffs against (pshadow), are from before the wait: the processes in between may have
+     * recorded other bytes there since (a child storing through the mapping it inherited), so
+     * a store of the old bytes back would compare equal and be lost. The pages are protected
+     * again and the copies dropped: the next store to one is recorded against the model, or
+     * whole. */
+    while (S.nopen) close_open(S.nopen - 1, 1);
+    psh_free();
     if (!G.foreign_off)
         for (size_t i = 0; i < S.nfiles; i++)
             if (S.files[i].rfd >= 0) fc_check_file(i);
     pc__ho_free(&h);
+}
+
+/* ---- a forked child of the owner (POWERCUT_RUN) ----
+ * fork() copies the owner's state into the child, but the owner goes on numbering steps after
+ * it, so the child's copy is stale the moment the owner takes one more: the child cannot write
+ * into the trace from it. It is a process of the run like an exec'd child instead: at its
+ * first change of a tracked file it waits for the owner to lend the run (it blocks in a wait),
+ * takes the owner's mark, and goes on from the baton, its copy of the model, steps and files
+ * discarded; its descriptors and mappings are its own and stay (files keep their index for the
+ * whole run, so its descriptor table points into the baton's files as it did into the copy).
+ * At its end (exit, _exit) it hands the baton back, as any owner does, and the owner's wait
+ * returns to the child's state. A child that never changes a tracked file (one that execs at
+ * once, or only reads) takes nothing and waits for nothing.
+ * Its stores through mappings it inherited: the kernel drops the child's uffd registration
+ * and write-protection at fork (no UFFD_FEATURE_EVENT_FORK), and the owner's open pages are
+ * writable there. So every tracked shared writable mapping is made read-only in the child at
+ * the fork, on mprotect from then on (uffd is not offered to the child): its first store
+ * faults, and the SIGSEGV handler takes the run over before the store lands, then notes the
+ * page as for any store. Mappings under POWERCUT_MMAP=sync are read-only until that first
+ * store too (child_armed), then writable for good: that mode compares content at the steps,
+ * from the baton's model (lazy records no trace, so no baton). Taking the run over in the
+ * signal handler does file I/O and allocates: the store it interrupts is the program's own,
+ * outside every shim call (none stores into a tracked mapping) and outside malloc (which never
+ * stores into a file mapping). Stores by the kernel into such a mapping (read(2) into it) fail
+ * with EFAULT in the child, as on mprotect anywhere. */
+
+/* In the child, from atfork_child: nothing of the owner's story goes on here until the take-over. */
+static void fchild_arm(void)
+{
+    S.fchild = 1;
+    S.forked = 0;
+    /* its /proc/self/pagemap descriptor would describe the parent */
+    pc__uffd_close();
+    S.uffd_ok = -1;
+    if (S.tw) { /* the trace descriptor stays: the take-over appends through it */
+        pc_tw_free(S.tw);
+        S.tw = NULL;
+    }
+    while (S.nopen) close_open(S.nopen - 1, 0); /* their copies are the owner's, stale */
+    psh_free();
+    for (size_t i = 0; i < S.nmaps; i++) {
+        tmap *mp = &S.maps[i];
+        if (!mp->wshared) continue;
+        syscall(SYS_mprotect, mp->addr, mp->len, mp->prot & ~PROT_WRITE);
+        if (mp->wt) {
+            mp->wt = WT_MPROTECT;
+            mp->no_uffd = 1;
+            memset(mp->faulted, 0, mp->len / S.page); /* the owner's stores: it records them */
+            mp->nf = 0;
+            mp->win_h = mp->win_c = mp->win_o = 0;
+        } else {
+            mp->child_armed = 1;
+        }
+    }
+}
+
+/* The take-over, the lock held and busy: the owner's mark once the owner lends the run, then
+ * the baton. A child whose owner does not lend within POWERCUT_LEND_WAIT (it works on, or
+ * polls with WNOHANG) would be modelled at the same time as its owner: refused, named. */
+static void fchild_take(void)
+{
+    S.fchild = 0;
+    char side[PATH_MAX + 16], me[32];
+    run_side("owner", side, sizeof side);
+    snprintf(me, sizeof me, "%ld", (long)getpid());
+    int fd;
+    while ((fd = real_open(side, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0 && errno == EEXIST)
+        if (!lend_awaited()) refuse_in_run("(forked by the owner, no exec) changed a tracked file");
+    if (fd < 0) die("POWERCUT_RUN (cannot create the owner's mark beside the trace)", side);
+    if (write(fd, me, strlen(me)) < 0) die("POWERCUT_RUN (cannot write the owner's mark)", side);
+    real_close(fd);
+    setenv("POWERCUT_OWNER", me, 1);
+    S.owner = getpid();
+    char path[PATH_MAX + 16];
+    run_side("baton", path, sizeof path);
+    baton_resume(path, "the state the owner left when it lent the run");
+    for (size_t i = 0; i < S.nmaps; i++)
+        if (S.maps[i].child_armed) {
+            syscall(SYS_mprotect, S.maps[i].addr, S.maps[i].len, S.maps[i].prot);
+            S.maps[i].child_armed = 0;
+        }
+}
+
+/* The take-over before a call that changes a tracked file, or a store (the SIGSEGV handler:
+ * errno is the interrupted code's), outside the lock. */
+static void fchild_now(void)
+{
+    if (!S.fchild || busy) return;
+    int saved = errno;
+    busy++;
+    pthread_mutex_lock(&lock);
+    if (S.fchild) fchild_take();
     pthread_mutex_unlock(&lock);
     busy--;
     errno = saved;
@@ -5213,6 +5438,7 @@ PC_EXPORT void pc_mark(int kind, uint64_t op, const char *label)
     if (!S.active || S.dead || busy) return;
     busy++;
     pthread_mutex_lock(&lock);
+    if (S.fchild) fchild_take(); /* a forked child's marks are the run's, in its turn */
     if (!S.claimed && S.npending < (int)(sizeof S.pending / sizeof S.pending[0])) {
         S.pending[S.npending].kind = kind;
         S.pending[S.npending].op = op;

@@ -42,7 +42,8 @@
  *   the last resort (a seccomp filter may block the system call itself).
  * - Without UFFD_FEATURE_EVENT_FORK a forked child's copies of the mappings are not
  *   registered (and without EVENT_REMAP, neither is the target of an mremap): the child
- *   writes freely, and the shim registers a moved mapping again.
+ *   writes freely (under POWERCUT_RUN the shim puts its copies on mprotect instead: shim.c,
+ *   fchild_arm), and the shim registers a moved mapping again.
  *
  * Every call uses raw system calls: the shim interposes open and close.
  */

@@ -45,6 +45,9 @@
  *   ; / ,            sync() / syncfs() of the file's descriptor
  *   N:ADDR           store to ADDR (N:16 crashes with SIGSEGV)
  *   z:MS             sleep MS milliseconds                y / Y[:MS]  a child writes byte 0 (exec) / 1 (fork), then (after MS ms) it is waited for
+ *                    (Y: the forked child pwrites 'Y' at 1 through the inherited descriptor, fsyncs
+ *                    it and ends with _exit; Yo: it opens the file by name; Ye: it ends with exit;
+ *                    Yt: it opens FILE.ln, made by l, with O_TRUNC)
  *   [:MS             a child (exec) writes byte 0 while this process sleeps MS before it waits
  *   ]                system(): this program again on FILE, writing byte 0
  *   L:N:STRIDE       N times: store a byte into page (i*STRIDE mod pages) of the map, msync it
@@ -53,7 +56,8 @@
  *                    every EVERY-th time, one into the next of the other pages in turn; msync
  *                    the first page
  *   G:OFF:LEN:BYTE   read(2) LEN bytes of BYTE from a pipe into the map (a store by the kernel)
- *   F:OFF:LEN:BYTE   a forked child stores into the map, the parent waits
+ *   F:OFF:LEN:BYTE[:SYNC[:MS]]  a forked child stores into the map (SYNC 1: and msyncs those
+ *                    pages), the parent waits (after MS ms)
  *   o                reopen O_RDONLY                      X:OFF:LEN:FLAGS  msync(FLAGS) of map range
  *   Z:LEN            mmap LEN bytes MAP_PRIVATE rw at 0 as the map (s/M/X act on it)
  *   n:LEN            mmap LEN bytes MAP_SHARED read-only at 0 as the map
@@ -377,10 +381,16 @@ int main(int argc, char **argv)
         case 'y': case 'Y': { /* a child writes the file too: exec'd (y) or just forked (Y) */
             fflush(stdout);
             pid_t pid = fork();
+            char how = op == 'Y' && (*p == 'o' || *p == 'e' || *p == 't') ? *p++ : 0;
+            if (*p == ':') p++;
             if (pid == 0) {
                 if (op == 'y') execl("/proc/self/exe", "pc_work", path, "w:0:1:90", (char *)NULL);
-                else { int c = open(path, O_RDWR); (void)!pwrite(c, "Y", 1, 1); fsync(c); }
-                _exit(0);
+                char ln[4096];
+                snprintf(ln, sizeof ln, "%s.ln", path);
+                int c = how == 'o' ? open(path, O_RDWR) : how == 't' ? open(ln, O_RDWR | O_TRUNC) : fd;
+                int bad = pwrite(c, "Y", 1, 1) != 1 || fsync(c) != 0;
+                if (how == 'e') exit(bad);
+                _exit(bad);
             }
             int status;
             if (*p) usleep((useconds_t)num(&p) * 1000); /* Y:MS: the child is done before the wait */
@@ -447,12 +457,19 @@ int main(int argc, char **argv)
             unsigned long long off = num(&p), len = num(&p);
             int byte = (int)num(&p);
             fflush(stdout);
+            int sync = *p ? (int)num(&p) : 0;
+            unsigned long long ms = *p ? num(&p) : 0;
             pid_t pid = fork();
             if (pid == 0) {
                 memset(map + off, byte, len);
+                if (sync) {
+                    unsigned long long lo = off / 4096 * 4096;
+                    if (msync(map + lo, off + len - lo, MS_SYNC)) _exit(1);
+                }
                 _exit(0);
             }
             int status;
+            if (ms) usleep((useconds_t)ms * 1000);
             waitpid(pid, &status, 0);
             if (!WIFEXITED(status) || WEXITSTATUS(status)) r = -1;
             break;

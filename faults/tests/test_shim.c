@@ -87,7 +87,7 @@ static void clean(void)
 {
     const char *names[] = {"f",     "f.crash", "trace", "out",     "marks",         "g",
                            "err",   "f.ln",    "f.other", "g.crash", "f.src",       "trace.owner",
-                           "trace.baton", "trace.refused"};
+                           "trace.baton", "trace.refused", "trace.cut", "trace.fork"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char p[256];
         snprintf(p, sizeof p, "%s/%s", dir, names[i]);
@@ -425,8 +425,14 @@ static void test_rejected_calls(void **st)
     live_vs_trace("t:100 D W:0:65 R:0:1", "", 3);
 }
 
+static pc_trace *read_trace(uint64_t want_steps);
+static void trace_image_is(pc_trace *t, uint64_t step, const char *spec, const uint8_t *want, uint64_t len);
+
 /* A page stored to again after its msync stays writable (open) and is compared at each
- * step: its new store is dirty and early writeback can put it on the disk. */
+ * step: its new store is dirty and early writeback can put it on the disk. A write call into
+ * an open page, then a store of the page's old byte back before the next step: the store is
+ * recorded (the copy the page is compared with took the write), in every backend, traced and
+ * cut live. */
 static void test_open_page_rewrite(void **st)
 {
     (void)st;
@@ -442,6 +448,24 @@ static void test_open_page_rewrite(void **st)
     img = cut_image("5:all", NULL, ops, &len);
     assert_int_equal(img[0], 66);
     free(img);
+    const char *back = "t:8192 m:8192 s:0:10:65 M:0:4096 w:0:1:90 s:0:1:65 f";
+    const char *modes[] = {"", "|POWERCUT_MMAP=mprotect", "|POWERCUT_MMAP=uffd"};
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        if (i == 2 && !uffd_available()) continue;
+        char envs[256];
+        clean();
+        snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace%s", dir, modes[i]);
+        assert_int_equal(run(envs, back), 0);
+        uint8_t *vol = slurp("f", &len);
+        assert_int_equal(vol[0], 65);
+        pc_trace *t = read_trace(4);
+        trace_image_is(t, 4, "all", vol, len); /* the fsync: the file as the program left it */
+        pc_trace_free(t);
+        free(vol);
+        img = cut_image("4:all", modes[i][0] ? modes[i] + 1 : NULL, back, &len);
+        assert_int_equal(img[0], 65);
+        free(img);
+    }
 }
 
 static void test_mremap_munmap(void **st)
@@ -1430,11 +1454,10 @@ static void test_baton(void **st)
 
 /* POWERCUT_RUN: an owner that forks a child and waits for it lends it the run (waitpid): the
  * child (exec'd pc_work) writes byte 0 as step 4 of the one trace, and the parent, back from
- * the wait, syncs it as step 5; a cut in the child's write loses the parent's unsynced data.
- * The same through system().
- * A forked child that writes without exec (no shim of its own) is found behind the parent's
- * back when the wait returns (97, noted in TRACE.refused); a child whose parent does not wait
- * for it within POWERCUT_LEND_WAIT is refused, named, and the parent goes on. */
+ * the wait, syncs it as step 5; a cut in the child's write loses the parent's unsynced data,
+ * and ends the parent too (99, nothing refused). The same through system(). A child whose
+ * parent does not wait for it within POWERCUT_LEND_WAIT is refused, named, and the parent goes
+ * on (forked children without exec: test_fork_child). */
 static void test_lend(void **st)
 {
     (void)st;
@@ -1459,6 +1482,19 @@ static void test_lend(void **st)
     char p[300];
     snprintf(p, sizeof p, "%s/trace.refused", dir);
     assert_int_not_equal(access(p, F_OK), 0);
+    /* a cut in the child's write: its image, and the power off for the parent too, which
+     * ends with 99 when its wait returns (TRACE.cut), neither refused nor going on */
+    clean();
+    char cut[300];
+    snprintf(cut, sizeof cut, "%s|POWERCUT_CUT=4:none", envs);
+    assert_int_equal(run(cut, "w:0:10:65 f w:20:10:66 y f"), 99);
+    uint64_t clen;
+    uint8_t *img = slurp("f.crash", &clen);
+    assert_non_null(img);
+    assert_int_equal(clen, 10);
+    assert_true(range_is(img, 0, 10, 65));
+    free(img);
+    assert_int_not_equal(access(p, F_OK), 0);
     /* system(): glibc waits inside it, unseen; the run is lent around the call */
     clean();
     assert_int_equal(run(envs, "w:0:10:65 f w:20:10:66 ] f"), 0);
@@ -1468,24 +1504,8 @@ static void test_lend(void **st)
     trace_image_is(t, 5, "all", want, 30);
     pc_trace_free(t);
     assert_int_not_equal(access(p, F_OK), 0);
-    /* a forked child writing with the parent's shim state (no exec): not modelled, found */
-    clean();
-    assert_int_equal(run(envs, "w:0:10:65 f Y f"), 97);
     uint64_t len;
-    uint8_t *r = slurp("trace.refused", &len);
-    assert_non_null(r);
-    r[len] = 0;
-    if (!strstr((char *)r, "changed behind the shim's back")) fail_msg("not noted: %s", (char *)r);
-    free(r);
-    /* the same child done before its parent waits: the lend must not take its write into the
-     * baseline it leaves */
-    clean();
-    assert_int_equal(run(envs, "w:0:10:65 f Y:200 f"), 97);
-    r = slurp("trace.refused", &len);
-    assert_non_null(r);
-    r[len] = 0;
-    if (!strstr((char *)r, "changed behind the shim's back")) fail_msg("not noted before the lend: %s", (char *)r);
-    free(r);
+    uint8_t *r;
     /* a parent that sleeps a second before it waits: its child gives up after 100 ms */
     clean();
     snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace|POWERCUT_RUN=1|POWERCUT_LEND_WAIT=100", dir);
@@ -1497,6 +1517,152 @@ static void test_lend(void **st)
     free(r);
     t = read_trace(2); /* the parent's two steps, nothing of the child */
     pc_trace_free(t);
+}
+
+/* A run of `forked` under POWERCUT_RUN (mode: more variables), where a forked child of the
+ * owner changes the file without exec, against a run of `alone`, the same calls in one
+ * process: the same steps, and the same image at every step under each crash choice (derived
+ * from the two traces); and a live cut of `forked` at every step (the child's among them, its
+ * parent then ending as the cut child did: exit 99) under the first `live` choices writes the
+ * image its trace derives. */
+static void fork_vs_alone(const char *mode, const char *forked, const char *alone, uint64_t steps, size_t live)
+{
+    char envs[300], tp[256], tq[256];
+    clean();
+    snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace|POWERCUT_RUN=1%s", dir, mode);
+    if (run(envs, forked) != 0) fail_msg("'%s'%s: the run failed", forked, mode);
+    snprintf(tp, sizeof tp, "%s/trace.refused", dir);
+    if (!access(tp, F_OK)) fail_msg("'%s'%s: refused", forked, mode);
+    snprintf(tp, sizeof tp, "%s/trace", dir);
+    snprintf(tq, sizeof tq, "%s/trace.fork", dir);
+    assert_int_equal(rename(tp, tq), 0);
+    pc_trace *tf;
+    assert_int_equal(pc_trace_open(tq, &tf), PC_OK);
+    uint64_t n;
+    int complete;
+    assert_int_equal(pc_trace_step_count(tf, &n), PC_OK);
+    assert_int_equal(pc_trace_complete(tf, &complete), PC_OK);
+    if (n != steps || !complete) fail_msg("'%s'%s: %llu steps, complete %d", forked, mode, (unsigned long long)n, complete);
+    clean();
+    assert_int_equal(run(envs, alone), 0);
+    pc_trace *ta = read_trace(steps);
+    const char *specs[] = {"none", "all", "none:all", "random:3:random:4:5", "prefix:1"};
+    for (uint64_t k = 1; k <= steps; k++) {
+        pc_step_info a, b;
+        assert_int_equal(pc_trace_step_info(tf, k, &a), PC_OK);
+        assert_int_equal(pc_trace_step_info(ta, k, &b), PC_OK);
+        if (a.call != b.call) fail_msg("'%s'%s: step %llu is call %d, alone %d", forked, mode, (unsigned long long)k,
+                                       (int)a.call, (int)b.call);
+        for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+            pc_crash c;
+            assert_int_equal(pc_crash_parse(specs[i], &c), PC_OK);
+            uint8_t *x, *y;
+            uint64_t xl, yl;
+            assert_int_equal(pc_trace_image(tf, 0, k, &c, &x, &xl), PC_OK);
+            assert_int_equal(pc_trace_image(ta, 0, k, &c, &y, &yl), PC_OK);
+            if (xl != yl || memcmp(x, y, xl))
+                fail_msg("'%s'%s: step %llu %s: the image differs from the one process's", forked, mode,
+                         (unsigned long long)k, specs[i]);
+            free(y);
+            if (i >= live) {
+                free(x);
+                continue;
+            }
+            char cut[400];
+            clean();
+            snprintf(cut, sizeof cut, "%s|POWERCUT_CUT=%llu:%s", envs, (unsigned long long)k, specs[i]);
+            int rc = run(cut, forked);
+            if (rc != 99) fail_msg("'%s'%s: cut %llu:%s: exit %d, not 99", forked, mode, (unsigned long long)k, specs[i], rc);
+            uint8_t *img = slurp("f.crash", &yl);
+            if (!img || xl != yl || memcmp(x, img, xl))
+                fail_msg("'%s'%s: cut %llu:%s: the live image differs from the trace's", forked, mode,
+                         (unsigned long long)k, specs[i]);
+            free(img);
+            free(x);
+        }
+    }
+    pc_trace_free(ta);
+    pc_trace_free(tf);
+    unlink(tq);
+}
+
+/* POWERCUT_RUN: a forked child of the owner that writes without exec takes part in the run:
+ * it waits for the owner's lend (waitpid), numbers its steps on in the one trace from the
+ * baton's state (not its stale copy from the fork), and hands the run back at its end, so the
+ * parent's wait returns to the child's state. Through the descriptor it inherited (pwrite +
+ * fsync, then _exit), ending with exit, opening the file by name, truncating it through a hard
+ * link, and done before its parent waits; storing through a mapping it inherited (into a page
+ * its parent keeps open), with and without its own msync, and the parent storing its old
+ * bytes back over the child's after the wait (also over an exec'd child's pwrite); in each
+ * backend. Each run's images equal those of the same calls in one process, traced and cut
+ * live. A child whose parent does not wait within POWERCUT_LEND_WAIT is refused, named,
+ * before its write or store lands. */
+static void test_fork_child(void **st)
+{
+    (void)st;
+    /* 1 w, 2 f (parent) | 3 w, 4 w 'Y', 5 f (child) | 6 f (parent) */
+    fork_vs_alone("", "w:0:10:65 f w:20:10:66 Y f", "w:0:10:65 f w:20:10:66 w:1:1:89 f f", 6, 3);
+    char envs[256];
+    clean();
+    snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace|POWERCUT_RUN=1", dir);
+    assert_int_equal(run(envs, "w:0:10:65 f w:20:10:66 Y f"), 0);
+    pc_trace *t = read_trace(6);
+    pc_step_info info;
+    assert_int_equal(pc_trace_step_info(t, 4, &info), PC_OK);
+    assert_int_equal(info.call, PC_CALL_PWRITE);
+    assert_int_equal(pc_trace_step_info(t, 5, &info), PC_OK);
+    assert_int_equal(info.call, PC_CALL_FSYNC);
+    uint8_t want[30];
+    memset(want, 65, 10);
+    trace_image_is(t, 4, "none", want, 10); /* the child's byte and the parent's 66: volatile */
+    memset(want + 10, 0, 10);
+    memset(want + 20, 66, 10);
+    want[1] = 'Y';
+    trace_image_is(t, 6, "none", want, 30); /* the child's fsync made both durable */
+    pc_trace_free(t);
+    fork_vs_alone("", "w:0:10:65 f w:20:10:66 Ye f", "w:0:10:65 f w:20:10:66 w:1:1:89 f f", 6, 0);
+    fork_vs_alone("", "w:0:10:65 f w:20:10:66 Yo f", "w:0:10:65 f w:20:10:66 w:1:1:89 f f", 6, 0);
+    /* a truncating open by another name (a hard link the patterns do not match): the run's */
+    fork_vs_alone("", "w:0:10:65 f l Yt f", "w:0:10:65 f l @:f.ln w:1:1:89 f f", 6, 1);
+    fork_vs_alone("", "w:0:10:65 f Y:200 f", "w:0:10:65 f w:1:1:89 f f", 5, 1);
+    /* 1 t, 2 M (parent) | 3 M (child's store into the page its parent keeps open) | 4 f */
+    const char *modes[] = {"", "|POWERCUT_MMAP=sync", "|POWERCUT_MMAP=mprotect", "|POWERCUT_MMAP=uffd",
+                           "|POWERCUT_TRACE_MAPPED=1"};
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        if (i == 3 && !uffd_available()) continue;
+        fork_vs_alone(modes[i], "t:8192 m:8192 s:0:10:65 M:0:4096 F:100:10:66:1 s:5000:10:67 f",
+                      "t:8192 m:8192 s:0:10:65 M:0:4096 s:100:10:66 M:0:110 s:5000:10:67 f", 4, i < 2 ? 3 : 0);
+        fork_vs_alone(modes[i], "t:8192 m:8192 s:0:10:65 M:0:4096 F:100:10:66 s:5000:10:67 f",
+                      "t:8192 m:8192 s:0:10:65 M:0:4096 s:100:10:66 s:5000:10:67 f", 3, i < 2 ? 1 : 0);
+        /* the parent, back from its wait, stores its old bytes back over the child's */
+        fork_vs_alone(modes[i], "t:8192 m:8192 s:0:10:65 M:0:4096 F:100:10:66:1 s:100:10:0 f",
+                      "t:8192 m:8192 s:0:10:65 M:0:4096 s:100:10:66 M:0:110 s:100:10:0 f", 4, i < 1 ? 2 : 0);
+    }
+    /* the same over an exec'd child's pwrite into a page the parent keeps open */
+    fork_vs_alone("", "t:8192 m:8192 s:0:10:65 M:0:4096 y s:0:1:65 f",
+                  "t:8192 m:8192 s:0:10:65 M:0:4096 w:0:1:90 s:0:1:65 f", 4, 2);
+    /* a parent that sleeps a second before it waits: its child's write, and its store, are
+     * refused after 100 ms, before they land */
+    const char *busy[] = {"w:0:10:65 f Y:1000 f", "t:8192 m:8192 s:0:10:65 M:0:4096 F:100:10:66:1:1000 f"};
+    for (int i = 0; i < 2; i++) {
+        clean();
+        snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace|POWERCUT_RUN=1|POWERCUT_LEND_WAIT=100", dir);
+        assert_int_equal(run(envs, busy[i]), 0);
+        uint64_t len;
+        uint8_t *r = slurp("trace.refused", &len);
+        assert_non_null(r);
+        r[len] = 0;
+        if (!strstr((char *)r, "(forked by the owner, no exec) changed a tracked file while process") ||
+            !strstr((char *)r, "(its parent, which did not wait for a child within 100 ms)"))
+            fail_msg("not said: %s", (char *)r);
+        free(r);
+        t = read_trace(3); /* the parent's steps, nothing of the child */
+        pc_trace_free(t);
+        r = slurp("f", &len);
+        assert_non_null(r);
+        assert_int_equal(r[i ? 100 : 1], i ? 0 : 65);
+        free(r);
+    }
 }
 
 /* Defect 8: an exec in the owner continues the run: the steps before it stay in the trace and
@@ -2867,6 +3033,7 @@ int main(void)
         cmocka_unit_test(test_exec_continues),
         cmocka_unit_test(test_baton),
         cmocka_unit_test(test_lend),
+        cmocka_unit_test(test_fork_child),
         cmocka_unit_test(test_diskfull_hole_sigbus),
         cmocka_unit_test(test_diskfull_room_where_backed),
         cmocka_unit_test(test_created_name_needs_dir_fsync),
