@@ -29,7 +29,22 @@ static uint8_t *img_after;        /* the upgrade committed, nothing else */
 static size_t full_len, after_len;
 static uint64_t nreg;             /* regular pages of the 0.2 file */
 
+static uint64_t nprot;             /* its protected pages: ids 0 .. nprot - 1 */
+
 static uint8_t fill(uint64_t id) { return (uint8_t)(id * 37 + 11); }
+static uint8_t pfill(uint64_t id) { return (uint8_t)(id * 13 + 200); }
+
+/* Every protected page reads pfill(id) in every byte. */
+static void assert_prot(mp_pager *p) {
+  for (uint64_t id = 0; id < nprot; id++) {
+    const void *d;
+    assert_int_equal(mp_protected_read(p, id, &d), MP_OK);
+    for (size_t i = 0; i < ps; i++)
+      if (((const uint8_t *)d)[i] != pfill(id)) fail_msg("protected page %llu byte %zu", (unsigned long long)id, i);
+  }
+  const void *d;
+  assert_int_equal(mp_protected_read(p, nprot, &d), MP_ENOTALLOC);
+}
 
 /* Every regular page, each holding fill(id) in every byte; and their count. */
 static void assert_pages(mp_pager *p, uint64_t want, bool page3_bytes) {
@@ -61,24 +76,37 @@ static int snap_cb(const char *name, int *failnum, void **failinfo, unsigned int
   return 0;
 }
 
-/* A 0.2 file at its capacity, every page allocated and holding fill(id), page 3 first. */
-static void full_02(void) {
+/* A 0.2 file at its capacity, every regular page holding fill(id): page 3 the first regular
+ * page, or (prot_first) the first directory page; `np` protected pages (33 to a block at 1 KiB,
+ * 67 at 2 KiB), each holding pfill(id). */
+static void full_02(bool prot_first, uint64_t np) {
   snprintf(path, sizeof path, "%s", t_path(7, "small.mp"));
   unlink(path);
   mp_pager *p;
   assert_int_equal(mp_create(path, ps, &p), MP_OK);
   uint64_t id;
-  assert_int_equal(mp_alloc(p, &id), MP_OK);
-  assert_int_equal(id, 3);
+  if (!prot_first) {
+    assert_int_equal(mp_alloc(p, &id), MP_OK);
+    assert_int_equal(id, 3);
+  }
+  nprot = np;
+  for (uint64_t k = 0; k < np; k++) {
+    assert_int_equal(mp_protected_alloc(p, &id), MP_OK);
+    assert_int_equal(id, k);
+    void *stage;
+    assert_int_equal(mp_protected_begin(p, id, &stage), MP_OK);
+    memset(stage, pfill(id), ps);
+    assert_int_equal(mp_protected_commit(p, id), MP_OK);
+  }
   size_t n = (size_t)(mp_capacity(p) - mp_page_count(p) + mp_free_count(p));
   uint64_t *ids = malloc(n * 8);
   assert_int_equal(mp_alloc_bulk(p, n, ids), MP_OK);
   assert_int_equal(mp_free_count(p), 0);
-  nreg = n + 1;
-  for (uint64_t k = 3; k < mp_page_count(p); k++) {
+  nreg = 0;
+  for (id = 0; mp_next_regular(p, id, &id) == MP_OK; id++, nreg++) {
     void *d;
-    assert_int_equal(mp_page(p, k, &d), MP_OK);
-    memset(d, fill(k), ps);
+    assert_int_equal(mp_page(p, id, &d), MP_OK);
+    memset(d, fill(id), ps);
   }
   assert_int_equal(mp_sync(p), MP_OK);
   free(ids);
@@ -100,6 +128,7 @@ static void expect(const uint8_t *img, size_t len, bool v3, unsigned recovery) {
     assert_int_equal(mp_recovery(p) & recovery, recovery);
     /* a reader of a garbage head reads page 3 as the disk holds it: a writer's open restores it */
     assert_pages(p, nreg, !(ro && recovery & MP_RECOVER_SALVAGE));
+    assert_prot(p);
     assert_clean(p);
     mp_close(p);
   }
@@ -122,9 +151,9 @@ static mp3_sb sb_of(const uint8_t *img) {
 }
 
 /* The upgrade, and every state its two barriers can leave. */
-static void upgrade_at(size_t page_size) {
+static void upgrade_at(size_t page_size, bool prot_first, uint64_t np) {
   ps = page_size;
-  full_02();
+  full_02(prot_first, np);
   mp_pager *p;
   assert_int_equal(mp_open(path, MP_FORMAT_3, &p), MP_OK);
   uint64_t id;
@@ -138,6 +167,7 @@ static void upgrade_at(size_t page_size) {
   assert_clean(p);
   assert_int_equal(mp_free(p, id), MP_OK); /* (a page past the 0.2 ones: it holds zeros) */
   assert_pages(p, nreg, true);
+  assert_prot(p);
   mp_close(p);
   assert_non_null(img_after);
 
@@ -146,7 +176,7 @@ static void upgrade_at(size_t page_size) {
   /* below 4 KiB: the sector copy at the first block past the 0.2 file, the rest after it */
   assert_int_equal(sb.copy, T);
   assert_int_equal(sb.root[0], T + m);
-  assert_int_equal(sb.flags & MP3_SB_PAGE3, ps == 1024 ? MP3_SB_PAGE3 : 0);
+  assert_int_equal(sb.flags & MP3_SB_PAGE3, ps == 1024 && !prot_first ? MP3_SB_PAGE3 : 0);
   assert_memory_equal(img_after + sb.copy * ps + MP3_COPY_SB, img_after, MP3_SB_LEN);
   /* what the commit wrote: the superblock's 512 bytes, nothing else */
   assert_memory_equal(img_after + MP3_SB_LEN, img_full + MP3_SB_LEN, T * ps - MP3_SB_LEN);
@@ -165,8 +195,11 @@ static void upgrade_at(size_t page_size) {
     expect(img, after_len, true, MP_RECOVER_SALVAGE);
   }
   /* a staged block torn to garbage (the stage's msync cut), the superblock not written: 0.2 */
-  const uint64_t staged[5] = {sb.copy, sb.root[0], sb.root[1], sb.leaf0[0], sb.leaf0[1]};
-  for (int b = 0; b < 5; b++) {
+  /* (and the first and last blocks the directory and protected copies moved to) */
+  const uint64_t cap = (ps - 12) / 30, dirs = (np + cap - 1) / cap;
+  const uint64_t moved = 5 * m + T, last = T + (5 + 2 * dirs + 2 * np - 1) * m;
+  const uint64_t staged[7] = {sb.copy, sb.root[0], sb.root[1], sb.leaf0[0], sb.leaf0[1], moved, last};
+  for (int b = 0; b < (np ? 7 : 5); b++) {
     memcpy(img, before, after_len);
     garbage(img, staged[b] * ps, 4096, (unsigned)b);
     expect(img, after_len, false, 0);
@@ -177,12 +210,20 @@ static void upgrade_at(size_t page_size) {
 
 static void test_upgrade_1k(void **state) {
   (void)state;
-  upgrade_at(1024);
+  upgrade_at(1024, false, 0);
 }
 
-static void test_upgrade_2k(void **state) {
+/* With protected pages in three directory blocks: 0.2's copies are single pages, which the
+ * upgrade copies into whole blocks past the 0.2 file (3.6); page 3 the first directory page,
+ * reserved then (test_upgrade_failures has page 3 regular beside protected pages). */
+static void test_upgrade_1k_protected(void **state) {
   (void)state;
-  upgrade_at(2048);
+  upgrade_at(1024, true, 70);
+}
+
+static void test_upgrade_2k_protected(void **state) {
+  (void)state;
+  upgrade_at(2048, true, 140);
 }
 
 /* A copy an upgrade left without committing is invalidated by the 0.2 writer that goes on, so
@@ -191,7 +232,7 @@ static void test_upgrade_2k(void **state) {
 static void test_stale_copy_dropped(void **state) {
   (void)state;
   ps = 1024;
-  full_02();
+  full_02(false, 0);
   mp_pager *p;
   assert_int_equal(mp_open(path, MP_FORMAT_3, &p), MP_OK);
   uint64_t id;
@@ -233,7 +274,7 @@ static void test_upgrade_failures(void **state) {
   (void)state;
   ps = 1024;
   for (fail_at = 1; fail_at <= 2; fail_at++) {
-    full_02();
+    full_02(false, 2);
     mp_pager *p;
     assert_int_equal(mp_open(path, MP_FORMAT_3, &p), MP_OK);
     uint64_t id;
@@ -243,6 +284,7 @@ static void test_upgrade_failures(void **state) {
     fiu_disable("pager/msync");
     assert_int_equal(mp_capacity(p), (ps - 28) * 8);
     assert_pages(p, nreg, true);
+    assert_prot(p);
     assert_clean(p);
     size_t len;
     uint8_t *img = t_read_file(path, &len);
@@ -300,8 +342,9 @@ int main(void) {
   if (!getenv("TMPDIR") && access("/dev/shm", W_OK) == 0) setenv("TMPDIR", "/dev/shm", 1);
   fiu_init(0);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_upgrade_2k),          cmocka_unit_test(test_stale_copy_dropped),
-      cmocka_unit_test(test_upgrade_failures),    cmocka_unit_test(test_upgrade_1k),
+      cmocka_unit_test(test_upgrade_1k_protected),
+      cmocka_unit_test(test_upgrade_2k_protected), cmocka_unit_test(test_stale_copy_dropped),
+      cmocka_unit_test(test_upgrade_failures),     cmocka_unit_test(test_upgrade_1k),
       cmocka_unit_test(test_page3_after),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
