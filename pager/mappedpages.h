@@ -76,7 +76,7 @@ enum {
 /* The 0.3 format (pager/FORMAT.md section 3: up to 2^32 pages, every operation one commit of
  * two msyncs, no metadata write a garbage sector can make fatal), which the mappedpages 0.2
  * crate refuses. With MP_CREATE (or mp_create_flags), a file this call creates is 0.3. On a
- * writer's open of a 0.2 file (pages of 4 KiB or more), an allocation (regular or protected)
+ * writer's open of a 0.2 file (at any page size), an allocation (regular or protected)
  * that needs more pages than 0.2 holds upgrades the file to 0.3 in one crash-atomic commit
  * (FORMAT.md 3.8) instead of returning MP_EFULL; without the flag a 0.2 file stays 0.2,
  * readable by the reference.
