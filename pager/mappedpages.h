@@ -233,7 +233,9 @@ MP_API uint64_t mp_leaked_count(const mp_pager *p);
  * what a writer's open would do; for a read-write or MP_PREVIEW handle, what its
  * open did (a preview's, in memory only). A
  * mask of MP_RECOVER_* bits; 0 means the file needed nothing (and a writer's open
- * does not write to it). */
+ * does not write to it, but for one case no bit tells: a 0.2 file below 4 KiB pages that an
+ * upgrade to 0.3 left longer than its pages, whose sector copy past them has its magic zeroed,
+ * FORMAT.md 3.8; none of the file's pages changes). */
 #define MP_RECOVER_PAGE0 0x1u    /* a torn write of page 0 is resolved and page 0 rewritten */
 #define MP_RECOVER_METADATA 0x2u /* the current metadata copy is damaged: the one before is used */
 #define MP_RECOVER_RECLAIM 0x4u  /* pages an interrupted protected alloc/free left are freed */
