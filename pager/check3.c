@@ -190,7 +190,8 @@ int mp3__check(mp_pager *p, unsigned flags, mp_report_fn report, void *arg, unsi
         continue;
       }
       for (uint64_t id = named[i]; id < named[i] + s->m; id++)
-        if (!bit_in(p, cur, id) && mp3__meta_page(p, id)) found(&c, "metadata page %llu is free in its leaf", (unsigned long long)id);
+        if (!bit_in(p, cur, id) && mp3__meta_page(p, id)) /* (page 3 of an upgrade at 1 KiB: data) */
+          found(&c, "metadata page %llu is free in its leaf", (unsigned long long)id);
     }
     if (s->sb.copy && s->sb.copy + s->m <= r->total && !mp3__copy_valid(mp__pg(p, s->sb.copy), p->log2, s->sb.copy))
       found(&c, "the sector copy at page %llu is damaged", (unsigned long long)s->sb.copy);

@@ -258,7 +258,8 @@ int mp3__free_bulk(mp_pager *p, size_t n, const uint64_t *ids);
 /* Zeroes a leaf slot's magic and syncs it (a stale slot, or one a failed commit staged). */
 int mp3__invalidate(mp_pager *p, uint64_t page);
 /* Upgrades the settled 0.2 file of a writer's handle to 0.3 (FORMAT.md 3.8; upgrade3.c); on
- * MP_OK the handle holds the 0.3 state. MP_EFULL below 4 KiB pages. */
+ * MP_OK the handle holds the 0.3 state. MP_EFULL when a root cannot hold 0.2's directory
+ * references (or 2^32 pages would not do). */
 int mp3__upgrade(mp_pager *p);
 /* The one copy of a 0.3 superblock sector (FORMAT.md 3.8) the first blocks of a file hold:
  * MP_OK (its page and page size), MP_ENOENT without one, MP_ECORRUPT with several (why says). */

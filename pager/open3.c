@@ -409,7 +409,8 @@ int mp3__load(mp_pager *p, char *why, size_t whylen) {
   if (rc != MP_OK && mp__salvageable_head(p->map) && ps < MP3_SECTOR) {
     unsigned l;
     uint64_t at;
-    if ((rc = mp3__find_copy(p->fd, p->file_size, &l, &at, why, whylen)) == MP_ENOENT || (rc == MP_OK && l != p->log2)) {
+    rc = mp3__find_copy(p->fd, p->file_size, &l, &at, why, whylen);
+    if (rc == MP_ENOENT || (rc == MP_OK && l != p->log2)) {
       snprintf(why, whylen, "no 0.3 superblock at the start of the file, nor a copy of it");
       return MP_ECORRUPT;
     }
