@@ -259,8 +259,9 @@ MP_API unsigned mp_recovery(const mp_pager *p);
  * kinds[id] gets an MP_PAGE_* value for pages 0 .. npages - 1 (MP_PAGE_UNKNOWN past the
  * image, or where no metadata copy is whole). Pages named by either copy of a directory
  * block count as that block's, so an operation in flight is seen. A 0.3 image: MP_PAGE_SUPERBLOCK
- * for page 0's metadata block, MP_PAGE_METADATA for the roots' and every leaf slot's, the rest by
- * the current leaves and directory of the valid root with the higher generation. MP_ECORRUPT or
+ * for page 0's metadata block (but page 3 of a file upgraded at 1 KiB pages, a regular page:
+ * FORMAT.md 3.8), MP_PAGE_METADATA for the roots', the sector copy's and every leaf slot's, the
+ * rest by the current leaves and directory of the valid root with the higher generation. MP_ECORRUPT or
  * MP_EVERSION if the superblock is not one this library reads, MP_ENOMEM without memory for
  * a copy of page 0. */
 #define MP_PAGE_UNKNOWN 0

@@ -178,6 +178,13 @@ static void upgrade_at(size_t page_size, bool prot_first, uint64_t np) {
   assert_int_equal(sb.root[0], T + m);
   assert_int_equal(sb.flags & MP3_SB_PAGE3, ps == 1024 && !prot_first ? MP3_SB_PAGE3 : 0);
   assert_memory_equal(img_after + sb.copy * ps + MP3_COPY_SB, img_after, MP3_SB_LEN);
+  /* what a tool reads of it: block 0 the superblock's but page 3 (regular), the copy metadata */
+  uint8_t *kinds = malloc(after_len / ps);
+  assert_int_equal(mp_image_page_kinds(img_after, after_len, kinds, after_len / ps), MP_OK);
+  for (uint64_t k = 0; k < m; k++)
+    assert_int_equal(kinds[k], sb.flags & MP3_SB_PAGE3 && k == 3 ? MP_PAGE_REGULAR : MP_PAGE_SUPERBLOCK);
+  for (uint64_t k = sb.copy; k < sb.copy + m; k++) assert_int_equal(kinds[k], MP_PAGE_METADATA);
+  free(kinds);
   /* what the commit wrote: the superblock's 512 bytes, nothing else */
   assert_memory_equal(img_after + MP3_SB_LEN, img_full + MP3_SB_LEN, T * ps - MP3_SB_LEN);
   uint8_t *img = malloc(after_len), *before = malloc(after_len);
