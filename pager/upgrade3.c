@@ -136,7 +136,6 @@ int mp3__upgrade(mp_pager *p) {
     if (block[nall - 1] + m <= total && (total <= c || total % c == 0)) break;
   }
   if (rc == MP_OK && total > MP3_MAX_PAGES) rc = MP_EFULL;
-  const uint64_t *place = m > 1 ? block + 1 : block, copy = m > 1 && block ? block[0] : 0;
   const uint64_t groups = total / c + (total % c != 0);
   for (size_t i = 0; rc == MP_OK && i < nall * m; i++) backed[i] = block[i / m] + i % m;
   if (rc == MP_OK) rc = mp__blocks_reserve(p, p->dir_count + 1);
@@ -155,6 +154,7 @@ int mp3__upgrade(mp_pager *p) {
   }
 
   /* Stage. */
+  const uint64_t *place = m > 1 ? block + 1 : block, copy = m > 1 ? block[0] : 0;
   for (size_t i = 0; i < nall; i++) memset(mp__pg(p, block[i]), 0, mb);
   uint8_t *leaf0 = mp__pg(p, place[2]);
   memcpy(leaf0 + MP3_LEAF_BITMAP, mp__active_meta(p) + MP_META_BITMAP, (size_t)((T + 7) / 8));

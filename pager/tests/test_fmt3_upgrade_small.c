@@ -270,7 +270,7 @@ static void test_stale_copy_dropped(void **state) {
 }
 
 /* A failed msync of the stage or of the superblock: MP_EIO, the 0.2 file and handle, and the
- * copy invalidated on the disk; the call then upgrades. */
+ * copy invalidated on the disk; the call then upgrades (after one that runs out of memory). */
 static int fail_at;
 static int fail_cb(const char *name, int *failnum, void **failinfo, unsigned int *flags) {
   (void)name, (void)failnum, (void)failinfo, (void)flags;
@@ -298,6 +298,12 @@ static void test_upgrade_failures(void **state) {
     assert_int_equal(img[5], 2);
     assert_memory_not_equal(img + full_len, "MPC3", 4);
     free(img);
+    /* (and out of memory before the stage: nothing written, the 0.2 handle as it was) */
+    assert_int_equal(fiu_enable("pager/malloc", 1, (void *)(intptr_t)ENOMEM, FIU_ONETIME), 0);
+    assert_int_equal(mp_alloc(p, &id), MP_ENOMEM);
+    fiu_disable("pager/malloc");
+    assert_int_equal(mp_capacity(p), (ps - 28) * 8);
+    assert_clean(p);
     assert_int_equal(mp_alloc(p, &id), MP_OK);
     assert_int_equal(mp_capacity(p), MP3_MAX_PAGES);
     assert_int_equal(mp_free(p, id), MP_OK);
