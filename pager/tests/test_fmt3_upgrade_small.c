@@ -201,6 +201,12 @@ static void upgrade_at(size_t page_size, bool prot_first, uint64_t np) {
     garbage(img, 0, span, 1);
     expect(img, after_len, true, MP_RECOVER_SALVAGE);
   }
+  /* without the copy, a garbage sector of 512 bytes (the superblock's alone) is what 0.2's
+   * salvage rebuilds from pages 1 and 2, as at 4 KiB pages: the 0.2 file */
+  memcpy(img, before, after_len);
+  garbage(img, 0, 512, 5);
+  memset(img + sb.copy * ps, 0, 4);
+  expect(img, after_len, false, MP_RECOVER_SALVAGE);
   /* a staged block torn to garbage (the stage's msync cut), the superblock not written: 0.2 */
   /* (and the first and last blocks the directory and protected copies moved to) */
   const uint64_t cap = (ps - 12) / 30, dirs = (np + cap - 1) / cap;
