@@ -107,12 +107,14 @@ int mp3__check(mp_pager *p, unsigned flags, mp_report_fn report, void *arg, unsi
   const size_t ps = p->ps;
   char why[256];
   mp3_sb sb;
-  if (mp3__sb_decode(p->map, p->map_pages * ps, &sb, why, sizeof why) != MP_OK) {
+  /* (a reader whose head is garbage read the superblock from its copy, 3.8) */
+  const uint8_t *head = s->from_copy && p->rdonly && !p->preview ? mp__pg(p, s->sb.copy) + MP3_COPY_SB : p->map;
+  if (mp3__sb_decode(head, s->from_copy ? MP3_SB_LEN : p->map_pages * ps, &sb, why, sizeof why) != MP_OK) {
     found(&c, "superblock: %s", why);
     goto out;
   }
   if (memcmp(&sb.root, &s->sb.root, sizeof sb.root) || memcmp(&sb.leaf0, &s->sb.leaf0, sizeof sb.leaf0) ||
-      sb.log2 != p->log2 || sb.flags != s->sb.flags)
+      sb.copy != s->sb.copy || sb.log2 != p->log2 || sb.flags != s->sb.flags)
     found(&c, "the superblock changed under the open pager");
 
   /* A reader's file is as long as its open found it; a writer's is asked. */
@@ -180,16 +182,19 @@ int mp3__check(mp_pager *p, unsigned flags, mp_report_fn report, void *arg, unsi
       found(&c, "the root counts %llu free pages, the leaves %llu", (unsigned long long)r->free_count,
             (unsigned long long)free_sum);
     /* Every metadata block allocated in its group's leaf. */
-    const uint64_t named[5] = {0, s->sb.root[0], s->sb.root[1], s->sb.leaf0[0], s->sb.leaf0[1]};
-    for (int i = 0; i < 5; i++) {
+    const uint64_t named[6] = {0, s->sb.root[0], s->sb.root[1], s->sb.leaf0[0], s->sb.leaf0[1], s->sb.copy};
+    for (int i = 0; i < (s->sb.copy ? 6 : 5); i++) {
       if (named[i] + s->m > r->total) {
         found(&c, "the superblock names page %llu, past the file's %llu pages", (unsigned long long)named[i],
               (unsigned long long)r->total);
         continue;
       }
       for (uint64_t id = named[i]; id < named[i] + s->m; id++)
-        if (!bit_in(p, cur, id)) found(&c, "metadata page %llu is free in its leaf", (unsigned long long)id);
+        if (!bit_in(p, cur, id) && mp3__meta_page(p, id)) /* (page 3 of an upgrade at 1 KiB: data) */
+          found(&c, "metadata page %llu is free in its leaf", (unsigned long long)id);
     }
+    if (s->sb.copy && s->sb.copy + s->m <= r->total && !mp3__copy_valid(mp__pg(p, s->sb.copy), p->log2, s->sb.copy))
+      found(&c, "the sector copy at page %llu is damaged", (unsigned long long)s->sb.copy);
     for (uint64_t k = 1; k < groups; k++)
       for (uint64_t id = k * s->c; id < k * s->c + 2 * s->m; id++)
         if (!bit_in(p, cur, id))

@@ -10,7 +10,8 @@
 #include "mappedpages.h"
 
 static const uint8_t sb_tag[4] = {'M', 'P', 'P', 'G'}, root_magic[4] = {'M', 'P', 'R', '3'},
-                     leaf_magic[4] = {'M', 'P', 'L', '3'};
+                     leaf_magic[4] = {'M', 'P', 'L', '3'},
+                     copy_magic[4] = {'M', 'P', 'C', '3'};
 
 /* Trailing CRC of a block of n bytes: over [0, n - 4). */
 static uint32_t block_crc(const uint8_t *b, size_t n) { return mp__crc32(0, b, n - 4); }
@@ -45,6 +46,7 @@ void mp3__sb_encode(const mp3_sb *sb, uint8_t *out) {
     mp__put64(out + MP3_SB_LEAF0 + 8 * i, sb->leaf0[i]);
   }
   mp__put64(out + MP3_SB_GROUP, mp3__group_pages((size_t)1 << sb->log2));
+  mp__put64(out + MP3_SB_COPY, sb->copy);
   mp__put32(out + MP3_SB_CRC, block_crc(out, MP3_SB_LEN));
 }
 
@@ -85,7 +87,7 @@ int mp3__sb_decode(const uint8_t *head, size_t len, mp3_sb *sb, char *why, size_
   }
   size_t ps = (size_t)1 << l;
   uint32_t flags = mp__get32(head + MP3_SB_FLAGS);
-  if (flags & ~MP3_SB_SPARSE) {
+  if (flags & ~(MP3_SB_SPARSE | MP3_SB_PAGE3)) {
     snprintf(why, whylen, "0.3 superblock flags 0x%x hold unknown bits", flags);
     return MP_ECORRUPT;
   }
@@ -95,15 +97,23 @@ int mp3__sb_decode(const uint8_t *head, size_t len, mp3_sb *sb, char *why, size_
              (unsigned long long)mp3__group_pages(ps));
     return MP_ECORRUPT;
   }
-  if (!mp__all_zero(head + MP3_SB_GROUP + 8, MP3_SB_CRC - MP3_SB_GROUP - 8)) {
-    snprintf(why, whylen, "0.3 superblock bytes 56..507 are not zero");
+  if (!mp__all_zero(head + MP3_SB_COPY + 8, MP3_SB_CRC - MP3_SB_COPY - 8)) {
+    snprintf(why, whylen, "0.3 superblock bytes 64..507 are not zero");
     return MP_ECORRUPT;
   }
-  static const char *const names[4] = {"root slot R0", "root slot R1", "group 0's leaf slot A",
-                                       "group 0's leaf slot B"};
-  uint64_t pages[4], m = mp3__m(ps);
-  for (int i = 0; i < 4; i++) {
-    pages[i] = mp__get64(head + MP3_SB_ROOT + 8 * i);
+  /* Only an upgrade below 4 KiB pages has a sector copy, and only at 1 KiB does its metadata
+   * block hold a page of 0.2's data (3.8). */
+  uint64_t copy = mp__get64(head + MP3_SB_COPY);
+  if ((copy && ps >= MP3_SECTOR) || (flags & MP3_SB_PAGE3 && (ps != 1024 || !copy))) {
+    snprintf(why, whylen, "0.3 superblock has %s at %zu-byte pages", copy && ps >= MP3_SECTOR ? "a sector copy" :
+             "page 3 as a regular page", ps);
+    return MP_ECORRUPT;
+  }
+  static const char *const names[5] = {"root slot R0", "root slot R1", "group 0's leaf slot A",
+                                       "group 0's leaf slot B", "the sector copy"};
+  uint64_t pages[5], m = mp3__m(ps);
+  for (int i = 0; i < (copy ? 5 : 4); i++) {
+    pages[i] = i < 4 ? mp__get64(head + MP3_SB_ROOT + 8 * i) : copy;
     if (pages[i] % m || pages[i] < m || pages[i] >= MP3_MAX_PAGES) {
       snprintf(why, whylen, "%s at page %llu is not the first page of a metadata block past page 0's", names[i],
                (unsigned long long)pages[i]);
@@ -121,7 +131,29 @@ int mp3__sb_decode(const uint8_t *head, size_t len, mp3_sb *sb, char *why, size_
   sb->root[1] = pages[1];
   sb->leaf0[0] = pages[2];
   sb->leaf0[1] = pages[3];
+  sb->copy = copy;
   return MP_OK;
+}
+
+void mp3__copy_encode(uint8_t *block, size_t ps, uint64_t page, const uint8_t *sb, const uint8_t *data) {
+  size_t mb = mp3__mb(ps);
+  memset(block, 0, mb);
+  memcpy(block, copy_magic, 4);
+  block[MP3_COPY_LOG2] = (uint8_t)__builtin_ctzll(ps);
+  mp__put64(block + MP3_COPY_PAGE, page);
+  memcpy(block + MP3_COPY_SB, sb, MP3_SB_LEN);
+  if (data) memcpy(block + MP3_COPY_DATA, data, ps);
+  mp__put32(block + mb - 4, block_crc(block, mb));
+}
+
+bool mp3__copy_valid(const uint8_t *block, unsigned log2, uint64_t page) {
+  size_t ps = (size_t)1 << log2, mb = mp3__mb(ps);
+  mp3_sb sb;
+  char why[160];
+  return ps < MP3_SECTOR && memcmp(block, copy_magic, 4) == 0 && block[MP3_COPY_LOG2] == log2 &&
+         mp__get64(block + MP3_COPY_PAGE) == page && block_crc_ok(block, mb) &&
+         mp3__sb_decode(block + MP3_COPY_SB, MP3_SB_LEN, &sb, why, sizeof why) == MP_OK && sb.log2 == log2 &&
+         sb.copy == page;
 }
 
 /* ---- roots ------------------------------------------------------------------ */

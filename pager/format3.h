@@ -20,9 +20,18 @@
 #define MP3_SB_ROOT 16         /* R0, then R1 at 24 */
 #define MP3_SB_LEAF0 32        /* group 0's slot A, then slot B at 40 */
 #define MP3_SB_GROUP 48
+#define MP3_SB_COPY 56         /* page of the sector copy (3.8), 0 for none */
 #define MP3_SB_CRC 508
 #define MP3_SB_LEN 512
 #define MP3_SB_SPARSE 0x1u     /* flags bit 0: the file grows with ftruncate (3.7) */
+#define MP3_SB_PAGE3 0x2u      /* flags bit 1: page 3 is a regular page (upgraded at 1 KiB, 3.8) */
+
+/* The sector copy (3.8): what a garbage write of page 0's first 4 KiB would take, in a
+ * metadata block of its own, self-identifying so that it is found without page 0. */
+#define MP3_COPY_LOG2 4
+#define MP3_COPY_PAGE 8        /* its own page: a copy of it elsewhere is no copy */
+#define MP3_COPY_SB 16         /* the superblock sector, MP3_SB_LEN bytes */
+#define MP3_COPY_DATA 528      /* page 3 at 1 KiB pages with MP3_SB_PAGE3, else zero */
 
 /* Root slots. */
 #define MP3_ROOT_SLOT 4
@@ -51,6 +60,7 @@ typedef struct mp3_sb {
   uint32_t flags;
   uint64_t root[2];  /* first page of root slots R0, R1 */
   uint64_t leaf0[2]; /* first page of group 0's leaf slots A, B */
+  uint64_t copy;     /* first page of the sector copy's block, 0 for none */
 } mp3_sb;
 
 typedef struct mp3_root {
@@ -75,6 +85,13 @@ void mp3__sb_encode(const mp3_sb *sb, uint8_t *out);
  * 16 MiB) or MP_ECORRUPT, with a reason. Checks every field but the pages' place inside
  * the file, which needs the root (open.c does it). */
 int mp3__sb_decode(const uint8_t *head, size_t len, mp3_sb *sb, char *why, size_t whylen);
+
+/* Writes the sector copy's block (mb bytes) at page `page`: the superblock sector `sb`, and
+ * `data` (page 3, ps bytes) when not NULL. */
+void mp3__copy_encode(uint8_t *block, size_t ps, uint64_t page, const uint8_t *sb, const uint8_t *data);
+/* Whether `block`, read at page `page` of a file of 2^log2-byte pages, is a sector copy written
+ * there: magic, page size, its own page, CRC, and a superblock in it that names it. */
+bool mp3__copy_valid(const uint8_t *block, unsigned log2, uint64_t page);
 
 /* Writes a root block (mb bytes): the header fields of r, dir_count references copied
  * from refs (MP3_REF_SIZE bytes each, 0.2's layout), zeros, CRC. */

@@ -46,6 +46,7 @@ typedef struct mp3_recent {
  * are read through the mapping, from each group's current slot. */
 typedef struct mp3_state {
   mp3_sb sb;
+  bool from_copy; /* the superblock was read from its sector copy (a garbage head, 3.8) */
   size_t mb;           /* metadata block, bytes */
   uint64_t m, c;       /* pages per metadata block, pages per group */
   uint64_t groups;     /* ceil(total / c) */
@@ -259,8 +260,15 @@ int mp3__free_bulk(mp_pager *p, size_t n, const uint64_t *ids);
 /* Zeroes a leaf slot's magic and syncs it (a stale slot, or one a failed commit staged). */
 int mp3__invalidate(mp_pager *p, uint64_t page);
 /* Upgrades the settled 0.2 file of a writer's handle to 0.3 (FORMAT.md 3.8; upgrade3.c); on
- * MP_OK the handle holds the 0.3 state. MP_EFULL below 4 KiB pages. */
+ * MP_OK the handle holds the 0.3 state. MP_EFULL when a root cannot hold 0.2's directory
+ * references (or 2^32 pages would not do). */
 int mp3__upgrade(mp_pager *p);
+/* The one copy of a 0.3 superblock sector (FORMAT.md 3.8) the first blocks of a file hold:
+ * MP_OK (its page and page size), MP_ENOENT without one, MP_ECORRUPT with several (why says). */
+int mp3__find_copy(int fd, uint64_t size, unsigned *log2, uint64_t *page, char *why, size_t whylen);
+/* A 0.2 writer's: zeroes the magic of a copy an interrupted upgrade left at the first block at
+ * or past page `total`, and syncs that, before the file's next 0.2 commit. */
+int mp3__drop_copy(mp_pager *p, uint64_t total);
 /* Work a failed 0.3 commit left: its staged slots' invalidation made durable. */
 int mp3__settle(mp_pager *p);
 

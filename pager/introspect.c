@@ -40,6 +40,8 @@ static int kinds3(const uint8_t *img, size_t len, uint8_t *kinds, uint64_t npage
 #define MARK(first, kind)                                                  \
   for (uint64_t id_ = (first); id_ < (first) + m && id_ < pages; id_++) kinds[id_] = (kind)
   MARK(0, MP_PAGE_SUPERBLOCK);
+  if (sb.flags & MP3_SB_PAGE3 && pages > 3) kinds[3] = MP_PAGE_UNKNOWN; /* a regular page (3.8): by the leaf */
+  if (sb.copy) MARK(sb.copy, MP_PAGE_METADATA);
   const uint8_t *root = NULL;
   mp3_root r = {0}, r1;
   for (unsigned i = 0; i < 2; i++) {

@@ -76,7 +76,7 @@ enum {
 /* The 0.3 format (pager/FORMAT.md section 3: up to 2^32 pages, every operation one commit of
  * two msyncs, no metadata write a garbage sector can make fatal), which the mappedpages 0.2
  * crate refuses. With MP_CREATE (or mp_create_flags), a file this call creates is 0.3. On a
- * writer's open of a 0.2 file (pages of 4 KiB or more), an allocation (regular or protected)
+ * writer's open of a 0.2 file (at any page size), an allocation (regular or protected)
  * that needs more pages than 0.2 holds upgrades the file to 0.3 in one crash-atomic commit
  * (FORMAT.md 3.8) instead of returning MP_EFULL; without the flag a 0.2 file stays 0.2,
  * readable by the reference.
@@ -240,7 +240,9 @@ MP_API uint64_t mp_leaked_count(const mp_pager *p);
  * what a writer's open would do; for a read-write or MP_PREVIEW handle, what its
  * open did (a preview's, in memory only). A
  * mask of MP_RECOVER_* bits; 0 means the file needed nothing (and a writer's open
- * does not write to it). */
+ * does not write to it, but for one case no bit tells: a 0.2 file below 4 KiB pages that an
+ * upgrade to 0.3 left longer than its pages, whose sector copy past them has its magic zeroed,
+ * FORMAT.md 3.8; none of the file's pages changes). */
 #define MP_RECOVER_PAGE0 0x1u    /* a torn write of page 0 is resolved and page 0 rewritten */
 #define MP_RECOVER_METADATA 0x2u /* the current metadata copy is damaged: the one before is used */
 #define MP_RECOVER_RECLAIM 0x4u  /* pages an interrupted protected alloc/free left are freed */
@@ -264,8 +266,9 @@ MP_API unsigned mp_recovery(const mp_pager *p);
  * kinds[id] gets an MP_PAGE_* value for pages 0 .. npages - 1 (MP_PAGE_UNKNOWN past the
  * image, or where no metadata copy is whole). Pages named by either copy of a directory
  * block count as that block's, so an operation in flight is seen. A 0.3 image: MP_PAGE_SUPERBLOCK
- * for page 0's metadata block, MP_PAGE_METADATA for the roots' and every leaf slot's, the rest by
- * the current leaves and directory of the valid root with the higher generation. MP_ECORRUPT or
+ * for page 0's metadata block (but page 3 of a file upgraded at 1 KiB pages, a regular page:
+ * FORMAT.md 3.8), MP_PAGE_METADATA for the roots', the sector copy's and every leaf slot's, the
+ * rest by the current leaves and directory of the valid root with the higher generation. MP_ECORRUPT or
  * MP_EVERSION if the superblock is not one this library reads, MP_ENOMEM without memory for
  * a copy of page 0. */
 #define MP_PAGE_UNKNOWN 0

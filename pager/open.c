@@ -159,9 +159,18 @@ static int probe(int fd, const uint8_t *mapped, size_t mapped_len, uint64_t *siz
   const char *reason;
   int rc = mp__sb_check(head, sizeof buf, log2, &reason);
   if (rc != MP_OK && mp__salvageable_head(head) && !is_leftover(fd, (uint64_t)st.st_size)) {
-    /* No tag: page 0's first sector may be garbage; the metadata copies tell the page
-     * size (salvage.c). An interrupted create's leftover is not salvaged: it holds nothing. */
-    rc = mp__salvage_geometry(fd, (uint64_t)st.st_size, log2, why, whylen);
+    /* No tag: page 0's first sector may be garbage. An upgrade below 4 KiB pages left a copy
+     * of the sector it wrote (open3.c), which says what the sector holds; else the metadata
+     * copies tell the page size (salvage.c). An interrupted create's leftover is not
+     * salvaged: it holds nothing. */
+    uint64_t copy;
+    rc = mp3__find_copy(fd, (uint64_t)st.st_size, log2, &copy, why, whylen);
+    if (rc == MP_OK) {
+      *fmt3 = true;
+      *size = (uint64_t)st.st_size;
+      return MP_OK;
+    }
+    if (rc == MP_ENOENT) rc = mp__salvage_geometry(fd, (uint64_t)st.st_size, log2, why, whylen);
     if (rc != MP_OK) return rc;
   } else if (rc != MP_OK) {
     snprintf(why, whylen, "%s", reason);
@@ -431,6 +440,13 @@ static int load(mp_pager *p, char *why, size_t whylen) {
   if ((rc = load_dirs(p, p0, why, whylen)) != MP_OK) goto out;
   if ((rc = mp__recover(p, p0, &fix, fell_back, raw)) != MP_OK) {
     snprintf(why, whylen, "recovery could not write the file");
+    goto out;
+  }
+  /* Past the 0.2 pages: an upgrade that never committed may have left a sector copy, which
+   * a garbage page 0 would later bring back as the file (FORMAT.md 3.8). */
+  if (!p->rdonly && p->ps < MP3_SECTOR && p->file_size / p->ps > p->total &&
+      (rc = mp3__drop_copy(p, p->total)) != MP_OK) {
+    snprintf(why, whylen, "could not invalidate the sector copy an interrupted upgrade left");
     goto out;
   }
   if (p->preview_wrote) find_written(p);

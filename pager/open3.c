@@ -39,9 +39,10 @@ static bool in_block(const mp_pager *p, uint64_t id, uint64_t first) { return id
 
 bool mp3__meta_page(const mp_pager *p, uint64_t id) {
   const mp3_state *s = p->v3;
-  if (id < s->m) return true;
+  if (id < s->m) return !(id == 3 && s->sb.flags & MP3_SB_PAGE3);
   for (int i = 0; i < 2; i++)
     if (in_block(p, id, s->sb.root[i]) || in_block(p, id, s->sb.leaf0[i])) return true;
+  if (s->sb.copy && in_block(p, id, s->sb.copy)) return true;
   return id >= s->c && id % s->c < 2 * s->m;
 }
 
@@ -70,6 +71,8 @@ uint64_t mp3__regular_word(const mp_pager *p, uint64_t w) {
    * asks for every word of the file (crash checkers, fuzzers: once per state). */
   const mp3_state *s = p->v3;
   uint64_t not_regular = word_range(first, 0, s->m);
+  if (s->sb.flags & MP3_SB_PAGE3) not_regular &= ~word_range(first, 3, 4);
+  if (s->sb.copy) not_regular |= word_range(first, s->sb.copy, s->sb.copy + s->m);
   for (int i = 0; i < 2; i++)
     not_regular |= word_range(first, s->sb.root[i], s->sb.root[i] + s->m) |
                    word_range(first, s->sb.leaf0[i], s->sb.leaf0[i] + s->m);
@@ -252,7 +255,7 @@ static int meta_block_ok(const mp_pager *p, uint64_t first, const char *name, ch
     return MP_ECORRUPT;
   }
   for (uint64_t id = first; id < first + p->v3->m; id++)
-    if (!mp3__allocated(p, id)) {
+    if (!mp3__allocated(p, id) && mp3__meta_page(p, id)) { /* (page 3 of an upgrade at 1 KiB: data) */
       snprintf(why, whylen, "%s: its page %llu is free in its group's leaf", name, (unsigned long long)id);
       return MP_ECORRUPT;
     }
@@ -336,11 +339,90 @@ static int load_dirs(mp_pager *p, const uint8_t *root, uint32_t dc, char *why, s
   return MP_OK;
 }
 
+/* ---- the sector copy (FORMAT.md 3.8) ------------------------------------------
+ *
+ * An upgrade below 4 KiB pages writes its superblock into a sector that also holds 0.2's
+ * metadata copies (and page 3 at 1 KiB): a garbage tear of that write takes them all, and with
+ * them what the 0.2 salvage rebuilds from. So the upgrade stages first, past the 0.2 pages, a
+ * copy of what the sector must hold after it (the superblock, page 3), in a metadata block that
+ * names its own page; the superblock names it in turn, and it stays allocated. A file whose head
+ * has no tag is looked for such a copy before anything else: the blocks of 4 KiB that could
+ * hold one are those at or below 0.2's capacity (the upgrade puts it at the first block at or
+ * past the 0.2 file's end), and exactly one must check, or none (then the 0.2 salvage runs). A
+ * copy of the bytes elsewhere names another page; a stale one (an upgrade that never committed)
+ * is invalidated by the 0.2 writer that goes on (open.c), before its first commit. */
+#define COPY_SCAN_CHUNK (256u * 1024u)
+
+int mp3__find_copy(int fd, uint64_t size, unsigned *log2, uint64_t *page, char *why, size_t whylen) {
+  uint64_t end = 0;
+  for (unsigned l = 10; (1u << l) < MP3_SECTOR; l++) {
+    uint64_t ps = (uint64_t)1 << l, m = mp3__m(ps), last = (mp__capacity(ps) + m - 1) / m * m;
+    if ((last + m) * ps > end) end = (last + m) * ps;
+  }
+  if (end > size) end = size;
+  uint8_t *buf = mp__malloc(COPY_SCAN_CHUNK);
+  if (!buf) return MP_ENOMEM;
+  unsigned found = 0;
+  for (uint64_t off = MP3_SECTOR; off + MP3_SECTOR <= end; off += COPY_SCAN_CHUNK) {
+    size_t len = end - off < COPY_SCAN_CHUNK ? (size_t)(end - off) / MP3_SECTOR * MP3_SECTOR : COPY_SCAN_CHUNK;
+    if (pread(fd, buf, len, (off_t)off) != (ssize_t)len) break;
+    for (size_t at = 0; at < len; at += MP3_SECTOR) {
+      const uint8_t *b = buf + at;
+      unsigned l = b[MP3_COPY_LOG2];
+      if (memcmp(b, "MPC3", 4) != 0 || l < 10 || (1u << l) >= MP3_SECTOR) continue;
+      if (!mp3__copy_valid(b, l, (off + at) >> l) || ((off + at) >> l) > mp__capacity((size_t)1 << l) + 3) continue;
+      if (found++ == 0) *log2 = l, *page = (off + at) >> l;
+    }
+  }
+  free(buf);
+  if (found == 1) return MP_OK;
+  if (found) {
+    snprintf(why, whylen, "no mappedpages superblock (tag MPPG) at the start of the file, and %u copies of a 0.3 "
+                          "superblock sector: which one is the file's cannot be told", found);
+    return MP_ECORRUPT;
+  }
+  return MP_ENOENT;
+}
+
+/* Puts back what the copy holds, the sector after the bytes past the superblock, so that a cut
+ * before the superblock lands leaves a head without a tag, restored again. The bytes of 0.2's
+ * page 0 and metadata copies are not kept: 0.3 reads none of them. */
+static int restore_sector(mp_pager *p) {
+  mp3_state *s = p->v3;
+  const uint8_t *cp = mp__pg(p, s->sb.copy);
+  memset(p->map + MP3_SB_LEN, 0, s->mb - MP3_SB_LEN);
+  if (s->sb.flags & MP3_SB_PAGE3) memcpy(mp__pg(p, 3), cp + MP3_COPY_DATA, p->ps);
+  int rc = mp__sys_msync(p, 0, s->m);
+  if (rc == MP_OK) {
+    memcpy(p->map, cp + MP3_COPY_SB, MP3_SB_LEN);
+    rc = mp__sys_msync(p, 0, 1);
+  }
+  if (p->preview) p->preview_wrote = true;
+  return rc;
+}
+
 int mp3__load(mp_pager *p, char *why, size_t whylen) {
   if (!(p->v3 = mp__calloc(1, sizeof *p->v3))) return MP_ENOMEM;
   mp3_state *s = p->v3;
   const size_t ps = p->ps;
   int rc = mp3__sb_decode(p->map, p->map_pages * ps, &s->sb, why, whylen);
+  if (rc != MP_OK && mp__salvageable_head(p->map) && ps < MP3_SECTOR) {
+    unsigned l;
+    uint64_t at;
+    rc = mp3__find_copy(p->fd, p->file_size, &l, &at, why, whylen);
+    if (rc == MP_ENOENT || (rc == MP_OK && l != p->log2)) {
+      snprintf(why, whylen, "no 0.3 superblock at the start of the file, nor a copy of it");
+      return MP_ECORRUPT;
+    }
+    if (rc != MP_OK) return rc;
+    if (at + mp3__m(ps) > p->map_pages) {
+      snprintf(why, whylen, "the copy of the 0.3 superblock sector at page %llu lies past the file",
+               (unsigned long long)at);
+      return MP_ECORRUPT;
+    }
+    if ((rc = mp3__sb_decode(mp__pg(p, at) + MP3_COPY_SB, MP3_SB_LEN, &s->sb, why, whylen)) != MP_OK) return rc;
+    s->from_copy = true;
+  }
   if (rc != MP_OK) return rc;
   s->mb = mp3__mb(ps);
   s->m = mp3__m(ps);
@@ -432,11 +514,26 @@ int mp3__load(mp_pager *p, char *why, size_t whylen) {
              (unsigned long long)free_sum);
     return MP_ECORRUPT;
   }
-  static const char *const names[4] = {"the superblock's block", "root slot R0", "root slot R1", "group 0's leaf slot"};
-  const uint64_t blocks[5] = {0, s->sb.root[0], s->sb.root[1], s->sb.leaf0[0], s->sb.leaf0[1]};
-  for (int i = 0; i < 5; i++)
-    if ((rc = meta_block_ok(p, blocks[i], names[i < 4 ? i : 3], why, whylen)) != MP_OK) return rc;
-  return load_dirs(p, mp__pg(p, s->sb.root[r->slot]), r->dir_count, why, whylen);
+  static const char *const names[6] = {"the superblock's block", "root slot R0",        "root slot R1",
+                                       "group 0's leaf slot",    "group 0's leaf slot", "the sector copy"};
+  const uint64_t blocks[6] = {0, s->sb.root[0], s->sb.root[1], s->sb.leaf0[0], s->sb.leaf0[1], s->sb.copy};
+  for (int i = 0; i < (s->sb.copy ? 6 : 5); i++)
+    if ((rc = meta_block_ok(p, blocks[i], names[i], why, whylen)) != MP_OK) return rc;
+  if (s->sb.copy && !mp3__copy_valid(mp__pg(p, s->sb.copy), p->log2, s->sb.copy)) {
+    snprintf(why, whylen, "the sector copy at page %llu is damaged", (unsigned long long)s->sb.copy);
+    return MP_ECORRUPT;
+  }
+  if ((rc = load_dirs(p, mp__pg(p, s->sb.root[r->slot]), r->dir_count, why, whylen)) != MP_OK) return rc;
+  if (s->from_copy) {
+    /* A reader keeps the superblock it read from the copy (page 3 reads as the disk holds it
+     * until a writer's open): the file is not written. */
+    p->recovery |= MP_RECOVER_SALVAGE;
+    if ((!p->rdonly || p->preview) && (rc = restore_sector(p)) != MP_OK) {
+      snprintf(why, whylen, "could not restore the superblock sector from its copy");
+      return rc;
+    }
+  }
+  return MP_OK;
 }
 
 void mp3__unload(mp_pager *p) {

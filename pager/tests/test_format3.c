@@ -115,10 +115,18 @@ static void test_sb_every_field(void **state) {
     SB_CASE(t_put32(b + 8, UINT32_MAX), MP_EVERSION, "page size");
     /* another valid page size: the group size and the blocks no longer agree with it */
     SB_CASE(t_put32(b + 8, log2 == 14 ? 15 : 14), MP_ECORRUPT, "pages per group");
-    for (int bit = 1; bit < 32; bit++) SB_CASE(t_put32(b + 12, 1u << bit), MP_ECORRUPT, "unknown bits");
+    for (int bit = 2; bit < 32; bit++) SB_CASE(t_put32(b + 12, 1u << bit), MP_ECORRUPT, "unknown bits");
+    /* page 3 a regular page: only at 1 KiB, in an upgraded file (one with a sector copy) */
+    SB_CASE(t_put32(b + 12, MP3_SB_PAGE3), MP_ECORRUPT, "page 3 as a regular page");
     SB_CASE(t_put64(b + 48, t_le64(good + 48) + 1), MP_ECORRUPT, "pages per group");
     SB_CASE(t_put64(b + 48, 0), MP_ECORRUPT, "pages per group");
-    for (size_t at = 56; at < 508; at++) SB_CASE(b[at] = 1, MP_ECORRUPT, "bytes 56..507");
+    for (size_t at = 64; at < 508; at++) SB_CASE(b[at] = 1, MP_ECORRUPT, "bytes 64..507");
+    if (m == 1) /* a sector copy: only below 4 KiB pages */
+      for (size_t at = 56; at < 64; at++) SB_CASE(b[at] = 1, MP_ECORRUPT, "a sector copy");
+    else {
+      SB_CASE(t_put64(b + 56, 6 * m + 1), MP_ECORRUPT, "the sector copy");
+      SB_CASE(t_put64(b + 56, m), MP_ECORRUPT, "are both at page");
+    }
     static const char *const names[4] = {"root slot R0", "root slot R1", "leaf slot A", "leaf slot B"};
     for (int f = 0; f < 4; f++) {
       size_t at = 16 + 8 * (size_t)f;
