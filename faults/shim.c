@@ -728,10 +728,14 @@ static int set_fd(int fd, int32_t file, int flags)
 }
 
 /* ---- tracked files ---- */
+/* A relative glob is matched as given against relative paths only; against an absolute one it
+ * is matched made absolute (abs_pats): taken as given, `*` (fnmatch without FNM_PATHNAME)
+ * would match every absolute path, /dev/null and files far outside the folder included.
+ * `given` NULL: a path the program never gave (a descriptor's, read back from /proc). */
 static int path_matches(const char *given, const char *abs)
 {
     for (size_t i = 0; i < S.npats; i++) {
-        if (!fnmatch(S.pats[i], given, 0)) return 1;
+        if (given && (S.pats[i][0] == '/') == (given[0] == '/') && !fnmatch(S.pats[i], given, 0)) return 1;
         if (S.abs_pats[i] && abs && !fnmatch(S.abs_pats[i], abs, 0)) return 1;
     }
     char real[PATH_MAX];
@@ -1109,7 +1113,7 @@ static void adopt_inherited(void)
         struct stat st;
         if (len <= 0 || (size_t)len >= sizeof where - 1 || fstat(fd, &st) || !S_ISREG(st.st_mode)) continue;
         where[len] = 0;
-        if (path_matches(where, where)) after_open(fd, AT_FDCWD, where, (int)fl & ~(O_CREAT | O_TRUNC), 0);
+        if (path_matches(NULL, where)) after_open(fd, AT_FDCWD, where, (int)fl & ~(O_CREAT | O_TRUNC), 0);
     }
 }
 
@@ -5290,6 +5294,18 @@ static void adopt_state(pc_handover *h, int baton)
     for (uint32_t i = 0; i < h->nknown; i++) add_known(h->known[i]);
 }
 
+/* Removes a variable from environ itself, not through unsetenv: a program may define its own
+ * (bash does, over its shell variables, which it has not built yet when the shim starts: its
+ * unsetenv then leaves environ as it is, bash imports the variable, and every command it starts
+ * read the old image's descriptor number as a hand-over of its own). */
+static void drop_env(const char *nameeq)
+{
+    size_t n = strlen(nameeq), j = 0;
+    for (size_t i = 0; environ && environ[i]; i++)
+        if (strncmp(environ[i], nameeq, n)) environ[j++] = environ[i];
+    if (environ) environ[j] = NULL;
+}
+
 /* In the new image at its start: continue the run the old image handed over. */
 static void adopt_handover(void)
 {
@@ -5300,7 +5316,7 @@ static void adopt_handover(void)
     if (*end || hfd < 0 || hfd > INT_MAX) die("POWERCUT_HANDOVER", v);
     pc_handover h;
     if (pc__ho_load((int)hfd, &h)) die("POWERCUT_HANDOVER (the state the image before exec left is unreadable)", v);
-    unsetenv("POWERCUT_HANDOVER"); /* the processes this image starts are not the owner's image */
+    drop_env("POWERCUT_HANDOVER="); /* the processes this image starts are not the owner's image */
     adopt_state(&h, 0);
     pc__ho_free(&h);
 }

@@ -9,7 +9,7 @@
 # the run, and so are the commands of a shell that owns the files through its own
 # redirections (it lends them the run while it waits for each); a change by a process outside
 # the run (no shim) between two commands or after the last one, and two processes at once,
-# are refused, named.
+# are refused, named. A bash the owner execs keeps the run, and its commands take turns.
 set -euo pipefail
 build=${BUILD:-build}
 cc=$build/bin/crashcheck
@@ -98,5 +98,11 @@ json=$(run 1 --files log --setup ': > log' --check "$check stdout" \
 [ "$(field steps "$json")" = 3 ] || fail "three steps under a shell that owns the log: $json"
 grep -q '"step": 2, "call": "write", "crash": "tear none writeback none seed 0", "state": [0-9]*, "status": 1, "output": "record 1 was acknowledged but is not in the log"' <<<"$json" ||
   fail "the lost acknowledged record under a shell that owns the log went unsaid: $json"
+# a bash the owner execs keeps the run (the hand-over), and the commands it then starts are
+# not hand-overs themselves: bash's own unsetenv left POWERCUT_HANDOVER in what it exported,
+# and each command read the old image's descriptor as a state (exit 2)
+command -v bash >/dev/null || fail "bash is needed (its own setenv and unsetenv)"
+json=$(run 0 --files 'f*' --setup 'echo x > src' --check true -- bash -c 'exec 3>>f1; exec bash -c "ls >/dev/null && cp src f2"')
+[ "$(field steps "$json")" = 2 ] && [ "$(field files "$json")" = 2 ] || fail "a command of a bash the owner exec'd: $json"
 
 echo "e2e_run_baton: ok"

@@ -4,7 +4,8 @@
 # sub/b.log (and their folders). The check fails the states that hold something in b.log, so
 # that the run keeps them: with both globs two files are tracked and kept states hold b.log,
 # whole in some; with the first glob alone one file is, and no state (the check fails them
-# all) holds b.log. A pattern holding ':' is refused.
+# all) holds b.log. '*' tracks both, and not the program's output kept beside the folder (nor
+# /dev/null). A pattern holding ':' is refused.
 set -euo pipefail
 cc=${BUILD:-build}/bin/crashcheck
 tmp=$(mktemp -d)
@@ -41,6 +42,11 @@ check='exit 1'
 json=$(run --files 'a.*')
 [ "$(field files "$json")" = 1 ] || fail "one glob: not one file tracked: $json"
 ! ls "$tmp"/out/state-*/sub/b.log >/dev/null 2>&1 || fail "one glob: a state holds the untracked sub/b.log"
+# '*' tracks the folder's files only: not the program's standard output and error, which
+# crashcheck keeps beside the folder (a relative glob once matched their absolute paths)
+check='exit 1'
+json=$(run --files '*')
+[ "$(field files "$json")" = 2 ] || fail "'*': not the two files tracked (a.dat, sub/b.log: fnmatch's '*' crosses '/'): $json"
 st=0
 "$cc" run --files 'a:b' --check true -- true >/dev/null 2>"$tmp/err" || st=$?
 [ "$st" = 2 ] && grep -q "may not hold ':'" "$tmp/err" || fail "a pattern with ':' is not refused: exit $st"
