@@ -285,7 +285,7 @@ static void seal(mp_pager *p, txn3 *t, staged3 *g, uint64_t gen) {
   if (s->whole) {
     /* as before patching: the count too, to show that the kept one is the bitmap's */
     g->free = (uint32_t)(txn_group_size(p, t, g->k) -
-                         mp3__popcount(leaf + MP3_LEAF_BITMAP, txn_group_size(p, t, g->k)));
+                         mp__popcount(leaf + MP3_LEAF_BITMAP, txn_group_size(p, t, g->k)));
     s->work.counted += txn_group_size(p, t, g->k);
   }
   if (g->patched && !g->many && !s->whole && s->patch.pow) {

@@ -17,14 +17,6 @@ static const uint8_t sb_tag[4] = {'M', 'P', 'P', 'G'}, root_magic[4] = {'M', 'P'
 static uint32_t block_crc(const uint8_t *b, size_t n) { return mp__crc32(0, b, n - 4); }
 static bool block_crc_ok(const uint8_t *b, size_t n) { return block_crc(b, n) == mp__get32(b + n - 4); }
 
-uint64_t mp3__popcount(const uint8_t *bm, uint64_t bits) {
-  uint64_t count = 0, i = 0, full = bits / 8;
-  for (; i + 8 <= full; i += 8) count += (uint64_t)__builtin_popcountll(mp__get64(bm + i));
-  for (; i < full; i++) count += (uint64_t)__builtin_popcount(bm[i]);
-  if (bits % 8) count += (uint64_t)__builtin_popcount(bm[full] & ((1u << (bits % 8)) - 1));
-  return count;
-}
-
 /* ---- superblock ------------------------------------------------------------ */
 
 bool mp3__is_v3(const uint8_t *head, size_t len) {
@@ -306,7 +298,7 @@ int mp3__leaf_decode(const uint8_t *block, size_t ps, uint32_t group, uint64_t p
     snprintf(why, whylen, "group %u: the leaf has bits set past the file's last page", group);
     return MP_ECORRUPT;
   }
-  uint64_t free_bits = pages - mp3__popcount(bm, pages);
+  uint64_t free_bits = pages - mp__popcount(bm, pages);
   uint32_t stored = mp__get32(block + MP3_LEAF_FREE);
   if (stored != free_bits) {
     snprintf(why, whylen, "group %u: the leaf's free count is %u but its bitmap has %llu free pages", group, stored,

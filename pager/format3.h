@@ -137,7 +137,5 @@ int mp3__leaf_decode(const uint8_t *block, size_t ps, uint32_t group, uint64_t p
 int mp3__leaf_current(const uint8_t *const slot[2], size_t ps, uint32_t group, uint64_t G, unsigned *cur,
                       unsigned *stale, char *why, size_t whylen);
 
-/* Set bits among the first `bits` bits of a bitmap (bit i: bit i % 8 of byte i / 8). */
-uint64_t mp3__popcount(const uint8_t *bm, uint64_t bits);
 
 #endif

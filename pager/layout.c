@@ -81,11 +81,32 @@ int mp__sb_check(const uint8_t *head, size_t len, unsigned *log2, const char **w
   return MP_OK;
 }
 
-static uint64_t popcount_bytes(const uint8_t *b, size_t n) {
+/* Set bits in n bytes. The build targets no particular x86-64 level, so __builtin_popcountll is
+ * a libgcc call of some ten instructions; where the CPU has POPCNT (every x86-64 since about
+ * 2008), one instruction a word: a 0.3 open counts every group's bitmap, 32 MiB of them at 2^28
+ * pages, and spent a quarter of its time in the libgcc routine. */
+static inline __attribute__((always_inline)) uint64_t count_words(const uint8_t *b, size_t n) {
   uint64_t count = 0;
   size_t i = 0;
   for (; i + 8 <= n; i += 8) count += (uint64_t)__builtin_popcountll(mp__get64(b + i));
   for (; i < n; i++) count += (uint64_t)__builtin_popcount(b[i]);
+  return count;
+}
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* (count_words inlined here is compiled for POPCNT) */
+__attribute__((target("popcnt"))) static uint64_t count_bytes_hw(const uint8_t *b, size_t n) { return count_words(b, n); }
+#endif
+static uint64_t count_bytes(const uint8_t *b, size_t n) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  if (__builtin_cpu_supports("popcnt")) return count_bytes_hw(b, n);
+#endif
+  return count_words(b, n);
+}
+
+uint64_t mp__popcount(const uint8_t *bm, uint64_t bits) {
+  size_t full = (size_t)(bits / 8);
+  uint64_t count = count_bytes(bm, full);
+  if (bits % 8) count += (uint64_t)__builtin_popcount(bm[full] & ((1u << (bits % 8)) - 1));
   return count;
 }
 
@@ -127,7 +148,7 @@ bool mp__meta_valid(const uint8_t *page, size_t ps, uint64_t file_pages, mp_meta
     snprintf(why, whylen, "bits set past the page count");
     return false;
   }
-  uint64_t used = popcount_bytes(bm, full + (rest ? 1 : 0));
+  uint64_t used = mp__popcount(bm, hdr->total);
   if (hdr->free_count != hdr->total - used) {
     snprintf(why, whylen, "free count %llu but the bitmap has %llu free pages", (unsigned long long)hdr->free_count,
              (unsigned long long)(hdr->total - used));

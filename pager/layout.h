@@ -87,6 +87,8 @@ typedef struct mp_meta_hdr {
  * within the pages the file holds, reserved pages allocated, no bit past the
  * page count, free count equal to the bitmap. */
 bool mp__all_zero(const uint8_t *b, size_t n);
+/* The set bits among the first `bits` bits of bm (bit k is bit k % 8 of byte k / 8). */
+uint64_t mp__popcount(const uint8_t *bm, uint64_t bits);
 bool mp__meta_valid(const uint8_t *page, size_t ps, uint64_t file_pages, mp_meta_hdr *hdr,
                     char *why, size_t whylen);
 

@@ -191,7 +191,7 @@ int mp3__upgrade(mp_pager *p) {
   for (uint64_t k = 0; k < groups; k++) {
     uint8_t *leaf = k ? mp__pg(p, k * c) : leaf0;
     uint64_t size = total - k * c < c ? total - k * c : c;
-    uint32_t free_pages = (uint32_t)(size - mp3__popcount(leaf + MP3_LEAF_BITMAP, size));
+    uint32_t free_pages = (uint32_t)(size - mp__popcount(leaf + MP3_LEAF_BITMAP, size));
     mp3__leaf_seal(leaf, ps, (uint32_t)k, g + 1, free_pages);
     free_count += free_pages;
   }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "format3.h"
+#include "layout.h"
 #include "mappedpages.h"
 #include "support.h"
 
@@ -65,7 +66,7 @@ static void test_create_layout(void **state) {
     assert_int_equal(mp3__leaf_decode(img + 3 * mb, ps, 0, 6 * m, &l, why, sizeof why), MP_OK);
     assert_int_equal(l.generation, 1);
     assert_int_equal(l.free_count, m);
-    assert_int_equal(mp3__popcount(img + 3 * mb + MP3_LEAF_BITMAP, 5 * m), 5 * m);
+    assert_int_equal(mp__popcount(img + 3 * mb + MP3_LEAF_BITMAP, 5 * m), 5 * m);
     for (size_t b = 4 * mb; b < 6 * mb; b++) assert_int_equal(img[b], 0);
     free(img);
 

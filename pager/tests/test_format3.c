@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "format3.h"
+#include "layout.h"
 #include "mappedpages.h"
 #include "support.h"
 
@@ -309,7 +310,7 @@ static void test_leaf_round_trip(void **state) {
       assert_int_equal(out.free_count, pages - used);
       assert_true(mp3__leaf_head(b, 2, &out));
       assert_false(mp3__leaf_head(b, 3, &out));
-      assert_int_equal(mp3__popcount(b + MP3_LEAF_BITMAP, pages), used);
+      assert_int_equal(mp__popcount(b + MP3_LEAF_BITMAP, pages), used);
       free(b);
     }
   }
