@@ -482,23 +482,32 @@ static void same_as_fresh(mp_pager *kept, const char *path) {
   mp_close(fresh);
 }
 
+/* Two states of one file, as bytes: *a with n regular pages and a protected page, *b the same
+ * after one more allocation (*more); the file is left holding *b. */
+static void two_states(const char *path, size_t n, uint64_t *ids, uint64_t *pid, uint64_t *more, uint8_t **a,
+                       size_t *len_a, uint8_t **b, size_t *len_b) {
+  mp_pager *w;
+  unlink(path);
+  assert_int_equal(mp_create(path, 4096, &w), MP_OK);
+  assert_int_equal(mp_alloc_bulk(w, n, ids), MP_OK);
+  assert_int_equal(mp_protected_alloc(w, pid), MP_OK);
+  assert_int_equal(mp_close(w), MP_OK);
+  *a = t_read_file(path, len_a);
+  assert_int_equal(mp_open(path, 0, &w), MP_OK);
+  assert_int_equal(mp_alloc(w, more), MP_OK);
+  assert_int_equal(mp_close(w), MP_OK);
+  *b = t_read_file(path, len_b);
+}
+
 static void test_reload_keeps_what_did_not_change(void **state) {
   (void)state;
   const char *path = t_path(0, "reload-same.mp");
-  unlink(path);
   mp_pager *w;
   uint64_t ids[3], pid, more;
   void *data;
-  assert_int_equal(mp_create(path, 4096, &w), MP_OK);
-  assert_int_equal(mp_alloc_bulk(w, 3, ids), MP_OK);
-  assert_int_equal(mp_protected_alloc(w, &pid), MP_OK);
-  assert_int_equal(mp_close(w), MP_OK);
   size_t len_a, len_b;
-  uint8_t *a = t_read_file(path, &len_a);
-  assert_int_equal(mp_open(path, 0, &w), MP_OK);
-  assert_int_equal(mp_alloc(w, &more), MP_OK);
-  assert_int_equal(mp_close(w), MP_OK);
-  uint8_t *b = t_read_file(path, &len_b);
+  uint8_t *a, *b;
+  two_states(path, 3, ids, &pid, &more, &a, &len_a, &b, &len_b);
   assert_int_equal(len_a, len_b);
   assert_memory_not_equal(a, b, len_a);
 
@@ -606,19 +615,11 @@ static void test_reload_keeps_what_did_not_change(void **state) {
 static void test_basis_watched_reader_loads_at_every_reload(void **state) {
   (void)state;
   const char *path = t_path(0, "basis-watched.mp");
-  unlink(path);
-  mp_pager *w, *r;
+  mp_pager *r;
   uint64_t ids[2], pid, more;
-  assert_int_equal(mp_create(path, 4096, &w), MP_OK);
-  assert_int_equal(mp_alloc_bulk(w, 2, ids), MP_OK);
-  assert_int_equal(mp_protected_alloc(w, &pid), MP_OK);
-  assert_int_equal(mp_close(w), MP_OK);
   size_t len_a, len_b;
-  uint8_t *a = t_read_file(path, &len_a);
-  assert_int_equal(mp_open(path, 0, &w), MP_OK);
-  assert_int_equal(mp_alloc(w, &more), MP_OK);
-  assert_int_equal(mp_close(w), MP_OK);
-  uint8_t *b = t_read_file(path, &len_b);
+  uint8_t *a, *b;
+  two_states(path, 2, ids, &pid, &more, &a, &len_a, &b, &len_b);
   assert_int_equal(t_write_file(path, a, len_a), 0);
   assert_int_equal(mp_open(path, MP_RDONLY | MP_BASIS_WATCHED, &r), MP_OK);
   bool same = true;
