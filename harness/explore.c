@@ -324,11 +324,12 @@ static void refusal_allowed(cc_verdict *v) {
 #define NO_FILE_HASH UINT64_C(0x6E6F2D66696C6521)
 
 /* Garbage tears of the open step's metadata sectors, if the file (as the program sees it) is
- * 0.3: one choice per such sector (up to the 255th sector of the step, which a tear's count
- * can name), with the rest of the step landed and nothing written back early. */
+ * 0.3, or is a 0.3 create's before its superblock lands: one choice per such sector (up to the
+ * 255th sector of the step, which a tear's count can name), with the rest of the step landed
+ * and nothing written back early. */
 static size_t metadata_garbage(walker *w, pc_model *m, uint64_t n, cc_schedule *out, size_t cap) {
   uint64_t pages;
-  uint8_t *kinds = cc_step_kinds3(m, 0, w->c->page_size, &pages);
+  uint8_t *kinds = cc_step_kinds3(m, 0, w->c->page_size, w->c->format3, &pages);
   if (!kinds) return 0;
   size_t count = 0;
   for (uint64_t j = 0; j < n && j < 255 && count < cap; j++)

@@ -135,3 +135,21 @@ int mp_image_page_kinds(const void *image, size_t len, uint8_t *kinds, uint64_t 
     if (kinds[id] == MP_PAGE_DIRECTORY && mp__dir_valid(img + ps * id, ps)) mark_entries(img + ps * id, ps, pages, kinds);
   return MP_OK;
 }
+
+/* The create writes its superblock last (open.c's format, open3.c's mp3__format), so while it
+ * is in flight the file has no superblock to read the kinds from: they are the layout the
+ * create writes, which is fixed. */
+int mp_create_page_kinds(size_t page_size, unsigned flags, uint8_t *kinds, uint64_t npages) {
+  if (page_size < MP_MIN_PAGE_SIZE || page_size > MP_MAX_PAGE_SIZE || (page_size & (page_size - 1)) ||
+      (flags & ~(MP_FORMAT_3 | MP_SPARSE)) || (!kinds && npages))
+    return MP_EINVAL;
+  const bool v3 = flags & MP_FORMAT_3;
+  const uint64_t m = v3 ? mp3__m(page_size) : 1;
+  const uint64_t meta_end = (v3 ? 5 : 3) * m, pages = v3 ? MP3_NEW_BLOCKS * m : 4; /* what the create makes */
+  for (uint64_t id = 0; id < npages; id++) {
+    if (id >= pages) kinds[id] = MP_PAGE_UNKNOWN;
+    else if (id < m) kinds[id] = MP_PAGE_SUPERBLOCK;
+    else kinds[id] = id < meta_end ? MP_PAGE_METADATA : MP_PAGE_FREE;
+  }
+  return MP_OK;
+}

@@ -269,6 +269,14 @@ MP_API unsigned mp_recovery(const mp_pager *p);
 #define MP_PAGE_REGULAR 5
 #define MP_PAGE_FREE 6
 MP_API int mp_image_page_kinds(const void *image, size_t len, uint8_t *kinds, uint64_t npages);
+/* The same for the file mp_create_flags(path, page_size, flags, ...) is writing, before its
+ * superblock (written last) makes it one mp_image_page_kinds reads: the create's fixed layout.
+ * With MP_FORMAT_3, six metadata blocks (FORMAT.md 3.5): block 0 MP_PAGE_SUPERBLOCK, blocks 1
+ * to 4 (the roots, group 0's leaf slots) MP_PAGE_METADATA, block 5 MP_PAGE_FREE; without it, 0.2's
+ * four pages: page 0 the superblock, pages 1 and 2 the metadata copies, page 3 free.
+ * MP_PAGE_UNKNOWN past the create's file. MP_EINVAL for a page size or flags mp_create_flags
+ * refuses. */
+MP_API int mp_create_page_kinds(size_t page_size, unsigned flags, uint8_t *kinds, uint64_t npages);
 
 #ifdef __cplusplus
 }
