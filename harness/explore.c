@@ -435,7 +435,7 @@ static int walk(walker *w) {
     pc_replay_model(rp, &m);
     pc_model_step_sectors(m, &n);
     bool cut = w->step >= w->first_step && !past && index >= w->from_index;
-    if (w->o->cover && cut && !w->c->format3) /* the cells are the 0.2 protocol's */
+    if (w->o->cover && cut)
       cc_cover_step(w->o->cover, m, w->info.file, w->info.call, w->info.off, w->info.len,
                     index ? w->kind : w->existing ? CC_COVER_RECOVER : CC_COVER_CREATE);
     if (cc_image_step(im, m) != CC_OK) {
@@ -951,6 +951,7 @@ static int run_job(const job *jb) {
   /* The walk and its R7 follow-ups count crash coverage here. */
   cc_coverage cov;
   cc_coverage_init(&cov, jb->c->page_size, jb->c->sector);
+  cov.create3 = jb->c->format3;
   cc_explore_opts counted = *jb->o;
   counted.cover = &cov;
   walker w = {.c = jb->c, .run = jb->run, .existing = jb->c->image[0] != 0, .o = &counted,

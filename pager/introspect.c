@@ -22,8 +22,9 @@ static void mark_entries(const uint8_t *dirpage, size_t ps, uint64_t pages, uint
 }
 
 /* A 0.3 image: block 0 the superblock's, the roots' and every leaf slot's blocks metadata, pages
- * by the current leaf of their group under the valid root with the higher generation, and the
- * directory and protected blocks that root's references and either copy's entries name. */
+ * by the current leaf of their group under the valid root with the higher generation, the
+ * directory blocks that root's references name, and the protected blocks their current copies'
+ * entries name. */
 static int kinds3(const uint8_t *img, size_t len, uint8_t *kinds, uint64_t npages) {
   mp3_sb sb;
   char why[200];
@@ -74,9 +75,14 @@ static int kinds3(const uint8_t *img, size_t len, uint8_t *kinds, uint64_t npage
       uint64_t page = mp__get64(mp3__root_ref(root, b) + 8 * (size_t)k);
       MARK(page, MP_PAGE_DIRECTORY);
     }
+  /* Protected pages from the current copies alone: a 0.3 block's inactive copy is whatever the
+   * operation before the last one left (FORMAT.md 3.6), and may name pages freed since, which
+   * are regular or free now. (An operation in flight stages its entry there, and its pages are
+   * still free in the current leaves: free is what they are until its root lands.) */
   for (uint32_t b = 0; b < r.dir_count; b++)
     for (int k = 0; k < 2; k++) {
       uint64_t page = mp__get64(mp3__root_ref(root, b) + 8 * (size_t)k);
+      if (k != mp3__root_ref(root, b)[16]) continue;
       if (page >= pages || !mp__dir_valid(img + ps * page, ps)) continue;
       uint32_t cap = mp__dir_cap(ps);
       for (uint32_t e = 0; e < cap; e++) {

@@ -258,7 +258,8 @@ MP_API unsigned mp_recovery(const mp_pager *p);
  * image, or where no metadata copy is whole). Pages named by either copy of a directory
  * block count as that block's, so an operation in flight is seen. A 0.3 image: MP_PAGE_SUPERBLOCK
  * for page 0's metadata block, MP_PAGE_METADATA for the roots' and every leaf slot's, the rest by
- * the current leaves and directory of the valid root with the higher generation. MP_ECORRUPT or
+ * the current leaves and directory of the valid root with the higher generation (protected pages
+ * by the current directory copies only: a 0.3 inactive copy may name pages freed since). MP_ECORRUPT or
  * MP_EVERSION if the superblock is not one this library reads, MP_ENOMEM without memory for
  * a copy of page 0. */
 #define MP_PAGE_UNKNOWN 0

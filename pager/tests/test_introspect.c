@@ -135,8 +135,40 @@ static void test_create_kinds_are_the_new_files(void **state) {
   assert_int_equal(mp_create_page_kinds(4096, 0, NULL, 0), MP_OK);
 }
 
+/* A 0.3 block's inactive directory copy is what the operation before the last left: after a
+ * protected free it still names the freed pages, which are free (or regular again) now, not
+ * protected. The page still in use stays protected. */
+static void test_freed_protected_pages_are_not_protected(void **state) {
+  (void)state;
+  static const size_t sizes[] = {1024, 4096};
+  for (size_t s = 0; s < 2; s++) {
+    const char *path = t_path(0, "freed.mp");
+    unlink(path);
+    mp_pager *p;
+    assert_int_equal(mp_create_flags(path, sizes[s], MP_FORMAT_3, &p), MP_OK);
+    uint64_t kept, freed, kept_page, freed_page;
+    uint32_t crc;
+    assert_int_equal(mp_protected_alloc(p, &kept), MP_OK);
+    assert_int_equal(mp_protected_alloc(p, &freed), MP_OK);
+    assert_int_equal(mp_protected_where(p, kept, &kept_page, &crc), MP_OK);
+    assert_int_equal(mp_protected_where(p, freed, &freed_page, &crc), MP_OK);
+    assert_int_equal(mp_protected_free(p, freed), MP_OK);
+    uint64_t pages = mp_page_count(p);
+    mp_close(p);
+    size_t len;
+    uint8_t *img = t_read_file(path, &len);
+    uint8_t *kinds = malloc(pages);
+    assert_int_equal(mp_image_page_kinds(img, len, kinds, pages), MP_OK);
+    assert_int_equal(kinds[kept_page], MP_PAGE_PROTECTED);
+    assert_int_equal(kinds[freed_page], MP_PAGE_FREE);
+    free(kinds);
+    free(img);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_freed_protected_pages_are_not_protected),
       cmocka_unit_test(test_create_kinds_are_the_new_files),
       cmocka_unit_test(test_kinds_of_a_real_file),
       cmocka_unit_test(test_any_bytes),
