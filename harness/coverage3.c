@@ -128,6 +128,9 @@ void cc_cover_step3(cc_coverage *cov, const uint8_t *vol, uint64_t vlen, const u
     l.root[0] = l.m, l.root[1] = 2 * l.m, l.leaf0[0] = 3 * l.m, l.leaf0[1] = 4 * l.m;
   }
   find_live_root(&l, vol, vlen, dur, dlen);
+  /* The upgrade's stage: its live state is the 0.2 file, whose pages are all in group 0. */
+  bool have_live = l.live_root || !l.known;
+  if (!l.known) l.live_total = dlen / l.ps < l.c ? dlen / l.ps : l.c;
   if (end > l.pages) end = l.pages;
   if (cov->kcap < l.pages) {
     uint8_t *k = realloc(cov->kinds, l.pages);
@@ -162,7 +165,7 @@ void cc_cover_step3(cc_coverage *cov, const uint8_t *vol, uint64_t vlen, const u
       /* Zeros where no slot was (the create's slot B, past the durable end): nothing to clear. */
       if (what == CC_W_LEAF_CLEAR && (off + 4 > dlen || memcmp(dur + off, "MPL3", 4) != 0)) continue;
       cover(cov, row, what, slot == 1 ? CC_AT_SLOT_A : CC_AT_SLOT_B);
-      if (l.live_root && group >= (l.live_total + l.c - 1) / l.c) cover(cov, row, what, CC_AT_NEW_GROUP);
+      if (have_live && group >= (l.live_total + l.c - 1) / l.c) cover(cov, row, what, CC_AT_NEW_GROUP);
       continue;
     }
     if (!kinds_known) {

@@ -4,7 +4,7 @@
 # which add states to it (and none to a 0.2 workload), the create's first write's included;
 # and a workload that crosses the upgrade (1,020 bulk allocations of 32 pages at 4 KiB: a 0.2
 # file past its 32,544 pages becomes 0.3) is clean at 512 and 4096-byte sectors, its file 0.3
-# at the end.
+# at the end, its crash coverage the upgrade's 0.3 cells (which the suite does not reach).
 set -euo pipefail
 cc=${BUILD:-build}/bin/crashcheck
 tmp=$(mktemp -d)
@@ -66,6 +66,13 @@ $cc __run "$tmp/upgrade" "$tmp/u.db" || fail "the upgrade workload does not run"
 for sector in 512 4096; do
   u=$(explore "$tmp/upgrade" --sector $sector)
   [ "$(field violations "$u")" = 0 ] && [ "$(field steps "$u")" -gt 2000 ] || fail "upgrade, sector $sector: $u"
+  # Its crash coverage counts in 0.3's rows (harness/coverage3.c): the commit that rewrites page
+  # 0 as the superblock, the stage's leaf of the new group 1, the root and leaves after it.
+  for cell in v3-alloc-bulk/superblock/anywhere v3-alloc-bulk/leaf/new-group v3-alloc-bulk/root/slot-a \
+              v3-alloc-bulk/leaf/slot-b v3-palloc/root/new-block; do
+    grep -q "\"$cell\"" <<<"$u" || fail "upgrade, sector $sector: crash coverage without $cell: $u"
+  done
+  grep -q '"impossible": \[\]' <<<"$u" || fail "upgrade, sector $sector: impossible cells covered: $u"
   echo "upgrade, sector $sector: $(field steps "$u") steps, $(field distinct_states "$u") distinct states, no violation"
 done
 echo "e2e_format3: ok"
