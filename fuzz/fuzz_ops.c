@@ -242,7 +242,7 @@ static int judge_garbage(const cc_case *c, pc_model *m, uint32_t id) {
   }
   if (!n || !c->sched.tear_n) return GARBAGE_NONE;
   uint64_t pages = 0, j = (c->sched.tear_n < n ? c->sched.tear_n : n) - 1;
-  uint8_t *kinds = cc_step_kinds3(m, id, c->page_size, &pages);
+  uint8_t *kinds = cc_step_kinds3(m, id, c->page_size, c->format3, &pages);
   int promised = kinds && cc_step_sector_is_metadata3(m, id, j, kinds, pages, c->page_size, c->sector);
   free(kinds);
   return promised ? GARBAGE_PROMISED : GARBAGE_BEYOND;

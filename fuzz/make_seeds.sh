@@ -53,7 +53,8 @@ CASE
 # early, in a garbage sector of a metadata write (which a 0.3 file must survive: fuzz_ops checks
 # it), late with every dirty sector written back, and in a garbage sector of a later metadata
 # write; at 1 KiB also in a garbage sector of write-sync's data (step 10: fuzz_ops skips it, as
-# data lost), at 4 KiB also sparse with 4 KiB sectors.
+# data lost), at 4 KiB also sparse with 4 KiB sectors, and in a garbage sector of the create's
+# first msync (step 2: its root, before any superblock says the file is 0.3).
 format3_ops() {
   local ps cut late
   rm -f "$ops"/format3-*
@@ -70,6 +71,8 @@ format3_ops() {
   "$cc" encode "$work/f3.txt" -o "$ops/format3-1024-10-data-garbage"
   case_text 4096 4096 "cut 12 tear suffix:1 writeback none seed 0" | sed '/^sector/a format 3\nsparse' >"$work/f3.txt"
   "$cc" encode "$work/f3.txt" -o "$ops/format3-sparse-4096-12"
+  case_text 4096 512 "cut 2 tear garbage:1 writeback none seed 0" | sed '/^sector/a format 3' >"$work/f3.txt"
+  "$cc" encode "$work/f3.txt" -o "$ops/format3-4096-create-garbage"
 }
 if [ "$only" = format3-ops ]; then
   format3_ops

@@ -81,9 +81,12 @@ void cc_cover_step(cc_coverage *cov, pc_model *m, uint32_t file, int call, uint6
   const uint8_t *vol, *dur;
   uint64_t vlen, dlen;
   if (pc_model_volatile(m, file, &vol, &vlen) != PC_OK || pc_model_durable(m, file, &dur, &dlen) != PC_OK) return;
-  /* The cells are those of the 0.2 protocol (its metadata copies, selector, directory
-   * stages): a 0.3 file's steps, the upgrade's included, count in none. */
-  if (cc_image_is_format3(vol, vlen) || cc_image_is_format3(dur, dlen)) return;
+  /* A 0.3 file's steps count in its own rows (coverage3.c): those of a file whose superblock
+   * says 0.3 on either side of the step (the upgrade's commit), and of a 0.3 case's create
+   * before its superblock lands (the file has no tag yet, whatever row the caller says). */
+  bool untagged = vlen < 4 || memcmp(vol, "MPPG", 4) != 0;
+  bool v3 = cc_image_is_format3(vol, vlen) || cc_image_is_format3(dur, dlen) || (cov->create3 && untagged);
+  if (v3) op = CC_COVER_V3 + (cov->create3 && untagged ? CC_COVER_CREATE : op);
   if (call == PC_CALL_FSYNC_DIR || call == PC_CALL_FDATASYNC_DIR) {
     /* a name this step makes durable: absent if the cut lands nothing, present if it lands all */
     pc_crash none = {.tear = PC_TEAR_NONE}, all = {.tear = PC_TEAR_ALL};
@@ -104,6 +107,10 @@ void cc_cover_step(cc_coverage *cov, pc_model *m, uint32_t file, int call, uint6
   uint64_t hi = call != PC_CALL_MSYNC || off + len < off || off + len > vlen ? vlen : off + len;
   uint64_t first = call != PC_CALL_MSYNC ? 0 : off / ps, end = (hi + ps - 1) / ps;
   if (end > pages) end = pages;
+  if (v3 || cc_step_is_upgrade_stage(vol, vlen, dur, dlen, ps, first, end)) {
+    cc_cover_step3(cov, vol, vlen, dur, dlen, first, end, v3 ? op : CC_COVER_V3 + op);
+    return;
+  }
   bool kinds_known = false;
   for (uint64_t id = first; id < end; id++) {
     const uint8_t *v = vol + id * ps;
@@ -246,14 +253,23 @@ static unsigned allowed(int op, int what, uint32_t page_size) {
 int cc_cell_status(int op, int what, int where, uint32_t page_size, uint32_t sector) {
   if (op < 0 || op >= CC_COVER_OPS || what < 0 || what >= CC_WHAT_KINDS || where < 0 || where >= CC_WHERE_KINDS)
     return CC_CELL_IMPOSSIBLE;
-  if (required(op, what, page_size, sector) & BIT(where)) return CC_CELL_REQUIRED;
-  return allowed(op, what, page_size) & BIT(where) ? CC_CELL_ALLOWED : CC_CELL_IMPOSSIBLE;
+  bool v3 = op >= CC_COVER_V3;
+  if ((v3 ? cc_required3(op, what, page_size, sector) : required(op, what, page_size, sector)) & BIT(where))
+    return CC_CELL_REQUIRED;
+  return (v3 ? cc_allowed3(op, what, page_size) : allowed(op, what, page_size)) & BIT(where) ? CC_CELL_ALLOWED
+                                                                                              : CC_CELL_IMPOSSIBLE;
 }
 
 size_t cc_coverage_count(const cc_cover_cells cells, uint32_t page_size, uint32_t sector, size_t *required_cells,
                          size_t *impossible_covered) {
+  return cc_coverage_count_format(cells, 0, page_size, sector, required_cells, impossible_covered);
+}
+
+size_t cc_coverage_count_format(const cc_cover_cells cells, int format, uint32_t page_size, uint32_t sector,
+                                size_t *required_cells, size_t *impossible_covered) {
   size_t n = 0, r = 0, u = 0;
-  for (int o = 0; o < CC_COVER_OPS; o++)
+  int from = format == 3 ? CC_COVER_V3 : 0, to = format == 2 ? CC_COVER_V3 : CC_COVER_OPS;
+  for (int o = from; o < to; o++)
     for (int w = 0; w < CC_WHAT_KINDS; w++)
       for (int x = 0; x < CC_WHERE_KINDS; x++) {
         int st = cc_cell_status(o, w, x, page_size, sector);
@@ -267,19 +283,25 @@ size_t cc_coverage_count(const cc_cover_cells cells, uint32_t page_size, uint32_
 }
 
 const char *cc_cover_op_name(int op) {
+  static const char *const v3[CC_COVER_V3] = {"v3-alloc", "v3-free", "v3-alloc-bulk", "v3-free-bulk", "v3-write",
+                                              "v3-write-sync", "v3-sync", "v3-palloc", "v3-pfree", "v3-pwrite",
+                                              "v3-pabort", "v3-reopen", "v3-create", "v3-recovery"};
+  _Static_assert(CC_OP_KINDS == 12, "a new operation needs its v3- row name");
+  if (op >= CC_COVER_V3 && op < CC_COVER_OPS) return v3[op - CC_COVER_V3];
   return op == CC_COVER_CREATE ? "create" : op == CC_COVER_RECOVER ? "recovery" : cc_op_name(op);
 }
 
 const char *cc_cover_what_name(int what) {
   static const char *const names[CC_WHAT_KINDS] = {
       "data", "protected-copy", "metadata-copy", "directory-stage", "directory-mirror", "metadata-selector",
-      "directory-selector", "append-intent", "append-count", "superblock", "growth", "free-page", "name"};
+      "directory-selector", "append-intent", "append-count", "superblock", "growth", "free-page", "name",
+      "root", "leaf", "leaf-invalidate"};
   return what >= 0 && what < CC_WHAT_KINDS ? names[what] : "?";
 }
 
 const char *cc_cover_where_name(int where) {
-  static const char *const names[CC_WHERE_KINDS] = {"anywhere", "first", "last-page", "word-edge",
-                                                     "growing", "new-block", "full-block"};
+  static const char *const names[CC_WHERE_KINDS] = {"anywhere", "first", "last-page", "word-edge", "growing",
+                                                     "new-block", "full-block", "slot-a", "slot-b", "new-group"};
   return where >= 0 && where < CC_WHERE_KINDS ? names[where] : "?";
 }
 

@@ -26,6 +26,12 @@
  * - where: the place that makes the write special: the first or last page of the file, a
  *   page on either side of a 64-bit bitmap word boundary, a metadata copy that grows the
  *   file, a new or a full directory block, the first block's append.
+ * A 0.3 file's steps (pager/FORMAT.md section 3: the create's before its superblock lands, and
+ * the upgrade's) count in rows of their own, CC_COVER_V3 + the operation's row ("v3-alloc",
+ * "v3-create", ...): its protocol is another (coverage3.c), with writes of its own (a leaf slot
+ * staged, a root committed, a stale slot's magic cleared) and places of its own (leaf slot A or
+ * B, root R0 or R1, a new group's leaf); a root or leaf write counts at each place it has (its
+ * slot, and that it grows the file or adds a directory block).
  */
 enum {
   CC_W_DATA,          /* a regular page's data (mp_sync_page, mp_sync) */
@@ -41,6 +47,9 @@ enum {
   CC_W_GROWTH,        /* the file's size (ftruncate, fallocate) */
   CC_W_FREE,          /* a free page (what recovery or a stray write leaves) */
   CC_W_NAME,          /* the file's name (an fsync of its directory after the create) */
+  CC_W_ROOT,          /* 0.3: a root slot (the commit) */
+  CC_W_LEAF,          /* 0.3: a group's leaf, staged into its slot that is not current */
+  CC_W_LEAF_CLEAR,    /* 0.3: a leaf slot's magic zeroed (a stale slot a writer's open invalidates) */
   CC_WHAT_KINDS
 };
 enum {
@@ -51,11 +60,15 @@ enum {
   CC_AT_GROWTH,     /* a metadata copy with more pages than the current one */
   CC_AT_NEW_BLOCK,  /* a directory page of a block page 0 does not durably reference yet */
   CC_AT_FULL_BLOCK, /* a directory page whose every entry is in use */
+  CC_AT_SLOT_A,     /* 0.3: leaf slot A, root slot R0 */
+  CC_AT_SLOT_B,     /* 0.3: leaf slot B, root slot R1 */
+  CC_AT_NEW_GROUP,  /* 0.3: the leaf of a group past the committed root's size (growth) */
   CC_WHERE_KINDS
 };
 #define CC_COVER_CREATE CC_OP_KINDS        /* operation row of the create */
 #define CC_COVER_RECOVER (CC_OP_KINDS + 1) /* operation row of an open's recovery */
-#define CC_COVER_OPS (CC_OP_KINDS + 2)
+#define CC_COVER_V3 (CC_OP_KINDS + 2)      /* a 0.3 file's rows: CC_COVER_V3 + a row above */
+#define CC_COVER_OPS (2 * CC_COVER_V3)
 
 typedef uint8_t cc_cover_cells[CC_COVER_OPS][CC_WHAT_KINDS][CC_WHERE_KINDS]; /* 1: covered */
 typedef struct cc_coverage {
@@ -63,6 +76,7 @@ typedef struct cc_coverage {
   cc_cover_cells cell;
   uint8_t *kinds;                                           /* scratch: page kinds of a step */
   size_t kcap;
+  bool create3; /* the case creates its file as 0.3: a file without a superblock is that create's */
 } cc_coverage;
 
 void cc_coverage_init(cc_coverage *cov, uint32_t page_size, uint32_t sector);
@@ -82,6 +96,18 @@ int cc_cell_status(int op, int what, int where, uint32_t page_size, uint32_t sec
  * *impossible_covered how many covered cells the table says cannot be. */
 size_t cc_coverage_count(const cc_cover_cells cells, uint32_t page_size, uint32_t sector, size_t *required_cells,
                          size_t *impossible_covered);
+/* The same over the rows of one format only (2 or 3): what a case of that format can cover. */
+size_t cc_coverage_count_format(const cc_cover_cells cells, int format, uint32_t page_size, uint32_t sector,
+                                size_t *required_cells, size_t *impossible_covered);
+/* 0.3's part (coverage3.c): cc_cover_step's classification of a 0.3 step, and the table. */
+void cc_cover_step3(cc_coverage *cov, const uint8_t *vol, uint64_t vlen, const uint8_t *dur, uint64_t dlen,
+                    uint64_t first, uint64_t end, int op);
+/* Whether a step of a file that is not 0.3 is the upgrade's stage (roots and leaves written
+ * past a 0.2 file's end: FORMAT.md 3.8), which counts in the 0.3 rows. */
+bool cc_step_is_upgrade_stage(const uint8_t *vol, uint64_t vlen, const uint8_t *dur, uint64_t dlen, size_t ps,
+                              uint64_t first, uint64_t end);
+unsigned cc_required3(int op, int what, uint32_t page_size, uint32_t sector);
+unsigned cc_allowed3(int op, int what, uint32_t page_size);
 const char *cc_cover_op_name(int op);
 const char *cc_cover_what_name(int what);
 const char *cc_cover_where_name(int where);

@@ -58,7 +58,8 @@ static const char *usage_coverage =
     "and prints for each size the crash coverage of all of them together: the cells (operation x\n"
     "what a cut step makes durable x where it lands) the pager's protocol must be cut at, how many\n"
     "the cases covered, and every one they missed. A missed cell is a shape of workload the suite\n"
-    "lacks: add a case that takes it.\n"
+    "lacks: add a case that takes it. A 0.3 file's cells are rows of their own (v3-alloc, v3-create,\n"
+    "...: roots, leaves and their slots); the required ones are of both formats.\n"
     "A case that starts from an image (an image line) is explored at that image's page size only.\n"
     "  --page-size N   a page size to explore at (repeat for several)\n"
     "  --sector N      512 or 4096 (repeat for both)\n"
@@ -467,9 +468,11 @@ static int cmd_explore(int argc, char **argv) {
            "(%llu more recover to a file already followed); sampled: %llu\n",
            (unsigned long long)r.again_runs, (unsigned long long)r.again_states, (unsigned long long)r.again_repair,
            (unsigned long long)r.again_create, (unsigned long long)r.again_same, (unsigned long long)r.again_sampled);
-    size_t required, stray, covered = cc_coverage_count(r.cover, c->page_size, c->sector, &required, &stray);
-    printf("  crash coverage   %zu of %zu required cells (`crashcheck coverage` lists what is missing)\n", covered,
-           required);
+    /* of the rows of the case's format (its --json counts both: the suite's sum) */
+    size_t required, stray,
+        covered = cc_coverage_count_format(r.cover, c->format3 ? 3 : 2, c->page_size, c->sector, &required, &stray);
+    printf("  crash coverage   %zu of %zu required %s cells (`crashcheck coverage` lists what is missing)\n", covered,
+           required, c->format3 ? "0.3" : "0.2");
     if (stray) printf("  note: %zu covered cells the protocol table says cannot be reached\n", stray);
     /* Every distinct state checked counts, the follow-ups' too: with R7 they are most of them. */
     uint64_t checked = r.distinct + r.again_states + r.error_distinct;

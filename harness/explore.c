@@ -324,11 +324,12 @@ static void refusal_allowed(cc_verdict *v) {
 #define NO_FILE_HASH UINT64_C(0x6E6F2D66696C6521)
 
 /* Garbage tears of the open step's metadata sectors, if the file (as the program sees it) is
- * 0.3: one choice per such sector (up to the 255th sector of the step, which a tear's count
- * can name), with the rest of the step landed and nothing written back early. */
+ * 0.3, or is a 0.3 create's before its superblock lands: one choice per such sector (up to the
+ * 255th sector of the step, which a tear's count can name), with the rest of the step landed
+ * and nothing written back early. */
 static size_t metadata_garbage(walker *w, pc_model *m, uint64_t n, cc_schedule *out, size_t cap) {
   uint64_t pages;
-  uint8_t *kinds = cc_step_kinds3(m, 0, w->c->page_size, &pages);
+  uint8_t *kinds = cc_step_kinds3(m, 0, w->c->page_size, w->c->format3, &pages);
   if (!kinds) return 0;
   size_t count = 0;
   for (uint64_t j = 0; j < n && j < 255 && count < cap; j++)
@@ -434,7 +435,7 @@ static int walk(walker *w) {
     pc_replay_model(rp, &m);
     pc_model_step_sectors(m, &n);
     bool cut = w->step >= w->first_step && !past && index >= w->from_index;
-    if (w->o->cover && cut && !w->c->format3) /* the cells are the 0.2 protocol's */
+    if (w->o->cover && cut)
       cc_cover_step(w->o->cover, m, w->info.file, w->info.call, w->info.off, w->info.len,
                     index ? w->kind : w->existing ? CC_COVER_RECOVER : CC_COVER_CREATE);
     if (cc_image_step(im, m) != CC_OK) {
@@ -950,6 +951,7 @@ static int run_job(const job *jb) {
   /* The walk and its R7 follow-ups count crash coverage here. */
   cc_coverage cov;
   cc_coverage_init(&cov, jb->c->page_size, jb->c->sector);
+  cov.create3 = jb->c->format3;
   cc_explore_opts counted = *jb->o;
   counted.cover = &cov;
   walker w = {.c = jb->c, .run = jb->run, .existing = jb->c->image[0] != 0, .o = &counted,

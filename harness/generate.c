@@ -72,11 +72,12 @@ static size_t gained(const cc_cover_cells have, const cc_cover_cells got, uint32
   return n;
 }
 
-static void count(const cc_grow_opts *o, cc_grow_result *r) {
+/* Over the rows of the case's format: a 0.2 case covers none of 0.3's, nor the other way. */
+static void count(const cc_grow_opts *o, const cc_case *c, cc_grow_result *r) {
   r->covered = r->required = 0;
   for (unsigned i = 0; i < o->nconfigs; i++) {
     size_t req;
-    r->covered += cc_coverage_count(r->cells[i], o->sizes[i], o->sectors[i], &req, NULL);
+    r->covered += cc_coverage_count_format(r->cells[i], c->format3 ? 3 : 2, o->sizes[i], o->sectors[i], &req, NULL);
     r->required += req;
   }
 }
@@ -128,7 +129,7 @@ int cc_generate_covering(cc_case *c, const cc_grow_opts *o, cc_grow_result *r) {
     going = explore_all(c, o, got, r);
     for (unsigned i = 0; i < o->nconfigs; i++) cc_coverage_merge(r->cells[i], got[i]);
   }
-  count(o, r);
+  count(o, c, r);
   size_t max = o->max_ops < CC_MAX_OPS ? o->max_ops : CC_MAX_OPS;
   while (going && r->covered < r->required && r->tries < o->tries && c->nops < max) {
     r->tries++;
@@ -144,7 +145,7 @@ int cc_generate_covering(cc_case *c, const cc_grow_opts *o, cc_grow_result *r) {
       memcpy(c, cand, sizeof *c);
       c->explore_from = 0;
       r->kept++;
-      count(o, r);
+      count(o, c, r);
     }
     if (o->progress)
       fprintf(stderr, "\rcrashcheck: batch %u: %zu operations, %zu of %zu required cells covered%s ", r->tries, c->nops,

@@ -2,7 +2,7 @@
 # harness sources, the power-cut model and trace reader of faults/, and libmappedpages.
 
 CC_SRCS      := harness/case.c harness/workload.c harness/checker.c harness/image.c harness/explore.c \
-                harness/coverage.c harness/errors.c harness/generate.c \
+                harness/coverage.c harness/coverage3.c harness/errors.c harness/generate.c \
                 harness/run.c harness/hashset.c harness/jobs.c harness/forkserver.c \
                 harness/contenthash.c harness/contenthash_avx2.c harness/json.c harness/merge.c
 # XXH3's AVX2 copy (contenthash.c picks it at run time on CPUs that have AVX2).

@@ -529,13 +529,18 @@ bool cc_image_is_format3(const uint8_t *content, uint64_t len) {
   return len >= 8 && memcmp(content, "MPPG", 4) == 0 && content[4] == 0 && content[5] == 3;
 }
 
-uint8_t *cc_step_kinds3(pc_model *m, uint32_t id, uint32_t page_size, uint64_t *npages) {
+uint8_t *cc_step_kinds3(pc_model *m, uint32_t id, uint32_t page_size, bool create3, uint64_t *npages) {
   const uint8_t *vol;
   uint64_t vlen;
-  if (pc_model_volatile(m, id, &vol, &vlen) != PC_OK || !cc_image_is_format3(vol, vlen)) return NULL;
+  if (pc_model_volatile(m, id, &vol, &vlen) != PC_OK) return NULL;
+  /* The 0.3 create writes its superblock last: until then its roots and leaf have no tag
+   * before them (a 0.2 one is a file of another format: none of its pages is 0.3's). */
+  bool in_create = create3 && !cc_image_is_format3(vol, vlen) && !(vlen >= 4 && memcmp(vol, "MPPG", 4) == 0);
+  if (!in_create && !cc_image_is_format3(vol, vlen)) return NULL;
   uint64_t pages = vlen / page_size;
   uint8_t *kinds = pages ? malloc(pages) : NULL;
-  if (!kinds || mp_image_page_kinds(vol, vlen, kinds, pages) != MP_OK) {
+  if (!kinds || (in_create ? mp_create_page_kinds(page_size, MP_FORMAT_3, kinds, pages)
+                           : mp_image_page_kinds(vol, vlen, kinds, pages)) != MP_OK) {
     free(kinds);
     return NULL;
   }

@@ -48,9 +48,11 @@ int cc_image_end_step(cc_image *im, pc_model *m);
  * tag MPPG, major 0, minor 3). */
 bool cc_image_is_format3(const uint8_t *content, uint64_t len);
 /* The kinds (mp_image_page_kinds: MP_PAGE_*) of file `id`'s pages as the program sees it in the
- * model's open step, if that is a 0.3 file: malloc'ed, *npages of them. NULL for a 0.2 file (or
- * none yet: a create before its superblock), or without memory. */
-uint8_t *cc_step_kinds3(pc_model *m, uint32_t id, uint32_t page_size, uint64_t *npages);
+ * model's open step, if that is a 0.3 file: malloc'ed, *npages of them. With `create3` (the
+ * case creates its file as 0.3), a file without a superblock yet is that create in flight, whose
+ * pages are its fixed layout (mp_create_page_kinds). NULL for a 0.2 file (or none yet: a 0.2
+ * create before its superblock), or without memory. */
+uint8_t *cc_step_kinds3(pc_model *m, uint32_t id, uint32_t page_size, bool create3, uint64_t *npages);
 /* Whether the open step's j-th durable sector (0-based, as a garbage:j+1 tear counts them) is
  * file `id`'s and lies in a superblock, root, leaf or directory block of `kinds`
  * (cc_step_kinds3): a garbage sector the 0.3 format promises to survive (pager/FORMAT.md 3.2),

@@ -14,6 +14,9 @@
  * a block at least this large, so a garbage sector never reaches a neighbour (3.2). */
 #define MP3_SECTOR 4096u
 #define MP3_MAX_PAGES (UINT64_C(1) << 32)
+/* Metadata blocks of a file created as 0.3 (3.5): the superblock, roots R0 and R1, group 0's
+ * leaf slots A and B, then one block for data. */
+#define MP3_NEW_BLOCKS 6
 
 /* Superblock: the first 512 bytes of page 0. */
 #define MP3_SB_FLAGS 12

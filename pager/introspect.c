@@ -22,8 +22,9 @@ static void mark_entries(const uint8_t *dirpage, size_t ps, uint64_t pages, uint
 }
 
 /* A 0.3 image: block 0 the superblock's, the roots' and every leaf slot's blocks metadata, pages
- * by the current leaf of their group under the valid root with the higher generation, and the
- * directory and protected blocks that root's references and either copy's entries name. */
+ * by the current leaf of their group under the valid root with the higher generation, the
+ * directory blocks that root's references name, and the protected blocks their current copies'
+ * entries name. */
 static int kinds3(const uint8_t *img, size_t len, uint8_t *kinds, uint64_t npages) {
   mp3_sb sb;
   char why[200];
@@ -76,9 +77,14 @@ static int kinds3(const uint8_t *img, size_t len, uint8_t *kinds, uint64_t npage
       uint64_t page = mp__get64(mp3__root_ref(root, b) + 8 * (size_t)k);
       MARK(page, MP_PAGE_DIRECTORY);
     }
+  /* Protected pages from the current copies alone: a 0.3 block's inactive copy is whatever the
+   * operation before the last one left (FORMAT.md 3.6), and may name pages freed since, which
+   * are regular or free now. (An operation in flight stages its entry there, and its pages are
+   * still free in the current leaves: free is what they are until its root lands.) */
   for (uint32_t b = 0; b < r.dir_count; b++)
     for (int k = 0; k < 2; k++) {
       uint64_t page = mp__get64(mp3__root_ref(root, b) + 8 * (size_t)k);
+      if (k != mp3__root_ref(root, b)[16]) continue;
       if (page >= pages || !mp__dir_valid(img + ps * page, ps)) continue;
       uint32_t cap = mp__dir_cap(ps);
       for (uint32_t e = 0; e < cap; e++) {
@@ -136,5 +142,23 @@ int mp_image_page_kinds(const void *image, size_t len, uint8_t *kinds, uint64_t 
   free(p0);
   for (uint64_t id = MP_RESERVED_PAGES; id < pages; id++)
     if (kinds[id] == MP_PAGE_DIRECTORY && mp__dir_valid(img + ps * id, ps)) mark_entries(img + ps * id, ps, pages, kinds);
+  return MP_OK;
+}
+
+/* The create writes its superblock last (open.c's format, open3.c's mp3__format), so while it
+ * is in flight the file has no superblock to read the kinds from: they are the layout the
+ * create writes, which is fixed. */
+int mp_create_page_kinds(size_t page_size, unsigned flags, uint8_t *kinds, uint64_t npages) {
+  if (page_size < MP_MIN_PAGE_SIZE || page_size > MP_MAX_PAGE_SIZE || (page_size & (page_size - 1)) ||
+      (flags & ~(MP_FORMAT_3 | MP_SPARSE)) || (!kinds && npages))
+    return MP_EINVAL;
+  const bool v3 = flags & MP_FORMAT_3;
+  const uint64_t m = v3 ? mp3__m(page_size) : 1;
+  const uint64_t meta_end = (v3 ? 5 : 3) * m, pages = v3 ? MP3_NEW_BLOCKS * m : 4; /* what the create makes */
+  for (uint64_t id = 0; id < npages; id++) {
+    if (id >= pages) kinds[id] = MP_PAGE_UNKNOWN;
+    else if (id < m) kinds[id] = MP_PAGE_SUPERBLOCK;
+    else kinds[id] = id < meta_end ? MP_PAGE_METADATA : MP_PAGE_FREE;
+  }
   return MP_OK;
 }

@@ -268,7 +268,9 @@ MP_API unsigned mp_recovery(const mp_pager *p);
  * block count as that block's, so an operation in flight is seen. A 0.3 image: MP_PAGE_SUPERBLOCK
  * for page 0's metadata block (but page 3 of a file upgraded at 1 KiB pages, a regular page:
  * FORMAT.md 3.8), MP_PAGE_METADATA for the roots', the sector copy's and every leaf slot's, the
- * rest by the current leaves and directory of the valid root with the higher generation. MP_ECORRUPT or
+ * rest by the current leaves and directory of the valid root with the higher generation
+ * (protected pages by the current directory copies only: a 0.3 inactive copy may name pages
+ * freed since). MP_ECORRUPT or
  * MP_EVERSION if the superblock is not one this library reads, MP_ENOMEM without memory for
  * a copy of page 0. */
 #define MP_PAGE_UNKNOWN 0
@@ -279,6 +281,14 @@ MP_API unsigned mp_recovery(const mp_pager *p);
 #define MP_PAGE_REGULAR 5
 #define MP_PAGE_FREE 6
 MP_API int mp_image_page_kinds(const void *image, size_t len, uint8_t *kinds, uint64_t npages);
+/* The same for the file mp_create_flags(path, page_size, flags, ...) is writing, before its
+ * superblock (written last) makes it one mp_image_page_kinds reads: the create's fixed layout.
+ * With MP_FORMAT_3, six metadata blocks (FORMAT.md 3.5): block 0 MP_PAGE_SUPERBLOCK, blocks 1
+ * to 4 (the roots, group 0's leaf slots) MP_PAGE_METADATA, block 5 MP_PAGE_FREE; without it, 0.2's
+ * four pages: page 0 the superblock, pages 1 and 2 the metadata copies, page 3 free.
+ * MP_PAGE_UNKNOWN past the create's file. MP_EINVAL for a page size or flags mp_create_flags
+ * refuses. */
+MP_API int mp_create_page_kinds(size_t page_size, unsigned flags, uint8_t *kinds, uint64_t npages);
 
 #ifdef __cplusplus
 }

@@ -141,7 +141,7 @@ int mp3__probe(const uint8_t *head, size_t len, unsigned *log2, char *why, size_
 /* A new file: blocks 0 (superblock), 1 and 2 (roots), 3 and 4 (group 0's leaf slots), and
  * block 5 for data. `img` receives the whole image (6 blocks), which is what the leftover test
  * compares against. */
-#define NEW_BLOCKS 6
+#define NEW_BLOCKS MP3_NEW_BLOCKS
 
 static void new_image(unsigned log2, bool sparse, uint8_t *img) {
   size_t ps = (size_t)1 << log2, mb = mp3__mb(ps);

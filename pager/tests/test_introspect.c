@@ -1,5 +1,6 @@
 /* test_introspect.c: mp_image_page_kinds names every page of a file held in memory as
- * what the pager made it, an operation in flight included, and survives any bytes. */
+ * what the pager made it, an operation in flight included, and survives any bytes;
+ * mp_create_page_kinds names a create's pages as the file it finishes reads. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -8,6 +9,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mappedpages.h"
 #include "support.h"
@@ -94,8 +96,80 @@ static void test_any_bytes(void **state) {
   free(img);
 }
 
+/* A create in flight has no superblock yet: what its pages are is the create's fixed layout,
+ * the kinds the finished file is read as (a fresh file: nothing allocated past the structure). */
+static void test_create_kinds_are_the_new_files(void **state) {
+  (void)state;
+  static const size_t sizes[] = {1024, 2048, 4096, 16384};
+  static const unsigned flags[] = {0, MP_FORMAT_3, MP_FORMAT_3 | MP_SPARSE};
+  for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)
+    for (size_t f = 0; f < sizeof flags / sizeof *flags; f++) {
+      const char *path = t_path(0, "new.mp");
+      unlink(path);
+      mp_pager *p;
+      assert_int_equal(mp_create_flags(path, sizes[s], flags[f], &p), MP_OK);
+      mp_close(p);
+      size_t len;
+      uint8_t *img = t_read_file(path, &len);
+      uint64_t pages = len / sizes[s];
+      uint8_t got[40], want[40];
+      assert_true(pages + 2 <= sizeof got);
+      memset(got, 0xEE, sizeof got);
+      assert_int_equal(mp_create_page_kinds(sizes[s], flags[f], got, pages + 2), MP_OK);
+      assert_int_equal(mp_image_page_kinds(img, len, want, pages), MP_OK);
+      assert_memory_equal(got, want, pages);
+      assert_int_equal(got[pages], MP_PAGE_UNKNOWN);
+      assert_int_equal(got[pages + 1], MP_PAGE_UNKNOWN);
+      /* 0.3: superblock, two roots, two leaf slots, a free block (4 KiB blocks below 4 KiB) */
+      uint64_t m = flags[f] && sizes[s] < 4096 ? 4096 / sizes[s] : 1;
+      assert_int_equal(pages, flags[f] ? 6 * m : 4);
+      assert_int_equal(got[pages - 1], MP_PAGE_FREE);
+      assert_int_equal(got[pages - 1 - m], MP_PAGE_METADATA);
+      free(img);
+    }
+  uint8_t k[4];
+  assert_int_equal(mp_create_page_kinds(1000, MP_FORMAT_3, k, 4), MP_EINVAL);
+  assert_int_equal(mp_create_page_kinds(512, 0, k, 4), MP_EINVAL);
+  assert_int_equal(mp_create_page_kinds(4096, 0x100, k, 4), MP_EINVAL);
+  assert_int_equal(mp_create_page_kinds(4096, 0, NULL, 4), MP_EINVAL);
+  assert_int_equal(mp_create_page_kinds(4096, 0, NULL, 0), MP_OK);
+}
+
+/* A 0.3 block's inactive directory copy is what the operation before the last left: after a
+ * protected free it still names the freed pages, which are free (or regular again) now, not
+ * protected. The page still in use stays protected. */
+static void test_freed_protected_pages_are_not_protected(void **state) {
+  (void)state;
+  static const size_t sizes[] = {1024, 4096};
+  for (size_t s = 0; s < 2; s++) {
+    const char *path = t_path(0, "freed.mp");
+    unlink(path);
+    mp_pager *p;
+    assert_int_equal(mp_create_flags(path, sizes[s], MP_FORMAT_3, &p), MP_OK);
+    uint64_t kept, freed, kept_page, freed_page;
+    uint32_t crc;
+    assert_int_equal(mp_protected_alloc(p, &kept), MP_OK);
+    assert_int_equal(mp_protected_alloc(p, &freed), MP_OK);
+    assert_int_equal(mp_protected_where(p, kept, &kept_page, &crc), MP_OK);
+    assert_int_equal(mp_protected_where(p, freed, &freed_page, &crc), MP_OK);
+    assert_int_equal(mp_protected_free(p, freed), MP_OK);
+    uint64_t pages = mp_page_count(p);
+    mp_close(p);
+    size_t len;
+    uint8_t *img = t_read_file(path, &len);
+    uint8_t *kinds = malloc(pages);
+    assert_int_equal(mp_image_page_kinds(img, len, kinds, pages), MP_OK);
+    assert_int_equal(kinds[kept_page], MP_PAGE_PROTECTED);
+    assert_int_equal(kinds[freed_page], MP_PAGE_FREE);
+    free(kinds);
+    free(img);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_freed_protected_pages_are_not_protected),
+      cmocka_unit_test(test_create_kinds_are_the_new_files),
       cmocka_unit_test(test_kinds_of_a_real_file),
       cmocka_unit_test(test_any_bytes),
   };
