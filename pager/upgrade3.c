@@ -237,15 +237,17 @@ int mp3__upgrade(mp_pager *p) {
     if (rc == MP_OK && b < p->dir_count) {
       free(p->blocks[b].staged);
       p->blocks[b].staged = (uint64_t *)(uintptr_t)saved[b];
-    } else if (b >= p->dir_count) {
-      free((uint64_t *)(uintptr_t)saved[b]);
+    } else if (b >= p->dir_count || p->blocks[b].staged != (uint64_t *)(uintptr_t)saved[b]) {
+      free((uint64_t *)(uintptr_t)saved[b]); /* (a block the failed load did not reach keeps its own) */
     }
   }
   free(saved);
   if (rc != MP_OK) {
-    /* What was just written does not load: a bug, not a state of the disk to guess at. */
+    /* The file is 0.3 and the handle cannot say what it holds: poisoned (a reopen reads the
+     * upgraded file). Out of memory is said as such; anything else means what was just
+     * written does not load: a bug, not a state of the disk to guess at. */
     p->poisoned = true;
-    return MP_ECORRUPT;
+    return rc == MP_ENOMEM ? MP_ENOMEM : MP_ECORRUPT;
   }
   return MP_OK;
 }

@@ -319,6 +319,49 @@ static void test_upgrade_failures(void **state) {
   }
 }
 
+/* Out of memory once the upgrade committed (the handle's load of the 0.3 file it just wrote):
+ * the file is 0.3 and whole, the handle poisoned, the call says MP_ENOMEM (not MP_ECORRUPT, as
+ * if the file were damaged), and a reopen reads everything. */
+static int committed_msyncs;
+static int count_cb(const char *name, int *failnum, void **failinfo, unsigned int *flags) {
+  (void)name, (void)failnum, (void)failinfo, (void)flags;
+  committed_msyncs++;
+  return 0;
+}
+static int after_commit_cb(const char *name, int *failnum, void **failinfo, unsigned int *flags) {
+  (void)name, (void)failnum, (void)flags;
+  *failinfo = (void *)(intptr_t)ENOMEM;
+  return committed_msyncs >= 2; /* the stage's msync and the superblock's have returned */
+}
+
+static void test_out_of_memory_after_commit(void **state) {
+  (void)state;
+  ps = 1024;
+  full_02(false, 2);
+  mp_pager *p;
+  assert_int_equal(mp_open(path, MP_FORMAT_3, &p), MP_OK);
+  uint64_t id;
+  committed_msyncs = 0;
+  assert_int_equal(fiu_enable_external("pager/msync", 1, NULL, 0, count_cb), 0);
+  assert_int_equal(fiu_enable_external("pager/malloc", 1, NULL, 0, after_commit_cb), 0);
+  assert_int_equal(mp_alloc(p, &id), MP_ENOMEM);
+  fiu_disable("pager/malloc");
+  fiu_disable("pager/msync");
+  assert_int_equal(committed_msyncs, 2);
+  assert_int_equal(mp_alloc(p, &id), MP_EPOISONED);
+  mp_close(p);
+  size_t len;
+  uint8_t *img = t_read_file(path, &len);
+  assert_int_equal(img[5], 3); /* the superblock's minor version: the upgrade is durable */
+  free(img);
+  assert_int_equal(mp_open(path, 0, &p), MP_OK);
+  assert_int_equal(mp_capacity(p), MP3_MAX_PAGES);
+  assert_pages(p, nreg, true);
+  assert_prot(p);
+  assert_clean(p);
+  mp_close(p);
+}
+
 /* After the upgrade at 1 KiB page 3 is a regular page like any other: written, freed, allocated
  * again; and a garbage sector from one of its own writes (data sharing the superblock's sector)
  * does not make the file unopenable: the copy gives the superblock back (and page 3 what it
@@ -402,6 +445,7 @@ int main(void) {
       cmocka_unit_test(test_upgrade_1k_protected),
       cmocka_unit_test(test_upgrade_2k_protected), cmocka_unit_test(test_stale_copy_dropped),
       cmocka_unit_test(test_upgrade_failures),     cmocka_unit_test(test_upgrade_1k),
+      cmocka_unit_test(test_out_of_memory_after_commit),
       cmocka_unit_test(test_page3_after),          cmocka_unit_test(test_copies_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
