@@ -5,9 +5,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 /*
  * The fault model (see DESIGN.md) in the words of this file:
@@ -309,7 +306,6 @@ int pc_cut_parse(const char *spec, uint64_t *step, pc_crash *out)
 
 /* ---- names ---- */
 static int grow(void **p, size_t *cap, size_t need, size_t elem);
-static void free_content(mfile *f);
 
 static int find_name(const pc_model *m, const char *path, uint32_t *ix)
 {
@@ -350,7 +346,9 @@ static void free_files(pc_model *m)
     for (uint32_t i = 0; i < m->nfiles; i++) {
         mfile *f = &m->files[i];
         free(f->name);
-        free_content(f);
+        free(f->vol);
+        free(f->dur);
+        free(f->dbits);
         free(f->dlist);
     }
     free(m->files);
@@ -404,34 +402,6 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
 }
 
 /* Grows both content buffers (zero-filled) and the dirty bitmap to hold `size` bytes. */
-/* A file's two copies live in anonymous mappings of their own: growing one (mremap) moves page
- * tables instead of copying bytes, and the kernel gives the new tail as zero pages when it is
- * first touched, where realloc copied the content and memset then wrote the whole new
- * capacity (a checker's model of a growing file took more page faults for that than for
- * everything else it did). Raw system calls: inside libpowercut, mmap and munmap are the
- * shim's own. */
-static uint8_t *content_map(uint8_t *old, uint64_t oldcap, uint64_t cap)
-{
-    long r = old ? syscall(SYS_mremap, old, (size_t)oldcap, (size_t)cap, MREMAP_MAYMOVE)
-                 : syscall(SYS_mmap, NULL, (size_t)cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0L);
-    return r == -1 || (void *)r == MAP_FAILED ? NULL : (uint8_t *)r;
-}
-
-static void content_unmap(uint8_t *p, uint64_t cap)
-{
-    if (p) syscall(SYS_munmap, p, (size_t)cap);
-}
-
-static void free_content(mfile *f)
-{
-    content_unmap(f->vol, f->cap);
-    content_unmap(f->dur, f->cap);
-    free(f->dbits);
-    f->vol = f->dur = NULL;
-    f->dbits = NULL;
-    f->cap = 0;
-}
-
 static int ensure_cap(pc_model *m, mfile *f, uint64_t size)
 {
     if (size <= f->cap) return PC_OK;
@@ -440,35 +410,29 @@ static int ensure_cap(pc_model *m, mfile *f, uint64_t size)
     nc = (nc + m->sector - 1) / m->sector * m->sector;
     if (nc > (uint64_t)SIZE_MAX / 2) return PC_ENOMEM;
     if (!f->cap) {
-        f->vol = content_map(NULL, 0, nc);
-        f->dur = content_map(NULL, 0, nc);
+        /* A first allocation comes zeroed from calloc, which for a large file maps fresh zero
+         * pages instead of writing them: a trace of a 16 MiB file opened once per R7
+         * follow-up spent more time zeroing its two copies than checking images. */
+        f->vol = calloc(1, nc);
+        f->dur = calloc(1, nc);
         f->dbits = calloc((nc / m->sector + 63) / 64, 8);
-        if (!f->vol || !f->dur || !f->dbits) {
-            f->cap = nc; /* what the mappings that were made span */
-            free_content(f);
-            return PC_ENOMEM;
-        }
+        if (!f->vol || !f->dur || !f->dbits) return PC_ENOMEM;
         f->cap = nc;
         return PC_OK;
     }
+    uint8_t *v = realloc(f->vol, nc);
+    if (!v) return PC_ENOMEM;
+    f->vol = v;
+    uint8_t *d = realloc(f->dur, nc);
+    if (!d) return PC_ENOMEM;
+    f->dur = d;
     uint64_t oldwords = (f->cap / m->sector + 63) / 64, newwords = (nc / m->sector + 63) / 64;
     uint64_t *b = realloc(f->dbits, newwords * 8);
     if (!b) return PC_ENOMEM;
     f->dbits = b;
+    memset(f->vol + f->cap, 0, nc - f->cap);
+    memset(f->dur + f->cap, 0, nc - f->cap);
     memset(f->dbits + oldwords, 0, (newwords - oldwords) * 8);
-    /* (a failed mremap leaves the old mapping as it was: the model stays whole at its size) */
-    uint8_t *v = content_map(f->vol, f->cap, nc);
-    if (!v) return PC_ENOMEM;
-    f->vol = v;
-    uint8_t *d = content_map(f->dur, f->cap, nc);
-    if (!d) {
-        /* both copies span the same capacity: the volatile one shrinks back (a shrink in
-         * place does not fail; if it did, the tail past the capacity would stay mapped) */
-        uint8_t *back = content_map(f->vol, nc, f->cap);
-        if (back) f->vol = back;
-        return PC_ENOMEM;
-    }
-    f->dur = d;
     f->cap = nc;
     return PC_OK;
 }
@@ -484,7 +448,9 @@ int pc_model_add_file(pc_model *m, const char *name, const void *content, uint64
     if (!f->name) return PC_ENOMEM;
     if (ensure_cap(m, f, size ? size : 1)) {
         free(f->name);
-        free_content(f);
+        free(f->vol);
+        free(f->dur);
+        free(f->dbits);
         return PC_ENOMEM;
     }
     if (size) {
@@ -495,7 +461,9 @@ int pc_model_add_file(pc_model *m, const char *name, const void *content, uint64
     uint32_t ix;
     if (name_entry(m, name, PC_NAME_NONE, &ix)) {
         free(f->name);
-        free_content(f);
+        free(f->vol);
+        free(f->dur);
+        free(f->dbits);
         return PC_ENOMEM;
     }
     f->name_ix = ix;
