@@ -56,22 +56,22 @@ sync()
 print("acked 3", flush=True)
 PY
 
+# MODE STEPS STEP CALL: the child acknowledging its record before its sync (STEP, a CALL) is
+# caught there; acknowledging after it is clean; the recording has STEPS steps either way
+early_and_late() {
+  local json
+  json=$(run 1 --files log --setup ': > log' --check "$check" -- python3 "$tmp/fork.py" early "$1")
+  [ "$(field steps "$json")" = "$2" ] || fail "$1: $2 steps in the parent and its forked child wanted: $json"
+  grep -q '"step": '"$3"', "call": "'"$4"'", "crash": "tear none writeback none seed 0", "state": [0-9]*, "status": 1, "output": "record 2 was acknowledged but is not in the log"' <<<"$json" ||
+    fail "$1: the child's record acknowledged before its $4, lost in it, went unsaid: $json"
+  json=$(run 0 --files log --setup ': > log' --check "$check" -- python3 "$tmp/fork.py" late "$1")
+  [ "$(field steps "$json")" = "$2" ] && [ "$(field violations "$json")" = 0 ] || fail "$1: the child acknowledging after its $4: $json"
+}
 # written: 1 write, 2 fsync (parent), 3 write, 4 fsync (child), 5 write, 6 fsync (parent)
-json=$(run 1 --files log --setup ': > log' --check "$check" -- python3 "$tmp/fork.py" early written)
-[ "$(field steps "$json")" = 6 ] || fail "six steps in the parent and its forked child wanted: $json"
-grep -q '"step": 4, "call": "fsync", "crash": "tear none writeback none seed 0", "state": [0-9]*, "status": 1, "output": "record 2 was acknowledged but is not in the log"' <<<"$json" ||
-  fail "the child's record acknowledged before its fsync, lost in it, went unsaid: $json"
-json=$(run 0 --files log --setup ': > log' --check "$check" -- python3 "$tmp/fork.py" late written)
-[ "$(field steps "$json")" = 6 ] && [ "$(field violations "$json")" = 0 ] || fail "the child acknowledging after its fsync: $json"
-
+early_and_late written 6 4 fsync
 # mapped: 1 ftruncate, 2 msync (parent), 3 msync (child, storing through the inherited
 # mapping), 4 msync (parent)
-json=$(run 1 --files log --setup ': > log' --check "$check" -- python3 "$tmp/fork.py" early mapped)
-[ "$(field steps "$json")" = 4 ] || fail "four steps through the mapping wanted: $json"
-grep -q '"step": 3, "call": "msync", "crash": "tear none writeback none seed 0", "state": [0-9]*, "status": 1, "output": "record 2 was acknowledged but is not in the log"' <<<"$json" ||
-  fail "the child's stored record acknowledged before its msync, lost in it, went unsaid: $json"
-json=$(run 0 --files log --setup ': > log' --check "$check" -- python3 "$tmp/fork.py" late mapped)
-[ "$(field steps "$json")" = 4 ] && [ "$(field violations "$json")" = 0 ] || fail "the child's msync before its acknowledgement: $json"
+early_and_late mapped 4 3 msync
 
 # a subshell (dash forks it, no exec) writing through the descriptor its shell opened, and
 # creating a file, while the shell waits for it: steps of the run, in order

@@ -150,18 +150,25 @@ static mp3_sb sb_of(const uint8_t *img) {
   return sb;
 }
 
+/* Opens the 0.2 file at `path` with MP_FORMAT_3 and allocates one page, which upgrades it;
+ * img_after keeps the file as the superblock's msync (the commit) finds it. */
+static mp_pager *upgrade_snapping(uint64_t *id) {
+  mp_pager *p;
+  assert_int_equal(mp_open(path, MP_FORMAT_3, &p), MP_OK);
+  msyncs = 0;
+  snap_at = 2;
+  assert_int_equal(fiu_enable_external("pager/msync", 1, NULL, 0, snap_cb), 0);
+  assert_int_equal(mp_alloc(p, id), MP_OK);
+  fiu_disable("pager/msync");
+  return p;
+}
+
 /* The upgrade, and every state its two barriers can leave. */
 static void upgrade_at(size_t page_size, bool prot_first, uint64_t np) {
   ps = page_size;
   full_02(prot_first, np);
-  mp_pager *p;
-  assert_int_equal(mp_open(path, MP_FORMAT_3, &p), MP_OK);
   uint64_t id;
-  msyncs = 0;
-  snap_at = 2;
-  assert_int_equal(fiu_enable_external("pager/msync", 1, NULL, 0, snap_cb), 0);
-  assert_int_equal(mp_alloc(p, &id), MP_OK);
-  fiu_disable("pager/msync");
+  mp_pager *p = upgrade_snapping(&id);
   assert_int_equal(msyncs, 4); /* the upgrade's stage and superblock, the allocation's two */
   assert_int_equal(mp_capacity(p), MP3_MAX_PAGES);
   assert_clean(p);
@@ -246,14 +253,8 @@ static void test_stale_copy_dropped(void **state) {
   (void)state;
   ps = 1024;
   full_02(false, 0);
-  mp_pager *p;
-  assert_int_equal(mp_open(path, MP_FORMAT_3, &p), MP_OK);
   uint64_t id;
-  msyncs = 0;
-  snap_at = 2;
-  assert_int_equal(fiu_enable_external("pager/msync", 1, NULL, 0, snap_cb), 0);
-  assert_int_equal(mp_alloc(p, &id), MP_OK);
-  fiu_disable("pager/msync");
+  mp_pager *p = upgrade_snapping(&id);
   mp_close(p);
   memcpy(img_after, img_full, MP3_SB_LEN); /* the cut before the superblock */
   assert_int_equal(t_write_file(path, img_after, after_len), 0);
