@@ -107,8 +107,7 @@ struct mp_pager {
   size_t memo_n;        /* pages held (0: nothing kept) */
   size_t memo_ids_cap;  /* room in memo_ids, in ids */
   size_t memo_bytes;    /* room in memo, in bytes (the page size may change at a reload) */
-  bool memo_copied;     /* memo holds the pages' bytes (not for MP_BASIS_WATCHED: ids only) */
-  bool basis_watched;   /* MP_BASIS_WATCHED */
+  bool basis_watched;   /* MP_BASIS_WATCHED: memo_ids kept, memo (the bytes) never */
   bool reloaded;        /* mp_reload was called: the copies start being kept then */
   bool poisoned;   /* the durable state is uncertain after a failed commit point */
   bool ours;       /* the file carries MP_BUILD_MIRRORED: inactive copies are intents */

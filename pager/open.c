@@ -356,10 +356,7 @@ int mp_next_written(const mp_pager *p, uint64_t from, uint64_t *id) {
  * follow: a load that found one keeps nothing, and so does a preview (its recovery
  * writes the pages it reads) and a writer. Nor does a handle never reloaded: an open
  * for one look (a fuzzer's, a tool's) pays nothing for the copies. */
-static void forget_memo(mp_pager *p) {
-  p->memo_n = 0;
-  p->memo_copied = false;
-}
+static void forget_memo(mp_pager *p) { p->memo_n = 0; }
 
 static void keep_memo(mp_pager *p, const mp_p0_fix *fix) {
   forget_memo(p);
@@ -383,15 +380,13 @@ static void keep_memo(mp_pager *p, const mp_p0_fix *fix) {
     p->memo_ids[k++] = p->blocks[b].page[0];
     p->memo_ids[k++] = p->blocks[b].page[1];
   }
-  if (!p->basis_watched) {
+  if (!p->basis_watched)
     for (size_t i = 0; i < k; i++) memcpy(p->memo + i * p->ps, mp__pg(p, p->memo_ids[i]), p->ps);
-    p->memo_copied = true;
-  }
   p->memo_n = k;
 }
 
 static bool memo_holds(const mp_pager *p) {
-  if (!p->memo_n || !p->memo_copied) return false;
+  if (!p->memo_n || p->basis_watched) return false; /* (ids only: nothing to compare) */
   for (size_t i = 0; i < p->memo_n; i++)
     if (memcmp(p->memo + i * p->ps, mp__pg(p, p->memo_ids[i]), p->ps) != 0) return false;
   return true;
