@@ -614,7 +614,7 @@ static void check_image(int mem, const cc_case *c, const cc_state *before, const
     put_image();
   }
   /* No page-hash cache: each input is another image. */
-  cc_check_image(file, c->page_size, before, after, kind, NULL, v);
+  cc_check_image_flags(file, c->page_size, cc_create_flags(c), before, after, kind, NULL, v);
 }
 
 static int one_input(const uint8_t *data, size_t size);

@@ -258,6 +258,11 @@ void cc_check_missing(const cc_state *before, cc_verdict *v) {
 
 int cc_check_image(const char *path, size_t page_size, const cc_state *before, const cc_state *after, int inflight,
                    cc_check_cache *cache, cc_verdict *v) {
+  return cc_check_image_flags(path, page_size, 0, before, after, inflight, cache, v);
+}
+
+int cc_check_image_flags(const char *path, size_t page_size, unsigned create_flags, const cc_state *before,
+                         const cc_state *after, int inflight, cc_check_cache *cache, cc_verdict *v) {
   cc_verdict_clear(v);
   char why[256];
   mp_pager *p = NULL;
@@ -272,11 +277,11 @@ int cc_check_image(const char *path, size_t page_size, const cc_state *before, c
     return CC_OK;
   }
   if (rc == MP_EINCOMPLETE && !before) {
-    /* A cut in the create may leave a leftover, which MP_CREATE replaces. */
+    /* A cut in the create may leave a leftover, which the workload's create replaces. */
     v->rewritten = true;
     cc_check_cache_forget_all(cache);
     drop_kept(cache);
-    rc = mp_create(path, page_size, &p);
+    rc = mp_create_flags(path, page_size, create_flags, &p);
   } else if (rc == MP_OK) {
     v->reclaimed = mp_leaked_count(p);
     v->recovery = recovery = mp_recovery(p);

@@ -37,6 +37,11 @@ void cc_verdict_clear(cc_verdict *v);
  * (CC_OP_KINDS for the create). */
 int cc_check_image(const char *path, size_t page_size, const cc_state *before, const cc_state *after, int inflight,
                    cc_check_cache *cache, cc_verdict *v);
+/* The same for a case whose create passes `create_flags` to mp_create_flags
+ * (cc_create_flags): a leftover is created again as the workload's create would (a 0.3
+ * case's leftover as a 0.3 file, which its R7 follow-up then works on). */
+int cc_check_image_flags(const char *path, size_t page_size, unsigned create_flags, const cc_state *before,
+                         const cc_state *after, int inflight, cc_check_cache *cache, cc_verdict *v);
 /* A crash state with no file at all (its name was not durable: the shim's
  * POWERCUT_NAMESPACE=posix, which crashcheck records under): right only while the create
  * is in flight (`before` NULL, the state before it being no file); after mp_create returned

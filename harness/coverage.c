@@ -265,10 +265,16 @@ size_t cc_coverage_count(const cc_cover_cells cells, uint32_t page_size, uint32_
   return cc_coverage_count_format(cells, 0, page_size, sector, required_cells, impossible_covered);
 }
 
+void cc_coverage_rows(int format, int *from, int *to) {
+  *from = format == 3 ? CC_COVER_V3 : 0;
+  *to = format == 2 ? CC_COVER_V3 : CC_COVER_OPS;
+}
+
 size_t cc_coverage_count_format(const cc_cover_cells cells, int format, uint32_t page_size, uint32_t sector,
                                 size_t *required_cells, size_t *impossible_covered) {
   size_t n = 0, r = 0, u = 0;
-  int from = format == 3 ? CC_COVER_V3 : 0, to = format == 2 ? CC_COVER_V3 : CC_COVER_OPS;
+  int from, to;
+  cc_coverage_rows(format, &from, &to);
   for (int o = from; o < to; o++)
     for (int w = 0; w < CC_WHAT_KINDS; w++)
       for (int x = 0; x < CC_WHERE_KINDS; x++) {

@@ -96,6 +96,8 @@ int cc_cell_status(int op, int what, int where, uint32_t page_size, uint32_t sec
  * *impossible_covered how many covered cells the table says cannot be. */
 size_t cc_coverage_count(const cc_cover_cells cells, uint32_t page_size, uint32_t sector, size_t *required_cells,
                          size_t *impossible_covered);
+/* The rows [*from, *to) of one format (2 or 3; 0: both): what a case of that format can cover. */
+void cc_coverage_rows(int format, int *from, int *to);
 /* The same over the rows of one format only (2 or 3): what a case of that format can cover. */
 size_t cc_coverage_count_format(const cc_cover_cells cells, int format, uint32_t page_size, uint32_t sector,
                                 size_t *required_cells, size_t *impossible_covered);

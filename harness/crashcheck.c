@@ -584,7 +584,8 @@ static int replay(const cc_case *c, bool tell, char *invariant, size_t invlen, c
   const cc_state *before = index ? &run.states[index - 1] : from_image ? &run.states[0] : NULL,
                  *after = &run.states[index];
   cc_verdict v;
-  cc_check_image(image, c->page_size, before, after, index ? c->ops[index - 1].kind : CC_OP_KINDS, NULL, &v);
+  cc_check_image_flags(image, c->page_size, cc_create_flags(c), before, after,
+                       index ? c->ops[index - 1].kind : CC_OP_KINDS, NULL, &v);
   if (tell) {
     char b[200], a[200];
     if (before) cc_state_describe(before, b, sizeof b);
@@ -958,15 +959,18 @@ static int cmd_encode(int argc, char **argv) {
 }
 
 static const char *usage_generate =
-    "usage: crashcheck generate --ops N --seed S -o OUT\n"
-    "       crashcheck generate --cover [--from CASE] [--page-size N]... [--sector N]... [--tries N]\n"
-    "                           [--max-ops N] [--seed S] [--jobs N] -o OUT\n\n"
+    "usage: crashcheck generate --ops N --seed S [--format 2|3] -o OUT\n"
+    "       crashcheck generate --cover [--from CASE] [--format 2|3] [--page-size N]... [--sector N]...\n"
+    "                           [--tries N] [--max-ops N] [--seed S] [--jobs N] -o OUT\n\n"
     "Writes a workload as a text case. With --ops, N operations of every kind drawn at random.\n"
     "With --cover, a case grown until it covers every crash-coverage cell the pager's protocol\n"
     "requires (crashcheck coverage lists them): batches of a few random operations, or runs of\n"
     "one kind, each explored (its own operations only, with R7's forced follow-ups) and kept\n"
     "only if it covers a cell the case did not. A batch that finds a violation ends the case.\n"
     "  --from CASE     start from this case's operations (default: none)\n"
+    "  --format F      the file's format: 2 (mappedpages 0.2, the default) or 3 (the extended\n"
+    "                  format: the case says \"format 3\", and --cover aims at 0.3's rows of\n"
+    "                  cells); with --from, it replaces what the case says\n"
     "  --page-size N   a page size to cover at (repeat; default 4096)\n"
     "  --sector N      512 or 4096 (repeat; default 512)\n"
     "  --tries N       batches to propose before giving up on what is missing (default 100)\n"
@@ -977,11 +981,12 @@ static const char *usage_generate =
     "--tries (the case is written all the same; they are listed), 1 on a violation (the case\n"
     "written shows it: crashcheck explore OUT), 2 on bad usage.\n";
 
-static int generate_covering(const char *from, const uint32_t *sizes, unsigned nsizes, const uint32_t *sectors,
-                             unsigned nsectors, unsigned long tries, unsigned long max_ops, unsigned long seed,
-                             unsigned jobs, const char *out) {
+static int generate_covering(const char *from, int format, const uint32_t *sizes, unsigned nsizes,
+                             const uint32_t *sectors, unsigned nsectors, unsigned long tries, unsigned long max_ops,
+                             unsigned long seed, unsigned jobs, const char *out) {
   cc_case *c = from ? load_case_or_die(from) : calloc(1, sizeof *c);
   if (!from) cc_case_default(c);
+  if (format) c->format3 = format == 3;
   cc_grow_opts o = {.tries = (unsigned)tries, .max_ops = max_ops, .seed = seed, .progress = isatty(2)};
   for (unsigned i = 0; i < nsizes; i++)
     for (unsigned j = 0; j < nsectors; j++) {
@@ -1012,8 +1017,10 @@ static int generate_covering(const char *from, const uint32_t *sizes, unsigned n
   } else {
     printf("%s: %zu operations (%u of %u batches kept), %zu of %zu required cells covered at %u configurations\n",
            out, c->nops, r->kept, r->tries, r->covered, r->required, o.nconfigs);
+    int rows_from, rows_to; /* (the rows of the case's format: a 0.2 case can cover none of 0.3's) */
+    cc_coverage_rows(c->format3 ? 3 : 2, &rows_from, &rows_to);
     for (unsigned i = 0; i < o.nconfigs; i++)
-      for (int op = 0; op < CC_COVER_OPS; op++)
+      for (int op = rows_from; op < rows_to; op++)
         for (int w = 0; w < CC_WHAT_KINDS; w++)
           for (int x = 0; x < CC_WHERE_KINDS; x++)
             if (!r->cells[i][op][w][x] && cc_cell_status(op, w, x, o.sizes[i], o.sectors[i]) == CC_CELL_REQUIRED)
@@ -1038,6 +1045,7 @@ static int cmd_generate(int argc, char **argv) {
     return EXIT_CLEAN;
   }
   long ops = -1;
+  int format = 0; /* 0: as the case says (--from), else 0.2 */
   unsigned long seed = 0, tries = 100, max_ops = 400, jobs = 1;
   bool cover = false, seeded = false;
   const char *out = NULL, *from = NULL;
@@ -1050,7 +1058,10 @@ static int cmd_generate(int argc, char **argv) {
     else if (!strcmp(a, "-o") && v) out = v, i++;
     else if (!strcmp(a, "--cover")) cover = true;
     else if (!strcmp(a, "--from") && v) from = v, i++;
-    else if (!strcmp(a, "--tries")) tries = parse_num(usage_generate, a, v, 1000000), i++;
+    else if (!strcmp(a, "--format")) {
+      if (!v || (strcmp(v, "2") && strcmp(v, "3"))) die_usage(usage_generate, "--format takes 2 or 3, not %s", v ? v : "nothing");
+      format = v[0] - '0', i++;
+    } else if (!strcmp(a, "--tries")) tries = parse_num(usage_generate, a, v, 1000000), i++;
     else if (!strcmp(a, "--max-ops")) max_ops = parse_num(usage_generate, a, v, CC_MAX_OPS), i++;
     else if (!strcmp(a, "--jobs")) jobs = parse_num(usage_generate, a, v, 64), i++;
     else if (!strcmp(a, "--page-size")) {
@@ -1066,13 +1077,14 @@ static int cmd_generate(int argc, char **argv) {
     if (ops >= 0) die_usage(usage_generate, "--ops and --cover do not go together%s", "");
     if (!nsizes) sizes[nsizes++] = 4096;
     if (!nsectors) sectors[nsectors++] = 512;
-    return generate_covering(from, sizes, nsizes, sectors, nsectors, tries, max_ops, seeded ? seed : 1,
+    return generate_covering(from, format, sizes, nsizes, sectors, nsectors, tries, max_ops, seeded ? seed : 1,
                              jobs ? (unsigned)jobs : 1, out);
   }
   if (ops < 0) die_usage(usage_generate, "--ops (or --cover) is required%s", "");
   if (from || nsizes || nsectors) die_usage(usage_generate, "--from, --page-size and --sector go with --cover%s", "");
   cc_case *c = malloc(sizeof *c);
   cc_generate(c, (unsigned long)ops, seed);
+  c->format3 = format == 3;
   int rc = cc_case_save_text(c, out);
   free(c);
   if (rc != CC_OK) fprintf(stderr, "crashcheck: cannot write %s\n", out);

@@ -655,7 +655,8 @@ int cc_replay_error(const cc_case *c, const cc_explore_opts *o, bool tell, char 
       printf("power cut at step %u: %s in operation %zu (%s), tear %s, writeback %s, seed %u\n", c->sched.cut_step,
              pc_call_name(info.call), index, index ? cc_op_name(c->ops[index - 1].kind) : "create", tear,
              cc_writeback_name(c->sched.writeback), c->sched.seed);
-    cc_check_image(image, c->page_size, before, after, index ? c->ops[index - 1].kind : CC_OP_KINDS, NULL, &v);
+    cc_check_image_flags(image, c->page_size, cc_create_flags(c), before, after,
+                         index ? c->ops[index - 1].kind : CC_OP_KINDS, NULL, &v);
     what = "recovered correctly (R1-R6, R8 hold)";
   } else {
     uint64_t n, d;

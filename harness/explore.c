@@ -247,7 +247,7 @@ static void forget_written(void *ctx, uint64_t off, uint64_t len) { cc_check_cac
 static void same_verdict_uncached(const walker *w, const cc_state *before, const cc_state *after,
                                   const cc_verdict *cached) {
   cc_verdict fresh;
-  cc_check_image(w->image, w->c->page_size, before, after, w->kind, NULL, &fresh);
+  cc_check_image_flags(w->image, w->c->page_size, cc_create_flags(w->c), before, after, w->kind, NULL, &fresh);
   /* The recovery a writer's open would do is part of the verdict: it decides whether the
    * state is checked after recovery too, and which states R7 goes on from. */
   bool same = fresh.nviolations == cached->nviolations && fresh.leaks == cached->leaks &&
@@ -284,7 +284,7 @@ static void walk_final(walker *w, pc_replay *rp, cc_image *im, cc_check_cache *c
   if (!exists) cc_check_missing(last, &v);
   else {
     cache->image_size = cc_image_file_size(im);
-    cc_check_image(w->image, w->c->page_size, last, last, CC_OP_KINDS, cache, &v);
+    cc_check_image_flags(w->image, w->c->page_size, cc_create_flags(w->c), last, last, CC_OP_KINDS, cache, &v);
   }
   w->states++;
   w->distinct++;
@@ -525,7 +525,7 @@ static int walk(walker *w) {
         derived = i;
         last_key = pend[k].key;
         cache.image_size = cc_image_file_size(im);
-        cc_check_image(w->image, w->c->page_size, before, after, w->kind, &cache, &v);
+        cc_check_image_flags(w->image, w->c->page_size, cc_create_flags(w->c), before, after, w->kind, &cache, &v);
         if (v.rewritten) cc_image_touched(im);
         else if (w->verifying) same_verdict_uncached(w, before, after, &v);
         if (may_refuse && sched[i].tear == CC_TEAR_GARBAGE) refusal_allowed(&v);
@@ -645,8 +645,8 @@ uint64_t cc_again(const cc_case *c, const cc_explore_opts *o, const char *crashe
     pc_trace_free(t);
     size_t index = info.op ? (size_t)info.op - 1 : 0;
     if (index >= run.nstates) index = run.nstates - 1;
-    cc_check_image(image, c->page_size, &run.states[index ? index - 1 : 0], &run.states[index],
-                   index ? follow->ops[index - 1].kind : CC_OP_KINDS, NULL, v);
+    cc_check_image_flags(image, c->page_size, cc_create_flags(follow), &run.states[index ? index - 1 : 0],
+                         &run.states[index], index ? follow->ops[index - 1].kind : CC_OP_KINDS, NULL, v);
     checked = 1;
     where->step = only->cut_step;
     where->sched = *only;

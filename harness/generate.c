@@ -62,10 +62,12 @@ static size_t batch(uint64_t *x, cc_op *out, size_t room) {
   return n;
 }
 
-/* Required cells `got` covers and `have` does not. */
-static size_t gained(const cc_cover_cells have, const cc_cover_cells got, uint32_t ps, uint32_t sector) {
+/* Required cells of the format's rows that `got` covers and `have` does not. */
+static size_t gained(const cc_cover_cells have, const cc_cover_cells got, int format, uint32_t ps, uint32_t sector) {
   size_t n = 0;
-  for (int o = 0; o < CC_COVER_OPS; o++)
+  int from, to;
+  cc_coverage_rows(format, &from, &to);
+  for (int o = from; o < to; o++)
     for (int w = 0; w < CC_WHAT_KINDS; w++)
       for (int x = 0; x < CC_WHERE_KINDS; x++)
         n += got[o][w][x] && !have[o][w][x] && cc_cell_status(o, w, x, ps, sector) == CC_CELL_REQUIRED;
@@ -139,7 +141,7 @@ int cc_generate_covering(cc_case *c, const cc_grow_opts *o, cc_grow_result *r) {
     cand->explore_from = c->nops ? c->nops + 1 : 0;
     going = explore_all(cand, o, got, r);
     size_t more = 0;
-    for (unsigned i = 0; i < o->nconfigs && going; i++) more += gained(r->cells[i], got[i], o->sizes[i], o->sectors[i]);
+    for (unsigned i = 0; i < o->nconfigs && going; i++) more += gained(r->cells[i], got[i], c->format3 ? 3 : 2, o->sizes[i], o->sectors[i]);
     if (more || r->violations) { /* kept (a violation is kept too: the case shows it) */
       for (unsigned i = 0; i < o->nconfigs; i++) cc_coverage_merge(r->cells[i], got[i]);
       memcpy(c, cand, sizeof *c);

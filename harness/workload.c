@@ -353,6 +353,8 @@ static unsigned open_flags(const cc_case *c) {
   return (c->sparse ? MP_SPARSE : 0) | (c->format3 || c->upgrade ? MP_FORMAT_3 : 0);
 }
 
+unsigned cc_create_flags(const cc_case *c) { return c->format3 ? open_flags(c) : 0; }
+
 typedef struct runner {
   const cc_case *c;
   const char *path;
@@ -758,7 +760,7 @@ static int run_case(const cc_case *c, const char *path, start_kind start, bool c
   if (!existing) unlink(path);
   pc_mark_begin(cc_marker(0), existing ? "open" : "create");
   rc = existing ? mp_open(path, open_flags(c), &r.p)
-                 : mp_create_flags(path, c->page_size, c->format3 ? open_flags(c) : 0, &r.p);
+                 : mp_create_flags(path, c->page_size, cc_create_flags(c), &r.p);
   if (rc == MP_OK && !existing && !c->format3 && open_flags(c)) { /* a 0.2 file: reopened so, as a user would */
     rc = mp_close(r.p);
     r.p = NULL;

@@ -39,6 +39,9 @@ typedef struct cc_run {
   bool adopted_new;
 } cc_run;
 
+/* The flags the case's create passes to mp_create_flags (a 0.3 case's MP_FORMAT_3, and its
+ * MP_SPARSE; a 0.2 file is created plain, and reopened with MP_SPARSE). */
+unsigned cc_create_flags(const cc_case *c);
 /* Creates `path` (replacing it) and runs every operation of the case. Returns
  * CC_OK when the run finished and matched the model at every operation (else
  * run->error says where it did not, and the states so far are kept). */

@@ -124,6 +124,43 @@ static void test_unopenable_is_r1(void **state) {
   cc_run_free(&run);
 }
 
+/* The format byte of a pager file's superblock (2 or 3). */
+static int format_of(const char *f) {
+  FILE *in = fopen(f, "rb");
+  assert_non_null(in);
+  uint8_t head[8] = {0};
+  assert_int_equal(fread(head, 1, sizeof head, in), sizeof head);
+  fclose(in);
+  assert_memory_equal(head, "MPPG", 4);
+  return head[5];
+}
+
+/* A cut in a 0.3 case's create leaves a leftover that the case's own create replaces: the
+ * checker creates it again as a 0.3 file (its R7 follow-up works on that file), not as a
+ * 0.2 one, which the case never makes. */
+static void test_leftover_created_again_in_the_case_format(void **state) {
+  (void)state;
+  cc_run run;
+  run_text("crashcheck-case 1\nformat 3\nalloc\nwrite-sync 0 3\n", path("v3.pages"), &run, cs);
+  assert_int_equal(cc_create_flags(cs), MP_FORMAT_3);
+  const char *f = path("leftover.pages");
+  FILE *out = fopen(f, "w");
+  fclose(out);
+  cc_verdict v;
+  assert_int_equal(cc_check_image_flags(f, 4096, cc_create_flags(cs), NULL, &run.states[0], CC_OP_KINDS, NULL, &v),
+                   CC_OK);
+  assert_int_equal(v.nviolations, 0);
+  assert_true(v.rewritten);
+  assert_int_equal(format_of(f), 3);
+  /* A 0.2 case's create (no flags) makes a 0.2 file of the same leftover. */
+  out = fopen(f, "w");
+  fclose(out);
+  assert_int_equal(cc_check_image(f, 4096, NULL, &run.states[0], CC_OP_KINDS, NULL, &v), CC_OK);
+  assert_true(v.rewritten);
+  assert_int_equal(format_of(f), 2);
+  cc_run_free(&run);
+}
+
 /* Sets byte `at` of the file. */
 static void set_byte(const char *f, long at, int value) {
   FILE *io = fopen(f, "r+b");
@@ -347,6 +384,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_correct_recovery_passes),
       cmocka_unit_test(test_unopenable_is_r1),
+      cmocka_unit_test(test_leftover_created_again_in_the_case_format),
       cmocka_unit_test(test_missing_file),
       cmocka_unit_test(test_lost_operation_is_r3_and_mix_is_r2),
       cmocka_unit_test(test_damaged_contents_are_r5_and_r6),
