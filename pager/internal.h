@@ -224,6 +224,8 @@ uint64_t mp__leftover_mismatch(const uint8_t *buf, const uint8_t *img, uint64_t 
 /* Loads the mapping of a 0.3 file into *p; a writer invalidates stale leaf slots (3.3). */
 int mp3__load(mp_pager *p, char *why, size_t whylen);
 void mp3__unload(mp_pager *p);
+/* The pages a reader's mp3__load read, into `ids` (NULL: counted only); how many. */
+size_t mp3__basis(const mp_pager *p, uint64_t *ids);
 int mp3__check(mp_pager *p, unsigned flags, mp_report_fn report, void *arg, unsigned *findings);
 /* First page of leaf slot s of group k (inline: a commit takes several); the current slot's
  * bitmap. */

@@ -134,22 +134,28 @@ MP_API int mp_next_written(const mp_pager *p, uint64_t from, uint64_t *id);
 MP_API int mp_reload(mp_pager *p, char *why, size_t whylen);
 
 /* As mp_reload, and `*same` (may be NULL) says whether the handle kept what it knew: an
- * MP_RDONLY handle of a 0.2 file (a 0.3 file's loads again, for now) whose file has the same
- * size, and whose page 0, metadata pages and
- * directory pages hold the bytes they held at its last load, reads nothing again, and
+ * MP_RDONLY handle whose file has the same size, and whose basis (the pages its last load
+ * read: mp_reload_basis) holds the bytes it held at that load, reads nothing again, and
  * every answer it gives is the last load's (mp_check's with MP_CHECK_NO_CONTENT included;
  * pages' contents are read from the file as always). A preview always loads again, and
- * so do a reader's first reload (an open keeps no copies of what it read) and every reload
- * of an MP_BASIS_WATCHED handle. */
+ * so do a reader's first reload (an open keeps no copies of what it read), every reload
+ * of an MP_BASIS_WATCHED handle, and every reload of a 0.3 file whose basis is larger than
+ * a 0.2 file's can be at its page size (3 + 2 * (page_size - 28) / 17 pages: 481 at 4 KiB;
+ * a 0.3 basis holds two leaf slots a group, and a copy of them all would be as large as the
+ * file's metadata). */
 MP_API int mp_reload_same(mp_pager *p, bool *same, char *why, size_t whylen);
 
-/* The pages whose bytes mp_reload_same compares to keep a reader's state (page 0, the
- * metadata pages, both copies of each directory block), up to `cap` of them into `ids`,
- * and how many there are into *n. A caller that writes the file itself and knows that none
- * of them changed, nor the file's size, since the handle's last load or reload may take
- * the handle as it stands: that reload would find nothing changed. MP_ENOENT when the
- * handle keeps no basis (a writer, a preview, a 0.3 file, a handle not yet reloaded, a load
- * that found an append's intent or salvaged page 0): only a reload tells then. */
+/* The pages whose bytes mp_reload_same compares to keep a reader's state, up to `cap` of
+ * them into `ids`, and how many there are into *n: for a 0.2 file page 0, the metadata
+ * pages and both copies of each directory block; for a 0.3 file page 0 (the superblock),
+ * every page of both root blocks, of the sector copy's block if the superblock names one,
+ * and of both leaf slots of every group, and the first page of each directory block's
+ * current copy (the directory page; a load reads nothing else of either copy). A caller
+ * that writes the file itself and knows that none of them changed, nor the file's size,
+ * since the handle's last load or reload may take the handle as it stands: that reload
+ * would find nothing changed. MP_ENOENT when the handle keeps no basis (a writer, a
+ * preview, a handle not yet reloaded, a load that found an append's intent or salvaged
+ * page 0, or that read a 0.3 superblock from its sector copy): only a reload tells then. */
 MP_API int mp_reload_basis(const mp_pager *p, uint64_t *ids, size_t cap, size_t *n);
 
 /* Unmaps and closes; NULL is accepted. Returns MP_EIO if close(2) failed. */

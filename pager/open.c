@@ -348,45 +348,61 @@ int mp_next_written(const mp_pager *p, uint64_t from, uint64_t *id) {
 
 /* ---- what a reader's load read ------------------------------------------------
  *
- * A reader's state is a function of the bytes of page 0, the two metadata pages and
- * the directory pages page 0 names (both copies; recover.c compares them), and of the
- * file's size. A crash checker reloads one handle for image after image, most of which
- * differ from the last in data pages alone: those reloads only compare the kept copies.
- * An interrupted append's intent also names pages to read, which the copy would have to
- * follow: a load that found one keeps nothing, and so does a preview (its recovery
- * writes the pages it reads) and a writer. Nor does a handle never reloaded: an open
- * for one look (a fuzzer's, a tool's) pays nothing for the copies. */
+ * A reader's state is a function of the bytes of the pages its load read, and of the
+ * file's size. For 0.2: page 0, the two metadata pages and the directory pages page 0
+ * names (both copies; recover.c compares them); for 0.3, the pages mp3__basis lists. A
+ * crash checker reloads one handle for image after image, most of which differ from the
+ * last in data pages alone: those reloads only compare the kept copies. An interrupted
+ * append's intent also names pages to read, which the copy would have to follow: a load
+ * that found one keeps nothing, nor does one that salvaged page 0 or (0.3) read the
+ * superblock from its sector copy, nor a preview (its recovery writes the pages it reads)
+ * or a writer. Nor does a handle never reloaded: an open for one look (a fuzzer's, a
+ * tool's) pays nothing for the copies. */
 static void forget_memo(mp_pager *p) { p->memo_n = 0; }
 
-static void keep_memo(mp_pager *p, const mp_p0_fix *fix) {
+/* Whether a basis of `n` pages is copied: not for MP_BASIS_WATCHED (ids only), nor past
+ * the largest basis a 0.2 reader has at this page size. Every 0.2 basis fits; a 0.3 one
+ * grows by two leaf slots a group, and a copy of those for a large file would be as big as
+ * its metadata, where a handle keeps 16 bytes a group (FORMAT.md 3.9): such a reader lists
+ * its basis and loads again at each reload. */
+static bool memo_copies(const mp_pager *p, size_t n) {
+  return !p->basis_watched && n <= MP_RESERVED_PAGES + 2 * (size_t)mp__max_refs(p->ps);
+}
+
+/* `fixed`: the load read only pages its structure names (see above). */
+static void keep_memo(mp_pager *p, bool fixed) {
   forget_memo(p);
-  if (!p->rdonly || p->preview || fix->intent || p->salvaged || !p->reloaded) return;
-  size_t n = MP_RESERVED_PAGES + 2 * (size_t)p->dir_count;
+  if (!p->rdonly || p->preview || !fixed || !p->reloaded) return;
+  size_t n = p->fmt3 ? mp3__basis(p, NULL) : MP_RESERVED_PAGES + 2 * (size_t)p->dir_count;
   if (n > p->memo_ids_cap) {
     uint64_t *ids = mp__realloc(p->memo_ids, n * sizeof *ids);
     if (!ids) return; /* no copy: the next reload loads again */
     p->memo_ids = ids;
     p->memo_ids_cap = n;
   }
-  if (!p->basis_watched && n * p->ps > p->memo_bytes) {
+  if (memo_copies(p, n) && n * p->ps > p->memo_bytes) {
     uint8_t *pages = mp__realloc(p->memo, n * p->ps);
     if (!pages) return;
     p->memo = pages;
     p->memo_bytes = n * p->ps;
   }
   size_t k = 0;
-  for (uint64_t id = 0; id < MP_RESERVED_PAGES; id++) p->memo_ids[k++] = id;
-  for (uint32_t b = 0; b < p->dir_count; b++) {
-    p->memo_ids[k++] = p->blocks[b].page[0];
-    p->memo_ids[k++] = p->blocks[b].page[1];
+  if (p->fmt3) {
+    k = mp3__basis(p, p->memo_ids);
+  } else {
+    for (uint64_t id = 0; id < MP_RESERVED_PAGES; id++) p->memo_ids[k++] = id;
+    for (uint32_t b = 0; b < p->dir_count; b++) {
+      p->memo_ids[k++] = p->blocks[b].page[0];
+      p->memo_ids[k++] = p->blocks[b].page[1];
+    }
   }
-  if (!p->basis_watched)
+  if (memo_copies(p, k))
     for (size_t i = 0; i < k; i++) memcpy(p->memo + i * p->ps, mp__pg(p, p->memo_ids[i]), p->ps);
   p->memo_n = k;
 }
 
 static bool memo_holds(const mp_pager *p) {
-  if (!p->memo_n || p->basis_watched) return false; /* (ids only: nothing to compare) */
+  if (!p->memo_n || !memo_copies(p, p->memo_n)) return false; /* (ids only: nothing to compare) */
   for (size_t i = 0; i < p->memo_n; i++)
     if (memcmp(p->memo + i * p->ps, mp__pg(p, p->memo_ids[i]), p->ps) != 0) return false;
   return true;
@@ -406,6 +422,7 @@ static int load(mp_pager *p, char *why, size_t whylen) {
   if (p->fmt3) {
     int rc3 = mp3__load(p, why, whylen);
     if (rc3 == MP_OK && p->preview_wrote) find_written(p);
+    if (rc3 == MP_OK) keep_memo(p, !p->v3->from_copy);
     return rc3;
   }
   uint8_t *p0 = mp__malloc(p->ps), *raw = NULL;
@@ -445,7 +462,7 @@ static int load(mp_pager *p, char *why, size_t whylen) {
     goto out;
   }
   if (p->preview_wrote) find_written(p);
-  if (rc == MP_OK) keep_memo(p, &fix);
+  if (rc == MP_OK) keep_memo(p, !fix.intent && !p->salvaged);
 out:
   free(raw);
   free(p0);

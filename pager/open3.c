@@ -536,6 +536,35 @@ int mp3__load(mp_pager *p, char *why, size_t whylen) {
   return MP_OK;
 }
 
+/* ---- what a reader's load read (open.c keeps it: mp_reload_basis) ---------------
+ *
+ * Every page whose bytes mp3__load read, and only those: page 0 (the superblock is its first
+ * 512 bytes; the rest of block 0 is 0.2's leftovers, or page 3 as data, which no load reads);
+ * both root blocks, whole (the CRC covers the block); the sector copy's block, whole, which
+ * the load checks; both leaf slots of every group, whole (which one is current takes both
+ * headers, and the CRC of one or both); and the first page of each directory block's current
+ * copy (its directory page; the load reads neither the other copy nor the rest of the block).
+ * The places of all of them follow from page 0 and the root, which the list holds, so a file
+ * whose listed pages hold the same bytes, at the same size, loads to the same state. A load
+ * that read the superblock from its sector copy found page 0 garbage: which pages it read is
+ * not fixed by the structure, and it keeps no basis (open.c). Pages in the order above, once
+ * each in a file that loaded (its blocks are distinct); `ids` may be NULL to count them. */
+static size_t put_run(uint64_t *ids, size_t n, uint64_t first, uint64_t count) {
+  for (uint64_t i = 0; ids && i < count; i++) ids[n + i] = first + i;
+  return n + (size_t)count;
+}
+
+size_t mp3__basis(const mp_pager *p, uint64_t *ids) {
+  const mp3_state *s = p->v3;
+  size_t n = put_run(ids, 0, 0, 1);
+  for (int i = 0; i < 2; i++) n = put_run(ids, n, s->sb.root[i], s->m);
+  if (s->sb.copy) n = put_run(ids, n, s->sb.copy, s->m);
+  for (uint64_t k = 0; k < s->groups; k++)
+    for (unsigned i = 0; i < 2; i++) n = put_run(ids, n, mp3__slot_page(p, k, i), s->m);
+  for (uint32_t b = 0; b < p->dir_count; b++) n = put_run(ids, n, p->blocks[b].page[p->blocks[b].active], 1);
+  return n;
+}
+
 void mp3__unload(mp_pager *p) {
   if (!p->v3) return;
   free(p->v3->group);

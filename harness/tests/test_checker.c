@@ -292,12 +292,12 @@ static void test_cached_checks_see_changes(void **state) {
 /* The kept reader is not reloaded while none of the pages its state was derived from
  * (mp_reload_basis) was written since, by the writer's own account (forget), in a file of
  * the size that writer says: the check takes its word, so a change it does not report is
- * not seen; a reported one, or another size, is. A write elsewhere keeps the reader. */
-static void test_reader_kept_until_its_basis_changes(void **state) {
-  (void)state;
+ * not seen; a reported one, or another size, is. A write elsewhere (the first regular page,
+ * synced by operation 2) keeps the reader. Pages 1 and 2 are both metadata copies of a 0.2
+ * file, both roots of a 0.3 one: damaged together, the file does not open. */
+static void kept_until_basis_changes(const char *text, const char *f) {
   cc_run run;
-  const char *f = path("basis.pages");
-  run_text(workload, f, &run, cs);
+  run_text(text, f, &run, cs);
   FILE *io = fopen(f, "rb");
   assert_non_null(io);
   assert_int_equal(fseek(io, 0, SEEK_END), 0);
@@ -312,9 +312,11 @@ static void test_reader_kept_until_its_basis_changes(void **state) {
   assert_true(cache.basis_held);
   assert_true(cache.nbasis >= 3);
   assert_int_equal(cache.basis[1], 1);
-  cc_check_cache_forget(&cache, 3 * 4096 + 100, 1); /* a data page */
+  uint64_t data = run.states[5].reg[0];
+  for (size_t i = 0; i < cache.nbasis; i++) assert_true(cache.basis[i] != data);
+  cc_check_cache_forget(&cache, data * 4096 + 100, 1);
   assert_true(cache.basis_held);
-  damage(f, 1, 1000); /* both metadata copies, unreported */
+  damage(f, 1, 1000); /* pages 1 and 2, unreported */
   damage(f, 2, 1000);
   assert_int_equal(cc_check_image(f, 4096, &run.states[4], &run.states[5], CC_ALLOC, &cache, &v), CC_OK);
   assert_int_equal(v.nviolations, 0);
@@ -330,6 +332,7 @@ static void test_reader_kept_until_its_basis_changes(void **state) {
   assert_int_equal(v.nviolations, 0);
   assert_int_equal(cc_check_image(f, 4096, &run.states[4], &run.states[5], CC_ALLOC, &cache, &v), CC_OK);
   assert_true(cache.basis_held);
+  damage(f, 1, 1000); /* reported, the reader loads again and finds it */
   damage(f, 2, 1000);
   cc_check_cache_forget(&cache, 2 * 4096 + 1000, 1);
   assert_false(cache.basis_held);
@@ -337,6 +340,19 @@ static void test_reader_kept_until_its_basis_changes(void **state) {
   assert_true(v.nviolations > 0);
   cc_check_cache_free(&cache);
   cc_run_free(&run);
+}
+
+static void test_reader_kept_until_its_basis_changes(void **state) {
+  (void)state;
+  kept_until_basis_changes(workload, path("basis.pages"));
+}
+
+/* The same in a 0.3 file (pager/FORMAT.md section 3), whose reader's basis is its superblock,
+ * roots, leaf slots and directory pages: its data pages start at page 5. */
+static void test_reader_kept_until_its_basis_changes_v3(void **state) {
+  (void)state;
+  kept_until_basis_changes("crashcheck-case 1\nformat 3\nalloc\nwrite-sync 0 3\npalloc\npwrite 0 5\nalloc\n",
+                           path("basis3.pages"));
 }
 
 /* The kept preview stands for a reload only while nothing it holds a private copy of
@@ -390,6 +406,7 @@ int main(void) {
       cmocka_unit_test(test_damaged_contents_are_r5_and_r6),
       cmocka_unit_test(test_cached_checks_see_changes),
       cmocka_unit_test(test_reader_kept_until_its_basis_changes),
+      cmocka_unit_test(test_reader_kept_until_its_basis_changes_v3),
       cmocka_unit_test(test_kept_preview_sees_changed_neighbours),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
