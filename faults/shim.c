@@ -990,7 +990,11 @@ static int proc_gone(long pid)
 static int run_awaited(void)
 {
     uint32_t me = (uint32_t)getpid();
-    for (long ms = 0;; ms += 2) {
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long ms = (long)(now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
         long pid = run_owner_pid();
         uint32_t who = run_req ? __atomic_load_n(run_req, __ATOMIC_ACQUIRE) : 0;
         if (!pid && (!who || who == me)) return 1;
@@ -1006,7 +1010,10 @@ static int run_awaited(void)
          * takes the run first (mark_take) */
         uint32_t none = 0;
         if (run_req) __atomic_compare_exchange_n(run_req, &none, me, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-        struct timespec ts = {0, 2000000};
+        /* an owner at work lets go within microseconds: polled every 0.1 ms at first (a turn
+         * costs that wait, and turns may come at every call), every 2 ms after 10 ms (an owner
+         * asleep, a lend to come) */
+        struct timespec ts = {0, ms < 10 ? 100000 : 2000000};
         nanosleep(&ts, NULL);
     }
 }
