@@ -78,9 +78,10 @@
  *   after the other (the baton, handover.c): the owner that ends leaves the same state beside
  *   the trace, the next one that would claim takes it, checks the files against it and
  *   numbers on; an owner waiting for a child lends it the same way and takes it back; two at
- *   once are refused. A forked child of the owner (no exec) takes the lent run at its first
- *   change of a file, from the baton, not from its stale copy of the owner's state
- *   (fchild_arm, fchild_take).
+ *   work at once take turns: the one that would change a file asks (TRACE.request), and the
+ *   owner lets the run go at its next call (run_asked). A forked child of the owner (no exec),
+ *   and an owner that let the run go, take it at their next change of a file, from the baton,
+ *   not from their stale copy of the state (fchild_arm, fchild_take).
  * - Writes through MAP_SHARED writable mappings of a tracked file are found by write
  *   tracking: the pages are write-protected, the first store to a page is noted, and at the
  *   start of every step (and before munmap/mremap/mmap(MAP_FIXED)) the noted pages are copied
@@ -355,7 +356,11 @@ static struct {
     int uffd_ok;    /* the uffd backend works here: 1, not: -1, not tried yet: 0 */
     int forked;     /* fork() made a child: it may store into open pages unseen by uffd */
     int fchild;     /* a forked child of the owner under POWERCUT_RUN that has not taken the run
-                     * over yet: its copy of the state is as of the fork (fchild_take) */
+                     * over yet: its copy of the state is as of the fork (fchild_take); or an
+                     * owner that let the run go (S.let_go), whose copy is as of then */
+    int let_go;     /* the run was let go to a process that asked for it (run_asked), or taken
+                     * by another while this one waited for a child: taken back at the next
+                     * change, as a forked child takes it (fchild_take) */
     uintptr_t hint_lo, hint_hi; /* the msync step being opened: its page-rounded range */
     uint64_t faults_seen;       /* the process's page faults when the last uffd scans began */
     int faults_ok;              /* faults_seen holds a count (see uffd_collect_all) */
@@ -615,6 +620,7 @@ static void read_env(void)
 static void adopt_handover(void);
 
 static void adopt_inherited(void);
+static void req_map(void);
 
 static void init(void)
 {
@@ -628,6 +634,7 @@ static void init(void)
     fiu_setup();
     if (S.active) install_segv();
     pthread_atfork(NULL, atfork_parent, atfork_child);
+    if (S.active) req_map();
     busy--;
     adopt_inherited();
 }
@@ -688,8 +695,19 @@ PC_EXPORT _Noreturn void (_Exit)(int status)
     shim_exit_now(status);
 }
 
-/* Fast check used by every interposed call. */
-#define ENSURE() do { if (!S.inited) init(); } while (0)
+/* Under POWERCUT_RUN: TRACE.request, mapped shared by every process of the run (req_map), holds
+ * the pid of a process that waits for the run (run_awaited), or 0. The owner reads it with one
+ * load at each interposed call, so a request costs the owner no system call until one comes. */
+static uint32_t *run_req;
+static void run_asked(void);
+
+/* Fast check used by every interposed call: the shim set up, and the run let go when another
+ * process of it asked for it (before this call's effect). */
+#define ENSURE()                                                                  \
+    do {                                                                          \
+        if (!S.inited) init();                                                    \
+        if (run_req && __atomic_load_n(run_req, __ATOMIC_RELAXED)) run_asked();  \
+    } while (0)
 
 static inline tfile *fd_file(int fd, int *flags)
 {
@@ -815,6 +833,33 @@ static const char *run_side(const char *suffix, char *buf, size_t n)
     return buf;
 }
 
+/* Maps TRACE.request (see run_req) for this process; a forked child shares its parent's
+ * mapping. Without it (no trace, no POWERCUT_RUN, or it cannot be made) a request is never
+ * seen, and a process that waits for the run is refused after POWERCUT_LEND_WAIT as before. */
+static void req_map(void)
+{
+    char path[PATH_MAX + 16];
+    if (run_req || !run_side("request", path, sizeof path)) return;
+    int fd = real_open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return;
+    struct stat st;
+    /* a shorter file is grown (never truncated: another process may have asked already) */
+    if (!fstat(fd, &st) &&
+        (st.st_size >= (off_t)sizeof *run_req || !syscall(SYS_ftruncate, fd, (long)sizeof *run_req))) {
+        void *p = (void *)syscall(SYS_mmap, NULL, sizeof *run_req, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p != MAP_FAILED) run_req = p;
+    }
+    real_close(fd);
+}
+
+/* This process's own request, if it is the one in TRACE.request, withdrawn (it holds the run,
+ * or stops waiting for it). */
+static void req_drop(void)
+{
+    uint32_t me = (uint32_t)getpid();
+    if (run_req) __atomic_compare_exchange_n(run_req, &me, 0, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
 /* Under POWERCUT_RUN, why a process of the run stops it, in TRACE.refused, which crashcheck
  * run reports whatever the program's exit status: a shell script goes on after a command the
  * shim stopped, and its last command's status would hide it. */
@@ -839,6 +884,7 @@ __attribute__((noreturn)) static void stop_lost(const char *msg)
 }
 
 static int is_ancestor(long pid);
+static int proc_gone(long pid);
 
 __attribute__((noreturn)) static void refuse_in_run(const char *what)
 {
@@ -849,26 +895,27 @@ __attribute__((noreturn)) static void refuse_in_run(const char *what)
         if (n > 0) owner[n] = 0;
         if (fd >= 0) real_close(fd);
     }
-    /* the owner alive: two processes at once, which one model cannot follow; dead: it ended
-     * without handing the run on (a signal, or the shim stopped it), and its state is lost,
-     * unless it was a cut (TRACE.cut, cut_to_files): the power is off for every process of
-     * the run, and this one ends as the cut one did (a parent back from waiting for it) */
+    /* the owner alive: it kept the run for POWERCUT_LEND_WAIT after this one asked for it
+     * (it made no call of the shim: blocked in a read of a pipe, sleeping, computing), and the
+     * two cannot be modelled at once; dead: it ended without handing the run on (a signal, or
+     * the shim stopped it), and its state is lost, unless it was a cut (TRACE.cut,
+     * cut_to_files): the power is off for every process of the run, and this one ends as the
+     * cut one did (a parent back from waiting for it) */
     char *end;
     long pid = strtol(owner, &end, 10);
-    int alive = end != owner && pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+    int alive = end != owner && pid > 0 && !proc_gone(pid);
     if (!alive && run_side("cut", path, sizeof path) && access(path, F_OK) == 0) _exit(99);
-    char msg[1200], parent[160];
-    snprintf(parent, sizeof parent, " (%s, which did not wait for a child within %ld ms)",
-             getppid() == (pid_t)pid ? "its parent" : "an ancestor of it", S.lend_ms);
+    char msg[1400], kin[64] = "";
+    if (alive && is_ancestor(pid))
+        snprintf(kin, sizeof kin, " (%s)", getppid() == (pid_t)pid ? "its parent" : "an ancestor of it");
     if (alive || end == owner)
         snprintf(msg, sizeof msg,
-                 "powercut: process %ld %s while process %s owns the run%s: the processes of a run are "
-                 "modelled one after the other, each taking the run over when the one before has "
-                 "ended or while it waits for a child (wait, waitpid, wait3, wait4, waitid, system), never two "
-                 "at once, so this one stops (exit status 97; faults/README.md, one process at a "
-                 "time)\n",
-                 (long)getpid(), what, owner,
-                 alive && is_ancestor(pid) ? parent : "");
+                 "powercut: process %ld %s while process %s owns the run%s and made no call within %ld ms "
+                 "of being asked for it: the processes of a run take turns (at an end, at a wait for a "
+                 "child, at the owner's next call once another asks), and one blocked outside the shim "
+                 "(a read of a pipe, a sleep) keeps its turn, so this one stops (exit status 97; "
+                 "faults/README.md, one process at a time)\n",
+                 (long)getpid(), what, owner, kin, S.lend_ms);
     else
         snprintf(msg, sizeof msg,
                  "powercut: process %ld %s after process %s, which owned the run, ended without handing "
@@ -915,20 +962,74 @@ static int is_ancestor(long pid)
     return 0;
 }
 
-/* The owner is an ancestor of this process (its parent, or a shell above a subshell): it lends
- * the run when it blocks waiting for a child (baton_lend), which may come a moment after this
- * one started (a shell's vfork returns, then it waits). 1 once the owner's mark is gone, 0
- * when the owner is no ancestor or kept it for POWERCUT_LEND_WAIT milliseconds. */
-static int lend_awaited(void)
+/* Whether process pid has ended (a zombie not yet waited for included: a shell reaps its
+ * background jobs late). */
+static int proc_gone(long pid)
 {
-    for (long ms = 0; ms < S.lend_ms; ms += 2) {
+    if (kill((pid_t)pid, 0) && errno == ESRCH) return 1;
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    int fd = real_open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0; /* no /proc: alive, as kill said (a zombie is then waited for in vain) */
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    real_close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    const char *rp = strrchr(buf, ')'); /* "pid (comm) state ...": comm may hold spaces */
+    return rp && (rp[2] == 'Z' || rp[2] == 'X');
+}
+
+/* Another process owns the run: this one asks for it (its pid in TRACE.request) and waits.
+ * The owner lets it go at its next call of the shim (run_asked), or lends it when it waits
+ * for a child (baton_lend), which may come a moment after this one started (a shell's vfork
+ * returns, then it waits). 1 once the owner's mark is gone (the caller takes it, or asks
+ * again when another process took it first); 0 when the owner ended without handing the run
+ * on, or kept it for POWERCUT_LEND_WAIT milliseconds (it made no call: blocked in a read of a
+ * pipe, asleep), the request withdrawn. Deadlock-free by that timeout: two processes that
+ * each wait for the other outside the shim end with one of them refused. */
+static int run_awaited(void)
+{
+    uint32_t me = (uint32_t)getpid();
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long ms = (long)(now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
         long pid = run_owner_pid();
-        if (!pid) return 1;
-        if (!is_ancestor(pid)) return 0;
-        struct timespec ts = {0, 2000000};
+        uint32_t who = run_req ? __atomic_load_n(run_req, __ATOMIC_ACQUIRE) : 0;
+        if (!pid && (!who || who == me)) return 1;
+        if (!pid && proc_gone(who)) { /* the one first in line is gone */
+            __atomic_compare_exchange_n(run_req, &who, 0, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+            continue;
+        }
+        if ((pid && proc_gone(pid)) || ms >= S.lend_ms) {
+            req_drop();
+            return 0;
+        }
+        /* one request at a time: a process already asking makes the owner let go as well, and
+         * takes the run first (mark_take) */
+        uint32_t none = 0;
+        if (run_req) __atomic_compare_exchange_n(run_req, &none, me, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+        /* an owner at work lets go within microseconds: polled every 0.1 ms at first (a turn
+         * costs that wait, and turns may come at every call), every 2 ms after 10 ms (an owner
+         * asleep, a lend to come) */
+        struct timespec ts = {0, ms < 10 ? 100000 : 2000000};
         nanosleep(&ts, NULL);
     }
-    return 0;
+}
+
+/* The owner's mark (path side) made for this process: -1 with EEXIST while another process
+ * holds it, or asked for the run and has not taken it yet. That one goes first: the owner let
+ * the run go for it, and the owner's own next change, a moment later, must not take it back
+ * before it (the one asking polls; the two would run in blocks, not in turns). */
+static int mark_take(const char *side)
+{
+    uint32_t who = run_req ? __atomic_load_n(run_req, __ATOMIC_ACQUIRE) : 0;
+    if (who && who != (uint32_t)getpid() && !proc_gone(who)) {
+        errno = EEXIST;
+        return -1;
+    }
+    return real_open(side, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 }
 
 /* Under POWERCUT_RUN, whether another process of the run owns it (this one has not claimed). */
@@ -967,11 +1068,12 @@ static int claim(void)
     }
     if (run) {
         int fd;
-        while ((fd = real_open(side, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0 && errno == EEXIST)
-            if (!lend_awaited()) refuse_in_run("opened a tracked file");
+        while ((fd = mark_take(side)) < 0 && errno == EEXIST)
+            if (!run_awaited()) refuse_in_run("opened a tracked file");
         if (fd < 0) die("POWERCUT_RUN (cannot create the owner's mark beside the trace)", side);
         if (write(fd, me, strlen(me)) < 0) die("POWERCUT_RUN (cannot write the owner's mark)", side);
         real_close(fd);
+        req_drop();
         baton_take();
     }
     setenv("POWERCUT_OWNER", me, 1);
@@ -3024,8 +3126,9 @@ static int do_sync(int call, int fd)
 PC_EXPORT void sync(void)
 {
     ENSURE();
-    if (!busy && run_owned_elsewhere() && !lend_awaited()) refuse_in_run("called sync()");
+    if (!busy && run_owned_elsewhere() && !run_awaited()) refuse_in_run("called sync()");
     baton_take_now(); /* after the owner ended: its volatile data is made durable, a step */
+    req_drop();       /* asked, and found nothing to take: no longer first in line */
     if (!S.active || S.dead || busy || !S.nfiles || !claim()) {
         real_sync();
         return;
@@ -3036,8 +3139,9 @@ PC_EXPORT void sync(void)
 PC_EXPORT int syncfs(int fd)
 {
     ENSURE();
-    if (!busy && run_owned_elsewhere() && !lend_awaited()) refuse_in_run("called syncfs()");
+    if (!busy && run_owned_elsewhere() && !run_awaited()) refuse_in_run("called syncfs()");
     baton_take_now();
+    req_drop();
     if (!S.active || S.dead || busy || !S.nfiles || !claim()) return real_syncfs(fd);
     return do_sync(PC_CALL_SYNCFS, fd);
 }
@@ -4736,8 +4840,9 @@ static void baton_take_now(void)
  * the meantime, and takes it back when the call returns: the state the baton holds then (its
  * own, or what the processes in between left: steps, trace, model, new files), each file
  * compared with the baseline there. A process that holds the owner's mark then (a background
- * job still at work) is another owner at the same time: this one is refused. A child that
- * would own the run while its parent owns it waits for the parent to lend it (claim()). */
+ * job still at work), or asked for it, goes first: this one takes the run back at its next
+ * change (let_go_arm). A child that would own the run while its parent owns it asks for it
+ * and waits for the parent to lend it or let it go (claim(), run_awaited). */
 
 static int lend_due(int options)
 {
@@ -4745,15 +4850,21 @@ static int lend_due(int options)
            baton_due();
 }
 
-static void baton_lend(void)
+/* The lend, the lock held and busy. */
+static void lend_locked(void)
 {
-    busy++;
-    pthread_mutex_lock(&lock);
     /* A change since the last step by nobody's step (a forked child that wrote before this
      * wait began) is found now, as at the owner's end (exit_check): the baseline the lend
      * takes would otherwise absorb it. */
     if (!G.exit_step) fc_check_step(PC_CALL_EXIT, UINT32_MAX);
     baton_leave();
+}
+
+static void baton_lend(void)
+{
+    busy++;
+    pthread_mutex_lock(&lock);
+    lend_locked();
     pthread_mutex_unlock(&lock);
     busy--;
 }
@@ -4762,6 +4873,8 @@ static void fc_check_file(size_t fi);
 static int baton_reopen(const pc_ho_file *hf, const char *name);
 
 static void baton_resume(const char *path, const char *what);
+
+static void let_go_arm(void);
 
 /* The wait returned: the owner's mark again, and the state the baton holds now. */
 static void baton_back(void)
@@ -4772,10 +4885,23 @@ static void baton_back(void)
     char side[PATH_MAX + 16], me[32];
     run_side("owner", side, sizeof side);
     snprintf(me, sizeof me, "%ld", (long)getpid());
-    int fd = real_open(side, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0 && errno == EEXIST) refuse_in_run("came back from waiting for a child");
+    int fd = mark_take(side);
+    if (fd < 0 && errno == EEXIST) {
+        /* the process holding the mark ended without handing the run on: refused, or ended
+         * with 99 at once after a cut (the power is off for all) */
+        long pid = run_owner_pid();
+        if (pid && proc_gone(pid)) refuse_in_run("came back from waiting for a child");
+        /* another process holds the run, or asked for it (a background job that took it while
+         * this one waited for something else): this one takes it back at its next change */
+        let_go_arm();
+        pthread_mutex_unlock(&lock);
+        busy--;
+        errno = saved;
+        return;
+    }
     if (fd < 0 || write(fd, me, strlen(me)) < 0) die("POWERCUT_RUN (cannot write the owner's mark)", side);
     real_close(fd);
+    req_drop();
     char path[PATH_MAX + 16];
     run_side("baton", path, sizeof path);
     baton_resume(path, "the state left while this process waited");
@@ -4890,6 +5016,7 @@ static void fchild_arm(void)
 {
     S.fchild = 1;
     S.forked = 0;
+    S.let_go = 0;
     /* its /proc/self/pagemap descriptor would describe the parent */
     pc__uffd_close();
     S.uffd_ok = -1;
@@ -4915,9 +5042,9 @@ static void fchild_arm(void)
     }
 }
 
-/* The take-over, the lock held and busy: the owner's mark once the owner lends the run, then
- * the baton. A child whose owner does not lend within POWERCUT_LEND_WAIT (it works on, or
- * polls with WNOHANG) would be modelled at the same time as its owner: refused, named. */
+/* The take-over, the lock held and busy: the owner's mark once the owner lends the run or lets
+ * it go, then the baton. One whose owner makes no call within POWERCUT_LEND_WAIT (asleep,
+ * blocked) would be modelled at the same time as it: refused, named. */
 static void fchild_take(void)
 {
     S.fchild = 0;
@@ -4925,21 +5052,75 @@ static void fchild_take(void)
     run_side("owner", side, sizeof side);
     snprintf(me, sizeof me, "%ld", (long)getpid());
     int fd;
-    while ((fd = real_open(side, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0 && errno == EEXIST)
-        if (!lend_awaited()) refuse_in_run("(forked by the owner, no exec) changed a tracked file");
+    while ((fd = mark_take(side)) < 0 && errno == EEXIST)
+        if (!run_awaited())
+            refuse_in_run(S.let_go ? "changed a tracked file again after it let the run go"
+                                   : "(forked by the owner, no exec) changed a tracked file");
     if (fd < 0) die("POWERCUT_RUN (cannot create the owner's mark beside the trace)", side);
     if (write(fd, me, strlen(me)) < 0) die("POWERCUT_RUN (cannot write the owner's mark)", side);
     real_close(fd);
+    req_drop();
     setenv("POWERCUT_OWNER", me, 1);
     S.owner = getpid();
     char path[PATH_MAX + 16];
     run_side("baton", path, sizeof path);
-    baton_resume(path, "the state the owner left when it lent the run");
+    baton_resume(path, S.let_go ? "the state left while this process did not own the run"
+                                : "the state the owner left when it lent the run");
+    S.let_go = 0;
     for (size_t i = 0; i < S.nmaps; i++)
         if (S.maps[i].child_armed) {
             syscall(SYS_mprotect, S.maps[i].addr, S.maps[i].len, S.maps[i].prot);
             S.maps[i].child_armed = 0;
         }
+}
+
+/* ---- letting the run go on request (POWERCUT_RUN) ----
+ * Two processes of a run at work at once (a background job beside the foreground, two
+ * children of one shell, a child of an owner that does not wait for it) take turns: one that
+ * would change a tracked file while another owns the run asks for it (run_awaited) and waits;
+ * the owner, at its next call of the shim (ENSURE, before that call's effect), lets it go as
+ * it lends it for a wait: stores harvested, the trace flushed and finished, the state in the
+ * baton, its mark removed (baton_leave). It is then as a forked child that has not taken the
+ * run yet (fchild_arm): every tracked writable shared mapping read-only, on mprotect, so that
+ * its next store faults, and its state stale. Its next change (a call, a store) asks for the
+ * run back the same way and goes on from the baton (fchild_take, baton_resume): the steps
+ * number on in the one trace in the order the processes held the run, and what it wrote and
+ * did not sync is still volatile in the model it takes back. */
+
+/* An owner no longer in the run (let go, or its wait returned while another holds it), the lock
+ * held: as a forked child before its take-over, but for the children it forked itself, which
+ * may still store into its open pages (S.forked). */
+static void let_go_arm(void)
+{
+    int forked = S.forked;
+    fchild_arm();
+    S.forked = forked;
+    S.let_go = 1;
+    S.owner = 0; /* not this process: its end and its exec hand nothing on */
+}
+
+/* TRACE.request is not 0 (ENSURE): the owner lets the run go to the process that asked, unless
+ * the request is its own (left from its last wait) or of a process gone, which is withdrawn. */
+static void run_asked(void)
+{
+    uint32_t who = __atomic_load_n(run_req, __ATOMIC_ACQUIRE);
+    if (!who || busy || !S.active || S.dead || S.fchild || !S.claimed || S.owner != getpid() || !baton_due())
+        return;
+    int saved = errno;
+    if (who == (uint32_t)getpid() || proc_gone(who)) {
+        __atomic_compare_exchange_n(run_req, &who, 0, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+        errno = saved;
+        return;
+    }
+    busy++;
+    pthread_mutex_lock(&lock);
+    if (!S.fchild && S.owner == getpid()) { /* not let go by another thread meanwhile */
+        lend_locked();
+        let_go_arm();
+    }
+    pthread_mutex_unlock(&lock);
+    busy--;
+    errno = saved;
 }
 
 /* The take-over before a call that changes a tracked file, or a store (the SIGSEGV handler:
@@ -5022,6 +5203,9 @@ PC_EXPORT int system(const char *command)
  * when this process is not the owner (nothing to carry: its exec is not followed). */
 static int exec_begin(void)
 {
+    /* an owner that let the run go takes it back first: its descriptors of the files go on in
+     * the new image, which would find their writes behind its back without the state */
+    if (S.let_go && S.active && !S.dead) fchild_now();
     if (!S.active || !S.claimed || S.dead || busy || getpid() != S.owner) return -1;
     if (S.cb) die("exec (an in-process image callback cannot follow the new image)", "");
     busy++;

@@ -32,7 +32,8 @@
  *   the states by the same hash, whatever its --jobs: the N shards together check each
  *   distinct state once (each shard records the program again).
  * - The program may be several processes (a shell script): libpowercut passes the run from
- *   one to the next (POWERCUT_RUN, the baton: faults/handover.c), one trace. Whatever one of
+ *   one to the next (POWERCUT_RUN, the baton: faults/handover.c; two at work at once take
+ *   turns), one trace. Whatever one of
  *   them did that the model cannot follow is in TRACE.refused, reported whatever the
  *   program's exit status; after the last one, the files are compared with the state it left
  *   (TRACE.baton), as the next one would have compared them.
@@ -846,8 +847,8 @@ int cc_run_program(const cc_prog_opts *o, cc_prog_result *r) {
   char e_ns[64];
   snprintf(e_ns, sizeof e_ns, "POWERCUT_NAMESPACE=%s", o->profile ? o->profile : "none");
   char e_output[] = "POWERCUT_OUTPUT=1"; /* what it had written when, for CRASHCHECK_STDOUT */
-  /* the processes of the run know each other (a shell's commands): the shim refuses a second
-   * owner and a sync of another process, and says so in TRACE.refused */
+  /* the processes of the run know each other (a shell's commands, a background job beside
+   * them): the shim has them take turns, and says in TRACE.refused what it cannot follow */
   char e_run[] = "POWERCUT_RUN=1";
   char *set[] = {e_pre, e_file, e_trace, e_sector, origin_env, e_ns, e_output, e_run, NULL};
   static const char *const drop[] = {"POWERCUT_CUT", "POWERCUT_IMAGE", "POWERCUT_ERROR", "POWERCUT_OWNER",

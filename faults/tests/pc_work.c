@@ -108,6 +108,14 @@
  *                    of 'h') and fsynced, then "nofile SOFT" printed (getrlimit), then all
  *                    closed; an open failing ends the run with exit 4. FILL 1: first /dev/null
  *                    is opened until EMFILE and one of those closed: one number is left
+ *   0 / 1 / 2        turns between two processes of a run at work at once (the test starts
+ *                    both, each with descriptor 7 writing to the other's 8): 0 waits for the
+ *                    other's byte on 8; 1 writes one to 7 first; 2 only writes it. The wait
+ *                    polls (a non-blocking read, then an fcntl of 8, a call the shim sees, as
+ *                    a process at work makes; one blocked in a read would never let the run
+ *                    go); the other's end (end of file on 8) ends this one too, exit status 0
+ *   6:NAME:OFF:LEN:BYTE[:f]  pwrite LEN bytes of BYTE at OFF into NAME (opened O_RDWR|O_CREAT
+ *                    for the one call, then closed); f: then fsync it
  *   e:HOW            the rest of the operations run in a new image of pc_work (HOW: v execv,
  *                    p execvp, l execl, e execve, E execve with only PATH (and ASAN_OPTIONS)
  *                    set, f fexecve,
@@ -531,6 +539,35 @@ int main(int argc, char **argv)
             break;
         }
         case 'e': r = exec_rest(argv, argc, i, *p); break;
+        case '2': if (write(7, "t", 1) != 1) exit(3); break;
+        case '1': if (write(7, "t", 1) != 1) exit(3); /* fall through */
+        case '0': {
+            char c;
+            if (fcntl(8, F_SETFL, O_NONBLOCK)) exit(3);
+            for (;;) {
+                ssize_t n = read(8, &c, 1);
+                if (n == 1) break;
+                if (n == 0) exit(0);
+                if (errno != EAGAIN || fcntl(8, F_GETFL) < 0) exit(3);
+                usleep(1000);
+            }
+            break;
+        }
+        case '6': {
+            char name[4096];
+            name_at(&p, name, sizeof name);
+            unsigned long long off = num(&p), len = num(&p);
+            int byte = (int)num(&p);
+            char buf[65536];
+            if (len > sizeof buf) exit(3);
+            memset(buf, byte, (size_t)len);
+            int o = open(name, O_RDWR | O_CREAT, 0644);
+            if (o < 0) exit(3);
+            r = pwrite(o, buf, (size_t)len, (off_t)off) == (ssize_t)len ? 0 : -1;
+            if (!r && *p == 'f') r = fsync(o);
+            close(o);
+            break;
+        }
         case 'i': {
             long long off = (long long)num(&p);
             size_t len = num(&p);
