@@ -2,6 +2,7 @@
  * sectors; steps, syncs, fsync-gate loss, and crash images with tears and early writeback. */
 #include "powercut.h"
 #include "handover.h"
+#include "zeroruns.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -437,10 +438,9 @@ static int ensure_cap(pc_model *m, mfile *f, uint64_t size)
     return PC_OK;
 }
 
-int pc_model_add_file(pc_model *m, const char *name, const void *content, uint64_t size,
-                      uint32_t *id_out)
+/* content NULL: zeros (pc__model_add_zeroed). */
+static int add_file(pc_model *m, const char *name, const void *content, uint64_t size, uint32_t *id_out)
 {
-    if (!m || !name || (size && !content)) return PC_EINVAL;
     if (grow((void **)&m->files, &m->fcap, m->nfiles + 1, sizeof(mfile))) return PC_ENOMEM;
     mfile *f = &m->files[m->nfiles];
     memset(f, 0, sizeof *f);
@@ -453,9 +453,11 @@ int pc_model_add_file(pc_model *m, const char *name, const void *content, uint64
         free(f->dbits);
         return PC_ENOMEM;
     }
-    if (size) {
-        memcpy(f->vol, content, size);
-        memcpy(f->dur, content, size);
+    /* both copies come zeroed (calloc): only the blocks holding data are copied, so a file
+     * of mostly zeros is neither copied nor faulted in there */
+    for (uint64_t o = 0, e; content && (o = pc__next_data(content, size, o, &e)) < size; o = e) {
+        memcpy(f->vol + o, (const uint8_t *)content + o, e - o);
+        memcpy(f->dur + o, (const uint8_t *)content + o, e - o);
     }
     f->vsize = f->dsize = size;
     uint32_t ix;
@@ -472,6 +474,29 @@ int pc_model_add_file(pc_model *m, const char *name, const void *content, uint64
     m->names[ix].key = m->nfiles; /* a created name's coin: its file id */
     if (id_out) *id_out = m->nfiles;
     m->nfiles++;
+    return PC_OK;
+}
+
+int pc_model_add_file(pc_model *m, const char *name, const void *content, uint64_t size,
+                      uint32_t *id_out)
+{
+    if (!m || !name || (size && !content)) return PC_EINVAL;
+    return add_file(m, name, content, size, id_out);
+}
+
+int pc__model_add_zeroed(pc_model *m, const char *name, uint64_t size, uint32_t *id_out)
+{
+    if (!m || !name) return PC_EINVAL;
+    return add_file(m, name, NULL, size, id_out);
+}
+
+int pc__model_fill(pc_model *m, uint32_t id, uint64_t off, const void *data, uint64_t len)
+{
+    if (!m || id >= m->nfiles || (len && !data)) return PC_EINVAL;
+    mfile *f = &m->files[id];
+    if (off > f->dsize || len > f->dsize - off || f->vsize != f->dsize) return PC_EINVAL;
+    memcpy(f->vol + off, data, len);
+    memcpy(f->dur + off, data, len);
     return PC_OK;
 }
 

@@ -12,6 +12,7 @@
 #include "ownfd.h"
 #include "powercut.h"
 #include "wtrack_uffd.h"
+#include "zeroruns.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -1219,6 +1220,36 @@ static void adopt_inherited(void)
     }
 }
 
+/* A file's content when tracking starts, read through its private descriptor in pieces into
+ * the model, the shadow copy and the trace (a FILEZ record begun): the runs of blocks that
+ * hold data alone (zeroruns.h), so that a file of mostly zeros (reserved, grown) costs
+ * neither side a copy of them. A file that cannot be read whole (an I/O error, or shorter
+ * than fstat said: another process shrank it) cannot be modelled: the run stops. */
+static void read_initial(tfile *f, const char *abs, uint64_t size)
+{
+    static uint8_t buf[1 << 16];
+    int shadow = use_shadow() && !shadow_fit(f, size ? size : 1);
+    for (uint64_t o = 0; o < size;) {
+        uint64_t want = size - o < sizeof buf ? size - o : sizeof buf;
+        ssize_t r = pread(f->rfd, buf, want, (off_t)o);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            char msg[PATH_MAX + 200];
+            snprintf(msg, sizeof msg, "powercut: cannot read %s to start tracking it (%s at offset %llu of %llu bytes)\n",
+                     abs, r < 0 ? strerror(errno) : "it ended early", (unsigned long long)o,
+                     (unsigned long long)size);
+            stop_lost(msg);
+        }
+        uint64_t n = (uint64_t)r;
+        for (uint64_t a = 0, e; (a = pc__next_data(buf, n, a, &e)) < n; a = e) {
+            if (S.m) trace_fail(pc__model_fill(S.m, f->id, o + a, buf + a, e - a));
+            if (shadow) memcpy(f->shadow + o + a, buf + a, e - a);
+            if (S.tw) trace_fail(pc__tw_file_run(S.tw, o + a, buf + a, e - a));
+        }
+        o += n;
+    }
+}
+
 /* Called after a successful open of fd: start tracking when the path matches, or when it is
  * another name of a tracked file. `created`: nothing was at the path before the call
  * (names.c), so this open made the name. */
@@ -1263,12 +1294,6 @@ static void after_open(int fd, int dirfd, const char *path, int flags, int creat
         if (rfd < 0 && errno == EMFILE) die("descriptors (none free above the program's for the shim)", abs);
         if (rfd < 0) die("tracked file (the shim cannot open it again to read it)", abs);
         uint64_t size = (uint64_t)st.st_size;
-        uint8_t *content = malloc(size ? size : 1);
-        if (!content || read_all(rfd, content, 0, size)) {
-            free(content);
-            pc__own_release(rfd);
-            goto out;
-        }
         tfile *f = new_file();
         f->dev = st.st_dev;
         f->ino = st.st_ino;
@@ -1279,12 +1304,12 @@ static void after_open(int fd, int dirfd, const char *path, int flags, int creat
         df_backed(f, 0, size); /* its content at first open has its blocks */
         /* a name this open made is volatile until its directory is synced (names.c) */
         f->name_new = created && S.ns != PC_NS_NONE;
-        if (S.m) trace_fail(pc_model_add_file(S.m, abs, content, size, NULL));
+        if (S.m) trace_fail(pc__model_add_zeroed(S.m, abs, size, NULL));
+        if (S.tw) trace_fail(pc__tw_file_begin(S.tw, f->id, abs, size));
+        read_initial(f, abs, size);
+        if (S.tw) trace_fail(pc__tw_file_end(S.tw));
         if (S.m && f->name_new) trace_fail(pc_model_created(S.m, f->id));
-        if (use_shadow() && !shadow_fit(f, size ? size : 1)) memcpy(f->shadow, content, size);
-        if (S.tw) trace_fail(pc_tw_file(S.tw, f->id, abs, content, size));
         if (S.tw && f->name_new) trace_fail(pc_tw_created(S.tw, f->id));
-        free(content);
         fc_take(f); /* the foreign-change check compares from here on */
     } else if (flags & O_TRUNC) {
         /* a later open with O_TRUNC is a volatile change like ftruncate(0), not a step; of an

@@ -2,6 +2,7 @@
  * them, a reader that indexes steps and markers, and a replay cursor deriving crash images. */
 #include "powercut.h"
 #include "handover.h"
+#include "zeroruns.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,7 +14,7 @@
 #include <unistd.h>
 
 /*
- * Format, version 6 (documented in faults/README.md). All integers little-endian.
+ * Format, version 8 (documented in faults/README.md). All integers little-endian.
  *   header: "PCTRACE\0" u32 version u32 sector_size
  *   records: u8 type, then
  *     1 FILE     u32 id, u32 name_len, name, u64 size, content[size]   (content is durable)
@@ -55,6 +56,11 @@
  *    25 RMDIR    u8 flags, u32 len, path   (pc_model_rmdir; version 7)
  *    26 SYMLINK  u32 id   (file id, just added, is a symbolic link: pc_model_set_symlink;
  *                version 7)
+ *    27 FILEZ    u32 id, u32 name_len, name, u64 size, then runs: u64 off, u64 len, data[len],
+ *                ended by off UINT64_MAX and len 0: a FILE whose content is zeros but for the
+ *                runs, in order of offset, each within size (version 8; the writer's only
+ *                form of FILE since: a file tracked from its first open is often mostly
+ *                zeros, and the runs spare both sides copying them)
  * A step's records lie between its STEP and STEPEND; records outside steps are volatile
  * changes between steps (mostly pages written through mappings, found at the next step).
  * A trace may stop anywhere (the process died): the reader treats a truncated last record as
@@ -72,11 +78,11 @@
 
 enum { R_FILE = 1, R_WRITE, R_TRUNC, R_STEP, R_SYNC, R_LOSE, R_MARK, R_STEPEND, R_END, R_FAIL, R_SIGBUS,
        R_CREATED, R_DIRSYNC, R_OUTPUT, R_RENAME, R_UNLINK, R_LINK, R_DIRSYNCP, R_NAMESET, R_JOURNAL,
-       R_JCOMMIT, R_JOP, R_DIRTY, R_MKDIR, R_RMDIR, R_SYMLINK };
+       R_JCOMMIT, R_JOP, R_DIRTY, R_MKDIR, R_RMDIR, R_SYMLINK, R_FILEZ };
 /* Version 2 added SIGBUS, CREATED and DIRSYNC, version 3 OUTPUT, version 4 RENAME, UNLINK,
  * LINK, DIRSYNCP and NAMESET, version 5 JOURNAL, JCOMMIT and JOP, version 6 DIRTY, version 7
- * MKDIR, RMDIR and SYMLINK; an older trace is a newer one without them. */
-#define PC_TRACE_VERSION 7u
+ * MKDIR, RMDIR and SYMLINK, version 8 FILEZ; an older trace is a newer one without them. */
+#define PC_TRACE_VERSION 8u
 
 /* Internal to libpowercut (model.c, the shim): the DIRTY record's writer and its effect. */
 int pc__tw_dirty(pc_tw *w, uint32_t id, uint64_t off, uint64_t len);
@@ -335,13 +341,35 @@ int pc__tw_resume(int fd, int mapped, uint64_t total, pc_tw **out)
 
 #define CHK(x) do { int rc_ = (x); if (rc_) return rc_; } while (0)
 
+int pc__tw_file_begin(pc_tw *w, uint32_t id, const char *name, uint64_t size)
+{
+    if (!w || !name) return PC_EINVAL;
+    uint32_t nl = (uint32_t)strlen(name);
+    CHK(put8(w, R_FILEZ)); CHK(put32(w, id)); CHK(put32(w, nl)); CHK(tw_put(w, name, nl));
+    return put64(w, size);
+}
+
+int pc__tw_file_run(pc_tw *w, uint64_t off, const void *data, uint64_t len)
+{
+    if (!w || !data || !len) return PC_EINVAL;
+    CHK(put64(w, off)); CHK(put64(w, len));
+    return tw_put(w, data, len);
+}
+
+int pc__tw_file_end(pc_tw *w)
+{
+    if (!w) return PC_EINVAL;
+    CHK(put64(w, UINT64_MAX));
+    return put64(w, 0);
+}
+
 int pc_tw_file(pc_tw *w, uint32_t id, const char *name, const void *content, uint64_t size)
 {
     if (!w || !name || (size && !content)) return PC_EINVAL;
-    uint32_t nl = (uint32_t)strlen(name);
-    CHK(put8(w, R_FILE)); CHK(put32(w, id)); CHK(put32(w, nl)); CHK(tw_put(w, name, nl));
-    CHK(put64(w, size));
-    return size ? tw_put(w, content, size) : PC_OK;
+    CHK(pc__tw_file_begin(w, id, name, size));
+    for (uint64_t o = 0, e; (o = pc__next_data(content, size, o, &e)) < size; o = e)
+        CHK(pc__tw_file_run(w, o, (const uint8_t *)content + o, e - o));
+    return pc__tw_file_end(w);
 }
 
 int pc_tw_write(pc_tw *w, uint32_t id, uint64_t off, const void *data, uint64_t len, int from_mmap)
@@ -560,6 +588,27 @@ static uint64_t g64(rd *r)
     return v;
 }
 
+/* A FILEZ record's runs, after its size: each within the size, in order of offset, until the
+ * end (offset UINT64_MAX, length 0). Filled into file id of m when m is given; PC_EFORMAT for a run out of
+ * place, r->bad set for a record cut short (the trace's end). */
+static int filez_runs(rd *r, uint64_t size, pc_model *m, uint32_t id)
+{
+    for (uint64_t next = 0;;) {
+        uint64_t off = g64(r), len = g64(r);
+        if (r->bad) return PC_OK;
+        if (!len && off == UINT64_MAX) return PC_OK;
+        if (!len) { /* zeros: the unused tail of a mapped trace whose writer died in the record */
+            r->bad = 1;
+            return PC_OK;
+        }
+        if (off < next || off > size || len > size - off) return PC_EFORMAT;
+        const uint8_t *d = take(r, len);
+        if (r->bad) return PC_OK;
+        if (m) CHK(pc__model_fill(m, id, off, d, len));
+        next = off + len;
+    }
+}
+
 static int grow_arr(void **p, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap) return PC_OK;
@@ -597,6 +646,19 @@ static int index_trace(pc_trace *t)
             take(&r, sz);
             if (r.bad) break;
             if (id != t->nfiles) return PC_EFORMAT;
+            if (grow_arr((void **)&t->names, &t->fcap, t->nfiles + 1, sizeof(char *))) return PC_ENOMEM;
+            if (!(t->names[t->nfiles] = strndup((const char *)nm, nl))) return PC_ENOMEM;
+            t->nfiles++;
+            break;
+        }
+        case R_FILEZ: {
+            uint32_t id = g32(&r), nl = g32(&r);
+            const uint8_t *nm = take(&r, nl);
+            uint64_t sz = g64(&r);
+            if (r.bad) break;
+            int runs = filez_runs(&r, sz, NULL, 0);
+            if (r.bad) break;
+            if (runs != PC_OK || id != t->nfiles) return PC_EFORMAT;
             if (grow_arr((void **)&t->names, &t->fcap, t->nfiles + 1, sizeof(char *))) return PC_ENOMEM;
             if (!(t->names[t->nfiles] = strndup((const char *)nm, nl))) return PC_ENOMEM;
             t->nfiles++;
@@ -909,6 +971,20 @@ static int apply(pc_replay *rp, int *ev, uint64_t *step)
         if (!name) return PC_ENOMEM;
         rc = pc_model_add_file(rp->m, name, c, sz, NULL);
         free(name);
+        break;
+    }
+    case R_FILEZ: {
+        g32(&r);
+        uint32_t nl = g32(&r), id;
+        const uint8_t *nm = take(&r, nl);
+        uint64_t sz = g64(&r);
+        if (r.bad) return PC_EFORMAT;
+        char *name = strndup((const char *)nm, nl);
+        if (!name) return PC_ENOMEM;
+        rc = pc__model_add_zeroed(rp->m, name, sz, &id);
+        free(name);
+        if (rc == PC_OK) rc = filez_runs(&r, sz, rp->m, id);
+        if (rc == PC_OK && r.bad) rc = PC_EFORMAT;
         break;
     }
     case R_WRITE: {

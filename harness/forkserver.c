@@ -113,13 +113,16 @@ static bool start(const char *self, const char *shim, size_t nnames, const char 
   }
   size_t n = 0;
   for (char **e = environ; *e; e++) n++;
-  char **env = calloc(n + 2, sizeof *env);
+  char **env = calloc(n + 3, sizeof *env);
   char preload[4200], rfd[16], wfd[16];
   snprintf(preload, sizeof preload, "LD_PRELOAD=%s", shim);
   size_t k = 0;
   for (char **e = environ; env && *e; e++)
     if (!named(*e, nnames, names)) env[k++] = *e;
   if (env) env[k++] = preload;
+  /* Every symbol bound once, in the server: lazily bound, each child resolved its own on first
+   * call (a twentieth of a follow-up's time) and wrote the table's pages it then copied. */
+  if (env && !getenv("LD_BIND_NOW")) env[k++] = "LD_BIND_NOW=1";
   /* The server's ends of the pipes, at descriptors 3 and 4 of the server (from copies
    * above both, so that neither dup2 overwrites the other's source). */
   int in = fcntl(req[0], F_DUPFD_CLOEXEC, 10), out = fcntl(resp[1], F_DUPFD_CLOEXEC, 10);

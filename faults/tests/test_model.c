@@ -13,6 +13,7 @@
 #include "../diskfull.h"
 #include "../handover.h"
 #include "../powercut.h"
+#include "../zeroruns.h"
 
 #define SEC 512
 
@@ -463,6 +464,91 @@ static void test_step_fail_outcomes(void **st)
     pc_model_free(m);
 }
 
+/* A file's initial content travels as its runs of 4 KiB blocks holding data (FILEZ): the
+ * trace replays it byte for byte, zero blocks take no room, and a record cut short (the
+ * writer died in it, or a mapped trace's zeroed tail follows) is the trace's end, not a file
+ * with zeros where its runs were. */
+static void test_file_record_keeps_data_runs_only(void **st)
+{
+    (void)st;
+    enum { B = PC_ZERO_BLOCK, SIZE = 5 * B + 100 };
+    uint8_t *init = calloc(1, SIZE);
+    init[B - 1] = 1;                                   /* block 0: its last byte alone */
+    for (size_t i = 2 * B; i < 4 * B; i++) init[i] = (uint8_t)(i * 7 + 3); /* blocks 2, 3 */
+    init[SIZE - 1] = 9;                                /* the short last block */
+    pc_tw *w;
+    assert_int_equal(pc_tw_new(-1, SEC, &w), PC_OK);
+    assert_int_equal(pc_tw_file(w, 0, "f", init, SIZE), PC_OK);
+    assert_int_equal(pc_tw_step(w, 1, PC_CALL_FSYNC, 0, 0, 0, UINT64_MAX), PC_OK);
+    assert_int_equal(pc_tw_sync(w, 0, 0, UINT64_MAX), PC_OK);
+    assert_int_equal(pc_tw_step_end(w), PC_OK);
+    assert_int_equal(pc_tw_finish(w), PC_OK);
+    const uint8_t *buf;
+    size_t blen;
+    assert_int_equal(pc_tw_buffer(w, &buf, &blen), PC_OK);
+    assert_true(blen < 3 * B + 400); /* the two zero blocks and most of block 0 not written */
+    pc_trace *t;
+    assert_int_equal(pc_trace_from_memory(buf, blen, &t), PC_OK);
+    uint32_t nfiles;
+    assert_int_equal(pc_trace_file_count(t, &nfiles), PC_OK);
+    assert_int_equal(nfiles, 1);
+    pc_crash none;
+    assert_int_equal(pc_crash_parse("none", &none), PC_OK);
+    uint8_t *timg;
+    uint64_t tlen;
+    assert_int_equal(pc_trace_image(t, 0, 1, &none, &timg, &tlen), PC_OK);
+    assert_int_equal(tlen, SIZE);
+    assert_memory_equal(timg, init, SIZE);
+    free(timg);
+    pc_trace_free(t);
+    /* Cut inside the record, at every byte of it past the file's size: the trace holds no
+     * file, and so with a zeroed tail after the cut. */
+    pc_tw *w1;
+    assert_int_equal(pc_tw_new(-1, SEC, &w1), PC_OK);
+    assert_int_equal(pc_tw_file(w1, 0, "f", init, SIZE), PC_OK);
+    const uint8_t *b1;
+    size_t rec_end; /* the header, then the record alone */
+    assert_int_equal(pc_tw_buffer(w1, &b1, &rec_end), PC_OK);
+    assert_memory_equal(b1, buf, rec_end);
+    pc_tw_free(w1);
+    uint8_t *cut = calloc(1, blen + 64);
+    for (size_t at = 16 + 1 + 4 + 4 + 1 + 8; at < rec_end; at += at + 17 < rec_end ? 97 : 1) {
+        for (int tail = 0; tail < 2; tail++) {
+            memset(cut, 0, blen + 64);
+            memcpy(cut, buf, at);
+            assert_int_equal(pc_trace_from_memory(cut, at + (tail ? 64 : 0), &t), PC_OK);
+            assert_int_equal(pc_trace_file_count(t, &nfiles), PC_OK);
+            assert_int_equal(nfiles, 0);
+            pc_trace_free(t);
+        }
+    }
+    free(cut);
+    pc_tw_free(w);
+    /* A run out of order, or past the size, is malformed. */
+    static const struct { uint64_t off[2], len[2]; } bad[] = {{{2 * B, 0}, {B, B}}, {{0, 4 * B}, {B, 2 * B}}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(pc_tw_new(-1, SEC, &w), PC_OK);
+        assert_int_equal(pc__tw_file_begin(w, 0, "f", 5 * B), PC_OK);
+        for (int r = 0; r < 2; r++) assert_int_equal(pc__tw_file_run(w, bad[i].off[r], init, bad[i].len[r]), PC_OK);
+        assert_int_equal(pc__tw_file_end(w), PC_OK);
+        assert_int_equal(pc_tw_finish(w), PC_OK);
+        assert_int_equal(pc_tw_buffer(w, &buf, &blen), PC_OK);
+        assert_int_equal(pc_trace_from_memory(buf, blen, &t), PC_EFORMAT);
+        pc_tw_free(w);
+    }
+    /* The model copies the data runs only, and holds the same bytes. */
+    pc_model *m;
+    assert_int_equal(pc_model_new(SEC, &m), PC_OK);
+    assert_int_equal(pc_model_add_file(m, "f", init, SIZE, NULL), PC_OK);
+    uint64_t len;
+    uint8_t *img = image(m, "none", &len);
+    assert_int_equal(len, SIZE);
+    assert_memory_equal(img, init, SIZE);
+    free(img);
+    pc_model_free(m);
+    free(init);
+}
+
 static void test_lose_fsync_gate(void **st)
 {
     (void)st;
@@ -817,7 +903,7 @@ static void test_trace_replay_matches_live(void **st)
     pc_trace *t2;
     assert_int_equal(pc_trace_from_memory(buf, blen - 3, &t2), PC_OK);
     pc_trace_free(t2);
-    assert_int_equal(pc_trace_from_memory("PCTRACE\0\10\0\0\0\0\2\0\0", 16, &t2), PC_EFORMAT); /* version 8: unknown */
+    assert_int_equal(pc_trace_from_memory("PCTRACE\0\11\0\0\0\0\2\0\0", 16, &t2), PC_EFORMAT); /* version 9: unknown */
     pc_trace_free(t);
     for (uint64_t s = 0; s < k; s++)
         for (size_t i = 0; i < NSPECS; i++) free(sn[s].img[i]);
@@ -962,7 +1048,7 @@ static void test_created_names(void **st)
      * records of their own, its DIRSYNC per created file) read and answer the same */
     uint8_t *v3 = malloc(len);
     memcpy(v3, buf, len);
-    assert_int_equal(v3[8], 7);
+    assert_int_equal(v3[8], 8);
     v3[8] = 3;
     assert_int_equal(pc_trace_from_memory(v3, len, &t), PC_OK);
     free(v3);
@@ -1379,6 +1465,7 @@ int main(void)
         cmocka_unit_test(test_writeback),
         cmocka_unit_test(test_writeback_all_on_fsync_step_is_exclusive),
         cmocka_unit_test(test_random_determinism),
+        cmocka_unit_test(test_file_record_keeps_data_runs_only),
         cmocka_unit_test(test_lose_fsync_gate),
         cmocka_unit_test(test_step_fail_outcomes),
         cmocka_unit_test(test_parse),
