@@ -66,8 +66,11 @@
  * A trace may stop anywhere (the process died): the reader treats a truncated last record as
  * the end, and a step without STEPEND as in flight.
  *
- * pc_tw_new buffers 1 MiB and writes: the cheapest, but a process killed before its last
- * flush loses that tail. pc_tw_new_mapped (a regular file opened read-write) maps the file
+ * pc_tw_new buffers 64 KiB and writes: the cheapest, but a process killed before its last
+ * flush loses that tail. (1 MiB once: a short-lived process, such as each of R7's recorded
+ * follow-ups, faulted in up to 256 fresh pages of buffer it used once, where a page fault
+ * costs more than the write itself on some virtual machines; one write per 64 KiB is lost in
+ * the noise of pc-bench's record rows.) pc_tw_new_mapped (a regular file opened read-write) maps the file
  * and appends by copying into the mapping: a process that crashes or is killed leaves every
  * record it wrote in the page cache, hence in the file; new pages must be zeroed by the
  * kernel first, which costs about half as much again on tmpfs. The file grows in chunks, so
@@ -87,7 +90,7 @@ enum { R_FILE = 1, R_WRITE, R_TRUNC, R_STEP, R_SYNC, R_LOSE, R_MARK, R_STEPEND, 
 /* Internal to libpowercut (model.c, the shim): the DIRTY record's writer and its effect. */
 int pc__tw_dirty(pc_tw *w, uint32_t id, uint64_t off, uint64_t len);
 int pc__model_dirty(pc_model *m, uint32_t id, uint64_t off, uint64_t len);
-#define TW_BUFSZ (1u << 20)
+#define TW_BUFSZ (64u << 10)
 #define TW_CHUNK ((size_t)4 << 20)
 
 struct pc_tw {
