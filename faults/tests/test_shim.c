@@ -1557,71 +1557,113 @@ static void test_lend(void **st)
     pc_trace_free(t);
 }
 
-/* A run of `forked` under POWERCUT_RUN (mode: more variables), where a forked child of the
- * owner changes the file without exec, against a run of `alone`, the same calls in one
- * process: the same steps, and the same image at every step under each crash choice (derived
- * from the two traces); and a live cut of `forked` at every step (the child's among them, its
- * parent then ending as the cut child did: exit 99) under the first `live` choices writes the
- * image its trace derives. */
-static void fork_vs_alone(const char *mode, const char *forked, const char *alone, uint64_t steps, size_t live)
+/* The trace a run of several processes just left (dir/trace), kept as dir/trace.fork, with
+ * `steps` steps and complete. `what` names the run in a failure. */
+static pc_trace *take_run_trace(uint64_t steps, const char *what)
 {
-    char envs[300], tp[256], tq[256];
-    clean();
-    snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace|POWERCUT_RUN=1%s", dir, mode);
-    if (run(envs, forked) != 0) fail_msg("'%s'%s: the run failed", forked, mode);
-    snprintf(tp, sizeof tp, "%s/trace.refused", dir);
-    if (!access(tp, F_OK)) fail_msg("'%s'%s: refused", forked, mode);
+    char tp[256], tq[256];
     snprintf(tp, sizeof tp, "%s/trace", dir);
     snprintf(tq, sizeof tq, "%s/trace.fork", dir);
     assert_int_equal(rename(tp, tq), 0);
-    pc_trace *tf;
-    assert_int_equal(pc_trace_open(tq, &tf), PC_OK);
+    pc_trace *t;
+    assert_int_equal(pc_trace_open(tq, &t), PC_OK);
     uint64_t n;
     int complete;
-    assert_int_equal(pc_trace_step_count(tf, &n), PC_OK);
-    assert_int_equal(pc_trace_complete(tf, &complete), PC_OK);
-    if (n != steps || !complete) fail_msg("'%s'%s: %llu steps, complete %d", forked, mode, (unsigned long long)n, complete);
-    clean();
-    assert_int_equal(run(envs, alone), 0);
-    pc_trace *ta = read_trace(steps);
+    assert_int_equal(pc_trace_step_count(t, &n), PC_OK);
+    assert_int_equal(pc_trace_complete(t, &complete), PC_OK);
+    if (n != steps || !complete) fail_msg("%s: %llu steps, complete %d", what, (unsigned long long)n, complete);
+    return t;
+}
+
+/* One live cut of the run under comparison: `envs` hold its POWERCUT_CUT (`at`: its value, for
+ * a message); the runner checks the exit statuses (and fails the test) and leaves the crash
+ * images in dir. */
+typedef void (*live_cut_fn)(const char *envs, const char *at, void *ctx);
+
+/* The run of several processes (trace tf) against the same calls in one process (trace ta):
+ * the same steps (call and file), the same image of each of the nfiles files (ids 0 up, their
+ * crash images named in `crash`) at every step under each of 5 crash choices, and a live cut
+ * (cut, with `envs` plus the cut) at every step under the first `live` choices writes the
+ * images the run's trace derives. Frees both traces. */
+static void same_as_alone(pc_trace *tf, pc_trace *ta, uint64_t steps, uint32_t nfiles, const char *const crash[],
+                          const char *envs, size_t live, live_cut_fn cut, void *ctx, const char *what)
+{
     const char *specs[] = {"none", "all", "none:all", "random:3:random:4:5", "prefix:1"};
     for (uint64_t k = 1; k <= steps; k++) {
-        pc_step_info a, b;
-        assert_int_equal(pc_trace_step_info(tf, k, &a), PC_OK);
-        assert_int_equal(pc_trace_step_info(ta, k, &b), PC_OK);
-        if (a.call != b.call) fail_msg("'%s'%s: step %llu is call %d, alone %d", forked, mode, (unsigned long long)k,
-                                       (int)a.call, (int)b.call);
+        pc_step_info x, y;
+        assert_int_equal(pc_trace_step_info(tf, k, &x), PC_OK);
+        assert_int_equal(pc_trace_step_info(ta, k, &y), PC_OK);
+        if (x.call != y.call || x.file != y.file)
+            fail_msg("%s: step %llu is call %d on %u, alone %d on %u", what, (unsigned long long)k, (int)x.call,
+                     x.file, (int)y.call, y.file);
         for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
             pc_crash c;
             assert_int_equal(pc_crash_parse(specs[i], &c), PC_OK);
-            uint8_t *x, *y;
-            uint64_t xl, yl;
-            assert_int_equal(pc_trace_image(tf, 0, k, &c, &x, &xl), PC_OK);
-            assert_int_equal(pc_trace_image(ta, 0, k, &c, &y, &yl), PC_OK);
-            if (xl != yl || memcmp(x, y, xl))
-                fail_msg("'%s'%s: step %llu %s: the image differs from the one process's", forked, mode,
-                         (unsigned long long)k, specs[i]);
-            free(y);
-            if (i >= live) {
-                free(x);
-                continue;
+            uint8_t *img[3] = {NULL, NULL, NULL};
+            uint64_t len[3] = {0, 0, 0};
+            assert_true(nfiles <= 3);
+            for (uint32_t id = 0; id < nfiles; id++) {
+                uint8_t *other;
+                uint64_t olen;
+                int r1 = pc_trace_image(tf, id, k, &c, &img[id], &len[id]);
+                int r2 = pc_trace_image(ta, id, k, &c, &other, &olen);
+                if (r1 != r2 || (!r1 && (len[id] != olen || memcmp(img[id], other, olen))))
+                    fail_msg("%s: step %llu %s: file %u's image differs from the one process's", what,
+                             (unsigned long long)k, specs[i], id);
+                if (!r2) free(other);
+                if (r1) img[id] = NULL;
             }
-            char cut[400];
-            clean();
-            snprintf(cut, sizeof cut, "%s|POWERCUT_CUT=%llu:%s", envs, (unsigned long long)k, specs[i]);
-            int rc = run(cut, forked);
-            if (rc != 99) fail_msg("'%s'%s: cut %llu:%s: exit %d, not 99", forked, mode, (unsigned long long)k, specs[i], rc);
-            uint8_t *img = slurp("f.crash", &yl);
-            if (!img || xl != yl || memcmp(x, img, xl))
-                fail_msg("'%s'%s: cut %llu:%s: the live image differs from the trace's", forked, mode,
-                         (unsigned long long)k, specs[i]);
-            free(img);
-            free(x);
+            if (i < live) {
+                char at[80], with_cut[600];
+                clean();
+                snprintf(at, sizeof at, "%llu:%s", (unsigned long long)k, specs[i]);
+                snprintf(with_cut, sizeof with_cut, "%s|POWERCUT_CUT=%s", envs, at);
+                cut(with_cut, at, ctx);
+                for (uint32_t id = 0; id < nfiles; id++) {
+                    if (!img[id]) continue;
+                    uint64_t ll;
+                    uint8_t *live_img = slurp(crash[id], &ll);
+                    if (!live_img || ll != len[id] || memcmp(live_img, img[id], ll))
+                        fail_msg("%s: cut %llu:%s: the live image of %s differs from the trace's", what,
+                                 (unsigned long long)k, specs[i], crash[id]);
+                    free(live_img);
+                }
+            }
+            for (uint32_t id = 0; id < nfiles; id++) free(img[id]);
         }
     }
     pc_trace_free(ta);
     pc_trace_free(tf);
+    char tq[256];
+    snprintf(tq, sizeof tq, "%s/trace.fork", dir);
     unlink(tq);
+}
+
+static void fork_cut(const char *envs, const char *at, void *ctx)
+{
+    const char *forked = ctx;
+    int rc = run(envs, forked);
+    if (rc != 99) fail_msg("'%s': cut %s: exit %d, not 99", forked, at, rc);
+}
+
+/* A run of `forked` under POWERCUT_RUN (mode: more variables), where a forked child of the
+ * owner changes the file without exec, against a run of `alone`, the same calls in one
+ * process (same_as_alone): a live cut of `forked` at every step (the child's among them, its
+ * parent then ending as the cut child did: exit 99) under the first `live` choices. */
+static void fork_vs_alone(const char *mode, const char *forked, const char *alone, uint64_t steps, size_t live)
+{
+    static const char *const crash[] = {"f.crash"};
+    char envs[300], tp[256], what[400];
+    clean();
+    snprintf(what, sizeof what, "'%s'%s", forked, mode);
+    snprintf(envs, sizeof envs, "POWERCUT_TRACE=%s/trace|POWERCUT_RUN=1%s", dir, mode);
+    if (run(envs, forked) != 0) fail_msg("%s: the run failed", what);
+    snprintf(tp, sizeof tp, "%s/trace.refused", dir);
+    if (!access(tp, F_OK)) fail_msg("%s: refused", what);
+    pc_trace *tf = take_run_trace(steps, what);
+    clean();
+    assert_int_equal(run(envs, alone), 0);
+    same_as_alone(tf, read_trace(steps), steps, 1, crash, envs, live, fork_cut, (void *)forked, what);
 }
 
 /* POWERCUT_RUN: a forked child of the owner that writes without exec takes part in the run:
@@ -1703,91 +1745,46 @@ static void test_fork_child(void **st)
     }
 }
 
+typedef struct {
+    const char *a, *b;
+} pair_ops;
+
+static void pair_cut(const char *envs, const char *at, void *ctx)
+{
+    const pair_ops *p = ctx;
+    int rc[2];
+    run_pair(envs, p->a, p->b, NULL, rc);
+    if ((rc[0] != 99 && rc[1] != 99) || (rc[0] && rc[0] != 99) || (rc[1] && rc[1] != 99))
+        fail_msg("'%s' beside '%s': cut %s: exit %d and %d", p->a, p->b, at, rc[0], rc[1]);
+}
+
 /* A run of two processes at work at once, a and b (run_pair; mode: more variables), on dir/f*
  * (f, fa, fb: file ids 0, 1, 2 in the order they are first opened), against a run of `alone`,
- * the same calls in one process in the order the turns force: the same steps, and the same
- * image of each file at every step under each crash choice; and a live cut of the pair at
- * every step under the first `live` choices writes the images the pair's trace derives (the
- * cut process ends with 99, the other with 99 or, waiting for its turn, 0). */
+ * the same calls in one process in the order the turns force (same_as_alone): a live cut of
+ * the pair at every step under the first `live` choices (the cut process ends with 99, the
+ * other with 99 or, waiting for its turn, 0). */
 static void pair_vs_alone(const char *mode, const char *a, const char *b, const char *alone, uint64_t steps,
                           size_t live)
 {
-    static const char *const names[] = {"f.crash", "fa.crash", "fb.crash"};
-    char envs[400], tp[256], tq[256];
+    static const char *const crash[] = {"f.crash", "fa.crash", "fb.crash"};
+    char envs[400], what[600];
     int rc[2];
     clean();
+    snprintf(what, sizeof what, "'%s' beside '%s'%s", a, b, mode);
     snprintf(envs, sizeof envs, "POWERCUT_FILE=%s/f*|POWERCUT_TRACE=%s/trace|POWERCUT_RUN=1%s", dir, dir, mode);
     run_pair(envs, a, b, NULL, rc);
-    snprintf(tp, sizeof tp, "%s/trace.refused", dir);
     uint64_t rlen;
     uint8_t *refused = slurp("trace.refused", &rlen);
     if (refused) refused[rlen] = 0;
     if (rc[0] || rc[1] || refused)
-        fail_msg("'%s' beside '%s'%s: exit %d and %d, refused: %s", a, b, mode, rc[0], rc[1],
-                 refused ? (char *)refused : "no");
-    snprintf(tp, sizeof tp, "%s/trace", dir);
-    snprintf(tq, sizeof tq, "%s/trace.fork", dir);
-    assert_int_equal(rename(tp, tq), 0);
-    pc_trace *tf;
-    assert_int_equal(pc_trace_open(tq, &tf), PC_OK);
-    uint64_t n;
-    int complete;
-    assert_int_equal(pc_trace_step_count(tf, &n), PC_OK);
-    assert_int_equal(pc_trace_complete(tf, &complete), PC_OK);
-    if (n != steps || !complete) fail_msg("'%s' beside '%s'%s: %llu steps, complete %d", a, b, mode, (unsigned long long)n, complete);
+        fail_msg("%s: exit %d and %d, refused: %s", what, rc[0], rc[1], refused ? (char *)refused : "no");
+    pc_trace *tf = take_run_trace(steps, what);
     clean();
-    snprintf(envs, sizeof envs, "POWERCUT_FILE=%s/f*|POWERCUT_TRACE=%s/trace%s", dir, dir, mode);
-    assert_int_equal(run(envs, alone), 0);
-    pc_trace *ta = read_trace(steps);
-    const char *specs[] = {"none", "all", "none:all", "random:3:random:4:5", "prefix:1"};
-    for (uint64_t k = 1; k <= steps; k++) {
-        pc_step_info x, y;
-        assert_int_equal(pc_trace_step_info(tf, k, &x), PC_OK);
-        assert_int_equal(pc_trace_step_info(ta, k, &y), PC_OK);
-        if (x.call != y.call || x.file != y.file)
-            fail_msg("'%s' beside '%s'%s: step %llu is call %d on %u, alone %d on %u", a, b, mode, (unsigned long long)k,
-                     (int)x.call, x.file, (int)y.call, y.file);
-        for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
-            pc_crash c;
-            assert_int_equal(pc_crash_parse(specs[i], &c), PC_OK);
-            uint8_t *img[3] = {NULL, NULL, NULL};
-            uint64_t len[3] = {0, 0, 0};
-            for (uint32_t id = 0; id < 3; id++) {
-                uint8_t *other;
-                uint64_t olen;
-                int r1 = pc_trace_image(tf, id, k, &c, &img[id], &len[id]);
-                int r2 = pc_trace_image(ta, id, k, &c, &other, &olen);
-                if (r1 != r2 || (!r1 && (len[id] != olen || memcmp(img[id], other, olen))))
-                    fail_msg("'%s' beside '%s'%s: step %llu %s: file %u's image differs from the one process's", a, b,
-                             mode, (unsigned long long)k, specs[i], id);
-                if (!r2) free(other);
-                if (r1) img[id] = NULL;
-            }
-            if (i < live) {
-                char cut[500];
-                clean();
-                snprintf(envs, sizeof envs, "POWERCUT_FILE=%s/f*|POWERCUT_TRACE=%s/trace|POWERCUT_RUN=1%s", dir, dir, mode);
-                snprintf(cut, sizeof cut, "%s|POWERCUT_CUT=%llu:%s", envs, (unsigned long long)k, specs[i]);
-                run_pair(cut, a, b, NULL, rc);
-                if ((rc[0] != 99 && rc[1] != 99) || (rc[0] && rc[0] != 99) || (rc[1] && rc[1] != 99))
-                    fail_msg("'%s' beside '%s'%s: cut %llu:%s: exit %d and %d", a, b, mode, (unsigned long long)k,
-                             specs[i], rc[0], rc[1]);
-                for (uint32_t id = 0; id < 3; id++) {
-                    if (!img[id]) continue;
-                    uint64_t ll;
-                    uint8_t *live_img = slurp(names[id], &ll);
-                    if (!live_img || ll != len[id] || memcmp(live_img, img[id], ll))
-                        fail_msg("'%s' beside '%s'%s: cut %llu:%s: the live image of %s differs from the trace's", a,
-                                 b, mode, (unsigned long long)k, specs[i], names[id]);
-                    free(live_img);
-                }
-            }
-            for (uint32_t id = 0; id < 3; id++) free(img[id]);
-        }
-    }
-    pc_trace_free(ta);
-    pc_trace_free(tf);
-    unlink(tq);
+    char alone_envs[400];
+    snprintf(alone_envs, sizeof alone_envs, "POWERCUT_FILE=%s/f*|POWERCUT_TRACE=%s/trace%s", dir, dir, mode);
+    assert_int_equal(run(alone_envs, alone), 0);
+    pair_ops ops = {a, b};
+    same_as_alone(tf, read_trace(steps), steps, 3, crash, envs, live, pair_cut, &ops, what);
 }
 
 /* POWERCUT_RUN: two processes of a run at work at once (neither waits for the other) take
@@ -1809,6 +1806,10 @@ static void test_concurrent(void **st)
                   "0 w:10:10:66 6:fb:0:5:99 f 1 6:fb:0:5:100:f w:0:5:68 1",
                   "w:0:10:65 6:fa:0:5:97 w:10:10:66 6:fb:0:5:99 f f 6:fa:0:5:98:f 6:fb:0:5:100:f w:0:5:68 w:30:10:67 f",
                   13, 3);
+    /* an exec after letting the run go: A: 1 w f, 2 w fa | B: 3 w f, 4 fsync f | A, a new
+     * image (execv) that never owned the run in this image: 5 fsync f, 6-7 w+fsync fa */
+    pair_vs_alone("", "w:0:10:65 6:fa:0:5:97 1 e:v f 6:fa:0:5:98:f", "0 w:10:10:66 f 1",
+                  "w:0:10:65 6:fa:0:5:97 w:10:10:66 f f 6:fa:0:5:98:f", 7, 2);
     const char *modes[] = {"", "|POWERCUT_MMAP=sync", "|POWERCUT_MMAP=mprotect", "|POWERCUT_MMAP=uffd",
                            "|POWERCUT_TRACE_MAPPED=1"};
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
