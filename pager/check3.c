@@ -31,11 +31,6 @@ static bool bit_in(const mp_pager *p, const unsigned *cur, uint64_t id) {
   return mp3__slot(p, k, cur[k])[MP3_LEAF_BITMAP + i / 8] >> (i % 8) & 1;
 }
 
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
 /* A block that a reference or entry names: whole, inside the file, no metadata block, allocated;
  * its pages are appended to `pages` (room for them made by the caller). */
 static void claim(const mp_pager *p, check3 *c, const unsigned *cur, uint64_t total, uint64_t first, const char *kind,
@@ -92,7 +87,7 @@ static int check_dirs(mp_pager *p, check3 *c, const uint8_t *root, uint32_t dc, 
                              p->blocks[b].active != active || p->blocks[b].used != used))
       found(c, "directory block %u in memory differs from the file", b);
   }
-  qsort(pages, n, sizeof *pages, cmp_u64);
+  mp__sort_u64(pages, n);
   for (size_t i = 1; i < n; i++)
     if (pages[i] == pages[i - 1]) found(c, "page %llu is used twice", (unsigned long long)pages[i]);
   if (n != s->owned_n || (n && memcmp(pages, s->owned, n * sizeof *pages)))

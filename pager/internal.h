@@ -158,6 +158,8 @@ int mp__errno_to_code(int err);
 void *mp__malloc(size_t n);
 void *mp__calloc(size_t n, size_t size);
 void *mp__realloc(void *ptr, size_t n);
+/* Sorts n page numbers ascending (sort.c). */
+void mp__sort_u64(uint64_t *a, size_t n);
 
 /* ---- bits ---- */
 static inline bool mp__bit(const uint64_t *words, uint64_t id) { return words[id >> 6] >> (id & 63) & 1; }

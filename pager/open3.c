@@ -289,11 +289,6 @@ static int claim_block(mp_pager *p, uint64_t first, const char *kind, uint64_t n
   return MP_OK;
 }
 
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
 /* The directory blocks the root names (0.2's directory pages, FORMAT.md 3.4), and the pages
  * they and their entries own, each owned once. */
 static int load_dirs(mp_pager *p, const uint8_t *root, uint32_t dc, char *why, size_t whylen) {
@@ -329,7 +324,7 @@ static int load_dirs(mp_pager *p, const uint8_t *root, uint32_t dc, char *why, s
       blk->used++;
     }
   }
-  if (s->owned_n) qsort(s->owned, s->owned_n, sizeof *s->owned, cmp_u64);
+  mp__sort_u64(s->owned, s->owned_n);
   for (size_t i = 1; i < s->owned_n; i++)
     if (s->owned[i] == s->owned[i - 1]) {
       snprintf(why, whylen, "page %llu is owned twice (by directory blocks or protected pages)",
