@@ -8,7 +8,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 n=0
 for w in corpus/workloads/*; do
-  json=$($cc explore "$w" --quiet --json --again 4 --out "$out") || { echo "FAIL: explore $w: $json"; exit 1; }
+  json=$($cc explore "$w" --quiet --json --again 4 --jobs 2 --out "$out") || { echo "FAIL: explore $w: $json"; exit 1; }
   grep -q '"violations": 0' <<<"$json" || { echo "FAIL: $w: $json"; exit 1; }
   echo "explore $w: $(grep -o '"distinct_states": [0-9]*' <<<"$json"), no violation"
   n=$((n + 1))

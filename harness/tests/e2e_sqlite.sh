@@ -28,7 +28,7 @@ commits=10
 profile=posix
 run() { # expected-exit journal-mode synchronous [check]: the JSON of one run ($commits, $profile)
   local want=$1 journal=$2 sync=$3 check=${4:-$PWD/$ex/check.sh} st=0
-  "$cc" run --json --quiet --profile "$profile" --out "$tmp/out" --files 'test.db*' --setup "$PWD/$ex/setup.sh $journal" \
+  "$cc" run --json --quiet --jobs 2 --profile "$profile" --out "$tmp/out" --files 'test.db*' --setup "$PWD/$ex/setup.sh $journal" \
     --check "$check" -- "$ex/work.sh" "$journal" "$sync" "$commits" >"$tmp/json" 2>"$tmp/err" || st=$?
   [ "$st" = "$want" ] || fail "journal_mode=$journal synchronous=$sync exits $st, not $want: $(cat "$tmp/json" "$tmp/err")"
   cat "$tmp/json"
