@@ -28,6 +28,7 @@ MP_LIBS     = $(if $(ISAL_CFLAGS),-lisal) -lz
 LIBS_REL    :=   # what `make` builds
 CHECK_BINS  :=   # test programs `make check` runs (each exits non-zero on failure)
 CHECK_SCRIPTS := # end-to-end test scripts `make check` runs after them
+CHECK_ALONE :=   # tests of either kind that need the machine to themselves (ci/run-tests)
 BENCH_BINS  :=   # benchmark programs `make bench` runs
 CLEAN_EXTRA :=
 INSTALL_TARGETS := # further install steps, one target each
@@ -36,6 +37,11 @@ INSTALL_TARGETS := # further install steps, one target each
 # Keep the objects of test programs: they are intermediates of a pattern chain.
 .SECONDARY:
 all: setup libs
+
+# Build on every core unless told otherwise (make -jN, -j1).
+ifeq ($(filter -j% --jobs%,$(MAKEFLAGS)),)
+MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 1)
+endif
 
 # ci/setup installs missing Debian packages; it is quick when nothing is missing.
 setup:
@@ -68,9 +74,11 @@ CHECK_SCRIPTS += ci/clusterfuzzlite/check.sh
 run: all $(RUN_DEPS)
 	$(RUN_CMD)
 
-# The test runner prints one line per program and a closing "N passed, N failed".
+# The test runner prints one line per program and a closing "N passed, N failed". It runs
+# them side by side (CHECK_JOBS, default the cores), CHECK_ALONE's one at a time; the make
+# that runs it is no jobserver for the makes its tests start (MAKEFLAGS cleared).
 check: all $(CHECK_BINS) $(CHECK_SCRIPTS)
-	@ci/run-tests $(CHECK_BINS) $(CHECK_SCRIPTS)
+	@MAKEFLAGS= CHECK_ALONE="$(strip $(CHECK_ALONE))" ci/run-tests $(CHECK_BINS) $(CHECK_SCRIPTS)
 
 bench: all $(BENCH_BINS)
 	@for b in $(BENCH_BINS); do $$b || exit 1; done

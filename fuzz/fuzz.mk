@@ -98,6 +98,8 @@ CHECK_SCRIPTS += fuzz/tests/e2e_fuzz_smoke.sh
 # Two "machines" of one campaign, synced as README says (fuzz_image only, ~25 s).
 fuzz/tests/e2e_fuzz_multi.sh: $(BUILD)/afl/fuzz_image
 CHECK_SCRIPTS += fuzz/tests/e2e_fuzz_multi.sh
+# Both run an AFL++ instance per core for a fixed time.
+CHECK_ALONE   += fuzz/tests/e2e_fuzz_smoke.sh fuzz/tests/e2e_fuzz_multi.sh
 CLEAN_EXTRA   += fuzz/out
 
 # (d) The benchmark's replayer: the optimised objects (rel), no instrumentation, no sanitizers.

@@ -38,12 +38,17 @@ $(BUILD)/examples/%: harness/examples/%.c faults/powercut_mark.h
 LIBS_REL      += $(BUILD)/bin/crashcheck $(CC_EXAMPLES)
 CHECK_BINS    += $(CC_TESTS:%=$(BUILD)/tst/%) $(CC_TESTS:%=$(BUILD)/asan/%)
 CHECK_SCRIPTS += $(wildcard harness/tests/e2e_*.sh)
+# These explore or run checks with --jobs 2, or time processes' turns (run_baton, run_fork,
+# run_concurrent: POWERCUT_LEND_WAIT=100, sleeps): each has the machine to itself.
+CHECK_ALONE   += $(addprefix harness/tests/,e2e_suite.sh e2e_corpus.sh e2e_sqlite.sh e2e_run.sh \
+                   e2e_run_baton.sh e2e_run_fork.sh e2e_run_concurrent.sh)
 
 # `make run` explores the default workload; `make mutants` proves the explorer finds
 # seeded bugs (CI runs it as part of `make check`).
 RUN_DEPS      := $(BUILD)/bin/crashcheck $(BUILD)/lib/libpowercut.so
 RUN_CMD       := $(BUILD)/bin/crashcheck explore corpus/workloads/default --page-size 4096
 CHECK_SCRIPTS += ci/mutants/run
+CHECK_ALONE   += ci/mutants/run
 
 .PHONY: mutants mutants-fuzz
 mutants: all
