@@ -99,6 +99,8 @@ static const char *usage_explore =
     "                     per distinct recovered file); and on N more recovered states spread\n"
     "                     over the run (default 16; 0: none)\n"
     "  --again off        no R7 at all, forced follow-ups included (to time the checker alone)\n"
+    "  --fail-fast        stop at the first violation (a yes or no sooner: the rest of the state\n"
+    "                     space stays unexplored, and the summary says so; not with --errors)\n"
     "  --errors           I/O errors instead of power cuts alone: fail each msync, fsync, fdatasync,\n"
     "                     ftruncate and fallocate of the run in turn (EIO; ENOSPC when it grows the\n"
     "                     file, and the disk stays full: later growths fail too, and a store into\n"
@@ -289,7 +291,7 @@ static void print_json(const cc_explore_result *r, uint32_t page_size, uint32_t 
          "\"error_steps\": %llu, \"error_runs\": %llu, \"error_contract\": %llu, \"error_states\": %llu, "
          "\"again_forced_repair\": %llu, \"again_forced_create\": %llu, \"again_sampled\": %llu, "
          "\"again_forced_same\": %llu, \"again_forked\": %llu, \"open_states\": %llu, \"adopt_states\": %llu, "
-         "\"seconds\": %.3f, "
+         "\"stopped\": %s, \"seconds\": %.3f, "
          "\"states_per_sec\": %.1f, \"checked_per_sec\": %.1f, \"violation_list\": [",
          (unsigned long long)r->steps, (unsigned long long)r->states, (unsigned long long)r->distinct,
          (unsigned long long)r->violations, (unsigned long long)r->leaks, (unsigned long long)r->reclaimed,
@@ -298,7 +300,7 @@ static void print_json(const cc_explore_result *r, uint32_t page_size, uint32_t 
          (unsigned long long)r->error_contract, (unsigned long long)r->error_states, (unsigned long long)r->again_repair,
          (unsigned long long)r->again_create, (unsigned long long)r->again_sampled,
          (unsigned long long)r->again_same, (unsigned long long)r->again_forked, (unsigned long long)r->open_states,
-         (unsigned long long)r->adopt_states,
+         (unsigned long long)r->adopt_states, r->stopped ? "true" : "false",
          r->seconds, r->seconds > 0 ? r->distinct / r->seconds : 0.0,
          r->seconds > 0 ? (r->distinct + r->again_states + r->error_distinct) / r->seconds : 0.0);
   for (unsigned i = 0; i < r->nfound; i++) {
@@ -395,6 +397,7 @@ static int cmd_explore(int argc, char **argv) {
     else if (!strcmp(a, "--again")) o.again = (unsigned)parse_num(usage_explore, a, v, 100000), i++;
     else if (!strcmp(a, "--json")) json = true;
     else if (!strcmp(a, "--errors")) o.errors = true;
+    else if (!strcmp(a, "--fail-fast")) o.fail_fast = true;
     else if (!strcmp(a, "--quiet")) o.progress = false;
     else if (!strcmp(a, "--shard")) parse_shard(usage_explore, v, &o.shard, &o.shards), i++;
     else if (a[0] == '-') die_usage(usage_explore, "unknown option %s", a);
@@ -408,6 +411,7 @@ static int cmd_explore(int argc, char **argv) {
     die_usage(usage_explore, "--page-size must be 1024, 2048, 4096, 8192 or 16384%s", "");
   if (sector && sector != 512 && sector != 4096) die_usage(usage_explore, "--sector must be 512 or 4096%s", "");
   if (ops >= 0 && case_path) die_usage(usage_explore, "give a case or --ops, not both%s", "");
+  if (o.fail_fast && o.errors) die_usage(usage_explore, "--fail-fast is for power cuts: not with %s", "--errors");
 
   cc_case *c;
   if (ops >= 0) {
@@ -457,6 +461,7 @@ static int cmd_explore(int argc, char **argv) {
            "  reclaimed pages  %llu in %llu states (left by an interrupted protected operation, freed by recovery)\n",
            (unsigned long long)r.violations, (unsigned long long)r.leaks, (unsigned long long)r.reclaimed,
            (unsigned long long)r.leaky_states);
+    if (r.stopped) printf("  stopped          at the first violation (--fail-fast): the counts are of the part explored\n");
     if (o.errors)
       printf("  I/O errors       %llu failable steps, %llu runs with an error injected (step x outcome), %llu broke the "
              "error contract (E1), %llu crash states after errors\n",

@@ -147,6 +147,7 @@ typedef struct job {
   bool progress;
   cc_explore_result *r;
   uint64_t *followed; /* with workers: identities of the files forced follow-ups ran on, shared */
+  uint32_t *stop;     /* with workers and --fail-fast: set by the first to find a violation, shared */
 } job;
 
 static void to_pc_crash(const cc_schedule *s, pc_crash *out) {
@@ -880,6 +881,10 @@ static bool explore_visit(walker *w, const cc_verdict *checked) {
   cc_verdict r7;
   cc_again_where aw = {0};
   bool candidate = false, sampled = false;
+  if (jb->stop && __atomic_load_n(jb->stop, __ATOMIC_RELAXED)) { /* another worker's violation */
+    r->stopped = true;
+    return false;
+  }
   /* A state without a file, or one that rightly does not open, has nothing to recover: R7
    * does not follow it. */
   bool follow = !vp->nviolations && !vp->refused && !jb->o->again_off && !w->missing;
@@ -920,8 +925,13 @@ static bool explore_visit(walker *w, const cc_verdict *checked) {
     r->first_violation_state = w->states;
     r->first_is_again = !direct;
   }
+  bool going = !jb->o->fail_fast;
+  if (!going) {
+    r->stopped = true;
+    if (jb->stop) __atomic_store_n(jb->stop, 1, __ATOMIC_RELAXED);
+  }
   cc_found *f = found_slot(r->found, &r->nfound, jb->o->max_violations, direct);
-  if (!f) return true;
+  if (!f) return going;
   memset(f, 0, sizeof *f);
   f->v = vp->v[0];
   f->step = (uint32_t)w->step;
@@ -932,7 +942,7 @@ static bool explore_visit(walker *w, const cc_verdict *checked) {
   snprintf(f->call, sizeof f->call, "%s", pc_call_name(w->info.call));
   snprintf(f->op, sizeof f->op, "%s", w->index ? cc_op_name(w->kind) : w->existing ? "open" : "create");
   write_reproducer(jb, f, (unsigned)r->violations); /* unique, where a place in the list is not */
-  return true;
+  return going;
 }
 
 static void explore_stepped(walker *w) {
@@ -1018,6 +1028,7 @@ static int explore_merge(void *ctx, unsigned j, FILE *in) {
   sum->leaky_states += part.leaky_states;
   sum->open_states += part.open_states;
   sum->adopt_states += part.adopt_states;
+  sum->stopped |= part.stopped;
   cc_coverage_merge(sum->cover, part.cover);
   if (part.error[0]) snprintf(sum->error, sizeof sum->error, "%s", part.error);
   for (unsigned k = 0; k < part.nfound; k++) {
@@ -1036,6 +1047,12 @@ static int run_jobs(job *base, unsigned jobs) {
   void *shared = mmap(NULL, SHARED_SLOTS * 8, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (shared == MAP_FAILED) return CC_ENOMEM;
   base->followed = shared;
+  uint32_t *stop = base->o->fail_fast ? mmap(NULL, sizeof *stop, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0) : NULL;
+  if (stop == MAP_FAILED) {
+    munmap(shared, SHARED_SLOTS * 8);
+    return CC_ENOMEM;
+  }
+  base->stop = stop;
   explore_jobs ej = {.base = base, .jobs = jobs, .sum = *r};
   cc_explore_result *sum = &ej.sum;
   sum->steps = sum->states = sum->distinct = sum->violations = sum->leaks = sum->reclaimed = sum->leaky_states = 0;
@@ -1050,7 +1067,9 @@ static int run_jobs(job *base, unsigned jobs) {
   *r = ej.sum;
   if (rc != CC_OK && !r->error[0]) snprintf(r->error, sizeof r->error, "%s", why);
   munmap(shared, SHARED_SLOTS * 8);
+  if (stop) munmap(stop, sizeof *stop);
   base->followed = NULL;
+  base->stop = NULL;
   return rc;
 }
 

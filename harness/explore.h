@@ -33,6 +33,9 @@ typedef struct cc_explore_opts {
   bool garbage_head;
   bool progress;       /* a progress line on stderr */
   unsigned max_violations; /* stop reporting after this many (all are counted) */
+  /* --fail-fast: the walk ends at its first violation (with workers, each ends at its own or
+   * at the next state it takes after another's): a yes or no sooner, the rest unexplored */
+  bool fail_fast;
   /* R7. Every crash state whose recovery repairs or reclaims something (mp_recovery() not
    * 0) and every state cut inside the create gets the follow-up workload, once per distinct
    * file a writer's open makes of it: those are where recovery leaves a file that differs
@@ -79,6 +82,7 @@ typedef struct cc_explore_result {
   uint64_t error_steps, error_runs, error_contract, error_states, error_distinct;
   char error[1200]; /* set when the exploration could not run, or the workload failed */
   bool run_failed;  /* the pager disagreed with the model without any power cut */
+  bool stopped;     /* --fail-fast ended the walk early: the counts are of a part */
   cc_cover_cells cover; /* crash coverage of the exploration and its R7 follow-ups */
 } cc_explore_result;
 

@@ -3,7 +3,7 @@
 # JSON, jobs and shards that add up), show/encode, check, replay of cut cases and of
 # arbitrary byte strings, minimize's refusal of a clean case, CRASHCHECK_VERIFY's comparison
 # of cached and fresh verdicts (ci/mutants/63), garbage tears (ci/mutants/61), a reader's
-# view of the regular pages (ci/mutants/56).
+# view of the regular pages (ci/mutants/56), --fail-fast (on mutant 56).
 set -euo pipefail
 source harness/tests/mutant_tree.sh
 cc=build/bin/crashcheck
@@ -100,6 +100,24 @@ st=$(cd "$tmp/m56" && status build/bin/crashcheck explore corpus/workloads/defau
   --out "$tmp/m56-out")
 [ "$st" = 1 ] && grep -q '"invariant": "R2", .*"expected": "a read-only open lists the regular pages a writer.s open leaves", "found": "page [0-9]* is a regular page to a reader, not one after recovery"' "$tmp/out" ||
   { cat "$tmp/out"; fail "mutant 56: exit $st, no R2 of the reader's view"; }
+# --fail-fast: the walk ends at the first violation (the same first as the whole walk's), with
+# --jobs 2 too; the summary and JSON say the counts are of a part; a clean walk is whole.
+full=$(cat "$tmp/out")
+for jobs in 1 2; do
+  st=$(cd "$tmp/m56" && status build/bin/crashcheck explore corpus/workloads/default --quiet --json --again off \
+    --fail-fast --jobs $jobs --out "$tmp/m56-ff")
+  ff=$(cat "$tmp/out")
+  [ "$st" = 1 ] && grep -q '"stopped": true' <<<"$ff" && [ "$(num violations "$ff")" -ge 1 ] && [ "$(num violations "$ff")" -le $jobs ] &&
+    [ "$(num distinct_states "$ff")" -lt "$(num distinct_states "$full")" ] &&
+    [ "$(num first_violation_state "$ff")" = "$(num first_violation_state "$full")" ] ||
+    fail "--fail-fast --jobs $jobs on mutant 56: exit $st: $ff (the whole walk: $full)"
+done
+st=$(cd "$tmp/m56" && status build/bin/crashcheck explore corpus/workloads/default --quiet --again off --fail-fast --out "$tmp/m56-ff")
+grep -q "stopped          at the first violation (--fail-fast)" "$tmp/out" || fail "--fail-fast: the summary does not say it stopped: $(cat "$tmp/out")"
+[ "$(status $cc explore --fail-fast --errors)" = 2 ] || fail "--fail-fast with --errors must exit 2"
+whole=$($cc explore "$tmp/w.case" --quiet --json --again off)
+ff=$($cc explore "$tmp/w.case" --quiet --json --again off --fail-fast)
+grep -q '"stopped": false' <<<"$ff" && [ "$(num states "$ff")" = "$(num states "$whole")" ] || fail "--fail-fast on a clean walk: $ff"
 build_mutant ci/mutants/63-memo-pairs-page-a-twice.patch "$tmp/m63"
 st=$(cd "$tmp/m63" && status env CRASHCHECK_VERIFY=1 build/bin/crashcheck explore corpus/workloads/default --quiet \
   --json --again off --out "$tmp/m63-out")
