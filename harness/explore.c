@@ -147,7 +147,10 @@ typedef struct job {
   bool progress;
   cc_explore_result *r;
   uint64_t *followed; /* with workers: identities of the files forced follow-ups ran on, shared */
-  uint32_t *stop;     /* with workers and --fail-fast: set by the first to find a violation, shared */
+  /* with workers and --fail-fast, shared: the lowest crash state (w->states, which every worker
+   * counts alike) at which one found a violation, 0 for none. A worker goes on up to it, so
+   * the first violation is the one a single walk finds first, whichever worker owns it. */
+  uint64_t *stop;
 } job;
 
 static void to_pc_crash(const cc_schedule *s, pc_crash *out) {
@@ -881,7 +884,8 @@ static bool explore_visit(walker *w, const cc_verdict *checked) {
   cc_verdict r7;
   cc_again_where aw = {0};
   bool candidate = false, sampled = false;
-  if (jb->stop && __atomic_load_n(jb->stop, __ATOMIC_RELAXED)) { /* another worker's violation */
+  uint64_t stop_at = jb->stop ? __atomic_load_n(jb->stop, __ATOMIC_RELAXED) : 0;
+  if (stop_at && w->states > stop_at) { /* past another worker's violation */
     r->stopped = true;
     return false;
   }
@@ -928,7 +932,9 @@ static bool explore_visit(walker *w, const cc_verdict *checked) {
   bool going = !jb->o->fail_fast;
   if (!going) {
     r->stopped = true;
-    if (jb->stop) __atomic_store_n(jb->stop, 1, __ATOMIC_RELAXED);
+    for (uint64_t was = jb->stop ? __atomic_load_n(jb->stop, __ATOMIC_RELAXED) : 0;
+         jb->stop && (!was || w->states < was);)
+      if (__atomic_compare_exchange_n(jb->stop, &was, w->states, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) break;
   }
   cc_found *f = found_slot(r->found, &r->nfound, jb->o->max_violations, direct);
   if (!f) return going;
@@ -1047,7 +1053,7 @@ static int run_jobs(job *base, unsigned jobs) {
   void *shared = mmap(NULL, SHARED_SLOTS * 8, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (shared == MAP_FAILED) return CC_ENOMEM;
   base->followed = shared;
-  uint32_t *stop = base->o->fail_fast ? mmap(NULL, sizeof *stop, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0) : NULL;
+  uint64_t *stop = base->o->fail_fast ? mmap(NULL, sizeof *stop, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0) : NULL;
   if (stop == MAP_FAILED) {
     munmap(shared, SHARED_SLOTS * 8);
     return CC_ENOMEM;

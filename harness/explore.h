@@ -33,8 +33,9 @@ typedef struct cc_explore_opts {
   bool garbage_head;
   bool progress;       /* a progress line on stderr */
   unsigned max_violations; /* stop reporting after this many (all are counted) */
-  /* --fail-fast: the walk ends at its first violation (with workers, each ends at its own or
-   * at the next state it takes after another's): a yes or no sooner, the rest unexplored */
+  /* --fail-fast: the walk ends at its first violation (with workers, the same first: each
+   * ends at its own, or past the lowest state another found one in): a yes or no sooner,
+   * the rest unexplored */
   bool fail_fast;
   /* R7. Every crash state whose recovery repairs or reclaims something (mp_recovery() not
    * 0) and every state cut inside the create gets the follow-up workload, once per distinct
