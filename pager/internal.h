@@ -13,6 +13,10 @@
 #include "mappedpages.h"
 
 /* One directory block: an A/B pair of directory pages referenced from page 0. */
+/* Bitmap words a 0.2 metadata commit patches at most (commit.c, "patching"): an alloc or free
+ * changes one, a protected operation two or three, a bulk call more (written whole). */
+#define MP_META_PATCH_MAX 4
+
 typedef struct mp_block {
   uint64_t page[2];  /* physical pages of copy A and copy B */
   uint8_t active;    /* which copy is current */
@@ -130,6 +134,19 @@ struct mp_pager {
    * in the mapping, which is never written while it is active. */
   uint64_t total, generation, free_count;
   unsigned active_meta;
+  /* Patching the inactive metadata copy instead of writing it whole (commit.c, "patching"):
+   * how many of the last commits this handle made in a row (0 after a load or a failed one,
+   * 1, 2: then both copies are its own, the inactive one the generation before the active),
+   * the bitmap words the last one changed (their byte offsets in the page; meta_last_n past
+   * MP_META_PATCH_MAX: more), and the CRC tables. */
+  unsigned meta_ours;
+  unsigned meta_last_n;
+  uint32_t meta_last[MP_META_PATCH_MAX];
+  mp_crc_patch meta_patch;
+  /* Tests: meta_whole = true writes every metadata copy whole, as before patching (the
+   * bytes written must not differ); meta_summed counts the bytes checksummed whole. */
+  bool meta_whole;
+  uint64_t meta_summed;
   uint64_t hint_word;  /* where the next free-page scan starts, in 64-bit words */
 
   /* Pages owned by directory blocks or protected pages (not regular pages), and
@@ -175,6 +192,9 @@ bool mp__allocated(const mp_pager *p, uint64_t id);
 typedef struct mp_meta_txn {
   uint64_t total;
   uint64_t free_count;
+  unsigned ours;  /* the handle's meta_ours when it began */
+  unsigned n;     /* bitmap words changed so far (past MP_META_PATCH_MAX: more) */
+  uint32_t words[MP_META_PATCH_MAX]; /* ... their byte offsets in the page */
 } mp_meta_txn;
 int mp__meta_begin(mp_pager *p, uint64_t new_total, mp_meta_txn *txn);
 void mp__meta_set(mp_pager *p, mp_meta_txn *txn, uint64_t id, bool allocated);

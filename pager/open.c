@@ -483,6 +483,7 @@ static void unload(mp_pager *p) {
   p->reclaim_count = p->previewed_reclaim = 0;
   p->total = p->generation = p->free_count = p->hint_word = 0;
   p->active_meta = 0;
+  p->meta_ours = 0; /* the next commit trusts nothing of the copies it did not write */
   p->recovery = 0;
   p->intent_pending = p->poisoned = p->ours = p->salvaged = false;
 }
@@ -786,6 +787,7 @@ int mp_close(mp_pager *p) {
   free(p->pv_written);
   free(p->memo_ids);
   free(p->memo);
+  mp__crc32_patch_free(&p->meta_patch);
   if (p->pagemap >= 0) close(p->pagemap);
   int rc = p->fd >= 0 && close(p->fd) != 0 ? MP_EIO : MP_OK;
   free(p);

@@ -1,12 +1,14 @@
-/* test_fmt3_patch.c: a 0.3 commit writes its leaves and roots by patching what the handle wrote
- * before (commit3.c, "patching"), and that must change nothing on the disk:
+/* test_patch.c: a commit writes its metadata by patching what the handle wrote before (0.3:
+ * its leaves and roots, commit3.c; 0.2: its metadata copy, commit.c, "patching" in each),
+ * and that must change nothing on the disk:
  *
  * - Two files, driven by the same random operations (alloc, free, their bulk forms across
  *   groups and growth, protected alloc, commit and free, failed msyncs at either barrier,
  *   reopens), one handle patching and one told to write every block whole as before
- *   (mp3_state.whole): after every few operations the two files are the same bytes, and
- *   mp_check finds nothing. At pages of 1, 4, 8 and 64 KiB (metadata blocks of 4, 4, 8 and 64
- *   KiB), and at 128 KiB, whose blocks no commit patches.
+ *   (mp3_state.whole, mp_pager.meta_whole): after every few operations the two files are the
+ *   same bytes, and mp_check finds nothing. 0.3 at pages of 1, 4, 8 and 64 KiB (metadata
+ *   blocks of 4, 4, 8 and 64 KiB), and at 128 KiB, whose blocks no commit patches; 0.2 at
+ *   1, 4 and 64 KiB, and 128 KiB (not patched).
  * - An alloc and a free on a warm group copy, count and checksum no whole block: the cost of
  *   a commit beyond its two msyncs must not follow the block's or the file's size. */
 #include <stdarg.h>
@@ -113,6 +115,10 @@ static uint64_t ids_take(ids *s, uint64_t r) {
   return id;
 }
 
+/* The most pages a bulk allocation that grows the file asks for: 0.2 files hold one bitmap
+ * page's worth (7,968 pages at 1 KiB pages, 32,544 at 4 KiB). */
+static size_t big_bulk;
+
 /* One random operation on both handles, with the same msync failing in each when `fail`. */
 static void both(mp_pager *h[2], ids *reg, ids *prot, uint64_t *seed, int step) {
   uint64_t r = rng(seed), what = r % 100;
@@ -131,7 +137,7 @@ static void both(mp_pager *h[2], ids *reg, ids *prot, uint64_t *seed, int step) 
       for (size_t j = 0; j < n; j++) ids_add(reg, got[0][j]);
     }
   } else if (what < 37) { /* a bulk allocation that grows the file into more groups */
-    size_t n = 5000 + (size_t)(r >> 8) % 30000;
+    size_t n = big_bulk / 7 + (size_t)(r >> 8) % big_bulk;
     uint64_t *v[2] = {malloc(n * 8), malloc(n * 8)};
     for (int i = 0; i < 2; i++) {
       arm(fail);
@@ -191,12 +197,25 @@ static void both(mp_pager *h[2], ids *reg, ids *prot, uint64_t *seed, int step) 
   arm(0);
 }
 
-static void run_same_bytes(size_t ps, uint64_t seed, int steps) {
+/* The handle writes whole (true) or patches. */
+static void set_whole(mp_pager *p, bool whole) {
+  if (p->fmt3)
+    p->v3->whole = whole;
+  else
+    p->meta_whole = whole;
+}
+
+/* Bytes of metadata the handle checksummed whole. */
+static uint64_t summed(const mp_pager *p) { return p->fmt3 ? p->v3->work.summed : p->meta_summed; }
+
+static void run_same_bytes(unsigned format, size_t ps, uint64_t seed, int steps) {
   const char *path[2] = {t_path(0, "patched.mp"), t_path(1, "whole.mp")};
   mp_pager *h[2];
+  big_bulk = format == 3 ? 30000 : ps == 1024 ? 3000 : 12000;
   for (int i = 0; i < 2; i++) {
-    assert_int_equal(mp_create_flags(path[i], ps, MP_FORMAT_3 | MP_SPARSE, &h[i]), MP_OK);
-    h[i]->v3->whole = i == 1;
+    assert_int_equal(mp_create_flags(path[i], ps, (format == 3 ? MP_FORMAT_3 : 0) | MP_SPARSE, &h[i]), MP_OK);
+    assert_int_equal(h[i]->fmt3, format == 3);
+    set_whole(h[i], i == 1);
   }
   ids reg = {0}, prot = {0};
   assert_int_equal(fiu_enable_external("pager/msync", 1, (void *)(intptr_t)EIO, 0, msync_cb), 0);
@@ -209,7 +228,7 @@ static void run_same_bytes(size_t ps, uint64_t seed, int steps) {
         for (int i = 0; i < 2; i++) {
           assert_int_equal(mp_close(h[i]), MP_OK);
           assert_int_equal(mp_open(path[i], 0, &h[i]), MP_OK);
-          h[i]->v3->whole = i == 1;
+          set_whole(h[i], i == 1);
         }
       }
     }
@@ -217,9 +236,9 @@ static void run_same_bytes(size_t ps, uint64_t seed, int steps) {
   fiu_disable("pager/msync");
   same_files(path[0], path[1], steps);
   if (ps <= 65536)
-    assert_true(4 * h[0]->v3->work.summed < 3 * h[1]->v3->work.summed); /* it did patch */
+    assert_true(4 * summed(h[0]) < 3 * summed(h[1])); /* it did patch */
   else
-    assert_int_equal(h[0]->v3->work.summed, h[1]->v3->work.summed); /* it did not */
+    assert_int_equal(summed(h[0]), summed(h[1])); /* it did not */
   for (int i = 0; i < 2; i++) {
     no_findings(h[i]);
     assert_int_equal(mp_close(h[i]), MP_OK);
@@ -234,25 +253,78 @@ static void run_same_bytes(size_t ps, uint64_t seed, int steps) {
 
 static void test_same_bytes_1k(void **state) {
   (void)state;
-  run_same_bytes(1024, 11, 1500);
+  run_same_bytes(3, 1024, 11, 1500);
 }
 static void test_same_bytes_4k(void **state) {
   (void)state;
-  run_same_bytes(4096, 12, 1500);
+  run_same_bytes(3, 4096, 12, 1500);
 }
 static void test_same_bytes_8k(void **state) {
   (void)state;
-  run_same_bytes(8192, 13, 900);
+  run_same_bytes(3, 8192, 13, 900);
 }
 /* The largest block patched (64 KiB: chunks 8,000 from the end), and pages past it, whose
  * blocks are written whole by both handles. */
 static void test_same_bytes_64k(void **state) {
   (void)state;
-  run_same_bytes(65536, 14, 260);
+  run_same_bytes(3, 65536, 14, 260);
 }
 static void test_same_bytes_128k(void **state) {
   (void)state;
-  run_same_bytes(131072, 15, 100);
+  run_same_bytes(3, 131072, 15, 100);
+}
+
+static void test_v2_same_bytes_1k(void **state) {
+  (void)state;
+  run_same_bytes(2, 1024, 21, 1500);
+}
+static void test_v2_same_bytes_4k(void **state) {
+  (void)state;
+  run_same_bytes(2, 4096, 22, 1500);
+}
+static void test_v2_same_bytes_64k(void **state) {
+  (void)state;
+  run_same_bytes(2, 65536, 23, 400);
+}
+static void test_v2_same_bytes_128k(void **state) {
+  (void)state;
+  run_same_bytes(2, 131072, 24, 200);
+}
+
+/* 0.2: alloc/free pairs and a protected commit, after the handle's first two commits, checksum
+ * no metadata copy whole; a reopened handle's first commit does, its second patches. */
+static void test_v2_no_whole_page_work(void **state) {
+  (void)state;
+  const char *path = t_path(0, "warm2.mp");
+  mp_pager *p;
+  uint64_t id, prot, bulk[100];
+  assert_int_equal(mp_create(path, 4096, &p), MP_OK);
+  assert_int_equal(mp_alloc_bulk(p, 100, bulk), MP_OK); /* two commits: both copies its own */
+  assert_int_equal(mp_protected_alloc(p, &prot), MP_OK);
+  p->meta_summed = 0;
+  for (int i = 0; i < 1000; i++) {
+    assert_int_equal(mp_alloc(p, &id), MP_OK);
+    assert_int_equal(mp_free(p, id), MP_OK);
+    assert_int_equal(mp_free(p, bulk[i % 100]), MP_OK);
+    assert_int_equal(mp_alloc(p, &bulk[i % 100]), MP_OK);
+    if (i % 100 == 0) {
+      void *data;
+      assert_int_equal(mp_protected_begin(p, prot, &data), MP_OK);
+      memset(data, i, 8);
+      assert_int_equal(mp_protected_commit(p, prot), MP_OK);
+    }
+  }
+  assert_int_equal(p->meta_summed, 0);
+  no_findings(p);
+  assert_int_equal(mp_close(p), MP_OK);
+  assert_int_equal(mp_open(path, 0, &p), MP_OK);
+  assert_int_equal(mp_alloc(p, &id), MP_OK);
+  assert_int_equal(p->meta_summed, 4092);
+  assert_int_equal(mp_free(p, id), MP_OK);
+  assert_int_equal(p->meta_summed, 4092);
+  no_findings(p);
+  assert_int_equal(mp_close(p), MP_OK);
+  unlink(path);
 }
 
 /* Alloc/free pairs, a protected commit among them, on a file of two groups: after the first
@@ -312,6 +384,11 @@ int main(void) {
       cmocka_unit_test(test_same_bytes_64k),
       cmocka_unit_test(test_same_bytes_128k),
       cmocka_unit_test(test_no_whole_block_work),
+      cmocka_unit_test(test_v2_same_bytes_1k),
+      cmocka_unit_test(test_v2_same_bytes_4k),
+      cmocka_unit_test(test_v2_same_bytes_64k),
+      cmocka_unit_test(test_v2_same_bytes_128k),
+      cmocka_unit_test(test_v2_no_whole_page_work),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
