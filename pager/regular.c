@@ -36,26 +36,19 @@ int mp_alloc(mp_pager *p, uint64_t *id) {
   return mp_alloc_bulk(p, 1, id);
 }
 
-static int cmp_id(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
 int mp_free_bulk(mp_pager *p, size_t n, const uint64_t *ids) {
   if (!p || (n && !ids)) return MP_EINVAL;
   int rc = mp__writable(p);
   if (rc != MP_OK || n == 0) return rc;
-  /* Every id is checked, duplicates included, before anything changes. */
-  if (p->fmt3 && n == 1) {
-    rc = check_regular(p, ids[0]);
-    return rc != MP_OK ? rc : mp3__free_bulk(p, n, ids);
-  }
+  /* Every id is checked, duplicates included, before anything changes (one id has none). */
+  if (n == 1 && (rc = check_regular(p, ids[0])) != MP_OK) return rc;
+  if (p->fmt3 && n == 1) return mp3__free_bulk(p, n, ids);
   if (p->fmt3) {
     /* (a sorted copy: a bitmap of the file would cost up to 512 MiB a call at 2^32 pages) */
     uint64_t *sorted = mp__malloc(n * sizeof *sorted);
     if (!sorted) return MP_ENOMEM;
     memcpy(sorted, ids, n * sizeof *sorted);
-    qsort(sorted, n, sizeof *sorted, cmp_id);
+    mp__sort_u64(sorted, n);
     for (size_t i = 0; i < n && rc == MP_OK; i++) {
       rc = check_regular(p, sorted[i]);
       if (rc == MP_OK && i && sorted[i] == sorted[i - 1]) rc = MP_EINVAL;
@@ -63,15 +56,17 @@ int mp_free_bulk(mp_pager *p, size_t n, const uint64_t *ids) {
     free(sorted);
     return rc != MP_OK ? rc : mp3__free_bulk(p, n, ids);
   }
-  uint64_t *seen = mp__calloc((size_t)((p->total + 63) / 64), 8);
-  if (!seen) return MP_ENOMEM;
-  for (size_t i = 0; i < n && rc == MP_OK; i++) {
-    rc = check_regular(p, ids[i]);
-    if (rc == MP_OK && mp__bit(seen, ids[i])) rc = MP_EINVAL;
-    if (rc == MP_OK) mp__set(seen, ids[i]);
+  if (n > 1) {
+    uint64_t *seen = mp__calloc((size_t)((p->total + 63) / 64), 8);
+    if (!seen) return MP_ENOMEM;
+    for (size_t i = 0; i < n && rc == MP_OK; i++) {
+      rc = check_regular(p, ids[i]);
+      if (rc == MP_OK && mp__bit(seen, ids[i])) rc = MP_EINVAL;
+      if (rc == MP_OK) mp__set(seen, ids[i]);
+    }
+    free(seen);
+    if (rc != MP_OK) return rc;
   }
-  free(seen);
-  if (rc != MP_OK) return rc;
   mp_meta_txn txn;
   mp__meta_begin(p, p->total, &txn);
   for (size_t i = 0; i < n; i++) mp__meta_set(p, &txn, ids[i], false);
