@@ -144,7 +144,8 @@ static void p0_reseal(mp_pager *p) { mp__put32(p->map + p->ps - 4, mp__section_c
  * written are those of the whole way (test_patch compares them). A loaded copy, a commit
  * that changes more than MP_META_PATCH_MAX words, a failed commit (the inactive copy then
  * holds what it left), and pages past 64 KiB (the tables take a page's size) go the whole
- * way, and after one or two such commits the next ones patch again. */
+ * way, and after one or two such commits the next ones patch again. A directory stage patches
+ * its page's CRC too (mp__dir_stage). */
 #define MP_META_PATCH_PS 65536u
 
 int mp__meta_begin(mp_pager *p, uint64_t new_total, mp_meta_txn *txn) {
@@ -186,13 +187,21 @@ void mp__meta_set(mp_pager *p, mp_meta_txn *txn, uint64_t id, bool allocated) {
   txn->n++;
 }
 
+/* The CRC tables for a page's checksummed bytes (ps - 4), made at first need; NULL when the
+ * page is too large for them, or there is no memory (then pages are sealed whole). */
+static const mp_crc_patch *patch_tables(mp_pager *p) {
+  mp_crc_patch *c = &p->meta_patch;
+  if (p->meta_whole || p->ps > MP_META_PATCH_PS || (!c->pow && mp__crc32_patch_init(c, p->ps - 4) != 0)) return NULL;
+  return c;
+}
+
 /* The inactive copy's CRC patched from the active one's, or 0 with *ok false when it cannot be
  * (see "patching" above). */
 static uint32_t meta_patched_crc(mp_pager *p, const mp_meta_txn *txn, const uint8_t *a, const uint8_t *in, bool *ok) {
   *ok = false;
-  if (!txn->ours || txn->n > MP_META_PATCH_MAX || p->ps > MP_META_PATCH_PS) return 0;
-  mp_crc_patch *c = &p->meta_patch;
-  if (!c->pow && mp__crc32_patch_init(c, p->ps - 4) != 0) return 0;
+  if (!txn->ours || txn->n > MP_META_PATCH_MAX) return 0;
+  const mp_crc_patch *c = patch_tables(p);
+  if (!c) return 0;
   uint64_t sum = mp__crc32_patch_delta(c, MP_META_TOTAL, mp__get64(a + MP_META_TOTAL) ^ txn->total) ^
                  mp__crc32_patch_delta(c, MP_META_GEN, mp__get64(a + MP_META_GEN) ^ (p->generation + 1)) ^
                  mp__crc32_patch_delta(c, MP_META_FREE, mp__get64(a + MP_META_FREE) ^ txn->free_count);
@@ -289,8 +298,19 @@ int mp__dir_stage(mp_pager *p, uint32_t b, uint32_t e, const uint8_t entry[MP_EN
   uint64_t dir = blk->page[!blk->active];
   uint8_t *cur = mp__pg(p, blk->page[blk->active]), *next = mp__pg(p, dir);
   memcpy(next, cur, p->ps);
-  memcpy(mp__entry_at(next, e), entry, MP_ENTRY_SIZE);
-  mp__page_seal(next, p->ps);
+  uint8_t *at = mp__entry_at(next, e);
+  memcpy(at, entry, MP_ENTRY_SIZE);
+  /* The current copy's CRC patched by the entry's bytes (as a metadata copy's, "patching"
+   * above): the current copy's CRC is right, checked at load or sealed by this handle. */
+  const mp_crc_patch *c = patch_tables(p);
+  if (c) {
+    size_t off = (size_t)(at - next);
+    mp__put32(next + p->ps - 4, mp__get32(cur + p->ps - 4) ^
+                                    mp__crc32_patch_term(c, mp__crc32_patch_sum(c, cur, next, off, MP_ENTRY_SIZE)));
+  } else {
+    mp__page_seal(next, p->ps);
+    p->meta_summed += p->ps - 4;
+  }
   /* One msync from the lower page to the higher: one flush of the device for both. */
   uint64_t lo = dir, hi = dir;
   if (with != MP_NO_PAGE) lo = with < dir ? with : dir, hi = with > dir ? with : dir;

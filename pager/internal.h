@@ -143,8 +143,9 @@ struct mp_pager {
   unsigned meta_last_n;
   uint32_t meta_last[MP_META_PATCH_MAX];
   mp_crc_patch meta_patch;
-  /* Tests: meta_whole = true writes every metadata copy whole, as before patching (the
-   * bytes written must not differ); meta_summed counts the bytes checksummed whole. */
+  /* Tests: meta_whole = true writes every metadata copy and directory page whole, as before
+   * patching (the bytes written must not differ); meta_summed counts the bytes of those two
+   * kinds of page checksummed whole. */
   bool meta_whole;
   uint64_t meta_summed;
   uint64_t hint_word;  /* where the next free-page scan starts, in 64-bit words */
