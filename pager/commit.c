@@ -145,7 +145,7 @@ static void p0_reseal(mp_pager *p) { mp__put32(p->map + p->ps - 4, mp__section_c
  * that changes more than MP_META_PATCH_MAX words, a failed commit (the inactive copy then
  * holds what it left), and pages past 64 KiB (the tables take a page's size) go the whole
  * way, and after one or two such commits the next ones patch again. A directory stage patches
- * its page's CRC too (mp__dir_stage). */
+ * its page's CRC too (mp__dir_stage), and a selector flip page 0's section CRC (mp__dir_flip). */
 #define MP_META_PATCH_PS 65536u
 
 int mp__meta_begin(mp_pager *p, uint64_t new_total, mp_meta_txn *txn) {
@@ -187,13 +187,14 @@ void mp__meta_set(mp_pager *p, mp_meta_txn *txn, uint64_t id, bool allocated) {
   txn->n++;
 }
 
-/* The CRC tables for a page's checksummed bytes (ps - 4), made at first need; NULL when the
- * page is too large for them, or there is no memory (then pages are sealed whole). */
-static const mp_crc_patch *patch_tables(mp_pager *p) {
-  mp_crc_patch *c = &p->meta_patch;
-  if (p->meta_whole || p->ps > MP_META_PATCH_PS || (!c->pow && mp__crc32_patch_init(c, p->ps - 4) != 0)) return NULL;
+/* CRC tables for messages of len bytes (a page's checksummed bytes, page 0's section), made at
+ * first need; NULL when the page is too large for them, or there is no memory (then the CRC is
+ * computed whole). */
+static const mp_crc_patch *tables(mp_pager *p, mp_crc_patch *c, size_t len) {
+  if (p->meta_whole || p->ps > MP_META_PATCH_PS || (!c->pow && mp__crc32_patch_init(c, len) != 0)) return NULL;
   return c;
 }
+static const mp_crc_patch *patch_tables(mp_pager *p) { return tables(p, &p->meta_patch, p->ps - 4); }
 
 /* The inactive copy's CRC patched from the active one's, or 0 with *ok false when it cannot be
  * (see "patching" above). */
@@ -324,9 +325,22 @@ int mp__dir_flip(mp_pager *p, uint32_t b) {
   uint8_t old = p->map[at], old_crc[4];
   memcpy(old_crc, p->map + p->ps - 4, 4);
   p->map[at] = (uint8_t)!p->blocks[b].active;
-  p0_reseal(p);
+  /* One byte of the section changes: its CRC patched by that byte when the stored one is
+   * known right ("patching" above), else computed whole. */
+  bool sealed = p->p0_sealed;
+  size_t len = p->ps - 4 - MP_SECTION_START;
+  const mp_crc_patch *c = sealed ? tables(p, &p->p0_patch, len) : NULL;
+  if (c) {
+    uint64_t d = mp__crc32_patch_delta(c, at - MP_SECTION_START, (uint64_t)(old ^ p->map[at]));
+    mp__put32(p->map + p->ps - 4, mp__get32(old_crc) ^ mp__crc32_patch_term(c, d));
+  } else {
+    p0_reseal(p);
+    p->meta_summed += len;
+  }
+  p->p0_sealed = true;
   int rc = p0_sync_or_revert(p, at, &old, 1, old_crc);
   if (rc == MP_OK) p->blocks[b].active = !p->blocks[b].active;
+  else p->p0_sealed = sealed; /* the old byte and CRC are back: as right as they were */
   return rc;
 }
 
@@ -342,6 +356,7 @@ static size_t slot_at(uint32_t i) { return MP_SB_REFS + (size_t)MP_REF_SIZE * i;
 
 int mp__dir_append_intent(mp_pager *p, uint64_t page_a, uint64_t page_b) {
   size_t at = slot_at(p->dir_count);
+  p->p0_sealed = false; /* the intent's bytes are outside the stored CRC on purpose */
   static const uint8_t zero[MP_REF_SIZE];
   mp__put64(p->map + at, page_a);
   mp__put64(p->map + at + 8, page_b);
@@ -366,8 +381,13 @@ int mp__dir_append_commit(mp_pager *p) {
   if (rc != MP_OK) return rc;
   mp__put32(p->map + MP_SB_DIR_COUNT, p->dir_count + 1);
   p0_reseal(p);
+  bool sealed = p->p0_sealed;
+  p->p0_sealed = true;
   rc = p0_sync_or_revert(p, MP_SB_DIR_COUNT, old, 4, old_crc);
-  if (rc != MP_OK) return rc;
+  if (rc != MP_OK) {
+    p->p0_sealed = sealed;
+    return rc;
+  }
   size_t at = slot_at(p->dir_count);
   mp_block *blk = &p->blocks[p->dir_count];
   memset(blk, 0, sizeof *blk);

@@ -143,9 +143,14 @@ struct mp_pager {
   unsigned meta_last_n;
   uint32_t meta_last[MP_META_PATCH_MAX];
   mp_crc_patch meta_patch;
-  /* Tests: meta_whole = true writes every metadata copy and directory page whole, as before
-   * patching (the bytes written must not differ); meta_summed counts the bytes of those two
-   * kinds of page checksummed whole. */
+  /* Page 0's section CRC patched too (mp__dir_flip): true while the stored CRC is known to
+   * be the section's (this handle sealed it, and no append intent has been written since),
+   * and the tables for the section's length. */
+  bool p0_sealed;
+  mp_crc_patch p0_patch;
+  /* Tests: meta_whole = true checksums every metadata copy, directory page and page-0 section
+   * whole, as before patching (the bytes written must not differ); meta_summed counts the
+   * bytes of those checksummed whole. */
   bool meta_whole;
   uint64_t meta_summed;
   uint64_t hint_word;  /* where the next free-page scan starts, in 64-bit words */

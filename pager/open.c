@@ -484,6 +484,7 @@ static void unload(mp_pager *p) {
   p->total = p->generation = p->free_count = p->hint_word = 0;
   p->active_meta = 0;
   p->meta_ours = 0; /* the next commit trusts nothing of the copies it did not write */
+  p->p0_sealed = false;
   p->recovery = 0;
   p->intent_pending = p->poisoned = p->ours = p->salvaged = false;
 }
@@ -788,6 +789,7 @@ int mp_close(mp_pager *p) {
   free(p->memo_ids);
   free(p->memo);
   mp__crc32_patch_free(&p->meta_patch);
+  mp__crc32_patch_free(&p->p0_patch);
   if (p->pagemap >= 0) close(p->pagemap);
   int rc = p->fd >= 0 && close(p->fd) != 0 ? MP_EIO : MP_OK;
   free(p);
