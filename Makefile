@@ -68,6 +68,8 @@ libs: $(LIBS_REL)
 
 # The whole tree builds with clang too (-Werror): a check of its own.
 CHECK_SCRIPTS += ci/clang-build.sh
+# The test runner itself, on stand-in tests (side by side, CHECK_ALONE, failures).
+CHECK_SCRIPTS += ci/tests/e2e_run_tests.sh
 # ClusterFuzzLite's build of the fuzz targets (.clusterfuzzlite/), as its CI service runs it.
 CHECK_SCRIPTS += ci/clusterfuzzlite/check.sh
 

@@ -148,16 +148,17 @@ static void p0_reseal(mp_pager *p) { mp__put32(p->map + p->ps - 4, mp__section_c
  * its page's CRC too (mp__dir_stage), and a selector flip page 0's section CRC (mp__dir_flip). */
 #define MP_META_PATCH_PS 65536u
 
+/* Bytes of the bitmap word at page offset `at` that the CRC covers (the last word stops at it). */
+static size_t word_len(const mp_pager *p, size_t at) { return p->ps - 4 - at < 8 ? p->ps - 4 - at : 8; }
+
 int mp__meta_begin(mp_pager *p, uint64_t new_total, mp_meta_txn *txn) {
   const uint8_t *a = mp__active_meta(p);
   uint8_t *in = mp__pg(p, 2 - p->active_meta);
   txn->ours = p->meta_whole ? 0 : p->meta_ours;
   txn->n = 0;
   if (txn->ours >= 2 && p->meta_last_n <= MP_META_PATCH_MAX) {
-    for (unsigned k = 0; k < p->meta_last_n; k++) {
-      size_t at = p->meta_last[k], n = p->ps - 4 - at < 8 ? p->ps - 4 - at : 8;
-      memcpy(in + at, a + at, n);
-    }
+    for (unsigned k = 0; k < p->meta_last_n; k++)
+      memcpy(in + p->meta_last[k], a + p->meta_last[k], word_len(p, p->meta_last[k]));
   } else {
     size_t used = (size_t)((p->total + 7) / 8);
     memcpy(in + MP_META_BITMAP, a + MP_META_BITMAP, used);
@@ -206,10 +207,7 @@ static uint32_t meta_patched_crc(mp_pager *p, const mp_meta_txn *txn, const uint
   uint64_t sum = mp__crc32_patch_delta(c, MP_META_TOTAL, mp__get64(a + MP_META_TOTAL) ^ txn->total) ^
                  mp__crc32_patch_delta(c, MP_META_GEN, mp__get64(a + MP_META_GEN) ^ (p->generation + 1)) ^
                  mp__crc32_patch_delta(c, MP_META_FREE, mp__get64(a + MP_META_FREE) ^ txn->free_count);
-  for (unsigned k = 0; k < txn->n; k++) {
-    size_t at = txn->words[k], n = p->ps - 4 - at < 8 ? p->ps - 4 - at : 8;
-    sum ^= mp__crc32_patch_sum(c, a, in, at, n);
-  }
+  for (unsigned k = 0; k < txn->n; k++) sum ^= mp__crc32_patch_sum(c, a, in, txn->words[k], word_len(p, txn->words[k]));
   *ok = true;
   return mp__get32(a + p->ps - 4) ^ mp__crc32_patch_term(c, sum);
 }

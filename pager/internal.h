@@ -12,11 +12,11 @@
 #include "layout.h"
 #include "mappedpages.h"
 
-/* One directory block: an A/B pair of directory pages referenced from page 0. */
 /* Bitmap words a 0.2 metadata commit patches at most (commit.c, "patching"): an alloc or free
  * changes one, a protected operation two or three, a bulk call more (written whole). */
 #define MP_META_PATCH_MAX 4
 
+/* One directory block: an A/B pair of directory pages referenced from page 0. */
 typedef struct mp_block {
   uint64_t page[2];  /* physical pages of copy A and copy B */
   uint8_t active;    /* which copy is current */

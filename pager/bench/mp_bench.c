@@ -16,16 +16,6 @@
 #define BENCH_NAME "mp-bench"
 #include "bench_util.h"
 
-/* Counts the library's msync calls: this definition takes precedence over libc's
- * for the statically linked library, and forwards to the kernel, unless msync_skipped is
- * set: then the pager's own cost beyond its msyncs is what a loop measures. */
-static unsigned long msync_calls;
-static int msync_skipped;
-int msync(void *addr, size_t len, int flags) {
-  msync_calls++;
-  return msync_skipped ? 0 : (int)syscall(SYS_msync, addr, len, flags);
-}
-
 static void row(const char *fs, const char *what, double ns, double per, unsigned long syncs, double n) {
   printf("%-9s %-34s %12.1f ns/%-5s %6.2f msync/op\n", fs, what, ns / n, per == 0 ? "page" : "op", syncs / n);
 }
@@ -70,27 +60,11 @@ static void bench_dir(const char *dir, const char *label, int rounds) {
   printf("%-9s %-34s %12.1f ns/op\n", label, "floor: two msyncs of a dirty page", floor_ns);
 
   msync_calls = 0;
-  t = now_ns();
-  for (int i = 0; i < rounds; i++) {
-    uint64_t id;
-    CHECK(mp_alloc(p, &id));
-    CHECK(mp_free(p, id));
-  }
-  double ns = now_ns() - t;
+  double ns = alloc_free_ns(p, rounds, false) * 2.0 * rounds;
   row(label, "alloc or free (single)", ns, 1, msync_calls, 2.0 * rounds);
   printf("%-9s %-34s %12.2f x floor\n", label, "", ns / (2.0 * rounds) / floor_ns);
-  /* The same with the msyncs taken out: what the pager adds to the floor, which a noisy
-   * machine's msyncs hide (the floor moves by more than that between runs). */
-  msync_skipped = 1;
-  t = now_ns();
-  for (int i = 0; i < rounds; i++) {
-    uint64_t id;
-    CHECK(mp_alloc(p, &id));
-    CHECK(mp_free(p, id));
-  }
-  ns = now_ns() - t;
-  msync_skipped = 0;
-  printf("%-9s %-34s %12.1f ns/op\n", label, "  ... its own, msyncs taken out", ns / (2.0 * rounds));
+  /* The same with the msyncs taken out: what the pager adds to the floor. */
+  printf("%-9s %-34s %12.1f ns/op\n", label, "  ... its own, msyncs taken out", alloc_free_ns(p, rounds, true));
 
   uint64_t *ids = malloc(16000 * sizeof *ids);
   int bulk_rounds = rounds > 20 ? 20 : rounds;

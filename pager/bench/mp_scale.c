@@ -26,12 +26,6 @@
 #define PS 4096u
 #define CHUNK (1u << 20) /* pages a bulk call asks for */
 
-/* The library's msync (this definition takes precedence over libc's for the statically linked
- * library): the kernel's, unless msync_skipped is set, when a loop measures what the pager
- * adds beyond its msyncs (which the floor's noise hides on a busy machine). */
-static int msync_skipped;
-int msync(void *addr, size_t len, int flags) { return msync_skipped ? 0 : (int)syscall(SYS_msync, addr, len, flags); }
-
 /* Two ordered msyncs of one dirty page each: what any commit with two barriers pays. */
 static double floor_ns(const char *dir, int rounds) {
   char path[512];
@@ -94,22 +88,7 @@ static void scale(const char *dir, const char *label, uint64_t n, double floor, 
   double bulk = (now_ns() - t) / (double)n;
   free(ids);
 
-  t = now_ns();
-  for (int i = 0; i < rounds; i++) {
-    uint64_t id;
-    CHECK(mp_alloc(p, &id));
-    CHECK(mp_free(p, id));
-  }
-  double single = (now_ns() - t) / (2.0 * rounds);
-  msync_skipped = 1;
-  t = now_ns();
-  for (int i = 0; i < rounds; i++) {
-    uint64_t id;
-    CHECK(mp_alloc(p, &id));
-    CHECK(mp_free(p, id));
-  }
-  double own = (now_ns() - t) / (2.0 * rounds);
-  msync_skipped = 0;
+  double single = alloc_free_ns(p, rounds, false), own = alloc_free_ns(p, rounds, true);
 
   uint64_t prot;
   CHECK(mp_protected_alloc(p, &prot));
